@@ -1,0 +1,13 @@
+//! hvsim-engine: the storage engine of hvsim.
+//!
+//! It knows virtual disks (VHDX and its differencing AVHDX children) and the storage they
+//! live on; it knows nothing of VSS, actors or scenarios. A backup vendor can use it on its
+//! own images: open, read, write, trim, check and create VHDX files.
+
+pub mod ids;
+pub mod storage;
+pub mod vhdx;
+
+pub use ids::GuidGen;
+pub use storage::{FaultPlan, FaultStorage, FileStorage, MemStorage, Storage};
+pub use vhdx::{CreateOptions, DiskType, OpenOptions, ParentResolver, Vhdx, VhdxError};

@@ -1,0 +1,320 @@
+//! Fault injection: crashes that lose or keep unflushed writes, torn writes, a full disk,
+//! failing reads. Tests and the simulator wrap a real backend in it.
+
+use super::Storage;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::io;
+
+/// What goes wrong, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// The machine crashes after this many writes (`write_at` and `set_len` both count):
+    /// the next write and everything after it fail, and [`FaultStorage::crash`] resolves
+    /// which unflushed writes reached the medium.
+    pub crash_after_writes: Option<u64>,
+    /// Chooses, at the crash, which writes since the last flush are kept and which lost.
+    pub seed: u64,
+    /// At the crash, the last write is torn: a random subset of its sectors lands.
+    pub torn_last_write: bool,
+    /// Granularity of a torn write.
+    pub sector_size: u64,
+    /// Writes that would make the storage longer than this fail with `StorageFull`.
+    pub space_limit: Option<u64>,
+    /// Reads fail after this many successful reads.
+    pub fail_reads_after: Option<u64>,
+}
+
+impl Default for FaultPlan {
+    fn default() -> Self {
+        FaultPlan {
+            crash_after_writes: None,
+            seed: 0,
+            torn_last_write: false,
+            sector_size: 512,
+            space_limit: None,
+            fail_reads_after: None,
+        }
+    }
+}
+
+/// One change since the last flush, with what it replaced (to undo it at a crash).
+#[derive(Debug)]
+struct Pending {
+    op: Op,
+    old_len: u64,
+    old_offset: u64,
+    old_bytes: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum Op {
+    Write { offset: u64, data: Vec<u8> },
+    SetLen(u64),
+}
+
+/// A storage wrapper that injects the faults of a [`FaultPlan`].
+#[derive(Debug)]
+pub struct FaultStorage<S: Storage> {
+    inner: S,
+    plan: FaultPlan,
+    writes: u64,
+    reads: u64,
+    pending: Vec<Pending>,
+    crashed: bool,
+}
+
+fn crashed_error() -> io::Error {
+    io::Error::other("simulated crash: the storage is gone")
+}
+
+impl<S: Storage> FaultStorage<S> {
+    pub fn new(inner: S, plan: FaultPlan) -> Self {
+        FaultStorage {
+            inner,
+            plan,
+            writes: 0,
+            reads: 0,
+            pending: Vec::new(),
+            crashed: false,
+        }
+    }
+
+    /// Writes performed so far (successful `write_at` and `set_len` calls).
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    pub fn has_crashed(&self) -> bool {
+        self.crashed
+    }
+
+    /// Crashes now (if not crashed yet): every write since the last flush is kept or lost
+    /// as the seed chooses, the last one possibly torn. Later calls fail.
+    pub fn crash(&mut self) -> io::Result<()> {
+        if self.crashed {
+            return Ok(());
+        }
+        self.crashed = true;
+        let pending = std::mem::take(&mut self.pending);
+        for p in pending.iter().rev() {
+            self.inner.set_len(p.old_len)?;
+            self.inner.write_at(&p.old_bytes, p.old_offset)?;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(self.plan.seed);
+        let last = pending.len().saturating_sub(1);
+        for (i, p) in pending.iter().enumerate() {
+            let keep = rng.next_u32() & 1 == 1;
+            match &p.op {
+                Op::Write { offset, data } if i == last && self.plan.torn_last_write => {
+                    let sector = self.plan.sector_size.max(1) as usize;
+                    for (k, chunk) in data.chunks(sector).enumerate() {
+                        if rng.next_u32() & 1 == 1 {
+                            self.inner
+                                .write_at(chunk, offset + (k * sector) as u64)?;
+                        }
+                    }
+                }
+                _ if !keep => {}
+                Op::Write { offset, data } => self.inner.write_at(data, *offset)?,
+                Op::SetLen(len) => self.inner.set_len(*len)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The storage as the medium holds it (call [`crash`](Self::crash) first to see a crash).
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Counts a write; crashes when the plan says so.
+    fn before_write(&mut self, new_end: u64) -> io::Result<()> {
+        if self.crashed {
+            return Err(crashed_error());
+        }
+        if Some(self.writes) == self.plan.crash_after_writes {
+            self.crash()?;
+            return Err(crashed_error());
+        }
+        if let Some(limit) = self.plan.space_limit {
+            if new_end > limit && new_end > self.inner.len()? {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!("no space left: {new_end} bytes asked, {limit} available"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn save_old(&mut self, offset: u64, len: u64) -> io::Result<(u64, u64, Vec<u8>)> {
+        let old_len = self.inner.len()?;
+        let start = offset.min(old_len);
+        let end = offset.saturating_add(len).min(old_len);
+        let mut old = vec![0u8; (end - start) as usize];
+        self.inner.read_at(&mut old, start)?;
+        Ok((old_len, start, old))
+    }
+}
+
+impl<S: Storage> Storage for FaultStorage<S> {
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if self.crashed {
+            return Err(crashed_error());
+        }
+        if let Some(n) = self.plan.fail_reads_after {
+            if self.reads >= n {
+                return Err(io::Error::other("injected read failure"));
+            }
+        }
+        self.reads += 1;
+        self.inner.read_at(buf, offset)
+    }
+
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.before_write(offset.saturating_add(buf.len() as u64))?;
+        let (old_len, old_offset, old_bytes) = self.save_old(offset, buf.len() as u64)?;
+        self.inner.write_at(buf, offset)?;
+        self.writes += 1;
+        self.pending.push(Pending {
+            op: Op::Write {
+                offset,
+                data: buf.to_vec(),
+            },
+            old_len,
+            old_offset,
+            old_bytes,
+        });
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.crashed {
+            return Err(crashed_error());
+        }
+        self.inner.flush()?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        if self.crashed {
+            return Err(crashed_error());
+        }
+        self.inner.len()
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.before_write(len)?;
+        let cur = self.inner.len()?;
+        let (old_len, old_offset, old_bytes) = self.save_old(len, cur.saturating_sub(len))?;
+        self.inner.set_len(len)?;
+        self.writes += 1;
+        self.pending.push(Pending {
+            op: Op::SetLen(len),
+            old_len,
+            old_offset,
+            old_bytes,
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStorage;
+
+    #[test]
+    fn flushed_writes_survive_every_crash_seed() {
+        for seed in 0..32 {
+            let plan = FaultPlan {
+                crash_after_writes: Some(2),
+                seed,
+                ..FaultPlan::default()
+            };
+            let mut s = FaultStorage::new(MemStorage::new(), plan);
+            s.write_at(b"aaaa", 0).unwrap();
+            s.flush().unwrap();
+            s.write_at(b"bb", 1).unwrap();
+            assert!(s.write_at(b"cc", 2).is_err(), "third write must hit the crash");
+            assert!(s.has_crashed());
+            let img = s.into_inner().into_vec();
+            assert!(img == b"aaaa" || img == b"abba", "seed {seed}: {img:?}");
+        }
+    }
+
+    #[test]
+    fn lost_extension_is_undone() {
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let mut s = FaultStorage::new(
+                MemStorage::from_vec(vec![1; 4]),
+                FaultPlan {
+                    seed,
+                    ..FaultPlan::default()
+                },
+            );
+            s.set_len(8).unwrap();
+            s.write_at(&[2; 4], 4).unwrap();
+            s.crash().unwrap();
+            seen.insert(s.into_inner().into_vec());
+        }
+        // Either op may be lost; a kept write re-extends the file by itself.
+        let want: std::collections::BTreeSet<Vec<u8>> = [
+            vec![1; 4],
+            vec![1, 1, 1, 1, 0, 0, 0, 0],
+            vec![1, 1, 1, 1, 2, 2, 2, 2],
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn torn_write_lands_whole_sectors_only() {
+        let mut kinds = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let mut s = FaultStorage::new(
+                MemStorage::from_vec(vec![0; 2048]),
+                FaultPlan {
+                    seed,
+                    torn_last_write: true,
+                    ..FaultPlan::default()
+                },
+            );
+            s.write_at(&[9; 2048], 0).unwrap();
+            s.crash().unwrap();
+            let img = s.into_inner().into_vec();
+            for sector in img.chunks(512) {
+                assert!(sector.iter().all(|&b| b == sector[0]), "sector torn inside");
+            }
+            kinds.insert(img.chunks(512).map(|c| c[0]).collect::<Vec<_>>());
+        }
+        assert!(kinds.len() > 4, "tears should vary with the seed: {kinds:?}");
+    }
+
+    #[test]
+    fn space_limit_and_read_failures() {
+        let mut s = FaultStorage::new(
+            MemStorage::new(),
+            FaultPlan {
+                space_limit: Some(10),
+                fail_reads_after: Some(1),
+                ..FaultPlan::default()
+            },
+        );
+        s.write_at(&[1; 10], 0).unwrap();
+        let e = s.write_at(&[1; 1], 10).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(s.len().unwrap(), 10, "a refused write changes nothing");
+        let mut b = [0u8; 2];
+        s.read_at(&mut b, 0).unwrap();
+        assert!(s.read_at(&mut b, 0).is_err());
+    }
+}

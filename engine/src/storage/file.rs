@@ -1,0 +1,67 @@
+use super::Storage;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// A file on disk; `flush` is `fdatasync`.
+#[derive(Debug)]
+pub struct FileStorage {
+    file: File,
+    writable: bool,
+}
+
+impl FileStorage {
+    pub fn open(path: &Path, writable: bool) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(writable).open(path)?;
+        Ok(FileStorage { file, writable })
+    }
+
+    /// Creates a new file; fails if it exists, so nothing on disk is ever overwritten.
+    pub fn create_new(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        Ok(FileStorage {
+            file,
+            writable: true,
+        })
+    }
+
+    pub fn from_file(file: File, writable: bool) -> Self {
+        FileStorage { file, writable }
+    }
+}
+
+impl Storage for FileStorage {
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        match self.file.read_exact_at(buf, offset) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(super::eof(offset, buf.len(), self.len()?))
+            }
+            r => r,
+        }
+    }
+
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.writable {
+            self.file.sync_data()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+}

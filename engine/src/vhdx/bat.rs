@@ -1,0 +1,155 @@
+//! Block allocation table (MS-VHDX 2.5): geometry, entry encoding, block states.
+
+use super::layout::*;
+use serde::Serialize;
+
+/// Payload block states (and the two sector bitmap states, which share values 0 and 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum BlockState {
+    NotPresent,
+    Undefined,
+    Zero,
+    Unmapped,
+    /// Value 5: the v0.95 draft's UNMAPPED, still accepted on read as zeros (as QEMU does).
+    UnmappedDraft,
+    FullyPresent,
+    PartiallyPresent,
+}
+
+pub const PAYLOAD_BLOCK_NOT_PRESENT: u64 = 0;
+pub const PAYLOAD_BLOCK_UNDEFINED: u64 = 1;
+pub const PAYLOAD_BLOCK_ZERO: u64 = 2;
+pub const PAYLOAD_BLOCK_UNMAPPED: u64 = 3;
+pub const PAYLOAD_BLOCK_FULLY_PRESENT: u64 = 6;
+pub const PAYLOAD_BLOCK_PARTIALLY_PRESENT: u64 = 7;
+pub const SB_BLOCK_NOT_PRESENT: u64 = 0;
+pub const SB_BLOCK_PRESENT: u64 = 6;
+
+const STATE_MASK: u64 = 0x7;
+const OFFSET_MASK: u64 = 0xFFFF_FFFF_FFF0_0000;
+
+impl BlockState {
+    pub fn from_entry(e: u64) -> Option<BlockState> {
+        Some(match e & STATE_MASK {
+            0 => BlockState::NotPresent,
+            1 => BlockState::Undefined,
+            2 => BlockState::Zero,
+            3 => BlockState::Unmapped,
+            5 => BlockState::UnmappedDraft,
+            6 => BlockState::FullyPresent,
+            7 => BlockState::PartiallyPresent,
+            _ => return None,
+        })
+    }
+
+    /// Whether the block has bytes in this file.
+    pub fn has_data(self) -> bool {
+        matches!(self, BlockState::FullyPresent | BlockState::PartiallyPresent)
+    }
+}
+
+pub fn entry_offset(e: u64) -> u64 {
+    e & OFFSET_MASK
+}
+
+pub fn make_entry(state: u64, offset: u64) -> u64 {
+    debug_assert_eq!(offset % MIB, 0);
+    (offset & OFFSET_MASK) | state
+}
+
+/// How the virtual disk maps onto payload blocks, chunks and BAT entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Geometry {
+    pub virtual_size: u64,
+    pub block_size: u64,
+    pub logical_sector_size: u64,
+    /// Payload blocks per sector bitmap block.
+    pub chunk_ratio: u64,
+    pub payload_blocks: u64,
+    pub sector_bitmap_blocks: u64,
+}
+
+impl Geometry {
+    pub fn new(virtual_size: u64, block_size: u32, logical_sector_size: u32) -> Geometry {
+        let block_size = u64::from(block_size);
+        let logical_sector_size = u64::from(logical_sector_size);
+        let chunk_ratio = (1u64 << 23) * logical_sector_size / block_size;
+        let payload_blocks = virtual_size.div_ceil(block_size);
+        Geometry {
+            virtual_size,
+            block_size,
+            logical_sector_size,
+            chunk_ratio,
+            payload_blocks,
+            sector_bitmap_blocks: payload_blocks.div_ceil(chunk_ratio),
+        }
+    }
+
+    /// BAT index of payload block `b`: every chunk_ratio payload entries, one SB entry.
+    pub fn payload_index(&self, b: u64) -> u64 {
+        b + b / self.chunk_ratio
+    }
+
+    /// BAT index of chunk `c`'s sector bitmap entry.
+    pub fn sb_index(&self, c: u64) -> u64 {
+        c * (self.chunk_ratio + 1) + self.chunk_ratio
+    }
+
+    /// Entries a BAT must hold to be read: the payload entries, plus the sector bitmap
+    /// entries of differencing disks.
+    pub fn required_entries(&self, has_parent: bool) -> u64 {
+        if has_parent {
+            self.sector_bitmap_blocks * (self.chunk_ratio + 1)
+        } else {
+            self.payload_blocks + (self.payload_blocks - 1) / self.chunk_ratio
+        }
+    }
+
+    /// Entries this engine writes for a new image: room for every SB entry, whatever the type.
+    pub fn allocated_entries(&self) -> u64 {
+        self.sector_bitmap_blocks * (self.chunk_ratio + 1)
+    }
+
+    pub fn sectors_per_block(&self) -> u64 {
+        self.block_size / self.logical_sector_size
+    }
+
+    /// Bytes of payload block `b` inside the virtual disk (the last one may be short).
+    pub fn block_len(&self, b: u64) -> u64 {
+        (self.virtual_size - b * self.block_size).min(self.block_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_ratios_match_the_spec() {
+        assert_eq!(Geometry::new(GIB, MIB as u32, 512).chunk_ratio, 4096);
+        assert_eq!(Geometry::new(GIB, 2 * MIB as u32, 512).chunk_ratio, 2048);
+        assert_eq!(Geometry::new(GIB, 32 * MIB as u32, 512).chunk_ratio, 128);
+        assert_eq!(Geometry::new(GIB, 256 * MIB as u32, 512).chunk_ratio, 16);
+        assert_eq!(Geometry::new(GIB, MIB as u32, 4096).chunk_ratio, 32768);
+        assert_eq!(Geometry::new(GIB, 32 * MIB as u32, 4096).chunk_ratio, 1024);
+    }
+
+    #[test]
+    fn interleaving() {
+        let g = Geometry::new(64 * GIB, 32 * MIB as u32, 512);
+        assert_eq!(g.payload_index(127), 127);
+        assert_eq!(g.sb_index(0), 128);
+        assert_eq!(g.payload_index(128), 129);
+        assert_eq!(g.payload_blocks, 2048);
+        assert_eq!(g.required_entries(false), 2048 + 15);
+        assert_eq!(g.required_entries(true), 16 * 129);
+    }
+
+    #[test]
+    fn entry_encoding() {
+        let e = make_entry(PAYLOAD_BLOCK_FULLY_PRESENT, 5 * MIB);
+        assert_eq!(entry_offset(e), 5 * MIB);
+        assert_eq!(BlockState::from_entry(e), Some(BlockState::FullyPresent));
+        assert_eq!(BlockState::from_entry(4), None);
+    }
+}

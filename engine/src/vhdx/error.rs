@@ -1,0 +1,85 @@
+use std::io;
+use std::path::PathBuf;
+use uuid::Uuid;
+
+/// Everything that can go wrong with a VHDX image, as a value.
+///
+/// Messages name the structure and the byte offset, so that a person with a hex editor
+/// can find the damage.
+#[derive(Debug, thiserror::Error)]
+pub enum VhdxError {
+    #[error("I/O error while {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("not a VHDX file: no \"vhdxfile\" signature at offset 0")]
+    NotVhdx,
+    #[error("{structure} at offset {offset:#x} is corrupt: {reason}")]
+    Corrupt {
+        structure: &'static str,
+        offset: u64,
+        reason: String,
+    },
+    #[error("file is truncated: {what} needs {needed} bytes but the file has {actual}")]
+    Truncated {
+        what: String,
+        needed: u64,
+        actual: u64,
+    },
+    #[error("unsupported {what} {id} is marked required")]
+    UnknownRequired { what: &'static str, id: Uuid },
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    #[error("range {offset}+{length} lies outside the virtual disk ({size} bytes)")]
+    OutOfRange { offset: u64, length: u64, size: u64 },
+    #[error("image is open read-only")]
+    ReadOnly,
+    #[error("parent disk not found; tried: {}", .tried.join("; "))]
+    ParentNotFound { tried: Vec<String> },
+    #[error("parent path {} lies outside the allowed directories ({})", .path.display(), .allowed.join(", "))]
+    ParentNotAllowed { path: PathBuf, allowed: Vec<String> },
+    #[error("parent {} has DataWriteGuid {found}, but the child expects {expected}: the parent was modified after the child was made", .path.display())]
+    ParentLinkageMismatch {
+        path: PathBuf,
+        expected: String,
+        found: Uuid,
+    },
+    #[error("differencing disk needs its parent, but none was given")]
+    ParentMissing,
+    #[error("parent chain deeper than {0}")]
+    ChainTooDeep(usize),
+    #[error("out of space: {0}")]
+    NoSpace(String),
+}
+
+impl VhdxError {
+    pub(crate) fn corrupt(structure: &'static str, offset: u64, reason: impl Into<String>) -> Self {
+        VhdxError::Corrupt {
+            structure,
+            offset,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Attaches what the engine was doing to an I/O error.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T, VhdxError>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T, VhdxError> {
+        self.map_err(|source| {
+            if source.kind() == io::ErrorKind::StorageFull {
+                VhdxError::NoSpace(format!("{} ({source})", context()))
+            } else {
+                VhdxError::Io {
+                    context: context(),
+                    source,
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,324 @@
+//! The metadata log (MS-VHDX 2.3): writing entries, finding the active sequence, replay.
+//!
+//! Every BAT and sector bitmap change reaches the file through an entry of this log: the
+//! entry is written and flushed, then the change is applied in place and flushed. Each
+//! entry this engine writes is its own sequence (its Tail points at itself) because it is
+//! applied before the next one is written; replaying an applied entry is harmless.
+
+use super::layout::*;
+use crate::storage::Storage;
+use uuid::Uuid;
+
+const ENTRY_HEADER: usize = 64;
+const DESCRIPTOR: usize = 32;
+const DATA_PAYLOAD: usize = 4084;
+
+/// A 4 KiB sector image to write at a file offset.
+pub type SectorWrite = (u64, Vec<u8>);
+
+/// A parsed, validated log entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Log-relative offset of the entry.
+    pub position: u64,
+    pub length: u64,
+    pub tail: u64,
+    pub sequence: u64,
+    pub flushed_file_offset: u64,
+    pub last_file_offset: u64,
+    pub writes: Vec<SectorWrite>,
+    /// (file offset, length) ranges to zero.
+    pub zeros: Vec<(u64, u64)>,
+}
+
+/// Descriptor sectors an entry with `descriptors` descriptors needs.
+fn descriptor_sectors(descriptors: usize) -> usize {
+    (descriptors + 2).div_ceil(128)
+}
+
+/// The largest number of 4 KiB sector writes one entry can carry in a log of `log_len`.
+pub fn max_writes_per_entry(log_len: u64) -> usize {
+    let sectors = (log_len / LOG_SECTOR) as usize;
+    let mut n = sectors.saturating_sub(1);
+    while n > 0 && descriptor_sectors(n) + n > sectors {
+        n -= 1;
+    }
+    n
+}
+
+/// Serialises one entry carrying `writes` (each 4 KiB, 4 KiB-aligned offsets).
+pub fn build_entry(
+    sequence: u64,
+    tail: u64,
+    log_guid: Uuid,
+    file_offset_flushed: u64,
+    file_offset_last: u64,
+    writes: &[SectorWrite],
+) -> Vec<u8> {
+    let dsec = descriptor_sectors(writes.len());
+    let total = (dsec + writes.len()) * LOG_SECTOR as usize;
+    let mut b = vec![0u8; total];
+    b[0..4].copy_from_slice(SIG_LOG_ENTRY);
+    put_u32(&mut b, 8, total as u32);
+    put_u32(&mut b, 12, tail as u32);
+    put_u64(&mut b, 16, sequence);
+    put_u32(&mut b, 24, writes.len() as u32);
+    put_guid(&mut b, 32, &log_guid);
+    put_u64(&mut b, 48, file_offset_flushed);
+    put_u64(&mut b, 56, file_offset_last);
+    for (i, (offset, data)) in writes.iter().enumerate() {
+        debug_assert_eq!(data.len(), LOG_SECTOR as usize);
+        let d = ENTRY_HEADER + DESCRIPTOR * i;
+        b[d..d + 4].copy_from_slice(SIG_DESC);
+        put_u32(&mut b, d + 4, u32_at(data, 4092));
+        b[d + 8..d + 16].copy_from_slice(&data[0..8]);
+        put_u64(&mut b, d + 16, *offset);
+        put_u64(&mut b, d + 24, sequence);
+        let s = (dsec + i) * LOG_SECTOR as usize;
+        b[s..s + 4].copy_from_slice(SIG_DATA);
+        put_u32(&mut b, s + 4, (sequence >> 32) as u32);
+        b[s + 8..s + 8 + DATA_PAYLOAD].copy_from_slice(&data[8..8 + DATA_PAYLOAD]);
+        put_u32(&mut b, s + 4092, sequence as u32);
+    }
+    let crc = crc32c_with_zeroed_field(&b, 4);
+    put_u32(&mut b, 4, crc);
+    b
+}
+
+/// Bytes of the log ring starting at `pos`, wrapping at the end of the ring.
+fn ring_bytes(log: &[u8], pos: u64, len: u64) -> Vec<u8> {
+    let n = log.len() as u64;
+    let mut out = Vec::with_capacity(len as usize);
+    let mut p = pos % n;
+    let mut left = len;
+    while left > 0 {
+        let take = left.min(n - p);
+        out.extend_from_slice(&log[p as usize..(p + take) as usize]);
+        left -= take;
+        p = (p + take) % n;
+    }
+    out
+}
+
+/// Parses and validates the entry at `pos`; `None` if it is not a valid entry of `guid`.
+pub fn parse_entry(log: &[u8], pos: u64, guid: Uuid) -> Option<Entry> {
+    let n = log.len() as u64;
+    let head = ring_bytes(log, pos, LOG_SECTOR);
+    if &head[0..4] != SIG_LOG_ENTRY {
+        return None;
+    }
+    let length = u64::from(u32_at(&head, 8));
+    let tail = u64::from(u32_at(&head, 12));
+    let sequence = u64_at(&head, 16);
+    let count = u32_at(&head, 24) as usize;
+    if length == 0 || length % LOG_SECTOR != 0 || length > n || tail % LOG_SECTOR != 0 || tail >= n {
+        return None;
+    }
+    if sequence == 0 || guid_from_le(&head[32..]) != guid {
+        return None;
+    }
+    let flushed_file_offset = u64_at(&head, 48);
+    let last_file_offset = u64_at(&head, 56);
+    let dsec = descriptor_sectors(count) as u64;
+    if dsec * LOG_SECTOR > length {
+        return None;
+    }
+    let b = ring_bytes(log, pos, length);
+    if u32_at(&b, 4) != crc32c_with_zeroed_field(&b, 4) {
+        return None;
+    }
+    let mut writes = Vec::new();
+    let mut zeros = Vec::new();
+    let mut data_sector = dsec;
+    for i in 0..count {
+        let d = &b[ENTRY_HEADER + DESCRIPTOR * i..ENTRY_HEADER + DESCRIPTOR * (i + 1)];
+        let file_offset = u64_at(d, 16);
+        if u64_at(d, 24) != sequence || file_offset % LOG_SECTOR != 0 {
+            return None;
+        }
+        match &d[0..4] {
+            s if s == SIG_ZERO => {
+                let zlen = u64_at(d, 8);
+                if zlen % LOG_SECTOR != 0 {
+                    return None;
+                }
+                zeros.push((file_offset, zlen));
+            }
+            s if s == SIG_DESC => {
+                if (data_sector + 1) * LOG_SECTOR > length {
+                    return None;
+                }
+                let s = &b[(data_sector * LOG_SECTOR) as usize..((data_sector + 1) * LOG_SECTOR) as usize];
+                if &s[0..4] != SIG_DATA
+                    || u32_at(s, 4) != (sequence >> 32) as u32
+                    || u32_at(s, 4092) != sequence as u32
+                {
+                    return None;
+                }
+                let mut sector = vec![0u8; LOG_SECTOR as usize];
+                sector[0..8].copy_from_slice(&d[8..16]);
+                sector[8..4092].copy_from_slice(&s[8..4092]);
+                sector[4092..4096].copy_from_slice(&d[4..8]);
+                writes.push((file_offset, sector));
+                data_sector += 1;
+            }
+            _ => return None,
+        }
+    }
+    Some(Entry {
+        position: pos,
+        length,
+        tail,
+        sequence,
+        flushed_file_offset,
+        last_file_offset,
+        writes,
+        zeros,
+    })
+}
+
+/// The active sequence of a log ring (entries from tail to head), if any.
+pub fn active_sequence(log: &[u8], guid: Uuid) -> Option<Vec<Entry>> {
+    if guid.is_nil() || log.is_empty() {
+        return None;
+    }
+    let n = log.len() as u64;
+    let mut best: Option<Vec<Entry>> = None;
+    let mut pos = 0u64;
+    while pos < n {
+        let mut run: Vec<Entry> = Vec::new();
+        let mut at = pos;
+        let mut span = 0u64;
+        while span < n {
+            let Some(e) = parse_entry(log, at, guid) else { break };
+            if let Some(prev) = run.last() {
+                if e.sequence != prev.sequence + 1 {
+                    break;
+                }
+            }
+            span += e.length;
+            if span > n {
+                break;
+            }
+            at = (at + e.length) % n;
+            run.push(e);
+        }
+        if run.is_empty() {
+            pos += LOG_SECTOR;
+            continue;
+        }
+        let head = run.last().expect("non-empty run");
+        if let Some(start) = run.iter().position(|e| e.position == head.tail) {
+            let better = best
+                .as_ref()
+                .is_none_or(|b| b.last().expect("non-empty").sequence < head.sequence);
+            if better {
+                best = Some(run[start..].to_vec());
+            }
+        }
+        pos += span;
+    }
+    best
+}
+
+/// Writes entries at successive positions of the log ring.
+#[derive(Debug, Clone)]
+pub struct LogWriter {
+    pub log_offset: u64,
+    pub log_length: u64,
+    pub guid: Uuid,
+    pub next_sequence: u64,
+    pub position: u64,
+}
+
+impl LogWriter {
+    pub fn new(log_offset: u64, log_length: u64, guid: Uuid) -> Self {
+        LogWriter {
+            log_offset,
+            log_length,
+            guid,
+            next_sequence: 1,
+            position: 0,
+        }
+    }
+
+    /// Writes one entry (not flushed). The caller flushes, applies and flushes again.
+    pub fn write_entry(
+        &mut self,
+        file: &mut dyn Storage,
+        writes: &[SectorWrite],
+        file_size: u64,
+    ) -> std::io::Result<()> {
+        let size = round_up(file_size, MIB);
+        let probe = (descriptor_sectors(writes.len()) + writes.len()) as u64 * LOG_SECTOR;
+        if self.position + probe > self.log_length {
+            self.position = 0;
+        }
+        let entry = build_entry(self.next_sequence, self.position, self.guid, size, size, writes);
+        file.write_at(&entry, self.log_offset + self.position)?;
+        self.position = (self.position + entry.len() as u64) % self.log_length;
+        self.next_sequence += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sector(fill: u8) -> Vec<u8> {
+        let mut s = vec![fill; 4096];
+        s[0] = 0xA5;
+        s[4095] = 0x5A;
+        s
+    }
+
+    #[test]
+    fn entry_round_trip() {
+        let g = Uuid::from_u128(9);
+        let w = vec![(2 * MIB, sector(1)), (2 * MIB + 4096, sector(2))];
+        let e = build_entry(5, 0, g, 4 * MIB, 4 * MIB, &w);
+        let mut log = vec![0u8; MIB as usize];
+        log[..e.len()].copy_from_slice(&e);
+        let p = parse_entry(&log, 0, g).unwrap();
+        assert_eq!(p.writes, w);
+        assert_eq!(p.sequence, 5);
+        assert!(parse_entry(&log, 0, Uuid::from_u128(8)).is_none(), "other log guid");
+        log[5000] ^= 1;
+        assert!(parse_entry(&log, 0, g).is_none(), "checksum");
+    }
+
+    #[test]
+    fn the_newest_sequence_wins_and_wraps() {
+        let g = Uuid::from_u128(1);
+        let n = 64 * 1024;
+        let mut log = vec![0u8; n];
+        // Entry 1 at 0, entry 2 straddles the ring's end (tail = itself).
+        let e1 = build_entry(1, 0, g, MIB, MIB, &[(MIB, sector(1))]);
+        log[..e1.len()].copy_from_slice(&e1);
+        let pos2 = (n - 4096) as u64;
+        let e2 = build_entry(2, pos2, g, MIB, MIB, &[(MIB, sector(2))]);
+        log[n - 4096..].copy_from_slice(&e2[..4096]);
+        log[..4096].copy_from_slice(&e2[4096..]);
+        let seq = active_sequence(&log, g).unwrap();
+        assert_eq!(seq.len(), 1);
+        assert_eq!(seq[0].sequence, 2);
+        assert_eq!(seq[0].writes[0].1, sector(2));
+    }
+
+    #[test]
+    fn a_run_whose_tail_is_outside_is_not_a_sequence() {
+        let g = Uuid::from_u128(1);
+        let mut log = vec![0u8; 64 * 1024];
+        let e = build_entry(3, 32 * 1024, g, MIB, MIB, &[(MIB, sector(1))]);
+        log[..e.len()].copy_from_slice(&e);
+        assert!(active_sequence(&log, g).is_none());
+    }
+
+    #[test]
+    fn capacity() {
+        assert_eq!(max_writes_per_entry(MIB), 253);
+        let n = max_writes_per_entry(MIB);
+        assert!(descriptor_sectors(n) + n <= 256);
+    }
+}

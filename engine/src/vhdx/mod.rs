@@ -1,0 +1,33 @@
+//! The VHDX format ([MS-VHDX]): fixed, dynamic and differencing images, with the log.
+//!
+//! One structure per file: `header` (file identifier and the two headers), `region`
+//! (region tables), `metadata` (metadata table and known items), `locator` (parent
+//! locator and its resolution), `bat` (block allocation table geometry and entries),
+//! `log` (write-ahead log: writing entries and replaying them), `image` (the open image:
+//! reads, writes, trims), `create` (new images), `check` (structural verification).
+
+pub mod bat;
+mod check;
+mod create;
+mod error;
+mod header;
+mod image;
+mod layout;
+mod locator;
+pub mod log;
+mod metadata;
+mod overlay;
+mod region;
+
+pub use bat::{BlockState, Geometry};
+pub use check::{CheckReport, Finding, Severity};
+pub use create::CreateOptions;
+pub use error::VhdxError;
+pub use header::Header;
+pub use image::{DiskType, Info, OpenOptions, Vhdx};
+pub use layout::*;
+pub use locator::{ParentLocator, ParentResolver};
+pub use region::{RegionEntry, RegionTable};
+pub use metadata::MetadataItem;
+
+pub type Result<T, E = VhdxError> = std::result::Result<T, E>;
