@@ -5,13 +5,14 @@ use super::Storage;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What goes wrong, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultPlan {
-    /// The machine crashes after this many writes (`write_at` and `set_len` both count):
-    /// the next write and everything after it fail, and [`FaultStorage::crash`] resolves
-    /// which unflushed writes reached the medium.
+    /// The machine crashes right after this many writes (`write_at` and `set_len` both
+    /// count), before anything else reaches the storage, flushes included: every later
+    /// call fails, and the writes since the last flush are kept or lost as `seed` says.
     pub crash_after_writes: Option<u64>,
     /// Chooses, at the crash, which writes since the last flush are kept and which lost.
     pub seed: u64,
@@ -54,8 +55,24 @@ enum Op {
 }
 
 /// A storage wrapper that injects the faults of a [`FaultPlan`].
+///
+/// Clones share one medium: a test or the simulator keeps a clone to crash the storage
+/// and to look at what survived, while an image owns another.
 #[derive(Debug)]
 pub struct FaultStorage<S: Storage> {
+    state: Arc<Mutex<State<S>>>,
+}
+
+impl<S: Storage> Clone for FaultStorage<S> {
+    fn clone(&self) -> Self {
+        FaultStorage {
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State<S: Storage> {
     inner: S,
     plan: FaultPlan,
     writes: u64,
@@ -71,27 +88,50 @@ fn crashed_error() -> io::Error {
 impl<S: Storage> FaultStorage<S> {
     pub fn new(inner: S, plan: FaultPlan) -> Self {
         FaultStorage {
-            inner,
-            plan,
-            writes: 0,
-            reads: 0,
-            pending: Vec::new(),
-            crashed: false,
+            state: Arc::new(Mutex::new(State {
+                inner,
+                plan,
+                writes: 0,
+                reads: 0,
+                pending: Vec::new(),
+                crashed: false,
+            })),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<S>> {
+        // A panic while holding the lock cannot leave the state half-updated in a way
+        // that matters to a test that is already failing.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Writes performed so far (successful `write_at` and `set_len` calls).
     pub fn writes(&self) -> u64 {
-        self.writes
+        self.lock().writes
     }
 
     pub fn has_crashed(&self) -> bool {
-        self.crashed
+        self.lock().crashed
     }
 
     /// Crashes now (if not crashed yet): every write since the last flush is kept or lost
     /// as the seed chooses, the last one possibly torn. Later calls fail.
-    pub fn crash(&mut self) -> io::Result<()> {
+    pub fn crash(&self) -> io::Result<()> {
+        self.lock().crash()
+    }
+
+    /// A copy of what the medium holds now (call [`crash`](Self::crash) first to see
+    /// what a crash leaves).
+    pub fn medium(&self) -> S
+    where
+        S: Clone,
+    {
+        self.lock().inner.clone()
+    }
+}
+
+impl<S: Storage> State<S> {
+    fn crash(&mut self) -> io::Result<()> {
         if self.crashed {
             return Ok(());
         }
@@ -110,8 +150,7 @@ impl<S: Storage> FaultStorage<S> {
                     let sector = self.plan.sector_size.max(1) as usize;
                     for (k, chunk) in data.chunks(sector).enumerate() {
                         if rng.next_u32() & 1 == 1 {
-                            self.inner
-                                .write_at(chunk, offset + (k * sector) as u64)?;
+                            self.inner.write_at(chunk, offset + (k * sector) as u64)?;
                         }
                     }
                 }
@@ -123,21 +162,12 @@ impl<S: Storage> FaultStorage<S> {
         Ok(())
     }
 
-    /// The storage as the medium holds it (call [`crash`](Self::crash) first to see a crash).
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
-
     /// Counts a write; crashes when the plan says so.
     fn before_write(&mut self, new_end: u64) -> io::Result<()> {
         if self.crashed {
             return Err(crashed_error());
         }
-        if Some(self.writes) == self.plan.crash_after_writes {
+        if self.plan.crash_after_writes == Some(0) {
             self.crash()?;
             return Err(crashed_error());
         }
@@ -148,6 +178,15 @@ impl<S: Storage> FaultStorage<S> {
                     format!("no space left: {new_end} bytes asked, {limit} available"),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Counts a completed write; the crash comes right after the planned one.
+    fn after_write(&mut self) -> io::Result<()> {
+        self.writes += 1;
+        if Some(self.writes) == self.plan.crash_after_writes {
+            self.crash()?;
         }
         Ok(())
     }
@@ -164,24 +203,25 @@ impl<S: Storage> FaultStorage<S> {
 
 impl<S: Storage> Storage for FaultStorage<S> {
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        if self.crashed {
+        let mut st = self.lock();
+        if st.crashed {
             return Err(crashed_error());
         }
-        if let Some(n) = self.plan.fail_reads_after {
-            if self.reads >= n {
+        if let Some(n) = st.plan.fail_reads_after {
+            if st.reads >= n {
                 return Err(io::Error::other("injected read failure"));
             }
         }
-        self.reads += 1;
-        self.inner.read_at(buf, offset)
+        st.reads += 1;
+        st.inner.read_at(buf, offset)
     }
 
     fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.before_write(offset.saturating_add(buf.len() as u64))?;
-        let (old_len, old_offset, old_bytes) = self.save_old(offset, buf.len() as u64)?;
-        self.inner.write_at(buf, offset)?;
-        self.writes += 1;
-        self.pending.push(Pending {
+        let mut st = self.lock();
+        st.before_write(offset.saturating_add(buf.len() as u64))?;
+        let (old_len, old_offset, old_bytes) = st.save_old(offset, buf.len() as u64)?;
+        st.inner.write_at(buf, offset)?;
+        st.pending.push(Pending {
             op: Op::Write {
                 offset,
                 data: buf.to_vec(),
@@ -190,38 +230,40 @@ impl<S: Storage> Storage for FaultStorage<S> {
             old_offset,
             old_bytes,
         });
-        Ok(())
+        st.after_write()
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if self.crashed {
+        let mut st = self.lock();
+        if st.crashed {
             return Err(crashed_error());
         }
-        self.inner.flush()?;
-        self.pending.clear();
+        st.inner.flush()?;
+        st.pending.clear();
         Ok(())
     }
 
     fn len(&self) -> io::Result<u64> {
-        if self.crashed {
+        let st = self.lock();
+        if st.crashed {
             return Err(crashed_error());
         }
-        self.inner.len()
+        st.inner.len()
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.before_write(len)?;
-        let cur = self.inner.len()?;
-        let (old_len, old_offset, old_bytes) = self.save_old(len, cur.saturating_sub(len))?;
-        self.inner.set_len(len)?;
-        self.writes += 1;
-        self.pending.push(Pending {
+        let mut st = self.lock();
+        st.before_write(len)?;
+        let cur = st.inner.len()?;
+        let (old_len, old_offset, old_bytes) = st.save_old(len, cur.saturating_sub(len))?;
+        st.inner.set_len(len)?;
+        st.pending.push(Pending {
             op: Op::SetLen(len),
             old_len,
             old_offset,
             old_bytes,
         });
-        Ok(())
+        st.after_write()
     }
 }
 
@@ -242,9 +284,11 @@ mod tests {
             s.write_at(b"aaaa", 0).unwrap();
             s.flush().unwrap();
             s.write_at(b"bb", 1).unwrap();
-            assert!(s.write_at(b"cc", 2).is_err(), "third write must hit the crash");
+            assert!(s.has_crashed(), "the crash comes right after the second write");
+            assert!(s.flush().is_err(), "nothing reaches the storage after the crash");
+            assert!(s.write_at(b"cc", 2).is_err());
             assert!(s.has_crashed());
-            let img = s.into_inner().into_vec();
+            let img = s.medium().into_vec();
             assert!(img == b"aaaa" || img == b"abba", "seed {seed}: {img:?}");
         }
     }
@@ -263,7 +307,7 @@ mod tests {
             s.set_len(8).unwrap();
             s.write_at(&[2; 4], 4).unwrap();
             s.crash().unwrap();
-            seen.insert(s.into_inner().into_vec());
+            seen.insert(s.medium().into_vec());
         }
         // Either op may be lost; a kept write re-extends the file by itself.
         let want: std::collections::BTreeSet<Vec<u8>> = [
@@ -290,7 +334,7 @@ mod tests {
             );
             s.write_at(&[9; 2048], 0).unwrap();
             s.crash().unwrap();
-            let img = s.into_inner().into_vec();
+            let img = s.medium().into_vec();
             for sector in img.chunks(512) {
                 assert!(sector.iter().all(|&b| b == sector[0]), "sector torn inside");
             }

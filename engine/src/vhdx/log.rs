@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn capacity() {
-        assert_eq!(max_writes_per_entry(MIB), 253);
+        assert_eq!(max_writes_per_entry(MIB), 254);
         let n = max_writes_per_entry(MIB);
         assert!(descriptor_sectors(n) + n <= 256);
     }
