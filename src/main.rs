@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "hvsim", version, about = "Simulator and test harness for Hyper-V backup protocols")]
+#[command(
+    name = "hvsim",
+    version,
+    about = "Simulator and test harness for Hyper-V backup protocols"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

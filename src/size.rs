@@ -6,7 +6,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     if digits == 0 {
         return Err(format!("{s:?} is not a size (expected e.g. 4096, 64M, 2G)"));
     }
-    let n: u64 = t[..digits].parse().map_err(|_| format!("{s:?} is too large"))?;
+    let n: u64 = t[..digits]
+        .parse()
+        .map_err(|_| format!("{s:?} is too large"))?;
     let unit = t[digits..].trim().to_ascii_uppercase();
     let shift = match unit.as_str() {
         "" | "B" => 0,
@@ -16,7 +18,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "T" | "TB" | "TIB" => 40,
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (use K, M, G or T)")),
     };
-    n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 #[cfg(test)]

@@ -111,18 +111,31 @@ pub enum VhdxCommand {
 }
 
 fn block_size_arg(v: Option<u64>) -> Result<Option<u32>> {
-    v.map(|b| u32::try_from(b).context("block size too large")).transpose()
+    v.map(|b| u32::try_from(b).context("block size too large"))
+        .transpose()
 }
 
 fn open(path: &Path, parents: &ParentArgs, writable: bool) -> Result<Vhdx> {
-    Vhdx::open_file(path, &parents.open_options(writable)).with_context(|| path.display().to_string())
+    Vhdx::open_file(path, &parents.open_options(writable))
+        .with_context(|| path.display().to_string())
 }
 
 pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
     match cmd {
-        VhdxCommand::Create { path, size, block_size, logical_sector, physical_sector, fixed, parent } => {
+        VhdxCommand::Create {
+            path,
+            size,
+            block_size,
+            logical_sector,
+            physical_sector,
+            fixed,
+            parent,
+        } => {
             if parent.is_none() && size.is_none() {
-                bail!("{}: --size is required (except with --parent)", path.display());
+                bail!(
+                    "{}: --size is required (except with --parent)",
+                    path.display()
+                );
             }
             let opts = CreateOptions {
                 virtual_size: size.unwrap_or(0),
@@ -137,13 +150,21 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             if let Some(sz) = size {
                 if sz != v.virtual_size() {
                     let _ = std::fs::remove_file(&path);
-                    bail!("{}: --size {sz} differs from the parent's size {}", path.display(), v.virtual_size());
+                    bail!(
+                        "{}: --size {sz} differs from the parent's size {}",
+                        path.display(),
+                        v.virtual_size()
+                    );
                 }
             }
             v.close().with_context(|| path.display().to_string())?;
             Ok(ExitCode::SUCCESS)
         }
-        VhdxCommand::Info { path, json, parents } => {
+        VhdxCommand::Info {
+            path,
+            json,
+            parents,
+        } => {
             let v = open(&path, &parents, false)?;
             let info = v.info();
             if json {
@@ -155,32 +176,61 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
                 println!("block size:           {} bytes", info.block_size);
                 println!("logical sector size:  {}", info.logical_sector_size);
                 println!("physical sector size: {}", info.physical_sector_size);
-                println!("parent:               {}", info.parent.as_deref().unwrap_or("none"));
+                println!(
+                    "parent:               {}",
+                    info.parent.as_deref().unwrap_or("none")
+                );
                 println!("allocated blocks:     {}", info.allocated_blocks);
                 println!("file size:            {} bytes", info.file_size);
-                println!("log pending:          {}", if info.log_pending { "yes" } else { "no" });
+                println!(
+                    "log pending:          {}",
+                    if info.log_pending { "yes" } else { "no" }
+                );
                 println!("disk id:              {}", info.disk_id);
                 println!("data write guid:      {}", info.data_write_guid);
                 println!("creator:              {}", info.creator);
             }
             Ok(ExitCode::SUCCESS)
         }
-        VhdxCommand::Check { path, repair, json, parents } => {
+        VhdxCommand::Check {
+            path,
+            repair,
+            json,
+            parents,
+        } => {
             let report = Vhdx::check_file(&path, &parents.open_options(false), repair);
             print_check(&path, &report, json)?;
-            Ok(if report.findings.iter().any(|f| f.severity == Severity::Error) {
-                ExitCode::from(1)
-            } else if report.findings.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(3)
-            })
+            Ok(
+                if report
+                    .findings
+                    .iter()
+                    .any(|f| f.severity == Severity::Error)
+                {
+                    ExitCode::from(1)
+                } else if report.findings.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(3)
+                },
+            )
         }
-        VhdxCommand::Read { path, offset, length, output, parents } => {
+        VhdxCommand::Read {
+            path,
+            offset,
+            length,
+            output,
+            parents,
+        } => {
             let mut v = open(&path, &parents, false)?;
-            let end = offset.checked_add(length).filter(|&e| e <= v.virtual_size());
+            let end = offset
+                .checked_add(length)
+                .filter(|&e| e <= v.virtual_size());
             if end.is_none() {
-                bail!("{}: range {offset}+{length} lies outside the virtual disk ({} bytes)", path.display(), v.virtual_size());
+                bail!(
+                    "{}: range {offset}+{length} lies outside the virtual disk ({} bytes)",
+                    path.display(),
+                    v.virtual_size()
+                );
             }
             let mut out: Box<dyn Write> = match &output {
                 Some(o) => Box::new(File::create(o).with_context(|| o.display().to_string())?),
@@ -190,31 +240,45 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             let mut pos = offset;
             while pos < offset + length {
                 let n = (offset + length - pos).min(buf.len() as u64) as usize;
-                v.read(pos, &mut buf[..n]).with_context(|| path.display().to_string())?;
+                v.read(pos, &mut buf[..n])
+                    .with_context(|| path.display().to_string())?;
                 out.write_all(&buf[..n]).context("writing the output")?;
                 pos += n as u64;
             }
             out.flush().context("writing the output")?;
             Ok(ExitCode::SUCCESS)
         }
-        VhdxCommand::Write { path, offset, input, parents } => {
+        VhdxCommand::Write {
+            path,
+            offset,
+            input,
+            parents,
+        } => {
             let data = match &input {
                 Some(i) => std::fs::read(i).with_context(|| i.display().to_string())?,
                 None => {
                     let mut d = Vec::new();
-                    std::io::stdin().lock().read_to_end(&mut d).context("reading stdin")?;
+                    std::io::stdin()
+                        .lock()
+                        .read_to_end(&mut d)
+                        .context("reading stdin")?;
                     d
                 }
             };
             let mut v = open(&path, &parents, true)?;
-            v.write(offset, &data).with_context(|| path.display().to_string())?;
+            v.write(offset, &data)
+                .with_context(|| path.display().to_string())?;
             v.flush().with_context(|| path.display().to_string())?;
             v.close().with_context(|| path.display().to_string())?;
             Ok(ExitCode::SUCCESS)
         }
-        VhdxCommand::Import { raw, path, block_size, logical_sector } => {
-            import(&raw, &path, block_size_arg(block_size)?, logical_sector).map(|_| ExitCode::SUCCESS)
-        }
+        VhdxCommand::Import {
+            raw,
+            path,
+            block_size,
+            logical_sector,
+        } => import(&raw, &path, block_size_arg(block_size)?, logical_sector)
+            .map(|_| ExitCode::SUCCESS),
         VhdxCommand::Export { path, raw, parents } => {
             let mut v = open(&path, &parents, false)?;
             export(&mut v, &path, &raw).map(|_| ExitCode::SUCCESS)
@@ -245,9 +309,15 @@ fn print_check(path: &Path, report: &CheckReport, json: bool) -> Result<()> {
 
 fn import(raw: &Path, path: &Path, block_size: Option<u32>, lss: u32) -> Result<()> {
     let src = File::open(raw).with_context(|| raw.display().to_string())?;
-    let len = src.metadata().with_context(|| raw.display().to_string())?.len();
+    let len = src
+        .metadata()
+        .with_context(|| raw.display().to_string())?
+        .len();
     if len % u64::from(lss) != 0 {
-        bail!("{}: size {len} is not a multiple of the logical sector size {lss}", raw.display());
+        bail!(
+            "{}: size {len} is not a multiple of the logical sector size {lss}",
+            raw.display()
+        );
     }
     let opts = CreateOptions {
         virtual_size: len,
@@ -262,7 +332,8 @@ fn import(raw: &Path, path: &Path, block_size: Option<u32>, lss: u32) -> Result<
         let mut pos = 0;
         while pos < len {
             let n = (len - pos).min(bs) as usize;
-            src.read_exact_at(&mut buf[..n], pos).with_context(|| raw.display().to_string())?;
+            src.read_exact_at(&mut buf[..n], pos)
+                .with_context(|| raw.display().to_string())?;
             if buf[..n].iter().any(|&b| b != 0) {
                 v.write(pos, &buf[..n])?;
             }
@@ -285,7 +356,12 @@ fn export(v: &mut Vhdx, path: &Path, raw: &Path) -> Result<()> {
         .write(true)
         .create_new(true)
         .open(raw)
-        .with_context(|| format!("{}: cannot create (an existing file is never overwritten)", raw.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: cannot create (an existing file is never overwritten)",
+                raw.display()
+            )
+        })?;
     let result = (|| -> Result<()> {
         let size = v.virtual_size();
         let step = v.geometry().block_size.max(8 * MIB);
@@ -293,13 +369,16 @@ fn export(v: &mut Vhdx, path: &Path, raw: &Path) -> Result<()> {
         let mut pos = 0;
         while pos < size {
             let n = (size - pos).min(step) as usize;
-            v.read(pos, &mut buf[..n]).with_context(|| path.display().to_string())?;
+            v.read(pos, &mut buf[..n])
+                .with_context(|| path.display().to_string())?;
             if buf[..n].iter().any(|&b| b != 0) {
-                out.write_all_at(&buf[..n], pos).with_context(|| raw.display().to_string())?;
+                out.write_all_at(&buf[..n], pos)
+                    .with_context(|| raw.display().to_string())?;
             }
             pos += n as u64;
         }
-        out.set_len(size).with_context(|| raw.display().to_string())?;
+        out.set_len(size)
+            .with_context(|| raw.display().to_string())?;
         out.sync_all().with_context(|| raw.display().to_string())?;
         Ok(())
     })();

@@ -3,7 +3,9 @@
 //! each write, and nothing else; qemu-img, which replays the log itself, must agree.
 
 use hvsim_engine::vhdx::MIB;
-use hvsim_engine::{CreateOptions, FaultPlan, FaultStorage, GuidGen, MemStorage, OpenOptions, Storage, Vhdx};
+use hvsim_engine::{
+    CreateOptions, FaultPlan, FaultStorage, GuidGen, MemStorage, OpenOptions, Storage, Vhdx,
+};
 
 pub const SIZE: u64 = 12 * MIB;
 
@@ -13,7 +15,12 @@ pub fn writes() -> Vec<(u64, Vec<u8>)> {
         .map(|i| {
             let off = i * 2 * MIB + 4096 * i + 512;
             let len = 40_000 + 3000 * i as usize;
-            (off, (0..len).map(|k| (k as u8).wrapping_add(17 * i as u8 + 1)).collect())
+            (
+                off,
+                (0..len)
+                    .map(|k| (k as u8).wrapping_add(17 * i as u8 + 1))
+                    .collect(),
+            )
         })
         .collect()
 }
@@ -55,11 +62,19 @@ fn read_all_storage(mut s: Box<dyn Storage>) -> Vec<u8> {
 
 /// Runs the writes on a faulty copy of `image`; returns the bytes left on the medium
 /// and the number of storage writes done.
-pub fn run_with_crash(image: &MemStorage, parent: Option<&MemStorage>, plan: FaultPlan) -> (Vec<u8>, u64) {
+pub fn run_with_crash(
+    image: &MemStorage,
+    parent: Option<&MemStorage>,
+    plan: FaultPlan,
+) -> (Vec<u8>, u64) {
     let fs = FaultStorage::new(image.clone(), plan);
     let outcome = (|| -> Result<(), hvsim_engine::VhdxError> {
-        let p = parent.map(|p| Vhdx::open(Box::new(p.clone()), &OpenOptions::read_only(), None).unwrap());
-        let opts = OpenOptions { guids: Some(GuidGen::seeded(3)), ..OpenOptions::writable() };
+        let p = parent
+            .map(|p| Vhdx::open(Box::new(p.clone()), &OpenOptions::read_only(), None).unwrap());
+        let opts = OpenOptions {
+            guids: Some(GuidGen::seeded(3)),
+            ..OpenOptions::writable()
+        };
         let mut v = Vhdx::open(Box::new(fs.clone()), &opts, p)?;
         for (off, data) in writes() {
             v.write(off, &data)?;
@@ -82,20 +97,32 @@ pub fn assert_old_or_new(got: &[u8], before: &[u8], what: &str) -> Vec<bool> {
         let r = *off as usize..*off as usize + data.len();
         let is_new = got[r.clone()] == data[..];
         let is_old = got[r.clone()] == before[r.clone()];
-        assert!(is_new || is_old, "{what}: write {i} at {off} is neither old nor new");
+        assert!(
+            is_new || is_old,
+            "{what}: write {i} at {off} is neither old nor new"
+        );
         if is_new {
             expected_mask[r].copy_from_slice(data);
         }
         applied.push(is_new);
     }
-    assert!(got == expected_mask, "{what}: bytes outside the writes changed");
+    assert!(
+        got == expected_mask,
+        "{what}: bytes outside the writes changed"
+    );
     applied
 }
 
 /// The virtual disk as a read-only open sees it, and whether that open replayed a log.
 fn read_image(bytes: Vec<u8>, parent: Option<&MemStorage>) -> (Vec<u8>, bool) {
-    let p = parent.map(|p| Vhdx::open(Box::new(p.clone()), &OpenOptions::read_only(), None).unwrap());
-    let mut v = Vhdx::open(Box::new(MemStorage::from_vec(bytes)), &OpenOptions::read_only(), p).unwrap();
+    let p =
+        parent.map(|p| Vhdx::open(Box::new(p.clone()), &OpenOptions::read_only(), None).unwrap());
+    let mut v = Vhdx::open(
+        Box::new(MemStorage::from_vec(bytes)),
+        &OpenOptions::read_only(),
+        p,
+    )
+    .unwrap();
     let mut out = vec![0u8; SIZE as usize];
     v.read(0, &mut out).unwrap();
     (out, v.log_replayed())
@@ -111,7 +138,9 @@ fn qemu_read(bytes: &[u8], what: &str) -> Vec<u8> {
         let out = std::process::Command::new("qemu-img")
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("qemu-img not runnable ({e}): run ./test.sh, which installs qemu-utils"));
+            .unwrap_or_else(|e| {
+                panic!("qemu-img not runnable ({e}): run ./test.sh, which installs qemu-utils")
+            });
         assert!(
             out.status.success(),
             "{what}: qemu-img {:?} failed: {}{}",
@@ -120,8 +149,23 @@ fn qemu_read(bytes: &[u8], what: &str) -> Vec<u8> {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    run(&["check".as_ref(), "-r".as_ref(), "all".as_ref(), "-f".as_ref(), "vhdx".as_ref(), img.as_os_str()]);
-    run(&["convert".as_ref(), "-f".as_ref(), "vhdx".as_ref(), "-O".as_ref(), "raw".as_ref(), img.as_os_str(), raw.as_os_str()]);
+    run(&[
+        "check".as_ref(),
+        "-r".as_ref(),
+        "all".as_ref(),
+        "-f".as_ref(),
+        "vhdx".as_ref(),
+        img.as_os_str(),
+    ]);
+    run(&[
+        "convert".as_ref(),
+        "-f".as_ref(),
+        "vhdx".as_ref(),
+        "-O".as_ref(),
+        "raw".as_ref(),
+        img.as_os_str(),
+        raw.as_os_str(),
+    ]);
     std::fs::read(&raw).unwrap()
 }
 
@@ -130,35 +174,66 @@ fn every_position(lss: u32, differencing: bool) {
     let (before, _) = read_image(image.clone().into_vec(), parent.as_ref());
     let mut replays = 0;
     let (_, total) = run_with_crash(&image, parent.as_ref(), FaultPlan::default());
-    assert!(total > 20, "the sequence should take many storage writes, took {total}");
+    assert!(
+        total > 20,
+        "the sequence should take many storage writes, took {total}"
+    );
     let mut outcomes = std::collections::BTreeSet::new();
     for n in 0..=total {
         for seed in 0..4 {
             for torn in [false, true] {
-                let plan = FaultPlan { crash_after_writes: Some(n), seed, torn_last_write: torn, sector_size: u64::from(lss), ..FaultPlan::default() };
+                let plan = FaultPlan {
+                    crash_after_writes: Some(n),
+                    seed,
+                    torn_last_write: torn,
+                    sector_size: u64::from(lss),
+                    ..FaultPlan::default()
+                };
                 let (bytes, _) = run_with_crash(&image, parent.as_ref(), plan);
-                let what = format!("lss {lss} diff {differencing} crash after {n} writes seed {seed} torn {torn}");
+                let what = format!(
+                    "lss {lss} diff {differencing} crash after {n} writes seed {seed} torn {torn}"
+                );
                 let bytes_for_qemu = bytes.clone();
                 let (got, replayed) = read_image(bytes.clone(), parent.as_ref());
                 replays += usize::from(replayed);
                 let applied = assert_old_or_new(&got, &before, &what);
                 // A writable open replays the log onto the file and must agree.
-                let p = parent.as_ref().map(|p| Vhdx::open(Box::new(p.clone()), &OpenOptions::read_only(), None).unwrap());
-                let mut w = Vhdx::open(Box::new(MemStorage::from_vec(bytes)), &OpenOptions::writable(), p).unwrap();
+                let p = parent.as_ref().map(|p| {
+                    Vhdx::open(Box::new(p.clone()), &OpenOptions::read_only(), None).unwrap()
+                });
+                let mut w = Vhdx::open(
+                    Box::new(MemStorage::from_vec(bytes)),
+                    &OpenOptions::writable(),
+                    p,
+                )
+                .unwrap();
                 let mut again = vec![0u8; SIZE as usize];
                 w.read(0, &mut again).unwrap();
-                assert!(again == got, "{what}: writable open (replay on the file) differs from read-only replay");
+                assert!(
+                    again == got,
+                    "{what}: writable open (replay on the file) differs from read-only replay"
+                );
                 // qemu cannot open differencing images nor make 4096-byte-sector ones.
                 if !differencing && lss == 512 && seed < 2 {
-                    assert!(qemu_read(&bytes_for_qemu, &what) == got, "{what}: qemu-img reads other bytes than hvsim");
+                    assert!(
+                        qemu_read(&bytes_for_qemu, &what) == got,
+                        "{what}: qemu-img reads other bytes than hvsim"
+                    );
                 }
                 outcomes.insert(applied);
             }
         }
     }
-    assert!(replays > 0, "no crash left a log to replay: the log path went untested");
+    assert!(
+        replays > 0,
+        "no crash left a log to replay: the log path went untested"
+    );
     // Crashes at different points must show the sequence taking effect step by step.
-    assert!(outcomes.len() >= writes().len(), "only {} distinct outcomes", outcomes.len());
+    assert!(
+        outcomes.len() >= writes().len(),
+        "only {} distinct outcomes",
+        outcomes.len()
+    );
 }
 
 #[test]

@@ -18,18 +18,26 @@ fn op(size: u64) -> impl Strategy<Value = Op> {
         len: len.min((size - off) as usize),
         fill,
     });
-    let large = (0..size, 1usize..(3 * MIB as usize), any::<u8>()).prop_map(move |(off, len, fill)| Op::Write {
+    let large =
+        (0..size, 1usize..(3 * MIB as usize), any::<u8>()).prop_map(move |(off, len, fill)| {
+            Op::Write {
+                off,
+                len: len.min((size - off) as usize),
+                fill,
+            }
+        });
+    let trim = (0..size, 1u64..(3 * MIB)).prop_map(move |(off, len)| Op::Trim {
         off,
-        len: len.min((size - off) as usize),
-        fill,
+        len: len.min(size - off),
     });
-    let trim = (0..size, 1u64..(3 * MIB)).prop_map(move |(off, len)| Op::Trim { off, len: len.min(size - off) });
     prop_oneof![4 => small, 2 => large, 2 => trim, 1 => Just(Op::Reopen)]
 }
 
 /// Bytes that differ from one write to the next, so misplaced data shows.
 fn pattern(off: u64, len: usize, fill: u8) -> Vec<u8> {
-    (0..len).map(|i| fill ^ ((off as usize + i) as u8).wrapping_mul(31)).collect()
+    (0..len)
+        .map(|i| fill ^ ((off as usize + i) as u8).wrapping_mul(31))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +56,9 @@ fn new_image(kind: Kind, size: u64, bs: u32, lss: u32, model: &mut [u8]) -> Vhdx
         ..CreateOptions::new(size)
     };
     match kind {
-        Kind::Fixed | Kind::Dynamic => Vhdx::create(Box::new(MemStorage::new()), &opts, None).unwrap(),
+        Kind::Fixed | Kind::Dynamic => {
+            Vhdx::create(Box::new(MemStorage::new()), &opts, None).unwrap()
+        }
         Kind::Differencing => {
             let mut parent = Vhdx::create(Box::new(MemStorage::new()), &opts, None).unwrap();
             // A parent with data in some blocks and not others.
@@ -98,7 +108,10 @@ fn run(kind: Kind, lss: u32, ops: Vec<Op>) {
     let mut got = vec![0u8; size as usize];
     v.read(0, &mut got).unwrap();
     if let Some(i) = got.iter().zip(&model).position(|(a, b)| a != b) {
-        panic!("{kind:?}/{lss}: first difference at virtual offset {i}: read {} expected {}", got[i], model[i]);
+        panic!(
+            "{kind:?}/{lss}: first difference at virtual offset {i}: read {} expected {}",
+            got[i], model[i]
+        );
     }
     // After a clean close the image reopens read-only to the same bytes.
     let (storage, parent) = v.into_parts().unwrap();
@@ -153,7 +166,15 @@ fn storage_is_reused_after_trim() {
     v.read(6 * MIB, &mut b).unwrap();
     assert_eq!(b, vec![3u8; 4096]);
     v.read(MIB + 4096, &mut b).unwrap();
-    assert_eq!(b, vec![0u8; 4096], "a reused block must not show its old bytes elsewhere");
+    assert_eq!(
+        b,
+        vec![0u8; 4096],
+        "a reused block must not show its old bytes elsewhere"
+    );
     let storage = v.into_storage().unwrap();
-    assert_eq!(storage.len().unwrap(), len, "two new blocks fit in the two freed ones");
+    assert_eq!(
+        storage.len().unwrap(),
+        len,
+        "two new blocks fit in the two freed ones"
+    );
 }

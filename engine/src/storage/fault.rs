@@ -284,8 +284,14 @@ mod tests {
             s.write_at(b"aaaa", 0).unwrap();
             s.flush().unwrap();
             s.write_at(b"bb", 1).unwrap();
-            assert!(s.has_crashed(), "the crash comes right after the second write");
-            assert!(s.flush().is_err(), "nothing reaches the storage after the crash");
+            assert!(
+                s.has_crashed(),
+                "the crash comes right after the second write"
+            );
+            assert!(
+                s.flush().is_err(),
+                "nothing reaches the storage after the crash"
+            );
             assert!(s.write_at(b"cc", 2).is_err());
             assert!(s.has_crashed());
             let img = s.medium().into_vec();
@@ -340,7 +346,10 @@ mod tests {
             }
             kinds.insert(img.chunks(512).map(|c| c[0]).collect::<Vec<_>>());
         }
-        assert!(kinds.len() > 4, "tears should vary with the seed: {kinds:?}");
+        assert!(
+            kinds.len() > 4,
+            "tears should vary with the seed: {kinds:?}"
+        );
     }
 
     #[test]

@@ -44,7 +44,10 @@ impl BlockState {
 
     /// Whether the block has bytes in this file.
     pub fn has_data(self) -> bool {
-        matches!(self, BlockState::FullyPresent | BlockState::PartiallyPresent)
+        matches!(
+            self,
+            BlockState::FullyPresent | BlockState::PartiallyPresent
+        )
     }
 }
 

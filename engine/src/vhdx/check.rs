@@ -43,7 +43,10 @@ impl Vhdx {
     pub fn check_file(path: &Path, opts: &OpenOptions, repair: bool) -> CheckReport {
         let mut report = CheckReport::default();
         if repair {
-            let wopts = OpenOptions { writable: true, ..opts.clone() };
+            let wopts = OpenOptions {
+                writable: true,
+                ..opts.clone()
+            };
             match Vhdx::open_file(path, &wopts) {
                 Ok(mut v) => {
                     if v.log_replayed() {
@@ -51,7 +54,9 @@ impl Vhdx {
                     }
                     if !v.warnings().is_empty() {
                         match v.rewrite_redundant_copies() {
-                            Ok(()) => report.repaired.push("rewrote the headers and region tables".into()),
+                            Ok(()) => report
+                                .repaired
+                                .push("rewrote the headers and region tables".into()),
                             Err(e) => report.push(Severity::Error, format!("repair failed: {e}")),
                         }
                     }
@@ -65,7 +70,10 @@ impl Vhdx {
                 }
             }
         }
-        let ro = OpenOptions { writable: false, ..opts.clone() };
+        let ro = OpenOptions {
+            writable: false,
+            ..opts.clone()
+        };
         match Vhdx::open_file(path, &ro) {
             Ok(mut v) => {
                 for w in v.warnings() {

@@ -73,21 +73,31 @@ fn invalid(s: String) -> VhdxError {
 /// Checks the parameters of a new image.
 fn validate(size: u64, bs: u32, lss: u32, pss: u32, log: u32) -> Result<()> {
     if size == 0 || size > MAX_VIRTUAL_SIZE {
-        return Err(invalid(format!("virtual size {size} must be between 1 byte and 64 TiB")));
+        return Err(invalid(format!(
+            "virtual size {size} must be between 1 byte and 64 TiB"
+        )));
     }
     if !bs.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&bs) {
-        return Err(invalid(format!("block size {bs} must be a power of two from 1 MiB to 256 MiB")));
+        return Err(invalid(format!(
+            "block size {bs} must be a power of two from 1 MiB to 256 MiB"
+        )));
     }
     for (name, v) in [("logical", lss), ("physical", pss)] {
         if v != 512 && v != 4096 {
-            return Err(invalid(format!("{name} sector size {v} must be 512 or 4096")));
+            return Err(invalid(format!(
+                "{name} sector size {v} must be 512 or 4096"
+            )));
         }
     }
-    if size % u64::from(lss) != 0 {
-        return Err(invalid(format!("virtual size {size} is not a multiple of the logical sector size {lss}")));
+    if !size.is_multiple_of(u64::from(lss)) {
+        return Err(invalid(format!(
+            "virtual size {size} is not a multiple of the logical sector size {lss}"
+        )));
     }
     if log == 0 || u64::from(log) % MIB != 0 {
-        return Err(invalid(format!("log size {log} must be a non-zero multiple of 1 MiB")));
+        return Err(invalid(format!(
+            "log size {log} must be a non-zero multiple of 1 MiB"
+        )));
     }
     Ok(())
 }
@@ -95,10 +105,19 @@ fn validate(size: u64, bs: u32, lss: u32, pss: u32, log: u32) -> Result<()> {
 impl Vhdx {
     /// Creates an image on empty storage. A differencing image takes `parent` (open), its
     /// size, sector sizes and disk id, and links to its current DataWriteGuid.
-    pub fn create(mut file: Box<dyn Storage>, opts: &CreateOptions, parent: Option<Vhdx>) -> Result<Vhdx> {
+    pub fn create(
+        mut file: Box<dyn Storage>,
+        opts: &CreateOptions,
+        parent: Option<Vhdx>,
+    ) -> Result<Vhdx> {
         let mut guids = opts.guids.clone().unwrap_or_default();
         let (size, lss, pss, disk_id) = match &parent {
-            Some(p) => (p.virtual_size(), p.logical_sector_size(), p.physical_sector_size(), p.disk_id()),
+            Some(p) => (
+                p.virtual_size(),
+                p.logical_sector_size(),
+                p.physical_sector_size(),
+                p.disk_id(),
+            ),
             None => (
                 opts.virtual_size,
                 opts.logical_sector_size,
@@ -109,15 +128,26 @@ impl Vhdx {
         if parent.is_some() && opts.fixed {
             return Err(invalid("a differencing disk cannot be fixed".into()));
         }
-        let default_bs = if parent.is_some() { DEFAULT_DIFF_BLOCK_SIZE } else { DEFAULT_BLOCK_SIZE };
+        let default_bs = if parent.is_some() {
+            DEFAULT_DIFF_BLOCK_SIZE
+        } else {
+            DEFAULT_BLOCK_SIZE
+        };
         let bs = opts.block_size.unwrap_or(default_bs);
         validate(size, bs, lss, pss, opts.log_size)?;
         let parent_locator = match &parent {
             Some(p) => {
                 if !opts.parent_paths.iter().any(|(k, _)| {
-                    [locator::KEY_RELATIVE_PATH, locator::KEY_VOLUME_PATH, locator::KEY_ABSOLUTE_WIN32_PATH].contains(&k.as_str())
+                    [
+                        locator::KEY_RELATIVE_PATH,
+                        locator::KEY_VOLUME_PATH,
+                        locator::KEY_ABSOLUTE_WIN32_PATH,
+                    ]
+                    .contains(&k.as_str())
                 }) {
-                    return Err(invalid("a differencing disk needs at least one parent path".into()));
+                    return Err(invalid(
+                        "a differencing disk needs at least one parent path".into(),
+                    ));
                 }
                 let mut entries = vec![(
                     locator::KEY_PARENT_LINKAGE.to_string(),
@@ -144,7 +174,8 @@ impl Vhdx {
         let log_offset = ALIGNMENT;
         let bat_offset = log_offset + u64::from(opts.log_size);
         let bat_len = round_up(geo.allocated_entries() * 8, MIB);
-        let bat_len32 = u32::try_from(bat_len).map_err(|_| invalid("BAT larger than 4 GiB".into()))?;
+        let bat_len32 =
+            u32::try_from(bat_len).map_err(|_| invalid("BAT larger than 4 GiB".into()))?;
         let meta_offset = bat_offset + bat_len;
         let meta_len = MIB;
         let data_offset = meta_offset + meta_len;
@@ -153,14 +184,25 @@ impl Vhdx {
         let mut file_end = data_offset;
         if opts.fixed {
             for b in 0..geo.payload_blocks {
-                bat[geo.payload_index(b) as usize] = make_entry(PAYLOAD_BLOCK_FULLY_PRESENT, file_end);
+                bat[geo.payload_index(b) as usize] =
+                    make_entry(PAYLOAD_BLOCK_FULLY_PRESENT, file_end);
                 file_end += geo.block_size;
             }
         }
         let regions = RegionTable {
             entries: vec![
-                RegionEntry { guid: REGION_BAT, file_offset: bat_offset, length: bat_len32, required: true },
-                RegionEntry { guid: REGION_METADATA, file_offset: meta_offset, length: meta_len as u32, required: true },
+                RegionEntry {
+                    guid: REGION_BAT,
+                    file_offset: bat_offset,
+                    length: bat_len32,
+                    required: true,
+                },
+                RegionEntry {
+                    guid: REGION_METADATA,
+                    file_offset: meta_offset,
+                    length: meta_len as u32,
+                    required: true,
+                },
             ],
         };
         let mut items = params.to_items();
@@ -177,12 +219,17 @@ impl Vhdx {
             log_offset,
         };
 
-        let io = |r: std::io::Result<()>, what: &str| r.ctx(|| format!("writing the {what} of a new image"));
+        let io = |r: std::io::Result<()>, what: &str| {
+            r.ctx(|| format!("writing the {what} of a new image"))
+        };
         if !file.is_empty().ctx(|| "reading the file size".into())? {
             return Err(invalid("a new image needs empty storage".into()));
         }
         io(file.set_len(file_end), "file size")?;
-        io(file.write_at(&header::file_identifier(&opts.creator), FILE_ID_OFFSET), "file identifier")?;
+        io(
+            file.write_at(&header::file_identifier(&opts.creator), FILE_ID_OFFSET),
+            "file identifier",
+        )?;
         io(file.write_at(&h.to_bytes(), HEADER1_OFFSET), "header 1")?;
         h.sequence_number = first_seq + 1;
         io(file.write_at(&h.to_bytes(), HEADER2_OFFSET), "header 2")?;
@@ -200,7 +247,19 @@ impl Vhdx {
         io(file.flush(), "flush")?;
         bat.truncate(round_up(geo.required_entries(parent.is_some()) * 8, LOG_SECTOR) as usize / 8);
         let path = None;
-        Ok(Vhdx::from_created(file, path, h, regions, items, params, bat, file_end, guids, opts.creator.clone(), parent))
+        Ok(Vhdx::from_created(
+            file,
+            path,
+            h,
+            regions,
+            items,
+            params,
+            bat,
+            file_end,
+            guids,
+            opts.creator.clone(),
+            parent,
+        ))
     }
 
     /// Creates an image file; never overwrites an existing file. With `opts.parent`, a
@@ -209,14 +268,30 @@ impl Vhdx {
         let mut opts = opts.clone();
         let parent = match &opts.parent {
             Some(pp) => {
-                let popts = OpenOptions { resolver: ParentResolver::default(), ..OpenOptions::read_only() };
+                let popts = OpenOptions {
+                    resolver: ParentResolver::default(),
+                    ..OpenOptions::read_only()
+                };
                 let parent = Vhdx::open_file(pp, &popts)?;
-                if !opts.parent_paths.iter().any(|(k, _)| k == locator::KEY_RELATIVE_PATH) {
-                    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-                    let rel = locator::relative_path_value(&dir.join("x"), pp).ok_or_else(|| {
-                        invalid(format!("no relative path from {} to {}", path.display(), pp.display()))
-                    })?;
-                    opts.parent_paths.push((locator::KEY_RELATIVE_PATH.into(), rel));
+                if !opts
+                    .parent_paths
+                    .iter()
+                    .any(|(k, _)| k == locator::KEY_RELATIVE_PATH)
+                {
+                    let dir = path
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(Path::new("."));
+                    let rel =
+                        locator::relative_path_value(&dir.join("x"), pp).ok_or_else(|| {
+                            invalid(format!(
+                                "no relative path from {} to {}",
+                                path.display(),
+                                pp.display()
+                            ))
+                        })?;
+                    opts.parent_paths
+                        .push((locator::KEY_RELATIVE_PATH.into(), rel));
                 }
                 Some(parent)
             }

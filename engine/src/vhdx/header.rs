@@ -70,7 +70,11 @@ impl Header {
 /// one with the greater sequence number (header 1 on a tie, as Disk2VHD images need).
 pub fn current(h1: &Result<Header, String>, h2: &Result<Header, String>) -> Option<usize> {
     match (h1, h2) {
-        (Ok(a), Ok(b)) => Some(if b.sequence_number > a.sequence_number { 1 } else { 0 }),
+        (Ok(a), Ok(b)) => Some(if b.sequence_number > a.sequence_number {
+            1
+        } else {
+            0
+        }),
         (Ok(_), Err(_)) => Some(0),
         (Err(_), Ok(_)) => Some(1),
         (Err(_), Err(_)) => None,

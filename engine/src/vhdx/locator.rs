@@ -21,10 +21,13 @@ pub struct ParentLocator {
 }
 
 fn utf16(b: &[u8]) -> Result<String, String> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err("odd UTF-16 length".into());
     }
-    let units: Vec<u16> = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
     String::from_utf16(&units).map_err(|_| "invalid UTF-16".to_string())
 }
 
@@ -38,11 +41,16 @@ impl ParentLocator {
 
     pub fn parse(b: &[u8]) -> Result<ParentLocator, String> {
         if b.len() < 20 {
-            return Err(format!("{} bytes, shorter than its 20-byte header", b.len()));
+            return Err(format!(
+                "{} bytes, shorter than its 20-byte header",
+                b.len()
+            ));
         }
         let locator_type = guid_from_le(b);
         if locator_type != LOCATOR_TYPE_VHDX {
-            return Err(format!("locator type {locator_type} is not the VHDX locator type"));
+            return Err(format!(
+                "locator type {locator_type} is not the VHDX locator type"
+            ));
         }
         let count = u16_at(b, 18) as usize;
         if 20 + 12 * count > b.len() {
@@ -69,7 +77,10 @@ impl ParentLocator {
             }
             entries.push((key, value));
         }
-        Ok(ParentLocator { locator_type, entries })
+        Ok(ParentLocator {
+            locator_type,
+            entries,
+        })
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -98,7 +109,10 @@ impl ParentLocator {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The parent identities this child accepts (parent_linkage, parent_linkage2).
@@ -143,18 +157,26 @@ impl ParentResolver {
     /// The parent's file, tried in the order relative_path, volume_path,
     /// absolute_win32_path; a candidate outside the allowed directories is never opened.
     pub fn resolve(&self, child: &Path, loc: &ParentLocator) -> Result<PathBuf, VhdxError> {
-        let child_dir = child.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let child_dir = child
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let mut allowed: Vec<PathBuf> = if self.allowed_dirs.is_empty() {
             vec![child_dir.to_path_buf()]
         } else {
             self.allowed_dirs.clone()
         };
-        allowed = allowed.iter().filter_map(|d| d.canonicalize().ok()).collect();
+        allowed = allowed
+            .iter()
+            .filter_map(|d| d.canonicalize().ok())
+            .collect();
         let mut tried = Vec::new();
         let mut refused = None;
         for (key, candidate) in self.candidates(child_dir, loc) {
             tried.push(format!("{key} -> {}", candidate.display()));
-            let Ok(real) = candidate.canonicalize() else { continue };
+            let Ok(real) = candidate.canonicalize() else {
+                continue;
+            };
             if !real.is_file() {
                 continue;
             }
@@ -184,7 +206,10 @@ impl ParentResolver {
             let lower = v.to_ascii_lowercase();
             if let Some(rest) = lower.strip_prefix("\\\\?\\volume{") {
                 if let Some((guid, tail)) = rest.split_once("}\\") {
-                    if let (Some(dir), Some(tail)) = (self.volumes.get(guid), windows_relative(&v[v.len() - tail.len()..])) {
+                    if let (Some(dir), Some(tail)) = (
+                        self.volumes.get(guid),
+                        windows_relative(&v[v.len() - tail.len()..]),
+                    ) {
                         out.push((KEY_VOLUME_PATH, dir.join(tail)));
                     }
                 }
@@ -195,7 +220,9 @@ impl ParentResolver {
             let bytes = a.as_bytes();
             if bytes.len() > 3 && bytes[1] == b':' && bytes[2] == b'\\' {
                 let letter = (bytes[0] as char).to_ascii_uppercase();
-                if let (Some(dir), Some(tail)) = (self.drives.get(&letter), windows_relative(&a[3..])) {
+                if let (Some(dir), Some(tail)) =
+                    (self.drives.get(&letter), windows_relative(&a[3..]))
+                {
                     out.push((KEY_ABSOLUTE_WIN32_PATH, dir.join(tail)));
                 }
             }
@@ -217,7 +244,11 @@ pub fn relative_path_value(child: &Path, parent: &Path) -> Option<String> {
         parts.push(".".into());
     }
     parts.extend(std::iter::repeat_n("..".to_string(), c.len() - common));
-    parts.extend(p[common..].iter().map(|x| x.as_os_str().to_string_lossy().into_owned()));
+    parts.extend(
+        p[common..]
+            .iter()
+            .map(|x| x.as_os_str().to_string_lossy().into_owned()),
+    );
     Some(parts.join("\\"))
 }
 
@@ -228,8 +259,14 @@ mod tests {
     #[test]
     fn round_trip_hyper_v_keys() {
         let loc = ParentLocator::new(vec![
-            (KEY_PARENT_LINKAGE.into(), "{0c9a4a3e-8c35-4a0f-9d0b-0a3f2b1c4d5e}".into()),
-            (KEY_PARENT_LINKAGE2.into(), "{00000000-0000-0000-0000-000000000000}".into()),
+            (
+                KEY_PARENT_LINKAGE.into(),
+                "{0c9a4a3e-8c35-4a0f-9d0b-0a3f2b1c4d5e}".into(),
+            ),
+            (
+                KEY_PARENT_LINKAGE2.into(),
+                "{00000000-0000-0000-0000-000000000000}".into(),
+            ),
             (KEY_RELATIVE_PATH.into(), ".\\base.vhdx".into()),
             (KEY_ABSOLUTE_WIN32_PATH.into(), "C:\\VMs\\base.vhdx".into()),
         ]);
@@ -242,7 +279,10 @@ mod tests {
     #[test]
     fn windows_relative_forms() {
         assert_eq!(windows_relative(".\\a.vhdx"), Some(PathBuf::from("a.vhdx")));
-        assert_eq!(windows_relative("..\\d\\a.vhdx"), Some(PathBuf::from("../d/a.vhdx")));
+        assert_eq!(
+            windows_relative("..\\d\\a.vhdx"),
+            Some(PathBuf::from("../d/a.vhdx"))
+        );
         assert_eq!(windows_relative("C:\\a.vhdx"), None);
         assert_eq!(windows_relative("\\\\srv\\share\\a"), None);
     }

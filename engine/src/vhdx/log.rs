@@ -111,7 +111,8 @@ pub fn parse_entry(log: &[u8], pos: u64, guid: Uuid) -> Option<Entry> {
     let tail = u64::from(u32_at(&head, 12));
     let sequence = u64_at(&head, 16);
     let count = u32_at(&head, 24) as usize;
-    if length == 0 || length % LOG_SECTOR != 0 || length > n || tail % LOG_SECTOR != 0 || tail >= n {
+    if length == 0 || length % LOG_SECTOR != 0 || length > n || tail % LOG_SECTOR != 0 || tail >= n
+    {
         return None;
     }
     if sequence == 0 || guid_from_le(&head[32..]) != guid {
@@ -133,13 +134,13 @@ pub fn parse_entry(log: &[u8], pos: u64, guid: Uuid) -> Option<Entry> {
     for i in 0..count {
         let d = &b[ENTRY_HEADER + DESCRIPTOR * i..ENTRY_HEADER + DESCRIPTOR * (i + 1)];
         let file_offset = u64_at(d, 16);
-        if u64_at(d, 24) != sequence || file_offset % LOG_SECTOR != 0 {
+        if u64_at(d, 24) != sequence || !file_offset.is_multiple_of(LOG_SECTOR) {
             return None;
         }
         match &d[0..4] {
             s if s == SIG_ZERO => {
                 let zlen = u64_at(d, 8);
-                if zlen % LOG_SECTOR != 0 {
+                if !zlen.is_multiple_of(LOG_SECTOR) {
                     return None;
                 }
                 zeros.push((file_offset, zlen));
@@ -148,7 +149,8 @@ pub fn parse_entry(log: &[u8], pos: u64, guid: Uuid) -> Option<Entry> {
                 if (data_sector + 1) * LOG_SECTOR > length {
                     return None;
                 }
-                let s = &b[(data_sector * LOG_SECTOR) as usize..((data_sector + 1) * LOG_SECTOR) as usize];
+                let s = &b[(data_sector * LOG_SECTOR) as usize
+                    ..((data_sector + 1) * LOG_SECTOR) as usize];
                 if &s[0..4] != SIG_DATA
                     || u32_at(s, 4) != (sequence >> 32) as u32
                     || u32_at(s, 4092) != sequence as u32
@@ -190,7 +192,9 @@ pub fn active_sequence(log: &[u8], guid: Uuid) -> Option<Vec<Entry>> {
         let mut at = pos;
         let mut span = 0u64;
         while span < n {
-            let Some(e) = parse_entry(log, at, guid) else { break };
+            let Some(e) = parse_entry(log, at, guid) else {
+                break;
+            };
             if let Some(prev) = run.last() {
                 if e.sequence != prev.sequence + 1 {
                     break;
@@ -254,7 +258,14 @@ impl LogWriter {
         if self.position + probe > self.log_length {
             self.position = 0;
         }
-        let entry = build_entry(self.next_sequence, self.position, self.guid, size, size, writes);
+        let entry = build_entry(
+            self.next_sequence,
+            self.position,
+            self.guid,
+            size,
+            size,
+            writes,
+        );
         file.write_at(&entry, self.log_offset + self.position)?;
         self.position = (self.position + entry.len() as u64) % self.log_length;
         self.next_sequence += 1;
@@ -283,7 +294,10 @@ mod tests {
         let p = parse_entry(&log, 0, g).unwrap();
         assert_eq!(p.writes, w);
         assert_eq!(p.sequence, 5);
-        assert!(parse_entry(&log, 0, Uuid::from_u128(8)).is_none(), "other log guid");
+        assert!(
+            parse_entry(&log, 0, Uuid::from_u128(8)).is_none(),
+            "other log guid"
+        );
         log[5000] ^= 1;
         assert!(parse_entry(&log, 0, g).is_none(), "checksum");
     }

@@ -43,14 +43,20 @@ pub struct TableEntry {
 }
 
 /// Parses the 64 KiB metadata table; `region_len` bounds every item.
-pub fn parse_table(b: &[u8], region_offset: u64, region_len: u64) -> Result<Vec<TableEntry>, VhdxError> {
+pub fn parse_table(
+    b: &[u8],
+    region_offset: u64,
+    region_len: u64,
+) -> Result<Vec<TableEntry>, VhdxError> {
     let bad = |r: String| VhdxError::corrupt("metadata table", region_offset, r);
     if &b[0..8] != SIG_METADATA {
         return Err(bad("signature is not \"metadata\"".into()));
     }
     let count = u16_at(b, 10) as usize;
     if count > MAX_TABLE_ENTRIES {
-        return Err(bad(format!("{count} entries (at most {MAX_TABLE_ENTRIES})")));
+        return Err(bad(format!(
+            "{count} entries (at most {MAX_TABLE_ENTRIES})"
+        )));
     }
     let mut out: Vec<TableEntry> = Vec::with_capacity(count);
     let mut user = 0;
@@ -65,23 +71,39 @@ pub fn parse_table(b: &[u8], region_offset: u64, region_len: u64) -> Result<Vec<
         let is_user = t.flags & FLAG_IS_USER != 0;
         if t.length == 0 {
             if t.offset != 0 {
-                return Err(bad(format!("item {} has length 0 but offset {}", t.item_id, t.offset)));
+                return Err(bad(format!(
+                    "item {} has length 0 but offset {}",
+                    t.item_id, t.offset
+                )));
             }
         } else {
             if (t.offset as usize) < METADATA_TABLE_SIZE {
-                return Err(bad(format!("item {} at offset {:#x} lies inside the table", t.item_id, t.offset)));
+                return Err(bad(format!(
+                    "item {} at offset {:#x} lies inside the table",
+                    t.item_id, t.offset
+                )));
             }
             if t.length > MAX_METADATA_ITEM {
-                return Err(bad(format!("item {} is {} bytes (at most 1 MiB)", t.item_id, t.length)));
+                return Err(bad(format!(
+                    "item {} is {} bytes (at most 1 MiB)",
+                    t.item_id, t.length
+                )));
             }
             if u64::from(t.offset) + u64::from(t.length) > region_len {
-                return Err(bad(format!("item {} runs past the end of the region", t.item_id)));
+                return Err(bad(format!(
+                    "item {} runs past the end of the region",
+                    t.item_id
+                )));
             }
             let end = t.offset + t.length;
-            if let Some(o) = out.iter().find(|o| {
-                o.length != 0 && !(o.offset + o.length <= t.offset || end <= o.offset)
-            }) {
-                return Err(bad(format!("items {} and {} overlap", o.item_id, t.item_id)));
+            if let Some(o) = out
+                .iter()
+                .find(|o| o.length != 0 && !(o.offset + o.length <= t.offset || end <= o.offset))
+            {
+                return Err(bad(format!(
+                    "items {} and {} overlap",
+                    o.item_id, t.item_id
+                )));
             }
         }
         if out
@@ -103,7 +125,9 @@ pub fn parse_table(b: &[u8], region_offset: u64, region_len: u64) -> Result<Vec<
 pub fn build_region(items: &mut [MetadataItem], region_len: u64) -> Result<Vec<u8>, VhdxError> {
     let total: usize = METADATA_TABLE_SIZE + items.iter().map(|i| i.data.len()).sum::<usize>();
     if total as u64 > region_len {
-        return Err(VhdxError::InvalidParameter("metadata items do not fit the region".into()));
+        return Err(VhdxError::InvalidParameter(
+            "metadata items do not fit the region".into(),
+        ));
     }
     let mut b = vec![0u8; total];
     b[0..8].copy_from_slice(SIG_METADATA);
@@ -135,7 +159,7 @@ pub struct DiskParams {
     pub parent_locator: Option<ParentLocator>,
 }
 
-fn item<'a>(items: &'a [MetadataItem], id: Uuid) -> Option<&'a MetadataItem> {
+fn item(items: &[MetadataItem], id: Uuid) -> Option<&MetadataItem> {
     items.iter().find(|i| i.item_id == id && !i.is_user())
 }
 
@@ -152,27 +176,37 @@ impl DiskParams {
         ];
         for i in items {
             if i.flags & FLAG_IS_REQUIRED != 0 && (i.is_user() || !known.contains(&i.item_id)) {
-                return Err(VhdxError::UnknownRequired { what: "metadata item", id: i.item_id });
+                return Err(VhdxError::UnknownRequired {
+                    what: "metadata item",
+                    id: i.item_id,
+                });
             }
         }
         let bad = |r: String| VhdxError::corrupt("metadata", region_offset, r);
         let get = |id: Uuid, name: &str, len: usize| -> Result<&[u8], VhdxError> {
             let it = item(items, id).ok_or_else(|| bad(format!("{name} item is missing")))?;
             if it.data.len() < len {
-                return Err(bad(format!("{name} item is {} bytes, needs {len}", it.data.len())));
+                return Err(bad(format!(
+                    "{name} item is {} bytes, needs {len}",
+                    it.data.len()
+                )));
             }
             Ok(&it.data)
         };
         let fp = get(META_FILE_PARAMETERS, "file parameters", 8)?;
         let block_size = u32_at(fp, 0);
         let fp_flags = u32_at(fp, 4);
-        if !block_size.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) {
+        if !block_size.is_power_of_two() || !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size)
+        {
             return Err(bad(format!(
                 "block size {block_size} is not a power of two between 1 MiB and 256 MiB"
             )));
         }
         let logical = u32_at(get(META_LOGICAL_SECTOR_SIZE, "logical sector size", 4)?, 0);
-        let physical = u32_at(get(META_PHYSICAL_SECTOR_SIZE, "physical sector size", 4)?, 0);
+        let physical = u32_at(
+            get(META_PHYSICAL_SECTOR_SIZE, "physical sector size", 4)?,
+            0,
+        );
         for (name, v) in [("logical", logical), ("physical", physical)] {
             if v != 512 && v != 4096 {
                 return Err(bad(format!("{name} sector size {v} (512 or 4096 only)")));
@@ -180,9 +214,11 @@ impl DiskParams {
         }
         let virtual_size = u64_at(get(META_VIRTUAL_DISK_SIZE, "virtual disk size", 8)?, 0);
         if virtual_size == 0 || virtual_size > MAX_VIRTUAL_SIZE {
-            return Err(bad(format!("virtual disk size {virtual_size} (1 byte to 64 TiB)")));
+            return Err(bad(format!(
+                "virtual disk size {virtual_size} (1 byte to 64 TiB)"
+            )));
         }
-        if virtual_size % u64::from(logical) != 0 {
+        if !virtual_size.is_multiple_of(u64::from(logical)) {
             return Err(bad(format!(
                 "virtual disk size {virtual_size} is not a multiple of the logical sector size {logical}"
             )));
@@ -222,8 +258,16 @@ impl DiskParams {
         let vd = FLAG_IS_VIRTUAL_DISK | FLAG_IS_REQUIRED;
         let mut items = vec![
             MetadataItem::new(META_FILE_PARAMETERS, FLAG_IS_REQUIRED, fp),
-            MetadataItem::new(META_VIRTUAL_DISK_SIZE, vd, self.virtual_size.to_le_bytes().to_vec()),
-            MetadataItem::new(META_VIRTUAL_DISK_ID, vd, self.disk_id.to_bytes_le().to_vec()),
+            MetadataItem::new(
+                META_VIRTUAL_DISK_SIZE,
+                vd,
+                self.virtual_size.to_le_bytes().to_vec(),
+            ),
+            MetadataItem::new(
+                META_VIRTUAL_DISK_ID,
+                vd,
+                self.disk_id.to_bytes_le().to_vec(),
+            ),
             MetadataItem::new(
                 META_LOGICAL_SECTOR_SIZE,
                 vd,
@@ -236,7 +280,11 @@ impl DiskParams {
             ),
         ];
         if let Some(loc) = &self.parent_locator {
-            items.push(MetadataItem::new(META_PARENT_LOCATOR, FLAG_IS_REQUIRED, loc.to_bytes()));
+            items.push(MetadataItem::new(
+                META_PARENT_LOCATOR,
+                FLAG_IS_REQUIRED,
+                loc.to_bytes(),
+            ));
         }
         items
     }

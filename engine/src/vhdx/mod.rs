@@ -27,7 +27,7 @@ pub use header::Header;
 pub use image::{DiskType, Info, OpenOptions, Vhdx};
 pub use layout::*;
 pub use locator::{ParentLocator, ParentResolver};
-pub use region::{RegionEntry, RegionTable};
 pub use metadata::MetadataItem;
+pub use region::{RegionEntry, RegionTable};
 
 pub type Result<T, E = VhdxError> = std::result::Result<T, E>;

@@ -32,7 +32,11 @@ impl Overlay {
 
     /// Applies a zero descriptor, in log order.
     pub fn zero(&mut self, offset: u64, len: u64) {
-        let stale: Vec<u64> = self.sectors.range(offset..offset + len).map(|(k, _)| *k).collect();
+        let stale: Vec<u64> = self
+            .sectors
+            .range(offset..offset + len)
+            .map(|(k, _)| *k)
+            .collect();
         for k in stale {
             self.sectors.remove(&k);
         }
@@ -74,7 +78,10 @@ impl Storage for Overlay {
     }
 
     fn write_at(&mut self, _: &[u8], _: u64) -> io::Result<()> {
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, "read-only replay view"))
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "read-only replay view",
+        ))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -86,6 +93,9 @@ impl Storage for Overlay {
     }
 
     fn set_len(&mut self, _: u64) -> io::Result<()> {
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, "read-only replay view"))
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "read-only replay view",
+        ))
     }
 }

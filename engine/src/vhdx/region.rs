@@ -52,7 +52,7 @@ impl RegionTable {
                 length: u32_at(e, 24),
                 required: u32_at(e, 28) & 1 == 1,
             };
-            if entry.file_offset < ALIGNMENT || entry.file_offset % ALIGNMENT != 0 {
+            if entry.file_offset < ALIGNMENT || !entry.file_offset.is_multiple_of(ALIGNMENT) {
                 return Err(format!(
                     "region {} at offset {:#x} is not 1 MiB-aligned after the first MiB",
                     entry.guid, entry.file_offset
@@ -137,6 +137,8 @@ mod tests {
         let mut t = table();
         t.entries[1].file_offset = MIB;
         t.entries[1].length = 2 * MIB as u32;
-        assert!(RegionTable::parse(&t.to_bytes()).unwrap_err().contains("overlap"));
+        assert!(RegionTable::parse(&t.to_bytes())
+            .unwrap_err()
+            .contains("overlap"));
     }
 }

@@ -1,0 +1,421 @@
+//! An open VHDX image. Opening is in `load`, reads in `read`, writes and trims in `write`.
+
+mod load;
+mod read;
+mod write;
+
+use super::bat::*;
+use super::error::IoContext;
+use super::header::{self, Header};
+use super::layout::*;
+use super::locator::ParentResolver;
+use super::log::{self, LogWriter, SectorWrite};
+use super::metadata::{self, DiskParams, MetadataItem};
+use super::overlay::Overlay;
+use super::region::{RegionEntry, RegionTable};
+use super::{Result, VhdxError};
+use crate::ids::GuidGen;
+use crate::storage::{FileStorage, Storage};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+/// Differencing chains deeper than this are refused (a loop in the locators, or abuse).
+pub const MAX_CHAIN_DEPTH: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskType {
+    Fixed,
+    Dynamic,
+    Differencing,
+}
+
+impl std::fmt::Display for DiskType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DiskType::Fixed => "fixed",
+            DiskType::Dynamic => "dynamic",
+            DiskType::Differencing => "differencing",
+        })
+    }
+}
+
+/// How to open an image.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    pub writable: bool,
+    /// Where parents may be looked for (file opens only).
+    pub resolver: ParentResolver,
+    /// GUIDs for header updates; from the OS when `None`.
+    pub guids: Option<GuidGen>,
+}
+
+impl OpenOptions {
+    pub fn read_only() -> Self {
+        Self::default()
+    }
+    pub fn writable() -> Self {
+        OpenOptions {
+            writable: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// What `hvsim vhdx info` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    pub disk_type: DiskType,
+    pub virtual_size: u64,
+    pub block_size: u64,
+    pub logical_sector_size: u32,
+    pub physical_sector_size: u32,
+    pub parent: Option<String>,
+    pub allocated_blocks: u64,
+    pub file_size: u64,
+    pub log_pending: bool,
+    pub disk_id: Uuid,
+    pub data_write_guid: Uuid,
+    pub file_write_guid: Uuid,
+    pub chunk_ratio: u64,
+    pub chain_depth: usize,
+    pub creator: String,
+}
+
+/// Undo information of one operation, so that a failed write leaves memory as it was.
+#[derive(Default)]
+struct Undo {
+    bat: Vec<(usize, u64)>,
+    sb: Vec<(u64, usize, u8)>,
+    new_sb: Vec<u64>,
+    file_end: u64,
+    free: Vec<(u64, u64)>,
+}
+
+pub struct Vhdx {
+    file: Box<dyn Storage>,
+    path: Option<PathBuf>,
+    writable: bool,
+    header: Header,
+    slot: usize,
+    pub(crate) header_problems: Vec<String>,
+    regions: RegionTable,
+    bat_region: RegionEntry,
+    meta_region: RegionEntry,
+    items: Vec<MetadataItem>,
+    params: DiskParams,
+    geo: Geometry,
+    bat: Vec<u64>,
+    /// Sector bitmaps by chunk, loaded on first use (1 MiB each).
+    sb_cache: BTreeMap<u64, Vec<u8>>,
+    parent: Option<Box<Vhdx>>,
+    log: Option<LogWriter>,
+    session: bool,
+    dirty_bat: BTreeSet<usize>,
+    dirty_sb: BTreeSet<(u64, usize)>,
+    /// Free extents (offset, length) inside the file, 1 MiB-aligned.
+    free: BTreeSet<(u64, u64)>,
+    pending_free: Vec<(u64, u64)>,
+    /// End of the last allocated structure; new blocks go here when no hole fits.
+    file_end: u64,
+    phys_len: u64,
+    guids: GuidGen,
+    log_replayed: bool,
+    creator: String,
+    undo: Option<Undo>,
+    /// Set when a commit failed after its log entry may have reached the file: the
+    /// in-memory state can no longer be trusted, so writes are refused until a reopen.
+    poisoned: Option<String>,
+    log_written: bool,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Vhdx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vhdx")
+            .field("path", &self.path)
+            .field("disk_type", &self.disk_type())
+            .field("virtual_size", &self.geo.virtual_size)
+            .finish()
+    }
+}
+
+fn read(file: &mut dyn Storage, len: usize, offset: u64, what: &str) -> Result<Vec<u8>> {
+    let mut b = vec![0u8; len];
+    file.read_at(&mut b, offset)
+        .ctx(|| format!("reading the {what} at offset {offset:#x}"))?;
+    Ok(b)
+}
+
+impl Vhdx {
+    // ---------------------------------------------------------------- accessors
+
+    pub fn disk_type(&self) -> DiskType {
+        if self.params.has_parent {
+            DiskType::Differencing
+        } else if self.params.leave_block_allocated {
+            DiskType::Fixed
+        } else {
+            DiskType::Dynamic
+        }
+    }
+
+    pub fn virtual_size(&self) -> u64 {
+        self.geo.virtual_size
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    pub fn logical_sector_size(&self) -> u32 {
+        self.params.logical_sector_size
+    }
+
+    pub fn physical_sector_size(&self) -> u32 {
+        self.params.physical_sector_size
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    pub fn disk_id(&self) -> Uuid {
+        self.params.disk_id
+    }
+
+    pub fn parent(&self) -> Option<&Vhdx> {
+        self.parent.as_deref()
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub fn parent_locator(&self) -> Option<&super::ParentLocator> {
+        self.params.parent_locator.as_ref()
+    }
+
+    /// Metadata items as found (unknown optional ones included).
+    pub fn metadata_items(&self) -> &[MetadataItem] {
+        &self.items
+    }
+
+    pub fn log_replayed(&self) -> bool {
+        self.log_replayed
+    }
+
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Problems with the redundant copies (headers, region tables) that did not stop the open.
+    pub fn warnings(&self) -> &[String] {
+        &self.header_problems
+    }
+
+    /// The state and file offset of payload block `b`.
+    pub fn block(&self, b: u64) -> (BlockState, u64) {
+        let e = self.bat[self.geo.payload_index(b) as usize];
+        (
+            BlockState::from_entry(e).unwrap_or(BlockState::Undefined),
+            entry_offset(e),
+        )
+    }
+
+    pub fn allocated_blocks(&self) -> u64 {
+        (0..self.geo.payload_blocks)
+            .filter(|&b| self.block(b).0.has_data())
+            .count() as u64
+    }
+
+    pub fn info(&self) -> Info {
+        let mut depth = 0;
+        let mut p = self.parent();
+        while let Some(x) = p {
+            depth += 1;
+            p = x.parent();
+        }
+        Info {
+            disk_type: self.disk_type(),
+            virtual_size: self.geo.virtual_size,
+            block_size: self.geo.block_size,
+            logical_sector_size: self.params.logical_sector_size,
+            physical_sector_size: self.params.physical_sector_size,
+            parent: self.parent().map(|p| {
+                p.path
+                    .as_deref()
+                    .map_or_else(|| "(in memory)".into(), |x| x.display().to_string())
+            }),
+            allocated_blocks: self.allocated_blocks(),
+            file_size: self.phys_len,
+            log_pending: self.log_replayed && !self.writable,
+            disk_id: self.params.disk_id,
+            data_write_guid: self.header.data_write_guid,
+            file_write_guid: self.header.file_write_guid,
+            chunk_ratio: self.geo.chunk_ratio,
+            chain_depth: depth,
+            creator: self.creator.clone(),
+        }
+    }
+
+    /// Gives back the storage (after closing a writable image cleanly).
+    pub fn into_storage(mut self) -> Result<Box<dyn Storage>> {
+        self.close_session()?;
+        self.closed = true;
+        let file = std::mem::replace(&mut self.file, Box::new(crate::storage::MemStorage::new()));
+        Ok(file)
+    }
+
+    /// Gives back the storage and the parent's.
+    pub fn into_parts(mut self) -> Result<(Box<dyn Storage>, Option<Vhdx>)> {
+        let parent = self.parent.take().map(|b| *b);
+        Ok((self.into_storage()?, parent))
+    }
+
+    /// Rewrites both headers and both region tables from the current ones (repair).
+    pub fn rewrite_redundant_copies(&mut self) -> Result<()> {
+        self.require_writable()?;
+        let h = self.header.clone();
+        let (nh, slot) = write_headers(&mut *self.file, &self.header, self.slot, h)?;
+        self.header = nh;
+        self.slot = slot;
+        let rt = self.regions.to_bytes();
+        for off in [REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET] {
+            self.file
+                .write_at(&rt, off)
+                .ctx(|| format!("writing the region table at {off:#x}"))?;
+        }
+        self.file.flush().ctx(|| "flushing".into())?;
+        self.header_problems.clear();
+        Ok(())
+    }
+
+    pub(crate) fn set_path(&mut self, path: PathBuf) {
+        self.path = Some(path);
+    }
+
+    /// Where the BAT lies in the file.
+    pub fn bat_region(&self) -> &RegionEntry {
+        &self.bat_region
+    }
+
+    /// Where the metadata region lies in the file.
+    pub fn metadata_region(&self) -> &RegionEntry {
+        &self.meta_region
+    }
+
+    /// File offset of the sector bitmap block of `chunk`, if allocated.
+    pub fn sector_bitmap_offset(&self, chunk: u64) -> Option<u64> {
+        let e = *self.bat.get(self.geo.sb_index(chunk) as usize)?;
+        (e & 7 == SB_BLOCK_PRESENT).then(|| entry_offset(e))
+    }
+
+    /// Assembles a freshly created image (see `create`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_created(
+        file: Box<dyn Storage>,
+        path: Option<PathBuf>,
+        header: Header,
+        regions: RegionTable,
+        items: Vec<MetadataItem>,
+        params: DiskParams,
+        bat: Vec<u64>,
+        file_end: u64,
+        guids: GuidGen,
+        creator: String,
+        parent: Option<Vhdx>,
+    ) -> Vhdx {
+        let geo = Geometry::new(
+            params.virtual_size,
+            params.block_size,
+            params.logical_sector_size,
+        );
+        Vhdx {
+            file,
+            path,
+            writable: true,
+            header,
+            slot: 1,
+            header_problems: Vec::new(),
+            bat_region: regions.find(REGION_BAT).cloned().expect("BAT region"),
+            meta_region: regions
+                .find(REGION_METADATA)
+                .cloned()
+                .expect("metadata region"),
+            regions,
+            items,
+            params,
+            geo,
+            bat,
+            sb_cache: BTreeMap::new(),
+            parent: parent.map(Box::new),
+            log: None,
+            session: false,
+            dirty_bat: BTreeSet::new(),
+            dirty_sb: BTreeSet::new(),
+            free: BTreeSet::new(),
+            pending_free: Vec::new(),
+            phys_len: file_end,
+            file_end,
+            guids,
+            log_replayed: false,
+            creator,
+            undo: None,
+            poisoned: None,
+            log_written: false,
+            closed: false,
+        }
+    }
+}
+
+impl Drop for Vhdx {
+    fn drop(&mut self) {
+        // Best effort: a forgotten close still leaves an image other tools open cleanly.
+        if !self.closed {
+            let _ = self.close_session();
+        }
+    }
+}
+
+fn bit(bm: &[u8], i: u64) -> bool {
+    bm[(i / 8) as usize] & (1 << (i % 8)) != 0
+}
+
+pub(crate) fn write_zeros(file: &mut dyn Storage, mut off: u64, len: u64) -> Result<()> {
+    let zeros = vec![0u8; (len.min(MIB)) as usize];
+    let end = off + len;
+    while off < end {
+        let n = (end - off).min(zeros.len() as u64) as usize;
+        file.write_at(&zeros[..n], off)
+            .ctx(|| format!("zeroing file offset {off:#x}"))?;
+        off += n as u64;
+    }
+    Ok(())
+}
+
+/// Writes `new` to both header slots, the non-current one first, flushing after each,
+/// with sequence numbers one and two above `cur`'s.
+pub(crate) fn write_headers(
+    file: &mut dyn Storage,
+    cur: &Header,
+    cur_slot: usize,
+    mut new: Header,
+) -> Result<(Header, usize)> {
+    let mut seq = cur.sequence_number;
+    let mut slot = cur_slot;
+    for _ in 0..2 {
+        seq = seq.checked_add(1).ok_or_else(|| {
+            VhdxError::corrupt("header", HEADER1_OFFSET, "sequence number overflow")
+        })?;
+        new.sequence_number = seq;
+        slot = 1 - slot;
+        let off = [HEADER1_OFFSET, HEADER2_OFFSET][slot];
+        file.write_at(&new.to_bytes(), off)
+            .ctx(|| format!("writing header {} at {off:#x}", slot + 1))?;
+        file.flush().ctx(|| "flushing a header".into())?;
+    }
+    Ok((new, slot))
+}

@@ -1,0 +1,119 @@
+//! Reads: block states, sector bitmaps, the parent chain.
+
+use super::*;
+
+impl Vhdx {
+    // ---------------------------------------------------------------- reads
+
+    pub(super) fn check_range(&self, offset: u64, len: u64) -> Result<()> {
+        if offset
+            .checked_add(len)
+            .is_none_or(|e| e > self.geo.virtual_size)
+        {
+            return Err(VhdxError::OutOfRange {
+                offset,
+                length: len,
+                size: self.geo.virtual_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads virtual disk bytes at any offset and length.
+    pub fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.check_range(offset, buf.len() as u64)?;
+        let bs = self.geo.block_size;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let off = offset + done as u64;
+            let b = off / bs;
+            let inb = off % bs;
+            let n = ((bs - inb) as usize).min(buf.len() - done);
+            self.read_in_block(b, inb, &mut buf[done..done + n])?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn read_in_block(&mut self, b: u64, inb: u64, out: &mut [u8]) -> Result<()> {
+        let (state, off) = self.block(b);
+        match state {
+            BlockState::FullyPresent => self.read_file(out, off + inb),
+            BlockState::NotPresent if self.params.has_parent => {
+                let voff = b * self.geo.block_size + inb;
+                self.parent
+                    .as_mut()
+                    .ok_or(VhdxError::ParentMissing)?
+                    .read(voff, out)
+            }
+            BlockState::PartiallyPresent => self.read_partial(b, off, inb, out),
+            _ => {
+                out.fill(0);
+                Ok(())
+            }
+        }
+    }
+
+    /// Per sector: bitmap bit 1 reads this file, 0 reads the parent.
+    fn read_partial(&mut self, b: u64, boff: u64, inb: u64, out: &mut [u8]) -> Result<()> {
+        let lss = self.geo.logical_sector_size;
+        let first_bit = (b % self.geo.chunk_ratio) * self.geo.sectors_per_block();
+        let chunk = b / self.geo.chunk_ratio;
+        self.load_sb(chunk)?;
+        let end = inb + out.len() as u64;
+        let mut pos = inb;
+        while pos < end {
+            let s = pos / lss;
+            let present = bit(&self.sb_cache[&chunk], first_bit + s);
+            let mut run_end = (s + 1) * lss;
+            while run_end < end && bit(&self.sb_cache[&chunk], first_bit + run_end / lss) == present
+            {
+                run_end += lss;
+            }
+            let run_end = run_end.min(end);
+            let dst = &mut out[(pos - inb) as usize..(run_end - inb) as usize];
+            if present {
+                self.read_file(dst, boff + pos)?;
+            } else {
+                let voff = b * self.geo.block_size + pos;
+                self.parent
+                    .as_mut()
+                    .ok_or(VhdxError::ParentMissing)?
+                    .read(voff, dst)?;
+            }
+            pos = run_end;
+        }
+        Ok(())
+    }
+
+    /// Reads file bytes; a block that runs past the end of the file reads zeros there.
+    fn read_file(&mut self, out: &mut [u8], off: u64) -> Result<()> {
+        let end = off + out.len() as u64;
+        let avail = self.phys_len.saturating_sub(off).min(out.len() as u64) as usize;
+        if end > self.phys_len {
+            out[avail..].fill(0);
+        }
+        self.file
+            .read_at(&mut out[..avail], off)
+            .ctx(|| format!("reading payload at file offset {off:#x}"))
+    }
+
+    pub(super) fn load_sb(&mut self, chunk: u64) -> Result<()> {
+        if self.sb_cache.contains_key(&chunk) {
+            return Ok(());
+        }
+        let e = self.bat[self.geo.sb_index(chunk) as usize];
+        let data = if e & 7 == SB_BLOCK_PRESENT {
+            read(
+                &mut *self.file,
+                MIB as usize,
+                entry_offset(e),
+                "sector bitmap block",
+            )?
+        } else {
+            vec![0u8; MIB as usize]
+        };
+        self.sb_cache.insert(chunk, data);
+        Ok(())
+    }
+}
