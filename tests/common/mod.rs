@@ -218,6 +218,9 @@ impl Op {
 pub struct OpMix {
     pub count: usize,
     pub trims: bool,
+    /// Trims that cover whole blocks (they become UNMAPPED, or ZERO in a differencing
+    /// disk); without them every trim is shorter than a block.
+    pub block_trims: bool,
     /// Whole-block writes (only when the block is at most this big, to stay fast).
     pub whole_block_max: u64,
 }
@@ -227,6 +230,7 @@ impl Default for OpMix {
         OpMix {
             count: 24,
             trims: true,
+            block_trims: true,
             whole_block_max: 8 * MIB,
         }
     }
@@ -306,14 +310,20 @@ pub fn random_ops(seed: u64, size: u64, block_size: u64, mix: OpMix) -> Vec<Op> 
                 offset: off,
                 data: random_data(&mut rng, len),
             }
-        } else if mix.trims && kind < 91 {
+        } else if mix.trims && mix.block_trims && kind < 91 {
             let b = rng.gen_range(0..blocks);
             let off = b * block_size;
             let n = rng.gen_range(1..=2u64);
             let len = (n * block_size).min(size - off);
             Op::Trim { offset: off, len }
         } else if mix.trims {
-            let len = rng.gen_range(1..=2 * MIB).min(size);
+            // Without block trims, shorter than a block so that no block is covered whole.
+            let max = if mix.block_trims {
+                2 * MIB
+            } else {
+                (2 * MIB).min(block_size - 1)
+            };
+            let len = rng.gen_range(1..=max).min(size);
             let off = rng.gen_range(0..=size - len);
             Op::Trim { offset: off, len }
         } else {
