@@ -363,6 +363,7 @@ fn hvsim_dynamic_over_4gib_chunk_boundary() {
             count: 12,
             trims: false,
             whole_block_max: MIB,
+            ..OpMix::default()
         },
     );
     for op in near {
@@ -455,6 +456,7 @@ fn cli_import_and_export_agree_with_qemu() {
         count: 25,
         trims: false,
         whole_block_max: 2 * MIB,
+        ..OpMix::default()
     };
     for op in random_ops(51, size, 2 * MIB, mix) {
         op.apply_model(&mut model);
