@@ -23,7 +23,9 @@ fn main() -> ExitCode {
         let piece = num(&args[2])?;
         let seed = args.get(3).map_or(Ok(1), |s| num(s))?;
         if piece == 0 || size % piece != 0 {
-            return Err(format!("size {size} is not a multiple of the piece size {piece}"));
+            return Err(format!(
+                "size {size} is not a multiple of the piece size {piece}"
+            ));
         }
         let pieces = (size / piece) as usize;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -43,7 +45,8 @@ fn main() -> ExitCode {
             } else {
                 rng.fill_bytes(&mut buf);
             }
-            out.write_all(&buf).map_err(|e| format!("{}: {e}", args[0]))?;
+            out.write_all(&buf)
+                .map_err(|e| format!("{}: {e}", args[0]))?;
         }
         out.sync_all().map_err(|e| format!("{}: {e}", args[0]))
     };
