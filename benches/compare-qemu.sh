@@ -2,7 +2,8 @@
 # Times `hvsim vhdx import/export` against `qemu-img convert` on the same data, in one run.
 #
 # Usage: benches/compare-qemu.sh            (from anywhere; needs cargo and qemu-img)
-# Environment: SIZE_MIB (default 1024), BLOCK_MIB (32), REPS (5), SEED (1).
+# Environment: SIZE_MIB (default 1024), BLOCK_MIB (32), REPS (5), SEED (1); HVSIM_BIN
+# times that hvsim binary instead of this tree's release build (e.g. a patched one).
 #
 # The data is SIZE_MIB MiB cut into BLOCK_MIB pieces, a quarter of them zeros and the
 # rest random bytes, generated deterministically from SEED. Both tools make dynamic VHDX
@@ -39,7 +40,8 @@ cargo build --release --quiet --bin hvsim --example bench_data
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 [ -n "$target_dir" ] || target_dir=target
-hvsim="$target_dir/release/hvsim"
+hvsim=${HVSIM_BIN:-"$target_dir/release/hvsim"}
+[ -x "$hvsim" ] || die "$hvsim is not an executable"
 gen="$target_dir/release/examples/bench_data"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hvsim-compare.XXXXXX")
@@ -84,15 +86,16 @@ exec_cmd() {
 # Warm the page cache with every source.
 cat "$data" "$work/src-hvsim.vhdx" "$work/src-qemu.vhdx" >/dev/null
 
-now_ns() { date +%s%N; }
-
 # run INDEX REP: times command INDEX once; checks its output against the data on REP 1.
 run() {
-  local i=$1 rep=$2 out="$work/out" t0 t1
+  local i=$1 rep=$2 out="$work/out" t
   rm -f "$out"
   sync
-  t0=$(now_ns)
-  if ! exec_cmd "$i" "$out" >"$work/log" 2>&1; then
+  # bash's time keyword: wall, user and system seconds of the command.
+  if ! t=$( (
+    TIMEFORMAT='%3R %3U %3S'
+    time exec_cmd "$i" "$out" >"$work/log" 2>&1
+  ) 2>&1); then
     cat "$work/log" >&2
     if [[ ${names[$i]} == *"hvsim(qemu image)"* || ${names[$i]} == *"qemu-img(hvsim image)"* ]]; then
       echo "  (${names[$i]} failed; the cross-tool export is left out)" >&2
@@ -101,8 +104,9 @@ run() {
     fi
     die "${names[$i]} failed"
   fi
-  t1=$(now_ns)
-  echo $(((t1 - t0) / 1000)) >>"$work/times.$i"
+  read -r wall user sys <<<"$t"
+  echo "$wall" >>"$work/times.$i"
+  awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }' >>"$work/cpu.$i"
   if [ "$rep" = 1 ]; then
     case ${names[$i]} in
     import*)
@@ -131,37 +135,42 @@ for rep in $(seq 1 "$REPS"); do
   echo "  repetition $rep of $REPS done"
 done
 
-# median FILE: median of the microsecond times in FILE (empty when any run failed).
+# median FILE: median of the times (seconds) in FILE (empty when any run failed).
 median() {
   grep -q fail "$1" && return 0
   sort -n "$1" | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-declare -A med
+declare -A med cpu
 echo
-printf '%-42s %12s %10s   %s\n' "command" "median (s)" "MiB/s" "all runs (s)"
+echo "wall: elapsed seconds; cpu: user + system seconds (both medians)"
+printf '%-42s %9s %9s %8s   %s\n' "command" "wall (s)" "cpu (s)" "MiB/s" "all runs, wall (s)"
 for i in $(seq 0 $((n - 1))); do
   m=$(median "$work/times.$i")
   med[${names[$i]}]=$m
-  all=$(awk '{ printf "%s ", ($1 == "fail" ? "fail" : sprintf("%.3f", $1 / 1e6)) }' "$work/times.$i")
+  all=$(tr '\n' ' ' <"$work/times.$i")
   if [ -n "$m" ]; then
-    printf '%-42s %12.3f %10.0f   %s\n' "${names[$i]}" "$(awk -v m="$m" 'BEGIN { print m / 1e6 }')" \
-      "$(awk -v m="$m" -v s="$SIZE_MIB" 'BEGIN { print s / (m / 1e6) }')" "$all"
+    c=$(median "$work/cpu.$i")
+    cpu[${names[$i]}]=$c
+    printf '%-42s %9.3f %9.3f %8.0f   %s\n' "${names[$i]}" "$m" "$c" \
+      "$(awk -v m="$m" -v s="$SIZE_MIB" 'BEGIN { print s / m }')" "$all"
   else
-    printf '%-42s %12s %10s   %s\n' "${names[$i]}" "failed" "-" "$all"
+    printf '%-42s %9s %9s %8s   %s\n' "${names[$i]}" "failed" "-" "-" "$all"
   fi
 done
 
 ratio() {
-  local a=${med[$2]} b=${med[$3]}
+  local a=${med[$2]} b=${med[$3]} ca=${cpu[$2]:-} cb=${cpu[$3]:-}
   if [ -n "$a" ] && [ -n "$b" ]; then
-    printf '%-60s %6.2f\n' "$1" "$(awk -v a="$a" -v b="$b" 'BEGIN { print a / b }')"
+    printf '%-60s %6.2f %6.2f\n' "$1" "$(awk -v a="$a" -v b="$b" 'BEGIN { print a / b }')" \
+      "$(awk -v a="$ca" -v b="$cb" 'BEGIN { print (b > 0 ? a / b : 0) }')"
   else
-    printf '%-60s %6s\n' "$1" "n/a"
+    printf '%-60s %6s %6s\n' "$1" "n/a" "n/a"
   fi
 }
 echo
 echo "ratios of medians, hvsim/qemu-img (below 1: hvsim faster)"
+printf '%-60s %6s %6s\n' "" "wall" "cpu"
 ratio "import (qemu-img default cache=unsafe)" "import hvsim" "import qemu-img"
 ratio "import (qemu-img -t writeback, flushes like hvsim)" "import hvsim" "import qemu-img -t writeback"
 ratio "export, each tool on its own image" "export hvsim(hvsim image)" "export qemu-img(qemu image)"
