@@ -3,8 +3,8 @@
 use crate::size::parse_size;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use hvsim_engine::vhdx::{CheckReport, Severity, MIB};
-use hvsim_engine::{CreateOptions, OpenOptions, ParentResolver, Vhdx};
+use hvsim_engine::vhdx::{is_zero, CheckReport, CommitPolicy, Severity, MIB};
+use hvsim_engine::{CreateOptions, FileStorage, OpenOptions, ParentResolver, Vhdx};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
@@ -100,11 +100,18 @@ pub enum VhdxCommand {
         block_size: Option<u64>,
         #[arg(long, default_value_t = 512)]
         logical_sector: u32,
+        /// Make the image durable (fdatasync) before exiting; by default the operating
+        /// system writes it back, as with cp or qemu-img convert.
+        #[arg(long)]
+        sync: bool,
     },
     /// Write the virtual disk, flattened through its parent chain, to a raw file.
     Export {
         path: PathBuf,
         raw: PathBuf,
+        /// Make the raw file durable (fdatasync) before exiting.
+        #[arg(long)]
+        sync: bool,
         #[command(flatten)]
         parents: ParentArgs,
     },
@@ -277,11 +284,23 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             path,
             block_size,
             logical_sector,
-        } => import(&raw, &path, block_size_arg(block_size)?, logical_sector)
-            .map(|_| ExitCode::SUCCESS),
-        VhdxCommand::Export { path, raw, parents } => {
+            sync,
+        } => import(
+            &raw,
+            &path,
+            block_size_arg(block_size)?,
+            logical_sector,
+            sync,
+        )
+        .map(|_| ExitCode::SUCCESS),
+        VhdxCommand::Export {
+            path,
+            raw,
+            sync,
+            parents,
+        } => {
             let mut v = open(&path, &parents, false)?;
-            export(&mut v, &path, &raw).map(|_| ExitCode::SUCCESS)
+            export(&mut v, &path, &raw, sync).map(|_| ExitCode::SUCCESS)
         }
     }
 }
@@ -307,7 +326,10 @@ fn print_check(path: &Path, report: &CheckReport, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn import(raw: &Path, path: &Path, block_size: Option<u32>, lss: u32) -> Result<()> {
+/// Transfer unit of import and export: small enough to stay in the CPU caches.
+const STEP: u64 = 2 * MIB;
+
+fn import(raw: &Path, path: &Path, block_size: Option<u32>, lss: u32, sync: bool) -> Result<()> {
     let src = File::open(raw).with_context(|| raw.display().to_string())?;
     let len = src
         .metadata()
@@ -325,33 +347,38 @@ fn import(raw: &Path, path: &Path, block_size: Option<u32>, lss: u32) -> Result<
         logical_sector_size: lss,
         ..CreateOptions::default()
     };
-    let mut v = Vhdx::create_file(path, &opts).with_context(|| path.display().to_string())?;
+    let mut storage = FileStorage::create_new(path)
+        .with_context(|| format!("{}: cannot create", path.display()))?;
+    if !sync {
+        storage = storage.unsynced();
+    }
     let result = (|| -> Result<()> {
-        let bs = v.geometry().block_size;
-        let mut buf = vec![0u8; bs as usize];
+        let mut v = Vhdx::create(Box::new(storage), &opts, None)?;
+        // The file is new: nothing to protect from a crash until it is complete.
+        v.set_commit_policy(CommitPolicy::OnFlush);
+        let mut buf = vec![0u8; STEP as usize];
         let mut pos = 0;
         while pos < len {
-            let n = (len - pos).min(bs) as usize;
+            let n = (len - pos).min(STEP) as usize;
             src.read_exact_at(&mut buf[..n], pos)
                 .with_context(|| raw.display().to_string())?;
-            if buf[..n].iter().any(|&b| b != 0) {
+            if !is_zero(&buf[..n]) {
                 v.write(pos, &buf[..n])?;
             }
             pos += n as u64;
         }
-        v.flush()?;
+        v.close()?;
         Ok(())
     })();
-    match result.and_then(|_| v.close().map_err(Into::into)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
+    result
+        .inspect_err(|_| {
+            // Only the file this command created is removed.
             let _ = std::fs::remove_file(path);
-            Err(e.context(path.display().to_string()))
-        }
-    }
+        })
+        .with_context(|| path.display().to_string())
 }
 
-fn export(v: &mut Vhdx, path: &Path, raw: &Path) -> Result<()> {
+fn export(v: &mut Vhdx, path: &Path, raw: &Path, sync: bool) -> Result<()> {
     let out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -364,22 +391,26 @@ fn export(v: &mut Vhdx, path: &Path, raw: &Path) -> Result<()> {
         })?;
     let result = (|| -> Result<()> {
         let size = v.virtual_size();
-        let step = v.geometry().block_size.max(8 * MIB);
-        let mut buf = vec![0u8; step as usize];
+        let mut buf = vec![0u8; STEP as usize];
         let mut pos = 0;
         while pos < size {
-            let n = (size - pos).min(step) as usize;
-            v.read(pos, &mut buf[..n])
-                .with_context(|| path.display().to_string())?;
-            if buf[..n].iter().any(|&b| b != 0) {
-                out.write_all_at(&buf[..n], pos)
-                    .with_context(|| raw.display().to_string())?;
+            let n = (size - pos).min(STEP);
+            // Unallocated ranges stay holes in the raw file: nothing to read or write.
+            if v.range_has_data(pos, n) {
+                let b = &mut buf[..n as usize];
+                v.read(pos, b).with_context(|| path.display().to_string())?;
+                if !is_zero(b) {
+                    out.write_all_at(b, pos)
+                        .with_context(|| raw.display().to_string())?;
+                }
             }
-            pos += n as u64;
+            pos += n;
         }
         out.set_len(size)
             .with_context(|| raw.display().to_string())?;
-        out.sync_all().with_context(|| raw.display().to_string())?;
+        if sync {
+            out.sync_data().with_context(|| raw.display().to_string())?;
+        }
         Ok(())
     })();
     if result.is_err() {

@@ -2,9 +2,10 @@
 //! block-allocating writes leaves an image that opens to the old or the new content of
 //! each write, and nothing else; qemu-img, which replays the log itself, must agree.
 
-use hvsim_engine::vhdx::MIB;
+use hvsim_engine::vhdx::{CommitPolicy, MIB};
 use hvsim_engine::{
     CreateOptions, FaultPlan, FaultStorage, GuidGen, MemStorage, OpenOptions, Storage, Vhdx,
+    VhdxError,
 };
 
 pub const SIZE: u64 = 12 * MIB;
@@ -66,6 +67,7 @@ pub fn run_with_crash(
     image: &MemStorage,
     parent: Option<&MemStorage>,
     plan: FaultPlan,
+    policy: CommitPolicy,
 ) -> (Vec<u8>, u64) {
     let fs = FaultStorage::new(image.clone(), plan);
     let outcome = (|| -> Result<(), hvsim_engine::VhdxError> {
@@ -76,6 +78,8 @@ pub fn run_with_crash(
             ..OpenOptions::writable()
         };
         let mut v = Vhdx::open(Box::new(fs.clone()), &opts, p)?;
+        v.set_commit_policy(policy);
+        v.set_commit_policy(policy);
         for (off, data) in writes() {
             v.write(off, &data)?;
         }
@@ -170,12 +174,16 @@ fn qemu_read(bytes: &[u8], what: &str) -> Vec<u8> {
 }
 
 fn every_position(lss: u32, differencing: bool) {
+    every_position_with(lss, differencing, CommitPolicy::EveryWrite);
+}
+
+fn every_position_with(lss: u32, differencing: bool, policy: CommitPolicy) {
     let (image, parent) = base(lss, differencing);
     let (before, _) = read_image(image.clone().into_vec(), parent.as_ref());
     let mut replays = 0;
-    let (_, total) = run_with_crash(&image, parent.as_ref(), FaultPlan::default());
+    let (_, total) = run_with_crash(&image, parent.as_ref(), FaultPlan::default(), policy);
     assert!(
-        total > 20,
+        total > 12,
         "the sequence should take many storage writes, took {total}"
     );
     let mut outcomes = std::collections::BTreeSet::new();
@@ -189,7 +197,7 @@ fn every_position(lss: u32, differencing: bool) {
                     sector_size: u64::from(lss),
                     ..FaultPlan::default()
                 };
-                let (bytes, _) = run_with_crash(&image, parent.as_ref(), plan);
+                let (bytes, _) = run_with_crash(&image, parent.as_ref(), plan, policy);
                 let what = format!(
                     "lss {lss} diff {differencing} crash after {n} writes seed {seed} torn {torn}"
                 );
@@ -249,4 +257,44 @@ fn every_crash_position_dynamic_4096() {
 #[test]
 fn every_crash_position_differencing() {
     every_position(512, true);
+}
+
+#[test]
+fn every_crash_position_commit_on_flush() {
+    every_position_with(512, false, CommitPolicy::OnFlush);
+    every_position_with(512, true, CommitPolicy::OnFlush);
+}
+
+/// R8's engine side: a write that finds no room fails with a typed error, and the image
+/// keeps everything already written and stays usable.
+#[test]
+fn no_space_leaves_the_image_as_it_was() {
+    let (image, _) = base(512, false);
+    let len = image.len().unwrap();
+    let fs = FaultStorage::new(
+        image,
+        FaultPlan {
+            space_limit: Some(len + 2 * MIB),
+            ..FaultPlan::default()
+        },
+    );
+    let mut v = Vhdx::open(Box::new(fs.clone()), &OpenOptions::writable(), None).unwrap();
+    v.write(0, &[7u8; 5000]).unwrap();
+    v.write(MIB, &[8u8; 5000]).unwrap();
+    let err = v.write(2 * MIB, &[9u8; 5000]).unwrap_err();
+    assert!(matches!(err, VhdxError::NoSpace(_)), "{err}");
+    assert!(err.to_string().contains("out of space"), "{err}");
+    // Overwriting allocated data still works; the failed range still reads zeros.
+    v.write(100, &[6u8; 100]).unwrap();
+    let mut b = vec![0u8; 5000];
+    v.read(2 * MIB, &mut b).unwrap();
+    assert!(b.iter().all(|&x| x == 0));
+    v.close().unwrap();
+    let mut v = Vhdx::open(Box::new(fs.medium()), &OpenOptions::read_only(), None).unwrap();
+    v.read(0, &mut b).unwrap();
+    assert_eq!(&b[..100], &[7u8; 100][..]);
+    assert_eq!(&b[100..200], &[6u8; 100][..]);
+    v.read(MIB, &mut b).unwrap();
+    assert_eq!(b, vec![8u8; 5000]);
+    assert_eq!(fs.medium().len().unwrap(), len + 2 * MIB, "no space leaked");
 }

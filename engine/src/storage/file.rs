@@ -4,17 +4,23 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// A file on disk; `flush` is `fdatasync`.
+/// A file on disk; `flush` is `fdatasync` unless the storage was made
+/// [`unsynced`](FileStorage::unsynced).
 #[derive(Debug)]
 pub struct FileStorage {
     file: File,
     writable: bool,
+    sync: bool,
 }
 
 impl FileStorage {
     pub fn open(path: &Path, writable: bool) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(writable).open(path)?;
-        Ok(FileStorage { file, writable })
+        Ok(FileStorage {
+            file,
+            writable,
+            sync: true,
+        })
     }
 
     /// Creates a new file; fails if it exists, so nothing on disk is ever overwritten.
@@ -27,11 +33,24 @@ impl FileStorage {
         Ok(FileStorage {
             file,
             writable: true,
+            sync: true,
         })
     }
 
     pub fn from_file(file: File, writable: bool) -> Self {
-        FileStorage { file, writable }
+        FileStorage {
+            file,
+            writable,
+            sync: true,
+        }
+    }
+
+    /// Flushes become no-ops: the operating system writes the data back when it likes,
+    /// as `cp` and `qemu-img convert` leave it. For files that are useless after a crash
+    /// anyway, such as the output of an import.
+    pub fn unsynced(mut self) -> Self {
+        self.sync = false;
+        self
     }
 }
 
@@ -50,7 +69,7 @@ impl Storage for FileStorage {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if self.writable {
+        if self.writable && self.sync {
             self.file.sync_data()
         } else {
             Ok(())

@@ -98,3 +98,9 @@ pub fn crc32c_with_zeroed_field(buf: &[u8], field: usize) -> u32 {
 pub fn round_up(v: u64, to: u64) -> u64 {
     v.div_ceil(to) * to
 }
+
+/// Whether every byte is zero (page-wise compares, which the C library vectorises).
+pub fn is_zero(b: &[u8]) -> bool {
+    const PAGE: [u8; 4096] = [0; 4096];
+    b.chunks(PAGE.len()).all(|c| c == &PAGE[..c.len()])
+}

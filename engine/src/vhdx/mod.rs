@@ -24,7 +24,7 @@ pub use check::{CheckReport, Finding, Severity};
 pub use create::CreateOptions;
 pub use error::VhdxError;
 pub use header::Header;
-pub use image::{DiskType, Info, OpenOptions, Vhdx};
+pub use image::{CommitPolicy, DiskType, Info, OpenOptions, Vhdx};
 pub use layout::*;
 pub use locator::{ParentLocator, ParentResolver};
 pub use metadata::MetadataItem;

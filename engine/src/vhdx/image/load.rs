@@ -398,11 +398,22 @@ impl Vhdx {
             ));
         }
         let load = round_up(needed * 8, LOG_SECTOR).min(u64::from(bat_region.length));
-        let raw = read(&mut *file, load as usize, bat_region.file_offset, "BAT")?;
-        let bat: Vec<u64> = raw
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8")))
-            .collect();
+        // In 1 MiB pieces: a 64 TiB disk's BAT is tens of MiB, and one copy is enough.
+        let mut bat: Vec<u64> = Vec::with_capacity((load / 8) as usize);
+        let mut piece = vec![0u8; load.min(MIB) as usize];
+        let mut at = 0;
+        while at < load {
+            let n = (load - at).min(MIB) as usize;
+            let off = bat_region.file_offset + at;
+            file.read_at(&mut piece[..n], off)
+                .ctx(|| format!("reading the BAT at offset {off:#x}"))?;
+            bat.extend(
+                piece[..n]
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
+            );
+            at += n as u64;
+        }
 
         let writable = opts.writable;
         let mut v = Vhdx {
@@ -433,6 +444,7 @@ impl Vhdx {
             log_replayed,
             creator,
             undo: None,
+            commit_policy: CommitPolicy::default(),
             poisoned: None,
             log_written: false,
             closed: false,
@@ -462,8 +474,7 @@ impl Vhdx {
                 format!("region {}", r.guid),
             ));
         }
-        for b in 0..g.payload_blocks {
-            let i = g.payload_index(b);
+        for (b, i) in g.payload_indices() {
             let e = self.bat[i as usize];
             let state = BlockState::from_entry(e).ok_or_else(|| {
                 bad(
@@ -526,8 +537,7 @@ impl Vhdx {
             }
         }
         if diff {
-            for b in 0..g.payload_blocks {
-                let i = g.payload_index(b);
+            for (b, i) in g.payload_indices() {
                 if BlockState::from_entry(self.bat[i as usize])
                     == Some(BlockState::PartiallyPresent)
                 {

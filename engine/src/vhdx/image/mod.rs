@@ -84,6 +84,18 @@ pub struct Info {
     pub creator: String,
 }
 
+/// When metadata changes (BAT, sector bitmaps) reach the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitPolicy {
+    /// Through the log before each write or trim returns: a crash loses no completed
+    /// allocation (what Hyper-V and QEMU do).
+    #[default]
+    EveryWrite,
+    /// At the next flush or close: a crash returns the image to its state at the last
+    /// flush, like a disk with a volatile write cache. Bulk imports use it.
+    OnFlush,
+}
+
 /// Undo information of one operation, so that a failed write leaves memory as it was.
 #[derive(Default)]
 struct Undo {
@@ -92,6 +104,7 @@ struct Undo {
     new_sb: Vec<u64>,
     file_end: u64,
     free: Vec<(u64, u64)>,
+    pending_free: usize,
 }
 
 pub struct Vhdx {
@@ -125,6 +138,7 @@ pub struct Vhdx {
     log_replayed: bool,
     creator: String,
     undo: Option<Undo>,
+    commit_policy: CommitPolicy,
     /// Set when a commit failed after its log entry may have reached the file: the
     /// in-memory state can no longer be trusted, so writes are refused until a reopen.
     poisoned: Option<String>,
@@ -226,8 +240,9 @@ impl Vhdx {
     }
 
     pub fn allocated_blocks(&self) -> u64 {
-        (0..self.geo.payload_blocks)
-            .filter(|&b| self.block(b).0.has_data())
+        self.geo
+            .payload_indices()
+            .filter(|&(_, i)| self.bat[i as usize] & 7 >= PAYLOAD_BLOCK_FULLY_PRESENT)
             .count() as u64
     }
 
@@ -297,6 +312,36 @@ impl Vhdx {
         self.path = Some(path);
     }
 
+    /// Chooses when metadata reaches the file (see [`CommitPolicy`]).
+    pub fn set_commit_policy(&mut self, policy: CommitPolicy) {
+        self.commit_policy = policy;
+    }
+
+    /// Whether any byte of the range may come from allocated data, here or in a parent
+    /// (false: the range reads zeros without touching payload).
+    pub fn range_has_data(&self, offset: u64, len: u64) -> bool {
+        let bs = self.geo.block_size;
+        let end = offset.saturating_add(len).min(self.geo.virtual_size);
+        let mut pos = offset;
+        while pos < end {
+            let b = pos / bs;
+            let next = ((b + 1) * bs).min(end);
+            match self.block(b).0 {
+                BlockState::FullyPresent | BlockState::PartiallyPresent => return true,
+                BlockState::NotPresent => {
+                    if let Some(p) = self.parent() {
+                        if p.range_has_data(pos, next - pos) {
+                            return true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            pos = next;
+        }
+        false
+    }
+
     /// Where the BAT lies in the file.
     pub fn bat_region(&self) -> &RegionEntry {
         &self.bat_region
@@ -364,6 +409,7 @@ impl Vhdx {
             log_replayed: false,
             creator,
             undo: None,
+            commit_policy: CommitPolicy::default(),
             poisoned: None,
             log_written: false,
             closed: false,

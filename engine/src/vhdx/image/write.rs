@@ -148,10 +148,7 @@ impl Vhdx {
             }
             _ => {
                 let reads_parent = self.params.has_parent && state == BlockState::NotPresent;
-                if !reads_parent
-                    && self.disk_type() != DiskType::Fixed
-                    && seg.iter().all(|&x| x == 0)
-                {
+                if !reads_parent && self.disk_type() != DiskType::Fixed && is_zero(seg) {
                     return Ok(()); // zeros over a block that reads zeros
                 }
                 if reads_parent && !whole {
@@ -286,10 +283,14 @@ impl Vhdx {
         self.undo = Some(Undo {
             file_end: self.file_end,
             free: self.free.iter().copied().collect(),
+            pending_free: self.pending_free.len(),
             ..Undo::default()
         });
         self.log_written = false;
-        let r = f(self).and_then(|_| self.commit());
+        let r = f(self).and_then(|_| match self.commit_policy {
+            CommitPolicy::EveryWrite => self.commit(),
+            CommitPolicy::OnFlush => Ok(()),
+        });
         let undo = self.undo.take().expect("transaction");
         if let Err(e) = &r {
             if self.log_written {
@@ -306,12 +307,13 @@ impl Vhdx {
             }
             for chunk in undo.new_sb {
                 self.sb_cache.remove(&chunk);
+                self.dirty_sb.retain(|&(c, _)| c != chunk);
             }
             self.free = undo.free.into_iter().collect();
             self.file_end = undo.file_end;
-            self.dirty_bat.clear();
-            self.dirty_sb.clear();
-            self.pending_free.clear();
+            // Dirty marks stay: rewriting a restored sector is harmless, and under
+            // CommitPolicy::OnFlush they also cover earlier, successful operations.
+            self.pending_free.truncate(undo.pending_free);
             // Give back space the failed operation took at the end of the file.
             if self.phys_len > self.file_end && self.file.set_len(self.file_end).is_ok() {
                 self.phys_len = self.file_end;
@@ -345,8 +347,11 @@ impl Vhdx {
             ));
         }
         for &(chunk, s) in &self.dirty_sb {
-            let off = entry_offset(self.bat[self.geo.sb_index(chunk) as usize]);
-            let bm = &self.sb_cache[&chunk];
+            let e = self.bat[self.geo.sb_index(chunk) as usize];
+            let (Some(bm), SB_BLOCK_PRESENT) = (self.sb_cache.get(&chunk), e & 7) else {
+                continue; // its allocation was rolled back
+            };
+            let off = entry_offset(e);
             let at = s * LOG_SECTOR as usize;
             writes.push((off + at as u64, bm[at..at + LOG_SECTOR as usize].to_vec()));
         }
@@ -416,12 +421,18 @@ impl Vhdx {
 
     /// Makes every write so far durable.
     pub fn flush(&mut self) -> Result<()> {
+        if self.writable && self.poisoned.is_none() {
+            self.commit()?;
+        }
         self.file.flush().ctx(|| "flushing".into())
     }
 
     pub(super) fn close_session(&mut self) -> Result<()> {
         if !self.session || self.closed {
             return Ok(());
+        }
+        if self.poisoned.is_none() {
+            self.commit()?;
         }
         self.file.flush().ctx(|| "flushing before close".into())?;
         let mut h = self.header.clone();
