@@ -114,10 +114,10 @@ impl Vhdx {
         }
         let slot = header::current(&h1, &h2).ok_or_else(|| {
             VhdxError::corrupt(
-                "headers",
+                "header",
                 HEADER1_OFFSET,
                 format!(
-                    "neither header is valid (header 1: {}; header 2: {})",
+                    "neither copy is valid (header 1 at 0x10000: {}; header 2 at 0x20000: {})",
                     h1.as_ref().err().map_or("ok", |s| s),
                     h2.as_ref().err().map_or("ok", |s| s)
                 ),
