@@ -58,6 +58,16 @@ impl RegionTable {
                     entry.guid, entry.file_offset
                 ));
             }
+            if entry
+                .file_offset
+                .checked_add(u64::from(entry.length))
+                .is_none()
+            {
+                return Err(format!(
+                    "region {} at offset {:#x} runs past the end of the address space",
+                    entry.guid, entry.file_offset
+                ));
+            }
             if entry.length == 0 || u64::from(entry.length) % ALIGNMENT != 0 {
                 return Err(format!(
                     "region {} has length {:#x}, not a non-zero multiple of 1 MiB",

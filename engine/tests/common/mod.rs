@@ -12,7 +12,7 @@ use hvsim_engine::{
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const MIB: u64 = 1024 * 1024;
@@ -359,28 +359,6 @@ fn reopen(v: Vhdx, parent: Option<Vhdx>) -> Vhdx {
     Vhdx::open(st, &ro_opts(), parent).unwrap()
 }
 
-/// Storage shared with the test, so that it can crash the medium after the engine is done.
-#[derive(Clone)]
-pub struct Shared(pub Arc<Mutex<FaultStorage<MemStorage>>>);
-
-impl Storage for Shared {
-    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.0.lock().unwrap().read_at(buf, offset)
-    }
-    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.0.lock().unwrap().write_at(buf, offset)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.lock().unwrap().flush()
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.0.lock().unwrap().len()
-    }
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.0.lock().unwrap().set_len(len)
-    }
-}
-
 /// A dynamic image whose last write crashed after its log entry was flushed and before
 /// the BAT was updated: the log has one active entry that a replay applies.
 pub fn pending_log() -> Sample {
@@ -391,34 +369,31 @@ pub fn pending_log() -> Sample {
     let mut new = old.clone();
     new[at as usize..at as usize + data.len()].copy_from_slice(&data);
     // The operation's writes on a clean run; the crash point is found below them.
-    let shared = Shared(Arc::new(Mutex::new(FaultStorage::new(
+    let shared = FaultStorage::new(
         MemStorage::from_vec(base.bytes.clone()),
         FaultPlan::default(),
-    ))));
+    );
     let mut v = Vhdx::open(Box::new(shared.clone()), &rw_opts(), None).unwrap();
     v.write(at, &data).unwrap();
-    let total = shared.0.lock().unwrap().writes();
+    let total = shared.writes();
     drop(v);
     // The largest crash point that leaves the entry in the log and the BAT unchanged.
-    for n in (1..total).rev() {
+    // The seed decides which unflushed writes survive: try a few.
+    for (n, seed) in (1..=total)
+        .rev()
+        .flat_map(|n| (0..8).map(move |seed| (n, seed)))
+    {
         let plan = FaultPlan {
             crash_after_writes: Some(n),
+            seed,
             ..FaultPlan::default()
         };
-        let shared = Shared(Arc::new(Mutex::new(FaultStorage::new(
-            MemStorage::from_vec(base.bytes.clone()),
-            plan,
-        ))));
-        let mut v = Vhdx::open(Box::new(shared.clone()), &rw_opts(), None).unwrap();
+        let fs = FaultStorage::new(MemStorage::from_vec(base.bytes.clone()), plan);
+        let mut v = Vhdx::open(Box::new(fs.clone()), &rw_opts(), None).unwrap();
         let _ = v.write(at, &data);
         drop(v);
-        let fs = Arc::try_unwrap(shared.0)
-            .unwrap_or_else(|_| panic!("engine dropped"))
-            .into_inner()
-            .unwrap();
-        let mut fs = fs;
         fs.crash().unwrap();
-        let bytes = fs.into_inner().into_vec();
+        let bytes = fs.medium().into_vec();
         let Ok(mut v) = Vhdx::open(
             Box::new(MemStorage::from_vec(bytes.clone())),
             &ro_opts(),

@@ -148,19 +148,31 @@ impl Vhdx {
                 ),
             ));
         }
+        let log_end = header.log_offset.saturating_add(log_len);
+        if log_len != 0 && log_end > file_len {
+            // Never write a log entry outside the file: that would grow it without bound.
+            return Err(if header.log_guid.is_nil() {
+                VhdxError::corrupt(
+                    "header",
+                    hoff,
+                    format!(
+                        "log at {:#x} of length {log_len:#x} lies past the end of the file ({file_len:#x})",
+                        header.log_offset
+                    ),
+                )
+            } else {
+                VhdxError::Truncated {
+                    what: "the log".into(),
+                    needed: log_end,
+                    actual: file_len,
+                }
+            });
+        }
         let mut guids = opts.guids.clone().unwrap_or_default();
         let mut log_replayed = false;
 
         // Replay happens before any other structure is read.
         if !header.log_guid.is_nil() && log_len != 0 {
-            let log_end = header.log_offset.saturating_add(log_len);
-            if log_end > file_len {
-                return Err(VhdxError::Truncated {
-                    what: "the log".into(),
-                    needed: log_end,
-                    actual: file_len,
-                });
-            }
             let ring = read(&mut *file, log_len as usize, header.log_offset, "log")?;
             if let Some(seq) = log::active_sequence(&ring, header.log_guid) {
                 let head = seq.last().expect("non-empty sequence");
@@ -171,12 +183,18 @@ impl Vhdx {
                         actual: file_len,
                     });
                 }
-                let limit = file_len.max(head.last_file_offset);
-                if head.last_file_offset > (1u64 << 50) {
+                // A replay may extend the file, but only in proportion to it: writers
+                // log the size they reached, which the flushed file already has.
+                let limit = round_up(file_len, MIB).saturating_mul(2);
+                if head.last_file_offset > limit || head.last_file_offset < head.flushed_file_offset
+                {
                     return Err(VhdxError::corrupt(
                         "log entry",
                         header.log_offset + head.position,
-                        "last file offset beyond 1 PiB",
+                        format!(
+                            "last file offset {:#x} is below the flushed offset {:#x} or far past the end of the file ({file_len:#x})",
+                            head.last_file_offset, head.flushed_file_offset
+                        ),
                     ));
                 }
                 for e in &seq {
@@ -188,10 +206,9 @@ impl Vhdx {
                         .any(|end| end > limit);
                     let touches_header = e.writes.iter().any(|(o, _)| {
                         *o < ALIGNMENT && *o >= HEADER1_OFFSET && *o < REGION_TABLE1_OFFSET
-                    }) || e
-                        .zeros
-                        .iter()
-                        .any(|(o, l)| *o < REGION_TABLE1_OFFSET && o + l > HEADER1_OFFSET);
+                    }) || e.zeros.iter().any(|(o, l)| {
+                        *o < REGION_TABLE1_OFFSET && o.saturating_add(*l) > HEADER1_OFFSET
+                    });
                     if bad_target || touches_header {
                         return Err(VhdxError::corrupt(
                             "log entry",
@@ -332,7 +349,8 @@ impl Vhdx {
             }
             let log_len = u64::from(header.log_length);
             if log_len != 0
-                && !(e.end() <= header.log_offset || header.log_offset + log_len <= e.file_offset)
+                && !(e.end() <= header.log_offset
+                    || header.log_offset.saturating_add(log_len) <= e.file_offset)
             {
                 return Err(VhdxError::corrupt(
                     "region table",
@@ -523,7 +541,7 @@ impl Vhdx {
                 SB_BLOCK_NOT_PRESENT => {}
                 SB_BLOCK_PRESENT => {
                     let off = entry_offset(e);
-                    if off < ALIGNMENT || off + MIB > self.phys_len {
+                    if off < ALIGNMENT || off.saturating_add(MIB) > self.phys_len {
                         return Err(bad(i, format!("sector bitmap block of chunk {c} at {off:#x} lies outside the file")));
                     }
                     used.push((off, MIB, format!("sector bitmap block of chunk {c}")));
@@ -554,7 +572,7 @@ impl Vhdx {
         }
         used.sort_by_key(|u| u.0);
         for w in used.windows(2) {
-            if w[0].0 + w[0].1 > w[1].0 {
+            if w[0].0.saturating_add(w[0].1) > w[1].0 {
                 return Err(VhdxError::corrupt(
                     "file layout",
                     w[1].0,
@@ -571,7 +589,7 @@ impl Vhdx {
                     self.free.insert((start, off - start));
                 }
             }
-            at = at.max(off + len);
+            at = at.max(off.saturating_add(*len));
         }
         self.file_end = round_up(at.max(self.phys_len), MIB);
         Ok(())
