@@ -3,7 +3,7 @@
 use super::bat::*;
 use super::error::IoContext;
 use super::header::{self, Header};
-use super::image::Vhdx;
+use super::image::{Parts, Vhdx};
 use super::layout::*;
 use super::locator::{self, ParentLocator, ParentResolver};
 use super::metadata::{self, DiskParams};
@@ -246,20 +246,26 @@ impl Vhdx {
         }
         io(file.flush(), "flush")?;
         bat.truncate(round_up(geo.required_entries(parent.is_some()) * 8, LOG_SECTOR) as usize / 8);
-        let path = None;
-        Ok(Vhdx::from_created(
+        let mut v = Vhdx::from_parts(Parts {
             file,
-            path,
-            h,
+            path: None,
+            writable: true,
+            header: h,
+            slot: 1,
+            header_problems: Vec::new(),
+            bat_region: regions.entries[0].clone(),
+            meta_region: regions.entries[1].clone(),
             regions,
             items,
             params,
             bat,
-            file_end,
+            phys_len: file_end,
             guids,
-            opts.creator.clone(),
-            parent,
-        ))
+            log_replayed: false,
+            creator: opts.creator.clone(),
+        });
+        v.set_parent(parent);
+        Ok(v)
     }
 
     /// Creates an image file; never overwrites an existing file. With `opts.parent`, a

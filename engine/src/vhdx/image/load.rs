@@ -433,11 +433,10 @@ impl Vhdx {
             at += n as u64;
         }
 
-        let writable = opts.writable;
-        let mut v = Vhdx {
+        let mut v = Vhdx::from_parts(Parts {
             file,
             path,
-            writable,
+            writable: opts.writable,
             header,
             slot,
             header_problems,
@@ -446,27 +445,12 @@ impl Vhdx {
             meta_region,
             items,
             params,
-            geo,
             bat,
-            sb_cache: BTreeMap::new(),
-            parent: None,
-            log: None,
-            session: false,
-            dirty_bat: BTreeSet::new(),
-            dirty_sb: BTreeSet::new(),
-            free: BTreeSet::new(),
-            pending_free: Vec::new(),
-            file_end: 0,
             phys_len: file_len,
             guids,
             log_replayed,
             creator,
-            undo: None,
-            commit_policy: CommitPolicy::default(),
-            poisoned: None,
-            log_written: false,
-            closed: false,
-        };
+        });
         v.validate_bat()?;
         Ok(v)
     }

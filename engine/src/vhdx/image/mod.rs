@@ -358,56 +358,41 @@ impl Vhdx {
         (e & 7 == SB_BLOCK_PRESENT).then(|| entry_offset(e))
     }
 
-    /// Assembles a freshly created image (see `create`).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn from_created(
-        file: Box<dyn Storage>,
-        path: Option<PathBuf>,
-        header: Header,
-        regions: RegionTable,
-        items: Vec<MetadataItem>,
-        params: DiskParams,
-        bat: Vec<u64>,
-        file_end: u64,
-        guids: GuidGen,
-        creator: String,
-        parent: Option<Vhdx>,
-    ) -> Vhdx {
+    /// The image over its parsed structures; file_end and the free space come later
+    /// (`validate_bat` for opened images, `create` for new ones).
+    pub(crate) fn from_parts(p: Parts) -> Vhdx {
         let geo = Geometry::new(
-            params.virtual_size,
-            params.block_size,
-            params.logical_sector_size,
+            p.params.virtual_size,
+            p.params.block_size,
+            p.params.logical_sector_size,
         );
         Vhdx {
-            file,
-            path,
-            writable: true,
-            header,
-            slot: 1,
-            header_problems: Vec::new(),
-            bat_region: regions.find(REGION_BAT).cloned().expect("BAT region"),
-            meta_region: regions
-                .find(REGION_METADATA)
-                .cloned()
-                .expect("metadata region"),
-            regions,
-            items,
-            params,
+            file: p.file,
+            path: p.path,
+            writable: p.writable,
+            header: p.header,
+            slot: p.slot,
+            header_problems: p.header_problems,
+            regions: p.regions,
+            bat_region: p.bat_region,
+            meta_region: p.meta_region,
+            items: p.items,
+            params: p.params,
             geo,
-            bat,
+            bat: p.bat,
             sb_cache: BTreeMap::new(),
-            parent: parent.map(Box::new),
+            parent: None,
             log: None,
             session: false,
             dirty_bat: BTreeSet::new(),
             dirty_sb: BTreeSet::new(),
             free: BTreeSet::new(),
             pending_free: Vec::new(),
-            phys_len: file_end,
-            file_end,
-            guids,
-            log_replayed: false,
-            creator,
+            file_end: p.phys_len,
+            phys_len: p.phys_len,
+            guids: p.guids,
+            log_replayed: p.log_replayed,
+            creator: p.creator,
             undo: None,
             commit_policy: CommitPolicy::default(),
             poisoned: None,
@@ -415,6 +400,30 @@ impl Vhdx {
             closed: false,
         }
     }
+
+    pub(crate) fn set_parent(&mut self, parent: Option<Vhdx>) {
+        self.parent = parent.map(Box::new);
+    }
+}
+
+/// What an image is made of, as read from a file or laid out by `create`.
+pub(crate) struct Parts {
+    pub file: Box<dyn Storage>,
+    pub path: Option<PathBuf>,
+    pub writable: bool,
+    pub header: Header,
+    pub slot: usize,
+    pub header_problems: Vec<String>,
+    pub regions: RegionTable,
+    pub bat_region: RegionEntry,
+    pub meta_region: RegionEntry,
+    pub items: Vec<MetadataItem>,
+    pub params: DiskParams,
+    pub bat: Vec<u64>,
+    pub phys_len: u64,
+    pub guids: GuidGen,
+    pub log_replayed: bool,
+    pub creator: String,
 }
 
 impl Drop for Vhdx {
