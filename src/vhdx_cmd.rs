@@ -3,11 +3,10 @@
 use crate::size::parse_size;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use hvsim_engine::vhdx::{is_zero, CheckReport, CommitPolicy, Severity, MIB};
+use hvsim_engine::vhdx::{convert, CheckReport, CommitPolicy, Severity, MIB};
 use hvsim_engine::{CreateOptions, FileStorage, OpenOptions, ParentResolver, Vhdx};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -326,9 +325,6 @@ fn print_check(path: &Path, report: &CheckReport, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Transfer unit of import and export: small enough to stay in the CPU caches.
-const STEP: u64 = 2 * MIB;
-
 fn import(raw: &Path, path: &Path, block_size: Option<u32>, lss: u32, sync: bool) -> Result<()> {
     let src = File::open(raw).with_context(|| raw.display().to_string())?;
     let len = src
@@ -356,17 +352,7 @@ fn import(raw: &Path, path: &Path, block_size: Option<u32>, lss: u32, sync: bool
         let mut v = Vhdx::create(Box::new(storage), &opts, None)?;
         // The file is new: nothing to protect from a crash until it is complete.
         v.set_commit_policy(CommitPolicy::OnFlush);
-        let mut buf = vec![0u8; STEP as usize];
-        let mut pos = 0;
-        while pos < len {
-            let n = (len - pos).min(STEP) as usize;
-            src.read_exact_at(&mut buf[..n], pos)
-                .with_context(|| raw.display().to_string())?;
-            if !is_zero(&buf[..n]) {
-                v.write(pos, &buf[..n])?;
-            }
-            pos += n as u64;
-        }
+        convert::import_raw(&src, len, &mut v)?;
         v.close()?;
         Ok(())
     })();
@@ -390,24 +376,7 @@ fn export(v: &mut Vhdx, path: &Path, raw: &Path, sync: bool) -> Result<()> {
             )
         })?;
     let result = (|| -> Result<()> {
-        let size = v.virtual_size();
-        let mut buf = vec![0u8; STEP as usize];
-        let mut pos = 0;
-        while pos < size {
-            let n = (size - pos).min(STEP);
-            // Unallocated ranges stay holes in the raw file: nothing to read or write.
-            if v.range_has_data(pos, n) {
-                let b = &mut buf[..n as usize];
-                v.read(pos, b).with_context(|| path.display().to_string())?;
-                if !is_zero(b) {
-                    out.write_all_at(b, pos)
-                        .with_context(|| raw.display().to_string())?;
-                }
-            }
-            pos += n;
-        }
-        out.set_len(size)
-            .with_context(|| raw.display().to_string())?;
+        convert::export_raw(v, &out).with_context(|| path.display().to_string())?;
         if sync {
             out.sync_data().with_context(|| raw.display().to_string())?;
         }

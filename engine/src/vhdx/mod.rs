@@ -8,6 +8,7 @@
 
 pub mod bat;
 mod check;
+pub mod convert;
 mod create;
 mod error;
 mod header;
