@@ -1,0 +1,43 @@
+//! A virtual disk as backup code sees it: something with a size that reads and writes
+//! bytes and can say which ranges surely read zeros. VHDX images (with their parent
+//! chains) are one; raw images and volume snapshots are others.
+
+use crate::vhdx::{Vhdx, VhdxError};
+
+pub trait VirtualDisk {
+    fn virtual_size(&self) -> u64;
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), VhdxError>;
+    /// False when the range surely reads zeros without holding data (unallocated);
+    /// true when it may hold data. Lets readers skip what needs no reading or hashing.
+    fn range_has_data(&self, offset: u64, len: u64) -> bool;
+}
+
+pub trait VirtualDiskMut: VirtualDisk {
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), VhdxError>;
+    fn trim(&mut self, offset: u64, len: u64) -> Result<(), VhdxError>;
+    fn flush(&mut self) -> Result<(), VhdxError>;
+}
+
+impl VirtualDisk for Vhdx {
+    fn virtual_size(&self) -> u64 {
+        Vhdx::virtual_size(self)
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), VhdxError> {
+        Vhdx::read(self, offset, buf)
+    }
+    fn range_has_data(&self, offset: u64, len: u64) -> bool {
+        Vhdx::range_has_data(self, offset, len)
+    }
+}
+
+impl VirtualDiskMut for Vhdx {
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), VhdxError> {
+        Vhdx::write(self, offset, data)
+    }
+    fn trim(&mut self, offset: u64, len: u64) -> Result<(), VhdxError> {
+        Vhdx::trim(self, offset, len)
+    }
+    fn flush(&mut self) -> Result<(), VhdxError> {
+        Vhdx::flush(self)
+    }
+}
