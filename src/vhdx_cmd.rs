@@ -25,7 +25,7 @@ impl ParentArgs {
                 allowed_dirs: self.allow_parent_dir.clone(),
                 ..ParentResolver::default()
             },
-            guids: None,
+            ..OpenOptions::default()
         }
     }
 }

@@ -27,6 +27,17 @@ impl GuidGen {
         }
     }
 
+    /// An independent generator drawn from this one: every image of a chain, and every
+    /// open of an image, needs its own stream. (A clone repeats the same GUIDs: two
+    /// sessions with one LogGuid could replay each other's log entries.)
+    pub fn fork(&mut self) -> GuidGen {
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        GuidGen {
+            rng: ChaCha20Rng::from_seed(seed),
+        }
+    }
+
     /// The next GUID (never the nil GUID).
     pub fn next_guid(&mut self) -> Uuid {
         let mut bytes = [0u8; 16];

@@ -4,10 +4,12 @@
 //! live on; it knows nothing of VSS, actors or scenarios. A backup vendor can use it on its
 //! own images: open, read, write, trim, check and create VHDX files.
 
+pub mod chain;
 pub mod disk;
 pub mod ids;
 pub mod storage;
 pub mod vhdx;
+pub mod volume;
 
 pub use disk::{VirtualDisk, VirtualDiskMut};
 pub use ids::GuidGen;

@@ -36,9 +36,10 @@ impl Vhdx {
                 .ok_or(VhdxError::ParentMissing)?;
             let ppath = opts.resolver.resolve(path, &loc)?;
             let popts = OpenOptions {
-                writable: false,
+                writable: opts.parent_writable && depth == 0,
                 resolver: opts.resolver.clone(),
-                guids: None,
+                guids: opts.guids.clone(),
+                parent_writable: false,
             };
             let parent = Self::open_file_depth(&ppath, &popts, depth + 1)?;
             v.attach_parent(parent, ppath)?;

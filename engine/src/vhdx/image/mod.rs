@@ -50,6 +50,8 @@ pub struct OpenOptions {
     pub resolver: ParentResolver,
     /// GUIDs for header updates; from the OS when `None`.
     pub guids: Option<GuidGen>,
+    /// Opens the direct parent writable too (file opens only): a merge writes into it.
+    pub parent_writable: bool,
 }
 
 impl OpenOptions {
@@ -128,6 +130,12 @@ pub struct Vhdx {
     session: bool,
     dirty_bat: BTreeSet<usize>,
     dirty_sb: BTreeSet<(u64, usize)>,
+    /// Other metadata sectors to commit (metadata region rewrites), by file offset.
+    dirty_raw: BTreeMap<u64, Vec<u8>>,
+    /// Whether this session already gave the file a new DataWriteGuid.
+    data_guid_changed: bool,
+    /// The DataWriteGuid the next visible change will set (merges choose it ahead).
+    next_data_write_guid: Option<Uuid>,
     /// Free extents (offset, length) inside the file, 1 MiB-aligned.
     free: BTreeSet<(u64, u64)>,
     pending_free: Vec<(u64, u64)>,
@@ -386,6 +394,9 @@ impl Vhdx {
             session: false,
             dirty_bat: BTreeSet::new(),
             dirty_sb: BTreeSet::new(),
+            dirty_raw: BTreeMap::new(),
+            data_guid_changed: false,
+            next_data_write_guid: None,
             free: BTreeSet::new(),
             pending_free: Vec::new(),
             file_end: p.phys_len,
@@ -399,6 +410,101 @@ impl Vhdx {
             log_written: false,
             closed: false,
         }
+    }
+
+    /// The parent image, for a merge that writes into it.
+    pub fn parent_mut(&mut self) -> Option<&mut Vhdx> {
+        self.parent.as_deref_mut()
+    }
+
+    /// Virtual ranges this image itself decides, in block `b`: `(offset, length, data)`
+    /// where `data` is false for ranges it defines as zeros (ZERO, UNMAPPED, UNDEFINED in
+    /// a differencing image). Ranges not listed fall through to the parent.
+    pub fn own_ranges(&mut self, b: u64) -> Result<Vec<(u64, u64, bool)>> {
+        let g = self.geo;
+        let start = b * g.block_size;
+        let len = g.block_len(b);
+        Ok(match self.block(b).0 {
+            BlockState::FullyPresent => vec![(start, len, true)],
+            BlockState::NotPresent if self.params.has_parent => Vec::new(),
+            BlockState::PartiallyPresent => {
+                let chunk = b / g.chunk_ratio;
+                self.load_sb(chunk)?;
+                let bm = &self.sb_cache[&chunk];
+                let first = (b % g.chunk_ratio) * g.sectors_per_block();
+                let sectors = len.div_ceil(g.logical_sector_size);
+                let mut out = Vec::new();
+                let mut s = 0;
+                while s < sectors {
+                    if !bit(bm, first + s) {
+                        s += 1;
+                        continue;
+                    }
+                    let run = s;
+                    while s < sectors && bit(bm, first + s) {
+                        s += 1;
+                    }
+                    let off = run * g.logical_sector_size;
+                    out.push((
+                        start + off,
+                        (s * g.logical_sector_size).min(len) - off,
+                        true,
+                    ));
+                }
+                out
+            }
+            _ if self.params.has_parent => vec![(start, len, false)],
+            _ => vec![(start, len, true)],
+        })
+    }
+
+    /// Fixes the DataWriteGuid the next visible change will give this image, so that a
+    /// child can be told it (parent_linkage2) before the change happens.
+    pub fn set_next_data_write_guid(&mut self, guid: Uuid) {
+        self.next_data_write_guid = Some(guid);
+    }
+
+    /// Rewrites the parent locator (through the log). Not a visible change: the
+    /// DataWriteGuid stays, so this image's own children stay linked.
+    pub fn set_parent_locator(&mut self, locator: super::ParentLocator) -> Result<()> {
+        self.require_writable()?;
+        if !self.params.has_parent {
+            return Err(VhdxError::InvalidParameter(
+                "a disk without a parent has no locator".into(),
+            ));
+        }
+        let mut items = self.items.clone();
+        let it = items
+            .iter_mut()
+            .find(|i| i.item_id == META_PARENT_LOCATOR && !i.is_user())
+            .ok_or(VhdxError::ParentMissing)?;
+        it.data = locator.to_bytes();
+        let region = super::metadata::build_region(&mut items, u64::from(self.meta_region.length))?;
+        let mo = self.meta_region.file_offset;
+        let old_len = (region.len() as u64).min(u64::from(self.meta_region.length));
+        let mut old = vec![0u8; round_up(old_len, LOG_SECTOR) as usize];
+        self.file
+            .read_at(&mut old, mo)
+            .ctx(|| format!("reading the metadata region at {mo:#x}"))?;
+        self.begin_session(false)?;
+        for (i, new) in region.chunks(LOG_SECTOR as usize).enumerate() {
+            let at = i * LOG_SECTOR as usize;
+            let mut sector = old[at..at + LOG_SECTOR as usize].to_vec();
+            sector[..new.len()].copy_from_slice(new);
+            if sector != old[at..at + LOG_SECTOR as usize] {
+                self.dirty_raw.insert(mo + at as u64, sector);
+            }
+        }
+        let keys: Vec<u64> = self.dirty_raw.keys().copied().collect();
+        if let Err(e) = self.transaction(|v| v.commit()) {
+            for k in keys {
+                self.dirty_raw.remove(&k);
+            }
+            return Err(e);
+        }
+        self.items = items;
+        self.params.parent_locator = Some(locator);
+        Ok(())
     }
 
     pub(crate) fn set_parent(&mut self, parent: Option<Vhdx>) {

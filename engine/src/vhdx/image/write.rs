@@ -25,7 +25,7 @@ impl Vhdx {
         if data.is_empty() {
             return Ok(());
         }
-        self.begin_session()?;
+        self.begin_session(true)?;
         self.transaction(|v| {
             let lss = v.geo.logical_sector_size;
             let start = offset - offset % lss;
@@ -54,7 +54,7 @@ impl Vhdx {
         if len == 0 {
             return Ok(());
         }
-        self.begin_session()?;
+        self.begin_session(true)?;
         self.transaction(|v| {
             let bs = v.geo.block_size;
             let mut pos = offset;
@@ -279,7 +279,7 @@ impl Vhdx {
     }
 
     /// Runs `f`, then commits its metadata; on failure restores the in-memory state.
-    fn transaction(&mut self, f: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+    pub(super) fn transaction(&mut self, f: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
         self.undo = Some(Undo {
             file_end: self.file_end,
             free: self.free.iter().copied().collect(),
@@ -323,8 +323,8 @@ impl Vhdx {
     }
 
     /// Writes the dirty BAT and bitmap sectors through the log: entry, flush, apply, flush.
-    fn commit(&mut self) -> Result<()> {
-        if self.dirty_bat.is_empty() && self.dirty_sb.is_empty() {
+    pub(super) fn commit(&mut self) -> Result<()> {
+        if self.dirty_bat.is_empty() && self.dirty_sb.is_empty() && self.dirty_raw.is_empty() {
             self.free.extend(self.pending_free.drain(..));
             return Ok(());
         }
@@ -355,6 +355,7 @@ impl Vhdx {
             let at = s * LOG_SECTOR as usize;
             writes.push((off + at as u64, bm[at..at + LOG_SECTOR as usize].to_vec()));
         }
+        writes.extend(self.dirty_raw.iter().map(|(o, d)| (*o, d.clone())));
         self.file
             .flush()
             .ctx(|| "flushing payload before the log entry".into())?;
@@ -389,26 +390,36 @@ impl Vhdx {
         }
         self.dirty_bat.clear();
         self.dirty_sb.clear();
+        self.dirty_raw.clear();
         self.free.extend(self.pending_free.drain(..));
         Ok(())
     }
 
-    /// First change of this session: new FileWriteGuid and DataWriteGuid, and a new
-    /// LogGuid so old log entries can never be replayed.
-    fn begin_session(&mut self) -> Result<()> {
-        if self.session {
+    /// Before the first change of a session: a new FileWriteGuid, and a new LogGuid so
+    /// old log entries can never be replayed. Before the first change a reader of the
+    /// virtual disk could see (`visible`): a new DataWriteGuid too.
+    pub(super) fn begin_session(&mut self, visible: bool) -> Result<()> {
+        if self.session && (!visible || self.data_guid_changed) {
             return Ok(());
         }
         let mut h = self.header.clone();
-        h.file_write_guid = self.guids.next_guid();
-        h.data_write_guid = self.guids.next_guid();
-        if h.log_length != 0 {
-            h.log_guid = self.guids.next_guid();
+        if !self.session {
+            h.file_write_guid = self.guids.next_guid();
+            if h.log_length != 0 {
+                h.log_guid = self.guids.next_guid();
+            }
+        }
+        if visible {
+            h.data_write_guid = match self.next_data_write_guid.take() {
+                Some(g) => g,
+                None => self.guids.next_guid(),
+            };
+            self.data_guid_changed = true;
         }
         let (nh, slot) = write_headers(&mut *self.file, &self.header, self.slot, h)?;
         self.header = nh;
         self.slot = slot;
-        if self.header.log_length != 0 {
+        if !self.session && self.header.log_length != 0 {
             self.log = Some(LogWriter::new(
                 self.header.log_offset,
                 u64::from(self.header.log_length),
@@ -441,6 +452,7 @@ impl Vhdx {
         self.header = nh;
         self.slot = slot;
         self.session = false;
+        self.data_guid_changed = false;
         self.log = None;
         Ok(())
     }
