@@ -3,8 +3,9 @@
 use crate::size::parse_size;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use hvsim_engine::chain::{Merge, MergeProgress};
 use hvsim_engine::vhdx::{convert, CheckReport, CommitPolicy, Severity, MIB};
-use hvsim_engine::{CreateOptions, FileStorage, OpenOptions, ParentResolver, Vhdx};
+use hvsim_engine::{CreateOptions, FileStorage, GuidGen, OpenOptions, ParentResolver, Vhdx};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ impl ParentArgs {
     fn open_options(&self, writable: bool) -> OpenOptions {
         OpenOptions {
             writable,
+            parent_writable: false,
             resolver: ParentResolver {
                 allowed_dirs: self.allow_parent_dir.clone(),
                 ..ParentResolver::default()
@@ -103,6 +105,15 @@ pub enum VhdxCommand {
         /// system writes it back, as with cp or qemu-img convert.
         #[arg(long)]
         sync: bool,
+    },
+    /// Merge a differencing disk into its parent, then delete it
+    ///
+    /// Interrupted, it is resumed by running it again: the chain reads the same at every
+    /// step of the merge.
+    Merge {
+        child: PathBuf,
+        #[command(flatten)]
+        parents: ParentArgs,
     },
     /// Write the virtual disk, flattened through its parent chain, to a raw file.
     Export {
@@ -292,6 +303,7 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             sync,
         )
         .map(|_| ExitCode::SUCCESS),
+        VhdxCommand::Merge { child, parents } => merge(&child, &parents).map(|_| ExitCode::SUCCESS),
         VhdxCommand::Export {
             path,
             raw,
@@ -302,6 +314,38 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             export(&mut v, &path, &raw, sync).map(|_| ExitCode::SUCCESS)
         }
     }
+}
+
+fn merge(child: &Path, parents: &ParentArgs) -> Result<()> {
+    let opts = OpenOptions {
+        parent_writable: true,
+        ..parents.open_options(true)
+    };
+    let ctx = || child.display().to_string();
+    let mut v = Vhdx::open_file(child, &opts).with_context(ctx)?;
+    let parent_path = v
+        .parent()
+        .and_then(|p| p.path())
+        .map(Path::to_path_buf)
+        .with_context(|| format!("{}: not a differencing disk", child.display()))?;
+    let mut m = Merge::start(&mut v, &mut GuidGen::from_entropy()).with_context(ctx)?;
+    let blocks = loop {
+        match m.step(&mut v, 64).with_context(ctx)? {
+            MergeProgress::Running { .. } => {}
+            MergeProgress::Complete => break m.cursor(),
+        }
+    };
+    let parent = m.finish(v).with_context(ctx)?;
+    parent
+        .close()
+        .with_context(|| parent_path.display().to_string())?;
+    std::fs::remove_file(child).with_context(ctx)?;
+    println!(
+        "merged {} into {} ({blocks} blocks)",
+        child.display(),
+        parent_path.display()
+    );
+    Ok(())
 }
 
 fn print_check(path: &Path, report: &CheckReport, json: bool) -> Result<()> {

@@ -106,6 +106,33 @@ fn chain(name: &str, base_block: u64, child_blocks: &[Option<u64>], seed: u64) {
         let sub: Vec<PathBuf> = files[..=i].iter().rev().cloned().collect();
         verify_chain(&format!("{name} ancestor {i}"), &sub, m, dir.path());
     }
+
+    // Merge the chain down to its base, top first, with `hvsim vhdx merge`: after every
+    // merge the shorter chain reads the same through libvhdi and hvsim.
+    while files.len() > 1 {
+        let top = files.pop().unwrap();
+        let out = std::process::Command::new(hvsim_bin())
+            .args(["vhdx", "merge"])
+            .arg(&top)
+            .output()
+            .expect("hvsim runs");
+        assert!(
+            out.status.success(),
+            "{name}: merge of {}: {}",
+            top.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!top.exists(), "{name}: a merged disk is deleted");
+        let top_first: Vec<PathBuf> = files.iter().rev().cloned().collect();
+        verify_chain(
+            &format!("{name} merged down to level {}", files.len() - 1),
+            &top_first,
+            &model,
+            dir.path(),
+        );
+    }
+    // The base that took every merge is still a sound image for qemu-img.
+    qemu_check(&files[0]);
 }
 
 /// Counts the PARTIALLY_PRESENT payload blocks of an image, through hvsim.
