@@ -2,7 +2,7 @@
 
 use crate::ids::GuidGen;
 use crate::vhdx::{CreateOptions, OpenOptions, Vhdx, VhdxError};
-use crate::volume::{Volume, VolumeError};
+use crate::volume::{FileSource, Volume, VolumeError};
 
 /// Hyper-V's limit on checkpoints per VM.
 pub const MAX_CHECKPOINTS: usize = 50;
@@ -102,6 +102,18 @@ impl DiskChain {
         parent_writable: bool,
         guids: &mut GuidGen,
     ) -> Result<Vhdx, ChainError> {
+        self.open_on(&self.volume.clone(), writable, parent_writable, guids)
+    }
+
+    /// Opens the chain's files as `source` holds them: the live volume, or a snapshot
+    /// of it (where a writable open changes only the snapshot).
+    pub fn open_on(
+        &self,
+        source: &dyn FileSource,
+        writable: bool,
+        parent_writable: bool,
+        guids: &mut GuidGen,
+    ) -> Result<Vhdx, ChainError> {
         let n = self.files.len();
         let mut parent: Option<Vhdx> = None;
         for (i, name) in self.files.iter().enumerate() {
@@ -111,9 +123,9 @@ impl DiskChain {
                 guids: Some(guids.fork()),
                 ..OpenOptions::default()
             };
-            let file = self.volume.open(name)?;
-            let v = Vhdx::open(Box::new(file), &opts, parent.take())
-                .map_err(|e| ChainError::image(name, e))?;
+            let file = source.open_file(name)?;
+            let v =
+                Vhdx::open(file, &opts, parent.take()).map_err(|e| ChainError::image(name, e))?;
             parent = Some(v);
         }
         Ok(parent.expect("a chain has a base"))

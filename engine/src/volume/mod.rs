@@ -1,9 +1,16 @@
 //! Volumes: named files (VHDX, AVHDX, configuration, saved state) with a capacity, so
-//! that free space is a real limit (R8). In memory; a file is a `Storage`.
+//! that free space is a real limit (R8), and volume snapshots as a system software
+//! provider makes them (copy-on-write into a diff area). In memory.
+
+mod file;
+mod snapshot;
+
+pub use file::VolumeFile;
+pub use snapshot::{Snapshot, SnapshotFile, SnapshotId, SnapshotOptions};
 
 use crate::storage::Storage;
+use snapshot::SnapState;
 use std::collections::BTreeMap;
-use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -12,14 +19,32 @@ pub enum VolumeError {
     Exists { volume: String, name: String },
     #[error("{volume}: no file {name}")]
     NotFound { volume: String, name: String },
+    #[error("{volume}: no snapshot {id}")]
+    NoSnapshot { volume: String, id: SnapshotId },
+    #[error("{volume}: snapshot {id} was lost: its diff area ({limit} bytes) is exhausted")]
+    DiffAreaExhausted {
+        volume: String,
+        id: SnapshotId,
+        limit: u64,
+    },
+    #[error("{volume}: snapshot {id} is read-only")]
+    ReadOnlySnapshot { volume: String, id: SnapshotId },
+}
+
+/// Where an image's files come from: a live volume or a snapshot of one.
+pub trait FileSource {
+    fn open_file(&self, name: &str) -> Result<Box<dyn Storage>, VolumeError>;
 }
 
 #[derive(Debug)]
-struct State {
-    name: String,
+pub(crate) struct State {
+    pub(crate) name: String,
     capacity: u64,
     used: u64,
-    files: BTreeMap<String, Vec<u8>>,
+    pub(crate) files: BTreeMap<String, Vec<u8>>,
+    pub(crate) snapshots: BTreeMap<SnapshotId, SnapState>,
+    next_snapshot: SnapshotId,
+    exposures: BTreeMap<String, SnapshotId>,
 }
 
 /// A volume; clones share it.
@@ -36,11 +61,14 @@ impl Volume {
                 capacity,
                 used: 0,
                 files: BTreeMap::new(),
+                snapshots: BTreeMap::new(),
+                next_snapshot: 1,
+                exposures: BTreeMap::new(),
             })),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -81,32 +109,23 @@ impl Volume {
             });
         }
         st.files.insert(name.to_string(), Vec::new());
-        Ok(VolumeFile {
-            volume: self.clone(),
-            name: name.to_string(),
-        })
+        Ok(VolumeFile::new(self.clone(), name))
     }
 
     pub fn open(&self, name: &str) -> Result<VolumeFile, VolumeError> {
         let st = self.lock();
         if !st.files.contains_key(name) {
-            return Err(VolumeError::NotFound {
-                volume: st.name.clone(),
-                name: name.into(),
-            });
+            return Err(st.not_found(name));
         }
-        Ok(VolumeFile {
-            volume: self.clone(),
-            name: name.to_string(),
-        })
+        Ok(VolumeFile::new(self.clone(), name))
     }
 
+    /// Deletes a file; snapshots keep what it held.
     pub fn remove(&self, name: &str) -> Result<(), VolumeError> {
         let mut st = self.lock();
-        let f = st.files.remove(name).ok_or_else(|| VolumeError::NotFound {
-            volume: st.name.clone(),
-            name: name.into(),
-        })?;
+        let len = st.files.get(name).ok_or_else(|| st.not_found(name))?.len() as u64;
+        st.preserve(name, 0, len);
+        let f = st.files.remove(name).expect("checked");
         st.used -= f.len() as u64;
         Ok(())
     }
@@ -115,134 +134,124 @@ impl Volume {
     pub fn contents(&self, name: &str) -> Option<Vec<u8>> {
         self.lock().files.get(name).cloned()
     }
-}
 
-/// An open file on a volume. Growing it takes free space; when there is none, the write
-/// fails with `StorageFull` and nothing changes.
-#[derive(Debug, Clone)]
-pub struct VolumeFile {
-    volume: Volume,
-    name: String,
-}
-
-impl VolumeFile {
-    pub fn name(&self) -> &str {
-        &self.name
+    /// Takes a snapshot of every file on the volume.
+    pub fn create_snapshot(&self, opts: SnapshotOptions) -> Snapshot {
+        let mut st = self.lock();
+        let id = st.next_snapshot;
+        st.next_snapshot += 1;
+        let state = SnapState::new(&st.files, opts);
+        st.snapshots.insert(id, state);
+        Snapshot::new(self.clone(), id)
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut State, &str) -> io::Result<T>) -> io::Result<T> {
-        let mut st = self.volume.lock();
-        if !st.files.contains_key(&self.name) {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} was removed", self.name),
+    pub fn snapshot(&self, id: SnapshotId) -> Result<Snapshot, VolumeError> {
+        let st = self.lock();
+        if !st.snapshots.contains_key(&id) {
+            return Err(VolumeError::NoSnapshot {
+                volume: st.name.clone(),
+                id,
+            });
+        }
+        Ok(Snapshot::new(self.clone(), id))
+    }
+
+    pub fn snapshots(&self) -> Vec<SnapshotId> {
+        self.lock().snapshots.keys().copied().collect()
+    }
+
+    /// Deletes a snapshot, its diff area and its exposures.
+    pub fn delete_snapshot(&self, id: SnapshotId) -> Result<(), VolumeError> {
+        let mut st = self.lock();
+        if st.snapshots.remove(&id).is_none() {
+            return Err(VolumeError::NoSnapshot {
+                volume: st.name.clone(),
+                id,
+            });
+        }
+        st.exposures.retain(|_, s| *s != id);
+        Ok(())
+    }
+
+    /// Exposes a snapshot at a mount path or as a share name (F3.5, F4.6).
+    pub fn expose_snapshot(&self, id: SnapshotId, name: &str) -> Result<(), VolumeError> {
+        let mut st = self.lock();
+        if !st.snapshots.contains_key(&id) {
+            return Err(VolumeError::NoSnapshot {
+                volume: st.name.clone(),
+                id,
+            });
+        }
+        st.exposures.insert(name.to_string(), id);
+        Ok(())
+    }
+
+    /// The snapshot exposed under `name`.
+    pub fn exposed(&self, name: &str) -> Option<Snapshot> {
+        let id = *self.lock().exposures.get(name)?;
+        Some(Snapshot::new(self.clone(), id))
+    }
+}
+
+impl FileSource for Volume {
+    fn open_file(&self, name: &str) -> Result<Box<dyn Storage>, VolumeError> {
+        Ok(Box::new(self.open(name)?))
+    }
+}
+
+impl State {
+    pub(crate) fn not_found(&self, name: &str) -> VolumeError {
+        VolumeError::NotFound {
+            volume: self.name.clone(),
+            name: name.into(),
+        }
+    }
+
+    /// Before bytes `[start, end)` of a live file change: every snapshot that still reads
+    /// them from the live file copies them into its diff area first.
+    pub(crate) fn preserve(&mut self, name: &str, start: u64, end: u64) {
+        let Some(live) = self.files.get(name) else {
+            return;
+        };
+        for snap in self.snapshots.values_mut() {
+            snap.preserve(name, live, start, end);
+        }
+    }
+
+    /// Grows a live file, taking free space; refuses when there is none.
+    pub(crate) fn grow(&mut self, name: &str, new_len: u64) -> std::io::Result<()> {
+        let cur = self.files[name].len() as u64;
+        if new_len <= cur {
+            return Ok(());
+        }
+        let more = new_len - cur;
+        if self.used + more > self.capacity {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!(
+                    "volume {} is full: {name} needs {more} more bytes, {} free",
+                    self.name,
+                    self.capacity - self.used
+                ),
             ));
         }
-        f(&mut st, &self.name)
-    }
-}
-
-fn grow(st: &mut State, name: &str, new_len: u64) -> io::Result<()> {
-    let cur = st.files[name].len() as u64;
-    if new_len <= cur {
-        return Ok(());
-    }
-    let more = new_len - cur;
-    if st.used + more > st.capacity {
-        return Err(io::Error::new(
-            io::ErrorKind::StorageFull,
-            format!(
-                "volume {} is full: {name} needs {more} more bytes, {} free",
-                st.name,
-                st.capacity - st.used
-            ),
-        ));
-    }
-    st.used += more;
-    st.files
-        .get_mut(name)
-        .expect("checked")
-        .resize(new_len as usize, 0);
-    Ok(())
-}
-
-impl Storage for VolumeFile {
-    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.with(|st, name| {
-            let f = &st.files[name];
-            let end = offset
-                .checked_add(buf.len() as u64)
-                .filter(|&e| e <= f.len() as u64)
-                .ok_or_else(|| crate::storage::eof(offset, buf.len(), f.len() as u64))?;
-            buf.copy_from_slice(&f[offset as usize..end as usize]);
-            Ok(())
-        })
+        self.used += more;
+        self.files
+            .get_mut(name)
+            .expect("checked")
+            .resize(new_len as usize, 0);
+        Ok(())
     }
 
-    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.with(|st, name| {
-            let end = offset
-                .checked_add(buf.len() as u64)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past 2^64"))?;
-            grow(st, name, end)?;
-            st.files.get_mut(name).expect("checked")[offset as usize..end as usize]
-                .copy_from_slice(buf);
-            Ok(())
-        })
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.with(|_, _| Ok(()))
-    }
-
-    fn len(&self) -> io::Result<u64> {
-        self.with(|st, name| Ok(st.files[name].len() as u64))
-    }
-
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.with(|st, name| {
-            let cur = st.files[name].len() as u64;
-            if len > cur {
-                grow(st, name, len)
-            } else {
-                st.used -= cur - len;
-                st.files
-                    .get_mut(name)
-                    .expect("checked")
-                    .truncate(len as usize);
-                Ok(())
-            }
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn capacity_is_a_real_limit() {
-        let v = Volume::new("C:", 100);
-        let mut a = v.create("a").unwrap();
-        a.write_at(&[1; 60], 0).unwrap();
-        let mut b = v.create("b").unwrap();
-        let e = b.write_at(&[2; 50], 0).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
-        assert_eq!(b.len().unwrap(), 0, "a refused write changes nothing");
-        b.write_at(&[2; 40], 0).unwrap();
-        assert_eq!(v.free(), 0);
-        v.remove("a").unwrap();
-        assert_eq!(v.free(), 60);
-        assert!(
-            a.len().is_err(),
-            "a removed file is gone for its handles too"
-        );
-        assert_eq!(
-            v.create("b").unwrap_err(),
-            VolumeError::Exists {
-                volume: "C:".into(),
-                name: "b".into()
-            }
-        );
+    pub(crate) fn shrink(&mut self, name: &str, len: u64) {
+        let cur = self.files[name].len() as u64;
+        if len < cur {
+            self.preserve(name, len, cur);
+            self.used -= cur - len;
+            self.files
+                .get_mut(name)
+                .expect("checked")
+                .truncate(len as usize);
+        }
     }
 }
