@@ -6,6 +6,7 @@
 
 pub mod chain;
 pub mod disk;
+pub mod guest;
 pub mod ids;
 pub mod storage;
 pub mod vhdx;
