@@ -6,6 +6,7 @@
 
 pub mod disk;
 pub mod ids;
+pub mod rct;
 pub mod storage;
 pub mod vhdx;
 
