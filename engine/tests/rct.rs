@@ -611,6 +611,11 @@ fn bad_parameters_are_errors_not_panics() {
         ..RctOptions::default()
     };
     assert!(ChangeTracker::new(SIZE, &none, GuidGen::seeded(1)).is_err());
+    let too_many = RctOptions {
+        max_reference_points: 1 << 17,
+        ..RctOptions::default()
+    };
+    assert!(ChangeTracker::new(SIZE, &too_many, GuidGen::seeded(1)).is_err());
     let mut t = ChangeTracker::new(SIZE, &opts(4096), GuidGen::seeded(1)).unwrap();
     for (o, l) in [(SIZE, 1), (SIZE - 1, 2), (u64::MAX, 2), (1, u64::MAX)] {
         assert!(matches!(

@@ -31,7 +31,7 @@ pub const DEFAULT_MAX_REFERENCE_POINTS: usize = 64;
 pub struct RctOptions {
     /// Bytes per granule: a power of two from [`MIN_GRANULARITY`] to [`MAX_GRANULARITY`].
     pub granularity: u64,
-    /// Live reference points kept; creating one more retires the oldest (at least 1).
+    /// Live reference points kept; creating one more retires the oldest (1 to 65536).
     pub max_reference_points: usize,
 }
 
@@ -52,10 +52,12 @@ impl RctOptions {
                 "granularity {g} must be a power of two from 4 KiB to 256 MiB"
             )));
         }
-        if self.max_reference_points == 0 {
-            return Err(RctError::InvalidParameter(
-                "at least one reference point must be kept".into(),
-            ));
+        let max = super::format::MAX_STORED_REFS as usize;
+        if !(1..=max).contains(&self.max_reference_points) {
+            return Err(RctError::InvalidParameter(format!(
+                "between 1 and {max} reference points can be kept, not {}",
+                self.max_reference_points
+            )));
         }
         Ok(())
     }
