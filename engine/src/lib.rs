@@ -8,6 +8,7 @@ pub mod chain;
 pub mod disk;
 pub mod guest;
 pub mod ids;
+pub mod rct;
 pub mod storage;
 pub mod vhdx;
 pub mod volume;
