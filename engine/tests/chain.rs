@@ -1,27 +1,54 @@
 //! Checkpoint chains on a volume: random guest writes interleaved with checkpoints,
-//! online merge steps, crashes (the process dies without a clean close) and reverts,
-//! against a flat model of what the VM must read (I1), and of each checkpoint (reverts).
+//! online merge steps, crashes (the process dies without a clean close, or the machine
+//! dies in the middle of a merge step and unflushed writes are lost or kept), volume
+//! snapshots (read-only and auto-recover, with writes inside) and reverts, against a
+//! flat model of what the VM must read (I1) and of what each snapshot holds (I2).
 
 use hvsim_engine::chain::{
     auto_recovery_file, checkpoint_file, ChainError, DiskChain, Merge, MergeProgress,
     MAX_CHECKPOINTS,
 };
 use hvsim_engine::vhdx::MIB;
-use hvsim_engine::volume::Volume;
-use hvsim_engine::{CreateOptions, GuidGen, Vhdx};
+use hvsim_engine::volume::{
+    FileSource, Snapshot, SnapshotOptions, Volume, VolumeError, VolumeFile,
+};
+use hvsim_engine::{CreateOptions, FaultPlan, FaultStorage, GuidGen, Storage, Vhdx};
 use proptest::prelude::*;
+use std::cell::RefCell;
 
 const SIZE: u64 = 6 * MIB + 4096;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Write { off: u64, len: usize, fill: u8 },
-    Trim { off: u64, len: u64 },
+    Write {
+        off: u64,
+        len: usize,
+        fill: u8,
+    },
+    Trim {
+        off: u64,
+        len: u64,
+    },
     Checkpoint,
     StartMerge,
     MergeStep(u64),
     Crash,
+    /// The machine dies after this many writes to the merge target during a merge step.
+    CrashInMerge {
+        after: u64,
+        seed: u64,
+    },
     Revert,
+    Snapshot {
+        writable: bool,
+    },
+    SnapshotWrite {
+        snap: usize,
+        off: u64,
+        len: usize,
+        fill: u8,
+    },
+    DeleteSnapshot(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -36,7 +63,13 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::StartMerge),
         3 => (1u64..3).prop_map(Op::MergeStep),
         1 => Just(Op::Crash),
+        2 => (1u64..12, any::<u64>()).prop_map(|(after, seed)| Op::CrashInMerge { after, seed }),
         1 => Just(Op::Revert),
+        1 => any::<bool>().prop_map(|writable| Op::Snapshot { writable }),
+        2 => (0..3usize, 0..SIZE, 1usize..300_000, any::<u8>()).prop_map(|(snap, off, len, fill)| {
+            Op::SnapshotWrite { snap, off, len: len.min((SIZE - off) as usize), fill }
+        }),
+        1 => (0..3usize).prop_map(Op::DeleteSnapshot),
     ]
 }
 
@@ -46,8 +79,46 @@ fn pattern(off: u64, len: usize, fill: u8) -> Vec<u8> {
         .collect()
 }
 
+/// The live volume's files behind fault-injecting handles, so the machine can die in the
+/// middle of an operation.
+struct Faulty {
+    volume: Volume,
+    handles: RefCell<Vec<(String, FaultStorage<VolumeFile>)>>,
+}
+
+impl FileSource for Faulty {
+    fn open_file(&self, name: &str) -> Result<Box<dyn Storage>, VolumeError> {
+        let f = FaultStorage::new(self.volume.open(name)?, FaultPlan::default());
+        self.handles
+            .borrow_mut()
+            .push((name.to_string(), f.clone()));
+        Ok(Box::new(f))
+    }
+}
+
+impl Faulty {
+    fn handle(&self, name: &str) -> FaultStorage<VolumeFile> {
+        let h = self.handles.borrow();
+        h.iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .expect("opened")
+            .1
+            .clone()
+    }
+
+    /// Every open file loses or keeps its unflushed writes; the handles are gone.
+    fn crash_all(&self, seed: u64) {
+        for (_, h) in self.handles.borrow_mut().drain(..) {
+            h.set_seed(seed);
+            h.crash().unwrap();
+        }
+    }
+}
+
 struct Vm {
     chain: DiskChain,
+    source: Faulty,
     disk: Option<Vhdx>,
     merge: Option<Merge>,
     guids: GuidGen,
@@ -63,11 +134,37 @@ impl Vm {
         if let Some(d) = self.disk.take() {
             d.close().unwrap();
         }
+        self.source.handles.borrow_mut().clear();
         self.disk = Some(
             self.chain
-                .open(true, parent_writable, &mut self.guids)
+                .open_on(&self.source, true, parent_writable, &mut self.guids)
                 .unwrap(),
         );
+    }
+
+    /// After a crash: the chain reopens; an interrupted merge starts again.
+    fn reopen_after_crash(&mut self, merging: bool) {
+        self.source.handles.borrow_mut().clear();
+        self.disk = Some(
+            self.chain
+                .open_on(&self.source, true, merging, &mut self.guids)
+                .unwrap(),
+        );
+        if merging {
+            // Resume by starting again: copying twice is harmless.
+            let mut g = self.guids.fork();
+            self.merge = Some(Merge::start(self.disk(), &mut g).unwrap());
+        }
+    }
+
+    /// The guest's write completes: it is on stable storage, in the child and, where a
+    /// merge mirrors it, in the parent.
+    fn guest_flush(&mut self) {
+        let d = self.disk();
+        d.flush().unwrap();
+        if let Some(p) = d.parent_mut().filter(|p| p.is_writable()) {
+            p.flush().unwrap();
+        }
     }
 
     fn read_all(&mut self) -> Vec<u8> {
@@ -85,8 +182,15 @@ fn run(ops: Vec<Op>) {
         ..CreateOptions::new(SIZE)
     };
     let chain = DiskChain::create_base(volume.clone(), "disk_1.vhdx", &base).unwrap();
+    let source = Faulty {
+        volume: volume.clone(),
+        handles: RefCell::new(Vec::new()),
+    };
+    // Volume snapshots with the chain files and the image they must hold.
+    let mut snaps: Vec<(Snapshot, DiskChain, Vec<u8>, bool)> = Vec::new();
     let mut vm = Vm {
         chain,
+        source,
         disk: None,
         merge: None,
         guids: GuidGen::seeded(2),
@@ -108,6 +212,7 @@ fn run(ops: Vec<Op>) {
                     None => vm.disk().write(off, &data).unwrap(),
                 }
                 model[off as usize..off as usize + len].copy_from_slice(&data);
+                vm.guest_flush();
             }
             Op::Trim { off, len } => {
                 match &vm.merge {
@@ -115,6 +220,7 @@ fn run(ops: Vec<Op>) {
                     None => vm.disk().trim(off, len).unwrap(),
                 }
                 model[off as usize..(off + len) as usize].fill(0);
+                vm.guest_flush();
             }
             Op::Checkpoint if vm.merge.is_none() && vm.chain.checkpoints() < 6 => {
                 vm.disk.take().unwrap().close().unwrap();
@@ -147,12 +253,55 @@ fn run(ops: Vec<Op>) {
                 // The process dies: no clean close, logs stay active.
                 std::mem::forget(vm.disk.take());
                 let merging = vm.merge.take().is_some();
-                vm.disk = Some(vm.chain.open(true, merging, &mut vm.guids).unwrap());
-                if merging {
-                    // Resume by starting again: copying twice is harmless.
-                    let mut g = vm.guids.fork();
-                    vm.merge = Some(Merge::start(vm.disk(), &mut g).unwrap());
+                vm.reopen_after_crash(merging);
+            }
+            Op::CrashInMerge { after, seed } if vm.merge.is_some() => {
+                let target = vm.chain.files[vm.chain.files.len() - 2].clone();
+                vm.source.handle(&target).crash_after(after).unwrap();
+                let mut m = vm.merge.take().unwrap();
+                // Whether the step reaches the crash point or not, the machine dies now
+                // and the merge starts again: the child is still in the chain.
+                let _ = m.step(vm.disk(), 2);
+                std::mem::forget(vm.disk.take());
+                vm.source.crash_all(seed);
+                vm.reopen_after_crash(true);
+            }
+            Op::Snapshot { writable } if snaps.len() < 3 => {
+                vm.disk().flush().unwrap();
+                let s = vm.chain.volume.create_snapshot(SnapshotOptions {
+                    writable,
+                    ..SnapshotOptions::default()
+                });
+                let image = vm.read_all();
+                snaps.push((s, vm.chain.clone(), image, writable));
+            }
+            Op::SnapshotWrite {
+                snap,
+                off,
+                len,
+                fill,
+            } if snap < snaps.len() => {
+                let (s, chain, image, writable) = &mut snaps[snap];
+                let data = pattern(off, len, fill);
+                // A read-only snapshot refuses the write, or already the open when its
+                // files hold a log to replay.
+                let r = chain
+                    .open_on(s, true, false, &mut vm.guids)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut inside| {
+                        inside.write(off, &data).map_err(|e| e.to_string())?;
+                        inside.close().map_err(|e| e.to_string())
+                    });
+                assert_eq!(r.is_ok(), *writable, "writes inside a snapshot: {r:?}");
+                if *writable {
+                    image[off as usize..off as usize + len].copy_from_slice(&data);
+                } else {
+                    assert!(r.unwrap_err().contains("is read-only"));
                 }
+            }
+            Op::DeleteSnapshot(i) if i < snaps.len() => {
+                let (s, ..) = snaps.remove(i);
+                vm.chain.volume.delete_snapshot(s.id()).unwrap();
             }
             Op::Revert if vm.merge.is_none() && vm.chain.checkpoints() > 0 => {
                 vm.disk.take().unwrap().close().unwrap();
@@ -168,6 +317,19 @@ fn run(ops: Vec<Op>) {
                 "after {op:?}: the VM reads {} at {i}, expected {}",
                 got[i], model[i]
             );
+        }
+        for (s, chain, image, _) in &snaps {
+            let mut v = chain.open_on(s, false, false, &mut vm.guids).unwrap();
+            let mut b = vec![0u8; SIZE as usize];
+            v.read(0, &mut b).unwrap();
+            if let Some(i) = b.iter().zip(image.iter()).position(|(a, b)| a != b) {
+                panic!(
+                    "after {op:?}: snapshot {} reads {} at {i}, expected {}",
+                    s.id(),
+                    b[i],
+                    image[i]
+                );
+            }
         }
     }
     // Finish any merge, then every file is gone but the base, which holds it all.

@@ -120,6 +120,21 @@ impl<S: Storage> FaultStorage<S> {
         self.lock().crash()
     }
 
+    /// Plans a crash right after `more` further writes (0: crash now).
+    pub fn crash_after(&self, more: u64) -> io::Result<()> {
+        let mut st = self.lock();
+        if more == 0 {
+            return st.crash();
+        }
+        st.plan.crash_after_writes = Some(st.writes + more);
+        Ok(())
+    }
+
+    /// Chooses which unflushed writes a crash keeps.
+    pub fn set_seed(&self, seed: u64) {
+        self.lock().plan.seed = seed;
+    }
+
     /// A copy of what the medium holds now (call [`crash`](Self::crash) first to see
     /// what a crash leaves).
     pub fn medium(&self) -> S
