@@ -6,6 +6,7 @@
 
 pub mod disk;
 pub mod ids;
+pub mod repo;
 pub mod storage;
 pub mod vhdx;
 
