@@ -9,6 +9,7 @@ pub mod disk;
 pub mod guest;
 pub mod ids;
 pub mod rct;
+pub mod repo;
 pub mod storage;
 pub mod vhdx;
 pub mod volume;
