@@ -11,7 +11,7 @@
 //! a merge interrupted at any step is resumed by starting it again.
 
 use crate::ids::GuidGen;
-use crate::vhdx::{ParentLocator, Vhdx, VhdxError, MIB};
+use crate::vhdx::{CommitPolicy, ParentLocator, Vhdx, VhdxError, MIB};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MergeProgress {
@@ -47,6 +47,9 @@ impl Merge {
         let current = p.header().data_write_guid;
         let next = guids.next_guid();
         p.set_next_data_write_guid(next);
+        // The child covers every range the merge writes into the parent, so the parent's
+        // allocations need not be durable one by one: each step commits them at its end.
+        p.set_commit_policy(CommitPolicy::OnFlush);
         let old = disk
             .parent_locator()
             .cloned()
@@ -94,13 +97,13 @@ impl Merge {
             }
             self.cursor += 1;
         }
+        parent(disk)?.flush()?;
         if self.cursor < self.blocks {
             return Ok(MergeProgress::Running {
                 merged_blocks: self.cursor,
                 total_blocks: self.blocks,
             });
         }
-        parent(disk)?.flush()?;
         Ok(MergeProgress::Complete)
     }
 
@@ -139,6 +142,9 @@ impl Merge {
             ));
         }
         let (_, parent) = disk.into_parts()?;
-        parent.ok_or(VhdxError::ParentMissing)
+        let mut parent = parent.ok_or(VhdxError::ParentMissing)?;
+        parent.flush()?;
+        parent.set_commit_policy(CommitPolicy::EveryWrite);
+        Ok(parent)
     }
 }
