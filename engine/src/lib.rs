@@ -4,6 +4,7 @@
 //! live on; it knows nothing of VSS, actors or scenarios. A backup vendor can use it on its
 //! own images: open, read, write, trim, check and create VHDX files.
 
+pub mod diff;
 pub mod disk;
 pub mod ids;
 pub mod storage;
