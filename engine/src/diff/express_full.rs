@@ -11,7 +11,7 @@
 
 use super::exclusion::Exclusions;
 use super::figures::{SideFigures, SyncFigures};
-use super::hashing::Digesting;
+use super::hashing::{summarise, Digesting};
 use super::protocol::{BlockMessage, BlockRequest, DigestMessage, Payload, Summary};
 use super::{prepare, DiffError, Grid, SyncOptions};
 use crate::disk::{VirtualDisk, VirtualDiskMut};
@@ -54,7 +54,7 @@ impl Replica<'_> {
 }
 
 /// Bytes of blocks one side reads before the workers digest them.
-const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+const BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
 /// One side's blocks of a batch: the included bytes of each, packed in order.
 #[derive(Default)]
@@ -65,11 +65,11 @@ struct SideBatch {
 }
 
 impl SideBatch {
+    fn bytes(&self, i: usize) -> Option<&[u8]> {
+        self.read[i].then_some(self.bufs[i].as_slice())
+    }
     fn blocks(&self) -> impl Iterator<Item = Option<&[u8]>> {
-        self.bufs
-            .iter()
-            .zip(&self.read)
-            .map(|(b, &r)| r.then_some(b.as_slice()))
+        (0..self.bufs.len()).map(|i| self.bytes(i))
     }
 }
 
@@ -89,13 +89,14 @@ pub(crate) fn read_block(
     buf: &mut Vec<u8>,
     fig: &mut SideFigures,
 ) -> Result<bool, VhdxError> {
-    buf.clear();
     if !segs.iter().any(|&(s, e)| disk.range_has_data(s, e - s)) {
+        buf.clear();
         fig.blocks_unallocated += 1;
         fig.blocks_zero += 1;
         return Ok(false);
     }
     let total: u64 = segs.iter().map(|(s, e)| e - s).sum();
+    // A buffer of the right length is overwritten whole: no need to clear it first.
     buf.resize(total as usize, 0);
     let mut at = 0usize;
     for &(s, e) in segs {
@@ -143,7 +144,26 @@ pub(crate) fn block_compare(
         },
         differing: Vec::new(),
     };
-    let per_batch = (BATCH_BYTES / grid.block_size).max(2 * opts.threads as u64);
+    let per_batch = (BATCH_BYTES / grid.block_size).max(opts.threads as u64);
+    if opts.threads == 1 {
+        // One thread: digest each block right after reading it, while it is in the cache.
+        let mut batch = Batch::default();
+        let mut next_block = 0u64;
+        while next_block < grid.blocks() {
+            next_block = plan_batch(&grid, &excl, next_block, per_batch, &mut batch, &mut run);
+            let mut sums = Vec::new();
+            read_batch(
+                source,
+                replica.disk(),
+                &mut batch,
+                &mut run.figures,
+                Some(&mut sums),
+            )?;
+            run.finish_batch(&batch, &sums, &mut replica)?;
+        }
+        return finish(run, replica);
+    }
+
     let mut next_block = 0u64;
     let mut cur = Batch::default();
     let mut prev: Option<Batch> = None;
@@ -159,7 +179,7 @@ pub(crate) fn block_compare(
                 Digesting::start(scope, blocks, opts.threads)
             });
             let read = if more {
-                read_batch(source, replica.disk(), &mut cur, &mut run.figures)
+                read_batch(source, replica.disk(), &mut cur, &mut run.figures, None)
             } else {
                 Ok(())
             };
@@ -178,6 +198,10 @@ pub(crate) fn block_compare(
             cur = s;
         }
     }
+    finish(run, replica)
+}
+
+fn finish(run: Run, replica: Replica<'_>) -> Result<SyncOutcome, DiffError> {
     if let Replica::Repair(r) = replica {
         r.flush().map_err(DiffError::Replica)?;
     }
@@ -217,8 +241,10 @@ fn read_batch(
     replica: &mut dyn VirtualDisk,
     batch: &mut Batch,
     fig: &mut SyncFigures,
+    mut inline: Option<&mut Vec<Summary>>,
 ) -> Result<(), DiffError> {
     let n = batch.blocks.len();
+    let mut server_sums = Vec::new();
     for side in [&mut batch.agent, &mut batch.server] {
         side.bufs.resize_with(n, Vec::new);
         side.read.resize(n, false);
@@ -229,6 +255,13 @@ fn read_batch(
         batch.server.read[i] =
             read_block(replica, segs, &mut batch.server.bufs[i], &mut fig.server)
                 .map_err(DiffError::Replica)?;
+        if let Some(sums) = inline.as_deref_mut() {
+            sums.push(summarise(batch.agent.bytes(i)));
+            server_sums.push(summarise(batch.server.bytes(i)));
+        }
+    }
+    if let Some(sums) = inline {
+        sums.append(&mut server_sums);
     }
     Ok(())
 }
