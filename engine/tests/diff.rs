@@ -354,6 +354,18 @@ proptest! {
             let want = if is_excluded[i] { b.rep[i] } else { b.src[i] };
             prop_assert_eq!(got[i], want, "byte {}", i);
         }
+
+        // Incremental, told the whole disk changed, leaves the same replica and reads
+        // nothing excluded either.
+        let b2 = sc.build();
+        let mut source = Counting::new(b2.source);
+        let mut replica2 = b2.replica;
+        let out = incremental(&mut source, &mut replica2, &[(0, sc.size)], &o).unwrap();
+        for &(off, len) in source.reads.borrow().iter() {
+            prop_assert!(!is_excluded[off as usize..(off + len) as usize].contains(&true));
+        }
+        prop_assert_eq!(out.figures.excluded_bytes, excluded_total);
+        prop_assert!(read_all(&mut replica2) == got);
     }
 }
 

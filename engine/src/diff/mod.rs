@@ -14,7 +14,15 @@
 //! whatever the VHDX block size. The last block of a disk may be shorter.
 //!
 //! Ranges the caller excludes (R14: the guest page file) are neither read nor sent nor
-//! compared, on either side; the replica keeps whatever it held there.
+//! compared, on either side; the replica keeps whatever it held there (zeros, for a replica
+//! seeded empty).
+//!
+//! The VM's disk is only ever read (it is a [`VirtualDisk`], which cannot write), so a sync
+//! cannot lose production data (I1). Outside excluded ranges, a sync that returns `Ok`
+//! leaves the replica equal to the VM's disk byte for byte, which is what a recovery point
+//! made of it must hold (I2) and a restore must give back (I6).
+//!
+//! [`VirtualDisk`]: crate::VirtualDisk
 
 mod consistency;
 mod exclusion;
