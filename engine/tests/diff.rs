@@ -13,8 +13,7 @@ use hvsim_engine::{
     VirtualDiskMut,
 };
 use proptest::prelude::*;
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -337,7 +336,7 @@ proptest! {
         let mut replica = Counting::new(b.replica);
         let out = express_full(&mut source, &mut replica, &o).unwrap();
         for (side, reads) in [("agent", &source.reads), ("server", &replica.reads)] {
-            for &(off, len) in reads.borrow().iter() {
+            for &(off, len) in reads.lock().unwrap().iter() {
                 prop_assert!(
                     !is_excluded[off as usize..(off + len) as usize].contains(&true),
                     "{} read {}+{} inside an excluded range", side, off, len
@@ -361,7 +360,7 @@ proptest! {
         let mut source = Counting::new(b2.source);
         let mut replica2 = b2.replica;
         let out = incremental(&mut source, &mut replica2, &[(0, sc.size)], &o).unwrap();
-        for &(off, len) in source.reads.borrow().iter() {
+        for &(off, len) in source.reads.lock().unwrap().iter() {
             prop_assert!(!is_excluded[off as usize..(off + len) as usize].contains(&true));
         }
         prop_assert_eq!(out.figures.excluded_bytes, excluded_total);
@@ -372,14 +371,14 @@ proptest! {
 /// A disk that records every range read from it.
 struct Counting<D> {
     inner: D,
-    reads: Rc<RefCell<Vec<(u64, u64)>>>,
+    reads: Arc<Mutex<Vec<(u64, u64)>>>,
 }
 
 impl<D> Counting<D> {
     fn new(inner: D) -> Self {
         Counting {
             inner,
-            reads: Rc::default(),
+            reads: Arc::default(),
         }
     }
 }
@@ -389,7 +388,7 @@ impl<D: VirtualDisk> VirtualDisk for Counting<D> {
         self.inner.virtual_size()
     }
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), VhdxError> {
-        self.reads.borrow_mut().push((offset, buf.len() as u64));
+        self.reads.lock().unwrap().push((offset, buf.len() as u64));
         self.inner.read(offset, buf)
     }
     fn range_has_data(&self, offset: u64, len: u64) -> bool {

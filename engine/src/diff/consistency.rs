@@ -37,8 +37,8 @@ impl ConsistencyReport {
 
 /// Compares `replica` with `source` block by block and, with [`Repair::Yes`], repairs it.
 pub fn consistency_check(
-    source: &mut dyn VirtualDisk,
-    replica: &mut dyn VirtualDiskMut,
+    source: &mut (dyn VirtualDisk + Send),
+    replica: &mut (dyn VirtualDiskMut + Send),
     opts: &SyncOptions,
     repair: Repair,
 ) -> Result<ConsistencyReport, DiffError> {
@@ -51,15 +51,15 @@ pub fn consistency_check(
 
 /// Compares two disks block by block without changing either (e.g. two images on disk).
 pub fn compare(
-    source: &mut dyn VirtualDisk,
-    replica: &mut dyn VirtualDisk,
+    source: &mut (dyn VirtualDisk + Send),
+    replica: &mut (dyn VirtualDisk + Send),
     opts: &SyncOptions,
 ) -> Result<ConsistencyReport, DiffError> {
     report(source, Replica::Compare(replica), opts, false)
 }
 
 fn report(
-    source: &mut dyn VirtualDisk,
+    source: &mut (dyn VirtualDisk + Send),
     replica: Replica<'_>,
     opts: &SyncOptions,
     repaired: bool,

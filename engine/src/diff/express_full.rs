@@ -4,19 +4,22 @@
 //! applies them to the replica. Equal blocks cost reading and hashing on both sides, and a
 //! digest message on the network, but are never sent.
 //!
-//! The calling thread reads (both sides) and applies; worker threads check and digest. While
-//! the workers digest one batch of blocks, the calling thread reads the next. The agent
-//! keeps a batch's bytes until the server has answered for it, so a requested block is sent
-//! from memory, not read twice.
+//! Blocks go in batches. Each of `threads` threads takes a run of a batch's blocks and, block
+//! by block, reads it on both sides (one thread at a time per disk, behind a lock) and
+//! digests it at once, while it is still in the cache; with one thread the calling thread
+//! does it all. The calling thread then plays the protocol for the batch and applies the
+//! differing blocks. The agent keeps a batch's bytes until the server has answered for it,
+//! so a requested block is sent from memory, not read twice.
 
 use super::exclusion::Exclusions;
 use super::figures::{SideFigures, SyncFigures};
-use super::hashing::{summarise, Digesting};
+use super::hashing::summarise;
 use super::protocol::{BlockMessage, BlockRequest, DigestMessage, Payload, Summary};
 use super::{prepare, DiffError, Grid, SyncOptions};
 use crate::disk::{VirtualDisk, VirtualDiskMut};
 use crate::vhdx::VhdxError;
 use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
 
 /// What a synchronisation did: its figures and the blocks that differed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,8 +33,8 @@ pub struct SyncOutcome {
 /// Brings `replica` up to date with `source` by an express full, then flushes the replica
 /// (the caller makes the recovery point of it).
 pub fn express_full(
-    source: &mut dyn VirtualDisk,
-    replica: &mut dyn VirtualDiskMut,
+    source: &mut (dyn VirtualDisk + Send),
+    replica: &mut (dyn VirtualDiskMut + Send),
     opts: &SyncOptions,
 ) -> Result<SyncOutcome, DiffError> {
     let out = block_compare(source, Replica::Repair(replica), opts)?;
@@ -40,12 +43,12 @@ pub fn express_full(
 
 /// The server's replica: only read (compare), or read and repaired.
 pub(crate) enum Replica<'a> {
-    Compare(&'a mut dyn VirtualDisk),
-    Repair(&'a mut dyn VirtualDiskMut),
+    Compare(&'a mut (dyn VirtualDisk + Send)),
+    Repair(&'a mut (dyn VirtualDiskMut + Send)),
 }
 
 impl Replica<'_> {
-    fn disk(&mut self) -> &mut dyn VirtualDisk {
+    fn disk(&mut self) -> &mut (dyn VirtualDisk + Send) {
         match self {
             Replica::Compare(d) => *d,
             Replica::Repair(d) => *d,
@@ -53,8 +56,8 @@ impl Replica<'_> {
     }
 }
 
-/// Bytes of blocks one side reads before the workers digest them.
-const BATCH_BYTES: u64 = 4 * 1024 * 1024;
+/// Bytes of blocks each thread reads and digests per batch (at least one block).
+const BATCH_BYTES_PER_THREAD: u64 = 8 * 1024 * 1024;
 
 /// One side's blocks of a batch: the included bytes of each, packed in order.
 #[derive(Default)]
@@ -62,15 +65,6 @@ struct SideBatch {
     bufs: Vec<Vec<u8>>,
     /// Whether each block was read (false: unallocated, it reads zeros).
     read: Vec<bool>,
-}
-
-impl SideBatch {
-    fn bytes(&self, i: usize) -> Option<&[u8]> {
-        self.read[i].then_some(self.bufs[i].as_slice())
-    }
-    fn blocks(&self) -> impl Iterator<Item = Option<&[u8]>> {
-        (0..self.bufs.len()).map(|i| self.bytes(i))
-    }
 }
 
 /// A batch: the blocks it covers, with their included ranges, and both sides' bytes.
@@ -130,7 +124,7 @@ pub(crate) fn apply_block(
 
 /// The block compare at the heart of express full and the consistency check.
 pub(crate) fn block_compare(
-    source: &mut dyn VirtualDisk,
+    source: &mut (dyn VirtualDisk + Send),
     mut replica: Replica<'_>,
     opts: &SyncOptions,
 ) -> Result<SyncOutcome, DiffError> {
@@ -144,64 +138,20 @@ pub(crate) fn block_compare(
         },
         differing: Vec::new(),
     };
-    let per_batch = (BATCH_BYTES / grid.block_size).max(opts.threads as u64);
-    if opts.threads == 1 {
-        // One thread: digest each block right after reading it, while it is in the cache.
-        let mut batch = Batch::default();
-        let mut next_block = 0u64;
-        while next_block < grid.blocks() {
-            next_block = plan_batch(&grid, &excl, next_block, per_batch, &mut batch, &mut run);
-            let mut sums = Vec::new();
-            read_batch(
-                source,
-                replica.disk(),
-                &mut batch,
-                &mut run.figures,
-                Some(&mut sums),
-            )?;
-            run.finish_batch(&batch, &sums, &mut replica)?;
-        }
-        return finish(run, replica);
-    }
-
+    let per_batch = (BATCH_BYTES_PER_THREAD / grid.block_size).max(1) * opts.threads as u64;
+    let mut batch = Batch::default();
     let mut next_block = 0u64;
-    let mut cur = Batch::default();
-    let mut prev: Option<Batch> = None;
-    loop {
-        let more = next_block < grid.blocks();
-        if more {
-            next_block = plan_batch(&grid, &excl, next_block, per_batch, &mut cur, &mut run);
-        }
-        // Workers digest the previous batch while this thread reads the current one.
-        let (read, summaries) = std::thread::scope(|scope| {
-            let digesting = prev.as_ref().map(|p| {
-                let blocks = p.agent.blocks().chain(p.server.blocks()).collect();
-                Digesting::start(scope, blocks, opts.threads)
-            });
-            let read = if more {
-                read_batch(source, replica.disk(), &mut cur, &mut run.figures, None)
-            } else {
-                Ok(())
-            };
-            (read, digesting.map(Digesting::join))
-        });
-        if let (Some(p), Some(s)) = (prev.as_ref(), summaries) {
-            run.finish_batch(p, &s, &mut replica)?;
-        }
-        read?;
-        if !more {
-            break;
-        }
-        // The finished batch's buffers are reused for the one after next.
-        let spare = prev.replace(std::mem::take(&mut cur));
-        if let Some(s) = spare {
-            cur = s;
-        }
+    while next_block < grid.blocks() {
+        next_block = plan_batch(&grid, &excl, next_block, per_batch, &mut batch, &mut run);
+        let sums = digest_batch(
+            source,
+            replica.disk(),
+            &mut batch,
+            &mut run.figures,
+            opts.threads,
+        )?;
+        run.finish_batch(&batch, &sums, &mut replica)?;
     }
-    finish(run, replica)
-}
-
-fn finish(run: Run, replica: Replica<'_>) -> Result<SyncOutcome, DiffError> {
     if let Replica::Repair(r) = replica {
         r.flush().map_err(DiffError::Replica)?;
     }
@@ -236,34 +186,124 @@ fn plan_batch(
     b
 }
 
-fn read_batch(
-    source: &mut dyn VirtualDisk,
-    replica: &mut dyn VirtualDisk,
+/// One thread's share of a batch: its blocks, and its slots of both sides' buffers.
+struct Share<'a> {
+    blocks: &'a [(u64, Vec<(u64, u64)>)],
+    agent_bufs: &'a mut [Vec<u8>],
+    agent_read: &'a mut [bool],
+    server_bufs: &'a mut [Vec<u8>],
+    server_read: &'a mut [bool],
+}
+
+/// What one thread found: both sides' summaries of its blocks and the work it did.
+#[derive(Default)]
+struct Found {
+    agent: Vec<Summary>,
+    server: Vec<Summary>,
+    agent_fig: SideFigures,
+    server_fig: SideFigures,
+}
+
+type Disk<'a> = Mutex<&'a mut (dyn VirtualDisk + Send)>;
+
+/// Reads and digests a share of a batch, block by block, on both sides.
+fn read_and_digest(
+    share: Share<'_>,
+    agent: &Disk<'_>,
+    server: &Disk<'_>,
+) -> Result<Found, DiffError> {
+    let mut f = Found::default();
+    for (i, (_, segs)) in share.blocks.iter().enumerate() {
+        let buf = &mut share.agent_bufs[i];
+        share.agent_read[i] =
+            locked_read(agent, segs, buf, &mut f.agent_fig).map_err(DiffError::Source)?;
+        f.agent
+            .push(summarise(share.agent_read[i].then_some(buf.as_slice())));
+        let buf = &mut share.server_bufs[i];
+        share.server_read[i] =
+            locked_read(server, segs, buf, &mut f.server_fig).map_err(DiffError::Replica)?;
+        f.server
+            .push(summarise(share.server_read[i].then_some(buf.as_slice())));
+    }
+    Ok(f)
+}
+
+/// [`read_block`] with the disk's lock held for the read only.
+fn locked_read(
+    disk: &Disk<'_>,
+    segs: &[(u64, u64)],
+    buf: &mut Vec<u8>,
+    fig: &mut SideFigures,
+) -> Result<bool, VhdxError> {
+    // A poisoned lock means another thread panicked; the disk itself is sound.
+    let mut d = disk.lock().unwrap_or_else(|p| p.into_inner());
+    read_block(&mut **d, segs, buf, fig)
+}
+
+/// Reads and digests a batch on `threads` threads; gives the agent's summaries, then the
+/// server's, in block order whatever the number of threads.
+fn digest_batch(
+    source: &mut (dyn VirtualDisk + Send),
+    replica: &mut (dyn VirtualDisk + Send),
     batch: &mut Batch,
     fig: &mut SyncFigures,
-    mut inline: Option<&mut Vec<Summary>>,
-) -> Result<(), DiffError> {
+    threads: usize,
+) -> Result<Vec<Summary>, DiffError> {
     let n = batch.blocks.len();
-    let mut server_sums = Vec::new();
     for side in [&mut batch.agent, &mut batch.server] {
         side.bufs.resize_with(n, Vec::new);
         side.read.resize(n, false);
     }
-    for (i, (_, segs)) in batch.blocks.iter().enumerate() {
-        batch.agent.read[i] = read_block(source, segs, &mut batch.agent.bufs[i], &mut fig.agent)
-            .map_err(DiffError::Source)?;
-        batch.server.read[i] =
-            read_block(replica, segs, &mut batch.server.bufs[i], &mut fig.server)
-                .map_err(DiffError::Replica)?;
-        if let Some(sums) = inline.as_deref_mut() {
-            sums.push(summarise(batch.agent.bytes(i)));
-            server_sums.push(summarise(batch.server.bytes(i)));
-        }
+    let (agent, server) = (Mutex::new(source), Mutex::new(replica));
+    let per_thread = n.div_ceil(threads).max(1);
+    let shares = batch
+        .blocks
+        .chunks(per_thread)
+        .zip(batch.agent.bufs.chunks_mut(per_thread))
+        .zip(batch.agent.read.chunks_mut(per_thread))
+        .zip(batch.server.bufs.chunks_mut(per_thread))
+        .zip(batch.server.read.chunks_mut(per_thread))
+        .map(
+            |((((blocks, agent_bufs), agent_read), server_bufs), server_read)| Share {
+                blocks,
+                agent_bufs,
+                agent_read,
+                server_bufs,
+                server_read,
+            },
+        );
+    let found: Vec<Result<Found, DiffError>> = if threads == 1 {
+        shares
+            .map(|s| read_and_digest(s, &agent, &server))
+            .collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = shares
+                .map(|s| {
+                    let (agent, server) = (&agent, &server);
+                    scope.spawn(move || read_and_digest(s, agent, server))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h.join() {
+                    Ok(r) => r,
+                    // A worker panicking is a bug, passed on as it is.
+                    Err(e) => std::panic::resume_unwind(e),
+                })
+                .collect()
+        })
+    };
+    let (mut agent_sums, mut server_sums) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for f in found {
+        let f = f?;
+        agent_sums.extend(f.agent);
+        server_sums.extend(f.server);
+        fig.agent += f.agent_fig;
+        fig.server += f.server_fig;
     }
-    if let Some(sums) = inline {
-        sums.append(&mut server_sums);
-    }
-    Ok(())
+    agent_sums.append(&mut server_sums);
+    Ok(agent_sums)
 }
 
 struct Run {

@@ -23,6 +23,16 @@ pub struct SideFigures {
     pub blocks_zero: u64,
 }
 
+impl std::ops::AddAssign for SideFigures {
+    fn add_assign(&mut self, o: SideFigures) {
+        self.bytes_read += o.bytes_read;
+        self.bytes_hashed += o.bytes_hashed;
+        self.blocks_read += o.blocks_read;
+        self.blocks_unallocated += o.blocks_unallocated;
+        self.blocks_zero += o.blocks_zero;
+    }
+}
+
 /// The figures of one synchronisation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncFigures {
