@@ -57,22 +57,22 @@ impl Replica<'_> {
 }
 
 /// Bytes of blocks each thread reads and digests per batch (at least one block).
-const BATCH_BYTES_PER_THREAD: u64 = 8 * 1024 * 1024;
+const BATCH_BYTES_PER_THREAD: u64 = 64 * 1024 * 1024;
 
-/// One side's blocks of a batch: the included bytes of each, packed in order.
-#[derive(Default)]
-struct SideBatch {
-    bufs: Vec<Vec<u8>>,
-    /// Whether each block was read (false: unallocated, it reads zeros).
-    read: Vec<bool>,
-}
-
-/// A batch: the blocks it covers, with their included ranges, and both sides' bytes.
+/// A batch: the blocks it covers, with their included ranges, and the agent's bytes of
+/// those that differ (kept until the server asks for them).
 #[derive(Default)]
 struct Batch {
     blocks: Vec<(u64, Vec<(u64, u64)>)>,
-    agent: SideBatch,
-    server: SideBatch,
+    kept: Vec<Option<Vec<u8>>>,
+}
+
+/// One thread's buffers for a block of each side, reused from block to block (so that a
+/// block is digested while it is still in the cache).
+#[derive(Default)]
+struct Scratch {
+    agent: Vec<u8>,
+    server: Vec<u8>,
 }
 
 /// Reads the included ranges `segs` of one block into `buf`, packed, unless they are all
@@ -140,6 +140,7 @@ pub(crate) fn block_compare(
     };
     let per_batch = (BATCH_BYTES_PER_THREAD / grid.block_size).max(1) * opts.threads as u64;
     let mut batch = Batch::default();
+    let mut scratch: Vec<Scratch> = (0..opts.threads).map(|_| Scratch::default()).collect();
     let mut next_block = 0u64;
     while next_block < grid.blocks() {
         next_block = plan_batch(&grid, &excl, next_block, per_batch, &mut batch, &mut run);
@@ -147,8 +148,8 @@ pub(crate) fn block_compare(
             source,
             replica.disk(),
             &mut batch,
+            &mut scratch,
             &mut run.figures,
-            opts.threads,
         )?;
         run.finish_batch(&batch, &sums, &mut replica)?;
     }
@@ -186,13 +187,11 @@ fn plan_batch(
     b
 }
 
-/// One thread's share of a batch: its blocks, and its slots of both sides' buffers.
+/// One thread's share of a batch: its blocks, its slots for kept bytes, its buffers.
 struct Share<'a> {
     blocks: &'a [(u64, Vec<(u64, u64)>)],
-    agent_bufs: &'a mut [Vec<u8>],
-    agent_read: &'a mut [bool],
-    server_bufs: &'a mut [Vec<u8>],
-    server_read: &'a mut [bool],
+    kept: &'a mut [Option<Vec<u8>>],
+    scratch: &'a mut Scratch,
 }
 
 /// What one thread found: both sides' summaries of its blocks and the work it did.
@@ -206,72 +205,76 @@ struct Found {
 
 type Disk<'a> = Mutex<&'a mut (dyn VirtualDisk + Send)>;
 
-/// Reads and digests a share of a batch, block by block, on both sides.
+/// Reads and digests a share of a batch, block by block, on both sides. The agent's bytes
+/// of a block whose digest differs from the server's are kept for the server's request.
 fn read_and_digest(
     share: Share<'_>,
     agent: &Disk<'_>,
     server: &Disk<'_>,
 ) -> Result<Found, DiffError> {
     let mut f = Found::default();
+    let Scratch {
+        agent: abuf,
+        server: sbuf,
+    } = share.scratch;
     for (i, (_, segs)) in share.blocks.iter().enumerate() {
-        let buf = &mut share.agent_bufs[i];
-        share.agent_read[i] =
-            locked_read(agent, segs, buf, &mut f.agent_fig).map_err(DiffError::Source)?;
-        f.agent
-            .push(summarise(share.agent_read[i].then_some(buf.as_slice())));
-        let buf = &mut share.server_bufs[i];
-        share.server_read[i] =
-            locked_read(server, segs, buf, &mut f.server_fig).map_err(DiffError::Replica)?;
-        f.server
-            .push(summarise(share.server_read[i].then_some(buf.as_slice())));
+        let a =
+            read_and_summarise(agent, segs, abuf, &mut f.agent_fig).map_err(DiffError::Source)?;
+        let s = read_and_summarise(server, segs, sbuf, &mut f.server_fig)
+            .map_err(DiffError::Replica)?;
+        share.kept[i] = (a != s && a != Summary::Zero).then(|| abuf.clone());
+        f.agent.push(a);
+        f.server.push(s);
     }
     Ok(f)
 }
 
-/// [`read_block`] with the disk's lock held for the read only.
-fn locked_read(
+/// Reads a block (with the disk's lock held for the read only) and summarises it.
+fn read_and_summarise(
     disk: &Disk<'_>,
     segs: &[(u64, u64)],
     buf: &mut Vec<u8>,
     fig: &mut SideFigures,
-) -> Result<bool, VhdxError> {
+) -> Result<Summary, VhdxError> {
     // A poisoned lock means another thread panicked; the disk itself is sound.
     let mut d = disk.lock().unwrap_or_else(|p| p.into_inner());
-    read_block(&mut **d, segs, buf, fig)
+    let read = read_block(&mut **d, segs, buf, fig)?;
+    drop(d);
+    let sum = summarise(read.then_some(buf.as_slice()));
+    match sum {
+        Summary::Digest(_) => fig.bytes_hashed += buf.len() as u64,
+        // Unallocated blocks were counted zero by `read_block`.
+        Summary::Zero if read => fig.blocks_zero += 1,
+        Summary::Zero => {}
+    }
+    Ok(sum)
 }
 
-/// Reads and digests a batch on `threads` threads; gives the agent's summaries, then the
-/// server's, in block order whatever the number of threads.
+/// Reads and digests a batch on as many threads as there are scratch buffers; gives the
+/// agent's summaries, then the server's, in block order whatever the number of threads.
 fn digest_batch(
     source: &mut (dyn VirtualDisk + Send),
     replica: &mut (dyn VirtualDisk + Send),
     batch: &mut Batch,
+    scratch: &mut [Scratch],
     fig: &mut SyncFigures,
-    threads: usize,
 ) -> Result<Vec<Summary>, DiffError> {
     let n = batch.blocks.len();
-    for side in [&mut batch.agent, &mut batch.server] {
-        side.bufs.resize_with(n, Vec::new);
-        side.read.resize(n, false);
-    }
+    batch.kept.clear();
+    batch.kept.resize_with(n, || None);
     let (agent, server) = (Mutex::new(source), Mutex::new(replica));
+    let threads = scratch.len();
     let per_thread = n.div_ceil(threads).max(1);
     let shares = batch
         .blocks
         .chunks(per_thread)
-        .zip(batch.agent.bufs.chunks_mut(per_thread))
-        .zip(batch.agent.read.chunks_mut(per_thread))
-        .zip(batch.server.bufs.chunks_mut(per_thread))
-        .zip(batch.server.read.chunks_mut(per_thread))
-        .map(
-            |((((blocks, agent_bufs), agent_read), server_bufs), server_read)| Share {
-                blocks,
-                agent_bufs,
-                agent_read,
-                server_bufs,
-                server_read,
-            },
-        );
+        .zip(batch.kept.chunks_mut(per_thread))
+        .zip(scratch.iter_mut())
+        .map(|((blocks, kept), scratch)| Share {
+            blocks,
+            kept,
+            scratch,
+        });
     let found: Vec<Result<Found, DiffError>> = if threads == 1 {
         shares
             .map(|s| read_and_digest(s, &agent, &server))
@@ -325,17 +328,6 @@ impl Run {
         let f = &mut self.figures;
         for (i, (block, segs)) in batch.blocks.iter().enumerate() {
             let block = *block;
-            for (side, sum, buf) in [
-                (&mut f.agent, agent_sums[i], &batch.agent.bufs[i]),
-                (&mut f.server, server_sums[i], &batch.server.bufs[i]),
-            ] {
-                match sum {
-                    Summary::Digest(_) => side.bytes_hashed += buf.len() as u64,
-                    // Unallocated blocks were counted zero when skipped.
-                    Summary::Zero if !buf.is_empty() => side.blocks_zero += 1,
-                    Summary::Zero => {}
-                }
-            }
             // Agent → server.
             let digest = DigestMessage {
                 block,
@@ -362,9 +354,9 @@ impl Run {
             f.network_bytes += request.wire_len();
             let answer = BlockMessage {
                 block: request.block,
-                payload: match digest.summary {
-                    Summary::Zero => Payload::Zeros,
-                    Summary::Digest(_) => Payload::Data(&batch.agent.bufs[i]),
+                payload: match &batch.kept[i] {
+                    Some(bytes) => Payload::Data(bytes),
+                    None => Payload::Zeros,
                 },
             };
             f.block_bytes_sent += answer.payload_len();
