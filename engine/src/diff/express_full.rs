@@ -8,8 +8,9 @@
 //! by block, reads it on both sides (one thread at a time per disk, behind a lock) and
 //! digests it at once, while it is still in the cache; with one thread the calling thread
 //! does it all. The calling thread then plays the protocol for the batch and applies the
-//! differing blocks. The agent keeps a batch's bytes until the server has answered for it,
-//! so a requested block is sent from memory, not read twice.
+//! differing blocks. The server's answer to a digest depends only on its own digest of the
+//! same block, known at once, so the agent keeps the bytes of the differing blocks only, and
+//! sends them from memory when asked: no block is read twice.
 
 use super::exclusion::Exclusions;
 use super::figures::{SideFigures, SyncFigures};

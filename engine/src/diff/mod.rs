@@ -55,9 +55,9 @@ pub const MAX_BLOCK_SIZE: u64 = 256 * 1024 * 1024;
 pub struct SyncOptions {
     /// Bytes per protocol block: a power of two in [`MIN_BLOCK_SIZE`]..=[`MAX_BLOCK_SIZE`].
     pub block_size: u64,
-    /// Threads that check and digest blocks (at least 1). With 1, the calling thread reads
-    /// and digests each block in turn, while it is still in the cache. With more, the
-    /// calling thread reads (and applies) while that many workers digest the batch before.
+    /// Threads that read and digest blocks (at least 1; 1 means the calling thread). Each
+    /// takes a run of every batch of blocks and digests each block right after reading it,
+    /// while it is in the cache; the disks are read by one thread at a time.
     pub threads: usize,
     /// Byte ranges `(offset, length)` of the disk left out (R14: the page file).
     pub excluded: Vec<(u64, u64)>,
