@@ -1,5 +1,6 @@
 //! The `hvsim` command line: argument parsing and output only.
 
+mod diff_cmd;
 mod repo_cmd;
 mod size;
 mod vhdx_cmd;

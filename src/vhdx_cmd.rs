@@ -125,6 +125,8 @@ pub enum VhdxCommand {
         #[command(flatten)]
         parents: ParentArgs,
     },
+    /// Compare two images block by block (express full); exit 0 even when they differ.
+    Diff(crate::diff_cmd::DiffArgs),
 }
 
 fn block_size_arg(v: Option<u64>) -> Result<Option<u32>> {
@@ -313,6 +315,7 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             let mut v = open(&path, &parents, false)?;
             export(&mut v, &path, &raw, sync).map(|_| ExitCode::SUCCESS)
         }
+        VhdxCommand::Diff(args) => crate::diff_cmd::run(args),
     }
 }
 

@@ -5,6 +5,7 @@
 //! own images: open, read, write, trim, check and create VHDX files.
 
 pub mod chain;
+pub mod diff;
 pub mod disk;
 pub mod guest;
 pub mod ids;
