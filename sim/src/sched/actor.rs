@@ -1,0 +1,138 @@
+//! What the scheduler knows of an actor and of the messages it exchanges.
+
+use std::fmt;
+
+use super::Cx;
+
+/// A small copyable handle on an actor of one world.
+///
+/// Ids are handed out densely, from 0, in the order the actors are added to the
+/// [`Scheduler`](super::Scheduler); a world builder that needs the id of a peer it has not
+/// added yet may compute it with [`ActorId::new`]. The name of an id lives in the
+/// scheduler's name table ([`Scheduler::name_of`](super::Scheduler::name_of)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActorId(u16);
+
+impl ActorId {
+    /// The id of the `index`-th actor added to a scheduler (counting from 0).
+    pub const fn new(index: u16) -> Self {
+        ActorId(index)
+    }
+
+    /// Position of the actor in the scheduler's table.
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for ActorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "actor#{}", self.0)
+    }
+}
+
+/// Names a timer so its owner can cancel it. Unique within one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerId {
+    pub(crate) due_us: u64,
+    pub(crate) seq: u64,
+}
+
+/// Where a delivered message comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Sent by another actor (or by the receiver to itself) through [`Cx::send`].
+    Actor(ActorId),
+    /// A timer the receiver set with [`Cx::set_timer`] has fired.
+    Timer(TimerId),
+    /// Posted from outside the actors: the scenario's start, a workload step, a fault.
+    World,
+}
+
+/// One delivery to an actor.
+#[derive(Debug)]
+pub struct Envelope<M> {
+    pub origin: Origin,
+    pub msg: M,
+}
+
+/// What a message tells the scheduler about itself.
+pub trait Message {
+    /// The event name shown in the trace for the step that delivers this message
+    /// (a protocol name such as `OnFreeze`). A handler may rename its step with
+    /// [`Cx::record`].
+    fn event(&self) -> &'static str;
+
+    /// Feeds the message's content into the world digest (pending messages are part of the
+    /// world). The default hashes the event name only.
+    fn digest(&self, hasher: &mut blake3::Hasher) {
+        hasher.update(self.event().as_bytes());
+    }
+
+    /// Adds the message's fields to the details of the step that delivers it. Called only
+    /// while steps are being recorded (a trace is written or replayed).
+    fn details(&self, _details: &mut Details) {}
+}
+
+/// A party of the protocol: a plain state machine that acts only through its [`Cx`].
+pub trait Actor<M> {
+    /// The actor's name in traces (`HostVss`, `GuestWriter`, ...); unique within a world.
+    fn name(&self) -> &str;
+
+    /// Handles one delivery. Sends, timers and random draws go through `cx`.
+    fn handle(&mut self, env: Envelope<M>, cx: &mut Cx<'_, M>);
+
+    /// Feeds the actor's whole state into the world digest, in a fixed order.
+    fn digest(&self, hasher: &mut blake3::Hasher);
+}
+
+/// A value in the details of a trace step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Detail {
+    U64(u64),
+    I64(i64),
+    Bool(bool),
+    Str(&'static str),
+    Text(String),
+    /// Written as the actor's name.
+    Actor(ActorId),
+}
+
+impl From<u64> for Detail {
+    fn from(v: u64) -> Self {
+        Detail::U64(v)
+    }
+}
+impl From<u32> for Detail {
+    fn from(v: u32) -> Self {
+        Detail::U64(v.into())
+    }
+}
+impl From<i64> for Detail {
+    fn from(v: i64) -> Self {
+        Detail::I64(v)
+    }
+}
+impl From<bool> for Detail {
+    fn from(v: bool) -> Self {
+        Detail::Bool(v)
+    }
+}
+impl From<&'static str> for Detail {
+    fn from(v: &'static str) -> Self {
+        Detail::Str(v)
+    }
+}
+impl From<String> for Detail {
+    fn from(v: String) -> Self {
+        Detail::Text(v)
+    }
+}
+impl From<ActorId> for Detail {
+    fn from(v: ActorId) -> Self {
+        Detail::Actor(v)
+    }
+}
+
+/// Key/value details of one step, in the order they were added.
+pub type Details = Vec<(&'static str, Detail)>;

@@ -1,0 +1,330 @@
+//! Trace files: format, reader errors, replay and its divergence reports.
+
+use hvsim_sim::sched::toy::{self, ToyConfig};
+use hvsim_sim::sched::{Decisions, Divergence, Scheduler, Stop};
+use hvsim_sim::trace::{read_trace, replay, Header, ReplayError, Trace, TraceError, TraceWriter};
+
+fn record(seed: u64) -> String {
+    let mut sched = Scheduler::new(Decisions::seeded(seed));
+    toy::build(&mut sched, ToyConfig::default());
+    let header = Header::new("0123abcd", seed);
+    let mut writer = TraceWriter::new(Vec::new(), &header).unwrap();
+    assert_eq!(sched.run_traced(100_000, &mut writer).unwrap(), Stop::Quiet);
+    String::from_utf8(writer.finish().unwrap()).unwrap()
+}
+
+fn read(text: &str) -> Result<Trace, TraceError> {
+    read_trace(text.as_bytes())
+}
+
+fn replay_toy(trace: &Trace) -> Result<hvsim_sim::trace::ReplayReport, ReplayError> {
+    replay(trace, |s| toy::build(s, ToyConfig::default()))
+}
+
+/// Applies `edit` to the JSON object of line `line` (1-based) and writes it back.
+fn edit_line(text: &str, line: usize, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut value: serde_json::Value = serde_json::from_str(&lines[line - 1]).unwrap();
+    edit(&mut value);
+    lines[line - 1] = serde_json::to_string(&value).unwrap();
+    lines.join("\n") + "\n"
+}
+
+/// The first step (1-based) with at least `n` choices.
+fn step_with_choices(trace: &Trace, n: usize) -> u64 {
+    trace
+        .steps
+        .iter()
+        .find(|s| s.choices.len() >= n && s.step > 3)
+        .unwrap()
+        .step
+}
+
+#[test]
+fn header_and_lines_have_the_documented_shape() {
+    let text = record(4);
+    let mut lines = text.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(
+        header,
+        serde_json::json!({
+            "format": "hvsim-trace",
+            "version": 1,
+            "scenario_digest": "0123abcd",
+            "seed": 4,
+            "hvsim_version": env!("CARGO_PKG_VERSION"),
+        })
+    );
+    let first = lines.next().unwrap();
+    assert!(
+        first.starts_with(r#"{"step":1,"time_us":0,"actor":""#),
+        "{first}"
+    );
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let trace = read(&text).unwrap();
+    assert_eq!(
+        last,
+        serde_json::json!({"end": "quiet", "steps": trace.steps.len()})
+    );
+    assert_eq!(trace.header.seed, 4);
+    assert_eq!(trace.end.stop, Stop::Quiet);
+    assert!(trace.steps.iter().any(|s| s.event == "OnFreeze"));
+    assert!(trace.steps.iter().any(|s| s.event == "JobFinished"));
+}
+
+#[test]
+fn replay_reproduces_every_digest() {
+    for seed in 0..10 {
+        let trace = read(&record(seed)).unwrap();
+        let report = replay_toy(&trace).unwrap();
+        assert_eq!(report.steps, trace.steps.len() as u64);
+        assert_eq!(report.stop, Stop::Quiet);
+    }
+}
+
+#[test]
+fn an_edited_digest_is_the_first_diverging_step() {
+    let text = record(11);
+    let edited = edit_line(&text, 1 + 17, |v| {
+        v["digest"] = serde_json::json!("0".repeat(64));
+    });
+    let err = replay_toy(&read(&edited).unwrap()).unwrap_err();
+    match &err {
+        ReplayError::Diverged {
+            step,
+            field,
+            recorded,
+            replayed,
+        } => {
+            assert_eq!((*step, *field), (17, "digest"));
+            assert_eq!(recorded.digest, "0".repeat(64));
+            assert_ne!(replayed.digest, recorded.digest);
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert!(err.to_string().contains("step 17"), "{err}");
+}
+
+#[test]
+fn edited_details_or_event_are_reported_with_both_versions() {
+    let text = record(12);
+    let trace = read(&text).unwrap();
+    let k = trace
+        .steps
+        .iter()
+        .find(|s| !s.details.is_empty())
+        .unwrap()
+        .step;
+    let edited = edit_line(&text, k as usize + 1, |v| {
+        v["details"]["round"] = serde_json::json!(99);
+    });
+    let err = replay_toy(&read(&edited).unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, ReplayError::Diverged { step, field: "details", .. } if *step == k),
+        "{err}"
+    );
+
+    let edited = edit_line(&text, 6, |v| v["event"] = serde_json::json!("OnThaw"));
+    let err = replay_toy(&read(&edited).unwrap()).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ReplayError::Diverged {
+                step: 5,
+                field: "event",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_changed_choice_diverges_at_its_step() {
+    let text = record(13);
+    let trace = read(&text).unwrap();
+    let k = step_with_choices(&trace, 1);
+    let original = trace.steps[k as usize - 1].choices[0];
+    let edited = edit_line(&text, k as usize + 1, |v| {
+        v["choices"][0] = serde_json::json!(if original == 0 { 1 } else { 0 });
+    });
+    let err = replay_toy(&read(&edited).unwrap()).unwrap_err();
+    // Another index gives another world (the queue's sequence numbers are in the digest).
+    assert!(
+        matches!(&err, ReplayError::Diverged { step, .. } if *step == k),
+        "{err}"
+    );
+
+    let edited = edit_line(&text, k as usize + 1, |v| {
+        v["choices"][0] = serde_json::json!(u64::MAX);
+    });
+    let err = replay_toy(&read(&edited).unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, ReplayError::Choices(Divergence::ChoiceOutOfRange { step, .. }) if *step == k),
+        "{err}"
+    );
+    assert_eq!(err.step(), k);
+}
+
+#[test]
+fn missing_or_extra_choices_diverge_at_their_step() {
+    let text = record(14);
+    let trace = read(&text).unwrap();
+    let k = step_with_choices(&trace, 1);
+    let fewer = edit_line(&text, k as usize + 1, |v| {
+        v["choices"].as_array_mut().unwrap().pop();
+    });
+    let err = replay_toy(&read(&fewer).unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, ReplayError::Choices(Divergence::ChoicesExhausted { step, .. }) if *step == k),
+        "{err}"
+    );
+    let more = edit_line(&text, k as usize + 1, |v| {
+        v["choices"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!(0));
+    });
+    let err = replay_toy(&read(&more).unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, ReplayError::Choices(Divergence::UnusedChoices { step, .. }) if *step == k),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_different_world_ends_early_or_stops_differently() {
+    let text = record(15);
+    let trace = read(&text).unwrap();
+    // Replayed against a world with fewer rounds, the run differs somewhere.
+    let fewer_rounds = ToyConfig {
+        rounds: 1,
+        ..ToyConfig::default()
+    };
+    let err = replay(&trace, |s| toy::build(s, fewer_rounds)).unwrap_err();
+    assert!(err.step() <= trace.steps.len() as u64 + 1, "{err}");
+
+    // Claim the recorded run hit its step limit when it actually went quiet.
+    let lines = text.lines().count();
+    let edited = edit_line(&text, lines, |v| v["end"] = serde_json::json!("step_limit"));
+    let err = replay_toy(&read(&edited).unwrap()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReplayError::StopDiffers {
+                recorded: Stop::StepLimit,
+                replayed: Stop::Quiet,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_truncated_trace_is_reported() {
+    let text = record(16);
+    let lines: Vec<&str> = text.lines().collect();
+    // Cut at a line boundary: the end line is missing.
+    let cut = lines[..30].join("\n") + "\n";
+    assert!(matches!(
+        read(&cut),
+        Err(TraceError::MissingEnd { lines: 30 })
+    ));
+    // Cut inside a line: that line is bad JSON.
+    let mut cut = lines[..30].join("\n");
+    cut.push('\n');
+    cut.push_str(&lines[30][..lines[30].len() / 2]);
+    assert!(matches!(
+        read(&cut),
+        Err(TraceError::BadJson { line: 31, .. })
+    ));
+    assert!(matches!(read(""), Err(TraceError::Empty)));
+}
+
+#[test]
+fn malformed_lines_are_typed_errors_with_their_line_number() {
+    let text = record(17);
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let with = |lines: &[String]| lines.join("\n") + "\n";
+
+    let mut corrupted = lines.clone();
+    corrupted[9].replace_range(5..9, "\u{0}#!x");
+    assert!(matches!(
+        read(&with(&corrupted)),
+        Err(TraceError::BadJson { line: 10, .. })
+    ));
+
+    let missing = edit_line(&text, 8, |v| {
+        v.as_object_mut().unwrap().remove("actor");
+    });
+    assert!(matches!(
+        read(&missing),
+        Err(TraceError::MissingField {
+            line: 8,
+            field: "actor"
+        })
+    ));
+
+    let wrong_type = edit_line(&text, 8, |v| v["time_us"] = serde_json::json!("soon"));
+    assert!(matches!(
+        read(&wrong_type),
+        Err(TraceError::WrongType {
+            line: 8,
+            field: "time_us",
+            ..
+        })
+    ));
+
+    let version = edit_line(&text, 1, |v| v["version"] = serde_json::json!(2));
+    assert!(matches!(
+        read(&version),
+        Err(TraceError::UnsupportedVersion { line: 1, found: 2 })
+    ));
+
+    let not_a_trace = edit_line(&text, 1, |v| v["format"] = serde_json::json!("other"));
+    assert!(matches!(
+        read(&not_a_trace),
+        Err(TraceError::NotATrace { line: 1, .. })
+    ));
+
+    let skipped = edit_line(&text, 12, |v| v["step"] = serde_json::json!(12));
+    assert!(matches!(
+        read(&skipped),
+        Err(TraceError::StepOutOfOrder {
+            line: 12,
+            expected: 11,
+            found: 12
+        })
+    ));
+
+    let trace = read(&text).unwrap();
+    let k = trace.steps.windows(2).find(|w| w[0].time_us > 0).unwrap()[1].step;
+    let back = edit_line(&text, k as usize + 1, |v| {
+        v["time_us"] = serde_json::json!(0)
+    });
+    let err = read(&back).unwrap_err();
+    assert!(
+        matches!(err, TraceError::TimeWentBack { line, .. } if line == k + 1),
+        "{err}"
+    );
+
+    let bad_digest = edit_line(&text, 5, |v| v["digest"] = serde_json::json!("xyz"));
+    assert!(matches!(
+        read(&bad_digest),
+        Err(TraceError::BadDigest { line: 5 })
+    ));
+
+    let count = lines.len();
+    let end = edit_line(&text, count, |v| v["steps"] = serde_json::json!(3));
+    assert!(matches!(
+        read(&end),
+        Err(TraceError::EndCountMismatch { recorded: 3, .. })
+    ));
+
+    lines.push(lines[3].clone());
+    assert!(matches!(
+        read(&with(&lines)),
+        Err(TraceError::AfterEnd { line }) if line == count as u64 + 1
+    ));
+}
