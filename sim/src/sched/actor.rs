@@ -10,12 +10,12 @@ use super::Cx;
 /// [`Scheduler`](super::Scheduler); a world builder that needs the id of a peer it has not
 /// added yet may compute it with [`ActorId::new`]. The name of an id lives in the
 /// scheduler's name table ([`Scheduler::name_of`](super::Scheduler::name_of)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ActorId(u16);
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActorId(u32);
 
 impl ActorId {
     /// The id of the `index`-th actor added to a scheduler (counting from 0).
-    pub const fn new(index: u16) -> Self {
+    pub const fn new(index: u32) -> Self {
         ActorId(index)
     }
 

@@ -67,12 +67,6 @@ pub struct StepRecord {
     pub digest: Option<[u8; 32]>,
 }
 
-impl Default for ActorId {
-    fn default() -> Self {
-        ActorId::new(0)
-    }
-}
-
 struct Pending<M> {
     to: ActorId,
     origin: Origin,
@@ -142,7 +136,7 @@ impl<M: Message> Scheduler<M> {
 
     /// Adds an actor; its id is the number of actors added before it.
     pub fn add_actor(&mut self, actor: Box<dyn Actor<M>>) -> ActorId {
-        let id = ActorId::new(u16::try_from(self.actors.len()).unwrap_or(u16::MAX));
+        let id = ActorId::new(u32::try_from(self.actors.len()).unwrap_or(u32::MAX));
         self.names.push(actor.name().to_owned());
         self.actors.push(actor);
         id
@@ -156,7 +150,7 @@ impl<M: Message> Scheduler<M> {
     /// The id of the actor with this name.
     pub fn actor_named(&self, name: &str) -> Option<ActorId> {
         let index = self.names.iter().position(|n| n == name)?;
-        Some(ActorId::new(u16::try_from(index).ok()?))
+        Some(ActorId::new(u32::try_from(index).ok()?))
     }
 
     /// Posts a message from outside the actors (start of a scenario, workload step, fault),
@@ -231,12 +225,9 @@ impl<M: Message> Scheduler<M> {
         }
         let step = self.core.record.step + 1;
         self.core.decisions.begin_step(step);
-        let record = &mut self.core.record;
-        record.step = step;
-        record.time_us = due;
-        record.details.clear();
-        record.choices.clear();
-        record.digest = None;
+        self.core.record.details.clear();
+        self.core.record.choices.clear();
+        self.core.record.digest = None;
 
         let candidates = self.core.queue.range((due, 0)..=(due, u64::MAX)).count();
         let pick = self.core.choose(candidates as u64)?;
@@ -263,6 +254,8 @@ impl<M: Message> Scheduler<M> {
         };
 
         self.core.now_us = due;
+        self.core.record.step = step;
+        self.core.record.time_us = due;
         self.core.record.actor = pending.to;
         if self.core.recording {
             self.core.record.event = pending.msg.event();

@@ -133,7 +133,7 @@ const REQUESTER: ActorId = ActorId::new(0);
 const COORDINATOR: ActorId = ActorId::new(1);
 
 fn writer_id(index: u16) -> ActorId {
-    ActorId::new(index.saturating_add(2))
+    ActorId::new(u32::from(index) + 2)
 }
 
 /// Adds the toy world's actors and its first events to `sched`.
