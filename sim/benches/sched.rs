@@ -39,6 +39,14 @@ fn bench(c: &mut Criterion) {
             sched.run_until_quiet(MAX_STEPS).ok()
         })
     });
+    // Recording without writing: details and the world digest of every step, no JSON.
+    group.bench_function("run_recorded", |b| {
+        b.iter(|| {
+            let mut sched = world(1);
+            sched.set_recording(true);
+            sched.run_until_quiet(MAX_STEPS).ok()
+        })
+    });
     group.bench_function("run_traced", |b| {
         b.iter(|| {
             let mut sched = world(1);
