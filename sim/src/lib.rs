@@ -4,3 +4,5 @@
 //! the dependency direction `hvsim -> sim -> engine` is in place.
 
 pub use hvsim_engine as engine;
+
+pub mod scenario;
