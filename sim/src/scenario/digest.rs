@@ -97,7 +97,9 @@ impl fmt::Display for Scenario {
             self.job.recovery_points
         )?;
         for fault in &self.faults {
-            writeln!(f, "  fault: {fault:?}")?;
+            // The fault as its TOML table, in JSON spelling (stable, unlike Debug).
+            let text = serde_json::to_string(fault).unwrap_or_default();
+            writeln!(f, "  fault: {text}")?;
         }
         write!(f, "  expect: {}", self.expect.outcome)?;
         if let Some(code) = self.expect.code {

@@ -92,7 +92,7 @@ impl fmt::Display for Bytes {
     /// The largest binary unit that divides the size exactly, e.g. `60 GiB`, `1536 B`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (name, scale) in SIZE_UNITS.iter().rev() {
-            if self.0 != 0 && *scale > 1 && self.0 % scale == 0 {
+            if self.0 != 0 && *scale > 1 && self.0.is_multiple_of(*scale) {
                 return write!(f, "{} {}", self.0 / scale, name);
             }
         }
@@ -102,7 +102,7 @@ impl fmt::Display for Bytes {
 
 impl fmt::Display for VirtualTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.millis % 1_000 == 0 {
+        if self.millis.is_multiple_of(1_000) {
             write!(f, "{} s", self.millis / 1_000)
         } else {
             write!(f, "{} ms", self.millis)

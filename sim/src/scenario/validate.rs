@@ -289,7 +289,9 @@ impl Checker {
                     None
                 }
                 Some(v) => {
-                    self.reachable(s, vm, v, at("volume"));
+                    if s.host(&vm.host).is_some() {
+                        self.reachable(s, vm, v, at("volume"));
+                    }
                     Some((v, "volume"))
                 }
             },
