@@ -1,9 +1,10 @@
 //! hvsim-sim: the deterministic protocol simulator (VSS, HV-IC, VMMS, FSRVP actors).
 //!
-//! The actors arrive with the simulator issue; for now the crate re-exports the engine so
-//! the dependency direction `hvsim -> sim -> engine` is in place.
+//! In place so far: the scenario format (`scenario`), the deterministic scheduler
+//! (`sched`) and traces with replay (`trace`). The protocol actors build on them.
 
 pub use hvsim_engine as engine;
 
+pub mod scenario;
 pub mod sched;
 pub mod trace;

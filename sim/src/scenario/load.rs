@@ -1,0 +1,80 @@
+//! Reading a scenario file: TOML syntax, then fields and types (with the field path of
+//! the first problem), then the semantic checks of `validate`.
+
+use super::error::{Location, ScenarioError, ScenarioErrors};
+use super::locate::{line_column, span_of_path};
+use super::model::Scenario;
+use std::path::Path;
+use toml_edit::ImDocument;
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file. Errors name the file as `path` shows it.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
+        let file = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            ScenarioErrors(vec![ScenarioError::Read {
+                file: file.clone(),
+                message: e.to_string(),
+            }])
+        })?;
+        Scenario::from_toml(&source, &file)
+    }
+
+    /// Parses and validates scenario text; `file` is the name used in errors.
+    pub fn from_toml(source: &str, file: &str) -> Result<Scenario, ScenarioErrors> {
+        let at = |span: Option<std::ops::Range<usize>>| Location {
+            file: file.to_string(),
+            line_column: span.map(|s| line_column(source, s.start)),
+        };
+
+        let document = ImDocument::parse(source).map_err(|e| {
+            ScenarioErrors(vec![ScenarioError::Syntax {
+                at: at(e.span()),
+                message: e.message().trim_end().to_string(),
+            }])
+        })?;
+
+        let scenario: Scenario = serde_path_to_error::deserialize(toml::Deserializer::new(source))
+            .map_err(|e| {
+                let inner = e.inner();
+                let message = inner.message().trim_end().to_string();
+                let path = field_path(&e.path().to_string(), &message);
+                // Prefer the span toml gives; else the place of the path in the document.
+                let span = inner.span().or_else(|| span_of_path(&document, &path));
+                ScenarioErrors(vec![ScenarioError::Field {
+                    at: at(span),
+                    path,
+                    message,
+                }])
+            })?;
+
+        let problems = scenario.validate();
+        if problems.is_empty() {
+            return Ok(scenario);
+        }
+        Err(ScenarioErrors(
+            problems
+                .into_iter()
+                .map(|p| ScenarioError::Invalid {
+                    at: at(span_of_path(&document, &p.path)),
+                    path: p.path,
+                    message: p.message,
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// serde_path_to_error names the table that lacks a field; name the field itself.
+fn field_path(path: &str, message: &str) -> String {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field);
+    match (path, missing) {
+        (".", Some(field)) => field.to_string(),
+        (_, Some(field)) => format!("{path}.{field}"),
+        (".", None) => "(top level)".to_string(),
+        _ => path.to_string(),
+    }
+}

@@ -1,0 +1,648 @@
+//! The typed scenario: the world (hosts, cluster, file servers, volumes, VMs with their
+//! disks, guests, writers and workload), the backup job, the faults to inject and what the
+//! run must show. Field names are those of the TOML file.
+
+use super::codes::Hresult;
+use super::names::named_enum;
+use super::spec_id::SpecId;
+use super::units::{Bytes, VirtualTime};
+use serde::{Deserialize, Serialize};
+
+/// One scenario file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, the file name without `.toml`.
+    pub name: String,
+    /// SPEC items this scenario demonstrates.
+    pub covers: Vec<SpecId>,
+    /// Default seed of the scheduler's generator (a run may override it).
+    #[serde(default)]
+    pub seed: u64,
+    pub hosts: Vec<Host>,
+    #[serde(default)]
+    pub cluster: Option<Cluster>,
+    #[serde(default)]
+    pub file_servers: Vec<FileServer>,
+    pub volumes: Vec<Volume>,
+    pub vms: Vec<Vm>,
+    pub job: Job,
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    pub expect: Expect,
+}
+
+named_enum! {
+    /// Windows Server release of a Hyper-V host (also a cluster functional level and an
+    /// integration services release).
+    pub enum HyperVVersion ("Hyper-V version") {
+        V2008R2 = "2008 R2",
+        V2012 = "2012",
+        V2012R2 = "2012 R2",
+        V2016 = "2016",
+        V2019 = "2019",
+        V2022 = "2022",
+        V2025 = "2025",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    pub name: String,
+    pub version: HyperVVersion,
+}
+
+/// A failover cluster of some hosts; its CSVs are volumes with `csv = true`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub name: String,
+    pub functional_level: HyperVVersion,
+    pub nodes: Vec<String>,
+}
+
+/// An SMB 3.0 file server (F4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileServer {
+    pub name: String,
+    pub version: HyperVVersion,
+    /// File Server VSS Agent Service installed (R10).
+    #[serde(default = "yes")]
+    pub vss_agent: bool,
+    pub shares: Vec<Share>,
+}
+
+/// A share; VM disks name it by UNC path `\\server\share`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Share {
+    pub name: String,
+    /// The file server's volume holding the share.
+    pub volume: String,
+}
+
+named_enum! {
+    /// Which host VSS provider snapshots a volume.
+    pub enum ProviderKind ("provider") {
+        /// Microsoft Software Shadow Copy provider (copy-on-write).
+        System = "system",
+        /// A SAN/CSV hardware provider.
+        Hardware = "hardware",
+    }
+}
+
+/// A volume of a host, of a file server, or a Cluster Shared Volume: exactly one of
+/// `host`, `file_server`, `csv = true`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    pub name: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub file_server: Option<String>,
+    #[serde(default)]
+    pub csv: bool,
+    pub capacity: Bytes,
+    pub free: Bytes,
+    #[serde(default = "system_provider")]
+    pub provider: ProviderKind,
+    /// Limit of the shadow storage (diff area) for snapshots of this volume.
+    #[serde(default)]
+    pub shadow_storage_max: Option<Bytes>,
+}
+
+named_enum! {
+    pub enum VmState ("VM state") {
+        Running = "running",
+        Off = "off",
+        Saved = "saved",
+        Paused = "paused",
+    }
+}
+
+named_enum! {
+    /// `Set-VM -CheckpointType` (2016 and later).
+    pub enum CheckpointSetting ("checkpoint type") {
+        Production = "Production",
+        ProductionOnly = "ProductionOnly",
+        Standard = "Standard",
+        Disabled = "Disabled",
+    }
+}
+
+/// A VM configuration version such as `"5.0"` or `"9.0"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConfigVersion {
+    pub major: u16,
+    pub minor: u16,
+}
+
+impl std::str::FromStr for ConfigVersion {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("invalid configuration version {text:?} (expected like \"8.0\")");
+        let (major, minor) = text.split_once('.').ok_or_else(bad)?;
+        let number = |s: &str| {
+            if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) {
+                None
+            } else {
+                s.parse().ok()
+            }
+        };
+        Ok(ConfigVersion {
+            major: number(major).ok_or_else(bad)?,
+            minor: number(minor).ok_or_else(bad)?,
+        })
+    }
+}
+
+impl std::fmt::Display for ConfigVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl Serialize for ConfigVersion {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vm {
+    pub name: String,
+    pub host: String,
+    /// 1 or 2.
+    pub generation: u8,
+    pub config_version: ConfigVersion,
+    #[serde(default = "running")]
+    pub state: VmState,
+    /// A SCSI controller is present (R7). Generation 2 VMs always have one.
+    #[serde(default = "yes")]
+    pub scsi_controller: bool,
+    #[serde(default = "production")]
+    pub checkpoint_type: CheckpointSetting,
+    #[serde(default)]
+    pub integration_services: IntegrationServices,
+    pub disks: Vec<Disk>,
+    pub guest: Guest,
+    #[serde(default)]
+    pub workload: Workload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationServices {
+    #[serde(default = "yes")]
+    pub installed: bool,
+    /// The backup (volume shadow copy) integration service is enabled (R1, R2).
+    #[serde(default = "yes")]
+    pub backup_enabled: bool,
+    /// Release the components come from; the host's own when absent.
+    #[serde(default)]
+    pub version: Option<HyperVVersion>,
+}
+
+impl Default for IntegrationServices {
+    fn default() -> Self {
+        IntegrationServices {
+            installed: true,
+            backup_enabled: true,
+            version: None,
+        }
+    }
+}
+
+/// A virtual disk: a VHDX on a host volume or CSV (`volume`) or on an SMB share
+/// (`share = '\\fs1\vms'`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disk {
+    /// File name, e.g. `disk_1.vhdx`.
+    pub file: String,
+    pub size: Bytes,
+    #[serde(default = "default_block_size")]
+    pub block_size: Bytes,
+    #[serde(default)]
+    pub volume: Option<String>,
+    #[serde(default)]
+    pub share: Option<String>,
+    /// A dynamic (LDM) disk inside the guest (R1, R4).
+    #[serde(default)]
+    pub dynamic: bool,
+    #[serde(default)]
+    pub volumes: Vec<GuestVolume>,
+}
+
+named_enum! {
+    pub enum FileSystem ("file system") {
+        Ntfs = "NTFS",
+        Refs = "ReFS",
+        Fat32 = "FAT32",
+        Ext4 = "ext4",
+        Xfs = "xfs",
+    }
+}
+
+/// A volume inside the guest, on one disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestVolume {
+    /// Drive letter or mount point: `C:`, `/`, `/boot/efi`.
+    pub mount: String,
+    pub size: Bytes,
+    pub fs: FileSystem,
+    pub free: Bytes,
+    /// Holds the guest page file (R14).
+    #[serde(default)]
+    pub page_file: bool,
+    /// Mount of the guest volume holding this volume's shadow storage, if any (R1).
+    #[serde(default)]
+    pub shadow_storage: Option<String>,
+}
+
+named_enum! {
+    pub enum GuestOs ("guest OS") {
+        Windows = "windows",
+        Linux = "linux",
+        /// No VSS support at all (e.g. Windows 2000).
+        Other = "other",
+    }
+}
+
+named_enum! {
+    /// State of `hv_vss_daemon` in a Linux guest.
+    pub enum DaemonState ("hv_vss_daemon state") {
+        Running = "running",
+        Missing = "missing",
+        /// Receives FREEZE and never answers.
+        Hanging = "hanging",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guest {
+    pub os: GuestOs,
+    /// Free text, e.g. "Windows Server 2012 R2", "Debian 7".
+    #[serde(default)]
+    pub release: Option<String>,
+    /// Linux only; `running` when absent.
+    #[serde(default)]
+    pub vss_daemon: Option<DaemonState>,
+    /// Windows only.
+    #[serde(default)]
+    pub writers: Vec<Writer>,
+}
+
+named_enum! {
+    pub enum WriterKind ("writer kind") {
+        System = "System",
+        Registry = "Registry",
+        Sql = "SQL",
+        Exchange = "Exchange",
+    }
+}
+
+named_enum! {
+    pub enum WriterEvent ("writer event") {
+        OnIdentify = "OnIdentify",
+        OnPrepareBackup = "OnPrepareBackup",
+        OnPrepareSnapshot = "OnPrepareSnapshot",
+        OnFreeze = "OnFreeze",
+        OnThaw = "OnThaw",
+        OnPostSnapshot = "OnPostSnapshot",
+        OnBackupComplete = "OnBackupComplete",
+    }
+}
+
+named_enum! {
+    /// What a failing writer does at its event: set one of the writer errors, or not
+    /// return within its window (VSS then reports VSS_E_WRITERERROR_TIMEOUT).
+    pub enum WriterFailure ("writer failure") {
+        Retryable = "VSS_E_WRITERERROR_RETRYABLE",
+        NonRetryable = "VSS_E_WRITERERROR_NONRETRYABLE",
+        OutOfResources = "VSS_E_WRITERERROR_OUTOFRESOURCES",
+        InconsistentSnapshot = "VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT",
+        Timeout = "timeout",
+    }
+}
+
+/// An application writer in a Windows guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Writer {
+    /// Writer name as `vssadmin list writers` shows it, e.g. "SqlServerWriter".
+    pub name: String,
+    pub kind: WriterKind,
+    #[serde(default)]
+    pub fail_at: Option<WriterEvent>,
+    #[serde(default)]
+    pub fail_with: Option<WriterFailure>,
+    /// Freeze→thaw window; 60 s when absent (Exchange uses 20 s).
+    #[serde(default)]
+    pub freeze_timeout: Option<VirtualTime>,
+}
+
+/// What the guest writes while the job runs; rates are operations per virtual second.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    #[serde(default)]
+    pub transactions: Option<Transactions>,
+    #[serde(default)]
+    pub metadata_writes: Option<Rate>,
+    /// Page file writes (R14: excluded from incrementals).
+    #[serde(default)]
+    pub page_file_writes: Option<Rate>,
+}
+
+/// Application transactions: `blocks` data blocks, then a commit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transactions {
+    pub rate: u32,
+    pub blocks: u32,
+    #[serde(default = "yes")]
+    pub commit_record: bool,
+    /// Guest volume (mount) written to; the first volume when absent.
+    #[serde(default)]
+    pub volume: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub rate: u32,
+}
+
+named_enum! {
+    pub enum BackupKind ("backup kind") {
+        /// Express full: block-level synchronisation (F5.E).
+        Full = "full",
+        /// Only the blocks change tracking reports (R14).
+        Incremental = "incremental",
+    }
+}
+
+named_enum! {
+    /// R9.
+    pub enum BackupMode ("backup mode") {
+        OnHost = "on_host",
+        OffHost = "off_host",
+    }
+}
+
+named_enum! {
+    /// R17.
+    pub enum ConsistencyCheck ("consistency check") {
+        OnDemand = "on_demand",
+        Scheduled = "scheduled",
+        IfInconsistent = "if_inconsistent",
+    }
+}
+
+/// The backup job the requester runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub kind: BackupKind,
+    #[serde(default = "on_host")]
+    pub mode: BackupMode,
+    /// Off-host proxy machine (R9); required with `mode = "off_host"`.
+    #[serde(default)]
+    pub proxy: Option<String>,
+    pub vms: Vec<String>,
+    /// VMs that share one volume snapshot (F3.5).
+    #[serde(default)]
+    pub snapshot_groups: Vec<Vec<String>>,
+    #[serde(default)]
+    pub consistency_check: Option<ConsistencyCheck>,
+    /// Backups run back to back, each a recovery point (R18).
+    #[serde(default = "one")]
+    pub recovery_points: u32,
+    #[serde(default)]
+    pub express_full_before_recovery_point: bool,
+    #[serde(default)]
+    pub restore: Option<Restore>,
+}
+
+named_enum! {
+    /// R16.
+    pub enum RestoreTarget ("restore target") {
+        Original = "original",
+        AlternateLocation = "alternate_location",
+        ItemLevel = "item_level",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restore {
+    pub target: RestoreTarget,
+    /// 1-based recovery point; the last one when absent.
+    #[serde(default)]
+    pub recovery_point: Option<u32>,
+    /// Host to restore to with `alternate_location`.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+named_enum! {
+    /// MS-FSRVP operations that carry a timeout.
+    pub enum FsrvpOperation ("FSRVP operation") {
+        PrepareShadowCopySet = "PrepareShadowCopySet",
+        CommitShadowCopySet = "CommitShadowCopySet",
+        ExposeShadowCopySet = "ExposeShadowCopySet",
+    }
+}
+
+named_enum! {
+    /// `hv_vss_op` operations forwarded to the daemon.
+    pub enum DaemonOp ("hv_vss_daemon operation") {
+        Freeze = "FREEZE",
+        Thaw = "THAW",
+        HotBackup = "HOT_BACKUP",
+    }
+}
+
+/// A fault to inject; written as a table with one key, e.g.
+/// `provider_commit_failure = { volume = "hv1-D" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// The host provider fails CommitSnapshots for the volume.
+    ProviderCommitFailure {
+        volume: String,
+        #[serde(default = "provider_veto")]
+        code: Hresult,
+    },
+    /// Flush-and-hold on the volume outlasts its 10 s window.
+    HoldWritesTimeout { volume: String },
+    /// The file server's FSRVP agent does not answer the operation in time.
+    FsrvpTimeout {
+        file_server: String,
+        operation: FsrvpOperation,
+    },
+    /// The shadow storage of the volume fills up while the snapshot exists.
+    DiffAreaFull { volume: String },
+    /// The volume runs out of space (AVHDX growth) at a step.
+    OutOfSpace { volume: String, at: SpecId },
+    /// The host goes down at a step.
+    HostCrash { host: String, at: SpecId },
+    /// `hv_vss_daemon` exits while handling the operation.
+    DaemonExit { vm: String, during: DaemonOp },
+    /// The network between agent and backup server drops during data transfer (F5.T).
+    TransferInterrupted { vm: String },
+}
+
+named_enum! {
+    pub enum Outcome ("outcome") {
+        Success = "success",
+        Failure = "failure",
+    }
+}
+
+named_enum! {
+    pub enum BackupMethod ("backup method") {
+        /// Child partition snapshot / VSS in the guest.
+        Online = "online",
+        /// The VM is saved while the snapshot is made (R2, R3, F5.4a).
+        SavedState = "saved_state",
+        /// A checkpoint holds the image (R4, F3).
+        Checkpoint = "checkpoint",
+    }
+}
+
+named_enum! {
+    pub enum CheckpointKind ("checkpoint kind") {
+        Production = "production",
+        Standard = "standard",
+        /// `<VM name> - Backup - (<date time>)` (R4) or the F2 backup checkpoint.
+        Backup = "backup",
+    }
+}
+
+named_enum! {
+    pub enum Consistency ("consistency") {
+        Application = "application",
+        File = "file",
+        Crash = "crash",
+    }
+}
+
+named_enum! {
+    /// F5.T troubleshooting classes.
+    pub enum FailureClass ("failure class") {
+        Host = "host",
+        Guest = "guest",
+        Communication = "communication",
+        Server = "server",
+    }
+}
+
+/// What the run must show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub outcome: Outcome,
+    /// The HRESULT the requester reports.
+    #[serde(default)]
+    pub code: Option<Hresult>,
+    /// The Hyper-V-VMMS event id logged.
+    #[serde(default)]
+    pub event: Option<u32>,
+    #[serde(default)]
+    pub failure_class: Option<FailureClass>,
+    #[serde(default)]
+    pub vms: Vec<VmExpect>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmExpect {
+    pub vm: String,
+    #[serde(default)]
+    pub method: Option<BackupMethod>,
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointKind>,
+    #[serde(default)]
+    pub consistency: Option<Consistency>,
+    #[serde(default)]
+    pub downtime: Option<Downtime>,
+    /// State of the VM after the job's restore (R4, R16).
+    #[serde(default)]
+    pub state_after_restore: Option<VmState>,
+}
+
+/// Bounds on the time the VM is not running, in virtual time (I4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Downtime {
+    #[serde(default)]
+    pub min: VirtualTime,
+    pub max: VirtualTime,
+}
+
+impl Scenario {
+    pub fn vm(&self, name: &str) -> Option<&Vm> {
+        self.vms.iter().find(|vm| vm.name == name)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|host| host.name == name)
+    }
+
+    pub fn volume(&self, name: &str) -> Option<&Volume> {
+        self.volumes.iter().find(|volume| volume.name == name)
+    }
+
+    /// True when the scenario provokes a failure: a fault, a failing writer, or a Linux
+    /// daemon that is missing or hangs.
+    pub fn injects_failure(&self) -> bool {
+        !self.faults.is_empty()
+            || self.vms.iter().any(|vm| {
+                vm.guest.writers.iter().any(|w| w.fail_at.is_some())
+                    || matches!(
+                        vm.guest.vss_daemon,
+                        Some(DaemonState::Missing | DaemonState::Hanging)
+                    )
+            })
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn running() -> VmState {
+    VmState::Running
+}
+fn production() -> CheckpointSetting {
+    CheckpointSetting::Production
+}
+fn system_provider() -> ProviderKind {
+    ProviderKind::System
+}
+fn on_host() -> BackupMode {
+    BackupMode::OnHost
+}
+fn provider_veto() -> Hresult {
+    Hresult::VssEProviderVeto
+}
+fn default_block_size() -> Bytes {
+    Bytes(32 << 20)
+}

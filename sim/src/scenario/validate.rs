@@ -1,0 +1,633 @@
+//! Semantic checks: every name refers to something declared, and the world is possible.
+//! The checks do not decide what the simulator will do (eligibility, fallbacks); they only
+//! reject scenarios that cannot describe a real setup.
+
+use super::error::Problem;
+use super::model::*;
+use std::collections::BTreeSet;
+
+impl Scenario {
+    /// Every semantic problem, each with the field path it concerns; empty when valid.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut check = Checker::default();
+        check.scenario(self);
+        check.problems
+    }
+}
+
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Names in `names` must be unique; reports each repeat at `path(i)`.
+    fn unique<'a>(
+        &mut self,
+        what: &str,
+        names: impl IntoIterator<Item = &'a str>,
+        path: impl Fn(usize) -> String,
+    ) {
+        let mut seen = BTreeSet::new();
+        for (i, name) in names.into_iter().enumerate() {
+            if name.is_empty() {
+                self.problem(path(i), format!("{what} name is empty"));
+            } else if !seen.insert(name) {
+                self.problem(path(i), format!("{what} {name:?} is declared twice"));
+            }
+        }
+    }
+
+    fn scenario(&mut self, s: &Scenario) {
+        if s.name.is_empty() {
+            self.problem("name", "name is empty");
+        }
+        if s.covers.is_empty() {
+            self.problem("covers", "covers names no SPEC item");
+        }
+        self.unique("covered item", s.covers.iter().map(|c| c.as_str()), |i| {
+            format!("covers[{i}]")
+        });
+        if s.hosts.is_empty() {
+            self.problem("hosts", "no host declared");
+        }
+        self.unique("host", s.hosts.iter().map(|h| h.name.as_str()), |i| {
+            format!("hosts[{i}].name")
+        });
+        self.unique(
+            "file server",
+            s.file_servers.iter().map(|f| f.name.as_str()),
+            |i| format!("file_servers[{i}].name"),
+        );
+        self.unique("volume", s.volumes.iter().map(|v| v.name.as_str()), |i| {
+            format!("volumes[{i}].name")
+        });
+        self.unique("VM", s.vms.iter().map(|v| v.name.as_str()), |i| {
+            format!("vms[{i}].name")
+        });
+        if let Some(cluster) = &s.cluster {
+            self.cluster(s, cluster);
+        }
+        for (i, server) in s.file_servers.iter().enumerate() {
+            self.file_server(s, i, server);
+        }
+        for (i, volume) in s.volumes.iter().enumerate() {
+            self.volume(s, i, volume);
+        }
+        for (i, vm) in s.vms.iter().enumerate() {
+            self.vm(s, i, vm);
+        }
+        self.job(s);
+        for (i, fault) in s.faults.iter().enumerate() {
+            self.fault(s, i, fault);
+        }
+        self.expect(s);
+    }
+
+    fn cluster(&mut self, s: &Scenario, cluster: &Cluster) {
+        if cluster.nodes.is_empty() {
+            self.problem("cluster.nodes", "a cluster has at least one node");
+        }
+        self.unique(
+            "cluster node",
+            cluster.nodes.iter().map(|n| n.as_str()),
+            |i| format!("cluster.nodes[{i}]"),
+        );
+        for (i, node) in cluster.nodes.iter().enumerate() {
+            match s.host(node) {
+                None => self.problem(format!("cluster.nodes[{i}]"), no_such("host", node)),
+                Some(host) if host.version < cluster.functional_level => self.problem(
+                    "cluster.functional_level",
+                    format!(
+                        "functional level {} is above node {:?} ({})",
+                        cluster.functional_level, host.name, host.version
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn file_server(&mut self, s: &Scenario, i: usize, server: &FileServer) {
+        if s.host(&server.name).is_some() {
+            self.problem(
+                format!("file_servers[{i}].name"),
+                format!("{:?} is also a Hyper-V host", server.name),
+            );
+        }
+        self.unique(
+            "share",
+            server.shares.iter().map(|sh| sh.name.as_str()),
+            |j| format!("file_servers[{i}].shares[{j}].name"),
+        );
+        for (j, share) in server.shares.iter().enumerate() {
+            let path = format!("file_servers[{i}].shares[{j}].volume");
+            match s.volume(&share.volume) {
+                None => self.problem(path, no_such("volume", &share.volume)),
+                Some(v) if v.file_server.as_deref() != Some(server.name.as_str()) => self.problem(
+                    path,
+                    format!(
+                        "volume {:?} is not on file server {:?}",
+                        v.name, server.name
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn volume(&mut self, s: &Scenario, i: usize, v: &Volume) {
+        let at = |field: &str| format!("volumes[{i}].{field}");
+        let owners = usize::from(v.host.is_some())
+            + usize::from(v.file_server.is_some())
+            + usize::from(v.csv);
+        if owners != 1 {
+            self.problem(
+                at("name"),
+                "a volume has exactly one of host, file_server, csv = true",
+            );
+        }
+        if let Some(host) = &v.host {
+            if s.host(host).is_none() {
+                self.problem(at("host"), no_such("host", host));
+            }
+        }
+        if let Some(server) = &v.file_server {
+            if !s.file_servers.iter().any(|f| &f.name == server) {
+                self.problem(at("file_server"), no_such("file server", server));
+            }
+        }
+        if v.csv && s.cluster.is_none() {
+            self.problem(at("csv"), "a Cluster Shared Volume needs a [cluster]");
+        }
+        if v.free > v.capacity {
+            self.problem(
+                at("free"),
+                format!("free space {} exceeds capacity {}", v.free, v.capacity),
+            );
+        }
+    }
+
+    fn vm(&mut self, s: &Scenario, i: usize, vm: &Vm) {
+        let at = |field: &str| format!("vms[{i}].{field}");
+        let host = s.host(&vm.host);
+        if host.is_none() {
+            self.problem(at("host"), no_such("host", &vm.host));
+        }
+        match vm.generation {
+            1 => {}
+            2 => {
+                if let Some(h) = host.filter(|h| h.version < HyperVVersion::V2012R2) {
+                    self.problem(
+                        at("generation"),
+                        format!(
+                            "generation 2 VMs need Hyper-V 2012 R2 or later, host {:?} runs {}",
+                            h.name, h.version
+                        ),
+                    );
+                }
+                if !vm.scsi_controller {
+                    self.problem(
+                        at("scsi_controller"),
+                        "a generation 2 VM always has a SCSI controller",
+                    );
+                }
+            }
+            other => self.problem(
+                at("generation"),
+                format!("generation {other} does not exist (expected 1 or 2)"),
+            ),
+        }
+        if let (Some(h), Some(ic)) = (host, vm.integration_services.version) {
+            if ic > h.version {
+                self.problem(
+                    at("integration_services.version"),
+                    format!(
+                        "integration services {ic} are newer than host {:?} ({})",
+                        h.name, h.version
+                    ),
+                );
+            }
+        }
+        if vm.disks.is_empty() {
+            self.problem(at("disks"), "a VM has at least one disk");
+        }
+        self.unique("disk", vm.disks.iter().map(|d| d.file.as_str()), |j| {
+            format!("vms[{i}].disks[{j}].file")
+        });
+        let mounts: Vec<(usize, usize, &GuestVolume)> = vm
+            .disks
+            .iter()
+            .enumerate()
+            .flat_map(|(j, d)| d.volumes.iter().enumerate().map(move |(k, gv)| (j, k, gv)))
+            .collect();
+        {
+            let mut seen = BTreeSet::new();
+            for (j, k, gv) in &mounts {
+                if !seen.insert(gv.mount.as_str()) {
+                    self.problem(
+                        format!("vms[{i}].disks[{j}].volumes[{k}].mount"),
+                        format!("guest volume {:?} is declared twice", gv.mount),
+                    );
+                }
+            }
+        }
+        for (j, disk) in vm.disks.iter().enumerate() {
+            self.disk(s, vm, i, j, disk);
+        }
+        let on_share = vm.disks.iter().filter(|d| d.share.is_some()).count();
+        if on_share != 0 && on_share != vm.disks.len() {
+            self.problem(
+                at("disks"),
+                "a VM's disks are all local or all on SMB shares, never split (R10)",
+            );
+        }
+        for (j, k, gv) in &mounts {
+            if let Some(target) = &gv.shadow_storage {
+                if !mounts.iter().any(|(_, _, other)| &other.mount == target) {
+                    self.problem(
+                        format!("vms[{i}].disks[{j}].volumes[{k}].shadow_storage"),
+                        no_such("guest volume", target),
+                    );
+                }
+            }
+        }
+        self.guest(i, vm, &mounts);
+        self.workload(i, vm, &mounts);
+    }
+
+    fn disk(&mut self, s: &Scenario, vm: &Vm, i: usize, j: usize, disk: &Disk) {
+        let at = |field: &str| format!("vms[{i}].disks[{j}].{field}");
+        let bs = disk.block_size.0;
+        if !bs.is_power_of_two() || !((1 << 20)..=(256 << 20)).contains(&bs) {
+            self.problem(
+                at("block_size"),
+                format!(
+                    "VHDX block size {} is not a power of two from 1 MiB to 256 MiB",
+                    disk.block_size
+                ),
+            );
+        }
+        if disk.size.0 == 0 {
+            self.problem(at("size"), "disk size is zero");
+        }
+        let home = match (&disk.volume, &disk.share) {
+            (Some(_), Some(_)) | (None, None) => {
+                self.problem(at("file"), "a disk lives on exactly one of volume, share");
+                None
+            }
+            (Some(name), None) => match s.volume(name) {
+                None => {
+                    self.problem(at("volume"), no_such("volume", name));
+                    None
+                }
+                Some(v) => {
+                    if s.host(&vm.host).is_some() {
+                        self.reachable(s, vm, v, at("volume"));
+                    }
+                    Some((v, "volume"))
+                }
+            },
+            (None, Some(unc)) => match share_volume(s, unc) {
+                Ok(v) => Some((v, "share")),
+                Err(message) => {
+                    self.problem(at("share"), message);
+                    None
+                }
+            },
+        };
+        if let Some((volume, field)) = home {
+            if disk.size > volume.capacity {
+                self.problem(
+                    at(field),
+                    format!(
+                        "disk {:?} ({}) is larger than volume {:?} ({})",
+                        disk.file, disk.size, volume.name, volume.capacity
+                    ),
+                );
+            }
+        }
+        let mut total: u64 = 0;
+        for (k, gv) in disk.volumes.iter().enumerate() {
+            total = total.saturating_add(gv.size.0);
+            if gv.free > gv.size {
+                self.problem(
+                    format!("vms[{i}].disks[{j}].volumes[{k}].free"),
+                    format!("free space {} exceeds size {}", gv.free, gv.size),
+                );
+            }
+        }
+        if total > disk.size.0 {
+            self.problem(
+                at("volumes"),
+                format!("guest volumes add up to more than the disk ({})", disk.size),
+            );
+        }
+    }
+
+    /// A VM's host reaches its own local volumes and, as a cluster node, the CSVs.
+    fn reachable(&mut self, s: &Scenario, vm: &Vm, v: &Volume, path: String) {
+        let ok = if v.csv {
+            s.cluster
+                .as_ref()
+                .is_some_and(|c| c.nodes.iter().any(|n| n == &vm.host))
+        } else if let Some(owner) = &v.host {
+            owner == &vm.host
+        } else {
+            false
+        };
+        if !ok {
+            let message = if v.file_server.is_some() {
+                format!(
+                    "volume {:?} belongs to a file server; name the share (share = '\\\\server\\share')",
+                    v.name
+                )
+            } else {
+                format!(
+                    "volume {:?} is not reachable from host {:?}",
+                    v.name, vm.host
+                )
+            };
+            self.problem(path, message);
+        }
+    }
+
+    fn guest(&mut self, i: usize, vm: &Vm, mounts: &[(usize, usize, &GuestVolume)]) {
+        let at = |field: &str| format!("vms[{i}].guest.{field}");
+        let os = vm.guest.os;
+        if os != GuestOs::Windows && !vm.guest.writers.is_empty() {
+            self.problem(
+                at("writers"),
+                format!("VSS writers run only in Windows guests, this guest is {os}"),
+            );
+        }
+        if os != GuestOs::Linux && vm.guest.vss_daemon.is_some() {
+            self.problem(
+                at("vss_daemon"),
+                format!("hv_vss_daemon runs only in Linux guests, this guest is {os}"),
+            );
+        }
+        self.unique(
+            "writer",
+            vm.guest.writers.iter().map(|w| w.name.as_str()),
+            |k| format!("vms[{i}].guest.writers[{k}].name"),
+        );
+        for (k, writer) in vm.guest.writers.iter().enumerate() {
+            let wat = |field: &str| format!("vms[{i}].guest.writers[{k}].{field}");
+            match (writer.fail_at, writer.fail_with) {
+                (Some(_), None) => self.problem(
+                    wat("fail_at"),
+                    "fail_at needs fail_with (the error or \"timeout\")",
+                ),
+                (None, Some(_)) => self.problem(
+                    wat("fail_with"),
+                    "fail_with needs fail_at (the writer event)",
+                ),
+                _ => {}
+            }
+        }
+        for (j, k, gv) in mounts {
+            let allowed = match gv.fs {
+                FileSystem::Fat32 => true,
+                FileSystem::Ntfs | FileSystem::Refs => os != GuestOs::Linux,
+                FileSystem::Ext4 | FileSystem::Xfs => os != GuestOs::Windows,
+            };
+            if !allowed {
+                self.problem(
+                    format!("vms[{i}].disks[{j}].volumes[{k}].fs"),
+                    format!("a {os} guest has no {} volumes", gv.fs),
+                );
+            }
+        }
+    }
+
+    fn workload(&mut self, i: usize, vm: &Vm, mounts: &[(usize, usize, &GuestVolume)]) {
+        let at = |field: &str| format!("vms[{i}].workload.{field}");
+        if let Some(t) = &vm.workload.transactions {
+            if t.blocks == 0 {
+                self.problem(
+                    at("transactions.blocks"),
+                    "a transaction writes at least one block",
+                );
+            }
+            if let Some(target) = &t.volume {
+                if !mounts.iter().any(|(_, _, gv)| &gv.mount == target) {
+                    self.problem(at("transactions.volume"), no_such("guest volume", target));
+                }
+            }
+        }
+        if vm.workload.page_file_writes.is_some() && !mounts.iter().any(|(_, _, gv)| gv.page_file) {
+            self.problem(
+                at("page_file_writes"),
+                "page file writes need a guest volume with page_file = true",
+            );
+        }
+    }
+
+    fn job(&mut self, s: &Scenario) {
+        let job = &s.job;
+        if job.vms.is_empty() {
+            self.problem("job.vms", "the job backs up at least one VM");
+        }
+        self.unique("job VM", job.vms.iter().map(|v| v.as_str()), |i| {
+            format!("job.vms[{i}]")
+        });
+        for (i, name) in job.vms.iter().enumerate() {
+            if s.vm(name).is_none() {
+                self.problem(format!("job.vms[{i}]"), no_such("VM", name));
+            }
+        }
+        match (job.mode, &job.proxy) {
+            (BackupMode::OffHost, None) => {
+                self.problem("job.proxy", "off-host backup needs a proxy (R9)")
+            }
+            (BackupMode::OnHost, Some(_)) => {
+                self.problem("job.proxy", "a proxy is only used with mode = \"off_host\"")
+            }
+            _ => {}
+        }
+        let mut grouped = BTreeSet::new();
+        for (g, group) in job.snapshot_groups.iter().enumerate() {
+            for (k, name) in group.iter().enumerate() {
+                let path = format!("job.snapshot_groups[{g}][{k}]");
+                if !job.vms.contains(name) {
+                    self.problem(path, format!("VM {name:?} is not in job.vms"));
+                } else if !grouped.insert(name.as_str()) {
+                    self.problem(path, format!("VM {name:?} is in two snapshot groups"));
+                }
+            }
+            let volumes: Vec<BTreeSet<&str>> = group
+                .iter()
+                .filter_map(|name| s.vm(name))
+                .map(|vm| {
+                    vm.disks
+                        .iter()
+                        .filter_map(|d| d.volume.as_deref())
+                        .collect()
+                })
+                .collect();
+            if let Some((first, rest)) = volumes.split_first() {
+                if !first
+                    .iter()
+                    .any(|v| rest.iter().all(|other| other.contains(v)))
+                {
+                    self.problem(
+                        format!("job.snapshot_groups[{g}]"),
+                        "the VMs of a snapshot group share no volume (F3.5)",
+                    );
+                }
+            }
+        }
+        if job.recovery_points == 0 {
+            self.problem("job.recovery_points", "at least one recovery point");
+        }
+        if let Some(restore) = &job.restore {
+            if let Some(point) = restore.recovery_point {
+                if point == 0 || point > job.recovery_points {
+                    self.problem(
+                        "job.restore.recovery_point",
+                        format!(
+                            "recovery point {point} does not exist (the job makes {})",
+                            job.recovery_points
+                        ),
+                    );
+                }
+            }
+            match (restore.target, &restore.host) {
+                (RestoreTarget::AlternateLocation, None) => self.problem(
+                    "job.restore.host",
+                    "an alternate-location restore names its host",
+                ),
+                (RestoreTarget::AlternateLocation, Some(h)) if s.host(h).is_none() => {
+                    self.problem("job.restore.host", no_such("host", h))
+                }
+                (RestoreTarget::Original | RestoreTarget::ItemLevel, Some(_)) => self.problem(
+                    "job.restore.host",
+                    "only an alternate-location restore names a host",
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    fn fault(&mut self, s: &Scenario, i: usize, fault: &Fault) {
+        let (field, kind, name) = match fault {
+            Fault::ProviderCommitFailure { volume, .. } => {
+                ("provider_commit_failure", "volume", volume)
+            }
+            Fault::HoldWritesTimeout { volume } => ("hold_writes_timeout", "volume", volume),
+            Fault::FsrvpTimeout { file_server, .. } => {
+                ("fsrvp_timeout", "file_server", file_server)
+            }
+            Fault::DiffAreaFull { volume } => ("diff_area_full", "volume", volume),
+            Fault::OutOfSpace { volume, .. } => ("out_of_space", "volume", volume),
+            Fault::HostCrash { host, .. } => ("host_crash", "host", host),
+            Fault::DaemonExit { vm, .. } => ("daemon_exit", "vm", vm),
+            Fault::TransferInterrupted { vm } => ("transfer_interrupted", "vm", vm),
+        };
+        let path = format!("faults[{i}].{field}.{kind}");
+        let exists = match kind {
+            "volume" => s.volume(name).is_some(),
+            "file_server" => s.file_servers.iter().any(|f| &f.name == name),
+            "host" => s.host(name).is_some(),
+            _ => s.vm(name).is_some(),
+        };
+        if !exists {
+            let what = match kind {
+                "file_server" => "file server",
+                "vm" => "VM",
+                other => other,
+            };
+            self.problem(path, no_such(what, name));
+            return;
+        }
+        if let Fault::DaemonExit { vm, .. } = fault {
+            if s.vm(vm).is_some_and(|v| v.guest.os != GuestOs::Linux) {
+                self.problem(
+                    path,
+                    format!("VM {vm:?} has no hv_vss_daemon (not a Linux guest)"),
+                );
+            }
+        }
+    }
+
+    fn expect(&mut self, s: &Scenario) {
+        let e = &s.expect;
+        if e.outcome == Outcome::Failure && e.code.is_none() && e.event.is_none() {
+            self.problem(
+                "expect.outcome",
+                "a failure names the code or the Hyper-V event it is reported with",
+            );
+        }
+        self.unique("expected VM", e.vms.iter().map(|v| v.vm.as_str()), |i| {
+            format!("expect.vms[{i}].vm")
+        });
+        for (i, ve) in e.vms.iter().enumerate() {
+            if !s.job.vms.contains(&ve.vm) {
+                let message = if s.vm(&ve.vm).is_none() {
+                    no_such("VM", &ve.vm)
+                } else {
+                    format!("VM {:?} is not in job.vms", ve.vm)
+                };
+                self.problem(format!("expect.vms[{i}].vm"), message);
+            }
+            if ve.checkpoint.is_some() && ve.method == Some(BackupMethod::SavedState) {
+                self.problem(
+                    format!("expect.vms[{i}].checkpoint"),
+                    "a saved-state backup takes no checkpoint",
+                );
+            }
+            if let Some(d) = &ve.downtime {
+                if d.min > d.max {
+                    self.problem(
+                        format!("expect.vms[{i}].downtime.min"),
+                        format!("minimum {} is above maximum {}", d.min, d.max),
+                    );
+                }
+            }
+            if ve.state_after_restore.is_some() && s.job.restore.is_none() {
+                self.problem(
+                    format!("expect.vms[{i}].state_after_restore"),
+                    "the job has no restore",
+                );
+            }
+        }
+    }
+}
+
+/// Resolves `\\server\share` to the volume holding the share.
+fn share_volume<'a>(s: &'a Scenario, unc: &str) -> Result<&'a Volume, String> {
+    let (server, share) = unc
+        .strip_prefix("\\\\")
+        .and_then(|rest| rest.split_once('\\'))
+        .filter(|(server, share)| !server.is_empty() && !share.is_empty() && !share.contains('\\'))
+        .ok_or_else(|| format!("{unc:?} is not a share path like '\\\\fs1\\vms'"))?;
+    if server.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!(
+            "name the file server by name, not by address {server:?} (R10)"
+        ));
+    }
+    let fs = s
+        .file_servers
+        .iter()
+        .find(|f| f.name == server)
+        .ok_or_else(|| no_such("file server", server))?;
+    let sh = fs
+        .shares
+        .iter()
+        .find(|sh| sh.name == share)
+        .ok_or_else(|| format!("file server {server:?} has no share {share:?}"))?;
+    s.volume(&sh.volume)
+        .ok_or_else(|| no_such("volume", &sh.volume))
+}
+
+fn no_such(what: &str, name: &str) -> String {
+    format!("no {what} named {name:?}")
+}

@@ -1,0 +1,317 @@
+//! The scenario library parses and validates, covers the SPEC items it must, and malformed
+//! files get exact `file:line:column: field: problem` errors, never a panic.
+
+use hvsim_sim::scenario::{BackupMethod, Consistency, Outcome, Scenario, ScenarioError};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::PathBuf;
+
+fn library() -> Vec<(String, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .expect("scenarios/ exists")
+        .map(|entry| entry.expect("readable entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .map(|path| {
+            let name = format!(
+                "scenarios/{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            );
+            let text = std::fs::read_to_string(&path).expect("readable scenario");
+            (name, text)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn load_library() -> Vec<(String, Scenario)> {
+    library()
+        .into_iter()
+        .map(|(name, text)| match Scenario::from_toml(&text, &name) {
+            Ok(scenario) => (name, scenario),
+            Err(e) => panic!("{e}"),
+        })
+        .collect()
+}
+
+#[test]
+fn every_library_file_parses_validates_and_says_what_it_shows() {
+    let library = load_library();
+    assert!(library.len() >= 20, "only {} scenarios", library.len());
+    for (file, scenario) in &library {
+        let stem = file
+            .trim_start_matches("scenarios/")
+            .trim_end_matches(".toml");
+        assert_eq!(
+            scenario.name, stem,
+            "{file}: name differs from the file name"
+        );
+        let text = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(file),
+        )
+        .unwrap_or_default();
+        assert!(text.starts_with("# "), "{file}: no header comment");
+        assert!(!scenario.covers.is_empty(), "{file}: covers nothing");
+    }
+}
+
+/// A scenario showing the normal path of an item: success, no fault, no failing writer.
+fn happy(s: &Scenario) -> bool {
+    s.expect.outcome == Outcome::Success
+        && s.faults.is_empty()
+        && s.vms
+            .iter()
+            .all(|vm| vm.guest.writers.iter().all(|w| w.fail_at.is_none()))
+}
+
+/// A scenario showing what goes wrong: a failure, an injected fault, or a downgrade.
+fn failure_variant(s: &Scenario) -> bool {
+    s.expect.outcome == Outcome::Failure
+        || s.injects_failure()
+        || s.expect.vms.iter().any(|v| {
+            v.method == Some(BackupMethod::SavedState) || v.consistency == Some(Consistency::Crash)
+        })
+}
+
+#[test]
+fn flows_and_rules_are_covered_with_a_normal_and_a_failure_variant() {
+    let library = load_library();
+    let required = [
+        "F1", "F2", "F3", "F4", "F5", "R1", "R2", "R3", "R4", "R5", "R7", "R8",
+    ];
+    let mut missing = Vec::new();
+    for id in required {
+        let covering: Vec<&Scenario> = library
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.covers.iter().any(|c| c.is_within(id)))
+            .collect();
+        if !covering.iter().any(|s| happy(s)) {
+            missing.push(format!("{id}: no scenario of the normal path"));
+        }
+        if !covering.iter().any(|s| failure_variant(s)) {
+            missing.push(format!("{id}: no failure variant"));
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+#[test]
+fn summaries_and_digests_are_stable() {
+    let library = load_library();
+    let (_, first) = &library[0];
+    let text: Vec<String> = library
+        .iter()
+        .map(|(_, s)| format!("{s}digest {}\n", s.digest()))
+        .collect();
+    insta::assert_snapshot!("library_summaries", text.join("\n"));
+    // The digest is of the meaning, not the text: comments and unit spellings do not count.
+    let (file, source) = &library_text("f2-online-backup-checkpoint");
+    let reworded = source
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("\"2 TiB\"", "2199023255552");
+    let a = Scenario::from_toml(source, file).expect("valid");
+    let b = Scenario::from_toml(&reworded, file).expect("valid");
+    assert_eq!(a.digest(), b.digest());
+    let mut c = a.clone();
+    c.seed += 1;
+    assert_ne!(a.digest(), c.digest());
+    assert_ne!(first.digest(), a.digest());
+}
+
+fn library_text(name: &str) -> (String, String) {
+    library()
+        .into_iter()
+        .find(|(file, _)| file.ends_with(&format!("/{name}.toml")))
+        .expect("library file")
+}
+
+/// A small valid scenario that the malformed cases below each break in one place.
+const BASE: &str = r#"name = "base"
+covers = ["F3", "F3.2"]
+
+[[hosts]]
+name = "hv1"
+version = "2019"
+
+[[volumes]]
+name = "hv1-D"
+host = "hv1"
+capacity = "1 TiB"
+free = "500 GiB"
+
+[[vms]]
+name = "vm1"
+host = "hv1"
+generation = 2
+config_version = "9.0"
+disks = [{ file = "vm1.vhdx", size = "40 GiB", volume = "hv1-D" }]
+
+[vms.guest]
+os = "windows"
+writers = [
+    { name = "System Writer", kind = "System" },
+    { name = "SqlServerWriter", kind = "SQL", fail_at = "OnFreeze", fail_with = "timeout" },
+]
+
+[job]
+kind = "full"
+vms = ["vm1"]
+
+[expect]
+outcome = "failure"
+code = "VSS_E_WRITERERROR_TIMEOUT"
+"#;
+
+fn broken(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from), "{from:?} not in BASE");
+    let text = BASE.replacen(from, to, 1);
+    match Scenario::from_toml(&text, "scenarios/broken.toml") {
+        Ok(_) => "Ok".to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn base_of_the_malformed_cases_is_valid() {
+    assert_eq!(broken("", ""), "Ok");
+}
+
+#[test]
+fn malformed_files_get_file_line_column_field_and_problem() {
+    let cases = [
+        (
+            "unknown field",
+            broken("generation = 2", "generation = 2\ngenration = 2"),
+        ),
+        (
+            "wrong type",
+            broken("generation = 2", "generation = \"two\""),
+        ),
+        ("bad enum value", broken("\"OnFreeze\"", "\"OnFreez\"")),
+        ("bad Hyper-V version", broken("\"2019\"", "\"2019 R2\"")),
+        ("bad size", broken("\"40 GiB\"", "\"40 gigs\"")),
+        ("missing required field", broken("kind = \"full\"\n", "")),
+        ("missing name of a host", broken("name = \"hv1\"\n", "")),
+        ("bad covers id shape", broken("\"F3.2\"", "\"F3-2\"")),
+        ("covers id not in SPEC.md", broken("\"F3.2\"", "\"F3.9\"")),
+        (
+            "dangling volume",
+            broken("volume = \"hv1-D\"", "volume = \"hv2-D\""),
+        ),
+        (
+            "dangling job VM",
+            broken("vms = [\"vm1\"]", "vms = [\"vm2\"]"),
+        ),
+        (
+            "writer on a Linux guest",
+            broken("os = \"windows\"", "os = \"linux\""),
+        ),
+        (
+            "disk larger than its volume",
+            broken("\"40 GiB\"", "\"2 TiB\""),
+        ),
+        (
+            "fail_at without fail_with",
+            broken(", fail_with = \"timeout\"", ""),
+        ),
+        (
+            "failure without code",
+            broken("code = \"VSS_E_WRITERERROR_TIMEOUT\"\n", ""),
+        ),
+        (
+            "unknown fault",
+            broken(
+                "[expect]",
+                "[[faults]]\nnetwork_down = { vm = \"vm1\" }\n\n[expect]",
+            ),
+        ),
+        (
+            "fault on a missing volume",
+            broken(
+                "[expect]",
+                "[[faults]]\ndiff_area_full = { volume = \"hv1-E\" }\n\n[expect]",
+            ),
+        ),
+        (
+            "TOML syntax",
+            broken("free = \"500 GiB\"", "free = \"500 GiB"),
+        ),
+        (
+            "duplicate key",
+            broken("generation = 2", "generation = 2\ngeneration = 1"),
+        ),
+        (
+            "several semantic problems",
+            broken(
+                "host = \"hv1\"\ngeneration = 2",
+                "host = \"hv9\"\ngeneration = 3",
+            ),
+        ),
+    ];
+    let report: Vec<String> = cases
+        .iter()
+        .map(|(what, error)| format!("{what}:\n{error}\n"))
+        .collect();
+    insta::assert_snapshot!("malformed", report.join("\n"));
+}
+
+#[test]
+fn validate_works_without_a_file() {
+    let (file, text) = library_text("f3-production-checkpoint-onhost");
+    let mut scenario = Scenario::from_toml(&text, &file).expect("valid");
+    assert!(scenario.validate().is_empty());
+    scenario.vms[0].host = "nowhere".into();
+    let problems: Vec<String> = scenario.validate().iter().map(|p| p.to_string()).collect();
+    assert_eq!(problems, ["vms[0].host: no host named \"nowhere\""]);
+}
+
+#[test]
+fn missing_file_is_an_error_value() {
+    let err = Scenario::load(std::path::Path::new("scenarios/does-not-exist.toml"))
+        .expect_err("no such file");
+    assert!(matches!(err.0[0], ScenarioError::Read { .. }), "{err}");
+}
+
+/// Random byte edits of valid files: every result is Ok or errors that each carry a line.
+#[test]
+fn random_edits_never_panic_and_errors_have_a_line() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5ce7a110);
+    let alphabet = b" \n\t\"'=[]{}.,#0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-:\\\xc3\xa9";
+    let mut errors = 0;
+    for (file, text) in library() {
+        for _ in 0..300 {
+            let mut bytes = text.clone().into_bytes();
+            for _ in 0..rng.gen_range(1..4) {
+                let at = rng.gen_range(0..bytes.len());
+                match rng.gen_range(0..3) {
+                    0 => bytes[at] = alphabet[rng.gen_range(0..alphabet.len())],
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, alphabet[rng.gen_range(0..alphabet.len())]),
+                }
+            }
+            // Scenario text is UTF-8; an edit that breaks UTF-8 fails at reading.
+            let Ok(edited) = String::from_utf8(bytes) else {
+                continue;
+            };
+            if let Err(e) = Scenario::from_toml(&edited, &file) {
+                errors += 1;
+                for error in &e.0 {
+                    assert!(
+                        error.line_column().is_some(),
+                        "no line for {error}\n--- input ---\n{edited}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(errors > 1000, "edits too gentle: {errors} errors");
+}
