@@ -4,6 +4,7 @@ use crate::size::parse_size;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use hvsim_engine::repo::{Manifest, Repository, RestoreTarget};
+use hvsim_engine::time::DateTime;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -75,24 +76,7 @@ fn open(dir: &Path) -> Result<Repository> {
 
 /// A UTC time stamp (ISO 8601) for milliseconds since the Unix epoch.
 fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    DateTime::from_unix_seconds(ms / 1000).iso8601()
 }
 
 fn point_json(m: &Manifest) -> serde_json::Value {

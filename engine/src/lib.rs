@@ -12,6 +12,7 @@ pub mod ids;
 pub mod rct;
 pub mod repo;
 pub mod storage;
+pub mod time;
 pub mod vhdx;
 pub mod volume;
 

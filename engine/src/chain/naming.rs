@@ -1,5 +1,6 @@
 //! File and checkpoint names exactly as Hyper-V gives them.
 
+use crate::time::DateTime;
 use uuid::Uuid;
 
 /// The disk's name without its extension: `disk_1` for `disk_1.vhdx`.
@@ -29,31 +30,17 @@ pub fn auto_recovery_file(base_disk: &str) -> String {
 /// `<VM name> - Backup - (<date time>)`, the time from the virtual clock (seconds since
 /// 1970-01-01 UTC), written as Hyper-V's US-English form `11/23/2026 - 9:05:07 AM`.
 pub fn backup_checkpoint_name(vm: &str, unix_seconds: u64) -> String {
-    let days = (unix_seconds / 86_400) as i64;
-    let secs = unix_seconds % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    let (h, min, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let (h12, ampm) = match h {
+    let t = DateTime::from_unix_seconds(unix_seconds);
+    let (h12, ampm) = match t.hour {
         0 => (12, "AM"),
-        1..=11 => (h, "AM"),
+        1..=11 => (t.hour, "AM"),
         12 => (12, "PM"),
-        _ => (h - 12, "PM"),
+        h => (h - 12, "PM"),
     };
-    format!("{vm} - Backup - ({m}/{d}/{y} - {h12}:{min:02}:{s:02} {ampm})")
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's civil calendar).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    format!(
+        "{vm} - Backup - ({}/{}/{} - {h12}:{:02}:{:02} {ampm})",
+        t.month, t.day, t.year, t.minute, t.second
+    )
 }
 
 #[cfg(test)]
