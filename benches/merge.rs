@@ -54,7 +54,9 @@ fn merge(dir: &Path) -> Duration {
     };
     let mut v = Vhdx::open_file(&dir.join("child.avhdx"), &opts).unwrap();
     let mut m = Merge::start(&mut v, &mut GuidGen::seeded(1)).unwrap();
-    while m.step(&mut v, 64).unwrap() != MergeProgress::Complete {}
+    // Steps of 1 GiB, as `hvsim vhdx merge` takes them.
+    let per_step = (1024 * MIB / v.geometry().block_size).max(1);
+    while m.step(&mut v, per_step).unwrap() != MergeProgress::Complete {}
     m.finish(v).unwrap().close().unwrap();
     t.elapsed()
 }

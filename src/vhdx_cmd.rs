@@ -4,7 +4,7 @@ use crate::size::parse_size;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use hvsim_engine::chain::{Merge, MergeProgress};
-use hvsim_engine::vhdx::{convert, CheckReport, CommitPolicy, Severity, MIB};
+use hvsim_engine::vhdx::{convert, CheckReport, CommitPolicy, Severity, GIB, MIB};
 use hvsim_engine::{CreateOptions, FileStorage, GuidGen, OpenOptions, ParentResolver, Vhdx};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -332,8 +332,10 @@ fn merge(child: &Path, parents: &ParentArgs) -> Result<()> {
         .map(Path::to_path_buf)
         .with_context(|| format!("{}: not a differencing disk", child.display()))?;
     let mut m = Merge::start(&mut v, &mut GuidGen::from_entropy()).with_context(ctx)?;
+    // No guest writes wait between steps here: big steps, few commits of the parent.
+    let per_step = (GIB / v.geometry().block_size).max(1);
     let blocks = loop {
-        match m.step(&mut v, 64).with_context(ctx)? {
+        match m.step(&mut v, per_step).with_context(ctx)? {
             MergeProgress::Running { .. } => {}
             MergeProgress::Complete => break m.cursor(),
         }
