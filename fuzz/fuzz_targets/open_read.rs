@@ -4,12 +4,17 @@
 //! - even: the rest of the input is the whole file;
 //! - odd: the rest is XORed into a small valid image (built once) at an offset chosen by
 //!   the next bytes, so mutations land in real structures (headers, region tables,
-//!   metadata, BAT, log) from the first run.
+//!   metadata, BAT, log) from the first run; with bit 2 set, the headers' and region
+//!   tables' checksums are then recomputed, so the damage gets past them to the parsers.
 //!
 //! Crashes, hangs and out-of-memory aborts are what the fuzzer looks for; errors are fine.
 
 #![no_main]
 
+use hvsim_engine::vhdx::{
+    crc32c_with_zeroed_field, HEADER1_OFFSET, HEADER2_OFFSET, HEADER_SIZE, REGION_TABLE1_OFFSET,
+    REGION_TABLE2_OFFSET, REGION_TABLE_SIZE,
+};
 use hvsim_engine::{CreateOptions, GuidGen, MemStorage, OpenOptions, Vhdx};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -35,6 +40,23 @@ fn base_image() -> &'static [u8] {
         st.read_at(&mut b, 0).expect("read");
         b
     })
+}
+
+/// Recomputes the CRC-32C of both headers and both region tables.
+fn fix_checksums(img: &mut [u8]) {
+    let parts = [
+        (HEADER1_OFFSET, HEADER_SIZE),
+        (HEADER2_OFFSET, HEADER_SIZE),
+        (REGION_TABLE1_OFFSET, REGION_TABLE_SIZE),
+        (REGION_TABLE2_OFFSET, REGION_TABLE_SIZE),
+    ];
+    for (off, len) in parts {
+        let (s, e) = (off as usize, off as usize + len);
+        if let Some(part) = img.get_mut(s..e) {
+            let crc = crc32c_with_zeroed_field(part, 4);
+            part[4..8].copy_from_slice(&crc.to_le_bytes());
+        }
+    }
 }
 
 fn exercise(bytes: Vec<u8>, writable: bool) {
@@ -87,6 +109,9 @@ fuzz_target!(|data: &[u8]| {
             if let Some(x) = img.get_mut(at + i) {
                 *x ^= b;
             }
+        }
+        if mode & 4 != 0 {
+            fix_checksums(&mut img);
         }
         if mode & 2 != 0 {
             // Also truncate, at a length from the same offset.

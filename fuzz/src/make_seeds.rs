@@ -23,7 +23,11 @@ fn image(fixed: bool, sector: u32) -> Vec<u8> {
 }
 
 fn main() {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus/open_read".into()));
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "corpus/open_read".into()),
+    );
     std::fs::create_dir_all(&dir).expect("corpus directory");
     let mut n = 0;
     let mut put = |bytes: Vec<u8>| {
@@ -37,7 +41,16 @@ fn main() {
     }
     // XOR seeds: header 1, header 2, region tables, log, BAT, metadata (layout of the
     // built-in image: log at 1 MiB, BAT at 2 MiB, metadata at 3 MiB).
-    for at in [64 * 1024u32, 128 * 1024 + 72, 192 * 1024 + 16, 256 * 1024 + 40, MIB as u32, 2 * MIB as u32, 3 * MIB as u32, 3 * MIB as u32 + 65536] {
+    for at in [
+        64 * 1024u32,
+        128 * 1024 + 72,
+        192 * 1024 + 16,
+        256 * 1024 + 40,
+        MIB as u32,
+        2 * MIB as u32,
+        3 * MIB as u32,
+        3 * MIB as u32 + 65536,
+    ] {
         for mode in [1u8, 3] {
             let mut b = vec![mode];
             b.extend(at.to_le_bytes());
