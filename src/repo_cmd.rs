@@ -41,7 +41,7 @@ pub enum RepoCommand {
         point: String,
         out: PathBuf,
         /// Replace OUT (restore to the original place): the old file stays until the new
-        /// one is complete.
+        /// one is complete; checkpoint disks stacked on it in its folder are deleted.
         #[arg(long)]
         replace: bool,
     },
@@ -207,6 +207,9 @@ pub fn run(cmd: RepoCommand) -> Result<ExitCode> {
                 rep.path.display(),
                 rep.data_bytes
             );
+            for c in &rep.removed_checkpoints {
+                println!("removed checkpoint {} of the replaced chain", c.display());
+            }
         }
         RepoCommand::Verify { dir } => {
             let r = open(&dir)?;

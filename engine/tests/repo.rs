@@ -355,6 +355,8 @@ fn a_failed_write_loses_nothing() {
     let dir = tmp.path().join("repo");
     let mut r = new_repo(tmp.path());
     r.backup_vhdx("f", &img).unwrap();
+    // The handles below each write in turn: this one lets go of the writer's lock.
+    drop(r);
     let first = read_all(&img);
     let mut captured = vec![first.clone()];
     let mut taken = 1;
@@ -387,12 +389,15 @@ fn a_failed_write_loses_nothing() {
     }
     // The next backup works; the sweep removes the orphans and the leftovers.
     write(&img, 8 * CHUNK, &random(999, 3 * CHUNK));
+    let mut r = Repository::open(&dir).unwrap();
     let rep = r.backup_vhdx("f", &img).unwrap();
     captured.push(read_all(&img));
     taken += 1;
     assert!(rep.point > 1);
     let gc = r.gc().unwrap();
-    assert!(gc.temp_files_removed > 0 && gc.blocks_removed > 0, "{gc:?}");
+    // Leftover temporary files go either way: reused by a writer of the same process
+    // id, or swept here; the folder is empty below.
+    assert!(gc.blocks_removed > 0, "{gc:?}");
     assert_eq!(stored(&r), referenced(&r));
     assert_eq!(fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
     assert_eq!(r.points("f").unwrap().len(), taken);

@@ -32,6 +32,7 @@ impl Repository {
         geometry: &DiskGeometry,
         source: &str,
     ) -> Result<BackupReport> {
+        self.lock_for_writing()?;
         check_name(name)?;
         if geometry.virtual_size != disk.virtual_size() {
             return Err(RepoError::Invalid(format!(

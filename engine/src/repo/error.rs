@@ -43,6 +43,8 @@ pub enum RepoError {
     OutputExists { path: PathBuf },
     #[error("invalid argument: {0}")]
     Invalid(String),
+    #[error("{}: another process is writing to this repository", .path.display())]
+    Busy { path: PathBuf },
 }
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;

@@ -70,7 +70,13 @@ pub struct Repository {
     root: PathBuf,
     chunk_size: u64,
     writer: AtomicWriter,
+    /// Held from the first change until the repository is closed: one writer at a time.
+    /// An advisory lock, so a writer that dies releases it.
+    lock: Option<std::fs::File>,
 }
+
+/// The file the writer's lock is taken on.
+const LOCK_FILE: &str = "hvsim-repo.lock";
 
 /// Checks a disk name: it becomes a directory name, so 1 to 64 of `A-Z a-z 0-9 . _ -`,
 /// not starting with `.` or `-`.
@@ -122,6 +128,7 @@ impl Repository {
             root: dir.to_path_buf(),
             chunk_size,
             writer: AtomicWriter::new(dir.join("tmp")),
+            lock: None,
         };
         let config = Config {
             format: REPO_FORMAT.into(),
@@ -167,7 +174,30 @@ impl Repository {
             root: dir.to_path_buf(),
             chunk_size: c.chunk_size,
             writer: AtomicWriter::new(dir.join("tmp")),
+            lock: None,
         })
+    }
+
+    /// Takes the writer's lock, or says that another process holds it.
+    pub(crate) fn lock_for_writing(&mut self) -> Result<()> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        let path = self.root.join(LOCK_FILE);
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_at(&path, "opening the lock file"))?;
+        match f.try_lock() {
+            Ok(()) => {
+                self.lock = Some(f);
+                Ok(())
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Err(RepoError::Busy { path }),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_at(&path, "locking the repository")(e)),
+        }
     }
 
     pub fn root(&self) -> &Path {

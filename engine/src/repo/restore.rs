@@ -4,7 +4,8 @@
 //! The image is always built in a temporary file next to its destination, and appears
 //! under its final name only when complete and synced:
 //! - to the original place, it replaces the existing file by a rename, so a failure
-//!   leaves the original intact;
+//!   leaves the original intact, and the checkpoint disks (AVHDX) stacked on the old disk
+//!   in its folder are deleted: the restored disk replaces the whole chain (R16);
 //! - to an alternate location, it is linked to the new name, which must not exist;
 //! - as an item-level export, it goes into a folder under the source image's file name,
 //!   never overwriting.
@@ -14,7 +15,7 @@ use super::error::{io_at, RepoError, Result};
 use super::fsio::sync_dir;
 use super::manifest::{chunk_len, DiskKind, Manifest};
 use super::Repository;
-use crate::vhdx::{CommitPolicy, CreateOptions, Vhdx};
+use crate::vhdx::{CommitPolicy, CreateOptions, OpenOptions, Vhdx};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,38 @@ pub struct RestoreReport {
     pub path: PathBuf,
     /// Bytes written into the image (all-zero chunks are left unallocated).
     pub data_bytes: u64,
+    /// Differencing disks of the replaced chain that were deleted (original place only).
+    pub removed_checkpoints: Vec<PathBuf>,
+}
+
+/// The differencing disks in `dir` whose chain runs through `disk`: checkpoints of the
+/// disk a restore to the original place replaces. Files that do not open are left alone.
+fn chain_above(dir: &Path, disk: &Path) -> Vec<PathBuf> {
+    let Ok(target) = disk.canonicalize() else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.canonicalize().ok().as_ref() != Some(&target))
+        .filter(|p| {
+            let Ok(v) = Vhdx::open_file(p, &OpenOptions::read_only()) else {
+                return false;
+            };
+            let mut parent = v.parent();
+            while let Some(pv) = parent {
+                if pv.path().and_then(|x| x.canonicalize().ok()).as_ref() == Some(&target) {
+                    return true;
+                }
+                parent = pv.parent();
+            }
+            false
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// The file name an item-level export uses: the source's, when it is a plain name.
@@ -91,10 +124,19 @@ impl Repository {
             std::process::id()
         ));
         let _ = fs::remove_file(&tmp); // a leftover of an earlier failed run of this process id
+                                       // Found before the old disk is replaced: afterwards they no longer link to it.
+        let above = if replace {
+            chain_above(&dir, &dest)
+        } else {
+            Vec::new()
+        };
         let result = self.build_image(&m, &tmp).and_then(|data_bytes| {
             if replace {
                 fs::rename(&tmp, &dest)
                     .map_err(io_at(&dest, "renaming the restored image into place"))?;
+                for p in &above {
+                    fs::remove_file(p).map_err(io_at(p, "removing a replaced checkpoint"))?;
+                }
             } else {
                 // A link fails when the name exists: an alternate restore never overwrites.
                 fs::hard_link(&tmp, &dest).map_err(|e| match e.kind() {
@@ -114,6 +156,7 @@ impl Repository {
                 point: m.point,
                 path: dest,
                 data_bytes,
+                removed_checkpoints: above,
             }),
             Err(e) => {
                 let _ = fs::remove_file(&tmp);

@@ -31,6 +31,7 @@ pub struct PruneReport {
 impl Repository {
     /// Removes one recovery point's manifest (its blocks stay until [`Repository::gc`]).
     pub fn drop_point(&mut self, name: &str, point: u64) -> Result<()> {
+        self.lock_for_writing()?;
         // Check that it exists and is a manifest of this repository.
         self.manifest(name, point)?;
         let path = self.manifest_path(name, point);
@@ -62,6 +63,7 @@ impl Repository {
     /// without removing anything when a manifest cannot be read: what it names is
     /// unknown.
     pub fn gc(&mut self) -> Result<GcReport> {
+        self.lock_for_writing()?;
         let mut used: HashSet<Digest> = HashSet::new();
         for m in self.all_manifests()? {
             for c in &m.chunks {
