@@ -102,6 +102,28 @@ impl Geometry {
             .take_while(move |&(b, _)| b < n)
     }
 
+    /// `[offset, offset + len)` cut at block boundaries: (block, offset in the block,
+    /// offset in the range, length) for each piece.
+    pub fn segments(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> impl Iterator<Item = (u64, u64, usize, usize)> {
+        let bs = self.block_size;
+        let end = offset + len;
+        let mut pos = offset;
+        std::iter::from_fn(move || {
+            if pos >= end {
+                return None;
+            }
+            let (b, inb) = (pos / bs, pos % bs);
+            let n = (bs - inb).min(end - pos);
+            let seg = (b, inb, (pos - offset) as usize, n as usize);
+            pos += n;
+            Some(seg)
+        })
+    }
+
     /// BAT index of chunk `c`'s sector bitmap entry.
     pub fn sb_index(&self, c: u64) -> u64 {
         c * (self.chunk_ratio + 1) + self.chunk_ratio

@@ -22,15 +22,8 @@ impl Vhdx {
     /// Reads virtual disk bytes at any offset and length.
     pub fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.check_range(offset, buf.len() as u64)?;
-        let bs = self.geo.block_size;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let off = offset + done as u64;
-            let b = off / bs;
-            let inb = off % bs;
-            let n = ((bs - inb) as usize).min(buf.len() - done);
-            self.read_in_block(b, inb, &mut buf[done..done + n])?;
-            done += n;
+        for (b, inb, at, n) in self.geo.segments(offset, buf.len() as u64) {
+            self.read_in_block(b, inb, &mut buf[at..at + n])?;
         }
         Ok(())
     }

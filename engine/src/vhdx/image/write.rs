@@ -26,25 +26,7 @@ impl Vhdx {
             return Ok(());
         }
         self.begin_session(true)?;
-        self.transaction(|v| {
-            let lss = v.geo.logical_sector_size;
-            let start = offset - offset % lss;
-            let end = round_up(offset + data.len() as u64, lss);
-            if start == offset && end == offset + data.len() as u64 {
-                v.write_aligned(offset, data)
-            } else {
-                // Unaligned: merge with the current content of the edge sectors.
-                let mut buf = vec![0u8; (end - start) as usize];
-                v.read(start, &mut buf[..lss as usize])?;
-                let tail = (end - start - lss) as usize;
-                if end - start > lss {
-                    v.read(end - lss, &mut buf[tail..])?;
-                }
-                let at = (offset - start) as usize;
-                buf[at..at + data.len()].copy_from_slice(data);
-                v.write_aligned(start, &buf)
-            }
-        })
+        self.transaction(|v| v.write_unaligned_inner(offset, data))
     }
 
     /// Trims a range: it reads as zeros afterwards, and whole blocks give their space back.
@@ -56,19 +38,13 @@ impl Vhdx {
         }
         self.begin_session(true)?;
         self.transaction(|v| {
-            let bs = v.geo.block_size;
-            let mut pos = offset;
-            let end = offset + len;
-            while pos < end {
-                let b = pos / bs;
-                let inb = pos % bs;
-                let n = (bs - inb).min(end - pos);
+            for (b, inb, at, n) in v.geo.segments(offset, len) {
+                let n = n as u64;
                 if inb == 0 && n == v.geo.block_len(b) && v.disk_type() != DiskType::Fixed {
                     v.unmap_block(b)?;
                 } else {
-                    v.zero_range(pos, n)?;
+                    v.zero_range(offset + at as u64, n)?;
                 }
-                pos += n;
             }
             Ok(())
         })
@@ -85,7 +61,8 @@ impl Vhdx {
         Ok(())
     }
 
-    /// Like `write`, inside an open transaction.
+    /// Like `write`, inside an open transaction: an unaligned range is merged with the
+    /// current content of its edge sectors, read through the chain.
     fn write_unaligned_inner(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         let lss = self.geo.logical_sector_size;
         let start = offset - offset % lss;
@@ -94,7 +71,11 @@ impl Vhdx {
             return self.write_aligned(offset, data);
         }
         let mut buf = vec![0u8; (end - start) as usize];
-        self.read(start, &mut buf)?;
+        self.read(start, &mut buf[..lss as usize])?;
+        if end - start > lss {
+            let tail = buf.len() - lss as usize;
+            self.read(end - lss, &mut buf[tail..])?;
+        }
         let at = (offset - start) as usize;
         buf[at..at + data.len()].copy_from_slice(data);
         self.write_aligned(start, &buf)
@@ -119,15 +100,8 @@ impl Vhdx {
     }
 
     fn write_aligned(&mut self, offset: u64, data: &[u8]) -> Result<()> {
-        let bs = self.geo.block_size;
-        let mut done = 0usize;
-        while done < data.len() {
-            let off = offset + done as u64;
-            let b = off / bs;
-            let inb = off % bs;
-            let n = ((bs - inb) as usize).min(data.len() - done);
-            self.write_in_block(b, inb, &data[done..done + n])?;
-            done += n;
+        for (b, inb, at, n) in self.geo.segments(offset, data.len() as u64) {
+            self.write_in_block(b, inb, &data[at..at + n])?;
         }
         Ok(())
     }
