@@ -3,58 +3,9 @@
 
 mod common;
 
-use common::{hvsim_bin, scratch_dir, MIB};
+use common::{fails, hvsim, hvsim_stdin, ok, ok_bytes, s, scratch_dir, MIB};
 use hvsim_engine::{FaultPlan, FaultStorage, MemStorage, OpenOptions, Vhdx};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn hvsim(args: &[&str]) -> Output {
-    Command::new(hvsim_bin())
-        .args(args)
-        .output()
-        .expect("hvsim runs")
-}
-
-fn hvsim_stdin(args: &[&str], input: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(hvsim_bin())
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("hvsim runs");
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-/// Stdout of a successful run, as bytes.
-fn ok_bytes(out: &Output) -> Vec<u8> {
-    assert!(
-        out.status.success(),
-        "hvsim failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout.clone()
-}
-
-/// Stdout of a successful run, as text.
-fn ok(out: &Output) -> String {
-    String::from_utf8_lossy(&ok_bytes(out)).into_owned()
-}
-
-/// Exit code and stderr of a failing run.
-fn fails(out: &Output) -> (i32, String) {
-    assert!(!out.status.success(), "hvsim should have failed");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn info_json(path: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["vhdx", "info", s(path), "--json"];

@@ -4,40 +4,10 @@
 
 mod common;
 
-use common::{hvsim_bin, qemu_check, qemu_compare, MIB};
+use common::{fails, hvsim, ok, qemu_check, qemu_compare, s, MIB};
 use hvsim_engine::{CreateOptions, OpenOptions, Vhdx};
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn hvsim(args: &[&str]) -> Output {
-    Command::new(hvsim_bin())
-        .args(args)
-        .output()
-        .expect("hvsim runs")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "hvsim failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Exit code and stderr of a failing run.
-fn fails(out: &Output) -> (i32, String) {
-    assert!(!out.status.success(), "hvsim should have failed");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A deterministic byte pattern.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {

@@ -742,3 +742,53 @@ pub fn write_file(path: &Path, data: &[u8]) {
     let mut f = fs::File::create(path).expect("create file");
     f.write_all(data).expect("write file");
 }
+
+// ------------------------------------------------------------------ the CLI as a process
+
+/// Runs `hvsim` with `args`.
+pub fn hvsim(args: &[&str]) -> Output {
+    Command::new(hvsim_bin())
+        .args(args)
+        .output()
+        .expect("hvsim runs")
+}
+
+pub fn hvsim_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(hvsim_bin())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("hvsim runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Stdout of a successful run, as bytes.
+pub fn ok_bytes(out: &Output) -> Vec<u8> {
+    assert!(
+        out.status.success(),
+        "hvsim failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout.clone()
+}
+
+/// Stdout of a successful run, as text.
+pub fn ok(out: &Output) -> String {
+    String::from_utf8_lossy(&ok_bytes(out)).into_owned()
+}
+
+/// Exit code and stderr of a failing run.
+pub fn fails(out: &Output) -> (i32, String) {
+    assert!(!out.status.success(), "hvsim should have failed");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
