@@ -105,7 +105,8 @@ struct Undo {
     sb: Vec<(u64, usize, u8)>,
     new_sb: Vec<u64>,
     file_end: u64,
-    free: Vec<(u64, u64)>,
+    /// The free extents before the operation took one (copied only when it does).
+    free: Option<Vec<(u64, u64)>>,
     pending_free: usize,
 }
 

@@ -224,6 +224,9 @@ impl Vhdx {
     /// whether the space is fresh (past the old end of the file, so it reads zeros).
     fn allocate(&mut self, size: u64) -> Result<(u64, bool)> {
         if let Some(&(off, len)) = self.free.iter().find(|(_, l)| *l >= size) {
+            if let Some(u) = self.undo.as_mut().filter(|u| u.free.is_none()) {
+                u.free = Some(self.free.iter().copied().collect());
+            }
             self.free.remove(&(off, len));
             if len > size {
                 self.free.insert((off + size, len - size));
@@ -256,7 +259,7 @@ impl Vhdx {
     pub(super) fn transaction(&mut self, f: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
         self.undo = Some(Undo {
             file_end: self.file_end,
-            free: self.free.iter().copied().collect(),
+            free: None,
             pending_free: self.pending_free.len(),
             ..Undo::default()
         });
@@ -283,7 +286,9 @@ impl Vhdx {
                 self.sb_cache.remove(&chunk);
                 self.dirty_sb.retain(|&(c, _)| c != chunk);
             }
-            self.free = undo.free.into_iter().collect();
+            if let Some(free) = undo.free {
+                self.free = free.into_iter().collect();
+            }
             self.file_end = undo.file_end;
             // Dirty marks stay: rewriting a restored sector is harmless, and under
             // CommitPolicy::OnFlush they also cover earlier, successful operations.
