@@ -459,3 +459,51 @@ fn free_space_is_checked_and_nothing_is_lost() {
     v.read(0, &mut b).unwrap();
     assert_eq!(b, [7u8; 100]);
 }
+
+/// Found by the property test: a crash leaves the merge target's length off the MiB grid
+/// (its extension lost, a payload write past it kept); the next session's log entry must
+/// not claim a FlushedFileOffset beyond that length, or the next crash leaves an image
+/// that cannot be opened ("the log's flushed file offset" truncated).
+#[test]
+fn a_crash_that_leaves_an_odd_file_length_is_survived() {
+    use Op::*;
+    run(vec![
+        Checkpoint,
+        Checkpoint,
+        Trim {
+            off: 387555,
+            len: 1709598,
+        },
+        StartMerge,
+        Write {
+            off: 3623936,
+            len: 1,
+            fill: 0,
+        },
+        Write {
+            off: 2098176,
+            len: 1,
+            fill: 0,
+        },
+        CrashInMerge { after: 4, seed: 0 },
+        Write {
+            off: 4296149,
+            len: 153499,
+            fill: 133,
+        },
+        Write {
+            off: 2994746,
+            len: 482697,
+            fill: 198,
+        },
+        MergeStep(1),
+        CrashInMerge {
+            after: 7,
+            seed: 7729257636346050013,
+        },
+        CrashInMerge {
+            after: 11,
+            seed: 16855700657509199873,
+        },
+    ]);
+}

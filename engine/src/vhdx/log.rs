@@ -233,6 +233,9 @@ pub struct LogWriter {
     pub guid: Uuid,
     pub next_sequence: u64,
     pub position: u64,
+    /// The largest FlushedFileOffset written to this log: the file must never shrink
+    /// below it while the log may be replayed.
+    pub flushed_floor: u64,
 }
 
 impl LogWriter {
@@ -243,17 +246,25 @@ impl LogWriter {
             guid,
             next_sequence: 1,
             position: 0,
+            flushed_floor: 0,
         }
     }
 
     /// Writes one entry (not flushed). The caller flushes, applies and flushes again.
+    ///
+    /// `stable_len` is the file's length as last flushed; `used_end` the end of every
+    /// structure the image uses. FlushedFileOffset is the largest MiB multiple the file is
+    /// known to reach (a crash can leave a length that is not one); LastFileOffset the
+    /// smallest MiB multiple holding everything.
     pub fn write_entry(
         &mut self,
         file: &mut dyn Storage,
         writes: &[SectorWrite],
-        file_size: u64,
+        stable_len: u64,
+        used_end: u64,
     ) -> std::io::Result<()> {
-        let size = round_up(file_size, MIB);
+        let flushed = stable_len / MIB * MIB;
+        let last = round_up(used_end, MIB).max(flushed);
         let probe = (descriptor_sectors(writes.len()) + writes.len()) as u64 * LOG_SECTOR;
         if self.position + probe > self.log_length {
             self.position = 0;
@@ -262,13 +273,14 @@ impl LogWriter {
             self.next_sequence,
             self.position,
             self.guid,
-            size,
-            size,
+            flushed,
+            last,
             writes,
         );
         file.write_at(&entry, self.log_offset + self.position)?;
         self.position = (self.position + entry.len() as u64) % self.log_length;
         self.next_sequence += 1;
+        self.flushed_floor = self.flushed_floor.max(flushed);
         Ok(())
     }
 }

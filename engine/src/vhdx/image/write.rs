@@ -293,9 +293,13 @@ impl Vhdx {
             // Dirty marks stay: rewriting a restored sector is harmless, and under
             // CommitPolicy::OnFlush they also cover earlier, successful operations.
             self.pending_free.truncate(undo.pending_free);
-            // Give back space the failed operation took at the end of the file.
-            if self.phys_len > self.file_end && self.file.set_len(self.file_end).is_ok() {
-                self.phys_len = self.file_end;
+            // Give back space the failed operation took at the end of the file, but never
+            // below a length the log vouches for: a replay would call the file truncated.
+            let keep = (self.log.as_ref())
+                .map_or(0, |l| l.flushed_floor)
+                .max(self.file_end);
+            if self.phys_len > keep && self.file.set_len(keep).is_ok() {
+                self.phys_len = keep;
             }
         }
         r
@@ -343,7 +347,7 @@ impl Vhdx {
                 let per = log::max_writes_per_entry(log.log_length).max(1);
                 for group in writes.chunks(per) {
                     self.log_written = true;
-                    log.write_entry(&mut *self.file, group, self.phys_len)
+                    log.write_entry(&mut *self.file, group, self.phys_len, self.file_end)
                         .ctx(|| "writing a log entry".into())?;
                     self.file.flush().ctx(|| "flushing the log".into())?;
                     for (o, d) in group {
