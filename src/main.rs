@@ -2,10 +2,12 @@
 
 mod diff_cmd;
 mod repo_cmd;
+mod run_cmd;
 mod size;
 mod vhdx_cmd;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -27,6 +29,24 @@ enum Command {
     /// A backup repository: recovery points of disks, deduplicated by content.
     #[command(subcommand)]
     Repo(repo_cmd::RepoCommand),
+    /// Run scenarios: one file tells its story and report; a folder or several files
+    /// print one line each. Exit 0 only when every expectation and invariant holds.
+    Run {
+        /// Scenario files (TOML) or folders of them.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Seed of the run (the scenario's own seed by default).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write the trace (JSON Lines) of a single run here.
+        #[arg(long, value_name = "OUT.jsonl")]
+        trace: Option<PathBuf>,
+        /// Only the report, no story.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Re-run a trace from its recorded choices and check every step's digest.
+    Replay { trace: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -34,6 +54,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Vhdx(c) => vhdx_cmd::run(c),
         Command::Repo(c) => repo_cmd::run(c),
+        Command::Run {
+            scenarios,
+            seed,
+            trace,
+            quiet,
+        } => run_cmd::run_cmd(scenarios, seed, trace, quiet),
+        Command::Replay { trace } => run_cmd::replay_cmd(trace),
     };
     match result {
         Ok(code) => code,

@@ -1,10 +1,21 @@
-//! hvsim-sim: the deterministic protocol simulator (VSS, HV-IC, VMMS, FSRVP actors).
+//! hvsim-sim: the deterministic protocol simulator.
 //!
-//! In place so far: the scenario format (`scenario`), the deterministic scheduler
-//! (`sched`) and traces with replay (`trace`). The protocol actors build on them.
+//! - `scenario`: the scenario format; `sched`: the deterministic scheduler; `trace`:
+//!   traces and their replay;
+//! - `world`: volumes with real VHDX files, VMs and the oracle; `plan`: which flow and
+//!   method each VM takes (R1–R5, R7, F3's preconditions);
+//! - `vss`: the one VSS sequence; `actors`: every party of the protocol; `msg`: what
+//!   they say to each other;
+//! - `run`: a run from scenario to report, with invariants I1–I6.
 
 pub use hvsim_engine as engine;
 
+pub mod actors;
+pub mod msg;
+pub mod plan;
+pub mod run;
 pub mod scenario;
 pub mod sched;
 pub mod trace;
+pub mod vss;
+pub mod world;

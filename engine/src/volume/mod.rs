@@ -80,6 +80,13 @@ impl Volume {
         self.lock().capacity
     }
 
+    /// Changes the capacity (a volume filling up from outside, R8 faults). Files keep
+    /// what they hold; new growth fails once nothing is free.
+    pub fn set_capacity(&self, capacity: u64) {
+        let mut st = self.lock();
+        st.capacity = capacity.max(st.used);
+    }
+
     /// Bytes not taken by any file.
     pub fn free(&self) -> u64 {
         let st = self.lock();

@@ -4,7 +4,7 @@ use super::model::*;
 use std::fmt;
 
 /// Prefix of the canonical form; change it when the meaning of a field changes.
-const CANONICAL_VERSION: &str = "hvsim-scenario-v1\n";
+const CANONICAL_VERSION: &str = "hvsim-scenario-v2\n";
 
 impl Scenario {
     /// The canonical serialisation: the typed scenario as compact JSON (fields in
@@ -14,6 +14,12 @@ impl Scenario {
         // Serialising plain structs, strings and integers to JSON cannot fail.
         let json = serde_json::to_string(self).unwrap_or_default();
         format!("{CANONICAL_VERSION}{json}")
+    }
+
+    /// The scenario back from its canonical form (a trace header carries it).
+    pub fn from_canonical(text: &str) -> Option<Scenario> {
+        let json = text.strip_prefix(CANONICAL_VERSION)?;
+        serde_json::from_str(json).ok()
     }
 
     /// BLAKE3 of [`Scenario::canonical`], as 64 hex digits.

@@ -174,8 +174,9 @@ impl Serialize for Bytes {
 }
 
 impl Serialize for VirtualTime {
+    /// As "N ms": an integer would read back as seconds.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.millis)
+        s.serialize_str(&format!("{} ms", self.millis))
     }
 }
 

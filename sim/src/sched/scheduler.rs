@@ -58,6 +58,8 @@ pub struct StepRecord {
     pub step: u64,
     pub time_us: u64,
     pub actor: ActorId,
+    /// Who sent the delivered message (`None` for timers and world events).
+    pub from: Option<ActorId>,
     pub event: &'static str,
     pub details: Vec<(&'static str, Detail)>,
     /// The choices made in this step, in order: first which due event to deliver (when
@@ -257,6 +259,10 @@ impl<M: Message> Scheduler<M> {
         self.core.record.step = step;
         self.core.record.time_us = due;
         self.core.record.actor = pending.to;
+        self.core.record.from = match pending.origin {
+            Origin::Actor(a) => Some(a),
+            Origin::Timer(_) | Origin::World => None,
+        };
         if self.core.recording {
             self.core.record.event = pending.msg.event();
             pending.msg.details(&mut self.core.record.details);

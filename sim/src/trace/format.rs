@@ -22,6 +22,8 @@ pub struct Header {
     /// The seed of the live run. Replay does not use it: the choices are in the steps.
     pub seed: u64,
     pub hvsim_version: String,
+    /// The scenario's canonical form, so that the trace alone replays (optional).
+    pub scenario: Option<String>,
 }
 
 impl Header {
@@ -31,6 +33,7 @@ impl Header {
             scenario_digest: scenario_digest.into(),
             seed,
             hvsim_version: env!("CARGO_PKG_VERSION").to_owned(),
+            scenario: None,
         }
     }
 }
@@ -88,6 +91,7 @@ impl<W: Write> TraceWriter<W> {
             scenario_digest: &header.scenario_digest,
             seed: header.seed,
             hvsim_version: &header.hvsim_version,
+            scenario: header.scenario.as_deref(),
         };
         serde_json::to_writer(&mut out, &line)?;
         out.write_all(b"\n")?;
@@ -122,6 +126,8 @@ struct HeaderLine<'a> {
     scenario_digest: &'a str,
     seed: u64,
     hvsim_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scenario: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -343,6 +349,10 @@ fn parse_header(object: &Map<String, Value>, line: u64) -> Result<Header, TraceE
         scenario_digest: get_str(object, "scenario_digest", line)?.to_owned(),
         seed: get_u64(object, "seed", line)?,
         hvsim_version: get_str(object, "hvsim_version", line)?.to_owned(),
+        scenario: match object.get("scenario") {
+            None => None,
+            Some(_) => Some(get_str(object, "scenario", line)?.to_owned()),
+        },
     })
 }
 

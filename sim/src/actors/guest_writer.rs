@@ -1,0 +1,126 @@
+//! `GuestWriter`: an application writer inside a Windows guest (System, Registry,
+//! SQL-like, Exchange-like). It flushes and stops its transactions at OnFreeze, resumes at
+//! OnThaw or OnAbort, and can be told to fail or hang at any event.
+
+use crate::msg::{Fail, Msg};
+use crate::scenario::{FailureClass, Hresult, Writer, WriterFailure};
+use crate::sched::{Actor, Cx, Detail, Envelope, Origin};
+use crate::vss::{AppLevel, WriterEvent, WriterState};
+use crate::world::LabRef;
+
+/// How long a writer takes to handle an event (a flush at OnFreeze takes longer).
+const HANDLE_US: u64 = 20_000;
+const FLUSH_US: u64 = 150_000;
+
+pub struct GuestWriter {
+    name: String,
+    vm: usize,
+    lab: LabRef,
+    config: Writer,
+    state: WriterState,
+}
+
+impl GuestWriter {
+    pub fn new(vm_name: &str, vm: usize, lab: LabRef, config: Writer) -> Self {
+        GuestWriter {
+            name: format!("GuestWriter@{vm_name}/{}", config.name),
+            vm,
+            lab,
+            config,
+            state: WriterState::Stable,
+        }
+    }
+
+    pub fn level(config: &Writer) -> AppLevel {
+        use crate::scenario::WriterKind::*;
+        match config.kind {
+            System | Registry => AppLevel::System,
+            Sql | Exchange => AppLevel::BackEnd,
+        }
+    }
+
+    fn code(f: WriterFailure) -> Hresult {
+        match f {
+            WriterFailure::Retryable => Hresult::VssEWritererrorRetryable,
+            WriterFailure::NonRetryable => Hresult::VssEWritererrorNonretryable,
+            WriterFailure::OutOfResources => Hresult::VssEWritererrorOutOfResources,
+            WriterFailure::InconsistentSnapshot => Hresult::VssEWritererrorInconsistentSnapshot,
+            WriterFailure::Timeout => Hresult::VssEWritererrorTimeout,
+        }
+    }
+}
+
+impl Actor<Msg> for GuestWriter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+        let (Msg::Writer { event, .. }, Origin::Actor(vss)) = (env.msg, env.origin) else {
+            return;
+        };
+        let failing = self
+            .config
+            .fail_at
+            .is_some_and(|e| WriterEvent::from_scenario(e) == event);
+        if failing {
+            let with = self.config.fail_with.unwrap_or(WriterFailure::NonRetryable);
+            if with == WriterFailure::Timeout {
+                // The handler never returns: VSS's window decides.
+                cx.record(event.name(), [("reply", Detail::Str("none (hangs)"))]);
+                return;
+            }
+            self.state = event.failed_state();
+            let code = Self::code(with);
+            cx.record(
+                event.name(),
+                [
+                    ("SetWriterFailure", Detail::Str(code.as_str())),
+                    ("state", Detail::Str(self.state.name())),
+                ],
+            );
+            let fail = Fail::new(
+                code,
+                FailureClass::Guest,
+                format!("{} failed {}", self.config.name, event.name()),
+            );
+            cx.send_after(
+                vss,
+                HANDLE_US,
+                Msg::WriterDone {
+                    event,
+                    state: self.state,
+                    result: Err(fail),
+                },
+            );
+            return;
+        }
+        let delay = match event {
+            WriterEvent::OnFreeze => {
+                // Flush and stop issuing transactions until thaw.
+                self.lab.borrow_mut().vms[self.vm].frozen = true;
+                FLUSH_US
+            }
+            WriterEvent::OnThaw | WriterEvent::OnAbort => {
+                self.lab.borrow_mut().vms[self.vm].frozen = false;
+                HANDLE_US
+            }
+            _ => HANDLE_US,
+        };
+        self.state = event.state_after();
+        cx.detail("state", self.state.name());
+        cx.send_after(
+            vss,
+            delay,
+            Msg::WriterDone {
+                event,
+                state: self.state,
+                result: Ok(()),
+            },
+        );
+    }
+
+    fn digest(&self, h: &mut blake3::Hasher) {
+        h.update(&[self.state as u8]);
+    }
+}

@@ -1,0 +1,334 @@
+//! `HyperVWriter`: the Microsoft Hyper-V VSS Writer, hosted by VMMS. At PrepareForSnapshot
+//! it gets every VM of the backup ready (the guest's own backup through `HvIc`, a saved
+//! state, or a checkpoint) and answers only when all are; at PostSnapshot it runs the
+//! auto-recovery (F1.A, F2.10–12) and resumes saved VMs; at BackupComplete it merges
+//! the backup checkpoints (F2.14). No partial backups: one VM failing fails them all.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
+use crate::plan::{Flow, Method};
+use crate::scenario::{FailureClass, Hresult};
+use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
+use crate::vss::{WriterEvent, WriterState};
+use crate::world::LabRef;
+
+pub const WRITER_ID: &str = "66841cd4-6ded-4f4b-8f17-fd23f8ddc3de";
+
+pub struct HyperVWriter {
+    name: String,
+    host: String,
+    lab: LabRef,
+    vmms: ActorId,
+    ics: BTreeMap<usize, ActorId>,
+    state: WriterState,
+    /// The event being handled, who asked, the set, and the VMs still outstanding.
+    event: Option<(WriterEvent, ActorId, u64)>,
+    outstanding: BTreeSet<usize>,
+    failure: Option<Fail>,
+    /// VMs whose guest holds an internal snapshot (F1), saved VMs, checkpointed VMs.
+    prepared: BTreeMap<usize, Method>,
+}
+
+impl HyperVWriter {
+    pub fn new(host: &str, lab: LabRef, vmms: ActorId) -> Self {
+        HyperVWriter {
+            name: format!("HyperVWriter@{host}"),
+            host: host.to_string(),
+            lab,
+            vmms,
+            ics: BTreeMap::new(),
+            state: WriterState::Stable,
+            event: None,
+            outstanding: BTreeSet::new(),
+            failure: None,
+            prepared: BTreeMap::new(),
+        }
+    }
+
+    pub fn add_ic(&mut self, vm: usize, ic: ActorId) {
+        self.ics.insert(vm, ic);
+    }
+
+    /// The VMs of this backup on this host, with their plans.
+    fn vms(&self) -> Vec<(usize, crate::plan::Plan)> {
+        let lab = self.lab.borrow();
+        lab.plans
+            .iter()
+            .filter(|(&vm, p)| lab.vms[vm].host == self.host && p.flow != Flow::F3)
+            .map(|(&vm, p)| (vm, p.clone()))
+            .collect()
+    }
+
+    fn prepare_snapshot(&mut self, cx: &mut Cx<'_, Msg>) {
+        for (vm, plan) in self.vms() {
+            if let Some((id, text)) = &plan.refused {
+                let mut lab = self.lab.borrow_mut();
+                let host = self.host.clone();
+                lab.raise(*id, &host, text.clone());
+                cx.detail("event", u64::from(*id));
+                self.failure.get_or_insert(
+                    Fail::new(
+                        Hresult::VssEWritererrorNonretryable,
+                        FailureClass::Guest,
+                        text.clone(),
+                    )
+                    .with_event(*id),
+                );
+                continue;
+            }
+            let msg = match (plan.flow, plan.method) {
+                (_, Method::SavedState) => Msg::Vmms(VmmsOp::SaveState { vm }),
+                (_, Method::NamedCheckpoint) => Msg::Vmms(VmmsOp::NamedBackupCheckpoint { vm }),
+                (Flow::F1, _) => Msg::IcBackup {
+                    purpose: IcPurpose::ChildVmSnapshot,
+                },
+                _ => Msg::IcBackup {
+                    purpose: IcPurpose::Checkpoint,
+                },
+            };
+            let to = match &msg {
+                Msg::Vmms(_) => self.vmms,
+                _ => match self.ics.get(&vm) {
+                    Some(&ic) => ic,
+                    None => continue,
+                },
+            };
+            self.outstanding.insert(vm);
+            self.prepared.insert(vm, plan.method);
+            cx.send(to, msg);
+        }
+    }
+
+    fn post_snapshot(&mut self, set: u64, cx: &mut Cx<'_, Msg>) {
+        for (vm, plan) in self.vms() {
+            let Some(&method) = self.prepared.get(&vm) else {
+                continue;
+            };
+            let files: Vec<Vec<String>> = {
+                let lab = self.lab.borrow();
+                lab.vms[vm]
+                    .disks
+                    .iter()
+                    .map(|d| d.chain.files.clone())
+                    .collect()
+            };
+            match (plan.flow, method) {
+                (_, Method::SavedState) => {
+                    self.lab.borrow_mut().sources.insert(vm, (Some(set), files));
+                    self.outstanding.insert(vm);
+                    cx.send(self.vmms, Msg::Vmms(VmmsOp::Resume { vm }));
+                }
+                (_, Method::NamedCheckpoint) => {
+                    // R4: the shadow copy holds the checkpoint's image: its parent.
+                    let parents = files.iter().map(|f| f[..f.len() - 1].to_vec()).collect();
+                    self.lab
+                        .borrow_mut()
+                        .sources
+                        .insert(vm, (Some(set), parents));
+                }
+                (Flow::F1, _) => {
+                    // F1.A: inside the writable snapshot, back to the internal snapshot.
+                    if let Err(f) = self.revert_in_snapshot(vm, set, cx) {
+                        self.failure.get_or_insert(f);
+                    }
+                    self.lab.borrow_mut().sources.insert(vm, (Some(set), files));
+                    if let Some(&ic) = self.ics.get(&vm) {
+                        self.outstanding.insert(vm);
+                        cx.send(ic, Msg::IcFinish { ok: true });
+                    }
+                }
+                _ => {
+                    self.outstanding.insert(vm);
+                    cx.send(self.vmms, Msg::Vmms(VmmsOp::AutoRecover { vm, set }));
+                }
+            }
+        }
+    }
+
+    fn revert_in_snapshot(
+        &mut self,
+        vm: usize,
+        set: u64,
+        cx: &mut Cx<'_, Msg>,
+    ) -> Result<(), Fail> {
+        let mut guard = self.lab.borrow_mut();
+        let lab = &mut *guard;
+        let fail = |e: String| Fail::new(Hresult::VssEAutorecoveryFailed, FailureClass::Host, e);
+        let mut restored = 0;
+        for d in &lab.vms[vm].disks {
+            let shadow = lab
+                .shadows
+                .get(&set)
+                .and_then(|s| s.iter().find(|s| s.volume == d.volume))
+                .cloned();
+            let Some(shadow) = shadow else { continue };
+            let volume = lab
+                .volumes
+                .get(&d.volume)
+                .cloned()
+                .ok_or_else(|| fail("no volume".into()))?;
+            let snap = volume
+                .snapshot(shadow.id)
+                .map_err(|e| fail(e.to_string()))?;
+            let mut inside = d
+                .chain
+                .open_on(&snap, true, false, &mut lab.guids)
+                .map_err(|e| fail(e.to_string()))?;
+            for v in &d.vols {
+                if v.internal.is_some() {
+                    restored += v
+                        .layout
+                        .revert(&mut inside)
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+            }
+            inside.close().map_err(|e| fail(e.to_string()))?;
+        }
+        cx.detail(
+            "auto_recovery",
+            format!("{restored} chunks rolled back to the internal snapshot"),
+        );
+        Ok(())
+    }
+
+    fn backup_complete(&mut self, cx: &mut Cx<'_, Msg>) {
+        for (vm, _) in self.vms() {
+            match self.prepared.remove(&vm) {
+                Some(Method::SavedState) | None => {}
+                Some(_)
+                    if self.lab.borrow().vms[vm]
+                        .disks
+                        .iter()
+                        .any(|d| d.chain.checkpoints() > 0) =>
+                {
+                    self.outstanding.insert(vm);
+                    cx.send(self.vmms, Msg::Vmms(VmmsOp::MergeCheckpoint { vm }));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn abort(&mut self, cx: &mut Cx<'_, Msg>) {
+        let prepared = std::mem::take(&mut self.prepared);
+        for (vm, method) in prepared {
+            let (saved, checkpoints, flow) = {
+                let lab = self.lab.borrow();
+                let v = &lab.vms[vm];
+                (
+                    v.power == crate::world::Power::Saved,
+                    v.disks.iter().any(|d| d.chain.checkpoints() > 0),
+                    lab.plans.get(&vm).map(|p| p.flow),
+                )
+            };
+            if saved {
+                self.outstanding.insert(vm);
+                cx.send(self.vmms, Msg::Vmms(VmmsOp::Resume { vm }));
+            } else if checkpoints {
+                self.outstanding.insert(vm);
+                cx.send(self.vmms, Msg::Vmms(VmmsOp::MergeCheckpoint { vm }));
+            } else if flow == Some(Flow::F1) && method == Method::GuestVss {
+                if let Some(&ic) = self.ics.get(&vm) {
+                    self.outstanding.insert(vm);
+                    cx.send(ic, Msg::IcFinish { ok: false });
+                }
+            }
+        }
+    }
+
+    fn reply_if_done(&mut self, cx: &mut Cx<'_, Msg>) {
+        if !self.outstanding.is_empty() {
+            return;
+        }
+        let Some((event, vss, _)) = self.event.take() else {
+            return;
+        };
+        let result = match self.failure.take() {
+            Some(f) if event != WriterEvent::OnAbort => {
+                self.state = event.failed_state();
+                Err(f)
+            }
+            _ => {
+                self.state = event.state_after();
+                Ok(())
+            }
+        };
+        cx.send_after(
+            vss,
+            10_000,
+            Msg::WriterDone {
+                event,
+                state: self.state,
+                result,
+            },
+        );
+    }
+}
+
+impl Actor<Msg> for HyperVWriter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+        let from = match env.origin {
+            Origin::Actor(a) => a,
+            _ => cx.me(),
+        };
+        match env.msg {
+            Msg::Writer { event, set } => {
+                self.event = Some((event, from, set));
+                self.failure = None;
+                match event {
+                    WriterEvent::OnPrepareSnapshot => self.prepare_snapshot(cx),
+                    WriterEvent::OnPostSnapshot => self.post_snapshot(set, cx),
+                    WriterEvent::OnBackupComplete => self.backup_complete(cx),
+                    WriterEvent::OnAbort => self.abort(cx),
+                    _ => {}
+                }
+                self.reply_if_done(cx);
+            }
+            Msg::IcReady { vm, result } => {
+                self.outstanding.remove(&vm);
+                match result {
+                    Ok(r) => {
+                        self.lab.borrow_mut().consistency.entry(vm).or_insert(r);
+                    }
+                    Err(f) => {
+                        self.prepared.remove(&vm);
+                        self.failure.get_or_insert(f);
+                    }
+                }
+                self.reply_if_done(cx);
+            }
+            Msg::VmmsDone { op, result } => {
+                let vm = op.vm();
+                self.outstanding.remove(&vm);
+                match (&op, result) {
+                    (VmmsOp::SaveState { .. } | VmmsOp::NamedBackupCheckpoint { .. }, Ok(())) => {
+                        self.lab.borrow_mut().consistency.insert(vm, Reached::Crash);
+                    }
+                    (VmmsOp::SaveState { .. } | VmmsOp::NamedBackupCheckpoint { .. }, Err(f)) => {
+                        self.prepared.remove(&vm);
+                        self.failure.get_or_insert(f);
+                    }
+                    (_, Err(f)) => {
+                        self.failure.get_or_insert(f);
+                    }
+                    _ => {}
+                }
+                self.reply_if_done(cx);
+            }
+            _ => {}
+        }
+        let _ = Detail::Bool(true);
+    }
+
+    fn digest(&self, h: &mut blake3::Hasher) {
+        h.update(&[self.state as u8]);
+        for vm in &self.outstanding {
+            h.update(&(*vm as u64).to_le_bytes());
+        }
+    }
+}

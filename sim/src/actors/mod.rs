@@ -1,0 +1,20 @@
+//! The parties of the protocol (SPEC.md's actor table), one module each. `HostVss` and
+//! `GuestVss` are both [`crate::vss::VssService`].
+
+mod guest_writer;
+mod hv_ic;
+mod hyperv_writer;
+mod linux_daemon;
+mod providers;
+mod requester;
+mod vmms;
+mod workload;
+
+pub use guest_writer::GuestWriter;
+pub use hv_ic::HvIc;
+pub use hyperv_writer::HyperVWriter;
+pub use linux_daemon::LinuxVssDaemon;
+pub use providers::{GuestProvider, GuestProviderKind, HostProvider};
+pub use requester::Requester;
+pub use vmms::Vmms;
+pub use workload::Workload;

@@ -1,0 +1,278 @@
+//! VSS providers: `HostProvider` (the system software provider's copy-on-write volume
+//! snapshots, or a CSV hardware provider) and `GuestProvider` (the guest's software
+//! provider with its internal snapshot, or the Integration Services Shadow Copy Provider
+//! of 2012 R2 and later, which has Vmms take a checkpoint at the commit instant).
+
+use hvsim_engine::volume::SnapshotOptions;
+
+use crate::msg::{Fail, Msg, VmmsOp};
+use crate::scenario::{FailureClass, Fault, Hresult, ProviderKind};
+use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
+use crate::vss::ProviderCall;
+use crate::world::{LabRef, Point, Shadow};
+
+const CALL_US: u64 = 5_000;
+const COMMIT_US: u64 = 300_000;
+
+pub struct HostProvider {
+    name: String,
+    lab: LabRef,
+    kind: ProviderKind,
+}
+
+impl HostProvider {
+    pub fn new(host: &str, lab: LabRef, kind: ProviderKind) -> Self {
+        HostProvider {
+            name: format!("HostProvider@{host}"),
+            lab,
+            kind,
+        }
+    }
+
+    fn commit(
+        &mut self,
+        set: u64,
+        volumes: &[String],
+        cx: &mut Cx<'_, Msg>,
+    ) -> (u64, Result<(), Fail>) {
+        let mut lab = self.lab.borrow_mut();
+        let faults = lab.scenario.faults.clone();
+        let mut delay = COMMIT_US;
+        for f in &faults {
+            match f {
+                Fault::ProviderCommitFailure { volume, code } if volumes.contains(volume) => {
+                    let fail = Fail::new(
+                        *code,
+                        FailureClass::Host,
+                        format!("CommitSnapshots failed on {volume}"),
+                    );
+                    return (COMMIT_US, Err(fail));
+                }
+                Fault::HoldWritesTimeout { volume } if volumes.contains(volume) => {
+                    // The commit runs past the 10 s flush-and-hold window.
+                    delay = 11_000_000;
+                }
+                _ => {}
+            }
+        }
+        for v in volumes {
+            let Some(volume) = lab.volumes.get(v).cloned() else {
+                continue;
+            };
+            let diff_area = faults
+                .iter()
+                .any(|f| matches!(f, Fault::DiffAreaFull { volume } if volume == v))
+                .then_some(256 * 1024)
+                .or_else(|| {
+                    lab.scenario
+                        .volumes
+                        .iter()
+                        .find(|sv| &sv.name == v)
+                        .and_then(|sv| sv.shadow_storage_max.map(|b| b.0))
+                })
+                .unwrap_or(u64::MAX);
+            let snap = volume.create_snapshot(SnapshotOptions {
+                writable: true,
+                diff_area,
+            });
+            cx.detail("snapshot", format!("{v} #{}", snap.id()));
+            lab.shadows.entry(set).or_default().push(Shadow {
+                volume: v.clone(),
+                id: snap.id(),
+                exposed: None,
+            });
+            // The snapshot instant: what a crash-consistent backup of these VMs holds.
+            for vm in lab.vms.iter_mut() {
+                if vm.disks.iter().any(|d| &d.volume == v) {
+                    vm.oracle.capture(Point::Instant);
+                }
+            }
+        }
+        (delay, Ok(()))
+    }
+
+    fn delete(&mut self, set: u64, cx: &mut Cx<'_, Msg>) {
+        let mut lab = self.lab.borrow_mut();
+        if let Some(shadows) = lab.shadows.remove(&set) {
+            for s in shadows {
+                if let Some(v) = lab.volumes.get(&s.volume) {
+                    let _ = v.delete_snapshot(s.id);
+                    cx.detail("deleted", format!("{} #{}", s.volume, s.id));
+                }
+            }
+        }
+    }
+}
+
+impl Actor<Msg> for HostProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+        let (Msg::Provider { call, set, volumes }, Origin::Actor(vss)) = (env.msg, env.origin)
+        else {
+            return;
+        };
+        cx.detail(
+            "provider",
+            match self.kind {
+                ProviderKind::System => "Microsoft Software Shadow Copy provider 1.0",
+                ProviderKind::Hardware => "hardware provider (CSV)",
+            },
+        );
+        let (delay, result) = match call {
+            ProviderCall::CommitSnapshots => self.commit(set, &volumes, cx),
+            ProviderCall::PostFinalCommitSnapshots => {
+                // Read-only from here until the set is released.
+                let lab = self.lab.borrow();
+                for s in lab.shadows.get(&set).into_iter().flatten() {
+                    if let Some(snap) = lab
+                        .volumes
+                        .get(&s.volume)
+                        .and_then(|v| v.snapshot(s.id).ok())
+                    {
+                        let _ = snap.make_read_only();
+                    }
+                }
+                (CALL_US, Ok(()))
+            }
+            ProviderCall::AbortSnapshots | ProviderCall::DeleteSnapshots => {
+                self.delete(set, cx);
+                (CALL_US, Ok(()))
+            }
+            _ => (CALL_US, Ok(())),
+        };
+        cx.send_after(vss, delay, Msg::ProviderDone { call, result });
+    }
+
+    fn digest(&self, h: &mut blake3::Hasher) {
+        h.update(self.name.as_bytes());
+    }
+}
+
+/// Which provider the guest's VSS uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestProviderKind {
+    /// The guest's system software provider: an internal snapshot inside the disk (F1.5).
+    Software,
+    /// Hyper-V Integration Services Shadow Copy Provider: the commit is a checkpoint.
+    IntegrationServices,
+}
+
+pub struct GuestProvider {
+    name: String,
+    vm: usize,
+    lab: LabRef,
+    kind: GuestProviderKind,
+    vmms: ActorId,
+    /// The VSS service waiting for CommitSnapshots while Vmms takes the checkpoint.
+    waiting: Option<ActorId>,
+}
+
+impl GuestProvider {
+    pub fn new(
+        vm_name: &str,
+        vm: usize,
+        lab: LabRef,
+        kind: GuestProviderKind,
+        vmms: ActorId,
+    ) -> Self {
+        GuestProvider {
+            name: format!("GuestProvider@{vm_name}"),
+            vm,
+            lab,
+            kind,
+            vmms,
+            waiting: None,
+        }
+    }
+
+    fn internal_snapshots(&mut self, create: bool) -> Result<(), Fail> {
+        let mut lab = self.lab.borrow_mut();
+        let vm = &mut lab.vms[self.vm];
+        for d in &mut vm.disks {
+            let Some(live) = d.live.as_mut() else {
+                continue;
+            };
+            for v in &mut d.vols {
+                let r = if create {
+                    v.layout.create_snapshot(live).map(|s| v.internal = Some(s))
+                } else if v.internal.is_some() {
+                    v.layout.delete_snapshot(live, &mut v.internal)
+                } else {
+                    Ok(())
+                };
+                r.map_err(|e| {
+                    Fail::new(
+                        Hresult::VssEUnexpectedProviderError,
+                        FailureClass::Guest,
+                        e.to_string(),
+                    )
+                })?;
+            }
+        }
+        if create {
+            vm.oracle.capture(Point::Quiesce);
+        }
+        Ok(())
+    }
+}
+
+impl Actor<Msg> for GuestProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+        let from = match env.origin {
+            Origin::Actor(a) => a,
+            _ => return,
+        };
+        match env.msg {
+            Msg::Provider { call, .. } => {
+                let result = match (call, self.kind) {
+                    (ProviderCall::CommitSnapshots, GuestProviderKind::Software) => {
+                        cx.detail("provider", "Microsoft Software Shadow Copy provider 1.0");
+                        self.internal_snapshots(true)
+                    }
+                    (ProviderCall::CommitSnapshots, GuestProviderKind::IntegrationServices) => {
+                        cx.detail("provider", "Hyper-V IC Software Shadow Copy Provider");
+                        self.lab.borrow_mut().vms[self.vm]
+                            .oracle
+                            .capture(Point::Quiesce);
+                        self.waiting = Some(from);
+                        let vm = self.vm;
+                        cx.send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));
+                        return;
+                    }
+                    (
+                        ProviderCall::DeleteSnapshots | ProviderCall::AbortSnapshots,
+                        GuestProviderKind::Software,
+                    ) => self.internal_snapshots(false),
+                    _ => Ok(()),
+                };
+                cx.send_after(from, CALL_US, Msg::ProviderDone { call, result });
+            }
+            Msg::VmmsDone { result, .. } => {
+                if let Some(vss) = self.waiting.take() {
+                    cx.send(
+                        vss,
+                        Msg::ProviderDone {
+                            call: ProviderCall::CommitSnapshots,
+                            result,
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn digest(&self, h: &mut blake3::Hasher) {
+        h.update(&[u8::from(self.waiting.is_some())]);
+    }
+}
+
+#[allow(dead_code)]
+fn _detail(_: Detail) {}

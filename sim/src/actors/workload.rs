@@ -1,0 +1,162 @@
+//! `Workload`: what the guest writes while the job runs (section 3 of the simulator
+//! issue): application transactions (blocks plus a commit record) that stop while the
+//! writers are frozen, file-system metadata, and the page file (R14). Writes are held
+//! during flush-and-hold and while the VM is saved; each completed write goes to the
+//! oracle.
+
+use crate::msg::Msg;
+use crate::scenario::Workload as Spec;
+use crate::sched::{Actor, Cx, Detail, Envelope};
+use crate::world::{LabRef, PAGE};
+
+pub struct Workload {
+    name: String,
+    vm: usize,
+    lab: LabRef,
+    spec: Spec,
+    /// Ticks after this virtual time are not scheduled (the job is over).
+    pub until_us: u64,
+    ticks: u64,
+    /// A write failed: the guest saw an I/O error (I1 then judges what was lost).
+    pub errors: u64,
+}
+
+impl Workload {
+    pub fn new(vm_name: &str, vm: usize, lab: LabRef, spec: Spec, until_us: u64) -> Self {
+        Workload {
+            name: format!("Workload@{vm_name}"),
+            vm,
+            lab,
+            spec,
+            until_us,
+            ticks: 0,
+            errors: 0,
+        }
+    }
+
+    /// Operations per virtual second, all kinds together.
+    pub fn rate(spec: &Spec) -> u64 {
+        let t = spec.transactions.as_ref().map_or(0, |t| t.rate);
+        let m = spec.metadata_writes.as_ref().map_or(0, |r| r.rate);
+        let p = spec.page_file_writes.as_ref().map_or(0, |r| r.rate);
+        u64::from(t + m + p)
+    }
+
+    fn step(&mut self, cx: &mut Cx<'_, Msg>) {
+        let t = self.spec.transactions.as_ref().map_or(0, |t| t.rate);
+        let m = self.spec.metadata_writes.as_ref().map_or(0, |r| r.rate);
+        let p = self.spec.page_file_writes.as_ref().map_or(0, |r| r.rate);
+        let total = u64::from(t + m + p);
+        if total == 0 {
+            return;
+        }
+        let pick = cx.choose(total) as u32;
+        let mut lab = self.lab.borrow_mut();
+        let vm = &mut lab.vms[self.vm];
+        if !vm.can_write() {
+            cx.detail("held", true);
+            return;
+        }
+        let Some(d) = vm
+            .disks
+            .iter()
+            .position(|d| d.live.is_some() && !d.vols.is_empty())
+        else {
+            return;
+        };
+        // The volume of the transactions, or the first.
+        let txn_vol = self
+            .spec
+            .transactions
+            .as_ref()
+            .and_then(|t| t.volume.as_ref())
+            .and_then(|m| vm.disks[d].vols.iter().position(|v| &v.mount == m))
+            .unwrap_or(0);
+        let hot_pages = vm.disks[d].vols[txn_vol].hot / PAGE;
+        let r = if pick < t {
+            if vm.frozen {
+                cx.detail("paused", "writers frozen");
+                return;
+            }
+            let spec = self.spec.transactions.clone().expect("rate > 0");
+            let blocks = u64::from(spec.blocks.max(1));
+            let mut r = Ok(());
+            for _ in 0..blocks {
+                // Database pages in the second quarter of the hot area.
+                let page = hot_pages / 4 + cx.choose((hot_pages / 4).max(1));
+                let data = vm.next_data(2, 0xDB);
+                r = r.and(vm.guest_write(d, txn_vol, page.min(hot_pages - 2) * PAGE, &data));
+            }
+            if spec.commit_record {
+                let page = hot_pages / 2 + cx.choose((hot_pages / 8).max(1));
+                let data = vm.next_data(1, 0xC0);
+                r = r.and(vm.guest_write(d, txn_vol, page * PAGE, &data));
+            }
+            cx.record(
+                "Transaction",
+                [
+                    ("blocks", Detail::U64(blocks)),
+                    (
+                        "volume",
+                        Detail::Text(vm.disks[d].vols[txn_vol].mount.clone()),
+                    ),
+                ],
+            );
+            r
+        } else if pick < t + m {
+            let v = cx.choose(vm.disks[d].vols.len() as u64) as usize;
+            let pages = (vm.disks[d].vols[v].hot / PAGE / 4).max(1);
+            let page = cx.choose(pages);
+            let data = vm.next_data(1, 0x4D);
+            cx.record(
+                "FileSystemMetadata",
+                [("volume", Detail::Text(vm.disks[d].vols[v].mount.clone()))],
+            );
+            vm.guest_write(d, v, page * PAGE, &data)
+        } else {
+            let v = vm.disks[d]
+                .vols
+                .iter()
+                .position(|v| v.page_file)
+                .unwrap_or(0);
+            let hot = vm.disks[d].vols[v].hot / PAGE;
+            let page = hot * 3 / 4 + cx.choose((hot / 4).saturating_sub(4).max(1));
+            let data = vm.next_data(4, 0x9F);
+            cx.record(
+                "PageFileWrite",
+                [("volume", Detail::Text(vm.disks[d].vols[v].mount.clone()))],
+            );
+            vm.guest_write(d, v, page.min(hot - 4) * PAGE, &data)
+        };
+        if let Err(e) = r {
+            self.errors += 1;
+            cx.detail("io_error", e);
+        }
+    }
+}
+
+impl Actor<Msg> for Workload {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+        if !matches!(env.msg, Msg::Tick) {
+            return;
+        }
+        self.ticks += 1;
+        self.step(cx);
+        let rate = Self::rate(&self.spec).max(1);
+        let mean = 1_000_000 / rate;
+        let next = mean / 2 + cx.choose(mean.max(1));
+        let done = self.lab.borrow().job_done;
+        if !done && cx.now_us() + next <= self.until_us {
+            cx.set_timer(next.max(1), Msg::Tick);
+        }
+    }
+
+    fn digest(&self, h: &mut blake3::Hasher) {
+        h.update(&self.ticks.to_le_bytes());
+        h.update(&self.errors.to_le_bytes());
+    }
+}

@@ -1,0 +1,290 @@
+//! The messages the parties exchange. Each variant is a call or a reply of the real
+//! protocol (VSS, the Hyper-V integration channel, VMMS, hv_vss, MS-FSRVP); its event
+//! name is the one a vendor reads in a trace.
+
+use crate::scenario::{FailureClass, Hresult};
+use crate::sched::{Detail, Details, Message};
+use crate::vss::{ProviderCall, VssCall, WriterEvent, WriterState};
+
+/// A failure as it travels back to the requester: the real code, an event ID when
+/// Hyper-V raises one, the side it happened on (F5.T) and a human text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fail {
+    pub code: Hresult,
+    pub event: Option<u32>,
+    pub class: FailureClass,
+    pub detail: String,
+}
+
+impl Fail {
+    pub fn new(code: Hresult, class: FailureClass, detail: impl Into<String>) -> Self {
+        Fail {
+            code,
+            event: None,
+            class,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn with_event(mut self, id: u32) -> Self {
+        self.event = Some(id);
+        self
+    }
+}
+
+/// What the guest is asked to be consistent for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcPurpose {
+    /// F1: a complete guest VSS backup with the guest's software provider (internal
+    /// snapshot), inside the host's PrepareForSnapshot.
+    ChildVmSnapshot,
+    /// F2/F3: the guest's VSS commits through the Integration Services Shadow Copy
+    /// Provider, which has Vmms take the checkpoint(s) at that instant.
+    Checkpoint,
+}
+
+/// What Vmms is asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmmsOp {
+    /// Save the VM (pause, write memory) for an offline backup (R2, R3, F5.4a).
+    SaveState { vm: usize },
+    /// Return a saved VM to running.
+    Resume { vm: usize },
+    /// 2012 R2 online backup: the guest is consistent through the IC provider; take the
+    /// backup checkpoint and the auto-recovery checkpoint (F2.5, F2.6).
+    BackupCheckpoints { vm: usize, consistent: bool },
+    /// R4: `<VM> - Backup - (<date time>)`, crash-consistent, no downtime.
+    NamedBackupCheckpoint { vm: usize },
+    /// F3: a production (or standard) checkpoint through WMI CreateSnapshot.
+    CreateRecoveryCheckpoint { vm: usize },
+    /// Take the pending checkpoint now (the guest provider's commit, or after FREEZE).
+    CheckpointNow { vm: usize },
+    /// Merge the VM's backup / recovery checkpoint back (F2.14, F3.4).
+    MergeCheckpoint { vm: usize },
+    /// F2.10/F2.12 inside the volume snapshot: roll back and merge the auto-recovery
+    /// checkpoint there; discard it on the live volume.
+    AutoRecover { vm: usize, set: u64 },
+}
+
+impl VmmsOp {
+    pub fn name(&self) -> &'static str {
+        match self {
+            VmmsOp::SaveState { .. } => "SaveState",
+            VmmsOp::Resume { .. } => "Resume",
+            VmmsOp::BackupCheckpoints { .. } => "CreateBackupCheckpoints",
+            VmmsOp::NamedBackupCheckpoint { .. } => "CreateBackupCheckpoint",
+            VmmsOp::CreateRecoveryCheckpoint { .. } => "CreateSnapshot",
+            VmmsOp::CheckpointNow { .. } => "TakeCheckpoint",
+            VmmsOp::MergeCheckpoint { .. } => "MergeCheckpoint",
+            VmmsOp::AutoRecover { .. } => "AutoRecover",
+        }
+    }
+
+    pub fn vm(&self) -> usize {
+        match self {
+            VmmsOp::SaveState { vm }
+            | VmmsOp::Resume { vm }
+            | VmmsOp::BackupCheckpoints { vm, .. }
+            | VmmsOp::NamedBackupCheckpoint { vm }
+            | VmmsOp::CreateRecoveryCheckpoint { vm }
+            | VmmsOp::CheckpointNow { vm }
+            | VmmsOp::MergeCheckpoint { vm }
+            | VmmsOp::AutoRecover { vm, .. } => *vm,
+        }
+    }
+}
+
+/// The consistency a guest reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reached {
+    Application,
+    File,
+    Crash,
+}
+
+impl Reached {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reached::Application => "application",
+            Reached::File => "file",
+            Reached::Crash => "crash",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// The job starts.
+    Start,
+    /// A workload step is due.
+    Tick,
+    /// A requester's call to a VSS service for snapshot set `set`.
+    Vss {
+        call: VssCall,
+        set: u64,
+        volumes: Vec<String>,
+        with_writers: bool,
+    },
+    VssDone {
+        call: VssCall,
+        set: u64,
+        result: Result<(), Fail>,
+    },
+    /// A writer event from VSS.
+    Writer {
+        event: WriterEvent,
+        set: u64,
+    },
+    WriterDone {
+        event: WriterEvent,
+        state: WriterState,
+        result: Result<(), Fail>,
+    },
+    /// A provider call from VSS, for the volumes of the set it owns.
+    Provider {
+        call: ProviderCall,
+        set: u64,
+        volumes: Vec<String>,
+    },
+    ProviderDone {
+        call: ProviderCall,
+        result: Result<(), Fail>,
+    },
+    /// Flush and hold writes on the set's volumes (`on`), or release them.
+    Hold {
+        on: bool,
+    },
+    /// A window VSS watches expired (freeze→thaw, flush-and-hold, a writer event).
+    Window {
+        what: &'static str,
+        epoch: u64,
+    },
+    /// To a guest's integration components: make the guest consistent.
+    IcBackup {
+        purpose: IcPurpose,
+    },
+    IcReady {
+        vm: usize,
+        result: Result<Reached, Fail>,
+    },
+    /// The host is done with the guest's part: BackupComplete / thaw / delete the internal
+    /// snapshot.
+    IcFinish {
+        ok: bool,
+    },
+    Vmms(VmmsOp),
+    VmmsDone {
+        op: VmmsOp,
+        result: Result<(), Fail>,
+    },
+    /// An `hv_vss_msg` from the host side to the guest's hv_snapshot channel.
+    HvVss {
+        op: u8,
+    },
+    /// The channel's reply: HV_S_OK or HV_E_FAIL.
+    HvVssReply {
+        op: u8,
+        error: u32,
+    },
+    /// A step of a background merge.
+    MergeStep {
+        vm: usize,
+    },
+    /// A fault of the scenario comes due.
+    Fault {
+        index: usize,
+    },
+}
+
+impl Message for Msg {
+    fn event(&self) -> &'static str {
+        match self {
+            Msg::Start => "Start",
+            Msg::Tick => "GuestWrite",
+            Msg::Vss { call, .. } => call.name(),
+            Msg::VssDone { .. } => "AsyncFinished",
+            Msg::Writer { event, .. } => event.name(),
+            Msg::WriterDone { .. } => "WriterStatus",
+            Msg::Provider { call, .. } => call.name(),
+            Msg::ProviderDone { .. } => "ProviderReturned",
+            Msg::Window { what, .. } => what,
+            Msg::Hold { on: true } => "FlushAndHoldWrites",
+            Msg::Hold { on: false } => "ReleaseWrites",
+            Msg::IcBackup { .. } => "GuestBackupRequest",
+            Msg::IcReady { .. } => "GuestReady",
+            Msg::IcFinish { .. } => "GuestBackupComplete",
+            Msg::Vmms(op) => op.name(),
+            Msg::VmmsDone { .. } => "VmmsJobDone",
+            Msg::HvVss { op } => match op {
+                5 => "VSS_OP_FREEZE",
+                6 => "VSS_OP_THAW",
+                2 => "VSS_OP_HOT_BACKUP",
+                _ => "VSS_OP",
+            },
+            Msg::HvVssReply { .. } => "hv_vss_reply",
+            Msg::MergeStep { .. } => "MergeStep",
+            Msg::Fault { .. } => "Fault",
+        }
+    }
+
+    fn digest(&self, h: &mut blake3::Hasher) {
+        h.update(self.event().as_bytes());
+        h.update(format!("{self:?}").as_bytes());
+    }
+
+    fn details(&self, d: &mut Details) {
+        let fail = |d: &mut Details, r: &Result<(), Fail>| match r {
+            Ok(()) => d.push(("hr", Detail::Str("S_OK"))),
+            Err(f) => {
+                d.push(("hr", Detail::Str(f.code.as_str())));
+                d.push(("error", Detail::Text(f.detail.clone())));
+            }
+        };
+        match self {
+            Msg::Vss { set, volumes, .. } => {
+                d.push(("set", Detail::U64(*set)));
+                if !volumes.is_empty() {
+                    d.push(("volumes", Detail::Text(volumes.join(", "))));
+                }
+            }
+            Msg::VssDone { call, result, .. } => {
+                d.push(("call", Detail::Str(call.name())));
+                fail(d, result);
+            }
+            Msg::WriterDone {
+                event,
+                state,
+                result,
+            } => {
+                d.push(("event", Detail::Str(event.name())));
+                d.push(("state", Detail::Str(state.name())));
+                fail(d, result);
+            }
+            Msg::Provider { volumes, .. } if !volumes.is_empty() => {
+                d.push(("volumes", Detail::Text(volumes.join(", "))));
+            }
+            Msg::ProviderDone { call, result } => {
+                d.push(("call", Detail::Str(call.name())));
+                fail(d, result);
+            }
+            Msg::IcReady { result, .. } => match result {
+                Ok(r) => d.push(("consistency", Detail::Str(r.name()))),
+                Err(f) => {
+                    d.push(("hr", Detail::Str(f.code.as_str())));
+                    d.push(("error", Detail::Text(f.detail.clone())));
+                }
+            },
+            Msg::HvVssReply { error, .. } => {
+                d.push((
+                    "error",
+                    Detail::Str(if *error == 0 { "HV_S_OK" } else { "HV_E_FAIL" }),
+                ));
+            }
+            Msg::VmmsDone { op, result } => {
+                d.push(("job", Detail::Str(op.name())));
+                fail(d, result);
+            }
+            _ => {}
+        }
+    }
+}

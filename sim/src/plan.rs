@@ -1,0 +1,231 @@
+//! Which way each VM is backed up: the eligibility rules (R1–R5, R7), the production
+//! checkpoint preconditions of F3 with their fallback to F2, and SMB shares (F4).
+
+use crate::scenario::{
+    CheckpointSetting, ConfigVersion, DaemonState, FileSystem, GuestOs, HyperVVersion, Scenario, Vm,
+};
+
+/// Production checkpoints need this configuration version (vendors require 8.x for RCT;
+/// Microsoft's feature table says 6.2: kept as one parameter).
+pub const PRODUCTION_CONFIG_VERSION: ConfigVersion = ConfigVersion { major: 8, minor: 0 };
+
+/// The flow a VM's backup follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Host VSS with the Hyper-V writer; the volume snapshot auto-recovers (2008 R2, 2012).
+    F1,
+    /// Host VSS with backup and auto-recovery checkpoints (2012 R2, and the legacy path).
+    F2,
+    /// WMI production checkpoints (2016 and later).
+    F3,
+}
+
+/// How the VM's data is made ready for the snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// The guest's VSS quiesces its writers (F1, F2, F3 Windows).
+    GuestVss,
+    /// `hv_vss_daemon` freezes the file systems (R5, F3 Linux).
+    DaemonFreeze,
+    /// The VM is saved while the snapshot is made (R2, R3, F5.4a).
+    SavedState,
+    /// R4: a backup checkpoint with no guest involvement; crash-consistent.
+    NamedCheckpoint,
+    /// F3 fallback: a standard checkpoint (crash-consistent, no guest involvement).
+    Standard,
+}
+
+/// The plan for one VM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub vm: usize,
+    pub flow: Flow,
+    pub method: Method,
+    /// Any disk sits on an SMB share (F4).
+    pub on_share: bool,
+    /// Why the plan is not the preferred one (shown in the story).
+    pub reason: String,
+    /// A precondition that fails the backup outright (R7): event ID and text.
+    pub refused: Option<(u32, String)>,
+    /// `ProductionOnly`: no fallback when the guest cannot quiesce.
+    pub production_only: bool,
+}
+
+fn version_rank(v: HyperVVersion) -> u8 {
+    match v {
+        HyperVVersion::V2008R2 => 0,
+        HyperVVersion::V2012 => 1,
+        HyperVVersion::V2012R2 => 2,
+        HyperVVersion::V2016 => 3,
+        HyperVVersion::V2019 => 4,
+        HyperVVersion::V2022 => 5,
+        HyperVVersion::V2025 => 6,
+    }
+}
+
+pub fn at_least(v: HyperVVersion, min: HyperVVersion) -> bool {
+    version_rank(v) >= version_rank(min)
+}
+
+/// R1: why the VM cannot be backed up online through the guest's VSS, if it cannot.
+fn online_blocker(s: &Scenario, vm: &Vm, host: HyperVVersion) -> Option<String> {
+    let ic = &vm.integration_services;
+    if !ic.installed {
+        return Some("integration services are not installed (R1)".into());
+    }
+    if !ic.backup_enabled {
+        return Some("the backup integration service is disabled (R1, R2)".into());
+    }
+    if vm.guest.os != GuestOs::Windows {
+        return Some("the guest has no VSS (R1)".into());
+    }
+    if ic.version.is_some_and(|v| v != host) {
+        return Some("integration components differ from the host's version (R1)".into());
+    }
+    for d in &vm.disks {
+        if d.dynamic {
+            return Some(format!("{} is a dynamic disk (R1)", d.file));
+        }
+        for g in &d.volumes {
+            if g.fs != FileSystem::Ntfs {
+                return Some(format!("{} is {}, not NTFS (R1)", g.mount, g.fs));
+            }
+            if g.size.0 < 1_000_000_000 || g.free.0 < 300_000_000 {
+                return Some(format!(
+                    "{} needs at least 1 GB with 300 MB free (R1)",
+                    g.mount
+                ));
+            }
+            if let Some(other) = &g.shadow_storage {
+                if other != &g.mount {
+                    return Some(format!(
+                        "{}'s shadow storage is on {other}, another volume (R1)",
+                        g.mount
+                    ));
+                }
+            }
+        }
+    }
+    let _ = s;
+    None
+}
+
+/// F3's preconditions, or why they fail.
+fn production_blocker(s: &Scenario, vm: &Vm, host: HyperVVersion) -> Option<String> {
+    if !at_least(host, HyperVVersion::V2016) {
+        return Some("the host is older than 2016".into());
+    }
+    let cv = vm.config_version;
+    if (cv.major, cv.minor)
+        < (
+            PRODUCTION_CONFIG_VERSION.major,
+            PRODUCTION_CONFIG_VERSION.minor,
+        )
+    {
+        return Some(format!(
+            "configuration version {}.{} is below {}.{}",
+            cv.major, cv.minor, PRODUCTION_CONFIG_VERSION.major, PRODUCTION_CONFIG_VERSION.minor
+        ));
+    }
+    if let Some(c) = &s.cluster {
+        if c.nodes.contains(&vm.host) {
+            for n in &c.nodes {
+                if let Some(h) = s.hosts.iter().find(|h| &h.name == n) {
+                    if !at_least(h.version, HyperVVersion::V2016) {
+                        return Some(format!("cluster node {n} is not upgraded"));
+                    }
+                }
+            }
+            if !at_least(c.functional_level, HyperVVersion::V2016) {
+                return Some(format!(
+                    "cluster {} functional level {} is not raised",
+                    c.name, c.functional_level
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn daemon_state(vm: &Vm) -> DaemonState {
+    vm.guest.vss_daemon.unwrap_or(DaemonState::Running)
+}
+
+pub fn plan(s: &Scenario, vm_index: usize) -> Plan {
+    let vm = &s.vms[vm_index];
+    let host = s
+        .hosts
+        .iter()
+        .find(|h| h.name == vm.host)
+        .map_or(HyperVVersion::V2012R2, |h| h.version);
+    let on_share = vm.disks.iter().any(|d| d.share.is_some());
+    let mut p = Plan {
+        vm: vm_index,
+        flow: Flow::F2,
+        method: Method::GuestVss,
+        on_share,
+        reason: String::new(),
+        refused: None,
+        production_only: vm.checkpoint_type == CheckpointSetting::ProductionOnly,
+    };
+    let online = online_blocker(s, vm, host);
+    let linux_daemon = vm.guest.os == GuestOs::Linux
+        && vm.integration_services.installed
+        && vm.integration_services.backup_enabled
+        && daemon_state(vm) != DaemonState::Missing;
+    if !at_least(host, HyperVVersion::V2012R2) {
+        p.flow = Flow::F1;
+        match online {
+            None => {}
+            Some(why) => {
+                // R2/R3: saved state. A Linux daemon cannot help before 2012 R2: the
+                // VSS driver refuses older VMBus protocols.
+                p.method = Method::SavedState;
+                p.reason = why;
+            }
+        }
+        return p;
+    }
+    if let Some(why) = production_blocker(s, vm, host) {
+        if at_least(host, HyperVVersion::V2016) {
+            p.reason = format!("production checkpoints unavailable: {why}; legacy F2 path");
+        }
+    } else if !on_share {
+        p.flow = Flow::F3;
+        p.method = match vm.checkpoint_type {
+            CheckpointSetting::Standard => Method::Standard,
+            _ if vm.guest.os == GuestOs::Windows && online.is_none() => Method::GuestVss,
+            _ if linux_daemon => Method::DaemonFreeze,
+            CheckpointSetting::ProductionOnly => Method::DaemonFreeze,
+            _ => {
+                p.reason = "the guest cannot quiesce: standard checkpoint".into();
+                Method::Standard
+            }
+        };
+        return p;
+    }
+    // F2 (2012 R2, or 2016+ without the F3 preconditions).
+    match online {
+        None => {
+            if !vm.scsi_controller && vm.generation == 1 {
+                p.refused = Some((
+                    10103,
+                    format!(
+                        "'{}' cannot be hot backed up since it has no SCSI controllers attached (R7)",
+                        vm.name
+                    ),
+                ));
+            }
+        }
+        Some(_) if linux_daemon => p.method = Method::DaemonFreeze,
+        Some(why) if !vm.integration_services.backup_enabled && vm.guest.os == GuestOs::Windows => {
+            p.method = Method::SavedState;
+            p.reason = why;
+        }
+        Some(why) => {
+            p.method = Method::NamedCheckpoint;
+            p.reason = format!("{why}: backup checkpoint, no downtime (R4)");
+        }
+    }
+    p
+}

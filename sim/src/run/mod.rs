@@ -1,0 +1,368 @@
+//! One run of a scenario: the world on a scheduler, the loop, the story in protocol
+//! terms, the invariants and the report.
+
+mod invariants;
+mod report;
+mod world;
+
+pub use report::{Check, RunReport, VmReport};
+pub use world::{populate, BuildError, START_US};
+
+use std::io::Write;
+use std::rc::Rc;
+
+use crate::msg::{Msg, Reached};
+use crate::plan::{Flow, Method};
+use crate::scenario::{BackupMethod, CheckpointKind, Consistency, Outcome, Scenario, VmState};
+use crate::sched::{Decisions, Detail, Scheduler, SimError, StepRecord, Stop};
+use crate::trace::{Header, TraceWriter};
+use crate::world::{Lab, LabRef, Power};
+
+/// Steps after which a run is cut off (a livelock is a finding, not a hang).
+pub const MAX_STEPS: u64 = 2_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    #[error("writing the trace: {0}")]
+    Trace(#[from] std::io::Error),
+}
+
+/// What a run produced.
+pub struct RunOutput {
+    pub report: RunReport,
+    /// The numbered story (empty unless asked for).
+    pub story: Vec<String>,
+    pub stop: Stop,
+}
+
+/// Options of a run.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// Tell the story (records every step's event and details).
+    pub story: bool,
+    /// Write a trace here.
+    pub trace: Option<&'a mut dyn Write>,
+}
+
+/// The header of a run's trace: it embeds the scenario so the trace alone replays.
+pub fn trace_header(s: &Scenario, seed: u64) -> Header {
+    let mut h = Header::new(s.digest(), seed);
+    h.scenario = Some(s.canonical());
+    h
+}
+
+pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<RunOutput, RunError> {
+    let mut sched = Scheduler::new(Decisions::seeded(seed));
+    let lab = populate(&mut sched, Rc::clone(&scenario), seed)?;
+    let recording = opts.story || opts.trace.is_some();
+    sched.set_recording(recording);
+    let mut story = Story::default();
+    let mut trace = match opts.trace {
+        Some(w) => Some(TraceWriter::new(w, &trace_header(&scenario, seed))?),
+        None => None,
+    };
+    let mut stop = Stop::StepLimit;
+    for _ in 0..MAX_STEPS {
+        match sched.step()? {
+            None => {
+                stop = sched.stop_now().unwrap_or(Stop::Quiet);
+                break;
+            }
+            Some(_) => {
+                let rec = sched.last_record();
+                if let Some(t) = trace.as_mut() {
+                    t.write_step(rec, sched.actor_names())?;
+                }
+                if opts.story {
+                    story.push(rec, sched.actor_names());
+                }
+            }
+        }
+    }
+    if let Some(t) = trace.as_mut() {
+        t.write_end(stop, sched.steps())?;
+    }
+    if let Some(t) = trace {
+        t.finish()?;
+    }
+    let report = conclude(&lab, &scenario, seed, sched.steps(), sched.now_us(), &sched);
+    Ok(RunOutput {
+        report,
+        story: story.finish(),
+        stop,
+    })
+}
+
+/// Builds the report: what happened, the invariants, the expectations.
+fn conclude(
+    lab: &LabRef,
+    s: &Scenario,
+    seed: u64,
+    steps: u64,
+    now: u64,
+    sched: &Scheduler<Msg>,
+) -> RunReport {
+    let mut lab = lab.borrow_mut();
+    let outcome = if lab.failure.is_some() || !lab.job_done {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    let mut vms = Vec::new();
+    for (&vm, p) in &lab.plans {
+        let reached = lab.consistency.get(&vm).copied();
+        let fallback = lab.fallbacks.contains(&vm);
+        let (method, checkpoint) = match (p.flow, p.method) {
+            (_, Method::SavedState) => (BackupMethod::SavedState, None),
+            (_, Method::NamedCheckpoint) => {
+                (BackupMethod::Checkpoint, Some(CheckpointKind::Backup))
+            }
+            (Flow::F3, Method::Standard) => {
+                (BackupMethod::Checkpoint, Some(CheckpointKind::Standard))
+            }
+            (Flow::F3, _) if fallback => (BackupMethod::Checkpoint, Some(CheckpointKind::Standard)),
+            (Flow::F3, _) => (BackupMethod::Checkpoint, Some(CheckpointKind::Production)),
+            (Flow::F2, _) => (BackupMethod::Online, Some(CheckpointKind::Backup)),
+            (Flow::F1, _) => (BackupMethod::Online, None),
+        };
+        let consistency = reached.map(|r| match r {
+            Reached::Application => Consistency::Application,
+            Reached::File => Consistency::File,
+            Reached::Crash => Consistency::Crash,
+        });
+        let mut note = p.reason.clone();
+        if fallback {
+            note = "the guest could not quiesce: fell back to a standard checkpoint".into();
+        }
+        vms.push(VmReport {
+            vm: lab.vms[vm].name.clone(),
+            method,
+            checkpoint,
+            consistency,
+            downtime_us: lab.vms[vm].downtime_us,
+            note,
+        });
+    }
+    let writer_states: Vec<(String, crate::vss::WriterState)> = lab
+        .writer_states
+        .iter()
+        .map(|(&i, &st)| {
+            (
+                sched
+                    .name_of(crate::sched::ActorId::new(i as u32))
+                    .to_string(),
+                st,
+            )
+        })
+        .collect();
+    let mut checks = vec![invariants::i1(&mut lab)];
+    checks.push(invariants::i2(&lab, outcome));
+    checks.push(invariants::i3(&lab, &writer_states));
+    checks.push(invariants::i4(&lab));
+    checks.push(invariants::i5(&lab, outcome));
+    if let Some(c) = invariants::i6(&lab) {
+        checks.push(c);
+    }
+    let failure = lab.failure.clone();
+    let mut report = RunReport {
+        scenario: s.name.clone(),
+        seed,
+        outcome,
+        code: failure.as_ref().map(|f| f.code),
+        event: failure.as_ref().and_then(|f| f.event),
+        failure_class: failure.as_ref().map(|f| f.class),
+        failure: failure
+            .as_ref()
+            .map(|f| f.detail.clone())
+            .or_else(|| (!lab.job_done).then(|| "the job did not finish".to_string())),
+        vms,
+        bytes_read: lab.bytes_read,
+        bytes_hashed: lab.bytes_hashed,
+        bytes_sent: lab.bytes_sent,
+        events: lab.events.clone(),
+        invariants: checks,
+        expectations: Vec::new(),
+        steps,
+        virtual_us: now,
+    };
+    report.expectations = expectations(s, &report, &lab);
+    report
+}
+
+fn expectations(s: &Scenario, r: &RunReport, lab: &Lab) -> Vec<Check> {
+    let e = &s.expect;
+    let mut out = Vec::new();
+    let mut add = |ok: bool, message: String| {
+        out.push(Check {
+            id: "expect",
+            ok,
+            message,
+        })
+    };
+    add(
+        r.outcome == e.outcome,
+        format!("outcome {} (got {})", e.outcome, r.outcome),
+    );
+    if let Some(c) = e.code {
+        add(
+            r.code == Some(c),
+            format!(
+                "code {c} (got {})",
+                r.code.map_or("none".into(), |c| c.to_string())
+            ),
+        );
+    }
+    if let Some(ev) = e.event {
+        let raised = r.events.iter().any(|x| x.id == ev) || r.event == Some(ev);
+        add(raised, format!("event {ev} raised"));
+    }
+    if let Some(c) = e.failure_class {
+        add(
+            r.failure_class == Some(c),
+            format!(
+                "failure class {c} (got {})",
+                r.failure_class.map_or("none".into(), |c| c.to_string())
+            ),
+        );
+    }
+    for v in &e.vms {
+        let Some(got) = r.vms.iter().find(|x| x.vm == v.vm) else {
+            add(false, format!("{} was in the job", v.vm));
+            continue;
+        };
+        if let Some(m) = v.method {
+            add(
+                got.method == m,
+                format!("{}: method {m} (got {})", v.vm, got.method),
+            );
+        }
+        if let Some(c) = v.checkpoint {
+            add(
+                got.checkpoint == Some(c),
+                format!(
+                    "{}: {c} checkpoint (got {})",
+                    v.vm,
+                    got.checkpoint.map_or("none".into(), |c| c.to_string())
+                ),
+            );
+        }
+        if let Some(c) = v.consistency {
+            add(
+                got.consistency == Some(c),
+                format!(
+                    "{}: {c}-consistent (got {})",
+                    v.vm,
+                    got.consistency.map_or("none".into(), |c| c.to_string())
+                ),
+            );
+        }
+        if let Some(d) = &v.downtime {
+            let us = got.downtime_us;
+            add(
+                us >= d.min.millis * 1_000 && us <= d.max.millis * 1_000,
+                format!(
+                    "{}: downtime within {}..{} (got {} ms)",
+                    v.vm,
+                    d.min,
+                    d.max,
+                    us / 1_000
+                ),
+            );
+        }
+        if let Some(st) = v.state_after_restore {
+            let vm = lab.vm_index(&v.vm);
+            let method = vm.and_then(|i| lab.plans.get(&i)).map(|p| p.method);
+            let got_state = method.map(invariants::state_after_restore);
+            let want = match st {
+                VmState::Saved => Power::Saved,
+                VmState::Off => Power::Off,
+                _ => Power::Running,
+            };
+            add(
+                got_state == Some(want),
+                format!("{}: {} after restore", v.vm, st),
+            );
+        }
+    }
+    out
+}
+
+/// The numbered story of a run: protocol steps in order, guest writes and merge steps
+/// folded into counts.
+#[derive(Default)]
+struct Story {
+    lines: Vec<String>,
+    n: u64,
+    folded: u64,
+    merge_steps: u64,
+}
+
+impl Story {
+    fn flush_folded(&mut self) {
+        if self.folded > 0 {
+            self.lines
+                .push(format!("       … {} guest write step(s)", self.folded));
+            self.folded = 0;
+        }
+        if self.merge_steps > 0 {
+            self.lines
+                .push(format!("       … {} merge step(s)", self.merge_steps));
+            self.merge_steps = 0;
+        }
+    }
+
+    fn push(&mut self, rec: &StepRecord, names: &[String]) {
+        let actor = names.get(rec.actor.index()).map_or("?", String::as_str);
+        if actor.starts_with("Workload@") {
+            self.folded += 1;
+            return;
+        }
+        if rec.event == "MergeStep" && !rec.details.iter().any(|(k, _)| *k == "merged") {
+            self.merge_steps += 1;
+            return;
+        }
+        self.flush_folded();
+        self.n += 1;
+        let from = rec
+            .from
+            .and_then(|f| names.get(f.index()))
+            .map_or(String::new(), |f| {
+                if f == actor {
+                    String::new()
+                } else {
+                    format!("{f} → ")
+                }
+            });
+        let mut line = format!(
+            "{:>4}. {:>9}  {from}{actor}: {}",
+            self.n,
+            format!(
+                "{}.{:03}s",
+                rec.time_us / 1_000_000,
+                rec.time_us % 1_000_000 / 1_000
+            ),
+            rec.event
+        );
+        for (k, v) in &rec.details {
+            let v = match v {
+                Detail::U64(x) => x.to_string(),
+                Detail::I64(x) => x.to_string(),
+                Detail::Bool(x) => x.to_string(),
+                Detail::Str(s) => s.to_string(),
+                Detail::Text(s) => s.clone(),
+                Detail::Actor(a) => names.get(a.index()).cloned().unwrap_or_default(),
+            };
+            line.push_str(&format!("  {k}={v}"));
+        }
+        self.lines.push(line);
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        self.flush_folded();
+        self.lines
+    }
+}

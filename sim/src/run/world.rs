@@ -1,0 +1,185 @@
+//! Puts the actors of a scenario on a scheduler: for each host its VSS, Hyper-V writer,
+//! provider and Vmms; for each VM its integration components, the guest's VSS with its
+//! writers and provider (Windows) or hv_vss_daemon (Linux), and its workload.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use crate::actors::{
+    GuestProvider, GuestProviderKind, GuestWriter, HostProvider, HvIc, HyperVWriter,
+    LinuxVssDaemon, Requester, Vmms, Workload,
+};
+use crate::msg::Msg;
+use crate::plan::Flow;
+use crate::scenario::{DaemonState, GuestOs, ProviderKind, Scenario};
+use crate::sched::{ActorId, Scheduler};
+use crate::vss::{AppLevel, VssService};
+use crate::world::{build_lab, LabRef, Power};
+
+pub use crate::world::BuildError;
+
+/// When the job starts: the guests have written for a while.
+pub const START_US: u64 = 500_000;
+/// No workload step is scheduled past this virtual time.
+pub const WORKLOAD_CAP_US: u64 = 4 * 3_600_000_000;
+
+/// Ids handed out in the order actors are added.
+struct Ids(u32);
+impl Ids {
+    fn next(&mut self) -> ActorId {
+        let id = ActorId::new(self.0);
+        self.0 += 1;
+        id
+    }
+}
+
+/// The world of a run: the storage lab and the actors on `sched`.
+pub fn populate(
+    sched: &mut Scheduler<Msg>,
+    scenario: Rc<Scenario>,
+    seed: u64,
+) -> Result<LabRef, BuildError> {
+    let lab = build_lab(Rc::clone(&scenario), seed)?;
+    let s = &*scenario;
+    let mut ids = Ids(0);
+
+    // Plan every id first: actors name their peers.
+    let requester = ids.next();
+    let mut hosts: BTreeMap<String, (ActorId, ActorId, ActorId, ActorId)> = BTreeMap::new();
+    for h in &s.hosts {
+        hosts.insert(
+            h.name.clone(),
+            (ids.next(), ids.next(), ids.next(), ids.next()),
+        );
+    }
+    struct VmIds {
+        ic: ActorId,
+        workload: ActorId,
+        guest_vss: Option<ActorId>,
+        provider: Option<ActorId>,
+        writers: Vec<ActorId>,
+        daemon: Option<ActorId>,
+    }
+    let mut vm_ids = Vec::new();
+    for vm in &s.vms {
+        let ic = ids.next();
+        let workload = ids.next();
+        let windows = vm.guest.os == GuestOs::Windows && vm.integration_services.installed;
+        let linux = vm.guest.os == GuestOs::Linux && vm.integration_services.installed;
+        let guest_vss = windows.then(|| ids.next());
+        let provider = windows.then(|| ids.next());
+        let writers = if windows {
+            vm.guest.writers.iter().map(|_| ids.next()).collect()
+        } else {
+            Vec::new()
+        };
+        let daemon = linux.then(|| ids.next());
+        vm_ids.push(VmIds {
+            ic,
+            workload,
+            guest_vss,
+            provider,
+            writers,
+            daemon,
+        });
+    }
+
+    // Then add them, in the same order.
+    let host_vss: BTreeMap<String, ActorId> =
+        hosts.iter().map(|(h, ids)| (h.clone(), ids.0)).collect();
+    let vmms: BTreeMap<String, ActorId> = hosts.iter().map(|(h, ids)| (h.clone(), ids.3)).collect();
+    let id = sched.add_actor(Box::new(Requester::new(Rc::clone(&lab), host_vss, vmms)));
+    debug_assert_eq!(id, requester);
+    for h in &s.hosts {
+        let (vss_id, writer_id, provider_id, vmms_id) = hosts[&h.name];
+        let mut vss = VssService::new(format!("HostVss@{}", h.name), Rc::clone(&lab), None);
+        vss.add_writer(writer_id, AppLevel::BackEnd, None);
+        vss.set_provider(None, provider_id);
+        sched.add_actor(Box::new(vss));
+        let mut writer = HyperVWriter::new(&h.name, Rc::clone(&lab), vmms_id);
+        let mut vmms_actor = Vmms::new(&h.name, Rc::clone(&lab));
+        for (i, vm) in s.vms.iter().enumerate() {
+            if vm.host == h.name {
+                writer.add_ic(i, vm_ids[i].ic);
+                vmms_actor.add_ic(i, vm_ids[i].ic);
+            }
+        }
+        sched.add_actor(Box::new(writer));
+        let kind = if s
+            .volumes
+            .iter()
+            .any(|v| v.csv && v.provider == ProviderKind::Hardware)
+        {
+            ProviderKind::Hardware
+        } else {
+            ProviderKind::System
+        };
+        sched.add_actor(Box::new(HostProvider::new(&h.name, Rc::clone(&lab), kind)));
+        sched.add_actor(Box::new(vmms_actor));
+    }
+    for (i, vm) in s.vms.iter().enumerate() {
+        let ids = &vm_ids[i];
+        let (_, _, _, vmms_id) = hosts[&vm.host];
+        let peer = ids.guest_vss.or(ids.daemon);
+        sched.add_actor(Box::new(HvIc::new(
+            &vm.name,
+            i,
+            Rc::clone(&lab),
+            vm.guest.os,
+            peer,
+            vmms_id,
+        )));
+        sched.add_actor(Box::new(Workload::new(
+            &vm.name,
+            i,
+            Rc::clone(&lab),
+            vm.workload.clone(),
+            WORKLOAD_CAP_US,
+        )));
+        if let (Some(_), Some(provider)) = (ids.guest_vss, ids.provider) {
+            let mut vss =
+                VssService::new(format!("GuestVss@{}", vm.name), Rc::clone(&lab), Some(i));
+            for (w, &wid) in vm.guest.writers.iter().zip(&ids.writers) {
+                let freeze = w.freeze_timeout.map(|t| t.millis * 1_000);
+                vss.add_writer(wid, GuestWriter::level(w), freeze);
+            }
+            vss.set_provider(None, provider);
+            sched.add_actor(Box::new(vss));
+            let flow = lab.borrow().plans.get(&i).map(|p| p.flow);
+            let kind = if flow == Some(Flow::F1) {
+                GuestProviderKind::Software
+            } else {
+                GuestProviderKind::IntegrationServices
+            };
+            sched.add_actor(Box::new(GuestProvider::new(
+                &vm.name,
+                i,
+                Rc::clone(&lab),
+                kind,
+                vmms_id,
+            )));
+            for w in &vm.guest.writers {
+                sched.add_actor(Box::new(GuestWriter::new(
+                    &vm.name,
+                    i,
+                    Rc::clone(&lab),
+                    w.clone(),
+                )));
+            }
+        }
+        if ids.daemon.is_some() {
+            let state = vm.guest.vss_daemon.unwrap_or(DaemonState::Running);
+            sched.add_actor(Box::new(LinuxVssDaemon::new(
+                &vm.name,
+                i,
+                Rc::clone(&lab),
+                state,
+            )));
+        }
+        if Workload::rate(&vm.workload) > 0 && lab.borrow().vms[i].power == Power::Running {
+            sched.post(ids.workload, 0, Msg::Tick);
+        }
+    }
+    sched.post(requester, START_US, Msg::Start);
+    Ok(lab)
+}

@@ -1,0 +1,194 @@
+//! Builds the storage world of a scenario: volumes, each VM's base disks with their guest
+//! volumes and initial content, deterministically from the scenario and its seed.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use hvsim_engine::chain::DiskChain;
+use hvsim_engine::guest::GuestVolume;
+use hvsim_engine::vhdx::MIB;
+use hvsim_engine::volume::Volume;
+use hvsim_engine::{CreateOptions, GuidGen};
+
+use super::{DiskLab, GuestVol, Lab, LabRef, Oracle, Power, VmLab, PAGE};
+use crate::scenario::{FileSystem, Scenario, VmState};
+
+/// The part of each guest volume's data the workload writes in: enough for a database,
+/// file-system metadata and a page file, small enough that a run stays fast.
+const HOT: u64 = 8 * MIB;
+
+/// Why a world cannot be built from a (valid) scenario.
+#[derive(Debug, thiserror::Error)]
+#[error("building the world: {0}")]
+pub struct BuildError(pub String);
+
+/// The engine volume name and the scenario volume name of a disk.
+fn disk_volume(s: &Scenario, disk: &crate::scenario::Disk) -> Option<String> {
+    if let Some(v) = &disk.volume {
+        return Some(v.clone());
+    }
+    let share = disk.share.as_deref()?;
+    let (server, name) = share.trim_start_matches('\\').split_once('\\')?;
+    let fs = s
+        .file_servers
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case(server))?;
+    fs.shares
+        .iter()
+        .find(|sh| sh.name.eq_ignore_ascii_case(name))
+        .map(|sh| sh.volume.clone())
+}
+
+pub fn build_lab(s: Rc<Scenario>, seed: u64) -> Result<LabRef, BuildError> {
+    let mut guids = GuidGen::seeded(seed);
+    let mut volumes = BTreeMap::new();
+    for v in &s.volumes {
+        volumes.insert(v.name.clone(), Volume::new(&v.name, v.free.0));
+    }
+    let mut vms = Vec::new();
+    for vm in &s.vms {
+        let host_version = s
+            .hosts
+            .iter()
+            .find(|h| h.name == vm.host)
+            .map(|h| h.version)
+            .ok_or_else(|| BuildError(format!("VM {}: no host {}", vm.name, vm.host)))?;
+        let power = match vm.state {
+            VmState::Running | VmState::Paused => Power::Running,
+            VmState::Off => Power::Off,
+            VmState::Saved => Power::Saved,
+        };
+        let mut lab_vm = VmLab {
+            name: vm.name.clone(),
+            host: vm.host.clone(),
+            host_version,
+            os: vm.guest.os,
+            power,
+            power_before: power,
+            saved_at_us: None,
+            downtime_us: 0,
+            frozen: false,
+            held: false,
+            disks: Vec::new(),
+            oracle: Oracle::new(vm.disks.len()),
+            next_serial: 1,
+        };
+        for d in &vm.disks {
+            let vol_name = disk_volume(&s, d).ok_or_else(|| {
+                BuildError(format!("VM {}: disk {} has no volume", vm.name, d.file))
+            })?;
+            let volume = volumes
+                .get(&vol_name)
+                .ok_or_else(|| BuildError(format!("no volume {vol_name}")))?
+                .clone();
+            let block = d.block_size.0.clamp(MIB, 256 * MIB);
+            let opts = CreateOptions {
+                block_size: Some(block as u32),
+                guids: Some(guids.fork()),
+                ..CreateOptions::new(d.size.0)
+            };
+            let chain = DiskChain::create_base(volume, &d.file, &opts)
+                .map_err(|e| BuildError(format!("VM {}: {e}", vm.name)))?;
+            let mut vols = Vec::new();
+            let mut start = MIB;
+            let listed: Vec<(String, FileSystem, u64, bool)> = if d.volumes.is_empty() {
+                vec![(
+                    "C:".into(),
+                    FileSystem::Ntfs,
+                    d.size.0.saturating_sub(MIB),
+                    false,
+                )]
+            } else {
+                d.volumes
+                    .iter()
+                    .map(|g| (g.mount.clone(), g.fs, g.size.0, g.page_file))
+                    .collect()
+            };
+            for (mount, fs, size, page_file) in listed {
+                let len = (size / MIB * MIB).min(d.size.0.saturating_sub(start) / MIB * MIB);
+                if len < 4 * MIB {
+                    continue;
+                }
+                // The guest provider's diff area: an eighth of the volume, 1–64 MiB.
+                let diff_area = (len / 8 / MIB * MIB).clamp(MIB, 64 * MIB);
+                let layout = GuestVolume {
+                    start,
+                    len,
+                    diff_area,
+                };
+                let hot = HOT.min(layout.data_len() / PAGE * PAGE);
+                vols.push(GuestVol {
+                    mount,
+                    fs,
+                    layout,
+                    internal: None,
+                    hot,
+                    page_file,
+                });
+                start += len;
+            }
+            lab_vm.disks.push(DiskLab {
+                file: d.file.clone(),
+                volume: vol_name,
+                chain,
+                live: None,
+                merge: None,
+                vols,
+                block_size: block,
+            });
+        }
+        vms.push(lab_vm);
+    }
+    let mut lab = Lab {
+        scenario: s,
+        volumes,
+        vms,
+        guids,
+        events: Vec::new(),
+        shadows: BTreeMap::new(),
+        next_set: 1,
+        bytes_read: 0,
+        bytes_hashed: 0,
+        bytes_sent: 0,
+        backups: BTreeMap::new(),
+        plans: BTreeMap::new(),
+        sources: BTreeMap::new(),
+        consistency: BTreeMap::new(),
+        fallbacks: Default::default(),
+        failure: None,
+        job_done: false,
+        windows: Vec::new(),
+        writer_states: BTreeMap::new(),
+    };
+    for name in &lab.scenario.job.vms.clone() {
+        if let Some(i) = lab.vm_index(name) {
+            let p = crate::plan::plan(&lab.scenario, i);
+            lab.plans.insert(i, p);
+        }
+    }
+    initial_content(&mut lab)?;
+    Ok(Rc::new(RefCell::new(lab)))
+}
+
+/// Opens every disk and writes what a freshly installed guest holds: a boot sector per
+/// volume and some files; then closes the disks of VMs that are not running.
+fn initial_content(lab: &mut Lab) -> Result<(), BuildError> {
+    let Lab { vms, guids, .. } = lab;
+    for vm in vms.iter_mut() {
+        for d in 0..vm.disks.len() {
+            vm.disks[d].reopen(false, guids).map_err(BuildError)?;
+            for v in 0..vm.disks[d].vols.len() {
+                let boot = vm.next_data(1, 0xB0);
+                vm.guest_write(d, v, 0, &boot).map_err(BuildError)?;
+                let files = vm.next_data(16, 0xF1);
+                vm.guest_write(d, v, 64 * PAGE, &files)
+                    .map_err(BuildError)?;
+            }
+            if vm.power != Power::Running {
+                vm.disks[d].close().map_err(BuildError)?;
+            }
+        }
+    }
+    Ok(())
+}

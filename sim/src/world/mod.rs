@@ -1,0 +1,313 @@
+//! The world of one run: volumes holding real VHDX/AVHDX files, the VMs with their disk
+//! chains and guest volumes, and the oracle of what each disk must hold. Actors that touch
+//! storage share it through a [`LabRef`]; the scheduler stays the only owner of time and
+//! choices.
+
+mod build;
+mod image;
+mod oracle;
+
+pub use build::{build_lab, BuildError};
+pub use image::{SparseImage, PAGE};
+pub use oracle::{Oracle, Point};
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use hvsim_engine::chain::{DiskChain, Merge};
+use hvsim_engine::disk::{VirtualDisk, VirtualDiskMut};
+use hvsim_engine::guest::{GuestVolume, InternalSnapshot};
+use hvsim_engine::vhdx::VhdxError;
+use hvsim_engine::volume::{SnapshotId, Volume};
+use hvsim_engine::{GuidGen, Vhdx};
+
+use crate::msg::{Fail, Reached};
+use crate::plan::Plan;
+use crate::scenario::{FileSystem, GuestOs, HyperVVersion, Scenario};
+use crate::vss::WriterState;
+
+pub type LabRef = Rc<RefCell<Lab>>;
+
+/// Whether a VM runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    Running,
+    /// Paused with its memory written to disk (R2, R3, F5.4a).
+    Saved,
+    Off,
+}
+
+impl Power {
+    pub fn name(self) -> &'static str {
+        match self {
+            Power::Running => "running",
+            Power::Saved => "saved",
+            Power::Off => "off",
+        }
+    }
+}
+
+/// A volume inside the guest, on one of the VM's disks.
+#[derive(Debug)]
+pub struct GuestVol {
+    pub mount: String,
+    pub fs: FileSystem,
+    pub layout: GuestVolume,
+    /// The guest software provider's internal snapshot (F1.5), while it exists.
+    pub internal: Option<InternalSnapshot>,
+    /// Bytes at the start of the volume's data the workload writes in.
+    pub hot: u64,
+    pub page_file: bool,
+}
+
+/// One virtual disk of a VM: its chain of files on a volume, open while the VM runs.
+#[derive(Debug)]
+pub struct DiskLab {
+    pub file: String,
+    pub volume: String,
+    pub chain: DiskChain,
+    pub live: Option<Vhdx>,
+    /// An online merge of the active disk into its parent.
+    pub merge: Option<Merge>,
+    pub vols: Vec<GuestVol>,
+    pub block_size: u64,
+}
+
+/// A writer that mirrors guest writes into a merge target while a merge runs.
+struct Merging<'a> {
+    merge: &'a Merge,
+    disk: &'a mut Vhdx,
+}
+
+impl VirtualDisk for Merging<'_> {
+    fn virtual_size(&self) -> u64 {
+        self.disk.virtual_size()
+    }
+    fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), VhdxError> {
+        self.disk.read(offset, buf)
+    }
+    fn range_has_data(&self, offset: u64, len: u64) -> bool {
+        self.disk.range_has_data(offset, len)
+    }
+}
+
+impl VirtualDiskMut for Merging<'_> {
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), VhdxError> {
+        self.merge.write(self.disk, offset, data)
+    }
+    fn trim(&mut self, offset: u64, len: u64) -> Result<(), VhdxError> {
+        self.merge.trim(self.disk, offset, len)
+    }
+    fn flush(&mut self) -> Result<(), VhdxError> {
+        self.disk.flush()?;
+        match self.disk.parent_mut() {
+            Some(p) if p.is_writable() => p.flush(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl DiskLab {
+    /// Reopens the chain for the VM (and its parent writable while a merge runs).
+    pub fn reopen(&mut self, parent_writable: bool, guids: &mut GuidGen) -> Result<(), String> {
+        if let Some(d) = self.live.take() {
+            d.close()
+                .map_err(|e| format!("{}: {e}", self.chain.active()))?;
+        }
+        let d = self
+            .chain
+            .open(true, parent_writable, guids)
+            .map_err(|e| e.to_string())?;
+        self.live = Some(d);
+        Ok(())
+    }
+
+    /// Closes the open chain (the VM lets go of its files).
+    pub fn close(&mut self) -> Result<(), String> {
+        if let Some(d) = self.live.take() {
+            d.close()
+                .map_err(|e| format!("{}: {e}", self.chain.active()))?;
+        }
+        Ok(())
+    }
+
+    /// A guest write to volume `vol` at `offset` of its data.
+    pub fn write(&mut self, vol: usize, offset: u64, data: &[u8]) -> Result<(), String> {
+        let Some(live) = self.live.as_mut() else {
+            return Err(format!("{} is not open", self.file));
+        };
+        let v = &mut self.vols[vol];
+        let r = match &self.merge {
+            Some(m) => {
+                let mut w = Merging {
+                    merge: m,
+                    disk: live,
+                };
+                v.layout.write(&mut w, &mut v.internal, offset, data)
+            }
+            None => v.layout.write(live, &mut v.internal, offset, data),
+        };
+        r.map_err(|e| format!("{}: {e}", self.chain.active()))
+    }
+}
+
+/// A Hyper-V-VMMS event raised during the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaisedEvent {
+    pub id: u32,
+    pub host: String,
+    pub text: String,
+}
+
+/// One VM of the world.
+#[derive(Debug)]
+pub struct VmLab {
+    pub name: String,
+    pub host: String,
+    pub host_version: HyperVVersion,
+    pub os: GuestOs,
+    pub power: Power,
+    pub power_before: Power,
+    /// When the VM was saved, for downtime.
+    pub saved_at_us: Option<u64>,
+    pub downtime_us: u64,
+    /// Application writers are frozen: no new transactions (F5 writer duty 2).
+    pub frozen: bool,
+    /// Every guest write is held (flush-and-hold in the guest, or the VM is saved).
+    pub held: bool,
+    pub disks: Vec<DiskLab>,
+    pub oracle: Oracle,
+    /// Serial of the next write, for deterministic data.
+    pub next_serial: u64,
+}
+
+impl VmLab {
+    /// Whether the guest can write now.
+    pub fn can_write(&self) -> bool {
+        self.power == Power::Running && !self.held
+    }
+
+    /// A completed guest write: to the disk, then to the oracle.
+    pub fn guest_write(
+        &mut self,
+        disk: usize,
+        vol: usize,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), String> {
+        self.disks[disk].write(vol, offset, data)?;
+        let at = self.disks[disk].vols[vol].layout.start + offset;
+        self.oracle.completed(disk, at, data);
+        Ok(())
+    }
+
+    /// Deterministic page contents for the next write of `pages` pages.
+    pub fn next_data(&mut self, pages: u64, tag: u8) -> Vec<u8> {
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let mut v = vec![0u8; (pages * PAGE) as usize];
+        let base = serial.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(tag);
+        for (i, w) in v.chunks_mut(8).enumerate() {
+            let x = base.wrapping_add((i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)) | 1;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        v
+    }
+}
+
+/// A volume snapshot a provider made, as the requester sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shadow {
+    pub volume: String,
+    pub id: SnapshotId,
+    /// Exposed under this name (an SMB share `\\fs\share@{GUID}`), if any.
+    pub exposed: Option<String>,
+}
+
+/// Everything storage-shaped of one run.
+pub struct Lab {
+    pub scenario: Rc<Scenario>,
+    pub volumes: BTreeMap<String, Volume>,
+    pub vms: Vec<VmLab>,
+    pub guids: GuidGen,
+    pub events: Vec<RaisedEvent>,
+    /// Volume snapshots that exist, by snapshot set.
+    pub shadows: BTreeMap<u64, Vec<Shadow>>,
+    pub next_set: u64,
+    /// Bytes the requester read, hashed and sent.
+    pub bytes_read: u64,
+    pub bytes_hashed: u64,
+    pub bytes_sent: u64,
+    /// What the requester backed up per VM (disk images), for I2 and I6.
+    pub backups: BTreeMap<usize, Vec<SparseImage>>,
+    /// The plan of each VM of the job.
+    pub plans: BTreeMap<usize, Plan>,
+    /// Where the requester reads each VM's backup: a snapshot set (or the live volume)
+    /// and, per disk, the chain files that hold the backup image.
+    pub sources: BTreeMap<usize, (Option<u64>, Vec<Vec<String>>)>,
+    /// The consistency each VM's guest reached.
+    pub consistency: BTreeMap<usize, Reached>,
+    /// VMs whose production checkpoint fell back to a standard one.
+    pub fallbacks: BTreeSet<usize>,
+    /// The job's first failure.
+    pub failure: Option<Fail>,
+    pub job_done: bool,
+    /// Freeze→thaw and flush-and-hold spans, for I5.
+    pub windows: Vec<WindowSpan>,
+    /// Last known state of every VSS writer, by actor index.
+    pub writer_states: BTreeMap<usize, WriterState>,
+}
+
+/// How long a VSS window stayed open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowSpan {
+    pub service: String,
+    pub what: &'static str,
+    pub held_us: u64,
+    pub limit_us: u64,
+}
+
+impl Lab {
+    pub fn vm_index(&self, name: &str) -> Option<usize> {
+        self.vms.iter().position(|v| v.name == name)
+    }
+
+    pub fn raise(&mut self, id: u32, host: &str, text: impl Into<String>) {
+        self.events.push(RaisedEvent {
+            id,
+            host: host.to_string(),
+            text: text.into(),
+        });
+    }
+
+    /// A cheap digest of the storage state: files and lengths on every volume, snapshots,
+    /// and each VM's power, flags and oracle position.
+    pub fn digest(&self, h: &mut blake3::Hasher) {
+        for (name, v) in &self.volumes {
+            h.update(name.as_bytes());
+            for f in v.list() {
+                h.update(f.as_bytes());
+                h.update(&v.file_len(&f).unwrap_or(0).to_le_bytes());
+            }
+            for s in v.snapshots() {
+                h.update(&s.to_le_bytes());
+            }
+        }
+        for vm in &self.vms {
+            h.update(vm.power.name().as_bytes());
+            h.update(&[u8::from(vm.frozen), u8::from(vm.held)]);
+            h.update(&vm.downtime_us.to_le_bytes());
+            h.update(&vm.next_serial.to_le_bytes());
+            vm.oracle.digest(h);
+            for d in &vm.disks {
+                for f in &d.chain.files {
+                    h.update(f.as_bytes());
+                }
+                h.update(&[u8::from(d.merge.is_some())]);
+            }
+        }
+        h.update(&self.bytes_read.to_le_bytes());
+        h.update(&self.bytes_sent.to_le_bytes());
+    }
+}

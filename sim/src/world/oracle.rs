@@ -1,0 +1,71 @@
+//! The oracle: every write the guest completed, in order, and the images at the points a
+//! backup must reproduce (I1, I2).
+
+use super::image::SparseImage;
+
+/// A point in the run whose disk image a backup must hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Point {
+    /// Writers quiesced and writes held: the VSS common point (application-consistent).
+    Quiesce,
+    /// File systems frozen by `hv_vss_daemon` (file-consistent, R5).
+    Freeze,
+    /// The instant a checkpoint or volume snapshot was taken without any quiescing
+    /// (crash-consistent).
+    Instant,
+}
+
+impl Point {
+    pub fn name(self) -> &'static str {
+        match self {
+            Point::Quiesce => "quiesce point",
+            Point::Freeze => "file-system freeze",
+            Point::Instant => "snapshot instant",
+        }
+    }
+}
+
+/// What one VM's disks must hold.
+#[derive(Clone, Debug, Default)]
+pub struct Oracle {
+    /// Per disk: the image after every completed write.
+    pub live: Vec<SparseImage>,
+    /// Images captured at points, per disk; the last capture of a kind wins.
+    pub points: Vec<(Point, Vec<SparseImage>)>,
+    pub completed_writes: u64,
+}
+
+impl Oracle {
+    pub fn new(disks: usize) -> Self {
+        Oracle {
+            live: vec![SparseImage::default(); disks],
+            points: Vec::new(),
+            completed_writes: 0,
+        }
+    }
+
+    pub fn completed(&mut self, disk: usize, offset: u64, data: &[u8]) {
+        self.live[disk].write(offset, data);
+        self.completed_writes += 1;
+    }
+
+    /// Captures the current images as `point`.
+    pub fn capture(&mut self, point: Point) {
+        self.points.retain(|(p, _)| *p != point);
+        self.points.push((point, self.live.clone()));
+    }
+
+    pub fn at(&self, point: Point) -> Option<&[SparseImage]> {
+        self.points
+            .iter()
+            .find(|(p, _)| *p == point)
+            .map(|(_, imgs)| &imgs[..])
+    }
+
+    pub fn digest(&self, h: &mut blake3::Hasher) {
+        h.update(&self.completed_writes.to_le_bytes());
+        for (p, _) in &self.points {
+            h.update(p.name().as_bytes());
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! `hvsim run` and `hvsim replay`: a scenario run told as a story, and a trace re-run
+//! from its recorded choices.
+
+use anyhow::{anyhow, Context, Result};
+use hvsim_sim::run::{populate, run, RunOptions};
+use hvsim_sim::scenario::Scenario;
+use hvsim_sim::trace::{read_trace, replay};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::rc::Rc;
+
+/// The scenario files of FILE-or-folder arguments, in name order.
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            v.sort();
+            files.extend(v);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn load(path: &Path) -> Result<Scenario> {
+    Scenario::load(path).map_err(|e| anyhow!("{e}"))
+}
+
+pub fn run_cmd(
+    paths: Vec<PathBuf>,
+    seed: Option<u64>,
+    trace: Option<PathBuf>,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let files = scenario_files(&paths)?;
+    if files.len() == 1 {
+        return run_one(&files[0], seed, trace, quiet);
+    }
+    if trace.is_some() {
+        return Err(anyhow!("--trace takes one scenario file"));
+    }
+    let mut failed = 0;
+    for f in &files {
+        let s = Rc::new(load(f)?);
+        let seed = seed.unwrap_or(s.seed);
+        let out = run(Rc::clone(&s), seed, RunOptions::default())
+            .with_context(|| format!("{}: the run could not go on", f.display()))?;
+        let r = &out.report;
+        let verdict = if r.passed() { "PASS" } else { "FAIL" };
+        let mut what = r.outcome.to_string();
+        if let Some(c) = r.code {
+            what.push_str(&format!(" {c}"));
+        }
+        println!("{verdict}  {:<45} seed {seed:<4} {what}", s.name);
+        if !r.passed() {
+            failed += 1;
+            for c in r.invariants.iter().chain(&r.expectations).filter(|c| !c.ok) {
+                println!("      {} {}", c.id, c.message);
+            }
+            println!(
+                "      replay with: hvsim run {} --seed {seed} --trace run.jsonl",
+                f.display()
+            );
+        }
+    }
+    println!(
+        "{} scenarios: {} passed, {failed} failed",
+        files.len(),
+        files.len() - failed
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run_one(
+    file: &Path,
+    seed: Option<u64>,
+    trace: Option<PathBuf>,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let s = Rc::new(load(file)?);
+    let seed = seed.unwrap_or(s.seed);
+    let mut out_file = match &trace {
+        Some(p) => Some(BufWriter::new(
+            File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let out = run(
+        Rc::clone(&s),
+        seed,
+        RunOptions {
+            story: !quiet,
+            trace: out_file.as_mut().map(|w| w as &mut dyn Write),
+        },
+    )
+    .with_context(|| format!("{}: the run could not go on", file.display()))?;
+    if let Some(mut w) = out_file {
+        w.flush()?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if !quiet {
+        writeln!(
+            stdout,
+            "Scenario {} (seed {seed}), covers {}",
+            s.name,
+            s.covers
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+        for line in &out.story {
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    writeln!(stdout, "{}", out.report)?;
+    Ok(if out.report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub fn replay_cmd(path: PathBuf) -> Result<ExitCode> {
+    let f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let trace =
+        read_trace(BufReader::new(f)).with_context(|| format!("reading {}", path.display()))?;
+    let text = trace
+        .header
+        .scenario
+        .as_deref()
+        .ok_or_else(|| anyhow!("{}: the trace carries no scenario", path.display()))?;
+    let s = Scenario::from_canonical(text)
+        .ok_or_else(|| anyhow!("{}: the trace's scenario cannot be read", path.display()))?;
+    if s.digest() != trace.header.scenario_digest {
+        return Err(anyhow!(
+            "{}: the scenario does not match its digest",
+            path.display()
+        ));
+    }
+    let s = Rc::new(s);
+    let seed = trace.header.seed;
+    let mut build_error = None;
+    let r = replay(&trace, |sched| {
+        if let Err(e) = populate(sched, Rc::clone(&s), seed) {
+            build_error = Some(e);
+        }
+    });
+    if let Some(e) = build_error {
+        return Err(anyhow!("{}: {e}", path.display()));
+    }
+    match r {
+        Ok(rep) => {
+            println!(
+                "replayed {} steps of {} (seed {seed}): every step and digest identical; stopped {}",
+                rep.steps,
+                s.name,
+                rep.stop.as_str()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{}: {e}", path.display());
+            println!("first diverging step: {}", e.step());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
