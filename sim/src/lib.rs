@@ -1,7 +1,8 @@
 //! hvsim-sim: the deterministic protocol simulator (VSS, HV-IC, VMMS, FSRVP actors).
 //!
 //! In place so far: the scenario format (`scenario`), the deterministic scheduler
-//! (`sched`) and traces with replay (`trace`). The protocol actors build on them.
+//! (`sched`), traces with replay (`trace`) and the MS-FSRVP state machines (`fsrvp`,
+//! F4). The protocol actors build on them.
 
 pub use hvsim_engine as engine;
 

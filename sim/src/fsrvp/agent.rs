@@ -216,6 +216,8 @@ pub struct FssAgent {
     deadline: Option<u64>,
     /// Operations that never complete (fault injection).
     unresponsive: BTreeSet<&'static str>,
+    /// Operations that fail with FSRVP_E_WAIT_FAILED (fault injection).
+    failing: BTreeSet<&'static str>,
 }
 
 /// Operations `set_unresponsive` accepts.
@@ -238,6 +240,7 @@ impl FssAgent {
             sets: BTreeMap::new(),
             deadline: None,
             unresponsive: BTreeSet::new(),
+            failing: BTreeSet::new(),
         }
     }
 
@@ -283,6 +286,23 @@ impl FssAgent {
             "set_unresponsive: {op} is not one of {UNRESPONSIVE_OPS:?}"
         );
         self.unresponsive.insert(op);
+    }
+
+    /// Fault: the named operation (same names as `set_unresponsive`) fails at once with
+    /// FSRVP_E_WAIT_FAILED. A failed Commit returns the set to Added (its snapshots are
+    /// dropped) and restarts the timer at 180 s; a failed Prepare leaves it Added and a
+    /// failed Expose leaves it Committed, nothing exposed. Panics on any other name.
+    pub fn set_failing(&mut self, op: &'static str) {
+        assert!(
+            UNRESPONSIVE_OPS.contains(&op),
+            "set_failing: {op} is not one of {UNRESPONSIVE_OPS:?}"
+        );
+        self.failing.insert(op);
+    }
+
+    /// Ends a `set_failing` fault.
+    pub fn clear_failing(&mut self, op: &str) {
+        self.failing.remove(op);
     }
 
     /// Ends a `set_unresponsive` fault.
@@ -404,6 +424,9 @@ impl FssAgent {
                 }
                 if self.unresponsive.contains("PrepareShadowCopySet") {
                     return Err(FsrvpError::WaitTimeout);
+                }
+                if self.failing.contains("PrepareShadowCopySet") {
+                    return Err(FsrvpError::WaitFailed);
                 }
                 self.restart_timer(now_us, TIMER_PREPARE_US);
                 Ok(FsrvpReply::Ok)
@@ -591,6 +614,12 @@ impl FssAgent {
         if stuck {
             return Err(FsrvpError::WaitTimeout);
         }
+        if self.failing.contains("CommitShadowCopySet") {
+            // The creation failed: back to Added, nothing taken.
+            set.state = SetState::Added;
+            self.restart_timer(now_us, TIMER_COMMIT_US);
+            return Err(FsrvpError::WaitFailed);
+        }
         let auto_recovery = set.context & ATTR_AUTO_RECOVERY != 0;
         for sc in set.copies.values_mut() {
             sc.snapshot = Some(self.vss.create_shadow_copy(&sc.volume, auto_recovery));
@@ -607,6 +636,9 @@ impl FssAgent {
         }
         if self.unresponsive.contains("ExposeShadowCopySet") {
             return Err(FsrvpError::WaitTimeout);
+        }
+        if self.failing.contains("ExposeShadowCopySet") {
+            return Err(FsrvpError::WaitFailed);
         }
         let set = self.sets.get_mut(&set_id).expect("checked");
         for (id, sc) in set.copies.iter_mut() {
@@ -665,6 +697,10 @@ impl FssAgent {
         };
         h.update(&(self.unresponsive.len() as u64).to_le_bytes());
         for op in &self.unresponsive {
+            put_str(h, op);
+        }
+        h.update(&(self.failing.len() as u64).to_le_bytes());
+        for op in &self.failing {
             put_str(h, op);
         }
         h.update(&(self.sets.len() as u64).to_le_bytes());

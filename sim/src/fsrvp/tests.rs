@@ -837,3 +837,40 @@ fn stuck_expose_keeps_the_committed_snapshot_until_the_timer() {
     assert!(d.snapshots().is_empty());
     assert!(agent.leftovers().is_empty());
 }
+
+#[test]
+fn a_failed_commit_returns_the_set_to_added() {
+    let (mut agent, d, _) = setup();
+    agent.set_failing("CommitShadowCopySet");
+    let set = start(&mut agent, 0);
+    add(&mut agent, 0, set, VMS);
+    ok(&mut agent, 0, prepare(set));
+    assert_eq!(err(&mut agent, 2 * SEC, commit(set)), 0xFFFFFFFF);
+    assert_eq!(agent.set_state(set), Some(SetState::Added));
+    assert!(d.snapshots().is_empty());
+    assert_eq!(agent.next_deadline(), Some(2 * SEC + TIMER_COMMIT_US));
+    // Added again: a retry may commit.
+    agent.clear_failing("CommitShadowCopySet");
+    ok(&mut agent, 3 * SEC, commit(set));
+    assert_eq!(agent.set_state(set), Some(SetState::Committed));
+    assert_eq!(d.snapshots().len(), 1);
+}
+
+#[test]
+fn a_failed_prepare_is_reported_and_the_set_aborted() {
+    let (mut agent, _, _) = setup();
+    agent.set_failing("PrepareShadowCopySet");
+    let mut client = FssClient::new(vec![VMS.into()]);
+    let (mut now, mut log) = (0, Vec::new());
+    let st = drive(&mut client, &mut agent, &mut now, &mut log);
+    assert_eq!(
+        st,
+        ClientStatus::Failed {
+            op: "PrepareShadowCopySet",
+            error: FsrvpError::WaitFailed
+        }
+    );
+    assert_eq!(FsrvpError::WaitFailed.provider_hresult(), 0xFFFFFFFF);
+    assert_eq!(client.abort_result(), Some(Ok(())));
+    assert!(agent.set_ids().is_empty());
+}
