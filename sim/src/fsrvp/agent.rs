@@ -1,6 +1,23 @@
 //! `FssAgent`: the server side of MS-FSRVP on the file server (F4.4–F4.7), a sans-IO state
 //! machine. The caller passes virtual time (microseconds) into every call and fires the
 //! message-sequence timer itself (`next_deadline` / `on_timer`).
+//!
+//! Choices where vss.md §5 is silent:
+//! - Every operation checks the caller first (E_ACCESSDENIED), then the set id
+//!   (FSRVP_E_SHADOWCOPYSET_ID_MISMATCH), then the state (FSRVP_E_BAD_STATE), then its
+//!   arguments.
+//! - A share path is `\\server\share` (an optional trailing `\`); anything else, or
+//!   another server's name, is E_INVALIDARG. IsPathSupported answers `supported: false`
+//!   for a share the server does not have; AddToShadowCopySet refuses it with
+//!   FSRVP_E_NOT_SUPPORTED.
+//! - A volume is in a set at most once (FSRVP_E_OBJECT_ALREADY_EXISTS for a second share
+//!   on it, as for the same share twice), so each shadow copy maps exactly one share.
+//! - GetShareMapping before Expose (and after RecoveryComplete) is FSRVP_E_BAD_STATE, not
+//!   Windows Server 2012's 0x80042311.
+//! - Timer values not in vss.md follow Samba's FSRVP server: Prepare 1800 s, Expose 180 s
+//!   (so RecoveryComplete must come within 180 s of Expose). SetContext restarts the
+//!   timer at 180 s whatever runs; Abort and DeleteShareMapping leave it as it is.
+//! - `creation_timestamp` is the virtual time of the commit, in microseconds.
 
 use super::codes::*;
 use super::file_server_vss::FileServerVss;
