@@ -14,9 +14,10 @@
 //!   on it, as for the same share twice), so each shadow copy maps exactly one share.
 //! - GetShareMapping before Expose (and after RecoveryComplete) is FSRVP_E_BAD_STATE, not
 //!   Windows Server 2012's 0x80042311.
-//! - Timer values not in vss.md follow Samba's FSRVP server: Prepare 1800 s, Expose 180 s
-//!   (so RecoveryComplete must come within 180 s of Expose). SetContext restarts the
-//!   timer at 180 s whatever runs; Abort and DeleteShareMapping leave it as it is.
+//! - Timer values not in vss.md follow Samba's FSRVP server: Prepare 1800 s, Expose 180 s,
+//!   and a successful GetShareMapping restarts it at 1800 s (the backup reads the shares
+//!   before RecoveryComplete). SetContext restarts the timer at 180 s whatever runs;
+//!   Abort and DeleteShareMapping leave it as it is.
 //! - `creation_timestamp` is the virtual time of the commit, in microseconds.
 
 use super::codes::*;
@@ -34,6 +35,8 @@ pub const TIMER_ADD_US: u64 = 1800 * SEC;
 pub const TIMER_PREPARE_US: u64 = 1800 * SEC;
 pub const TIMER_COMMIT_US: u64 = 180 * SEC;
 pub const TIMER_EXPOSE_US: u64 = 180 * SEC;
+/// GetShareMapping restarts the timer with room for the backup's reads.
+pub const TIMER_GET_SHARE_MAPPING_US: u64 = 1800 * SEC;
 
 /// One FileServerVssAgent request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -510,7 +513,7 @@ impl FssAgent {
                     return Err(FsrvpError::InvalidArg);
                 }
                 let (sc, share) = self.mapped(set_id, shadow_copy_id, &share_path)?;
-                Ok(FsrvpReply::ShareMapping(ShareMapping1 {
+                let reply = FsrvpReply::ShareMapping(ShareMapping1 {
                     shadow_copy_set_id: set_id,
                     shadow_copy_id,
                     share_name_unc: format!(r"\\{}\{}", self.server, share),
@@ -520,7 +523,9 @@ impl FssAgent {
                         exposed_name(&share, shadow_copy_id)
                     ),
                     creation_timestamp: sc.creation_timestamp,
-                }))
+                });
+                self.restart_timer(now_us, TIMER_GET_SHARE_MAPPING_US);
+                Ok(reply)
             }
             DeleteShareMapping {
                 set_id,

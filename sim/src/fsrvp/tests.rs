@@ -1,6 +1,8 @@
 //! FSRVP against real engine volumes (F4.4–F4.10, vss.md §5).
 
-use super::agent::{exposed_name, TIMER_ADD_US, TIMER_COMMIT_US, TIMER_SET_CONTEXT_US};
+use super::agent::{
+    exposed_name, TIMER_ADD_US, TIMER_COMMIT_US, TIMER_GET_SHARE_MAPPING_US, TIMER_SET_CONTEXT_US,
+};
 use super::client::{
     COMMIT_TIMEOUT_MS, EXPOSE_TIMEOUT_MS, HOST_BACKUP_CONTEXT, PREPARE_TIMEOUT_MS,
 };
@@ -185,6 +187,11 @@ fn happy_path_exposes_the_snapshot_instant_and_cleanup_leaves_nothing() {
     assert_eq!(client.owner_machine_name(), Some("fs1"));
     let set = client.set_id().unwrap();
     assert_eq!(agent.set_state(set), Some(SetState::Exposed));
+    // The last GetShareMapping restarted the timer: 30 min for the backup's reads.
+    assert_eq!(
+        agent.next_deadline(),
+        Some(now + TIMER_GET_SHARE_MAPPING_US)
+    );
     assert_eq!(mappings.len(), 2);
     let sc = client.shadow_copy_ids().to_vec();
     let guid = sc[0].hyphenated().to_string().to_uppercase();
