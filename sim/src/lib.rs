@@ -11,6 +11,7 @@
 pub use hvsim_engine as engine;
 
 pub mod actors;
+pub mod fsrvp;
 pub mod msg;
 pub mod plan;
 pub mod run;

@@ -1,0 +1,763 @@
+//! `FssAgent`: the server side of MS-FSRVP on the file server (F4.4–F4.7), a sans-IO state
+//! machine. The caller passes virtual time (microseconds) into every call and fires the
+//! message-sequence timer itself (`next_deadline` / `on_timer`).
+//!
+//! Choices where vss.md §5 is silent:
+//! - Every operation checks the caller first (E_ACCESSDENIED), then the set id
+//!   (FSRVP_E_SHADOWCOPYSET_ID_MISMATCH), then the state (FSRVP_E_BAD_STATE), then its
+//!   arguments.
+//! - A share path is `\\server\share` (an optional trailing `\`); anything else, or
+//!   another server's name, is E_INVALIDARG. IsPathSupported answers `supported: false`
+//!   for a share the server does not have; AddToShadowCopySet refuses it with
+//!   FSRVP_E_NOT_SUPPORTED.
+//! - A volume is in a set at most once (FSRVP_E_OBJECT_ALREADY_EXISTS for a second share
+//!   on it, as for the same share twice), so each shadow copy maps exactly one share.
+//! - GetShareMapping before Expose (and after RecoveryComplete) is FSRVP_E_BAD_STATE, not
+//!   Windows Server 2012's 0x80042311.
+//! - Timer values not in vss.md follow Samba's FSRVP server: Prepare 1800 s, Expose 180 s,
+//!   and a successful GetShareMapping restarts it at 1800 s (the backup reads the shares
+//!   before RecoveryComplete). SetContext restarts the timer at 180 s whatever runs;
+//!   Abort and DeleteShareMapping leave it as it is.
+//! - `creation_timestamp` is the virtual time of the commit, in microseconds.
+
+use super::codes::*;
+use super::file_server_vss::FileServerVss;
+use hvsim_engine::volume::{SnapshotId, Volume};
+use hvsim_engine::GuidGen;
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+const SEC: u64 = 1_000_000;
+/// Message-sequence timer values (vss.md §5; Prepare and Expose as Samba's FSRVP server).
+pub const TIMER_SET_CONTEXT_US: u64 = 180 * SEC;
+pub const TIMER_START_US: u64 = 180 * SEC;
+pub const TIMER_ADD_US: u64 = 1800 * SEC;
+pub const TIMER_PREPARE_US: u64 = 1800 * SEC;
+pub const TIMER_COMMIT_US: u64 = 180 * SEC;
+pub const TIMER_EXPOSE_US: u64 = 180 * SEC;
+/// GetShareMapping restarts the timer with room for the backup's reads.
+pub const TIMER_GET_SHARE_MAPPING_US: u64 = 1800 * SEC;
+
+/// One FileServerVssAgent request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsrvpCall {
+    GetSupportedVersion,
+    SetContext {
+        context: u32,
+    },
+    StartShadowCopySet {
+        client_set_id: Uuid,
+    },
+    AddToShadowCopySet {
+        client_shadow_copy_id: Uuid,
+        set_id: Uuid,
+        share_path: String,
+    },
+    PrepareShadowCopySet {
+        set_id: Uuid,
+        timeout_ms: u32,
+    },
+    CommitShadowCopySet {
+        set_id: Uuid,
+        timeout_ms: u32,
+    },
+    ExposeShadowCopySet {
+        set_id: Uuid,
+        timeout_ms: u32,
+    },
+    RecoveryCompleteShadowCopySet {
+        set_id: Uuid,
+    },
+    AbortShadowCopySet {
+        set_id: Uuid,
+    },
+    IsPathSupported {
+        share_path: String,
+    },
+    IsPathShadowCopied {
+        share_path: String,
+    },
+    GetShareMapping {
+        shadow_copy_id: Uuid,
+        set_id: Uuid,
+        share_path: String,
+        level: u32,
+    },
+    DeleteShareMapping {
+        set_id: Uuid,
+        shadow_copy_id: Uuid,
+        share_path: String,
+    },
+}
+
+impl FsrvpCall {
+    /// The operation number on the wire.
+    pub fn opnum(&self) -> u32 {
+        use FsrvpCall::*;
+        match self {
+            GetSupportedVersion => opnum::GET_SUPPORTED_VERSION,
+            SetContext { .. } => opnum::SET_CONTEXT,
+            StartShadowCopySet { .. } => opnum::START_SHADOW_COPY_SET,
+            AddToShadowCopySet { .. } => opnum::ADD_TO_SHADOW_COPY_SET,
+            CommitShadowCopySet { .. } => opnum::COMMIT_SHADOW_COPY_SET,
+            ExposeShadowCopySet { .. } => opnum::EXPOSE_SHADOW_COPY_SET,
+            RecoveryCompleteShadowCopySet { .. } => opnum::RECOVERY_COMPLETE_SHADOW_COPY_SET,
+            AbortShadowCopySet { .. } => opnum::ABORT_SHADOW_COPY_SET,
+            IsPathSupported { .. } => opnum::IS_PATH_SUPPORTED,
+            IsPathShadowCopied { .. } => opnum::IS_PATH_SHADOW_COPIED,
+            GetShareMapping { .. } => opnum::GET_SHARE_MAPPING,
+            DeleteShareMapping { .. } => opnum::DELETE_SHARE_MAPPING,
+            PrepareShadowCopySet { .. } => opnum::PREPARE_SHADOW_COPY_SET,
+        }
+    }
+
+    /// The operation name (as in MS-FSRVP).
+    pub fn name(&self) -> &'static str {
+        use FsrvpCall::*;
+        match self {
+            GetSupportedVersion => "GetSupportedVersion",
+            SetContext { .. } => "SetContext",
+            StartShadowCopySet { .. } => "StartShadowCopySet",
+            AddToShadowCopySet { .. } => "AddToShadowCopySet",
+            CommitShadowCopySet { .. } => "CommitShadowCopySet",
+            ExposeShadowCopySet { .. } => "ExposeShadowCopySet",
+            RecoveryCompleteShadowCopySet { .. } => "RecoveryCompleteShadowCopySet",
+            AbortShadowCopySet { .. } => "AbortShadowCopySet",
+            IsPathSupported { .. } => "IsPathSupported",
+            IsPathShadowCopied { .. } => "IsPathShadowCopied",
+            GetShareMapping { .. } => "GetShareMapping",
+            DeleteShareMapping { .. } => "DeleteShareMapping",
+            PrepareShadowCopySet { .. } => "PrepareShadowCopySet",
+        }
+    }
+
+    /// The caller's timeout, for the three operations that carry one.
+    pub fn timeout_ms(&self) -> Option<u32> {
+        match self {
+            FsrvpCall::PrepareShadowCopySet { timeout_ms, .. }
+            | FsrvpCall::CommitShadowCopySet { timeout_ms, .. }
+            | FsrvpCall::ExposeShadowCopySet { timeout_ms, .. } => Some(*timeout_ms),
+            _ => None,
+        }
+    }
+}
+
+/// FSSAGENT_SHARE_MAPPING_1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareMapping1 {
+    pub shadow_copy_set_id: Uuid,
+    pub shadow_copy_id: Uuid,
+    /// `\\server\share`.
+    pub share_name_unc: String,
+    /// `\\server\share@{GUID}`.
+    pub shadow_copy_share_name: String,
+    /// Virtual time of the commit, in microseconds.
+    pub creation_timestamp: u64,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsrvpReply {
+    Version {
+        min: u32,
+        max: u32,
+    },
+    Ok,
+    SetId(Uuid),
+    ShadowCopyId(Uuid),
+    PathSupported {
+        supported: bool,
+        owner_machine_name: String,
+    },
+    PathShadowCopied {
+        shadow_copy_present: bool,
+        compatibility: u32,
+    },
+    ShareMapping(ShareMapping1),
+}
+
+/// The state of a shadow copy set on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SetState {
+    Started,
+    Added,
+    CreationInProgress,
+    Committed,
+    Exposed,
+    Recovered,
+}
+
+impl SetState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SetState::Started => "Started",
+            SetState::Added => "Added",
+            SetState::CreationInProgress => "CreationInProgress",
+            SetState::Committed => "Committed",
+            SetState::Exposed => "Exposed",
+            SetState::Recovered => "Recovered",
+        }
+    }
+}
+
+/// One shadow copy: the volume of one share (a volume is in a set at most once, so a
+/// shadow copy has exactly one mapped share).
+#[derive(Debug, Clone)]
+struct ShadowCopy {
+    /// Share name as configured on the server.
+    share: String,
+    volume: Volume,
+    /// The volume snapshot, once committed.
+    snapshot: Option<SnapshotId>,
+    creation_timestamp: u64,
+    /// MappedShare.IsExposed.
+    exposed: bool,
+}
+
+#[derive(Debug, Clone)]
+struct ShadowCopySet {
+    client_id: Uuid,
+    state: SetState,
+    context: u32,
+    /// By shadow copy id.
+    copies: BTreeMap<Uuid, ShadowCopy>,
+}
+
+/// The File Share Shadow Copy Agent of one file server.
+#[derive(Debug, Clone)]
+pub struct FssAgent {
+    server: String,
+    vss: FileServerVss,
+    guids: GuidGen,
+    context: u32,
+    context_set: bool,
+    sets: BTreeMap<Uuid, ShadowCopySet>,
+    /// The message-sequence timer: when it expires (virtual µs).
+    deadline: Option<u64>,
+    /// Operations that never complete (fault injection).
+    unresponsive: BTreeSet<&'static str>,
+    /// Operations that fail with FSRVP_E_WAIT_FAILED (fault injection).
+    failing: BTreeSet<&'static str>,
+}
+
+/// Operations `set_unresponsive` accepts.
+pub const UNRESPONSIVE_OPS: [&str; 3] = [
+    "PrepareShadowCopySet",
+    "CommitShadowCopySet",
+    "ExposeShadowCopySet",
+];
+
+impl FssAgent {
+    /// `server` is the file server name (shares are `\\server\share`), `shares` maps share
+    /// name -> the engine volume holding it.
+    pub fn new(server: &str, shares: Vec<(String, Volume)>, guids: GuidGen) -> Self {
+        FssAgent {
+            server: server.to_string(),
+            vss: FileServerVss::new(shares),
+            guids,
+            context: FSRVP_CTX_BACKUP,
+            context_set: false,
+            sets: BTreeMap::new(),
+            deadline: None,
+            unresponsive: BTreeSet::new(),
+            failing: BTreeSet::new(),
+        }
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Whether SetContext was called and the timer has not expired since.
+    pub fn context_set(&self) -> bool {
+        self.context_set
+    }
+
+    /// The current context (with its attributes).
+    pub fn context(&self) -> u32 {
+        self.context
+    }
+
+    /// The state of a set, if it exists.
+    pub fn set_state(&self, set_id: Uuid) -> Option<SetState> {
+        self.sets.get(&set_id).map(|s| s.state)
+    }
+
+    /// Ids of every set, in order.
+    pub fn set_ids(&self) -> Vec<Uuid> {
+        self.sets.keys().copied().collect()
+    }
+
+    /// Fault: the named operation ("PrepareShadowCopySet" | "CommitShadowCopySet" |
+    /// "ExposeShadowCopySet") never completes on the server. Being sans-IO, `call` cannot
+    /// block: it returns `Err(FsrvpError::WaitTimeout)` at once, and `reply_delay_us`
+    /// tells the caller to deliver that answer only after the caller's own timeout.
+    ///
+    /// What the stuck operation leaves behind: Prepare leaves the set Added (nothing was
+    /// prepared); Commit leaves it CreationInProgress for good (the snapshot never comes,
+    /// so a following Abort fails with FSRVP_E_BAD_STATE and only the message-sequence
+    /// timer deletes the set); Expose leaves it Committed with its snapshot unexposed
+    /// (Abort is then a no-op, the timer deletes set and snapshot).
+    ///
+    /// Panics on any other name.
+    pub fn set_unresponsive(&mut self, op: &'static str) {
+        assert!(
+            UNRESPONSIVE_OPS.contains(&op),
+            "set_unresponsive: {op} is not one of {UNRESPONSIVE_OPS:?}"
+        );
+        self.unresponsive.insert(op);
+    }
+
+    /// Fault: the named operation (same names as `set_unresponsive`) fails at once with
+    /// FSRVP_E_WAIT_FAILED. A failed Commit returns the set to Added (its snapshots are
+    /// dropped) and restarts the timer at 180 s; a failed Prepare leaves it Added and a
+    /// failed Expose leaves it Committed, nothing exposed. Panics on any other name.
+    pub fn set_failing(&mut self, op: &'static str) {
+        assert!(
+            UNRESPONSIVE_OPS.contains(&op),
+            "set_failing: {op} is not one of {UNRESPONSIVE_OPS:?}"
+        );
+        self.failing.insert(op);
+    }
+
+    /// Ends a `set_failing` fault.
+    pub fn clear_failing(&mut self, op: &str) {
+        self.failing.remove(op);
+    }
+
+    /// Ends a `set_unresponsive` fault.
+    pub fn clear_unresponsive(&mut self, op: &str) {
+        self.unresponsive.remove(op);
+    }
+
+    /// How long after the request its answer should be delivered: the caller's timeout
+    /// for an unresponsive operation, else 0.
+    pub fn reply_delay_us(&self, call: &FsrvpCall) -> u64 {
+        match call.timeout_ms() {
+            Some(ms) if self.unresponsive.contains(call.name()) => u64::from(ms) * 1000,
+            _ => 0,
+        }
+    }
+
+    /// The earliest virtual time at which a message-sequence timer expires (None when no
+    /// timer runs).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.deadline
+    }
+
+    /// Expires timers due at `now_us`: every set not Recovered is deleted (its snapshot
+    /// and shares too), ContextSet cleared. Returns the ids of sets deleted.
+    pub fn on_timer(&mut self, now_us: u64) -> Vec<Uuid> {
+        match self.deadline {
+            Some(d) if d <= now_us => {}
+            _ => return Vec::new(),
+        }
+        self.deadline = None;
+        self.context_set = false;
+        let doomed: Vec<Uuid> = self
+            .sets
+            .iter()
+            .filter(|(_, s)| s.state != SetState::Recovered)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &doomed {
+            self.delete_set(*id);
+        }
+        doomed
+    }
+
+    /// Deletes a set with every snapshot it took.
+    fn delete_set(&mut self, id: Uuid) {
+        if let Some(set) = self.sets.remove(&id) {
+            for sc in set.copies.values() {
+                if let Some(snap) = sc.snapshot {
+                    // Already gone only if someone deleted it behind the agent's back.
+                    let _ = self.vss.delete(&sc.volume, snap);
+                }
+            }
+        }
+    }
+
+    fn restart_timer(&mut self, now_us: u64, after_us: u64) {
+        self.deadline = Some(now_us + after_us);
+    }
+
+    /// Handles one request. A timer already overdue (deadline before `now_us`) expires
+    /// first; one due exactly at `now_us` is left to the caller's ordering of events.
+    pub fn call(
+        &mut self,
+        now_us: u64,
+        caller_is_backup_operator: bool,
+        call: FsrvpCall,
+    ) -> Result<FsrvpReply, FsrvpError> {
+        if self.deadline.is_some_and(|d| d < now_us) {
+            self.on_timer(now_us);
+        }
+        if !caller_is_backup_operator {
+            return Err(FsrvpError::AccessDenied);
+        }
+        use FsrvpCall::*;
+        match call {
+            GetSupportedVersion => Ok(FsrvpReply::Version {
+                min: FSRVP_RPC_VERSION_1,
+                max: FSRVP_RPC_VERSION_1,
+            }),
+            SetContext { context } => {
+                if !is_valid_context(context) {
+                    return Err(FsrvpError::UnsupportedContext);
+                }
+                self.context = context;
+                self.context_set = true;
+                self.restart_timer(now_us, TIMER_SET_CONTEXT_US);
+                Ok(FsrvpReply::Ok)
+            }
+            StartShadowCopySet { client_set_id } => {
+                if !self.context_set {
+                    return Err(FsrvpError::BadState);
+                }
+                if self.sets.values().any(|s| s.state != SetState::Recovered) {
+                    return Err(FsrvpError::ShadowCopySetInProgress);
+                }
+                // The server picks the id (Windows ignores the client's).
+                let id = self.guids.next_guid();
+                self.sets.insert(
+                    id,
+                    ShadowCopySet {
+                        client_id: client_set_id,
+                        state: SetState::Started,
+                        context: self.context,
+                        copies: BTreeMap::new(),
+                    },
+                );
+                self.restart_timer(now_us, TIMER_START_US);
+                Ok(FsrvpReply::SetId(id))
+            }
+            AddToShadowCopySet {
+                client_shadow_copy_id: _,
+                set_id,
+                share_path,
+            } => self.add(now_us, set_id, &share_path),
+            PrepareShadowCopySet { set_id, .. } => {
+                let set = self.set(set_id)?;
+                if set.state != SetState::Added {
+                    return Err(FsrvpError::BadState);
+                }
+                if self.unresponsive.contains("PrepareShadowCopySet") {
+                    return Err(FsrvpError::WaitTimeout);
+                }
+                if self.failing.contains("PrepareShadowCopySet") {
+                    return Err(FsrvpError::WaitFailed);
+                }
+                self.restart_timer(now_us, TIMER_PREPARE_US);
+                Ok(FsrvpReply::Ok)
+            }
+            CommitShadowCopySet { set_id, .. } => self.commit(now_us, set_id),
+            ExposeShadowCopySet { set_id, .. } => self.expose(now_us, set_id),
+            RecoveryCompleteShadowCopySet { set_id } => {
+                let set = self.set(set_id)?;
+                if set.state != SetState::Exposed {
+                    return Err(FsrvpError::BadState);
+                }
+                for sc in set.copies.values() {
+                    if let Some(snap) = sc.snapshot {
+                        self.vss
+                            .end_auto_recovery(&sc.volume, snap)
+                            .map_err(|_| FsrvpError::ObjectNotFound)?;
+                    }
+                }
+                self.sets.get_mut(&set_id).expect("checked").state = SetState::Recovered;
+                self.deadline = None;
+                Ok(FsrvpReply::Ok)
+            }
+            AbortShadowCopySet { set_id } => match self.set(set_id)?.state {
+                SetState::CreationInProgress => Err(FsrvpError::BadState),
+                SetState::Committed | SetState::Exposed | SetState::Recovered => Ok(FsrvpReply::Ok),
+                SetState::Started | SetState::Added => {
+                    self.delete_set(set_id);
+                    Ok(FsrvpReply::Ok)
+                }
+            },
+            IsPathSupported { share_path } => {
+                let name = self.parse_share_path(&share_path)?;
+                Ok(FsrvpReply::PathSupported {
+                    supported: self.vss.share(name).is_some(),
+                    owner_machine_name: self.server.clone(),
+                })
+            }
+            IsPathShadowCopied { share_path } => {
+                let name = self.parse_share_path(&share_path)?;
+                let Some((share, _)) = self.vss.share(name) else {
+                    return Err(FsrvpError::NotSupported);
+                };
+                let present = self.sets.values().any(|s| {
+                    s.copies
+                        .values()
+                        .any(|c| c.share == share && c.snapshot.is_some())
+                });
+                Ok(FsrvpReply::PathShadowCopied {
+                    shadow_copy_present: present,
+                    compatibility: 0,
+                })
+            }
+            GetShareMapping {
+                shadow_copy_id,
+                set_id,
+                share_path,
+                level,
+            } => {
+                let set = self.set(set_id)?;
+                if set.state != SetState::Exposed {
+                    return Err(FsrvpError::BadState);
+                }
+                if level != 1 {
+                    return Err(FsrvpError::InvalidArg);
+                }
+                let (sc, share) = self.mapped(set_id, shadow_copy_id, &share_path)?;
+                let reply = FsrvpReply::ShareMapping(ShareMapping1 {
+                    shadow_copy_set_id: set_id,
+                    shadow_copy_id,
+                    share_name_unc: format!(r"\\{}\{}", self.server, share),
+                    shadow_copy_share_name: format!(
+                        r"\\{}\{}",
+                        self.server,
+                        exposed_name(&share, shadow_copy_id)
+                    ),
+                    creation_timestamp: sc.creation_timestamp,
+                });
+                self.restart_timer(now_us, TIMER_GET_SHARE_MAPPING_US);
+                Ok(reply)
+            }
+            DeleteShareMapping {
+                set_id,
+                shadow_copy_id,
+                share_path,
+            } => {
+                let set = self.set(set_id)?;
+                if !matches!(set.state, SetState::Exposed | SetState::Recovered) {
+                    return Err(FsrvpError::BadState);
+                }
+                self.mapped(set_id, shadow_copy_id, &share_path)?;
+                let set = self.sets.get_mut(&set_id).expect("checked");
+                // The share was the shadow copy's last (only) mapping: the snapshot goes
+                // with it, and the set once it holds no shadow copy.
+                let sc = set.copies.remove(&shadow_copy_id).expect("checked");
+                if let Some(snap) = sc.snapshot {
+                    let _ = self.vss.delete(&sc.volume, snap);
+                }
+                if set.copies.is_empty() {
+                    self.sets.remove(&set_id);
+                }
+                Ok(FsrvpReply::Ok)
+            }
+        }
+    }
+
+    fn set(&self, set_id: Uuid) -> Result<&ShadowCopySet, FsrvpError> {
+        self.sets
+            .get(&set_id)
+            .ok_or(FsrvpError::ShadowCopySetIdMismatch)
+    }
+
+    /// `\\server\share` (an optional trailing `\`) -> `share`; E_INVALIDARG when the path
+    /// is not a share of this server.
+    fn parse_share_path<'a>(&self, path: &'a str) -> Result<&'a str, FsrvpError> {
+        let rest = path.strip_prefix(r"\\").ok_or(FsrvpError::InvalidArg)?;
+        let (server, share) = rest.split_once('\\').ok_or(FsrvpError::InvalidArg)?;
+        let share = share.strip_suffix('\\').unwrap_or(share);
+        if !server.eq_ignore_ascii_case(&self.server) || share.is_empty() || share.contains('\\') {
+            return Err(FsrvpError::InvalidArg);
+        }
+        Ok(share)
+    }
+
+    /// The shadow copy `shadow_copy_id` of the set, checked to map `share_path`.
+    fn mapped(
+        &self,
+        set_id: Uuid,
+        shadow_copy_id: Uuid,
+        share_path: &str,
+    ) -> Result<(&ShadowCopy, String), FsrvpError> {
+        let name = self.parse_share_path(share_path)?;
+        let sc = self.sets[&set_id]
+            .copies
+            .get(&shadow_copy_id)
+            .ok_or(FsrvpError::ObjectNotFound)?;
+        if !sc.share.eq_ignore_ascii_case(name) {
+            return Err(FsrvpError::ObjectNotFound);
+        }
+        Ok((sc, sc.share.clone()))
+    }
+
+    fn add(
+        &mut self,
+        now_us: u64,
+        set_id: Uuid,
+        share_path: &str,
+    ) -> Result<FsrvpReply, FsrvpError> {
+        let state = self.set(set_id)?.state;
+        if !matches!(state, SetState::Started | SetState::Added) {
+            return Err(FsrvpError::BadState);
+        }
+        let name = self.parse_share_path(share_path)?;
+        let (share, volume) = self.vss.share(name).ok_or(FsrvpError::NotSupported)?;
+        let (share, volume) = (share.to_string(), volume.clone());
+        let vol_name = volume.name();
+        if self.sets[&set_id]
+            .copies
+            .values()
+            .any(|c| c.volume.name() == vol_name)
+        {
+            return Err(FsrvpError::ObjectAlreadyExists);
+        }
+        let id = self.guids.next_guid();
+        let set = self.sets.get_mut(&set_id).expect("checked");
+        set.copies.insert(
+            id,
+            ShadowCopy {
+                share,
+                volume,
+                snapshot: None,
+                creation_timestamp: 0,
+                exposed: false,
+            },
+        );
+        set.state = SetState::Added;
+        self.restart_timer(now_us, TIMER_ADD_US);
+        Ok(FsrvpReply::ShadowCopyId(id))
+    }
+
+    fn commit(&mut self, now_us: u64, set_id: Uuid) -> Result<FsrvpReply, FsrvpError> {
+        if self.set(set_id)?.state != SetState::Added {
+            return Err(FsrvpError::BadState);
+        }
+        let stuck = self.unresponsive.contains("CommitShadowCopySet");
+        let set = self.sets.get_mut(&set_id).expect("checked");
+        set.state = SetState::CreationInProgress;
+        if stuck {
+            return Err(FsrvpError::WaitTimeout);
+        }
+        if self.failing.contains("CommitShadowCopySet") {
+            // The creation failed: back to Added, nothing taken.
+            set.state = SetState::Added;
+            self.restart_timer(now_us, TIMER_COMMIT_US);
+            return Err(FsrvpError::WaitFailed);
+        }
+        let auto_recovery = set.context & ATTR_AUTO_RECOVERY != 0;
+        for sc in set.copies.values_mut() {
+            sc.snapshot = Some(self.vss.create_shadow_copy(&sc.volume, auto_recovery));
+            sc.creation_timestamp = now_us;
+        }
+        set.state = SetState::Committed;
+        self.restart_timer(now_us, TIMER_COMMIT_US);
+        Ok(FsrvpReply::Ok)
+    }
+
+    fn expose(&mut self, now_us: u64, set_id: Uuid) -> Result<FsrvpReply, FsrvpError> {
+        if self.set(set_id)?.state != SetState::Committed {
+            return Err(FsrvpError::BadState);
+        }
+        if self.unresponsive.contains("ExposeShadowCopySet") {
+            return Err(FsrvpError::WaitTimeout);
+        }
+        if self.failing.contains("ExposeShadowCopySet") {
+            return Err(FsrvpError::WaitFailed);
+        }
+        let set = self.sets.get_mut(&set_id).expect("checked");
+        for (id, sc) in set.copies.iter_mut() {
+            let snap = sc.snapshot.expect("committed");
+            self.vss
+                .expose(&sc.volume, snap, &exposed_name(&sc.share, *id))
+                .map_err(|_| FsrvpError::ObjectNotFound)?;
+            sc.exposed = true;
+        }
+        set.state = SetState::Exposed;
+        self.restart_timer(now_us, TIMER_EXPOSE_US);
+        Ok(FsrvpReply::Ok)
+    }
+
+    /// What still exists: exposed shares and snapshots (for the I3 no-leftovers
+    /// invariant), as human-readable strings, sorted.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (set_id, set) in &self.sets {
+            for (id, sc) in &set.copies {
+                if let Some(snap) = sc.snapshot {
+                    out.push(format!(
+                        "snapshot {} of volume {} (share {}, set {{{}}}, {})",
+                        snap,
+                        sc.volume.name(),
+                        sc.share,
+                        guid(*set_id),
+                        set.state.name()
+                    ));
+                }
+                if sc.exposed {
+                    out.push(format!(
+                        r"share \\{}\{}",
+                        self.server,
+                        exposed_name(&sc.share, *id)
+                    ));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The whole state, in a fixed order.
+    pub fn digest(&self, h: &mut blake3::Hasher) {
+        h.update(b"FssAgent");
+        put_str(h, &self.server);
+        for name in self.vss.share_names() {
+            put_str(h, &name);
+        }
+        h.update(&self.context.to_le_bytes());
+        h.update(&[self.context_set as u8]);
+        match self.deadline {
+            Some(d) => h.update(&[1]).update(&d.to_le_bytes()),
+            None => h.update(&[0]),
+        };
+        h.update(&(self.unresponsive.len() as u64).to_le_bytes());
+        for op in &self.unresponsive {
+            put_str(h, op);
+        }
+        h.update(&(self.failing.len() as u64).to_le_bytes());
+        for op in &self.failing {
+            put_str(h, op);
+        }
+        h.update(&(self.sets.len() as u64).to_le_bytes());
+        for (id, set) in &self.sets {
+            h.update(id.as_bytes());
+            h.update(set.client_id.as_bytes());
+            h.update(&[set.state as u8]);
+            h.update(&set.context.to_le_bytes());
+            h.update(&(set.copies.len() as u64).to_le_bytes());
+            for (scid, sc) in &set.copies {
+                h.update(scid.as_bytes());
+                put_str(h, &sc.share);
+                put_str(h, &sc.volume.name());
+                match sc.snapshot {
+                    Some(s) => h.update(&[1]).update(&s.to_le_bytes()),
+                    None => h.update(&[0]),
+                };
+                h.update(&sc.creation_timestamp.to_le_bytes());
+                h.update(&[sc.exposed as u8]);
+            }
+        }
+    }
+}
+
+fn put_str(h: &mut blake3::Hasher, s: &str) {
+    h.update(&(s.len() as u64).to_le_bytes());
+    h.update(s.as_bytes());
+}
+
+/// A GUID in the Windows spelling (upper-case, no braces).
+pub fn guid(id: Uuid) -> String {
+    id.hyphenated().to_string().to_uppercase()
+}
+
+/// The exposed shadow copy share: `<ShareName>@{<ShadowCopyId GUID upper-case>}`.
+pub fn exposed_name(share: &str, shadow_copy_id: Uuid) -> String {
+    format!("{share}@{{{}}}", guid(shadow_copy_id))
+}

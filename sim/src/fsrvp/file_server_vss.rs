@@ -1,0 +1,60 @@
+//! `FileServerVss`: the file server's own VSS framework and provider (F4.5, F4.6). It
+//! shadow-copies the volume holding a share and exposes the copy as a share.
+
+use hvsim_engine::volume::{SnapshotId, SnapshotOptions, Volume, VolumeError};
+use std::collections::BTreeMap;
+
+/// The shares of one file server and the volumes that hold them.
+#[derive(Debug, Clone)]
+pub struct FileServerVss {
+    /// Share name (as configured) -> volume; looked up case-insensitively.
+    shares: BTreeMap<String, Volume>,
+}
+
+impl FileServerVss {
+    pub fn new(shares: Vec<(String, Volume)>) -> Self {
+        FileServerVss {
+            shares: shares.into_iter().collect(),
+        }
+    }
+
+    /// The configured spelling of a share name and its volume (SMB share names are
+    /// case-insensitive).
+    pub fn share(&self, name: &str) -> Option<(&str, &Volume)> {
+        self.shares
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(n, v)| (n.as_str(), v))
+    }
+
+    /// Share names in order.
+    pub fn share_names(&self) -> Vec<String> {
+        self.shares.keys().cloned().collect()
+    }
+
+    /// Takes a shadow copy of the volume; an auto-recover (writable) one when the
+    /// context carries ATTR_AUTO_RECOVERY (F4.6).
+    pub fn create_shadow_copy(&self, volume: &Volume, auto_recovery: bool) -> SnapshotId {
+        volume
+            .create_snapshot(SnapshotOptions {
+                writable: auto_recovery,
+                ..Default::default()
+            })
+            .id()
+    }
+
+    /// Exposes the shadow copy as a share named `name` (`<ShareName>@{<GUID>}`).
+    pub fn expose(&self, volume: &Volume, id: SnapshotId, name: &str) -> Result<(), VolumeError> {
+        volume.expose_snapshot(id, name)
+    }
+
+    /// Ends the auto-recovery window (RecoveryCompleteShadowCopySet): read-only for good.
+    pub fn end_auto_recovery(&self, volume: &Volume, id: SnapshotId) -> Result<(), VolumeError> {
+        volume.snapshot(id)?.make_read_only()
+    }
+
+    /// Deletes the shadow copy with its exposures.
+    pub fn delete(&self, volume: &Volume, id: SnapshotId) -> Result<(), VolumeError> {
+        volume.delete_snapshot(id)
+    }
+}

@@ -1,0 +1,883 @@
+//! FSRVP against real engine volumes (F4.4–F4.10, vss.md §5).
+
+use super::agent::{
+    exposed_name, TIMER_ADD_US, TIMER_COMMIT_US, TIMER_GET_SHARE_MAPPING_US, TIMER_SET_CONTEXT_US,
+};
+use super::client::{
+    COMMIT_TIMEOUT_MS, EXPOSE_TIMEOUT_MS, HOST_BACKUP_CONTEXT, PREPARE_TIMEOUT_MS,
+};
+use super::codes::*;
+use super::*;
+use hvsim_engine::volume::Volume;
+use hvsim_engine::{GuidGen, Storage};
+use uuid::Uuid;
+
+const SEC: u64 = 1_000_000;
+const VMS: &str = r"\\fs1\VMs";
+const DATA: &str = r"\\fs1\Data";
+const OTHER: &str = r"\\fs1\Other";
+
+/// File server fs1: shares VMs and Data on volume D (VMs holds vm1.vhdx), Other on E
+/// (holding vm2.vhdx).
+fn setup() -> (FssAgent, Volume, Volume) {
+    let d = Volume::new("fs1-D", 1 << 20);
+    let e = Volume::new("fs1-E", 1 << 20);
+    d.create("vm1.vhdx")
+        .unwrap()
+        .write_at(&[0xAA; 40_000], 0)
+        .unwrap();
+    e.create("vm2.vhdx")
+        .unwrap()
+        .write_at(&[0x11; 20_000], 0)
+        .unwrap();
+    let agent = FssAgent::new(
+        "fs1",
+        vec![
+            ("VMs".into(), d.clone()),
+            ("Data".into(), d.clone()),
+            ("Other".into(), e.clone()),
+        ],
+        GuidGen::seeded(7),
+    );
+    (agent, d, e)
+}
+
+/// Runs the client against the agent until it stops asking; each request arrives 1 ms
+/// after the previous answer and is answered at once, or, for an unresponsive operation,
+/// the answer reaches the client only after its timeout.
+fn drive(
+    client: &mut FssClient,
+    agent: &mut FssAgent,
+    now: &mut u64,
+    log: &mut Vec<FsrvpCall>,
+) -> ClientStatus {
+    while let Some(call) = client.next_call() {
+        *now += 1000;
+        log.push(call.clone());
+        let delay = agent.reply_delay_us(&call);
+        let r = agent.call(*now, true, call);
+        *now += delay;
+        let st = client.on_reply(r);
+        if st != ClientStatus::Continue {
+            return st;
+        }
+    }
+    client.status()
+}
+
+fn ok(agent: &mut FssAgent, now: u64, call: FsrvpCall) -> FsrvpReply {
+    let name = call.name();
+    agent
+        .call(now, true, call)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn err(agent: &mut FssAgent, now: u64, call: FsrvpCall) -> u32 {
+    match agent.call(now, true, call) {
+        Ok(r) => panic!("expected an error, got {r:?}"),
+        Err(e) => e.code(),
+    }
+}
+
+fn start(agent: &mut FssAgent, now: u64) -> Uuid {
+    ok(
+        agent,
+        now,
+        FsrvpCall::SetContext {
+            context: HOST_BACKUP_CONTEXT,
+        },
+    );
+    match ok(
+        agent,
+        now,
+        FsrvpCall::StartShadowCopySet {
+            client_set_id: Uuid::nil(),
+        },
+    ) {
+        FsrvpReply::SetId(id) => id,
+        r => panic!("{r:?}"),
+    }
+}
+
+fn add(agent: &mut FssAgent, now: u64, set_id: Uuid, share: &str) -> Uuid {
+    match ok(
+        agent,
+        now,
+        FsrvpCall::AddToShadowCopySet {
+            client_shadow_copy_id: Uuid::nil(),
+            set_id,
+            share_path: share.into(),
+        },
+    ) {
+        FsrvpReply::ShadowCopyId(id) => id,
+        r => panic!("{r:?}"),
+    }
+}
+
+fn commit(set_id: Uuid) -> FsrvpCall {
+    FsrvpCall::CommitShadowCopySet {
+        set_id,
+        timeout_ms: COMMIT_TIMEOUT_MS,
+    }
+}
+fn expose(set_id: Uuid) -> FsrvpCall {
+    FsrvpCall::ExposeShadowCopySet {
+        set_id,
+        timeout_ms: EXPOSE_TIMEOUT_MS,
+    }
+}
+fn prepare(set_id: Uuid) -> FsrvpCall {
+    FsrvpCall::PrepareShadowCopySet {
+        set_id,
+        timeout_ms: PREPARE_TIMEOUT_MS,
+    }
+}
+fn mapping(set_id: Uuid, shadow_copy_id: Uuid, share: &str, level: u32) -> FsrvpCall {
+    FsrvpCall::GetShareMapping {
+        shadow_copy_id,
+        set_id,
+        share_path: share.into(),
+        level,
+    }
+}
+fn delete(set_id: Uuid, shadow_copy_id: Uuid, share: &str) -> FsrvpCall {
+    FsrvpCall::DeleteShareMapping {
+        set_id,
+        shadow_copy_id,
+        share_path: share.into(),
+    }
+}
+
+/// A set with VMs (volume D) and Other (volume E), committed at `now`.
+fn committed(agent: &mut FssAgent, now: u64) -> (Uuid, Uuid, Uuid) {
+    let set = start(agent, now);
+    let a = add(agent, now, set, VMS);
+    let b = add(agent, now, set, OTHER);
+    ok(agent, now, prepare(set));
+    ok(agent, now, commit(set));
+    (set, a, b)
+}
+
+#[test]
+fn happy_path_exposes_the_snapshot_instant_and_cleanup_leaves_nothing() {
+    let (mut agent, d, e) = setup();
+    let mut client = FssClient::new(vec![VMS.into(), OTHER.into()]);
+    let (mut now, mut log) = (10 * SEC, Vec::new());
+    let ClientStatus::Done { mappings } = drive(&mut client, &mut agent, &mut now, &mut log) else {
+        panic!("{:?}", client.status());
+    };
+    let names: Vec<&str> = log.iter().map(|c| c.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "IsPathSupported",
+            "IsPathSupported",
+            "GetSupportedVersion",
+            "SetContext",
+            "StartShadowCopySet",
+            "AddToShadowCopySet",
+            "AddToShadowCopySet",
+            "PrepareShadowCopySet",
+            "CommitShadowCopySet",
+            "ExposeShadowCopySet",
+            "GetShareMapping",
+            "GetShareMapping",
+        ]
+    );
+    assert_eq!(client.owner_machine_name(), Some("fs1"));
+    let set = client.set_id().unwrap();
+    assert_eq!(agent.set_state(set), Some(SetState::Exposed));
+    // The last GetShareMapping restarted the timer: 30 min for the backup's reads.
+    assert_eq!(
+        agent.next_deadline(),
+        Some(now + TIMER_GET_SHARE_MAPPING_US)
+    );
+    assert_eq!(mappings.len(), 2);
+    let sc = client.shadow_copy_ids().to_vec();
+    let guid = sc[0].hyphenated().to_string().to_uppercase();
+    assert_eq!(mappings[0].shadow_copy_set_id, set);
+    assert_eq!(mappings[0].shadow_copy_id, sc[0]);
+    assert_eq!(mappings[0].share_name_unc, VMS);
+    assert_eq!(
+        mappings[0].shadow_copy_share_name,
+        format!(r"\\fs1\VMs@{{{guid}}}")
+    );
+    assert_eq!(mappings[1].share_name_unc, OTHER);
+    // Committed at the time of the commit call (the 9th, 1 ms apart).
+    assert_eq!(mappings[0].creation_timestamp, 10 * SEC + 9 * 1000);
+
+    // The backup reads the exposed share while the VM keeps writing to the live one.
+    d.open("vm1.vhdx")
+        .unwrap()
+        .write_at(&[0xBB; 100], 16_384)
+        .unwrap();
+    e.remove("vm2.vhdx").unwrap();
+    let shadow = d.exposed(&format!("VMs@{{{guid}}}")).expect("exposed");
+    assert_eq!(shadow.contents("vm1.vhdx").unwrap(), vec![0xAA; 40_000]);
+    assert_eq!(d.contents("vm1.vhdx").unwrap()[16_384..16_484], [0xBB; 100]);
+    let shadow_e = e.exposed(&exposed_name("Other", sc[1])).expect("exposed");
+    assert_eq!(shadow_e.contents("vm2.vhdx").unwrap(), vec![0x11; 20_000]);
+    // Auto-recovery context: writable until RecoveryComplete.
+    assert!(shadow.is_writable().unwrap());
+    assert_eq!(agent.leftovers().len(), 4, "{:?}", agent.leftovers());
+
+    client.begin_cleanup();
+    let call = client.next_call().unwrap();
+    assert_eq!(
+        call,
+        FsrvpCall::RecoveryCompleteShadowCopySet { set_id: set }
+    );
+    assert_eq!(
+        client.on_reply(agent.call(now, true, call)),
+        ClientStatus::Continue
+    );
+    assert!(!shadow.is_writable().unwrap());
+    assert_eq!(agent.next_deadline(), None);
+    let st = drive(&mut client, &mut agent, &mut now, &mut log);
+    assert_eq!(st, ClientStatus::CleanedUp);
+    assert_eq!(
+        log.iter()
+            .filter(|c| c.name() == "DeleteShareMapping")
+            .count(),
+        2
+    );
+    assert_eq!(agent.leftovers(), Vec::<String>::new());
+    assert!(d.snapshots().is_empty() && e.snapshots().is_empty());
+    assert!(d.exposed(&format!("VMs@{{{guid}}}")).is_none());
+    assert!(agent.set_ids().is_empty());
+}
+
+#[test]
+fn client_sends_the_provider_limits_and_the_backup_context() {
+    let (mut agent, _, _) = setup();
+    let mut client = FssClient::new(vec![VMS.into()]);
+    let (mut now, mut log) = (0, Vec::new());
+    drive(&mut client, &mut agent, &mut now, &mut log);
+    let find = |n: &str| log.iter().find(|c| c.name() == n).unwrap().clone();
+    assert_eq!(
+        find("SetContext"),
+        FsrvpCall::SetContext {
+            context: 0x0040_0000
+        }
+    );
+    assert_eq!(find("PrepareShadowCopySet").timeout_ms(), Some(1_800_000));
+    assert_eq!(find("CommitShadowCopySet").timeout_ms(), Some(60_000));
+    assert_eq!(find("ExposeShadowCopySet").timeout_ms(), Some(1_800_000));
+}
+
+#[test]
+fn opnums_and_codes_are_the_protocol_values() {
+    let s = Uuid::nil();
+    assert_eq!(FsrvpCall::GetSupportedVersion.opnum(), 0);
+    assert_eq!(FsrvpCall::SetContext { context: 0 }.opnum(), 1);
+    assert_eq!(commit(s).opnum(), 4);
+    assert_eq!(expose(s).opnum(), 5);
+    assert_eq!(FsrvpCall::AbortShadowCopySet { set_id: s }.opnum(), 7);
+    assert_eq!(mapping(s, s, VMS, 1).opnum(), 10);
+    assert_eq!(delete(s, s, VMS).opnum(), 11);
+    assert_eq!(prepare(s).opnum(), 12);
+    let table: Vec<(&str, u32)> = FsrvpError::ALL
+        .iter()
+        .map(|e| (e.name(), e.code()))
+        .collect();
+    assert_eq!(
+        table,
+        [
+            ("FSRVP_E_BAD_STATE", 0x80042301),
+            ("FSRVP_E_SHADOW_COPY_SET_IN_PROGRESS", 0x80042316),
+            ("FSRVP_E_NOT_SUPPORTED", 0x8004230C),
+            ("FSRVP_E_WAIT_TIMEOUT", 0x00000102),
+            ("FSRVP_E_WAIT_FAILED", 0xFFFFFFFF),
+            ("FSRVP_E_OBJECT_ALREADY_EXISTS", 0x8004230D),
+            ("FSRVP_E_OBJECT_NOT_FOUND", 0x80042308),
+            ("FSRVP_E_UNSUPPORTED_CONTEXT", 0x8004231B),
+            ("FSRVP_E_SHADOWCOPYSET_ID_MISMATCH", 0x80042501),
+            ("FSSAGENT_E_TIMEOUT", 0x80042500),
+            ("E_ACCESSDENIED", 0x80070005),
+            ("E_INVALIDARG", 0x80070057),
+        ]
+    );
+    assert_eq!(FsrvpError::WaitTimeout.provider_hresult(), 0x80042417);
+    assert_eq!(FsrvpError::BadState.provider_hresult(), 0x80042301);
+}
+
+#[test]
+fn get_supported_version_is_version_1() {
+    let (mut agent, _, _) = setup();
+    assert_eq!(
+        ok(&mut agent, 0, FsrvpCall::GetSupportedVersion),
+        FsrvpReply::Version { min: 1, max: 1 }
+    );
+}
+
+#[test]
+fn only_backup_operators_may_call() {
+    let (mut agent, _, _) = setup();
+    let r = agent.call(0, false, FsrvpCall::GetSupportedVersion);
+    assert_eq!(r.unwrap_err().code(), 0x80070005);
+    let r = agent.call(0, false, FsrvpCall::SetContext { context: 0 });
+    assert_eq!(r.unwrap_err().code(), 0x80070005);
+    assert!(!agent.context_set());
+}
+
+#[test]
+fn set_context_rejects_what_is_not_a_context() {
+    let (mut agent, _, _) = setup();
+    assert_eq!(
+        err(&mut agent, 0, FsrvpCall::SetContext { context: 0x5 }),
+        0x8004231B
+    );
+    let both = ATTR_NO_AUTO_RECOVERY | ATTR_AUTO_RECOVERY;
+    assert_eq!(
+        err(&mut agent, 0, FsrvpCall::SetContext { context: both }),
+        0x8004231B
+    );
+    assert!(!agent.context_set());
+    for c in [0x0, 0x9, 0x10, 0x19, 0x0040_0000, 0x0040_0010] {
+        ok(&mut agent, 0, FsrvpCall::SetContext { context: c });
+        assert_eq!(agent.context(), c);
+    }
+    assert!(agent.context_set());
+    assert_eq!(agent.next_deadline(), Some(TIMER_SET_CONTEXT_US));
+}
+
+#[test]
+fn start_needs_a_context() {
+    let (mut agent, _, _) = setup();
+    let c = FsrvpCall::StartShadowCopySet {
+        client_set_id: Uuid::nil(),
+    };
+    assert_eq!(err(&mut agent, 0, c), 0x80042301);
+}
+
+#[test]
+fn start_while_a_set_is_not_recovered_is_in_progress() {
+    let (mut agent, _, _) = setup();
+    let (set, a, b) = committed(&mut agent, 0);
+    let c = FsrvpCall::StartShadowCopySet {
+        client_set_id: Uuid::nil(),
+    };
+    assert_eq!(err(&mut agent, 0, c.clone()), 0x80042316);
+    ok(&mut agent, 0, expose(set));
+    assert_eq!(err(&mut agent, 0, c.clone()), 0x80042316);
+    ok(
+        &mut agent,
+        0,
+        FsrvpCall::RecoveryCompleteShadowCopySet { set_id: set },
+    );
+    assert!(matches!(ok(&mut agent, 0, c), FsrvpReply::SetId(id) if id != set));
+    // The recovered set still holds its mappings.
+    ok(&mut agent, 0, delete(set, a, VMS));
+    ok(&mut agent, 0, delete(set, b, OTHER));
+}
+
+#[test]
+fn add_checks_state_share_and_volume() {
+    let (mut agent, _, _) = setup();
+    let set = start(&mut agent, 0);
+    let addc = |set_id, share: &str| FsrvpCall::AddToShadowCopySet {
+        client_shadow_copy_id: Uuid::nil(),
+        set_id,
+        share_path: share.into(),
+    };
+    // Unknown set.
+    assert_eq!(
+        err(&mut agent, 0, addc(Uuid::from_u128(5), VMS)),
+        0x80042501
+    );
+    // A share the server does not have; a path of another server.
+    assert_eq!(err(&mut agent, 0, addc(set, r"\\fs1\nope")), 0x8004230C);
+    assert_eq!(err(&mut agent, 0, addc(set, r"\\fs2\VMs")), 0x80070057);
+    assert_eq!(agent.set_state(set), Some(SetState::Started));
+    add(&mut agent, 0, set, VMS);
+    assert_eq!(agent.set_state(set), Some(SetState::Added));
+    assert_eq!(agent.next_deadline(), Some(TIMER_ADD_US));
+    // The same share twice, and another share on the same volume.
+    assert_eq!(err(&mut agent, 0, addc(set, VMS)), 0x8004230D);
+    assert_eq!(err(&mut agent, 0, addc(set, r"\\FS1\vms\")), 0x8004230D);
+    assert_eq!(err(&mut agent, 0, addc(set, DATA)), 0x8004230D);
+    add(&mut agent, 0, set, OTHER);
+    ok(&mut agent, 0, commit(set));
+    // Not once committed.
+    assert_eq!(err(&mut agent, 0, addc(set, DATA)), 0x80042301);
+}
+
+#[test]
+fn prepare_commit_expose_only_in_sequence() {
+    let (mut agent, d, _) = setup();
+    let set = start(&mut agent, 0);
+    assert_eq!(err(&mut agent, 0, prepare(set)), 0x80042301);
+    assert_eq!(err(&mut agent, 0, commit(set)), 0x80042301);
+    assert_eq!(err(&mut agent, 0, expose(set)), 0x80042301);
+    add(&mut agent, 0, set, VMS);
+    assert_eq!(err(&mut agent, 0, expose(set)), 0x80042301);
+    ok(&mut agent, 0, prepare(set));
+    assert!(d.snapshots().is_empty());
+    ok(&mut agent, 5 * SEC, commit(set));
+    assert_eq!(d.snapshots().len(), 1);
+    assert_eq!(agent.set_state(set), Some(SetState::Committed));
+    assert_eq!(agent.next_deadline(), Some(5 * SEC + TIMER_COMMIT_US));
+    assert_eq!(err(&mut agent, 5 * SEC, prepare(set)), 0x80042301);
+    assert_eq!(err(&mut agent, 5 * SEC, commit(set)), 0x80042301);
+    ok(&mut agent, 5 * SEC, expose(set));
+    assert_eq!(err(&mut agent, 5 * SEC, expose(set)), 0x80042301);
+    assert_eq!(d.snapshots().len(), 1);
+}
+
+#[test]
+fn get_share_mapping_only_when_exposed() {
+    let (mut agent, _, _) = setup();
+    let (set, a, b) = committed(&mut agent, 0);
+    assert_eq!(err(&mut agent, 0, mapping(set, a, VMS, 1)), 0x80042301);
+    ok(&mut agent, 0, expose(set));
+    assert!(matches!(
+        ok(&mut agent, 0, mapping(set, a, VMS, 1)),
+        FsrvpReply::ShareMapping(_)
+    ));
+    assert_eq!(err(&mut agent, 0, mapping(set, a, VMS, 2)), 0x80070057);
+    assert_eq!(
+        err(&mut agent, 0, mapping(set, Uuid::from_u128(9), VMS, 1)),
+        0x80042308
+    );
+    assert_eq!(err(&mut agent, 0, mapping(set, b, VMS, 1)), 0x80042308);
+    assert_eq!(
+        err(&mut agent, 0, mapping(Uuid::from_u128(9), a, VMS, 1)),
+        0x80042501
+    );
+    ok(
+        &mut agent,
+        0,
+        FsrvpCall::RecoveryCompleteShadowCopySet { set_id: set },
+    );
+    assert_eq!(err(&mut agent, 0, mapping(set, a, VMS, 1)), 0x80042301);
+}
+
+#[test]
+fn recovery_complete_only_when_exposed_and_stops_the_timer() {
+    let (mut agent, _, _) = setup();
+    let (set, _, _) = committed(&mut agent, 0);
+    let rc = FsrvpCall::RecoveryCompleteShadowCopySet { set_id: set };
+    assert_eq!(err(&mut agent, 0, rc.clone()), 0x80042301);
+    ok(&mut agent, 0, expose(set));
+    assert!(agent.next_deadline().is_some());
+    ok(&mut agent, 0, rc.clone());
+    assert_eq!(agent.set_state(set), Some(SetState::Recovered));
+    assert_eq!(agent.next_deadline(), None);
+    assert_eq!(err(&mut agent, 0, rc), 0x80042301);
+}
+
+#[test]
+fn abort_deletes_an_uncommitted_set_and_is_a_no_op_after_commit() {
+    let (mut agent, d, _) = setup();
+    let set = start(&mut agent, 0);
+    add(&mut agent, 0, set, VMS);
+    ok(&mut agent, 0, FsrvpCall::AbortShadowCopySet { set_id: set });
+    assert_eq!(agent.set_state(set), None);
+    assert_eq!(
+        err(&mut agent, 0, FsrvpCall::AbortShadowCopySet { set_id: set }),
+        0x80042501
+    );
+
+    let (set, _, _) = committed(&mut agent, 0);
+    ok(&mut agent, 0, FsrvpCall::AbortShadowCopySet { set_id: set });
+    assert_eq!(agent.set_state(set), Some(SetState::Committed));
+    assert_eq!(d.snapshots().len(), 1);
+    ok(&mut agent, 0, expose(set));
+    ok(&mut agent, 0, FsrvpCall::AbortShadowCopySet { set_id: set });
+    assert_eq!(agent.set_state(set), Some(SetState::Exposed));
+    ok(
+        &mut agent,
+        0,
+        FsrvpCall::RecoveryCompleteShadowCopySet { set_id: set },
+    );
+    ok(&mut agent, 0, FsrvpCall::AbortShadowCopySet { set_id: set });
+    assert_eq!(agent.set_state(set), Some(SetState::Recovered));
+    assert_eq!(d.snapshots().len(), 1);
+}
+
+#[test]
+fn abort_while_creation_in_progress_is_bad_state() {
+    let (mut agent, _, _) = setup();
+    agent.set_unresponsive("CommitShadowCopySet");
+    let set = start(&mut agent, 0);
+    add(&mut agent, 0, set, VMS);
+    assert_eq!(err(&mut agent, 0, commit(set)), 0x00000102);
+    assert_eq!(agent.set_state(set), Some(SetState::CreationInProgress));
+    assert_eq!(
+        err(&mut agent, 0, FsrvpCall::AbortShadowCopySet { set_id: set }),
+        0x80042301
+    );
+    assert_eq!(agent.set_state(set), Some(SetState::CreationInProgress));
+}
+
+#[test]
+fn delete_share_mapping_removes_share_snapshot_then_set() {
+    let (mut agent, d, e) = setup();
+    let (set, a, b) = committed(&mut agent, 0);
+    assert_eq!(err(&mut agent, 0, delete(set, a, VMS)), 0x80042301);
+    ok(&mut agent, 0, expose(set));
+    assert_eq!(
+        err(&mut agent, 0, delete(Uuid::from_u128(3), a, VMS)),
+        0x80042501
+    );
+    assert_eq!(err(&mut agent, 0, delete(set, a, OTHER)), 0x80042308);
+    ok(&mut agent, 0, delete(set, a, VMS));
+    assert!(d.exposed(&exposed_name("VMs", a)).is_none());
+    assert!(d.snapshots().is_empty());
+    assert_eq!(e.snapshots().len(), 1);
+    assert_eq!(agent.set_state(set), Some(SetState::Exposed));
+    assert_eq!(err(&mut agent, 0, delete(set, a, VMS)), 0x80042308);
+    ok(&mut agent, 0, delete(set, b, OTHER));
+    assert!(e.snapshots().is_empty());
+    assert_eq!(agent.set_state(set), None);
+    assert!(agent.leftovers().is_empty());
+}
+
+#[test]
+fn unknown_set_ids_are_a_mismatch() {
+    let (mut agent, _, _) = setup();
+    start(&mut agent, 0);
+    let x = Uuid::from_u128(42);
+    for c in [
+        prepare(x),
+        commit(x),
+        expose(x),
+        FsrvpCall::RecoveryCompleteShadowCopySet { set_id: x },
+        FsrvpCall::AbortShadowCopySet { set_id: x },
+        mapping(x, x, VMS, 1),
+        delete(x, x, VMS),
+    ] {
+        let name = c.name();
+        assert_eq!(err(&mut agent, 0, c), 0x80042501, "{name}");
+    }
+}
+
+#[test]
+fn path_queries() {
+    let (mut agent, _, _) = setup();
+    let sup = |p: &str| FsrvpCall::IsPathSupported {
+        share_path: p.into(),
+    };
+    assert_eq!(
+        ok(&mut agent, 0, sup(VMS)),
+        FsrvpReply::PathSupported {
+            supported: true,
+            owner_machine_name: "fs1".into()
+        }
+    );
+    assert_eq!(
+        ok(&mut agent, 0, sup(r"\\fs1\nope")),
+        FsrvpReply::PathSupported {
+            supported: false,
+            owner_machine_name: "fs1".into()
+        }
+    );
+    assert_eq!(err(&mut agent, 0, sup("fs1/VMs")), 0x80070057);
+    let copied = |p: &str| FsrvpCall::IsPathShadowCopied {
+        share_path: p.into(),
+    };
+    let present = |r| {
+        matches!(
+            r,
+            FsrvpReply::PathShadowCopied {
+                shadow_copy_present: true,
+                ..
+            }
+        )
+    };
+    assert!(!present(ok(&mut agent, 0, copied(VMS))));
+    committed(&mut agent, 0);
+    assert!(present(ok(&mut agent, 0, copied(VMS))));
+    assert!(!present(ok(&mut agent, 0, copied(DATA))));
+}
+
+#[test]
+fn timer_expiry_deletes_unrecovered_sets_and_clears_the_context() {
+    let (mut agent, d, e) = setup();
+    ok(
+        &mut agent,
+        0,
+        FsrvpCall::SetContext {
+            context: HOST_BACKUP_CONTEXT,
+        },
+    );
+    assert!(agent.on_timer(TIMER_SET_CONTEXT_US - 1).is_empty());
+    assert!(agent.context_set());
+    assert!(agent.on_timer(TIMER_SET_CONTEXT_US).is_empty());
+    assert!(!agent.context_set());
+    assert_eq!(agent.next_deadline(), None);
+    let start_c = FsrvpCall::StartShadowCopySet {
+        client_set_id: Uuid::nil(),
+    };
+    assert_eq!(err(&mut agent, TIMER_SET_CONTEXT_US, start_c), 0x80042301);
+
+    let t = 1000 * SEC;
+    let (set, a, _) = committed(&mut agent, t);
+    ok(&mut agent, t, expose(set));
+    assert_eq!(d.snapshots().len() + e.snapshots().len(), 2);
+    let due = agent.next_deadline().unwrap();
+    assert_eq!(due, t + 180 * SEC);
+    assert_eq!(agent.on_timer(due), vec![set]);
+    assert!(d.snapshots().is_empty() && e.snapshots().is_empty());
+    assert!(d.exposed(&exposed_name("VMs", a)).is_none());
+    assert!(agent.leftovers().is_empty());
+    assert!(!agent.context_set());
+    assert_eq!(agent.set_state(set), None);
+}
+
+#[test]
+fn timer_spares_recovered_sets_and_overdue_timers_expire_before_a_call() {
+    let (mut agent, d, _) = setup();
+    let (old, _, _) = committed(&mut agent, 0);
+    ok(&mut agent, 0, expose(old));
+    ok(
+        &mut agent,
+        0,
+        FsrvpCall::RecoveryCompleteShadowCopySet { set_id: old },
+    );
+    let set = start(&mut agent, 10 * SEC);
+    add(&mut agent, 10 * SEC, set, DATA);
+    let due = agent.next_deadline().unwrap();
+    assert_eq!(due, 10 * SEC + TIMER_ADD_US);
+    // A call after the deadline finds the timer expired: the set is gone.
+    assert_eq!(err(&mut agent, due + 1, prepare(set)), 0x80042501);
+    assert_eq!(agent.set_state(old), Some(SetState::Recovered));
+    assert_eq!(d.snapshots().len(), 1);
+    assert_eq!(agent.leftovers().len(), 4, "{:?}", agent.leftovers());
+}
+
+#[test]
+fn unresponsive_commit_fails_with_fss_timeout_and_the_timer_cleans_up() {
+    let (mut agent, d, e) = setup();
+    agent.set_unresponsive("CommitShadowCopySet");
+    let mut client = FssClient::new(vec![VMS.into(), OTHER.into()]);
+    let (mut now, mut log) = (0, Vec::new());
+    let st = drive(&mut client, &mut agent, &mut now, &mut log);
+    let error = FsrvpError::WaitTimeout;
+    assert_eq!(
+        st,
+        ClientStatus::Failed {
+            op: "CommitShadowCopySet",
+            error
+        }
+    );
+    assert_eq!(error.provider_hresult(), VSS_E_FSS_TIMEOUT);
+    // The commit answer came after the caller's 60 s; then the abort, refused.
+    let n = log.len();
+    assert_eq!(log[n - 2].name(), "CommitShadowCopySet");
+    assert_eq!(log[n - 1].name(), "AbortShadowCopySet");
+    assert!(now >= 60 * SEC);
+    assert_eq!(client.abort_result(), Some(Err(FsrvpError::BadState)));
+    let set = client.set_id().unwrap();
+    assert_eq!(agent.set_state(set), Some(SetState::CreationInProgress));
+    assert!(d.snapshots().is_empty() && e.snapshots().is_empty());
+    // The next backup must wait for the message-sequence timer.
+    let mut again = FssClient::new(vec![VMS.into()]);
+    let st = drive(&mut again, &mut agent, &mut now, &mut log);
+    assert_eq!(
+        st,
+        ClientStatus::Failed {
+            op: "StartShadowCopySet",
+            error: FsrvpError::ShadowCopySetInProgress
+        }
+    );
+    assert_eq!(again.abort_result(), None);
+    let due = agent.next_deadline().unwrap();
+    assert_eq!(agent.on_timer(due), vec![set]);
+    agent.clear_unresponsive("CommitShadowCopySet");
+    now = due;
+    let mut third = FssClient::new(vec![VMS.into()]);
+    assert!(matches!(
+        drive(&mut third, &mut agent, &mut now, &mut log),
+        ClientStatus::Done { .. }
+    ));
+}
+
+#[test]
+fn unresponsive_prepare_is_aborted_cleanly() {
+    let (mut agent, d, _) = setup();
+    agent.set_unresponsive("PrepareShadowCopySet");
+    let mut client = FssClient::new(vec![VMS.into()]);
+    let (mut now, mut log) = (0, Vec::new());
+    let st = drive(&mut client, &mut agent, &mut now, &mut log);
+    assert_eq!(
+        st,
+        ClientStatus::Failed {
+            op: "PrepareShadowCopySet",
+            error: FsrvpError::WaitTimeout
+        }
+    );
+    assert!(now >= 1_800 * SEC);
+    // The client waited its 30 min; the server's 1800 s timer (restarted by the last Add)
+    // had deleted the set by the time the abort came.
+    assert_eq!(
+        client.abort_result(),
+        Some(Err(FsrvpError::ShadowCopySetIdMismatch))
+    );
+    assert!(agent.set_ids().is_empty());
+    assert!(!agent.context_set());
+    assert!(d.snapshots().is_empty());
+}
+
+#[test]
+fn unresponsive_expose_leaves_the_snapshot_to_the_timer() {
+    let (mut agent, d, _) = setup();
+    agent.set_unresponsive("ExposeShadowCopySet");
+    let mut client = FssClient::new(vec![VMS.into()]);
+    let (mut now, mut log) = (0, Vec::new());
+    let st = drive(&mut client, &mut agent, &mut now, &mut log);
+    assert_eq!(
+        st,
+        ClientStatus::Failed {
+            op: "ExposeShadowCopySet",
+            error: FsrvpError::WaitTimeout
+        }
+    );
+    // The commit's 180 s timer expired while the client waited its 30 min: set and
+    // snapshot were gone before the abort.
+    assert_eq!(
+        client.abort_result(),
+        Some(Err(FsrvpError::ShadowCopySetIdMismatch))
+    );
+    assert!(d.snapshots().is_empty());
+    assert!(agent.leftovers().is_empty());
+}
+
+#[test]
+#[should_panic(expected = "is not one of")]
+fn unresponsive_accepts_only_timed_operations() {
+    let (mut agent, _, _) = setup();
+    agent.set_unresponsive("SetContext");
+}
+
+#[test]
+fn client_fails_on_an_unsupported_share_without_further_calls() {
+    let (mut agent, _, _) = setup();
+    let mut client = FssClient::new(vec![r"\\fs1\nope".into()]);
+    let (mut now, mut log) = (0, Vec::new());
+    let st = drive(&mut client, &mut agent, &mut now, &mut log);
+    assert_eq!(
+        st,
+        ClientStatus::Failed {
+            op: "IsPathSupported",
+            error: FsrvpError::NotSupported
+        }
+    );
+    assert_eq!(log.len(), 1);
+    assert_eq!(client.next_call(), None);
+}
+
+#[test]
+fn client_rejects_a_server_without_version_1_and_aborts_on_a_failed_add() {
+    let mut client = FssClient::new(vec![VMS.into()]);
+    client.next_call();
+    client.on_reply(Ok(FsrvpReply::PathSupported {
+        supported: true,
+        owner_machine_name: "fs1".into(),
+    }));
+    assert_eq!(client.next_call(), Some(FsrvpCall::GetSupportedVersion));
+    let st = client.on_reply(Ok(FsrvpReply::Version { min: 2, max: 3 }));
+    assert_eq!(
+        st,
+        ClientStatus::Failed {
+            op: "GetSupportedVersion",
+            error: FsrvpError::NotSupported
+        }
+    );
+
+    let (mut agent, _, _) = setup();
+    let mut client = FssClient::new(vec![VMS.into(), r"\\fs1\Data".into()]);
+    let (mut now, mut log) = (0, Vec::new());
+    let st = drive(&mut client, &mut agent, &mut now, &mut log);
+    // Data is on the volume of VMs: the second Add fails, the set is aborted.
+    assert_eq!(
+        st,
+        ClientStatus::Failed {
+            op: "AddToShadowCopySet",
+            error: FsrvpError::ObjectAlreadyExists
+        }
+    );
+    assert_eq!(log.last().unwrap().name(), "AbortShadowCopySet");
+    assert!(agent.set_ids().is_empty());
+}
+
+#[test]
+fn digest_follows_the_state_and_is_deterministic() {
+    let dig = |a: &FssAgent| {
+        let mut h = blake3::Hasher::new();
+        a.digest(&mut h);
+        h.finalize()
+    };
+    let run = || {
+        let (mut agent, _, _) = setup();
+        let before = dig(&agent);
+        committed(&mut agent, 3 * SEC);
+        (before, dig(&agent))
+    };
+    let (b1, a1) = run();
+    let (b2, a2) = run();
+    assert_eq!((b1, a1), (b2, a2));
+    assert_ne!(b1, a1);
+}
+
+#[test]
+fn stuck_expose_keeps_the_committed_snapshot_until_the_timer() {
+    let (mut agent, d, _) = setup();
+    agent.set_unresponsive("ExposeShadowCopySet");
+    let set = start(&mut agent, 0);
+    add(&mut agent, 0, set, VMS);
+    ok(&mut agent, 0, commit(set));
+    assert_eq!(agent.reply_delay_us(&expose(set)), 1_800 * SEC);
+    assert_eq!(agent.reply_delay_us(&commit(set)), 0);
+    assert_eq!(err(&mut agent, SEC, expose(set)), 0x00000102);
+    assert_eq!(agent.set_state(set), Some(SetState::Committed));
+    // Abort once committed is a no-op: the snapshot stays, unexposed.
+    ok(
+        &mut agent,
+        SEC,
+        FsrvpCall::AbortShadowCopySet { set_id: set },
+    );
+    assert_eq!(d.snapshots().len(), 1);
+    assert_eq!(agent.leftovers().len(), 1, "{:?}", agent.leftovers());
+    let due = agent.next_deadline().unwrap();
+    assert_eq!(agent.on_timer(due), vec![set]);
+    assert!(d.snapshots().is_empty());
+    assert!(agent.leftovers().is_empty());
+}
+
+#[test]
+fn a_failed_commit_returns_the_set_to_added() {
+    let (mut agent, d, _) = setup();
+    agent.set_failing("CommitShadowCopySet");
+    let set = start(&mut agent, 0);
+    add(&mut agent, 0, set, VMS);
+    ok(&mut agent, 0, prepare(set));
+    assert_eq!(err(&mut agent, 2 * SEC, commit(set)), 0xFFFFFFFF);
+    assert_eq!(agent.set_state(set), Some(SetState::Added));
+    assert!(d.snapshots().is_empty());
+    assert_eq!(agent.next_deadline(), Some(2 * SEC + TIMER_COMMIT_US));
+    // Added again: a retry may commit.
+    agent.clear_failing("CommitShadowCopySet");
+    ok(&mut agent, 3 * SEC, commit(set));
+    assert_eq!(agent.set_state(set), Some(SetState::Committed));
+    assert_eq!(d.snapshots().len(), 1);
+}
+
+#[test]
+fn a_failed_prepare_is_reported_and_the_set_aborted() {
+    let (mut agent, _, _) = setup();
+    agent.set_failing("PrepareShadowCopySet");
+    let mut client = FssClient::new(vec![VMS.into()]);
+    let (mut now, mut log) = (0, Vec::new());
+    let st = drive(&mut client, &mut agent, &mut now, &mut log);
+    assert_eq!(
+        st,
+        ClientStatus::Failed {
+            op: "PrepareShadowCopySet",
+            error: FsrvpError::WaitFailed
+        }
+    );
+    assert_eq!(FsrvpError::WaitFailed.provider_hresult(), 0xFFFFFFFF);
+    assert_eq!(client.abort_result(), Some(Ok(())));
+    assert!(agent.set_ids().is_empty());
+}
