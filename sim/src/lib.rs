@@ -5,6 +5,7 @@
 
 pub use hvsim_engine as engine;
 
+pub mod linux;
 pub mod scenario;
 pub mod sched;
 pub mod trace;
