@@ -371,3 +371,472 @@ fn push_fs(fs: Vec<FsEvent>, fx: &mut Vec<Effect>) {
         FsEvent::Thawed(target) => Effect::Thawed { target },
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linux::daemon::{DaemonBehaviour, EBUSY};
+    use crate::linux::mounts::Mount;
+
+    const S: u64 = 1_000_000;
+    const EIO: i32 = 5;
+
+    fn mounts() -> Vec<Mount> {
+        vec![
+            Mount::rw("/dev/sda2", "/", "ext4"),
+            Mount::rw("/dev/sda1", "/boot/efi", "vfat"),
+            Mount::rw("/dev/sdb1", "/home", "xfs"),
+        ]
+    }
+
+    fn booted_with(mounts: Vec<Mount>, behaviour: DaemonBehaviour) -> HvSnapshot {
+        let mut d = HvSnapshot::new(HvVssDaemon::new(mounts, behaviour));
+        d.boot(0);
+        d
+    }
+
+    fn booted(behaviour: DaemonBehaviour) -> HvSnapshot {
+        booted_with(mounts(), behaviour)
+    }
+
+    /// The effects without notes.
+    fn wire(fx: Vec<Effect>) -> Vec<Effect> {
+        fx.into_iter()
+            .filter(|e| !matches!(e, Effect::Note(_)))
+            .collect()
+    }
+
+    fn notes(fx: &[Effect]) -> Vec<String> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Note(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reply(op: HvVssOp, flags: u32, status: u32) -> Effect {
+        Effect::ReplyToHost {
+            msg: HvVssMsg { op, flags },
+            status,
+        }
+    }
+
+    fn froze(t: &str) -> Effect {
+        Effect::Froze {
+            target: t.to_string(),
+        }
+    }
+
+    fn thawed(t: &str) -> Effect {
+        Effect::Thawed {
+            target: t.to_string(),
+        }
+    }
+
+    fn timer(at_us: u64) -> Effect {
+        Effect::TimerAt { at_us }
+    }
+
+    fn host(d: &mut HvSnapshot, now: u64, op: HvVssOp) -> Vec<Effect> {
+        wire(d.host_message(now, HvVssMsg::new(op)))
+    }
+
+    #[test]
+    fn boot_registers_with_register1_and_becomes_ready() {
+        let mut d = HvSnapshot::new(HvVssDaemon::new(mounts(), DaemonBehaviour::Running));
+        assert_eq!(d.state(), TransactionState::DeviceInit);
+        let fx = d.boot(0);
+        assert_eq!(
+            notes(&fx),
+            ["daemon registered (REGISTER1), kernel handshake answer 129, driver version 5.0"]
+        );
+        assert!(wire(fx).is_empty());
+        assert_eq!(d.state(), TransactionState::Ready);
+        assert_eq!(d.daemon().counters().registrations, 1);
+    }
+
+    #[test]
+    fn boot_without_daemon_stays_in_device_init() {
+        let mut d = HvSnapshot::new(HvVssDaemon::new(mounts(), DaemonBehaviour::Absent));
+        let fx = d.boot(0);
+        assert_eq!(notes(&fx).len(), 1);
+        assert!(wire(fx).is_empty());
+        assert_eq!(d.state(), TransactionState::DeviceInit);
+        assert_eq!(d.daemon().counters().registrations, 0);
+    }
+
+    #[test]
+    fn get_dm_info_is_answered_in_the_kernel_with_flags_zero() {
+        let mut d = booted(DaemonBehaviour::Running);
+        let fx = wire(d.host_message(
+            5,
+            HvVssMsg {
+                op: HvVssOp::GetDmInfo,
+                flags: 0xdead,
+            },
+        ));
+        assert_eq!(fx, [reply(HvVssOp::GetDmInfo, 0, HV_S_OK)]);
+        assert_eq!(d.state(), TransactionState::Ready);
+        assert_eq!(d.daemon().counters().requests, 0);
+    }
+
+    #[test]
+    fn create_delete_bu_complete_auto_recover_succeed_in_the_kernel() {
+        let mut d = booted(DaemonBehaviour::Running);
+        for op in [
+            HvVssOp::Create,
+            HvVssOp::Delete,
+            HvVssOp::BuComplete,
+            HvVssOp::AutoRecover,
+        ] {
+            let msg = HvVssMsg { op, flags: 3 };
+            assert_eq!(wire(d.host_message(7, msg)), [reply(op, 3, HV_S_OK)]);
+            assert_eq!(d.state(), TransactionState::Ready);
+        }
+        assert_eq!(d.daemon().counters().requests, 0);
+        assert_eq!(d.reply_counts(), (4, 0));
+    }
+
+    #[test]
+    fn freeze_walks_the_mounts_root_last_and_thaw_undoes_it() {
+        let mut d = booted(DaemonBehaviour::Running);
+        let fx = host(&mut d, 10 * S, HvVssOp::Freeze);
+        assert_eq!(
+            fx,
+            [
+                timer(910 * S),
+                froze("/home"),
+                froze("/"),
+                reply(HvVssOp::Freeze, 0, HV_S_OK)
+            ]
+        );
+        assert_eq!(d.daemon().frozen(), ["/home", "/"]);
+        assert_eq!(d.state(), TransactionState::Ready);
+
+        let fx = host(&mut d, 20 * S, HvVssOp::Thaw);
+        assert_eq!(
+            fx,
+            [
+                timer(50 * S),
+                thawed("/home"),
+                thawed("/"),
+                reply(HvVssOp::Thaw, 0, HV_S_OK)
+            ]
+        );
+        assert!(d.daemon().frozen().is_empty());
+        // The cancelled timers come due and change nothing.
+        let before = d.clone();
+        assert!(d.on_timer(50 * S).is_empty());
+        assert!(d.on_timer(910 * S).is_empty());
+        assert_eq!(d, before);
+    }
+
+    #[test]
+    fn hot_backup_goes_to_the_daemon_and_answers_no_auto_recovery() {
+        let mut d = booted(DaemonBehaviour::Running);
+        let fx = host(&mut d, S, HvVssOp::HotBackup);
+        assert_eq!(
+            fx,
+            [
+                timer(31 * S),
+                reply(HvVssOp::HotBackup, VSS_HBU_NO_AUTO_RECOVERY, HV_S_OK)
+            ]
+        );
+        assert_eq!(d.daemon().counters().requests, 1);
+        assert!(d.daemon().frozen().is_empty());
+    }
+
+    #[test]
+    fn without_daemon_forwarded_ops_fail_at_once() {
+        let mut d = booted(DaemonBehaviour::Absent);
+        for op in [HvVssOp::Freeze, HvVssOp::Thaw, HvVssOp::HotBackup] {
+            assert_eq!(host(&mut d, S, op), [reply(op, 0, HV_E_FAIL)]);
+            assert_eq!(d.state(), TransactionState::DeviceInit);
+        }
+        assert_eq!(d.reply_counts(), (0, 3));
+    }
+
+    #[test]
+    fn without_daemon_a_kernel_answered_op_makes_ready_but_freeze_still_fails() {
+        // The kernel's poll after answering sets READY even with no daemon; a FREEZE then
+        // fails in the send (device not open), still at once and without a timer.
+        let mut d = booted(DaemonBehaviour::Absent);
+        host(&mut d, S, HvVssOp::GetDmInfo);
+        assert_eq!(d.state(), TransactionState::Ready);
+        assert_eq!(
+            host(&mut d, 2 * S, HvVssOp::Freeze),
+            [reply(HvVssOp::Freeze, 0, HV_E_FAIL)]
+        );
+        assert_eq!(d.state(), TransactionState::Ready);
+    }
+
+    #[test]
+    fn a_host_message_during_a_transaction_waits_in_the_ring() {
+        let mut d = booted(DaemonBehaviour::SlowReply {
+            op: HvVssOp::Freeze,
+            delay_us: 5 * S,
+        });
+        let fx = host(&mut d, 0, HvVssOp::Freeze);
+        assert_eq!(
+            fx,
+            [timer(900 * S), froze("/home"), froze("/"), timer(5 * S)]
+        );
+        assert_eq!(d.state(), TransactionState::UserspaceReq);
+
+        let fx = d.host_message(S, HvVssMsg::new(HvVssOp::GetDmInfo));
+        assert_eq!(
+            notes(&fx),
+            ["VSS_OP_GET_DM_INFO waits in the VMBus ring: transaction in flight"]
+        );
+        assert!(wire(fx).is_empty());
+        assert_eq!(d.queued(), 1);
+        assert_eq!(d.state(), TransactionState::UserspaceReq);
+
+        assert!(d.on_timer(4 * S).is_empty());
+        let fx = wire(d.on_timer(5 * S));
+        assert_eq!(
+            fx,
+            [
+                reply(HvVssOp::Freeze, 0, HV_S_OK),
+                reply(HvVssOp::GetDmInfo, 0, HV_S_OK)
+            ]
+        );
+        assert_eq!(d.queued(), 0);
+        assert_eq!(d.state(), TransactionState::Ready);
+    }
+
+    #[test]
+    fn daemon_exiting_mid_transaction_fails_it_and_returns_to_device_init() {
+        let mut d = booted(DaemonBehaviour::ExitsDuring(HvVssOp::Freeze));
+        let fx = host(&mut d, 3 * S, HvVssOp::Freeze);
+        assert_eq!(fx, [timer(903 * S), reply(HvVssOp::Freeze, 0, HV_E_FAIL)]);
+        assert_eq!(d.state(), TransactionState::DeviceInit);
+        assert!(!d.daemon().is_running());
+        assert!(d.daemon().frozen().is_empty());
+        // The timer was cancelled; later requests fail at once.
+        assert!(d.on_timer(903 * S).is_empty());
+        assert_eq!(
+            host(&mut d, 904 * S, HvVssOp::Thaw),
+            [reply(HvVssOp::Thaw, 0, HV_E_FAIL)]
+        );
+        assert_eq!(d.reply_counts(), (0, 2));
+    }
+
+    #[test]
+    fn daemon_exiting_during_thaw_leaves_the_file_systems_frozen() {
+        let mut d = booted(DaemonBehaviour::ExitsDuring(HvVssOp::Thaw));
+        host(&mut d, 0, HvVssOp::Freeze);
+        let fx = host(&mut d, 10 * S, HvVssOp::Thaw);
+        assert_eq!(fx, [timer(40 * S), reply(HvVssOp::Thaw, 0, HV_E_FAIL)]);
+        assert_eq!(d.state(), TransactionState::DeviceInit);
+        assert_eq!(d.daemon().frozen(), ["/home", "/"]);
+    }
+
+    #[test]
+    fn hanging_daemon_is_caught_by_the_freeze_timer() {
+        let mut d = booted(DaemonBehaviour::Hanging);
+        let fx = host(&mut d, S, HvVssOp::Freeze);
+        assert_eq!(fx, [timer(901 * S)]);
+        assert_eq!(d.state(), TransactionState::UserspaceReq);
+        assert!(d.on_timer(900 * S).is_empty());
+        assert_eq!(
+            wire(d.on_timer(901 * S)),
+            [reply(HvVssOp::Freeze, 0, HV_E_FAIL)]
+        );
+        assert_eq!(d.state(), TransactionState::Ready);
+
+        // The THAW is written to the device but the daemon never reads it: 30 s timer.
+        assert_eq!(host(&mut d, 902 * S, HvVssOp::Thaw), [timer(932 * S)]);
+        assert_eq!(
+            wire(d.on_timer(932 * S)),
+            [reply(HvVssOp::Thaw, 0, HV_E_FAIL)]
+        );
+        // The unread THAW blocks the device: the next request fails at once, no timer.
+        assert_eq!(
+            host(&mut d, 940 * S, HvVssOp::HotBackup),
+            [reply(HvVssOp::HotBackup, 0, HV_E_FAIL)]
+        );
+        assert_eq!(d.state(), TransactionState::Ready);
+        assert_eq!(d.daemon().counters().requests, 1);
+    }
+
+    #[test]
+    fn syslog_deadlock_hangs_the_thaw_and_root_stays_frozen() {
+        let mut d = booted(DaemonBehaviour::SyslogDeadlock);
+        assert_eq!(
+            host(&mut d, 0, HvVssOp::Freeze),
+            [
+                timer(900 * S),
+                froze("/home"),
+                froze("/"),
+                reply(HvVssOp::Freeze, 0, HV_S_OK)
+            ]
+        );
+        assert_eq!(host(&mut d, 10 * S, HvVssOp::Thaw), [timer(40 * S)]);
+        assert_eq!(d.state(), TransactionState::UserspaceReq);
+        assert_eq!(
+            wire(d.on_timer(40 * S)),
+            [reply(HvVssOp::Thaw, 0, HV_E_FAIL)]
+        );
+        assert_eq!(d.state(), TransactionState::Ready);
+        assert_eq!(d.daemon().frozen(), ["/home", "/"]);
+    }
+
+    #[test]
+    fn a_failed_freeze_thaws_what_was_frozen_and_fails() {
+        let mounts = vec![
+            Mount::rw("/dev/sda2", "/", "ext4"),
+            Mount::rw("/dev/sdb1", "/home", "xfs"),
+            Mount::rw("/dev/sdc1", "/var", "ext4"),
+        ];
+        let mut d = booted_with(
+            mounts,
+            DaemonBehaviour::FreezeFails {
+                target: "/var".to_string(),
+                errno: EIO,
+            },
+        );
+        assert_eq!(
+            host(&mut d, 0, HvVssOp::Freeze),
+            [
+                timer(900 * S),
+                froze("/home"),
+                thawed("/home"),
+                reply(HvVssOp::Freeze, 0, HV_E_FAIL)
+            ]
+        );
+        assert!(d.daemon().frozen().is_empty());
+        assert_eq!(d.state(), TransactionState::Ready);
+    }
+
+    #[test]
+    fn a_failed_root_freeze_thaws_everything() {
+        let mut d = booted(DaemonBehaviour::FreezeFails {
+            target: "/".to_string(),
+            errno: EIO,
+        });
+        assert_eq!(
+            host(&mut d, 0, HvVssOp::Freeze),
+            [
+                timer(900 * S),
+                froze("/home"),
+                thawed("/home"),
+                reply(HvVssOp::Freeze, 0, HV_E_FAIL)
+            ]
+        );
+        assert!(d.daemon().frozen().is_empty());
+    }
+
+    #[test]
+    fn ebusy_on_freeze_counts_as_success() {
+        let mut d = booted(DaemonBehaviour::FreezeFails {
+            target: "/home".to_string(),
+            errno: EBUSY,
+        });
+        assert_eq!(
+            host(&mut d, 0, HvVssOp::Freeze),
+            [
+                timer(900 * S),
+                froze("/"),
+                reply(HvVssOp::Freeze, 0, HV_S_OK)
+            ]
+        );
+        assert_eq!(d.daemon().frozen(), ["/"]);
+    }
+
+    #[test]
+    fn a_device_mounted_twice_gets_ebusy_then_einval_and_both_count_as_success() {
+        let mounts = vec![
+            Mount::rw("/dev/sda2", "/", "btrfs"),
+            Mount::rw("/dev/sda2", "/home", "btrfs"),
+        ];
+        let mut d = booted_with(mounts, DaemonBehaviour::Running);
+        assert_eq!(
+            host(&mut d, 0, HvVssOp::Freeze),
+            [
+                timer(900 * S),
+                froze("/home"),
+                reply(HvVssOp::Freeze, 0, HV_S_OK)
+            ]
+        );
+        assert_eq!(
+            host(&mut d, S, HvVssOp::Thaw),
+            [
+                timer(31 * S),
+                thawed("/home"),
+                reply(HvVssOp::Thaw, 0, HV_S_OK)
+            ]
+        );
+        assert!(d.daemon().frozen().is_empty());
+    }
+
+    #[test]
+    fn a_freeze_answer_after_the_timer_fails_to_write_and_the_daemon_thaws_all() {
+        let mut d = booted(DaemonBehaviour::SlowReply {
+            op: HvVssOp::Freeze,
+            delay_us: 1000 * S,
+        });
+        assert_eq!(
+            host(&mut d, 0, HvVssOp::Freeze),
+            [timer(900 * S), froze("/home"), froze("/"), timer(1000 * S)]
+        );
+        assert_eq!(
+            wire(d.on_timer(900 * S)),
+            [reply(HvVssOp::Freeze, 0, HV_E_FAIL)]
+        );
+        assert_eq!(d.state(), TransactionState::Ready);
+        assert_eq!(d.daemon().frozen(), ["/home", "/"]);
+
+        let fx = d.on_timer(1000 * S);
+        assert!(notes(&fx)[0].contains("answer rejected (errno 22)"));
+        assert_eq!(wire(fx), [thawed("/home"), thawed("/")]);
+        assert!(d.daemon().frozen().is_empty());
+        assert_eq!(d.state(), TransactionState::Ready);
+        assert_eq!(d.daemon().counters().reopens, 1);
+        assert_eq!(d.daemon().counters().registrations, 2);
+    }
+
+    #[test]
+    fn a_late_freeze_answer_is_taken_as_the_answer_to_the_next_request() {
+        // The kernel does not match answers to requests: a FREEZE answered after its
+        // timer completes the THAW that is waiting for the busy daemon.
+        let mut d = booted(DaemonBehaviour::SlowReply {
+            op: HvVssOp::Freeze,
+            delay_us: 1000 * S,
+        });
+        host(&mut d, 0, HvVssOp::Freeze);
+        d.on_timer(900 * S);
+        assert_eq!(host(&mut d, 990 * S, HvVssOp::Thaw), [timer(1020 * S)]);
+        assert_eq!(
+            wire(d.on_timer(1000 * S)),
+            [
+                reply(HvVssOp::Thaw, 0, HV_S_OK),
+                thawed("/home"),
+                thawed("/")
+            ]
+        );
+        assert_eq!(d.state(), TransactionState::Ready);
+        assert_eq!(d.daemon().counters().reopens, 1);
+        assert!(d.on_timer(1020 * S).is_empty());
+    }
+
+    #[test]
+    fn digest_follows_the_state() {
+        let digest = |d: &HvSnapshot| {
+            let mut h = blake3::Hasher::new();
+            d.digest(&mut h);
+            h.finalize()
+        };
+        let mut a = booted(DaemonBehaviour::Running);
+        let b = booted(DaemonBehaviour::Running);
+        assert_eq!(digest(&a), digest(&b));
+        host(&mut a, 0, HvVssOp::Freeze);
+        assert_ne!(digest(&a), digest(&b));
+        let mut ha = blake3::Hasher::new();
+        a.daemon().digest(&mut ha);
+        let mut hb = blake3::Hasher::new();
+        b.daemon().digest(&mut hb);
+        assert_ne!(ha.finalize(), hb.finalize());
+    }
+}
