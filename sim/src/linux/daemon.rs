@@ -161,6 +161,19 @@ impl HvVssDaemon {
         fs
     }
 
+    /// The device went away (driver unload): a daemon that can still run takes its reopen
+    /// path, thaws what it froze, fails to open the device and exits.
+    pub fn device_destroyed(&mut self) -> Vec<FsEvent> {
+        let mut fs = Vec::new();
+        if self.running && !self.stuck {
+            if self.fs_frozen {
+                self.thaw_all(&mut fs);
+            }
+            self.running = false;
+        }
+        fs
+    }
+
     /// Handle one request read from the device.
     pub fn handle(&mut self, request: HvVssMsg) -> DaemonOutcome {
         let op = request.op;

@@ -176,6 +176,24 @@ impl HvSnapshot {
         fx
     }
 
+    /// Driver unload (hv_vss_deinit): DEVICE_DYING; a pending timer is cancelled without an
+    /// answer and host packets stay unread. The daemon's read fails and its reopen finds no
+    /// device: it thaws what it froze (if it is not blocked) and exits.
+    pub fn unload(&mut self) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.state = TransactionState::DeviceDying;
+        self.deadline_us = None;
+        self.late_answer = None;
+        self.outmsg = None;
+        self.current = None;
+        self.device_open = false;
+        push_fs(self.daemon.device_destroyed(), &mut fx);
+        fx.push(Effect::Note(
+            "hv_snapshot unloaded (DEVICE_DYING)".to_string(),
+        ));
+        fx
+    }
+
     // ----- internals -----
 
     fn register_daemon(&mut self, fx: &mut Vec<Effect>) -> bool {
@@ -838,5 +856,102 @@ mod tests {
         let mut hb = blake3::Hasher::new();
         b.daemon().digest(&mut hb);
         assert_ne!(ha.finalize(), hb.finalize());
+    }
+
+    #[test]
+    fn unload_cancels_the_transaction_without_answer_and_the_daemon_thaws() {
+        let mut d = booted(DaemonBehaviour::SlowReply {
+            op: HvVssOp::Freeze,
+            delay_us: 10 * S,
+        });
+        host(&mut d, 0, HvVssOp::Freeze);
+        assert_eq!(wire(d.unload()), [thawed("/home"), thawed("/")]);
+        assert_eq!(d.state(), TransactionState::DeviceDying);
+        assert!(!d.daemon().is_running());
+        assert!(wire(d.on_timer(900 * S)).is_empty());
+        assert!(host(&mut d, 901 * S, HvVssOp::GetDmInfo).is_empty());
+        assert_eq!(d.queued(), 1);
+        assert_eq!(d.reply_counts(), (0, 0));
+    }
+
+    /// Drive every pending timer in time order (timers created on the way included).
+    fn run_timers(d: &mut HvSnapshot, mut pending: Vec<u64>, replies: &mut Vec<Effect>) {
+        while let Some(at) = pending.iter().copied().min() {
+            pending.retain(|t| *t != at);
+            for e in d.on_timer(at) {
+                match e {
+                    Effect::TimerAt { at_us } => pending.push(at_us),
+                    e @ Effect::ReplyToHost { .. } => replies.push(e),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_host_message_gets_exactly_one_answer_in_order() {
+        let behaviours = [
+            DaemonBehaviour::Running,
+            DaemonBehaviour::Absent,
+            DaemonBehaviour::Hanging,
+            DaemonBehaviour::ExitsDuring(HvVssOp::Thaw),
+            DaemonBehaviour::SyslogDeadlock,
+            DaemonBehaviour::FreezeFails {
+                target: "/".to_string(),
+                errno: EIO,
+            },
+            DaemonBehaviour::SlowReply {
+                op: HvVssOp::Freeze,
+                delay_us: 1000 * S,
+            },
+        ];
+        let ops = [
+            HvVssOp::Freeze,
+            HvVssOp::Thaw,
+            HvVssOp::HotBackup,
+            HvVssOp::GetDmInfo,
+        ];
+        let mut runs = 0;
+        for behaviour in &behaviours {
+            for a in ops {
+                for b in ops {
+                    for c in ops {
+                        for overlap in [false, true] {
+                            let mut d = booted(behaviour.clone());
+                            let mut replies = Vec::new();
+                            let mut pending = Vec::new();
+                            for (i, op) in [a, b, c].into_iter().enumerate() {
+                                let i = i as u64;
+                                // Overlapping: all three arrive before any timer; else 2000 s apart, after every timer.
+                                let now = if overlap { i } else { i * 2000 * S };
+                                if !overlap {
+                                    run_timers(&mut d, std::mem::take(&mut pending), &mut replies);
+                                }
+                                for e in d.host_message(now, HvVssMsg::new(op)) {
+                                    match e {
+                                        Effect::TimerAt { at_us } => pending.push(at_us),
+                                        e @ Effect::ReplyToHost { .. } => replies.push(e),
+                                        _ => {}
+                                    }
+                                }
+                            }
+                            run_timers(&mut d, pending, &mut replies);
+                            let answered: Vec<HvVssOp> = replies
+                                .iter()
+                                .map(|e| match e {
+                                    Effect::ReplyToHost { msg, .. } => msg.op,
+                                    _ => unreachable!(),
+                                })
+                                .collect();
+                            assert_eq!(answered, [a, b, c], "{behaviour:?} overlap={overlap}");
+                            assert!(d.state() <= TransactionState::Ready);
+                            assert_eq!(d.queued(), 0);
+                            runs += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(runs, 7 * 64 * 2);
     }
 }
