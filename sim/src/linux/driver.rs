@@ -19,6 +19,13 @@
 //!
 //! The host's answer carries the result in the IC message header (`status`) and echoes the
 //! host's `hv_vss_msg` with the flags the kernel set.
+//!
+//! HOT_BACKUP answers carry VSS_HBU_NO_AUTO_RECOVERY as vss.md §4.4 says. (Upstream sets
+//! the flag only when the daemon's answer still holds the HOT_BACKUP operation byte, which
+//! the daemon's `error` field overwrites; whether real hosts see the flag is not modelled.)
+//! Simplifications: after the device is closed the driver keeps reading queued host
+//! packets (upstream waits for the next channel interrupt); loop-backed devices are found
+//! by name (see `mounts`).
 
 use std::collections::VecDeque;
 
