@@ -171,7 +171,7 @@ impl HvSnapshot {
                     self.deadline_us = None;
                     let op = self.current.map(|m| m.op);
                     fx.push(Effect::Note(format!(
-                        "VSS: timeout waiting for daemon to reply ({})",
+                        "transaction timer expired, daemon gave no answer to {}",
                         op.map_or("?", HvVssOp::name)
                     )));
                     self.respond(HV_E_FAIL, &mut fx);
@@ -289,7 +289,7 @@ impl HvSnapshot {
             // hvutil_transport_send fails (-EINVAL / -EFAULT): the timer is cancelled
             // before it was ever due.
             fx.push(Effect::Note(format!(
-                "VSS: failed to communicate to the daemon ({})",
+                "request not delivered to hv_vss_daemon ({})",
                 if self.device_open {
                     "previous request still unread"
                 } else {
@@ -357,7 +357,7 @@ impl HvSnapshot {
     fn daemon_writes_answer(&mut self, now_us: u64, reply: HvVssReply, fx: &mut Vec<Effect>) {
         if self.state != TransactionState::UserspaceReq {
             fx.push(Effect::Note(format!(
-                "hv_vss_daemon answer rejected (errno {EINVAL}): transaction not active; daemon reopens the device"
+                "hv_vss_daemon answer rejected (errno {EINVAL}): kernel not waiting for an answer; daemon reopens the device"
             )));
             let fs = self.daemon.reopen_after_write_failure();
             self.device_closed(fx);
