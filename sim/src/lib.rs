@@ -6,12 +6,15 @@
 //!   method each VM takes (R1–R5, R7, F3's preconditions);
 //! - `vss`: the one VSS sequence; `actors`: every party of the protocol; `msg`: what
 //!   they say to each other;
+//! - `fsrvp`: MS-FSRVP (agent, file server VSS, client); `linux`: hv_snapshot and
+//!   hv_vss_daemon;
 //! - `run`: a run from scenario to report, with invariants I1–I6.
 
 pub use hvsim_engine as engine;
 
 pub mod actors;
 pub mod fsrvp;
+pub mod linux;
 pub mod msg;
 pub mod plan;
 pub mod run;
