@@ -186,6 +186,15 @@ pub enum Msg {
         op: u8,
         error: u32,
     },
+    /// An MS-FSRVP call from the FssProvider to a file server's agent, and its answer.
+    Fsrvp {
+        call: crate::fsrvp::FsrvpCall,
+    },
+    FsrvpResult {
+        result: Result<crate::fsrvp::FsrvpReply, crate::fsrvp::FsrvpError>,
+    },
+    /// The agent's message-sequence timer.
+    FsrvpTimer,
     /// A step of a background merge.
     MergeStep {
         vm: usize,
@@ -222,6 +231,9 @@ impl Message for Msg {
                 _ => "VSS_OP",
             },
             Msg::HvVssReply { .. } => "hv_vss_reply",
+            Msg::Fsrvp { call } => call.name(),
+            Msg::FsrvpResult { .. } => "FsrvpReturned",
+            Msg::FsrvpTimer => "MessageSequenceTimerExpired",
             Msg::MergeStep { .. } => "MergeStep",
             Msg::Fault { .. } => "Fault",
         }
@@ -280,6 +292,10 @@ impl Message for Msg {
                     Detail::Str(if *error == 0 { "HV_S_OK" } else { "HV_E_FAIL" }),
                 ));
             }
+            Msg::FsrvpResult { result } => match result {
+                Ok(_) => d.push(("hr", Detail::Str("S_OK"))),
+                Err(e) => d.push(("hr", Detail::Str(e.name()))),
+            },
             Msg::VmmsDone { op, result } => {
                 d.push(("job", Detail::Str(op.name())));
                 fail(d, result);

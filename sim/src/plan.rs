@@ -192,11 +192,14 @@ pub fn plan(s: &Scenario, vm_index: usize) -> Plan {
         }
     } else if !on_share {
         p.flow = Flow::F3;
+        // Production checkpoints ask the guest whatever its volumes (the EFI partition of
+        // a generation 2 VM is FAT32); a Linux guest is asked to freeze even when its
+        // daemon is missing: the failure decides between fallback and ProductionOnly.
+        let ic = vm.integration_services.installed && vm.integration_services.backup_enabled;
         p.method = match vm.checkpoint_type {
             CheckpointSetting::Standard => Method::Standard,
-            _ if vm.guest.os == GuestOs::Windows && online.is_none() => Method::GuestVss,
-            _ if linux_daemon => Method::DaemonFreeze,
-            CheckpointSetting::ProductionOnly => Method::DaemonFreeze,
+            _ if ic && vm.guest.os == GuestOs::Windows => Method::GuestVss,
+            _ if ic && vm.guest.os == GuestOs::Linux => Method::DaemonFreeze,
             _ => {
                 p.reason = "the guest cannot quiesce: standard checkpoint".into();
                 Method::Standard

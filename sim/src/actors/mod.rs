@@ -1,6 +1,7 @@
 //! The parties of the protocol (SPEC.md's actor table), one module each. `HostVss` and
 //! `GuestVss` are both [`crate::vss::VssService`].
 
+mod fss;
 mod guest_writer;
 mod hv_ic;
 mod hyperv_writer;
@@ -10,6 +11,7 @@ mod requester;
 mod vmms;
 mod workload;
 
+pub use fss::{FssAgentActor, FssProvider};
 pub use guest_writer::GuestWriter;
 pub use hv_ic::HvIc;
 pub use hyperv_writer::HyperVWriter;

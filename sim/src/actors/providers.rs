@@ -81,10 +81,16 @@ impl HostProvider {
                 id: snap.id(),
                 exposed: None,
             });
-            // The snapshot instant: what a crash-consistent backup of these VMs holds.
-            for vm in lab.vms.iter_mut() {
-                if vm.disks.iter().any(|d| &d.volume == v) {
-                    vm.oracle.capture(Point::Instant);
+            // The snapshot instant: what a saved VM's backup holds (crash-consistent).
+            let saved: Vec<usize> = lab
+                .plans
+                .iter()
+                .filter(|(_, p)| p.method == crate::plan::Method::SavedState)
+                .map(|(&i, _)| i)
+                .collect();
+            for i in saved {
+                if lab.vms[i].disks.iter().any(|d| &d.volume == v) {
+                    lab.vms[i].oracle.capture(Point::Instant);
                 }
             }
         }

@@ -419,7 +419,9 @@ impl Vmms {
                         cx.detail("checkpoint", "standard");
                         let r = self.checkpoint(vm, false, cx);
                         if r.is_ok() {
-                            self.lab.borrow_mut().vms[vm].oracle.capture(Point::Instant);
+                            let mut lab = self.lab.borrow_mut();
+                            lab.vms[vm].oracle.capture(Point::Instant);
+                            lab.consistency.insert(vm, Reached::Crash);
                         }
                         self.reply(from, CHECKPOINT_US, op, r, cx);
                     }

@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::actors::{
-    GuestProvider, GuestProviderKind, GuestWriter, HostProvider, HvIc, HyperVWriter,
-    LinuxVssDaemon, Requester, Vmms, Workload,
+    FssAgentActor, FssProvider, GuestProvider, GuestProviderKind, GuestWriter, HostProvider, HvIc,
+    HyperVWriter, LinuxVssDaemon, Requester, Vmms, Workload,
 };
+use crate::fsrvp::FssAgent;
 use crate::msg::Msg;
 use crate::plan::Flow;
-use crate::scenario::{DaemonState, GuestOs, ProviderKind, Scenario};
+use crate::scenario::{DaemonState, Fault, GuestOs, ProviderKind, Scenario};
 use crate::sched::{ActorId, Scheduler};
-use crate::vss::{AppLevel, VssService};
+use crate::vss::{AppLevel, VssService, FREEZE_WINDOW_US};
 use crate::world::{build_lab, LabRef, Power};
 
 pub use crate::world::BuildError;
@@ -46,11 +47,19 @@ pub fn populate(
     // Plan every id first: actors name their peers.
     let requester = ids.next();
     let mut hosts: BTreeMap<String, (ActorId, ActorId, ActorId, ActorId)> = BTreeMap::new();
+    let mut fss_providers: BTreeMap<String, ActorId> = BTreeMap::new();
     for h in &s.hosts {
         hosts.insert(
             h.name.clone(),
             (ids.next(), ids.next(), ids.next(), ids.next()),
         );
+        if !s.file_servers.is_empty() {
+            fss_providers.insert(h.name.clone(), ids.next());
+        }
+    }
+    let mut agents: BTreeMap<String, ActorId> = BTreeMap::new();
+    for fs in s.file_servers.iter().filter(|f| f.vss_agent) {
+        agents.insert(fs.name.to_ascii_lowercase(), ids.next());
     }
     struct VmIds {
         ic: ActorId,
@@ -91,10 +100,17 @@ pub fn populate(
     let id = sched.add_actor(Box::new(Requester::new(Rc::clone(&lab), host_vss, vmms)));
     debug_assert_eq!(id, requester);
     for h in &s.hosts {
-        let (vss_id, writer_id, provider_id, vmms_id) = hosts[&h.name];
+        let (_, writer_id, provider_id, vmms_id) = hosts[&h.name];
         let mut vss = VssService::new(format!("HostVss@{}", h.name), Rc::clone(&lab), None);
         vss.add_writer(writer_id, AppLevel::BackEnd, None);
         vss.set_provider(None, provider_id);
+        if let Some(&fss) = fss_providers.get(&h.name) {
+            // Volumes of file servers are shadow-copied over MS-FSRVP (F4.3).
+            for v in s.volumes.iter().filter(|v| v.file_server.is_some()) {
+                vss.set_provider(Some(&v.name), fss);
+                vss.set_remote(&v.name);
+            }
+        }
         sched.add_actor(Box::new(vss));
         let mut writer = HyperVWriter::new(&h.name, Rc::clone(&lab), vmms_id);
         let mut vmms_actor = Vmms::new(&h.name, Rc::clone(&lab));
@@ -116,6 +132,40 @@ pub fn populate(
         };
         sched.add_actor(Box::new(HostProvider::new(&h.name, Rc::clone(&lab), kind)));
         sched.add_actor(Box::new(vmms_actor));
+        if fss_providers.contains_key(&h.name) {
+            sched.add_actor(Box::new(FssProvider::new(
+                &h.name,
+                Rc::clone(&lab),
+                agents.clone(),
+            )));
+        }
+    }
+    for fs in s.file_servers.iter().filter(|f| f.vss_agent) {
+        let shares = {
+            let l = lab.borrow();
+            fs.shares
+                .iter()
+                .filter_map(|sh| {
+                    l.volumes
+                        .get(&sh.volume)
+                        .map(|v| (sh.name.clone(), v.clone()))
+                })
+                .collect()
+        };
+        let guids = lab.borrow_mut().guids.fork();
+        let mut agent = FssAgent::new(&fs.name, shares, guids);
+        for f in &s.faults {
+            if let Fault::FsrvpTimeout {
+                file_server,
+                operation,
+            } = f
+            {
+                if file_server.eq_ignore_ascii_case(&fs.name) {
+                    agent.set_unresponsive(operation.as_str());
+                }
+            }
+        }
+        sched.add_actor(Box::new(FssAgentActor::new(&fs.name, agent)));
     }
     for (i, vm) in s.vms.iter().enumerate() {
         let ids = &vm_ids[i];
@@ -140,7 +190,10 @@ pub fn populate(
             let mut vss =
                 VssService::new(format!("GuestVss@{}", vm.name), Rc::clone(&lab), Some(i));
             for (w, &wid) in vm.guest.writers.iter().zip(&ids.writers) {
-                let freeze = w.freeze_timeout.map(|t| t.millis * 1_000);
+                let freeze = Some(
+                    w.freeze_timeout
+                        .map_or(FREEZE_WINDOW_US, |t| t.millis * 1_000),
+                );
                 vss.add_writer(wid, GuestWriter::level(w), freeze);
             }
             vss.set_provider(None, provider);

@@ -103,12 +103,19 @@ pub struct VssService {
     running: Option<Running>,
     /// A snapshot set is being created (until DoSnapshotSet returns).
     set_in_progress: Option<u64>,
+    /// The last set whose providers got EndPrepareSnapshots: they hear of its abort.
+    prepared_set: Option<u64>,
     epoch: u64,
     freeze_window: Option<TimerId>,
     hold_window: Option<TimerId>,
     event_window: Option<TimerId>,
     /// The shortest freeze→thaw window of the registered writers.
     freeze_us: u64,
+    /// Some writer freezes (the host's Hyper-V writer does nothing at OnFreeze: its VMs
+    /// were made ready at PrepareForSnapshot, so no freeze window binds it).
+    freezing: bool,
+    /// Volumes another machine snapshots (SMB shares, F4): no local flush-and-hold.
+    remote: Vec<String>,
     freeze_since: Option<u64>,
     hold_since: Option<u64>,
 }
@@ -124,11 +131,14 @@ impl VssService {
             hold_vms,
             running: None,
             set_in_progress: None,
+            prepared_set: None,
             epoch: 0,
             freeze_window: None,
             hold_window: None,
             event_window: None,
             freeze_us: FREEZE_WINDOW_US,
+            freezing: false,
+            remote: Vec::new(),
             freeze_since: None,
             hold_since: None,
         }
@@ -142,8 +152,15 @@ impl VssService {
             dropped: false,
         });
         if let Some(f) = freeze_us {
+            self.freezing = true;
             self.freeze_us = self.freeze_us.min(f);
         }
+    }
+
+    /// A volume of another machine (an SMB share's volume): its snapshot is the file
+    /// server's business, the host holds no writes for it.
+    pub fn set_remote(&mut self, volume: &str) {
+        self.remote.push(volume.to_string());
     }
 
     pub fn set_provider(&mut self, volume: Option<&str>, id: ActorId) {
@@ -217,7 +234,7 @@ impl VssService {
             waiting: BTreeSet::new(),
             failure: None,
             aborting: false,
-            prepared: false,
+            prepared: call == VssCall::AbortBackup && self.prepared_set == Some(set),
         });
         self.advance(cx);
     }
@@ -283,6 +300,7 @@ impl VssService {
                     }
                     if call == ProviderCall::EndPrepareSnapshots {
                         run.prepared = true;
+                        self.prepared_set = Some(set);
                     }
                     let volumes = run.volumes.clone();
                     for (id, vols) in self.set_providers(&volumes) {
@@ -305,6 +323,9 @@ impl VssService {
                     if step == ReleaseWrites && self.hold_since.is_none() {
                         continue;
                     }
+                    if step == HoldWrites && run.volumes.iter().all(|v| self.remote.contains(v)) {
+                        continue;
+                    }
                     let me = cx.me();
                     run.waiting.insert(me);
                     cx.send(
@@ -315,7 +336,7 @@ impl VssService {
                     );
                 }
                 OpenFreezeWindow => {
-                    if run.with_writers {
+                    if run.with_writers && self.freezing {
                         self.freeze_since = Some(cx.now_us());
                         self.epoch += 1;
                         let epoch = self.epoch;

@@ -1,0 +1,270 @@
+//! `FssProvider` (File Share Shadow Copy Provider, on the Hyper-V host) and `FssAgent`
+//! (File Server VSS Agent Service, on the SMB3 file server, with the server's own VSS,
+//! `FileServerVss`, inside it): F4 over MS-FSRVP. The provider runs the FSRVP client
+//! sequence at CommitSnapshots (F4.3–F4.8), ends auto-recovery at PostFinalCommit and
+//! deletes the share mappings when the set is released (F4.10).
+
+use std::collections::BTreeMap;
+
+use crate::fsrvp::{ClientStatus, FsrvpCall, FsrvpError, FsrvpReply, FssAgent, FssClient};
+use crate::msg::{Fail, Msg};
+use crate::scenario::{FailureClass, Hresult};
+use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerId};
+use crate::vss::ProviderCall;
+use crate::world::{LabRef, Shadow};
+
+/// One RPC round trip to the file server.
+const RPC_US: u64 = 2_000;
+
+pub struct FssProvider {
+    name: String,
+    lab: LabRef,
+    /// Agent of each file server, by server name (lower case).
+    agents: BTreeMap<String, ActorId>,
+    client: Option<FssClient>,
+    agent: Option<ActorId>,
+    /// The VSS call waiting for the FSRVP sequence, and its set.
+    waiting: Option<(ActorId, ProviderCall, u64)>,
+}
+
+impl FssProvider {
+    pub fn new(host: &str, lab: LabRef, agents: BTreeMap<String, ActorId>) -> Self {
+        FssProvider {
+            name: format!("FssProvider@{host}"),
+            lab,
+            agents,
+            client: None,
+            agent: None,
+            waiting: None,
+        }
+    }
+
+    /// `\\server\share` paths of the shares on these volumes that hold VM disks.
+    fn shares(&self, volumes: &[String]) -> Vec<String> {
+        let lab = self.lab.borrow();
+        let mut out: Vec<String> = lab
+            .scenario
+            .vms
+            .iter()
+            .flat_map(|v| v.disks.iter())
+            .filter_map(|d| d.share.clone())
+            .filter(|share| {
+                let Some((server, name)) = share.trim_start_matches('\\').split_once('\\') else {
+                    return false;
+                };
+                lab.scenario.file_servers.iter().any(|fs| {
+                    fs.name.eq_ignore_ascii_case(server)
+                        && fs.shares.iter().any(|s| {
+                            s.name.eq_ignore_ascii_case(name) && volumes.contains(&s.volume)
+                        })
+                })
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn send_next(&mut self, cx: &mut Cx<'_, Msg>) {
+        let (Some(client), Some(agent)) = (self.client.as_mut(), self.agent) else {
+            return;
+        };
+        if let Some(call) = client.next_call() {
+            cx.send_after(agent, RPC_US, Msg::Fsrvp { call });
+        }
+    }
+
+    fn done(&mut self, result: Result<(), Fail>, cx: &mut Cx<'_, Msg>) {
+        if let Some((vss, call, _)) = self.waiting.take() {
+            cx.send(vss, Msg::ProviderDone { call, result });
+        }
+    }
+
+    fn on_reply(&mut self, r: Result<FsrvpReply, FsrvpError>, cx: &mut Cx<'_, Msg>) {
+        let Some(client) = self.client.as_mut() else {
+            return;
+        };
+        match client.on_reply(r) {
+            ClientStatus::Continue => self.send_next(cx),
+            ClientStatus::Done { mappings } => {
+                // F4.7–F4.8: the shadow copy paths, handed to VSS as the set's snapshots.
+                let set = self.waiting.as_ref().map_or(0, |w| w.2);
+                let mut lab = self.lab.borrow_mut();
+                for m in &mappings {
+                    let found = lab.volumes.iter().find_map(|(name, v)| {
+                        v.exposed(&m.shadow_copy_share_name)
+                            .map(|s| (name.clone(), s.id()))
+                    });
+                    if let Some((volume, id)) = found {
+                        cx.detail("exposed", m.shadow_copy_share_name.clone());
+                        lab.shadows.entry(set).or_default().push(Shadow {
+                            volume,
+                            id,
+                            exposed: Some(m.shadow_copy_share_name.clone()),
+                        });
+                    }
+                }
+                drop(lab);
+                self.done(Ok(()), cx);
+            }
+            ClientStatus::Failed { op, error } => {
+                self.client = None;
+                let code = match error {
+                    FsrvpError::WaitTimeout | FsrvpError::AgentTimeout => Hresult::VssEFssTimeout,
+                    FsrvpError::AccessDenied => Hresult::EAccessDenied,
+                    _ => Hresult::VssEUnexpectedProviderError,
+                };
+                let fail = Fail::new(
+                    code,
+                    FailureClass::Host,
+                    format!("MS-FSRVP {op} failed: {}", error.name()),
+                );
+                self.done(Err(fail), cx);
+            }
+            ClientStatus::CleanedUp => {
+                self.client = None;
+                self.done(Ok(()), cx);
+            }
+        }
+    }
+}
+
+impl Actor<Msg> for FssProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+        let from = match env.origin {
+            Origin::Actor(a) => a,
+            _ => return,
+        };
+        match env.msg {
+            Msg::Provider { call, set, volumes } => {
+                cx.detail("provider", "File Share Shadow Copy Provider");
+                match call {
+                    ProviderCall::CommitSnapshots => {
+                        let shares = self.shares(&volumes);
+                        let server = shares
+                            .first()
+                            .and_then(|s| s.trim_start_matches('\\').split('\\').next())
+                            .map(str::to_ascii_lowercase)
+                            .unwrap_or_default();
+                        let Some(&agent) = self.agents.get(&server) else {
+                            let f = Fail::new(
+                                Hresult::VssEUnexpectedProviderError,
+                                FailureClass::Host,
+                                format!("no File Server VSS Agent on {server} (R10)"),
+                            );
+                            cx.send(
+                                from,
+                                Msg::ProviderDone {
+                                    call,
+                                    result: Err(f),
+                                },
+                            );
+                            return;
+                        };
+                        self.agent = Some(agent);
+                        self.client = Some(FssClient::new(shares));
+                        self.waiting = Some((from, call, set));
+                        self.send_next(cx);
+                    }
+                    ProviderCall::DeleteSnapshots | ProviderCall::AbortSnapshots
+                        if self.client.is_some() =>
+                    {
+                        // F4.10: recovery complete, then every share mapping deleted.
+                        self.lab.borrow_mut().shadows.remove(&set);
+                        self.waiting = Some((from, call, set));
+                        if let Some(c) = self.client.as_mut() {
+                            c.begin_cleanup();
+                        }
+                        self.send_next(cx);
+                    }
+                    _ => cx.send_after(
+                        from,
+                        1_000,
+                        Msg::ProviderDone {
+                            call,
+                            result: Ok(()),
+                        },
+                    ),
+                }
+            }
+            Msg::FsrvpResult { result } => self.on_reply(result, cx),
+            _ => {}
+        }
+    }
+
+    fn digest(&self, h: &mut blake3::Hasher) {
+        h.update(&[
+            u8::from(self.client.is_some()),
+            u8::from(self.waiting.is_some()),
+        ]);
+    }
+}
+
+/// The FSRVP server with the file server's VSS.
+pub struct FssAgentActor {
+    name: String,
+    agent: FssAgent,
+    timer: Option<TimerId>,
+}
+
+impl FssAgentActor {
+    pub fn new(server: &str, agent: FssAgent) -> Self {
+        FssAgentActor {
+            name: format!("FssAgent@{server}"),
+            agent,
+            timer: None,
+        }
+    }
+
+    /// Keeps one scheduler timer on the agent's next message-sequence deadline.
+    fn arm(&mut self, cx: &mut Cx<'_, Msg>) {
+        if let Some(t) = self.timer.take() {
+            cx.cancel_timer(t);
+        }
+        if let Some(at) = self.agent.next_deadline() {
+            let delay = at.saturating_sub(cx.now_us());
+            self.timer = Some(cx.set_timer(delay, Msg::FsrvpTimer));
+        }
+    }
+
+    pub fn leftovers(&self) -> Vec<String> {
+        self.agent.leftovers()
+    }
+}
+
+impl Actor<Msg> for FssAgentActor {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+        match (env.msg, env.origin) {
+            (Msg::Fsrvp { call }, Origin::Actor(client)) => {
+                let delay = self.agent.reply_delay_us(&call).max(RPC_US);
+                let result = self.agent.call(cx.now_us(), true, call);
+                match &result {
+                    Ok(_) => cx.detail("result", "S_OK"),
+                    Err(e) => cx.detail("result", e.name()),
+                }
+                cx.send_after(client, delay, Msg::FsrvpResult { result });
+                self.arm(cx);
+            }
+            (Msg::FsrvpTimer, Origin::Timer(_)) => {
+                self.timer = None;
+                let gone = self.agent.on_timer(cx.now_us());
+                cx.detail("sets_deleted", gone.len() as u64);
+                self.arm(cx);
+            }
+            _ => {}
+        }
+        let _ = Detail::Bool(true);
+    }
+
+    fn digest(&self, h: &mut blake3::Hasher) {
+        self.agent.digest(h);
+    }
+}
