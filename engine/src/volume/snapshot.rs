@@ -313,19 +313,28 @@ impl Storage for SnapshotFile {
     fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
         let name = self.name.clone();
         self.with(|st, id| {
-            let vol = st.name.clone();
-            let live = st.files.get(&name).cloned();
-            let snap = st.snapshots.get_mut(&id).expect("checked");
+            // Borrow the live files and the snapshot side by side: never copy a file.
+            let State {
+                name: vol,
+                files,
+                snapshots,
+                ..
+            } = st;
+            let live = files.get(&name);
+            let snap = snapshots.get_mut(&id).expect("checked");
             if !snap.writable {
-                return Err(VolumeError::ReadOnlySnapshot { volume: vol, id });
+                return Err(VolumeError::ReadOnlySnapshot {
+                    volume: vol.clone(),
+                    id,
+                });
             }
             let end = offset + buf.len() as u64;
             for c in chunks(offset, end) {
                 let f = &snap.files[&name];
-                let mut data = snap.chunk(f, live.as_ref(), c);
+                let mut data = snap.chunk(f, live, c);
                 if !f.changed.contains_key(&c) && !snap.take(CHUNK) {
                     return Err(VolumeError::DiffAreaExhausted {
-                        volume: vol,
+                        volume: vol.clone(),
                         id,
                         limit: snap.opts.diff_area,
                     });
