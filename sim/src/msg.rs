@@ -195,6 +195,8 @@ pub enum Msg {
     },
     /// The agent's message-sequence timer.
     FsrvpTimer,
+    /// The requester reads the backups (on the host, or on the proxy, R9).
+    ReadBackup,
     /// A step of a background merge.
     MergeStep {
         vm: usize,
@@ -234,6 +236,7 @@ impl Message for Msg {
             Msg::Fsrvp { call } => call.name(),
             Msg::FsrvpResult { .. } => "FsrvpReturned",
             Msg::FsrvpTimer => "MessageSequenceTimerExpired",
+            Msg::ReadBackup => "ReadBackup",
             Msg::MergeStep { .. } => "MergeStep",
             Msg::Fault { .. } => "Fault",
         }

@@ -232,3 +232,94 @@ pub fn plan(s: &Scenario, vm_index: usize) -> Plan {
     }
     p
 }
+
+/// A stage of a flow, to name the SPEC.md step a trace event belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Request,
+    GuestRequest,
+    Quiesce,
+    GuestSnapshot,
+    Ready,
+    VolumeSnapshot,
+    AutoRecovery,
+    Read,
+    Release,
+    Merge,
+}
+
+impl Plan {
+    /// The SPEC.md item of `stage` in this plan's flow ("" when the flow has no such step).
+    pub fn spec(&self, stage: Stage, off_host: bool) -> &'static str {
+        use Stage::*;
+        match self.method {
+            Method::SavedState => {
+                return match stage {
+                    GuestRequest => "F5.4a R2",
+                    VolumeSnapshot => "F5.4a",
+                    Read => "R9",
+                    _ => "",
+                }
+            }
+            Method::NamedCheckpoint => {
+                return match stage {
+                    GuestRequest | GuestSnapshot => "R4",
+                    Read => "R4",
+                    Merge => "R4",
+                    _ => "",
+                }
+            }
+            _ => {}
+        }
+        if self.on_share {
+            return match stage {
+                Request => "F4.1",
+                GuestRequest | Quiesce => "F4.2",
+                VolumeSnapshot => "F4.3-F4.6",
+                Ready => "F4.6",
+                Read => "F4.9-F4.10",
+                Release => "F4.10",
+                _ => "",
+            };
+        }
+        match (self.flow, stage) {
+            (Flow::F1, Request) => "F1.1",
+            (Flow::F1, GuestRequest) => "F1.2-F1.3",
+            (Flow::F1, Quiesce) => "F1.4",
+            (Flow::F1, GuestSnapshot) => "F1.5",
+            (Flow::F1, Ready) => "F1.6-F1.7",
+            (Flow::F1, VolumeSnapshot) => "F1.8",
+            (Flow::F1, AutoRecovery) => "F1.A",
+            (Flow::F1, Read) => "F1.9",
+            (Flow::F1, Release) => "F1.10",
+            (Flow::F2, Request) => "F2.1",
+            (Flow::F2, GuestRequest) => "F2.2-F2.3",
+            (Flow::F2, Quiesce) => "F2.4",
+            (Flow::F2, GuestSnapshot) => "F2.5-F2.7",
+            (Flow::F2, Ready) => "F2.8-F2.9",
+            (Flow::F2, AutoRecovery) => "F2.10-F2.12",
+            (Flow::F2, VolumeSnapshot) => "F2.11",
+            (Flow::F2, Read) => "F2.13",
+            (Flow::F2, Release | Merge) => "F2.14",
+            (Flow::F3, Request) => "F3.1",
+            (Flow::F3, GuestRequest | Quiesce | Ready) => "F3.2",
+            (Flow::F3, GuestSnapshot) => "F3.3",
+            (Flow::F3, Read | Merge) if !off_host => "F3.4",
+            (Flow::F3, VolumeSnapshot | Read | Merge | Release) => "F3.5",
+            _ => "",
+        }
+    }
+}
+
+/// Adds the SPEC.md item of `stage` of `vm`'s flow to the current step's details.
+pub fn tag(
+    lab: &crate::world::Lab,
+    cx: &mut crate::sched::Cx<'_, crate::msg::Msg>,
+    vm: usize,
+    stage: Stage,
+) {
+    let spec = lab.spec(vm, stage);
+    if !spec.is_empty() {
+        cx.detail("spec", spec);
+    }
+}

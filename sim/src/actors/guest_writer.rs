@@ -99,6 +99,7 @@ impl Actor<Msg> for GuestWriter {
             WriterEvent::OnFreeze => {
                 // Flush and stop issuing transactions until thaw.
                 self.lab.borrow_mut().vms[self.vm].frozen = true;
+                crate::plan::tag(&self.lab.borrow(), cx, self.vm, crate::plan::Stage::Quiesce);
                 FLUSH_US
             }
             WriterEvent::OnThaw | WriterEvent::OnAbort => {

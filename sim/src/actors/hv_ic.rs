@@ -92,6 +92,9 @@ impl HvIc {
     }
 
     fn ready(&mut self, result: Result<Reached, Fail>, cx: &mut Cx<'_, Msg>) {
+        if result.is_ok() {
+            crate::plan::tag(&self.lab.borrow(), cx, self.vm, crate::plan::Stage::Ready);
+        }
         if let Some(to) = self.asker.take() {
             let vm = self.vm;
             cx.send(to, Msg::IcReady { vm, result });

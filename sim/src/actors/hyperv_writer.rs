@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
-use crate::plan::{Flow, Method};
+use crate::plan::{tag, Flow, Method, Stage};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
 use crate::vss::{WriterEvent, WriterState};
@@ -96,6 +96,7 @@ impl HyperVWriter {
             };
             self.outstanding.insert(vm);
             self.prepared.insert(vm, plan.method);
+            tag(&self.lab.borrow(), cx, vm, Stage::GuestRequest);
             cx.send(to, msg);
         }
     }
@@ -128,6 +129,7 @@ impl HyperVWriter {
                         .insert(vm, (Some(set), parents));
                 }
                 (Flow::F1, _) => {
+                    tag(&self.lab.borrow(), cx, vm, Stage::AutoRecovery);
                     // F1.A: inside the writable snapshot, back to the internal snapshot.
                     if let Err(f) = self.revert_in_snapshot(vm, set, cx) {
                         self.failure.get_or_insert(f);
@@ -139,6 +141,7 @@ impl HyperVWriter {
                     }
                 }
                 _ => {
+                    tag(&self.lab.borrow(), cx, vm, Stage::AutoRecovery);
                     self.outstanding.insert(vm);
                     cx.send(self.vmms, Msg::Vmms(VmmsOp::AutoRecover { vm, set }));
                 }

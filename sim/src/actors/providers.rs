@@ -6,6 +6,7 @@
 use hvsim_engine::volume::SnapshotOptions;
 
 use crate::msg::{Fail, Msg, VmmsOp};
+use crate::plan::Stage;
 use crate::scenario::{FailureClass, Fault, Hresult, ProviderKind};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
 use crate::vss::ProviderCall;
@@ -76,6 +77,11 @@ impl HostProvider {
                 diff_area,
             });
             cx.detail("snapshot", format!("{v} #{}", snap.id()));
+            if let Some(vm) = (0..lab.vms.len()).find(|&i| {
+                lab.plans.contains_key(&i) && lab.vms[i].disks.iter().any(|d| &d.volume == v)
+            }) {
+                crate::plan::tag(&lab, cx, vm, Stage::VolumeSnapshot);
+            }
             lab.shadows.entry(set).or_default().push(Shadow {
                 volume: v.clone(),
                 id: snap.id(),
@@ -240,10 +246,12 @@ impl Actor<Msg> for GuestProvider {
                 let result = match (call, self.kind) {
                     (ProviderCall::CommitSnapshots, GuestProviderKind::Software) => {
                         cx.detail("provider", "Microsoft Software Shadow Copy provider 1.0");
+                        crate::plan::tag(&self.lab.borrow(), cx, self.vm, Stage::GuestSnapshot);
                         self.internal_snapshots(true)
                     }
                     (ProviderCall::CommitSnapshots, GuestProviderKind::IntegrationServices) => {
                         cx.detail("provider", "Hyper-V IC Software Shadow Copy Provider");
+                        crate::plan::tag(&self.lab.borrow(), cx, self.vm, Stage::GuestSnapshot);
                         self.lab.borrow_mut().vms[self.vm]
                             .oracle
                             .capture(Point::Quiesce);

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use hvsim_engine::chain::DiskChain;
 
 use crate::msg::{Fail, Msg, VmmsOp};
-use crate::plan::Flow;
+use crate::plan::{tag, Flow, Stage as PlanStage};
 use crate::scenario::{BackupMode, FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
 use crate::vss::VssCall;
@@ -34,6 +34,7 @@ enum Stage {
     Vss(VssCall),
     Checkpointing,
     SnapshotForProxy,
+    Reading,
     Merging,
     ReleaseSnapshot,
     Done,
@@ -51,6 +52,8 @@ pub struct Requester {
     failure: Option<Fail>,
     prepared: bool,
     mode: BackupMode,
+    /// The VMs the next ReadBackup step reads.
+    reading: Vec<usize>,
 }
 
 impl Requester {
@@ -72,6 +75,7 @@ impl Requester {
             failure: None,
             prepared: false,
             mode,
+            reading: Vec::new(),
         }
     }
 
@@ -113,6 +117,9 @@ impl Requester {
 
     fn next_task(&mut self, cx: &mut Cx<'_, Msg>) {
         self.task = self.tasks.pop_front();
+        if let Some(Task::HostBackup { vms, .. } | Task::Checkpoints { vms }) = &self.task {
+            tag(&self.lab.borrow(), cx, vms[0], PlanStage::Request);
+        }
         self.prepared = false;
         self.outstanding.clear();
         match self.task.clone() {
@@ -300,29 +307,7 @@ impl Requester {
                     self.prepared = true;
                     self.vss(VssCall::DoSnapshotSet, true, cx);
                 }
-                (VssCall::DoSnapshotSet, Ok(())) => match self.read_backups(&vms, cx) {
-                    Ok(t) => {
-                        self.stage = Stage::Vss(VssCall::BackupComplete);
-                        let vss = self.vss_of_task();
-                        let volumes = self.task_volumes();
-                        if let Some(vss) = vss {
-                            cx.send_after(
-                                vss,
-                                t.max(1),
-                                Msg::Vss {
-                                    call: VssCall::BackupComplete,
-                                    set: self.set,
-                                    volumes,
-                                    with_writers: true,
-                                },
-                            );
-                        }
-                    }
-                    Err(f) => {
-                        self.fail(f);
-                        self.vss(VssCall::AbortBackup, true, cx);
-                    }
-                },
+                (VssCall::DoSnapshotSet, Ok(())) => self.start_read(vms, cx),
                 (VssCall::BackupComplete | VssCall::AbortBackup, r) => {
                     if let Err(f) = r {
                         self.fail(f);
@@ -355,11 +340,7 @@ impl Requester {
                             .sources
                             .insert(vm, (Some(self.set), files));
                     }
-                    let r = self.read_backups(&vms, cx);
-                    if let Err(f) = r {
-                        self.fail(f);
-                    }
-                    self.merge_all(&vms, cx);
+                    self.start_read(vms, cx);
                 }
                 (Stage::SnapshotForProxy, Err(f)) => {
                     self.fail(f);
@@ -373,6 +354,54 @@ impl Requester {
                 }
                 _ => {}
             },
+            None => {}
+        }
+    }
+
+    /// The next step reads the VMs' backups (its own step in the story and the trace).
+    fn start_read(&mut self, vms: Vec<usize>, cx: &mut Cx<'_, Msg>) {
+        self.stage = Stage::Reading;
+        self.reading = vms;
+        let me = cx.me();
+        cx.send(me, Msg::ReadBackup);
+    }
+
+    fn on_read(&mut self, cx: &mut Cx<'_, Msg>) {
+        let vms = std::mem::take(&mut self.reading);
+        if let Some(&vm) = vms.first() {
+            tag(&self.lab.borrow(), cx, vm, PlanStage::Read);
+        }
+        let r = self.read_backups(&vms, cx);
+        match self.task.clone() {
+            Some(Task::HostBackup { .. }) => match r {
+                Ok(t) => {
+                    self.stage = Stage::Vss(VssCall::BackupComplete);
+                    let vss = self.vss_of_task();
+                    let volumes = self.task_volumes();
+                    if let Some(vss) = vss {
+                        cx.send_after(
+                            vss,
+                            t.max(1),
+                            Msg::Vss {
+                                call: VssCall::BackupComplete,
+                                set: self.set,
+                                volumes,
+                                with_writers: true,
+                            },
+                        );
+                    }
+                }
+                Err(f) => {
+                    self.fail(f);
+                    self.vss(VssCall::AbortBackup, true, cx);
+                }
+            },
+            Some(Task::Checkpoints { .. }) => {
+                if let Err(f) = r {
+                    self.fail(f);
+                }
+                self.merge_all(&vms, cx);
+            }
             None => {}
         }
     }
@@ -458,11 +487,7 @@ impl Requester {
                             self.lab.borrow_mut().sources.insert(v, (None, files));
                         }
                         // F3.4: the parents are read-only now; read them on the host.
-                        match self.read_backups(&ok, cx) {
-                            Ok(_) => {}
-                            Err(f) => self.fail(f),
-                        }
-                        self.merge_all(&ok, cx);
+                        self.start_read(ok, cx);
                     }
                     BackupMode::OffHost => {
                         // F3.5: one snapshot of the volume for the group, on the proxy.
@@ -507,12 +532,16 @@ impl Actor<Msg> for Requester {
             }
             Msg::VssDone { call, result, .. } => self.on_vss_done(call, result, cx),
             Msg::VmmsDone { op, result } => self.on_vmms_done(op, result, cx),
+            Msg::ReadBackup => self.on_read(cx),
             _ => {}
         }
         let _ = Detail::Bool(true);
     }
 
+    /// The requester is the first actor of every world: it also feeds the shared storage
+    /// state (files, snapshots, the oracle's write history) into the world digest.
     fn digest(&self, h: &mut blake3::Hasher) {
+        self.lab.borrow().digest(h);
         h.update(format!("{:?}{}{}", self.stage, self.set, self.tasks.len()).as_bytes());
         for vm in &self.outstanding {
             h.update(&(*vm as u64).to_le_bytes());

@@ -428,6 +428,7 @@ impl Vmms {
                 }
             }
             VmmsOp::MergeCheckpoint { .. } => {
+                crate::plan::tag(&self.lab.borrow(), cx, vm, crate::plan::Stage::Merge);
                 self.discard_ar(vm);
                 match self.start_merge(vm, cx) {
                     Ok(true) => {

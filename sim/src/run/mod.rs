@@ -89,7 +89,7 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
     if let Some(t) = trace {
         t.finish()?;
     }
-    let report = conclude(&lab, &scenario, seed, sched.steps(), sched.now_us(), &sched);
+    let report = evaluate(&lab, &scenario, seed, &sched);
     Ok(RunOutput {
         report,
         story: story.finish(),
@@ -97,7 +97,12 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
     })
 }
 
-/// Builds the report: what happened, the invariants, the expectations.
+/// The report of a run that has stopped: what happened, the invariants on the disks'
+/// real bytes, the expectations.
+pub fn evaluate(lab: &LabRef, s: &Scenario, seed: u64, sched: &Scheduler<Msg>) -> RunReport {
+    conclude(lab, s, seed, sched.steps(), sched.now_us(), sched)
+}
+
 fn conclude(
     lab: &LabRef,
     s: &Scenario,

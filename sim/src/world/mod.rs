@@ -273,6 +273,12 @@ impl Lab {
         self.vms.iter().position(|v| v.name == name)
     }
 
+    /// The SPEC.md item of a stage of `vm`'s flow ("" when none).
+    pub fn spec(&self, vm: usize, stage: crate::plan::Stage) -> &'static str {
+        let off_host = self.scenario.job.mode == crate::scenario::BackupMode::OffHost;
+        self.plans.get(&vm).map_or("", |p| p.spec(stage, off_host))
+    }
+
     pub fn raise(&mut self, id: u32, host: &str, text: impl Into<String>) {
         self.events.push(RaisedEvent {
             id,

@@ -33,6 +33,9 @@ pub struct Oracle {
     /// Images captured at points, per disk; the last capture of a kind wins.
     pub points: Vec<(Point, Vec<SparseImage>)>,
     pub completed_writes: u64,
+    /// A hash chain over every completed write (disk, offset, bytes), in order: the
+    /// world digest of a trace step covers what was written, not only how much.
+    pub history: [u8; 32],
 }
 
 impl Oracle {
@@ -41,12 +44,19 @@ impl Oracle {
             live: vec![SparseImage::default(); disks],
             points: Vec::new(),
             completed_writes: 0,
+            history: [0; 32],
         }
     }
 
     pub fn completed(&mut self, disk: usize, offset: u64, data: &[u8]) {
         self.live[disk].write(offset, data);
         self.completed_writes += 1;
+        let mut h = blake3::Hasher::new();
+        h.update(&self.history);
+        h.update(&(disk as u64).to_le_bytes());
+        h.update(&offset.to_le_bytes());
+        h.update(data);
+        self.history = *h.finalize().as_bytes();
     }
 
     /// Captures the current images as `point`.
@@ -64,6 +74,7 @@ impl Oracle {
 
     pub fn digest(&self, h: &mut blake3::Hasher) {
         h.update(&self.completed_writes.to_le_bytes());
+        h.update(&self.history);
         for (p, _) in &self.points {
             h.update(p.name().as_bytes());
         }
