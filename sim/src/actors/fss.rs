@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::fsrvp::{ClientStatus, FsrvpCall, FsrvpError, FsrvpReply, FssAgent, FssClient};
+use crate::fsrvp::{ClientStatus, FsrvpError, FsrvpReply, FssAgent, FssClient};
 use crate::msg::{Fail, Msg};
 use crate::scenario::{FailureClass, Hresult};
-use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerId};
+use crate::sched::{Actor, ActorId, Cx, Envelope, Origin, TimerId};
 use crate::vss::ProviderCall;
 use crate::world::{LabRef, Shadow};
 
@@ -261,7 +261,6 @@ impl Actor<Msg> for FssAgentActor {
             }
             _ => {}
         }
-        let _ = Detail::Bool(true);
     }
 
     fn digest(&self, h: &mut blake3::Hasher) {

@@ -4,7 +4,7 @@
 
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::scenario::{FailureClass, GuestOs, Hresult};
-use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
+use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
 use crate::vss::VssCall;
 use crate::world::{LabRef, Point};
 
@@ -240,7 +240,6 @@ impl Actor<Msg> for HvIc {
             }
             _ => {}
         }
-        let _ = Detail::Bool(false);
     }
 
     fn digest(&self, h: &mut blake3::Hasher) {

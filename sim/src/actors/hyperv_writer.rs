@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::plan::{tag, Flow, Method, Stage};
 use crate::scenario::{FailureClass, Hresult};
-use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
+use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
 use crate::vss::{WriterEvent, WriterState};
 use crate::world::LabRef;
 
+/// "Microsoft Hyper-V VSS Writer".
 pub const WRITER_ID: &str = "66841cd4-6ded-4f4b-8f17-fd23f8ddc3de";
 
 pub struct HyperVWriter {
@@ -284,6 +285,7 @@ impl Actor<Msg> for HyperVWriter {
                 self.event = Some((event, from, set));
                 self.failure = None;
                 match event {
+                    WriterEvent::OnIdentify => cx.detail("writer_id", WRITER_ID),
                     WriterEvent::OnPrepareSnapshot => self.prepare_snapshot(cx),
                     WriterEvent::OnPostSnapshot => self.post_snapshot(set, cx),
                     WriterEvent::OnBackupComplete => self.backup_complete(cx),
@@ -325,7 +327,6 @@ impl Actor<Msg> for HyperVWriter {
             }
             _ => {}
         }
-        let _ = Detail::Bool(true);
     }
 
     fn digest(&self, h: &mut blake3::Hasher) {

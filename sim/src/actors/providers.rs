@@ -8,7 +8,7 @@ use hvsim_engine::volume::SnapshotOptions;
 use crate::msg::{Fail, Msg, VmmsOp};
 use crate::plan::Stage;
 use crate::scenario::{FailureClass, Fault, Hresult, ProviderKind};
-use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
+use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
 use crate::vss::ProviderCall;
 use crate::world::{LabRef, Point, Shadow};
 
@@ -287,6 +287,3 @@ impl Actor<Msg> for GuestProvider {
         h.update(&[u8::from(self.waiting.is_some())]);
     }
 }
-
-#[allow(dead_code)]
-fn _detail(_: Detail) {}

@@ -11,7 +11,7 @@ use hvsim_engine::chain::DiskChain;
 use crate::msg::{Fail, Msg, VmmsOp};
 use crate::plan::{tag, Flow, Stage as PlanStage};
 use crate::scenario::{BackupMode, FailureClass, Hresult};
-use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
+use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
 use crate::vss::VssCall;
 use crate::world::{LabRef, SparseImage};
 
@@ -128,9 +128,7 @@ impl Requester {
                 self.lab.borrow_mut().job_done = true;
                 cx.record("JobDone", []);
             }
-            Some(Task::HostBackup { host, vms }) => {
-                let _ = vms;
-                let _ = host;
+            Some(Task::HostBackup { .. }) => {
                 self.set = self.new_set();
                 self.vss(VssCall::GatherWriterMetadata, true, cx);
             }
@@ -535,7 +533,6 @@ impl Actor<Msg> for Requester {
             Msg::ReadBackup => self.on_read(cx),
             _ => {}
         }
-        let _ = Detail::Bool(true);
     }
 
     /// The requester is the first actor of every world: it also feeds the shared storage

@@ -263,12 +263,10 @@ impl VssService {
                     if !run.with_writers {
                         continue;
                     }
-                    let aborting = event == WriterEvent::OnAbort;
                     let targets: Vec<ActorId> = self
                         .writers
                         .iter()
                         .filter(|w| !w.dropped && level.is_none_or(|l| l == w.level))
-                        .filter(|w| !aborting || w.state != WriterState::Stable || true)
                         .map(|w| w.id)
                         .collect();
                     let run = self.running.as_mut().expect("running");
@@ -459,13 +457,11 @@ impl VssService {
         } else {
             run.call
         };
-        let result = match (run.failure, run.call) {
-            (Some(f), VssCall::AbortBackup) if !run.aborting => {
-                let _ = f;
-                Ok(())
-            }
-            (Some(f), _) => Err(f),
-            (None, _) => Ok(()),
+        // An abort the requester asked for succeeds whatever its writers said.
+        let result = match run.failure {
+            Some(_) if run.call == VssCall::AbortBackup && !run.aborting => Ok(()),
+            Some(f) => Err(f),
+            None => Ok(()),
         };
         cx.send_after(
             run.requester,
@@ -534,16 +530,16 @@ impl VssService {
         }
         let run = self.running.as_mut().expect("running");
         // A writer that failed PrepareForSnapshot fails the preparation: no snapshot.
+        // No automatic Abort (reference §2.4): DoSnapshotSet returns the writer's error
+        // and the requester aborts.
         if run.waiting.is_empty()
             && run.call == VssCall::DoSnapshotSet
             && !run.aborting
             && event == WriterEvent::OnPrepareSnapshot
+            && run.failure.is_some()
         {
-            if let Some(f) = run.failure.clone() {
-                run.steps = &[];
-                run.next = 0;
-                let _ = f;
-            }
+            run.steps = &[];
+            run.next = 0;
         }
         self.advance(cx);
     }

@@ -18,7 +18,7 @@ pub struct SparseImage {
 impl SparseImage {
     /// Applies a page-aligned write.
     pub fn write(&mut self, offset: u64, data: &[u8]) {
-        debug_assert!(offset % PAGE == 0 && data.len() as u64 % PAGE == 0);
+        debug_assert!(offset.is_multiple_of(PAGE) && (data.len() as u64).is_multiple_of(PAGE));
         for (i, page) in data.chunks(PAGE as usize).enumerate() {
             let idx = offset / PAGE + i as u64;
             if page.iter().all(|&b| b == 0) {
