@@ -40,11 +40,11 @@ impl Storage for VolumeFile {
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.with(|st, name| {
             let f = &st.files[name];
-            let end = offset
+            offset
                 .checked_add(buf.len() as u64)
-                .filter(|&e| e <= f.len() as u64)
-                .ok_or_else(|| crate::storage::eof(offset, buf.len(), f.len() as u64))?;
-            buf.copy_from_slice(&f[offset as usize..end as usize]);
+                .filter(|&e| e <= f.len())
+                .ok_or_else(|| crate::storage::eof(offset, buf.len(), f.len()))?;
+            f.read(offset, buf);
             Ok(())
         })
     }
@@ -56,8 +56,7 @@ impl Storage for VolumeFile {
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past 2^64"))?;
             st.grow(name, end)?;
             st.preserve(name, offset, end);
-            st.files.get_mut(name).expect("checked")[offset as usize..end as usize]
-                .copy_from_slice(buf);
+            st.files.get_mut(name).expect("checked").write(offset, buf);
             Ok(())
         })
     }
@@ -67,12 +66,12 @@ impl Storage for VolumeFile {
     }
 
     fn len(&self) -> io::Result<u64> {
-        self.with(|st, name| Ok(st.files[name].len() as u64))
+        self.with(|st, name| Ok(st.files[name].len()))
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.with(|st, name| {
-            let cur = st.files[name].len() as u64;
+            let cur = st.files[name].len();
             if len > cur {
                 st.grow(name, len)
             } else {

@@ -4,9 +4,11 @@
 
 mod file;
 mod snapshot;
+mod sparse;
 
 pub use file::VolumeFile;
 pub use snapshot::{Snapshot, SnapshotFile, SnapshotId, SnapshotOptions};
+pub use sparse::SparseFile;
 
 use crate::storage::Storage;
 use snapshot::SnapState;
@@ -41,7 +43,7 @@ pub(crate) struct State {
     pub(crate) name: String,
     capacity: u64,
     used: u64,
-    pub(crate) files: BTreeMap<String, Vec<u8>>,
+    pub(crate) files: BTreeMap<String, SparseFile>,
     pub(crate) snapshots: BTreeMap<SnapshotId, SnapState>,
     next_snapshot: SnapshotId,
     exposures: BTreeMap<String, SnapshotId>,
@@ -103,7 +105,7 @@ impl Volume {
     }
 
     pub fn file_len(&self, name: &str) -> Option<u64> {
-        self.lock().files.get(name).map(|f| f.len() as u64)
+        self.lock().files.get(name).map(SparseFile::len)
     }
 
     /// A new, empty file.
@@ -115,7 +117,7 @@ impl Volume {
                 name: name.into(),
             });
         }
-        st.files.insert(name.to_string(), Vec::new());
+        st.files.insert(name.to_string(), SparseFile::default());
         Ok(VolumeFile::new(self.clone(), name))
     }
 
@@ -130,16 +132,16 @@ impl Volume {
     /// Deletes a file; snapshots keep what it held.
     pub fn remove(&self, name: &str) -> Result<(), VolumeError> {
         let mut st = self.lock();
-        let len = st.files.get(name).ok_or_else(|| st.not_found(name))?.len() as u64;
+        let len = st.files.get(name).ok_or_else(|| st.not_found(name))?.len();
         st.preserve(name, 0, len);
         let f = st.files.remove(name).expect("checked");
-        st.used -= f.len() as u64;
+        st.used -= f.len();
         Ok(())
     }
 
     /// A copy of a file's bytes (for checks and for copying out).
     pub fn contents(&self, name: &str) -> Option<Vec<u8>> {
-        self.lock().files.get(name).cloned()
+        self.lock().files.get(name).map(SparseFile::to_vec)
     }
 
     /// Takes a snapshot of every file on the volume.
@@ -227,7 +229,7 @@ impl State {
 
     /// Grows a live file, taking free space; refuses when there is none.
     pub(crate) fn grow(&mut self, name: &str, new_len: u64) -> std::io::Result<()> {
-        let cur = self.files[name].len() as u64;
+        let cur = self.files[name].len();
         if new_len <= cur {
             return Ok(());
         }
@@ -243,22 +245,16 @@ impl State {
             ));
         }
         self.used += more;
-        self.files
-            .get_mut(name)
-            .expect("checked")
-            .resize(new_len as usize, 0);
+        self.files.get_mut(name).expect("checked").set_len(new_len);
         Ok(())
     }
 
     pub(crate) fn shrink(&mut self, name: &str, len: u64) {
-        let cur = self.files[name].len() as u64;
+        let cur = self.files[name].len();
         if len < cur {
             self.preserve(name, len, cur);
             self.used -= cur - len;
-            self.files
-                .get_mut(name)
-                .expect("checked")
-                .truncate(len as usize);
+            self.files.get_mut(name).expect("checked").set_len(len);
         }
     }
 }

@@ -3,7 +3,7 @@
 //! it from the live volume. A writable (auto-recover) snapshot keeps its own changes in
 //! its diff area too, and they never reach the live volume.
 
-use super::{FileSource, State, Volume, VolumeError};
+use super::{FileSource, SparseFile, State, Volume, VolumeError};
 use crate::storage::Storage;
 use std::collections::BTreeMap;
 use std::io;
@@ -60,7 +60,7 @@ fn chunks(start: u64, end: u64) -> std::ops::Range<u64> {
 }
 
 impl SnapState {
-    pub(crate) fn new(live: &BTreeMap<String, Vec<u8>>, opts: SnapshotOptions) -> SnapState {
+    pub(crate) fn new(live: &BTreeMap<String, SparseFile>, opts: SnapshotOptions) -> SnapState {
         SnapState {
             files: live
                 .iter()
@@ -68,8 +68,8 @@ impl SnapState {
                     (
                         n.clone(),
                         SnapFile {
-                            len: d.len() as u64,
-                            cut: Some(d.len() as u64),
+                            len: d.len(),
+                            cut: Some(d.len()),
                             ..SnapFile::default()
                         },
                     )
@@ -93,7 +93,7 @@ impl SnapState {
         true
     }
 
-    pub(crate) fn preserve(&mut self, name: &str, live: &[u8], start: u64, end: u64) {
+    pub(crate) fn preserve(&mut self, name: &str, live: &SparseFile, start: u64, end: u64) {
         if self.lost {
             return;
         }
@@ -107,10 +107,7 @@ impl SnapState {
             if !self.take(CHUNK) {
                 return;
             }
-            let s = (c * CHUNK).min(live.len() as u64) as usize;
-            let e = ((c + 1) * CHUNK).min(live.len() as u64) as usize;
-            let mut old = live[s..e].to_vec();
-            old.resize(CHUNK as usize, 0);
+            let old = live.chunk(c);
             self.files
                 .get_mut(name)
                 .expect("checked")
@@ -120,21 +117,16 @@ impl SnapState {
     }
 
     /// The snapshot's view of chunk `c` of a file.
-    fn chunk(&self, f: &SnapFile, live: Option<&Vec<u8>>, c: u64) -> Vec<u8> {
+    fn chunk(&self, f: &SnapFile, live: Option<&SparseFile>, c: u64) -> Vec<u8> {
         if let Some(d) = f.changed.get(&c) {
             return d.clone();
         }
         let mut out = match f.preserved.get(&c) {
             Some(d) => d.clone(),
-            None => {
-                let mut out = vec![0u8; CHUNK as usize];
-                if let Some(live) = live {
-                    let s = (c * CHUNK).min(live.len() as u64) as usize;
-                    let e = ((c + 1) * CHUNK).min(live.len() as u64) as usize;
-                    out[..e - s].copy_from_slice(&live[s..e]);
-                }
-                out
-            }
+            None => match live {
+                Some(live) => live.chunk(c),
+                None => vec![0u8; CHUNK as usize],
+            },
         };
         if let Some(cut) = f.cut {
             let from = cut.saturating_sub(c * CHUNK).min(CHUNK) as usize;

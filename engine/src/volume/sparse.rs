@@ -1,0 +1,115 @@
+//! The bytes of a file on an in-memory volume, stored sparsely in chunks of the
+//! snapshot granularity: growing a file costs nothing until it is written, and ranges
+//! never written read zeros (as a sparse file on NTFS or ext4 does).
+
+use std::collections::BTreeMap;
+
+use super::snapshot::CHUNK;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SparseFile {
+    len: u64,
+    chunks: BTreeMap<u64, Box<[u8]>>,
+}
+
+impl SparseFile {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads `buf.len()` bytes at `offset`; the caller keeps the range inside the file.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) {
+        let end = offset + buf.len() as u64;
+        let mut at = offset;
+        while at < end {
+            let c = at / CHUNK;
+            let inc = (at - c * CHUNK) as usize;
+            let n = ((c + 1) * CHUNK).min(end) - at;
+            let out = &mut buf[(at - offset) as usize..(at - offset + n) as usize];
+            match self.chunks.get(&c) {
+                Some(d) => out.copy_from_slice(&d[inc..inc + n as usize]),
+                None => out.fill(0),
+            }
+            at += n;
+        }
+    }
+
+    /// Chunk `c` as it reads (zeros past the end of the file).
+    pub fn chunk(&self, c: u64) -> Vec<u8> {
+        let mut out = vec![0u8; CHUNK as usize];
+        let start = c * CHUNK;
+        if start < self.len {
+            let n = (self.len - start).min(CHUNK) as usize;
+            self.read(start, &mut out[..n]);
+        }
+        out
+    }
+
+    /// Writes `data` at `offset`, growing the file when it ends past it.
+    pub fn write(&mut self, offset: u64, data: &[u8]) {
+        let end = offset + data.len() as u64;
+        let mut at = offset;
+        while at < end {
+            let c = at / CHUNK;
+            let inc = (at - c * CHUNK) as usize;
+            let n = ((c + 1) * CHUNK).min(end) - at;
+            let src = &data[(at - offset) as usize..(at - offset + n) as usize];
+            let chunk = self
+                .chunks
+                .entry(c)
+                .or_insert_with(|| vec![0u8; CHUNK as usize].into_boxed_slice());
+            chunk[inc..inc + n as usize].copy_from_slice(src);
+            at += n;
+        }
+        self.len = self.len.max(end);
+    }
+
+    /// Grows (reading zeros) or cuts the file.
+    pub fn set_len(&mut self, len: u64) {
+        if len < self.len {
+            let keep = len.div_ceil(CHUNK);
+            self.chunks.retain(|&c, _| c < keep);
+            if let Some(last) = self.chunks.get_mut(&(len / CHUNK)) {
+                last[(len % CHUNK) as usize..].fill(0);
+            }
+        }
+        self.len = len;
+    }
+
+    /// The whole file as one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0u8; self.len as usize];
+        self.read(0, &mut v);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_was_written_and_zeros_elsewhere() {
+        let mut f = SparseFile::default();
+        f.set_len(5 * CHUNK);
+        assert_eq!(f.chunks.len(), 0, "growing allocates nothing");
+        let data: Vec<u8> = (0..CHUNK + 100).map(|i| (i % 251) as u8 + 1).collect();
+        f.write(CHUNK - 50, &data);
+        let mut back = vec![0u8; data.len() + 100];
+        f.read(CHUNK - 100, &mut back);
+        assert!(back[..50].iter().all(|&b| b == 0));
+        assert_eq!(&back[50..50 + data.len()], &data[..]);
+        assert!(back[50 + data.len()..].iter().all(|&b| b == 0));
+        // Cutting inside a chunk zeroes its tail: growing again reads zeros there.
+        f.set_len(CHUNK + 10);
+        f.set_len(3 * CHUNK);
+        let mut tail = vec![1u8; 100];
+        f.read(CHUNK + 10, &mut tail);
+        assert!(tail.iter().all(|&b| b == 0));
+        assert_eq!(f.to_vec().len() as u64, 3 * CHUNK);
+    }
+}
