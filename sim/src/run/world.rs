@@ -41,6 +41,11 @@ pub fn populate(
     seed: u64,
 ) -> Result<LabRef, BuildError> {
     let lab = build_lab(Rc::clone(&scenario), seed)?;
+    // A recorded run digests the world after every step: the oracle then keeps a hash
+    // chain of the bytes written (set before any workload step).
+    for vm in &mut lab.borrow_mut().vms {
+        vm.oracle.hash_writes = true;
+    }
     let s = &*scenario;
     let mut ids = Ids(0);
 

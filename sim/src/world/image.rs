@@ -9,6 +9,13 @@ use hvsim_engine::vhdx::VhdxError;
 
 pub const PAGE: u64 = 4096;
 
+static ZERO_PAGE: [u8; PAGE as usize] = [0; PAGE as usize];
+
+/// Whole-slice comparisons compile to memcmp; byte loops do not.
+fn is_zero(page: &[u8]) -> bool {
+    page == &ZERO_PAGE[..page.len()]
+}
+
 /// Page index → page bytes (never all zeros).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SparseImage {
@@ -21,7 +28,7 @@ impl SparseImage {
         debug_assert!(offset.is_multiple_of(PAGE) && (data.len() as u64).is_multiple_of(PAGE));
         for (i, page) in data.chunks(PAGE as usize).enumerate() {
             let idx = offset / PAGE + i as u64;
-            if page.iter().all(|&b| b == 0) {
+            if is_zero(page) {
                 self.pages.remove(&idx);
             } else {
                 self.pages.insert(idx, Rc::from(page));
@@ -57,7 +64,7 @@ impl SparseImage {
                 disk.read(off, b)?;
                 read += len;
                 for (i, page) in b.chunks(PAGE as usize).enumerate() {
-                    if page.iter().any(|&x| x != 0) {
+                    if !is_zero(page) {
                         img.pages.insert(off / PAGE + i as u64, Rc::from(page));
                     }
                 }
@@ -83,7 +90,8 @@ impl SparseImage {
                     std::cmp::Ordering::Equal => (i, &x[..], &y[..]),
                 },
             };
-            if let Some(k) = x.iter().zip(y).position(|(p, q)| p != q) {
+            if x != y {
+                let k = x.iter().zip(y).position(|(p, q)| p != q).unwrap_or(0);
                 return Some(idx * PAGE + k as u64);
             }
             match (a.peek().map(|(&i, _)| i), b.peek().map(|(&j, _)| j)) {
