@@ -177,15 +177,18 @@ pub enum Msg {
         op: VmmsOp,
         result: Result<(), Fail>,
     },
-    /// An `hv_vss_msg` from the host side to the guest's hv_snapshot channel.
+    /// A `struct hv_vss_msg` (packed bytes) from the host side to the guest's
+    /// hv_snapshot channel.
     HvVss {
-        op: u8,
+        msg: [u8; 12],
     },
-    /// The channel's reply: HV_S_OK or HV_E_FAIL.
+    /// The channel's reply: the message echoed, and the IC status HV_S_OK or HV_E_FAIL.
     HvVssReply {
-        op: u8,
-        error: u32,
+        msg: [u8; 12],
+        status: u32,
     },
+    /// A transaction timer of the guest's hv_snapshot driver.
+    HvVssTimer,
     /// An MS-FSRVP call from the FssProvider to a file server's agent, and its answer.
     Fsrvp {
         call: crate::fsrvp::FsrvpCall,
@@ -226,13 +229,12 @@ impl Message for Msg {
             Msg::IcFinish { .. } => "GuestBackupComplete",
             Msg::Vmms(op) => op.name(),
             Msg::VmmsDone { .. } => "VmmsJobDone",
-            Msg::HvVss { op } => match op {
-                5 => "VSS_OP_FREEZE",
-                6 => "VSS_OP_THAW",
-                2 => "VSS_OP_HOT_BACKUP",
-                _ => "VSS_OP",
+            Msg::HvVss { msg } => match crate::linux::HvVssOp::from_code(msg[0]) {
+                Ok(op) => op.name(),
+                Err(_) => "VSS_OP_UNKNOWN",
             },
-            Msg::HvVssReply { .. } => "hv_vss_reply",
+            Msg::HvVssReply { .. } => "HvVssReply",
+            Msg::HvVssTimer => "TransactionTimerExpired",
             Msg::Fsrvp { call } => call.name(),
             Msg::FsrvpResult { .. } => "FsrvpReturned",
             Msg::FsrvpTimer => "MessageSequenceTimerExpired",
@@ -289,11 +291,12 @@ impl Message for Msg {
                     d.push(("error", Detail::Text(f.detail.clone())));
                 }
             },
-            Msg::HvVssReply { error, .. } => {
-                d.push((
-                    "error",
-                    Detail::Str(if *error == 0 { "HV_S_OK" } else { "HV_E_FAIL" }),
-                ));
+            Msg::HvVssReply { msg, status } => {
+                if let Ok(op) = crate::linux::HvVssOp::from_code(msg[0]) {
+                    d.push(("op", Detail::Str(op.name())));
+                }
+                let status = if *status == 0 { "HV_S_OK" } else { "HV_E_FAIL" };
+                d.push(("status", Detail::Str(status)));
             }
             Msg::FsrvpResult { result } => match result {
                 Ok(_) => d.push(("hr", Detail::Str("S_OK"))),

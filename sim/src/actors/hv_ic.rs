@@ -2,16 +2,19 @@
 //! guest it is the guest's VSS requester ("Hyper-V Volume Shadow Copy Requestor"); in a
 //! Linux guest it is the hv_snapshot channel to `hv_vss_daemon`.
 
+use crate::linux::msg::HV_S_OK;
+use crate::linux::{HvVssMsg, HvVssOp};
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::scenario::{FailureClass, GuestOs, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
 use crate::vss::VssCall;
 use crate::world::{LabRef, Point};
 
-/// `hv_vss_op` codes used on the channel.
-pub const VSS_OP_FREEZE: u8 = 5;
-pub const VSS_OP_THAW: u8 = 6;
-pub const HV_S_OK: u32 = 0;
+fn hv_vss(op: HvVssOp) -> Msg {
+    Msg::HvVss {
+        msg: HvVssMsg::new(op).encode(),
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
@@ -143,9 +146,9 @@ impl HvIc {
         }
     }
 
-    fn on_hv_vss_reply(&mut self, op: u8, error: u32, cx: &mut Cx<'_, Msg>) {
+    fn on_hv_vss_reply(&mut self, op: HvVssOp, error: u32, cx: &mut Cx<'_, Msg>) {
         match (self.stage, op) {
-            (Stage::Freezing, VSS_OP_FREEZE) if error == HV_S_OK => {
+            (Stage::Freezing, HvVssOp::Freeze) if error == HV_S_OK => {
                 self.lab.borrow_mut().vms[self.vm]
                     .oracle
                     .capture(Point::Freeze);
@@ -153,7 +156,7 @@ impl HvIc {
                 let vm = self.vm;
                 cx.send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));
             }
-            (Stage::Freezing, VSS_OP_FREEZE) => {
+            (Stage::Freezing, HvVssOp::Freeze) => {
                 self.stage = Stage::Idle;
                 let f = Fail::new(
                     Hresult::HvEFail,
@@ -162,7 +165,7 @@ impl HvIc {
                 );
                 self.ready(Err(f), cx);
             }
-            (Stage::Thawing, VSS_OP_THAW) => {
+            (Stage::Thawing, HvVssOp::Thaw) => {
                 self.stage = Stage::Idle;
                 match self.failure.take() {
                     Some(f) => self.ready(Err(f), cx),
@@ -197,7 +200,7 @@ impl Actor<Msg> for HvIc {
                     }
                     (GuestOs::Linux, Some(daemon)) => {
                         self.stage = Stage::Freezing;
-                        cx.send(daemon, Msg::HvVss { op: VSS_OP_FREEZE });
+                        cx.send(daemon, hv_vss(HvVssOp::Freeze));
                     }
                     _ => {
                         let f = Fail::new(
@@ -228,14 +231,18 @@ impl Actor<Msg> for HvIc {
                 }
             }
             Msg::VssDone { call, result, .. } => self.on_vss_done(call, result, cx),
-            Msg::HvVssReply { op, error } => self.on_hv_vss_reply(op, error, cx),
+            Msg::HvVssReply { msg, status } => {
+                if let Ok(m) = HvVssMsg::decode(&msg) {
+                    self.on_hv_vss_reply(m.op, status, cx);
+                }
+            }
             Msg::VmmsDone { result, .. } if self.stage == Stage::Checkpointing => {
                 if let Err(f) = result {
                     self.failure = Some(f);
                 }
                 self.stage = Stage::Thawing;
                 if let Some(d) = self.peer {
-                    cx.send(d, Msg::HvVss { op: VSS_OP_THAW });
+                    cx.send(d, hv_vss(HvVssOp::Thaw));
                 }
             }
             _ => {}

@@ -1,43 +1,129 @@
-//! `LinuxVssDaemon`: the hv_snapshot channel with `hv_vss_daemon` behind it in a Linux
-//! guest. FREEZE freezes the guest's file systems (writes stop), THAW thaws them; a
-//! missing daemon fails at once, a hanging one is cut off by the kernel's transaction
-//! timer (FREEZE 900 s).
+//! `LinuxVssDaemon`: a Linux guest's `hv_snapshot` driver with `hv_vss_daemon` behind
+//! it ([`crate::linux`]), as an actor. The host side sends real `struct hv_vss_msg`
+//! bytes; the driver's transaction timers (FREEZE 900 s, others 30 s) run on the
+//! scheduler's clock; while any file system is frozen the guest's writes wait.
 
+use crate::linux::{
+    parse_proc_mounts, DaemonBehaviour, Effect, HvSnapshot, HvVssDaemon, HvVssMsg, HvVssOp,
+    TransactionState,
+};
 use crate::msg::Msg;
-use crate::scenario::DaemonState;
+use crate::scenario::{DaemonOp, DaemonState, FileSystem, Vm};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerId};
 use crate::world::LabRef;
-
-use super::hv_ic::{VSS_OP_FREEZE, VSS_OP_THAW};
-
-pub const HV_E_FAIL: u32 = 0x8000_4005;
-/// The kernel's transaction timers (drivers/hv/hv_snapshot.c).
-const FREEZE_TIMEOUT_US: u64 = 900_000_000;
-const OTHER_TIMEOUT_US: u64 = 30_000_000;
-const FREEZE_US: u64 = 200_000;
 
 pub struct LinuxVssDaemon {
     name: String,
     vm: usize,
     lab: LabRef,
-    state: DaemonState,
-    frozen: bool,
-    timer: Option<(TimerId, u8)>,
-    /// The host side waiting for the transaction's reply.
-    reply_to: Option<ActorId>,
+    driver: HvSnapshot,
+    host: Option<ActorId>,
+    timers: Vec<(u64, TimerId)>,
+}
+
+/// The guest's `/proc/mounts`: its volumes on /dev/sdX partitions, and the pseudo file
+/// systems every Linux guest has.
+pub fn proc_mounts(vm: &Vm) -> String {
+    let mut text = String::from(
+        "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n\
+         sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0\n\
+         tmpfs /run tmpfs rw,nosuid,nodev,mode=755 0 0\n",
+    );
+    for (d, disk) in vm.disks.iter().enumerate() {
+        let letter = (b'a' + (d as u8 % 26)) as char;
+        for (p, g) in disk.volumes.iter().enumerate() {
+            let fs = match g.fs {
+                FileSystem::Fat32 => "vfat".to_string(),
+                other => other.as_str().to_ascii_lowercase(),
+            };
+            let target = if g.mount.starts_with('/') {
+                g.mount.clone()
+            } else {
+                format!("/mnt/{}", g.mount.trim_end_matches(':'))
+            };
+            text.push_str(&format!(
+                "/dev/sd{letter}{} {target} {fs} rw,relatime 0 0\n",
+                p + 1
+            ));
+        }
+    }
+    text
 }
 
 impl LinuxVssDaemon {
-    pub fn new(vm_name: &str, vm: usize, lab: LabRef, state: DaemonState) -> Self {
+    pub fn new(
+        vm_name: &str,
+        vm: usize,
+        lab: LabRef,
+        spec: &Vm,
+        exits_during: Option<DaemonOp>,
+    ) -> Self {
+        let behaviour = match (
+            spec.guest.vss_daemon.unwrap_or(DaemonState::Running),
+            exits_during,
+        ) {
+            (DaemonState::Missing, _) => DaemonBehaviour::Absent,
+            (DaemonState::Hanging, _) => DaemonBehaviour::Hanging,
+            (DaemonState::Running, Some(op)) => DaemonBehaviour::ExitsDuring(match op {
+                DaemonOp::Freeze => HvVssOp::Freeze,
+                DaemonOp::Thaw => HvVssOp::Thaw,
+                DaemonOp::HotBackup => HvVssOp::HotBackup,
+            }),
+            (DaemonState::Running, None) => DaemonBehaviour::Running,
+        };
+        // The mounts come from the scenario's own volumes: they always parse.
+        let mounts = parse_proc_mounts(&proc_mounts(spec)).unwrap_or_default();
         LinuxVssDaemon {
             name: format!("LinuxVssDaemon@{vm_name}"),
             vm,
             lab,
-            state,
-            frozen: false,
-            timer: None,
-            reply_to: None,
+            driver: HvSnapshot::new(HvVssDaemon::new(mounts, behaviour)),
+            host: None,
+            timers: Vec::new(),
         }
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>, cx: &mut Cx<'_, Msg>) {
+        for e in effects {
+            match e {
+                Effect::ReplyToHost { msg, status } => {
+                    if let Some(host) = self.host {
+                        cx.send_after(
+                            host,
+                            1_000,
+                            Msg::HvVssReply {
+                                msg: msg.encode(),
+                                status,
+                            },
+                        );
+                    }
+                }
+                Effect::TimerAt { at_us } => {
+                    if !self.timers.iter().any(|(at, _)| *at == at_us) {
+                        let id = cx.set_timer(at_us.saturating_sub(cx.now_us()), Msg::HvVssTimer);
+                        self.timers.push((at_us, id));
+                    }
+                }
+                Effect::Froze { target } => cx.detail("FIFREEZE", target),
+                Effect::Thawed { target } => cx.detail("FITHAW", target),
+                Effect::Note(n) => cx.detail("note", n),
+            }
+        }
+        // No transaction in flight: the driver's timers have nothing left to guard.
+        let idle = matches!(
+            self.driver.state(),
+            TransactionState::Ready | TransactionState::DeviceInit
+        );
+        if idle && self.driver.queued() == 0 {
+            for (_, t) in self.timers.drain(..) {
+                cx.cancel_timer(t);
+            }
+        }
+        // A frozen file system holds every guest write to it; the workload writes
+        // everywhere, so any frozen mount holds the guest.
+        let frozen = !self.driver.daemon().frozen().is_empty();
+        self.lab.borrow_mut().vms[self.vm].held = frozen;
+        cx.detail("state", format!("{:?}", self.driver.state()));
     }
 }
 
@@ -47,60 +133,33 @@ impl Actor<Msg> for LinuxVssDaemon {
     }
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+        let now = cx.now_us();
         match (env.msg, env.origin) {
-            (Msg::HvVss { op }, Origin::Actor(host)) => {
-                self.reply_to = Some(host);
-                let error = match (self.state, op) {
-                    (DaemonState::Missing, _) => {
-                        cx.detail("daemon", "not running: answered by the kernel");
-                        HV_E_FAIL
-                    }
-                    (DaemonState::Hanging, _) => {
-                        let t = if op == VSS_OP_FREEZE {
-                            FREEZE_TIMEOUT_US
-                        } else {
-                            OTHER_TIMEOUT_US
-                        };
-                        cx.detail("daemon", "received, never answers");
-                        let id = cx.set_timer(
-                            t,
-                            Msg::HvVssReply {
-                                op,
-                                error: HV_E_FAIL,
-                            },
-                        );
-                        self.timer = Some((id, op));
-                        return;
-                    }
-                    (DaemonState::Running, VSS_OP_FREEZE) => {
-                        self.frozen = true;
-                        self.lab.borrow_mut().vms[self.vm].held = true;
-                        cx.detail("FIFREEZE", "every mounted file system, / last");
-                        0
-                    }
-                    (DaemonState::Running, VSS_OP_THAW) => {
-                        self.frozen = false;
-                        self.lab.borrow_mut().vms[self.vm].held = false;
-                        cx.detail("FITHAW", "every frozen file system");
-                        0
-                    }
-                    (DaemonState::Running, _) => 0,
-                };
-                cx.send_after(host, FREEZE_US, Msg::HvVssReply { op, error });
+            (Msg::Start, _) => {
+                let fx = self.driver.boot(now);
+                self.apply(fx, cx);
             }
-            (Msg::HvVssReply { op, error }, Origin::Timer(_)) => {
-                // The transaction timer expired: HV_E_FAIL to the host.
-                self.timer = None;
-                cx.record("TransactionTimeout", [("op", Detail::U64(op.into()))]);
-                if let Some(host) = self.reply_to {
-                    cx.send(host, Msg::HvVssReply { op, error });
+            (Msg::HvVss { msg }, Origin::Actor(host)) => {
+                self.host = Some(host);
+                match HvVssMsg::decode(&msg) {
+                    Ok(m) => {
+                        cx.detail("op", m.op.name());
+                        let fx = self.driver.host_message(now, m);
+                        self.apply(fx, cx);
+                    }
+                    Err(e) => cx.record("BadHvVssMsg", [("error", Detail::Text(e.to_string()))]),
                 }
+            }
+            (Msg::HvVssTimer, Origin::Timer(id)) => {
+                self.timers.retain(|(_, t)| *t != id);
+                let fx = self.driver.on_timer(now);
+                self.apply(fx, cx);
             }
             _ => {}
         }
     }
 
     fn digest(&self, h: &mut blake3::Hasher) {
-        h.update(&[u8::from(self.frozen), u8::from(self.timer.is_some())]);
+        self.driver.digest(h);
     }
 }

@@ -12,7 +12,7 @@ use crate::actors::{
 use crate::fsrvp::FssAgent;
 use crate::msg::Msg;
 use crate::plan::Flow;
-use crate::scenario::{DaemonState, Fault, GuestOs, ProviderKind, Scenario};
+use crate::scenario::{Fault, GuestOs, ProviderKind, Scenario};
 use crate::sched::{ActorId, Scheduler};
 use crate::vss::{AppLevel, VssService, FREEZE_WINDOW_US};
 use crate::world::{build_lab, LabRef, Power};
@@ -225,14 +225,20 @@ pub fn populate(
                 )));
             }
         }
-        if ids.daemon.is_some() {
-            let state = vm.guest.vss_daemon.unwrap_or(DaemonState::Running);
+        if let Some(daemon) = ids.daemon {
+            let exits = s.faults.iter().find_map(|f| match f {
+                Fault::DaemonExit { vm: v, during } if v == &vm.name => Some(*during),
+                _ => None,
+            });
             sched.add_actor(Box::new(LinuxVssDaemon::new(
                 &vm.name,
                 i,
                 Rc::clone(&lab),
-                state,
+                vm,
+                exits,
             )));
+            // The guest boots: the daemon registers with the driver.
+            sched.post(daemon, 0, Msg::Start);
         }
         if Workload::rate(&vm.workload) > 0 && lab.borrow().vms[i].power == Power::Running {
             sched.post(ids.workload, 0, Msg::Tick);
