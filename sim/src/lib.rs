@@ -13,6 +13,7 @@
 pub use hvsim_engine as engine;
 
 pub mod actors;
+pub mod events;
 pub mod fsrvp;
 pub mod linux;
 pub mod msg;

@@ -214,7 +214,7 @@ pub fn plan(s: &Scenario, vm_index: usize) -> Plan {
                 p.refused = Some((
                     10103,
                     format!(
-                        "'{}' cannot be hot backed up since it has no SCSI controllers attached (R7)",
+                        "virtual machine '{}', a generation 1 VM without a SCSI controller (R7)",
                         vm.name
                     ),
                 ));

@@ -133,7 +133,12 @@ impl HyperVWriter {
                     tag(&self.lab.borrow(), cx, vm, Stage::AutoRecovery);
                     // F1.A: inside the writable snapshot, back to the internal snapshot.
                     if let Err(f) = self.revert_in_snapshot(vm, set, cx) {
-                        self.failure.get_or_insert(f);
+                        let mut lab = self.lab.borrow_mut();
+                        let about = format!("virtual machine '{}': {}", lab.vms[vm].name, f.detail);
+                        let host = self.host.clone();
+                        lab.raise(10103, &host, about);
+                        drop(lab);
+                        self.failure.get_or_insert(f.with_event(10103));
                     }
                     self.lab.borrow_mut().sources.insert(vm, (Some(set), files));
                     if let Some(&ic) = self.ics.get(&vm) {
@@ -302,6 +307,17 @@ impl Actor<Msg> for HyperVWriter {
                     }
                     Err(f) => {
                         self.prepared.remove(&vm);
+                        let mut lab = self.lab.borrow_mut();
+                        if crate::plan::at_least(
+                            lab.vms[vm].host_version,
+                            crate::scenario::HyperVVersion::V2012R2,
+                        ) {
+                            let about =
+                                format!("virtual machine '{}': {}", lab.vms[vm].name, f.detail);
+                            let host = self.host.clone();
+                            lab.raise(10150, &host, about);
+                        }
+                        drop(lab);
                         self.failure.get_or_insert(f);
                     }
                 }

@@ -329,6 +329,13 @@ impl Actor<Msg> for Vmms {
                     }
                 }
                 Err(f) => {
+                    {
+                        let mut lab = self.lab.borrow_mut();
+                        let about = format!("virtual machine '{}': {}", lab.vms[vm].name, f.detail);
+                        let host = lab.vms[vm].host.clone();
+                        lab.raise(19100, &host, about);
+                    }
+                    let f = f.with_event(19100);
                     if let Some((to, op)) = self.waiters.remove(&(vm, "merge")) {
                         self.reply(to, 0, op, Err(f), cx);
                     }
@@ -456,6 +463,12 @@ impl Vmms {
                 self.reply(to, 0, op, Ok(()), cx);
             }
             Err(f) => {
+                {
+                    let mut lab = self.lab.borrow_mut();
+                    let about = format!("virtual machine '{}': {}", lab.vms[vm].name, f.detail);
+                    let host = lab.vms[vm].host.clone();
+                    lab.raise(10150, &host, about);
+                }
                 let (only, name) = {
                     let lab = self.lab.borrow();
                     (

@@ -279,11 +279,24 @@ impl Lab {
         self.plans.get(&vm).map_or("", |p| p.spec(stage, off_host))
     }
 
-    pub fn raise(&mut self, id: u32, host: &str, text: impl Into<String>) {
+    /// Raises a Hyper-V-VMMS event on `host`: its meaning on that host's version, then
+    /// what it is about.
+    pub fn raise(&mut self, id: u32, host: &str, about: impl Into<String>) {
+        let version = self
+            .scenario
+            .hosts
+            .iter()
+            .find(|h| h.name == host)
+            .map(|h| h.version);
+        let meaning = version.and_then(|v| crate::events::meaning(id, v));
+        let about = about.into();
         self.events.push(RaisedEvent {
             id,
             host: host.to_string(),
-            text: text.into(),
+            text: match meaning {
+                Some(m) => format!("{m} ({about})"),
+                None => about,
+            },
         });
     }
 
