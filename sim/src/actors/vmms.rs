@@ -79,7 +79,7 @@ impl Vmms {
         let lab = &mut *guard;
         let out_of_space = lab.scenario.faults.iter().find_map(|f| match f {
             Fault::OutOfSpace { volume, at }
-                if matches!(at.as_str(), "F2.5" | "F3.3" | "F2.11") =>
+                if crate::run::OUT_OF_SPACE_STEPS.contains(&at.as_str()) =>
             {
                 Some(volume.clone())
             }

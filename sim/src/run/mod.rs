@@ -6,7 +6,7 @@ mod report;
 mod world;
 
 pub use report::{Check, RunReport, VmReport};
-pub use world::{populate, BuildError, START_US};
+pub use world::{populate, BuildError, OUT_OF_SPACE_STEPS, START_US};
 
 use std::io::Write;
 use std::rc::Rc;

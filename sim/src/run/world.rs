@@ -34,12 +34,37 @@ impl Ids {
     }
 }
 
+/// The steps at which an out-of-space fault is modelled: where a checkpoint's AVHDX files
+/// are created or grow.
+pub const OUT_OF_SPACE_STEPS: &[&str] = &["F2.5", "F2.11", "F3.3"];
+
+/// A fault the simulator cannot inject yet is an error, never silently skipped.
+fn refuse_unmodelled(s: &Scenario) -> Result<(), BuildError> {
+    for (i, f) in s.faults.iter().enumerate() {
+        let why = match f {
+            Fault::HostCrash { .. } => Some("host_crash is not modelled yet".to_string()),
+            Fault::OutOfSpace { at, .. } if !OUT_OF_SPACE_STEPS.contains(&at.as_str()) => {
+                Some(format!(
+                    "out_of_space is modelled at {} only, not at {at}",
+                    OUT_OF_SPACE_STEPS.join(", ")
+                ))
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Err(BuildError(format!("faults[{i}]: {why}")));
+        }
+    }
+    Ok(())
+}
+
 /// The world of a run: the storage lab and the actors on `sched`.
 pub fn populate(
     sched: &mut Scheduler<Msg>,
     scenario: Rc<Scenario>,
     seed: u64,
 ) -> Result<LabRef, BuildError> {
+    refuse_unmodelled(&scenario)?;
     let lab = build_lab(Rc::clone(&scenario), seed)?;
     // A recorded run digests the world after every step: the oracle then keeps a hash
     // chain of the bytes written (set before any workload step).

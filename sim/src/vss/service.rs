@@ -432,14 +432,7 @@ impl VssService {
         for i in vms {
             lab.vms[i].held = on;
         }
-        cx.record(
-            if on {
-                "FlushAndHoldWrites"
-            } else {
-                "ReleaseWrites"
-            },
-            [("volumes", Detail::Text(run.volumes.join(", ")))],
-        );
+        cx.detail("volumes", Detail::Text(run.volumes.join(", ")));
     }
 
     fn finish(&mut self, cx: &mut Cx<'_, Msg>) {
@@ -568,6 +561,11 @@ impl VssService {
         }
         let fail = match what {
             "FreezeWindowExpired" => {
+                // The window ends now: VSS aborts, the writers' OnAbort undoes the freeze.
+                if let Some(t) = self.freeze_since.take() {
+                    self.span("freeze→thaw", cx.now_us() - t, self.freeze_us);
+                }
+                self.freeze_window = None;
                 for w in &mut self.writers {
                     if w.state == WriterState::WaitingForThaw {
                         w.state = WriterState::FailedAtFreeze;
@@ -583,15 +581,23 @@ impl VssService {
                     ),
                 )
             }
-            "FlushAndHoldExpired" => Fail::new(
-                Hresult::VssEHoldWritesTimeout,
-                FailureClass::Host,
-                format!(
-                    "{}: flush and hold outlasted {} s",
-                    self.name,
-                    FLUSH_AND_HOLD_US / 1_000_000
-                ),
-            ),
+            "FlushAndHoldExpired" => {
+                // The hold is cancelled at once: held writes go on.
+                if let Some(t) = self.hold_since.take() {
+                    self.span("flush-and-hold", cx.now_us() - t, FLUSH_AND_HOLD_US);
+                }
+                self.hold_window = None;
+                self.hold(false, cx);
+                Fail::new(
+                    Hresult::VssEHoldWritesTimeout,
+                    FailureClass::Host,
+                    format!(
+                        "{}: flush and hold outlasted {} s",
+                        self.name,
+                        FLUSH_AND_HOLD_US / 1_000_000
+                    ),
+                )
+            }
             _ => {
                 let run = self.running.as_ref().expect("running");
                 let late: Vec<ActorId> = run.waiting.iter().copied().collect();
