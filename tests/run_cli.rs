@@ -142,3 +142,21 @@ fn a_trace_replays_and_a_damaged_one_says_where() {
     assert_eq!(code, 1);
     assert!(err.contains("run.jsonl: line 7: time goes back"), "{err}");
 }
+
+#[test]
+fn a_fault_that_is_not_modelled_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(scenario("f2-online-backup-checkpoint.toml")).unwrap();
+    let f = dir.path().join("crash.toml");
+    std::fs::write(
+        &f,
+        format!("{src}\n[[faults]]\nhost_crash = {{ host = \"hv1\", at = \"F2.5\" }}\n"),
+    )
+    .unwrap();
+    let (code, err) = fails(&hvsim(&["run", s(&f)]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("faults[0]: host_crash is not modelled yet"),
+        "{err}"
+    );
+}

@@ -226,3 +226,17 @@ fn invariants_catch_damage_on_real_bytes() {
     );
     assert!(!r.passed());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// Any seed (another interleaving of workload and protocol steps, other pages
+    /// written) keeps every scenario's expectations and every invariant.
+    #[test]
+    fn any_seed_keeps_expectations_and_invariants(pick in 0usize..64, seed in proptest::prelude::any::<u64>()) {
+        let lib = library();
+        let (f, s) = &lib[pick % lib.len()];
+        let out = run(Rc::clone(s), seed, RunOptions::default()).unwrap();
+        proptest::prop_assert!(out.report.passed(), "{} seed {seed}:\n{}", f.display(), out.report);
+    }
+}
