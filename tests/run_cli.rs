@@ -160,3 +160,22 @@ fn a_fault_that_is_not_modelled_is_refused() {
         "{err}"
     );
 }
+
+/// The scenario shown in README.md runs and meets its expectations.
+#[test]
+fn the_readme_example_passes() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let start = readme.find("```toml\n").expect("a TOML example") + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("readme.toml");
+    std::fs::write(&f, &readme[start..end]).unwrap();
+    let text = ok(&hvsim(&["run", "-q", s(&f)]));
+    assert!(
+        text.contains("web01: checkpoint (standard checkpoint), crash-consistent"),
+        "{text}"
+    );
+    assert!(text.ends_with("Verdict: PASS\n"), "{text}");
+}
