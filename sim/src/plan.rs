@@ -2,7 +2,8 @@
 //! checkpoint preconditions of F3 with their fallback to F2, and SMB shares (F4).
 
 use crate::scenario::{
-    CheckpointSetting, ConfigVersion, DaemonState, FileSystem, GuestOs, HyperVVersion, Scenario, Vm,
+    CheckpointSetting, ConfigVersion, DaemonState, FileSystem, GuestOs, HyperVVersion, Scenario,
+    Vm, VmState,
 };
 
 /// Production checkpoints need this configuration version (vendors require 8.x for RCT;
@@ -168,6 +169,19 @@ pub fn plan(s: &Scenario, vm_index: usize) -> Plan {
         refused: None,
         production_only: vm.checkpoint_type == CheckpointSetting::ProductionOnly,
     };
+    if vm.state != VmState::Running {
+        // R1: the VM must run. A VM that is off or saved has nothing to quiesce: its
+        // files are copied from the volume snapshot as they are (crash-consistent), with
+        // no downtime to add.
+        p.flow = if at_least(host, HyperVVersion::V2012R2) {
+            Flow::F2
+        } else {
+            Flow::F1
+        };
+        p.method = Method::SavedState;
+        p.reason = format!("the VM is {} (R1)", vm.state);
+        return p;
+    }
     let online = online_blocker(s, vm, host);
     let linux_daemon = vm.guest.os == GuestOs::Linux
         && vm.integration_services.installed

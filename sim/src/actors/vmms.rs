@@ -365,9 +365,16 @@ impl Vmms {
                 let mut lab = self.lab.borrow_mut();
                 let now = cx.now_us();
                 let v = &mut lab.vms[vm];
-                v.power = Power::Saved;
-                v.saved_at_us = Some(now);
-                cx.detail("state", "saved (memory written to disk)");
+                if v.power == Power::Running {
+                    v.power = Power::Saved;
+                    v.saved_at_us = Some(now);
+                    cx.detail("state", "saved (memory written to disk)");
+                } else {
+                    cx.detail(
+                        "state",
+                        format!("already {}: nothing to save", v.power.name()),
+                    );
+                }
                 drop(lab);
                 self.reply(from, SAVE_US, op, Ok(()), cx);
             }
@@ -375,7 +382,7 @@ impl Vmms {
                 let mut lab = self.lab.borrow_mut();
                 let now = cx.now_us();
                 let v = &mut lab.vms[vm];
-                if v.power == Power::Saved {
+                if v.power == Power::Saved && v.saved_at_us.is_some() {
                     v.power = Power::Running;
                     let since = v.saved_at_us.take().unwrap_or(now);
                     v.downtime_us += now + RESUME_US - since;
