@@ -41,6 +41,9 @@ enum Command {
         /// Write the trace (JSON Lines) of a single run here.
         #[arg(long, value_name = "OUT.jsonl")]
         trace: Option<PathBuf>,
+        /// Write the volumes' files (VHDX, AVHDX) here at the end, one folder per volume.
+        #[arg(long, value_name = "DIR")]
+        keep_disks: Option<PathBuf>,
         /// Only the report, no story.
         #[arg(long, short)]
         quiet: bool,
@@ -58,8 +61,9 @@ fn main() -> ExitCode {
             scenarios,
             seed,
             trace,
+            keep_disks,
             quiet,
-        } => run_cmd::run_cmd(scenarios, seed, trace, quiet),
+        } => run_cmd::run_cmd(scenarios, seed, trace, keep_disks, quiet),
         Command::Replay { trace } => run_cmd::replay_cmd(trace),
     };
     match result {

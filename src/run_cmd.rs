@@ -38,14 +38,15 @@ pub fn run_cmd(
     paths: Vec<PathBuf>,
     seed: Option<u64>,
     trace: Option<PathBuf>,
+    keep_disks: Option<PathBuf>,
     quiet: bool,
 ) -> Result<ExitCode> {
     let files = scenario_files(&paths)?;
     if files.len() == 1 {
-        return run_one(&files[0], seed, trace, quiet);
+        return run_one(&files[0], seed, trace, keep_disks.as_deref(), quiet);
     }
-    if trace.is_some() {
-        return Err(anyhow!("--trace takes one scenario file"));
+    if trace.is_some() || keep_disks.is_some() {
+        return Err(anyhow!("--trace and --keep-disks take one scenario file"));
     }
     let mut failed = 0;
     for f in &files {
@@ -87,6 +88,7 @@ fn run_one(
     file: &Path,
     seed: Option<u64>,
     trace: Option<PathBuf>,
+    keep_disks: Option<&Path>,
     quiet: bool,
 ) -> Result<ExitCode> {
     let s = Rc::new(load(file)?);
@@ -103,6 +105,7 @@ fn run_one(
         RunOptions {
             story: !quiet,
             trace: out_file.as_mut().map(|w| w as &mut dyn Write),
+            keep_disks,
         },
     )
     .with_context(|| format!("{}: the run could not go on", file.display()))?;

@@ -18,7 +18,7 @@ fn story(name: &str) -> String {
         s.seed,
         RunOptions {
             story: true,
-            trace: None,
+            ..RunOptions::default()
         },
     )
     .unwrap();

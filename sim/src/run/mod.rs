@@ -34,6 +34,8 @@ pub enum RunError {
 /// What a run produced.
 pub struct RunOutput {
     pub report: RunReport,
+    /// The world as the run left it: volumes with their files, VMs, the oracle.
+    pub lab: LabRef,
     /// The numbered story (empty unless asked for).
     pub story: Vec<String>,
     pub stop: Stop,
@@ -46,6 +48,9 @@ pub struct RunOptions<'a> {
     pub story: bool,
     /// Write a trace here.
     pub trace: Option<&'a mut dyn Write>,
+    /// Write every volume's files here at the end (`DIR/<volume>/<file>`), so other tools
+    /// can open the images the run left.
+    pub keep_disks: Option<&'a std::path::Path>,
 }
 
 /// The header of a run's trace: it embeds the scenario so the trace alone replays.
@@ -96,11 +101,47 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
         t.finish()?;
     }
     let report = evaluate(&lab, &scenario, seed, &sched);
+    if let Some(dir) = opts.keep_disks {
+        keep_disks(&lab, dir)?;
+    }
     Ok(RunOutput {
         report,
+        lab,
         story: story.finish(),
         stop,
     })
+}
+
+/// Writes every file of every volume under `dir/<volume>/`. Volume names such as
+/// `C:\ClusterStorage\Volume1` become one safe folder name.
+pub fn keep_disks(lab: &LabRef, dir: &std::path::Path) -> std::io::Result<()> {
+    let mut lab = lab.borrow_mut();
+    // Close the open chains first so every header and log is on the files.
+    for vm in &mut lab.vms {
+        for d in &mut vm.disks {
+            d.close().map_err(std::io::Error::other)?;
+        }
+    }
+    for (name, v) in &lab.volumes {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let folder = dir.join(safe);
+        std::fs::create_dir_all(&folder)?;
+        for f in v.list() {
+            if let Some(bytes) = v.contents(&f) {
+                std::fs::write(folder.join(&f), bytes)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The report of a run that has stopped: what happened, the invariants on the disks'
