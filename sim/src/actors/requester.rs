@@ -188,12 +188,7 @@ impl Requester {
         let Some(vss) = self.vss_of_task() else {
             return;
         };
-        if call == VssCall::DoSnapshotSet
-            || call == VssCall::BackupComplete
-            || call == VssCall::AbortBackup
-        {
-            // stage tracks the call; Checkpoints tasks use their own stages.
-        }
+        // A host backup's stage is the call in flight; checkpoint tasks keep their own.
         if matches!(self.task, Some(Task::HostBackup { .. })) {
             self.stage = Stage::Vss(call);
         }

@@ -235,6 +235,7 @@ impl Vmms {
         let mut guard = self.lab.borrow_mut();
         let lab = &mut *guard;
         let fail = |e: String| Fail::new(Hresult::VssEAutorecoveryFailed, FailureClass::Host, e);
+        let mut recovered = false;
         for (i, ar) in taken.ar.iter_mut().enumerate() {
             let Some(ar) = ar.take() else { continue };
             let d = &lab.vms[vm].disks[i];
@@ -272,21 +273,21 @@ impl Vmms {
                         shadow.id
                     ),
                 );
-                lab.sources
-                    .insert(vm, (Some(set), vec![vec![ar.base().to_string()]; 1]));
+                recovered = true;
             }
             volume
                 .remove(ar.active())
                 .map_err(|e| fail(e.to_string()))?;
         }
-        let n = lab.vms[vm].disks.len();
-        if let Some((_, files)) = lab.sources.get_mut(&vm) {
-            *files = lab.vms[vm]
+        if recovered {
+            // F2.13: the requester reads each base disk from the snapshot, where it now
+            // holds the consistent image.
+            let files = lab.vms[vm]
                 .disks
                 .iter()
                 .map(|d| vec![d.chain.base().to_string()])
                 .collect();
-            debug_assert_eq!(files.len(), n);
+            lab.sources.insert(vm, (Some(set), files));
         }
         Ok(())
     }
