@@ -89,17 +89,7 @@ fn check_kept_images(name: &str) {
     let mut checked = 0;
     for vm in &lab.vms {
         for (i, d) in vm.disks.iter().enumerate() {
-            let folder: String = d
-                .volume
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
+            let folder = hvsim_sim::run::volume_folder(&d.volume);
             let file = dir.path().join(folder).join(&d.file);
             common::qemu_check(&file);
             let got = read_with_qemu(&file, &dir.path().join(format!("{}.raw", d.file)));

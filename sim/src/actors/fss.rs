@@ -135,9 +135,8 @@ impl Actor<Msg> for FssProvider {
     }
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let from = match env.origin {
-            Origin::Actor(a) => a,
-            _ => return,
+        let Some(from) = env.sender() else {
+            return;
         };
         match env.msg {
             Msg::Provider { call, set, volumes } => {

@@ -6,7 +6,7 @@ use crate::linux::msg::HV_S_OK;
 use crate::linux::{HvVssMsg, HvVssOp};
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::scenario::{FailureClass, GuestOs, Hresult};
-use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
+use crate::sched::{Actor, ActorId, Cx, Envelope};
 use crate::vss::VssCall;
 use crate::world::{LabRef, Point};
 
@@ -183,10 +183,7 @@ impl Actor<Msg> for HvIc {
     }
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let from = match env.origin {
-            Origin::Actor(a) => a,
-            _ => cx.me(),
-        };
+        let from = env.sender().unwrap_or(cx.me());
         match env.msg {
             Msg::IcBackup { purpose } => {
                 self.asker = Some(from);

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::plan::{tag, Flow, Method, Stage};
 use crate::scenario::{FailureClass, Hresult};
-use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
+use crate::sched::{Actor, ActorId, Cx, Envelope};
 use crate::vss::{WriterEvent, WriterState};
 use crate::world::LabRef;
 
@@ -281,10 +281,7 @@ impl Actor<Msg> for HyperVWriter {
     }
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let from = match env.origin {
-            Origin::Actor(a) => a,
-            _ => cx.me(),
-        };
+        let from = env.sender().unwrap_or(cx.me());
         match env.msg {
             Msg::Writer { event, set } => {
                 self.event = Some((event, from, set));

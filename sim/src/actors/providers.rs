@@ -237,9 +237,8 @@ impl Actor<Msg> for GuestProvider {
     }
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let from = match env.origin {
-            Origin::Actor(a) => a,
-            _ => return,
+        let Some(from) = env.sender() else {
+            return;
         };
         match env.msg {
             Msg::Provider { call, .. } => {

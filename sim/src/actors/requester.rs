@@ -11,7 +11,7 @@ use hvsim_engine::chain::DiskChain;
 use crate::msg::{Fail, Msg, VmmsOp};
 use crate::plan::{tag, Flow, Stage as PlanStage};
 use crate::scenario::{BackupMode, FailureClass, Hresult};
-use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
+use crate::sched::{Actor, ActorId, Cx, Envelope};
 use crate::vss::VssCall;
 use crate::world::{LabRef, SparseImage};
 
@@ -142,6 +142,16 @@ impl Requester {
                 }
             }
         }
+    }
+
+    /// Per disk, the chain below the VM's checkpoint: the read-only image it froze.
+    fn parent_files(&self, vm: usize) -> Vec<Vec<String>> {
+        let lab = self.lab.borrow();
+        lab.vms[vm]
+            .disks
+            .iter()
+            .map(|d| d.chain.files[..d.chain.files.len() - 1].to_vec())
+            .collect()
     }
 
     fn new_set(&self) -> u64 {
@@ -320,14 +330,7 @@ impl Requester {
             Some(Task::Checkpoints { vms }) => match (self.stage, result) {
                 (Stage::SnapshotForProxy, Ok(())) => {
                     for &vm in &vms {
-                        let files: Vec<Vec<String>> = {
-                            let lab = self.lab.borrow();
-                            lab.vms[vm]
-                                .disks
-                                .iter()
-                                .map(|d| d.chain.files[..d.chain.files.len() - 1].to_vec())
-                                .collect()
-                        };
+                        let files = self.parent_files(vm);
                         self.lab
                             .borrow_mut()
                             .sources
@@ -469,14 +472,7 @@ impl Requester {
                 match self.mode {
                     BackupMode::OnHost => {
                         for &v in &ok {
-                            let files: Vec<Vec<String>> = {
-                                let lab = self.lab.borrow();
-                                lab.vms[v]
-                                    .disks
-                                    .iter()
-                                    .map(|d| d.chain.files[..d.chain.files.len() - 1].to_vec())
-                                    .collect()
-                            };
+                            let files = self.parent_files(v);
                             self.lab.borrow_mut().sources.insert(v, (None, files));
                         }
                         // F3.4: the parents are read-only now; read them on the host.
@@ -515,7 +511,6 @@ impl Actor<Msg> for Requester {
     }
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let _ = matches!(env.origin, Origin::World);
         match env.msg {
             Msg::Start => {
                 self.plan_tasks();

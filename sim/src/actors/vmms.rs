@@ -13,7 +13,7 @@ use hvsim_engine::chain::{
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::plan::{Flow, Method};
 use crate::scenario::{FailureClass, Fault, Hresult};
-use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
+use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
 use crate::world::{LabRef, Point, Power};
 
 const SAVE_US: u64 = 4_000_000;
@@ -310,10 +310,7 @@ impl Actor<Msg> for Vmms {
     }
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let from = match env.origin {
-            Origin::Actor(a) => a,
-            _ => cx.me(),
-        };
+        let from = env.sender().unwrap_or(cx.me());
         match env.msg {
             Msg::Vmms(op) => self.on_op(from, op, cx),
             Msg::IcReady { vm, result } => self.on_ic_ready(vm, result, cx),

@@ -112,6 +112,21 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
     })
 }
 
+/// The folder name of a volume under `--keep-disks`: letters, digits, '-' and '_' kept,
+/// anything else (`:`, `\\`, spaces) as '_'.
+pub fn volume_folder(volume: &str) -> String {
+    volume
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Writes every file of every volume under `dir/<volume>/`. Volume names such as
 /// `C:\ClusterStorage\Volume1` become one safe folder name.
 pub fn keep_disks(lab: &LabRef, dir: &std::path::Path) -> std::io::Result<()> {
@@ -123,17 +138,7 @@ pub fn keep_disks(lab: &LabRef, dir: &std::path::Path) -> std::io::Result<()> {
         }
     }
     for (name, v) in &lab.volumes {
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let folder = dir.join(safe);
+        let folder = dir.join(volume_folder(name));
         std::fs::create_dir_all(&folder)?;
         for f in v.list() {
             if let Some(bytes) = v.contents(&f) {

@@ -56,6 +56,16 @@ pub struct Envelope<M> {
     pub msg: M,
 }
 
+impl<M> Envelope<M> {
+    /// The actor that sent the message (`None` for a timer or a world event).
+    pub fn sender(&self) -> Option<ActorId> {
+        match self.origin {
+            Origin::Actor(a) => Some(a),
+            Origin::Timer(_) | Origin::World => None,
+        }
+    }
+}
+
 /// What a message tells the scheduler about itself.
 pub trait Message {
     /// The event name shown in the trace for the step that delivers this message

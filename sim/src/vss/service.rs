@@ -10,7 +10,7 @@ use super::{
 };
 use crate::msg::{Fail, Msg};
 use crate::scenario::{FailureClass, Hresult};
-use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerId};
+use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, TimerId};
 use crate::world::LabRef;
 
 /// One step of a requester call.
@@ -638,10 +638,7 @@ impl Actor<Msg> for VssService {
     }
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let from = match env.origin {
-            Origin::Actor(a) => a,
-            _ => cx.me(),
-        };
+        let from = env.sender().unwrap_or(cx.me());
         match env.msg {
             Msg::Vss {
                 call,
