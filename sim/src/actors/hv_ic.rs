@@ -147,7 +147,6 @@ impl HvIc {
         match (self.stage, op) {
             (Stage::Freezing, VSS_OP_FREEZE) if error == HV_S_OK => {
                 self.lab.borrow_mut().vms[self.vm]
-                    .oracle
                     .capture(Point::Freeze);
                 self.stage = Stage::Checkpointing;
                 let vm = self.vm;

@@ -389,7 +389,7 @@ impl Vmms {
                 let r = self.checkpoint(vm, false, cx);
                 if r.is_ok() {
                     let mut lab = self.lab.borrow_mut();
-                    lab.vms[vm].oracle.capture(Point::Instant);
+                    lab.vms[vm].capture(Point::Instant);
                 }
                 self.reply(from, CHECKPOINT_US, op, r, cx);
             }
@@ -420,7 +420,7 @@ impl Vmms {
                         let r = self.checkpoint(vm, false, cx);
                         if r.is_ok() {
                             let mut lab = self.lab.borrow_mut();
-                            lab.vms[vm].oracle.capture(Point::Instant);
+                            lab.vms[vm].capture(Point::Instant);
                             lab.consistency.insert(vm, Reached::Crash);
                         }
                         self.reply(from, CHECKPOINT_US, op, r, cx);
@@ -479,7 +479,7 @@ impl Vmms {
                 let r = self.checkpoint(vm, false, cx);
                 if r.is_ok() {
                     let mut lab = self.lab.borrow_mut();
-                    lab.vms[vm].oracle.capture(Point::Instant);
+                    lab.vms[vm].capture(Point::Instant);
                     lab.consistency.insert(vm, Reached::Crash);
                     lab.fallbacks.insert(vm);
                 }
