@@ -527,6 +527,7 @@ impl Requester {
                         };
                         let mut img = prev.clone();
                         let mut read = 0;
+                        let (mut data, mut extents) = (0, 0);
                         let mut buf = Vec::new();
                         for (off, len) in ranges {
                             for (o, l) in minus(off, len, &exclude) {
@@ -536,9 +537,15 @@ impl Requester {
                                     buf.resize(n as usize, 0);
                                     disk.read(at, &mut buf).map_err(|e| lost(e.to_string()))?;
                                     img.write(at, &buf);
+                                    data += buf
+                                        .chunks(PAGE as usize)
+                                        .filter(|p| p.iter().any(|&b| b != 0))
+                                        .count() as u64
+                                        * PAGE;
                                     at += n;
                                 }
                                 read += l;
+                                extents += 1;
                             }
                         }
                         // R14: the page file's area is not part of the point.
@@ -554,8 +561,9 @@ impl Requester {
                                 });
                             }
                         }
-                        // Changed ranges and their data cross the network, no checksums.
-                        let sent = read;
+                        // The pages with data of the changed ranges cross the network, with
+                        // a 16-byte header per extent (zero pages as ranges); no checksums.
+                        let sent = data + extents * 16;
                         Self::count(lab, read, 0, sent);
                         sent_vm += sent;
                         total += read;
