@@ -227,3 +227,17 @@ fn a_damaged_point_or_restore_is_named_with_its_offset() {
     );
     assert!(!r.passed());
 }
+
+/// R17 on demand: after an incremental point, the full compare of the replica with the
+/// source finds no differing byte (outside the page file, R14).
+#[test]
+fn an_on_demand_check_finds_the_incremental_replica_exact() {
+    let (_, lab, _, r) = run("r17-consistency-check-on-demand");
+    assert!(r.passed(), "{r}");
+    let l = lab.borrow();
+    assert_eq!(l.points[1].transfers[&0], Transfer::Incremental);
+    assert!(l.points[1].bytes_read * 10 < l.points[0].bytes_read);
+    let c = &l.checks[0];
+    assert_eq!((c.point, c.bytes_differing, c.repaired), (2, 0, false));
+    assert!(c.bytes_compared > 0 && c.first_difference.is_none());
+}
