@@ -19,7 +19,14 @@ fn load(name: &str) -> Rc<Scenario> {
 }
 
 /// Runs a library scenario to the end; the lab stays open for inspection.
-fn run(name: &str) -> (Rc<Scenario>, LabRef, Scheduler<hvsim_sim::msg::Msg>, RunReport) {
+fn run(
+    name: &str,
+) -> (
+    Rc<Scenario>,
+    LabRef,
+    Scheduler<hvsim_sim::msg::Msg>,
+    RunReport,
+) {
     let s = load(name);
     let mut sched = Scheduler::new(Decisions::seeded(s.seed));
     let lab = populate(&mut sched, Rc::clone(&s), s.seed).unwrap();
@@ -75,7 +82,11 @@ fn incremental_points_read_only_changes_and_leave_out_the_page_file() {
             .excluded
             .iter()
             .any(|e| e.offset == pf && e.len == pf_len && e.why.contains("R14")));
-        assert!(!img.has_data_in(pf, pf_len), "page file in point {}", p.number);
+        assert!(
+            !img.has_data_in(pf, pf_len),
+            "page file in point {}",
+            p.number
+        );
         // ...although the guest did write its page file there.
         let (_, want) = vm.oracle.kept(p.number).unwrap();
         assert!(want[0].has_data_in(pf, pf_len));
@@ -96,7 +107,11 @@ fn express_full_points_compare_both_sides_and_each_point_is_its_own_quiesce_poin
     assert_eq!(lab.backups.len(), 3);
     for p in &lab.points[1..] {
         assert_eq!(p.transfers[&0], Transfer::ExpressFull);
-        assert_eq!(p.bytes_read, 2 * lab.points[0].bytes_read, "both sides read");
+        assert_eq!(
+            p.bytes_read,
+            2 * lab.points[0].bytes_read,
+            "both sides read"
+        );
         assert_eq!(p.bytes_hashed, p.bytes_read, "both sides checksummed");
         assert!(p.bytes_sent * 10 < p.bytes_read);
     }

@@ -252,8 +252,7 @@ impl Actor<Msg> for GuestProvider {
                     (ProviderCall::CommitSnapshots, GuestProviderKind::IntegrationServices) => {
                         cx.detail("provider", "Hyper-V IC Software Shadow Copy Provider");
                         crate::plan::tag(&self.lab.borrow(), cx, self.vm, Stage::GuestSnapshot);
-                        self.lab.borrow_mut().vms[self.vm]
-                            .capture(Point::Quiesce);
+                        self.lab.borrow_mut().vms[self.vm].capture(Point::Quiesce);
                         self.waiting = Some(from);
                         let vm = self.vm;
                         cx.send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use hvsim_engine::chain::DiskChain;
 use hvsim_engine::Vhdx;
 
+use crate::msg::Reached;
 use crate::msg::{Fail, Msg, VmmsOp};
 use crate::plan::{tag, Flow, Stage as PlanStage};
-use crate::msg::Reached;
 use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Fault, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
 use crate::vss::VssCall;
@@ -271,7 +271,11 @@ impl Requester {
                     lab.restores.push(rec);
                 }
                 Err(e) => {
-                    let f = Fail::new(Hresult::HvEFail, FailureClass::Host, format!("restore: {e}"));
+                    let f = Fail::new(
+                        Hresult::HvEFail,
+                        FailureClass::Host,
+                        format!("restore: {e}"),
+                    );
                     if lab.failure.is_none() {
                         lab.failure = Some(f.clone());
                     }
@@ -475,16 +479,17 @@ impl Requester {
             }
             let interrupt = last
                 && !self.interrupted
-                && lab.scenario.faults.iter().any(
-                    |f| matches!(f, Fault::TransferInterrupted { vm: v } if *v == name),
-                );
+                && lab
+                    .scenario
+                    .faults
+                    .iter()
+                    .any(|f| matches!(f, Fault::TransferInterrupted { vm: v } if *v == name));
             let replica = lab.replicas.get(&vm).cloned().unwrap_or_default();
             let mut images = Vec::new();
             let mut sent_vm = 0;
             for i in 0..lab.vms[vm].disks.len() {
-                let lost = |e: String| {
-                    Fail::new(Hresult::VssEInsufficientStorage, FailureClass::Host, e)
-                };
+                let lost =
+                    |e: String| Fail::new(Hresult::VssEInsufficientStorage, FailureClass::Host, e);
                 let mut disk = Self::open_source(lab, vm, i, set, &files)?;
                 let prev = replica.images.get(i).cloned().unwrap_or_default();
                 let img = match transfer {
@@ -588,7 +593,10 @@ impl Requester {
             if job.recovery_points > 1 || transfer != Transfer::Full {
                 cx.detail(
                     "transfer",
-                    format!("{name}: {} (point {point}), {sent_vm} bytes sent", transfer.name()),
+                    format!(
+                        "{name}: {} (point {point}), {sent_vm} bytes sent",
+                        transfer.name()
+                    ),
                 );
             }
             let entry = lab.replicas.entry(vm).or_default();
@@ -614,7 +622,8 @@ impl Requester {
                     }
                     cut_at = cut;
                 }
-                let why = format!("transfer of {name} interrupted at offset {cut_at} (point {point})");
+                let why =
+                    format!("transfer of {name} interrupted at offset {cut_at} (point {point})");
                 entry.inconsistent = Some(why.clone());
                 cx.detail("transfer_interrupted", why);
                 let fail = Fail::new(
@@ -633,9 +642,10 @@ impl Requester {
             self.pending.insert(vm, images);
             let check = match job.consistency_check {
                 Some(ConsistencyCheck::OnDemand | ConsistencyCheck::Scheduled) => last,
-                Some(ConsistencyCheck::IfInconsistent) => {
-                    lab.replicas.get(&vm).is_some_and(|r| r.inconsistent.is_some())
-                }
+                Some(ConsistencyCheck::IfInconsistent) => lab
+                    .replicas
+                    .get(&vm)
+                    .is_some_and(|r| r.inconsistent.is_some()),
                 None => false,
             };
             if check {
@@ -666,7 +676,11 @@ impl Requester {
         for i in 0..lab.vms[vm].disks.len() {
             let mut disk = Self::open_source(lab, vm, i, set, files)?;
             let (mut src, read) = SparseImage::read_disk(&mut disk, READ_UNIT).map_err(|e| {
-                Fail::new(Hresult::VssEInsufficientStorage, FailureClass::Host, e.to_string())
+                Fail::new(
+                    Hresult::VssEInsufficientStorage,
+                    FailureClass::Host,
+                    e.to_string(),
+                )
             })?;
             let mut replica = lab
                 .replicas

@@ -12,9 +12,7 @@ pub mod restore;
 pub use build::{build_lab, BuildError};
 pub use image::{SparseImage, PAGE};
 pub use oracle::{Oracle, Point};
-pub use points::{
-    CheckRecord, Excluded, PointFigures, Replica, RestoreRecord, Restored, Transfer,
-};
+pub use points::{CheckRecord, Excluded, PointFigures, Replica, RestoreRecord, Restored, Transfer};
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -228,11 +226,7 @@ impl VmLab {
         let refs = self
             .disks
             .iter_mut()
-            .map(|d| {
-                d.rct
-                    .as_mut()
-                    .and_then(|t| t.create_reference_point().ok())
-            })
+            .map(|d| d.rct.as_mut().and_then(|t| t.create_reference_point().ok()))
             .collect();
         self.rct_points.retain(|(p, _)| *p != point);
         self.rct_points.push((point, refs));

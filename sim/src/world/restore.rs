@@ -52,7 +52,10 @@ fn write_vhdx(
 
 /// Reads a restored item back through the engine (for I6).
 pub fn read_back(r: &Restored) -> Result<SparseImage, String> {
-    let file = r.volume.open(&r.file).map_err(|e| format!("{}: {e}", r.file))?;
+    let file = r
+        .volume
+        .open(&r.file)
+        .map_err(|e| format!("{}: {e}", r.file))?;
     let mut v = Vhdx::open(Box::new(file), &OpenOptions::read_only(), None)
         .map_err(|e| format!("{}: {e}", r.file))?;
     let (img, _) = SparseImage::read_disk(&mut v, MIB).map_err(|e| format!("{}: {e}", r.file))?;
@@ -152,7 +155,10 @@ pub fn restore(
                 for g in &d.vols {
                     let (start, len) = (g.layout.start, g.layout.len);
                     if !start.is_multiple_of(PAGE) {
-                        return Err(format!("{}: volume {} is not page-aligned", d.file, g.mount));
+                        return Err(format!(
+                            "{}: volume {} is not page-aligned",
+                            d.file, g.mount
+                        ));
                     }
                     let safe: String = g
                         .mount
