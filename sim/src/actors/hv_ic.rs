@@ -149,9 +149,7 @@ impl HvIc {
     fn on_hv_vss_reply(&mut self, op: HvVssOp, error: u32, cx: &mut Cx<'_, Msg>) {
         match (self.stage, op) {
             (Stage::Freezing, HvVssOp::Freeze) if error == HV_S_OK => {
-                self.lab.borrow_mut().vms[self.vm]
-                    .oracle
-                    .capture(Point::Freeze);
+                self.lab.borrow_mut().vms[self.vm].capture(Point::Freeze);
                 self.stage = Stage::Checkpointing;
                 let vm = self.vm;
                 cx.send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));

@@ -96,7 +96,7 @@ impl HostProvider {
                 .collect();
             for i in saved {
                 if lab.vms[i].disks.iter().any(|d| &d.volume == v) {
-                    lab.vms[i].oracle.capture(Point::Instant);
+                    lab.vms[i].capture(Point::Instant);
                 }
             }
         }
@@ -225,7 +225,7 @@ impl GuestProvider {
             }
         }
         if create {
-            vm.oracle.capture(Point::Quiesce);
+            vm.capture(Point::Quiesce);
         }
         Ok(())
     }
@@ -251,9 +251,7 @@ impl Actor<Msg> for GuestProvider {
                     (ProviderCall::CommitSnapshots, GuestProviderKind::IntegrationServices) => {
                         cx.detail("provider", "Hyper-V IC Software Shadow Copy Provider");
                         crate::plan::tag(&self.lab.borrow(), cx, self.vm, Stage::GuestSnapshot);
-                        self.lab.borrow_mut().vms[self.vm]
-                            .oracle
-                            .capture(Point::Quiesce);
+                        self.lab.borrow_mut().vms[self.vm].capture(Point::Quiesce);
                         self.waiting = Some(from);
                         let vm = self.vm;
                         cx.send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));

@@ -401,7 +401,7 @@ impl Vmms {
                 let r = self.checkpoint(vm, false, cx);
                 if r.is_ok() {
                     let mut lab = self.lab.borrow_mut();
-                    lab.vms[vm].oracle.capture(Point::Instant);
+                    lab.vms[vm].capture(Point::Instant);
                 }
                 self.reply(from, CHECKPOINT_US, op, r, cx);
             }
@@ -432,7 +432,7 @@ impl Vmms {
                         let r = self.checkpoint(vm, false, cx);
                         if r.is_ok() {
                             let mut lab = self.lab.borrow_mut();
-                            lab.vms[vm].oracle.capture(Point::Instant);
+                            lab.vms[vm].capture(Point::Instant);
                             lab.consistency.insert(vm, Reached::Crash);
                         }
                         self.reply(from, CHECKPOINT_US, op, r, cx);
@@ -497,7 +497,7 @@ impl Vmms {
                 let r = self.checkpoint(vm, false, cx);
                 if r.is_ok() {
                     let mut lab = self.lab.borrow_mut();
-                    lab.vms[vm].oracle.capture(Point::Instant);
+                    lab.vms[vm].capture(Point::Instant);
                     lab.consistency.insert(vm, Reached::Crash);
                     lab.fallbacks.insert(vm);
                 }

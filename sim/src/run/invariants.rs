@@ -2,15 +2,12 @@
 //! failure. A violation names the invariant, the disk and the first differing offset.
 
 use hvsim_engine::vhdx::MIB;
-use hvsim_engine::volume::Volume;
-use hvsim_engine::{CreateOptions, Vhdx};
 
 use super::report::Check;
-use crate::msg::Reached;
 use crate::plan::Method;
 use crate::scenario::Outcome;
 use crate::vss::WriterState;
-use crate::world::{Lab, Point, Power, SparseImage, PAGE};
+use crate::world::{restore, Lab, Power, SparseImage};
 
 fn check(id: &'static str, problems: Vec<String>, fine: &str) -> Check {
     Check {
@@ -61,36 +58,47 @@ pub fn i1(lab: &mut Lab) -> Check {
     )
 }
 
-/// The point a backup of this consistency must equal.
-pub fn point_of(r: Reached) -> Point {
-    match r {
-        Reached::Application => Point::Quiesce,
-        Reached::File => Point::Freeze,
-        Reached::Crash => Point::Instant,
-    }
-}
-
-/// I2: a successful backup holds exactly the image of its point.
-pub fn i2(lab: &Lab, outcome: Outcome) -> Check {
+/// I2: every recovery point holds exactly the image of its consistency point (minus the
+/// ranges it excludes, R14, which it must not hold).
+pub fn i2(lab: &Lab, _outcome: Outcome) -> Check {
     let mut problems = Vec::new();
     let mut checked = 0;
-    if outcome == Outcome::Success {
-        for (&vm, images) in &lab.backups {
+    for (&n, vms) in &lab.backups {
+        let excluded = lab
+            .points
+            .iter()
+            .find(|p| p.number == n)
+            .map(|p| &p.excluded[..])
+            .unwrap_or(&[]);
+        let at = if lab.backups.len() > 1 {
+            format!(" (recovery point {n})")
+        } else {
+            String::new()
+        };
+        for (&vm, images) in vms {
             let v = &lab.vms[vm];
-            let Some(&reached) = lab.consistency.get(&vm) else {
-                problems.push(format!("{}: backed up with no consistency point", v.name));
-                continue;
-            };
-            let point = point_of(reached);
-            let Some(expected) = v.oracle.at(point) else {
-                problems.push(format!("{}: no {} was recorded", v.name, point.name()));
+            let Some((point, expected)) = v.oracle.kept(n) else {
+                problems.push(format!(
+                    "{}{at}: backed up with no consistency point",
+                    v.name
+                ));
                 continue;
             };
             for (i, img) in images.iter().enumerate() {
                 checked += 1;
-                if let Some(off) = img.first_difference(&expected[i]) {
+                let mut want = expected[i].clone();
+                for e in excluded.iter().filter(|e| e.vm == vm && e.disk == i) {
+                    want.clear_range(e.offset, e.len);
+                    if img.has_data_in(e.offset, e.len) {
+                        problems.push(format!(
+                            "{} {}{at}: the excluded range {}+{} ({}) holds data",
+                            v.name, v.disks[i].file, e.offset, e.len, e.why
+                        ));
+                    }
+                }
+                if let Some(off) = img.first_difference(&want) {
                     problems.push(format!(
-                        "{} {}: backup differs from the {} at offset {off}",
+                        "{} {}{at}: backup differs from the {} at offset {off}",
                         v.name,
                         v.disks[i].file,
                         point.name()
@@ -101,6 +109,11 @@ pub fn i2(lab: &Lab, outcome: Outcome) -> Check {
     }
     let fine = if checked == 0 {
         "no backup to compare (the job failed)".to_string()
+    } else if lab.backups.len() > 1 {
+        format!(
+            "{checked} backed-up disk(s) in {} recovery points equal their consistency points",
+            lab.backups.len()
+        )
     } else {
         format!("{checked} backed-up disk(s) equal their consistency point")
     };
@@ -142,12 +155,21 @@ pub fn i3(lab: &Lab, writer_states: &[(String, WriterState)]) -> Check {
                 }
             }
         }
-        if v.power != v.power_before {
+        let idx = lab.vm_index(&v.name);
+        // After an original-place restore the VM is as the restore leaves it (R4, R16).
+        let want = lab
+            .restores
+            .iter()
+            .rev()
+            .find(|r| Some(r.vm) == idx)
+            .and_then(|r| r.power)
+            .unwrap_or(v.power_before);
+        if v.power != want {
             problems.push(format!(
-                "{} is {} (was {})",
+                "{} is {} (should be {})",
                 v.name,
                 v.power.name(),
-                v.power_before.name()
+                want.name()
             ));
         }
         if v.frozen || v.held {
@@ -203,67 +225,47 @@ pub fn i5(lab: &Lab, outcome: Outcome) -> Check {
     )
 }
 
-/// I6: restoring the backup yields exactly the image it captured.
+/// I6: every restored item reads back exactly as the recovery point it came from.
 pub fn i6(lab: &Lab) -> Option<Check> {
     lab.scenario.job.restore.as_ref()?;
     let mut problems = Vec::new();
-    let scratch = Volume::new("restore", u64::MAX / 4);
-    for (&vm, images) in &lab.backups {
-        for (i, img) in images.iter().enumerate() {
-            let d = &lab.vms[vm].disks[i];
-            let name = format!("restored-{}", d.file);
-            let r = (|| -> Result<Option<u64>, String> {
-                let size = d.live.as_ref().map(|l| l.virtual_size()).unwrap_or(0);
-                let size = if size == 0 {
-                    img_size(lab, vm, i)
-                } else {
-                    size
-                };
-                let file = scratch.create(&name).map_err(|e| e.to_string())?;
-                let mut v = Vhdx::create(Box::new(file), &CreateOptions::new(size), None)
-                    .map_err(|e| e.to_string())?;
-                img.for_each_page(|off, page| v.write(off, page))
-                    .map_err(|e| e.to_string())?;
-                v.close().map_err(|e| e.to_string())?;
-                let mut back = Vhdx::open(
-                    Box::new(scratch.open(&name).map_err(|e| e.to_string())?),
-                    &hvsim_engine::OpenOptions::read_only(),
-                    None,
-                )
-                .map_err(|e| e.to_string())?;
-                let (got, _) = SparseImage::read_disk(&mut back, MIB).map_err(|e| e.to_string())?;
-                Ok(got.first_difference(img))
-            })();
-            match r {
-                Ok(None) => {}
-                Ok(Some(off)) => {
-                    problems.push(format!("{}: restored image differs at offset {off}", name))
+    let mut items = 0;
+    for r in &lab.restores {
+        let name = &lab.vms[r.vm].name;
+        let Some(images) = lab.backups.get(&r.point).and_then(|p| p.get(&r.vm)) else {
+            problems.push(format!("{name}: recovery point {} is gone", r.point));
+            continue;
+        };
+        for item in &r.items {
+            items += 1;
+            let want = restore::expected(item, &images[item.disk]);
+            match restore::read_back(item) {
+                Ok(got) => {
+                    if let Some(off) = got.first_difference(&want) {
+                        problems.push(format!(
+                            "{name}: restored {} on {} differs from recovery point {} at offset {off}",
+                            item.file,
+                            item.volume.name(),
+                            r.point
+                        ));
+                    }
                 }
                 Err(e) => problems.push(format!("{name}: {e}")),
             }
         }
     }
-    Some(check(
-        "I6",
-        problems,
-        "every restored disk reads back exactly as backed up",
-    ))
-}
-
-fn img_size(lab: &Lab, vm: usize, disk: usize) -> u64 {
-    let name = &lab.vms[vm].name;
-    lab.scenario
-        .vms
-        .iter()
-        .find(|v| &v.name == name)
-        .map_or(64 * MIB, |v| v.disks[disk].size.0)
-        .max(PAGE)
+    if lab.restores.is_empty() && lab.failure.is_none() && !lab.backups.is_empty() {
+        problems.push("the job made recovery points but restored none".into());
+    }
+    let fine = if lab.restores.is_empty() {
+        "nothing restored (the job made no recovery point)".to_string()
+    } else {
+        format!("{items} restored item(s) read back exactly as their recovery point")
+    };
+    Some(check("I6", problems, &fine))
 }
 
 /// The VM's state after a restore to the original place (R4: saved).
 pub fn state_after_restore(method: Method) -> Power {
-    match method {
-        Method::NamedCheckpoint => Power::Saved,
-        _ => Power::Off,
-    }
+    restore::state_after_restore(method)
 }

@@ -5,7 +5,7 @@ mod invariants;
 mod report;
 mod world;
 
-pub use report::{Check, RunReport, VmReport};
+pub use report::{Check, ConsistencyCheckReport, PointReport, RestoreReport, RunReport, VmReport};
 pub use world::{populate, BuildError, OUT_OF_SPACE_STEPS, START_US};
 
 use std::io::Write;
@@ -240,6 +240,66 @@ fn conclude(
         bytes_read: lab.bytes_read,
         bytes_hashed: lab.bytes_hashed,
         bytes_sent: lab.bytes_sent,
+        points: lab
+            .points
+            .iter()
+            .map(|p| PointReport {
+                number: p.number,
+                made: p.made,
+                transfers: p
+                    .transfers
+                    .iter()
+                    .map(|(&vm, t)| (lab.vms[vm].name.clone(), t.name()))
+                    .collect(),
+                bytes_read: p.bytes_read,
+                bytes_hashed: p.bytes_hashed,
+                bytes_sent: p.bytes_sent,
+                excluded: p
+                    .excluded
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {} bytes {}..{} ({})",
+                            lab.vms[e.vm].name,
+                            lab.vms[e.vm].disks[e.disk].file,
+                            e.offset,
+                            e.offset + e.len,
+                            e.why
+                        )
+                    })
+                    .collect(),
+            })
+            .collect(),
+        consistency_checks: lab
+            .checks
+            .iter()
+            .map(|c| ConsistencyCheckReport {
+                vm: lab.vms[c.vm].name.clone(),
+                setting: c.setting.to_string(),
+                point: c.point,
+                reason: c.reason.clone(),
+                bytes_compared: c.bytes_compared,
+                bytes_differing: c.bytes_differing,
+                first_difference: c.first_difference,
+                repaired: c.repaired,
+            })
+            .collect(),
+        restores: lab
+            .restores
+            .iter()
+            .map(|r| RestoreReport {
+                vm: lab.vms[r.vm].name.clone(),
+                target: r.target.to_string(),
+                point: r.point,
+                files: r
+                    .items
+                    .iter()
+                    .map(|i| format!("{}:{}", i.volume.name(), i.file))
+                    .collect(),
+                bytes_written: r.bytes_written,
+                state: r.power.map(|p| p.name().to_string()),
+            })
+            .collect(),
         events: lab.events.clone(),
         invariants: checks,
         expectations: Vec::new(),
@@ -333,7 +393,14 @@ fn expectations(s: &Scenario, r: &RunReport, lab: &Lab) -> Vec<Check> {
         if let Some(st) = v.state_after_restore {
             let vm = lab.vm_index(&v.vm);
             let method = vm.and_then(|i| lab.plans.get(&i)).map(|p| p.method);
-            let got_state = method.map(invariants::state_after_restore);
+            // The state the original-place restore left the VM in, when one ran.
+            let restored = lab
+                .restores
+                .iter()
+                .rev()
+                .find(|r| Some(r.vm) == vm)
+                .and_then(|r| r.power);
+            let got_state = restored.or(method.map(invariants::state_after_restore));
             let want = match st {
                 VmState::Saved => Power::Saved,
                 VmState::Off => Power::Off,

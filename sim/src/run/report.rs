@@ -26,6 +26,47 @@ pub struct Check {
     pub message: String,
 }
 
+/// One recovery point's figures (R18, F5.E, R14).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PointReport {
+    pub number: u32,
+    /// Every transfer completed and the point was kept.
+    pub made: bool,
+    /// Per VM: "full", "incremental" or "express full".
+    pub transfers: Vec<(String, &'static str)>,
+    pub bytes_read: u64,
+    pub bytes_hashed: u64,
+    pub bytes_sent: u64,
+    /// Ranges left out of the point: "VM disk offset+len (why)".
+    pub excluded: Vec<String>,
+}
+
+/// One R17 consistency check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsistencyCheckReport {
+    pub vm: String,
+    pub setting: String,
+    pub point: u32,
+    pub reason: String,
+    pub bytes_compared: u64,
+    pub bytes_differing: u64,
+    pub first_difference: Option<u64>,
+    pub repaired: bool,
+}
+
+/// One R16 restore.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreReport {
+    pub vm: String,
+    pub target: String,
+    pub point: u32,
+    /// "volume:file" of every restored item.
+    pub files: Vec<String>,
+    pub bytes_written: u64,
+    /// The VM's state after an original-place restore.
+    pub state: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunReport {
     pub scenario: String,
@@ -39,6 +80,10 @@ pub struct RunReport {
     pub bytes_read: u64,
     pub bytes_hashed: u64,
     pub bytes_sent: u64,
+    /// Per recovery point attempted (R18).
+    pub points: Vec<PointReport>,
+    pub consistency_checks: Vec<ConsistencyCheckReport>,
+    pub restores: Vec<RestoreReport>,
     pub events: Vec<RaisedEvent>,
     pub invariants: Vec<Check>,
     pub expectations: Vec<Check>,
@@ -93,6 +138,62 @@ impl fmt::Display for RunReport {
             "  bytes: read {}, hashed {}, sent {}",
             self.bytes_read, self.bytes_hashed, self.bytes_sent
         )?;
+        let plain = self.points.len() <= 1
+            && self
+                .points
+                .iter()
+                .all(|p| p.excluded.is_empty() && p.transfers.iter().all(|t| t.1 == "full"));
+        if !plain {
+            for p in &self.points {
+                let kinds: Vec<String> = p
+                    .transfers
+                    .iter()
+                    .map(|(vm, k)| format!("{vm} {k}"))
+                    .collect();
+                writeln!(
+                    f,
+                    "  recovery point {}{}: {}; read {}, hashed {}, sent {}",
+                    p.number,
+                    if p.made { "" } else { " (not made)" },
+                    kinds.join(", "),
+                    p.bytes_read,
+                    p.bytes_hashed,
+                    p.bytes_sent
+                )?;
+                for e in &p.excluded {
+                    writeln!(f, "    excluded {e}")?;
+                }
+            }
+        }
+        for c in &self.consistency_checks {
+            writeln!(
+                f,
+                "  consistency check ({}, point {}) of {}: {}; {} of {} bytes differed{}{}",
+                c.setting,
+                c.point,
+                c.vm,
+                c.reason,
+                c.bytes_differing,
+                c.bytes_compared,
+                c.first_difference
+                    .map_or(String::new(), |o| format!(", first at offset {o}")),
+                if c.repaired { "; replica repaired" } else { "" }
+            )?;
+        }
+        for r in &self.restores {
+            writeln!(
+                f,
+                "  restore of {} point {} to {}: {} bytes into {}{}",
+                r.vm,
+                r.point,
+                r.target,
+                r.bytes_written,
+                r.files.join(", "),
+                r.state
+                    .as_ref()
+                    .map_or(String::new(), |s| format!("; the VM is {s}"))
+            )?;
+        }
         for e in &self.events {
             writeln!(f, "  event {} on {}: {}", e.id, e.host, e.text)?;
         }

@@ -36,6 +36,9 @@ named_enum! {
         ErrorFileNotFound = "ERROR_FILE_NOT_FOUND",
         ErrorFileExists = "ERROR_FILE_EXISTS",
         ErrorDiskFull = "ERROR_DISK_FULL",
+        /// "The specified network name is no longer available": the connection to the
+        /// backup server dropped during data transfer (F5.T communication).
+        ErrorNetnameDeleted = "ERROR_NETNAME_DELETED",
     }
 }
 
@@ -74,6 +77,7 @@ impl Hresult {
             ErrorFileNotFound => 0x8007_0002,
             ErrorFileExists => 0x8007_0050,
             ErrorDiskFull => 0x8007_0070,
+            ErrorNetnameDeleted => 0x8007_0040,
         }
     }
 }

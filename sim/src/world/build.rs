@@ -7,12 +7,13 @@ use std::rc::Rc;
 
 use hvsim_engine::chain::DiskChain;
 use hvsim_engine::guest::GuestVolume;
+use hvsim_engine::rct::{ChangeTracker, RctOptions};
 use hvsim_engine::vhdx::MIB;
 use hvsim_engine::volume::Volume;
 use hvsim_engine::{CreateOptions, GuidGen};
 
 use super::{DiskLab, GuestVol, Lab, LabRef, Oracle, Power, VmLab, PAGE};
-use crate::scenario::{FileSystem, Scenario, VmState};
+use crate::scenario::{BackupKind, FileSystem, Scenario, VmState};
 
 /// The part of each guest volume's data the workload writes in: enough for a database,
 /// file-system metadata and a page file, small enough that a run stays fast.
@@ -73,6 +74,7 @@ pub fn build_lab(s: Rc<Scenario>, seed: u64) -> Result<LabRef, BuildError> {
             disks: Vec::new(),
             oracle: Oracle::new(vm.disks.len()),
             next_serial: 1,
+            rct_points: Vec::new(),
         };
         for d in &vm.disks {
             let vol_name = disk_volume(&s, d).ok_or_else(|| {
@@ -136,6 +138,7 @@ pub fn build_lab(s: Rc<Scenario>, seed: u64) -> Result<LabRef, BuildError> {
                 merge: None,
                 vols,
                 block_size: block,
+                rct: None,
             });
         }
         vms.push(lab_vm);
@@ -152,6 +155,10 @@ pub fn build_lab(s: Rc<Scenario>, seed: u64) -> Result<LabRef, BuildError> {
         bytes_hashed: 0,
         bytes_sent: 0,
         backups: BTreeMap::new(),
+        replicas: BTreeMap::new(),
+        points: Vec::new(),
+        checks: Vec::new(),
+        restores: Vec::new(),
         plans: BTreeMap::new(),
         sources: BTreeMap::new(),
         consistency: BTreeMap::new(),
@@ -168,6 +175,19 @@ pub fn build_lab(s: Rc<Scenario>, seed: u64) -> Result<LabRef, BuildError> {
         }
     }
     initial_content(&mut lab)?;
+    if lab.scenario.job.kind == BackupKind::Incremental {
+        // Incremental jobs track changes (RCT, Hyper-V 2016+): one in-memory tracker per
+        // virtual disk, stamping every guest write from now on.
+        let s = Rc::clone(&lab.scenario);
+        let Lab { vms, guids, .. } = &mut lab;
+        for (vm, spec) in vms.iter_mut().zip(&s.vms) {
+            for (d, ds) in vm.disks.iter_mut().zip(&spec.disks) {
+                let t = ChangeTracker::new(ds.size.0, &RctOptions::default(), guids.fork())
+                    .map_err(|e| BuildError(format!("VM {}: {}: {e}", vm.name, d.file)))?;
+                d.rct = Some(t);
+            }
+        }
+    }
     Ok(Rc::new(RefCell::new(lab)))
 }
 

@@ -74,6 +74,65 @@ impl SparseImage {
         Ok((img, read))
     }
 
+    /// Copies `[offset, offset + len)` (page-aligned) from `src` into this image.
+    pub fn copy_range(&mut self, src: &SparseImage, offset: u64, len: u64) {
+        let (a, b) = (offset / PAGE, (offset + len).div_ceil(PAGE));
+        let stale: Vec<u64> = self.pages.range(a..b).map(|(&i, _)| i).collect();
+        for i in stale {
+            self.pages.remove(&i);
+        }
+        for (&i, p) in src.pages.range(a..b) {
+            self.pages.insert(i, Rc::clone(p));
+        }
+    }
+
+    /// Drops `[offset, offset + len)`: it reads zeros (an excluded range, R14).
+    pub fn clear_range(&mut self, offset: u64, len: u64) {
+        let (a, b) = (offset / PAGE, (offset + len).div_ceil(PAGE));
+        let gone: Vec<u64> = self.pages.range(a..b).map(|(&i, _)| i).collect();
+        for i in gone {
+            self.pages.remove(&i);
+        }
+    }
+
+    /// Whether any page of `[offset, offset + len)` holds data.
+    pub fn has_data_in(&self, offset: u64, len: u64) -> bool {
+        let (a, b) = (offset / PAGE, (offset + len).div_ceil(PAGE));
+        self.pages.range(a..b).next().is_some()
+    }
+
+    /// `[offset, offset + len)` moved to offset 0 (a guest volume out of its disk).
+    pub fn slice(&self, offset: u64, len: u64) -> SparseImage {
+        let (a, b) = (offset / PAGE, (offset + len).div_ceil(PAGE));
+        SparseImage {
+            pages: self
+                .pages
+                .range(a..b)
+                .map(|(&i, p)| (i - a, Rc::clone(p)))
+                .collect(),
+        }
+    }
+
+    /// Pages whose bytes differ between the two images (block-level compare, F5.E.4).
+    pub fn differing_pages(&self, other: &SparseImage) -> u64 {
+        let mut n = 0;
+        for (i, p) in &self.pages {
+            if other.pages.get(i).is_none_or(|q| q[..] != p[..]) {
+                n += 1;
+            }
+        }
+        n + other
+            .pages
+            .keys()
+            .filter(|i| !self.pages.contains_key(i))
+            .count() as u64
+    }
+
+    /// Page-aligned byte offset of the `n`-th page with data (the end when fewer).
+    pub fn nth_page_offset(&self, n: usize) -> Option<u64> {
+        self.pages.keys().nth(n).map(|i| i * PAGE)
+    }
+
     /// The first byte offset where the two images differ.
     pub fn first_difference(&self, other: &SparseImage) -> Option<u64> {
         let mut a = self.pages.iter().peekable();

@@ -6,10 +6,13 @@
 mod build;
 mod image;
 mod oracle;
+mod points;
+pub mod restore;
 
 pub use build::{build_lab, BuildError};
 pub use image::{SparseImage, PAGE};
 pub use oracle::{Oracle, Point};
+pub use points::{CheckRecord, Excluded, PointFigures, Replica, RestoreRecord, Restored, Transfer};
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +21,7 @@ use std::rc::Rc;
 use hvsim_engine::chain::{DiskChain, Merge};
 use hvsim_engine::disk::{VirtualDisk, VirtualDiskMut};
 use hvsim_engine::guest::{GuestVolume, InternalSnapshot};
+use hvsim_engine::rct::{ChangeTracker, RefPoint};
 use hvsim_engine::vhdx::VhdxError;
 use hvsim_engine::volume::{SnapshotId, Volume};
 use hvsim_engine::{GuidGen, Vhdx};
@@ -72,6 +76,9 @@ pub struct DiskLab {
     pub merge: Option<Merge>,
     pub vols: Vec<GuestVol>,
     pub block_size: u64,
+    /// Resilient change tracking of the virtual disk (incremental jobs only): every
+    /// guest write is stamped, and a reference point closes each consistency point.
+    pub rct: Option<ChangeTracker>,
 }
 
 /// A writer that mirrors guest writes into a merge target while a merge runs.
@@ -180,6 +187,8 @@ pub struct VmLab {
     pub oracle: Oracle,
     /// Serial of the next write, for deterministic data.
     pub next_serial: u64,
+    /// Per captured point kind: the RCT reference point of each disk made at the capture.
+    pub rct_points: Vec<(Point, Vec<Option<RefPoint>>)>,
 }
 
 impl VmLab {
@@ -198,8 +207,29 @@ impl VmLab {
     ) -> Result<(), String> {
         self.disks[disk].write(vol, offset, data)?;
         let at = self.disks[disk].vols[vol].layout.start + offset;
+        if let Some(t) = self.disks[disk].rct.as_mut() {
+            t.record_write(at, data.len() as u64)
+                .map_err(|e| format!("{}: change tracking: {e}", self.disks[disk].file))?;
+        }
         self.oracle.completed(disk, at, data);
         Ok(())
+    }
+
+    /// Captures the disks' images as `point` (the oracle) and, with change tracking, closes
+    /// the RCT epoch with a reference point at the same instant: the next incremental
+    /// reads what changed after it.
+    pub fn capture(&mut self, point: Point) {
+        self.oracle.capture(point);
+        if self.disks.iter().all(|d| d.rct.is_none()) {
+            return;
+        }
+        let refs = self
+            .disks
+            .iter_mut()
+            .map(|d| d.rct.as_mut().and_then(|t| t.create_reference_point().ok()))
+            .collect();
+        self.rct_points.retain(|(p, _)| *p != point);
+        self.rct_points.push((point, refs));
     }
 
     /// Deterministic page contents for the next write of `pages` pages.
@@ -239,8 +269,17 @@ pub struct Lab {
     pub bytes_read: u64,
     pub bytes_hashed: u64,
     pub bytes_sent: u64,
-    /// What the requester backed up per VM (disk images), for I2 and I6.
-    pub backups: BTreeMap<usize, Vec<SparseImage>>,
+    /// Recovery points (R18, 1-based): per point, per VM, the disk images the backup
+    /// server keeps, for I2 and I6.
+    pub backups: BTreeMap<u32, BTreeMap<usize, Vec<SparseImage>>>,
+    /// The server's replica of each VM (the state the next point starts from).
+    pub replicas: BTreeMap<usize, Replica>,
+    /// Figures per recovery point attempted.
+    pub points: Vec<PointFigures>,
+    /// R17 consistency checks run.
+    pub checks: Vec<CheckRecord>,
+    /// The job's restores (R16).
+    pub restores: Vec<RestoreRecord>,
     /// The plan of each VM of the job.
     pub plans: BTreeMap<usize, Plan>,
     /// Where the requester reads each VM's backup: a snapshot set (or the live volume)
@@ -328,5 +367,11 @@ impl Lab {
         }
         h.update(&self.bytes_read.to_le_bytes());
         h.update(&self.bytes_sent.to_le_bytes());
+        // Only jobs that make more than one point, check or restore add to the digest.
+        if self.backups.len() > 1 || !self.checks.is_empty() || !self.restores.is_empty() {
+            h.update(&(self.backups.len() as u64).to_le_bytes());
+            h.update(&(self.checks.len() as u64).to_le_bytes());
+            h.update(&(self.restores.len() as u64).to_le_bytes());
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The oracle: every write the guest completed, in order, and the images at the points a
 //! backup must reproduce (I1, I2).
 
+use std::collections::BTreeMap;
+
 use super::image::SparseImage;
 
 /// A point in the run whose disk image a backup must hold.
@@ -32,6 +34,9 @@ pub struct Oracle {
     pub live: Vec<SparseImage>,
     /// Images captured at points, per disk; the last capture of a kind wins.
     pub points: Vec<(Point, Vec<SparseImage>)>,
+    /// Per recovery point (R18, 1-based): the image its backup must hold, kept when the
+    /// point is made (a later capture of the same kind does not replace it).
+    pub kept: BTreeMap<u32, (Point, Vec<SparseImage>)>,
     pub completed_writes: u64,
     /// A hash chain over every completed write (disk, offset, bytes), in order: the
     /// world digest of a trace step covers what was written, not only how much.
@@ -46,6 +51,7 @@ impl Oracle {
         Oracle {
             live: vec![SparseImage::default(); disks],
             points: Vec::new(),
+            kept: BTreeMap::new(),
             completed_writes: 0,
             history: [0; 32],
             hash_writes: false,
@@ -77,6 +83,23 @@ impl Oracle {
             .iter()
             .find(|(p, _)| *p == point)
             .map(|(_, imgs)| &imgs[..])
+    }
+
+    /// Keeps the last capture of `point` as what recovery point `n` must hold.
+    pub fn keep(&mut self, n: u32, point: Point) -> bool {
+        match self.at(point) {
+            Some(imgs) => {
+                let imgs = imgs.to_vec();
+                self.kept.insert(n, (point, imgs));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The image recovery point `n` must hold.
+    pub fn kept(&self, n: u32) -> Option<(Point, &[SparseImage])> {
+        self.kept.get(&n).map(|(p, imgs)| (*p, &imgs[..]))
     }
 
     pub fn digest(&self, h: &mut blake3::Hasher) {

@@ -1,0 +1,258 @@
+//! The requester's job beyond one full backup, on real bytes: incremental recovery points
+//! through change tracking that leave the page file out (R14, R18), express full points
+//! (F5.E), restores that read back exactly (R16, I6), the R17 consistency check after an
+//! interrupted transfer (F5.T), and invariants that catch a damaged point or restore.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use hvsim_sim::run::{evaluate, populate, RunReport};
+use hvsim_sim::scenario::{FailureClass, Outcome, RestoreTarget, Scenario};
+use hvsim_sim::sched::{Decisions, Scheduler};
+use hvsim_sim::world::{restore, LabRef, Point, Power, SparseImage, Transfer, PAGE};
+
+fn load(name: &str) -> Rc<Scenario> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"));
+    Rc::new(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// Runs a library scenario to the end; the lab stays open for inspection.
+fn run(
+    name: &str,
+) -> (
+    Rc<Scenario>,
+    LabRef,
+    Scheduler<hvsim_sim::msg::Msg>,
+    RunReport,
+) {
+    let s = load(name);
+    let mut sched = Scheduler::new(Decisions::seeded(s.seed));
+    let lab = populate(&mut sched, Rc::clone(&s), s.seed).unwrap();
+    sched.run_until_quiet(2_000_000).unwrap();
+    let r = evaluate(&lab, &s, s.seed, &sched);
+    (s, lab, sched, r)
+}
+
+fn check<'a>(r: &'a RunReport, id: &str) -> &'a hvsim_sim::run::Check {
+    r.invariants.iter().find(|c| c.id == id).unwrap()
+}
+
+/// R14, R18: three points, the first full, two incrementals through RCT; each reads a
+/// fraction of the full, sends less than the point's data, holds nothing in the page
+/// file's area, and equals its quiesce point outside it.
+#[test]
+fn incremental_points_read_only_changes_and_leave_out_the_page_file() {
+    let (_, lab, _, r) = run("r14-incremental-excludes-page-file");
+    assert!(r.passed(), "{r}");
+    let lab = lab.borrow();
+    assert_eq!(lab.backups.len(), 3, "three recovery points");
+    let kinds: Vec<Transfer> = lab.points.iter().map(|p| p.transfers[&0]).collect();
+    assert_eq!(
+        kinds,
+        [Transfer::Full, Transfer::Incremental, Transfer::Incremental]
+    );
+    let full = &lab.points[0];
+    let vm = &lab.vms[0];
+    let c = vm.disks[0].vols.iter().find(|v| v.page_file).unwrap();
+    let hot = c.hot / PAGE;
+    let (pf, pf_len) = (
+        c.layout.start + hot * 3 / 4 * PAGE,
+        (hot - hot * 3 / 4) * PAGE,
+    );
+    for p in &lab.points[1..] {
+        assert!(
+            p.bytes_read * 10 < full.bytes_read,
+            "point {}: incremental read {} vs full {}",
+            p.number,
+            p.bytes_read,
+            full.bytes_read
+        );
+        assert_eq!(p.bytes_hashed, 0, "no checksums on an incremental");
+        let img = &lab.backups[&p.number][&0][0];
+        assert!(
+            p.bytes_sent < img.len_pages() as u64 * PAGE,
+            "point {}: sent {} is less than a full of the same point",
+            p.number,
+            p.bytes_sent
+        );
+        // The page file's area is documented as excluded and absent from the point...
+        assert!(p
+            .excluded
+            .iter()
+            .any(|e| e.offset == pf && e.len == pf_len && e.why.contains("R14")));
+        assert!(
+            !img.has_data_in(pf, pf_len),
+            "page file in point {}",
+            p.number
+        );
+        // ...although the guest did write its page file there.
+        let (_, want) = vm.oracle.kept(p.number).unwrap();
+        assert!(want[0].has_data_in(pf, pf_len));
+        // Outside it, the point is its quiesce point exactly.
+        let mut want = want[0].clone();
+        want.clear_range(pf, pf_len);
+        assert_eq!(img.first_difference(&want), None, "point {}", p.number);
+    }
+}
+
+/// R18, F5.E: express full points read and checksum both sides in full and send only
+/// the changed pages; every point equals the quiesce point captured for it.
+#[test]
+fn express_full_points_compare_both_sides_and_each_point_is_its_own_quiesce_point() {
+    let (_, lab, _, r) = run("r18-recovery-points-express-full");
+    assert!(r.passed(), "{r}");
+    let lab = lab.borrow();
+    assert_eq!(lab.backups.len(), 3);
+    for p in &lab.points[1..] {
+        assert_eq!(p.transfers[&0], Transfer::ExpressFull);
+        assert_eq!(
+            p.bytes_read,
+            2 * lab.points[0].bytes_read,
+            "both sides read"
+        );
+        assert_eq!(p.bytes_hashed, p.bytes_read, "both sides checksummed");
+        assert!(p.bytes_sent * 10 < p.bytes_read);
+    }
+    let vm = &lab.vms[0];
+    let mut images: Vec<&SparseImage> = Vec::new();
+    for (&n, vms) in &lab.backups {
+        let (_, want) = vm.oracle.kept(n).unwrap();
+        assert_eq!(vms[&0][0].first_difference(&want[0]), None, "point {n}");
+        images.push(&vms[&0][0]);
+    }
+    // The points are distinct versions: the guest wrote between them.
+    assert!(images[0].first_difference(images[1]).is_some());
+    assert!(images[1].first_difference(images[2]).is_some());
+}
+
+/// R16, I6, I1: recovery point 1 restored in place: the VM's new disk reads back as the
+/// point, the VM is off, and I1 judges the disk against the restored image.
+#[test]
+fn an_original_place_restore_reads_back_exactly() {
+    let (_, lab, _, r) = run("r16-restore-original");
+    assert!(r.passed(), "{r}");
+    let mut guard = lab.borrow_mut();
+    let l = &mut *guard;
+    assert_eq!(l.restores.len(), 1);
+    let rec = &l.restores[0];
+    assert_eq!((rec.target, rec.point), (RestoreTarget::Original, 1));
+    assert_eq!(l.vms[0].power, Power::Off);
+    let point1 = l.backups[&1][&0][0].clone();
+    assert_ne!(
+        point1.first_difference(&l.backups[&2][&0][0]),
+        None,
+        "point 1 is not the last image"
+    );
+    let d = &l.vms[0].disks[0];
+    assert_eq!(d.chain.files, vec![d.file.clone()]);
+    let mut disk = d.chain.open(false, false, &mut l.guids).unwrap();
+    let (img, _) = SparseImage::read_disk(&mut disk, 1 << 20).unwrap();
+    assert_eq!(img.first_difference(&point1), None);
+    assert_eq!(restore::read_back(&rec.items[0]).unwrap(), point1);
+}
+
+/// R16: item-level restore copies each guest volume to its own file; each reads back as
+/// its range of the point.
+#[test]
+fn an_item_level_restore_copies_each_guest_volume() {
+    let (_, lab, _, r) = run("r16-restore-item-level");
+    assert!(r.passed(), "{r}");
+    let l = lab.borrow();
+    let rec = &l.restores[0];
+    assert_eq!(rec.items.len(), 2, "C: and D:");
+    let point = &l.backups[&2][&0][0];
+    for item in &rec.items {
+        let (start, len) = item.part.unwrap();
+        let got = restore::read_back(item).unwrap();
+        assert!(got.len_pages() > 0, "{} holds data", item.file);
+        assert_eq!(got.first_difference(&point.slice(start, len)), None);
+    }
+}
+
+/// F5.T, R17, I3: the transfer drops: failure class communication with the real code,
+/// everything released; the inconsistent replica is checked in full and repaired.
+#[test]
+fn an_interrupted_transfer_is_communication_and_the_replica_gets_checked() {
+    let (_, lab, _, r) = run("r17-consistency-check-after-interrupted-transfer");
+    assert!(r.passed(), "{r}");
+    assert_eq!(r.outcome, Outcome::Failure);
+    assert_eq!(r.failure_class, Some(FailureClass::Communication));
+    assert_eq!(r.code.map(|c| c.value()), Some(0x8007_0040));
+    assert!(check(&r, "I3").ok);
+    let l = lab.borrow();
+    assert_eq!(l.backups.len(), 1, "the interrupted point is not kept");
+    assert_eq!(l.checks.len(), 1);
+    let c = &l.checks[0];
+    assert!(c.reason.contains("interrupted"), "{}", c.reason);
+    assert!(c.bytes_differing > 0 && c.bytes_differing < c.bytes_compared);
+    assert!(c.first_difference.is_some() && c.repaired);
+    assert!(l.replicas[&0].inconsistent.is_none());
+    // The repaired replica is the snapshot's image of point 2: the quiesce point.
+    let want = l.vms[0].oracle.at(Point::Quiesce).unwrap();
+    assert_eq!(l.replicas[&0].images[0].first_difference(&want[0]), None);
+}
+
+/// I2 and I6 catch damage: a byte changed in a stored point, or in a restored file.
+#[test]
+fn a_damaged_point_or_restore_is_named_with_its_offset() {
+    let (s, lab, sched, r) = run("r16-restore-item-level");
+    assert!(r.passed(), "{r}");
+    let at = {
+        let mut l = lab.borrow_mut();
+        let start = l.vms[0].disks[0].vols[1].layout.start;
+        let at = start + 77 * PAGE;
+        let img = &mut l.backups.get_mut(&1).unwrap().get_mut(&0).unwrap()[0];
+        // Every byte of the page flipped: the first difference is its first byte.
+        let flipped: Vec<u8> = match img.page(at / PAGE) {
+            Some(p) => p.iter().map(|b| !b).collect(),
+            None => vec![0xA5; PAGE as usize],
+        };
+        img.write(at, &flipped);
+        at
+    };
+    let r = evaluate(&lab, &s, s.seed, &sched);
+    let i2 = check(&r, "I2");
+    assert!(
+        !i2.ok
+            && i2.message.contains("(recovery point 1)")
+            && i2.message.contains(&format!("at offset {at}")),
+        "{}",
+        i2.message
+    );
+    // Damage point 2 (the restored one): I6 sees the restore no longer matches it.
+    let at2 = {
+        let mut l = lab.borrow_mut();
+        let start = l.vms[0].disks[0].vols[1].layout.start;
+        let img = &mut l.backups.get_mut(&2).unwrap().get_mut(&0).unwrap()[0];
+        let flipped: Vec<u8> = match img.page(start / PAGE + 5) {
+            Some(p) => p.iter().map(|b| !b).collect(),
+            None => vec![0x3C; PAGE as usize],
+        };
+        img.write(start + 5 * PAGE, &flipped);
+        5 * PAGE
+    };
+    let r = evaluate(&lab, &s, s.seed, &sched);
+    let i6 = check(&r, "I6");
+    assert!(
+        !i6.ok && i6.message.contains(&format!("at offset {at2}")),
+        "{}",
+        i6.message
+    );
+    assert!(!r.passed());
+}
+
+/// R17 on demand: after an incremental point, the full compare of the replica with the
+/// source finds no differing byte (outside the page file, R14).
+#[test]
+fn an_on_demand_check_finds_the_incremental_replica_exact() {
+    let (_, lab, _, r) = run("r17-consistency-check-on-demand");
+    assert!(r.passed(), "{r}");
+    let l = lab.borrow();
+    assert_eq!(l.points[1].transfers[&0], Transfer::Incremental);
+    assert!(l.points[1].bytes_read * 10 < l.points[0].bytes_read);
+    let c = &l.checks[0];
+    assert_eq!((c.point, c.bytes_differing, c.repaired), (2, 0, false));
+    assert!(c.bytes_compared > 0 && c.first_difference.is_none());
+}
