@@ -57,21 +57,29 @@ impl Workload {
             cx.detail("held", true);
             return;
         }
-        let Some(d) = vm
+        // Every guest volume of the VM's open disks, as (disk, volume).
+        let vols: Vec<(usize, usize)> = vm
             .disks
             .iter()
-            .position(|d| d.live.is_some() && !d.vols.is_empty())
-        else {
+            .enumerate()
+            .filter(|(_, d)| d.live.is_some())
+            .flat_map(|(i, d)| (0..d.vols.len()).map(move |v| (i, v)))
+            .collect();
+        let Some(&first) = vols.first() else {
             return;
         };
         // The volume of the transactions, or the first.
-        let txn_vol = self
+        let (d, txn_vol) = self
             .spec
             .transactions
             .as_ref()
             .and_then(|t| t.volume.as_ref())
-            .and_then(|m| vm.disks[d].vols.iter().position(|v| &v.mount == m))
-            .unwrap_or(0);
+            .and_then(|m| {
+                vols.iter()
+                    .copied()
+                    .find(|&(d, v)| &vm.disks[d].vols[v].mount == m)
+            })
+            .unwrap_or(first);
         let hot_pages = vm.disks[d].vols[txn_vol].hot / PAGE;
         let r = if pick < t {
             if vm.frozen {
@@ -104,7 +112,7 @@ impl Workload {
             );
             r
         } else if pick < t + m {
-            let v = cx.choose(vm.disks[d].vols.len() as u64) as usize;
+            let (d, v) = vols[cx.choose(vols.len() as u64) as usize];
             let pages = (vm.disks[d].vols[v].hot / PAGE / 4).max(1);
             let page = cx.choose(pages);
             let data = vm.next_data(1, 0x4D);
@@ -114,11 +122,11 @@ impl Workload {
             );
             vm.guest_write(d, v, page * PAGE, &data)
         } else {
-            let v = vm.disks[d]
-                .vols
+            let (d, v) = vols
                 .iter()
-                .position(|v| v.page_file)
-                .unwrap_or(0);
+                .copied()
+                .find(|&(d, v)| vm.disks[d].vols[v].page_file)
+                .unwrap_or(first);
             let hot = vm.disks[d].vols[v].hot / PAGE;
             let page = hot * 3 / 4 + cx.choose((hot / 4).saturating_sub(4).max(1));
             let data = vm.next_data(4, 0x9F);
