@@ -588,7 +588,17 @@ impl Requester {
                         name,
                         file,
                         match set {
-                            Some(s) => format!("snapshot set {s}"),
+                            // R9: off-host, the snapshot is transported to the proxy and
+                            // mounted there.
+                            Some(s) => match (&self.mode, &lab.scenario.job.proxy) {
+                                (BackupMode::OffHost, Some(p)) => {
+                                    format!("snapshot set {s} mounted on proxy {p}")
+                                }
+                                (BackupMode::OffHost, None) => {
+                                    format!("snapshot set {s} mounted on the proxy")
+                                }
+                                _ => format!("snapshot set {s}"),
+                            },
                             None => "the read-only parent".to_string(),
                         }
                     ),
