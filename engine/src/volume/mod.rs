@@ -132,8 +132,16 @@ impl Volume {
     /// Deletes a file; snapshots keep what it held.
     pub fn remove(&self, name: &str) -> Result<(), VolumeError> {
         let mut st = self.lock();
-        let len = st.files.get(name).ok_or_else(|| st.not_found(name))?.len();
-        st.preserve(name, 0, len);
+        if !st.files.contains_key(name) {
+            return Err(st.not_found(name));
+        }
+        let State {
+            files, snapshots, ..
+        } = &mut *st;
+        let live = &files[name];
+        for snap in snapshots.values_mut() {
+            snap.detach(name, live);
+        }
         let f = st.files.remove(name).expect("checked");
         st.used -= f.len();
         Ok(())

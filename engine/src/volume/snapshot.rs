@@ -41,6 +41,9 @@ struct SnapFile {
     /// Older bytes (live or preserved) past this offset read as zeros: the file's length
     /// at the snapshot instant, or less where the snapshot's own file was cut.
     cut: Option<u64>,
+    /// The live file was deleted: chunks not preserved read zeros, never a new file
+    /// of the same name.
+    detached: bool,
 }
 
 #[derive(Debug)]
@@ -93,6 +96,32 @@ impl SnapState {
         true
     }
 
+    /// The live file is about to be deleted: keep the chunks that hold data (holes read
+    /// zeros anyway), then stop reading through to the live volume.
+    pub(crate) fn detach(&mut self, name: &str, live: &SparseFile) {
+        if self.lost {
+            return;
+        }
+        let Some(f) = self.files.get(name).filter(|f| !f.detached) else {
+            return;
+        };
+        let todo: Vec<u64> = live
+            .written_chunks(0..f.len.div_ceil(CHUNK))
+            .filter(|c| !f.preserved.contains_key(c) && !f.changed.contains_key(c))
+            .collect();
+        for c in todo {
+            if !self.take(CHUNK) {
+                return;
+            }
+            let old = live.chunk(c);
+            let f = self.files.get_mut(name).expect("checked");
+            f.preserved.insert(c, old);
+        }
+        if let Some(f) = self.files.get_mut(name) {
+            f.detached = true;
+        }
+    }
+
     pub(crate) fn preserve(&mut self, name: &str, live: &SparseFile, start: u64, end: u64) {
         if self.lost {
             return;
@@ -100,6 +129,10 @@ impl SnapState {
         let Some(f) = self.files.get(name) else {
             return;
         };
+        if f.detached {
+            // A new file of the same name: the snapshot never read through to it.
+            return;
+        }
         let todo: Vec<u64> = chunks(start, end.min(f.len))
             .filter(|c| !f.preserved.contains_key(c) && !f.changed.contains_key(c))
             .collect();
@@ -118,6 +151,7 @@ impl SnapState {
 
     /// The snapshot's view of chunk `c` of a file.
     fn chunk(&self, f: &SnapFile, live: Option<&SparseFile>, c: u64) -> Vec<u8> {
+        let live = live.filter(|_| !f.detached);
         if let Some(d) = f.changed.get(&c) {
             return d.clone();
         }

@@ -38,6 +38,11 @@ impl SparseFile {
         }
     }
 
+    /// The chunks that hold written bytes, in `range` (other chunks read zeros).
+    pub fn written_chunks(&self, range: std::ops::Range<u64>) -> impl Iterator<Item = u64> + '_ {
+        self.chunks.range(range).map(|(&c, _)| c)
+    }
+
     /// Chunk `c` as it reads (zeros past the end of the file).
     pub fn chunk(&self, c: u64) -> Vec<u8> {
         let mut out = vec![0u8; CHUNK as usize];
