@@ -29,8 +29,11 @@ enum Command {
     /// A backup repository: recovery points of disks, deduplicated by content.
     #[command(subcommand)]
     Repo(repo_cmd::RepoCommand),
-    /// Run scenarios: one file tells its story and report; a folder or several files
-    /// print one line each. Exit 0 only when every expectation and invariant holds.
+    /// Run scenarios, checking their expectations and the invariants I1–I6.
+    ///
+    /// One file tells its story step by step, then its report; a folder or several files
+    /// print one line each and a summary. Exit 0 only when every expectation and every
+    /// invariant holds.
     Run {
         /// Scenario files (TOML) or folders of them.
         #[arg(required = true)]
