@@ -47,6 +47,10 @@ enum Command {
         /// Write the volumes' files (VHDX, AVHDX) here at the end, one folder per volume.
         #[arg(long, value_name = "DIR")]
         keep_disks: Option<PathBuf>,
+        /// Hold the volumes' files in DIR as the run goes (written through), one folder
+        /// per volume; they stay there.
+        #[arg(long, value_name = "DIR")]
+        on_disk: Option<PathBuf>,
         /// Only the report, no story.
         #[arg(long, short)]
         quiet: bool,
@@ -65,8 +69,9 @@ fn main() -> ExitCode {
             seed,
             trace,
             keep_disks,
+            on_disk,
             quiet,
-        } => run_cmd::run_cmd(scenarios, seed, trace, keep_disks, quiet),
+        } => run_cmd::run_cmd(scenarios, seed, trace, keep_disks, on_disk, quiet),
         Command::Replay { trace } => run_cmd::replay_cmd(trace),
     };
     match result {

@@ -39,14 +39,24 @@ pub fn run_cmd(
     seed: Option<u64>,
     trace: Option<PathBuf>,
     keep_disks: Option<PathBuf>,
+    on_disk: Option<PathBuf>,
     quiet: bool,
 ) -> Result<ExitCode> {
     let files = scenario_files(&paths)?;
     if files.len() == 1 {
-        return run_one(&files[0], seed, trace, keep_disks.as_deref(), quiet);
+        return run_one(
+            &files[0],
+            seed,
+            trace,
+            keep_disks.as_deref(),
+            on_disk.as_deref(),
+            quiet,
+        );
     }
-    if trace.is_some() || keep_disks.is_some() {
-        return Err(anyhow!("--trace and --keep-disks take one scenario file"));
+    if trace.is_some() || keep_disks.is_some() || on_disk.is_some() {
+        return Err(anyhow!(
+            "--trace, --keep-disks and --on-disk take one scenario file"
+        ));
     }
     let mut failed = 0;
     for f in &files {
@@ -89,6 +99,7 @@ fn run_one(
     seed: Option<u64>,
     trace: Option<PathBuf>,
     keep_disks: Option<&Path>,
+    on_disk: Option<&Path>,
     quiet: bool,
 ) -> Result<ExitCode> {
     let s = Rc::new(load(file)?);
@@ -106,6 +117,7 @@ fn run_one(
             story: !quiet,
             trace: out_file.as_mut().map(|w| w as &mut dyn Write),
             keep_disks,
+            on_disk,
         },
     )
     .with_context(|| format!("{}: the run could not go on", file.display()))?;

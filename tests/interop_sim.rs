@@ -114,3 +114,56 @@ fn f2_images_read_by_qemu_img_hold_every_guest_write() {
 fn f3_off_host_images_read_by_qemu_img_hold_every_guest_write() {
     check_kept_images("f3-production-checkpoint-offhost-group.toml");
 }
+
+/// `on_disk`: the volumes' files written through to a folder as the run goes. The run is
+/// the same run (identical trace), the files equal what an in-memory run exports, and
+/// qemu-img reads every guest write back from them.
+#[test]
+fn a_run_on_disk_is_the_same_run_with_real_files() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/f3-production-checkpoint-onhost.toml");
+    let s = Rc::new(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")));
+    let (on, kept) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut t1, mut t2) = (Vec::new(), Vec::new());
+    let a = run(
+        Rc::clone(&s),
+        9,
+        RunOptions {
+            trace: Some(&mut t1),
+            on_disk: Some(on.path()),
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    let b = run(
+        Rc::clone(&s),
+        9,
+        RunOptions {
+            trace: Some(&mut t2),
+            keep_disks: Some(kept.path()),
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(a.report.passed() && b.report.passed());
+    assert!(t1 == t2, "a run on disk took other steps than in memory");
+    let lab = a.lab.borrow();
+    let d = &lab.vms[0].disks[0];
+    let rel = PathBuf::from(hvsim_sim::run::volume_folder(&d.volume)).join(&d.file);
+    let on_disk = std::fs::read(on.path().join(&rel)).unwrap();
+    assert_eq!(
+        on_disk,
+        std::fs::read(kept.path().join(&rel)).unwrap(),
+        "the files differ"
+    );
+    // Nothing but the base disk remains on the volume's folder (I3, on disk).
+    let names: Vec<String> =
+        std::fs::read_dir(on.path().join(hvsim_sim::run::volume_folder(&d.volume)))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+    assert_eq!(names, vec![d.file.clone()]);
+    common::qemu_check(&on.path().join(&rel));
+    let got = read_with_qemu(&on.path().join(&rel), &on.path().join("disk.raw"));
+    assert_eq!(got.first_difference(&lab.vms[0].oracle.live[0]), None);
+}

@@ -179,3 +179,20 @@ fn the_readme_example_passes() {
     );
     assert!(text.ends_with("Verdict: PASS\n"), "{text}");
 }
+
+#[test]
+fn a_run_on_disk_never_replaces_existing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = scenario("f3-production-checkpoint-onhost.toml");
+    ok(&hvsim(&["run", "-q", s(&f), "--on-disk", s(dir.path())]));
+    let image = dir.path().join("hv1-D").join("web01.vhdx");
+    let before = std::fs::read(&image).unwrap();
+    let (code, err) = fails(&hvsim(&["run", "-q", s(&f), "--on-disk", s(dir.path())]));
+    assert_eq!(code, 1);
+    assert!(err.contains("creating web01.vhdx: File exists"), "{err}");
+    assert_eq!(
+        std::fs::read(&image).unwrap(),
+        before,
+        "an existing image changed"
+    );
+}

@@ -55,6 +55,9 @@ impl Storage for VolumeFile {
                 .checked_add(buf.len() as u64)
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past 2^64"))?;
             st.grow(name, end)?;
+            if let Some(m) = &st.mirror {
+                m.write_at(name, buf, offset)?;
+            }
             st.preserve(name, offset, end);
             st.files.get_mut(name).expect("checked").write(offset, buf);
             Ok(())
@@ -75,8 +78,7 @@ impl Storage for VolumeFile {
             if len > cur {
                 st.grow(name, len)
             } else {
-                st.shrink(name, len);
-                Ok(())
+                st.shrink(name, len)
             }
         })
     }

@@ -3,6 +3,7 @@
 //! provider makes them (copy-on-write into a diff area). In memory.
 
 mod file;
+mod mirror;
 mod snapshot;
 mod sparse;
 
@@ -31,6 +32,8 @@ pub enum VolumeError {
     },
     #[error("{volume}: snapshot {id} is read-only")]
     ReadOnlySnapshot { volume: String, id: SnapshotId },
+    #[error("{volume}: its folder on disk: {detail}")]
+    Mirror { volume: String, detail: String },
 }
 
 /// Where an image's files come from: a live volume or a snapshot of one.
@@ -47,6 +50,8 @@ pub(crate) struct State {
     pub(crate) snapshots: BTreeMap<SnapshotId, SnapState>,
     next_snapshot: SnapshotId,
     exposures: BTreeMap<String, SnapshotId>,
+    /// The folder the files are written through to, if any.
+    pub(crate) mirror: Option<mirror::Mirror>,
 }
 
 /// A volume; clones share it.
@@ -66,8 +71,21 @@ impl Volume {
                 snapshots: BTreeMap::new(),
                 next_snapshot: 1,
                 exposures: BTreeMap::new(),
+                mirror: None,
             })),
         }
+    }
+
+    /// A volume whose files are also written through to `dir` as they change (created
+    /// when missing; it must not hold the files the volume will create).
+    pub fn new_on_disk(
+        name: &str,
+        capacity: u64,
+        dir: &std::path::Path,
+    ) -> std::io::Result<Volume> {
+        let v = Volume::new(name, capacity);
+        v.lock().mirror = Some(mirror::Mirror::new(dir)?);
+        Ok(v)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -117,6 +135,14 @@ impl Volume {
                 name: name.into(),
             });
         }
+        if let Some(m) = st.mirror.as_mut() {
+            if let Err(e) = m.create(name) {
+                return Err(VolumeError::Mirror {
+                    volume: st.name.clone(),
+                    detail: format!("creating {name}: {e}"),
+                });
+            }
+        }
         st.files.insert(name.to_string(), SparseFile::default());
         Ok(VolumeFile::new(self.clone(), name))
     }
@@ -141,6 +167,14 @@ impl Volume {
         let live = &files[name];
         for snap in snapshots.values_mut() {
             snap.detach(name, live);
+        }
+        if let Some(m) = st.mirror.as_mut() {
+            if let Err(e) = m.remove(name) {
+                return Err(VolumeError::Mirror {
+                    volume: st.name.clone(),
+                    detail: format!("removing {name}: {e}"),
+                });
+            }
         }
         let f = st.files.remove(name).expect("checked");
         st.used -= f.len();
@@ -252,17 +286,24 @@ impl State {
                 ),
             ));
         }
+        if let Some(m) = &self.mirror {
+            m.set_len(name, new_len)?;
+        }
         self.used += more;
         self.files.get_mut(name).expect("checked").set_len(new_len);
         Ok(())
     }
 
-    pub(crate) fn shrink(&mut self, name: &str, len: u64) {
+    pub(crate) fn shrink(&mut self, name: &str, len: u64) -> std::io::Result<()> {
         let cur = self.files[name].len();
         if len < cur {
+            if let Some(m) = &self.mirror {
+                m.set_len(name, len)?;
+            }
             self.preserve(name, len, cur);
             self.used -= cur - len;
             self.files.get_mut(name).expect("checked").set_len(len);
         }
+        Ok(())
     }
 }

@@ -5,8 +5,9 @@ mod invariants;
 mod report;
 mod world;
 
+pub use crate::world::volume_folder;
 pub use report::{Check, ConsistencyCheckReport, PointReport, RestoreReport, RunReport, VmReport};
-pub use world::{populate, BuildError, OUT_OF_SPACE_STEPS, START_US};
+pub use world::{populate, populate_on, BuildError, OUT_OF_SPACE_STEPS, START_US};
 
 use std::io::Write;
 use std::rc::Rc;
@@ -51,6 +52,9 @@ pub struct RunOptions<'a> {
     /// Write every volume's files here at the end (`DIR/<volume>/<file>`), so other tools
     /// can open the images the run left.
     pub keep_disks: Option<&'a std::path::Path>,
+    /// Hold the volumes' files on disk as the run goes (`DIR/<volume>/<file>`, written
+    /// through; the folder must not hold them yet).
+    pub on_disk: Option<&'a std::path::Path>,
 }
 
 /// The header of a run's trace: it embeds the scenario so the trace alone replays.
@@ -62,7 +66,7 @@ pub fn trace_header(s: &Scenario, seed: u64) -> Header {
 
 pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<RunOutput, RunError> {
     let mut sched = Scheduler::new(Decisions::seeded(seed));
-    let lab = populate(&mut sched, Rc::clone(&scenario), seed)?;
+    let lab = populate_on(&mut sched, Rc::clone(&scenario), seed, opts.on_disk)?;
     let recording = opts.story || opts.trace.is_some();
     sched.set_recording(recording);
     if !recording {
@@ -101,6 +105,10 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
         t.finish()?;
     }
     let report = evaluate(&lab, &scenario, seed, &sched);
+    if opts.on_disk.is_some() {
+        // The files on disk get their final headers: no log left to replay.
+        close_chains(&lab)?;
+    }
     if let Some(dir) = opts.keep_disks {
         keep_disks(&lab, dir)?;
     }
@@ -112,31 +120,21 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
     })
 }
 
-/// The folder name of a volume under `--keep-disks`: letters, digits, '-' and '_' kept,
-/// anything else (`:`, `\\`, spaces) as '_'.
-pub fn volume_folder(volume: &str) -> String {
-    volume
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// Closes every VM's open chain, so every header and log is final on the files.
+fn close_chains(lab: &LabRef) -> std::io::Result<()> {
+    for vm in &mut lab.borrow_mut().vms {
+        for d in &mut vm.disks {
+            d.close().map_err(std::io::Error::other)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes every file of every volume under `dir/<volume>/`. Volume names such as
 /// `C:\ClusterStorage\Volume1` become one safe folder name.
 pub fn keep_disks(lab: &LabRef, dir: &std::path::Path) -> std::io::Result<()> {
-    let mut lab = lab.borrow_mut();
-    // Close the open chains first so every header and log is on the files.
-    for vm in &mut lab.vms {
-        for d in &mut vm.disks {
-            d.close().map_err(std::io::Error::other)?;
-        }
-    }
+    close_chains(lab)?;
+    let lab = lab.borrow();
     for (name, v) in &lab.volumes {
         let folder = dir.join(volume_folder(name));
         std::fs::create_dir_all(&folder)?;

@@ -64,8 +64,18 @@ pub fn populate(
     scenario: Rc<Scenario>,
     seed: u64,
 ) -> Result<LabRef, BuildError> {
+    populate_on(sched, scenario, seed, None)
+}
+
+/// [`populate`], with the volumes' files written through to `on_disk` when given.
+pub fn populate_on(
+    sched: &mut Scheduler<Msg>,
+    scenario: Rc<Scenario>,
+    seed: u64,
+    on_disk: Option<&std::path::Path>,
+) -> Result<LabRef, BuildError> {
     refuse_unmodelled(&scenario)?;
-    let lab = build_lab(Rc::clone(&scenario), seed)?;
+    let lab = build_lab(Rc::clone(&scenario), seed, on_disk)?;
     // A recorded run digests the world after every step: the oracle then keeps a hash
     // chain of the bytes written (set before any workload step).
     for vm in &mut lab.borrow_mut().vms {

@@ -41,11 +41,40 @@ fn disk_volume(s: &Scenario, disk: &crate::scenario::Disk) -> Option<String> {
         .map(|sh| sh.volume.clone())
 }
 
-pub fn build_lab(s: Rc<Scenario>, seed: u64) -> Result<LabRef, BuildError> {
+/// The folder name of a volume on disk: letters, digits, '-' and '_' kept, anything else
+/// (`:`, `\\`, spaces) as '_'.
+pub fn volume_folder(volume: &str) -> String {
+    volume
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Builds the world; with `on_disk`, every volume's files are also written through to
+/// `on_disk/<volume>/` as the run goes.
+pub fn build_lab(
+    s: Rc<Scenario>,
+    seed: u64,
+    on_disk: Option<&std::path::Path>,
+) -> Result<LabRef, BuildError> {
     let mut guids = GuidGen::seeded(seed);
     let mut volumes = BTreeMap::new();
     for v in &s.volumes {
-        volumes.insert(v.name.clone(), Volume::new(&v.name, v.free.0));
+        let volume = match on_disk {
+            Some(dir) => {
+                let folder = dir.join(volume_folder(&v.name));
+                Volume::new_on_disk(&v.name, v.free.0, &folder)
+                    .map_err(|e| BuildError(format!("{}: {e}", folder.display())))?
+            }
+            None => Volume::new(&v.name, v.free.0),
+        };
+        volumes.insert(v.name.clone(), volume);
     }
     let mut vms = Vec::new();
     for vm in &s.vms {

@@ -9,7 +9,7 @@ mod oracle;
 mod points;
 pub mod restore;
 
-pub use build::{build_lab, BuildError};
+pub use build::{build_lab, volume_folder, BuildError};
 pub use image::{SparseImage, PAGE};
 pub use oracle::{Oracle, Point};
 pub use points::{CheckRecord, Excluded, PointFigures, Replica, RestoreRecord, Restored, Transfer};
