@@ -40,7 +40,7 @@ fn traced(s: &Rc<Scenario>, seed: u64) -> Vec<u8> {
         RunOptions {
             story: false,
             trace: Some(&mut out),
-            keep_disks: None,
+            ..RunOptions::default()
         },
     )
     .unwrap();
