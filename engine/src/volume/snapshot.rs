@@ -109,17 +109,27 @@ impl SnapState {
             .written_chunks(0..f.len.div_ceil(CHUNK))
             .filter(|c| !f.preserved.contains_key(c) && !f.changed.contains_key(c))
             .collect();
-        for c in todo {
-            if !self.take(CHUNK) {
-                return;
-            }
-            let old = live.chunk(c);
-            let f = self.files.get_mut(name).expect("checked");
-            f.preserved.insert(c, old);
+        if !self.keep(name, live, todo) {
+            return;
         }
         if let Some(f) = self.files.get_mut(name) {
             f.detached = true;
         }
+    }
+
+    /// Copies the live chunks `todo` into the diff area; false when the area ran out
+    /// (the snapshot is then lost).
+    fn keep(&mut self, name: &str, live: &SparseFile, todo: Vec<u64>) -> bool {
+        for c in todo {
+            if !self.take(CHUNK) {
+                return false;
+            }
+            let old = live.chunk(c);
+            if let Some(f) = self.files.get_mut(name) {
+                f.preserved.insert(c, old);
+            }
+        }
+        true
     }
 
     pub(crate) fn preserve(&mut self, name: &str, live: &SparseFile, start: u64, end: u64) {
@@ -136,17 +146,7 @@ impl SnapState {
         let todo: Vec<u64> = chunks(start, end.min(f.len))
             .filter(|c| !f.preserved.contains_key(c) && !f.changed.contains_key(c))
             .collect();
-        for c in todo {
-            if !self.take(CHUNK) {
-                return;
-            }
-            let old = live.chunk(c);
-            self.files
-                .get_mut(name)
-                .expect("checked")
-                .preserved
-                .insert(c, old);
-        }
+        self.keep(name, live, todo);
     }
 
     /// The snapshot's view of chunk `c` of a file.

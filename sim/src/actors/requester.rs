@@ -336,17 +336,22 @@ impl Requester {
     }
 
     fn vss(&mut self, call: VssCall, with_writers: bool, cx: &mut Cx<'_, Msg>) {
-        let Some(vss) = self.vss_of_task() else {
-            return;
-        };
         // A host backup's stage is the call in flight; checkpoint tasks keep their own.
         if matches!(self.task, Some(Task::HostBackup { .. })) {
             self.stage = Stage::Vss(call);
         }
+        self.send_vss(call, with_writers, 1_000, cx);
+    }
+
+    /// Sends `call` for the task's snapshot set to the host's VSS, `delay_us` from now.
+    fn send_vss(&self, call: VssCall, with_writers: bool, delay_us: u64, cx: &mut Cx<'_, Msg>) {
+        let Some(vss) = self.vss_of_task() else {
+            return;
+        };
         let volumes = self.task_volumes();
         cx.send_after(
             vss,
-            1_000,
+            delay_us,
             Msg::Vss {
                 call,
                 set: self.set,
@@ -824,20 +829,7 @@ impl Requester {
             Some(Task::HostBackup { .. }) => match r {
                 Ok(t) => {
                     self.stage = Stage::Vss(VssCall::BackupComplete);
-                    let vss = self.vss_of_task();
-                    let volumes = self.task_volumes();
-                    if let Some(vss) = vss {
-                        cx.send_after(
-                            vss,
-                            t.max(1),
-                            Msg::Vss {
-                                call: VssCall::BackupComplete,
-                                set: self.set,
-                                volumes,
-                                with_writers: true,
-                            },
-                        );
-                    }
+                    self.send_vss(VssCall::BackupComplete, true, t.max(1), cx);
                 }
                 Err(f) => {
                     self.fail(f);
@@ -875,19 +867,7 @@ impl Requester {
         if self.prepared {
             // F3.5: every VM of the group is done: the volume snapshot goes.
             self.stage = Stage::ReleaseSnapshot;
-            let vss = self.vss_of_task();
-            let volumes = self.task_volumes();
-            if let Some(vss) = vss {
-                cx.send(
-                    vss,
-                    Msg::Vss {
-                        call: VssCall::BackupComplete,
-                        set: self.set,
-                        volumes,
-                        with_writers: false,
-                    },
-                );
-            }
+            self.send_vss(VssCall::BackupComplete, false, 0, cx);
         } else {
             self.next_task(cx);
         }
@@ -935,19 +915,7 @@ impl Requester {
                         self.set = self.new_set();
                         self.prepared = true;
                         self.stage = Stage::SnapshotForProxy;
-                        let vss = self.vss_of_task();
-                        let volumes = self.task_volumes();
-                        if let Some(vss) = vss {
-                            cx.send(
-                                vss,
-                                Msg::Vss {
-                                    call: VssCall::DoSnapshotSet,
-                                    set: self.set,
-                                    volumes,
-                                    with_writers: false,
-                                },
-                            );
-                        }
+                        self.send_vss(VssCall::DoSnapshotSet, false, 0, cx);
                     }
                 }
             }
