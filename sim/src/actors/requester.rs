@@ -737,10 +737,10 @@ impl Requester {
         let name = lab.vms[vm].name.clone();
         cx.detail(
             "consistency_check",
-            format!("{name}: {differing} of {compared} bytes differed"),
+            format!("{}: {differing} of {compared} bytes differed", name),
         );
         lab.checks.push(CheckRecord {
-            vm,
+            vm: name,
             setting,
             point,
             reason,

@@ -268,20 +268,7 @@ fn conclude(
                     .collect(),
             })
             .collect(),
-        consistency_checks: lab
-            .checks
-            .iter()
-            .map(|c| ConsistencyCheckReport {
-                vm: lab.vms[c.vm].name.clone(),
-                setting: c.setting.to_string(),
-                point: c.point,
-                reason: c.reason.clone(),
-                bytes_compared: c.bytes_compared,
-                bytes_differing: c.bytes_differing,
-                first_difference: c.first_difference,
-                repaired: c.repaired,
-            })
-            .collect(),
+        consistency_checks: lab.checks.clone(),
         restores: lab
             .restores
             .iter()

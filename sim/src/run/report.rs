@@ -41,18 +41,8 @@ pub struct PointReport {
     pub excluded: Vec<String>,
 }
 
-/// One R17 consistency check.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConsistencyCheckReport {
-    pub vm: String,
-    pub setting: String,
-    pub point: u32,
-    pub reason: String,
-    pub bytes_compared: u64,
-    pub bytes_differing: u64,
-    pub first_difference: Option<u64>,
-    pub repaired: bool,
-}
+/// One R17 consistency check, as the world recorded it.
+pub type ConsistencyCheckReport = crate::world::CheckRecord;
 
 /// One R16 restore.
 #[derive(Clone, Debug, PartialEq, Eq)]

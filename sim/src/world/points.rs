@@ -71,7 +71,8 @@ pub struct Replica {
 /// One R17 consistency check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckRecord {
-    pub vm: usize,
+    /// The VM's name.
+    pub vm: String,
     pub setting: ConsistencyCheck,
     pub point: u32,
     /// Why it ran ("on demand", "scheduled", or the inconsistency flag).
