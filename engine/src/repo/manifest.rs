@@ -76,6 +76,12 @@ pub struct BackupStats {
     /// Chunks whose block was already stored (by any point of any disk), and their bytes.
     pub dedup_hits: u64,
     pub dedup_bytes: u64,
+    /// Damaged blocks (another content or length than their name) replaced by the
+    /// chunk's good bytes, and their bytes (absent from manifests older than healing).
+    #[serde(default)]
+    pub healed_blocks: u64,
+    #[serde(default)]
+    pub healed_bytes: u64,
     /// Chunks that differ from the same chunk of the disk's previous point (all chunks
     /// for a first point).
     pub changed_chunks: u64,
