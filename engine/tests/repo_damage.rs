@@ -123,7 +123,9 @@ fn the_length_of_a_stored_block_is_checked() {
         let mut bytes = fs::read(&path).unwrap();
         bytes.resize(len as usize, 0);
         fs::write(&path, &bytes).unwrap();
-        let err = restore(&r, tmp.path(), "l", 1).unwrap_err();
+        let err = restore(&r, tmp.path(), "l", 1)
+            .err()
+            .expect("a restore through a damaged block fails");
         match &err {
             RepoError::BadBlock {
                 point: 1,
@@ -189,7 +191,9 @@ fn the_length_of_a_stored_block_is_checked() {
             actual: CHUNK / 2,
         }]
     );
-    let err = restore(&r, tmp.path(), "l", 2).unwrap_err();
+    let err = restore(&r, tmp.path(), "l", 2)
+        .err()
+        .expect("a restore through a block of the wrong length fails");
     assert!(
         matches!(
             err,
