@@ -55,6 +55,14 @@ fn restore(r: &Repository, dir: &Path, name: &str, point: u64) -> Result<Vec<u8>
     Ok(read_all(&out))
 }
 
+/// The error of a restore that must fail (not the bytes of one that did not).
+fn restore_fails(r: &Repository, dir: &Path, name: &str, point: u64) -> RepoError {
+    match restore(r, dir, name, point) {
+        Ok(_) => panic!("{name}@{point} was restored through a damaged block"),
+        Err(e) => e,
+    }
+}
+
 /// A bit flipped in a stored block: the next backup of the intact disk compares the
 /// stored block with the chunk, finds it damaged and rewrites it (once, although two
 /// chunks use it); the new point and the old one both restore exactly, and verify is
@@ -123,9 +131,7 @@ fn the_length_of_a_stored_block_is_checked() {
         let mut bytes = fs::read(&path).unwrap();
         bytes.resize(len as usize, 0);
         fs::write(&path, &bytes).unwrap();
-        let err = restore(&r, tmp.path(), "l", 1)
-            .err()
-            .expect("a restore through a damaged block fails");
+        let err = restore_fails(&r, tmp.path(), "l", 1);
         match &err {
             RepoError::BadBlock {
                 point: 1,
@@ -191,9 +197,7 @@ fn the_length_of_a_stored_block_is_checked() {
             actual: CHUNK / 2,
         }]
     );
-    let err = restore(&r, tmp.path(), "l", 2)
-        .err()
-        .expect("a restore through a block of the wrong length fails");
+    let err = restore_fails(&r, tmp.path(), "l", 2);
     assert!(
         matches!(
             err,
