@@ -125,16 +125,18 @@ fn unchanged() {
     v.close().expect("close");
     let mut repo = Repository::init(&dir.path().join("repo")).expect("init");
     repo.backup_vhdx("disk", &img).expect("first backup");
+    let mut hits = 0;
     let mut secs: Vec<f64> = (0..RUNS)
         .map(|_| {
             let rep = repo.backup_vhdx("disk", &img).expect("backup");
             assert_eq!(rep.stats.new_blocks, 0, "an unchanged disk stores nothing");
+            hits = rep.stats.dedup_hits;
             rep.elapsed.as_secs_f64()
         })
         .collect();
     secs.sort_by(f64::total_cmp);
     println!(
-        "unchanged 1 GiB disk (768 MiB data), every chunk deduplicated: median {:.3} s of {RUNS} backups (min {:.3}, max {:.3})",
+        "unchanged 1 GiB disk (768 MiB data, {hits} dedup hits per backup): median {:.3} s of {RUNS} backups (min {:.3}, max {:.3})",
         secs[RUNS / 2],
         secs[0],
         secs[RUNS - 1]
