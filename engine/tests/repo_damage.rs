@@ -5,6 +5,7 @@
 
 use hvsim_engine::repo::{
     ChunkRef, Digest, FailAt, Fault, Leftover, Problem, RepoError, Repository, RestoreTarget,
+    MAX_CHUNKS,
 };
 use hvsim_engine::{CreateOptions, OpenOptions, Vhdx};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -317,4 +318,50 @@ fn point_numbers_never_wrap() {
     let rep = r.prune(1).unwrap();
     assert_eq!(rep.dropped, vec![("n".to_string(), 1)]);
     assert_eq!(r.points("n").unwrap(), vec![u64::MAX]);
+}
+
+/// A point is held in memory and written whole, so a disk may have at most MAX_CHUNKS
+/// chunks: one chunk more (a sparse 16 GiB disk in 4 KiB chunks) is refused before
+/// anything is allocated or written, naming the image; a manifest claiming more is a
+/// bad file. Before, a sparse 64 TiB image (a 20 MB file) made the backup abort.
+#[test]
+fn a_disk_with_too_many_chunks_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("huge.vhdx");
+    let size = MAX_CHUNKS * 4096 + 4096;
+    Vhdx::create_file(&img, &CreateOptions::new(size))
+        .unwrap()
+        .close()
+        .unwrap();
+    let dir = tmp.path().join("repo");
+    let mut r = Repository::init_with_chunk_size(&dir, 4096).unwrap();
+    let err = r.backup_vhdx("huge", &img).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("huge.vhdx")
+            && text.contains(&format!("has {} chunks of 4096 bytes", MAX_CHUNKS + 1))
+            && text.contains("larger chunks"),
+        "{text}"
+    );
+    assert_eq!(files(&dir), (vec![], vec![]));
+    assert!(r.names().unwrap().is_empty());
+
+    // A manifest that claims such a disk.
+    let small = tmp.path().join("small.vhdx");
+    image(&small, MIB, &random(5, 4096));
+    r.backup_vhdx("small", &small).unwrap();
+    let mpath = r.root().join("points/small/00000001.json");
+    let text = fs::read_to_string(&mpath).unwrap();
+    let edited = text.replacen(
+        &format!("\"virtual_size\": {MIB}"),
+        &format!("\"virtual_size\": {size}"),
+        1,
+    );
+    assert_ne!(edited, text);
+    fs::write(&mpath, edited).unwrap();
+    let err = r.manifest("small", 1).unwrap_err().to_string();
+    assert!(
+        err.contains("00000001.json") && err.contains("more than the"),
+        "{err}"
+    );
 }

@@ -12,7 +12,7 @@ use super::digest::{ChunkRef, Digest};
 use super::error::{io_at, RepoError, Result};
 use super::fsio::leads_to_regular;
 use super::manifest::{chunk_count, chunk_len, BackupStats, DiskGeometry, Manifest};
-use super::manifest::{MANIFEST_FORMAT, MANIFEST_VERSION};
+use super::manifest::{MANIFEST_FORMAT, MANIFEST_VERSION, MAX_CHUNKS};
 use super::store::Stored;
 use super::{check_name, Repository};
 use crate::disk::VirtualDisk;
@@ -49,6 +49,15 @@ impl Repository {
                 disk.virtual_size()
             )));
         }
+        let n = chunk_count(geometry.virtual_size, self.chunk_size);
+        if n > MAX_CHUNKS {
+            return Err(RepoError::TooManyChunks {
+                path: source.into(),
+                size: geometry.virtual_size,
+                chunks: n,
+                chunk_size: self.chunk_size,
+            });
+        }
         let start = Instant::now();
         let point = self.next_point(name)?;
         let previous = match point {
@@ -57,7 +66,6 @@ impl Repository {
         };
         let size = geometry.virtual_size;
         let cs = self.chunk_size;
-        let n = chunk_count(size, cs);
         let mut stats = BackupStats {
             chunks: n,
             ..BackupStats::default()
@@ -165,6 +173,17 @@ impl Repository {
             RepoError::Disk { source, .. } => RepoError::Disk {
                 path: image.into(),
                 source,
+            },
+            RepoError::TooManyChunks {
+                size,
+                chunks,
+                chunk_size,
+                ..
+            } => RepoError::TooManyChunks {
+                path: image.into(),
+                size,
+                chunks,
+                chunk_size,
             },
             other => other,
         })

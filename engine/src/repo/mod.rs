@@ -39,7 +39,9 @@ pub use backup::BackupReport;
 pub use digest::{ChunkRef, Digest};
 pub use error::{RepoError, Result};
 pub use fsio::{FailAt, Fault};
-pub use manifest::{chunk_count, chunk_len, BackupStats, DiskGeometry, DiskKind, Manifest};
+pub use manifest::{
+    chunk_count, chunk_len, BackupStats, DiskGeometry, DiskKind, Manifest, MAX_CHUNKS,
+};
 pub use restore::{RestoreReport, RestoreTarget};
 pub use retention::{GcReport, PruneReport};
 pub use store::StoreUsage;
@@ -78,11 +80,9 @@ pub struct Repository {
 /// The file the writer's lock is taken on.
 const LOCK_FILE: &str = "hvsim-repo.lock";
 
-/// The longest a manifest can be: one line of at most 80 bytes per chunk of the largest
-/// VHDX disk (64 TiB), and some for the rest. A longer file is refused unread.
-fn manifest_max_len(chunk_size: u64) -> u64 {
-    (64 << 40) / chunk_size * 80 + (64 << 10)
-}
+/// The longest a manifest can be: one line of at most 80 bytes per chunk, for the most
+/// chunks a point may list, and some for the rest. A longer file is refused unread.
+const MANIFEST_MAX_LEN: u64 = manifest::MAX_CHUNKS * 80 + (64 << 10);
 
 /// Checks a disk name: it becomes a directory name, so 1 to 64 of `A-Z a-z 0-9 . _ -`,
 /// not starting with `.` or `-`.
@@ -297,7 +297,7 @@ impl Repository {
     pub fn manifest(&self, name: &str, point: u64) -> Result<Manifest> {
         check_name(name)?;
         let path = self.manifest_path(name, point);
-        let bytes = match read_regular(&path, manifest_max_len(self.chunk_size)) {
+        let bytes = match read_regular(&path, MANIFEST_MAX_LEN) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(RepoError::NoSuchPoint {
