@@ -365,3 +365,24 @@ fn a_disk_with_too_many_chunks_is_refused() {
         "{err}"
     );
 }
+
+/// A point is listed under the one file name its manifest is written as: copies under
+/// other spellings of the number (`1.json`, `000000001.json`, `+1.json`) are not points,
+/// so a point is never listed twice and retention never drops one twice.
+#[test]
+fn a_point_has_one_file_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("o.vhdx");
+    image(&img, MIB, &random(6, CHUNK));
+    let mut r = Repository::init_with_chunk_size(&tmp.path().join("repo"), CHUNK).unwrap();
+    r.backup_vhdx("o", &img).unwrap();
+    r.backup_vhdx("o", &img).unwrap();
+    let dir = r.root().join("points/o");
+    for alias in ["1.json", "000000001.json", "+1.json"] {
+        fs::copy(dir.join("00000001.json"), dir.join(alias)).unwrap();
+    }
+    assert_eq!(r.points("o").unwrap(), vec![1, 2]);
+    let rep = r.prune(1).unwrap();
+    assert_eq!(rep.dropped, vec![("o".to_string(), 1)]);
+    assert_eq!(r.points("o").unwrap(), vec![2]);
+}

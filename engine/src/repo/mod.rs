@@ -283,8 +283,10 @@ impl Repository {
             let Some(stem) = file.to_str().and_then(|f| f.strip_suffix(".json")) else {
                 continue;
             };
-            if !stem.is_empty() && stem.bytes().all(|c| c.is_ascii_digit()) {
-                if let Ok(n) = stem.parse::<u64>() {
+            // Only the one spelling a manifest is written under: `1.json` beside
+            // `00000001.json` would list point 1 twice (and retention drop it twice).
+            if let Ok(n) = stem.parse::<u64>() {
+                if stem == format!("{n:08}") {
                     out.push(n);
                 }
             }
