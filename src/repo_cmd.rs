@@ -47,6 +47,7 @@ pub enum RepoCommand {
     },
     /// Check every block against its digest and every point's blocks; exit 1 on a problem.
     /// Blocks no point uses and temporary files of interrupted writes are listed apart.
+    /// Refused while another process writes to the repository.
     Verify { dir: PathBuf },
     /// Keep the last N points of every disk, drop the others; reclaim blocks no point
     /// uses and temporary files of interrupted writes (without --keep: only reclaim).

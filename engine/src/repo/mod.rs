@@ -48,7 +48,10 @@ pub use store::StoreUsage;
 pub use verify::{Leftover, Problem, VerifyReport};
 
 use error::io_at;
-use fsio::{ensure_dir, ensure_own_dir, open_regular_with, read_regular, sync_dir, AtomicWriter};
+use fsio::{
+    ensure_dir, ensure_own_dir, open_regular, open_regular_with, read_regular, sync_dir,
+    AtomicWriter,
+};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -217,7 +220,26 @@ impl Repository {
         if self.lock.is_some() {
             return Ok(None);
         }
-        let (path, f) = self.open_lock_file()?;
+        let path = self.root.join(LOCK_FILE);
+        let f = match self.open_lock_file() {
+            Ok((_, f)) => f,
+            // A repository this process may not change (read-only media, another
+            // owner): a shared lock needs no write access, and without a lock file no
+            // writer has run since it was made read-only.
+            Err(RepoError::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                match open_regular(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(io_at(&path, "opening the lock file")(e)),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         match f.try_lock_shared() {
             Ok(()) => Ok(Some(f)),
             Err(std::fs::TryLockError::WouldBlock) => Err(RepoError::Busy { path }),
