@@ -103,9 +103,13 @@ impl AtomicWriter {
     }
 }
 
-/// Syncs a directory, so that the names created or removed in it are durable.
+/// Syncs a directory, so that the names created or removed in it are durable. Opened
+/// as a directory only: a FIFO swapped in under its name fails, it is not waited on.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
+        .open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_at(dir, "syncing the directory"))
 }

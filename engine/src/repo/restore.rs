@@ -20,7 +20,7 @@ use super::fsio::{open_regular, regular_or_absent, sync_dir};
 use super::manifest::{chunk_len, DiskKind, Manifest};
 use super::Repository;
 use crate::vhdx::{CommitPolicy, CreateOptions, OpenOptions, Vhdx};
-use std::fs::{self, File};
+use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -234,7 +234,7 @@ impl Repository {
             }
         }
         v.close().map_err(disk_err)?;
-        File::open(path)
+        open_regular(path)
             .and_then(|f| f.sync_all())
             .map_err(io_at(path, "syncing the restored image"))?;
         Ok(data_bytes)
