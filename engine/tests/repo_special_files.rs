@@ -14,12 +14,14 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const CHUNK: u64 = 64 * KIB;
 
+/// Makes a FIFO. Not by running `mkfifo`: a child process forked while another test's
+/// thread holds a repository lock would hold that lock until its exec.
 fn mkfifo(path: &Path) {
-    let st = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .expect("mkfifo runs");
-    assert!(st.success(), "mkfifo {}", path.display());
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only reads it.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo {}", path.display());
 }
 
 fn is_fifo(path: &Path) -> bool {
