@@ -19,7 +19,12 @@
 //! Every file is written to `tmp/`, synced, renamed into place, and its directory synced;
 //! a backup writes its blocks first and its manifest last, so a failure at any instant
 //! leaves the points already there intact and at worst some unreferenced blocks, which
-//! [`Repository::gc`] reclaims. One process writes to a repository at a time.
+//! [`Repository::gc`] reclaims. One process writes to a repository at a time; verify
+//! holds the same lock shared, so it never mistakes a writer's work for leftovers.
+//!
+//! Nothing is trusted for its name: a backup compares a stored block with the chunk
+//! before a point relies on it, a restore checks each block's length and digest, and
+//! only regular files are opened (see `fsio`).
 //!
 //! One concept per file: `digest` (block names), `manifest` (points), `store` (blocks),
 //! `backup`, `restore` (R16, I6), `retention` (pruning and reclaiming), `verify`, and
