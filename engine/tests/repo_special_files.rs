@@ -269,3 +269,34 @@ fn a_temporary_file_never_follows_a_link() {
     );
     assert!(r.verify().unwrap().is_clean());
 }
+
+/// The repository's own folders are real folders: `tmp/` (or `blocks/`) as a link to a
+/// folder outside is refused when the repository is opened, naming it, and nothing is
+/// written there.
+#[test]
+fn the_repository_folders_are_not_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (img, repo, _) = setup(tmp.path());
+    for sub in ["tmp", "blocks"] {
+        let outside = tmp.path().join(format!("outside-{sub}"));
+        fs::rename(repo.join(sub), &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, repo.join(sub)).unwrap();
+        let before = fs::read_dir(&outside).unwrap().count();
+        let err = Repository::open(&repo)
+            .and_then(|mut r| r.backup_vhdx("disk", &img))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("repo/{sub}")) && err.contains("a symbolic link"),
+            "{err}"
+        );
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), before);
+        fs::remove_file(repo.join(sub)).unwrap();
+        fs::rename(&outside, repo.join(sub)).unwrap();
+    }
+    assert!(Repository::open(&repo)
+        .unwrap()
+        .verify()
+        .unwrap()
+        .is_clean());
+}

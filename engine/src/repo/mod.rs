@@ -136,7 +136,7 @@ impl Repository {
             return Err(RepoError::NotEmpty { path: dir.into() });
         }
         for sub in ["blocks", "points", "tmp"] {
-            ensure_dir(&dir.join(sub))?;
+            ensure_own_dir(&dir.join(sub))?;
         }
         let mut repo = Repository {
             root: dir.to_path_buf(),
@@ -182,7 +182,7 @@ impl Repository {
             return Err(bad(format!("invalid chunk size {}", c.chunk_size)));
         }
         for sub in ["blocks", "points", "tmp"] {
-            ensure_dir(&dir.join(sub))?;
+            ensure_own_dir(&dir.join(sub))?;
         }
         Ok(Repository {
             root: dir.to_path_buf(),
