@@ -4,12 +4,18 @@ use hvsim_sim::sched::toy::{self, ToyConfig};
 use hvsim_sim::sched::{Decisions, Divergence, Scheduler, Stop};
 use hvsim_sim::trace::{read_trace, replay, Header, ReplayError, Trace, TraceError, TraceWriter};
 
+const MAX_STEPS: u64 = 100_000;
+
 fn record(seed: u64) -> String {
+    record_limited(seed, MAX_STEPS)
+}
+
+fn record_limited(seed: u64, max_steps: u64) -> String {
     let mut sched = Scheduler::new(Decisions::seeded(seed));
     toy::build(&mut sched, ToyConfig::default());
     let header = Header::new("0123abcd", seed);
     let mut writer = TraceWriter::new(Vec::new(), &header).unwrap();
-    assert_eq!(sched.run_traced(100_000, &mut writer).unwrap(), Stop::Quiet);
+    sched.run_traced(max_steps, &mut writer).unwrap();
     String::from_utf8(writer.finish().unwrap()).unwrap()
 }
 
@@ -18,16 +24,38 @@ fn read(text: &str) -> Result<Trace, TraceError> {
 }
 
 fn replay_toy(trace: &Trace) -> Result<hvsim_sim::trace::ReplayReport, ReplayError> {
-    replay(trace, |s| toy::build(s, ToyConfig::default()))
+    replay(trace, MAX_STEPS, |s| toy::build(s, ToyConfig::default()))
 }
 
-/// Applies `edit` to the JSON object of line `line` (1-based) and writes it back.
+/// Recomputes every line's chain digest, as a writer would have: what a forger does to
+/// get an edit past the chain, so that the replay's own checks are what is tested.
+fn reseal(text: &str) -> String {
+    let mut last = [0u8; 32];
+    let mut out = String::new();
+    for line in text.lines() {
+        let content = match line.rfind(r#","chain":""#) {
+            Some(at) => &line[..at],
+            None => line.strip_suffix('}').unwrap(),
+        };
+        let hash = blake3::Hasher::new()
+            .update(&last)
+            .update(content.as_bytes())
+            .finalize();
+        last = *hash.as_bytes();
+        out.push_str(&format!("{content},\"chain\":\"{}\"}}\n", hash.to_hex()));
+    }
+    out
+}
+
+/// Applies `edit` to the JSON object of line `line` (1-based), writes it back and
+/// reseals the trace.
 fn edit_line(text: &str, line: usize, edit: impl FnOnce(&mut serde_json::Value)) -> String {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let mut value: serde_json::Value = serde_json::from_str(&lines[line - 1]).unwrap();
+    value.as_object_mut().unwrap().remove("chain");
     edit(&mut value);
     lines[line - 1] = serde_json::to_string(&value).unwrap();
-    lines.join("\n") + "\n"
+    reseal(&(lines.join("\n") + "\n"))
 }
 
 /// The first step (1-based) with at least `n` choices.
@@ -44,12 +72,14 @@ fn step_with_choices(trace: &Trace, n: usize) -> u64 {
 fn header_and_lines_have_the_documented_shape() {
     let text = record(4);
     let mut lines = text.lines();
-    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let mut header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let chain = header.as_object_mut().unwrap().remove("chain").unwrap();
+    assert_eq!(chain.as_str().unwrap().len(), 64);
     assert_eq!(
         header,
         serde_json::json!({
             "format": "hvsim-trace",
-            "version": 1,
+            "version": 2,
             "scenario_digest": "0123abcd",
             "seed": 4,
             "hvsim_version": env!("CARGO_PKG_VERSION"),
@@ -60,8 +90,13 @@ fn header_and_lines_have_the_documented_shape() {
         first.starts_with(r#"{"step":1,"time_us":0,"actor":""#),
         "{first}"
     );
-    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let mut last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    last.as_object_mut().unwrap().remove("chain").unwrap();
     let trace = read(&text).unwrap();
+    assert_eq!(trace.first_edited_line, None);
+    // Every line ends with its chain digest; resealing an intact trace changes nothing.
+    assert!(text.lines().all(|l| l.contains(r#","chain":""#)));
+    assert_eq!(reseal(&text), text);
     assert_eq!(
         last,
         serde_json::json!({"end": "quiet", "steps": trace.steps.len()})
@@ -201,7 +236,7 @@ fn a_different_world_ends_early_or_stops_differently() {
         rounds: 1,
         ..ToyConfig::default()
     };
-    let err = replay(&trace, |s| toy::build(s, fewer_rounds)).unwrap_err();
+    let err = replay(&trace, MAX_STEPS, |s| toy::build(s, fewer_rounds)).unwrap_err();
     assert!(err.step() <= trace.steps.len() as u64 + 1, "{err}");
 
     // Claim the recorded run hit its step limit when it actually went quiet.
@@ -231,10 +266,15 @@ fn a_truncated_trace_is_reported() {
         read(&cut),
         Err(TraceError::MissingEnd { lines: 30 })
     ));
-    // Cut inside a line: that line is bad JSON.
+    // Cut inside a line: that line has no newline (and is bad JSON).
     let mut cut = lines[..30].join("\n");
     cut.push('\n');
     cut.push_str(&lines[30][..lines[30].len() / 2]);
+    assert!(matches!(
+        read(&cut),
+        Err(TraceError::NoNewline { line: 31 })
+    ));
+    cut.push('\n');
     assert!(matches!(
         read(&cut),
         Err(TraceError::BadJson { line: 31, .. })
@@ -276,11 +316,14 @@ fn malformed_lines_are_typed_errors_with_their_line_number() {
         })
     ));
 
-    let version = edit_line(&text, 1, |v| v["version"] = serde_json::json!(2));
-    assert!(matches!(
-        read(&version),
-        Err(TraceError::UnsupportedVersion { line: 1, found: 2 })
-    ));
+    // Version 1 had no chain digests: refused, with what to do.
+    let version = edit_line(&text, 1, |v| v["version"] = serde_json::json!(1));
+    let err = read(&version).unwrap_err();
+    assert!(
+        matches!(err, TraceError::UnsupportedVersion { line: 1, found: 1 }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("record the run again"), "{err}");
 
     let not_a_trace = edit_line(&text, 1, |v| v["format"] = serde_json::json!("other"));
     assert!(matches!(

@@ -28,7 +28,34 @@ impl Decisions {
             per_step,
             step: 0,
             used: 0,
+            seed: None,
         })
+    }
+
+    /// Like [`Decisions::replay`], and notes the first step whose recorded choices are not
+    /// what [`Decisions::seeded`]`(seed)` draws (see [`Decisions::first_step_not_from_seed`]).
+    /// The choices still come from the recording: a run from another generator replays.
+    pub fn replay_noting_seed(per_step: Vec<Vec<u64>>, seed: u64) -> Self {
+        Decisions::Replay(Recorded {
+            per_step,
+            step: 0,
+            used: 0,
+            seed: Some(Box::new(SeedCheck {
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                first_step_off: None,
+            })),
+        })
+    }
+
+    /// The first step whose recorded choices the replay's seed would not have drawn, once
+    /// replayed (only for [`Decisions::replay_noting_seed`]).
+    pub fn first_step_not_from_seed(&self) -> Option<u64> {
+        match self {
+            Decisions::Replay(Recorded {
+                seed: Some(check), ..
+            }) => check.first_step_off,
+            _ => None,
+        }
     }
 
     pub(crate) fn begin_step(&mut self, step: u64) {
@@ -70,6 +97,13 @@ pub struct Recorded {
     per_step: Vec<Vec<u64>>,
     step: u64,
     used: usize,
+    seed: Option<Box<SeedCheck>>,
+}
+
+/// The generator a seed gives, drawn beside the recording to compare.
+struct SeedCheck {
+    rng: ChaCha8Rng,
+    first_step_off: Option<u64>,
 }
 
 impl Recorded {
@@ -91,6 +125,11 @@ impl Recorded {
         };
         if index >= bound {
             return Err(Divergence::ChoiceOutOfRange { step, index, bound });
+        }
+        if let Some(check) = self.seed.as_mut().filter(|c| c.first_step_off.is_none()) {
+            if uniform_below(&mut check.rng, bound) != index {
+                check.first_step_off = Some(step);
+            }
         }
         self.used += 1;
         Ok(index)

@@ -36,6 +36,22 @@ pub enum ReplayError {
         recorded: Stop,
         replayed: Stop,
     },
+    #[error("the trace ends at step {steps} ({}) but the run goes on (its step limit is {limit})", .recorded.as_str())]
+    RunGoesOn {
+        steps: u64,
+        recorded: Stop,
+        limit: u64,
+    },
+    #[error("the trace has {steps} steps, more than the run's step limit of {limit}")]
+    PastLimit { steps: u64, limit: u64 },
+    #[error("the trace's seed was changed: the header says seed {seed}, but the choices of step {step} are not what it draws (the steps were recorded with another seed)")]
+    SeedChanged { seed: u64, step: u64 },
+    #[error("line {line} was changed after the trace was written: its chain digest disagrees{}", .replay.as_ref().map(|r| format!("\n  and then {r}")).unwrap_or_default())]
+    Edited {
+        line: u64,
+        /// What the replay found, when it left the trace too.
+        replay: Option<Box<ReplayError>>,
+    },
     #[error("replay fails at step {step}: message for an actor the world does not have")]
     NoSuchActor { step: u64 },
     #[error("replay could not encode step {step}: {source}")]
@@ -43,31 +59,88 @@ pub enum ReplayError {
 }
 
 impl ReplayError {
-    /// The first step at which the replay left the trace.
+    /// The first step at which the replay left the trace (0: before the first step).
     pub fn step(&self) -> u64 {
         match self {
             ReplayError::Diverged { step, .. }
             | ReplayError::EndedEarly { step, .. }
             | ReplayError::NoSuchActor { step }
+            | ReplayError::SeedChanged { step, .. }
             | ReplayError::Encode { step, .. } => *step,
             ReplayError::Choices(divergence) => divergence.step(),
-            ReplayError::StopDiffers { steps, .. } => steps + 1,
+            ReplayError::StopDiffers { steps, .. } | ReplayError::RunGoesOn { steps, .. } => {
+                steps + 1
+            }
+            ReplayError::PastLimit { limit, .. } => limit + 1,
+            // Line 1 is the header, line n + 1 step n.
+            ReplayError::Edited { line, replay } => {
+                replay.as_ref().map_or(line.saturating_sub(1), |r| {
+                    r.step().min(line.saturating_sub(1))
+                })
+            }
         }
     }
 }
 
 /// Re-runs `trace`: `build_world` adds the actors and initial events to a scheduler that
 /// takes every choice from the trace (never from a random generator), and each step is
-/// checked against its line: time, actor, event, details and world digest.
+/// checked against its line: time, actor, event, details and world digest. The end line
+/// must say what the re-run does there: stopped for the same reason, or, for
+/// `step_limit`, `max_steps` steps taken and the run not done. A trace edited after it
+/// was written ([`Trace::first_edited_line`]) is refused, and its seed named when the
+/// header was edited and the choices are not the seed's.
 pub fn replay<M: Message>(
     trace: &Trace,
-    build_world: impl FnOnce(&mut Scheduler<M>),
+    max_steps: u64,
+    mut build_world: impl FnMut(&mut Scheduler<M>),
 ) -> Result<ReplayReport, ReplayError> {
-    let choices = trace.steps.iter().map(|s| s.choices.clone()).collect();
-    let mut sched = Scheduler::new(Decisions::replay(choices));
+    let mut sched = Scheduler::new(replay_decisions(trace));
     sched.set_recording(true);
     build_world(&mut sched);
+    let result = rerun(trace, max_steps, &mut sched);
+    let Some(line) = trace.first_edited_line else {
+        return result;
+    };
+    if line == 1 {
+        // The header was edited. If the choices are not what its seed draws, the seed
+        // was changed; a replay cut short at a divergence may not have met a choice yet.
+        let mut off_seed = sched.decisions().first_step_not_from_seed();
+        if off_seed.is_none() && result.is_err() {
+            let mut probe = Scheduler::new(replay_decisions(trace));
+            build_world(&mut probe);
+            let _ = probe.run_until_quiet(trace.end.steps);
+            off_seed = probe.decisions().first_step_not_from_seed();
+        }
+        if let Some(step) = off_seed {
+            return Err(ReplayError::SeedChanged {
+                seed: trace.header.seed,
+                step,
+            });
+        }
+    }
+    Err(ReplayError::Edited {
+        line,
+        replay: result.err().map(Box::new),
+    })
+}
 
+fn replay_decisions(trace: &Trace) -> Decisions {
+    let choices = trace.steps.iter().map(|s| s.choices.clone()).collect();
+    Decisions::replay_noting_seed(choices, trace.header.seed)
+}
+
+/// Steps `sched` through the trace and checks its end.
+fn rerun<M: Message>(
+    trace: &Trace,
+    max_steps: u64,
+    sched: &mut Scheduler<M>,
+) -> Result<ReplayReport, ReplayError> {
+    if trace.end.steps > max_steps {
+        return Err(ReplayError::PastLimit {
+            steps: trace.end.steps,
+            limit: max_steps,
+        });
+    }
     let mut line = Vec::new();
     for recorded in &trace.steps {
         match sched.step() {
@@ -111,18 +184,26 @@ pub fn replay<M: Message>(
         }
     }
 
-    let stop = sched.stop_now().unwrap_or(Stop::StepLimit);
-    if stop != trace.end.stop {
-        return Err(ReplayError::StopDiffers {
-            steps: trace.end.steps,
-            recorded: trace.end.stop,
+    let steps = trace.end.steps;
+    let recorded = trace.end.stop;
+    match sched.stop_now() {
+        Some(stop) if stop == recorded => Ok(ReplayReport { steps, stop }),
+        Some(stop) => Err(ReplayError::StopDiffers {
+            steps,
+            recorded,
             replayed: stop,
-        });
+        }),
+        // Events remain: only a run that took all its steps may stop here.
+        None if recorded == Stop::StepLimit && steps == max_steps => Ok(ReplayReport {
+            steps,
+            stop: recorded,
+        }),
+        None => Err(ReplayError::RunGoesOn {
+            steps,
+            recorded,
+            limit: max_steps,
+        }),
     }
-    Ok(ReplayReport {
-        steps: trace.end.steps,
-        stop,
-    })
 }
 
 fn first_difference(recorded: &TraceStep, replayed: &TraceStep) -> Option<&'static str> {
