@@ -2,7 +2,10 @@
 
 use hvsim_sim::sched::toy::{self, ToyConfig};
 use hvsim_sim::sched::{Decisions, Divergence, Scheduler, Stop};
-use hvsim_sim::trace::{read_trace, replay, Header, ReplayError, Trace, TraceError, TraceWriter};
+use hvsim_sim::trace::{
+    read_trace, replay, Header, ReplayError, Trace, TraceError, TraceWriter, MAX_HEADER_BYTES,
+    MAX_LINE_BYTES,
+};
 
 const MAX_STEPS: u64 = 100_000;
 
@@ -370,4 +373,241 @@ fn malformed_lines_are_typed_errors_with_their_line_number() {
         read(&with(&lines)),
         Err(TraceError::AfterEnd { line }) if line == count as u64 + 1
     ));
+}
+
+/// A trace of `text`'s header and first `n` steps, ended by a forged end line, resealed.
+fn cut_with_end(text: &str, n: usize, end: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut cut = lines[..=n].join("\n");
+    cut.push_str(&format!("\n{{\"end\":\"{end}\",\"steps\":{n}}}\n"));
+    reseal(&cut)
+}
+
+#[test]
+fn a_trace_cut_short_with_a_forged_end_is_refused() {
+    let text = record(18);
+    let total = read(&text).unwrap().steps.len() as u64;
+    for n in [0, 1, total as usize / 2] {
+        for end in ["step_limit", "quiet", "deadline"] {
+            let forged = cut_with_end(&text, n, end);
+            let trace = read(&forged).unwrap();
+            assert_eq!(trace.first_edited_line, None, "resealed");
+            let err = replay_toy(&trace).unwrap_err();
+            assert!(
+                matches!(err, ReplayError::RunGoesOn { steps, limit: MAX_STEPS, .. } if steps == n as u64),
+                "{n} {end}: {err}"
+            );
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "the trace ends at step {n} ({end}) but the run goes on"
+                )),
+                "{err}"
+            );
+            assert_eq!(err.step(), n as u64 + 1);
+        }
+    }
+    // The whole trace, but claiming the step limit: the run went quiet there.
+    let forged = cut_with_end(&text, total as usize, "step_limit");
+    let err = replay_toy(&read(&forged).unwrap()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReplayError::StopDiffers {
+                recorded: Stop::StepLimit,
+                replayed: Stop::Quiet,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_cut_at_its_step_limit_replays_with_that_limit_only() {
+    let text = record_limited(19, 10);
+    let trace = read(&text).unwrap();
+    assert_eq!(trace.end.stop, Stop::StepLimit);
+    assert_eq!(trace.end.steps, 10);
+    let report = replay(&trace, 10, |s| toy::build(s, ToyConfig::default())).unwrap();
+    assert_eq!((report.steps, report.stop), (10, Stop::StepLimit));
+    // Against a larger limit, the run would have gone on.
+    let err = replay_toy(&trace).unwrap_err();
+    assert!(
+        matches!(err, ReplayError::RunGoesOn { steps: 10, .. }),
+        "{err}"
+    );
+    // Against a smaller one, the trace has too many steps.
+    let err = replay(&trace, 9, |s| toy::build(s, ToyConfig::default())).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReplayError::PastLimit {
+                steps: 10,
+                limit: 9
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_raw_edit_is_named_by_the_first_line_whose_chain_disagrees() {
+    let text = record(20);
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let with = |lines: &[String]| lines.join("\n") + "\n";
+
+    // A digit of step 17's world digest: line 18, and the replay's finding.
+    let at = lines[17].find("\"digest\":\"").unwrap() + 10;
+    let mut edited = lines.clone();
+    let flipped = if &edited[17][at..at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    edited[17].replace_range(at..at + 1, flipped);
+    let err = replay_toy(&read(&with(&edited)).unwrap()).unwrap_err();
+    match &err {
+        ReplayError::Edited {
+            line: 18,
+            replay: Some(inner),
+        } => assert!(
+            matches!(
+                **inner,
+                ReplayError::Diverged {
+                    step: 17,
+                    field: "digest",
+                    ..
+                }
+            ),
+            "{inner}"
+        ),
+        other => panic!("unexpected {other}"),
+    }
+    assert!(
+        err.to_string().starts_with(
+            "line 18 was changed after the trace was written: its chain digest disagrees"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.step(), 17);
+
+    // Whitespace JSON ignores: the run is the same, the trace is still refused.
+    let mut spaced = lines.clone();
+    spaced[9] = spaced[9].replacen(',', ", ", 1);
+    let err = replay_toy(&read(&with(&spaced)).unwrap()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReplayError::Edited {
+                line: 10,
+                replay: None
+            }
+        ),
+        "{err}"
+    );
+
+    // The chain itself edited, on the end line: the whole-trace digest disagrees.
+    let n = lines.len();
+    let at = lines[n - 1].find("\"chain\":\"").unwrap() + 9;
+    let flipped = if &lines[n - 1][at..at + 1] == "a" {
+        "b"
+    } else {
+        "a"
+    };
+    lines[n - 1].replace_range(at..at + 1, flipped);
+    let trace = read(&with(&lines)).unwrap();
+    assert_eq!(trace.first_edited_line, Some(n as u64));
+    let err = replay_toy(&trace).unwrap_err();
+    assert!(
+        matches!(err, ReplayError::Edited { replay: None, .. }),
+        "{err}"
+    );
+
+    // A line with no chain at all is malformed.
+    lines[4] = lines[4][..lines[4].find(",\"chain\"").unwrap()].to_owned() + "}";
+    assert!(matches!(
+        read(&with(&lines)),
+        Err(TraceError::NoChain { line: 5 })
+    ));
+}
+
+#[test]
+fn a_changed_seed_is_named_at_the_first_step_with_a_choice() {
+    let text = record(21);
+    let trace = read(&text).unwrap();
+    let first_choice = trace
+        .steps
+        .iter()
+        .find(|s| !s.choices.is_empty())
+        .unwrap()
+        .step;
+    for other in [22, 0, u64::MAX] {
+        let edited = text.replacen("\"seed\":21", &format!("\"seed\":{other}"), 1);
+        let err = replay_toy(&read(&edited).unwrap()).unwrap_err();
+        assert!(
+            matches!(err, ReplayError::SeedChanged { seed, step } if seed == other && step == first_choice),
+            "{err}"
+        );
+        assert!(
+            err.to_string().starts_with(&format!(
+                "the trace's seed was changed: the header says seed {other}, but the choices of step {first_choice}"
+            )),
+            "{err}"
+        );
+    }
+    // Another edit of the header is not called a seed change.
+    let edited = text.replacen(
+        "\"scenario_digest\":\"0123abcd\"",
+        "\"scenario_digest\":\"0123abce\"",
+        1,
+    );
+    let err = replay_toy(&read(&edited).unwrap()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReplayError::Edited {
+                line: 1,
+                replay: None
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn lines_are_read_within_their_limits() {
+    let text = record(23);
+    let header = text.lines().next().unwrap();
+    // An endless line (no newline ever) ends at the header's limit.
+    let endless = std::io::BufReader::new(std::io::repeat(b'x'));
+    assert!(matches!(
+        read_trace(endless),
+        Err(TraceError::LineTooLong {
+            line: 1,
+            limit: MAX_HEADER_BYTES
+        })
+    ));
+    // A step line one byte too long; one of exactly the limit is merely bad JSON.
+    for (len, too_long) in [(MAX_LINE_BYTES + 1, true), (MAX_LINE_BYTES, false)] {
+        let input = format!("{header}\n{}\n", "y".repeat(len));
+        let err = read(&input).unwrap_err();
+        if too_long {
+            assert!(
+                matches!(
+                    err,
+                    TraceError::LineTooLong {
+                        line: 2,
+                        limit: MAX_LINE_BYTES
+                    }
+                ),
+                "{err}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("line 2: longer than {MAX_LINE_BYTES} bytes")
+            );
+        } else {
+            assert!(matches!(err, TraceError::BadJson { line: 2, .. }), "{err}");
+        }
+    }
 }
