@@ -289,16 +289,19 @@ fn replay_does_not_depend_on_the_generator() {
     });
     assert!(live.is_err());
 
-    // A run recorded with another algorithm replays: replay reads the recorded choices,
-    // never a generator (it only compares them with the seed's, to name an edited seed).
+    // The seed and its generator are part of the trace: a run recorded with another
+    // algorithm is refused as not being its seed's (issue 7 §7: a changed seed is named).
     let bytes = record(
         Decisions::Random(Box::new(SplitMix(77))),
         77,
         ToyConfig::default(),
     );
     let trace = read_trace(&bytes[..]).unwrap();
-    let report = replay(&trace, MAX_STEPS, |s| toy::build(s, ToyConfig::default())).unwrap();
-    assert_eq!(report.steps, trace.steps.len() as u64);
+    let err = replay(&trace, MAX_STEPS, |s| toy::build(s, ToyConfig::default())).unwrap_err();
+    assert!(
+        matches!(err, ReplayError::SeedChanged { seed: 77, step: 1 }),
+        "{err}"
+    );
 
     // A header whose seed is rewritten is named as such (issue 7 §7).
     let text = String::from_utf8(record_seed(8)).unwrap();

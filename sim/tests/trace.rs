@@ -187,9 +187,9 @@ fn a_changed_choice_diverges_at_its_step() {
         v["choices"][0] = serde_json::json!(if original == 0 { 1 } else { 0 });
     });
     let err = replay_toy(&read(&edited).unwrap()).unwrap_err();
-    // Another index gives another world (the queue's sequence numbers are in the digest).
+    // Not what the seed draws: named at that step, before the world even differs.
     assert!(
-        matches!(&err, ReplayError::Diverged { step, .. } if *step == k),
+        matches!(&err, ReplayError::Choices(Divergence::NotFromSeed { step, index, first: false, .. }) if *step == k && *index != original),
         "{err}"
     );
 

@@ -32,30 +32,19 @@ impl Decisions {
         })
     }
 
-    /// Like [`Decisions::replay`], and notes the first step whose recorded choices are not
-    /// what [`Decisions::seeded`]`(seed)` draws (see [`Decisions::first_step_not_from_seed`]).
-    /// The choices still come from the recording: a run from another generator replays.
-    pub fn replay_noting_seed(per_step: Vec<Vec<u64>>, seed: u64) -> Self {
+    /// Like [`Decisions::replay`], and each recorded choice must be the one
+    /// [`Decisions::seeded`]`(seed)` draws: a trace names its seed, and the seed and the
+    /// generator are part of the trace format. The choices still come from the recording.
+    pub fn replay_checking_seed(per_step: Vec<Vec<u64>>, seed: u64) -> Self {
         Decisions::Replay(Recorded {
             per_step,
             step: 0,
             used: 0,
             seed: Some(Box::new(SeedCheck {
                 rng: ChaCha8Rng::seed_from_u64(seed),
-                first_step_off: None,
+                first_step: None,
             })),
         })
-    }
-
-    /// The first step whose recorded choices the replay's seed would not have drawn, once
-    /// replayed (only for [`Decisions::replay_noting_seed`]).
-    pub fn first_step_not_from_seed(&self) -> Option<u64> {
-        match self {
-            Decisions::Replay(Recorded {
-                seed: Some(check), ..
-            }) => check.first_step_off,
-            _ => None,
-        }
     }
 
     pub(crate) fn begin_step(&mut self, step: u64) {
@@ -103,7 +92,8 @@ pub struct Recorded {
 /// The generator a seed gives, drawn beside the recording to compare.
 struct SeedCheck {
     rng: ChaCha8Rng,
-    first_step_off: Option<u64>,
+    /// The first step that made a choice.
+    first_step: Option<u64>,
 }
 
 impl Recorded {
@@ -126,9 +116,16 @@ impl Recorded {
         if index >= bound {
             return Err(Divergence::ChoiceOutOfRange { step, index, bound });
         }
-        if let Some(check) = self.seed.as_mut().filter(|c| c.first_step_off.is_none()) {
-            if uniform_below(&mut check.rng, bound) != index {
-                check.first_step_off = Some(step);
+        if let Some(check) = self.seed.as_mut() {
+            let drawn = uniform_below(&mut check.rng, bound);
+            let first_step = *check.first_step.get_or_insert(step);
+            if drawn != index {
+                return Err(Divergence::NotFromSeed {
+                    step,
+                    index,
+                    drawn,
+                    first: step == first_step,
+                });
             }
         }
         self.used += 1;
@@ -151,6 +148,15 @@ pub enum Divergence {
     },
     #[error("step {step}: the run goes on past the end of the recording")]
     PastEnd { step: u64 },
+    #[error("step {step}: recorded choice {index} is not what the trace's seed draws ({drawn})")]
+    NotFromSeed {
+        step: u64,
+        index: u64,
+        drawn: u64,
+        /// In the run's first step with choices (with a small bound, a wrong seed may
+        /// still draw a few recorded choices by chance).
+        first: bool,
+    },
 }
 
 impl Divergence {
@@ -160,6 +166,7 @@ impl Divergence {
             Divergence::ChoiceOutOfRange { step, .. }
             | Divergence::ChoicesExhausted { step, .. }
             | Divergence::UnusedChoices { step, .. }
+            | Divergence::NotFromSeed { step, .. }
             | Divergence::PastEnd { step } => step,
         }
     }

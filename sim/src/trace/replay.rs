@@ -44,7 +44,7 @@ pub enum ReplayError {
     },
     #[error("the trace has {steps} steps, more than the run's step limit of {limit}")]
     PastLimit { steps: u64, limit: u64 },
-    #[error("the trace's seed was changed: the header says seed {seed}, but the choices of step {step} are not what it draws (the steps were recorded with another seed)")]
+    #[error("the trace's seed was changed: the header says seed {seed}, but the choices of step {step} are not what it draws (the steps were recorded with another seed or generator)")]
     SeedChanged { seed: u64, step: u64 },
     #[error("line {line} was changed after the trace was written: its chain digest disagrees{}", .replay.as_ref().map(|r| format!("\n  and then {r}")).unwrap_or_default())]
     Edited {
@@ -84,11 +84,11 @@ impl ReplayError {
 
 /// Re-runs `trace`: `build_world` adds the actors and initial events to a scheduler that
 /// takes every choice from the trace (never from a random generator), and each step is
-/// checked against its line: time, actor, event, details and world digest. The end line
-/// must say what the re-run does there: stopped for the same reason, or, for
-/// `step_limit`, `max_steps` steps taken and the run not done. A trace edited after it
-/// was written ([`Trace::first_edited_line`]) is refused, and its seed named when the
-/// header was edited and the choices are not the seed's.
+/// checked against its line: time, actor, event, details and world digest; every choice
+/// must be the one the header's seed draws. The end line must say what the re-run does
+/// there: stopped for the same reason, or, for `step_limit`, `max_steps` steps taken and
+/// the run not done. A trace edited after it was written ([`Trace::first_edited_line`])
+/// is refused; a changed seed is named as such.
 pub fn replay<M: Message>(
     trace: &Trace,
     max_steps: u64,
@@ -98,35 +98,50 @@ pub fn replay<M: Message>(
     sched.set_recording(true);
     build_world(&mut sched);
     let result = rerun(trace, max_steps, &mut sched);
-    let Some(line) = trace.first_edited_line else {
-        return result;
-    };
-    if line == 1 {
-        // The header was edited. If the choices are not what its seed draws, the seed
-        // was changed; a replay cut short at a divergence may not have met a choice yet.
-        let mut off_seed = sched.decisions().first_step_not_from_seed();
-        if off_seed.is_none() && result.is_err() {
+    let header_intact = trace.first_edited_line.is_none_or(|line| line == 1);
+    match (trace.first_edited_line, result) {
+        (_, Err(ReplayError::Choices(d))) if header_intact && is_first_off_seed(&d) => {
+            Err(seed_changed(trace, &d))
+        }
+        (None, result) => result,
+        (Some(1), Err(e)) => {
+            // The header was edited and the world left the trace before its first choice
+            // (a world built from another seed): see whether the choices are the seed's.
             let mut probe = Scheduler::new(replay_decisions(trace));
             build_world(&mut probe);
-            let _ = probe.run_until_quiet(trace.end.steps);
-            off_seed = probe.decisions().first_step_not_from_seed();
+            match probe.run_until_quiet(trace.end.steps) {
+                Err(SimError::Divergence(d)) if is_first_off_seed(&d) => {
+                    Err(seed_changed(trace, &d))
+                }
+                _ => Err(edited(1, Some(e))),
+            }
         }
-        if let Some(step) = off_seed {
-            return Err(ReplayError::SeedChanged {
-                seed: trace.header.seed,
-                step,
-            });
-        }
+        (Some(line), result) => Err(edited(line, result.err())),
     }
-    Err(ReplayError::Edited {
+}
+
+fn edited(line: u64, replay: Option<ReplayError>) -> ReplayError {
+    ReplayError::Edited {
         line,
-        replay: result.err().map(Box::new),
-    })
+        replay: replay.map(Box::new),
+    }
 }
 
 fn replay_decisions(trace: &Trace) -> Decisions {
     let choices = trace.steps.iter().map(|s| s.choices.clone()).collect();
-    Decisions::replay_noting_seed(choices, trace.header.seed)
+    Decisions::replay_checking_seed(choices, trace.header.seed)
+}
+
+/// The run's very first choice is not the seed's: the seed is what changed.
+fn is_first_off_seed(d: &Divergence) -> bool {
+    matches!(d, Divergence::NotFromSeed { first: true, .. })
+}
+
+fn seed_changed(trace: &Trace, d: &Divergence) -> ReplayError {
+    ReplayError::SeedChanged {
+        seed: trace.header.seed,
+        step: d.step(),
+    }
 }
 
 /// Steps `sched` through the trace and checks its end.

@@ -19,6 +19,8 @@ pub enum RunReplayError {
     Scenario(Vec<Problem>),
     #[error("line 1: the embedded scenario does not match the header's scenario_digest")]
     ScenarioDigest,
+    #[error("line 1: the embedded scenario is not in its canonical form (as `run` writes it)")]
+    NotCanonical,
     #[error("line 1: the embedded scenario cannot be built: {0}")]
     Build(#[from] BuildError),
     #[error(transparent)]
@@ -40,6 +42,11 @@ pub fn replay_run(trace: &Trace) -> Result<(ReplayReport, Rc<Scenario>), RunRepl
     let scenario = Rc::new(Scenario::from_canonical(text).map_err(RunReplayError::Scenario)?);
     if scenario.digest() != trace.header.scenario_digest {
         return Err(RunReplayError::ScenarioDigest);
+    }
+    // The digest is of the canonical form: the text must be it, byte for byte, or two
+    // texts would pass for one scenario.
+    if scenario.canonical() != text {
+        return Err(RunReplayError::NotCanonical);
     }
     let seed = trace.header.seed;
     let mut build_error = None;
