@@ -3,8 +3,8 @@
 use hvsim_sim::sched::toy::{self, ToyConfig};
 use hvsim_sim::sched::{Decisions, Divergence, Scheduler, Stop};
 use hvsim_sim::trace::{
-    read_trace, replay, Header, ReplayError, Trace, TraceError, TraceWriter, MAX_HEADER_BYTES,
-    MAX_LINE_BYTES,
+    read_trace, read_trace_within, replay, Header, Limits, ReplayError, Trace, TraceError,
+    TraceWriter, MAX_HEADER_BYTES, MAX_LINE_BYTES, MAX_STEPS as TRACE_MAX_STEPS,
 };
 
 const MAX_STEPS: u64 = 100_000;
@@ -610,4 +610,34 @@ fn lines_are_read_within_their_limits() {
             assert!(matches!(err, TraceError::BadJson { line: 2, .. }), "{err}");
         }
     }
+}
+
+#[test]
+fn the_step_count_is_bounded() {
+    // The default bound is the run's own step limit.
+    assert_eq!(Limits::default().steps, hvsim_sim::run::MAX_STEPS);
+    assert_eq!(TRACE_MAX_STEPS, hvsim_sim::run::MAX_STEPS);
+    let text = record(24);
+    let steps = read(&text).unwrap().steps.len() as u64;
+    let within = |n: u64| {
+        let limits = Limits {
+            steps: n,
+            ..Limits::default()
+        };
+        read_trace_within(text.as_bytes(), limits)
+    };
+    assert_eq!(within(steps).unwrap().steps.len() as u64, steps);
+    let err = within(steps - 1).unwrap_err();
+    assert!(
+        matches!(err, TraceError::TooManySteps { line, limit } if line == steps + 1 && limit == steps - 1),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "line {}: more than {} steps, more than any run takes",
+            steps + 1,
+            steps - 1
+        )
+    );
 }

@@ -22,6 +22,25 @@ pub const MAX_LINE_BYTES: usize = 256 << 10;
 /// Most steps a trace may hold: no run takes more.
 pub const MAX_STEPS: u64 = crate::run::MAX_STEPS;
 
+/// How much [`read_trace_within`] reads at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub header_bytes: usize,
+    pub line_bytes: usize,
+    pub steps: u64,
+}
+
+impl Default for Limits {
+    /// [`MAX_HEADER_BYTES`], [`MAX_LINE_BYTES`] and [`MAX_STEPS`].
+    fn default() -> Self {
+        Limits {
+            header_bytes: MAX_HEADER_BYTES,
+            line_bytes: MAX_LINE_BYTES,
+            steps: MAX_STEPS,
+        }
+    }
+}
+
 /// Every line ends with `,"chain":"<64 hex digits>"}`: this many bytes.
 const CHAIN_SUFFIX_LEN: usize = r#","chain":""}"#.len() + 64;
 
@@ -295,9 +314,14 @@ pub enum TraceError {
     NoChain { line: u64 },
 }
 
-/// Reads and validates a whole trace: every line is bounded ([`MAX_HEADER_BYTES`],
-/// [`MAX_LINE_BYTES`], [`MAX_STEPS`]), so no input makes it allocate without limit.
-pub fn read_trace(mut input: impl BufRead) -> Result<Trace, TraceError> {
+/// Reads and validates a whole trace within the default [`Limits`].
+pub fn read_trace(input: impl BufRead) -> Result<Trace, TraceError> {
+    read_trace_within(input, Limits::default())
+}
+
+/// Reads and validates a whole trace: every line and the number of steps are bounded, so
+/// no input makes it allocate without limit.
+pub fn read_trace_within(mut input: impl BufRead, limits: Limits) -> Result<Trace, TraceError> {
     let mut buf = Vec::new();
     let mut line_no = 0u64;
     let mut header = None;
@@ -308,9 +332,9 @@ pub fn read_trace(mut input: impl BufRead) -> Result<Trace, TraceError> {
     loop {
         buf.clear();
         let limit = if header.is_none() {
-            MAX_HEADER_BYTES
+            limits.header_bytes
         } else {
-            MAX_LINE_BYTES
+            limits.line_bytes
         };
         // One byte more than the limit, to tell a line of exactly `limit` bytes and its
         // newline from a longer one.
@@ -357,10 +381,10 @@ pub fn read_trace(mut input: impl BufRead) -> Result<Trace, TraceError> {
             }
             end = Some(parsed);
         } else if object.contains_key("step") {
-            if steps.len() as u64 >= MAX_STEPS {
+            if steps.len() as u64 >= limits.steps {
                 return Err(TraceError::TooManySteps {
                     line: line_no,
-                    limit: MAX_STEPS,
+                    limit: limits.steps,
                 });
             }
             let step = parse_step(object, line_no)?;
