@@ -6,9 +6,10 @@ use rand_core::{RngCore, SeedableRng};
 /// The source of every choice the scheduler makes (which due event goes first, and the
 /// random draws of actors).
 ///
-/// A choice is an index below a bound. Live runs draw it from a generator; a replay reads
-/// the indices recorded in a trace and never touches a generator, so a trace stays valid
-/// whatever generator a later version uses.
+/// A choice is an index below a bound. Live runs draw it from a generator; a replay takes
+/// the indices recorded in a trace. A trace replay also checks each index against the
+/// seed's generator, so an edited seed or choice is named: the generator is part of the
+/// trace format, and another one would need a new format version.
 pub enum Decisions {
     /// Draw uniformly from a generator. [`Decisions::seeded`] is the standard one.
     Random(Box<dyn RngCore>),

@@ -83,9 +83,9 @@ impl ReplayError {
 }
 
 /// Re-runs `trace`: `build_world` adds the actors and initial events to a scheduler that
-/// takes every choice from the trace (never from a random generator), and each step is
-/// checked against its line: time, actor, event, details and world digest; every choice
-/// must be the one the header's seed draws. The end line must say what the re-run does
+/// takes every choice from the trace, and each step is checked against its line: time,
+/// actor, event, details and world digest; every choice must also be the one the
+/// header's seed draws. The end line must say what the re-run does
 /// there: stopped for the same reason, or, for `step_limit`, `max_steps` steps taken and
 /// the run not done. A trace edited after it was written ([`Trace::first_edited_line`])
 /// is refused; a changed seed is named as such.
@@ -105,8 +105,8 @@ pub fn replay<M: Message>(
         }
         (None, result) => result,
         (Some(1), Err(e)) => {
-            // The header was edited and the world left the trace before its first choice
-            // (a world built from another seed): see whether the choices are the seed's.
+            // The header was edited and the world, built from its seed, left the trace before
+            // the first choice: see whether the choices alone are the seed's.
             let mut probe = Scheduler::new(replay_decisions(trace));
             build_world(&mut probe);
             match probe.run_until_quiet(trace.end.steps) {
@@ -132,7 +132,8 @@ fn replay_decisions(trace: &Trace) -> Decisions {
     Decisions::replay_checking_seed(choices, trace.header.seed)
 }
 
-/// The run's very first choice is not the seed's: the seed is what changed.
+/// A choice of the run's first step with choices is not the seed's: the seed is what
+/// changed (an edited choice further on leaves the earlier steps the seed's).
 fn is_first_off_seed(d: &Divergence) -> bool {
     matches!(d, Divergence::NotFromSeed { first: true, .. })
 }
