@@ -423,3 +423,82 @@ fn help_lists_the_commands() {
     let text = ok(&hvsim(&["vhdx", "--help"]));
     insta::assert_snapshot!("vhdx_help", text);
 }
+
+/// A truncated image (issue 7 §3): `check` says which block lost its bytes (exit 1, as
+/// `qemu-img check` reports it), a read of that block fails naming it, a read of an
+/// intact block still gives its bytes, and a write is refused: nothing reads as zeros.
+#[test]
+fn a_truncated_image_is_damaged_not_zeros() {
+    let dir = scratch_dir();
+    let img = dir.path().join("cut.vhdx");
+    ok(&hvsim(&[
+        "vhdx",
+        "create",
+        s(&img),
+        "--size",
+        "4M",
+        "--block-size",
+        "1M",
+    ]));
+    let data: Vec<u8> = (0..MIB as usize).map(|i| (i % 251) as u8 + 1).collect();
+    // Block 0 first, then block 2: block 2 lies last in the file.
+    ok(&hvsim_stdin(
+        &["vhdx", "write", s(&img), "--offset", "0"],
+        &data,
+    ));
+    ok(&hvsim_stdin(
+        &["vhdx", "write", s(&img), "--offset", "2M"],
+        &data,
+    ));
+    ok(&hvsim(&["vhdx", "check", s(&img)]));
+    let len = std::fs::metadata(&img).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+    file.set_len(len - MIB / 2).unwrap();
+    drop(file);
+
+    let out = hvsim(&["vhdx", "check", s(&img)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("payload block 2 at file offset") && text.contains("the image is truncated"),
+        "{text}"
+    );
+    let q = std::process::Command::new("qemu-img")
+        .args(["check", "-f", "vhdx", s(&img)])
+        .output()
+        .expect("qemu-img runs");
+    assert_eq!(
+        q.status.code(),
+        Some(2),
+        "qemu-img check reports a corruption too"
+    );
+
+    let read = |offset: &str| {
+        hvsim(&[
+            "vhdx",
+            "read",
+            s(&img),
+            "--offset",
+            offset,
+            "--length",
+            "1M",
+        ])
+    };
+    assert!(
+        ok_bytes(&read("0")) == data,
+        "the intact block reads its bytes"
+    );
+    let (code, err) = fails(&read("2M"));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("payload block 2 at file offset")
+            && err.contains("past the end")
+            && err.contains(s(&img)),
+        "{err}"
+    );
+    let (_, err) = fails(&hvsim_stdin(
+        &["vhdx", "write", s(&img), "--offset", "0"],
+        &data,
+    ));
+    assert!(err.contains("payload block 2"), "{err}");
+}

@@ -7,11 +7,13 @@
 mod common;
 
 use common::*;
+use hvsim_engine::vhdx::{BlockState, Severity};
 use hvsim_engine::vhdx::{
     HEADER1_OFFSET, HEADER2_OFFSET, META_FILE_PARAMETERS, META_LOGICAL_SECTOR_SIZE,
     META_PARENT_LOCATOR, META_PHYSICAL_SECTOR_SIZE, META_VIRTUAL_DISK_ID, META_VIRTUAL_DISK_SIZE,
     REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET,
 };
+use hvsim_engine::{MemStorage, OpenOptions, Vhdx, VhdxError};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -555,4 +557,325 @@ fn damaged_differencing_4096() {
 #[test]
 fn damaged_pending_log() {
     run_all(&pending_log(), &[log_area, headers_light, bat, truncations]);
+}
+
+// ------------------------------------------------------------------ truncated images
+
+/// A block with data in an intact image: (payload block or sector bitmap, index, file
+/// offset, bytes the file must hold).
+#[derive(Clone, Copy, Debug)]
+struct Placed {
+    bitmap: bool,
+    index: u64,
+    offset: u64,
+    len: u64,
+}
+
+/// Where the sample keeps data: payload blocks and sector bitmap blocks, and the end of
+/// the structures every open needs (header area, log, regions).
+fn placement(s: &Sample) -> (Vec<Placed>, u64, Vhdx) {
+    let v = Vhdx::open(
+        Box::new(MemStorage::from_vec(s.bytes.clone())),
+        &ro_opts(),
+        s.parent.as_deref().map(open_parent),
+    )
+    .expect("the intact sample opens");
+    let g = v.geometry();
+    let mut placed = Vec::new();
+    for b in 0..g.payload_blocks {
+        let (state, offset) = v.block(b);
+        if state.has_data() {
+            placed.push(Placed {
+                bitmap: false,
+                index: b,
+                offset,
+                len: g.block_len(b),
+            });
+        }
+    }
+    for c in 0..g.sector_bitmap_blocks {
+        if let Some(offset) = v.sector_bitmap_offset(c) {
+            placed.push(Placed {
+                bitmap: true,
+                index: c,
+                offset,
+                len: MIB,
+            });
+        }
+    }
+    let structures = [
+        (0, MIB),
+        (s.log_offset, s.log_length),
+        (s.bat_offset, s.bat_length),
+        (
+            v.metadata_region().file_offset,
+            u64::from(v.metadata_region().length),
+        ),
+    ]
+    .iter()
+    .map(|(o, l)| o + l)
+    .max()
+    .unwrap();
+    (placed, structures, v)
+}
+
+/// Whether a read of block `b` of `v` must fail because `lost` holds what it needs.
+fn lost_for(v: &Vhdx, b: u64, lost: &[Placed]) -> Option<Placed> {
+    let (state, _) = v.block(b);
+    let chunk = b / v.geometry().chunk_ratio;
+    let payload = lost.iter().find(|p| !p.bitmap && p.index == b);
+    let bitmap = lost.iter().find(|p| p.bitmap && p.index == chunk);
+    match state {
+        BlockState::FullyPresent => payload.copied(),
+        BlockState::PartiallyPresent => payload.or(bitmap).copied(),
+        _ => None,
+    }
+}
+
+fn names(e: &VhdxError, p: &Placed) -> bool {
+    matches!(e, VhdxError::BlockPastEnd { what, index, offset, .. }
+        if *index == p.index && *offset == p.offset && what.contains("bitmap") == p.bitmap)
+}
+
+fn write_files(
+    dir: &std::path::Path,
+    s: &Sample,
+    child: &[u8],
+    parent: Option<&[u8]>,
+) -> std::path::PathBuf {
+    let img = dir.join("disk.vhdx");
+    std::fs::write(&img, child).unwrap();
+    if let Some(p) = parent {
+        std::fs::write(dir.join("base.vhdx"), p).unwrap();
+    }
+    let _ = s;
+    img
+}
+
+/// Cuts `s` at every half MiB. Before the end of the structures every open needs, the
+/// open fails with a typed error; after it, `check` reports exactly the blocks that
+/// lost bytes, each read of such a block fails naming it, every other block reads its
+/// bytes, a writable open is refused, and an export fails rather than writing zeros.
+/// qemu-img check agrees on whether the file is damaged, where it opens the format.
+fn truncate_everywhere(s: &Sample) {
+    let (placed, structures, _) = placement(s);
+    let len = s.bytes.len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    // qemu opens neither differencing images nor 4096-byte sectors: where it opens the
+    // intact file, it is asked about every cut.
+    let intact = write_files(dir.path(), s, &s.bytes, s.parent.as_deref());
+    let qemu_knows = qemu_img(&[
+        "check".as_ref(),
+        "-f".as_ref(),
+        "vhdx".as_ref(),
+        intact.as_os_str(),
+    ])
+    .0 == Some(0);
+    let mut cuts = 0;
+    for cut in (MIB / 2..len).step_by((MIB / 2) as usize) {
+        cuts += 1;
+        let what = format!("[{}] cut at {cut:#x} of {len:#x}", s.name);
+        let bytes = &s.bytes[..cut as usize];
+        let img = write_files(dir.path(), s, bytes, s.parent.as_deref());
+        let report = Vhdx::check_file(&img, &ro_opts(), false);
+        let errors: Vec<&str> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| f.message.as_str())
+            .collect();
+        let opened = Vhdx::open_file(&img, &ro_opts());
+        let lost: Vec<Placed> = placed
+            .iter()
+            .filter(|p| p.offset + p.len > cut)
+            .copied()
+            .collect();
+        if cut < structures {
+            match opened {
+                Ok(_) => panic!("{what}: opens without the structures it needs"),
+                Err(VhdxError::Io { .. }) => panic!("{what}: untyped error"),
+                Err(_) => {}
+            }
+            assert!(!errors.is_empty(), "{what}: check finds nothing");
+        } else {
+            let mut v = opened.unwrap_or_else(|e| panic!("{what}: does not open: {e}"));
+            assert_eq!(
+                errors.len(),
+                lost.len(),
+                "{what}: check names {errors:?}, lost are {lost:?}"
+            );
+            for p in &lost {
+                let name = format!(
+                    "{} {} at file offset {:#x}",
+                    if p.bitmap {
+                        "sector bitmap block of chunk"
+                    } else {
+                        "payload block"
+                    },
+                    p.index,
+                    p.offset
+                );
+                assert!(
+                    errors
+                        .iter()
+                        .any(|e| e.contains(&name) && e.contains("truncated")),
+                    "{what}: check does not name {name}: {errors:?}"
+                );
+            }
+            let g = v.geometry();
+            for b in 0..g.payload_blocks {
+                let at = b * g.block_size;
+                let mut got = vec![0u8; g.block_len(b) as usize];
+                let r = v.read(at, &mut got);
+                match lost_for(&v, b, &lost) {
+                    Some(p) => match r {
+                        Err(e) if names(&e, &p) => {}
+                        Err(e) => panic!("{what}: block {b}: wrong error {e}"),
+                        Ok(()) => panic!("{what}: block {b} reads although {p:?} is lost"),
+                    },
+                    None => {
+                        r.unwrap_or_else(|e| panic!("{what}: intact block {b}: {e}"));
+                        assert!(
+                            got == s.content[at as usize..at as usize + got.len()],
+                            "{what}: intact block {b} reads other bytes"
+                        );
+                    }
+                }
+            }
+            let w = Vhdx::open_file(&img, &rw_opts());
+            match (lost.first(), w) {
+                (None, Ok(_)) => {}
+                (None, Err(e)) => panic!("{what}: writable open fails: {e}"),
+                (Some(p), Err(e)) if names(&e, p) => {}
+                (Some(_), Err(e)) => panic!("{what}: writable open fails, but says: {e}"),
+                (Some(p), Ok(_)) => panic!("{what}: opens writable although {p:?} is lost"),
+            }
+            let raw = dir.path().join("export.raw");
+            let out = std::fs::File::create(&raw).unwrap();
+            let exported = hvsim_engine::vhdx::convert::export_raw(&mut v, &out);
+            let reads_lost = (0..g.payload_blocks).any(|b| lost_for(&v, b, &lost).is_some());
+            match exported {
+                Err(VhdxError::BlockPastEnd { .. }) if reads_lost => {}
+                Ok(_) if !reads_lost => {
+                    assert!(std::fs::read(&raw).unwrap() == s.content, "{what}: export");
+                }
+                other => panic!("{what}: export gives {other:?} (lost: {lost:?})"),
+            }
+        }
+        if qemu_knows {
+            let (code, text) = qemu_img(&[
+                "check".as_ref(),
+                "-f".as_ref(),
+                "vhdx".as_ref(),
+                img.as_os_str(),
+            ]);
+            assert_eq!(
+                code == Some(0),
+                errors.is_empty(),
+                "{what}: qemu-img check says {code:?} {text}, hvsim check {errors:?}"
+            );
+        }
+    }
+    eprintln!("{}: {cuts} cuts, qemu-img asked: {qemu_knows}", s.name);
+}
+
+#[test]
+fn truncated_dynamic_512() {
+    truncate_everywhere(&dynamic(512));
+}
+
+#[test]
+fn truncated_dynamic_4096() {
+    truncate_everywhere(&dynamic(4096));
+}
+
+#[test]
+fn truncated_fixed() {
+    truncate_everywhere(&fixed());
+}
+
+#[test]
+fn truncated_differencing() {
+    truncate_everywhere(&differencing(512));
+    truncate_everywhere(&differencing(4096));
+}
+
+/// A differencing child over a truncated parent: reads that fall through to a lost parent
+/// block fail naming it, the child's own blocks read their bytes, and a merge (which
+/// opens the parent writable) is refused.
+#[test]
+fn truncated_parent_under_a_child() {
+    let s = differencing(512);
+    let pbytes = s.parent.clone().unwrap();
+    let parent = Sample {
+        bytes: pbytes.clone(),
+        parent: None,
+        ..parent_sample(&pbytes)
+    };
+    let (placed, structures, _) = placement(&parent);
+    let dir = tempfile::tempdir().unwrap();
+    let len = pbytes.len() as u64;
+    for cut in (structures..len).step_by((MIB / 2) as usize) {
+        let what = format!("[parent cut at {cut:#x}]");
+        let img = write_files(dir.path(), &s, &s.bytes, Some(&pbytes[..cut as usize]));
+        let lost: Vec<Placed> = placed
+            .iter()
+            .filter(|p| p.offset + p.len > cut)
+            .copied()
+            .collect();
+        let mut v = Vhdx::open_file(&img, &ro_opts()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let g = v.geometry();
+        for b in 0..g.payload_blocks {
+            let at = b * g.block_size;
+            let mut got = vec![0u8; g.block_len(b) as usize];
+            let r = v.read(at, &mut got);
+            let falls_through = matches!(
+                v.block(b).0,
+                BlockState::NotPresent | BlockState::PartiallyPresent
+            );
+            match lost.iter().find(|p| p.index == b).filter(|_| falls_through) {
+                Some(p) => assert!(
+                    matches!(&r, Err(e) if names(e, p)),
+                    "{what}: block {b}: {r:?}"
+                ),
+                None => {
+                    r.unwrap_or_else(|e| panic!("{what}: block {b}: {e}"));
+                    assert!(got == s.content[at as usize..at as usize + got.len()]);
+                }
+            }
+        }
+        let merge = OpenOptions {
+            parent_writable: true,
+            ..rw_opts()
+        };
+        match (lost.first(), Vhdx::open_file(&img, &merge)) {
+            (None, Ok(_)) => {}
+            (Some(p), Err(e)) if names(&e, p) => {}
+            (p, r) => panic!("{what}: lost {p:?}, open for a merge: {:?}", r.map(|_| ())),
+        }
+    }
+}
+
+/// The parent image as a sample of its own (its layout, for the truncation).
+fn parent_sample(bytes: &[u8]) -> Sample {
+    let v = open_parent(bytes);
+    Sample {
+        name: "parent",
+        bytes: bytes.to_vec(),
+        parent: None,
+        content: Vec::new(),
+        old_content: None,
+        bat_offset: v.bat_region().file_offset,
+        bat_length: u64::from(v.bat_region().length),
+        meta_offset: v.metadata_region().file_offset,
+        log_offset: v.header().log_offset,
+        log_length: u64::from(v.header().log_length),
+        items: Vec::new(),
+        bat_entries: 0,
+        payload_blocks: Vec::new(),
+        sector_bitmaps: Vec::new(),
+        interesting_entries: Vec::new(),
+        block_size: v.geometry().block_size,
+        pending_entry: None,
+    }
 }

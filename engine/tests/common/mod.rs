@@ -724,3 +724,43 @@ impl Report {
         }
     }
 }
+
+// ------------------------------------------------------------------ qemu-img as an oracle
+
+/// Runs qemu-img; its exit code (None when killed) and its stdout and stderr together.
+pub fn qemu_img(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = std::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("qemu-img not runnable ({e}): run ./test.sh, which installs qemu-utils")
+        });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// What qemu-img reads from an image file opened read-only (`convert -O raw`), or why it
+/// cannot open it.
+pub fn qemu_read_only(img: &std::path::Path) -> Result<Vec<u8>, String> {
+    let raw = img.with_extension("qemu.raw");
+    let (code, text) = qemu_img(&[
+        "convert".as_ref(),
+        "-f".as_ref(),
+        "vhdx".as_ref(),
+        "-O".as_ref(),
+        "raw".as_ref(),
+        img.as_os_str(),
+        raw.as_os_str(),
+    ]);
+    let r = if code == Some(0) {
+        std::fs::read(&raw).map_err(|e| e.to_string())
+    } else {
+        Err(text)
+    };
+    let _ = std::fs::remove_file(&raw);
+    r
+}

@@ -501,12 +501,6 @@ impl Vhdx {
                         ),
                     ));
                 }
-                if off >= self.phys_len {
-                    return Err(bad(i, format!(
-                        "payload block {b} at file offset {off:#x} points past the end of the file ({:#x})",
-                        self.phys_len
-                    )));
-                }
                 used.push((off, g.block_size, format!("payload block {b}")));
             }
         }
@@ -526,8 +520,8 @@ impl Vhdx {
                 SB_BLOCK_NOT_PRESENT => {}
                 SB_BLOCK_PRESENT => {
                     let off = entry_offset(e);
-                    if off < ALIGNMENT || off.saturating_add(MIB) > self.phys_len {
-                        return Err(bad(i, format!("sector bitmap block of chunk {c} at {off:#x} lies outside the file")));
+                    if off < ALIGNMENT {
+                        return Err(bad(i, format!("sector bitmap block of chunk {c} at {off:#x} lies inside the header area")));
                     }
                     used.push((off, MIB, format!("sector bitmap block of chunk {c}")));
                 }
@@ -555,6 +549,13 @@ impl Vhdx {
                 }
             }
         }
+        // Blocks past the end of the file (a truncated image) are reported when read and
+        // by `check`. A writer would hide them: growing the file makes them read zeros.
+        if self.writable {
+            if let Some(e) = self.blocks_past_end().next() {
+                return Err(e);
+            }
+        }
         used.sort_by_key(|u| u.0);
         for w in used.windows(2) {
             if w[0].0.saturating_add(w[0].1) > w[1].0 {
@@ -576,7 +577,8 @@ impl Vhdx {
             }
             at = at.max(off.saturating_add(*len));
         }
-        self.file_end = round_up(at.max(self.phys_len), MIB);
+        // Blocks past the end (read-only opens only) may reach the top of the range.
+        self.file_end = round_up(at.max(self.phys_len).min(u64::MAX - MIB), MIB);
         Ok(())
     }
 }
