@@ -11,9 +11,10 @@ use hvsim_engine::vhdx::{BlockState, Severity};
 use hvsim_engine::vhdx::{
     HEADER1_OFFSET, HEADER2_OFFSET, META_FILE_PARAMETERS, META_LOGICAL_SECTOR_SIZE,
     META_PARENT_LOCATOR, META_PHYSICAL_SECTOR_SIZE, META_VIRTUAL_DISK_ID, META_VIRTUAL_DISK_SIZE,
-    REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET,
+    REGION_BAT, REGION_METADATA, REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET,
 };
 use hvsim_engine::{MemStorage, OpenOptions, Vhdx, VhdxError};
+use std::time::Duration;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -878,4 +879,130 @@ fn parent_sample(bytes: &[u8]) -> Sample {
         block_size: v.geometry().block_size,
         pending_entry: None,
     }
+}
+
+// ------------------------------------------------------------------ sparse files
+
+/// Apparent size of the sparse mutants: far more than any bound may be proportional to.
+const SPARSE_LEN: u64 = 64 << 30;
+/// What one open of a sparse mutant may allocate at peak, whatever its apparent size.
+const SPARSE_BUDGET: i64 = 64 * MIB as i64;
+
+/// Edits the region table entry of `region` (both copies): new file offset and length.
+fn move_region(m: &mut [u8], region: uuid::Uuid, offset: u64, length: u32) {
+    edit_region_tables(m, |t| {
+        let count = get_u32(t, 8) as usize;
+        for i in 0..count {
+            let e = 16 + 32 * i;
+            if uuid::Uuid::from_bytes_le(t[e..e + 16].try_into().unwrap()) == region {
+                t[e + 16..e + 24].copy_from_slice(&offset.to_le_bytes());
+                t[e + 24..e + 28].copy_from_slice(&length.to_le_bytes());
+            }
+        }
+    });
+}
+
+/// Mutants of `s` in a 64 GiB sparse file, each claiming a structure of gigabytes that
+/// the file's few real MiB do not hold.
+fn sparse_mutants(s: &Sample) -> Vec<(&'static str, SparseStorage)> {
+    let limit = SPARSE_LEN + 64 * MIB;
+    let base = |m: &[u8]| {
+        let mut st = SparseStorage::new(SPARSE_LEN, limit);
+        st.put(0, m);
+        st
+    };
+    let mut out = vec![("intact", base(&s.bytes))];
+
+    // A 4 GiB log (with an active log GUID, so it is read) far out in the file.
+    let mut m = s.bytes.clone();
+    edit_headers(&mut m, |h| {
+        h[48..64].copy_from_slice(&[0x5A; 16]);
+        h[68..72].copy_from_slice(&0xFFF0_0000u32.to_le_bytes());
+        h[72..80].copy_from_slice(&(32u64 << 30).to_le_bytes());
+    });
+    out.push(("4 GiB log", base(&m)));
+
+    // A 64 TiB disk in 1 MiB blocks: a 512 MiB BAT, in a 4 GiB region of zeros.
+    let mut m = s.bytes.clone();
+    move_region(&mut m, REGION_BAT, 16 << 30, 0xFFF0_0000);
+    let (at, _) = item_offset(s, META_VIRTUAL_DISK_SIZE);
+    set_u64(&mut m, at, 64 << 40);
+    out.push(("64 TiB disk, 4 GiB BAT region", base(&m)));
+
+    // A 4 GiB metadata region whose table lists 2047 items of 1 MiB each.
+    let mut m = s.bytes.clone();
+    let meta_at = 20u64 << 30;
+    move_region(&mut m, REGION_METADATA, meta_at, 0xFFF0_0000);
+    let mut st = base(&m);
+    let mut region = s.bytes[s.meta_offset as usize..(s.meta_offset + MIB) as usize].to_vec();
+    let count = get_u32(&region, 8) >> 16;
+    for i in count as usize..2047 {
+        let e = &mut region[32 + 32 * i..64 + 32 * i];
+        e[..16].copy_from_slice(
+            uuid::Uuid::from_u128(0xABC0 + i as u128)
+                .to_bytes_le()
+                .as_ref(),
+        );
+        e[16..20].copy_from_slice(&((i as u32 + 1) << 20).to_le_bytes());
+        e[20..24].copy_from_slice(&(1u32 << 20).to_le_bytes());
+        e[24..28].copy_from_slice(&0u32.to_le_bytes());
+    }
+    region[10..12].copy_from_slice(&2047u16.to_le_bytes());
+    st.put(meta_at, &region);
+    out.push(("4 GiB metadata region, 2047 items of 1 MiB", st));
+    out
+}
+
+/// Opens a sparse mutant read-only and writable on a thread of its own: its peak
+/// allocation and what it did.
+fn run_sparse(st: SparseStorage) -> (i64, Result<(), String>, Result<(), String>, Duration) {
+    let start = std::time::Instant::now();
+    let h = std::thread::spawn(move || {
+        reset_peak();
+        let probe = |v: &mut Vhdx| -> Result<(), VhdxError> {
+            let mut b = vec![0u8; MIB as usize];
+            let size = v.virtual_size();
+            v.read(0, &mut b[..MIB.min(size) as usize])?;
+            v.read(size - MIB.min(size), &mut b[..MIB.min(size) as usize])
+        };
+        let ro = Vhdx::open(Box::new(st.clone()), &ro_opts(), None)
+            .and_then(|mut v| probe(&mut v))
+            .map_err(|e| e.to_string());
+        let rw = Vhdx::open(Box::new(st), &rw_opts(), None)
+            .and_then(|mut v| {
+                probe(&mut v)?;
+                v.write(0, &[0xA5; 4096])?;
+                v.close()
+            })
+            .map_err(|e| e.to_string());
+        (peak_bytes(), ro, rw)
+    });
+    let (peak, ro, rw) = h.join().expect("no panic");
+    (peak, ro, rw, start.elapsed())
+}
+
+/// Sizes read from a file are checked against what the file holds before anything is
+/// allocated (issue 7 §3): a 64 GiB sparse file claiming gigabyte structures is refused
+/// or opened within a fixed allocation bound, not one proportional to its apparent size.
+#[test]
+fn sparse_files_claiming_huge_structures() {
+    let s = dynamic(512);
+    let mut failures = Vec::new();
+    for (what, st) in sparse_mutants(&s) {
+        let (peak, ro, rw, took) = run_sparse(st);
+        eprintln!(
+            "{what}: peak {} KiB in {took:?}; read-only {ro:?}; writable {rw:?}",
+            peak / 1024
+        );
+        if peak > SPARSE_BUDGET {
+            failures.push(format!("{what}: allocated {peak} bytes at peak"));
+        }
+        if took > Duration::from_secs(10) {
+            failures.push(format!("{what}: took {took:?}"));
+        }
+        if what == "intact" && (ro.is_err() || rw.is_err()) {
+            failures.push(format!("{what}: {ro:?} {rw:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -764,3 +764,85 @@ pub fn qemu_read_only(img: &std::path::Path) -> Result<Vec<u8>, String> {
     let _ = std::fs::remove_file(&raw);
     r
 }
+
+// ------------------------------------------------------------------ sparse storage
+
+/// A large file that holds little: content in 64 KiB pages, zeros elsewhere, like a sparse
+/// file whose apparent size is far beyond what it stores. It refuses to grow past
+/// `limit` (an I/O error), so a damaged image cannot make the engine fill it.
+#[derive(Clone)]
+pub struct SparseStorage {
+    pages: std::collections::BTreeMap<u64, Vec<u8>>,
+    len: u64,
+    limit: u64,
+}
+
+const PAGE: u64 = 64 * 1024;
+
+impl SparseStorage {
+    pub fn new(len: u64, limit: u64) -> Self {
+        SparseStorage {
+            pages: Default::default(),
+            len,
+            limit,
+        }
+    }
+
+    /// Places `bytes` at `offset` (the file grows to hold them).
+    pub fn put(&mut self, offset: u64, bytes: &[u8]) {
+        let mut at = 0;
+        while at < bytes.len() {
+            let pos = offset + at as u64;
+            let (page, inp) = (pos / PAGE, (pos % PAGE) as usize);
+            let n = (PAGE as usize - inp).min(bytes.len() - at);
+            let p = self
+                .pages
+                .entry(page)
+                .or_insert_with(|| vec![0u8; PAGE as usize]);
+            p[inp..inp + n].copy_from_slice(&bytes[at..at + n]);
+            at += n;
+        }
+        self.len = self.len.max(offset + bytes.len() as u64);
+    }
+}
+
+impl Storage for SparseStorage {
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if offset.saturating_add(buf.len() as u64) > self.len {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "past the end"));
+        }
+        let mut at = 0;
+        while at < buf.len() {
+            let pos = offset + at as u64;
+            let (page, inp) = (pos / PAGE, (pos % PAGE) as usize);
+            let n = (PAGE as usize - inp).min(buf.len() - at);
+            match self.pages.get(&page) {
+                Some(p) => buf[at..at + n].copy_from_slice(&p[inp..inp + n]),
+                None => buf[at..at + n].fill(0),
+            }
+            at += n;
+        }
+        Ok(())
+    }
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if offset.saturating_add(buf.len() as u64) > self.limit {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "test limit"));
+        }
+        self.put(offset, buf);
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.len)
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        if len > self.limit {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "test limit"));
+        }
+        self.pages.retain(|p, _| p * PAGE < len);
+        self.len = len;
+        Ok(())
+    }
+}

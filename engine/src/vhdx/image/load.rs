@@ -174,8 +174,10 @@ impl Vhdx {
 
         // Replay happens before any other structure is read.
         if !header.log_guid.is_nil() && log_len != 0 {
-            let ring = read(&mut *file, log_len as usize, header.log_offset, "log")?;
-            if let Some(seq) = log::active_sequence(&ring, header.log_guid) {
+            let mut ring = log::StoredRing::new(&mut *file, header.log_offset, log_len);
+            let found = log::active_sequence(&mut ring, header.log_guid)
+                .ctx(|| format!("reading the log at offset {:#x}", header.log_offset))?;
+            if let Some(seq) = found {
                 let head = seq.last().expect("non-empty sequence");
                 if head.flushed_file_offset > file_len {
                     return Err(VhdxError::Truncated {
@@ -418,7 +420,7 @@ impl Vhdx {
         }
         let load = round_up(needed * 8, LOG_SECTOR).min(u64::from(bat_region.length));
         // In 1 MiB pieces: a 64 TiB disk's BAT is tens of MiB, and one copy is enough.
-        let mut bat: Vec<u64> = Vec::with_capacity((load / 8) as usize);
+        let mut bat = BatTable::new((load / 8) as usize);
         let mut piece = vec![0u8; load.min(MIB) as usize];
         let mut at = 0;
         while at < load {
@@ -426,11 +428,10 @@ impl Vhdx {
             let off = bat_region.file_offset + at;
             file.read_at(&mut piece[..n], off)
                 .ctx(|| format!("reading the BAT at offset {off:#x}"))?;
-            bat.extend(
-                piece[..n]
-                    .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
-            );
+            for (k, c) in piece[..n].chunks_exact(8).enumerate() {
+                let e = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+                bat.set((at / 8) as usize + k, e);
+            }
             at += n as u64;
         }
 
@@ -506,7 +507,7 @@ impl Vhdx {
         }
         for c in 0..g.sector_bitmap_blocks {
             let i = g.sb_index(c);
-            let Some(&e) = self.bat.get(i as usize) else {
+            let Some(e) = self.bat.get(i as usize) else {
                 break;
             };
             let state = e & 7;
@@ -541,7 +542,6 @@ impl Vhdx {
                     let sb = self
                         .bat
                         .get(g.sb_index(b / g.chunk_ratio) as usize)
-                        .copied()
                         .unwrap_or(0);
                     if sb & 7 != SB_BLOCK_PRESENT {
                         return Err(bad(i, format!("payload block {b} is PARTIALLY_PRESENT but its chunk has no sector bitmap")));
