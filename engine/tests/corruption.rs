@@ -247,6 +247,20 @@ fn region_tables(r: &mut Report, s: &Sample) {
             Expect::OkOrErrNaming(REGION_WORDS),
         );
     }
+    // Field edits behind a valid checksum in copy 2 only: copy 1 still decides.
+    for p in 8..80u64 {
+        for v in [0u8, 0xFF, 0x10] {
+            let mut m = s.bytes.clone();
+            m[(REGION_TABLE2_OFFSET + p) as usize] = v;
+            fix_region_table(&mut m, REGION_TABLE2_OFFSET);
+            r.check(
+                s,
+                &format!("region table 2, checksum fixed: byte {p} = {v:#x}"),
+                &m,
+                Expect::Original,
+            );
+        }
+    }
     // Field edits behind a valid checksum, in both copies.
     for p in 8..80u64 {
         for v in [0u8, 0xFF, 0x10] {
@@ -499,7 +513,7 @@ fn log_area(r: &mut Report, s: &Sample) {
 }
 
 fn run_all(s: &Sample, parts: &[fn(&mut Report, &Sample)]) {
-    let mut r = Report::default();
+    let mut r = Report::with_qemu(s);
     for p in parts {
         p(&mut r, s);
     }
@@ -1005,4 +1019,62 @@ fn sparse_files_claiming_huge_structures() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Damage to one copy of a redundant structure is repaired from the other (`check
+/// --repair`): afterwards both region tables hold the original bytes again, both headers
+/// are valid and agree, and the disk reads its original content.
+#[test]
+fn repair_brings_the_redundant_copies_back() {
+    let s = dynamic(512);
+    let rt = |b: &[u8], at: u64| b[at as usize..(at + 64 * KIB) as usize].to_vec();
+    let original = rt(&s.bytes, REGION_TABLE1_OFFSET);
+    assert_eq!(original, rt(&s.bytes, REGION_TABLE2_OFFSET));
+    let mut damages: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, at) in [
+        ("region table 1", REGION_TABLE1_OFFSET),
+        ("region table 2", REGION_TABLE2_OFFSET),
+        ("header 1", HEADER1_OFFSET),
+        ("header 2", HEADER2_OFFSET),
+    ] {
+        for p in [0u64, 5, 17, 40, 70] {
+            damages.push((format!("{name}: flip byte {p}"), flip(&s.bytes, at + p, 3)));
+        }
+        damages.push((format!("{name}: zeroed"), fill(&s.bytes, at, 4096, 0)));
+    }
+    for p in [16u64, 24, 40, 56] {
+        let mut m = s.bytes.clone();
+        m[(REGION_TABLE2_OFFSET + p) as usize] ^= 0x10;
+        fix_region_table(&mut m, REGION_TABLE2_OFFSET);
+        damages.push((format!("region table 2, checksum fixed: byte {p}"), m));
+    }
+    for (what, m) in damages {
+        let mut v = Vhdx::open(Box::new(MemStorage::from_vec(m)), &rw_opts(), None)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(!v.warnings().is_empty(), "{what}: no warning");
+        v.rewrite_redundant_copies().unwrap();
+        let bytes = storage_bytes(v.into_storage().unwrap());
+        for at in [REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET] {
+            assert!(
+                rt(&bytes, at) == original,
+                "{what}: the region table at {at:#x} is not the original"
+            );
+        }
+        let mut v = Vhdx::open(
+            Box::new(MemStorage::from_vec(bytes.clone())),
+            &ro_opts(),
+            None,
+        )
+        .unwrap();
+        assert!(v.warnings().is_empty(), "{what}: {:?}", v.warnings());
+        let h = |at: u64| bytes[at as usize + 16..at as usize + 80].to_vec();
+        assert_eq!(
+            h(HEADER1_OFFSET),
+            h(HEADER2_OFFSET),
+            "{what}: headers differ"
+        );
+        let mut got = vec![0u8; s.content.len()];
+        v.read(0, &mut got).unwrap();
+        assert!(got == s.content, "{what}: content");
+    }
 }

@@ -554,12 +554,39 @@ fn open_and_read(
         let data = read_all(&mut v)?;
         if writable {
             // A little writing: into an allocated block, and one that may need allocating.
+            // What succeeds must be there after a reopen, over what was read.
             let size = v.virtual_size();
-            let _ = v.write(0, &[0xA5; 4096]);
-            if size > MIB + 4096 {
-                let _ = v.write(MIB + 512, &[0x5A; 512]);
+            let mut wrote = Vec::new();
+            for (at, len, fill) in [(0u64, 4096u64, 0xA5u8), (MIB + 512, 512, 0x5A)] {
+                if at + len <= size.min(READ_CAP) && v.write(at, &vec![fill; len as usize]).is_ok()
+                {
+                    wrote.push((at, len, fill));
+                }
             }
-            v.close()?;
+            let storage = v.into_storage()?;
+            if !wrote.is_empty() {
+                let p = parent.map(open_parent);
+                let mut again = Vhdx::open(storage, &ro_opts(), p)?;
+                let mut got = vec![0u8; MIB as usize];
+                for (i, want) in data.chunks(MIB as usize).enumerate() {
+                    let base = i as u64 * MIB;
+                    again.read(base, &mut got[..want.len()])?;
+                    let same = (0..want.len()).all(|k| {
+                        let pos = base + k as u64;
+                        let w = wrote
+                            .iter()
+                            .rev()
+                            .find(|(at, len, _)| pos >= *at && pos < at + len)
+                            .map_or(want[k], |(_, _, fill)| *fill);
+                        got[k] == w
+                    });
+                    if !same {
+                        return Err(VhdxError::InvalidParameter(format!(
+                            "ORACLE: after writing and closing, MiB {i} reads other bytes than were written"
+                        )));
+                    }
+                }
+            }
         }
         Ok(data)
     })();
@@ -631,9 +658,48 @@ pub struct Report {
     pub count: usize,
     pub errors: usize,
     pub slowest: Duration,
+    /// Where mutants are written for qemu-img, when it opens the intact sample.
+    pub qemu: Option<tempfile::TempDir>,
+    /// Mutants both opened and read alike, and those qemu-img would not open.
+    pub qemu_agreed: usize,
+    pub qemu_refused: usize,
 }
 
 impl Report {
+    /// A report that also asks qemu-img (read-only) about every mutant hvsim opens, when
+    /// qemu-img opens the intact sample: where both open it, both must read the same bytes.
+    pub fn with_qemu(s: &Sample) -> Report {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("intact.vhdx");
+        std::fs::write(&img, &s.bytes).unwrap();
+        let opens = s.parent.is_none() && qemu_read_only(&img).is_ok_and(|q| q == s.content);
+        Report {
+            qemu: opens.then_some(dir),
+            ..Report::default()
+        }
+    }
+
+    /// qemu-img's read of the mutant against hvsim's (`hvsim`).
+    fn compare_with_qemu(&mut self, s: &Sample, what: &str, bytes: &[u8], hvsim: &[u8]) {
+        let Some(dir) = &self.qemu else { return };
+        let img = dir.path().join("mutant.vhdx");
+        std::fs::write(&img, bytes).unwrap();
+        match qemu_read_only(&img) {
+            Err(_) => self.qemu_refused += 1,
+            // hvsim reads at most the first READ_CAP bytes of a large disk.
+            Ok(q) if q.get(..hvsim.len()) == Some(hvsim) => self.qemu_agreed += 1,
+            Ok(q) => {
+                let at = q.iter().zip(hvsim).position(|(a, b)| a != b);
+                self.failures.push(format!(
+                    "[{}] {what}: qemu-img reads other bytes than hvsim ({} and {} bytes, first difference at {at:?})",
+                    s.name,
+                    q.len(),
+                    hvsim.len()
+                ));
+            }
+        }
+    }
+
     pub fn check(&mut self, s: &Sample, what: &str, bytes: &[u8], expect: Expect) {
         self.count += 1;
         let file_len = bytes.len() as u64;
@@ -662,8 +728,21 @@ impl Report {
             self.failures
                 .push(format!("[{}] {what}: took {:?}", s.name, out.elapsed));
         }
+        // Every mutant whose content changed, and a tenth of the others (qemu-img is a
+        // process per mutant).
+        if let Ok(d) = &out.ro {
+            if *d != s.content || self.count.is_multiple_of(10) {
+                self.compare_with_qemu(s, what, bytes, d);
+            }
+        }
         for (mode, r) in [("read-only", &out.ro), ("writable", &out.rw)] {
             let fail = |m: String| format!("[{}] {what} ({mode}): {m}", s.name);
+            if let Err(e) = r {
+                if e.contains("ORACLE:") {
+                    self.failures.push(fail(e.clone()));
+                    continue;
+                }
+            }
             match (&expect, r) {
                 (Expect::Original, Ok(d)) if *d == s.content => {}
                 (Expect::Original, Ok(_)) => self
@@ -703,11 +782,14 @@ impl Report {
 
     pub fn finish(self, name: &str) {
         eprintln!(
-            "{name}: {} mutants, {} errors, slowest {:?}, {} failures",
+            "{name}: {} mutants, {} errors, slowest {:?}, {} failures; qemu-img: {}, read alike {}, would not open {}",
             self.count,
             self.errors,
             self.slowest,
-            self.failures.len()
+            self.failures.len(),
+            if self.qemu.is_some() { "asked" } else { "not asked" },
+            self.qemu_agreed,
+            self.qemu_refused
         );
         if !self.failures.is_empty() {
             let shown: Vec<&String> = self.failures.iter().take(40).collect();
