@@ -502,3 +502,40 @@ fn a_truncated_image_is_damaged_not_zeros() {
     ));
     assert!(err.contains("payload block 2"), "{err}");
 }
+
+/// A header claiming a 1 GiB log in a large sparse file (issue 7 §3): `info` reads what
+/// the file holds under a 512 MiB address-space limit, instead of allocating the log.
+#[test]
+fn a_huge_log_in_a_sparse_file_costs_what_the_file_holds() {
+    use hvsim_engine::vhdx::{crc32c_with_zeroed_field, HEADER1_OFFSET, HEADER2_OFFSET};
+    let dir = scratch_dir();
+    let img = dir.path().join("sparse.vhdx");
+    ok(&hvsim(&["vhdx", "create", s(&img), "--size", "4M"]));
+    let mut bytes = std::fs::read(&img).unwrap();
+    for at in [HEADER1_OFFSET, HEADER2_OFFSET] {
+        let h = &mut bytes[at as usize..at as usize + 4096];
+        h[48..64].copy_from_slice(&[0x5A; 16]); // a log GUID: the log is read
+        h[68..72].copy_from_slice(&(1u32 << 30).to_le_bytes());
+        h[72..80].copy_from_slice(&(4u64 << 30).to_le_bytes());
+        let crc = crc32c_with_zeroed_field(h, 4);
+        h[4..8].copy_from_slice(&crc.to_le_bytes());
+    }
+    std::fs::write(&img, &bytes).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+    f.set_len(6 << 30).unwrap(); // sparse: a few MiB on disk
+    drop(f);
+    let out = std::process::Command::new("sh")
+        .args(["-c", "ulimit -v 524288 && exec \"$0\" vhdx info \"$1\""])
+        .arg(common::hvsim_bin())
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dynamic"));
+}
