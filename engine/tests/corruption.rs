@@ -13,7 +13,7 @@ use hvsim_engine::vhdx::{
     META_PARENT_LOCATOR, META_PHYSICAL_SECTOR_SIZE, META_VIRTUAL_DISK_ID, META_VIRTUAL_DISK_SIZE,
     REGION_BAT, REGION_METADATA, REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET,
 };
-use hvsim_engine::{MemStorage, OpenOptions, Vhdx, VhdxError};
+use hvsim_engine::{CreateOptions, MemStorage, OpenOptions, Vhdx, VhdxError};
 use std::time::Duration;
 
 #[global_allocator]
@@ -1077,4 +1077,43 @@ fn repair_brings_the_redundant_copies_back() {
         v.read(0, &mut got).unwrap();
         assert!(got == s.content, "{what}: content");
     }
+}
+
+/// Sector bitmaps are 1 MiB each, and a differencing disk may have thousands of chunks:
+/// reading one sector in each of 48 chunks keeps a few bitmaps in memory, not 48 MiB.
+#[test]
+fn sector_bitmaps_of_many_chunks_are_not_all_kept() {
+    let chunk = 4096 * MIB; // 1 MiB blocks of 512-byte sectors
+    let chunks = 48;
+    let mut o = CreateOptions::new(chunks * chunk);
+    o.block_size = Some(MIB as u32);
+    o.guids = guids(21);
+    let parent = Vhdx::create(Box::new(MemStorage::new()), &o, None).unwrap();
+    let pbytes = storage_bytes(parent.into_storage().unwrap());
+    let mut c = CreateOptions::new(0);
+    c.block_size = Some(MIB as u32);
+    c.parent_paths = vec![("relative_path".into(), ".\\base.vhdx".into())];
+    c.guids = guids(22);
+    let mut v = Vhdx::create(Box::new(MemStorage::new()), &c, Some(open_parent(&pbytes))).unwrap();
+    for k in 0..chunks {
+        v.write(k * chunk + 512, &[k as u8 + 1; 512]).unwrap();
+    }
+    let bytes = storage_bytes(v.into_storage().unwrap());
+    let peak = std::thread::spawn(move || {
+        let p = open_parent(&pbytes);
+        let mut v = Vhdx::open(Box::new(MemStorage::from_vec(bytes)), &ro_opts(), Some(p)).unwrap();
+        reset_peak();
+        let mut b = [0u8; 1024];
+        for k in 0..chunks {
+            v.read(k * chunk, &mut b).unwrap();
+            assert!(
+                b[..512] == [0; 512] && b[512..] == [k as u8 + 1; 512],
+                "chunk {k}"
+            );
+        }
+        peak_bytes()
+    })
+    .join()
+    .unwrap();
+    assert!(peak < 16 * MIB as i64, "peak {peak} bytes while reading");
 }

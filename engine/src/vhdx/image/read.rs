@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Clean sector bitmaps kept in memory at most (1 MiB each).
+const MAX_CACHED_BITMAPS: usize = 8;
+
 impl Vhdx {
     // ---------------------------------------------------------------- reads
 
@@ -135,6 +138,13 @@ impl Vhdx {
     pub(super) fn load_sb(&mut self, chunk: u64) -> Result<()> {
         if self.sb_cache.contains_key(&chunk) {
             return Ok(());
+        }
+        // A bitmap costs 1 MiB and a disk may have thousands of chunks: outside an
+        // operation, bitmaps with no change to commit are dropped beyond a few.
+        if self.sb_cache.len() >= MAX_CACHED_BITMAPS && self.undo.is_none() {
+            let dirty = &self.dirty_sb;
+            self.sb_cache
+                .retain(|c, _| dirty.range((*c, 0)..=(*c, usize::MAX)).next().is_some());
         }
         let e = self.bat[self.geo.sb_index(chunk) as usize];
         let data = if e & 7 == SB_BLOCK_PRESENT {
