@@ -3,6 +3,9 @@
 //! that the damage reaches the parsers behind the CRC). Every mutant must open to the
 //! right content or fail with a `VhdxError` naming the damaged structure; never panic,
 //! hang, allocate beyond a bound proportional to the file, or grow the file without bound.
+//! Where qemu-img opens a mutant too, both read the same bytes; what a writable open
+//! writes is there after a reopen. A truncated image reports its lost blocks and never
+//! reads them as zeros; a sparse file claiming huge structures costs a fixed bound.
 
 mod common;
 
