@@ -317,7 +317,7 @@ enum Step {
 }
 
 /// Blocks the mixed sequence works on, over three sector-bitmap chunks (4 GiB each with
-/// 1 MiB blocks and 512-byte sectors): one early in chunk 0, the last of chunk 0, the
+/// 1 MiB blocks and 512-byte sectors, 32 GiB with 4096-byte ones): one early in chunk 0, the last of chunk 0, the
 /// first of chunk 1, one in chunk 2.
 fn mixed_blocks(chunk: u64) -> [u64; 4] {
     [1, chunk - 1, chunk, 2 * chunk + 1]
@@ -389,8 +389,7 @@ fn read_blocks(v: &mut Vhdx, starts: &[u64]) -> Blocks {
 /// the last flush (or the one in flight) left it, never older; then the rest of the sequence and a final write into
 /// every block run on the recovered image, and the result is exactly those writes over
 /// what the crash left.
-fn crash_mid_sequence(differencing: bool) {
-    let lss = 512u32;
+fn crash_mid_sequence(differencing: bool, lss: u32) {
     let chunk = (1u64 << 23) * u64::from(lss) / MIB;
     let size = 3 * chunk * MIB + MIB;
     let starts: Vec<u64> = mixed_blocks(chunk).iter().map(|b| b * MIB).collect();
@@ -465,7 +464,7 @@ fn crash_mid_sequence(differencing: bool) {
     for n in 0..total {
         for (seed, torn) in [(0, false), (1, true)] {
             let what = format!(
-                "diff {differencing} crash after {n} of {total} writes seed {seed} torn {torn}"
+                "lss {lss} diff {differencing} crash after {n} of {total} writes seed {seed} torn {torn}"
             );
             let plan = FaultPlan {
                 crash_after_writes: Some(n),
@@ -524,15 +523,21 @@ fn crash_mid_sequence(differencing: bool) {
         }
     }
     assert!(replays > 0, "no crash left a log to replay");
-    eprintln!("diff {differencing}: {total} crash points, {replays} replays");
+    eprintln!("lss {lss} diff {differencing}: {total} crash points, {replays} replays");
 }
 
 #[test]
 fn crash_mid_sequence_dynamic() {
-    crash_mid_sequence(false);
+    crash_mid_sequence(false, 512);
 }
 
 #[test]
 fn crash_mid_sequence_differencing() {
-    crash_mid_sequence(true);
+    crash_mid_sequence(true, 512);
+}
+
+/// 4096-byte sectors: chunks of 32 GiB, torn writes at 4 KiB.
+#[test]
+fn crash_mid_sequence_differencing_4096() {
+    crash_mid_sequence(true, 4096);
 }
