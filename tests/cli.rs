@@ -423,3 +423,119 @@ fn help_lists_the_commands() {
     let text = ok(&hvsim(&["vhdx", "--help"]));
     insta::assert_snapshot!("vhdx_help", text);
 }
+
+/// A truncated image (issue 7 §3): `check` says which block lost its bytes (exit 1, as
+/// `qemu-img check` reports it), a read of that block fails naming it, a read of an
+/// intact block still gives its bytes, and a write is refused: nothing reads as zeros.
+#[test]
+fn a_truncated_image_is_damaged_not_zeros() {
+    let dir = scratch_dir();
+    let img = dir.path().join("cut.vhdx");
+    ok(&hvsim(&[
+        "vhdx",
+        "create",
+        s(&img),
+        "--size",
+        "4M",
+        "--block-size",
+        "1M",
+    ]));
+    let data: Vec<u8> = (0..MIB as usize).map(|i| (i % 251) as u8 + 1).collect();
+    // Block 0 first, then block 2: block 2 lies last in the file.
+    ok(&hvsim_stdin(
+        &["vhdx", "write", s(&img), "--offset", "0"],
+        &data,
+    ));
+    ok(&hvsim_stdin(
+        &["vhdx", "write", s(&img), "--offset", "2M"],
+        &data,
+    ));
+    ok(&hvsim(&["vhdx", "check", s(&img)]));
+    let len = std::fs::metadata(&img).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+    file.set_len(len - MIB / 2).unwrap();
+    drop(file);
+
+    let out = hvsim(&["vhdx", "check", s(&img)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("payload block 2 at file offset") && text.contains("the image is truncated"),
+        "{text}"
+    );
+    let q = std::process::Command::new("qemu-img")
+        .args(["check", "-f", "vhdx", s(&img)])
+        .output()
+        .expect("qemu-img runs");
+    assert_eq!(
+        q.status.code(),
+        Some(2),
+        "qemu-img check reports a corruption too"
+    );
+
+    let read = |offset: &str| {
+        hvsim(&[
+            "vhdx",
+            "read",
+            s(&img),
+            "--offset",
+            offset,
+            "--length",
+            "1M",
+        ])
+    };
+    assert!(
+        ok_bytes(&read("0")) == data,
+        "the intact block reads its bytes"
+    );
+    let (code, err) = fails(&read("2M"));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("payload block 2 at file offset")
+            && err.contains("past the end")
+            && err.contains(s(&img)),
+        "{err}"
+    );
+    let (_, err) = fails(&hvsim_stdin(
+        &["vhdx", "write", s(&img), "--offset", "0"],
+        &data,
+    ));
+    assert!(err.contains("payload block 2"), "{err}");
+}
+
+/// A header claiming a 1 GiB log in a large sparse file (issue 7 §3): `info` reads what
+/// the file holds under a 512 MiB address-space limit, instead of allocating the log.
+#[test]
+fn a_huge_log_in_a_sparse_file_costs_what_the_file_holds() {
+    use hvsim_engine::vhdx::{crc32c_with_zeroed_field, HEADER1_OFFSET, HEADER2_OFFSET};
+    let dir = scratch_dir();
+    let img = dir.path().join("sparse.vhdx");
+    ok(&hvsim(&["vhdx", "create", s(&img), "--size", "4M"]));
+    let mut bytes = std::fs::read(&img).unwrap();
+    for at in [HEADER1_OFFSET, HEADER2_OFFSET] {
+        let h = &mut bytes[at as usize..at as usize + 4096];
+        h[48..64].copy_from_slice(&[0x5A; 16]); // a log GUID: the log is read
+        h[68..72].copy_from_slice(&(1u32 << 30).to_le_bytes());
+        h[72..80].copy_from_slice(&(4u64 << 30).to_le_bytes());
+        let crc = crc32c_with_zeroed_field(h, 4);
+        h[4..8].copy_from_slice(&crc.to_le_bytes());
+    }
+    std::fs::write(&img, &bytes).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+    f.set_len(6 << 30).unwrap(); // sparse: a few MiB on disk
+    drop(f);
+    let out = std::process::Command::new("sh")
+        .args(["-c", "ulimit -v 524288 && exec \"$0\" vhdx info \"$1\""])
+        .arg(common::hvsim_bin())
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dynamic"));
+}

@@ -16,7 +16,48 @@ use hvsim_engine::{CreateOptions, FaultPlan, FaultStorage, GuidGen, Storage, Vhd
 use proptest::prelude::*;
 use std::cell::RefCell;
 
+/// What the guest sees of its disk: a flat model of this many bytes...
 const SIZE: u64 = 6 * MIB + 4096;
+/// ...laid over a sparse disk of three sector-bitmap chunks (4 GiB each in 1 MiB blocks
+/// of 512-byte sectors), so that every sector bitmap index names its chunk: the model's
+/// three pieces lie at the disk's start, across the first chunk boundary, and in the
+/// last chunk at the same place as the first (an index without the chunk mixes them).
+const CHUNK: u64 = 4096 * MIB;
+const VSIZE: u64 = 2 * CHUNK + 2 * MIB + 4096;
+const PIECES: [(u64, u64); 3] = [(0, 0), (2 * MIB, CHUNK - MIB), (4 * MIB, 2 * CHUNK)];
+
+/// `[off, off + len)` of the model cut at its pieces: (disk offset, offset in the
+/// range, length) of each part.
+fn on_disk(off: u64, len: u64) -> Vec<(u64, usize, usize)> {
+    let mut out = Vec::new();
+    let mut pos = off;
+    while pos < off + len {
+        let i = PIECES.iter().rposition(|(m, _)| *m <= pos).expect("piece");
+        let end = PIECES.get(i + 1).map_or(SIZE, |p| p.0).min(off + len);
+        out.push((
+            PIECES[i].1 + (pos - PIECES[i].0),
+            (pos - off) as usize,
+            (end - pos) as usize,
+        ));
+        pos = end;
+    }
+    out
+}
+
+fn write_at(v: &mut Vhdx, off: u64, data: &[u8]) -> Result<(), hvsim_engine::VhdxError> {
+    for (at, k, n) in on_disk(off, data.len() as u64) {
+        v.write(at, &data[k..k + n])?;
+    }
+    Ok(())
+}
+
+fn read_model(v: &mut Vhdx) -> Vec<u8> {
+    let mut b = vec![0u8; SIZE as usize];
+    for (at, k, n) in on_disk(0, SIZE) {
+        v.read(at, &mut b[k..k + n]).unwrap();
+    }
+    b
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -168,9 +209,7 @@ impl Vm {
     }
 
     fn read_all(&mut self) -> Vec<u8> {
-        let mut b = vec![0u8; SIZE as usize];
-        self.disk().read(0, &mut b).unwrap();
-        b
+        read_model(self.disk())
     }
 }
 
@@ -179,7 +218,7 @@ fn run(ops: Vec<Op>) {
     let base = CreateOptions {
         block_size: Some(MIB as u32),
         guids: Some(GuidGen::seeded(1)),
-        ..CreateOptions::new(SIZE)
+        ..CreateOptions::new(VSIZE)
     };
     let chain = DiskChain::create_base(volume.clone(), "disk_1.vhdx", &base).unwrap();
     let source = Faulty {
@@ -204,20 +243,28 @@ fn run(ops: Vec<Op>) {
         match op {
             Op::Write { off, len, fill } => {
                 let data = pattern(off, len, fill);
-                match &vm.merge {
-                    Some(m) => m
-                        .clone()
-                        .write(vm.disk.as_mut().unwrap(), off, &data)
-                        .unwrap(),
-                    None => vm.disk().write(off, &data).unwrap(),
+                for (at, k, n) in on_disk(off, len as u64) {
+                    let piece = &data[k..k + n];
+                    match &vm.merge {
+                        Some(m) => m
+                            .clone()
+                            .write(vm.disk.as_mut().unwrap(), at, piece)
+                            .unwrap(),
+                        None => vm.disk().write(at, piece).unwrap(),
+                    }
                 }
                 model[off as usize..off as usize + len].copy_from_slice(&data);
                 vm.guest_flush();
             }
             Op::Trim { off, len } => {
-                match &vm.merge {
-                    Some(m) => m.clone().trim(vm.disk.as_mut().unwrap(), off, len).unwrap(),
-                    None => vm.disk().trim(off, len).unwrap(),
+                for (at, _, n) in on_disk(off, len) {
+                    match &vm.merge {
+                        Some(m) => m
+                            .clone()
+                            .trim(vm.disk.as_mut().unwrap(), at, n as u64)
+                            .unwrap(),
+                        None => vm.disk().trim(at, n as u64).unwrap(),
+                    }
                 }
                 model[off as usize..(off + len) as usize].fill(0);
                 vm.guest_flush();
@@ -289,7 +336,7 @@ fn run(ops: Vec<Op>) {
                     .open_on(s, true, false, &mut vm.guids)
                     .map_err(|e| e.to_string())
                     .and_then(|mut inside| {
-                        inside.write(off, &data).map_err(|e| e.to_string())?;
+                        write_at(&mut inside, off, &data).map_err(|e| e.to_string())?;
                         inside.close().map_err(|e| e.to_string())
                     });
                 assert_eq!(r.is_ok(), *writable, "writes inside a snapshot: {r:?}");
@@ -320,8 +367,7 @@ fn run(ops: Vec<Op>) {
         }
         for (s, chain, image, _) in &snaps {
             let mut v = chain.open_on(s, false, false, &mut vm.guids).unwrap();
-            let mut b = vec![0u8; SIZE as usize];
-            v.read(0, &mut b).unwrap();
+            let b = read_model(&mut v);
             if let Some(i) = b.iter().zip(image.iter()).position(|(a, b)| a != b) {
                 panic!(
                     "after {op:?}: snapshot {} reads {} at {i}, expected {}",

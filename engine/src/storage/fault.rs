@@ -76,6 +76,8 @@ struct State<S: Storage> {
     inner: S,
     plan: FaultPlan,
     writes: u64,
+    /// `writes` at the last flush: what a crash cannot take back.
+    flushed: u64,
     reads: u64,
     pending: Vec<Pending>,
     crashed: bool,
@@ -92,6 +94,7 @@ impl<S: Storage> FaultStorage<S> {
                 inner,
                 plan,
                 writes: 0,
+                flushed: 0,
                 reads: 0,
                 pending: Vec::new(),
                 crashed: false,
@@ -108,6 +111,12 @@ impl<S: Storage> FaultStorage<S> {
     /// Writes performed so far (successful `write_at` and `set_len` calls).
     pub fn writes(&self) -> u64 {
         self.lock().writes
+    }
+
+    /// Writes made durable by the last successful flush (the first this many writes
+    /// survive any crash).
+    pub fn flushed_writes(&self) -> u64 {
+        self.lock().flushed
     }
 
     pub fn has_crashed(&self) -> bool {
@@ -255,6 +264,7 @@ impl<S: Storage> Storage for FaultStorage<S> {
         }
         st.inner.flush()?;
         st.pending.clear();
+        st.flushed = st.writes;
         Ok(())
     }
 

@@ -154,6 +154,71 @@ impl Geometry {
     }
 }
 
+/// Entries per page of [`BatTable`]: one 4 KiB sector of the BAT.
+const PAGE_ENTRIES: usize = 512;
+
+/// The BAT in memory, by 4 KiB pages; a page of zeros is not stored. A disk of 64 TiB in
+/// 1 MiB blocks has a BAT of 512 MiB, which in a sparse file may hold nothing: its cost
+/// is what the file holds, not what its sizes claim.
+#[derive(Debug, Clone, Default)]
+pub struct BatTable {
+    pages: Vec<Option<Box<[u64]>>>,
+    len: usize,
+}
+
+const ZERO_ENTRY: u64 = 0;
+
+impl BatTable {
+    /// `len` entries, all zero.
+    pub fn new(len: usize) -> BatTable {
+        BatTable {
+            pages: vec![None; len.div_ceil(PAGE_ENTRIES)],
+            len,
+        }
+    }
+
+    pub fn from_entries(entries: &[u64]) -> BatTable {
+        let mut t = BatTable::new(entries.len());
+        for (i, &e) in entries.iter().enumerate() {
+            t.set(i, e);
+        }
+        t
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, i: usize) -> Option<u64> {
+        (i < self.len).then(|| self[i])
+    }
+
+    /// Sets entry `i` (< len); a page is stored once it holds something.
+    pub fn set(&mut self, i: usize, e: u64) {
+        assert!(i < self.len, "BAT entry {i} of {}", self.len);
+        let page = &mut self.pages[i / PAGE_ENTRIES];
+        if page.is_none() && e == 0 {
+            return;
+        }
+        page.get_or_insert_with(|| vec![0; PAGE_ENTRIES].into_boxed_slice())[i % PAGE_ENTRIES] = e;
+    }
+}
+
+impl std::ops::Index<usize> for BatTable {
+    type Output = u64;
+    fn index(&self, i: usize) -> &u64 {
+        assert!(i < self.len, "BAT entry {i} of {}", self.len);
+        match &self.pages[i / PAGE_ENTRIES] {
+            Some(p) => &p[i % PAGE_ENTRIES],
+            None => &ZERO_ENTRY,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,6 +86,19 @@ impl Vhdx {
                         "the log holds entries not yet replayed (run check --repair)".into(),
                     );
                 }
+                let lost = v.blocks_past_end().count();
+                for e in v.blocks_past_end().take(MAX_LOST_SHOWN) {
+                    report.push(Severity::Error, e.to_string());
+                }
+                if lost > MAX_LOST_SHOWN {
+                    report.push(
+                        Severity::Error,
+                        format!(
+                            "{} more blocks lie past the end of the file",
+                            lost - MAX_LOST_SHOWN
+                        ),
+                    );
+                }
                 if let Err(e) = scan_blocks(&mut v) {
                     report.push(Severity::Error, e.to_string());
                 }
@@ -96,6 +109,9 @@ impl Vhdx {
     }
 }
 
+/// Blocks past the end of the file named one by one; the rest are counted.
+const MAX_LOST_SHOWN: usize = 20;
+
 /// Reads every sector bitmap a partially present block needs, and one byte of every
 /// allocated block, so a structure that only breaks on use is found now.
 fn scan_blocks(v: &mut Vhdx) -> Result<(), VhdxError> {
@@ -103,7 +119,11 @@ fn scan_blocks(v: &mut Vhdx) -> Result<(), VhdxError> {
     let mut byte = [0u8; 1];
     for b in 0..g.payload_blocks {
         if v.block(b).0.has_data() {
-            v.read(b * g.block_size, &mut byte)?;
+            match v.read(b * g.block_size, &mut byte) {
+                // Listed above, with the rest of the truncation.
+                Err(VhdxError::BlockPastEnd { .. }) => {}
+                r => r?,
+            }
         }
     }
     Ok(())

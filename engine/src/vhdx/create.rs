@@ -246,6 +246,7 @@ impl Vhdx {
         }
         io(file.flush(), "flush")?;
         bat.truncate(round_up(geo.required_entries(parent.is_some()) * 8, LOG_SECTOR) as usize / 8);
+        let bat = BatTable::from_entries(&bat);
         let mut v = Vhdx::from_parts(Parts {
             file,
             path: None,

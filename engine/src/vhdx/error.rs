@@ -28,6 +28,16 @@ pub enum VhdxError {
         needed: u64,
         actual: u64,
     },
+    /// A block the BAT places (partly) past the end of the file: the image was truncated.
+    /// Its bytes are lost; they are never read as zeros.
+    #[error("{what} {index} at file offset {offset:#x} runs past the end of the file (it needs {end:#x} bytes, the file has {file_len:#x}): the image is truncated")]
+    BlockPastEnd {
+        what: &'static str,
+        index: u64,
+        offset: u64,
+        end: u64,
+        file_len: u64,
+    },
     #[error("unsupported {what} {id} is marked required")]
     UnknownRequired { what: &'static str, id: Uuid },
     #[error("invalid parameter: {0}")]

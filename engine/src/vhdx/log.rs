@@ -7,6 +7,7 @@
 
 use super::layout::*;
 use crate::storage::Storage;
+use std::io;
 use uuid::Uuid;
 
 const ENTRY_HEADER: usize = 64;
@@ -85,27 +86,119 @@ pub fn build_entry(
     b
 }
 
-/// Bytes of the log ring starting at `pos`, wrapping at the end of the ring.
-fn ring_bytes(log: &[u8], pos: u64, len: u64) -> Vec<u8> {
-    let n = log.len() as u64;
-    let mut out = Vec::with_capacity(len as usize);
-    let mut p = pos % n;
-    let mut left = len;
-    while left > 0 {
-        let take = left.min(n - p);
-        out.extend_from_slice(&log[p as usize..(p + take) as usize]);
-        left -= take;
-        p = (p + take) % n;
+/// The log ring, read piece by piece: a log may be gigabytes long (its length is a
+/// 32-bit field), and only the entries found in it are ever held in memory.
+pub trait Ring {
+    fn ring_len(&self) -> u64;
+    /// Fills `buf` from ring position `pos`, wrapping at the end (`buf` is at most the
+    /// ring's length).
+    fn read_ring(&mut self, pos: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+/// A ring held in memory (tests, and logs built in memory).
+impl Ring for &[u8] {
+    fn ring_len(&self) -> u64 {
+        self.len() as u64
     }
-    out
+    fn read_ring(&mut self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+        let n = self.len();
+        let mut p = (pos % n as u64) as usize;
+        for b in buf.iter_mut() {
+            *b = self[p];
+            p = (p + 1) % n;
+        }
+        Ok(())
+    }
+}
+
+/// The ring inside an image file, read through a 1 MiB window (the scan for entries
+/// looks at every 4 KiB sector).
+pub struct StoredRing<'a> {
+    file: &'a mut dyn Storage,
+    offset: u64,
+    len: u64,
+    window: Option<(u64, Vec<u8>)>,
+}
+
+impl<'a> StoredRing<'a> {
+    pub fn new(file: &'a mut dyn Storage, offset: u64, len: u64) -> Self {
+        StoredRing {
+            file,
+            offset,
+            len,
+            window: None,
+        }
+    }
+
+    /// Bytes inside the ring without wrapping.
+    fn read_flat(&mut self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+        let end = pos + buf.len() as u64;
+        let start = pos - pos % MIB;
+        if end <= (start + MIB).min(self.len) {
+            if self.window.as_ref().is_none_or(|(w, _)| *w != start) {
+                let n = MIB.min(self.len - start) as usize;
+                let mut w = self.window.take().map_or_else(Vec::new, |(_, w)| w);
+                w.resize(n, 0);
+                self.file.read_at(&mut w, self.offset + start)?;
+                self.window = Some((start, w));
+            }
+            let (_, w) = self.window.as_ref().expect("loaded");
+            let at = (pos - start) as usize;
+            buf.copy_from_slice(&w[at..at + buf.len()]);
+            Ok(())
+        } else {
+            self.file.read_at(buf, self.offset + pos)
+        }
+    }
+}
+
+impl Ring for StoredRing<'_> {
+    fn ring_len(&self) -> u64 {
+        self.len
+    }
+    fn read_ring(&mut self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+        let p = pos % self.len;
+        let first = ((self.len - p) as usize).min(buf.len());
+        let (a, b) = buf.split_at_mut(first);
+        self.read_flat(p, a)?;
+        if !b.is_empty() {
+            self.read_flat(0, b)?;
+        }
+        Ok(())
+    }
+}
+
+fn ring_bytes(log: &mut dyn Ring, pos: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut b = vec![0u8; len];
+    log.read_ring(pos, &mut b)?;
+    Ok(b)
+}
+
+/// CRC-32C of the `length` bytes at `pos` with the checksum field (bytes 4..8) as zero,
+/// computed piece by piece.
+fn entry_crc(log: &mut dyn Ring, pos: u64, length: u64) -> io::Result<u32> {
+    let mut piece = vec![0u8; length.min(MIB) as usize];
+    let mut crc = 0;
+    let mut at = 0;
+    while at < length {
+        let n = (length - at).min(MIB) as usize;
+        log.read_ring(pos + at, &mut piece[..n])?;
+        if at == 0 {
+            piece[4..8].fill(0);
+        }
+        crc = crc32c::crc32c_append(crc, &piece[..n]);
+        at += n as u64;
+    }
+    Ok(crc)
 }
 
 /// Parses and validates the entry at `pos`; `None` if it is not a valid entry of `guid`.
-pub fn parse_entry(log: &[u8], pos: u64, guid: Uuid) -> Option<Entry> {
-    let n = log.len() as u64;
-    let head = ring_bytes(log, pos, LOG_SECTOR);
+/// What it holds is read only after its checksum matched, one sector at a time.
+pub fn parse_entry(log: &mut dyn Ring, pos: u64, guid: Uuid) -> io::Result<Option<Entry>> {
+    let n = log.ring_len();
+    let head = ring_bytes(log, pos, LOG_SECTOR as usize)?;
     if &head[0..4] != SIG_LOG_ENTRY {
-        return None;
+        return Ok(None);
     }
     let length = u64::from(u32_at(&head, 8));
     let tail = u64::from(u32_at(&head, 12));
@@ -113,49 +206,49 @@ pub fn parse_entry(log: &[u8], pos: u64, guid: Uuid) -> Option<Entry> {
     let count = u32_at(&head, 24) as usize;
     if length == 0 || length % LOG_SECTOR != 0 || length > n || tail % LOG_SECTOR != 0 || tail >= n
     {
-        return None;
+        return Ok(None);
     }
     if sequence == 0 || guid_from_le(&head[32..]) != guid {
-        return None;
+        return Ok(None);
     }
     let flushed_file_offset = u64_at(&head, 48);
     let last_file_offset = u64_at(&head, 56);
     let dsec = descriptor_sectors(count) as u64;
     if dsec * LOG_SECTOR > length {
-        return None;
+        return Ok(None);
     }
-    let b = ring_bytes(log, pos, length);
-    if u32_at(&b, 4) != crc32c_with_zeroed_field(&b, 4) {
-        return None;
+    if u32_at(&head, 4) != entry_crc(log, pos, length)? {
+        return Ok(None);
     }
     let mut writes = Vec::new();
     let mut zeros = Vec::new();
     let mut data_sector = dsec;
+    let mut d = [0u8; DESCRIPTOR];
+    let mut s = vec![0u8; LOG_SECTOR as usize];
     for i in 0..count {
-        let d = &b[ENTRY_HEADER + DESCRIPTOR * i..ENTRY_HEADER + DESCRIPTOR * (i + 1)];
-        let file_offset = u64_at(d, 16);
-        if u64_at(d, 24) != sequence || !file_offset.is_multiple_of(LOG_SECTOR) {
-            return None;
+        log.read_ring(pos + (ENTRY_HEADER + DESCRIPTOR * i) as u64, &mut d)?;
+        let file_offset = u64_at(&d, 16);
+        if u64_at(&d, 24) != sequence || !file_offset.is_multiple_of(LOG_SECTOR) {
+            return Ok(None);
         }
         match &d[0..4] {
-            s if s == SIG_ZERO => {
-                let zlen = u64_at(d, 8);
+            sig if sig == SIG_ZERO => {
+                let zlen = u64_at(&d, 8);
                 if !zlen.is_multiple_of(LOG_SECTOR) {
-                    return None;
+                    return Ok(None);
                 }
                 zeros.push((file_offset, zlen));
             }
-            s if s == SIG_DESC => {
+            sig if sig == SIG_DESC => {
                 if (data_sector + 1) * LOG_SECTOR > length {
-                    return None;
+                    return Ok(None);
                 }
-                let s = &b[(data_sector * LOG_SECTOR) as usize
-                    ..((data_sector + 1) * LOG_SECTOR) as usize];
+                log.read_ring(pos + data_sector * LOG_SECTOR, &mut s)?;
                 if &s[0..4] != SIG_DATA
-                    || u32_at(s, 4) != (sequence >> 32) as u32
-                    || u32_at(s, 4092) != sequence as u32
+                    || u32_at(&s, 4) != (sequence >> 32) as u32
+                    || u32_at(&s, 4092) != sequence as u32
                 {
-                    return None;
+                    return Ok(None);
                 }
                 let mut sector = vec![0u8; LOG_SECTOR as usize];
                 sector[0..8].copy_from_slice(&d[8..16]);
@@ -164,10 +257,10 @@ pub fn parse_entry(log: &[u8], pos: u64, guid: Uuid) -> Option<Entry> {
                 writes.push((file_offset, sector));
                 data_sector += 1;
             }
-            _ => return None,
+            _ => return Ok(None),
         }
     }
-    Some(Entry {
+    Ok(Some(Entry {
         position: pos,
         length,
         tail,
@@ -176,15 +269,15 @@ pub fn parse_entry(log: &[u8], pos: u64, guid: Uuid) -> Option<Entry> {
         last_file_offset,
         writes,
         zeros,
-    })
+    }))
 }
 
 /// The active sequence of a log ring (entries from tail to head), if any.
-pub fn active_sequence(log: &[u8], guid: Uuid) -> Option<Vec<Entry>> {
-    if guid.is_nil() || log.is_empty() {
-        return None;
+pub fn active_sequence(log: &mut dyn Ring, guid: Uuid) -> io::Result<Option<Vec<Entry>>> {
+    let n = log.ring_len();
+    if guid.is_nil() || n == 0 {
+        return Ok(None);
     }
-    let n = log.len() as u64;
     let mut best: Option<Vec<Entry>> = None;
     let mut pos = 0u64;
     while pos < n {
@@ -192,7 +285,7 @@ pub fn active_sequence(log: &[u8], guid: Uuid) -> Option<Vec<Entry>> {
         let mut at = pos;
         let mut span = 0u64;
         while span < n {
-            let Some(e) = parse_entry(log, at, guid) else {
+            let Some(e) = parse_entry(log, at, guid)? else {
                 break;
             };
             if let Some(prev) = run.last() {
@@ -222,7 +315,7 @@ pub fn active_sequence(log: &[u8], guid: Uuid) -> Option<Vec<Entry>> {
         }
         pos += span;
     }
-    best
+    Ok(best)
 }
 
 /// Writes entries at successive positions of the log ring.
@@ -303,15 +396,20 @@ mod tests {
         let e = build_entry(5, 0, g, 4 * MIB, 4 * MIB, &w);
         let mut log = vec![0u8; MIB as usize];
         log[..e.len()].copy_from_slice(&e);
-        let p = parse_entry(&log, 0, g).unwrap();
+        let p = parse_entry(&mut log.as_slice(), 0, g).unwrap().unwrap();
         assert_eq!(p.writes, w);
         assert_eq!(p.sequence, 5);
         assert!(
-            parse_entry(&log, 0, Uuid::from_u128(8)).is_none(),
+            parse_entry(&mut log.as_slice(), 0, Uuid::from_u128(8))
+                .unwrap()
+                .is_none(),
             "other log guid"
         );
         log[5000] ^= 1;
-        assert!(parse_entry(&log, 0, g).is_none(), "checksum");
+        assert!(
+            parse_entry(&mut log.as_slice(), 0, g).unwrap().is_none(),
+            "checksum"
+        );
     }
 
     #[test]
@@ -326,7 +424,7 @@ mod tests {
         let e2 = build_entry(2, pos2, g, MIB, MIB, &[(MIB, sector(2))]);
         log[n - 4096..].copy_from_slice(&e2[..4096]);
         log[..4096].copy_from_slice(&e2[4096..]);
-        let seq = active_sequence(&log, g).unwrap();
+        let seq = active_sequence(&mut log.as_slice(), g).unwrap().unwrap();
         assert_eq!(seq.len(), 1);
         assert_eq!(seq[0].sequence, 2);
         assert_eq!(seq[0].writes[0].1, sector(2));
@@ -338,7 +436,7 @@ mod tests {
         let mut log = vec![0u8; 64 * 1024];
         let e = build_entry(3, 32 * 1024, g, MIB, MIB, &[(MIB, sector(1))]);
         log[..e.len()].copy_from_slice(&e);
-        assert!(active_sequence(&log, g).is_none());
+        assert!(active_sequence(&mut log.as_slice(), g).unwrap().is_none());
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct TableEntry {
     pub flags: u32,
 }
 
+/// Most item bytes a table may list: every item is read into memory, and 2047 items of
+/// 1 MiB in a sparse file would cost 2 GiB. Hyper-V's items take a few KiB.
+const MAX_METADATA_TOTAL: u64 = 16 * MIB;
+
 /// Parses the 64 KiB metadata table; `region_len` bounds every item.
 pub fn parse_table(
     b: &[u8],
@@ -60,6 +64,7 @@ pub fn parse_table(
     }
     let mut out: Vec<TableEntry> = Vec::with_capacity(count);
     let mut user = 0;
+    let mut total = 0u64;
     for i in 0..count {
         let e = &b[32 + 32 * i..64 + 32 * i];
         let t = TableEntry {
@@ -111,6 +116,12 @@ pub fn parse_table(
             .any(|o| o.item_id == t.item_id && (o.flags & FLAG_IS_USER != 0) == is_user)
         {
             return Err(bad(format!("item {} appears twice", t.item_id)));
+        }
+        total += u64::from(t.length);
+        if total > MAX_METADATA_TOTAL {
+            return Err(bad(format!(
+                "items total more than {MAX_METADATA_TOTAL} bytes, which no disk needs"
+            )));
         }
         user += usize::from(is_user);
         if user > 1024 {

@@ -554,12 +554,39 @@ fn open_and_read(
         let data = read_all(&mut v)?;
         if writable {
             // A little writing: into an allocated block, and one that may need allocating.
+            // What succeeds must be there after a reopen, over what was read.
             let size = v.virtual_size();
-            let _ = v.write(0, &[0xA5; 4096]);
-            if size > MIB + 4096 {
-                let _ = v.write(MIB + 512, &[0x5A; 512]);
+            let mut wrote = Vec::new();
+            for (at, len, fill) in [(0u64, 4096u64, 0xA5u8), (MIB + 512, 512, 0x5A)] {
+                if at + len <= size.min(READ_CAP) && v.write(at, &vec![fill; len as usize]).is_ok()
+                {
+                    wrote.push((at, len, fill));
+                }
             }
-            v.close()?;
+            let storage = v.into_storage()?;
+            if !wrote.is_empty() {
+                let p = parent.map(open_parent);
+                let mut again = Vhdx::open(storage, &ro_opts(), p)?;
+                let mut got = vec![0u8; MIB as usize];
+                for (i, want) in data.chunks(MIB as usize).enumerate() {
+                    let base = i as u64 * MIB;
+                    again.read(base, &mut got[..want.len()])?;
+                    let same = (0..want.len()).all(|k| {
+                        let pos = base + k as u64;
+                        let w = wrote
+                            .iter()
+                            .rev()
+                            .find(|(at, len, _)| pos >= *at && pos < at + len)
+                            .map_or(want[k], |(_, _, fill)| *fill);
+                        got[k] == w
+                    });
+                    if !same {
+                        return Err(VhdxError::InvalidParameter(format!(
+                            "ORACLE: after writing and closing, MiB {i} reads other bytes than were written"
+                        )));
+                    }
+                }
+            }
         }
         Ok(data)
     })();
@@ -631,9 +658,48 @@ pub struct Report {
     pub count: usize,
     pub errors: usize,
     pub slowest: Duration,
+    /// Where mutants are written for qemu-img, when it opens the intact sample.
+    pub qemu: Option<tempfile::TempDir>,
+    /// Mutants both opened and read alike, and those qemu-img would not open.
+    pub qemu_agreed: usize,
+    pub qemu_refused: usize,
 }
 
 impl Report {
+    /// A report that also asks qemu-img (read-only) about every mutant hvsim opens, when
+    /// qemu-img opens the intact sample: where both open it, both must read the same bytes.
+    pub fn with_qemu(s: &Sample) -> Report {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("intact.vhdx");
+        std::fs::write(&img, &s.bytes).unwrap();
+        let opens = s.parent.is_none() && qemu_read_only(&img).is_ok_and(|q| q == s.content);
+        Report {
+            qemu: opens.then_some(dir),
+            ..Report::default()
+        }
+    }
+
+    /// qemu-img's read of the mutant against hvsim's (`hvsim`).
+    fn compare_with_qemu(&mut self, s: &Sample, what: &str, bytes: &[u8], hvsim: &[u8]) {
+        let Some(dir) = &self.qemu else { return };
+        let img = dir.path().join("mutant.vhdx");
+        std::fs::write(&img, bytes).unwrap();
+        match qemu_read_only(&img) {
+            Err(_) => self.qemu_refused += 1,
+            // hvsim reads at most the first READ_CAP bytes of a large disk.
+            Ok(q) if q.get(..hvsim.len()) == Some(hvsim) => self.qemu_agreed += 1,
+            Ok(q) => {
+                let at = q.iter().zip(hvsim).position(|(a, b)| a != b);
+                self.failures.push(format!(
+                    "[{}] {what}: qemu-img reads other bytes than hvsim ({} and {} bytes, first difference at {at:?})",
+                    s.name,
+                    q.len(),
+                    hvsim.len()
+                ));
+            }
+        }
+    }
+
     pub fn check(&mut self, s: &Sample, what: &str, bytes: &[u8], expect: Expect) {
         self.count += 1;
         let file_len = bytes.len() as u64;
@@ -662,8 +728,21 @@ impl Report {
             self.failures
                 .push(format!("[{}] {what}: took {:?}", s.name, out.elapsed));
         }
+        // Every mutant whose content changed, and a tenth of the others (qemu-img is a
+        // process per mutant).
+        if let Ok(d) = &out.ro {
+            if *d != s.content || self.count.is_multiple_of(10) {
+                self.compare_with_qemu(s, what, bytes, d);
+            }
+        }
         for (mode, r) in [("read-only", &out.ro), ("writable", &out.rw)] {
             let fail = |m: String| format!("[{}] {what} ({mode}): {m}", s.name);
+            if let Err(e) = r {
+                if e.contains("ORACLE:") {
+                    self.failures.push(fail(e.clone()));
+                    continue;
+                }
+            }
             match (&expect, r) {
                 (Expect::Original, Ok(d)) if *d == s.content => {}
                 (Expect::Original, Ok(_)) => self
@@ -703,11 +782,14 @@ impl Report {
 
     pub fn finish(self, name: &str) {
         eprintln!(
-            "{name}: {} mutants, {} errors, slowest {:?}, {} failures",
+            "{name}: {} mutants, {} errors, slowest {:?}, {} failures; qemu-img: {}, read alike {}, would not open {}",
             self.count,
             self.errors,
             self.slowest,
-            self.failures.len()
+            self.failures.len(),
+            if self.qemu.is_some() { "asked" } else { "not asked" },
+            self.qemu_agreed,
+            self.qemu_refused
         );
         if !self.failures.is_empty() {
             let shown: Vec<&String> = self.failures.iter().take(40).collect();
@@ -722,5 +804,127 @@ impl Report {
                     .join("\n")
             );
         }
+    }
+}
+
+// ------------------------------------------------------------------ qemu-img as an oracle
+
+/// Runs qemu-img; its exit code (None when killed) and its stdout and stderr together.
+pub fn qemu_img(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = std::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("qemu-img not runnable ({e}): run ./test.sh, which installs qemu-utils")
+        });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// What qemu-img reads from an image file opened read-only (`convert -O raw`), or why it
+/// cannot open it.
+pub fn qemu_read_only(img: &std::path::Path) -> Result<Vec<u8>, String> {
+    let raw = img.with_extension("qemu.raw");
+    let (code, text) = qemu_img(&[
+        "convert".as_ref(),
+        "-f".as_ref(),
+        "vhdx".as_ref(),
+        "-O".as_ref(),
+        "raw".as_ref(),
+        img.as_os_str(),
+        raw.as_os_str(),
+    ]);
+    let r = if code == Some(0) {
+        std::fs::read(&raw).map_err(|e| e.to_string())
+    } else {
+        Err(text)
+    };
+    let _ = std::fs::remove_file(&raw);
+    r
+}
+
+// ------------------------------------------------------------------ sparse storage
+
+/// A large file that holds little: content in 64 KiB pages, zeros elsewhere, like a sparse
+/// file whose apparent size is far beyond what it stores. It refuses to grow past
+/// `limit` (an I/O error), so a damaged image cannot make the engine fill it.
+#[derive(Clone)]
+pub struct SparseStorage {
+    pages: std::collections::BTreeMap<u64, Vec<u8>>,
+    len: u64,
+    limit: u64,
+}
+
+const PAGE: u64 = 64 * 1024;
+
+impl SparseStorage {
+    pub fn new(len: u64, limit: u64) -> Self {
+        SparseStorage {
+            pages: Default::default(),
+            len,
+            limit,
+        }
+    }
+
+    /// Places `bytes` at `offset` (the file grows to hold them).
+    pub fn put(&mut self, offset: u64, bytes: &[u8]) {
+        let mut at = 0;
+        while at < bytes.len() {
+            let pos = offset + at as u64;
+            let (page, inp) = (pos / PAGE, (pos % PAGE) as usize);
+            let n = (PAGE as usize - inp).min(bytes.len() - at);
+            let p = self
+                .pages
+                .entry(page)
+                .or_insert_with(|| vec![0u8; PAGE as usize]);
+            p[inp..inp + n].copy_from_slice(&bytes[at..at + n]);
+            at += n;
+        }
+        self.len = self.len.max(offset + bytes.len() as u64);
+    }
+}
+
+impl Storage for SparseStorage {
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if offset.saturating_add(buf.len() as u64) > self.len {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "past the end"));
+        }
+        let mut at = 0;
+        while at < buf.len() {
+            let pos = offset + at as u64;
+            let (page, inp) = (pos / PAGE, (pos % PAGE) as usize);
+            let n = (PAGE as usize - inp).min(buf.len() - at);
+            match self.pages.get(&page) {
+                Some(p) => buf[at..at + n].copy_from_slice(&p[inp..inp + n]),
+                None => buf[at..at + n].fill(0),
+            }
+            at += n;
+        }
+        Ok(())
+    }
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if offset.saturating_add(buf.len() as u64) > self.limit {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "test limit"));
+        }
+        self.put(offset, buf);
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.len)
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        if len > self.limit {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "test limit"));
+        }
+        self.pages.retain(|p, _| p * PAGE < len);
+        self.len = len;
+        Ok(())
     }
 }

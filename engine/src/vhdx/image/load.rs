@@ -174,8 +174,10 @@ impl Vhdx {
 
         // Replay happens before any other structure is read.
         if !header.log_guid.is_nil() && log_len != 0 {
-            let ring = read(&mut *file, log_len as usize, header.log_offset, "log")?;
-            if let Some(seq) = log::active_sequence(&ring, header.log_guid) {
+            let mut ring = log::StoredRing::new(&mut *file, header.log_offset, log_len);
+            let found = log::active_sequence(&mut ring, header.log_guid)
+                .ctx(|| format!("reading the log at offset {:#x}", header.log_offset))?;
+            if let Some(seq) = found {
                 let head = seq.last().expect("non-empty sequence");
                 if head.flushed_file_offset > file_len {
                     return Err(VhdxError::Truncated {
@@ -418,7 +420,7 @@ impl Vhdx {
         }
         let load = round_up(needed * 8, LOG_SECTOR).min(u64::from(bat_region.length));
         // In 1 MiB pieces: a 64 TiB disk's BAT is tens of MiB, and one copy is enough.
-        let mut bat: Vec<u64> = Vec::with_capacity((load / 8) as usize);
+        let mut bat = BatTable::new((load / 8) as usize);
         let mut piece = vec![0u8; load.min(MIB) as usize];
         let mut at = 0;
         while at < load {
@@ -426,11 +428,10 @@ impl Vhdx {
             let off = bat_region.file_offset + at;
             file.read_at(&mut piece[..n], off)
                 .ctx(|| format!("reading the BAT at offset {off:#x}"))?;
-            bat.extend(
-                piece[..n]
-                    .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
-            );
+            for (k, c) in piece[..n].chunks_exact(8).enumerate() {
+                let e = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+                bat.set((at / 8) as usize + k, e);
+            }
             at += n as u64;
         }
 
@@ -501,18 +502,12 @@ impl Vhdx {
                         ),
                     ));
                 }
-                if off >= self.phys_len {
-                    return Err(bad(i, format!(
-                        "payload block {b} at file offset {off:#x} points past the end of the file ({:#x})",
-                        self.phys_len
-                    )));
-                }
                 used.push((off, g.block_size, format!("payload block {b}")));
             }
         }
         for c in 0..g.sector_bitmap_blocks {
             let i = g.sb_index(c);
-            let Some(&e) = self.bat.get(i as usize) else {
+            let Some(e) = self.bat.get(i as usize) else {
                 break;
             };
             let state = e & 7;
@@ -526,8 +521,8 @@ impl Vhdx {
                 SB_BLOCK_NOT_PRESENT => {}
                 SB_BLOCK_PRESENT => {
                     let off = entry_offset(e);
-                    if off < ALIGNMENT || off.saturating_add(MIB) > self.phys_len {
-                        return Err(bad(i, format!("sector bitmap block of chunk {c} at {off:#x} lies outside the file")));
+                    if off < ALIGNMENT {
+                        return Err(bad(i, format!("sector bitmap block of chunk {c} at {off:#x} lies inside the header area")));
                     }
                     used.push((off, MIB, format!("sector bitmap block of chunk {c}")));
                 }
@@ -547,12 +542,18 @@ impl Vhdx {
                     let sb = self
                         .bat
                         .get(g.sb_index(b / g.chunk_ratio) as usize)
-                        .copied()
                         .unwrap_or(0);
                     if sb & 7 != SB_BLOCK_PRESENT {
                         return Err(bad(i, format!("payload block {b} is PARTIALLY_PRESENT but its chunk has no sector bitmap")));
                     }
                 }
+            }
+        }
+        // Blocks past the end of the file (a truncated image) are reported when read and
+        // by `check`. A writer would hide them: growing the file makes them read zeros.
+        if self.writable {
+            if let Some(e) = self.blocks_past_end().next() {
+                return Err(e);
             }
         }
         used.sort_by_key(|u| u.0);
@@ -576,7 +577,8 @@ impl Vhdx {
             }
             at = at.max(off.saturating_add(*len));
         }
-        self.file_end = round_up(at.max(self.phys_len), MIB);
+        // Blocks past the end (read-only opens only) may reach the top of the range.
+        self.file_end = round_up(at.max(self.phys_len).min(u64::MAX - MIB), MIB);
         Ok(())
     }
 }

@@ -123,7 +123,7 @@ pub struct Vhdx {
     items: Vec<MetadataItem>,
     params: DiskParams,
     geo: Geometry,
-    bat: Vec<u64>,
+    bat: BatTable,
     /// Sector bitmaps by chunk, loaded on first use (1 MiB each).
     sb_cache: BTreeMap<u64, Vec<u8>>,
     parent: Option<Box<Vhdx>>,
@@ -363,7 +363,7 @@ impl Vhdx {
 
     /// File offset of the sector bitmap block of `chunk`, if allocated.
     pub fn sector_bitmap_offset(&self, chunk: u64) -> Option<u64> {
-        let e = *self.bat.get(self.geo.sb_index(chunk) as usize)?;
+        let e = self.bat.get(self.geo.sb_index(chunk) as usize)?;
         (e & 7 == SB_BLOCK_PRESENT).then(|| entry_offset(e))
     }
 
@@ -526,7 +526,7 @@ pub(crate) struct Parts {
     pub meta_region: RegionEntry,
     pub items: Vec<MetadataItem>,
     pub params: DiskParams,
-    pub bat: Vec<u64>,
+    pub bat: BatTable,
     pub phys_len: u64,
     pub guids: GuidGen,
     pub log_replayed: bool,

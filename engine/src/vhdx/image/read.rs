@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Clean sector bitmaps kept in memory at most (1 MiB each).
+const MAX_CACHED_BITMAPS: usize = 8;
+
 impl Vhdx {
     // ---------------------------------------------------------------- reads
 
@@ -30,6 +33,9 @@ impl Vhdx {
 
     fn read_in_block(&mut self, b: u64, inb: u64, out: &mut [u8]) -> Result<()> {
         let (state, off) = self.block(b);
+        if state.has_data() {
+            self.payload_in_file(b, off)?;
+        }
         match state {
             BlockState::FullyPresent => self.read_file(out, off + inb),
             BlockState::NotPresent if self.params.has_parent => {
@@ -79,24 +85,70 @@ impl Vhdx {
         Ok(())
     }
 
-    /// Reads file bytes; a block that runs past the end of the file reads zeros there.
+    /// Reads file bytes (of a block already known to lie inside the file).
     fn read_file(&mut self, out: &mut [u8], off: u64) -> Result<()> {
-        let end = off + out.len() as u64;
-        let avail = self.phys_len.saturating_sub(off).min(out.len() as u64) as usize;
-        if end > self.phys_len {
-            out[avail..].fill(0);
-        }
         self.file
-            .read_at(&mut out[..avail], off)
+            .read_at(out, off)
             .ctx(|| format!("reading payload at file offset {off:#x}"))
+    }
+
+    /// Refuses payload block `b` at `off` when the file ends before its last byte: a
+    /// truncated image lost those bytes, and reading them as zeros would hide it.
+    pub(super) fn payload_in_file(&self, b: u64, off: u64) -> Result<()> {
+        self.in_file("payload block", b, off, self.geo.block_len(b))
+    }
+
+    /// Refuses the sector bitmap block of `chunk` at `off` when the file ends inside it.
+    pub(super) fn sector_bitmap_in_file(&self, chunk: u64, off: u64) -> Result<()> {
+        self.in_file("sector bitmap block of chunk", chunk, off, MIB)
+    }
+
+    fn in_file(&self, what: &'static str, index: u64, offset: u64, len: u64) -> Result<()> {
+        let end = offset.saturating_add(len);
+        if end > self.phys_len {
+            return Err(VhdxError::BlockPastEnd {
+                what,
+                index,
+                offset,
+                end,
+                file_len: self.phys_len,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every block the BAT places past the end of the file (a truncated image), in BAT
+    /// order: payload blocks with data, then sector bitmap blocks.
+    pub fn blocks_past_end(&self) -> impl Iterator<Item = VhdxError> + '_ {
+        let g = self.geo;
+        let payload = (0..g.payload_blocks).filter_map(move |b| {
+            let (state, off) = self.block(b);
+            state
+                .has_data()
+                .then(|| self.payload_in_file(b, off).err())
+                .flatten()
+        });
+        let bitmaps = (0..g.sector_bitmap_blocks).filter_map(move |c| {
+            let off = self.sector_bitmap_offset(c)?;
+            self.sector_bitmap_in_file(c, off).err()
+        });
+        payload.chain(bitmaps)
     }
 
     pub(super) fn load_sb(&mut self, chunk: u64) -> Result<()> {
         if self.sb_cache.contains_key(&chunk) {
             return Ok(());
         }
+        // A bitmap costs 1 MiB and a disk may have thousands of chunks: outside an
+        // operation, bitmaps with no change to commit are dropped beyond a few.
+        if self.sb_cache.len() >= MAX_CACHED_BITMAPS && self.undo.is_none() {
+            let dirty = &self.dirty_sb;
+            self.sb_cache
+                .retain(|c, _| dirty.range((*c, 0)..=(*c, usize::MAX)).next().is_some());
+        }
         let e = self.bat[self.geo.sb_index(chunk) as usize];
         let data = if e & 7 == SB_BLOCK_PRESENT {
+            self.sector_bitmap_in_file(chunk, entry_offset(e))?;
             read(
                 &mut *self.file,
                 MIB as usize,

@@ -251,7 +251,7 @@ impl Vhdx {
         if let Some(u) = self.undo.as_mut() {
             u.bat.push((i, self.bat[i]));
         }
-        self.bat[i] = e;
+        self.bat.set(i, e);
         self.dirty_bat.insert(i * 8 / LOG_SECTOR as usize);
     }
 
@@ -275,7 +275,7 @@ impl Vhdx {
                 return r;
             }
             for (i, old) in undo.bat.into_iter().rev() {
-                self.bat[i] = old;
+                self.bat.set(i, old);
             }
             for (chunk, byte, old) in undo.sb.into_iter().rev() {
                 if let Some(bm) = self.sb_cache.get_mut(&chunk) {
@@ -315,11 +315,8 @@ impl Vhdx {
         for &s in &self.dirty_bat {
             let mut sector = vec![0u8; LOG_SECTOR as usize];
             let first = s * (LOG_SECTOR as usize / 8);
-            for (k, e) in self
-                .bat
-                .iter()
-                .skip(first)
-                .take(LOG_SECTOR as usize / 8)
+            for (k, e) in (first..first + LOG_SECTOR as usize / 8)
+                .map_while(|i| self.bat.get(i))
                 .enumerate()
             {
                 sector[k * 8..k * 8 + 8].copy_from_slice(&e.to_le_bytes());
