@@ -224,12 +224,12 @@ fn an_import_killed_midway_leaves_no_image_under_its_name() {
         let (mut child, _err) = paused_at(&["vhdx", "import", s(&raw), s(&img)], point);
         let tmp = d.join(format!(".disk.vhdx.hvsim-tmp-{}", child.id()));
         assert!(
-            tmp.exists(),
-            "{point}: the temporary file is named after the process"
-        );
-        assert!(
             !img.exists(),
             "{point}: a plausible image under the final name"
+        );
+        assert!(
+            tmp.exists(),
+            "{point}: the temporary file is named after the process"
         );
         child.kill().unwrap();
         child.wait().unwrap();
