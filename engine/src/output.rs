@@ -118,7 +118,7 @@ impl NewFile {
                 }
                 // A leftover of a killed run that had this process id: never touched.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io_err(&tmp, "creating a temporary file")(e)),
+                Err(e) => return Err(io_err(dest, "creating a temporary file beside it")(e)),
             }
         }
         Err(OutputError::Exists {
@@ -223,5 +223,78 @@ impl Drop for NewFile {
         if !self.committed {
             let _ = fs::remove_file(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn only_plain_names_are_created_in_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["", ".", "..", "a/b", "../x", "/etc/x", "x/"] {
+            let r = NewFile::create_new_in(dir.path(), bad);
+            assert!(
+                matches!(r, Err(OutputError::NotPlainName { .. })),
+                "{bad:?}: {r:?}"
+            );
+        }
+        let mut f = NewFile::create_new_in(dir.path(), "web01.vhdx").unwrap();
+        f.write_all(b"disk").unwrap();
+        assert_eq!(
+            names(dir.path()),
+            [format!(".web01.vhdx.hvsim-tmp-{}", std::process::id())]
+        );
+        f.commit(true).unwrap();
+        assert_eq!(names(dir.path()), ["web01.vhdx"]);
+        assert_eq!(fs::read(dir.path().join("web01.vhdx")).unwrap(), b"disk");
+        let r = NewFile::create_new_in(dir.path(), "web01.vhdx");
+        assert!(matches!(r, Err(OutputError::Exists { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn a_file_that_appears_meanwhile_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.raw");
+        let mut f = NewFile::create(&dest, false, &[]).unwrap();
+        f.write_all(b"new").unwrap();
+        fs::write(&dest, b"theirs").unwrap();
+        let r = f.commit(false);
+        assert!(matches!(r, Err(OutputError::Exists { .. })), "{r:?}");
+        assert_eq!(fs::read(&dest).unwrap(), b"theirs");
+        assert_eq!(
+            names(dir.path()),
+            ["out.raw"],
+            "the temporary file is removed"
+        );
+    }
+
+    #[test]
+    fn replace_never_reaches_an_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.vhdx");
+        fs::write(&input, b"input").unwrap();
+        std::os::unix::fs::symlink("in.vhdx", dir.path().join("link")).unwrap();
+        for dest in [input.clone(), dir.path().join("link")] {
+            let r = NewFile::create(&dest, true, &[&input]);
+            assert!(matches!(r, Err(OutputError::IsInput { .. })), "{r:?}");
+        }
+        let other = dir.path().join("other");
+        fs::write(&other, b"old").unwrap();
+        let mut f = NewFile::create(&other, true, &[&input]).unwrap();
+        f.write_all(b"new").unwrap();
+        f.commit(false).unwrap();
+        assert_eq!(fs::read(&other).unwrap(), b"new");
+        assert_eq!(fs::read(&input).unwrap(), b"input");
     }
 }
