@@ -300,3 +300,49 @@ fn a_killed_write_leaves_each_sector_old_or_new() {
     // of them, the engine's every-cut tests still cover the promise.
     eprintln!("{partial} of 6 kills cut the write");
 }
+
+#[test]
+fn a_restore_never_replaces_a_disk_being_written() {
+    let dir = scratch_dir();
+    let repo = dir.path().join("repo");
+    let img = dir.path().join("vm1.vhdx");
+    create(&img, &["--size", "8M"]);
+    ok(&write(&img, 0, &data(MIB, 1)));
+    ok(&hvsim(&["repo", "init", s(&repo)]));
+    ok(&hvsim(&[
+        "repo",
+        "backup",
+        s(&repo),
+        s(&img),
+        "--name",
+        "vm1",
+    ]));
+    let w = writer_waiting(&img, 2 * MIB);
+    let (_, err) = fails(&hvsim(&[
+        "repo",
+        "restore",
+        s(&repo),
+        "vm1",
+        s(&img),
+        "--replace",
+    ]));
+    let want = format!(
+        "{}: locking it to replace it: locked by another process (pid {}",
+        img.display(),
+        w.id()
+    );
+    assert!(err.contains(&want), "{err}");
+    finish(w, &data(MIB, 2));
+    // The write went into the disk that is still there.
+    assert_eq!(read(&img, 2 * MIB, MIB), data(MIB, 2));
+    ok(&hvsim(&[
+        "repo",
+        "restore",
+        s(&repo),
+        "vm1",
+        s(&img),
+        "--replace",
+    ]));
+    assert_eq!(read(&img, 0, MIB), data(MIB, 1));
+    assert_eq!(read(&img, 2 * MIB, MIB), vec![0u8; MIB as usize]);
+}
