@@ -4,7 +4,7 @@ use crate::size::parse_size;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use hvsim_engine::chain::{Merge, MergeProgress};
-use hvsim_engine::output::{NewFile, OutputError};
+use hvsim_engine::output::{same_file, NewFile, OutputError};
 use hvsim_engine::vhdx::{convert, CheckReport, CommitPolicy, Severity, GIB, MIB};
 use hvsim_engine::{CreateOptions, GuidGen, OpenOptions, ParentResolver, Vhdx, VhdxError};
 use std::fs::File;
@@ -323,19 +323,35 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             // The image first: its lock is held while the input is read, and a refused
             // image fails before stdin is consumed.
             let mut v = open(&path, &parents, true)?;
-            let data = match &input {
-                Some(i) => std::fs::read(i).with_context(|| i.display().to_string())?,
-                None => {
-                    let mut d = Vec::new();
-                    std::io::stdin()
-                        .lock()
-                        .read_to_end(&mut d)
-                        .context("reading stdin")?;
-                    d
+            let written = match &input {
+                Some(i) => {
+                    if let Some(c) = chain_paths(&v).iter().find(|c| same_file(c, i)) {
+                        bail!(
+                            "{} is the same file as the image {}: a command never writes over its own input",
+                            i.display(),
+                            c.display()
+                        );
+                    }
+                    let mut f = File::open(i).with_context(|| i.display().to_string())?;
+                    let len = f.metadata().with_context(|| i.display().to_string())?.len();
+                    if offset.checked_add(len).is_none_or(|e| e > v.virtual_size()) {
+                        bail!(
+                            "{}: range {offset}+{len} lies outside the virtual disk ({} bytes)",
+                            path.display(),
+                            v.virtual_size()
+                        );
+                    }
+                    write_from(&mut v, &path, offset, &mut f, i)
                 }
+                None => write_from(
+                    &mut v,
+                    &path,
+                    offset,
+                    &mut std::io::stdin().lock(),
+                    Path::new("stdin"),
+                ),
             };
-            v.write(offset, &data)
-                .with_context(|| path.display().to_string())?;
+            written?;
             v.flush().with_context(|| path.display().to_string())?;
             v.close().with_context(|| path.display().to_string())?;
             Ok(ExitCode::SUCCESS)
@@ -472,6 +488,56 @@ fn export(v: &mut Vhdx, path: &Path, raw: &Path, sync: bool, force: bool) -> Res
     let out = new_output(raw, force, &chain_paths(v))?;
     convert::export_raw(v, out.file()).map_err(|e| in_file(e, path))?;
     commit_output(out, sync)
+}
+
+/// Writes `input` to the image from `offset`, 8 MiB at a time, so memory stays bounded
+/// whatever the input's length (`-i /dev/zero` included). Input that runs past the end of
+/// the disk is refused; from a pipe, whose length is known only at its end, the pieces
+/// before the one that does not fit are written, and the error says how much.
+fn write_from(
+    v: &mut Vhdx,
+    path: &Path,
+    offset: u64,
+    input: &mut impl Read,
+    in_name: &Path,
+) -> Result<()> {
+    let mut buf = vec![0u8; 8 * MIB as usize];
+    let mut pos = offset;
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            match input.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("reading {}", in_name.display()))
+                    )
+                }
+            }
+        }
+        if n == 0 && pos > offset {
+            return Ok(());
+        }
+        // Even an empty input checks its offset.
+        if let Err(e) = v.write(pos, &buf[..n]) {
+            let done = pos - offset;
+            let e = in_file(e, path);
+            return Err(if done > 0 {
+                anyhow!(
+                    "{e:#} (the first {done} bytes of {} were written)",
+                    in_name.display()
+                )
+            } else {
+                e
+            });
+        }
+        pos += n as u64;
+        if n < buf.len() {
+            return Ok(());
+        }
+    }
 }
 
 /// Copies `length` virtual bytes from `offset` to `out`, 8 MiB at a time.

@@ -324,3 +324,43 @@ fn a_closed_stdout_pipe_ends_a_command_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_endless_input_is_refused_in_bounded_memory() {
+    let dir = scratch_dir();
+    let img = dir.path().join("a.vhdx");
+    ok(&hvsim(&["vhdx", "create", s(&img), "--size", "64M"]));
+    for input in ["< /dev/zero", "-i /dev/zero"] {
+        // 300 MB of address space: reading the endless input whole would abort.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v 300000; exec '{}' vhdx write '{}' --offset 0 {input}",
+                hvsim_bin(),
+                s(&img)
+            ))
+            .output()
+            .unwrap();
+        let (code, err) = fails(&out);
+        assert_eq!(code, 1, "{input}: {err}");
+        assert!(
+            err.contains("a.vhdx: range 67108864+8388608 lies outside the virtual disk")
+                && err.contains("the first 67108864 bytes of"),
+            "{input}: {err}"
+        );
+    }
+    // The image itself as the input is refused before anything is written.
+    let before = digest(&img);
+    let (_, err) = fails(&hvsim(&[
+        "vhdx",
+        "write",
+        s(&img),
+        "--offset",
+        "0",
+        "-i",
+        s(&img),
+    ]));
+    assert!(err.contains("never writes over its own input"), "{err}");
+    assert_eq!(digest(&img), before);
+    ok(&hvsim(&["vhdx", "check", s(&img)]));
+}

@@ -52,6 +52,11 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
     fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// Whether two paths name the same file (device and inode, through links).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    file_id(a).is_some_and(|id| file_id(b) == Some(id))
+}
+
 /// The folder a path names its file in (`.` for a bare name).
 fn folder_of(path: &Path) -> &Path {
     match path.parent() {
