@@ -325,11 +325,10 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             let mut v = open(&path, &parents, true)?;
             let written = match &input {
                 Some(i) => {
-                    if let Some(c) = chain_paths(&v).iter().find(|c| same_file(c, i)) {
+                    if same_file(i, &path) {
                         bail!(
-                            "{} is the same file as the image {}: a command never writes over its own input",
-                            i.display(),
-                            c.display()
+                            "{} is the image itself: a command never writes over its own input",
+                            i.display()
                         );
                     }
                     let mut f = File::open(i).with_context(|| i.display().to_string())?;
