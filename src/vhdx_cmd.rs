@@ -392,7 +392,7 @@ fn merge(child: &Path, parents: &ParentArgs) -> Result<()> {
         ..parents.open_options(true)
     };
     let ctx = || child.display().to_string();
-    let mut v = Vhdx::open_file(child, &opts).with_context(ctx)?;
+    let mut v = Vhdx::open_file(child, &opts).map_err(|e| in_file(e, child))?;
     let parent_path = v
         .parent()
         .and_then(|p| p.path())
