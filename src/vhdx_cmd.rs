@@ -150,7 +150,7 @@ fn open(path: &Path, parents: &ParentArgs, writable: bool) -> Result<Vhdx> {
 
 /// An engine error with the file it concerns, named once: a lock or output error names
 /// its file already (which may be a parent in the chain).
-fn in_file(e: VhdxError, path: &Path) -> anyhow::Error {
+pub(crate) fn in_file(e: VhdxError, path: &Path) -> anyhow::Error {
     match e {
         VhdxError::Locked { .. } | VhdxError::Output(_) => e.into(),
         e => anyhow::Error::new(e).context(path.display().to_string()),

@@ -114,6 +114,9 @@ fn a_second_writer_or_a_reader_is_refused_naming_the_holder() {
     let (code, err) = fails(&write(&img, 4 * MIB, &data(MIB, 2)));
     assert_eq!(code, 1);
     assert_locked_by(&err, &img, &first, "second writer");
+    // Readers of every kind, diff on either side.
+    let (_, err) = fails(&hvsim(&["vhdx", "diff", s(&img), s(&img)]));
+    assert_locked_by(&err, &img, &first, "diff");
     for args in [
         vec!["vhdx", "info", s(&img)],
         vec!["vhdx", "check", s(&img)],
