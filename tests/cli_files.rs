@@ -288,8 +288,20 @@ fn a_closed_stdout_pipe_ends_a_command_quietly() {
     let d = dir.path();
     let img = image(d, "a.vhdx");
     let sc = scenario(d);
+    let repo = d.join("repo");
+    ok(&hvsim(&["repo", "init", s(&repo)]));
+    ok(&hvsim(&[
+        "repo",
+        "backup",
+        s(&repo),
+        s(&img),
+        "--name",
+        "a",
+    ]));
     let before = digest(&img);
     for args in [
+        vec!["repo", "list", s(&repo)],
+        vec!["vhdx", "diff", s(&img), s(&img)],
         vec!["vhdx", "info", s(&img)],
         vec!["vhdx", "info", s(&img), "--json"],
         vec!["vhdx", "check", s(&img)],
