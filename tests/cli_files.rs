@@ -268,6 +268,33 @@ fn an_import_killed_midway_leaves_no_image_under_its_name() {
     assert_eq!(read(&img, 0, 24 * MIB), data(24 * MIB, 3));
     ok(&hvsim(&["vhdx", "check", s(&img)]));
     assert_eq!(names(d), ["disk.raw", "disk.vhdx"]);
+
+    // An export killed by the clock: no raw file under its name, or the whole of it.
+    let out = d.join("out.raw");
+    for ms in [2, 10, 40] {
+        let mut child = Command::new(hvsim_bin())
+            .args(["vhdx", "export", s(&img), s(&out)])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(ms));
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        if out.exists() {
+            assert!(
+                status.success(),
+                "after {ms} ms: a raw file under the final name"
+            );
+            assert!(std::fs::read(&out).unwrap() == data(24 * MIB, 3));
+            std::fs::remove_file(&out).unwrap();
+        }
+        for n in names(d) {
+            if n.starts_with(".out.raw.hvsim-tmp-") {
+                std::fs::remove_file(d.join(n)).unwrap();
+            }
+        }
+    }
+    assert_eq!(names(d), ["disk.raw", "disk.vhdx"]);
 }
 
 /// Runs `hvsim args` with stdout a pipe whose reader is already gone.
