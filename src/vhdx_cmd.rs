@@ -17,6 +17,9 @@ pub struct ParentArgs {
     /// A directory a parent disk may lie in (repeatable; default: the child's own directory).
     #[arg(long = "allow-parent-dir", value_name = "DIR", global = true)]
     allow_parent_dir: Vec<PathBuf>,
+    /// When another process holds a lock on an image, wait for it instead of failing.
+    #[arg(long, global = true)]
+    wait: bool,
 }
 
 impl ParentArgs {
@@ -145,7 +148,20 @@ fn block_size_arg(v: Option<u64>) -> Result<Option<u32>> {
 }
 
 fn open(path: &Path, parents: &ParentArgs, writable: bool) -> Result<Vhdx> {
-    Vhdx::open_file(path, &parents.open_options(writable)).map_err(|e| in_file(e, path))
+    open_waiting(path, &parents.open_options(writable), parents.wait)
+}
+
+/// Opens an image; with `wait`, a lock another process holds on it (or on its chain) is
+/// waited out, polling, as `flock` without `-n` would.
+fn open_waiting(path: &Path, opts: &OpenOptions, wait: bool) -> Result<Vhdx> {
+    loop {
+        match Vhdx::open_file(path, opts) {
+            Err(VhdxError::Locked { .. }) if wait => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            r => return r.map_err(|e| in_file(e, path)),
+        }
+    }
 }
 
 /// An engine error with the file it concerns, named once: a lock or output error names
@@ -392,7 +408,7 @@ fn merge(child: &Path, parents: &ParentArgs) -> Result<()> {
         ..parents.open_options(true)
     };
     let ctx = || child.display().to_string();
-    let mut v = Vhdx::open_file(child, &opts).map_err(|e| in_file(e, child))?;
+    let mut v = open_waiting(child, &opts, parents.wait)?;
     let parent_path = v
         .parent()
         .and_then(|p| p.path())

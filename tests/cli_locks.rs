@@ -356,3 +356,36 @@ fn a_restore_never_replaces_a_disk_being_written() {
     assert_eq!(read(&img, 0, MIB), data(MIB, 1));
     assert_eq!(read(&img, 2 * MIB, MIB), vec![0u8; MIB as usize]);
 }
+
+#[test]
+fn with_wait_a_second_writer_goes_after_the_holder() {
+    let dir = scratch_dir();
+    let img = dir.path().join("web01.vhdx");
+    create(&img, &["--size", "16M"]);
+    let first = writer_waiting(&img, MIB);
+    let mut second = Command::new(hvsim_bin())
+        .args(["vhdx", "write", s(&img), "--offset", "1M", "--wait"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its data is ready (fed from a thread: it reads stdin only once it has the image); it
+    // waits for the lock, not for its input.
+    let mut input = second.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || input.write_all(&data(MIB, 2)));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(second.try_wait().unwrap().is_none(), "--wait did not wait");
+    finish(first, &data(2 * MIB, 1));
+    feeder.join().unwrap().unwrap();
+    let out = second.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One after the other: the second write over the first's first half.
+    assert_eq!(read(&img, MIB, MIB), data(MIB, 2));
+    assert_eq!(read(&img, 2 * MIB, MIB), data(2 * MIB, 1)[MIB as usize..]);
+    ok(&hvsim(&["vhdx", "check", s(&img)]));
+}

@@ -7,8 +7,9 @@ use std::fs::{File, TryLockError};
 use std::io;
 
 /// Takes an exclusive (writer) or shared (reader) lock without waiting. A file held by
-/// another open file fails with `ErrorKind::WouldBlock` and a message naming the holder
-/// where the system tells it (on Linux: pid and command line).
+/// another process fails with `ErrorKind::WouldBlock` and a message naming the holder
+/// where the system tells it (on Linux: pid and command line); one held by this process
+/// through another open file, with `ErrorKind::ResourceBusy`.
 pub(crate) fn try_lock(file: &File, exclusive: bool) -> io::Result<()> {
     let r = if exclusive {
         file.try_lock()
@@ -17,6 +18,13 @@ pub(crate) fn try_lock(file: &File, exclusive: bool) -> io::Result<()> {
     };
     match r {
         Ok(()) => Ok(()),
+        // Held by this very process (the file opened twice): waiting would never end.
+        Err(TryLockError::WouldBlock) if holder_pid(file) == Some(std::process::id()) => {
+            Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "locked by this process (the file is opened twice, e.g. twice in one chain)",
+            ))
+        }
         Err(TryLockError::WouldBlock) => Err(io::Error::new(
             io::ErrorKind::WouldBlock,
             format!("locked by {}", holder(file)),
@@ -30,9 +38,6 @@ pub(crate) fn try_lock(file: &File, exclusive: bool) -> io::Result<()> {
 /// Who holds a lock on `file`: "another process (pid N: command line)" when known.
 fn holder(file: &File) -> String {
     match holder_pid(file) {
-        Some(pid) if pid == std::process::id() => {
-            "this process (the file is opened twice, e.g. twice in one chain)".into()
-        }
         Some(pid) => match command_line(pid) {
             Some(cmd) => format!("another process (pid {pid}: {cmd})"),
             None => format!("another process (pid {pid})"),
