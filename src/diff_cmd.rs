@@ -6,7 +6,7 @@
 //! an error, whose message names the file.
 
 use crate::size::parse_size;
-use anyhow::{Context, Error, Result};
+use anyhow::{Error, Result};
 use clap::Args;
 use hvsim_engine::diff::{self, DiffError, SyncOptions, DEFAULT_BLOCK_SIZE};
 use hvsim_engine::{OpenOptions, Vhdx};
@@ -30,7 +30,7 @@ pub struct DiffArgs {
 }
 
 fn open(path: &Path) -> Result<Vhdx> {
-    Vhdx::open_file(path, &OpenOptions::read_only()).with_context(|| path.display().to_string())
+    Vhdx::open_file(path, &OpenOptions::read_only()).map_err(|e| crate::vhdx_cmd::in_file(e, path))
 }
 
 pub fn run(args: DiffArgs) -> Result<ExitCode> {

@@ -4,6 +4,7 @@ mod diff_cmd;
 mod repo_cmd;
 mod run_cmd;
 mod size;
+mod test_hook;
 mod vhdx_cmd;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,9 @@ enum Command {
         /// Write the trace (JSON Lines) of a single run here.
         #[arg(long, value_name = "OUT.jsonl")]
         trace: Option<PathBuf>,
+        /// Replace an existing trace file (never the scenario itself).
+        #[arg(long, requires = "trace")]
+        force: bool,
         /// Write the volumes' files (VHDX, AVHDX) here at the end, one folder per volume.
         #[arg(long, value_name = "DIR")]
         keep_disks: Option<PathBuf>,
@@ -59,7 +63,20 @@ enum Command {
     Replay { trace: PathBuf },
 }
 
+/// A closed pipe on stdout ends the command quietly, as it does any Unix tool
+/// (`hvsim vhdx info IMG | head -5`): the Rust runtime ignores SIGPIPE and would make
+/// every later print fail instead.
+#[cfg(unix)]
+fn default_sigpipe() {
+    // SAFETY: restoring the default disposition of one signal at start, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Vhdx(c) => vhdx_cmd::run(c),
@@ -68,10 +85,11 @@ fn main() -> ExitCode {
             scenarios,
             seed,
             trace,
+            force,
             keep_disks,
             on_disk,
             quiet,
-        } => run_cmd::run_cmd(scenarios, seed, trace, keep_disks, on_disk, quiet),
+        } => run_cmd::run_cmd(scenarios, seed, trace, force, keep_disks, on_disk, quiet),
         Command::Replay { trace } => run_cmd::replay_cmd(trace),
     };
     match result {

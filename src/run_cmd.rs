@@ -38,6 +38,7 @@ pub fn run_cmd(
     paths: Vec<PathBuf>,
     seed: Option<u64>,
     trace: Option<PathBuf>,
+    force: bool,
     keep_disks: Option<PathBuf>,
     on_disk: Option<PathBuf>,
     quiet: bool,
@@ -47,7 +48,7 @@ pub fn run_cmd(
         return run_one(
             &files[0],
             seed,
-            trace,
+            trace.map(|t| (t, force)),
             keep_disks.as_deref(),
             on_disk.as_deref(),
             quiet,
@@ -97,17 +98,21 @@ pub fn run_cmd(
 fn run_one(
     file: &Path,
     seed: Option<u64>,
-    trace: Option<PathBuf>,
+    trace: Option<(PathBuf, bool)>,
     keep_disks: Option<&Path>,
     on_disk: Option<&Path>,
     quiet: bool,
 ) -> Result<ExitCode> {
     let s = Rc::new(load(file)?);
     let seed = seed.unwrap_or(s.seed);
+    // The trace is written under a temporary name and renamed when complete; never over
+    // the scenario, over another file only with --force.
     let mut out_file = match &trace {
-        Some(p) => Some(BufWriter::new(
-            File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
+        Some((p, force)) => Some(BufWriter::new(crate::vhdx_cmd::new_output(
+            p,
+            *force,
+            &[file.to_path_buf()],
+        )?)),
         None => None,
     };
     let out = run(
@@ -121,8 +126,11 @@ fn run_one(
         },
     )
     .with_context(|| format!("{}: the run could not go on", file.display()))?;
-    if let Some(mut w) = out_file {
-        w.flush()?;
+    if let (Some(w), Some((p, _))) = (out_file, &trace) {
+        let out = w
+            .into_inner()
+            .map_err(|e| anyhow!("writing {}: {}", p.display(), e.error()))?;
+        crate::vhdx_cmd::commit_output(out, false)?;
     }
     let mut stdout = std::io::stdout().lock();
     if !quiet {

@@ -1,11 +1,12 @@
 //! `hvsim vhdx ...`: the engine's VHDX images from the shell.
 
 use crate::size::parse_size;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use hvsim_engine::chain::{Merge, MergeProgress};
+use hvsim_engine::output::{same_file, NewFile, OutputError};
 use hvsim_engine::vhdx::{convert, CheckReport, CommitPolicy, Severity, GIB, MIB};
-use hvsim_engine::{CreateOptions, FileStorage, GuidGen, OpenOptions, ParentResolver, Vhdx};
+use hvsim_engine::{CreateOptions, GuidGen, OpenOptions, ParentResolver, Vhdx, VhdxError};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,9 @@ pub struct ParentArgs {
     /// A directory a parent disk may lie in (repeatable; default: the child's own directory).
     #[arg(long = "allow-parent-dir", value_name = "DIR", global = true)]
     allow_parent_dir: Vec<PathBuf>,
+    /// When another process holds a lock on an image, wait for it instead of failing.
+    #[arg(long, global = true)]
+    wait: bool,
 }
 
 impl ParentArgs {
@@ -80,6 +84,9 @@ pub enum VhdxCommand {
         length: u64,
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
+        /// Replace an existing output file (never the image itself).
+        #[arg(long, requires = "output")]
+        force: bool,
         #[command(flatten)]
         parents: ParentArgs,
     },
@@ -105,6 +112,9 @@ pub enum VhdxCommand {
         /// system writes it back, as with cp or qemu-img convert.
         #[arg(long)]
         sync: bool,
+        /// Replace an existing image of that name (never the raw input).
+        #[arg(long)]
+        force: bool,
     },
     /// Merge a differencing disk into its parent, then delete it
     ///
@@ -122,6 +132,9 @@ pub enum VhdxCommand {
         /// Make the raw file durable (fdatasync) before exiting.
         #[arg(long)]
         sync: bool,
+        /// Replace an existing raw file (never an image of the chain).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         parents: ParentArgs,
     },
@@ -135,8 +148,55 @@ fn block_size_arg(v: Option<u64>) -> Result<Option<u32>> {
 }
 
 fn open(path: &Path, parents: &ParentArgs, writable: bool) -> Result<Vhdx> {
-    Vhdx::open_file(path, &parents.open_options(writable))
-        .with_context(|| path.display().to_string())
+    open_waiting(path, &parents.open_options(writable), parents.wait)
+}
+
+/// Opens an image; with `wait`, a lock another process holds on it (or on its chain) is
+/// waited out, polling, as `flock` without `-n` would.
+fn open_waiting(path: &Path, opts: &OpenOptions, wait: bool) -> Result<Vhdx> {
+    loop {
+        match Vhdx::open_file(path, opts) {
+            Err(VhdxError::Locked { .. }) if wait => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            r => return r.map_err(|e| in_file(e, path)),
+        }
+    }
+}
+
+/// An engine error with the file it concerns, named once: a lock or output error names
+/// its file already (which may be a parent in the chain).
+pub(crate) fn in_file(e: VhdxError, path: &Path) -> anyhow::Error {
+    match e {
+        VhdxError::Locked { .. } | VhdxError::Output(_) => e.into(),
+        e => anyhow::Error::new(e).context(path.display().to_string()),
+    }
+}
+
+/// The files an image reads: itself and its parents. An output is never one of them.
+fn chain_paths(v: &Vhdx) -> Vec<PathBuf> {
+    std::iter::successors(Some(v), |v| v.parent())
+        .filter_map(|v| v.path().map(Path::to_path_buf))
+        .collect()
+}
+
+/// Starts an output file (see [`NewFile`]): written under a temporary name, renamed into
+/// place when complete, never over `inputs`, over an existing file only with `force`.
+pub fn new_output(dest: &Path, force: bool, inputs: &[PathBuf]) -> Result<NewFile> {
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    NewFile::create(dest, force, &inputs).map_err(with_force_hint)
+}
+
+/// Commits an output file, naming `--force` when an existing file is in the way.
+pub fn commit_output(out: NewFile, sync: bool) -> Result<()> {
+    out.commit(sync).map(drop).map_err(with_force_hint)
+}
+
+fn with_force_hint(e: OutputError) -> anyhow::Error {
+    match e {
+        OutputError::Exists { .. } => anyhow!("{e} (--force replaces it)"),
+        e => e.into(),
+    }
 }
 
 pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
@@ -156,6 +216,21 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
                     path.display()
                 );
             }
+            if let (Some(p), Some(sz)) = (&parent, size) {
+                // Checked before anything is created: a refused image never appears.
+                let popts = OpenOptions {
+                    resolver: ParentResolver::default(),
+                    ..OpenOptions::read_only()
+                };
+                let pv = Vhdx::open_file(p, &popts).map_err(|e| in_file(e, p))?;
+                if sz != pv.virtual_size() {
+                    bail!(
+                        "{}: --size {sz} differs from the parent's size {}",
+                        path.display(),
+                        pv.virtual_size()
+                    );
+                }
+            }
             let opts = CreateOptions {
                 virtual_size: size.unwrap_or(0),
                 block_size: block_size_arg(block_size)?,
@@ -165,17 +240,7 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
                 parent: parent.clone(),
                 ..CreateOptions::default()
             };
-            let v = Vhdx::create_file(&path, &opts).with_context(|| path.display().to_string())?;
-            if let Some(sz) = size {
-                if sz != v.virtual_size() {
-                    let _ = std::fs::remove_file(&path);
-                    bail!(
-                        "{}: --size {sz} differs from the parent's size {}",
-                        path.display(),
-                        v.virtual_size()
-                    );
-                }
-            }
+            let v = Vhdx::create_file(&path, &opts).map_err(|e| in_file(e, &path))?;
             v.close().with_context(|| path.display().to_string())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -238,6 +303,7 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             offset,
             length,
             output,
+            force,
             parents,
         } => {
             let mut v = open(&path, &parents, false)?;
@@ -251,20 +317,17 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
                     v.virtual_size()
                 );
             }
-            let mut out: Box<dyn Write> = match &output {
-                Some(o) => Box::new(File::create(o).with_context(|| o.display().to_string())?),
-                None => Box::new(std::io::stdout().lock()),
-            };
-            let mut buf = vec![0u8; (8 * MIB).min(length) as usize];
-            let mut pos = offset;
-            while pos < offset + length {
-                let n = (offset + length - pos).min(buf.len() as u64) as usize;
-                v.read(pos, &mut buf[..n])
-                    .with_context(|| path.display().to_string())?;
-                out.write_all(&buf[..n]).context("writing the output")?;
-                pos += n as u64;
+            match &output {
+                Some(o) => {
+                    let mut out = new_output(o, force, &chain_paths(&v))?;
+                    read_to(&mut v, &path, offset, length, &mut out, o)?;
+                    commit_output(out, false)?;
+                }
+                None => {
+                    let stdout = &mut std::io::stdout().lock();
+                    read_to(&mut v, &path, offset, length, stdout, Path::new("stdout"))?
+                }
             }
-            out.flush().context("writing the output")?;
             Ok(ExitCode::SUCCESS)
         }
         VhdxCommand::Write {
@@ -273,20 +336,37 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             input,
             parents,
         } => {
-            let data = match &input {
-                Some(i) => std::fs::read(i).with_context(|| i.display().to_string())?,
-                None => {
-                    let mut d = Vec::new();
-                    std::io::stdin()
-                        .lock()
-                        .read_to_end(&mut d)
-                        .context("reading stdin")?;
-                    d
-                }
-            };
+            // The image first: its lock is held while the input is read, and a refused
+            // image fails before stdin is consumed.
             let mut v = open(&path, &parents, true)?;
-            v.write(offset, &data)
-                .with_context(|| path.display().to_string())?;
+            let written = match &input {
+                Some(i) => {
+                    if same_file(i, &path) {
+                        bail!(
+                            "{} is the image itself: a command never writes over its own input",
+                            i.display()
+                        );
+                    }
+                    let mut f = File::open(i).with_context(|| i.display().to_string())?;
+                    let len = f.metadata().with_context(|| i.display().to_string())?.len();
+                    if offset.checked_add(len).is_none_or(|e| e > v.virtual_size()) {
+                        bail!(
+                            "{}: range {offset}+{len} lies outside the virtual disk ({} bytes)",
+                            path.display(),
+                            v.virtual_size()
+                        );
+                    }
+                    write_from(&mut v, &path, offset, &mut f, i)
+                }
+                None => write_from(
+                    &mut v,
+                    &path,
+                    offset,
+                    &mut std::io::stdin().lock(),
+                    Path::new("stdin"),
+                ),
+            };
+            written?;
             v.flush().with_context(|| path.display().to_string())?;
             v.close().with_context(|| path.display().to_string())?;
             Ok(ExitCode::SUCCESS)
@@ -297,12 +377,14 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             block_size,
             logical_sector,
             sync,
+            force,
         } => import(
             &raw,
             &path,
             block_size_arg(block_size)?,
             logical_sector,
             sync,
+            force,
         )
         .map(|_| ExitCode::SUCCESS),
         VhdxCommand::Merge { child, parents } => merge(&child, &parents).map(|_| ExitCode::SUCCESS),
@@ -310,10 +392,11 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             path,
             raw,
             sync,
+            force,
             parents,
         } => {
             let mut v = open(&path, &parents, false)?;
-            export(&mut v, &path, &raw, sync).map(|_| ExitCode::SUCCESS)
+            export(&mut v, &path, &raw, sync, force).map(|_| ExitCode::SUCCESS)
         }
         VhdxCommand::Diff(args) => crate::diff_cmd::run(args),
     }
@@ -325,13 +408,14 @@ fn merge(child: &Path, parents: &ParentArgs) -> Result<()> {
         ..parents.open_options(true)
     };
     let ctx = || child.display().to_string();
-    let mut v = Vhdx::open_file(child, &opts).with_context(ctx)?;
+    let mut v = open_waiting(child, &opts, parents.wait)?;
     let parent_path = v
         .parent()
         .and_then(|p| p.path())
         .map(Path::to_path_buf)
         .with_context(|| format!("{}: not a differencing disk", child.display()))?;
     let mut m = Merge::start(&mut v, &mut GuidGen::from_entropy()).with_context(ctx)?;
+    crate::test_hook::pause("merge-started");
     // No guest writes wait between steps here: big steps, few commits of the parent.
     let per_step = (GIB / v.geometry().block_size).max(1);
     let blocks = loop {
@@ -374,7 +458,14 @@ fn print_check(path: &Path, report: &CheckReport, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn import(raw: &Path, path: &Path, block_size: Option<u32>, lss: u32, sync: bool) -> Result<()> {
+fn import(
+    raw: &Path,
+    path: &Path,
+    block_size: Option<u32>,
+    lss: u32,
+    sync: bool,
+    force: bool,
+) -> Result<()> {
     let src = File::open(raw).with_context(|| raw.display().to_string())?;
     let len = src
         .metadata()
@@ -392,47 +483,95 @@ fn import(raw: &Path, path: &Path, block_size: Option<u32>, lss: u32, sync: bool
         logical_sector_size: lss,
         ..CreateOptions::default()
     };
-    let mut storage = FileStorage::create_new(path)
-        .with_context(|| format!("{}: cannot create", path.display()))?;
+    // Built under a temporary name: killed midway, it leaves no image under `path`.
+    let out = new_output(path, force, &[raw.to_path_buf()])?;
+    crate::test_hook::pause("import-created");
+    let mut storage = out.storage()?;
     if !sync {
         storage = storage.unsynced();
     }
-    let result = (|| -> Result<()> {
-        let mut v = Vhdx::create(Box::new(storage), &opts, None)?;
-        // The file is new: nothing to protect from a crash until it is complete.
-        v.set_commit_policy(CommitPolicy::OnFlush);
-        convert::import_raw(&src, len, &mut v)?;
-        v.close()?;
-        Ok(())
-    })();
-    result
-        .inspect_err(|_| {
-            // Only the file this command created is removed.
-            let _ = std::fs::remove_file(path);
-        })
-        .with_context(|| path.display().to_string())
+    let mut v = Vhdx::create(Box::new(storage), &opts, None).map_err(|e| in_file(e, path))?;
+    // The file is new: nothing to protect from a crash until it is complete.
+    v.set_commit_policy(CommitPolicy::OnFlush);
+    convert::import_raw(&src, len, &mut v).map_err(|e| in_file(e, path))?;
+    v.close().map_err(|e| in_file(e, path))?;
+    crate::test_hook::pause("import-written");
+    commit_output(out, sync)
 }
 
-fn export(v: &mut Vhdx, path: &Path, raw: &Path, sync: bool) -> Result<()> {
-    let out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(raw)
-        .with_context(|| {
-            format!(
-                "{}: cannot create (an existing file is never overwritten)",
-                raw.display()
-            )
-        })?;
-    let result = (|| -> Result<()> {
-        convert::export_raw(v, &out).with_context(|| path.display().to_string())?;
-        if sync {
-            out.sync_data().with_context(|| raw.display().to_string())?;
+fn export(v: &mut Vhdx, path: &Path, raw: &Path, sync: bool, force: bool) -> Result<()> {
+    let out = new_output(raw, force, &chain_paths(v))?;
+    convert::export_raw(v, out.file()).map_err(|e| in_file(e, path))?;
+    commit_output(out, sync)
+}
+
+/// Writes `input` to the image from `offset`, 8 MiB at a time, so memory stays bounded
+/// whatever the input's length (`-i /dev/zero` included). Input that runs past the end of
+/// the disk is refused; from a pipe, whose length is known only at its end, the pieces
+/// before the one that does not fit are written, and the error says how much.
+fn write_from(
+    v: &mut Vhdx,
+    path: &Path,
+    offset: u64,
+    input: &mut impl Read,
+    in_name: &Path,
+) -> Result<()> {
+    let mut buf = vec![0u8; 8 * MIB as usize];
+    let mut pos = offset;
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            match input.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("reading {}", in_name.display()))
+                    )
+                }
+            }
         }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(raw);
+        if n == 0 && pos > offset {
+            return Ok(());
+        }
+        // Even an empty input checks its offset.
+        if let Err(e) = v.write(pos, &buf[..n]) {
+            let done = pos - offset;
+            let e = in_file(e, path);
+            return Err(if done > 0 {
+                anyhow!(
+                    "{e:#} (the first {done} bytes of {} were written)",
+                    in_name.display()
+                )
+            } else {
+                e
+            });
+        }
+        pos += n as u64;
+        if n < buf.len() {
+            return Ok(());
+        }
     }
-    result
+}
+
+/// Copies `length` virtual bytes from `offset` to `out`, 8 MiB at a time.
+fn read_to(
+    v: &mut Vhdx,
+    path: &Path,
+    offset: u64,
+    length: u64,
+    out: &mut impl Write,
+    out_name: &Path,
+) -> Result<()> {
+    let written = |e| anyhow::Error::new(e).context(format!("writing {}", out_name.display()));
+    let mut buf = vec![0u8; (8 * MIB).min(length) as usize];
+    let mut pos = offset;
+    while pos < offset + length {
+        let n = (offset + length - pos).min(buf.len() as u64) as usize;
+        v.read(pos, &mut buf[..n]).map_err(|e| in_file(e, path))?;
+        out.write_all(&buf[..n]).map_err(written)?;
+        pos += n as u64;
+    }
+    out.flush().map_err(written)
 }

@@ -176,7 +176,7 @@ fn write_read_and_differencing_export() {
     let (code, err) = fails(&hvsim(&["vhdx", "export", s(&child), s(&raw)]));
     assert_eq!(code, 1);
     assert!(
-        err.contains("flat.raw") && err.contains("never overwritten"),
+        err.contains("flat.raw") && err.contains("already exists and is not replaced"),
         "{err}"
     );
 }

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod disk;
 pub mod guest;
 pub mod ids;
+pub mod output;
 pub mod rct;
 pub mod repo;
 pub mod storage;

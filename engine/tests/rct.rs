@@ -518,8 +518,10 @@ fn file_backed_disk_and_side_file() {
     .unwrap();
     assert_eq!(d.tracker().changed_since(&rp).unwrap(), answer);
     d.write(0, &[1; 1]).unwrap();
-    // A crash: the process dies without closing.
-    std::mem::forget(d);
+    // A crash: the process dies without closing (and its file locks go with it).
+    let (v, tracker) = d.into_parts();
+    v.abandon();
+    drop(tracker);
     let v = Vhdx::open_file(&path, &OpenOptions::writable()).unwrap();
     let d = TrackedDisk::open(
         v,

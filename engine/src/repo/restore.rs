@@ -141,6 +141,13 @@ impl Repository {
         } else {
             Vec::new()
         };
+        // Locked until replaced: a process writing the old disk (or a checkpoint on it) makes
+        // the restore fail, instead of writing on into a file that is then gone.
+        let _held = if replace {
+            hold_for_replace(&dest, &above)?
+        } else {
+            Vec::new()
+        };
         let result = self.build_image(&m, &tmp).and_then(|data_bytes| {
             if replace {
                 fs::rename(&tmp, &dest)
@@ -239,4 +246,16 @@ impl Repository {
             .map_err(io_at(path, "syncing the restored image"))?;
         Ok(data_bytes)
     }
+}
+
+/// Exclusive locks on the files a restore replaces or removes.
+fn hold_for_replace(dest: &Path, above: &[PathBuf]) -> Result<Vec<crate::storage::FileStorage>> {
+    std::iter::once(dest)
+        .chain(above.iter().map(PathBuf::as_path))
+        // Regular files only: a special file is never opened.
+        .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
+        .map(|p| {
+            crate::storage::FileStorage::open(p, true).map_err(io_at(p, "locking it to replace it"))
+        })
+        .collect()
 }

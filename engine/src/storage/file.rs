@@ -6,6 +6,11 @@ use std::path::Path;
 
 /// A file on disk; `flush` is `fdatasync` unless the storage was made
 /// [`unsynced`](FileStorage::unsynced).
+///
+/// Opened by path, it holds a lock for as long as it lives: exclusive when writable,
+/// shared when read-only, so two processes never write one file at once and a reader never
+/// sees another's write half done. A file locked against it fails to open at once with
+/// `ErrorKind::WouldBlock`, naming the holder.
 #[derive(Debug)]
 pub struct FileStorage {
     file: File,
@@ -16,6 +21,7 @@ pub struct FileStorage {
 impl FileStorage {
     pub fn open(path: &Path, writable: bool) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(writable).open(path)?;
+        super::lock::try_lock(&file, writable)?;
         Ok(FileStorage {
             file,
             writable,
@@ -30,6 +36,7 @@ impl FileStorage {
             .write(true)
             .create_new(true)
             .open(path)?;
+        super::lock::try_lock(&file, true)?;
         Ok(FileStorage {
             file,
             writable: true,
@@ -37,6 +44,7 @@ impl FileStorage {
         })
     }
 
+    /// An open file as it is: the caller owns any lock.
     pub fn from_file(file: File, writable: bool) -> Self {
         FileStorage {
             file,

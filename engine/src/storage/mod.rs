@@ -2,6 +2,7 @@
 
 mod fault;
 mod file;
+pub(crate) mod lock;
 mod mem;
 
 pub use fault::{FaultPlan, FaultStorage};

@@ -10,7 +10,8 @@ use super::metadata::{self, DiskParams};
 use super::region::{RegionEntry, RegionTable};
 use super::{OpenOptions, Result, VhdxError};
 use crate::ids::GuidGen;
-use crate::storage::{FileStorage, Storage};
+use crate::output::NewFile;
+use crate::storage::Storage;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
@@ -304,17 +305,13 @@ impl Vhdx {
             }
             None => None,
         };
-        let file = FileStorage::create_new(path).ctx(|| format!("creating {}", path.display()))?;
-        match Vhdx::create(Box::new(file), &opts, parent) {
-            Ok(mut v) => {
-                v.set_path(path.to_path_buf());
-                Ok(v)
-            }
-            Err(e) => {
-                // Only the file this call created is removed.
-                let _ = std::fs::remove_file(path);
-                Err(e)
-            }
-        }
+        // Written under a temporary name, renamed when complete: a crash leaves no
+        // half-made image under `path`, and an existing file is never replaced.
+        let out = NewFile::create(path, false, &[])?;
+        let mut v = Vhdx::create(Box::new(out.storage()?), &opts, parent)?;
+        v.flush()?;
+        out.commit(true)?;
+        v.set_path(path.to_path_buf());
+        Ok(v)
     }
 }

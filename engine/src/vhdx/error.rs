@@ -62,6 +62,11 @@ pub enum VhdxError {
     ChainTooDeep(usize),
     #[error("out of space: {0}")]
     NoSpace(String),
+    /// Another process has the image open for writing (or reading, when this one writes).
+    #[error("{} is {holder}", .path.display())]
+    Locked { path: PathBuf, holder: String },
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
 }
 
 impl VhdxError {

@@ -25,8 +25,15 @@ impl Vhdx {
         if depth > MAX_CHAIN_DEPTH {
             return Err(VhdxError::ChainTooDeep(MAX_CHAIN_DEPTH));
         }
-        let file =
-            FileStorage::open(path, opts.writable).ctx(|| format!("opening {}", path.display()))?;
+        let file = match FileStorage::open(path, opts.writable) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(VhdxError::Locked {
+                    path: path.to_path_buf(),
+                    holder: e.to_string(),
+                })
+            }
+            r => r.ctx(|| format!("opening {}", path.display()))?,
+        };
         let mut v = Self::load(Box::new(file), Some(path.to_path_buf()), opts)?;
         if v.params.has_parent {
             let loc = v

@@ -293,6 +293,16 @@ impl Vhdx {
         Ok(file)
     }
 
+    /// Lets go of the image as a dying process would: nothing more reaches the file (no
+    /// commit, no header update) and the files of the chain are closed, their locks
+    /// released. Tests use it to crash without leaking the handles.
+    pub fn abandon(mut self) {
+        self.closed = true;
+        if let Some(p) = self.parent.take() {
+            p.abandon();
+        }
+    }
+
     /// Gives back the storage and the parent's.
     pub fn into_parts(mut self) -> Result<(Box<dyn Storage>, Option<Vhdx>)> {
         let parent = self.parent.take().map(|b| *b);
