@@ -54,6 +54,10 @@ enum Command {
         /// Only the report, no story.
         #[arg(long, short)]
         quiet: bool,
+        /// Wall-clock limit of each scenario's run (`300s`, `5 min`); a run past it is
+        /// reported as TIMEOUT and the others still run.
+        #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = run_cmd::parse_timeout)]
+        timeout: std::time::Duration,
     },
     /// Re-run a trace from its recorded choices and check every step's digest.
     Replay { trace: PathBuf },
@@ -71,7 +75,8 @@ fn main() -> ExitCode {
             keep_disks,
             on_disk,
             quiet,
-        } => run_cmd::run_cmd(scenarios, seed, trace, keep_disks, on_disk, quiet),
+            timeout,
+        } => run_cmd::run_cmd(scenarios, seed, trace, keep_disks, on_disk, quiet, timeout),
         Command::Replay { trace } => run_cmd::replay_cmd(trace),
     };
     match result {

@@ -2,14 +2,15 @@
 //! from its recorded choices.
 
 use anyhow::{anyhow, Context, Result};
-use hvsim_sim::run::{populate, run, RunOptions};
-use hvsim_sim::scenario::Scenario;
+use hvsim_sim::run::{populate, run, RunError, RunOptions};
+use hvsim_sim::scenario::{Scenario, VirtualTime};
 use hvsim_sim::trace::{read_trace, replay};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// The scenario files of FILE-or-folder arguments, in name order.
 fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -34,6 +35,19 @@ fn load(path: &Path) -> Result<Scenario> {
     Scenario::load(path).map_err(|e| anyhow!("{e}"))
 }
 
+/// `--timeout`: a duration such as `300s`, `5 min`, `1500 ms`, or whole seconds.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let millis = match text.trim().parse::<u64>() {
+        Ok(secs) => secs.checked_mul(1_000).ok_or("too long")?,
+        Err(_) => text.parse::<VirtualTime>()?.millis,
+    };
+    if millis == 0 {
+        return Err("a time limit of zero never lets a run start".into());
+    }
+    Ok(Duration::from_millis(millis))
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn run_cmd(
     paths: Vec<PathBuf>,
     seed: Option<u64>,
@@ -41,6 +55,7 @@ pub fn run_cmd(
     keep_disks: Option<PathBuf>,
     on_disk: Option<PathBuf>,
     quiet: bool,
+    timeout: Duration,
 ) -> Result<ExitCode> {
     let files = scenario_files(&paths)?;
     if files.len() == 1 {
@@ -51,6 +66,7 @@ pub fn run_cmd(
             keep_disks.as_deref(),
             on_disk.as_deref(),
             quiet,
+            timeout,
         );
     }
     if trace.is_some() || keep_disks.is_some() || on_disk.is_some() {
@@ -60,10 +76,39 @@ pub fn run_cmd(
     }
     let mut failed = 0;
     for f in &files {
-        let s = Rc::new(load(f)?);
+        // A file that does not load or a run that cannot finish is reported, and the
+        // others still run.
+        let s = match load(f) {
+            Ok(s) => Rc::new(s),
+            Err(e) => {
+                failed += 1;
+                let text = e.to_string();
+                let mut lines = text.lines();
+                println!("ERROR {}", lines.next().unwrap_or_default());
+                for line in lines {
+                    println!("      {line}");
+                }
+                continue;
+            }
+        };
         let seed = seed.unwrap_or(s.seed);
-        let out = run(Rc::clone(&s), seed, RunOptions::default())
-            .with_context(|| format!("{}: the run could not go on", f.display()))?;
+        let opts = RunOptions {
+            timeout: Some(timeout),
+            ..RunOptions::default()
+        };
+        let out = match run(Rc::clone(&s), seed, opts) {
+            Ok(out) => out,
+            Err(e) => {
+                failed += 1;
+                let verdict = match e {
+                    RunError::Timeout(_) => "TIMEOUT",
+                    _ => "ERROR",
+                };
+                println!("{verdict} {:<45} seed {seed:<4} {e}", s.name);
+                println!("      file: {}", f.display());
+                continue;
+            }
+        };
         let r = &out.report;
         let verdict = if r.passed() { "PASS" } else { "FAIL" };
         let mut what = r.outcome.to_string();
@@ -101,6 +146,7 @@ fn run_one(
     keep_disks: Option<&Path>,
     on_disk: Option<&Path>,
     quiet: bool,
+    timeout: Duration,
 ) -> Result<ExitCode> {
     let s = Rc::new(load(file)?);
     let seed = seed.unwrap_or(s.seed);
@@ -118,6 +164,8 @@ fn run_one(
             trace: out_file.as_mut().map(|w| w as &mut dyn Write),
             keep_disks,
             on_disk,
+            timeout: Some(timeout),
+            ..RunOptions::default()
         },
     )
     .with_context(|| format!("{}: the run could not go on", file.display()))?;

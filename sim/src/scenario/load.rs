@@ -28,9 +28,16 @@ impl Scenario {
         };
 
         let document = ImDocument::parse(source).map_err(|e| {
+            let ends = e.span().is_some_and(|s| s.start >= source.trim_end().len());
+            let message = match e.message().trim_end() {
+                // The parser has no words for text that breaks off: say what is missing.
+                "" if ends => "the file ends where a value or a closing bracket is expected",
+                "" => "this is not TOML",
+                m => m,
+            };
             ScenarioErrors(vec![ScenarioError::Syntax {
                 at: at(e.span()),
-                message: e.message().trim_end().to_string(),
+                message: message.to_string(),
             }])
         })?;
 
@@ -48,7 +55,11 @@ impl Scenario {
                 }])
             })?;
 
-        let problems = scenario.validate();
+        let mut problems = scenario.validate();
+        if problems.is_empty() {
+            // Only a valid world can be built to measure what its volumes must hold.
+            problems = crate::world::space_problems(&scenario);
+        }
         if problems.is_empty() {
             return Ok(scenario);
         }
