@@ -81,7 +81,13 @@ pub fn build_lab(
         };
         volumes.insert(v.name.clone(), volume);
     }
-    build_on(s, seed, volumes)
+    build_on(s, seed, volumes.clone()).map_err(|e| {
+        // This machine's failure, not the world's: say so, with its file and cause only.
+        match volumes.values().find_map(Volume::host_io_error) {
+            Some(host) => BuildError(format!("I/O error of this machine: {host}")),
+            None => e,
+        }
+    })
 }
 
 /// Volumes whose free space cannot hold the base disks the build puts on them (VHDX
