@@ -67,6 +67,8 @@ pub enum RunError {
     /// `--keep-disks`/`--on-disk` would replace a file that is already there.
     #[error("{} already exists; nothing is replaced (nothing was written)", .0.display())]
     Exists(PathBuf),
+    #[error("a volume file is not a plain file name: {0}")]
+    NotPlain(String),
     #[error("{}: {source}", .path.display())]
     Output {
         path: PathBuf,
@@ -244,6 +246,10 @@ pub fn keep_disks(lab: &LabRef, dir: &Path) -> Result<(), RunError> {
     for (name, v) in &lab.volumes {
         let folder = dir.join(volume_folder(name));
         for f in v.list() {
+            // Validation keeps names plain; a name that is not is never joined to a path.
+            if let Some(problem) = crate::scenario::file_name_problem(&f) {
+                return Err(RunError::NotPlain(format!("{f:?}: {problem}")));
+            }
             files.push((folder.clone(), folder.join(&f), v.clone(), f));
         }
     }

@@ -37,14 +37,20 @@ impl Scenario {
             };
             ScenarioErrors(vec![ScenarioError::Syntax {
                 at: at(e.span()),
-                message: message.to_string(),
+                // One error, one line.
+                message: message.lines().collect::<Vec<_>>().join("; "),
             }])
         })?;
 
         let scenario: Scenario = serde_path_to_error::deserialize(toml::Deserializer::new(source))
             .map_err(|e| {
                 let inner = e.inner();
-                let message = inner.message().trim_end().to_string();
+                let message = inner
+                    .message()
+                    .trim_end()
+                    .lines()
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 let path = field_path(&e.path().to_string(), &message);
                 // Prefer the span toml gives; else the place of the path in the document.
                 let span = inner.span().or_else(|| span_of_path(&document, &path));
