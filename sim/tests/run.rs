@@ -303,3 +303,35 @@ fn a_run_past_its_time_limit_is_an_error() {
     .expect("no verdict past the limit");
     assert!(matches!(e, RunError::Timeout(_)), "{e}");
 }
+
+/// A trace that cannot be written ends the run with its cause said once: the error has
+/// no separate source that a chain would print again (issue 7 §6).
+#[test]
+fn an_io_error_says_its_cause_once() {
+    struct Full;
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (_, s) = library().into_iter().next().expect("a scenario");
+    let mut full = Full;
+    let e = run(
+        Rc::clone(&s),
+        s.seed,
+        RunOptions {
+            trace: Some(&mut full),
+            ..RunOptions::default()
+        },
+    )
+    .err()
+    .expect("the trace cannot be written");
+    assert_eq!(
+        e.to_string(),
+        "writing the trace: No space left on device (os error 28)"
+    );
+    assert!(std::error::Error::source(&e).is_none(), "the cause twice");
+}

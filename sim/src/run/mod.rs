@@ -52,8 +52,10 @@ pub enum RunError {
     Build(#[from] BuildError),
     #[error(transparent)]
     Sim(#[from] SimError),
+    /// Not a `#[source]`: the message already holds the cause, and a chain would print
+    /// it twice.
     #[error("writing the trace: {0}")]
-    Trace(#[from] std::io::Error),
+    Trace(std::io::Error),
     /// The run is cut off: no verdict on a job that has not ended.
     #[error("step limit reached: {steps} steps and the job has not ended (the limit of this scenario; a livelock?)")]
     StepLimit { steps: u64 },
@@ -69,11 +71,17 @@ pub enum RunError {
     Exists(PathBuf),
     #[error("a volume file is not a plain file name: {0}")]
     NotPlain(String),
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {error}", .path.display())]
     Output {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+impl From<std::io::Error> for RunError {
+    fn from(e: std::io::Error) -> Self {
+        RunError::Trace(e)
+    }
 }
 
 /// What a run produced.
@@ -255,13 +263,13 @@ pub fn keep_disks(lab: &LabRef, dir: &Path) -> Result<(), RunError> {
     }
     refuse_existing(files.iter().map(|(_, path, _, _)| path.clone()))?;
     for (folder, path, v, f) in files {
-        let out = |source| RunError::Output {
+        let out = |error| RunError::Output {
             path: path.clone(),
-            source,
+            error,
         };
-        std::fs::create_dir_all(&folder).map_err(|source| RunError::Output {
+        std::fs::create_dir_all(&folder).map_err(|error| RunError::Output {
             path: folder.clone(),
-            source,
+            error,
         })?;
         let Some(bytes) = v.contents(&f) else {
             continue;
