@@ -505,7 +505,8 @@ fn expectations(s: &Scenario, r: &RunReport, lab: &Lab) -> Vec<Check> {
         if let Some(d) = &v.downtime {
             let us = got.downtime_us;
             add(
-                us >= d.min.millis * 1_000 && us <= d.max.millis * 1_000,
+                us >= d.min.millis.saturating_mul(1_000)
+                    && us <= d.max.millis.saturating_mul(1_000),
                 format!(
                     "{}: downtime within {}..{} (got {} ms)",
                     v.vm,

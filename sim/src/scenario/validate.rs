@@ -733,6 +733,9 @@ impl Checker {
                 self.problem(format!("job.vms[{i}]"), no_such("VM", name));
             }
         }
+        if let Some(proxy) = &job.proxy {
+            self.computer_name("job.proxy", "proxy name", proxy);
+        }
         match (job.mode, &job.proxy) {
             (BackupMode::OffHost, None) => {
                 self.problem("job.proxy", "off-host backup needs a proxy (R9)")
