@@ -390,6 +390,24 @@ fn names_that_become_files_are_plain_windows_names() {
     );
 }
 
+/// On a volume that is a Windows path (a CSV), a disk's checkpoint files must fit
+/// MAX_PATH as a whole path.
+#[test]
+fn checkpoint_paths_fit_windows_max_path() {
+    let on_path = BASE.replace("\"hv1-D\"", r"'C:\ClusterStorage\Volume1'");
+    let file = format!("{}.vhdx", "d".repeat(196));
+    let text = on_path.replace("vm1.vhdx", &file);
+    let e = Scenario::from_toml(&text, "csv.toml").expect_err("too long a path");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "csv.toml:19:19: vms[0].disks[0].file: disk file {file:?} in \"C:\\\\ClusterStorage\\\\Volume1\" gives checkpoint file paths of 270 UTF-16 units; a Windows path has at most 259"
+        )
+    );
+    let fits = on_path.replace("vm1.vhdx", &format!("{}.vhdx", "d".repeat(185)));
+    assert!(Scenario::from_toml(&fits, "csv.toml").is_ok());
+}
+
 /// Two volumes that would share a folder, and two disks of one volume whose names differ
 /// only in case, are refused: neither could be written beside the other.
 #[test]

@@ -6,6 +6,17 @@
 /// Windows' limit on one path component, in UTF-16 units.
 pub const MAX_NAME_UTF16: usize = 255;
 
+/// Windows' limit on a whole path (MAX_PATH, 260 with its terminating NUL).
+pub const MAX_PATH_UTF16: usize = 259;
+
+/// The folder a volume or share name stands for on a Windows host, when it is a path:
+/// `C:\ClusterStorage\Volume1` or `\\fs1\vms`.
+pub fn windows_folder(name: &str) -> Option<&str> {
+    let b = name.as_bytes();
+    let drive = b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\';
+    (drive || name.starts_with("\\\\")).then_some(name)
+}
+
 /// Device names Windows reserves, with or without an extension (`NUL.vhdx` too).
 const RESERVED: &[&str] = &[
     "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",

@@ -3,7 +3,7 @@
 //! reject scenarios that cannot describe a real setup.
 
 use super::error::Problem;
-use super::file_name::{file_name_problem, MAX_NAME_UTF16};
+use super::file_name::{file_name_problem, windows_folder, MAX_NAME_UTF16, MAX_PATH_UTF16};
 use super::layout::MIN_GUEST_VOLUME;
 use super::limits::*;
 use super::model::*;
@@ -539,6 +539,26 @@ impl Checker {
                     disk.file
                 ),
             );
+            return;
+        }
+        // Where the volume or share is a Windows path, the checkpoint files' full path
+        // must fit MAX_PATH too.
+        let folder = disk
+            .volume
+            .as_deref()
+            .and_then(windows_folder)
+            .or(disk.share.as_deref().and_then(windows_folder));
+        if let Some(folder) = folder {
+            let full = folder.encode_utf16().count() + 1 + checkpoint;
+            if full > MAX_PATH_UTF16 {
+                self.problem(
+                    path,
+                    format!(
+                        "disk file {:?} in {folder:?} gives checkpoint file paths of {full} UTF-16 units; a Windows path has at most {MAX_PATH_UTF16}",
+                        disk.file
+                    ),
+                );
+            }
         }
     }
 
