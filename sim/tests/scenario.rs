@@ -501,3 +501,27 @@ fn a_file_that_breaks_off_says_what_is_missing() {
         "scenarios/cut.toml:35:8: the file ends where a value or a closing bracket is expected"
     );
 }
+
+/// A value of a megabyte gives a readable error: the message is cut, and says by how
+/// much.
+#[test]
+fn a_huge_value_gives_a_short_error() {
+    let huge = "v".repeat(1_000_000);
+    let error = broken("vms = [\"vm1\"]", &format!("vms = [\"{huge}\"]"));
+    let lines: Vec<&str> = error.lines().collect();
+    assert!(
+        lines.iter().all(|l| l.chars().count() < 1_200),
+        "{}",
+        &error[..1_500]
+    );
+    assert!(
+        lines[0].starts_with("scenarios/broken.toml:30:8: job.vms[0]: no VM named \"vvvv"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].ends_with("… (999014 more characters)"),
+        "{}",
+        lines[0]
+    );
+}

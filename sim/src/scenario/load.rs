@@ -38,19 +38,14 @@ impl Scenario {
             ScenarioErrors(vec![ScenarioError::Syntax {
                 at: at(e.span()),
                 // One error, one line.
-                message: message.lines().collect::<Vec<_>>().join("; "),
+                message: one_line(message),
             }])
         })?;
 
         let scenario: Scenario = serde_path_to_error::deserialize(toml::Deserializer::new(source))
             .map_err(|e| {
                 let inner = e.inner();
-                let message = inner
-                    .message()
-                    .trim_end()
-                    .lines()
-                    .collect::<Vec<_>>()
-                    .join("; ");
+                let message = one_line(inner.message());
                 let path = field_path(&e.path().to_string(), &message);
                 // Prefer the span toml gives; else the place of the path in the document.
                 let span = inner.span().or_else(|| span_of_path(&document, &path));
@@ -75,7 +70,7 @@ impl Scenario {
                 .map(|p| ScenarioError::Invalid {
                     at: at(span_of_path(&document, &p.path)),
                     path: p.path,
-                    message: p.message,
+                    message: one_line(&p.message),
                 })
                 .collect(),
         ))
@@ -94,4 +89,19 @@ fn field_path(path: &str, message: &str) -> String {
         (".", None) => "(top level)".to_string(),
         _ => path.to_string(),
     }
+}
+
+/// Longest message shown; the rest of a huge value is only counted.
+const MAX_MESSAGE_CHARS: usize = 1_000;
+
+/// A message as one line of bounded length: a file may hold a value of a megabyte, and
+/// its error must still be readable.
+fn one_line(message: &str) -> String {
+    let joined = message.trim_end().lines().collect::<Vec<_>>().join("; ");
+    let chars = joined.chars().count();
+    if chars <= MAX_MESSAGE_CHARS {
+        return joined;
+    }
+    let kept: String = joined.chars().take(MAX_MESSAGE_CHARS).collect();
+    format!("{kept}… ({} more characters)", chars - MAX_MESSAGE_CHARS)
 }
