@@ -21,15 +21,19 @@ use crate::sched::{Decisions, Detail, Scheduler, SimError, StepRecord, Stop};
 use crate::trace::{Header, TraceWriter};
 use crate::world::{Lab, LabRef, Power};
 
+/// Steps no run goes beyond (a livelock is a finding, not a hang); traces and replay
+/// share the bound.
+pub const MAX_STEPS: u64 = 2_000_000;
+
 /// Steps every run may take besides its workload: the protocol of a small job many
 /// times over.
 pub const BASE_STEPS: u64 = 100_000;
 /// Protocol steps per VM and recovery point.
 pub const STEPS_PER_VM_POINT: u64 = 20_000;
 
-/// Steps after which a run of `s` is cut off with [`RunError::StepLimit`] (a livelock is
-/// a finding, not a hang): the base, the protocol of each VM at each recovery point, and
-/// every workload tick the virtual time allows.
+/// Steps after which a run of `s` is cut off with [`RunError::StepLimit`]: the base, the
+/// protocol of each VM at each recovery point, and every workload tick the virtual time
+/// allows, at most [`MAX_STEPS`]. A small scenario that livelocks stops early.
 pub fn step_limit(s: &Scenario) -> u64 {
     let workload_secs = world::WORKLOAD_CAP_US / 1_000_000;
     let ticks: u64 = s
@@ -40,7 +44,10 @@ pub fn step_limit(s: &Scenario) -> u64 {
     let protocol = STEPS_PER_VM_POINT
         .saturating_mul(s.vms.len() as u64)
         .saturating_mul(u64::from(s.job.recovery_points));
-    BASE_STEPS.saturating_add(protocol).saturating_add(ticks)
+    BASE_STEPS
+        .saturating_add(protocol)
+        .saturating_add(ticks)
+        .min(MAX_STEPS)
 }
 
 /// Default wall-clock limit of one run.
