@@ -46,12 +46,15 @@ pub enum RepoCommand {
         replace: bool,
     },
     /// Check every block against its digest and every point's blocks; exit 1 on a problem.
+    /// Blocks no point uses and temporary files of interrupted writes are listed apart.
+    /// Refused while another process writes to the repository.
     Verify { dir: PathBuf },
-    /// Keep the last N points of every disk, drop the others, reclaim unused blocks.
+    /// Keep the last N points of every disk, drop the others; reclaim blocks no point
+    /// uses and temporary files of interrupted writes (without --keep: only reclaim).
     Prune {
         dir: PathBuf,
         #[arg(long)]
-        keep: usize,
+        keep: Option<usize>,
     },
     /// Drop one recovery point NAME@POINT, then reclaim unused blocks.
     Drop { dir: PathBuf, point: String },
@@ -128,6 +131,12 @@ pub fn run(cmd: RepoCommand) -> Result<ExitCode> {
                     "  new: {} blocks, {} bytes; dedup hits: {} blocks, {} bytes",
                     s.new_blocks, s.new_bytes, s.dedup_hits, s.dedup_bytes
                 );
+                if s.healed_blocks > 0 {
+                    println!(
+                        "  healed: {} damaged blocks rewritten with the disk's bytes, {} bytes",
+                        s.healed_blocks, s.healed_bytes
+                    );
+                }
                 println!(
                     "  changed chunks since the previous point: {}; {:.3} s",
                     s.changed_chunks, secs
@@ -217,6 +226,9 @@ pub fn run(cmd: RepoCommand) -> Result<ExitCode> {
             for p in &rep.problems {
                 eprintln!("{}: {p}", dir.display());
             }
+            for l in &rep.leftovers {
+                println!("{}: leftover: {l}", dir.display());
+            }
             println!(
                 "{} blocks ({} bytes) and {} points checked: {} problem(s)",
                 rep.blocks_checked,
@@ -224,19 +236,32 @@ pub fn run(cmd: RepoCommand) -> Result<ExitCode> {
                 rep.points_checked,
                 rep.problems.len()
             );
+            if !rep.leftovers.is_empty() {
+                println!(
+                    "{} leftover file(s) of interrupted writes; `hvsim repo prune {}` reclaims them",
+                    rep.leftovers.len(),
+                    dir.display()
+                );
+            }
             if !rep.is_clean() {
                 return Ok(ExitCode::from(1));
             }
         }
         RepoCommand::Prune { dir, keep } => {
             let mut r = open(&dir)?;
-            let rep = r.prune(keep)?;
-            for (name, p) in &rep.dropped {
-                println!("dropped {name}@{p}");
-            }
+            let gc = match keep {
+                Some(keep) => {
+                    let rep = r.prune(keep)?;
+                    for (name, p) in &rep.dropped {
+                        println!("dropped {name}@{p}");
+                    }
+                    rep.gc
+                }
+                None => r.gc()?,
+            };
             println!(
-                "reclaimed {} blocks, {} bytes; {} blocks kept",
-                rep.gc.blocks_removed, rep.gc.bytes_reclaimed, rep.gc.blocks_kept
+                "reclaimed {} blocks, {} bytes; {} blocks kept; {} temporary file(s) removed",
+                gc.blocks_removed, gc.bytes_reclaimed, gc.blocks_kept, gc.temp_files_removed
             );
         }
         RepoCommand::Drop { dir, point } => {

@@ -2,9 +2,9 @@
 //! from its recorded choices.
 
 use anyhow::{anyhow, Context, Result};
-use hvsim_sim::run::{populate, run, RunError, RunOptions};
+use hvsim_sim::run::{run, RunError, RunOptions};
 use hvsim_sim::scenario::{Scenario, VirtualTime};
-use hvsim_sim::trace::{read_trace, replay};
+use hvsim_sim::trace::{read_trace, replay_run, RunReplayError};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -198,46 +198,23 @@ fn run_one(
 
 pub fn replay_cmd(path: PathBuf) -> Result<ExitCode> {
     let f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    let trace =
-        read_trace(BufReader::new(f)).with_context(|| format!("reading {}", path.display()))?;
-    let text = trace
-        .header
-        .scenario
-        .as_deref()
-        .ok_or_else(|| anyhow!("{}: the trace carries no scenario", path.display()))?;
-    let s = Scenario::from_canonical(text)
-        .ok_or_else(|| anyhow!("{}: the trace's scenario cannot be read", path.display()))?;
-    if s.digest() != trace.header.scenario_digest {
-        return Err(anyhow!(
-            "{}: the scenario does not match its digest",
-            path.display()
-        ));
-    }
-    let s = Rc::new(s);
-    let seed = trace.header.seed;
-    let mut build_error = None;
-    let r = replay(&trace, |sched| {
-        if let Err(e) = populate(sched, Rc::clone(&s), seed) {
-            build_error = Some(e);
-        }
-    });
-    if let Some(e) = build_error {
-        return Err(anyhow!("{}: {e}", path.display()));
-    }
-    match r {
-        Ok(rep) => {
+    let trace = read_trace(BufReader::new(f)).with_context(|| path.display().to_string())?;
+    match replay_run(&trace) {
+        Ok((rep, s)) => {
             println!(
-                "replayed {} steps of {} (seed {seed}): every step and digest identical; stopped {}",
+                "replayed {} steps of {} (seed {}): every step and digest identical; stopped {}",
                 rep.steps,
                 s.name,
+                trace.header.seed,
                 rep.stop.as_str()
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
+        Err(RunReplayError::Replay(e)) => {
             println!("{}: {e}", path.display());
             println!("first diverging step: {}", e.step());
             Ok(ExitCode::FAILURE)
         }
+        Err(e) => Err(anyhow!("{}: {e}", path.display())),
     }
 }

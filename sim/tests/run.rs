@@ -138,7 +138,7 @@ fn replay_bytes(s: &Rc<Scenario>, seed: u64, bytes: &[u8]) -> Result<u64, Replay
         "the trace carries its scenario"
     );
     let s2 = Rc::new(embedded);
-    replay(&trace, |sched| {
+    replay(&trace, hvsim_sim::run::MAX_STEPS, |sched| {
         populate(sched, Rc::clone(&s2), seed).unwrap();
     })
     .map(|r| r.steps)

@@ -5,7 +5,7 @@ use hvsim_sim::sched::{
     Actor, ActorId, Cx, Decisions, Divergence, Envelope, Message, Origin, Scheduler, SimError,
     Stop, TimerId,
 };
-use hvsim_sim::trace::{read_trace, replay, Header, TraceWriter};
+use hvsim_sim::trace::{read_trace, replay, Header, ReplayError, TraceWriter};
 use proptest::prelude::*;
 
 const MAX_STEPS: u64 = 100_000;
@@ -289,22 +289,30 @@ fn replay_does_not_depend_on_the_generator() {
     });
     assert!(live.is_err());
 
-    // A run recorded with another algorithm replays, and so does one whose header seed is
-    // rewritten: replay reads the recorded choices, never a generator.
+    // The seed and its generator are part of the trace: a run recorded with another
+    // algorithm is refused as not being its seed's (issue 7 §7: a changed seed is named).
     let bytes = record(
         Decisions::Random(Box::new(SplitMix(77))),
         77,
         ToyConfig::default(),
     );
     let trace = read_trace(&bytes[..]).unwrap();
-    let report = replay(&trace, |s| toy::build(s, ToyConfig::default())).unwrap();
-    assert_eq!(report.steps, trace.steps.len() as u64);
+    let err = replay(&trace, MAX_STEPS, |s| toy::build(s, ToyConfig::default())).unwrap_err();
+    assert!(
+        matches!(err, ReplayError::SeedChanged { seed: 77, step: 1 }),
+        "{err}"
+    );
 
+    // A header whose seed is rewritten is named as such (issue 7 §7).
     let text = String::from_utf8(record_seed(8)).unwrap();
     let text = text.replacen("\"seed\":8", "\"seed\":12345", 1);
     let trace = read_trace(text.as_bytes()).unwrap();
     assert_eq!(trace.header.seed, 12345);
-    replay(&trace, |s| toy::build(s, ToyConfig::default())).unwrap();
+    let err = replay(&trace, MAX_STEPS, |s| toy::build(s, ToyConfig::default())).unwrap_err();
+    assert!(
+        matches!(err, ReplayError::SeedChanged { seed: 12345, .. }),
+        "{err}"
+    );
 
     // And a scheduler driven by the recorded choices alone never consults the panicking
     // generator it was not given: the replay source holds none.
@@ -339,7 +347,7 @@ proptest! {
         prop_assert_eq!(stop, Stop::Quiet);
         let bytes = writer.finish().unwrap();
         let trace = read_trace(&bytes[..]).unwrap();
-        let report = replay(&trace, |s| toy::build(s, config)).unwrap();
+        let report = replay(&trace, MAX_STEPS, |s| toy::build(s, config)).unwrap();
         prop_assert_eq!(report.steps, sched.steps());
         prop_assert_eq!(report.stop, Stop::Quiet);
     }

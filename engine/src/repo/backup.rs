@@ -1,15 +1,23 @@
 //! Backup: an express full (F5.E) against what the repository already holds. The image
 //! is read chunk by chunk from the start; each chunk is hashed, and only a block whose
 //! digest is not stored yet is written. The store grows by the changed chunks only.
+//!
+//! A new point vouches for every block it names, so a stored block is compared with the
+//! chunk before the point relies on it (once per backup: a block used by many chunks is
+//! read once). A damaged block (bit rot, a truncated or replaced file) is healed: the
+//! chunk's bytes hash to the block's name, so they replace the damaged file atomically,
+//! which repairs every older point that names it too.
 
 use super::digest::{ChunkRef, Digest};
-use super::error::{RepoError, Result};
+use super::error::{io_at, RepoError, Result};
+use super::fsio::leads_to_regular;
 use super::manifest::{chunk_count, chunk_len, BackupStats, DiskGeometry, Manifest};
-use super::manifest::{MANIFEST_FORMAT, MANIFEST_VERSION};
+use super::manifest::{MANIFEST_FORMAT, MANIFEST_VERSION, MAX_CHUNKS};
+use super::store::Stored;
 use super::{check_name, Repository};
 use crate::disk::VirtualDisk;
 use crate::vhdx::{is_zero, OpenOptions, Vhdx};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -41,6 +49,15 @@ impl Repository {
                 disk.virtual_size()
             )));
         }
+        let n = chunk_count(geometry.virtual_size, self.chunk_size);
+        if n > MAX_CHUNKS {
+            return Err(RepoError::TooManyChunks {
+                path: source.into(),
+                size: geometry.virtual_size,
+                chunks: n,
+                chunk_size: self.chunk_size,
+            });
+        }
         let start = Instant::now();
         let point = self.next_point(name)?;
         let previous = match point {
@@ -49,13 +66,15 @@ impl Repository {
         };
         let size = geometry.virtual_size;
         let cs = self.chunk_size;
-        let n = chunk_count(size, cs);
         let mut stats = BackupStats {
             chunks: n,
             ..BackupStats::default()
         };
         let mut chunks = Vec::with_capacity(n as usize);
         let mut buf = vec![0u8; cs as usize];
+        let mut stored_buf = Vec::with_capacity(cs as usize);
+        // Blocks checked (or written) by this backup: they hold the bytes of their name.
+        let mut vouched: HashSet<Digest> = HashSet::new();
         let mut new_dirs = BTreeSet::new();
         for i in 0..n {
             let off = i * cs;
@@ -77,14 +96,27 @@ impl Repository {
                 } else {
                     stats.bytes_hashed += len;
                     let d = Digest::of(data);
-                    if self.has_block(&d, len) {
-                        stats.dedup_hits += 1;
-                        stats.dedup_bytes += len;
-                    } else {
-                        new_dirs.insert(self.put_block(&d, data)?);
-                        stats.new_blocks += 1;
-                        stats.new_bytes += len;
+                    let stored = match vouched.contains(&d) {
+                        true => Stored::Sound,
+                        false => self.stored_block(&d, data, &mut stored_buf),
+                    };
+                    match stored {
+                        Stored::Sound => {
+                            stats.dedup_hits += 1;
+                            stats.dedup_bytes += len;
+                        }
+                        Stored::Missing => {
+                            new_dirs.insert(self.put_block(&d, data)?);
+                            stats.new_blocks += 1;
+                            stats.new_bytes += len;
+                        }
+                        Stored::Damaged => {
+                            new_dirs.insert(self.put_block(&d, data)?);
+                            stats.healed_blocks += 1;
+                            stats.healed_bytes += len;
+                        }
                     }
+                    vouched.insert(d);
                     ChunkRef::Block(d)
                 }
             };
@@ -125,6 +157,7 @@ impl Repository {
     /// Takes a recovery point of a VHDX image file (read through its parent chain).
     pub fn backup_vhdx(&mut self, name: &str, image: &Path) -> Result<BackupReport> {
         check_name(name)?;
+        leads_to_regular(image).map_err(io_at(image, "opening"))?;
         let mut v =
             Vhdx::open_file(image, &OpenOptions::read_only()).map_err(|e| RepoError::Disk {
                 path: image.into(),
@@ -140,6 +173,17 @@ impl Repository {
             RepoError::Disk { source, .. } => RepoError::Disk {
                 path: image.into(),
                 source,
+            },
+            RepoError::TooManyChunks {
+                size,
+                chunks,
+                chunk_size,
+                ..
+            } => RepoError::TooManyChunks {
+                path: image.into(),
+                size,
+                chunks,
+                chunk_size,
             },
             other => other,
         })

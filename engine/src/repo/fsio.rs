@@ -4,10 +4,15 @@
 //!
 //! Failures can be injected at a chosen write, so tests can show that nothing already in
 //! the repository is lost when a write fails.
+//!
+//! Files are opened only when they are regular files: a FIFO would make the open wait for
+//! a writer forever, a device can be endless, and a symbolic link can lead out of the
+//! folder. Such a file is refused with a message naming it, without being opened.
 
 use super::error::{io_at, Result};
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs::{self, File, FileType, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Where an injected failure strikes within one atomic write.
@@ -74,7 +79,7 @@ impl AtomicWriter {
             .join(format!("{}-{}.tmp", std::process::id(), self.writes));
         let mut crashed = false;
         let result = (|| {
-            let mut f = File::create(&tmp).map_err(io_at(&tmp, "creating a temporary file"))?;
+            let mut f = create_new(&tmp).map_err(io_at(&tmp, "creating a temporary file"))?;
             if self.strikes(FailAt::MidWrite) {
                 let _ = f.write_all(&data[..data.len() / 2]);
                 crashed = true;
@@ -98,9 +103,13 @@ impl AtomicWriter {
     }
 }
 
-/// Syncs a directory, so that the names created or removed in it are durable.
+/// Syncs a directory, so that the names created or removed in it are durable. Opened
+/// as a directory only: a FIFO swapped in under its name fails, it is not waited on.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
+        .open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_at(dir, "syncing the directory"))
 }
@@ -108,4 +117,132 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// Creates a directory (and its parents) when missing.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(io_at(dir, "creating the directory"))
+}
+
+/// Creates a directory the repository made itself (a block fan-out, a disk's points)
+/// when missing; one that is there must be a real directory, not a link leading writes
+/// out of the repository.
+pub(crate) fn ensure_own_dir(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_dir() => Ok(()),
+        Ok(m) => Err(io_at(dir, "using the directory")(not_regular_dir(
+            &m.file_type(),
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => ensure_dir(dir),
+        Err(e) => Err(io_at(dir, "using the directory")(e)),
+    }
+}
+
+fn not_regular_dir(ft: &FileType) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{}, not a directory: refused", kind(ft)),
+    )
+}
+
+/// What a file that is not a regular file is, in words.
+fn kind(ft: &FileType) -> &'static str {
+    if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else {
+        "a special file"
+    }
+}
+
+fn not_regular(ft: &FileType) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{}, not a regular file: refused", kind(ft)),
+    )
+}
+
+/// True when `path` is a regular file, false when nothing has that name, an error for
+/// anything else (the name itself: a link is not followed).
+pub(crate) fn regular_or_absent(path: &Path) -> io::Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => Ok(true),
+        Ok(m) => Err(not_regular(&m.file_type())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// An error when `path` exists and leads (through links: a user's own path to an image
+/// may be one) to anything but a regular file.
+pub(crate) fn leads_to_regular(path: &Path) -> io::Result<()> {
+    match fs::metadata(path) {
+        Ok(m) if !m.file_type().is_file() => Err(not_regular(&m.file_type())),
+        _ => Ok(()),
+    }
+}
+
+/// Opens `path` with `opts` only if it is a regular file (or, when `opts` creates, does
+/// not exist yet). The type is checked before the open, and again on the open file:
+/// O_NONBLOCK and O_NOFOLLOW keep a name swapped in between from blocking or leading
+/// elsewhere.
+pub(crate) fn open_regular_with(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
+    regular_or_absent(path)?;
+    let f = opts
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)?;
+    let ft = f.metadata()?.file_type();
+    if !ft.is_file() {
+        return Err(not_regular(&ft));
+    }
+    Ok(f)
+}
+
+/// Opens an existing regular file for reading (see [`open_regular_with`]).
+pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
+    open_regular_with(path, OpenOptions::new().read(true))
+}
+
+/// Reads a whole regular file of at most `max` bytes; a longer one is an error, and no
+/// more than `max` bytes are ever allocated.
+pub(crate) fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let f = open_regular(path)?;
+    let len = f.metadata()?.len();
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{len} bytes, more than the {max} such a file may have"),
+        ));
+    }
+    let mut data = Vec::with_capacity(len as usize);
+    f.take(max + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("grew past the {max} bytes such a file may have while read"),
+        ));
+    }
+    Ok(data)
+}
+
+/// Creates a new file: never follows a symbolic link and never truncates a file already
+/// there. A leftover of that name (an earlier run of the same process id, killed) is
+/// removed first; removing a link removes the link, not what it points to.
+fn create_new(path: &Path) -> io::Result<File> {
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(path)?;
+            open()
+        }
+        r => r,
+    }
 }

@@ -76,6 +76,12 @@ pub struct BackupStats {
     /// Chunks whose block was already stored (by any point of any disk), and their bytes.
     pub dedup_hits: u64,
     pub dedup_bytes: u64,
+    /// Damaged blocks (another content or length than their name) replaced by the
+    /// chunk's good bytes, and their bytes (absent from manifests older than healing).
+    #[serde(default)]
+    pub healed_blocks: u64,
+    #[serde(default)]
+    pub healed_bytes: u64,
     /// Chunks that differ from the same chunk of the disk's previous point (all chunks
     /// for a first point).
     pub changed_chunks: u64,
@@ -97,6 +103,12 @@ pub struct Manifest {
     pub stats: BackupStats,
     pub chunks: Vec<ChunkRef>,
 }
+
+/// The most chunks one recovery point may list: a point is held in memory and written
+/// whole (about 80 bytes of manifest per chunk), so a huge sparse disk with small chunks
+/// must not make a backup allocate without bound. 8 TiB at the default 2 MiB chunks;
+/// larger disks need a repository with larger chunks.
+pub const MAX_CHUNKS: u64 = 1 << 22;
 
 /// Number of chunks of `chunk_size` covering `size` bytes (the last may be shorter).
 pub fn chunk_count(size: u64, chunk_size: u64) -> u64 {
@@ -143,6 +155,12 @@ impl Manifest {
             )));
         }
         let want = chunk_count(m.disk.virtual_size, chunk_size);
+        if want > MAX_CHUNKS {
+            return Err(bad(format!(
+                "a disk of {} bytes has {want} chunks, more than the {MAX_CHUNKS} a point may list",
+                m.disk.virtual_size
+            )));
+        }
         if m.chunks.len() as u64 != want {
             return Err(bad(format!(
                 "{} chunks listed, but a disk of {} bytes has {want}",

@@ -19,7 +19,12 @@
 //! Every file is written to `tmp/`, synced, renamed into place, and its directory synced;
 //! a backup writes its blocks first and its manifest last, so a failure at any instant
 //! leaves the points already there intact and at worst some unreferenced blocks, which
-//! [`Repository::gc`] reclaims. One process writes to a repository at a time.
+//! [`Repository::gc`] reclaims. One process writes to a repository at a time; verify
+//! holds the same lock shared, so it never mistakes a writer's work for leftovers.
+//!
+//! Nothing is trusted for its name: a backup compares a stored block with the chunk
+//! before a point relies on it, a restore checks each block's length and digest, and
+//! only regular files are opened (see `fsio`).
 //!
 //! One concept per file: `digest` (block names), `manifest` (points), `store` (blocks),
 //! `backup`, `restore` (R16, I6), `retention` (pruning and reclaiming), `verify`, and
@@ -39,14 +44,19 @@ pub use backup::BackupReport;
 pub use digest::{ChunkRef, Digest};
 pub use error::{RepoError, Result};
 pub use fsio::{FailAt, Fault};
-pub use manifest::{chunk_count, chunk_len, BackupStats, DiskGeometry, DiskKind, Manifest};
+pub use manifest::{
+    chunk_count, chunk_len, BackupStats, DiskGeometry, DiskKind, Manifest, MAX_CHUNKS,
+};
 pub use restore::{RestoreReport, RestoreTarget};
 pub use retention::{GcReport, PruneReport};
 pub use store::StoreUsage;
-pub use verify::{Problem, VerifyReport};
+pub use verify::{Leftover, Problem, VerifyReport};
 
 use error::io_at;
-use fsio::{ensure_dir, sync_dir, AtomicWriter};
+use fsio::{
+    ensure_dir, ensure_own_dir, open_regular, open_regular_with, read_regular, sync_dir,
+    AtomicWriter,
+};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -77,6 +87,10 @@ pub struct Repository {
 
 /// The file the writer's lock is taken on.
 const LOCK_FILE: &str = "hvsim-repo.lock";
+
+/// The longest a manifest can be: one line of at most 80 bytes per chunk, for the most
+/// chunks a point may list, and some for the rest. A longer file is refused unread.
+const MANIFEST_MAX_LEN: u64 = manifest::MAX_CHUNKS * 80 + (64 << 10);
 
 /// Checks a disk name: it becomes a directory name, so 1 to 64 of `A-Z a-z 0-9 . _ -`,
 /// not starting with `.` or `-`.
@@ -122,7 +136,7 @@ impl Repository {
             return Err(RepoError::NotEmpty { path: dir.into() });
         }
         for sub in ["blocks", "points", "tmp"] {
-            ensure_dir(&dir.join(sub))?;
+            ensure_own_dir(&dir.join(sub))?;
         }
         let mut repo = Repository {
             root: dir.to_path_buf(),
@@ -145,7 +159,7 @@ impl Repository {
     /// Opens an existing repository.
     pub fn open(dir: &Path) -> Result<Repository> {
         let path = dir.join(CONFIG_FILE);
-        let bytes = match fs::read(&path) {
+        let bytes = match read_regular(&path, 64 << 10) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(RepoError::NotARepository { path: dir.into() })
@@ -168,7 +182,7 @@ impl Repository {
             return Err(bad(format!("invalid chunk size {}", c.chunk_size)));
         }
         for sub in ["blocks", "points", "tmp"] {
-            ensure_dir(&dir.join(sub))?;
+            ensure_own_dir(&dir.join(sub))?;
         }
         Ok(Repository {
             root: dir.to_path_buf(),
@@ -178,23 +192,61 @@ impl Repository {
         })
     }
 
+    /// The lock file (a regular file: never a FIFO to wait on) and its path.
+    fn open_lock_file(&self) -> Result<(PathBuf, std::fs::File)> {
+        let path = self.root.join(LOCK_FILE);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).truncate(false).write(true);
+        let f =
+            open_regular_with(&path, &mut opts).map_err(io_at(&path, "opening the lock file"))?;
+        Ok((path, f))
+    }
+
     /// Takes the writer's lock, or says that another process holds it.
     pub(crate) fn lock_for_writing(&mut self) -> Result<()> {
         if self.lock.is_some() {
             return Ok(());
         }
-        let path = self.root.join(LOCK_FILE);
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_at(&path, "opening the lock file"))?;
+        let (path, f) = self.open_lock_file()?;
         match f.try_lock() {
             Ok(()) => {
                 self.lock = Some(f);
                 Ok(())
             }
+            Err(std::fs::TryLockError::WouldBlock) => Err(RepoError::Busy { path }),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_at(&path, "locking the repository")(e)),
+        }
+    }
+
+    /// Takes the lock shared for a reader that needs a repository no writer changes
+    /// meanwhile (verify); `None` when this handle holds the writer's lock already. The
+    /// lock lasts as long as the returned file.
+    pub(crate) fn lock_for_reading(&self) -> Result<Option<std::fs::File>> {
+        if self.lock.is_some() {
+            return Ok(None);
+        }
+        let path = self.root.join(LOCK_FILE);
+        let f = match self.open_lock_file() {
+            Ok((_, f)) => f,
+            // A repository this process may not change (read-only media, another
+            // owner): a shared lock needs no write access, and without a lock file no
+            // writer has run since it was made read-only.
+            Err(RepoError::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                match open_regular(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(io_at(&path, "opening the lock file")(e)),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        match f.try_lock_shared() {
+            Ok(()) => Ok(Some(f)),
             Err(std::fs::TryLockError::WouldBlock) => Err(RepoError::Busy { path }),
             Err(std::fs::TryLockError::Error(e)) => Err(io_at(&path, "locking the repository")(e)),
         }
@@ -232,7 +284,8 @@ impl Repository {
         for e in fs::read_dir(&dir).map_err(io_at(&dir, "listing the directory"))? {
             let e = e.map_err(io_at(&dir, "listing the directory"))?;
             if let Some(n) = e.file_name().to_str() {
-                if check_name(n).is_ok() && e.path().is_dir() {
+                // A link is not followed out of the repository.
+                if check_name(n).is_ok() && e.file_type().is_ok_and(|t| t.is_dir()) {
                     out.push(n.to_string());
                 }
             }
@@ -257,8 +310,10 @@ impl Repository {
             let Some(stem) = file.to_str().and_then(|f| f.strip_suffix(".json")) else {
                 continue;
             };
-            if !stem.is_empty() && stem.bytes().all(|c| c.is_ascii_digit()) {
-                if let Ok(n) = stem.parse::<u64>() {
+            // Only the one spelling a manifest is written under: `1.json` beside
+            // `00000001.json` would list point 1 twice (and retention drop it twice).
+            if let Ok(n) = stem.parse::<u64>() {
+                if stem == format!("{n:08}") {
                     out.push(n);
                 }
             }
@@ -271,7 +326,7 @@ impl Repository {
     pub fn manifest(&self, name: &str, point: u64) -> Result<Manifest> {
         check_name(name)?;
         let path = self.manifest_path(name, point);
-        let bytes = match fs::read(&path) {
+        let bytes = match read_regular(&path, MANIFEST_MAX_LEN) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(RepoError::NoSuchPoint {
@@ -307,19 +362,33 @@ impl Repository {
     }
 
     /// The number the next point of `name` gets: one more than any issued before, even
-    /// if that point was dropped since.
+    /// if that point was dropped since. Numbers never wrap: past the largest, backups of
+    /// the disk are refused (a wrap to 0 would sort the newest point first, and retention
+    /// would drop it).
     fn next_point(&self, name: &str) -> Result<u64> {
         let last_path = self.disk_dir(name).join(LAST_POINT_FILE);
-        let issued = match fs::read_to_string(&last_path) {
-            Ok(s) => s.trim().parse::<u64>().map_err(|_| RepoError::BadFile {
-                path: last_path.clone(),
-                reason: format!("{:?} is not a point number", s.trim()),
-            })?,
+        let issued = match read_regular(&last_path, 64) {
+            Ok(b) => {
+                let s = String::from_utf8_lossy(&b);
+                s.trim().parse::<u64>().map_err(|_| RepoError::BadFile {
+                    path: last_path.clone(),
+                    reason: format!("{:?} is not a point number", s.trim()),
+                })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(io_at(&last_path, "reading")(e)),
         };
         let listed = self.points(name)?.last().copied().unwrap_or(0);
-        Ok(issued.max(listed) + 1)
+        issued
+            .max(listed)
+            .checked_add(1)
+            .ok_or_else(|| RepoError::BadFile {
+                path: last_path,
+                reason: format!(
+                    "point {} was issued: the largest point number, no more can follow",
+                    issued.max(listed)
+                ),
+            })
     }
 
     /// Reserves the point's number (so it is never issued again), then writes the
@@ -327,7 +396,7 @@ impl Repository {
     fn commit_manifest(&mut self, m: &Manifest) -> Result<()> {
         let dir = self.disk_dir(&m.name);
         let new_dir = !dir.exists();
-        ensure_dir(&dir)?;
+        ensure_own_dir(&dir)?;
         if new_dir {
             sync_dir(&self.points_dir())?;
         }

@@ -9,14 +9,19 @@
 //! - to an alternate location, it is linked to the new name, which must not exist;
 //! - as an item-level export, it goes into a folder under the source image's file name,
 //!   never overwriting.
+//!
+//! Only regular files are opened or replaced: a FIFO, socket, device or symbolic link
+//! as the destination is refused, and such files beside it are left alone (opening a FIFO
+//! would wait forever; a link would lead the write out of the folder).
 
 use super::digest::{ChunkRef, Digest};
 use super::error::{io_at, RepoError, Result};
-use super::fsio::sync_dir;
+use super::fsio::{open_regular, regular_or_absent, sync_dir};
 use super::manifest::{chunk_len, DiskKind, Manifest};
 use super::Repository;
 use crate::vhdx::{CommitPolicy, CreateOptions, OpenOptions, Vhdx};
-use std::fs::{self, File};
+use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Where a restored image goes.
@@ -42,7 +47,8 @@ pub struct RestoreReport {
 }
 
 /// The differencing disks in `dir` whose chain runs through `disk`: checkpoints of the
-/// disk a restore to the original place replaces. Files that do not open are left alone.
+/// disk a restore to the original place replaces. Only regular files are looked at (not
+/// links, FIFOs or devices); files that do not open are left alone.
 fn chain_above(dir: &Path, disk: &Path) -> Vec<PathBuf> {
     let Ok(target) = disk.canonicalize() else {
         return Vec::new();
@@ -51,7 +57,9 @@ fn chain_above(dir: &Path, disk: &Path) -> Vec<PathBuf> {
         return Vec::new();
     };
     let mut out: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
         .filter(|p| p.canonicalize().ok().as_ref() != Some(&target))
         .filter(|p| {
             let Ok(v) = Vhdx::open_file(p, &OpenOptions::read_only()) else {
@@ -110,6 +118,9 @@ impl Repository {
         let replace = matches!(target, RestoreTarget::Original(_));
         if !replace && fs::symlink_metadata(&dest).is_ok() {
             return Err(RepoError::OutputExists { path: dest });
+        }
+        if replace {
+            regular_or_absent(&dest).map_err(io_at(&dest, "replacing"))?;
         }
         let dir = match dest.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -175,9 +186,18 @@ impl Repository {
             path: path.clone(),
             problem,
         };
-        let data = fs::read(&path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+        let f = open_regular(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => bad("is missing".into()),
+            _ => bad(format!("cannot be read: {e}")),
+        })?;
+        let mut data = Vec::with_capacity(len as usize);
+        // One byte more than the chunk shows a block that is too long.
+        f.take(len + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| bad(format!("cannot be read: {e}")))?;
         if data.len() as u64 != len {
-            return Err(bad(format!("has {} bytes, the chunk {len}", data.len())));
+            let actual = fs::symlink_metadata(&path).map_or(data.len() as u64, |m| m.len());
+            return Err(bad(format!("has {actual} bytes, the chunk {len}")));
         }
         let actual = Digest::of(&data);
         if actual != *d {
@@ -214,7 +234,7 @@ impl Repository {
             }
         }
         v.close().map_err(disk_err)?;
-        File::open(path)
+        open_regular(path)
             .and_then(|f| f.sync_all())
             .map_err(io_at(path, "syncing the restored image"))?;
         Ok(data_bytes)

@@ -8,6 +8,7 @@ use super::fsio::sync_dir;
 use super::Repository;
 use std::collections::HashSet;
 use std::fs;
+use std::path::PathBuf;
 
 /// What a sweep removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -92,14 +93,26 @@ impl Repository {
         for dir in &touched {
             sync_dir(dir)?;
         }
-        let tmp = self.root.join("tmp");
-        for e in fs::read_dir(&tmp).map_err(io_at(&tmp, "listing the directory"))? {
-            let e = e.map_err(io_at(&tmp, "listing the directory"))?;
-            if e.path().is_file() {
-                fs::remove_file(e.path()).map_err(io_at(e.path(), "removing"))?;
-                report.temp_files_removed += 1;
-            }
+        // No writer is at work (this handle holds the lock), so every temporary file
+        // is a leftover.
+        for path in self.temp_files()? {
+            fs::remove_file(&path).map_err(io_at(&path, "removing"))?;
+            report.temp_files_removed += 1;
         }
         Ok(report)
+    }
+
+    /// The files in `tmp/` (any kind but directories, which are left for a person).
+    pub(crate) fn temp_files(&self) -> Result<Vec<PathBuf>> {
+        let tmp = self.root.join("tmp");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&tmp).map_err(io_at(&tmp, "listing the directory"))? {
+            let e = e.map_err(io_at(&tmp, "listing the directory"))?;
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.push(e.path());
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 }

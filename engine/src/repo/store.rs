@@ -3,10 +3,11 @@
 
 use super::digest::Digest;
 use super::error::{io_at, Result};
-use super::fsio::{ensure_dir, sync_dir};
+use super::fsio::{ensure_own_dir, open_regular, sync_dir};
 use super::Repository;
 use std::collections::BTreeSet;
 use std::fs;
+use std::io::Read;
 use std::path::PathBuf;
 
 /// Files in the block store.
@@ -14,6 +15,14 @@ use std::path::PathBuf;
 pub struct StoreUsage {
     pub blocks: u64,
     pub bytes: u64,
+}
+
+/// What the block store holds under a digest (see [`Repository::stored_block`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stored {
+    Sound,
+    Missing,
+    Damaged,
 }
 
 /// One file found in `blocks/`: its digest when its name is a well-formed block name in
@@ -35,10 +44,27 @@ impl Repository {
         self.blocks_dir().join(&hex[..2]).join(hex)
     }
 
-    /// True when the block is stored with the expected length (a shorter or longer file
-    /// is damaged and gets rewritten).
-    pub(crate) fn has_block(&self, d: &Digest, len: u64) -> bool {
-        fs::metadata(self.block_path(d)).is_ok_and(|m| m.is_file() && m.len() == len)
+    /// What the store holds under the name of `data`'s digest `d`: the same bytes
+    /// (`Sound`), nothing, or anything else (`Damaged`: another length or content, an
+    /// unreadable or special file). A stored block is compared byte for byte with the
+    /// chunk it is to stand for, never trusted by its name or length: equal bytes hash
+    /// to the name. `scratch` is reused between calls.
+    pub(crate) fn stored_block(&self, d: &Digest, data: &[u8], scratch: &mut Vec<u8>) -> Stored {
+        let path = self.block_path(d);
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Stored::Missing,
+            Ok(m) if !m.is_file() || m.len() != data.len() as u64 => return Stored::Damaged,
+            _ => {}
+        }
+        let Ok(f) = open_regular(&path) else {
+            return Stored::Damaged;
+        };
+        scratch.clear();
+        // One byte more than expected shows a file that grew since its length was read.
+        match f.take(data.len() as u64 + 1).read_to_end(scratch) {
+            Ok(_) if scratch[..] == *data => Stored::Sound,
+            _ => Stored::Damaged,
+        }
     }
 
     /// Stores a block atomically; returns the directory to sync before a manifest may
@@ -46,7 +72,7 @@ impl Repository {
     pub(crate) fn put_block(&mut self, d: &Digest, data: &[u8]) -> Result<PathBuf> {
         let path = self.block_path(d);
         let dir = path.parent().map(PathBuf::from).unwrap_or_default();
-        ensure_dir(&dir)?;
+        ensure_own_dir(&dir)?;
         self.writer.write(&path, data)?;
         Ok(dir)
     }
@@ -63,7 +89,8 @@ impl Repository {
         sync_dir(&self.blocks_dir())
     }
 
-    /// Every file under `blocks/`.
+    /// Every file under `blocks/`. Links are not followed: a linked fan-out directory
+    /// is a stray file, so nothing outside the repository is ever listed (or swept).
     pub(crate) fn block_files(&self) -> Result<Vec<BlockFile>> {
         let top = self.blocks_dir();
         let mut out = Vec::new();
@@ -71,7 +98,7 @@ impl Repository {
             let fan = fan.map_err(io_at(&top, "listing the directory"))?;
             let fan_path = fan.path();
             let fan_name = fan.file_name().to_string_lossy().into_owned();
-            if !fan_path.is_dir() {
+            if !fan.file_type().is_ok_and(|t| t.is_dir()) {
                 let len = fan.metadata().map(|m| m.len()).unwrap_or(0);
                 out.push(BlockFile {
                     path: fan_path,
@@ -83,6 +110,8 @@ impl Repository {
             for e in fs::read_dir(&fan_path).map_err(io_at(&fan_path, "listing the directory"))? {
                 let e = e.map_err(io_at(&fan_path, "listing the directory"))?;
                 let name = e.file_name().to_string_lossy().into_owned();
+                // A block is a regular file; anything else under a block's name is
+                // damage (verify reports it, a backup replaces it).
                 let digest = Digest::from_hex(&name).filter(|_| name[..2] == fan_name);
                 let len = e
                     .metadata()

@@ -1,5 +1,6 @@
 //! The scenario's digest (for trace headers) and its one-screen summary.
 
+use super::error::Problem;
 use super::model::*;
 use std::fmt;
 
@@ -16,10 +17,34 @@ impl Scenario {
         format!("{CANONICAL_VERSION}{json}")
     }
 
-    /// The scenario back from its canonical form (a trace header carries it).
-    pub fn from_canonical(text: &str) -> Option<Scenario> {
-        let json = text.strip_prefix(CANONICAL_VERSION)?;
-        serde_json::from_str(json).ok()
+    /// The scenario back from its canonical form (a trace header carries it), checked
+    /// as a scenario file is: fields and types, then [`Scenario::validate`].
+    pub fn from_canonical(text: &str) -> Result<Scenario, Vec<Problem>> {
+        let problem = |path: &str, message: String| Problem {
+            path: path.to_string(),
+            message,
+        };
+        let json = text.strip_prefix(CANONICAL_VERSION).ok_or_else(|| {
+            vec![problem(
+                "(top level)",
+                format!("does not start with {:?}", CANONICAL_VERSION.trim_end()),
+            )]
+        })?;
+        let scenario: Scenario =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
+                .map_err(|e| {
+                    let path = match e.path().to_string() {
+                        p if p == "." => "(top level)".to_string(),
+                        p => p,
+                    };
+                    vec![problem(&path, e.inner().to_string())]
+                })?;
+        let problems = scenario.problems();
+        if problems.is_empty() {
+            Ok(scenario)
+        } else {
+            Err(problems)
+        }
     }
 
     /// BLAKE3 of [`Scenario::canonical`], as 64 hex digits.

@@ -56,11 +56,7 @@ impl Scenario {
                 }])
             })?;
 
-        let mut problems = scenario.validate();
-        if problems.is_empty() {
-            // Only a valid world can be built to measure what its volumes must hold.
-            problems = crate::world::space_problems(&scenario);
-        }
+        let problems = scenario.problems();
         if problems.is_empty() {
             return Ok(scenario);
         }

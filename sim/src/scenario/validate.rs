@@ -18,6 +18,17 @@ impl Scenario {
         check.scenario(self);
         check.problems
     }
+
+    /// Every problem a run refuses the scenario for, wherever it comes from (a file, a
+    /// trace): [`Scenario::validate`], then what the volumes of a valid world cannot hold
+    /// (only a valid world can be built to measure it).
+    pub fn problems(&self) -> Vec<Problem> {
+        let problems = self.validate();
+        if !problems.is_empty() {
+            return problems;
+        }
+        crate::world::space_problems(self)
+    }
 }
 
 #[derive(Default)]

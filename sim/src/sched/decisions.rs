@@ -6,9 +6,10 @@ use rand_core::{RngCore, SeedableRng};
 /// The source of every choice the scheduler makes (which due event goes first, and the
 /// random draws of actors).
 ///
-/// A choice is an index below a bound. Live runs draw it from a generator; a replay reads
-/// the indices recorded in a trace and never touches a generator, so a trace stays valid
-/// whatever generator a later version uses.
+/// A choice is an index below a bound. Live runs draw it from a generator; a replay takes
+/// the indices recorded in a trace. A trace replay also checks each index against the
+/// seed's generator, so an edited seed or choice is named: the generator is part of the
+/// trace format, and another one would need a new format version.
 pub enum Decisions {
     /// Draw uniformly from a generator. [`Decisions::seeded`] is the standard one.
     Random(Box<dyn RngCore>),
@@ -28,6 +29,22 @@ impl Decisions {
             per_step,
             step: 0,
             used: 0,
+            seed: None,
+        })
+    }
+
+    /// Like [`Decisions::replay`], and each recorded choice must be the one
+    /// [`Decisions::seeded`]`(seed)` draws: a trace names its seed, and the seed and the
+    /// generator are part of the trace format. The choices still come from the recording.
+    pub fn replay_checking_seed(per_step: Vec<Vec<u64>>, seed: u64) -> Self {
+        Decisions::Replay(Recorded {
+            per_step,
+            step: 0,
+            used: 0,
+            seed: Some(Box::new(SeedCheck {
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                first_step: None,
+            })),
         })
     }
 
@@ -70,6 +87,14 @@ pub struct Recorded {
     per_step: Vec<Vec<u64>>,
     step: u64,
     used: usize,
+    seed: Option<Box<SeedCheck>>,
+}
+
+/// The generator a seed gives, drawn beside the recording to compare.
+struct SeedCheck {
+    rng: ChaCha8Rng,
+    /// The first step that made a choice.
+    first_step: Option<u64>,
 }
 
 impl Recorded {
@@ -92,6 +117,18 @@ impl Recorded {
         if index >= bound {
             return Err(Divergence::ChoiceOutOfRange { step, index, bound });
         }
+        if let Some(check) = self.seed.as_mut() {
+            let drawn = uniform_below(&mut check.rng, bound);
+            let first_step = *check.first_step.get_or_insert(step);
+            if drawn != index {
+                return Err(Divergence::NotFromSeed {
+                    step,
+                    index,
+                    drawn,
+                    first: step == first_step,
+                });
+            }
+        }
         self.used += 1;
         Ok(index)
     }
@@ -112,6 +149,15 @@ pub enum Divergence {
     },
     #[error("step {step}: the run goes on past the end of the recording")]
     PastEnd { step: u64 },
+    #[error("step {step}: recorded choice {index} is not what the trace's seed draws ({drawn})")]
+    NotFromSeed {
+        step: u64,
+        index: u64,
+        drawn: u64,
+        /// In the run's first step with choices (with a small bound, a wrong seed may
+        /// still draw a few recorded choices by chance).
+        first: bool,
+    },
 }
 
 impl Divergence {
@@ -121,6 +167,7 @@ impl Divergence {
             Divergence::ChoiceOutOfRange { step, .. }
             | Divergence::ChoicesExhausted { step, .. }
             | Divergence::UnusedChoices { step, .. }
+            | Divergence::NotFromSeed { step, .. }
             | Divergence::PastEnd { step } => step,
         }
     }

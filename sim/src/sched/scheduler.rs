@@ -190,6 +190,11 @@ impl<M: Message> Scheduler<M> {
         self.core.record.step
     }
 
+    /// Where this run's choices come from.
+    pub fn decisions(&self) -> &Decisions {
+        &self.core.decisions
+    }
+
     /// The record of the last step taken.
     pub fn last_record(&self) -> &StepRecord {
         &self.core.record

@@ -1,7 +1,7 @@
 //! Writing and reading the JSON Lines trace format.
 
 use std::fmt;
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io::{self, BufRead, BufWriter, Read, Write};
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -11,8 +11,38 @@ use crate::sched::{Detail, StepRecord, Stop};
 
 /// The `format` field of every trace header.
 pub const FORMAT_NAME: &str = "hvsim-trace";
-/// The trace format version this code writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+/// The trace format version this code writes and reads. Version 2 added the chain
+/// digest of every line; version 1 traces are refused (they cannot show an edit).
+pub const FORMAT_VERSION: u64 = 2;
+
+/// Longest header line read, in bytes (it embeds the scenario).
+pub const MAX_HEADER_BYTES: usize = 4 << 20;
+/// Longest step or end line read, in bytes.
+pub const MAX_LINE_BYTES: usize = 256 << 10;
+/// Most steps a trace may hold: no run takes more.
+pub const MAX_STEPS: u64 = crate::run::MAX_STEPS;
+
+/// How much [`read_trace_within`] reads at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub header_bytes: usize,
+    pub line_bytes: usize,
+    pub steps: u64,
+}
+
+impl Default for Limits {
+    /// [`MAX_HEADER_BYTES`], [`MAX_LINE_BYTES`] and [`MAX_STEPS`].
+    fn default() -> Self {
+        Limits {
+            header_bytes: MAX_HEADER_BYTES,
+            line_bytes: MAX_LINE_BYTES,
+            steps: MAX_STEPS,
+        }
+    }
+}
+
+/// Every line ends with `,"chain":"<64 hex digits>"}`: this many bytes.
+const CHAIN_SUFFIX_LEN: usize = r#","chain":""}"#.len() + 64;
 
 /// The first line of a trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,24 +97,33 @@ pub struct TraceEnd {
     pub steps: u64,
 }
 
-/// A whole trace, validated.
+/// A whole trace, well-formed. Its content may still have been edited since it was
+/// written: [`Trace::first_edited_line`] says where; [`replay`](super::replay) refuses it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trace {
     pub header: Header,
     pub steps: Vec<TraceStep>,
     pub end: TraceEnd,
+    /// The first line (from 1) whose chain digest disagrees with the lines up to it.
+    pub first_edited_line: Option<u64>,
 }
 
 /// Writes a trace to any [`Write`], buffered. Nothing is formatted unless a trace is
 /// written: runs without one never build these lines.
 pub struct TraceWriter<W: Write> {
     out: BufWriter<W>,
+    chain: Chain,
+    line: Vec<u8>,
 }
 
 impl<W: Write> TraceWriter<W> {
     /// Starts a trace by writing its header.
     pub fn new(out: W, header: &Header) -> io::Result<Self> {
-        let mut out = BufWriter::new(out);
+        let mut writer = TraceWriter {
+            out: BufWriter::new(out),
+            chain: Chain::default(),
+            line: Vec::new(),
+        };
         let line = HeaderLine {
             format: FORMAT_NAME,
             version: FORMAT_VERSION,
@@ -93,14 +132,16 @@ impl<W: Write> TraceWriter<W> {
             hvsim_version: &header.hvsim_version,
             scenario: header.scenario.as_deref(),
         };
-        serde_json::to_writer(&mut out, &line)?;
-        out.write_all(b"\n")?;
-        Ok(TraceWriter { out })
+        serde_json::to_writer(&mut writer.line, &line)?;
+        writer.seal_line()?;
+        Ok(writer)
     }
 
     /// Writes one step; `names` is the scheduler's actor name table.
     pub fn write_step(&mut self, record: &StepRecord, names: &[String]) -> io::Result<()> {
-        encode_step(&mut self.out, record, names)
+        encode_step(&mut self.line, record, names)?;
+        self.line.pop(); // the newline: the chain digest goes before it
+        self.seal_line()
     }
 
     /// Writes the end line.
@@ -109,8 +150,22 @@ impl<W: Write> TraceWriter<W> {
             end: stop.as_str(),
             steps,
         };
-        serde_json::to_writer(&mut self.out, &line)?;
-        self.out.write_all(b"\n")
+        serde_json::to_writer(&mut self.line, &line)?;
+        self.seal_line()
+    }
+
+    /// Writes the JSON object in `self.line` with its chain digest as the last field.
+    fn seal_line(&mut self) -> io::Result<()> {
+        // The object without its closing brace is what the chain covers.
+        if self.line.pop() != Some(b'}') {
+            return Err(io::Error::other("a trace line is not a JSON object"));
+        }
+        let chain = self.chain.next(&self.line);
+        self.out.write_all(&self.line)?;
+        write!(self.out, r#","chain":"{}"}}"#, chain.to_hex())?;
+        self.out.write_all(b"\n")?;
+        self.line.clear();
+        Ok(())
     }
 
     /// Flushes and hands back the underlying writer.
@@ -218,7 +273,7 @@ pub enum TraceError {
     #[error("line {line}: not an hvsim trace (format {found:?})")]
     NotATrace { line: u64, found: String },
     #[error(
-        "line {line}: trace format version {found}, this build reads version {FORMAT_VERSION}"
+        "line {line}: trace format version {found}, this build reads version {FORMAT_VERSION} only: record the run again with this build (older traces carry no chain digests, so an edit cannot be told from a real run)"
     )]
     UnsupportedVersion { line: u64, found: u64 },
     #[error("line {line}: step {found} where step {expected} was due")]
@@ -249,26 +304,66 @@ pub enum TraceError {
     AfterEnd { line: u64 },
     #[error("the trace stops after line {lines} without its end line (cut short?)")]
     MissingEnd { lines: u64 },
+    #[error("line {line}: longer than {limit} bytes")]
+    LineTooLong { line: u64, limit: usize },
+    #[error("line {line}: more than {limit} steps, more than any run takes")]
+    TooManySteps { line: u64, limit: u64 },
+    #[error("line {line}: cut short (no newline at its end)")]
+    NoNewline { line: u64 },
+    #[error("line {line}: no chain digest at its end (`,\"chain\":\"<64 hex digits>\"}}`)")]
+    NoChain { line: u64 },
 }
 
-/// Reads and validates a whole trace.
-pub fn read_trace(mut input: impl BufRead) -> Result<Trace, TraceError> {
+/// Reads and validates a whole trace within the default [`Limits`].
+pub fn read_trace(input: impl BufRead) -> Result<Trace, TraceError> {
+    read_trace_within(input, Limits::default())
+}
+
+/// Reads and validates a whole trace: every line and the number of steps are bounded, so
+/// no input makes it allocate without limit.
+pub fn read_trace_within(mut input: impl BufRead, limits: Limits) -> Result<Trace, TraceError> {
     let mut buf = Vec::new();
     let mut line_no = 0u64;
     let mut header = None;
     let mut steps: Vec<TraceStep> = Vec::new();
     let mut end = None;
+    let mut chain = Chain::default();
+    let mut first_edited_line = None;
     loop {
         buf.clear();
-        if input.read_until(b'\n', &mut buf)? == 0 {
+        let limit = if header.is_none() {
+            limits.header_bytes
+        } else {
+            limits.line_bytes
+        };
+        // One byte more than the limit, to tell a line of exactly `limit` bytes and its
+        // newline from a longer one.
+        let read = (&mut input)
+            .take(limit as u64 + 1)
+            .read_until(b'\n', &mut buf)?;
+        if read == 0 {
             break;
         }
         line_no += 1;
-        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        let object = parse_object(text, line_no)?;
+        let Some(text) = buf.strip_suffix(b"\n") else {
+            return Err(if buf.len() > limit {
+                TraceError::LineTooLong {
+                    line: line_no,
+                    limit,
+                }
+            } else {
+                TraceError::NoNewline { line: line_no }
+            });
+        };
         if end.is_some() {
             return Err(TraceError::AfterEnd { line: line_no });
+        }
+        let object = parse_object(text, line_no)?;
+        let Some((content, recorded)) = split_chain(text) else {
+            return Err(TraceError::NoChain { line: line_no });
+        };
+        if chain.next(content) != recorded && first_edited_line.is_none() {
+            first_edited_line = Some(line_no);
         }
         if header.is_none() {
             header = Some(parse_header(&object, line_no)?);
@@ -286,6 +381,12 @@ pub fn read_trace(mut input: impl BufRead) -> Result<Trace, TraceError> {
             }
             end = Some(parsed);
         } else if object.contains_key("step") {
+            if steps.len() as u64 >= limits.steps {
+                return Err(TraceError::TooManySteps {
+                    line: line_no,
+                    limit: limits.steps,
+                });
+            }
             let step = parse_step(object, line_no)?;
             let expected = steps.last().map_or(1, |s| s.step + 1);
             if step.step != expected {
@@ -311,7 +412,50 @@ pub fn read_trace(mut input: impl BufRead) -> Result<Trace, TraceError> {
     }
     let header = header.ok_or(TraceError::Empty)?;
     let end = end.ok_or(TraceError::MissingEnd { lines: line_no })?;
-    Ok(Trace { header, steps, end })
+    Ok(Trace {
+        header,
+        steps,
+        end,
+        first_edited_line,
+    })
+}
+
+/// The chain of digests over a trace's lines: each line's digest covers the one before
+/// it and the line itself up to its `chain` field, so the first edited, dropped or moved
+/// line is the first whose digest disagrees, and the end line's digest covers them all.
+#[derive(Default)]
+struct Chain {
+    last: [u8; 32],
+}
+
+impl Chain {
+    /// The digest of the next line, whose text up to its chain field is `content`.
+    fn next(&mut self, content: &[u8]) -> blake3::Hash {
+        let hash = blake3::Hasher::new()
+            .update(&self.last)
+            .update(content)
+            .finalize();
+        self.last = *hash.as_bytes();
+        hash
+    }
+}
+
+/// A line's text before its chain field, and the digest that field records.
+fn split_chain(text: &[u8]) -> Option<(&[u8], blake3::Hash)> {
+    let at = text.len().checked_sub(CHAIN_SUFFIX_LEN)?;
+    let (content, suffix) = text.split_at(at);
+    let hex = suffix
+        .strip_prefix(br#","chain":""#)?
+        .strip_suffix(br#""}"#)?;
+    if !is_digest(hex) {
+        return None;
+    }
+    Some((content, blake3::Hash::from_hex(hex).ok()?))
+}
+
+/// 64 lowercase hex digits.
+fn is_digest(text: &[u8]) -> bool {
+    text.len() == 64 && text.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Parses one step line in isolation (no ordering checks).
@@ -362,11 +506,7 @@ fn parse_step(mut object: Map<String, Value>, line: u64) -> Result<TraceStep, Tr
     let actor = get_str(&object, "actor", line)?.to_owned();
     let event = get_str(&object, "event", line)?.to_owned();
     let digest = get_str(&object, "digest", line)?.to_owned();
-    let valid_digest = digest.len() == 64
-        && digest
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !valid_digest {
+    if !is_digest(digest.as_bytes()) {
         return Err(TraceError::BadDigest { line });
     }
     let choices = match object.get("choices") {

@@ -36,6 +36,22 @@ pub enum ReplayError {
         recorded: Stop,
         replayed: Stop,
     },
+    #[error("the trace ends at step {steps} ({}) but the run goes on (its step limit is {limit})", .recorded.as_str())]
+    RunGoesOn {
+        steps: u64,
+        recorded: Stop,
+        limit: u64,
+    },
+    #[error("the trace has {steps} steps, more than the run's step limit of {limit}")]
+    PastLimit { steps: u64, limit: u64 },
+    #[error("the trace's seed was changed: the header says seed {seed}, but the choices of step {step} are not what it draws (the steps were recorded with another seed or generator)")]
+    SeedChanged { seed: u64, step: u64 },
+    #[error("line {line} was changed after the trace was written: its chain digest disagrees{}", .replay.as_ref().map(|r| format!("\n  and then {r}")).unwrap_or_default())]
+    Edited {
+        line: u64,
+        /// What the replay found, when it left the trace too.
+        replay: Option<Box<ReplayError>>,
+    },
     #[error("replay fails at step {step}: message for an actor the world does not have")]
     NoSuchActor { step: u64 },
     #[error("replay could not encode step {step}: {source}")]
@@ -43,31 +59,104 @@ pub enum ReplayError {
 }
 
 impl ReplayError {
-    /// The first step at which the replay left the trace.
+    /// The first step at which the replay left the trace (0: before the first step).
     pub fn step(&self) -> u64 {
         match self {
             ReplayError::Diverged { step, .. }
             | ReplayError::EndedEarly { step, .. }
             | ReplayError::NoSuchActor { step }
+            | ReplayError::SeedChanged { step, .. }
             | ReplayError::Encode { step, .. } => *step,
             ReplayError::Choices(divergence) => divergence.step(),
-            ReplayError::StopDiffers { steps, .. } => steps + 1,
+            ReplayError::StopDiffers { steps, .. } | ReplayError::RunGoesOn { steps, .. } => {
+                steps + 1
+            }
+            ReplayError::PastLimit { limit, .. } => limit + 1,
+            // Line 1 is the header, line n + 1 step n.
+            ReplayError::Edited { line, replay } => {
+                replay.as_ref().map_or(line.saturating_sub(1), |r| {
+                    r.step().min(line.saturating_sub(1))
+                })
+            }
         }
     }
 }
 
 /// Re-runs `trace`: `build_world` adds the actors and initial events to a scheduler that
-/// takes every choice from the trace (never from a random generator), and each step is
-/// checked against its line: time, actor, event, details and world digest.
+/// takes every choice from the trace, and each step is checked against its line: time,
+/// actor, event, details and world digest; every choice must also be the one the
+/// header's seed draws. The end line must say what the re-run does
+/// there: stopped for the same reason, or, for `step_limit`, `max_steps` steps taken and
+/// the run not done. A trace edited after it was written ([`Trace::first_edited_line`])
+/// is refused; a changed seed is named as such.
 pub fn replay<M: Message>(
     trace: &Trace,
-    build_world: impl FnOnce(&mut Scheduler<M>),
+    max_steps: u64,
+    mut build_world: impl FnMut(&mut Scheduler<M>),
 ) -> Result<ReplayReport, ReplayError> {
-    let choices = trace.steps.iter().map(|s| s.choices.clone()).collect();
-    let mut sched = Scheduler::new(Decisions::replay(choices));
+    let mut sched = Scheduler::new(replay_decisions(trace));
     sched.set_recording(true);
     build_world(&mut sched);
+    let result = rerun(trace, max_steps, &mut sched);
+    let header_intact = trace.first_edited_line.is_none_or(|line| line == 1);
+    match (trace.first_edited_line, result) {
+        (_, Err(ReplayError::Choices(d))) if header_intact && is_first_off_seed(&d) => {
+            Err(seed_changed(trace, &d))
+        }
+        (None, result) => result,
+        (Some(1), Err(e)) => {
+            // The header was edited and the world, built from its seed, left the trace before
+            // the first choice: see whether the choices alone are the seed's.
+            let mut probe = Scheduler::new(replay_decisions(trace));
+            build_world(&mut probe);
+            match probe.run_until_quiet(trace.end.steps) {
+                Err(SimError::Divergence(d)) if is_first_off_seed(&d) => {
+                    Err(seed_changed(trace, &d))
+                }
+                _ => Err(edited(1, Some(e))),
+            }
+        }
+        (Some(line), result) => Err(edited(line, result.err())),
+    }
+}
 
+fn edited(line: u64, replay: Option<ReplayError>) -> ReplayError {
+    ReplayError::Edited {
+        line,
+        replay: replay.map(Box::new),
+    }
+}
+
+fn replay_decisions(trace: &Trace) -> Decisions {
+    let choices = trace.steps.iter().map(|s| s.choices.clone()).collect();
+    Decisions::replay_checking_seed(choices, trace.header.seed)
+}
+
+/// A choice of the run's first step with choices is not the seed's: the seed is what
+/// changed (an edited choice further on leaves the earlier steps the seed's).
+fn is_first_off_seed(d: &Divergence) -> bool {
+    matches!(d, Divergence::NotFromSeed { first: true, .. })
+}
+
+fn seed_changed(trace: &Trace, d: &Divergence) -> ReplayError {
+    ReplayError::SeedChanged {
+        seed: trace.header.seed,
+        step: d.step(),
+    }
+}
+
+/// Steps `sched` through the trace and checks its end.
+fn rerun<M: Message>(
+    trace: &Trace,
+    max_steps: u64,
+    sched: &mut Scheduler<M>,
+) -> Result<ReplayReport, ReplayError> {
+    if trace.end.steps > max_steps {
+        return Err(ReplayError::PastLimit {
+            steps: trace.end.steps,
+            limit: max_steps,
+        });
+    }
     let mut line = Vec::new();
     for recorded in &trace.steps {
         match sched.step() {
@@ -111,18 +200,26 @@ pub fn replay<M: Message>(
         }
     }
 
-    let stop = sched.stop_now().unwrap_or(Stop::StepLimit);
-    if stop != trace.end.stop {
-        return Err(ReplayError::StopDiffers {
-            steps: trace.end.steps,
-            recorded: trace.end.stop,
+    let steps = trace.end.steps;
+    let recorded = trace.end.stop;
+    match sched.stop_now() {
+        Some(stop) if stop == recorded => Ok(ReplayReport { steps, stop }),
+        Some(stop) => Err(ReplayError::StopDiffers {
+            steps,
+            recorded,
             replayed: stop,
-        });
+        }),
+        // Events remain: only a run that took all its steps may stop here.
+        None if recorded == Stop::StepLimit && steps == max_steps => Ok(ReplayReport {
+            steps,
+            stop: recorded,
+        }),
+        None => Err(ReplayError::RunGoesOn {
+            steps,
+            recorded,
+            limit: max_steps,
+        }),
     }
-    Ok(ReplayReport {
-        steps: trace.end.steps,
-        stop,
-    })
 }
 
 fn first_difference(recorded: &TraceStep, replayed: &TraceStep) -> Option<&'static str> {
