@@ -35,30 +35,7 @@ enum Command {
     /// One file tells its story step by step, then its report; a folder or several files
     /// print one line each and a summary. Exit 0 only when every expectation and every
     /// invariant holds.
-    Run {
-        /// Scenario files (TOML) or folders of them.
-        #[arg(required = true)]
-        scenarios: Vec<PathBuf>,
-        /// Seed of the run (the scenario's own seed by default).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Write the trace (JSON Lines) of a single run here.
-        #[arg(long, value_name = "OUT.jsonl")]
-        trace: Option<PathBuf>,
-        /// Replace an existing trace file (never the scenario itself).
-        #[arg(long, requires = "trace")]
-        force: bool,
-        /// Write the volumes' files (VHDX, AVHDX) here at the end, one folder per volume.
-        #[arg(long, value_name = "DIR")]
-        keep_disks: Option<PathBuf>,
-        /// Hold the volumes' files in DIR as the run goes (written through), one folder
-        /// per volume; they stay there.
-        #[arg(long, value_name = "DIR")]
-        on_disk: Option<PathBuf>,
-        /// Only the report, no story.
-        #[arg(long, short)]
-        quiet: bool,
-    },
+    Run(run_cmd::RunArgs),
     /// Re-run a trace from its recorded choices and check every step's digest.
     Replay { trace: PathBuf },
 }
@@ -81,15 +58,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Vhdx(c) => vhdx_cmd::run(c),
         Command::Repo(c) => repo_cmd::run(c),
-        Command::Run {
-            scenarios,
-            seed,
-            trace,
-            force,
-            keep_disks,
-            on_disk,
-            quiet,
-        } => run_cmd::run_cmd(scenarios, seed, trace, force, keep_disks, on_disk, quiet),
+        Command::Run(args) => run_cmd::run_cmd(args),
         Command::Replay { trace } => run_cmd::replay_cmd(trace),
     };
     match result {

@@ -2,14 +2,16 @@
 //! from its recorded choices.
 
 use anyhow::{anyhow, Context, Result};
-use hvsim_sim::run::{run, RunOptions};
-use hvsim_sim::scenario::Scenario;
+use clap::Args;
+use hvsim_sim::run::{run, RunError, RunOptions};
+use hvsim_sim::scenario::{Scenario, VirtualTime};
 use hvsim_sim::trace::{read_trace, replay_run, RunReplayError};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// The scenario files of FILE-or-folder arguments, in name order.
 fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -34,15 +36,60 @@ fn load(path: &Path) -> Result<Scenario> {
     Scenario::load(path).map_err(|e| anyhow!("{e}"))
 }
 
-pub fn run_cmd(
-    paths: Vec<PathBuf>,
+/// `--timeout`: a duration such as `300s`, `5 min`, `1500 ms`, or whole seconds.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let millis = match text.trim().parse::<u64>() {
+        Ok(secs) => secs.checked_mul(1_000).ok_or("too long")?,
+        Err(_) => text.parse::<VirtualTime>()?.millis,
+    };
+    if millis == 0 {
+        return Err("a time limit of zero never lets a run start".into());
+    }
+    Ok(Duration::from_millis(millis))
+}
+
+/// `hvsim run`: its arguments.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Scenario files (TOML) or folders of them.
+    #[arg(required = true)]
+    scenarios: Vec<PathBuf>,
+    /// Seed of the run (the scenario's own seed by default).
+    #[arg(long)]
     seed: Option<u64>,
+    /// Write the trace (JSON Lines) of a single run here.
+    #[arg(long, value_name = "OUT.jsonl")]
     trace: Option<PathBuf>,
+    /// Replace an existing trace file (never the scenario itself).
+    #[arg(long, requires = "trace")]
     force: bool,
+    /// Write the volumes' files (VHDX, AVHDX) here at the end, one folder per volume.
+    #[arg(long, value_name = "DIR")]
     keep_disks: Option<PathBuf>,
+    /// Hold the volumes' files in DIR as the run goes (written through), one folder
+    /// per volume; they stay there.
+    #[arg(long, value_name = "DIR")]
     on_disk: Option<PathBuf>,
+    /// Only the report, no story.
+    #[arg(long, short)]
     quiet: bool,
-) -> Result<ExitCode> {
+    /// Wall-clock limit of each scenario's run (`300s`, `5 min`); a run past it is
+    /// reported as TIMEOUT and the others still run.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_timeout)]
+    timeout: Duration,
+}
+
+pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
+    let RunArgs {
+        scenarios: paths,
+        seed,
+        trace,
+        force,
+        keep_disks,
+        on_disk,
+        quiet,
+        timeout,
+    } = args;
     let files = scenario_files(&paths)?;
     if files.len() == 1 {
         return run_one(
@@ -52,6 +99,7 @@ pub fn run_cmd(
             keep_disks.as_deref(),
             on_disk.as_deref(),
             quiet,
+            timeout,
         );
     }
     if trace.is_some() || keep_disks.is_some() || on_disk.is_some() {
@@ -61,10 +109,39 @@ pub fn run_cmd(
     }
     let mut failed = 0;
     for f in &files {
-        let s = Rc::new(load(f)?);
+        // A file that does not load or a run that cannot finish is reported, and the
+        // others still run.
+        let s = match load(f) {
+            Ok(s) => Rc::new(s),
+            Err(e) => {
+                failed += 1;
+                let text = e.to_string();
+                let mut lines = text.lines();
+                println!("ERROR {}", lines.next().unwrap_or_default());
+                for line in lines {
+                    println!("      {line}");
+                }
+                continue;
+            }
+        };
         let seed = seed.unwrap_or(s.seed);
-        let out = run(Rc::clone(&s), seed, RunOptions::default())
-            .with_context(|| format!("{}: the run could not go on", f.display()))?;
+        let opts = RunOptions {
+            timeout: Some(timeout),
+            ..RunOptions::default()
+        };
+        let out = match run(Rc::clone(&s), seed, opts) {
+            Ok(out) => out,
+            Err(e) => {
+                failed += 1;
+                let verdict = match e {
+                    RunError::Timeout(_) => "TIMEOUT",
+                    _ => "ERROR",
+                };
+                println!("{verdict} {:<45} seed {seed:<4} {e}", s.name);
+                println!("      file: {}", f.display());
+                continue;
+            }
+        };
         let r = &out.report;
         let verdict = if r.passed() { "PASS" } else { "FAIL" };
         let mut what = r.outcome.to_string();
@@ -102,6 +179,7 @@ fn run_one(
     keep_disks: Option<&Path>,
     on_disk: Option<&Path>,
     quiet: bool,
+    timeout: Duration,
 ) -> Result<ExitCode> {
     let s = Rc::new(load(file)?);
     let seed = seed.unwrap_or(s.seed);
@@ -123,6 +201,8 @@ fn run_one(
             trace: out_file.as_mut().map(|w| w as &mut dyn Write),
             keep_disks,
             on_disk,
+            timeout: Some(timeout),
+            ..RunOptions::default()
         },
     )
     .with_context(|| format!("{}: the run could not go on", file.display()))?;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use hvsim_sim::run::{populate, run, RunOptions};
+use hvsim_sim::run::{populate, run, step_limit, RunError, RunOptions};
 use hvsim_sim::scenario::{BackupMethod, Outcome, Scenario};
 use hvsim_sim::sched::{Decisions, Scheduler};
 use hvsim_sim::trace::{read_trace, replay, ReplayError};
@@ -246,4 +246,92 @@ proptest::proptest! {
         let out = run(Rc::clone(s), seed, RunOptions::default()).unwrap();
         proptest::prop_assert!(out.report.passed(), "{} seed {seed}:\n{}", f.display(), out.report);
     }
+}
+
+/// A run cut off at its step cap has no verdict: it is an error saying "step limit
+/// reached", never invariant violations at made-up offsets (issue 7 §6). The trace still
+/// records the cut.
+#[test]
+fn the_step_cap_is_an_error_of_the_run_not_a_verdict() {
+    let (_, s) = library()
+        .into_iter()
+        .find(|(f, _)| f.ends_with("f2-online-backup-checkpoint.toml"))
+        .expect("library scenario");
+    let mut trace = Vec::new();
+    let r = run(
+        Rc::clone(&s),
+        s.seed,
+        RunOptions {
+            trace: Some(&mut trace),
+            max_steps: Some(50),
+            ..RunOptions::default()
+        },
+    );
+    let Err(e) = r else {
+        panic!("a run cut at 50 steps gave a verdict");
+    };
+    assert!(matches!(e, RunError::StepLimit { steps: 50 }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "step limit reached: 50 steps and the job has not ended (the limit of this scenario; a livelock?)"
+    );
+    let t = read_trace(&trace[..]).expect("the trace of a cut run reads");
+    assert_eq!(t.end.stop.as_str(), "step_limit");
+
+    // The scenario's own cap leaves room for its run.
+    assert!(step_limit(&s) >= 100_000, "{}", step_limit(&s));
+    let out = run(Rc::clone(&s), s.seed, RunOptions::default()).expect("runs");
+    assert!(out.report.steps < step_limit(&s));
+}
+
+/// A run past its wall-clock limit stops with a timeout error.
+#[test]
+fn a_run_past_its_time_limit_is_an_error() {
+    let (_, s) = library()
+        .into_iter()
+        .find(|(f, _)| f.ends_with("f3-linux-daemon-hanging-production-only.toml"))
+        .expect("library scenario");
+    let e = run(
+        Rc::clone(&s),
+        s.seed,
+        RunOptions {
+            timeout: Some(std::time::Duration::from_nanos(1)),
+            ..RunOptions::default()
+        },
+    )
+    .err()
+    .expect("no verdict past the limit");
+    assert!(matches!(e, RunError::Timeout(_)), "{e}");
+}
+
+/// A trace that cannot be written ends the run with its cause said once: the error has
+/// no separate source that a chain would print again (issue 7 §6).
+#[test]
+fn an_io_error_says_its_cause_once() {
+    struct Full;
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (_, s) = library().into_iter().next().expect("a scenario");
+    let mut full = Full;
+    let e = run(
+        Rc::clone(&s),
+        s.seed,
+        RunOptions {
+            trace: Some(&mut full),
+            ..RunOptions::default()
+        },
+    )
+    .err()
+    .expect("the trace cannot be written");
+    assert_eq!(
+        e.to_string(),
+        "writing the trace: No space left on device (os error 28)"
+    );
+    assert!(std::error::Error::source(&e).is_none(), "the cause twice");
 }

@@ -315,3 +315,213 @@ fn random_edits_never_panic_and_errors_have_a_line() {
     }
     assert!(errors > 1000, "edits too gentle: {errors} errors");
 }
+
+/// Names that become file or folder names are one plain Windows file name: each hostile
+/// name is refused at its field, with file:line:column (issue 7 §1).
+#[test]
+fn names_that_become_files_are_plain_windows_names() {
+    let long = "a".repeat(250);
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "\"vm1.vhdx\"",
+            "\"../../x.vhdx\"".into(),
+            "vms[0].disks[0].file",
+        ),
+        (
+            "\"vm1.vhdx\"",
+            "\"/tmp/x.vhdx\"".into(),
+            "vms[0].disks[0].file",
+        ),
+        (
+            "\"vm1.vhdx\"",
+            "'C:\\x.vhdx'".into(),
+            "vms[0].disks[0].file",
+        ),
+        ("\"vm1.vhdx\"", "\".\"".into(), "vms[0].disks[0].file"),
+        ("\"vm1.vhdx\"", "\"..\"".into(), "vms[0].disks[0].file"),
+        ("\"vm1.vhdx\"", "\"a/b\"".into(), "vms[0].disks[0].file"),
+        (
+            "\"vm1.vhdx\"",
+            "\"a\\u0000b\"".into(),
+            "vms[0].disks[0].file",
+        ),
+        (
+            "\"vm1.vhdx\"",
+            "\"CON.vhdx\"".into(),
+            "vms[0].disks[0].file",
+        ),
+        ("\"vm1.vhdx\"", "\"x.vhdx.\"".into(), "vms[0].disks[0].file"),
+        (
+            "\"vm1.vhdx\"",
+            "\"a|b.vhdx\"".into(),
+            "vms[0].disks[0].file",
+        ),
+        (
+            "\"vm1.vhdx\"",
+            format!("\"{long}.vhdx\""),
+            "vms[0].disks[0].file",
+        ),
+        ("name = \"vm1\"", "name = \"../vm1\"".into(), "vms[0].name"),
+        ("name = \"hv1\"", "name = 'hv1\\x'".into(), "hosts[0].name"),
+    ];
+    for (from, to, field) in cases {
+        let error = broken(from, &to);
+        assert!(
+            error.starts_with("scenarios/broken.toml:") && error.contains(&format!(": {field}: ")),
+            "{to}: {error}"
+        );
+        let (line, column) = error
+            .trim_start_matches("scenarios/broken.toml:")
+            .split_once(": ")
+            .and_then(|(lc, _)| lc.split_once(':'))
+            .expect("line:column");
+        assert!(
+            line.parse::<usize>().is_ok() && column.parse::<usize>().is_ok(),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        broken("\"vm1.vhdx\"", "\"../../x.vhdx\""),
+        "scenarios/broken.toml:19:19: vms[0].disks[0].file: disk file \"../../x.vhdx\" holds '/', a path separator; a file name is one plain name"
+    );
+    assert_eq!(
+        broken("\"vm1.vhdx\"", "\"NUL.vhdx\""),
+        "scenarios/broken.toml:19:19: vms[0].disks[0].file: disk file \"NUL.vhdx\" is a device name Windows reserves"
+    );
+}
+
+/// On a volume that is a Windows path (a CSV), a disk's checkpoint files must fit
+/// MAX_PATH as a whole path.
+#[test]
+fn checkpoint_paths_fit_windows_max_path() {
+    let on_path = BASE.replace("\"hv1-D\"", r"'C:\ClusterStorage\Volume1'");
+    let file = format!("{}.vhdx", "d".repeat(196));
+    let text = on_path.replace("vm1.vhdx", &file);
+    let e = Scenario::from_toml(&text, "csv.toml").expect_err("too long a path");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "csv.toml:19:19: vms[0].disks[0].file: disk file {file:?} in \"C:\\\\ClusterStorage\\\\Volume1\" gives checkpoint file paths of 270 UTF-16 units; a Windows path has at most 259"
+        )
+    );
+    let fits = on_path.replace("vm1.vhdx", &format!("{}.vhdx", "d".repeat(185)));
+    assert!(Scenario::from_toml(&fits, "csv.toml").is_ok());
+}
+
+/// Two volumes that would share a folder, and two disks of one volume whose names differ
+/// only in case, are refused: neither could be written beside the other.
+#[test]
+fn volume_folders_and_disk_files_do_not_collide() {
+    let two_volumes = broken(
+        "[[vms]]",
+        "[[volumes]]\nname = \"HV1-d\"\nhost = \"hv1\"\ncapacity = \"1 TiB\"\nfree = \"500 GiB\"\n\n[[vms]]",
+    );
+    assert_eq!(
+        two_volumes,
+        "scenarios/broken.toml:15:8: volumes[1].name: volume \"HV1-d\" would share the folder \"HV1-d\" with volume \"hv1-D\" (names that differ only in case or in characters other than letters, digits, '-' and '_')"
+    );
+    let vm2 = BASE[BASE.find("[[vms]]").unwrap()..BASE.find("[job]").unwrap()]
+        .replace("name = \"vm1\"", "name = \"vm2\"")
+        .replace("vm1.vhdx", "VM1.vhdx");
+    let two_disks = broken("[job]", &format!("{vm2}[job]"));
+    assert!(
+        two_disks.ends_with(
+            "vms[1].disks[0].file: disk file \"VM1.vhdx\" is also vms[0].disks[0].file on volume \"hv1-D\" (the files of a volume have distinct names, ignoring case)"
+        ),
+        "{two_disks}"
+    );
+}
+
+/// Every number has a bound, cited in the error; numbers that once overflowed or ran
+/// away are refused at their field (issue 7 §6).
+#[test]
+fn numbers_beyond_their_bounds_are_refused_with_the_bound() {
+    let workload = |w: &str| broken("[vms.guest]", &format!("workload = {w}\n\n[vms.guest]"));
+    assert_eq!(
+        workload("{ transactions = { rate = 2147483648, blocks = 1 }, metadata_writes = { rate = 2147483648 } }"),
+        "scenarios/broken.toml:21:38: vms[0].workload.transactions.rate: rate 2147483648 per second is too high; at most 1000\n\
+         scenarios/broken.toml:21:91: vms[0].workload.metadata_writes.rate: rate 2147483648 per second is too high; at most 1000"
+    );
+    assert_eq!(
+        workload("{ transactions = { rate = 10, blocks = 4294967295 } }"),
+        "scenarios/broken.toml:21:51: vms[0].workload.transactions.blocks: 4294967295 blocks per transaction; at most 256"
+    );
+    assert_eq!(
+        broken("vms = [\"vm1\"]", "vms = [\"vm1\"]\nrecovery_points = 1000"),
+        "scenarios/broken.toml:31:19: job.recovery_points: 1000 recovery points; a job makes at most 64"
+    );
+    assert_eq!(
+        broken("\"40 GiB\"", "\"65 TiB\"")
+            .lines()
+            .next()
+            .unwrap_or_default(),
+        "scenarios/broken.toml:19:38: vms[0].disks[0].size: disk size 65 TiB is too large; at most 64 TiB"
+    );
+    assert_eq!(
+        broken("\"40 GiB\"", "\"40 TiB\", block_size = \"1 MiB\"")
+            .lines()
+            .next()
+            .unwrap_or_default(),
+        "scenarios/broken.toml:19:61: vms[0].disks[0].block_size: disk size 40 TiB in blocks of 1 MiB is 41943040 blocks; a disk has at most 1048576 (choose a larger block_size)"
+    );
+    assert_eq!(
+        broken("\"timeout\" }", "\"timeout\", freeze_timeout = \"25 h\" }"),
+        "scenarios/broken.toml:25:109: vms[0].guest.writers[1].freeze_timeout: freeze timeout 90000 s is too long; at most 86400 s"
+    );
+}
+
+/// A disk or guest volume too small for what the build writes is refused, never dropped
+/// in silence; so is a volume whose free space cannot hold its base disks (issue 7 §6).
+#[test]
+fn worlds_too_small_to_build_are_refused_where_they_are_written() {
+    assert_eq!(
+        broken("\"40 GiB\"", "\"4 MiB\""),
+        "scenarios/broken.toml:19:38: vms[0].disks[0].size: disk size 4 MiB leaves 3 MiB for its volume after the first MiB; a guest volume needs at least 4 MiB"
+    );
+    assert_eq!(
+        broken(
+            "volume = \"hv1-D\" }",
+            "volume = \"hv1-D\", volumes = [{ mount = \"C:\", size = \"39 GiB\", fs = \"NTFS\", free = \"1 GiB\" }, { mount = \"D:\", size = \"3 MiB\", fs = \"NTFS\", free = \"1 MiB\" }] }"
+        ),
+        "scenarios/broken.toml:19:164: vms[0].disks[0].volumes[1].size: guest volume \"D:\" gets 3 MiB of the disk (its size in whole MiB, from 39937 MiB on); a guest volume needs at least 4 MiB"
+    );
+    assert_eq!(
+        broken("free = \"500 GiB\"", "free = 0"),
+        "scenarios/broken.toml:12:8: volumes[0].free: volume \"hv1-D\" has 0 B free; the base disks on it need 36 MiB (VHDX structures and the guests' first files)"
+    );
+}
+
+/// An error always says what is wrong: a file that breaks off mid-assignment too.
+#[test]
+fn a_file_that_breaks_off_says_what_is_missing() {
+    let text = format!("{BASE}name = ");
+    let e = Scenario::from_toml(&text, "scenarios/cut.toml").expect_err("cut");
+    assert_eq!(
+        e.to_string(),
+        "scenarios/cut.toml:35:8: the file ends where a value or a closing bracket is expected"
+    );
+}
+
+/// A value of a megabyte gives a readable error: the message is cut, and says by how
+/// much.
+#[test]
+fn a_huge_value_gives_a_short_error() {
+    let huge = "v".repeat(1_000_000);
+    let error = broken("vms = [\"vm1\"]", &format!("vms = [\"{huge}\"]"));
+    let lines: Vec<&str> = error.lines().collect();
+    assert!(
+        lines.iter().all(|l| l.chars().count() < 1_200),
+        "{}",
+        &error[..1_500]
+    );
+    assert!(
+        lines[0].starts_with("scenarios/broken.toml:30:8: job.vms[0]: no VM named \"vvvv"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].ends_with("… (999014 more characters)"),
+        "{}",
+        lines[0]
+    );
+}

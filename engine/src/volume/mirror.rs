@@ -8,11 +8,22 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// A failure of this machine's file system under the folder. It is never a simulated
+/// outcome: its kind is `Other` even for ENOSPC, so the engine does not take it for the
+/// volume's own capacity running out, and the volume keeps the first one for the run
+/// to report.
+#[derive(Debug, thiserror::Error)]
+#[error("I/O error of this machine: {0}")]
+pub struct HostIoError(pub String);
 
 #[derive(Debug)]
 pub(crate) struct Mirror {
     dir: PathBuf,
     open: BTreeMap<String, File>,
+    /// The first host I/O error, as "<file>: <cause>".
+    failure: OnceLock<String>,
 }
 
 impl Mirror {
@@ -23,6 +34,21 @@ impl Mirror {
         Ok(Mirror {
             dir: dir.to_path_buf(),
             open: BTreeMap::new(),
+            failure: OnceLock::new(),
+        })
+    }
+
+    /// The first host I/O error of this folder, if any.
+    pub(crate) fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
+
+    /// Keeps the first failure and returns it as a [`HostIoError`]: "<doing> <file>: <cause>".
+    fn host<T>(&self, doing: &str, name: &str, r: io::Result<T>) -> io::Result<T> {
+        r.map_err(|e| {
+            let what = format!("{doing} {}: {e}", self.dir.join(name).display());
+            let _ = self.failure.set(what.clone());
+            io::Error::other(HostIoError(what))
         })
     }
 
@@ -39,11 +65,13 @@ impl Mirror {
     }
 
     pub(crate) fn create(&mut self, name: &str) -> io::Result<()> {
-        let f = OpenOptions::new()
+        let path = self.path(name)?;
+        let r = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(self.path(name)?)?;
+            .open(path);
+        let f = self.host("creating", name, r)?;
         self.open.insert(name.to_string(), f);
         Ok(())
     }
@@ -55,16 +83,17 @@ impl Mirror {
     }
 
     pub(crate) fn write_at(&self, name: &str, data: &[u8], offset: u64) -> io::Result<()> {
-        self.file(name)?.write_all_at(data, offset)
+        self.host("writing", name, self.file(name)?.write_all_at(data, offset))
     }
 
     pub(crate) fn set_len(&self, name: &str, len: u64) -> io::Result<()> {
-        self.file(name)?.set_len(len)
+        self.host("resizing", name, self.file(name)?.set_len(len))
     }
 
     pub(crate) fn remove(&mut self, name: &str) -> io::Result<()> {
         self.open.remove(name);
-        std::fs::remove_file(self.path(name)?)
+        let path = self.path(name)?;
+        self.host("removing", name, std::fs::remove_file(path))
     }
 }
 

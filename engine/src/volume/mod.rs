@@ -8,6 +8,7 @@ mod snapshot;
 mod sparse;
 
 pub use file::VolumeFile;
+pub use mirror::HostIoError;
 pub use snapshot::{Snapshot, SnapshotFile, SnapshotId, SnapshotOptions};
 pub use sparse::SparseFile;
 
@@ -88,6 +89,14 @@ impl Volume {
         Ok(v)
     }
 
+    /// The first I/O error of this machine in the volume's folder on disk (see
+    /// [`HostIoError`]); a run that meets one is an error, whatever the simulation made
+    /// of it.
+    pub fn host_io_error(&self) -> Option<String> {
+        let st = self.lock();
+        st.mirror.as_ref()?.failure().map(str::to_string)
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -139,7 +148,7 @@ impl Volume {
             if let Err(e) = m.create(name) {
                 return Err(VolumeError::Mirror {
                     volume: st.name.clone(),
-                    detail: format!("creating {name}: {e}"),
+                    detail: e.to_string(),
                 });
             }
         }
@@ -172,7 +181,7 @@ impl Volume {
             if let Err(e) = m.remove(name) {
                 return Err(VolumeError::Mirror {
                     volume: st.name.clone(),
-                    detail: format!("removing {name}: {e}"),
+                    detail: e.to_string(),
                 });
             }
         }

@@ -34,23 +34,29 @@ impl Workload {
         }
     }
 
+    /// Operations per virtual second of each kind: transactions, metadata, page file
+    /// (u64: three u32 rates never wrap).
+    fn rates(spec: &Spec) -> [u64; 3] {
+        [
+            spec.transactions.as_ref().map_or(0, |t| t.rate),
+            spec.metadata_writes.as_ref().map_or(0, |r| r.rate),
+            spec.page_file_writes.as_ref().map_or(0, |r| r.rate),
+        ]
+        .map(u64::from)
+    }
+
     /// Operations per virtual second, all kinds together.
     pub fn rate(spec: &Spec) -> u64 {
-        let t = spec.transactions.as_ref().map_or(0, |t| t.rate);
-        let m = spec.metadata_writes.as_ref().map_or(0, |r| r.rate);
-        let p = spec.page_file_writes.as_ref().map_or(0, |r| r.rate);
-        u64::from(t + m + p)
+        Self::rates(spec).iter().sum()
     }
 
     fn step(&mut self, cx: &mut Cx<'_, Msg>) {
-        let t = self.spec.transactions.as_ref().map_or(0, |t| t.rate);
-        let m = self.spec.metadata_writes.as_ref().map_or(0, |r| r.rate);
-        let p = self.spec.page_file_writes.as_ref().map_or(0, |r| r.rate);
-        let total = u64::from(t + m + p);
+        let [t, m, _] = Self::rates(&self.spec);
+        let total = Self::rate(&self.spec);
         if total == 0 {
             return;
         }
-        let pick = cx.choose(total) as u32;
+        let pick = cx.choose(total);
         let mut lab = self.lab.borrow_mut();
         let vm = &mut lab.vms[self.vm];
         if !vm.can_write() {
@@ -93,7 +99,12 @@ impl Workload {
                 // Database pages in the second quarter of the hot area.
                 let page = hot_pages / 4 + cx.choose((hot_pages / 4).max(1));
                 let data = vm.next_data(2, 0xDB);
-                r = r.and(vm.guest_write(d, txn_vol, page.min(hot_pages - 2) * PAGE, &data));
+                r = r.and(vm.guest_write(
+                    d,
+                    txn_vol,
+                    page.min(hot_pages.saturating_sub(2)) * PAGE,
+                    &data,
+                ));
             }
             if spec.commit_record {
                 let page = hot_pages / 2 + cx.choose((hot_pages / 8).max(1));
@@ -134,7 +145,7 @@ impl Workload {
                 "PageFileWrite",
                 [("volume", Detail::Text(vm.disks[d].vols[v].mount.clone()))],
             );
-            vm.guest_write(d, v, page.min(hot - 4) * PAGE, &data)
+            vm.guest_write(d, v, page.min(hot.saturating_sub(4)) * PAGE, &data)
         };
         if let Err(e) = r {
             self.errors += 1;

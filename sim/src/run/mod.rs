@@ -10,7 +10,9 @@ pub use report::{Check, ConsistencyCheckReport, PointReport, RestoreReport, RunR
 pub use world::{populate, populate_on, BuildError, OUT_OF_SPACE_STEPS, START_US};
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use crate::msg::{Msg, Reached};
 use crate::plan::{Flow, Method};
@@ -19,8 +21,37 @@ use crate::sched::{Decisions, Detail, Scheduler, SimError, StepRecord, Stop};
 use crate::trace::{Header, TraceWriter};
 use crate::world::{Lab, LabRef, Power};
 
-/// Steps after which a run is cut off (a livelock is a finding, not a hang).
+/// Steps no run goes beyond (a livelock is a finding, not a hang); traces and replay
+/// share the bound.
 pub const MAX_STEPS: u64 = 2_000_000;
+
+/// Steps every run may take besides its workload: the protocol of a small job many
+/// times over.
+pub const BASE_STEPS: u64 = 100_000;
+/// Protocol steps per VM and recovery point.
+pub const STEPS_PER_VM_POINT: u64 = 20_000;
+
+/// Steps after which a run of `s` is cut off with [`RunError::StepLimit`]: the base, the
+/// protocol of each VM at each recovery point, and every workload tick the virtual time
+/// allows, at most [`MAX_STEPS`]. A small scenario that livelocks stops early.
+pub fn step_limit(s: &Scenario) -> u64 {
+    let workload_secs = world::WORKLOAD_CAP_US / 1_000_000;
+    let ticks: u64 = s
+        .vms
+        .iter()
+        .map(|vm| crate::actors::Workload::rate(&vm.workload).saturating_mul(workload_secs))
+        .fold(0, u64::saturating_add);
+    let protocol = STEPS_PER_VM_POINT
+        .saturating_mul(s.vms.len() as u64)
+        .saturating_mul(u64::from(s.job.recovery_points));
+    BASE_STEPS
+        .saturating_add(protocol)
+        .saturating_add(ticks)
+        .min(MAX_STEPS)
+}
+
+/// Default wall-clock limit of one run.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -28,8 +59,36 @@ pub enum RunError {
     Build(#[from] BuildError),
     #[error(transparent)]
     Sim(#[from] SimError),
+    /// Not a `#[source]`: the message already holds the cause, and a chain would print
+    /// it twice.
     #[error("writing the trace: {0}")]
-    Trace(#[from] std::io::Error),
+    Trace(std::io::Error),
+    /// The run is cut off: no verdict on a job that has not ended.
+    #[error("step limit reached: {steps} steps and the job has not ended (the limit of this scenario; a livelock?)")]
+    StepLimit { steps: u64 },
+    /// The run took longer than its wall-clock limit.
+    #[error("time limit reached: the run took longer than {} s", .0.as_secs_f64())]
+    Timeout(Duration),
+    /// The machine running the simulation failed (a full disk under `--on-disk`): never a
+    /// simulated outcome.
+    #[error("I/O error of this machine: {0}")]
+    HostIo(String),
+    /// `--keep-disks`/`--on-disk` would replace a file that is already there.
+    #[error("{} already exists; nothing is replaced (nothing was written)", .0.display())]
+    Exists(PathBuf),
+    #[error("a volume file is not a plain file name: {0}")]
+    NotPlain(String),
+    #[error("{}: {error}", .path.display())]
+    Output {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+impl From<std::io::Error> for RunError {
+    fn from(e: std::io::Error) -> Self {
+        RunError::Trace(e)
+    }
 }
 
 /// What a run produced.
@@ -55,7 +114,15 @@ pub struct RunOptions<'a> {
     /// Hold the volumes' files on disk as the run goes (`DIR/<volume>/<file>`, written
     /// through; the folder must not hold them yet).
     pub on_disk: Option<&'a std::path::Path>,
+    /// Steps after which the run stops with [`RunError::StepLimit`]; [`step_limit`] of
+    /// the scenario when absent.
+    pub max_steps: Option<u64>,
+    /// Wall-clock time after which the run stops with [`RunError::Timeout`].
+    pub timeout: Option<Duration>,
 }
+
+/// The scheduler checks the clock every this many steps.
+const CLOCK_EVERY: u64 = 256;
 
 /// The header of a run's trace: it embeds the scenario so the trace alone replays.
 pub fn trace_header(s: &Scenario, seed: u64) -> Header {
@@ -65,8 +132,16 @@ pub fn trace_header(s: &Scenario, seed: u64) -> Header {
 }
 
 pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<RunOutput, RunError> {
+    let started = Instant::now();
+    // Refuse before anything is written: the base disks' names are known now.
+    for dir in [opts.on_disk, opts.keep_disks].into_iter().flatten() {
+        refuse_existing(base_disk_paths(&scenario, dir))?;
+    }
     let mut sched = Scheduler::new(Decisions::seeded(seed));
     let lab = populate_on(&mut sched, Rc::clone(&scenario), seed, opts.on_disk)?;
+    if let Some(e) = lab.borrow().host_io_error() {
+        return Err(RunError::HostIo(e));
+    }
     let recording = opts.story || opts.trace.is_some();
     sched.set_recording(recording);
     if !recording {
@@ -80,8 +155,19 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
         Some(w) => Some(TraceWriter::new(w, &trace_header(&scenario, seed))?),
         None => None,
     };
+    let limit = opts.max_steps.unwrap_or_else(|| step_limit(&scenario));
     let mut stop = Stop::StepLimit;
-    for _ in 0..MAX_STEPS {
+    for n in 0..limit {
+        if let Some(t) = opts.timeout {
+            if n % CLOCK_EVERY == 0 && started.elapsed() > t {
+                return Err(RunError::Timeout(t));
+            }
+        }
+        if opts.on_disk.is_some() {
+            if let Some(e) = lab.borrow().host_io_error() {
+                return Err(RunError::HostIo(e));
+            }
+        }
         match sched.step()? {
             None => {
                 stop = sched.stop_now().unwrap_or(Stop::Quiet);
@@ -104,10 +190,20 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
     if let Some(t) = trace {
         t.finish()?;
     }
+    if stop == Stop::StepLimit {
+        // The trace ends with the cut; the run has no verdict.
+        return Err(RunError::StepLimit {
+            steps: sched.steps(),
+        });
+    }
     let report = evaluate(&lab, &scenario, seed, &sched);
     if opts.on_disk.is_some() {
         // The files on disk get their final headers: no log left to replay.
-        close_chains(&lab)?;
+        let closed = close_chains(&lab);
+        if let Some(e) = lab.borrow().host_io_error() {
+            return Err(RunError::HostIo(e));
+        }
+        closed.map_err(|e| RunError::HostIo(e.to_string()))?;
     }
     if let Some(dir) = opts.keep_disks {
         keep_disks(&lab, dir)?;
@@ -121,28 +217,79 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
 }
 
 /// Closes every VM's open chain, so every header and log is final on the files.
-fn close_chains(lab: &LabRef) -> std::io::Result<()> {
+fn close_chains(lab: &LabRef) -> Result<(), String> {
     for vm in &mut lab.borrow_mut().vms {
         for d in &mut vm.disks {
-            d.close().map_err(std::io::Error::other)?;
+            d.close()?;
+        }
+    }
+    Ok(())
+}
+
+/// `dir/<volume folder>/<file>` of every base disk of the scenario.
+fn base_disk_paths(s: &Scenario, dir: &Path) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    for vm in &s.vms {
+        for d in &vm.disks {
+            let volume = crate::world::disk_volume(s, d);
+            if let Some(v) = volume {
+                paths.push(dir.join(volume_folder(&v)).join(&d.file));
+            }
+        }
+    }
+    paths
+}
+
+/// Refuses when any of `paths` exists (a symbolic link too, even a dangling one).
+fn refuse_existing(paths: impl IntoIterator<Item = PathBuf>) -> Result<(), RunError> {
+    for p in paths {
+        if std::fs::symlink_metadata(&p).is_ok() {
+            return Err(RunError::Exists(p));
         }
     }
     Ok(())
 }
 
 /// Writes every file of every volume under `dir/<volume>/`. Volume names such as
-/// `C:\ClusterStorage\Volume1` become one safe folder name.
-pub fn keep_disks(lab: &LabRef, dir: &std::path::Path) -> std::io::Result<()> {
-    close_chains(lab)?;
+/// `C:\ClusterStorage\Volume1` become one safe folder name (validation keeps them
+/// distinct, and file names plain). Every target is checked before any is written, and
+/// each is created new: an existing file is never replaced.
+pub fn keep_disks(lab: &LabRef, dir: &Path) -> Result<(), RunError> {
+    close_chains(lab).map_err(RunError::HostIo)?;
     let lab = lab.borrow();
+    let mut files = Vec::new();
     for (name, v) in &lab.volumes {
         let folder = dir.join(volume_folder(name));
-        std::fs::create_dir_all(&folder)?;
         for f in v.list() {
-            if let Some(bytes) = v.contents(&f) {
-                std::fs::write(folder.join(&f), bytes)?;
+            // Validation keeps names plain; a name that is not is never joined to a path.
+            if let Some(problem) = crate::scenario::file_name_problem(&f) {
+                return Err(RunError::NotPlain(format!("{f:?}: {problem}")));
             }
+            files.push((folder.clone(), folder.join(&f), v.clone(), f));
         }
+    }
+    refuse_existing(files.iter().map(|(_, path, _, _)| path.clone()))?;
+    for (folder, path, v, f) in files {
+        let out = |error| RunError::Output {
+            path: path.clone(),
+            error,
+        };
+        std::fs::create_dir_all(&folder).map_err(|error| RunError::Output {
+            path: folder.clone(),
+            error,
+        })?;
+        let Some(bytes) = v.contents(&f) else {
+            continue;
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => RunError::Exists(path.clone()),
+                _ => out(e),
+            })?;
+        file.write_all(&bytes).map_err(out)?;
     }
     Ok(())
 }
@@ -365,7 +512,8 @@ fn expectations(s: &Scenario, r: &RunReport, lab: &Lab) -> Vec<Check> {
         if let Some(d) = &v.downtime {
             let us = got.downtime_us;
             add(
-                us >= d.min.millis * 1_000 && us <= d.max.millis * 1_000,
+                us >= d.min.millis.saturating_mul(1_000)
+                    && us <= d.max.millis.saturating_mul(1_000),
                 format!(
                     "{}: downtime within {}..{} (got {} ms)",
                     v.vm,

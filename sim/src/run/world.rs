@@ -232,7 +232,7 @@ pub fn populate_on(
             for (w, &wid) in vm.guest.writers.iter().zip(&ids.writers) {
                 let freeze = Some(
                     w.freeze_timeout
-                        .map_or(FREEZE_WINDOW_US, |t| t.millis * 1_000),
+                        .map_or(FREEZE_WINDOW_US, |t| t.millis.saturating_mul(1_000)),
                 );
                 vss.add_writer(wid, GuestWriter::level(w), freeze);
             }

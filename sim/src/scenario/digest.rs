@@ -39,7 +39,7 @@ impl Scenario {
                     };
                     vec![problem(&path, e.inner().to_string())]
                 })?;
-        let problems = scenario.validate();
+        let problems = scenario.problems();
         if problems.is_empty() {
             Ok(scenario)
         } else {

@@ -28,16 +28,24 @@ impl Scenario {
         };
 
         let document = ImDocument::parse(source).map_err(|e| {
+            let ends = e.span().is_some_and(|s| s.start >= source.trim_end().len());
+            let message = match e.message().trim_end() {
+                // The parser has no words for text that breaks off: say what is missing.
+                "" if ends => "the file ends where a value or a closing bracket is expected",
+                "" => "this is not TOML",
+                m => m,
+            };
             ScenarioErrors(vec![ScenarioError::Syntax {
                 at: at(e.span()),
-                message: e.message().trim_end().to_string(),
+                // One error, one line.
+                message: one_line(message),
             }])
         })?;
 
         let scenario: Scenario = serde_path_to_error::deserialize(toml::Deserializer::new(source))
             .map_err(|e| {
                 let inner = e.inner();
-                let message = inner.message().trim_end().to_string();
+                let message = one_line(inner.message());
                 let path = field_path(&e.path().to_string(), &message);
                 // Prefer the span toml gives; else the place of the path in the document.
                 let span = inner.span().or_else(|| span_of_path(&document, &path));
@@ -48,7 +56,7 @@ impl Scenario {
                 }])
             })?;
 
-        let problems = scenario.validate();
+        let problems = scenario.problems();
         if problems.is_empty() {
             return Ok(scenario);
         }
@@ -58,7 +66,7 @@ impl Scenario {
                 .map(|p| ScenarioError::Invalid {
                     at: at(span_of_path(&document, &p.path)),
                     path: p.path,
-                    message: p.message,
+                    message: one_line(&p.message),
                 })
                 .collect(),
         ))
@@ -77,4 +85,19 @@ fn field_path(path: &str, message: &str) -> String {
         (".", None) => "(top level)".to_string(),
         _ => path.to_string(),
     }
+}
+
+/// Longest message shown; the rest of a huge value is only counted.
+const MAX_MESSAGE_CHARS: usize = 1_000;
+
+/// A message as one line of bounded length: a file may hold a value of a megabyte, and
+/// its error must still be readable.
+fn one_line(message: &str) -> String {
+    let joined = message.trim_end().lines().collect::<Vec<_>>().join("; ");
+    let chars = joined.chars().count();
+    if chars <= MAX_MESSAGE_CHARS {
+        return joined;
+    }
+    let kept: String = joined.chars().take(MAX_MESSAGE_CHARS).collect();
+    format!("{kept}… ({} more characters)", chars - MAX_MESSAGE_CHARS)
 }

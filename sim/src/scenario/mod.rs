@@ -39,6 +39,9 @@
 mod codes;
 mod digest;
 mod error;
+mod file_name;
+mod layout;
+pub mod limits;
 mod load;
 mod locate;
 mod model;
@@ -49,6 +52,8 @@ mod validate;
 
 pub use codes::Hresult;
 pub use error::{Location, Problem, ScenarioError, ScenarioErrors};
+pub use file_name::file_name_problem;
+pub use layout::{GuestSpan, FIRST_VOLUME_AT, MIN_GUEST_VOLUME};
 pub use model::*;
 pub use spec_id::SpecId;
 pub use units::{Bytes, VirtualTime};

@@ -3,8 +3,13 @@
 //! reject scenarios that cannot describe a real setup.
 
 use super::error::Problem;
+use super::file_name::{file_name_problem, windows_folder, MAX_NAME_UTF16, MAX_PATH_UTF16};
+use super::layout::MIN_GUEST_VOLUME;
+use super::limits::*;
 use super::model::*;
-use std::collections::BTreeSet;
+use super::units::{Bytes, VirtualTime};
+use crate::world::volume_folder;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl Scenario {
     /// Every semantic problem, each with the field path it concerns; empty when valid.
@@ -12,6 +17,17 @@ impl Scenario {
         let mut check = Checker::default();
         check.scenario(self);
         check.problems
+    }
+
+    /// Every problem a run refuses the scenario for, wherever it comes from (a file, a
+    /// trace): [`Scenario::validate`], then what the volumes of a valid world cannot hold
+    /// (only a valid world can be built to measure it).
+    pub fn problems(&self) -> Vec<Problem> {
+        let problems = self.validate();
+        if !problems.is_empty() {
+            return problems;
+        }
+        crate::world::space_problems(self)
     }
 }
 
@@ -45,10 +61,159 @@ impl Checker {
         }
     }
 
+    /// A list longer than a scenario may ask for.
+    fn count(&mut self, path: impl Into<String>, what: &str, n: usize, max: usize) {
+        if n > max {
+            self.problem(path, format!("{n} {what}; a scenario has at most {max}"));
+        }
+    }
+
+    /// A name that becomes a file or folder name (see `file_name`); empty names are
+    /// reported by `unique`.
+    fn file_name(&mut self, path: impl Into<String>, what: &str, name: &str) {
+        if name.is_empty() {
+            return;
+        }
+        if let Some(problem) = file_name_problem(name) {
+            self.problem(path, format!("{what} {problem}"));
+        }
+    }
+
+    /// A host, cluster or file server name: a NetBIOS computer name (it appears in
+    /// `\\server\share` paths).
+    fn computer_name(&mut self, path: impl Into<String>, what: &str, name: &str) {
+        let plain = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name.is_empty() && (!plain || name.len() > MAX_COMPUTER_NAME) {
+            self.problem(
+                path,
+                format!(
+                    "{what} {name:?} is not a computer name (letters, digits, '-' and '_', at most {MAX_COMPUTER_NAME})"
+                ),
+            );
+        }
+    }
+
+    /// Free text and names that are not file names: printable, and not a book.
+    fn text(&mut self, path: impl Into<String>, what: &str, text: &str) {
+        let chars = text.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            self.problem(
+                path,
+                format!("{what} has {chars} characters; at most {MAX_TEXT_CHARS}"),
+            );
+        } else if let Some(c) = text.chars().find(|c| c.is_control()) {
+            self.problem(
+                path,
+                format!(
+                    "{what} {text:?} holds the control character U+{:04X}",
+                    u32::from(c)
+                ),
+            );
+        }
+    }
+
+    fn size_at_most(&mut self, path: impl Into<String>, what: &str, size: Bytes, max: Bytes) {
+        if size > max {
+            self.problem(path, format!("{what} {size} is too large; at most {max}"));
+        }
+    }
+
+    fn duration_at_most(&mut self, path: impl Into<String>, what: &str, t: VirtualTime) {
+        if t > MAX_DURATION {
+            self.problem(
+                path,
+                format!("{what} {t} is too long; at most {MAX_DURATION}"),
+            );
+        }
+    }
+
+    /// Files of one volume have distinct names, ignoring case as Windows does; each
+    /// volume gets its own folder on this machine.
+    fn files_per_volume(&mut self, s: &Scenario) {
+        let mut folders: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, v) in s.volumes.iter().enumerate() {
+            let folder = volume_folder(&v.name).to_lowercase();
+            if v.name.is_empty() {
+                continue;
+            }
+            if let Some(&first) = folders.get(&folder) {
+                self.problem(
+                    format!("volumes[{i}].name"),
+                    format!(
+                        "volume {:?} would share the folder {:?} with volume {:?} (names that differ only in case or in characters other than letters, digits, '-' and '_')",
+                        v.name,
+                        volume_folder(&v.name),
+                        s.volumes[first].name
+                    ),
+                );
+            } else {
+                folders.insert(folder, i);
+            }
+        }
+        // (volume, file in lower case) → (VM index, file as written, its path)
+        let mut files: BTreeMap<(String, String), (usize, String, String)> = BTreeMap::new();
+        for (i, vm) in s.vms.iter().enumerate() {
+            for (j, d) in vm.disks.iter().enumerate() {
+                let volume = match (&d.volume, &d.share) {
+                    (Some(v), None) => v.clone(),
+                    (None, Some(unc)) => match share_volume(s, unc) {
+                        Ok(v) => v.name.clone(),
+                        Err(_) => continue,
+                    },
+                    _ => continue,
+                };
+                if d.file.is_empty() {
+                    continue;
+                }
+                let path = format!("vms[{i}].disks[{j}].file");
+                match files.get(&(volume.clone(), d.file.to_lowercase())) {
+                    None => {
+                        files.insert((volume, d.file.to_lowercase()), (i, d.file.clone(), path));
+                    }
+                    // The same name twice in one VM: `unique` reports it.
+                    Some((first_vm, first_file, _)) if *first_vm == i && first_file == &d.file => {}
+                    Some((_, _, first)) => {
+                        let first = first.clone();
+                        self.problem(
+                            path,
+                            format!(
+                                "disk file {:?} is also {first} on volume {volume:?} (the files of a volume have distinct names, ignoring case)",
+                                d.file
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     fn scenario(&mut self, s: &Scenario) {
         if s.name.is_empty() {
             self.problem("name", "name is empty");
         }
+        self.text("name", "the scenario name", &s.name);
+        self.count("hosts", "hosts", s.hosts.len(), MAX_HOSTS);
+        self.count("vms", "VMs", s.vms.len(), MAX_VMS);
+        self.count("faults", "faults", s.faults.len(), MAX_FAULTS);
+        for (i, h) in s.hosts.iter().enumerate() {
+            self.computer_name(format!("hosts[{i}].name"), "host name", &h.name);
+        }
+        for (i, f) in s.file_servers.iter().enumerate() {
+            self.computer_name(
+                format!("file_servers[{i}].name"),
+                "file server name",
+                &f.name,
+            );
+        }
+        for (i, v) in s.volumes.iter().enumerate() {
+            self.text(format!("volumes[{i}].name"), "volume name", &v.name);
+        }
+        for (i, vm) in s.vms.iter().enumerate() {
+            self.file_name(format!("vms[{i}].name"), "VM name", &vm.name);
+        }
+        self.files_per_volume(s);
         if s.covers.is_empty() {
             self.problem("covers", "covers names no SPEC item");
         }
@@ -92,6 +257,7 @@ impl Checker {
     }
 
     fn cluster(&mut self, s: &Scenario, cluster: &Cluster) {
+        self.computer_name("cluster.name", "cluster name", &cluster.name);
         if cluster.nodes.is_empty() {
             self.problem("cluster.nodes", "a cluster has at least one node");
         }
@@ -128,6 +294,11 @@ impl Checker {
             |j| format!("file_servers[{i}].shares[{j}].name"),
         );
         for (j, share) in server.shares.iter().enumerate() {
+            self.file_name(
+                format!("file_servers[{i}].shares[{j}].name"),
+                "share name",
+                &share.name,
+            );
             let path = format!("file_servers[{i}].shares[{j}].volume");
             match s.volume(&share.volume) {
                 None => self.problem(path, no_such("volume", &share.volume)),
@@ -167,11 +338,15 @@ impl Checker {
         if v.csv && s.cluster.is_none() {
             self.problem(at("csv"), "a Cluster Shared Volume needs a [cluster]");
         }
+        self.size_at_most(at("capacity"), "capacity", v.capacity, MAX_VOLUME_SIZE);
         if v.free > v.capacity {
             self.problem(
                 at("free"),
                 format!("free space {} exceeds capacity {}", v.free, v.capacity),
             );
+        }
+        if let Some(max) = v.shadow_storage_max {
+            self.size_at_most(at("shadow_storage_max"), "shadow storage", max, v.capacity);
         }
     }
 
@@ -219,6 +394,7 @@ impl Checker {
         if vm.disks.is_empty() {
             self.problem(at("disks"), "a VM has at least one disk");
         }
+        self.count(at("disks"), "disks", vm.disks.len(), MAX_DISKS_PER_VM);
         self.unique("disk", vm.disks.iter().map(|d| d.file.as_str()), |j| {
             format!("vms[{i}].disks[{j}].file")
         });
@@ -278,6 +454,25 @@ impl Checker {
         if disk.size.0 == 0 {
             self.problem(at("size"), "disk size is zero");
         }
+        self.size_at_most(at("size"), "disk size", disk.size, MAX_DISK_SIZE);
+        if bs.is_power_of_two() && disk.size.0.div_ceil(bs) > MAX_DISK_BLOCKS {
+            self.problem(
+                at("block_size"),
+                format!(
+                    "disk size {} in blocks of {} is {} blocks; a disk has at most {MAX_DISK_BLOCKS} (choose a larger block_size)",
+                    disk.size,
+                    disk.block_size,
+                    disk.size.0.div_ceil(bs)
+                ),
+            );
+        }
+        self.disk_file_name(vm, i, j, disk);
+        self.count(
+            at("volumes"),
+            "guest volumes",
+            disk.volumes.len(),
+            MAX_GUEST_VOLUMES_PER_DISK,
+        );
         let home = match (&disk.volume, &disk.share) {
             (Some(_), Some(_)) | (None, None) => {
                 self.problem(at("file"), "a disk lives on exactly one of volume, share");
@@ -329,6 +524,80 @@ impl Checker {
                 at("volumes"),
                 format!("guest volumes add up to more than the disk ({})", disk.size),
             );
+        } else if disk.size.0 > 0 && disk.size <= MAX_DISK_SIZE {
+            self.guest_spans(i, j, disk);
+        }
+    }
+
+    /// The disk's file name, and the names Hyper-V and a restore derive from it: the
+    /// checkpoint files `<disk>_<GUID>.avhdx` and an alternate-location restore's
+    /// `<VM>-<disk>`.
+    fn disk_file_name(&mut self, vm: &Vm, i: usize, j: usize, disk: &Disk) {
+        let path = format!("vms[{i}].disks[{j}].file");
+        let before = self.problems.len();
+        self.file_name(path.clone(), "disk file", &disk.file);
+        if self.problems.len() > before || disk.file.is_empty() {
+            return;
+        }
+        // "_" + GUID (36) + ".avhdx" replaces at most the ".vhdx" of the name.
+        let checkpoint = disk.file.encode_utf16().count() + 1 + 36 + ".avhdx".len();
+        let restored = format!("{}-{}", vm.name, disk.file).encode_utf16().count();
+        if checkpoint > MAX_NAME_UTF16 || restored > MAX_NAME_UTF16 {
+            self.problem(
+                path,
+                format!(
+                    "disk file {:?} is too long for the names derived from it (checkpoint files add 43 characters, a restore prefixes the VM name); a file name has at most {MAX_NAME_UTF16} UTF-16 units",
+                    disk.file
+                ),
+            );
+            return;
+        }
+        // Where the volume or share is a Windows path, the checkpoint files' full path
+        // must fit MAX_PATH too.
+        let folder = disk
+            .volume
+            .as_deref()
+            .and_then(windows_folder)
+            .or(disk.share.as_deref().and_then(windows_folder));
+        if let Some(folder) = folder {
+            let full = folder.encode_utf16().count() + 1 + checkpoint;
+            if full > MAX_PATH_UTF16 {
+                self.problem(
+                    path,
+                    format!(
+                        "disk file {:?} in {folder:?} gives checkpoint file paths of {full} UTF-16 units; a Windows path has at most {MAX_PATH_UTF16}",
+                        disk.file
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Every guest volume gets the room it needs where the build will place it.
+    fn guest_spans(&mut self, i: usize, j: usize, disk: &Disk) {
+        let min = Bytes(MIN_GUEST_VOLUME);
+        for (k, span) in disk.guest_spans().into_iter().enumerate() {
+            if span.len >= MIN_GUEST_VOLUME {
+                continue;
+            }
+            let got = Bytes(span.len);
+            match disk.volumes.get(k) {
+                Some(gv) => self.problem(
+                    format!("vms[{i}].disks[{j}].volumes[{k}].size"),
+                    format!(
+                        "guest volume {:?} gets {got} of the disk (its size in whole MiB, from {} on); a guest volume needs at least {min}",
+                        gv.mount,
+                        Bytes(span.start)
+                    ),
+                ),
+                None => self.problem(
+                    format!("vms[{i}].disks[{j}].size"),
+                    format!(
+                        "disk size {} leaves {got} for its volume after the first MiB; a guest volume needs at least {min}",
+                        disk.size
+                    ),
+                ),
+            }
         }
     }
 
@@ -379,8 +648,28 @@ impl Checker {
             vm.guest.writers.iter().map(|w| w.name.as_str()),
             |k| format!("vms[{i}].guest.writers[{k}].name"),
         );
+        if let Some(release) = &vm.guest.release {
+            self.text(at("release"), "release", release);
+        }
+        self.count(
+            at("writers"),
+            "writers",
+            vm.guest.writers.len(),
+            MAX_WRITERS_PER_GUEST,
+        );
+        for (j, k, gv) in mounts {
+            self.text(
+                format!("vms[{i}].disks[{j}].volumes[{k}].mount"),
+                "mount",
+                &gv.mount,
+            );
+        }
         for (k, writer) in vm.guest.writers.iter().enumerate() {
             let wat = |field: &str| format!("vms[{i}].guest.writers[{k}].{field}");
+            self.text(wat("name"), "writer name", &writer.name);
+            if let Some(t) = writer.freeze_timeout {
+                self.duration_at_most(wat("freeze_timeout"), "freeze timeout", t);
+            }
             match (writer.fail_at, writer.fail_with) {
                 (Some(_), None) => self.problem(
                     wat("fail_at"),
@@ -410,11 +699,42 @@ impl Checker {
 
     fn workload(&mut self, i: usize, vm: &Vm, mounts: &[(usize, usize, &GuestVolume)]) {
         let at = |field: &str| format!("vms[{i}].workload.{field}");
+        let rates = [
+            (
+                "transactions.rate",
+                vm.workload.transactions.as_ref().map(|t| t.rate),
+            ),
+            (
+                "metadata_writes.rate",
+                vm.workload.metadata_writes.as_ref().map(|r| r.rate),
+            ),
+            (
+                "page_file_writes.rate",
+                vm.workload.page_file_writes.as_ref().map(|r| r.rate),
+            ),
+        ];
+        for (field, rate) in rates {
+            if let Some(rate) = rate.filter(|&r| r > MAX_RATE) {
+                self.problem(
+                    at(field),
+                    format!("rate {rate} per second is too high; at most {MAX_RATE}"),
+                );
+            }
+        }
         if let Some(t) = &vm.workload.transactions {
             if t.blocks == 0 {
                 self.problem(
                     at("transactions.blocks"),
                     "a transaction writes at least one block",
+                );
+            }
+            if t.blocks > MAX_TRANSACTION_BLOCKS {
+                self.problem(
+                    at("transactions.blocks"),
+                    format!(
+                        "{} blocks per transaction; at most {MAX_TRANSACTION_BLOCKS}",
+                        t.blocks
+                    ),
                 );
             }
             if let Some(target) = &t.volume {
@@ -443,6 +763,9 @@ impl Checker {
             if s.vm(name).is_none() {
                 self.problem(format!("job.vms[{i}]"), no_such("VM", name));
             }
+        }
+        if let Some(proxy) = &job.proxy {
+            self.computer_name("job.proxy", "proxy name", proxy);
         }
         match (job.mode, &job.proxy) {
             (BackupMode::OffHost, None) => {
@@ -487,6 +810,15 @@ impl Checker {
         }
         if job.recovery_points == 0 {
             self.problem("job.recovery_points", "at least one recovery point");
+        }
+        if job.recovery_points > MAX_RECOVERY_POINTS {
+            self.problem(
+                "job.recovery_points",
+                format!(
+                    "{} recovery points; a job makes at most {MAX_RECOVERY_POINTS}",
+                    job.recovery_points
+                ),
+            );
         }
         if let Some(restore) = &job.restore {
             if let Some(point) = restore.recovery_point {
@@ -585,6 +917,7 @@ impl Checker {
                 );
             }
             if let Some(d) = &ve.downtime {
+                self.duration_at_most(format!("expect.vms[{i}].downtime.max"), "downtime", d.max);
                 if d.min > d.max {
                     self.problem(
                         format!("expect.vms[{i}].downtime.min"),

@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use crate::run::{populate, BuildError, MAX_STEPS};
+use crate::run::{populate, step_limit, BuildError};
 use crate::scenario::{Problem, Scenario};
 
 use super::format::Trace;
@@ -50,7 +50,8 @@ pub fn replay_run(trace: &Trace) -> Result<(ReplayReport, Rc<Scenario>), RunRepl
     }
     let seed = trace.header.seed;
     let mut build_error = None;
-    let result = replay(trace, MAX_STEPS, |sched| {
+    // The limit the run had: a run cut there replays as cut there.
+    let result = replay(trace, step_limit(&scenario), |sched| {
         if let Err(e) = populate(sched, Rc::clone(&scenario), seed) {
             build_error.get_or_insert(e);
         }

@@ -13,7 +13,9 @@ use hvsim_engine::volume::Volume;
 use hvsim_engine::{CreateOptions, GuidGen};
 
 use super::{DiskLab, GuestVol, Lab, LabRef, Oracle, Power, VmLab, PAGE};
-use crate::scenario::{BackupKind, FileSystem, Scenario, VmState};
+use crate::scenario::{
+    BackupKind, Bytes, FileSystem, Problem, Scenario, VmState, MIN_GUEST_VOLUME,
+};
 
 /// The part of each guest volume's data the workload writes in: enough for a database,
 /// file-system metadata and a page file, small enough that a run stays fast.
@@ -25,7 +27,7 @@ const HOT: u64 = 8 * MIB;
 pub struct BuildError(pub String);
 
 /// The engine volume name and the scenario volume name of a disk.
-fn disk_volume(s: &Scenario, disk: &crate::scenario::Disk) -> Option<String> {
+pub(crate) fn disk_volume(s: &Scenario, disk: &crate::scenario::Disk) -> Option<String> {
     if let Some(v) = &disk.volume {
         return Some(v.clone());
     }
@@ -63,19 +65,72 @@ pub fn build_lab(
     seed: u64,
     on_disk: Option<&std::path::Path>,
 ) -> Result<LabRef, BuildError> {
-    let mut guids = GuidGen::seeded(seed);
     let mut volumes = BTreeMap::new();
     for v in &s.volumes {
         let volume = match on_disk {
             Some(dir) => {
                 let folder = dir.join(volume_folder(&v.name));
-                Volume::new_on_disk(&v.name, v.free.0, &folder)
-                    .map_err(|e| BuildError(format!("{}: {e}", folder.display())))?
+                Volume::new_on_disk(&v.name, v.free.0, &folder).map_err(|e| {
+                    BuildError(format!(
+                        "I/O error of this machine: {}: {e}",
+                        folder.display()
+                    ))
+                })?
             }
             None => Volume::new(&v.name, v.free.0),
         };
         volumes.insert(v.name.clone(), volume);
     }
+    build_on(s, seed, volumes.clone()).map_err(|e| {
+        // This machine's failure, not the world's: say so, with its file and cause only.
+        match volumes.values().find_map(Volume::host_io_error) {
+            Some(host) => BuildError(format!("I/O error of this machine: {host}")),
+            None => e,
+        }
+    })
+}
+
+/// Volumes whose free space cannot hold the base disks the build puts on them (VHDX
+/// structures and the guests' first files), found by building the world on volumes
+/// without a limit: the same code, so the figure is exact.
+pub fn space_problems(s: &Scenario) -> Vec<Problem> {
+    let unlimited: BTreeMap<String, Volume> = s
+        .volumes
+        .iter()
+        .map(|v| (v.name.clone(), Volume::new(&v.name, u64::MAX / 2)))
+        .collect();
+    if let Err(e) = build_on(Rc::new(s.clone()), 0, unlimited.clone()) {
+        return vec![Problem {
+            path: "vms".into(),
+            message: e.to_string(),
+        }];
+    }
+    let mut problems = Vec::new();
+    for (i, v) in s.volumes.iter().enumerate() {
+        let volume = &unlimited[&v.name];
+        let needed = volume.capacity() - volume.free();
+        if needed > v.free.0 {
+            problems.push(Problem {
+                path: format!("volumes[{i}].free"),
+                message: format!(
+                    "volume {:?} has {} free; the base disks on it need {} (VHDX structures and the guests' first files)",
+                    v.name,
+                    v.free,
+                    Bytes(needed)
+                ),
+            });
+        }
+    }
+    problems
+}
+
+/// Builds the world on the given volumes (by scenario volume name).
+fn build_on(
+    s: Rc<Scenario>,
+    seed: u64,
+    volumes: BTreeMap<String, Volume>,
+) -> Result<LabRef, BuildError> {
+    let mut guids = GuidGen::seeded(seed);
     let mut vms = Vec::new();
     for vm in &s.vms {
         let host_version = s
@@ -122,24 +177,25 @@ pub fn build_lab(
             let chain = DiskChain::create_base(volume, &d.file, &opts)
                 .map_err(|e| BuildError(format!("VM {}: {e}", vm.name)))?;
             let mut vols = Vec::new();
-            let mut start = MIB;
-            let listed: Vec<(String, FileSystem, u64, bool)> = if d.volumes.is_empty() {
-                vec![(
-                    "C:".into(),
-                    FileSystem::Ntfs,
-                    d.size.0.saturating_sub(MIB),
-                    false,
-                )]
+            let listed: Vec<(String, FileSystem, bool)> = if d.volumes.is_empty() {
+                vec![("C:".into(), FileSystem::Ntfs, false)]
             } else {
                 d.volumes
                     .iter()
-                    .map(|g| (g.mount.clone(), g.fs, g.size.0, g.page_file))
+                    .map(|g| (g.mount.clone(), g.fs, g.page_file))
                     .collect()
             };
-            for (mount, fs, size, page_file) in listed {
-                let len = (size / MIB * MIB).min(d.size.0.saturating_sub(start) / MIB * MIB);
-                if len < 4 * MIB {
-                    continue;
+            for ((mount, fs, page_file), span) in listed.into_iter().zip(d.guest_spans()) {
+                let (start, len) = (span.start, span.len);
+                if len < MIN_GUEST_VOLUME {
+                    // Validation refuses it; a volume is never silently dropped.
+                    return Err(BuildError(format!(
+                        "VM {}: {}: guest volume {mount} gets {} of the disk, less than {}",
+                        vm.name,
+                        d.file,
+                        Bytes(len),
+                        Bytes(MIN_GUEST_VOLUME)
+                    )));
                 }
                 // The guest provider's diff area: an eighth of the volume, 1–64 MiB.
                 let diff_area = (len / 8 / MIB * MIB).clamp(MIB, 64 * MIB);
@@ -157,7 +213,6 @@ pub fn build_lab(
                     hot,
                     page_file,
                 });
-                start += len;
             }
             lab_vm.disks.push(DiskLab {
                 file: d.file.clone(),

@@ -9,7 +9,8 @@ mod oracle;
 mod points;
 pub mod restore;
 
-pub use build::{build_lab, volume_folder, BuildError};
+pub(crate) use build::disk_volume;
+pub use build::{build_lab, space_problems, volume_folder, BuildError};
 pub use image::{SparseImage, PAGE};
 pub use oracle::{Oracle, Point};
 pub use points::{CheckRecord, Excluded, PointFigures, Replica, RestoreRecord, Restored, Transfer};
@@ -308,6 +309,11 @@ pub struct WindowSpan {
 }
 
 impl Lab {
+    /// The first I/O error of this machine under a volume's folder on disk, if any.
+    pub fn host_io_error(&self) -> Option<String> {
+        self.volumes.values().find_map(Volume::host_io_error)
+    }
+
     pub fn vm_index(&self, name: &str) -> Option<usize> {
         self.vms.iter().position(|v| v.name == name)
     }
