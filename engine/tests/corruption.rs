@@ -760,14 +760,6 @@ fn truncate_everywhere(s: &Sample) {
                     }
                 }
             }
-            let w = Vhdx::open_file(&img, &rw_opts());
-            match (lost.first(), w) {
-                (None, Ok(_)) => {}
-                (None, Err(e)) => panic!("{what}: writable open fails: {e}"),
-                (Some(p), Err(e)) if names(&e, p) => {}
-                (Some(_), Err(e)) => panic!("{what}: writable open fails, but says: {e}"),
-                (Some(p), Ok(_)) => panic!("{what}: opens writable although {p:?} is lost"),
-            }
             let raw = dir.path().join("export.raw");
             let out = std::fs::File::create(&raw).unwrap();
             let exported = hvsim_engine::vhdx::convert::export_raw(&mut v, &out);
@@ -778,6 +770,16 @@ fn truncate_everywhere(s: &Sample) {
                     assert!(std::fs::read(&raw).unwrap() == s.content, "{what}: export");
                 }
                 other => panic!("{what}: export gives {other:?} (lost: {lost:?})"),
+            }
+            // The image is locked while open: the read-only handle goes first.
+            drop(v);
+            let w = Vhdx::open_file(&img, &rw_opts());
+            match (lost.first(), w) {
+                (None, Ok(_)) => {}
+                (None, Err(e)) => panic!("{what}: writable open fails: {e}"),
+                (Some(p), Err(e)) if names(&e, p) => {}
+                (Some(_), Err(e)) => panic!("{what}: writable open fails, but says: {e}"),
+                (Some(p), Ok(_)) => panic!("{what}: opens writable although {p:?} is lost"),
             }
         }
         if qemu_knows {
@@ -862,6 +864,7 @@ fn truncated_parent_under_a_child() {
                 }
             }
         }
+        drop(v); // locked while open
         let merge = OpenOptions {
             parent_writable: true,
             ..rw_opts()
