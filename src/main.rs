@@ -1,6 +1,7 @@
 //! The `hvsim` command line: argument parsing and output only.
 
 mod diff_cmd;
+mod error_text;
 mod repo_cmd;
 mod run_cmd;
 mod size;
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hvsim: error: {e:#}");
+            eprintln!("hvsim: error: {}", error_text::error_text(&e));
             ExitCode::FAILURE
         }
     }

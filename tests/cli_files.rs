@@ -403,3 +403,111 @@ fn an_endless_input_is_refused_in_bounded_memory() {
     assert_eq!(digest(&img), before);
     ok(&hvsim(&["vhdx", "check", s(&img)]));
 }
+
+/// Runs hvsim, killed if it has not ended within 20 s (a command that waits on a special
+/// file would hang the suite instead of failing it).
+fn hvsim_within(args: &[&str]) -> Output {
+    let mut child = Command::new(hvsim_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("hvsim {args:?} still runs after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only reads it.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+#[test]
+fn special_files_as_inputs_are_refused_at_once() {
+    let dir = scratch_dir();
+    let fifo = dir.path().join("disk.vhdx");
+    mkfifo(&fifo);
+    let folder = dir.path().join("library");
+    std::fs::create_dir(&folder).unwrap();
+    mkfifo(&folder.join("a.toml"));
+    let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    std::fs::copy(
+        library.join("f1-writer-fails-at-freeze.toml"),
+        folder.join("b.toml"),
+    )
+    .unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["vhdx", "info", s(&fifo)], "a FIFO, not a regular file"),
+        (
+            vec!["vhdx", "check", s(&fifo)],
+            "a FIFO, not a regular file",
+        ),
+        (
+            vec!["vhdx", "read", s(&fifo), "--offset", "0", "--length", "512"],
+            "a FIFO, not a regular file",
+        ),
+        (
+            vec!["vhdx", "info", "/dev/zero"],
+            "a device, not a regular file",
+        ),
+        (
+            vec!["vhdx", "info", s(dir.path())],
+            "a directory, not a regular file",
+        ),
+        (vec!["run", "/dev/zero"], "a device, not a regular file"),
+        (vec!["run", s(&fifo)], "a FIFO, not a regular file"),
+    ];
+    for (args, says) in cases {
+        let out = hvsim_within(&args);
+        // `check` reports what it found on stdout; the others fail on stderr.
+        let (_, mut err) = fails(&out);
+        err.push_str(&String::from_utf8_lossy(&out.stdout));
+        assert!(err.contains(says), "hvsim {args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "hvsim {args:?}: one line: {err}");
+    }
+    // In a folder run, the FIFO is an ERROR line and the other scenario still runs.
+    let out = hvsim_within(&["run", s(&folder)]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("a.toml: cannot read: a FIFO"), "{text}");
+    assert!(text.contains("PASS  f1-writer-fails-at-freeze"), "{text}");
+    assert!(text.contains("2 scenarios: 1 passed, 1 failed"), "{text}");
+}
+
+#[test]
+fn a_scenario_file_is_read_only_up_to_its_bound() {
+    let dir = scratch_dir();
+    let big = dir.path().join("big.toml");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(hvsim_sim::scenario::limits::MAX_FILE_LEN + 1)
+        .unwrap();
+    let (_, err) = fails(&hvsim_within(&["run", s(&big)]));
+    assert!(
+        err.contains("16777217 bytes, more than the 16777216 such a file may have"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_error_says_its_cause_once() {
+    let dir = scratch_dir();
+    let missing = dir.path().join("missing.vhdx");
+    let (_, err) = fails(&hvsim(&["vhdx", "info", s(&missing)]));
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "hvsim: error: I/O error while opening {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+}

@@ -51,13 +51,23 @@ fn write(img: &Path, offset: u64, bytes: &[u8]) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-/// Waits until `probe` (a reader of `img`) is refused: the holder has its lock.
-fn until_locked(img: &Path) -> String {
+/// Waits until process `pid` holds a lock on `img`, as the kernel lists it in /proc/locks.
+/// Not by probing with a reader of our own: a reader holding its shared lock at the moment
+/// the writer opens would make the writer fail.
+fn until_locked(img: &Path, pid: u32) {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(img).unwrap().ino();
     let start = Instant::now();
     loop {
-        let out = hvsim(&["vhdx", "info", s(img)]);
-        if !out.status.success() {
-            return String::from_utf8_lossy(&out.stderr).into_owned();
+        let locks = std::fs::read_to_string("/proc/locks").unwrap();
+        let held = locks.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 5
+                && f[4] == pid.to_string()
+                && f[5].rsplit(':').next() == Some(&ino.to_string())
+        });
+        if held {
+            return;
         }
         assert!(
             start.elapsed() < Duration::from_secs(20),
@@ -77,7 +87,7 @@ fn writer_waiting(img: &Path, offset: u64) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    until_locked(img);
+    until_locked(img, child.id());
     child
 }
 

@@ -763,7 +763,11 @@ pub fn hvsim_stdin(args: &[&str], input: &[u8]) -> Output {
         .expect("hvsim runs");
     // A command that refuses its job exits before reading its input: a closed pipe then.
     if let Err(e) = child.stdin.take().unwrap().write_all(input) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "writing hvsim's stdin");
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "writing hvsim's stdin"
+        );
     }
     child.wait_with_output().unwrap()
 }

@@ -10,9 +10,10 @@
 //! folder. Such a file is refused with a message naming it, without being opened.
 
 use super::error::{io_at, Result};
+use crate::storage::regular::{kind, not_regular};
 use std::fs::{self, File, FileType, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where an injected failure strikes within one atomic write.
@@ -140,30 +141,6 @@ fn not_regular_dir(ft: &FileType) -> io::Error {
     )
 }
 
-/// What a file that is not a regular file is, in words.
-fn kind(ft: &FileType) -> &'static str {
-    if ft.is_symlink() {
-        "a symbolic link"
-    } else if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_socket() {
-        "a socket"
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "a device"
-    } else {
-        "a special file"
-    }
-}
-
-fn not_regular(ft: &FileType) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!("{}, not a regular file: refused", kind(ft)),
-    )
-}
-
 /// True when `path` is a regular file, false when nothing has that name, an error for
 /// anything else (the name itself: a link is not followed).
 pub(crate) fn regular_or_absent(path: &Path) -> io::Result<bool> {
@@ -190,14 +167,7 @@ pub(crate) fn leads_to_regular(path: &Path) -> io::Result<()> {
 /// elsewhere.
 pub(crate) fn open_regular_with(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
     regular_or_absent(path)?;
-    let f = opts
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-        .open(path)?;
-    let ft = f.metadata()?.file_type();
-    if !ft.is_file() {
-        return Err(not_regular(&ft));
-    }
-    Ok(f)
+    crate::storage::regular::open_regular_with(path, opts, false)
 }
 
 /// Opens an existing regular file for reading (see [`open_regular_with`]).
@@ -205,26 +175,10 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
     open_regular_with(path, OpenOptions::new().read(true))
 }
 
-/// Reads a whole regular file of at most `max` bytes; a longer one is an error, and no
-/// more than `max` bytes are ever allocated.
+/// Reads a whole regular file of at most `max` bytes (a link is not followed).
 pub(crate) fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let f = open_regular(path)?;
-    let len = f.metadata()?.len();
-    if len > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{len} bytes, more than the {max} such a file may have"),
-        ));
-    }
-    let mut data = Vec::with_capacity(len as usize);
-    f.take(max + 1).read_to_end(&mut data)?;
-    if data.len() as u64 > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("grew past the {max} bytes such a file may have while read"),
-        ));
-    }
-    Ok(data)
+    regular_or_absent(path)?;
+    crate::storage::regular::read_regular(path, max, false)
 }
 
 /// Creates a new file: never follows a symbolic link and never truncates a file already

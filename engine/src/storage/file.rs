@@ -19,8 +19,14 @@ pub struct FileStorage {
 }
 
 impl FileStorage {
+    /// Opens an existing regular file; a FIFO, device or directory is refused without
+    /// waiting (see [`super::regular`]).
     pub fn open(path: &Path, writable: bool) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(writable).open(path)?;
+        let file = super::regular::open_regular_with(
+            path,
+            OpenOptions::new().read(true).write(writable),
+            true,
+        )?;
         super::lock::try_lock(&file, writable)?;
         Ok(FileStorage {
             file,

@@ -4,6 +4,8 @@
 
 use super::units::{Bytes, VirtualTime};
 
+/// The largest scenario file read (bytes): far beyond any scenario within these limits.
+pub const MAX_FILE_LEN: u64 = 16 << 20;
 pub const MAX_HOSTS: usize = 64;
 pub const MAX_VMS: usize = 64;
 pub const MAX_DISKS_PER_VM: usize = 64;

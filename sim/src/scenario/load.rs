@@ -4,6 +4,7 @@
 use super::error::{Location, ScenarioError, ScenarioErrors};
 use super::locate::{line_column, span_of_path};
 use super::model::Scenario;
+use hvsim_engine::storage::regular::read_regular;
 use std::path::Path;
 use toml_edit::ImDocument;
 
@@ -11,11 +12,20 @@ impl Scenario {
     /// Reads, parses and validates a scenario file. Errors name the file as `path` shows it.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
         let file = path.display().to_string();
-        let source = std::fs::read_to_string(path).map_err(|e| {
+        let read_error = |message: String| {
             ScenarioErrors(vec![ScenarioError::Read {
                 file: file.clone(),
-                message: e.to_string(),
+                message,
             }])
+        };
+        // Only a regular file of bounded size: `/dev/zero` or a FIFO never ends a read.
+        let bytes = read_regular(path, super::limits::MAX_FILE_LEN, true)
+            .map_err(|e| read_error(e.to_string()))?;
+        let source = String::from_utf8(bytes).map_err(|e| {
+            read_error(format!(
+                "not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         Scenario::from_toml(&source, &file)
     }
