@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{fails, hvsim, hvsim_bin, hvsim_stdin, ok, ok_bytes, s, scratch_dir, MIB};
+use common::{
+    fails, hvsim, hvsim_bin, hvsim_stdin, ok, ok_bytes, pattern, s, scratch_dir, vhdx_read, MIB,
+};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -14,12 +16,6 @@ use std::time::Duration;
 
 fn digest(path: &Path) -> blake3::Hash {
     blake3::hash(&std::fs::read(path).unwrap())
-}
-
-fn data(len: u64, salt: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(7) ^ ((i >> 12) as u8) ^ salt | 1)
-        .collect()
 }
 
 /// A 16 MiB dynamic image with 3 MiB of data at 1 MiB.
@@ -36,21 +32,9 @@ fn image(dir: &Path, name: &str) -> PathBuf {
     ]));
     ok(&hvsim_stdin(
         &["vhdx", "write", s(&p), "--offset", "1M"],
-        &data(3 * MIB, 1),
+        &pattern(3 * MIB, 1),
     ));
     p
-}
-
-fn read(img: &Path, offset: u64, len: u64) -> Vec<u8> {
-    ok_bytes(&hvsim(&[
-        "vhdx",
-        "read",
-        s(img),
-        "--offset",
-        &offset.to_string(),
-        "--length",
-        &len.to_string(),
-    ]))
 }
 
 fn scenario(dir: &Path) -> PathBuf {
@@ -127,7 +111,7 @@ fn no_command_writes_over_its_own_input() {
     assert_eq!(digest(&img), img_before, "the image changed");
     assert_eq!(digest(&child), child_before, "the child changed");
     assert_eq!(digest(&sc), sc_before, "the scenario changed");
-    assert_eq!(read(&img, MIB, 3 * MIB), data(3 * MIB, 1));
+    assert_eq!(vhdx_read(&img, MIB, 3 * MIB), pattern(3 * MIB, 1));
     ok(&hvsim(&["vhdx", "check", s(&img)]));
     assert_eq!(
         names(d),
@@ -143,7 +127,7 @@ fn an_existing_output_is_replaced_only_with_force() {
     let img = image(d, "a.vhdx");
     let sc = scenario(d);
     let raw = d.join("in.raw");
-    std::fs::write(&raw, data(2 * MIB, 9)).unwrap();
+    std::fs::write(&raw, pattern(2 * MIB, 9)).unwrap();
     let out = d.join("out");
     let cases: Vec<Vec<&str>> = vec![
         vec![
@@ -187,9 +171,9 @@ fn an_existing_output_is_replaced_only_with_force() {
         );
         let got = std::fs::read(&out).unwrap();
         match i {
-            0 => assert_eq!(got, data(2 * MIB, 1)),
-            1 => assert_eq!(got, read(&img, 0, 16 * MIB)),
-            2 => assert_eq!(read(&out, 0, 2 * MIB), data(2 * MIB, 9)),
+            0 => assert_eq!(got, pattern(2 * MIB, 1)),
+            1 => assert_eq!(got, vhdx_read(&img, 0, 16 * MIB)),
+            2 => assert_eq!(vhdx_read(&out, 0, 2 * MIB), pattern(2 * MIB, 9)),
             _ => assert!(got.starts_with(b"{") && got.len() > 1000, "a trace"),
         }
     }
@@ -218,7 +202,7 @@ fn an_import_killed_midway_leaves_no_image_under_its_name() {
     let dir = scratch_dir();
     let d = dir.path();
     let raw = d.join("disk.raw");
-    std::fs::write(&raw, data(24 * MIB, 3)).unwrap();
+    std::fs::write(&raw, pattern(24 * MIB, 3)).unwrap();
     let img = d.join("disk.vhdx");
     for point in ["import-created", "import-written"] {
         let (mut child, _err) = paused_at(&["vhdx", "import", s(&raw), s(&img)], point);
@@ -254,7 +238,7 @@ fn an_import_killed_midway_leaves_no_image_under_its_name() {
                 status.success(),
                 "after {ms} ms: an image under the final name"
             );
-            assert_eq!(read(&img, 0, 24 * MIB), data(24 * MIB, 3));
+            assert_eq!(vhdx_read(&img, 0, 24 * MIB), pattern(24 * MIB, 3));
             std::fs::remove_file(&img).unwrap();
         }
         for n in names(d) {
@@ -265,7 +249,7 @@ fn an_import_killed_midway_leaves_no_image_under_its_name() {
     }
     // Afterwards an import succeeds and reads back the raw bytes.
     ok(&hvsim(&["vhdx", "import", s(&raw), s(&img)]));
-    assert_eq!(read(&img, 0, 24 * MIB), data(24 * MIB, 3));
+    assert_eq!(vhdx_read(&img, 0, 24 * MIB), pattern(24 * MIB, 3));
     ok(&hvsim(&["vhdx", "check", s(&img)]));
     assert_eq!(names(d), ["disk.raw", "disk.vhdx"]);
 
@@ -285,7 +269,7 @@ fn an_import_killed_midway_leaves_no_image_under_its_name() {
                 status.success(),
                 "after {ms} ms: a raw file under the final name"
             );
-            assert!(std::fs::read(&out).unwrap() == data(24 * MIB, 3));
+            assert!(std::fs::read(&out).unwrap() == pattern(24 * MIB, 3));
             std::fs::remove_file(&out).unwrap();
         }
         for n in names(d) {

@@ -5,17 +5,11 @@
 
 mod common;
 
-use common::{fails, hvsim, hvsim_bin, ok, ok_bytes, s, scratch_dir, MIB};
+use common::{fails, hvsim, hvsim_bin, ok, ok_bytes, pattern, s, scratch_dir, vhdx_read, MIB};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn data(len: u64, salt: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(13) ^ ((i >> 9) as u8) ^ salt | 1)
-        .collect()
-}
 
 fn create(path: &Path, extra: &[&str]) {
     let args = [
@@ -24,18 +18,6 @@ fn create(path: &Path, extra: &[&str]) {
     ]
     .concat();
     ok(&hvsim(&args));
-}
-
-fn read(img: &Path, offset: u64, len: u64) -> Vec<u8> {
-    ok_bytes(&hvsim(&[
-        "vhdx",
-        "read",
-        s(img),
-        "--offset",
-        &offset.to_string(),
-        "--length",
-        &len.to_string(),
-    ]))
 }
 
 /// `vhdx write` with `bytes` on stdin; a refused writer exits before reading them all.
@@ -121,7 +103,7 @@ fn a_second_writer_or_a_reader_is_refused_naming_the_holder() {
     let img = dir.path().join("web01.vhdx");
     create(&img, &["--size", "16M"]);
     let first = writer_waiting(&img, MIB);
-    let (code, err) = fails(&write(&img, 4 * MIB, &data(MIB, 2)));
+    let (code, err) = fails(&write(&img, 4 * MIB, &pattern(MIB, 2)));
     assert_eq!(code, 1);
     assert_locked_by(&err, &img, &first, "second writer");
     // Readers of every kind, diff on either side.
@@ -149,13 +131,13 @@ fn a_second_writer_or_a_reader_is_refused_naming_the_holder() {
             assert!(out.stdout.is_empty(), "{args:?}: read something");
         }
     }
-    finish(first, &data(2 * MIB, 1));
+    finish(first, &pattern(2 * MIB, 1));
     // The first write is all there; the refused one wrote nothing.
-    assert_eq!(read(&img, MIB, 2 * MIB), data(2 * MIB, 1));
-    assert_eq!(read(&img, 4 * MIB, MIB), vec![0u8; MIB as usize]);
-    ok(&write(&img, 4 * MIB, &data(MIB, 2)));
-    assert_eq!(read(&img, MIB, 2 * MIB), data(2 * MIB, 1));
-    assert_eq!(read(&img, 4 * MIB, MIB), data(MIB, 2));
+    assert_eq!(vhdx_read(&img, MIB, 2 * MIB), pattern(2 * MIB, 1));
+    assert_eq!(vhdx_read(&img, 4 * MIB, MIB), vec![0u8; MIB as usize]);
+    ok(&write(&img, 4 * MIB, &pattern(MIB, 2)));
+    assert_eq!(vhdx_read(&img, MIB, 2 * MIB), pattern(2 * MIB, 1));
+    assert_eq!(vhdx_read(&img, 4 * MIB, MIB), pattern(MIB, 2));
     ok(&hvsim(&["vhdx", "check", s(&img)]));
     assert!(!dir.path().join("x.raw").exists());
 }
@@ -165,9 +147,9 @@ fn chain(dir: &Path) -> (PathBuf, PathBuf) {
     let parent = dir.join("base.vhdx");
     let child = dir.join("web01.avhdx");
     create(&parent, &["--size", "16M"]);
-    ok(&write(&parent, 0, &data(8 * MIB, 1)));
+    ok(&write(&parent, 0, &pattern(8 * MIB, 1)));
     create(&child, &["--parent", s(&parent)]);
-    ok(&write(&child, 2 * MIB + 512, &data(3 * MIB, 2)));
+    ok(&write(&child, 2 * MIB + 512, &pattern(3 * MIB, 2)));
     (parent, child)
 }
 
@@ -181,7 +163,7 @@ fn merge_and_write_never_run_on_one_chain_at_once() {
     let w = writer_waiting(&child, 10 * MIB);
     let (_, err) = fails(&merge());
     assert_locked_by(&err, &child, &w, "merge under a child writer");
-    finish(w, &data(MIB, 3));
+    finish(w, &pattern(MIB, 3));
 
     // A writer on the parent (it writes nothing: a written parent no longer fits its
     // child): the merge, which writes the parent too, is refused.
@@ -207,7 +189,7 @@ fn merge_and_write_never_run_on_one_chain_at_once() {
         (c, e)
     };
     for (img, what) in [(&child, "child"), (&parent, "parent")] {
-        let (_, err) = fails(&write(img, 12 * MIB, &data(MIB, 4)));
+        let (_, err) = fails(&write(img, 12 * MIB, &pattern(MIB, 4)));
         assert_locked_by(
             &err,
             img,
@@ -239,11 +221,11 @@ fn merge_and_write_never_run_on_one_chain_at_once() {
 
     // Every write that was accepted is there; none that was refused.
     let mut want = vec![0u8; 16 * MIB as usize];
-    want[..8 * MIB as usize].copy_from_slice(&data(8 * MIB, 1));
+    want[..8 * MIB as usize].copy_from_slice(&pattern(8 * MIB, 1));
     let at = (2 * MIB + 512) as usize;
-    want[at..at + 3 * MIB as usize].copy_from_slice(&data(3 * MIB, 2));
-    want[10 * MIB as usize..11 * MIB as usize].copy_from_slice(&data(MIB, 3));
-    assert!(read(&parent, 0, 16 * MIB) == want, "the merged parent");
+    want[at..at + 3 * MIB as usize].copy_from_slice(&pattern(3 * MIB, 2));
+    want[10 * MIB as usize..11 * MIB as usize].copy_from_slice(&pattern(MIB, 3));
+    assert!(vhdx_read(&parent, 0, 16 * MIB) == want, "the merged parent");
     ok(&hvsim(&["vhdx", "check", s(&parent)]));
 }
 
@@ -256,17 +238,17 @@ fn a_killed_write_leaves_each_sector_old_or_new() {
     let img = dir.path().join("a.vhdx");
     let input = dir.path().join("new.bin");
     let (off, len) = (512 * 3, 40 * MIB - 512 * 5);
-    let new = data(len, 0x77);
+    let new = pattern(len, 0x77);
     std::fs::write(&input, &new).unwrap();
     // Old content in every other block, so the write both overwrites and allocates.
     let base = dir.path().join("base.vhdx");
     create(&base, &["--size", "48M"]);
     let mut old = vec![0u8; 48 * MIB as usize];
     for b in (0..48).step_by(2) {
-        old[(b * MIB) as usize..((b + 1) * MIB) as usize].copy_from_slice(&data(MIB, b as u8));
+        old[(b * MIB) as usize..((b + 1) * MIB) as usize].copy_from_slice(&pattern(MIB, b as u8));
     }
     ok(&write(&base, 0, &old));
-    assert!(read(&base, 0, 48 * MIB) == old);
+    assert!(vhdx_read(&base, 0, 48 * MIB) == old);
     let mut partial = 0;
     for (i, ms) in [1u64, 5, 15, 30, 60, 100].into_iter().enumerate() {
         std::fs::copy(&base, &img).unwrap();
@@ -292,7 +274,7 @@ fn a_killed_write_leaves_each_sector_old_or_new() {
             "kill {i} after {ms} ms: check: {}",
             String::from_utf8_lossy(&check.stdout)
         );
-        let got = read(&img, 0, 48 * MIB);
+        let got = vhdx_read(&img, 0, 48 * MIB);
         let (a, e) = (off as usize, (off + len) as usize);
         assert!(
             got[..a] == old[..a] && got[e..] == old[e..],
@@ -327,7 +309,7 @@ fn a_restore_never_replaces_a_disk_being_written() {
     let repo = dir.path().join("repo");
     let img = dir.path().join("vm1.vhdx");
     create(&img, &["--size", "8M"]);
-    ok(&write(&img, 0, &data(MIB, 1)));
+    ok(&write(&img, 0, &pattern(MIB, 1)));
     ok(&hvsim(&["repo", "init", s(&repo)]));
     ok(&hvsim(&[
         "repo",
@@ -352,9 +334,9 @@ fn a_restore_never_replaces_a_disk_being_written() {
         w.id()
     );
     assert!(err.contains(&want), "{err}");
-    finish(w, &data(MIB, 2));
+    finish(w, &pattern(MIB, 2));
     // The write went into the disk that is still there.
-    assert_eq!(read(&img, 2 * MIB, MIB), data(MIB, 2));
+    assert_eq!(vhdx_read(&img, 2 * MIB, MIB), pattern(MIB, 2));
     ok(&hvsim(&[
         "repo",
         "restore",
@@ -363,8 +345,8 @@ fn a_restore_never_replaces_a_disk_being_written() {
         s(&img),
         "--replace",
     ]));
-    assert_eq!(read(&img, 0, MIB), data(MIB, 1));
-    assert_eq!(read(&img, 2 * MIB, MIB), vec![0u8; MIB as usize]);
+    assert_eq!(vhdx_read(&img, 0, MIB), pattern(MIB, 1));
+    assert_eq!(vhdx_read(&img, 2 * MIB, MIB), vec![0u8; MIB as usize]);
 }
 
 #[test]
@@ -383,10 +365,10 @@ fn with_wait_a_second_writer_goes_after_the_holder() {
     // Its data is ready (fed from a thread: it reads stdin only once it has the image); it
     // waits for the lock, not for its input.
     let mut input = second.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || input.write_all(&data(MIB, 2)));
+    let feeder = std::thread::spawn(move || input.write_all(&pattern(MIB, 2)));
     std::thread::sleep(Duration::from_millis(300));
     assert!(second.try_wait().unwrap().is_none(), "--wait did not wait");
-    finish(first, &data(2 * MIB, 1));
+    finish(first, &pattern(2 * MIB, 1));
     feeder.join().unwrap().unwrap();
     let out = second.wait_with_output().unwrap();
     assert!(
@@ -395,7 +377,10 @@ fn with_wait_a_second_writer_goes_after_the_holder() {
         String::from_utf8_lossy(&out.stderr)
     );
     // One after the other: the second write over the first's first half.
-    assert_eq!(read(&img, MIB, MIB), data(MIB, 2));
-    assert_eq!(read(&img, 2 * MIB, MIB), data(2 * MIB, 1)[MIB as usize..]);
+    assert_eq!(vhdx_read(&img, MIB, MIB), pattern(MIB, 2));
+    assert_eq!(
+        vhdx_read(&img, 2 * MIB, MIB),
+        pattern(2 * MIB, 1)[MIB as usize..]
+    );
     ok(&hvsim(&["vhdx", "check", s(&img)]));
 }

@@ -500,3 +500,36 @@ fn the_point_counter_never_wraps() {
     let json: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(json["disks"][0]["points"][0]["point"], u64::MAX);
 }
+
+/// A block the image's allocation table places past the end of its file is damage: the
+/// backup fails naming it and stores no point (never zeros for the lost block).
+#[test]
+fn a_truncated_image_is_never_backed_up_as_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let img = dir.path().join("vm1.vhdx");
+    make_image(&img);
+    // The last block written (at 9 MiB) lies last in the file: cut half of it away.
+    let len = fs::metadata(&img).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(len - MIB / 2)
+        .unwrap();
+    ok(&hvsim(&["repo", "init", s(&repo)]));
+    let (_, err) = fails(&hvsim(&[
+        "repo",
+        "backup",
+        s(&repo),
+        s(&img),
+        "--name",
+        "vm1",
+    ]));
+    assert!(
+        err.contains("runs past the end of the file") && err.contains("truncated"),
+        "{err}"
+    );
+    let list = ok(&hvsim(&["repo", "list", s(&repo), "--json"]));
+    assert!(!list.contains("vm1"), "a point was stored: {list}");
+}

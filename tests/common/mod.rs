@@ -796,6 +796,26 @@ pub fn fails(out: &Output) -> (i32, String) {
     )
 }
 
+/// `hvsim vhdx read IMG --offset O --length L`: the bytes, or a panic naming the failure.
+pub fn vhdx_read(img: &Path, offset: u64, len: u64) -> Vec<u8> {
+    ok_bytes(&hvsim(&[
+        "vhdx",
+        "read",
+        s(img),
+        "--offset",
+        &offset.to_string(),
+        "--length",
+        &len.to_string(),
+    ]))
+}
+
+/// Data no run of zeros hides in (never a zero byte), different for each `salt`.
+pub fn pattern(len: u64, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(7) ^ ((i >> 12) as u8) ^ salt | 1)
+        .collect()
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
