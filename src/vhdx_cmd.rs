@@ -64,7 +64,8 @@ pub enum VhdxCommand {
         #[command(flatten)]
         parents: ParentArgs,
     },
-    /// Verify an image; exit 0 sound, 1 damaged, 3 usable with warnings (e.g. a pending log).
+    /// Verify an image; exit 0 sound, 1 damaged, 2 not checked (missing, locked, not a
+    /// regular file), 3 usable with warnings (e.g. a pending log).
     Check {
         path: PathBuf,
         /// Replay a pending log and rewrite damaged redundant copies.
@@ -285,7 +286,10 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             let report = Vhdx::check_file(&path, &parents.open_options(false), repair);
             print_check(&path, &report, json)?;
             Ok(
-                if report
+                // No verdict: the file is missing, locked or not a regular file.
+                if report.unchecked.is_some() {
+                    ExitCode::from(2)
+                } else if report
                     .findings
                     .iter()
                     .any(|f| f.severity == Severity::Error)
@@ -440,6 +444,10 @@ fn merge(child: &Path, parents: &ParentArgs) -> Result<()> {
 fn print_check(path: &Path, report: &CheckReport, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    if let Some(why) = &report.unchecked {
+        eprintln!("hvsim: error: not checked: {why}");
         return Ok(());
     }
     for r in &report.repaired {

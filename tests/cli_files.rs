@@ -457,6 +457,10 @@ fn special_files_as_inputs_are_refused_at_once() {
         let (_, mut err) = fails(&out);
         err.push_str(&String::from_utf8_lossy(&out.stdout));
         assert!(err.contains(says), "hvsim {args:?}: {err}");
+        // Nothing was checked: no verdict of damage (1) on a file that is no image.
+        if args[1] == "check" {
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+        }
         assert_eq!(err.lines().count(), 1, "hvsim {args:?}: one line: {err}");
     }
     // In a folder run, the FIFO is an ERROR line and the other scenario still runs.

@@ -22,6 +22,10 @@ pub struct Finding {
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct CheckReport {
+    /// Why the image could not be checked at all, when the reason lies outside it (the
+    /// file is missing, locked by another process, not a regular file): no verdict on
+    /// the image, so no finding either.
+    pub unchecked: Option<String>,
     pub findings: Vec<Finding>,
     pub log_pending: bool,
     pub repaired: Vec<String>,
@@ -34,6 +38,29 @@ impl CheckReport {
 
     fn push(&mut self, severity: Severity, message: String) {
         self.findings.push(Finding { severity, message });
+    }
+
+    /// An open that failed: damage when the image's bytes were to blame, otherwise no
+    /// verdict ([`CheckReport::unchecked`]).
+    fn open_failed(&mut self, e: VhdxError) {
+        if says_nothing_of_the_image(&e) {
+            self.unchecked = Some(e.to_string());
+        } else {
+            self.push(Severity::Error, e.to_string());
+        }
+    }
+}
+
+/// True for an error of opening that is about the file's place, not its content.
+fn says_nothing_of_the_image(e: &VhdxError) -> bool {
+    use std::io::ErrorKind::*;
+    match e {
+        VhdxError::Locked { .. } => true,
+        VhdxError::Io { source, .. } => matches!(
+            source.kind(),
+            NotFound | PermissionDenied | WouldBlock | ResourceBusy | InvalidInput | IsADirectory
+        ),
+        _ => false,
     }
 }
 
@@ -65,7 +92,7 @@ impl Vhdx {
                     }
                 }
                 Err(e) => {
-                    report.push(Severity::Error, e.to_string());
+                    report.open_failed(e);
                     return report;
                 }
             }
@@ -103,7 +130,7 @@ impl Vhdx {
                     report.push(Severity::Error, e.to_string());
                 }
             }
-            Err(e) => report.push(Severity::Error, e.to_string()),
+            Err(e) => report.open_failed(e),
         }
         report
     }
