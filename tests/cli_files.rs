@@ -5,9 +5,7 @@
 
 mod common;
 
-use common::{
-    fails, hvsim, hvsim_bin, hvsim_stdin, ok, ok_bytes, pattern, s, scratch_dir, vhdx_read, MIB,
-};
+use common::{fails, hvsim, hvsim_bin, hvsim_stdin, ok, pattern, s, scratch_dir, vhdx_read, MIB};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
