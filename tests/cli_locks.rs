@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fails, hvsim, hvsim_bin, ok, ok_bytes, pattern, s, scratch_dir, vhdx_read, MIB};
+use common::{fails, hvsim, hvsim_bin, ok, pattern, s, scratch_dir, vhdx_read, MIB};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
