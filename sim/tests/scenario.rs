@@ -525,3 +525,16 @@ fn a_huge_value_gives_a_short_error() {
         lines[0]
     );
 }
+
+/// The same fault written twice fires once: the second copy is refused where it stands.
+#[test]
+fn a_fault_written_twice_is_refused() {
+    let fault = "[[faults]]\ndiff_area_full = { volume = \"hv1-D\" }\n\n";
+    let once = broken("[expect]", &format!("{fault}[expect]"));
+    assert_eq!(once, "Ok");
+    let twice = broken("[expect]", &format!("{fault}{fault}[expect]"));
+    assert_eq!(
+        twice,
+        "scenarios/broken.toml:35:1: faults[1]: the same fault as faults[0]"
+    );
+}

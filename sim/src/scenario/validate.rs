@@ -252,6 +252,13 @@ impl Checker {
         self.job(s);
         for (i, fault) in s.faults.iter().enumerate() {
             self.fault(s, i, fault);
+            // The same fault twice fires once: a second copy only misleads the reader.
+            if let Some(j) = s.faults[..i].iter().position(|f| f == fault) {
+                self.problem(
+                    format!("faults[{i}]"),
+                    format!("the same fault as faults[{j}]"),
+                );
+            }
         }
         self.expect(s);
     }
