@@ -693,3 +693,47 @@ fn check_file_reports_damage_without_panicking() {
     );
     let _ = Duration::ZERO;
 }
+
+/// A pending log entry that zeroes a GiB of a sparse file: the replay makes the range read
+/// zeros without writing them, so a damaged or hostile log cannot fill the disk.
+#[test]
+fn a_replayed_zero_descriptor_costs_no_disk_space() {
+    use std::os::unix::fs::MetadataExt;
+    let s = pending_log();
+    let apparent = 1u64 << 30;
+    let from = 8 * MIB;
+    let m = edit_pending_entry(&s, |e| {
+        e[64..68].copy_from_slice(b"zero");
+        e[72..80].copy_from_slice(&(apparent - from).to_le_bytes());
+        e[80..88].copy_from_slice(&from.to_le_bytes());
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.vhdx");
+    std::fs::write(&path, &m).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(apparent).unwrap();
+    // Data in the range, so that a zeroing that writes nothing would leave it there.
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(&[0xA5; 4096], apparent - 4096).unwrap();
+    drop(f);
+    let allocated = |p: &Path| std::fs::metadata(p).unwrap().blocks() * 512;
+    let before = allocated(&path);
+    let opened = Vhdx::open_file(&path, &rw_opts());
+    assert!(opened.is_ok(), "the replay: {:?}", opened.err());
+    drop(opened);
+    let after = allocated(&path);
+    assert!(
+        after <= before + MIB,
+        "the replay allocated {} MiB for zeros ({before} bytes before)",
+        (after - before) / MIB
+    );
+    let mut last = [0u8; 4096];
+    std::fs::File::open(&path)
+        .unwrap()
+        .read_exact_at(&mut last, apparent - 4096)
+        .unwrap();
+    assert!(
+        last.iter().all(|&b| b == 0),
+        "the zeroed range still holds data"
+    );
+}

@@ -28,6 +28,31 @@ pub trait Storage: Send {
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)
     }
+
+    /// Makes `len` bytes at `offset` read as zeros, extending the storage like a write.
+    /// By default it writes zeros; a file punches a hole instead, so zeroing a range a
+    /// damaged log claims costs no disk space.
+    fn write_zeros(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        write_zero_bytes(self, offset, len)
+    }
+}
+
+/// Writes `len` zero bytes at `offset`, a MiB at a time.
+pub(crate) fn write_zero_bytes<S: Storage + ?Sized>(
+    s: &mut S,
+    mut offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    let zeros = vec![0u8; len.min(1 << 20) as usize];
+    let end = offset
+        .checked_add(len)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "range past 2^64"))?;
+    while offset < end {
+        let n = (end - offset).min(zeros.len() as u64) as usize;
+        s.write_at(&zeros[..n], offset)?;
+        offset += n as u64;
+    }
+    Ok(())
 }
 
 impl<S: Storage + ?Sized> Storage for Box<S> {
@@ -45,6 +70,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         (**self).set_len(len)
+    }
+    fn write_zeros(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        (**self).write_zeros(offset, len)
     }
 }
 

@@ -556,16 +556,9 @@ fn bit(bm: &[u8], i: u64) -> bool {
     bm[(i / 8) as usize] & (1 << (i % 8)) != 0
 }
 
-pub(crate) fn write_zeros(file: &mut dyn Storage, mut off: u64, len: u64) -> Result<()> {
-    let zeros = vec![0u8; (len.min(MIB)) as usize];
-    let end = off + len;
-    while off < end {
-        let n = (end - off).min(zeros.len() as u64) as usize;
-        file.write_at(&zeros[..n], off)
-            .ctx(|| format!("zeroing file offset {off:#x}"))?;
-        off += n as u64;
-    }
-    Ok(())
+pub(crate) fn write_zeros(file: &mut dyn Storage, off: u64, len: u64) -> Result<()> {
+    file.write_zeros(off, len)
+        .ctx(|| format!("zeroing {len:#x} bytes at file offset {off:#x}"))
 }
 
 /// Writes `new` to both header slots, the non-current one first, flushing after each,
