@@ -1,11 +1,14 @@
 //! Scheduler throughput on the toy world: steps per second with tracing off and on.
 
+#[path = "../tests/toy/mod.rs"]
+mod toy;
+
 use std::io;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hvsim_sim::sched::toy::{self, ToyConfig, ToyMsg};
 use hvsim_sim::sched::{Decisions, Scheduler};
 use hvsim_sim::trace::{Header, TraceWriter};
+use toy::{ToyConfig, ToyMsg};
 
 const MAX_STEPS: u64 = 1_000_000;
 

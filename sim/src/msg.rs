@@ -204,10 +204,6 @@ pub enum Msg {
     MergeStep {
         vm: usize,
     },
-    /// A fault of the scenario comes due.
-    Fault {
-        index: usize,
-    },
 }
 
 impl Message for Msg {
@@ -240,7 +236,6 @@ impl Message for Msg {
             Msg::FsrvpTimer => "MessageSequenceTimerExpired",
             Msg::ReadBackup => "ReadBackup",
             Msg::MergeStep { .. } => "MergeStep",
-            Msg::Fault { .. } => "Fault",
         }
     }
 

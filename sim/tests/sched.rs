@@ -1,12 +1,14 @@
 //! The scheduler: determinism, choices, timers, stop reasons, replay of decisions.
 
-use hvsim_sim::sched::toy::{self, ToyConfig, ToyMsg};
+mod toy;
+
 use hvsim_sim::sched::{
     Actor, ActorId, Cx, Decisions, Divergence, Envelope, Message, Origin, Scheduler, SimError,
     Stop, TimerId,
 };
 use hvsim_sim::trace::{read_trace, replay, Header, ReplayError, TraceWriter};
 use proptest::prelude::*;
+use toy::{ToyConfig, ToyMsg};
 
 const MAX_STEPS: u64 = 100_000;
 

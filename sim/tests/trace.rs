@@ -1,11 +1,13 @@
 //! Trace files: format, reader errors, replay and its divergence reports.
 
-use hvsim_sim::sched::toy::{self, ToyConfig};
+mod toy;
+
 use hvsim_sim::sched::{Decisions, Divergence, Scheduler, Stop};
 use hvsim_sim::trace::{
     read_trace, read_trace_within, replay, Header, Limits, ReplayError, Trace, TraceError,
     TraceWriter, MAX_HEADER_BYTES, MAX_LINE_BYTES, MAX_STEPS as TRACE_MAX_STEPS,
 };
+use toy::ToyConfig;
 
 const MAX_STEPS: u64 = 100_000;
 

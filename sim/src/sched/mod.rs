@@ -12,7 +12,6 @@
 mod actor;
 mod decisions;
 mod scheduler;
-pub mod toy;
 
 pub use actor::{Actor, ActorId, Detail, Details, Envelope, Message, Origin, TimerId};
 pub use decisions::{Decisions, Divergence, Recorded};

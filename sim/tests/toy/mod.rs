@@ -6,7 +6,9 @@
 //! It is deliberately not the VSS protocol (that lives with the scenario code); it only
 //! exercises messages, timers, cancellations, random draws and equal-time choices.
 
-use super::{Actor, ActorId, Cx, Detail, Details, Envelope, Message, Scheduler};
+#![allow(dead_code)] // the tests and the bench each use a part
+
+use hvsim_sim::sched::{Actor, ActorId, Cx, Detail, Details, Envelope, Message, Scheduler};
 
 /// Shape of a toy world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,7 +227,7 @@ struct Coordinator {
     round: u32,
     active: bool,
     frozen: u16,
-    timer: Option<super::TimerId>,
+    timer: Option<hvsim_sim::sched::TimerId>,
 }
 
 impl Coordinator {
