@@ -156,8 +156,7 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
         None => None,
     };
     let limit = opts.max_steps.unwrap_or_else(|| step_limit(&scenario));
-    let mut stop = Stop::StepLimit;
-    for n in 0..limit {
+    let stop = sched.run_with(limit, |n, rec, names| {
         if let Some(t) = opts.timeout {
             if n % CLOCK_EVERY == 0 && started.elapsed() > t {
                 return Err(RunError::Timeout(t));
@@ -168,22 +167,14 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
                 return Err(RunError::HostIo(e));
             }
         }
-        match sched.step()? {
-            None => {
-                stop = sched.stop_now().unwrap_or(Stop::Quiet);
-                break;
-            }
-            Some(_) => {
-                let rec = sched.last_record();
-                if let Some(t) = trace.as_mut() {
-                    t.write_step(rec, sched.actor_names())?;
-                }
-                if opts.story {
-                    story.push(rec, sched.actor_names());
-                }
-            }
+        if let Some(t) = trace.as_mut() {
+            t.write_step(rec, names)?;
         }
-    }
+        if opts.story {
+            story.push(rec, names);
+        }
+        Ok(())
+    })?;
     if let Some(t) = trace.as_mut() {
         t.write_end(stop, sched.steps())?;
     }

@@ -295,7 +295,7 @@ impl<M: Message> Scheduler<M> {
 
     /// Runs up to `max_steps` steps, or until nothing is deliverable.
     pub fn run_until_quiet(&mut self, max_steps: u64) -> Result<Stop, SimError> {
-        self.run_with(max_steps, |_, _| Ok(()))
+        self.run_with(max_steps, |_, _, _| Ok::<(), SimError>(()))
     }
 
     /// Like [`Self::run_until_quiet`], writing each step and the end line to `trace`
@@ -306,20 +306,25 @@ impl<M: Message> Scheduler<M> {
         trace: &mut TraceWriter<W>,
     ) -> Result<Stop, SimError> {
         self.set_recording(true);
-        let stop = self.run_with(max_steps, |record, names| trace.write_step(record, names))?;
+        let stop = self.run_with(max_steps, |_, record, names| {
+            trace.write_step(record, names).map_err(SimError::from)
+        })?;
         trace.write_end(stop, self.steps())?;
         Ok(stop)
     }
 
-    fn run_with(
+    /// Runs at most `max_steps` steps; after each, `on_step` gets the number of steps
+    /// taken before it, the step's record and the actors' names, and may end the run
+    /// with its own error (a time limit, an I/O error of the machine).
+    pub fn run_with<E: From<SimError>>(
         &mut self,
         max_steps: u64,
-        mut on_step: impl FnMut(&StepRecord, &[String]) -> std::io::Result<()>,
-    ) -> Result<Stop, SimError> {
-        for _ in 0..max_steps {
+        mut on_step: impl FnMut(u64, &StepRecord, &[String]) -> Result<(), E>,
+    ) -> Result<Stop, E> {
+        for n in 0..max_steps {
             match self.step()? {
                 None => return Ok(self.stop_now().unwrap_or(Stop::Quiet)),
-                Some(_) => on_step(&self.core.record, &self.names)?,
+                Some(_) => on_step(n, &self.core.record, &self.names)?,
             }
         }
         Ok(self.stop_now().unwrap_or(Stop::StepLimit))
