@@ -479,8 +479,17 @@ impl Requester {
         let job = lab.scenario.job.clone();
         let last = point == job.recovery_points;
         for &vm in vms {
+            // A VM the flow backed up but left nowhere to read is the job's error, never a
+            // VM silently skipped (issue 8: a check must not pass on nothing read).
             let Some((set, files)) = lab.sources.get(&vm).cloned() else {
-                continue;
+                return Err(Fail::new(
+                    Hresult::VssEObjectNotFound,
+                    FailureClass::Host,
+                    format!(
+                        "{}: the flow left no shadow copy or checkpoint to read its backup from",
+                        lab.vms[vm].name
+                    ),
+                ));
             };
             let name = lab.vms[vm].name.clone();
             let transfer = Self::transfer_for(lab, vm);
