@@ -365,3 +365,42 @@ fn auto_recovery_with_no_snapshot_of_the_share_fails_loudly() {
     );
     assert_eq!(r.bytes_read, 0, "{r}");
 }
+
+/// F4.9–F4.10: a disk on an SMB3 share is read from that share's exposed shadow copy
+/// (`\\fs1\vms@{GUID}`); a snapshot of the volume that is not exposed as that share is
+/// not where the requester reads it.
+#[test]
+fn an_smb_disk_is_read_only_from_its_share_shadow_copy() {
+    let s = load("f4-smb3-share-backup");
+    let mut sched = Scheduler::new(Decisions::seeded(s.seed));
+    let lab = populate(&mut sched, Rc::clone(&s), s.seed).unwrap();
+    while lab.borrow().sources.is_empty() {
+        assert!(
+            sched.step().unwrap().is_some(),
+            "the run never set a source"
+        );
+    }
+    {
+        let l = lab.borrow();
+        let exposed = l.shadows.values().flatten().find_map(|x| x.exposed.clone());
+        assert!(
+            exposed
+                .as_deref()
+                .is_some_and(|e| e.starts_with(r"\\fs1\vms@{") && e.ends_with('}')),
+            "{exposed:?}"
+        );
+    }
+    // Plant: the snapshot is not exposed as the VM's share.
+    for sh in lab.borrow_mut().shadows.values_mut().flatten() {
+        sh.exposed = None;
+    }
+    sched.run_until_quiet(2_000_000).unwrap();
+    let r = evaluate(&lab, &s, s.seed, &sched);
+    assert_eq!(r.outcome, Outcome::Failure, "{r}");
+    assert!(
+        r.failure
+            .as_deref()
+            .is_some_and(|f| f.contains(r"no shadow copy share of \\fs1\vms")),
+        "{r}"
+    );
+}

@@ -399,6 +399,22 @@ impl Requester {
                         format!("no snapshot of {}", d.volume),
                     ));
                 };
+                // F4.9-F4.10: a disk on an SMB3 share is read from that share's shadow
+                // copy, exposed as `\\server\share@{GUID}` (MS-FSRVP GetShareMapping).
+                if let Some(share) = Self::share_of(lab, vm, i) {
+                    let on_share = shadow.exposed.as_deref().is_some_and(|e| {
+                        e.len() > share.len()
+                            && e[..share.len()].eq_ignore_ascii_case(&share)
+                            && e[share.len()..].starts_with("@{")
+                    });
+                    if !on_share {
+                        return Err(Fail::new(
+                            Hresult::VssEObjectNotFound,
+                            FailureClass::Host,
+                            format!("no shadow copy share of {share} in snapshot set {set}"),
+                        ));
+                    }
+                }
                 let snap = volume
                     .snapshot(shadow.id)
                     .map_err(|e| lost(e.to_string()))?;
@@ -411,6 +427,19 @@ impl Requester {
                 .open(false, false, &mut lab.guids)
                 .map_err(|e| lost(e.to_string())),
         }
+    }
+
+    /// The SMB3 share (`\\server\share`) disk `i` of `vm` lives on, if any (R10, F4).
+    fn share_of(lab: &Lab, vm: usize, i: usize) -> Option<String> {
+        let name = &lab.vms[vm].name;
+        lab.scenario
+            .vms
+            .iter()
+            .find(|v| v.name == *name)?
+            .disks
+            .get(i)?
+            .share
+            .clone()
     }
 
     /// How this point brings `vm`'s replica up to date.
@@ -611,7 +640,17 @@ impl Requester {
                                 (BackupMode::OffHost, None) => {
                                     format!("snapshot set {s} mounted on the proxy")
                                 }
-                                _ => format!("snapshot set {s}"),
+                                _ => match lab
+                                    .shadows
+                                    .get(&s)
+                                    .and_then(|sh| {
+                                        sh.iter().find(|x| x.volume == lab.vms[vm].disks[i].volume)
+                                    })
+                                    .and_then(|x| x.exposed.as_deref())
+                                {
+                                    Some(share) => format!("snapshot set {s} on {share}"),
+                                    None => format!("snapshot set {s}"),
+                                },
                             },
                             None => "the read-only parent".to_string(),
                         }
