@@ -256,3 +256,151 @@ fn an_on_demand_check_finds_the_incremental_replica_exact() {
     assert_eq!((c.point, c.bytes_differing, c.repaired), (2, 0, false));
     assert!(c.bytes_compared > 0 && c.first_difference.is_none());
 }
+
+/// F4 (issue 8): the requester finds the VM's disk on the exposed shadow copy share
+/// `\\fs1\vms@{GUID}`, reads its bytes, and I2 compares them; before, the share lookup
+/// missed the exposed name and the job "succeeded" with nothing read and I2 holding on
+/// nothing.
+#[test]
+fn f4_reads_the_vm_from_the_exposed_share_and_i2_compares_it() {
+    let (_, lab, _, r) = run("f4-smb3-share-backup");
+    assert_eq!(r.outcome, Outcome::Success, "{r}");
+    assert!(r.bytes_read >= 32 << 20, "read {} bytes\n{r}", r.bytes_read);
+    let i2 = check(&r, "I2");
+    assert!(i2.ok, "{r}");
+    assert!(
+        i2.message.starts_with("1 disk(s), ") && i2.message.contains("of data compared"),
+        "{}",
+        i2.message
+    );
+    let l = lab.borrow();
+    let images = &l.backups[&1][&0];
+    assert_eq!(images.len(), 1);
+    assert!(images[0].len_pages() > 0, "the backup holds no data");
+    // Read from the share's shadow copy, which the file server exposed under vms@{GUID}.
+    assert!(
+        l.shadows.is_empty(),
+        "the share shadow copy is deleted (F4.10)"
+    );
+}
+
+/// A VM the flow leaves with nothing to read is the job's error, never silently skipped.
+#[test]
+fn a_vm_left_without_a_source_fails_the_job() {
+    let s = load("f4-smb3-share-backup");
+    let mut sched = Scheduler::new(Decisions::seeded(s.seed));
+    let lab = populate(&mut sched, Rc::clone(&s), s.seed).unwrap();
+    while lab.borrow().sources.is_empty() {
+        assert!(
+            sched.step().unwrap().is_some(),
+            "the run never set a source"
+        );
+    }
+    // Plant: the flow forgets where the VM's backup is.
+    lab.borrow_mut().sources.clear();
+    sched.run_until_quiet(2_000_000).unwrap();
+    let r = evaluate(&lab, &s, s.seed, &sched);
+    assert_eq!(r.outcome, Outcome::Failure, "{r}");
+    assert_eq!(
+        r.code,
+        Some(hvsim_sim::scenario::Hresult::VssEObjectNotFound),
+        "{r}"
+    );
+    assert!(
+        r.failure.as_deref().is_some_and(|f| f.contains("app01")),
+        "{r}"
+    );
+}
+
+/// I2 never holds on nothing (issue 8): a successful job whose backed-up VM was skipped
+/// (its bytes never read into the recovery point) is an I2 violation naming the VM.
+#[test]
+fn a_skipped_vm_is_an_i2_violation_naming_it() {
+    let (s, lab, sched, clean) = run("f4-smb3-share-backup");
+    assert!(clean.passed(), "{clean}");
+    // Plant the old requester: the VM is skipped, the point holds nothing of it.
+    lab.borrow_mut().backups.get_mut(&1).unwrap().remove(&0);
+    let r = evaluate(&lab, &s, s.seed, &sched);
+    assert_eq!(r.outcome, Outcome::Success);
+    let i2 = check(&r, "I2");
+    assert!(!i2.ok, "{r}");
+    assert!(
+        i2.message
+            .contains("app01: backed up by a successful job but its bytes were never read"),
+        "{}",
+        i2.message
+    );
+    assert!(!r.passed());
+    // And with no recovery point at all.
+    lab.borrow_mut().backups.clear();
+    let r = evaluate(&lab, &s, s.seed, &sched);
+    assert!(!check(&r, "I2").ok, "{r}");
+}
+
+/// Vmms' auto-recovery (F2.10–F2.13, inside the share's shadow copy in F4) with no
+/// snapshot of the disk's volume in the set fails loudly instead of recovering nothing.
+#[test]
+fn auto_recovery_with_no_snapshot_of_the_share_fails_loudly() {
+    let s = load("f4-smb3-share-backup");
+    let mut sched = Scheduler::new(Decisions::seeded(s.seed));
+    let lab = populate(&mut sched, Rc::clone(&s), s.seed).unwrap();
+    while lab.borrow().shadows.is_empty() {
+        assert!(sched.step().unwrap().is_some(), "no shadow copy was made");
+    }
+    // Plant: the share's shadow copy never reaches the set (the old share lookup).
+    lab.borrow_mut().shadows.clear();
+    sched.run_until_quiet(2_000_000).unwrap();
+    let r = evaluate(&lab, &s, s.seed, &sched);
+    assert_eq!(r.outcome, Outcome::Failure, "{r}");
+    assert_eq!(
+        r.code,
+        Some(hvsim_sim::scenario::Hresult::VssEAutorecoveryFailed),
+        "{r}"
+    );
+    assert!(
+        r.failure
+            .as_deref()
+            .is_some_and(|f| f.contains("no snapshot of fs1-E")),
+        "{r}"
+    );
+    assert_eq!(r.bytes_read, 0, "{r}");
+}
+
+/// F4.9–F4.10: a disk on an SMB3 share is read from that share's exposed shadow copy
+/// (`\\fs1\vms@{GUID}`); a snapshot of the volume that is not exposed as that share is
+/// not where the requester reads it.
+#[test]
+fn an_smb_disk_is_read_only_from_its_share_shadow_copy() {
+    let s = load("f4-smb3-share-backup");
+    let mut sched = Scheduler::new(Decisions::seeded(s.seed));
+    let lab = populate(&mut sched, Rc::clone(&s), s.seed).unwrap();
+    while lab.borrow().sources.is_empty() {
+        assert!(
+            sched.step().unwrap().is_some(),
+            "the run never set a source"
+        );
+    }
+    {
+        let l = lab.borrow();
+        let exposed = l.shadows.values().flatten().find_map(|x| x.exposed.clone());
+        assert!(
+            exposed
+                .as_deref()
+                .is_some_and(|e| e.starts_with(r"\\fs1\vms@{") && e.ends_with('}')),
+            "{exposed:?}"
+        );
+    }
+    // Plant: the snapshot is not exposed as the VM's share.
+    for sh in lab.borrow_mut().shadows.values_mut().flatten() {
+        sh.exposed = None;
+    }
+    sched.run_until_quiet(2_000_000).unwrap();
+    let r = evaluate(&lab, &s, s.seed, &sched);
+    assert_eq!(r.outcome, Outcome::Failure, "{r}");
+    assert!(
+        r.failure
+            .as_deref()
+            .is_some_and(|f| f.contains(r"no shadow copy share of \\fs1\vms")),
+        "{r}"
+    );
+}

@@ -74,6 +74,30 @@ fn every_scenario_meets_its_expectations_with_every_invariant() {
 }
 
 /// The library holds a success and a failure for each flow and rule it covers.
+/// No check passes on nothing (issue 8): every scenario whose job succeeds read bytes and
+/// I2 compared at least one backed-up disk; "no backup to compare" only where the job
+/// failed.
+#[test]
+fn every_successful_job_reads_bytes_and_i2_compares_them() {
+    for (f, s) in library() {
+        let r = run(Rc::clone(&s), s.seed, RunOptions::default())
+            .unwrap()
+            .report;
+        let i2 = r.invariants.iter().find(|c| c.id == "I2").unwrap();
+        if r.outcome == Outcome::Success {
+            assert!(r.bytes_read > 0, "{}: read nothing\n{r}", f.display());
+            assert!(
+                i2.ok && !i2.message.starts_with("no backup") && !i2.message.starts_with("0 "),
+                "{}: {}",
+                f.display(),
+                i2.message
+            );
+        } else if i2.message.starts_with("no backup") {
+            assert!(i2.message.contains("the job failed"), "{}", i2.message);
+        }
+    }
+}
+
 #[test]
 fn the_library_covers_each_flow_and_rule_with_a_failure_variant() {
     let lib = library();

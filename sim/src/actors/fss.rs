@@ -12,6 +12,7 @@ use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin, TimerId};
 use crate::vss::ProviderCall;
 use crate::world::{LabRef, Shadow};
+use hvsim_engine::volume::SnapshotId;
 
 /// One RPC round trip to the file server.
 const RPC_US: u64 = 2_000;
@@ -25,6 +26,23 @@ pub struct FssProvider {
     agent: Option<ActorId>,
     /// The VSS call waiting for the FSRVP sequence, and its set.
     waiting: Option<(ActorId, ProviderCall, u64)>,
+}
+
+/// The volume and snapshot a shadow copy share `\\server\share@{GUID}` exposes: the
+/// exposure `share@{GUID}` on one of that file server's volumes.
+fn exposed_on(lab: &crate::world::Lab, unc: &str) -> Option<(String, SnapshotId)> {
+    let (server, name) = unc.trim_start_matches('\\').split_once('\\')?;
+    lab.volumes
+        .iter()
+        .filter(|(vol, _)| {
+            lab.scenario.volumes.iter().any(|v| {
+                v.name == **vol
+                    && v.file_server
+                        .as_deref()
+                        .is_some_and(|fs| fs.eq_ignore_ascii_case(server))
+            })
+        })
+        .find_map(|(vol, v)| v.exposed(name).map(|s| (vol.clone(), s.id())))
 }
 
 impl FssProvider {
@@ -88,24 +106,38 @@ impl FssProvider {
             ClientStatus::Continue => self.send_next(cx),
             ClientStatus::Done { mappings } => {
                 // F4.7–F4.8: the shadow copy paths, handed to VSS as the set's snapshots.
+                // GetShareMapping answers `\\server\share@{GUID}` (MS-FSRVP 2.2.3.1); the
+                // file server exposes the snapshot under `share@{GUID}`.
                 let set = self.waiting.as_ref().map_or(0, |w| w.2);
                 let mut lab = self.lab.borrow_mut();
+                let mut missing = Vec::new();
                 for m in &mappings {
-                    let found = lab.volumes.iter().find_map(|(name, v)| {
-                        v.exposed(&m.shadow_copy_share_name)
-                            .map(|s| (name.clone(), s.id()))
-                    });
-                    if let Some((volume, id)) = found {
-                        cx.detail("exposed", m.shadow_copy_share_name.clone());
-                        lab.shadows.entry(set).or_default().push(Shadow {
-                            volume,
-                            id,
-                            exposed: Some(m.shadow_copy_share_name.clone()),
-                        });
+                    let found = exposed_on(&lab, &m.shadow_copy_share_name);
+                    match found {
+                        Some((volume, id)) => {
+                            cx.detail("exposed", m.shadow_copy_share_name.clone());
+                            lab.shadows.entry(set).or_default().push(Shadow {
+                                volume,
+                                id,
+                                exposed: Some(m.shadow_copy_share_name.clone()),
+                            });
+                        }
+                        None => missing.push(m.shadow_copy_share_name.clone()),
                     }
                 }
                 drop(lab);
-                self.done(Ok(()), cx);
+                if missing.is_empty() {
+                    self.done(Ok(()), cx);
+                } else {
+                    // A mapping that names no exposed shadow copy is the provider's
+                    // error, never a snapshot set short of a share.
+                    let fail = Fail::new(
+                        Hresult::VssEUnexpectedProviderError,
+                        FailureClass::Host,
+                        format!("no exposed shadow copy share {}", missing.join(", ")),
+                    );
+                    self.done(Err(fail), cx);
+                }
             }
             ClientStatus::Failed { op, error } => {
                 self.client = None;

@@ -399,6 +399,22 @@ impl Requester {
                         format!("no snapshot of {}", d.volume),
                     ));
                 };
+                // F4.9-F4.10: a disk on an SMB3 share is read from that share's shadow
+                // copy, exposed as `\\server\share@{GUID}` (MS-FSRVP GetShareMapping).
+                if let Some(share) = Self::share_of(lab, vm, i) {
+                    let on_share = shadow.exposed.as_deref().is_some_and(|e| {
+                        e.len() > share.len()
+                            && e[..share.len()].eq_ignore_ascii_case(&share)
+                            && e[share.len()..].starts_with("@{")
+                    });
+                    if !on_share {
+                        return Err(Fail::new(
+                            Hresult::VssEObjectNotFound,
+                            FailureClass::Host,
+                            format!("no shadow copy share of {share} in snapshot set {set}"),
+                        ));
+                    }
+                }
                 let snap = volume
                     .snapshot(shadow.id)
                     .map_err(|e| lost(e.to_string()))?;
@@ -411,6 +427,19 @@ impl Requester {
                 .open(false, false, &mut lab.guids)
                 .map_err(|e| lost(e.to_string())),
         }
+    }
+
+    /// The SMB3 share (`\\server\share`) disk `i` of `vm` lives on, if any (R10, F4).
+    fn share_of(lab: &Lab, vm: usize, i: usize) -> Option<String> {
+        let name = &lab.vms[vm].name;
+        lab.scenario
+            .vms
+            .iter()
+            .find(|v| v.name == *name)?
+            .disks
+            .get(i)?
+            .share
+            .clone()
     }
 
     /// How this point brings `vm`'s replica up to date.
@@ -479,8 +508,17 @@ impl Requester {
         let job = lab.scenario.job.clone();
         let last = point == job.recovery_points;
         for &vm in vms {
+            // A VM the flow backed up but left nowhere to read is the job's error, never a
+            // VM silently skipped (issue 8: a check must not pass on nothing read).
             let Some((set, files)) = lab.sources.get(&vm).cloned() else {
-                continue;
+                return Err(Fail::new(
+                    Hresult::VssEObjectNotFound,
+                    FailureClass::Host,
+                    format!(
+                        "{}: the flow left no shadow copy or checkpoint to read its backup from",
+                        lab.vms[vm].name
+                    ),
+                ));
             };
             let name = lab.vms[vm].name.clone();
             let transfer = Self::transfer_for(lab, vm);
@@ -602,7 +640,17 @@ impl Requester {
                                 (BackupMode::OffHost, None) => {
                                     format!("snapshot set {s} mounted on the proxy")
                                 }
-                                _ => format!("snapshot set {s}"),
+                                _ => match lab
+                                    .shadows
+                                    .get(&s)
+                                    .and_then(|sh| {
+                                        sh.iter().find(|x| x.volume == lab.vms[vm].disks[i].volume)
+                                    })
+                                    .and_then(|x| x.exposed.as_deref())
+                                {
+                                    Some(share) => format!("snapshot set {s} on {share}"),
+                                    None => format!("snapshot set {s}"),
+                                },
                             },
                             None => "the read-only parent".to_string(),
                         }

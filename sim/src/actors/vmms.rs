@@ -229,12 +229,15 @@ impl Vmms {
     /// consistent image; it is merged into the base there, and discarded on the live
     /// volume.
     fn auto_recover(&mut self, vm: usize, set: u64, cx: &mut Cx<'_, Msg>) -> Result<(), Fail> {
+        let fail = |e: String| Fail::new(Hresult::VssEAutorecoveryFailed, FailureClass::Host, e);
         let Some(taken) = self.taken.get_mut(&vm) else {
-            return Ok(());
+            let name = self.lab.borrow().vms[vm].name.clone();
+            return Err(fail(format!(
+                "{name}: no backup checkpoint to auto-recover"
+            )));
         };
         let mut guard = self.lab.borrow_mut();
         let lab = &mut *guard;
-        let fail = |e: String| Fail::new(Hresult::VssEAutorecoveryFailed, FailureClass::Host, e);
         let mut recovered = false;
         for (i, ar) in taken.ar.iter_mut().enumerate() {
             let Some(ar) = ar.take() else { continue };
@@ -249,7 +252,17 @@ impl Vmms {
                 .get(&d.volume)
                 .cloned()
                 .ok_or_else(|| fail("no volume".into()))?;
-            if let Some(shadow) = shadow {
+            // No snapshot of the disk's volume in the set (an SMB share whose shadow copy
+            // was never handed to VSS, F4.7–F4.8): nothing holds the consistent image.
+            let Some(shadow) = shadow else {
+                let _ = volume.remove(ar.active());
+                return Err(fail(format!(
+                    "no snapshot of {} in snapshot set {set} to auto-recover {} in",
+                    d.volume,
+                    ar.active()
+                )));
+            };
+            {
                 let snap = volume
                     .snapshot(shadow.id)
                     .map_err(|e| fail(e.to_string()))?;
@@ -279,7 +292,15 @@ impl Vmms {
                 .remove(ar.active())
                 .map_err(|e| fail(e.to_string()))?;
         }
-        if recovered {
+        if !recovered {
+            // Auto-recovery that recovers nothing leaves no consistent image to read: the
+            // job's error, never a silent success.
+            return Err(fail(format!(
+                "{}: no auto-recovery checkpoint to merge inside snapshot set {set}",
+                lab.vms[vm].name
+            )));
+        }
+        {
             // F2.13: the requester reads each base disk from the snapshot, where it now
             // holds the consistent image.
             let files = lab.vms[vm]

@@ -7,7 +7,7 @@ use super::report::Check;
 use crate::plan::Method;
 use crate::scenario::Outcome;
 use crate::vss::WriterState;
-use crate::world::{restore, Lab, Power, SparseImage};
+use crate::world::{restore, Lab, Power, SparseImage, PAGE};
 
 fn check(id: &'static str, problems: Vec<String>, fine: &str) -> Check {
     Check {
@@ -21,12 +21,26 @@ fn check(id: &'static str, problems: Vec<String>, fine: &str) -> Check {
     }
 }
 
+/// A byte count as the report shows it: KiB under a MiB (never a rounded "0.0"), else MiB
+/// with one decimal.
+fn size(bytes: u64) -> String {
+    if bytes < MIB {
+        format!("{} KiB", bytes.div_ceil(1024))
+    } else if bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    }
+}
+
 /// I1: every disk, read through its chain, holds every write the guest completed.
 pub fn i1(lab: &mut Lab) -> Check {
     let mut problems = Vec::new();
+    let mut disks = 0;
     let Lab { vms, guids, .. } = lab;
     for vm in vms.iter_mut() {
         for (i, d) in vm.disks.iter_mut().enumerate() {
+            disks += 1;
             let read = match d.live.as_mut() {
                 Some(live) => SparseImage::read_disk(live, MIB),
                 None => match d.chain.open(false, false, guids) {
@@ -54,15 +68,21 @@ pub fn i1(lab: &mut Lab) -> Check {
     check(
         "I1",
         problems,
-        &format!("every disk holds all {writes} completed writes"),
+        &format!(
+            "{disks} disk(s) of {} VM(s) hold all {writes} completed writes",
+            lab.vms.len()
+        ),
     )
 }
 
 /// I2: every recovery point holds exactly the image of its consistency point (minus the
-/// ranges it excludes, R14, which it must not hold).
-pub fn i2(lab: &Lab, _outcome: Outcome) -> Check {
+/// ranges it excludes, R14, which it must not hold). It never holds on nothing: on a
+/// successful job every VM of the job must have been read into every recovery point made,
+/// or the check is violated, naming the VM (issue 8).
+pub fn i2(lab: &Lab, outcome: Outcome) -> Check {
     let mut problems = Vec::new();
-    let mut checked = 0;
+    let mut disks = 0;
+    let mut bytes = 0u64;
     for (&n, vms) in &lab.backups {
         let excluded = lab
             .points
@@ -84,8 +104,16 @@ pub fn i2(lab: &Lab, _outcome: Outcome) -> Check {
                 ));
                 continue;
             };
+            if images.len() != v.disks.len() {
+                problems.push(format!(
+                    "{}{at}: {} of its {} disk(s) backed up",
+                    v.name,
+                    images.len(),
+                    v.disks.len()
+                ));
+            }
             for (i, img) in images.iter().enumerate() {
-                checked += 1;
+                disks += 1;
                 let mut want = expected[i].clone();
                 for e in excluded.iter().filter(|e| e.vm == vm && e.disk == i) {
                     want.clear_range(e.offset, e.len);
@@ -96,6 +124,7 @@ pub fn i2(lab: &Lab, _outcome: Outcome) -> Check {
                         ));
                     }
                 }
+                bytes += img.len_pages().max(want.len_pages()) as u64 * PAGE;
                 if let Some(off) = img.first_difference(&want) {
                     problems.push(format!(
                         "{} {}{at}: backup differs from the {} at offset {off}",
@@ -107,15 +136,46 @@ pub fn i2(lab: &Lab, _outcome: Outcome) -> Check {
             }
         }
     }
-    let fine = if checked == 0 {
+    if outcome == Outcome::Success {
+        // A successful job read every VM it backed up into every point it made; a VM
+        // missing from one was never compared, and a pass on it would be vacuous.
+        let made: Vec<u32> = lab
+            .points
+            .iter()
+            .filter(|p| p.made)
+            .map(|p| p.number)
+            .collect();
+        if made.is_empty() {
+            problems.push("the job succeeded but made no recovery point to compare".into());
+        }
+        for n in made {
+            for &vm in lab.plans.keys() {
+                if !lab.backups.get(&n).is_some_and(|b| b.contains_key(&vm)) {
+                    problems.push(format!(
+                        "{}: backed up by a successful job but its bytes were never read \
+                         (recovery point {n})",
+                        lab.vms[vm].name
+                    ));
+                }
+            }
+        }
+        if disks == 0 && problems.is_empty() {
+            problems.push("the job succeeded but no backed-up disk was compared".into());
+        }
+    }
+    let fine = if disks == 0 {
         "no backup to compare (the job failed)".to_string()
     } else if lab.backups.len() > 1 {
         format!(
-            "{checked} backed-up disk(s) in {} recovery points equal their consistency points",
-            lab.backups.len()
+            "{disks} disk(s) in {} recovery points, {} of data compared, equal their consistency points",
+            lab.backups.len(),
+            size(bytes)
         )
     } else {
-        format!("{checked} backed-up disk(s) equal their consistency point")
+        format!(
+            "{disks} disk(s), {} of data compared, equal their consistency point",
+            size(bytes)
+        )
     };
     check("I2", problems, &fine)
 }
@@ -184,7 +244,13 @@ pub fn i3(lab: &Lab, writer_states: &[(String, WriterState)]) -> Check {
     check(
         "I3",
         problems,
-        "no snapshot, checkpoint or AVHDX remains; writers stable; VMs as before",
+        &format!(
+            "{} volume(s): no snapshot, checkpoint or AVHDX remains; {} writer(s) stable; \
+             {} VM(s) as before",
+            lab.volumes.len(),
+            writer_states.len(),
+            lab.vms.len()
+        ),
     )
 }
 
@@ -200,7 +266,19 @@ pub fn i4(lab: &Lab) -> Check {
             ));
         }
     }
-    check("I4", problems, "saved state only on the offline path")
+    let offline = lab
+        .plans
+        .values()
+        .filter(|p| p.method == Method::SavedState)
+        .count();
+    check(
+        "I4",
+        problems,
+        &format!(
+            "{} VM(s), {offline} offline: saved state only on the offline path",
+            lab.plans.len()
+        ),
+    )
 }
 
 /// I5: freeze and flush-and-hold stayed within their windows; a failure carries a real
@@ -221,7 +299,10 @@ pub fn i5(lab: &Lab, outcome: Outcome) -> Check {
     check(
         "I5",
         problems,
-        "freeze and flush-and-hold within their windows; failures carry their code",
+        &format!(
+            "{} freeze or flush-and-hold span(s) within their windows; failures carry their code",
+            lab.windows.len()
+        ),
     )
 }
 
