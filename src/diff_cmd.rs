@@ -30,7 +30,7 @@ pub struct DiffArgs {
 }
 
 fn open(path: &Path) -> Result<Vhdx> {
-    Vhdx::open_file(path, &OpenOptions::read_only()).map_err(|e| crate::vhdx_cmd::in_file(e, path))
+    Vhdx::open_file(path, &OpenOptions::read_only()).map_err(|e| crate::files::in_file(e, path))
 }
 
 pub fn run(args: DiffArgs) -> Result<ExitCode> {

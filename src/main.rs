@@ -2,6 +2,7 @@
 
 mod diff_cmd;
 mod error_text;
+mod files;
 mod repo_cmd;
 mod run_cmd;
 mod size;

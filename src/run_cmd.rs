@@ -3,9 +3,9 @@
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use hvsim_sim::run::{run, RunError, RunOptions};
+use hvsim_sim::run::{replay_run, run, RunError, RunOptions, RunReplayError};
 use hvsim_sim::scenario::{Scenario, VirtualTime};
-use hvsim_sim::trace::{read_trace, replay_run, RunReplayError};
+use hvsim_sim::trace::read_trace;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -186,7 +186,7 @@ fn run_one(
     // The trace is written under a temporary name and renamed when complete; never over
     // the scenario, over another file only with --force.
     let mut out_file = match &trace {
-        Some((p, force)) => Some(BufWriter::new(crate::vhdx_cmd::new_output(
+        Some((p, force)) => Some(BufWriter::new(crate::files::new_output(
             p,
             *force,
             &[file.to_path_buf()],
@@ -210,7 +210,7 @@ fn run_one(
         let out = w
             .into_inner()
             .map_err(|e| anyhow!("writing {}: {}", p.display(), e.error()))?;
-        crate::vhdx_cmd::commit_output(out, false)?;
+        crate::files::commit_output(out, false)?;
     }
     let mut stdout = std::io::stdout().lock();
     if !quiet {

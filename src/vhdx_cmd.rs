@@ -1,10 +1,11 @@
 //! `hvsim vhdx ...`: the engine's VHDX images from the shell.
 
+use crate::files::{commit_output, in_file, new_output};
 use crate::size::parse_size;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use hvsim_engine::chain::{Merge, MergeProgress};
-use hvsim_engine::output::{same_file, NewFile, OutputError};
+use hvsim_engine::output::same_file;
 use hvsim_engine::vhdx::{convert, CheckReport, CommitPolicy, Severity, GIB, MIB};
 use hvsim_engine::{CreateOptions, GuidGen, OpenOptions, ParentResolver, Vhdx, VhdxError};
 use std::fs::File;
@@ -165,39 +166,11 @@ fn open_waiting(path: &Path, opts: &OpenOptions, wait: bool) -> Result<Vhdx> {
     }
 }
 
-/// An engine error with the file it concerns, named once: a lock or output error names
-/// its file already (which may be a parent in the chain).
-pub(crate) fn in_file(e: VhdxError, path: &Path) -> anyhow::Error {
-    match e {
-        VhdxError::Locked { .. } | VhdxError::Output(_) => e.into(),
-        e => anyhow::Error::new(e).context(path.display().to_string()),
-    }
-}
-
 /// The files an image reads: itself and its parents. An output is never one of them.
 fn chain_paths(v: &Vhdx) -> Vec<PathBuf> {
     std::iter::successors(Some(v), |v| v.parent())
         .filter_map(|v| v.path().map(Path::to_path_buf))
         .collect()
-}
-
-/// Starts an output file (see [`NewFile`]): written under a temporary name, renamed into
-/// place when complete, never over `inputs`, over an existing file only with `force`.
-pub fn new_output(dest: &Path, force: bool, inputs: &[PathBuf]) -> Result<NewFile> {
-    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
-    NewFile::create(dest, force, &inputs).map_err(with_force_hint)
-}
-
-/// Commits an output file, naming `--force` when an existing file is in the way.
-pub fn commit_output(out: NewFile, sync: bool) -> Result<()> {
-    out.commit(sync).map(drop).map_err(with_force_hint)
-}
-
-fn with_force_hint(e: OutputError) -> anyhow::Error {
-    match e {
-        OutputError::Exists { .. } => anyhow!("{e} (--force replaces it)"),
-        e => e.into(),
-    }
 }
 
 pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {

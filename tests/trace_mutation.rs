@@ -11,9 +11,10 @@
 mod common;
 
 use common::{fails, hvsim, ok, s};
+use hvsim_sim::run::replay_run;
 use hvsim_sim::run::{run, RunOptions};
 use hvsim_sim::scenario::Scenario;
-use hvsim_sim::trace::{read_trace, replay_run, Trace};
+use hvsim_sim::trace::{read_trace, Trace};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;

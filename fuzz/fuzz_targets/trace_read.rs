@@ -13,7 +13,8 @@
 
 use hvsim_sim::run::{run, RunOptions};
 use hvsim_sim::scenario::Scenario;
-use hvsim_sim::trace::{read_trace, replay_run};
+use hvsim_sim::run::replay_run;
+use hvsim_sim::trace::read_trace;
 use libfuzzer_sys::fuzz_target;
 use std::rc::Rc;
 use std::sync::OnceLock;

@@ -56,6 +56,7 @@ impl Repository {
                 size: geometry.virtual_size,
                 chunks: n,
                 chunk_size: self.chunk_size,
+                limit: MAX_CHUNKS,
             });
         }
         let start = Instant::now();
@@ -178,12 +179,14 @@ impl Repository {
                 size,
                 chunks,
                 chunk_size,
+                limit,
                 ..
             } => RepoError::TooManyChunks {
                 path: image.into(),
                 size,
                 chunks,
                 chunk_size,
+                limit,
             },
             other => other,
         })

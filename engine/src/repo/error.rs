@@ -41,12 +41,13 @@ pub enum RepoError {
     },
     #[error("{}: already exists; a restore to an alternate location never overwrites", .path.display())]
     OutputExists { path: PathBuf },
-    #[error("{}: a disk of {size} bytes has {chunks} chunks of {chunk_size} bytes, more than the {} a recovery point may list; back it up into a repository with larger chunks", .path.display(), super::manifest::MAX_CHUNKS)]
+    #[error("{}: a disk of {size} bytes has {chunks} chunks of {chunk_size} bytes, more than the {limit} a recovery point may list; back it up into a repository with larger chunks", .path.display())]
     TooManyChunks {
         path: PathBuf,
         size: u64,
         chunks: u64,
         chunk_size: u64,
+        limit: u64,
     },
     #[error("invalid argument: {0}")]
     Invalid(String),

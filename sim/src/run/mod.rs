@@ -2,10 +2,12 @@
 //! terms, the invariants and the report.
 
 mod invariants;
+mod replay;
 mod report;
 mod world;
 
 pub use crate::world::volume_folder;
+pub use replay::{replay_run, RunReplayError};
 pub use report::{Check, ConsistencyCheckReport, PointReport, RestoreReport, RunReport, VmReport};
 pub use world::{populate, populate_on, BuildError, OUT_OF_SPACE_STEPS, START_US};
 
@@ -21,9 +23,8 @@ use crate::sched::{Decisions, Detail, Scheduler, SimError, StepRecord, Stop};
 use crate::trace::{Header, TraceWriter};
 use crate::world::{Lab, LabRef, Power};
 
-/// Steps no run goes beyond (a livelock is a finding, not a hang); traces and replay
-/// share the bound.
-pub const MAX_STEPS: u64 = 2_000_000;
+/// Steps no run goes beyond: the bound a trace may hold.
+pub const MAX_STEPS: u64 = crate::trace::MAX_STEPS;
 
 /// Steps every run may take besides its workload: the protocol of a small job many
 /// times over.

@@ -20,11 +20,9 @@
 
 mod format;
 mod replay;
-mod run;
 
 pub use format::{
     read_trace, read_trace_within, Header, Limits, Trace, TraceEnd, TraceError, TraceStep,
     TraceWriter, FORMAT_NAME, FORMAT_VERSION, MAX_HEADER_BYTES, MAX_LINE_BYTES, MAX_STEPS,
 };
 pub use replay::{replay, ReplayError, ReplayReport};
-pub use run::{replay_run, RunReplayError};

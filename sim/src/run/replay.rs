@@ -4,11 +4,10 @@
 
 use std::rc::Rc;
 
-use crate::run::{populate, step_limit, BuildError};
 use crate::scenario::{Problem, Scenario};
+use crate::trace::{replay, ReplayError, ReplayReport, Trace};
 
-use super::format::Trace;
-use super::replay::{replay, ReplayError, ReplayReport};
+use super::{populate, step_limit, BuildError};
 
 /// Why a run's trace could not be replayed, or where the replay left it.
 #[derive(Debug, thiserror::Error)]
