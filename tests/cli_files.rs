@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{fails, hvsim, hvsim_bin, hvsim_stdin, ok, pattern, s, scratch_dir, vhdx_read, MIB};
+use common::{
+    fails, hvsim, hvsim_bin, hvsim_stdin, ok, pattern, repo_backup, s, scratch_dir, vhdx_read, MIB,
+};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -299,14 +301,7 @@ fn a_closed_stdout_pipe_ends_a_command_quietly() {
     let sc = scenario(d);
     let repo = d.join("repo");
     ok(&hvsim(&["repo", "init", s(&repo)]));
-    ok(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "a",
-    ]));
+    ok(&repo_backup(&repo, &img, "a"));
     let before = digest(&img);
     for args in [
         vec!["repo", "list", s(&repo)],

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fails, hvsim, hvsim_bin, ok, pattern, s, scratch_dir, vhdx_read, MIB};
+use common::{fails, hvsim, hvsim_bin, ok, pattern, repo_backup, s, scratch_dir, vhdx_read, MIB};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -312,14 +312,7 @@ fn a_restore_never_replaces_a_disk_being_written() {
     create(&img, &["--size", "8M"]);
     ok(&write(&img, 0, &pattern(MIB, 1)));
     ok(&hvsim(&["repo", "init", s(&repo)]));
-    ok(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "vm1",
-    ]));
+    ok(&repo_backup(&repo, &img, "vm1"));
     let w = writer_waiting(&img, 2 * MIB);
     let (_, err) = fails(&hvsim(&[
         "repo",

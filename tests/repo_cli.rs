@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fails, hvsim, hvsim_bin, ok, qemu_check, qemu_compare, s, MIB};
+use common::{fails, hvsim, hvsim_bin, ok, qemu_check, qemu_compare, repo_backup, s, MIB};
 use hvsim_engine::{CreateOptions, OpenOptions, Vhdx};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -49,36 +49,15 @@ fn backup_list_restore_verify() {
     let img = dir.path().join("vm1.vhdx");
     make_image(&img);
     ok(&hvsim(&["repo", "init", s(&repo)]));
-    let out = ok(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "vm1",
-    ]));
+    let out = ok(&repo_backup(&repo, &img, "vm1"));
     assert!(out.contains("vm1@1"), "{out}");
     let raw1 = dir.path().join("vm1-1.raw");
     raw(&img, &raw1);
     write(&img, MIB + 512, &pattern(4096, 3));
-    ok(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "vm1",
-    ]));
+    ok(&repo_backup(&repo, &img, "vm1"));
     let copy = dir.path().join("vm2.vhdx");
     fs::copy(&img, &copy).unwrap();
-    ok(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&copy),
-        "--name",
-        "vm2",
-    ]));
+    ok(&repo_backup(&repo, &copy, "vm2"));
 
     let list = ok(&hvsim(&["repo", "list", s(&repo)]));
     insta::with_settings!({filters => vec![
@@ -139,14 +118,7 @@ fn verify_names_the_damage_and_fails() {
     let img = dir.path().join("d.vhdx");
     make_image(&img);
     ok(&hvsim(&["repo", "init", s(&repo)]));
-    ok(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "d",
-    ]));
+    ok(&repo_backup(&repo, &img, "d"));
     let fan = fs::read_dir(repo.join("blocks"))
         .unwrap()
         .next()
@@ -179,14 +151,7 @@ fn errors_name_the_file_and_the_problem() {
     let not_repo = dir.path().join("nothing");
     let img = dir.path().join("d.vhdx");
     make_image(&img);
-    let (_, err) = fails(&hvsim(&[
-        "repo",
-        "backup",
-        s(&not_repo),
-        s(&img),
-        "--name",
-        "d",
-    ]));
+    let (_, err) = fails(&repo_backup(&not_repo, &img, "d"));
     assert!(
         err.contains("nothing") && err.contains("not a repository"),
         "{err}"
@@ -195,24 +160,10 @@ fn errors_name_the_file_and_the_problem() {
     ok(&hvsim(&["repo", "init", s(&repo)]));
     let (_, err) = fails(&hvsim(&["repo", "init", s(&repo)]));
     assert!(err.contains("already holds files"), "{err}");
-    let (_, err) = fails(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "a/b",
-    ]));
+    let (_, err) = fails(&repo_backup(&repo, &img, "a/b"));
     assert!(err.contains("bad disk name"), "{err}");
     let missing = dir.path().join("missing.vhdx");
-    let (_, err) = fails(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&missing),
-        "--name",
-        "d",
-    ]));
+    let (_, err) = fails(&repo_backup(&repo, &missing, "d"));
     assert!(err.contains("missing.vhdx"), "{err}");
     let (_, err) = fails(&hvsim(&["repo", "restore", s(&repo), "d@7", "x.vhdx"]));
     assert!(err.contains("\"d\""), "{err}");
@@ -324,14 +275,7 @@ fn a_killed_backup_leaves_leftovers_that_prune_reclaims() {
     // The next backup works (a small disk, to stay quick).
     let small = dir.path().join("small.vhdx");
     make_image(&small);
-    ok(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&small),
-        "--name",
-        "small",
-    ]));
+    ok(&repo_backup(&repo, &small, "small"));
     let out = ok(&hvsim(&["repo", "verify", s(&repo)]));
     assert!(
         out.contains("0 problem(s)") && !out.contains("leftover"),
@@ -349,28 +293,14 @@ fn a_backup_heals_a_damaged_block() {
     let img = dir.path().join("d.vhdx");
     make_image(&img);
     ok(&hvsim(&["repo", "init", s(&repo)]));
-    ok(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "d",
-    ]));
+    ok(&repo_backup(&repo, &img, "d"));
     let block = files_under(&repo.join("blocks"))[0].clone();
     let mut bytes = fs::read(&block).unwrap();
     bytes[1000] ^= 0x01;
     fs::write(&block, bytes).unwrap();
     let (code, _) = fails(&hvsim(&["repo", "verify", s(&repo)]));
     assert_eq!(code, 1);
-    let out = ok(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "d",
-    ]));
+    let out = ok(&repo_backup(&repo, &img, "d"));
     assert!(
         out.contains("healed: 1 damaged blocks rewritten with the disk's bytes, 2097152 bytes"),
         "{out}"
@@ -396,14 +326,7 @@ fn restore_replace_never_waits_on_a_fifo() {
     let img = vms.join("d.vhdx");
     make_image(&img);
     ok(&hvsim(&["repo", "init", s(&repo)]));
-    ok(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "d",
-    ]));
+    ok(&repo_backup(&repo, &img, "d"));
     let fifo = vms.join("pipe");
     let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(st.success());
@@ -462,33 +385,12 @@ fn the_point_counter_never_wraps() {
     let img = dir.path().join("d.vhdx");
     make_image(&img);
     ok(&hvsim(&["repo", "init", s(&repo)]));
-    ok(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "d",
-    ]));
+    ok(&repo_backup(&repo, &img, "d"));
     let counter = repo.join("points/d/last-point");
     fs::write(&counter, format!("{}\n", u64::MAX - 1)).unwrap();
-    let out = ok(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "d",
-    ]));
+    let out = ok(&repo_backup(&repo, &img, "d"));
     assert!(out.contains(&format!("d@{}", u64::MAX)), "{out}");
-    let (code, err) = fails(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "d",
-    ]));
+    let (code, err) = fails(&repo_backup(&repo, &img, "d"));
     assert_eq!(code, 1);
     assert!(
         err.contains("last-point") && err.contains("largest point number"),
@@ -518,14 +420,7 @@ fn a_truncated_image_is_never_backed_up_as_zeros() {
         .set_len(len - MIB / 2)
         .unwrap();
     ok(&hvsim(&["repo", "init", s(&repo)]));
-    let (_, err) = fails(&hvsim(&[
-        "repo",
-        "backup",
-        s(&repo),
-        s(&img),
-        "--name",
-        "vm1",
-    ]));
+    let (_, err) = fails(&repo_backup(&repo, &img, "vm1"));
     assert!(
         err.contains("runs past the end of the file") && err.contains("truncated"),
         "{err}"

@@ -796,6 +796,11 @@ pub fn fails(out: &Output) -> (i32, String) {
     )
 }
 
+/// `hvsim repo backup REPO IMG --name NAME`.
+pub fn repo_backup(repo: &Path, img: &Path, name: &str) -> Output {
+    hvsim(&["repo", "backup", s(repo), s(img), "--name", name])
+}
+
 /// `hvsim vhdx read IMG --offset O --length L`: the bytes, or a panic naming the failure.
 pub fn vhdx_read(img: &Path, offset: u64, len: u64) -> Vec<u8> {
     ok_bytes(&hvsim(&[
