@@ -8,11 +8,15 @@
 //!   they say to each other;
 //! - `fsrvp`: MS-FSRVP (agent, file server VSS, client); `linux`: hv_snapshot and
 //!   hv_vss_daemon;
-//! - `run`: a run from scenario to report, with invariants I1–I6.
+//! - `backend`: the seam between a run and where it runs (the requester's calls to each
+//!   host's VSS and Vmms and their results, workload steps, fault injections, the
+//!   observations the run reads back); `backend::Simulated` is this crate's host side;
+//! - `run`: a run from scenario to report, with invariants I1–I6, on a backend.
 
 pub use hvsim_engine as engine;
 
 pub mod actors;
+pub mod backend;
 pub mod events;
 pub mod fsrvp;
 pub mod linux;

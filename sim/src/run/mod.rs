@@ -9,7 +9,7 @@ mod world;
 pub use crate::world::volume_folder;
 pub use replay::{replay_run, RunReplayError};
 pub use report::{Check, ConsistencyCheckReport, PointReport, RestoreReport, RunReport, VmReport};
-pub use world::{populate, populate_on, BuildError, OUT_OF_SPACE_STEPS, START_US};
+pub use world::{populate, populate_on, populate_with, BuildError, OUT_OF_SPACE_STEPS, START_US};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub const STEPS_PER_VM_POINT: u64 = 20_000;
 /// protocol of each VM at each recovery point, and every workload tick the virtual time
 /// allows, at most [`MAX_STEPS`]. A small scenario that livelocks stops early.
 pub fn step_limit(s: &Scenario) -> u64 {
-    let workload_secs = world::WORKLOAD_CAP_US / 1_000_000;
+    let workload_secs = crate::backend::WORKLOAD_CAP_US / 1_000_000;
     let ticks: u64 = s
         .vms
         .iter()

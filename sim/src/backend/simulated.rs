@@ -1,0 +1,259 @@
+//! The simulated backend: the host side of a scenario as actors of this crate. For each
+//! host its VSS, Hyper-V writer, provider and Vmms; for each VM its integration
+//! components, the guest's VSS with its writers and provider (Windows) or hv_vss_daemon
+//! (Linux), and its workload.
+
+use std::collections::BTreeMap;
+
+use crate::actors::{
+    FssAgentActor, FssProvider, GuestProvider, GuestProviderKind, GuestWriter, HostProvider, HvIc,
+    HyperVWriter, LinuxVssDaemon, Vmms, Workload,
+};
+use crate::fsrvp::FssAgent;
+use crate::msg::Msg;
+use crate::plan::Flow;
+use crate::scenario::{Fault, GuestOs, ProviderKind, Scenario};
+use crate::sched::{ActorId, Scheduler};
+use crate::vss::{AppLevel, VssService, FREEZE_WINDOW_US};
+use crate::world::{Lab, Power};
+
+use super::{Backend, BackendError, HostEnd, HostEndpoints};
+
+/// No workload step is scheduled past this virtual time.
+pub const WORKLOAD_CAP_US: u64 = 4 * 3_600_000_000;
+
+/// The host side simulated: real VSS sequences, providers, Vmms and guests, on the
+/// world's volumes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Simulated;
+
+/// Ids handed out in the order actors are added.
+struct Ids(u32);
+impl Ids {
+    fn next(&mut self) -> ActorId {
+        let id = ActorId::new(self.0);
+        self.0 += 1;
+        id
+    }
+}
+
+struct VmIds {
+    ic: ActorId,
+    workload: ActorId,
+    guest_vss: Option<ActorId>,
+    provider: Option<ActorId>,
+    writers: Vec<ActorId>,
+    daemon: Option<ActorId>,
+}
+
+/// Every actor's id, planned before any is added: actors name their peers.
+struct Layout {
+    /// Per host: VSS, Hyper-V writer, provider, Vmms.
+    hosts: BTreeMap<String, (ActorId, ActorId, ActorId, ActorId)>,
+    fss_providers: BTreeMap<String, ActorId>,
+    agents: BTreeMap<String, ActorId>,
+    vm_ids: Vec<VmIds>,
+}
+
+impl Layout {
+    fn plan(s: &Scenario, first: ActorId) -> Layout {
+        let mut ids = Ids(u32::try_from(first.index()).unwrap_or(u32::MAX));
+        let mut hosts = BTreeMap::new();
+        let mut fss_providers = BTreeMap::new();
+        for h in &s.hosts {
+            hosts.insert(
+                h.name.clone(),
+                (ids.next(), ids.next(), ids.next(), ids.next()),
+            );
+            if !s.file_servers.is_empty() {
+                fss_providers.insert(h.name.clone(), ids.next());
+            }
+        }
+        let mut agents = BTreeMap::new();
+        for fs in s.file_servers.iter().filter(|f| f.vss_agent) {
+            agents.insert(fs.name.to_ascii_lowercase(), ids.next());
+        }
+        let mut vm_ids = Vec::new();
+        for vm in &s.vms {
+            let ic = ids.next();
+            let workload = ids.next();
+            let windows = vm.guest.os == GuestOs::Windows && vm.integration_services.installed;
+            let linux = vm.guest.os == GuestOs::Linux && vm.integration_services.installed;
+            let guest_vss = windows.then(|| ids.next());
+            let provider = windows.then(|| ids.next());
+            let writers = if windows {
+                vm.guest.writers.iter().map(|_| ids.next()).collect()
+            } else {
+                Vec::new()
+            };
+            let daemon = linux.then(|| ids.next());
+            vm_ids.push(VmIds {
+                ic,
+                workload,
+                guest_vss,
+                provider,
+                writers,
+                daemon,
+            });
+        }
+        Layout {
+            hosts,
+            fss_providers,
+            agents,
+            vm_ids,
+        }
+    }
+
+    fn endpoints(&self) -> HostEndpoints {
+        let mut ends = HostEndpoints::default();
+        for (h, &(vss, _, _, vmms)) in &self.hosts {
+            ends.insert(h, HostEnd { vss, vmms });
+        }
+        ends
+    }
+}
+
+impl Backend for Simulated {
+    fn name(&self) -> &'static str {
+        "simulated"
+    }
+
+    fn endpoints(&self, scenario: &Scenario, first: ActorId) -> HostEndpoints {
+        Layout::plan(scenario, first).endpoints()
+    }
+
+    fn install(
+        &mut self,
+        sched: &mut Scheduler<Msg, Lab>,
+        scenario: &Scenario,
+    ) -> Result<HostEndpoints, BackendError> {
+        let s = scenario;
+        let first = ActorId::new(u32::try_from(sched.actor_names().len()).unwrap_or(u32::MAX));
+        let Layout {
+            hosts,
+            fss_providers,
+            agents,
+            vm_ids,
+        } = Layout::plan(s, first);
+        let mut installed = HostEndpoints::default();
+        for h in &s.hosts {
+            let (_, writer_id, provider_id, vmms_id) = hosts[&h.name];
+            let mut vss = VssService::new(format!("HostVss@{}", h.name), None);
+            vss.add_writer(writer_id, AppLevel::BackEnd, None);
+            vss.set_provider(None, provider_id);
+            if let Some(&fss) = fss_providers.get(&h.name) {
+                // Volumes of file servers are shadow-copied over MS-FSRVP (F4.3).
+                for v in s.volumes.iter().filter(|v| v.file_server.is_some()) {
+                    vss.set_provider(Some(&v.name), fss);
+                    vss.set_remote(&v.name);
+                }
+            }
+            let vss_at = sched.add_actor(Box::new(vss));
+            let mut writer = HyperVWriter::new(&h.name, vmms_id);
+            let mut vmms_actor = Vmms::new(&h.name);
+            for (i, vm) in s.vms.iter().enumerate() {
+                if vm.host == h.name {
+                    writer.add_ic(i, vm_ids[i].ic);
+                    vmms_actor.add_ic(i, vm_ids[i].ic);
+                }
+            }
+            sched.add_actor(Box::new(writer));
+            let kind = if s
+                .volumes
+                .iter()
+                .any(|v| v.csv && v.provider == ProviderKind::Hardware)
+            {
+                ProviderKind::Hardware
+            } else {
+                ProviderKind::System
+            };
+            sched.add_actor(Box::new(HostProvider::new(&h.name, kind)));
+            let vmms_at = sched.add_actor(Box::new(vmms_actor));
+            installed.insert(
+                &h.name,
+                HostEnd {
+                    vss: vss_at,
+                    vmms: vmms_at,
+                },
+            );
+            if fss_providers.contains_key(&h.name) {
+                sched.add_actor(Box::new(FssProvider::new(&h.name, agents.clone())));
+            }
+        }
+        for fs in s.file_servers.iter().filter(|f| f.vss_agent) {
+            let shares = {
+                let l = sched.world();
+                fs.shares
+                    .iter()
+                    .filter_map(|sh| {
+                        l.volumes
+                            .get(&sh.volume)
+                            .map(|v| (sh.name.clone(), v.clone()))
+                    })
+                    .collect()
+            };
+            let guids = sched.world_mut().guids.fork();
+            let mut agent = FssAgent::new(&fs.name, shares, guids);
+            for f in &s.faults {
+                if let Fault::FsrvpTimeout {
+                    file_server,
+                    operation,
+                } = f
+                {
+                    if file_server.eq_ignore_ascii_case(&fs.name) {
+                        agent.set_unresponsive(operation.as_str());
+                    }
+                }
+            }
+            sched.add_actor(Box::new(FssAgentActor::new(&fs.name, agent)));
+        }
+        for (i, vm) in s.vms.iter().enumerate() {
+            let ids = &vm_ids[i];
+            let (_, _, _, vmms_id) = hosts[&vm.host];
+            let peer = ids.guest_vss.or(ids.daemon);
+            sched.add_actor(Box::new(HvIc::new(&vm.name, i, vm.guest.os, peer, vmms_id)));
+            sched.add_actor(Box::new(Workload::new(
+                &vm.name,
+                i,
+                vm.workload.clone(),
+                WORKLOAD_CAP_US,
+            )));
+            if let (Some(_), Some(provider)) = (ids.guest_vss, ids.provider) {
+                let mut vss = VssService::new(format!("GuestVss@{}", vm.name), Some(i));
+                for (w, &wid) in vm.guest.writers.iter().zip(&ids.writers) {
+                    let freeze = Some(
+                        w.freeze_timeout
+                            .map_or(FREEZE_WINDOW_US, |t| t.millis.saturating_mul(1_000)),
+                    );
+                    vss.add_writer(wid, GuestWriter::level(w), freeze);
+                }
+                vss.set_provider(None, provider);
+                sched.add_actor(Box::new(vss));
+                let flow = sched.world().plans.get(&i).map(|p| p.flow);
+                let kind = if flow == Some(Flow::F1) {
+                    GuestProviderKind::Software
+                } else {
+                    GuestProviderKind::IntegrationServices
+                };
+                sched.add_actor(Box::new(GuestProvider::new(&vm.name, i, kind, vmms_id)));
+                for w in &vm.guest.writers {
+                    sched.add_actor(Box::new(GuestWriter::new(&vm.name, i, w.clone())));
+                }
+            }
+            if let Some(daemon) = ids.daemon {
+                let exits = s.faults.iter().find_map(|f| match f {
+                    Fault::DaemonExit { vm: v, during } if v == &vm.name => Some(*during),
+                    _ => None,
+                });
+                sched.add_actor(Box::new(LinuxVssDaemon::new(&vm.name, i, vm, exits)));
+                // The guest boots: the daemon registers with the driver.
+                sched.post(daemon, 0, Msg::Start);
+            }
+            // Workload steps: each guest writes from the start on its own.
+            if Workload::rate(&vm.workload) > 0 && sched.world().vms[i].power == Power::Running {
+                sched.post(ids.workload, 0, Msg::Tick);
+            }
+        }
+        Ok(installed)
+    }
+}
