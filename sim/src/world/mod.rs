@@ -259,7 +259,6 @@ pub struct Lab {
     pub scenario: Rc<Scenario>,
     pub volumes: BTreeMap<String, Volume>,
     pub vms: Vec<VmLab>,
-    pub guids: GuidGen,
     pub events: Vec<RaisedEvent>,
     /// Volume snapshots that exist, by snapshot set.
     pub shadows: BTreeMap<u64, Vec<Shadow>>,
