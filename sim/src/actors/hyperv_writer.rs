@@ -176,7 +176,7 @@ impl HyperVWriter {
                 .map_err(|e| fail(e.to_string()))?;
             let mut inside = d
                 .chain
-                .open_on(&snap, true, false, &mut lab.guids)
+                .open_on(&snap, true, false, cx.out.guids())
                 .map_err(|e| fail(e.to_string()))?;
             for v in &d.vols {
                 if v.internal.is_some() {

@@ -192,7 +192,7 @@ impl Backend for Simulated {
                     })
                     .collect()
             };
-            let guids = sched.world_mut().guids.fork();
+            let guids = sched.guids().fork();
             let mut agent = FssAgent::new(&fs.name, shares, guids);
             for f in &s.faults {
                 if let Fault::FsrvpTimeout {

@@ -3,6 +3,8 @@
 
 use std::rc::Rc;
 
+use hvsim_engine::GuidGen;
+
 use crate::actors::Requester;
 use crate::backend::{Backend, BackendError, Simulated};
 use crate::msg::Msg;
@@ -75,13 +77,14 @@ pub fn populate_with(
     on_disk: Option<&std::path::Path>,
 ) -> Result<Scheduler<Msg, Lab>, BuildError> {
     refuse_unmodelled(&scenario)?;
-    let mut lab = build_lab(Rc::clone(&scenario), seed, on_disk)?;
+    let mut guids = GuidGen::seeded(seed);
+    let mut lab = build_lab(Rc::clone(&scenario), &mut guids, on_disk)?;
     // A recorded run digests the world after every step: the oracle then keeps a hash
     // chain of the bytes written (set before any workload step).
     for vm in &mut lab.vms {
         vm.oracle.hash_writes = true;
     }
-    let mut sched = Scheduler::with_world(decisions, lab);
+    let mut sched = Scheduler::with_world(decisions, guids, lab);
     let s = &*scenario;
     // The requester is the first actor; the host side follows it.
     let requester = ActorId::new(0);

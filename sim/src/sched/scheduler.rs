@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use hvsim_engine::GuidGen;
+
 use super::actor::{Actor, ActorId, Detail, Envelope, Message, Origin, TimerId, World};
 use super::decisions::{Decisions, Divergence};
 use crate::trace::TraceWriter;
@@ -87,6 +89,9 @@ struct Core<M> {
     record: StepRecord,
     /// The first divergence met inside a handler (handlers cannot return errors).
     divergence: Option<Divergence>,
+    /// The run's GUIDs (disk, snapshot and shadow copy ids), from the run's seed: like
+    /// the choices' generator, its algorithm is part of the trace format.
+    guids: GuidGen,
 }
 
 impl<M> Core<M> {
@@ -120,15 +125,16 @@ pub struct Scheduler<M, W = ()> {
 }
 
 impl<M: Message> Scheduler<M, ()> {
-    /// A scheduler whose actors share no world.
+    /// A scheduler whose actors share no world (and draw no GUIDs worth seeding).
     pub fn new(decisions: Decisions) -> Self {
-        Self::with_world(decisions, ())
+        Self::with_world(decisions, GuidGen::seeded(0), ())
     }
 }
 
 impl<M: Message, W: World> Scheduler<M, W> {
-    /// A scheduler owning `world`, which its actors see only through their [`Cx`].
-    pub fn with_world(decisions: Decisions, world: W) -> Self {
+    /// A scheduler owning `world`, which its actors see only through their [`Cx`], and
+    /// the run's GUID generator (the one `world` was built with).
+    pub fn with_world(decisions: Decisions, guids: GuidGen, world: W) -> Self {
         Scheduler {
             world,
             actors: Vec::new(),
@@ -142,6 +148,7 @@ impl<M: Message, W: World> Scheduler<M, W> {
                 recording: false,
                 record: StepRecord::default(),
                 divergence: None,
+                guids,
             },
         }
     }
@@ -154,6 +161,11 @@ impl<M: Message, W: World> Scheduler<M, W> {
     /// The world, for building it before the run and reading it after.
     pub fn world_mut(&mut self) -> &mut W {
         &mut self.world
+    }
+
+    /// The run's GUID generator, for putting actors on the scheduler.
+    pub fn guids(&mut self) -> &mut GuidGen {
+        &mut self.core.guids
     }
 
     /// Ends the run and gives back its world.
@@ -314,6 +326,7 @@ impl<M: Message, W: World> Scheduler<M, W> {
         if let Some(divergence) = self.core.divergence.take() {
             return Err(divergence.into());
         }
+        self.world.after_step(step);
         self.core.decisions.end_step()?;
         if self.core.recording {
             self.core.record.digest = Some(self.world_digest());
@@ -456,6 +469,11 @@ impl<M> Out<'_, M> {
             self.core.queue.remove(&key);
         }
         ours
+    }
+
+    /// The run's GUID generator: every id an actor makes comes from it.
+    pub fn guids(&mut self) -> &mut GuidGen {
+        &mut self.core.guids
     }
 
     /// A uniform index in `0..bound`, drawn through the scheduler and recorded. A bound of

@@ -9,6 +9,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use hvsim_sim::backend::{Backend, BackendError, HostCall, HostEnd, HostEndpoints};
 use hvsim_sim::engine::chain::checkpoint_file;
 use hvsim_sim::engine::volume::SnapshotOptions;
+use hvsim_sim::engine::GuidGen;
 use hvsim_sim::msg::{Fail, Msg};
 use hvsim_sim::plan::Flow;
 use hvsim_sim::scenario::{FailureClass, Hresult, Scenario};
@@ -159,7 +160,7 @@ impl Endpoint {
     }
 
     /// What the host leaves for the requester to read when the call succeeds.
-    fn effects(&self, call: &HostCall, lab: &mut Lab) -> Result<(), String> {
+    fn effects(&self, call: &HostCall, lab: &mut Lab, guids: &mut GuidGen) -> Result<(), String> {
         match call {
             HostCall::Vss {
                 call: VssCall::DoSnapshotSet,
@@ -207,8 +208,7 @@ impl Endpoint {
             }
             HostCall::Vss { .. } => {}
             HostCall::CreateRecoveryCheckpoint { vm } => {
-                let Lab { vms, guids, .. } = lab;
-                let v = &mut vms[*vm];
+                let v = &mut lab.vms[*vm];
                 for d in &mut v.disks {
                     d.close()?;
                     let name = checkpoint_file(&d.file, guids.next_guid());
@@ -222,8 +222,7 @@ impl Endpoint {
             }
             HostCall::MergeCheckpoint { vm } => {
                 // No guest writes on this host: the checkpoint holds nothing to keep.
-                let Lab { vms, guids, .. } = lab;
-                let v = &mut vms[*vm];
+                let v = &mut lab.vms[*vm];
                 for d in &mut v.disks {
                     d.close()?;
                     d.chain.revert().map_err(|e| e.to_string())?;
@@ -262,7 +261,7 @@ impl Actor<Msg, Lab> for Endpoint {
                 Err(Fail::new(code, FailureClass::Host, "scripted failure"))
             }
             _ => self
-                .effects(&call, cx.world)
+                .effects(&call, cx.world, cx.out.guids())
                 .map_err(|e| Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e)),
         };
         cx.out
