@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Cx, TimerId};
+use super::{Out, TimerId};
 
 #[derive(Clone, Debug)]
 pub struct TimerTable<K> {
@@ -28,17 +28,17 @@ impl<K: Ord + Copy> TimerTable<K> {
 
     /// Delivers `msg` to the actor `delay_us` from now as the timer `key`, replacing (and
     /// cancelling) the key's previous timer.
-    pub fn set<M>(&mut self, cx: &mut Cx<'_, M>, key: K, delay_us: u64, msg: M) {
-        self.stop(cx, key);
-        let id = cx.set_timer(delay_us, msg);
+    pub fn set<M>(&mut self, out: &mut Out<'_, M>, key: K, delay_us: u64, msg: M) {
+        self.stop(out, key);
+        let id = out.set_timer(delay_us, msg);
         self.live.insert(key, id);
     }
 
     /// Cancels the key's timer; false when it had none.
-    pub fn stop<M>(&mut self, cx: &mut Cx<'_, M>, key: K) -> bool {
+    pub fn stop<M>(&mut self, out: &mut Out<'_, M>, key: K) -> bool {
         match self.live.remove(&key) {
             Some(id) => {
-                cx.cancel_timer(id);
+                out.cancel_timer(id);
                 true
             }
             None => false,
@@ -65,7 +65,7 @@ impl<K: Ord + Copy> TimerTable<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sched::{Actor, Decisions, Envelope, Message, Origin, Scheduler};
+    use crate::sched::{Actor, Cx, Decisions, Envelope, Message, Origin, Scheduler};
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
     enum Key {
@@ -97,11 +97,11 @@ mod tests {
         fn handle(&mut self, env: Envelope<M>, cx: &mut Cx<'_, M>) {
             let event = match env.msg {
                 M::Set(k, delay) => {
-                    self.0.set(cx, k, delay, M::Fire(k));
+                    self.0.set(&mut cx.out, k, delay, M::Fire(k));
                     "set"
                 }
                 M::Stop(k) => {
-                    self.0.stop(cx, k);
+                    self.0.stop(&mut cx.out, k);
                     "stop"
                 }
                 M::Fire(k) => match (env.origin, k) {
@@ -110,7 +110,7 @@ mod tests {
                     _ => "stale",
                 },
             };
-            cx.record(event, []);
+            cx.out.record(event, []);
         }
 
         fn digest(&self, _: &mut blake3::Hasher) {}

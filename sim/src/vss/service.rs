@@ -6,13 +6,12 @@
 use crate::msg::Msg;
 use crate::protocol::vss::{AppLevel, Coordinator, Effect, Input, VssTimer};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerTable};
-use crate::world::{Lab, LabRef, WindowSpan};
+use crate::world::{Lab, WindowSpan};
 
 /// How long a message between the service and its peers takes.
 const CALL_US: u64 = 1_000;
 
 pub struct VssService {
-    lab: LabRef,
     core: Coordinator,
     timers: TimerTable<VssTimer>,
     /// The VM whose writes a flush-and-hold of this service holds (GuestVss), or `None`
@@ -21,9 +20,8 @@ pub struct VssService {
 }
 
 impl VssService {
-    pub fn new(name: String, lab: LabRef, hold_vm: Option<usize>) -> Self {
+    pub fn new(name: String, hold_vm: Option<usize>) -> Self {
         VssService {
-            lab,
             core: Coordinator::new(name),
             timers: TimerTable::new(),
             hold_vm,
@@ -44,14 +42,14 @@ impl VssService {
         self.core.set_provider(volume, id);
     }
 
-    fn apply(&mut self, effect: Effect, cx: &mut Cx<'_, Msg>) {
+    fn apply(&mut self, effect: Effect, cx: &mut Cx<'_, Msg, Lab>) {
         match effect {
             Effect::Refuse {
                 to,
                 call,
                 set,
                 fail,
-            } => cx.send(
+            } => cx.out.send(
                 to,
                 Msg::VssDone {
                     call,
@@ -64,43 +62,45 @@ impl VssService {
                 call,
                 set,
                 result,
-            } => cx.send_after(to, CALL_US, Msg::VssDone { call, set, result }),
+            } => cx
+                .out
+                .send_after(to, CALL_US, Msg::VssDone { call, set, result }),
             Effect::Writer { to, event, set } => {
-                cx.send_after(to, CALL_US, Msg::Writer { event, set });
+                cx.out.send_after(to, CALL_US, Msg::Writer { event, set });
             }
             Effect::Provider {
                 to,
                 call,
                 set,
                 volumes,
-            } => cx.send_after(to, CALL_US, Msg::Provider { call, set, volumes }),
+            } => cx
+                .out
+                .send_after(to, CALL_US, Msg::Provider { call, set, volumes }),
             Effect::Volsnap { hold } => {
                 // Its own step in the trace: IOCTL_VOLSNAP_FLUSH_AND_HOLD_WRITES and the
                 // release of the held writes.
-                let me = cx.me();
-                cx.send(me, Msg::Hold { on: hold });
+                let me = cx.out.me();
+                cx.out.send(me, Msg::Hold { on: hold });
             }
             Effect::HoldWrites { volumes, on } => {
-                hold_writes(&mut self.lab.borrow_mut(), self.hold_vm, &volumes, on);
-                cx.detail("volumes", Detail::Text(volumes.join(", ")));
+                hold_writes(cx.world, self.hold_vm, &volumes, on);
+                cx.out.detail("volumes", Detail::Text(volumes.join(", ")));
             }
             Effect::SetTimer { timer, after_us } => {
-                self.timers.set(cx, timer, after_us, Msg::Window { timer });
+                self.timers
+                    .set(&mut cx.out, timer, after_us, Msg::Window { timer });
             }
             Effect::StopTimer(timer) => {
-                self.timers.stop(cx, timer);
+                self.timers.stop(&mut cx.out, timer);
             }
             Effect::WriterState { writer, state } => {
-                self.lab
-                    .borrow_mut()
-                    .writer_states
-                    .insert(writer.index(), state);
+                cx.world.writer_states.insert(writer.index(), state);
             }
             Effect::Span {
                 window,
                 held_us,
                 limit_us,
-            } => self.lab.borrow_mut().windows.push(WindowSpan {
+            } => cx.world.windows.push(WindowSpan {
                 service: self.core.name().to_string(),
                 what: window.name(),
                 held_us,
@@ -125,13 +125,13 @@ fn hold_writes(lab: &mut Lab, vm: Option<usize>, volumes: &[String], on: bool) {
     }
 }
 
-impl Actor<Msg> for VssService {
+impl Actor<Msg, Lab> for VssService {
     fn name(&self) -> &str {
         self.core.name()
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let from = env.sender().unwrap_or(cx.me());
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+        let from = env.sender().unwrap_or(cx.out.me());
         let input = match env.msg {
             Msg::Vss {
                 call,
@@ -163,7 +163,7 @@ impl Actor<Msg> for VssService {
             },
             _ => return,
         };
-        for effect in self.core.handle(cx.now_us(), input) {
+        for effect in self.core.handle(cx.out.now_us(), input) {
             self.apply(effect, cx);
         }
     }
