@@ -1,13 +1,11 @@
 //! The scheduler loop and the context handed to actors.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use hvsim_engine::GuidGen;
 
 use super::actor::{Actor, ActorId, Detail, Envelope, Message, Origin, TimerId, World};
 use super::decisions::{Decisions, Divergence};
-use crate::trace::TraceWriter;
 
 /// Why [`Scheduler::run_until_quiet`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -337,21 +335,6 @@ impl<M: Message, W: World> Scheduler<M, W> {
     /// Runs up to `max_steps` steps, or until nothing is deliverable.
     pub fn run_until_quiet(&mut self, max_steps: u64) -> Result<Stop, SimError> {
         self.run_with(max_steps, |_, _, _, _| Ok::<(), SimError>(()))
-    }
-
-    /// Like [`Self::run_until_quiet`], writing each step and the end line to `trace`
-    /// (the caller has written the header when creating it).
-    pub fn run_traced<T: Write>(
-        &mut self,
-        max_steps: u64,
-        trace: &mut TraceWriter<T>,
-    ) -> Result<Stop, SimError> {
-        self.set_recording(true);
-        let stop = self.run_with(max_steps, |_, record, names, _| {
-            trace.write_step(record, names).map_err(SimError::from)
-        })?;
-        trace.write_end(stop, self.steps())?;
-        Ok(stop)
     }
 
     /// Runs at most `max_steps` steps; after each, `on_step` gets the number of steps

@@ -12,6 +12,7 @@ use hvsim_engine::volume::Volume;
 use hvsim_engine::{CreateOptions, GuidGen};
 
 use super::{DiskLab, GuestVol, Lab, Observed, Oracle, Power, VmLab, PAGE};
+use crate::scenario::volume_folder;
 use crate::scenario::{
     BackupKind, Bytes, FileSystem, Problem, Scenario, VmState, MIN_GUEST_VOLUME,
 };
@@ -40,21 +41,6 @@ pub(crate) fn disk_volume(s: &Scenario, disk: &crate::scenario::Disk) -> Option<
         .iter()
         .find(|sh| sh.name.eq_ignore_ascii_case(name))
         .map(|sh| sh.volume.clone())
-}
-
-/// The folder name of a volume on disk: letters, digits, '-' and '_' kept, anything else
-/// (`:`, `\\`, spaces) as '_'.
-pub fn volume_folder(volume: &str) -> String {
-    volume
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// Builds the world, its ids drawn from `guids` (the scheduler's); with `on_disk`, every

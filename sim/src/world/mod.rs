@@ -10,7 +10,7 @@ mod points;
 pub mod restore;
 
 pub(crate) use build::disk_volume;
-pub use build::{build_lab, space_problems, volume_folder, BuildError};
+pub use build::{build_lab, space_problems, BuildError};
 pub use image::{SparseImage, PAGE};
 pub use observed::{level_now, Fixed, Fixing, Observed};
 pub use oracle::{Oracle, Point};
