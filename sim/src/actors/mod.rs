@@ -19,7 +19,7 @@ pub use linux_daemon::LinuxVssDaemon;
 pub use providers::{GuestProvider, GuestProviderKind, HostProvider};
 pub use requester::Requester;
 pub use vmms::Vmms;
-pub use workload::Workload;
+pub use workload::{Workload, WORKLOAD_CAP_US};
 
 use crate::msg::Msg;
 use crate::plan::Stage;

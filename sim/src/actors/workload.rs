@@ -9,6 +9,9 @@ use crate::scenario::Workload as Spec;
 use crate::sched::{Actor, Cx, Detail, Envelope};
 use crate::world::{Lab, PAGE};
 
+/// No workload step is scheduled past this virtual time.
+pub const WORKLOAD_CAP_US: u64 = 4 * 3_600_000_000;
+
 pub struct Workload {
     name: String,
     vm: usize,

@@ -59,7 +59,7 @@ mod simulated;
 pub use call::{HostCall, HostReply};
 pub use endpoints::{HostEnd, HostEndpoints};
 pub use error::BackendError;
-pub use simulated::{Simulated, WORKLOAD_CAP_US};
+pub use simulated::Simulated;
 
 use crate::msg::Msg;
 use crate::scenario::Scenario;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::actors::{
     FssAgentActor, FssProvider, GuestProvider, GuestProviderKind, GuestWriter, HostProvider, HvIc,
-    HyperVWriter, LinuxVssDaemon, Vmms, Workload,
+    HyperVWriter, LinuxVssDaemon, Vmms, Workload, WORKLOAD_CAP_US,
 };
 use crate::fsrvp::FssAgent;
 use crate::msg::Msg;
@@ -18,9 +18,6 @@ use crate::vss::{AppLevel, VssService, FREEZE_WINDOW_US};
 use crate::world::{Lab, Power};
 
 use super::{Backend, BackendError, HostEnd, HostEndpoints};
-
-/// No workload step is scheduled past this virtual time.
-pub const WORKLOAD_CAP_US: u64 = 4 * 3_600_000_000;
 
 /// The host side simulated: real VSS sequences, providers, Vmms and guests, on the
 /// world's volumes.

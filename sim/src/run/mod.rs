@@ -38,7 +38,7 @@ pub const STEPS_PER_VM_POINT: u64 = 20_000;
 /// protocol of each VM at each recovery point, and every workload tick the virtual time
 /// allows, at most [`MAX_STEPS`]. A small scenario that livelocks stops early.
 pub fn step_limit(s: &Scenario) -> u64 {
-    let workload_secs = crate::backend::WORKLOAD_CAP_US / 1_000_000;
+    let workload_secs = crate::actors::WORKLOAD_CAP_US / 1_000_000;
     let ticks: u64 = s
         .vms
         .iter()
