@@ -7,16 +7,16 @@ use std::rc::Rc;
 
 use crate::actors::{
     FssAgentActor, FssProvider, GuestProvider, GuestProviderKind, GuestWriter, HostProvider, HvIc,
-    HyperVWriter, LinuxVssDaemon, Requester, Vmms, Workload,
+    HyperVWriter, LinuxVssDaemon, Requester, Vmms, VssService, Workload,
 };
 use hvsim_engine::GuidGen;
 
 use crate::fsrvp::FssAgent;
 use crate::msg::Msg;
 use crate::plan::Flow;
+use crate::protocol::vss::{AppLevel, FREEZE_WINDOW_US};
 use crate::scenario::{Fault, GuestOs, ProviderKind, Scenario};
 use crate::sched::{ActorId, Decisions, Scheduler};
-use crate::vss::{AppLevel, VssService, FREEZE_WINDOW_US};
 use crate::world::{build_lab, Lab, Power};
 
 pub use crate::world::BuildError;
