@@ -5,8 +5,8 @@
 //! - `world`: volumes with real VHDX files, VMs and the oracle; `plan`: which flow and
 //!   method each VM takes (R1–R5, R7, F3's preconditions);
 //! - `protocol`: pure protocol state machines (`protocol::vss`: the one VSS sequence);
-//!   `vss`: the VSS service actor; `actors`: every party of the protocol; `msg`: what
-//!   they say to each other;
+//!   `actors`: every party of the protocol, thin adapters on the cores (the VSS service
+//!   actor too); `msg`: what they say to each other;
 //! - `fsrvp`: MS-FSRVP (agent, file server VSS, client); `linux`: hv_snapshot and
 //!   hv_vss_daemon;
 //! - `backend`: the seam between a run and where it runs (the requester's calls to each
@@ -28,5 +28,4 @@ pub mod run;
 pub mod scenario;
 pub mod sched;
 pub mod trace;
-pub mod vss;
 pub mod world;

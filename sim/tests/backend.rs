@@ -10,10 +10,10 @@ use std::rc::Rc;
 
 use hvsim_sim::backend::{Backend, HostCall, Simulated};
 use hvsim_sim::msg::Msg;
+use hvsim_sim::protocol::vss::VssCall;
 use hvsim_sim::run::{populate, populate_with};
 use hvsim_sim::scenario::{Hresult, Scenario};
 use hvsim_sim::sched::{ActorId, Decisions, Detail, Scheduler};
-use hvsim_sim::vss::VssCall;
 use hvsim_sim::world::Lab;
 
 use recording::{Recorded, Recording, Script};

@@ -3,9 +3,9 @@
 //! OnThaw or OnAbort, and can be told to fail or hang at any event.
 
 use crate::msg::{Fail, Msg};
+use crate::protocol::vss::{AppLevel, WriterEvent, WriterState};
 use crate::scenario::{FailureClass, Hresult, Writer, WriterFailure};
 use crate::sched::{Actor, Cx, Detail, Envelope, Origin};
-use crate::vss::{AppLevel, WriterEvent, WriterState};
 use crate::world::Lab;
 
 /// How long a writer takes to handle an event (a flush at OnFreeze takes longer).

@@ -5,9 +5,9 @@
 use crate::linux::msg::HV_S_OK;
 use crate::linux::{HvVssMsg, HvVssOp};
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
+use crate::protocol::vss::VssCall;
 use crate::scenario::{FailureClass, GuestOs, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Envelope};
-use crate::vss::VssCall;
 use crate::world::{Lab, Point};
 
 fn hv_vss(op: HvVssOp) -> Msg {

@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::plan::{Flow, Method, Stage};
+use crate::protocol::vss::{WriterEvent, WriterState};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Envelope};
-use crate::vss::{WriterEvent, WriterState};
 use crate::world::Lab;
 
 /// "Microsoft Hyper-V VSS Writer".

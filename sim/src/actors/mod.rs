@@ -1,5 +1,5 @@
 //! The parties of the protocol (SPEC.md's actor table), one module each. `HostVss` and
-//! `GuestVss` are both [`crate::vss::VssService`].
+//! `GuestVss` are both [`VssService`].
 
 mod fss;
 mod guest_writer;
@@ -9,6 +9,7 @@ mod linux_daemon;
 mod providers;
 mod requester;
 mod vmms;
+mod vss_service;
 mod workload;
 
 pub use fss::{FssAgentActor, FssProvider};
@@ -19,6 +20,7 @@ pub use linux_daemon::LinuxVssDaemon;
 pub use providers::{GuestProvider, GuestProviderKind, HostProvider};
 pub use requester::Requester;
 pub use vmms::Vmms;
+pub use vss_service::VssService;
 pub use workload::{Workload, WORKLOAD_CAP_US};
 
 use crate::msg::Msg;

@@ -7,9 +7,9 @@ use hvsim_engine::volume::SnapshotOptions;
 
 use crate::msg::{Fail, Msg, VmmsOp};
 use crate::plan::Stage;
+use crate::protocol::vss::ProviderCall;
 use crate::scenario::{FailureClass, Fault, Hresult, ProviderKind};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
-use crate::vss::ProviderCall;
 use crate::world::{Lab, Point, Shadow};
 
 const CALL_US: u64 = 5_000;

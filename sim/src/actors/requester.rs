@@ -12,9 +12,9 @@ use hvsim_engine::{GuidGen, Vhdx};
 use crate::msg::Reached;
 use crate::msg::{Fail, Msg, VmmsOp};
 use crate::plan::{Flow, Stage as PlanStage};
+use crate::protocol::vss::VssCall;
 use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Fault, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Out};
-use crate::vss::VssCall;
 use crate::world::{
     CheckRecord, DiskLab, Excluded, Lab, Point, PointFigures, SparseImage, Transfer, PAGE,
 };

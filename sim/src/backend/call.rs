@@ -2,7 +2,7 @@
 //! cross the seam, as the same messages the model's trace shows.
 
 use crate::msg::{Fail, Msg, VmmsOp};
-use crate::vss::VssCall;
+use crate::protocol::vss::VssCall;
 
 /// A requester's call to a host.
 #[derive(Clone, Debug, PartialEq, Eq)]

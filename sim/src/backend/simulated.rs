@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 
 use crate::actors::{
     FssAgentActor, FssProvider, GuestProvider, GuestProviderKind, GuestWriter, HostProvider, HvIc,
-    HyperVWriter, LinuxVssDaemon, Vmms, Workload, WORKLOAD_CAP_US,
+    HyperVWriter, LinuxVssDaemon, Vmms, VssService, Workload, WORKLOAD_CAP_US,
 };
 use crate::fsrvp::FssAgent;
 use crate::msg::Msg;
 use crate::plan::Flow;
+use crate::protocol::vss::{AppLevel, FREEZE_WINDOW_US};
 use crate::scenario::{Fault, GuestOs, ProviderKind, Scenario};
 use crate::sched::{ActorId, Scheduler};
-use crate::vss::{AppLevel, VssService, FREEZE_WINDOW_US};
 use crate::world::{Lab, Power};
 
 use super::{Backend, BackendError, HostEnd, HostEndpoints};

@@ -7,8 +7,8 @@ use hvsim_engine::GuidGen;
 use super::report::Check;
 use crate::msg::Reached;
 use crate::plan::Method;
+use crate::protocol::vss::WriterState;
 use crate::scenario::{Consistency, Outcome};
-use crate::vss::WriterState;
 use crate::world::{restore, Lab, Power, SparseImage, PAGE};
 
 fn check(id: &'static str, problems: Vec<String>, fine: &str) -> Check {

@@ -348,7 +348,7 @@ fn conclude(
             note,
         });
     }
-    let writer_states: Vec<(String, crate::vss::WriterState)> = lab
+    let writer_states: Vec<(String, crate::protocol::vss::WriterState)> = lab
         .writer_states
         .iter()
         .map(|(&i, &st)| {

@@ -29,8 +29,8 @@ use hvsim_engine::{GuidGen, Vhdx};
 
 use crate::msg::{Fail, Reached};
 use crate::plan::Plan;
+use crate::protocol::vss::WriterState;
 use crate::scenario::{FileSystem, GuestOs, HyperVVersion, Scenario};
-use crate::vss::WriterState;
 
 /// Whether a VM runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,9 +12,9 @@ use hvsim_sim::engine::volume::SnapshotOptions;
 use hvsim_sim::engine::GuidGen;
 use hvsim_sim::msg::{Fail, Msg};
 use hvsim_sim::plan::Flow;
+use hvsim_sim::protocol::vss::VssCall;
 use hvsim_sim::scenario::{FailureClass, Hresult, Scenario};
 use hvsim_sim::sched::{Actor, ActorId, Cx, Envelope, Scheduler};
-use hvsim_sim::vss::VssCall;
 use hvsim_sim::world::{Lab, Power, Shadow};
 
 /// Virtual time a scripted host takes to answer.
