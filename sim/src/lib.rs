@@ -18,6 +18,7 @@ pub mod fsrvp;
 pub mod linux;
 pub mod msg;
 pub mod plan;
+pub mod protocol;
 pub mod run;
 pub mod scenario;
 pub mod sched;
