@@ -9,7 +9,7 @@ use std::rc::Rc;
 use hvsim_sim::run::{evaluate, populate, RunReport};
 use hvsim_sim::scenario::{FailureClass, Outcome, RestoreTarget, Scenario};
 use hvsim_sim::sched::{Decisions, Scheduler};
-use hvsim_sim::world::{restore, Lab, Point, Power, SparseImage, Transfer, PAGE};
+use hvsim_sim::world::{restore, Lab, Power, SparseImage, Transfer, PAGE};
 
 fn load(name: &str) -> Rc<Scenario> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -80,7 +80,7 @@ fn incremental_points_read_only_changes_and_leave_out_the_page_file() {
             p.number
         );
         // ...although the guest did write its page file there.
-        let (_, want) = vm.oracle.kept(p.number).unwrap();
+        let want = &lab.observed().fixed(0, p.number).unwrap().images;
         assert!(want[0].has_data_in(pf, pf_len));
         // Outside it, the point is its quiesce point exactly.
         let mut want = want[0].clone();
@@ -107,10 +107,9 @@ fn express_full_points_compare_both_sides_and_each_point_is_its_own_quiesce_poin
         assert_eq!(p.bytes_hashed, p.bytes_read, "both sides checksummed");
         assert!(p.bytes_sent * 10 < p.bytes_read);
     }
-    let vm = &lab.vms[0];
     let mut images: Vec<&SparseImage> = Vec::new();
     for (&n, vms) in &lab.backups {
-        let (_, want) = vm.oracle.kept(n).unwrap();
+        let want = &lab.observed().fixed(0, n).unwrap().images;
         assert_eq!(vms[&0][0].first_difference(&want[0]), None, "point {n}");
         images.push(&vms[&0][0]);
     }
@@ -182,7 +181,7 @@ fn an_interrupted_transfer_is_communication_and_the_replica_gets_checked() {
     assert!(c.first_difference.is_some() && c.repaired);
     assert!(l.replicas[&0].inconsistent.is_none());
     // The repaired replica is the snapshot's image of point 2: the quiesce point.
-    let want = l.vms[0].oracle.at(Point::Quiesce).unwrap();
+    let want = &l.observed().fixed(0, 2).unwrap().images;
     assert_eq!(l.replicas[&0].images[0].first_difference(&want[0]), None);
 }
 

@@ -217,7 +217,6 @@ impl Requester {
                     });
                     let v = &mut lab.vms[vm];
                     if let Some(kind) = kind {
-                        v.oracle.keep(n, kind);
                         let refs = v
                             .rct_points
                             .iter()

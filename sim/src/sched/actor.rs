@@ -89,6 +89,10 @@ pub trait Message {
 pub trait World {
     /// Feeds the whole state into the world digest, in a fixed order.
     fn digest(&self, hasher: &mut blake3::Hasher);
+
+    /// Called by the scheduler after every step (`step` counts from 1), so observers
+    /// inside the world see each state the actors left, without any actor's help.
+    fn after_step(&mut self, _step: u64) {}
 }
 
 /// A world with nothing in it, for schedulers whose actors share no state.

@@ -314,6 +314,7 @@ impl<M: Message, W: World> Scheduler<M, W> {
         if let Some(divergence) = self.core.divergence.take() {
             return Err(divergence.into());
         }
+        self.world.after_step(step);
         self.core.decisions.end_step()?;
         if self.core.recording {
             self.core.record.digest = Some(self.world_digest());

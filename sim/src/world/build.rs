@@ -11,7 +11,7 @@ use hvsim_engine::vhdx::MIB;
 use hvsim_engine::volume::Volume;
 use hvsim_engine::{CreateOptions, GuidGen};
 
-use super::{DiskLab, GuestVol, Lab, Oracle, Power, VmLab, PAGE};
+use super::{DiskLab, GuestVol, Lab, Observed, Oracle, Power, VmLab, PAGE};
 use crate::scenario::{
     BackupKind, Bytes, FileSystem, Problem, Scenario, VmState, MIN_GUEST_VOLUME,
 };
@@ -154,6 +154,7 @@ fn build_on(
             downtime_us: 0,
             frozen: false,
             held: false,
+            writers: vm.guest.writers.len(),
             disks: Vec::new(),
             oracle: Oracle::new(vm.disks.len()),
             next_serial: 1,
@@ -250,6 +251,7 @@ fn build_on(
         job_done: false,
         windows: Vec::new(),
         writer_states: BTreeMap::new(),
+        observed: Observed::default(),
     };
     for name in &lab.scenario.job.vms.clone() {
         if let Some(i) = lab.vm_index(name) {
