@@ -6,6 +6,8 @@
 //!   method each VM takes (R1–R5, R7, F3's preconditions);
 //! - `vss`: the one VSS sequence; `actors`: every party of the protocol; `msg`: what
 //!   they say to each other;
+//! - `protocol`: pure cores of the Hyper-V writer, VMMS, the guest's integration
+//!   components and guest writers (input → state + effects), which `actors` adapt;
 //! - `fsrvp`: MS-FSRVP (agent, file server VSS, client); `linux`: hv_snapshot and
 //!   hv_vss_daemon;
 //! - `run`: a run from scenario to report, with invariants I1–I6.
