@@ -4,7 +4,8 @@
 //!   traces and their replay;
 //! - `world`: volumes with real VHDX files, VMs and the oracle; `plan`: which flow and
 //!   method each VM takes (R1–R5, R7, F3's preconditions);
-//! - `vss`: the one VSS sequence; `actors`: every party of the protocol; `msg`: what
+//! - `protocol`: pure protocol state machines (`protocol::vss`: the one VSS sequence);
+//!   `vss`: the VSS service actor; `actors`: every party of the protocol; `msg`: what
 //!   they say to each other;
 //! - `protocol`: pure cores of the Hyper-V writer, VMMS, the guest's integration
 //!   components and guest writers (input → state + effects), which `actors` adapt;

@@ -54,10 +54,7 @@ impl HyperVWriter {
                     refused: p.refused.clone(),
                     saved: v.power == Power::Saved,
                     checkpoints: v.disks.iter().any(|d| d.chain.checkpoints() > 0),
-                    raises_guest_not_ready: crate::plan::at_least(
-                        v.host_version,
-                        HyperVVersion::V2012R2,
-                    ),
+                    raises_guest_not_ready: v.host_version.at_least(HyperVVersion::V2012R2),
                 }
             })
             .collect()
@@ -117,7 +114,8 @@ impl WriterPort for Port<'_, '_> {
     }
 
     fn revert_in_snapshot(&mut self, vm: usize, set: u64) -> Result<u64, Fail> {
-        let lab = &mut *self.cx.world;
+        let cx = &mut *self.cx;
+        let lab = &*cx.world;
         let fail = |e: String| Fail::new(Hresult::VssEAutorecoveryFailed, FailureClass::Host, e);
         let mut restored = 0;
         for d in &lab.vms[vm].disks {
@@ -137,7 +135,7 @@ impl WriterPort for Port<'_, '_> {
                 .map_err(|e| fail(e.to_string()))?;
             let mut inside = d
                 .chain
-                .open_on(&snap, true, false, &mut lab.guids)
+                .open_on(&snap, true, false, cx.out.guids())
                 .map_err(|e| fail(e.to_string()))?;
             for v in &d.vols {
                 if v.internal.is_some() {

@@ -3,9 +3,9 @@
 //! resumes at OnThaw or OnAbort, and fails (SetWriterFailure) or hangs at the event the
 //! scenario names (F5.6: one failing writer fails the whole preparation).
 
-use crate::msg::Fail;
+use crate::protocol::vss::{AppLevel, WriterEvent, WriterState};
+use crate::protocol::Fail;
 use crate::scenario::{FailureClass, Hresult, Writer, WriterFailure, WriterKind};
-use crate::vss::{AppLevel, WriterEvent, WriterState};
 
 /// How long a writer takes to handle an event.
 pub const HANDLE_US: u64 = 20_000;

@@ -7,9 +7,9 @@
 use crate::linux::msg::HV_S_OK;
 use crate::linux::HvVssOp;
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
+use crate::protocol::vss::VssCall;
 use crate::scenario::{FailureClass, GuestOs, Hresult};
 use crate::sched::ActorId;
-use crate::vss::VssCall;
 
 /// Where the guest's backup is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,6 +9,8 @@ use crate::actors::{
     FssAgentActor, FssProvider, GuestProvider, GuestProviderKind, GuestWriter, HostProvider, HvIc,
     HyperVWriter, LinuxVssDaemon, Requester, Vmms, Workload,
 };
+use hvsim_engine::GuidGen;
+
 use crate::fsrvp::FssAgent;
 use crate::msg::Msg;
 use crate::plan::Flow;
@@ -76,13 +78,14 @@ pub fn populate_on(
     on_disk: Option<&std::path::Path>,
 ) -> Result<Scheduler<Msg, Lab>, BuildError> {
     refuse_unmodelled(&scenario)?;
-    let mut lab = build_lab(Rc::clone(&scenario), seed, on_disk)?;
+    let mut guids = GuidGen::seeded(seed);
+    let mut lab = build_lab(Rc::clone(&scenario), &mut guids, on_disk)?;
     // A recorded run digests the world after every step: the oracle then keeps a hash
     // chain of the bytes written (set before any workload step).
     for vm in &mut lab.vms {
         vm.oracle.hash_writes = true;
     }
-    let mut sched = Scheduler::with_world(decisions, lab);
+    let mut sched = Scheduler::with_world(decisions, guids, lab);
     let s = &*scenario;
     let mut ids = Ids(0);
 
@@ -190,7 +193,7 @@ pub fn populate_on(
                 })
                 .collect()
         };
-        let guids = sched.world_mut().guids.fork();
+        let guids = sched.guids().fork();
         let mut agent = FssAgent::new(&fs.name, shares, guids);
         for f in &s.faults {
             if let Fault::FsrvpTimeout {

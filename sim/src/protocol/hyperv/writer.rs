@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
+use crate::protocol::vss::{WriterEvent, WriterState};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::ActorId;
-use crate::vss::{WriterEvent, WriterState};
 
 /// "Microsoft Hyper-V VSS Writer".
 pub const WRITER_ID: &str = "66841cd4-6ded-4f4b-8f17-fd23f8ddc3de";
