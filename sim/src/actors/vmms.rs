@@ -171,7 +171,11 @@ impl VmmsPort for Port<'_, '_> {
                 }
             }
             if let Err(e) = d.close() {
-                result = Err(Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e));
+                result = Err(Fail::new(
+                    Hresult::VssEUnexpected,
+                    FailureClass::Host,
+                    e.to_string(),
+                ));
                 break;
             }
             let name = checkpoint_file(&d.file, cx.out.guids().next_guid());
@@ -217,7 +221,7 @@ impl VmmsPort for Port<'_, '_> {
                     result = result.and(Err(Fail::new(
                         Hresult::VssEUnexpected,
                         FailureClass::Host,
-                        e,
+                        e.to_string(),
                     )));
                 }
             }
@@ -243,8 +247,9 @@ impl VmmsPort for Port<'_, '_> {
             if d.chain.checkpoints() == 0 || d.merge.is_some() {
                 continue;
             }
-            d.reopen(true, cx.out.guids())
-                .map_err(|e| Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e))?;
+            d.reopen(true, cx.out.guids()).map_err(|e| {
+                Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e.to_string())
+            })?;
             let live = d.live.as_mut().expect("reopened");
             let m = Merge::start(live, cx.out.guids()).map_err(|e| {
                 Fail::new(
@@ -287,7 +292,8 @@ impl VmmsPort for Port<'_, '_> {
                     let gone = d.chain.active().to_string();
                     d.chain.merged().map_err(|e| fail(e.to_string()))?;
                     cx.out.detail("merged", gone);
-                    d.reopen(false, cx.out.guids()).map_err(fail)?;
+                    d.reopen(false, cx.out.guids())
+                        .map_err(|e| fail(e.to_string()))?;
                 }
             }
         }
