@@ -4,9 +4,12 @@
 //!   traces and their replay;
 //! - `world`: volumes with real VHDX files, VMs and the oracle; `plan`: which flow and
 //!   method each VM takes (R1–R5, R7, F3's preconditions);
-//! - `protocol`: pure protocol state machines (`protocol::vss`: the one VSS sequence);
-//!   `actors`: every party of the protocol, thin adapters on the cores (the VSS service
-//!   actor too); `msg`: what they say to each other;
+//! - `protocol`: pure protocol state machines (`protocol::vss`: the one VSS sequence;
+//!   `protocol::hyperv`: the Hyper-V writer and VMMS; `protocol::ic`: the guest's
+//!   integration components; `protocol::guest_writer`: application writers — each
+//!   input → state + effects);
+//! - `actors`: every party of the protocol, thin adapters on the cores (the VSS service
+//!   too); `msg`: what they say to each other;
 //! - `fsrvp`: MS-FSRVP (agent, file server VSS, client); `linux`: hv_snapshot and
 //!   hv_vss_daemon;
 //! - `backend`: the seam between a run and where it runs (the requester's calls to each

@@ -87,7 +87,7 @@ impl Reached {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
     /// The job starts.
     Start,

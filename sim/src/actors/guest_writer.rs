@@ -1,22 +1,18 @@
-//! `GuestWriter`: an application writer inside a Windows guest (System, Registry,
-//! SQL-like, Exchange-like). It flushes and stops its transactions at OnFreeze, resumes at
-//! OnThaw or OnAbort, and can be told to fail or hang at any event.
+//! `GuestWriter`: an application writer inside a Windows guest. Its decisions are
+//! [`crate::protocol::guest_writer`]'s; this adapter stops and resumes the guest's
+//! transactions and answers the guest's VSS.
 
-use crate::msg::{Fail, Msg};
-use crate::protocol::vss::{AppLevel, WriterEvent, WriterState};
-use crate::scenario::{FailureClass, Hresult, Writer, WriterFailure};
-use crate::sched::{Actor, Cx, Detail, Envelope, Origin};
+use crate::msg::Msg;
+use crate::protocol::guest_writer::{self, GuestWriterCore, GuestWriterEffect};
+use crate::protocol::vss::AppLevel;
+use crate::scenario::Writer;
+use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
 use crate::world::Lab;
-
-/// How long a writer takes to handle an event (a flush at OnFreeze takes longer).
-const HANDLE_US: u64 = 20_000;
-const FLUSH_US: u64 = 150_000;
 
 pub struct GuestWriter {
     name: String,
     vm: usize,
-    config: Writer,
-    state: WriterState,
+    core: GuestWriterCore,
 }
 
 impl GuestWriter {
@@ -24,26 +20,47 @@ impl GuestWriter {
         GuestWriter {
             name: format!("GuestWriter@{vm_name}/{}", config.name),
             vm,
-            config,
-            state: WriterState::Stable,
+            core: GuestWriterCore::new(config),
         }
     }
 
     pub fn level(config: &Writer) -> AppLevel {
-        use crate::scenario::WriterKind::*;
-        match config.kind {
-            System | Registry => AppLevel::System,
-            Sql | Exchange => AppLevel::BackEnd,
-        }
+        guest_writer::level(config.kind)
     }
 
-    fn code(f: WriterFailure) -> Hresult {
-        match f {
-            WriterFailure::Retryable => Hresult::VssEWritererrorRetryable,
-            WriterFailure::NonRetryable => Hresult::VssEWritererrorNonretryable,
-            WriterFailure::OutOfResources => Hresult::VssEWritererrorOutOfResources,
-            WriterFailure::InconsistentSnapshot => Hresult::VssEWritererrorInconsistentSnapshot,
-            WriterFailure::Timeout => Hresult::VssEWritererrorTimeout,
+    fn apply(&self, vss: ActorId, effect: GuestWriterEffect, cx: &mut Cx<'_, Msg, Lab>) {
+        match effect {
+            GuestWriterEffect::Hang { event } => {
+                cx.out
+                    .record(event.name(), [("reply", Detail::Str("none (hangs)"))]);
+            }
+            GuestWriterEffect::SetWriterFailure { event, code, state } => cx.out.record(
+                event.name(),
+                [
+                    ("SetWriterFailure", Detail::Str(code.as_str())),
+                    ("state", Detail::Str(state.name())),
+                ],
+            ),
+            GuestWriterEffect::Freeze => {
+                cx.world.vms[self.vm].frozen = true;
+                super::tag(cx.world, &mut cx.out, self.vm, crate::plan::Stage::Quiesce);
+            }
+            GuestWriterEffect::Thaw => cx.world.vms[self.vm].frozen = false,
+            GuestWriterEffect::State(state) => cx.out.detail("state", state.name()),
+            GuestWriterEffect::Reply {
+                delay_us,
+                event,
+                state,
+                result,
+            } => cx.out.send_after(
+                vss,
+                delay_us,
+                Msg::WriterDone {
+                    event,
+                    state,
+                    result,
+                },
+            ),
         }
     }
 }
@@ -57,70 +74,12 @@ impl Actor<Msg, Lab> for GuestWriter {
         let (Msg::Writer { event, .. }, Origin::Actor(vss)) = (env.msg, env.origin) else {
             return;
         };
-        let failing = self
-            .config
-            .fail_at
-            .is_some_and(|e| WriterEvent::from_scenario(e) == event);
-        if failing {
-            let with = self.config.fail_with.unwrap_or(WriterFailure::NonRetryable);
-            if with == WriterFailure::Timeout {
-                // The handler never returns: VSS's window decides.
-                cx.out
-                    .record(event.name(), [("reply", Detail::Str("none (hangs)"))]);
-                return;
-            }
-            self.state = event.failed_state();
-            let code = Self::code(with);
-            cx.out.record(
-                event.name(),
-                [
-                    ("SetWriterFailure", Detail::Str(code.as_str())),
-                    ("state", Detail::Str(self.state.name())),
-                ],
-            );
-            let fail = Fail::new(
-                code,
-                FailureClass::Guest,
-                format!("{} failed {}", self.config.name, event.name()),
-            );
-            cx.out.send_after(
-                vss,
-                HANDLE_US,
-                Msg::WriterDone {
-                    event,
-                    state: self.state,
-                    result: Err(fail),
-                },
-            );
-            return;
+        for effect in self.core.on_event(event) {
+            self.apply(vss, effect, cx);
         }
-        let delay = match event {
-            WriterEvent::OnFreeze => {
-                // Flush and stop issuing transactions until thaw.
-                cx.world.vms[self.vm].frozen = true;
-                super::tag(cx.world, &mut cx.out, self.vm, crate::plan::Stage::Quiesce);
-                FLUSH_US
-            }
-            WriterEvent::OnThaw | WriterEvent::OnAbort => {
-                cx.world.vms[self.vm].frozen = false;
-                HANDLE_US
-            }
-            _ => HANDLE_US,
-        };
-        self.state = event.state_after();
-        cx.out.detail("state", self.state.name());
-        cx.out.send_after(
-            vss,
-            delay,
-            Msg::WriterDone {
-                event,
-                state: self.state,
-                result: Ok(()),
-            },
-        );
     }
 
     fn digest(&self, h: &mut blake3::Hasher) {
-        h.update(&[self.state as u8]);
+        self.core.digest(h);
     }
 }

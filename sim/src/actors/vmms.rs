@@ -1,44 +1,33 @@
-//! `Vmms`: the Virtual Machine Management Service of a host. Saves and resumes VMs,
-//! takes checkpoints (backup, auto-recovery, production, standard, R4's named backup
+//! `Vmms`: the Virtual Machine Management Service of a host. Its decisions are
+//! [`crate::protocol::hyperv::vmms`]'s; this adapter saves and resumes VMs, takes the
+//! checkpoints (backup, auto-recovery, production, standard, R4's named backup
 //! checkpoint) as real AVHDX files, merges them online while the guest writes on, and
 //! raises Hyper-V-VMMS events.
 
 use std::collections::BTreeMap;
 
 use hvsim_engine::chain::{
-    auto_recovery_file, backup_checkpoint_name, checkpoint_file, ChainError, DiskChain, Merge,
-    MergeProgress,
+    auto_recovery_file, checkpoint_file, ChainError, DiskChain, Merge, MergeProgress,
 };
 
-use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
+use crate::msg::{Fail, Msg};
 use crate::plan::{Flow, Method};
+use crate::protocol::hyperv::{Quiesce, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer, VmmsVm};
 use crate::scenario::{FailureClass, Fault, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
 use crate::world::{Lab, Point, Power};
 
-const SAVE_US: u64 = 4_000_000;
-const RESUME_US: u64 = 2_000_000;
-const CHECKPOINT_US: u64 = 800_000;
-const MERGE_STEP_US: u64 = 100_000;
 /// Blocks copied per merge step.
 const MERGE_BLOCKS: u64 = 4;
 
-/// Checkpoints Vmms made for a backup, per VM.
-#[derive(Debug, Default)]
-struct Taken {
-    /// Per disk: the auto-recovery chain (F2.6).
-    ar: Vec<Option<DiskChain>>,
-    /// The backup/recovery checkpoint is in the chain.
-    checkpoint: bool,
-}
+/// Per VM and disk: the auto-recovery chain Vmms made (F2.6), until it is merged inside
+/// the volume snapshot or discarded.
+type AutoRecoveryChains = BTreeMap<usize, Vec<Option<DiskChain>>>;
 
 pub struct Vmms {
     name: String,
-    /// HvIc of each VM on this host.
-    ics: BTreeMap<usize, ActorId>,
-    taken: BTreeMap<usize, Taken>,
-    /// Who waits for a VM's recovery checkpoint or merge.
-    waiters: BTreeMap<(usize, &'static str), (ActorId, VmmsOp)>,
+    core: VmmsCore,
+    ar: AutoRecoveryChains,
 }
 
 fn disk_full(e: &ChainError, vm: &str) -> Fail {
@@ -60,26 +49,108 @@ impl Vmms {
     pub fn new(host: &str) -> Self {
         Vmms {
             name: format!("Vmms@{host}"),
-            ics: BTreeMap::new(),
-            taken: BTreeMap::new(),
-            waiters: BTreeMap::new(),
+            core: VmmsCore::new(),
+            ar: BTreeMap::new(),
         }
     }
 
     pub fn add_ic(&mut self, vm: usize, ic: ActorId) {
-        self.ics.insert(vm, ic);
+        self.core.add_ic(vm, ic);
+    }
+}
+
+/// What Vmms' core needs to know of a VM.
+fn facts(lab: &Lab, vm: usize) -> VmmsVm {
+    let v = &lab.vms[vm];
+    let plan = lab.plans.get(&vm);
+    VmmsVm {
+        vm,
+        name: v.name.clone(),
+        running: v.power == Power::Running,
+        saved_since_us: v.saved_at_us.filter(|_| v.power == Power::Saved),
+        auto_recovery: plan.is_some_and(|p| p.flow == Flow::F2),
+        quiesce: match plan.map(|p| p.method) {
+            Some(Method::GuestVss | Method::DaemonFreeze) => Quiesce::Guest,
+            _ => Quiesce::None,
+        },
+        production_only: plan.is_some_and(|p| p.production_only),
+    }
+}
+
+/// Vmms' effects and storage work on this step's `cx`.
+struct Port<'a, 'b> {
+    cx: &'a mut Cx<'b, Msg, Lab>,
+    ar: &'a mut AutoRecoveryChains,
+}
+
+impl VmmsPort for Port<'_, '_> {
+    fn effect(&mut self, effect: VmmsEffect) {
+        let cx = &mut *self.cx;
+        match effect {
+            VmmsEffect::Reply {
+                to,
+                delay_us,
+                op,
+                result,
+            } => cx
+                .out
+                .send_after(to, delay_us, Msg::VmmsDone { op, result }),
+            VmmsEffect::Send { to, msg } => cx.out.send(to, msg),
+            VmmsEffect::SetTimer {
+                delay_us,
+                timer: VmmsTimer::MergeStep { vm },
+            } => {
+                cx.out.set_timer(delay_us, Msg::MergeStep { vm });
+            }
+            VmmsEffect::Save { vm, now_us } => {
+                let v = &mut cx.world.vms[vm];
+                v.power = Power::Saved;
+                v.saved_at_us = Some(now_us);
+                cx.out.detail("state", "saved (memory written to disk)");
+            }
+            VmmsEffect::NothingToSave { vm } => {
+                let power = cx.world.vms[vm].power.name();
+                cx.out
+                    .detail("state", format!("already {power}: nothing to save"));
+            }
+            VmmsEffect::Resume { vm, downtime_us } => {
+                let v = &mut cx.world.vms[vm];
+                v.power = Power::Running;
+                v.saved_at_us = None;
+                v.downtime_us += downtime_us;
+                cx.out.detail("downtime_us", v.downtime_us);
+            }
+            VmmsEffect::NamedCheckpoint { name } => cx.out.detail("checkpoint", name),
+            VmmsEffect::Standard => cx.out.detail("checkpoint", "standard"),
+            VmmsEffect::CaptureInstant { vm } => cx.world.vms[vm].capture(Point::Instant),
+            VmmsEffect::Reached { vm, reached } => {
+                cx.world.consistency.insert(vm, reached);
+            }
+            VmmsEffect::FellBack { vm } => {
+                cx.world.fallbacks.insert(vm);
+            }
+            VmmsEffect::FallbackToStandard { name, cause, .. } => cx.out.record(
+                "FallbackToStandard",
+                [
+                    ("vm", Detail::Text(name)),
+                    ("cause", Detail::Str(cause.as_str())),
+                ],
+            ),
+            VmmsEffect::Raise { id, vm, text } => {
+                let host = cx.world.vms[vm].host.clone();
+                cx.world.raise(id, &host, text);
+            }
+            VmmsEffect::MergeStarts { vm } => {
+                super::tag(cx.world, &mut cx.out, vm, crate::plan::Stage::Merge);
+            }
+        }
     }
 
     /// Takes a checkpoint of every disk of the VM: `<disk>_<GUID>.avhdx`, plus the
     /// independent `<disk>-AutoRecovery.avhdx` for F2. Nothing is left behind on failure.
-    fn checkpoint(
-        &mut self,
-        vm: usize,
-        with_ar: bool,
-        cx: &mut Cx<'_, Msg, Lab>,
-    ) -> Result<(), Fail> {
-        let guard = &mut *cx.world;
-        let lab = &mut *guard;
+    fn checkpoint(&mut self, vm: usize, with_ar: bool) -> Result<(), Fail> {
+        let cx = &mut *self.cx;
+        let lab = &mut *cx.world;
         let out_of_space = lab.scenario.faults.iter().find_map(|f| match f {
             Fault::OutOfSpace { volume, at }
                 if crate::run::OUT_OF_SPACE_STEPS.contains(&at.as_str()) =>
@@ -100,7 +171,11 @@ impl Vmms {
                 }
             }
             if let Err(e) = d.close() {
-                result = Err(Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e));
+                result = Err(Fail::new(
+                    Hresult::VssEUnexpected,
+                    FailureClass::Host,
+                    e.to_string(),
+                ));
                 break;
             }
             let name = checkpoint_file(&d.file, cx.out.guids().next_guid());
@@ -138,9 +213,7 @@ impl Vmms {
                     .map(|vol| vol.remove(&auto_recovery_file(&d.file)));
             }
         } else {
-            let t = self.taken.entry(vm).or_default();
-            t.checkpoint = true;
-            t.ar = ar;
+            self.ar.insert(vm, ar);
         }
         for d in &mut v.disks {
             if v.power != Power::Off {
@@ -148,7 +221,7 @@ impl Vmms {
                     result = result.and(Err(Fail::new(
                         Hresult::VssEUnexpected,
                         FailureClass::Host,
-                        e,
+                        e.to_string(),
                     )));
                 }
             }
@@ -156,28 +229,27 @@ impl Vmms {
         result
     }
 
-    fn reply(
-        &mut self,
-        to: ActorId,
-        delay: u64,
-        op: VmmsOp,
-        result: Result<(), Fail>,
-        cx: &mut Cx<'_, Msg, Lab>,
-    ) {
-        cx.out.send_after(to, delay, Msg::VmmsDone { op, result });
+    fn discard_auto_recovery(&mut self, vm: usize) {
+        let Some(chains) = self.ar.get_mut(&vm) else {
+            return;
+        };
+        for ar in chains.iter_mut().filter_map(Option::take) {
+            let _ = ar.volume.remove(ar.active());
+        }
     }
 
-    fn start_merge(&mut self, vm: usize, cx: &mut Cx<'_, Msg, Lab>) -> Result<bool, Fail> {
-        let guard = &mut *cx.world;
-        let lab = &mut *guard;
+    fn start_merge(&mut self, vm: usize) -> Result<bool, Fail> {
+        let cx = &mut *self.cx;
+        let lab = &mut *cx.world;
         let v = &mut lab.vms[vm];
         let mut any = false;
         for d in &mut v.disks {
             if d.chain.checkpoints() == 0 || d.merge.is_some() {
                 continue;
             }
-            d.reopen(true, cx.out.guids())
-                .map_err(|e| Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e))?;
+            d.reopen(true, cx.out.guids()).map_err(|e| {
+                Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e.to_string())
+            })?;
             let live = d.live.as_mut().expect("reopened");
             let m = Merge::start(live, cx.out.guids()).map_err(|e| {
                 Fail::new(
@@ -193,10 +265,9 @@ impl Vmms {
         Ok(any)
     }
 
-    /// One step of every running merge of the VM; true when all are done.
-    fn merge_step(&mut self, vm: usize, cx: &mut Cx<'_, Msg, Lab>) -> Result<bool, Fail> {
-        let guard = &mut *cx.world;
-        let lab = &mut *guard;
+    fn merge_step(&mut self, vm: usize) -> Result<bool, Fail> {
+        let cx = &mut *self.cx;
+        let lab = &mut *cx.world;
         let v = &mut lab.vms[vm];
         let mut done = true;
         for d in &mut v.disks {
@@ -221,7 +292,8 @@ impl Vmms {
                     let gone = d.chain.active().to_string();
                     d.chain.merged().map_err(|e| fail(e.to_string()))?;
                     cx.out.detail("merged", gone);
-                    d.reopen(false, cx.out.guids()).map_err(fail)?;
+                    d.reopen(false, cx.out.guids())
+                        .map_err(|e| fail(e.to_string()))?;
                 }
             }
         }
@@ -231,18 +303,13 @@ impl Vmms {
     /// F2.10–F2.12 inside the volume snapshot: the auto-recovery checkpoint holds the
     /// consistent image; it is merged into the base there, and discarded on the live
     /// volume.
-    fn auto_recover(&mut self, vm: usize, set: u64, cx: &mut Cx<'_, Msg, Lab>) -> Result<(), Fail> {
+    fn auto_recover(&mut self, vm: usize, set: u64) -> Result<(), Fail> {
         let fail = |e: String| Fail::new(Hresult::VssEAutorecoveryFailed, FailureClass::Host, e);
-        let Some(taken) = self.taken.get_mut(&vm) else {
-            let name = cx.world.vms[vm].name.clone();
-            return Err(fail(format!(
-                "{name}: no backup checkpoint to auto-recover"
-            )));
-        };
-        let guard = &mut *cx.world;
-        let lab = &mut *guard;
+        let cx = &mut *self.cx;
+        let lab = &mut *cx.world;
         let mut recovered = false;
-        for (i, ar) in taken.ar.iter_mut().enumerate() {
+        let chains = self.ar.entry(vm).or_default();
+        for (i, ar) in chains.iter_mut().enumerate() {
             let Some(ar) = ar.take() else { continue };
             let d = &lab.vms[vm].disks[i];
             let shadow = lab
@@ -303,26 +370,15 @@ impl Vmms {
                 lab.vms[vm].name
             )));
         }
-        {
-            // F2.13: the requester reads each base disk from the snapshot, where it now
-            // holds the consistent image.
-            let files = lab.vms[vm]
-                .disks
-                .iter()
-                .map(|d| vec![d.chain.base().to_string()])
-                .collect();
-            lab.sources.insert(vm, (Some(set), files));
-        }
+        // F2.13: the requester reads each base disk from the snapshot, where it now holds
+        // the consistent image.
+        let files = lab.vms[vm]
+            .disks
+            .iter()
+            .map(|d| vec![d.chain.base().to_string()])
+            .collect();
+        lab.sources.insert(vm, (Some(set), files));
         Ok(())
-    }
-
-    fn discard_ar(&mut self, vm: usize) {
-        let Some(t) = self.taken.get_mut(&vm) else {
-            return;
-        };
-        for ar in t.ar.iter_mut().filter_map(Option::take) {
-            let _ = ar.volume.remove(ar.active());
-        }
     }
 }
 
@@ -333,196 +389,34 @@ impl Actor<Msg, Lab> for Vmms {
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
         let from = env.sender().unwrap_or(cx.out.me());
+        let now_us = cx.out.now_us();
+        let (core, ar) = (&mut self.core, &mut self.ar);
         match env.msg {
-            Msg::Vmms(op) => self.on_op(from, op, cx),
-            Msg::IcReady { vm, result } => self.on_ic_ready(vm, result, cx),
-            Msg::MergeStep { vm } => match self.merge_step(vm, cx) {
-                Ok(false) => {
-                    cx.out.set_timer(MERGE_STEP_US, Msg::MergeStep { vm });
-                }
-                Ok(true) => {
-                    if let Some(t) = self.taken.get_mut(&vm) {
-                        t.checkpoint = false;
-                    }
-                    if let Some((to, op)) = self.waiters.remove(&(vm, "merge")) {
-                        self.reply(to, 0, op, Ok(()), cx);
-                    }
-                }
-                Err(f) => {
-                    {
-                        let lab = &mut *cx.world;
-                        let about = format!("virtual machine '{}': {}", lab.vms[vm].name, f.detail);
-                        let host = lab.vms[vm].host.clone();
-                        lab.raise(19100, &host, about);
-                    }
-                    let f = f.with_event(19100);
-                    if let Some((to, op)) = self.waiters.remove(&(vm, "merge")) {
-                        self.reply(to, 0, op, Err(f), cx);
-                    }
-                }
-            },
+            Msg::Vmms(op) => {
+                let v = facts(cx.world, op.vm());
+                core.on_op(from, op, &v, now_us, &mut Port { cx, ar });
+            }
+            Msg::IcReady { vm, result } => {
+                let v = facts(cx.world, vm);
+                core.on_ic_ready(result, &v, &mut Port { cx, ar });
+            }
+            Msg::MergeStep { vm } => {
+                let v = facts(cx.world, vm);
+                core.on_merge_step(&v, &mut Port { cx, ar });
+            }
             _ => {}
         }
     }
 
     fn digest(&self, h: &mut blake3::Hasher) {
-        for (vm, t) in &self.taken {
+        for (vm, checkpoint) in self.core.taken() {
+            let ars = self.ar.get(vm).map_or(0, |a| a.iter().flatten().count());
             h.update(&(*vm as u64).to_le_bytes());
-            h.update(&[u8::from(t.checkpoint), t.ar.iter().flatten().count() as u8]);
+            h.update(&[u8::from(*checkpoint), ars as u8]);
         }
-        for (vm, what) in self.waiters.keys() {
-            h.update(&(*vm as u64).to_le_bytes());
-            h.update(what.as_bytes());
-        }
-    }
-}
-
-impl Vmms {
-    fn on_op(&mut self, from: ActorId, op: VmmsOp, cx: &mut Cx<'_, Msg, Lab>) {
-        let vm = op.vm();
-        match &op {
-            VmmsOp::SaveState { .. } => {
-                let lab = &mut *cx.world;
-                let now = cx.out.now_us();
-                let v = &mut lab.vms[vm];
-                if v.power == Power::Running {
-                    v.power = Power::Saved;
-                    v.saved_at_us = Some(now);
-                    cx.out.detail("state", "saved (memory written to disk)");
-                } else {
-                    cx.out.detail(
-                        "state",
-                        format!("already {}: nothing to save", v.power.name()),
-                    );
-                }
-                self.reply(from, SAVE_US, op, Ok(()), cx);
-            }
-            VmmsOp::Resume { .. } => {
-                let lab = &mut *cx.world;
-                let now = cx.out.now_us();
-                let v = &mut lab.vms[vm];
-                if v.power == Power::Saved && v.saved_at_us.is_some() {
-                    v.power = Power::Running;
-                    let since = v.saved_at_us.take().unwrap_or(now);
-                    v.downtime_us += now + RESUME_US - since;
-                    cx.out.detail("downtime_us", v.downtime_us);
-                }
-                self.reply(from, RESUME_US, op, Ok(()), cx);
-            }
-            VmmsOp::NamedBackupCheckpoint { .. } => {
-                let name = {
-                    let lab = &*cx.world;
-                    backup_checkpoint_name(
-                        &lab.vms[vm].name,
-                        1_700_000_000 + cx.out.now_us() / 1_000_000,
-                    )
-                };
-                cx.out.detail("checkpoint", name);
-                let r = self.checkpoint(vm, false, cx);
-                if r.is_ok() {
-                    let lab = &mut *cx.world;
-                    lab.vms[vm].capture(Point::Instant);
-                }
-                self.reply(from, CHECKPOINT_US, op, r, cx);
-            }
-            VmmsOp::CheckpointNow { .. } => {
-                let flow = cx.world.plans.get(&vm).map(|p| p.flow);
-                let r = self.checkpoint(vm, flow == Some(Flow::F2), cx);
-                self.reply(from, CHECKPOINT_US, op, r, cx);
-            }
-            VmmsOp::BackupCheckpoints { .. } => {
-                let r = self.checkpoint(vm, true, cx);
-                self.reply(from, CHECKPOINT_US, op, r, cx);
-            }
-            VmmsOp::CreateRecoveryCheckpoint { .. } => {
-                let method = cx.world.plans.get(&vm).map(|p| p.method);
-                match method {
-                    Some(Method::GuestVss | Method::DaemonFreeze) => {
-                        let Some(&ic) = self.ics.get(&vm) else { return };
-                        self.waiters.insert((vm, "checkpoint"), (from, op));
-                        cx.out.send(
-                            ic,
-                            Msg::IcBackup {
-                                purpose: IcPurpose::Checkpoint,
-                            },
-                        );
-                    }
-                    _ => {
-                        cx.out.detail("checkpoint", "standard");
-                        let r = self.checkpoint(vm, false, cx);
-                        if r.is_ok() {
-                            let lab = &mut *cx.world;
-                            lab.vms[vm].capture(Point::Instant);
-                            lab.consistency.insert(vm, Reached::Crash);
-                        }
-                        self.reply(from, CHECKPOINT_US, op, r, cx);
-                    }
-                }
-            }
-            VmmsOp::MergeCheckpoint { .. } => {
-                super::tag(cx.world, &mut cx.out, vm, crate::plan::Stage::Merge);
-                self.discard_ar(vm);
-                match self.start_merge(vm, cx) {
-                    Ok(true) => {
-                        self.waiters.insert((vm, "merge"), (from, op));
-                        cx.out.set_timer(MERGE_STEP_US, Msg::MergeStep { vm });
-                    }
-                    Ok(false) => self.reply(from, 0, op, Ok(()), cx),
-                    Err(f) => self.reply(from, 0, op, Err(f), cx),
-                }
-            }
-            VmmsOp::AutoRecover { set, .. } => {
-                let r = self.auto_recover(vm, *set, cx);
-                self.reply(from, CHECKPOINT_US, op, r, cx);
-            }
-        }
-    }
-
-    fn on_ic_ready(&mut self, vm: usize, result: Result<Reached, Fail>, cx: &mut Cx<'_, Msg, Lab>) {
-        let Some((to, op)) = self.waiters.remove(&(vm, "checkpoint")) else {
-            return;
-        };
-        match result {
-            Ok(reached) => {
-                cx.world.consistency.insert(vm, reached);
-                self.reply(to, 0, op, Ok(()), cx);
-            }
-            Err(f) => {
-                {
-                    let lab = &mut *cx.world;
-                    let about = format!("virtual machine '{}': {}", lab.vms[vm].name, f.detail);
-                    let host = lab.vms[vm].host.clone();
-                    lab.raise(10150, &host, about);
-                }
-                let (only, name) = {
-                    let lab = &*cx.world;
-                    (
-                        lab.plans.get(&vm).is_some_and(|p| p.production_only),
-                        lab.vms[vm].name.clone(),
-                    )
-                };
-                if only {
-                    // ProductionOnly: no fallback.
-                    self.reply(to, 0, op, Err(f), cx);
-                    return;
-                }
-                // Production falls back to a standard checkpoint (crash-consistent).
-                cx.out.record(
-                    "FallbackToStandard",
-                    [
-                        ("vm", Detail::Text(name)),
-                        ("cause", Detail::Str(f.code.as_str())),
-                    ],
-                );
-                let r = self.checkpoint(vm, false, cx);
-                if r.is_ok() {
-                    let lab = &mut *cx.world;
-                    lab.vms[vm].capture(Point::Instant);
-                    lab.consistency.insert(vm, Reached::Crash);
-                    lab.fallbacks.insert(vm);
-                }
-                self.reply(to, CHECKPOINT_US, op, r, cx);
-            }
+        for key in self.core.waiters() {
+            h.update(&(key.vm as u64).to_le_bytes());
+            h.update(key.on.name().as_bytes());
         }
     }
 }

@@ -150,7 +150,7 @@ impl Workload {
         };
         if let Err(e) = r {
             self.errors += 1;
-            cx.out.detail("io_error", e);
+            cx.out.detail("io_error", e.to_string());
         }
     }
 }

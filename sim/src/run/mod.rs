@@ -23,7 +23,7 @@ use crate::plan::{Flow, Method};
 use crate::scenario::{BackupMethod, CheckpointKind, Consistency, Outcome, Scenario, VmState};
 use crate::sched::{Decisions, Detail, Scheduler, SimError, StepRecord, Stop};
 use crate::trace::{Header, TraceWriter};
-use crate::world::{Lab, Power};
+use crate::world::{DiskError, Lab, Power};
 
 /// Steps no run goes beyond: the bound a trace may hold.
 pub const MAX_STEPS: u64 = crate::trace::MAX_STEPS;
@@ -216,7 +216,7 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
 }
 
 /// Closes every VM's open chain, so every header and log is final on the files.
-fn close_chains(lab: &mut Lab) -> Result<(), String> {
+fn close_chains(lab: &mut Lab) -> Result<(), DiskError> {
     for vm in &mut lab.vms {
         for d in &mut vm.disks {
             d.close()?;
@@ -254,7 +254,7 @@ fn refuse_existing(paths: impl IntoIterator<Item = PathBuf>) -> Result<(), RunEr
 /// distinct, and file names plain). Every target is checked before any is written, and
 /// each is created new: an existing file is never replaced.
 pub fn keep_disks(lab: &mut Lab, dir: &Path) -> Result<(), RunError> {
-    close_chains(lab).map_err(RunError::HostIo)?;
+    close_chains(lab).map_err(|e| RunError::HostIo(e.to_string()))?;
     let mut files = Vec::new();
     for (name, v) in &lab.volumes {
         let folder = dir.join(volume_folder(name));

@@ -270,16 +270,19 @@ fn initial_content(lab: &mut Lab, guids: &mut GuidGen) -> Result<(), BuildError>
     let Lab { vms, .. } = lab;
     for vm in vms.iter_mut() {
         for d in 0..vm.disks.len() {
-            vm.disks[d].reopen(false, guids).map_err(BuildError)?;
+            vm.disks[d]
+                .reopen(false, guids)
+                .map_err(|e| BuildError(e.to_string()))?;
             for v in 0..vm.disks[d].vols.len() {
                 let boot = vm.next_data(1, 0xB0);
-                vm.guest_write(d, v, 0, &boot).map_err(BuildError)?;
+                vm.guest_write(d, v, 0, &boot)
+                    .map_err(|e| BuildError(e.to_string()))?;
                 let files = vm.next_data(16, 0xF1);
                 vm.guest_write(d, v, 64 * PAGE, &files)
-                    .map_err(BuildError)?;
+                    .map_err(|e| BuildError(e.to_string()))?;
             }
             if vm.power != Power::Running {
-                vm.disks[d].close().map_err(BuildError)?;
+                vm.disks[d].close().map_err(|e| BuildError(e.to_string()))?;
             }
         }
     }

@@ -19,10 +19,10 @@ pub use points::{CheckRecord, Excluded, PointFigures, Replica, RestoreRecord, Re
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use hvsim_engine::chain::{DiskChain, Merge};
+use hvsim_engine::chain::{ChainError, DiskChain, Merge};
 use hvsim_engine::disk::{VirtualDisk, VirtualDiskMut};
-use hvsim_engine::guest::{GuestVolume, InternalSnapshot};
-use hvsim_engine::rct::{ChangeTracker, RefPoint};
+use hvsim_engine::guest::{GuestSnapshotError, GuestVolume, InternalSnapshot};
+use hvsim_engine::rct::{ChangeTracker, RctError, RefPoint};
 use hvsim_engine::vhdx::VhdxError;
 use hvsim_engine::volume::{SnapshotId, Volume};
 use hvsim_engine::{GuidGen, Vhdx};
@@ -114,34 +114,65 @@ impl VirtualDiskMut for Merging<'_> {
     }
 }
 
+/// A VM's disk could not be opened, closed or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("{file} is not open")]
+    NotOpen { file: String },
+    #[error("{file}: {source}")]
+    Image {
+        file: String,
+        #[source]
+        source: VhdxError,
+    },
+    #[error("{file}: {source}")]
+    Guest {
+        file: String,
+        #[source]
+        source: GuestSnapshotError,
+    },
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error("{file}: change tracking: {source}")]
+    ChangeTracking {
+        file: String,
+        #[source]
+        source: RctError,
+    },
+}
+
 impl DiskLab {
-    /// Reopens the chain for the VM (and its parent writable while a merge runs).
-    pub fn reopen(&mut self, parent_writable: bool, guids: &mut GuidGen) -> Result<(), String> {
-        if let Some(d) = self.live.take() {
-            d.close()
-                .map_err(|e| format!("{}: {e}", self.chain.active()))?;
+    fn image_error(&self) -> impl FnOnce(VhdxError) -> DiskError + '_ {
+        |source| DiskError::Image {
+            file: self.chain.active().to_string(),
+            source,
         }
-        let d = self
-            .chain
-            .open(true, parent_writable, guids)
-            .map_err(|e| e.to_string())?;
+    }
+
+    /// Reopens the chain for the VM (and its parent writable while a merge runs).
+    pub fn reopen(&mut self, parent_writable: bool, guids: &mut GuidGen) -> Result<(), DiskError> {
+        if let Some(d) = self.live.take() {
+            d.close().map_err(self.image_error())?;
+        }
+        let d = self.chain.open(true, parent_writable, guids)?;
         self.live = Some(d);
         Ok(())
     }
 
     /// Closes the open chain (the VM lets go of its files).
-    pub fn close(&mut self) -> Result<(), String> {
+    pub fn close(&mut self) -> Result<(), DiskError> {
         if let Some(d) = self.live.take() {
-            d.close()
-                .map_err(|e| format!("{}: {e}", self.chain.active()))?;
+            d.close().map_err(self.image_error())?;
         }
         Ok(())
     }
 
     /// A guest write to volume `vol` at `offset` of its data.
-    pub fn write(&mut self, vol: usize, offset: u64, data: &[u8]) -> Result<(), String> {
+    pub fn write(&mut self, vol: usize, offset: u64, data: &[u8]) -> Result<(), DiskError> {
         let Some(live) = self.live.as_mut() else {
-            return Err(format!("{} is not open", self.file));
+            return Err(DiskError::NotOpen {
+                file: self.file.clone(),
+            });
         };
         let v = &mut self.vols[vol];
         let r = match &self.merge {
@@ -154,7 +185,10 @@ impl DiskLab {
             }
             None => v.layout.write(live, &mut v.internal, offset, data),
         };
-        r.map_err(|e| format!("{}: {e}", self.chain.active()))
+        r.map_err(|source| DiskError::Guest {
+            file: self.chain.active().to_string(),
+            source,
+        })
     }
 }
 
@@ -205,12 +239,16 @@ impl VmLab {
         vol: usize,
         offset: u64,
         data: &[u8],
-    ) -> Result<(), String> {
+    ) -> Result<(), DiskError> {
         self.disks[disk].write(vol, offset, data)?;
         let at = self.disks[disk].vols[vol].layout.start + offset;
-        if let Some(t) = self.disks[disk].rct.as_mut() {
+        let d = &mut self.disks[disk];
+        if let Some(t) = d.rct.as_mut() {
             t.record_write(at, data.len() as u64)
-                .map_err(|e| format!("{}: change tracking: {e}", self.disks[disk].file))?;
+                .map_err(|source| DiskError::ChangeTracking {
+                    file: d.file.clone(),
+                    source,
+                })?;
         }
         self.oracle.completed(disk, at, data);
         Ok(())

@@ -105,7 +105,7 @@ pub fn restore(
             // The VM is off while its disks are replaced through the Hyper-V writer.
             v.power = Power::Off;
             for (i, d) in v.disks.iter_mut().enumerate() {
-                d.close()?;
+                d.close().map_err(|e| e.to_string())?;
                 let volume = d.chain.volume.clone();
                 // R16: the original VHD (and anything of its chain) is deleted...
                 for f in d.chain.files.clone() {

@@ -1,0 +1,149 @@
+//! The decisions of an application writer inside a Windows guest (System, Registry,
+//! SQL-like, Exchange-like): it flushes and stops issuing transactions at OnFreeze,
+//! resumes at OnThaw or OnAbort, and fails (SetWriterFailure) or hangs at the event the
+//! scenario names (F5.6: one failing writer fails the whole preparation).
+
+use crate::protocol::vss::{AppLevel, WriterEvent, WriterState};
+use crate::protocol::Fail;
+use crate::scenario::{FailureClass, Hresult, Writer, WriterFailure, WriterKind};
+
+/// How long a writer takes to handle an event.
+pub const HANDLE_US: u64 = 20_000;
+/// OnFreeze: flushing the writer's cached data takes longer.
+pub const FLUSH_US: u64 = 150_000;
+
+/// What the writer asks of the world, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuestWriterEffect {
+    /// The handler never returns: VSS's window decides.
+    Hang { event: WriterEvent },
+    /// The writer called SetWriterFailure with this code and is in this failed state.
+    SetWriterFailure {
+        event: WriterEvent,
+        code: Hresult,
+        state: WriterState,
+    },
+    /// Flushed: the application issues no transactions until thaw.
+    Freeze,
+    /// The application issues transactions again.
+    Thaw,
+    /// The writer's state after the event.
+    State(WriterState),
+    /// The writer's answer to VSS, `delay_us` from now.
+    Reply {
+        delay_us: u64,
+        event: WriterEvent,
+        state: WriterState,
+        result: Result<(), Fail>,
+    },
+}
+
+/// The VSS code a writer's configured failure reports.
+pub fn failure_code(f: WriterFailure) -> Hresult {
+    match f {
+        WriterFailure::Retryable => Hresult::VssEWritererrorRetryable,
+        WriterFailure::NonRetryable => Hresult::VssEWritererrorNonretryable,
+        WriterFailure::OutOfResources => Hresult::VssEWritererrorOutOfResources,
+        WriterFailure::InconsistentSnapshot => Hresult::VssEWritererrorInconsistentSnapshot,
+        WriterFailure::Timeout => Hresult::VssEWritererrorTimeout,
+    }
+}
+
+/// The application level a writer's kind freezes at.
+pub fn level(kind: WriterKind) -> AppLevel {
+    match kind {
+        WriterKind::System | WriterKind::Registry => AppLevel::System,
+        WriterKind::Sql | WriterKind::Exchange => AppLevel::BackEnd,
+    }
+}
+
+/// One guest writer.
+#[derive(Debug)]
+pub struct GuestWriterCore {
+    config: Writer,
+    state: WriterState,
+}
+
+impl GuestWriterCore {
+    pub fn new(config: Writer) -> Self {
+        GuestWriterCore {
+            config,
+            state: WriterState::Stable,
+        }
+    }
+
+    pub fn config(&self) -> &Writer {
+        &self.config
+    }
+
+    pub fn state(&self) -> WriterState {
+        self.state
+    }
+
+    /// A writer event from the guest's VSS.
+    pub fn on_event(&mut self, event: WriterEvent) -> Vec<GuestWriterEffect> {
+        let failing = self
+            .config
+            .fail_at
+            .is_some_and(|e| WriterEvent::from_scenario(e) == event);
+        if failing {
+            return self.fail(event);
+        }
+        let mut fx = Vec::with_capacity(3);
+        let delay_us = match event {
+            WriterEvent::OnFreeze => {
+                fx.push(GuestWriterEffect::Freeze);
+                FLUSH_US
+            }
+            WriterEvent::OnThaw | WriterEvent::OnAbort => {
+                fx.push(GuestWriterEffect::Thaw);
+                HANDLE_US
+            }
+            _ => HANDLE_US,
+        };
+        self.state = event.state_after();
+        fx.push(GuestWriterEffect::State(self.state));
+        fx.push(GuestWriterEffect::Reply {
+            delay_us,
+            event,
+            state: self.state,
+            result: Ok(()),
+        });
+        fx
+    }
+
+    fn fail(&mut self, event: WriterEvent) -> Vec<GuestWriterEffect> {
+        let with = self.config.fail_with.unwrap_or(WriterFailure::NonRetryable);
+        if with == WriterFailure::Timeout {
+            return vec![GuestWriterEffect::Hang { event }];
+        }
+        self.state = event.failed_state();
+        let code = failure_code(with);
+        let fail = Fail::new(
+            code,
+            FailureClass::Guest,
+            format!("{} failed {}", self.config.name, event.name()),
+        );
+        vec![
+            GuestWriterEffect::SetWriterFailure {
+                event,
+                code,
+                state: self.state,
+            },
+            GuestWriterEffect::Reply {
+                delay_us: HANDLE_US,
+                event,
+                state: self.state,
+                result: Err(fail),
+            },
+        ]
+    }
+
+    pub fn digest(&self, h: &mut blake3::Hasher) {
+        h.update(&[self.state as u8]);
+    }
+}
+
+#[cfg(test)]
+#[path = "guest_writer_tests.rs"]
+mod tests;

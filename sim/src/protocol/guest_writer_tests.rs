@@ -1,0 +1,167 @@
+//! A guest writer's decisions, with no world.
+
+use super::*;
+use crate::scenario::WriterEvent as At;
+
+fn writer(
+    kind: WriterKind,
+    fail_at: Option<At>,
+    fail_with: Option<WriterFailure>,
+) -> GuestWriterCore {
+    GuestWriterCore::new(Writer {
+        name: "SqlServerWriter".into(),
+        kind,
+        fail_at,
+        fail_with,
+        freeze_timeout: None,
+    })
+}
+
+fn reply(fx: &[GuestWriterEffect]) -> (u64, WriterState, Result<(), Fail>) {
+    match fx.last() {
+        Some(GuestWriterEffect::Reply {
+            delay_us,
+            state,
+            result,
+            ..
+        }) => (*delay_us, *state, result.clone()),
+        other => panic!("the writer answers last: {other:?}"),
+    }
+}
+
+#[test]
+fn freeze_flushes_and_stops_transactions_until_thaw() {
+    // F5 writer duties: flush, freeze writes until the snapshot, resume at once after.
+    let mut w = writer(WriterKind::Sql, None, None);
+    let fx = w.on_event(WriterEvent::OnFreeze);
+    assert_eq!(fx[0], GuestWriterEffect::Freeze);
+    assert_eq!(reply(&fx), (FLUSH_US, WriterState::WaitingForThaw, Ok(())));
+    let fx = w.on_event(WriterEvent::OnThaw);
+    assert_eq!(fx[0], GuestWriterEffect::Thaw);
+    assert_eq!(
+        reply(&fx),
+        (HANDLE_US, WriterState::WaitingForPostSnapshot, Ok(()))
+    );
+}
+
+#[test]
+fn abort_resumes_transactions_and_returns_to_stable() {
+    let mut w = writer(WriterKind::Exchange, None, None);
+    w.on_event(WriterEvent::OnFreeze);
+    let fx = w.on_event(WriterEvent::OnAbort);
+    assert_eq!(fx[0], GuestWriterEffect::Thaw);
+    assert_eq!(reply(&fx).1, WriterState::Stable);
+    assert_eq!(w.state(), WriterState::Stable);
+}
+
+#[test]
+fn other_events_neither_freeze_nor_thaw() {
+    let mut w = writer(WriterKind::System, None, None);
+    for (event, after) in [
+        (WriterEvent::OnIdentify, WriterState::Stable),
+        (WriterEvent::OnPrepareBackup, WriterState::Stable),
+        (
+            WriterEvent::OnPrepareSnapshot,
+            WriterState::WaitingForFreeze,
+        ),
+        (
+            WriterEvent::OnPostSnapshot,
+            WriterState::WaitingForBackupComplete,
+        ),
+        (WriterEvent::OnBackupComplete, WriterState::Stable),
+    ] {
+        let fx = w.on_event(event);
+        assert!(
+            !fx.iter()
+                .any(|e| matches!(e, GuestWriterEffect::Freeze | GuestWriterEffect::Thaw)),
+            "{event:?}: {fx:?}"
+        );
+        assert_eq!(reply(&fx), (HANDLE_US, after, Ok(())), "{event:?}");
+    }
+}
+
+#[test]
+fn fails_at_the_configured_event_with_its_state_and_code() {
+    // F5.6: the writer calls SetWriterFailure; VSS sees its failed state and code.
+    let mut w = writer(
+        WriterKind::Sql,
+        Some(At::OnFreeze),
+        Some(WriterFailure::Retryable),
+    );
+    assert_eq!(reply(&w.on_event(WriterEvent::OnPrepareSnapshot)).2, Ok(()));
+    let fx = w.on_event(WriterEvent::OnFreeze);
+    assert_eq!(
+        fx[0],
+        GuestWriterEffect::SetWriterFailure {
+            event: WriterEvent::OnFreeze,
+            code: Hresult::VssEWritererrorRetryable,
+            state: WriterState::FailedAtFreeze
+        }
+    );
+    let (delay, state, result) = reply(&fx);
+    assert_eq!((delay, state), (HANDLE_US, WriterState::FailedAtFreeze));
+    let f = result.expect_err("failed");
+    assert_eq!(f.code, Hresult::VssEWritererrorRetryable);
+    assert_eq!(f.class, FailureClass::Guest);
+    assert_eq!(f.detail, "SqlServerWriter failed OnFreeze");
+}
+
+#[test]
+fn a_writer_failing_at_freeze_never_stops_transactions() {
+    let mut w = writer(WriterKind::Sql, Some(At::OnFreeze), None);
+    let fx = w.on_event(WriterEvent::OnFreeze);
+    assert!(!fx.contains(&GuestWriterEffect::Freeze), "{fx:?}");
+}
+
+#[test]
+fn an_unspecified_failure_is_non_retryable() {
+    let mut w = writer(WriterKind::Registry, Some(At::OnPrepareSnapshot), None);
+    let (_, state, result) = reply(&w.on_event(WriterEvent::OnPrepareSnapshot));
+    assert_eq!(state, WriterState::FailedAtPrepareSnapshot);
+    assert_eq!(
+        result.map_err(|f| f.code),
+        Err(Hresult::VssEWritererrorNonretryable)
+    );
+}
+
+#[test]
+fn a_timeout_failure_hangs_without_an_answer() {
+    // The handler never returns: VSS's window times the writer out.
+    let mut w = writer(
+        WriterKind::Sql,
+        Some(At::OnFreeze),
+        Some(WriterFailure::Timeout),
+    );
+    let fx = w.on_event(WriterEvent::OnFreeze);
+    assert_eq!(
+        fx,
+        vec![GuestWriterEffect::Hang {
+            event: WriterEvent::OnFreeze
+        }]
+    );
+    assert_eq!(w.state(), WriterState::Stable, "no state change while hung");
+}
+
+#[test]
+fn every_configured_failure_has_its_vss_code() {
+    assert_eq!(
+        failure_code(WriterFailure::OutOfResources),
+        Hresult::VssEWritererrorOutOfResources
+    );
+    assert_eq!(
+        failure_code(WriterFailure::InconsistentSnapshot),
+        Hresult::VssEWritererrorInconsistentSnapshot
+    );
+    assert_eq!(
+        failure_code(WriterFailure::Timeout),
+        Hresult::VssEWritererrorTimeout
+    );
+}
+
+#[test]
+fn application_writers_freeze_at_back_end_level_system_writers_at_system() {
+    assert_eq!(level(WriterKind::Sql), AppLevel::BackEnd);
+    assert_eq!(level(WriterKind::Exchange), AppLevel::BackEnd);
+    assert_eq!(level(WriterKind::System), AppLevel::System);
+    assert_eq!(level(WriterKind::Registry), AppLevel::System);
+}

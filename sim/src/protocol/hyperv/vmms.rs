@@ -1,0 +1,419 @@
+//! The decisions of VMMS, the Virtual Machine Management Service: when a VM is saved and
+//! resumed (R2, R3), which checkpoint a job takes (F2.5–F2.6's backup and auto-recovery
+//! checkpoints, R4's named one, F3's production checkpoint and its fallback to standard),
+//! when a merge starts and ends (F2.14, F3.4), and which Hyper-V-VMMS event it raises.
+//! Making the AVHDX files and merging them is the port's.
+
+use std::collections::BTreeMap;
+
+use hvsim_engine::chain::backup_checkpoint_name;
+
+use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
+use crate::scenario::{FailureClass, Hresult};
+use crate::sched::ActorId;
+
+/// Saving a VM (its memory written to disk).
+pub const SAVE_US: u64 = 4_000_000;
+pub const RESUME_US: u64 = 2_000_000;
+pub const CHECKPOINT_US: u64 = 800_000;
+/// Between two steps of an online merge.
+pub const MERGE_STEP_US: u64 = 100_000;
+
+/// Hyper-V-VMMS 10150: the guest could not be made consistent.
+const EVENT_GUEST_NOT_READY: u32 = 10150;
+/// Hyper-V-VMMS 19100: a background merge failed.
+const EVENT_MERGE_FAILED: u32 = 19100;
+/// The backup checkpoint's name counts seconds from this instant of virtual time 0.
+const EPOCH_S: u64 = 1_700_000_000;
+
+/// How a recovery checkpoint (F3) is made consistent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quiesce {
+    /// The guest quiesces: VSS in Windows, fsfreeze through hv_vss_daemon in Linux (F3.2).
+    Guest,
+    /// A standard checkpoint: no guest involvement, crash-consistent.
+    None,
+}
+
+/// What Vmms knows of the VM a job is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmmsVm {
+    pub vm: usize,
+    pub name: String,
+    pub running: bool,
+    /// In saved state since this instant (saved by Vmms for this backup).
+    pub saved_since_us: Option<u64>,
+    /// The VM's backup is F2: its checkpoints get an auto-recovery twin (F2.6).
+    pub auto_recovery: bool,
+    pub quiesce: Quiesce,
+    /// `ProductionOnly`: no fallback to a standard checkpoint.
+    pub production_only: bool,
+}
+
+/// What a waiter waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Waiting {
+    /// The guest's quiesce for a production checkpoint.
+    Checkpoint,
+    /// A merge running step by step.
+    Merge,
+}
+
+impl Waiting {
+    pub fn name(self) -> &'static str {
+        match self {
+            Waiting::Checkpoint => "checkpoint",
+            Waiting::Merge => "merge",
+        }
+    }
+}
+
+/// A job waiting on a VM: ordered by VM, then by what it waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WaitKey {
+    pub vm: usize,
+    pub on: Waiting,
+}
+
+/// Vmms' own timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmmsTimer {
+    MergeStep { vm: usize },
+}
+
+/// What Vmms asks of the world, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmmsEffect {
+    /// The job is done: answer who asked, `delay_us` from now.
+    Reply {
+        to: ActorId,
+        delay_us: u64,
+        op: VmmsOp,
+        result: Result<(), Fail>,
+    },
+    Send {
+        to: ActorId,
+        msg: Msg,
+    },
+    SetTimer {
+        delay_us: u64,
+        timer: VmmsTimer,
+    },
+    /// Save the running VM now (R2).
+    Save {
+        vm: usize,
+        now_us: u64,
+    },
+    /// The VM is not running: nothing to save.
+    NothingToSave {
+        vm: usize,
+    },
+    /// Resume the saved VM; the downtime this save cost (I4).
+    Resume {
+        vm: usize,
+        downtime_us: u64,
+    },
+    /// R4's checkpoint name.
+    NamedCheckpoint {
+        name: String,
+    },
+    /// A standard (crash-consistent) checkpoint is taken.
+    Standard,
+    /// The checkpoint holds the VM's image at this instant.
+    CaptureInstant {
+        vm: usize,
+    },
+    /// The consistency the VM's checkpoint reached.
+    Reached {
+        vm: usize,
+        reached: Reached,
+    },
+    /// F3: the production checkpoint fell back to a standard one because of `cause`.
+    FallbackToStandard {
+        vm: usize,
+        name: String,
+        cause: Hresult,
+    },
+    /// The standard checkpoint taken in place of the production one is in the chain.
+    FellBack {
+        vm: usize,
+    },
+    /// A Hyper-V-VMMS event on the VM's host.
+    Raise {
+        id: u32,
+        vm: usize,
+        text: String,
+    },
+    /// The merge of the VM's checkpoint starts (F2.14, F3.4).
+    MergeStarts {
+        vm: usize,
+    },
+}
+
+/// Storage work Vmms decides and the port does, and where its effects go.
+pub trait VmmsPort {
+    fn effect(&mut self, effect: VmmsEffect);
+    /// A checkpoint of every disk of the VM, with its auto-recovery twin when asked;
+    /// nothing is left behind on failure.
+    fn checkpoint(&mut self, vm: usize, auto_recovery: bool) -> Result<(), Fail>;
+    /// Deletes the VM's auto-recovery checkpoints on the live volume (F2.12).
+    fn discard_auto_recovery(&mut self, vm: usize);
+    /// Starts merging the VM's checkpoints; false when there is none to merge.
+    fn start_merge(&mut self, vm: usize) -> Result<bool, Fail>;
+    /// One step of every running merge of the VM; true when all are done.
+    fn merge_step(&mut self, vm: usize) -> Result<bool, Fail>;
+    /// F2.10–F2.12 inside the volume snapshot of `set`.
+    fn auto_recover(&mut self, vm: usize, set: u64) -> Result<(), Fail>;
+}
+
+/// Vmms' state: the checkpoints it took and who waits on what.
+#[derive(Debug, Default)]
+pub struct VmmsCore {
+    ics: BTreeMap<usize, ActorId>,
+    /// Per VM: whether its backup / recovery checkpoint is in the chain.
+    taken: BTreeMap<usize, bool>,
+    waiters: BTreeMap<WaitKey, (ActorId, VmmsOp)>,
+}
+
+impl VmmsCore {
+    pub fn new() -> Self {
+        VmmsCore::default()
+    }
+
+    pub fn add_ic(&mut self, vm: usize, ic: ActorId) {
+        self.ics.insert(vm, ic);
+    }
+
+    /// VMs Vmms took a checkpoint of, and whether it is still in the chain.
+    pub fn taken(&self) -> &BTreeMap<usize, bool> {
+        &self.taken
+    }
+
+    pub fn waiters(&self) -> impl Iterator<Item = &WaitKey> {
+        self.waiters.keys()
+    }
+
+    /// A job from the Hyper-V writer, HvIc, a provider or the requester.
+    pub fn on_op(
+        &mut self,
+        from: ActorId,
+        op: VmmsOp,
+        v: &VmmsVm,
+        now_us: u64,
+        port: &mut impl VmmsPort,
+    ) {
+        let vm = v.vm;
+        match op {
+            VmmsOp::SaveState { .. } => {
+                if v.running {
+                    port.effect(VmmsEffect::Save { vm, now_us });
+                } else {
+                    port.effect(VmmsEffect::NothingToSave { vm });
+                }
+                reply(port, from, SAVE_US, op, Ok(()));
+            }
+            VmmsOp::Resume { .. } => {
+                if let Some(since) = v.saved_since_us {
+                    let downtime_us = (now_us + RESUME_US).saturating_sub(since);
+                    port.effect(VmmsEffect::Resume { vm, downtime_us });
+                }
+                reply(port, from, RESUME_US, op, Ok(()));
+            }
+            VmmsOp::NamedBackupCheckpoint { .. } => {
+                let name = backup_checkpoint_name(&v.name, EPOCH_S + now_us / 1_000_000);
+                port.effect(VmmsEffect::NamedCheckpoint { name });
+                let r = self.checkpoint(vm, false, port);
+                if r.is_ok() {
+                    port.effect(VmmsEffect::CaptureInstant { vm });
+                }
+                reply(port, from, CHECKPOINT_US, op, r);
+            }
+            VmmsOp::CheckpointNow { .. } => {
+                let r = self.checkpoint(vm, v.auto_recovery, port);
+                reply(port, from, CHECKPOINT_US, op, r);
+            }
+            VmmsOp::BackupCheckpoints { .. } => {
+                let r = self.checkpoint(vm, true, port);
+                reply(port, from, CHECKPOINT_US, op, r);
+            }
+            VmmsOp::CreateRecoveryCheckpoint { .. } => match v.quiesce {
+                Quiesce::Guest => {
+                    // F3.2: the guest quiesces; its provider (or HvIc after FREEZE) has
+                    // the checkpoint taken at that instant. No HvIc: nobody can answer.
+                    let Some(&ic) = self.ics.get(&vm) else { return };
+                    let key = WaitKey {
+                        vm,
+                        on: Waiting::Checkpoint,
+                    };
+                    self.waiters.insert(key, (from, op));
+                    port.effect(VmmsEffect::Send {
+                        to: ic,
+                        msg: Msg::IcBackup {
+                            purpose: IcPurpose::Checkpoint,
+                        },
+                    });
+                }
+                Quiesce::None => {
+                    port.effect(VmmsEffect::Standard);
+                    let r = self.standard_checkpoint(vm, port);
+                    reply(port, from, CHECKPOINT_US, op, r);
+                }
+            },
+            VmmsOp::MergeCheckpoint { .. } => {
+                port.effect(VmmsEffect::MergeStarts { vm });
+                port.discard_auto_recovery(vm);
+                match port.start_merge(vm) {
+                    Ok(true) => {
+                        self.waiters.insert(
+                            WaitKey {
+                                vm,
+                                on: Waiting::Merge,
+                            },
+                            (from, op),
+                        );
+                        port.effect(VmmsEffect::SetTimer {
+                            delay_us: MERGE_STEP_US,
+                            timer: VmmsTimer::MergeStep { vm },
+                        });
+                    }
+                    Ok(false) => reply(port, from, 0, op, Ok(())),
+                    Err(f) => reply(port, from, 0, op, Err(f)),
+                }
+            }
+            VmmsOp::AutoRecover { set, .. } => {
+                let r = if self.taken.contains_key(&vm) {
+                    port.auto_recover(vm, set)
+                } else {
+                    Err(Fail::new(
+                        Hresult::VssEAutorecoveryFailed,
+                        FailureClass::Host,
+                        format!("{}: no backup checkpoint to auto-recover", v.name),
+                    ))
+                };
+                reply(port, from, CHECKPOINT_US, op, r);
+            }
+        }
+    }
+
+    /// HvIc's answer for a production checkpoint: the guest quiesced, or Vmms falls back
+    /// to a standard checkpoint unless the VM is `ProductionOnly` (F3).
+    pub fn on_ic_ready(
+        &mut self,
+        result: Result<Reached, Fail>,
+        v: &VmmsVm,
+        port: &mut impl VmmsPort,
+    ) {
+        let vm = v.vm;
+        let key = WaitKey {
+            vm,
+            on: Waiting::Checkpoint,
+        };
+        let Some((to, op)) = self.waiters.remove(&key) else {
+            return;
+        };
+        let (delay_us, result) = match result {
+            Ok(reached) => {
+                port.effect(VmmsEffect::Reached { vm, reached });
+                (0, Ok(()))
+            }
+            Err(f) => {
+                port.effect(VmmsEffect::Raise {
+                    id: EVENT_GUEST_NOT_READY,
+                    vm,
+                    text: format!("virtual machine '{}': {}", v.name, f.detail),
+                });
+                if v.production_only {
+                    (0, Err(f))
+                } else {
+                    port.effect(VmmsEffect::FallbackToStandard {
+                        vm,
+                        name: v.name.clone(),
+                        cause: f.code,
+                    });
+                    let r = self.standard_checkpoint(vm, port);
+                    if r.is_ok() {
+                        port.effect(VmmsEffect::FellBack { vm });
+                    }
+                    (CHECKPOINT_US, r)
+                }
+            }
+        };
+        reply(port, to, delay_us, op, result);
+    }
+
+    /// The merge timer fired: one more step, or the merge's end (or failure, 19100).
+    pub fn on_merge_step(&mut self, v: &VmmsVm, port: &mut impl VmmsPort) {
+        let vm = v.vm;
+        let key = WaitKey {
+            vm,
+            on: Waiting::Merge,
+        };
+        let result = match port.merge_step(vm) {
+            Ok(false) => {
+                port.effect(VmmsEffect::SetTimer {
+                    delay_us: MERGE_STEP_US,
+                    timer: VmmsTimer::MergeStep { vm },
+                });
+                return;
+            }
+            Ok(true) => {
+                if let Some(t) = self.taken.get_mut(&vm) {
+                    *t = false;
+                }
+                Ok(())
+            }
+            Err(f) => {
+                port.effect(VmmsEffect::Raise {
+                    id: EVENT_MERGE_FAILED,
+                    vm,
+                    text: format!("virtual machine '{}': {}", v.name, f.detail),
+                });
+                Err(f.with_event(EVENT_MERGE_FAILED))
+            }
+        };
+        if let Some((to, op)) = self.waiters.remove(&key) {
+            reply(port, to, 0, op, result);
+        }
+    }
+
+    fn checkpoint(
+        &mut self,
+        vm: usize,
+        auto_recovery: bool,
+        port: &mut impl VmmsPort,
+    ) -> Result<(), Fail> {
+        port.checkpoint(vm, auto_recovery)?;
+        self.taken.insert(vm, true);
+        Ok(())
+    }
+
+    /// A standard checkpoint: crash-consistent at this instant.
+    fn standard_checkpoint(&mut self, vm: usize, port: &mut impl VmmsPort) -> Result<(), Fail> {
+        self.checkpoint(vm, false, port)?;
+        port.effect(VmmsEffect::CaptureInstant { vm });
+        port.effect(VmmsEffect::Reached {
+            vm,
+            reached: Reached::Crash,
+        });
+        Ok(())
+    }
+}
+
+fn reply(
+    port: &mut impl VmmsPort,
+    to: ActorId,
+    delay_us: u64,
+    op: VmmsOp,
+    result: Result<(), Fail>,
+) {
+    port.effect(VmmsEffect::Reply {
+        to,
+        delay_us,
+        op,
+        result,
+    });
+}
+
+#[cfg(test)]
+#[path = "vmms_tests.rs"]
+mod tests;

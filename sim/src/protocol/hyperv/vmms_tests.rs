@@ -1,0 +1,574 @@
+//! Vmms' decisions, with no world: a port that records effects and storage calls in one
+//! sequence and answers them as told.
+
+use super::*;
+
+const ASKER: ActorId = ActorId::new(3);
+const IC: ActorId = ActorId::new(10);
+const SET: u64 = 4;
+
+/// One thing the core did, effects and storage calls in the order it did them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Did {
+    Fx(VmmsEffect),
+    Checkpoint { vm: usize, auto_recovery: bool },
+    DiscardAutoRecovery { vm: usize },
+    StartMerge { vm: usize },
+    MergeStep { vm: usize },
+    AutoRecover { vm: usize, set: u64 },
+}
+
+struct Rec {
+    did: Vec<Did>,
+    checkpoint: Result<(), Fail>,
+    start_merge: Result<bool, Fail>,
+    merge_step: Result<bool, Fail>,
+    auto_recover: Result<(), Fail>,
+}
+
+impl Default for Rec {
+    fn default() -> Self {
+        Rec {
+            did: Vec::new(),
+            checkpoint: Ok(()),
+            start_merge: Ok(true),
+            merge_step: Ok(true),
+            auto_recover: Ok(()),
+        }
+    }
+}
+
+impl VmmsPort for Rec {
+    fn effect(&mut self, effect: VmmsEffect) {
+        self.did.push(Did::Fx(effect));
+    }
+    fn checkpoint(&mut self, vm: usize, auto_recovery: bool) -> Result<(), Fail> {
+        self.did.push(Did::Checkpoint { vm, auto_recovery });
+        self.checkpoint.clone()
+    }
+    fn discard_auto_recovery(&mut self, vm: usize) {
+        self.did.push(Did::DiscardAutoRecovery { vm });
+    }
+    fn start_merge(&mut self, vm: usize) -> Result<bool, Fail> {
+        self.did.push(Did::StartMerge { vm });
+        self.start_merge.clone()
+    }
+    fn merge_step(&mut self, vm: usize) -> Result<bool, Fail> {
+        self.did.push(Did::MergeStep { vm });
+        self.merge_step.clone()
+    }
+    fn auto_recover(&mut self, vm: usize, set: u64) -> Result<(), Fail> {
+        self.did.push(Did::AutoRecover { vm, set });
+        self.auto_recover.clone()
+    }
+}
+
+impl Rec {
+    /// The job's answer: (delay, result).
+    fn reply(&self) -> Option<(u64, Result<(), Fail>)> {
+        self.did.iter().find_map(|d| match d {
+            Did::Fx(VmmsEffect::Reply {
+                to,
+                delay_us,
+                result,
+                ..
+            }) => {
+                assert_eq!(*to, ASKER);
+                Some((*delay_us, result.clone()))
+            }
+            _ => None,
+        })
+    }
+
+    fn has(&self, e: VmmsEffect) -> bool {
+        self.did.contains(&Did::Fx(e))
+    }
+}
+
+fn vm() -> VmmsVm {
+    VmmsVm {
+        vm: 0,
+        name: "sql01".into(),
+        running: true,
+        saved_since_us: None,
+        auto_recovery: false,
+        quiesce: Quiesce::Guest,
+        production_only: false,
+    }
+}
+
+fn vmms() -> VmmsCore {
+    let mut v = VmmsCore::new();
+    v.add_ic(0, IC);
+    v
+}
+
+fn guest_fail() -> Fail {
+    Fail::new(Hresult::HvEFail, FailureClass::Guest, "FREEZE failed")
+}
+
+fn run(core: &mut VmmsCore, op: VmmsOp, v: &VmmsVm, rec: &mut Rec) {
+    core.on_op(ASKER, op, v, 10_000_000, rec);
+}
+
+#[test]
+fn save_state_saves_a_running_vm() {
+    // R2: the VM is saved for the snapshot; the job takes SAVE_US.
+    let mut rec = Rec::default();
+    run(&mut vmms(), VmmsOp::SaveState { vm: 0 }, &vm(), &mut rec);
+    assert!(rec.has(VmmsEffect::Save {
+        vm: 0,
+        now_us: 10_000_000
+    }));
+    assert_eq!(rec.reply(), Some((SAVE_US, Ok(()))));
+}
+
+#[test]
+fn save_state_of_a_vm_that_is_not_running_saves_nothing() {
+    let mut v = vm();
+    v.running = false;
+    let mut rec = Rec::default();
+    run(&mut vmms(), VmmsOp::SaveState { vm: 0 }, &v, &mut rec);
+    assert!(rec.has(VmmsEffect::NothingToSave { vm: 0 }));
+    assert!(!rec
+        .did
+        .iter()
+        .any(|d| matches!(d, Did::Fx(VmmsEffect::Save { .. }))));
+}
+
+#[test]
+fn resume_counts_the_downtime_from_the_save_to_the_end_of_resume() {
+    // I4: downtime is measured: saved at 4 s, resumed at 10 s + RESUME_US.
+    let mut v = vm();
+    v.saved_since_us = Some(4_000_000);
+    let mut rec = Rec::default();
+    run(&mut vmms(), VmmsOp::Resume { vm: 0 }, &v, &mut rec);
+    assert!(rec.has(VmmsEffect::Resume {
+        vm: 0,
+        downtime_us: 6_000_000 + RESUME_US
+    }));
+    assert_eq!(rec.reply(), Some((RESUME_US, Ok(()))));
+}
+
+#[test]
+fn resume_of_a_vm_vmms_did_not_save_adds_no_downtime() {
+    let mut rec = Rec::default();
+    run(&mut vmms(), VmmsOp::Resume { vm: 0 }, &vm(), &mut rec);
+    assert!(!rec
+        .did
+        .iter()
+        .any(|d| matches!(d, Did::Fx(VmmsEffect::Resume { .. }))));
+    assert_eq!(rec.reply(), Some((RESUME_US, Ok(()))));
+}
+
+#[test]
+fn r4_named_checkpoint_has_the_vm_name_no_auto_recovery_and_captures_the_instant() {
+    let mut rec = Rec::default();
+    run(
+        &mut vmms(),
+        VmmsOp::NamedBackupCheckpoint { vm: 0 },
+        &vm(),
+        &mut rec,
+    );
+    let Did::Fx(VmmsEffect::NamedCheckpoint { name }) = &rec.did[0] else {
+        panic!("the checkpoint is named first: {:?}", rec.did);
+    };
+    assert!(name.starts_with("sql01 - Backup - ("), "{name}");
+    assert_eq!(
+        rec.did[1],
+        Did::Checkpoint {
+            vm: 0,
+            auto_recovery: false
+        }
+    );
+    assert_eq!(rec.did[2], Did::Fx(VmmsEffect::CaptureInstant { vm: 0 }));
+    assert_eq!(rec.reply(), Some((CHECKPOINT_US, Ok(()))));
+}
+
+#[test]
+fn checkpoint_now_adds_auto_recovery_only_for_f2() {
+    // F2.5-F2.6: backup and auto-recovery checkpoints; F3's checkpoint has no twin.
+    for f2 in [true, false] {
+        let mut v = vm();
+        v.auto_recovery = f2;
+        let mut rec = Rec::default();
+        run(&mut vmms(), VmmsOp::CheckpointNow { vm: 0 }, &v, &mut rec);
+        assert_eq!(
+            rec.did[0],
+            Did::Checkpoint {
+                vm: 0,
+                auto_recovery: f2
+            }
+        );
+    }
+}
+
+#[test]
+fn backup_checkpoints_always_add_auto_recovery() {
+    let mut rec = Rec::default();
+    run(
+        &mut vmms(),
+        VmmsOp::BackupCheckpoints {
+            vm: 0,
+            consistent: true,
+        },
+        &vm(),
+        &mut rec,
+    );
+    assert_eq!(
+        rec.did[0],
+        Did::Checkpoint {
+            vm: 0,
+            auto_recovery: true
+        }
+    );
+}
+
+#[test]
+fn a_checkpoint_short_of_space_fails_the_job_with_disk_full() {
+    // R8: fails cleanly; no capture of an image that was never taken.
+    let mut rec = Rec {
+        checkpoint: Err(Fail::new(Hresult::ErrorDiskFull, FailureClass::Host, "R8")),
+        ..Rec::default()
+    };
+    let mut core = vmms();
+    run(
+        &mut core,
+        VmmsOp::NamedBackupCheckpoint { vm: 0 },
+        &vm(),
+        &mut rec,
+    );
+    assert!(!rec.has(VmmsEffect::CaptureInstant { vm: 0 }));
+    let (_, result) = rec.reply().expect("answered");
+    assert_eq!(result.map_err(|f| f.code), Err(Hresult::ErrorDiskFull));
+    assert!(core.taken().is_empty(), "no checkpoint is in the chain");
+}
+
+#[test]
+fn production_checkpoint_asks_the_guest_and_waits() {
+    // F3.2: Vmms brings the guest's data to a consistent state first.
+    let mut core = vmms();
+    let mut rec = Rec::default();
+    run(
+        &mut core,
+        VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+        &vm(),
+        &mut rec,
+    );
+    assert_eq!(
+        rec.did,
+        vec![Did::Fx(VmmsEffect::Send {
+            to: IC,
+            msg: Msg::IcBackup {
+                purpose: IcPurpose::Checkpoint
+            }
+        })]
+    );
+    assert_eq!(
+        core.waiters().copied().collect::<Vec<_>>(),
+        vec![WaitKey {
+            vm: 0,
+            on: Waiting::Checkpoint
+        }]
+    );
+}
+
+#[test]
+fn production_checkpoint_succeeds_with_what_the_guest_reached() {
+    let mut core = vmms();
+    run(
+        &mut core,
+        VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+        &vm(),
+        &mut Rec::default(),
+    );
+    let mut rec = Rec::default();
+    core.on_ic_ready(Ok(Reached::File), &vm(), &mut rec);
+    assert!(rec.has(VmmsEffect::Reached {
+        vm: 0,
+        reached: Reached::File
+    }));
+    assert_eq!(rec.reply(), Some((0, Ok(()))));
+    assert_eq!(core.waiters().count(), 0);
+}
+
+#[test]
+fn production_checkpoint_falls_back_to_standard_when_the_guest_cannot_quiesce() {
+    // F3: 10150, then a crash-consistent standard checkpoint, and the job succeeds.
+    let mut core = vmms();
+    run(
+        &mut core,
+        VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+        &vm(),
+        &mut Rec::default(),
+    );
+    let mut rec = Rec::default();
+    core.on_ic_ready(Err(guest_fail()), &vm(), &mut rec);
+    assert_eq!(
+        rec.did,
+        vec![
+            Did::Fx(VmmsEffect::Raise {
+                id: 10150,
+                vm: 0,
+                text: "virtual machine 'sql01': FREEZE failed".into()
+            }),
+            Did::Fx(VmmsEffect::FallbackToStandard {
+                vm: 0,
+                name: "sql01".into(),
+                cause: Hresult::HvEFail
+            }),
+            Did::Checkpoint {
+                vm: 0,
+                auto_recovery: false
+            },
+            Did::Fx(VmmsEffect::CaptureInstant { vm: 0 }),
+            Did::Fx(VmmsEffect::Reached {
+                vm: 0,
+                reached: Reached::Crash
+            }),
+            Did::Fx(VmmsEffect::FellBack { vm: 0 }),
+            Did::Fx(VmmsEffect::Reply {
+                to: ASKER,
+                delay_us: CHECKPOINT_US,
+                op: VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+                result: Ok(())
+            }),
+        ]
+    );
+}
+
+#[test]
+fn production_only_refuses_the_fallback() {
+    // ProductionOnly: the guest's failure is the job's; no standard checkpoint.
+    let mut v = vm();
+    v.production_only = true;
+    let mut core = vmms();
+    run(
+        &mut core,
+        VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+        &v,
+        &mut Rec::default(),
+    );
+    let mut rec = Rec::default();
+    core.on_ic_ready(Err(guest_fail()), &v, &mut rec);
+    assert!(!rec.did.iter().any(|d| matches!(d, Did::Checkpoint { .. })));
+    assert!(!rec.has(VmmsEffect::FellBack { vm: 0 }));
+    let (_, result) = rec.reply().expect("answered");
+    assert_eq!(result.map_err(|f| f.code), Err(Hresult::HvEFail));
+}
+
+#[test]
+fn a_fallback_that_cannot_checkpoint_fails_and_is_not_counted() {
+    let mut core = vmms();
+    run(
+        &mut core,
+        VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+        &vm(),
+        &mut Rec::default(),
+    );
+    let mut rec = Rec {
+        checkpoint: Err(Fail::new(Hresult::ErrorDiskFull, FailureClass::Host, "R8")),
+        ..Rec::default()
+    };
+    core.on_ic_ready(Err(guest_fail()), &vm(), &mut rec);
+    assert!(!rec.has(VmmsEffect::FellBack { vm: 0 }));
+    let (_, result) = rec.reply().expect("answered");
+    assert_eq!(result.map_err(|f| f.code), Err(Hresult::ErrorDiskFull));
+}
+
+#[test]
+fn standard_checkpoint_setting_takes_a_crash_consistent_checkpoint_at_once() {
+    let mut v = vm();
+    v.quiesce = Quiesce::None;
+    let mut rec = Rec::default();
+    run(
+        &mut vmms(),
+        VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+        &v,
+        &mut rec,
+    );
+    assert_eq!(rec.did[0], Did::Fx(VmmsEffect::Standard));
+    assert!(rec.has(VmmsEffect::Reached {
+        vm: 0,
+        reached: Reached::Crash
+    }));
+    assert!(!rec
+        .did
+        .iter()
+        .any(|d| matches!(d, Did::Fx(VmmsEffect::Send { .. }))));
+    assert_eq!(rec.reply(), Some((CHECKPOINT_US, Ok(()))));
+}
+
+#[test]
+fn a_guest_answer_nobody_waits_for_is_ignored() {
+    let mut rec = Rec::default();
+    vmms().on_ic_ready(Err(guest_fail()), &vm(), &mut rec);
+    assert!(rec.did.is_empty());
+}
+
+#[test]
+fn merge_discards_auto_recovery_then_steps_until_done() {
+    // F2.12 then F2.14: the auto-recovery files go, the backup checkpoint merges online.
+    let mut core = vmms();
+    let mut rec = Rec::default();
+    run(
+        &mut core,
+        VmmsOp::MergeCheckpoint { vm: 0 },
+        &vm(),
+        &mut rec,
+    );
+    assert_eq!(
+        rec.did,
+        vec![
+            Did::Fx(VmmsEffect::MergeStarts { vm: 0 }),
+            Did::DiscardAutoRecovery { vm: 0 },
+            Did::StartMerge { vm: 0 },
+            Did::Fx(VmmsEffect::SetTimer {
+                delay_us: MERGE_STEP_US,
+                timer: VmmsTimer::MergeStep { vm: 0 }
+            }),
+        ]
+    );
+    assert_eq!(rec.reply(), None, "the job ends with the merge");
+    let mut rec = Rec {
+        merge_step: Ok(false),
+        ..Rec::default()
+    };
+    core.on_merge_step(&vm(), &mut rec);
+    assert!(rec.has(VmmsEffect::SetTimer {
+        delay_us: MERGE_STEP_US,
+        timer: VmmsTimer::MergeStep { vm: 0 }
+    }));
+    assert_eq!(rec.reply(), None);
+    let mut rec = Rec::default();
+    core.on_merge_step(&vm(), &mut rec);
+    assert_eq!(rec.reply(), Some((0, Ok(()))));
+    assert_eq!(core.waiters().count(), 0);
+}
+
+#[test]
+fn merge_with_nothing_to_merge_answers_at_once() {
+    let mut rec = Rec {
+        start_merge: Ok(false),
+        ..Rec::default()
+    };
+    let mut core = vmms();
+    run(
+        &mut core,
+        VmmsOp::MergeCheckpoint { vm: 0 },
+        &vm(),
+        &mut rec,
+    );
+    assert_eq!(rec.reply(), Some((0, Ok(()))));
+    assert_eq!(core.waiters().count(), 0);
+}
+
+#[test]
+fn a_failed_merge_raises_19100_and_fails_the_job() {
+    let mut core = vmms();
+    run(
+        &mut core,
+        VmmsOp::MergeCheckpoint { vm: 0 },
+        &vm(),
+        &mut Rec::default(),
+    );
+    let mut rec = Rec {
+        merge_step: Err(Fail::new(
+            Hresult::VssEUnexpected,
+            FailureClass::Host,
+            "bad block",
+        )),
+        ..Rec::default()
+    };
+    core.on_merge_step(&vm(), &mut rec);
+    assert!(rec.has(VmmsEffect::Raise {
+        id: 19100,
+        vm: 0,
+        text: "virtual machine 'sql01': bad block".into()
+    }));
+    let (_, result) = rec.reply().expect("answered");
+    assert_eq!(result.map_err(|f| f.event), Err(Some(19100)));
+}
+
+#[test]
+fn a_finished_merge_leaves_no_checkpoint_in_the_chain() {
+    let mut core = vmms();
+    run(
+        &mut core,
+        VmmsOp::CheckpointNow { vm: 0 },
+        &vm(),
+        &mut Rec::default(),
+    );
+    assert_eq!(core.taken().get(&0), Some(&true));
+    run(
+        &mut core,
+        VmmsOp::MergeCheckpoint { vm: 0 },
+        &vm(),
+        &mut Rec::default(),
+    );
+    core.on_merge_step(&vm(), &mut Rec::default());
+    assert_eq!(core.taken().get(&0), Some(&false));
+}
+
+#[test]
+fn auto_recover_without_a_backup_checkpoint_fails() {
+    // F2.10: nothing to recover is VSS_E_AUTORECOVERY_FAILED, never a silent success.
+    let mut rec = Rec::default();
+    run(
+        &mut vmms(),
+        VmmsOp::AutoRecover { vm: 0, set: SET },
+        &vm(),
+        &mut rec,
+    );
+    assert!(!rec.did.iter().any(|d| matches!(d, Did::AutoRecover { .. })));
+    let (_, result) = rec.reply().expect("answered");
+    assert_eq!(
+        result.map_err(|f| f.code),
+        Err(Hresult::VssEAutorecoveryFailed)
+    );
+}
+
+#[test]
+fn auto_recover_after_a_checkpoint_works_inside_the_set() {
+    let mut core = vmms();
+    let mut v = vm();
+    v.auto_recovery = true;
+    run(
+        &mut core,
+        VmmsOp::CheckpointNow { vm: 0 },
+        &v,
+        &mut Rec::default(),
+    );
+    let mut rec = Rec::default();
+    run(
+        &mut core,
+        VmmsOp::AutoRecover { vm: 0, set: SET },
+        &v,
+        &mut rec,
+    );
+    assert_eq!(rec.did[0], Did::AutoRecover { vm: 0, set: SET });
+    assert_eq!(rec.reply(), Some((CHECKPOINT_US, Ok(()))));
+}
+
+#[test]
+fn waiters_order_by_vm_then_checkpoint_before_merge() {
+    let keys = [
+        WaitKey {
+            vm: 1,
+            on: Waiting::Checkpoint,
+        },
+        WaitKey {
+            vm: 0,
+            on: Waiting::Merge,
+        },
+        WaitKey {
+            vm: 0,
+            on: Waiting::Checkpoint,
+        },
+    ];
+    let mut sorted = keys;
+    sorted.sort();
+    assert_eq!(sorted, [keys[2], keys[1], keys[0]]);
+    assert_eq!(Waiting::Checkpoint.name(), "checkpoint");
+    assert_eq!(Waiting::Merge.name(), "merge");
+}

@@ -1,0 +1,275 @@
+//! The decisions of the guest's Hyper-V integration components, backup service (HvIc).
+//! In a Windows guest it is the guest's VSS requester ("Hyper-V Volume Shadow Copy
+//! Requestor": GatherWriterMetadata, PrepareForBackup, DoSnapshotSet, BackupComplete or
+//! AbortBackup); in a Linux guest it is the host end of the hv_snapshot channel to
+//! `hv_vss_daemon` (FREEZE, Vmms' checkpoint, THAW; R5).
+
+use crate::linux::msg::HV_S_OK;
+use crate::linux::HvVssOp;
+use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
+use crate::protocol::vss::VssCall;
+use crate::scenario::{FailureClass, GuestOs, Hresult};
+use crate::sched::ActorId;
+
+/// Where the guest's backup is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcStage {
+    Idle,
+    /// Windows: waiting for a VSS call of the guest's backup.
+    Vss(VssCall),
+    /// Linux: FREEZE sent, then Vmms taking the checkpoint, then THAW sent.
+    Freezing,
+    Checkpointing,
+    Thawing,
+    /// Windows F1: the guest's set exists until the host is done (IcFinish).
+    Holding,
+}
+
+/// What HvIc asks of the world, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IcEffect {
+    /// The guest's requester starts a VSS backup.
+    GuestRequester,
+    /// A call to the guest's VSS for the guest's volumes, with its writers.
+    CallVss {
+        to: ActorId,
+        call: VssCall,
+        set: u64,
+    },
+    /// An hv_vss operation to the guest's daemon.
+    HvVss {
+        to: ActorId,
+        op: HvVssOp,
+    },
+    /// FREEZE succeeded: the file systems hold their image now (R5, I2 file-consistent).
+    Froze,
+    /// The guest is ready (F1.7, F2.9); the IcReady send follows.
+    Ready,
+    Send {
+        to: ActorId,
+        msg: Msg,
+    },
+}
+
+/// HvIc of one VM.
+#[derive(Debug)]
+pub struct IcCore {
+    vm: usize,
+    os: GuestOs,
+    /// The guest's VSS (Windows) or the daemon channel (Linux).
+    peer: Option<ActorId>,
+    vmms: ActorId,
+    asker: Option<ActorId>,
+    purpose: IcPurpose,
+    stage: IcStage,
+    set: u64,
+    failure: Option<Fail>,
+    /// What the guest reached, when it is ready.
+    reached: Reached,
+}
+
+impl IcCore {
+    pub fn new(vm: usize, os: GuestOs, peer: Option<ActorId>, vmms: ActorId) -> Self {
+        IcCore {
+            vm,
+            os,
+            peer,
+            vmms,
+            asker: None,
+            purpose: IcPurpose::Checkpoint,
+            stage: IcStage::Idle,
+            set: 0,
+            failure: None,
+            reached: Reached::Application,
+        }
+    }
+
+    pub fn stage(&self) -> IcStage {
+        self.stage
+    }
+
+    /// The host asks for the guest's backup (F1.2, F2.2, F3.2).
+    pub fn on_backup(&mut self, from: ActorId, purpose: IcPurpose) -> Vec<IcEffect> {
+        let mut fx = Vec::new();
+        self.asker = Some(from);
+        self.purpose = purpose;
+        self.failure = None;
+        match (self.os, self.peer) {
+            (GuestOs::Windows, Some(_)) => {
+                self.set += 1;
+                fx.push(IcEffect::GuestRequester);
+                self.call(VssCall::GatherWriterMetadata, &mut fx);
+            }
+            (GuestOs::Linux, Some(daemon)) => {
+                self.stage = IcStage::Freezing;
+                fx.push(IcEffect::HvVss {
+                    to: daemon,
+                    op: HvVssOp::Freeze,
+                });
+            }
+            _ => {
+                let f = Fail::new(
+                    Hresult::HvEFail,
+                    FailureClass::Guest,
+                    "the guest has no backup integration service",
+                );
+                self.ready(Err(f), &mut fx);
+            }
+        }
+        fx
+    }
+
+    /// The host is done with the guest's part: BackupComplete, or AbortBackup when the
+    /// host aborted (F1.A.4).
+    pub fn on_finish(&mut self, from: ActorId, ok: bool) -> Vec<IcEffect> {
+        let mut fx = Vec::new();
+        self.asker = Some(from);
+        if self.stage == IcStage::Holding {
+            self.reached = Reached::Application;
+            if ok {
+                self.call(VssCall::BackupComplete, &mut fx);
+            } else {
+                self.failure = Some(Fail::new(
+                    Hresult::VssEUnexpected,
+                    FailureClass::Host,
+                    "the host aborted",
+                ));
+                self.call(VssCall::AbortBackup, &mut fx);
+            }
+        } else {
+            self.ready(Ok(self.reached), &mut fx);
+        }
+        fx
+    }
+
+    /// The guest's VSS finished a call.
+    pub fn on_vss_done(&mut self, call: VssCall, result: Result<(), Fail>) -> Vec<IcEffect> {
+        let mut fx = Vec::new();
+        match (call, result) {
+            (VssCall::GatherWriterMetadata, Ok(())) => {
+                self.call(VssCall::PrepareForBackup, &mut fx)
+            }
+            (VssCall::PrepareForBackup, Ok(())) => self.call(VssCall::DoSnapshotSet, &mut fx),
+            (VssCall::DoSnapshotSet, Ok(())) => match self.purpose {
+                // F1.6-7: the internal snapshot exists; the host may go on.
+                IcPurpose::ChildVmSnapshot => {
+                    self.stage = IcStage::Holding;
+                    self.ready(Ok(Reached::Application), &mut fx);
+                }
+                // F2.8-9: the checkpoint is taken; the guest's backup is complete.
+                IcPurpose::Checkpoint => {
+                    self.reached = Reached::Application;
+                    self.call(VssCall::BackupComplete, &mut fx);
+                }
+            },
+            (VssCall::BackupComplete, _) => {
+                self.stage = IcStage::Idle;
+                if self.asker.is_some() {
+                    self.ready(Ok(self.reached), &mut fx);
+                }
+            }
+            (VssCall::AbortBackup, _) => {
+                self.stage = IcStage::Idle;
+                let f = self.failure.take().unwrap_or_else(|| {
+                    Fail::new(Hresult::VssEUnexpected, FailureClass::Guest, "aborted")
+                });
+                self.ready(Err(f), &mut fx);
+            }
+            (VssCall::GatherWriterMetadata, Err(f)) => {
+                self.stage = IcStage::Idle;
+                self.ready(Err(f), &mut fx);
+            }
+            (_, Err(f)) => {
+                // After PrepareForBackup, every early stop goes through AbortBackup.
+                self.failure = Some(f);
+                self.call(VssCall::AbortBackup, &mut fx);
+            }
+        }
+        fx
+    }
+
+    /// The hv_snapshot channel's answer to FREEZE or THAW (`status` HV_S_OK or HV_E_FAIL).
+    pub fn on_hv_vss_reply(&mut self, op: HvVssOp, status: u32) -> Vec<IcEffect> {
+        let mut fx = Vec::new();
+        match (self.stage, op) {
+            (IcStage::Freezing, HvVssOp::Freeze) if status == HV_S_OK => {
+                fx.push(IcEffect::Froze);
+                self.stage = IcStage::Checkpointing;
+                let vm = self.vm;
+                fx.push(IcEffect::Send {
+                    to: self.vmms,
+                    msg: Msg::Vmms(VmmsOp::CheckpointNow { vm }),
+                });
+            }
+            (IcStage::Freezing, HvVssOp::Freeze) => {
+                self.stage = IcStage::Idle;
+                let f = Fail::new(
+                    Hresult::HvEFail,
+                    FailureClass::Guest,
+                    format!("hv_vss_daemon: FREEZE failed (0x{status:08X})"),
+                );
+                self.ready(Err(f), &mut fx);
+            }
+            (IcStage::Thawing, HvVssOp::Thaw) => {
+                self.stage = IcStage::Idle;
+                let r = match self.failure.take() {
+                    Some(f) => Err(f),
+                    None => Ok(Reached::File),
+                };
+                self.ready(r, &mut fx);
+            }
+            _ => {}
+        }
+        fx
+    }
+
+    /// Vmms took (or failed) the checkpoint of the frozen Linux guest: thaw either way.
+    pub fn on_vmms_done(&mut self, result: Result<(), Fail>) -> Vec<IcEffect> {
+        let mut fx = Vec::new();
+        if self.stage != IcStage::Checkpointing {
+            return fx;
+        }
+        if let Err(f) = result {
+            self.failure = Some(f);
+        }
+        self.stage = IcStage::Thawing;
+        if let Some(d) = self.peer {
+            fx.push(IcEffect::HvVss {
+                to: d,
+                op: HvVssOp::Thaw,
+            });
+        }
+        fx
+    }
+
+    fn call(&mut self, call: VssCall, fx: &mut Vec<IcEffect>) {
+        let Some(vss) = self.peer else { return };
+        self.stage = IcStage::Vss(call);
+        fx.push(IcEffect::CallVss {
+            to: vss,
+            call,
+            set: self.set,
+        });
+    }
+
+    fn ready(&mut self, result: Result<Reached, Fail>, fx: &mut Vec<IcEffect>) {
+        if result.is_ok() {
+            fx.push(IcEffect::Ready);
+        }
+        if let Some(to) = self.asker.take() {
+            let vm = self.vm;
+            fx.push(IcEffect::Send {
+                to,
+                msg: Msg::IcReady { vm, result },
+            });
+        }
+    }
+
+    pub fn digest(&self, h: &mut blake3::Hasher) {
+        h.update(format!("{:?}{}", self.stage, self.set).as_bytes());
+    }
+}
+
+#[cfg(test)]
+#[path = "ic_tests.rs"]
+mod tests;

@@ -1,0 +1,207 @@
+//! HvIc's decisions, with no world.
+
+use super::*;
+
+const HOST: ActorId = ActorId::new(2);
+const VMMS: ActorId = ActorId::new(3);
+const PEER: ActorId = ActorId::new(20);
+
+fn ic(os: GuestOs) -> IcCore {
+    IcCore::new(0, os, Some(PEER), VMMS)
+}
+
+fn call(call: VssCall) -> IcEffect {
+    IcEffect::CallVss {
+        to: PEER,
+        call,
+        set: 1,
+    }
+}
+
+/// The IcReady the host gets, if any.
+fn ready(fx: &[IcEffect]) -> Option<Result<Reached, Fail>> {
+    fx.iter().find_map(|e| match e {
+        IcEffect::Send {
+            to: HOST,
+            msg: Msg::IcReady { vm: 0, result },
+        } => Some(result.clone()),
+        _ => None,
+    })
+}
+
+fn ok() -> Result<(), Fail> {
+    Ok(())
+}
+
+#[test]
+fn windows_guest_backup_runs_the_vss_requester_sequence() {
+    // F2.3: the guest's requester: metadata, prepare, snapshot set, backup complete.
+    let mut ic = ic(GuestOs::Windows);
+    let fx = ic.on_backup(HOST, IcPurpose::Checkpoint);
+    assert_eq!(
+        fx,
+        vec![
+            IcEffect::GuestRequester,
+            call(VssCall::GatherWriterMetadata)
+        ]
+    );
+    assert_eq!(
+        ic.on_vss_done(VssCall::GatherWriterMetadata, ok()),
+        vec![call(VssCall::PrepareForBackup)]
+    );
+    assert_eq!(
+        ic.on_vss_done(VssCall::PrepareForBackup, ok()),
+        vec![call(VssCall::DoSnapshotSet)]
+    );
+    // F2.8: the checkpoint is taken during DoSnapshotSet; BackupComplete follows.
+    assert_eq!(
+        ic.on_vss_done(VssCall::DoSnapshotSet, ok()),
+        vec![call(VssCall::BackupComplete)]
+    );
+    let fx = ic.on_vss_done(VssCall::BackupComplete, ok());
+    assert_eq!(fx[0], IcEffect::Ready);
+    assert_eq!(ready(&fx), Some(Ok(Reached::Application)));
+    assert_eq!(ic.stage(), IcStage::Idle);
+}
+
+#[test]
+fn f1_guest_holds_its_internal_snapshot_until_the_host_is_done() {
+    // F1.6-F1.7: ready once the internal snapshot exists; BackupComplete only at
+    // IcFinish (F1.A.4), after the host's volume snapshot (F2's order note).
+    let mut ic = ic(GuestOs::Windows);
+    ic.on_backup(HOST, IcPurpose::ChildVmSnapshot);
+    ic.on_vss_done(VssCall::GatherWriterMetadata, ok());
+    ic.on_vss_done(VssCall::PrepareForBackup, ok());
+    let fx = ic.on_vss_done(VssCall::DoSnapshotSet, ok());
+    assert_eq!(ready(&fx), Some(Ok(Reached::Application)));
+    assert!(!fx.contains(&call(VssCall::BackupComplete)));
+    assert_eq!(ic.stage(), IcStage::Holding);
+    assert_eq!(
+        ic.on_finish(HOST, true),
+        vec![call(VssCall::BackupComplete)]
+    );
+    let fx = ic.on_vss_done(VssCall::BackupComplete, ok());
+    assert_eq!(ready(&fx), Some(Ok(Reached::Application)));
+}
+
+#[test]
+fn f1_host_abort_aborts_the_guest_backup() {
+    let mut ic = ic(GuestOs::Windows);
+    ic.on_backup(HOST, IcPurpose::ChildVmSnapshot);
+    ic.on_vss_done(VssCall::GatherWriterMetadata, ok());
+    ic.on_vss_done(VssCall::PrepareForBackup, ok());
+    ic.on_vss_done(VssCall::DoSnapshotSet, ok());
+    assert_eq!(ic.on_finish(HOST, false), vec![call(VssCall::AbortBackup)]);
+    let fx = ic.on_vss_done(VssCall::AbortBackup, ok());
+    let f = ready(&fx).expect("answered").expect_err("aborted");
+    assert_eq!(
+        (f.code, f.class),
+        (Hresult::VssEUnexpected, FailureClass::Host)
+    );
+    assert!(!fx.contains(&IcEffect::Ready));
+}
+
+#[test]
+fn a_guest_failure_after_prepare_goes_through_abort_backup_with_its_code() {
+    // I5: a failure at any step aborts cleanly and reports the real code.
+    let mut ic = ic(GuestOs::Windows);
+    ic.on_backup(HOST, IcPurpose::Checkpoint);
+    ic.on_vss_done(VssCall::GatherWriterMetadata, ok());
+    ic.on_vss_done(VssCall::PrepareForBackup, ok());
+    let writer = Fail::new(
+        Hresult::VssEWritererrorRetryable,
+        FailureClass::Guest,
+        "SqlServerWriter failed OnFreeze",
+    );
+    let fx = ic.on_vss_done(VssCall::DoSnapshotSet, Err(writer.clone()));
+    assert_eq!(fx, vec![call(VssCall::AbortBackup)]);
+    let fx = ic.on_vss_done(VssCall::AbortBackup, ok());
+    assert_eq!(ready(&fx), Some(Err(writer)));
+}
+
+#[test]
+fn a_metadata_failure_ends_the_guest_backup_without_abort() {
+    let mut ic = ic(GuestOs::Windows);
+    ic.on_backup(HOST, IcPurpose::Checkpoint);
+    let f = Fail::new(Hresult::VssEUnexpected, FailureClass::Guest, "gather");
+    let fx = ic.on_vss_done(VssCall::GatherWriterMetadata, Err(f.clone()));
+    assert!(!fx.contains(&call(VssCall::AbortBackup)));
+    assert_eq!(ready(&fx), Some(Err(f)));
+    assert_eq!(ic.stage(), IcStage::Idle);
+}
+
+#[test]
+fn linux_guest_freezes_checkpoints_and_thaws_to_file_consistency() {
+    // R5 / F3.2: FREEZE, Vmms' checkpoint at the freeze, THAW; file-consistent at best.
+    let mut ic = ic(GuestOs::Linux);
+    assert_eq!(
+        ic.on_backup(HOST, IcPurpose::Checkpoint),
+        vec![IcEffect::HvVss {
+            to: PEER,
+            op: HvVssOp::Freeze
+        }]
+    );
+    assert_eq!(
+        ic.on_hv_vss_reply(HvVssOp::Freeze, HV_S_OK),
+        vec![
+            IcEffect::Froze,
+            IcEffect::Send {
+                to: VMMS,
+                msg: Msg::Vmms(VmmsOp::CheckpointNow { vm: 0 })
+            }
+        ]
+    );
+    assert_eq!(
+        ic.on_vmms_done(Ok(())),
+        vec![IcEffect::HvVss {
+            to: PEER,
+            op: HvVssOp::Thaw
+        }]
+    );
+    let fx = ic.on_hv_vss_reply(HvVssOp::Thaw, HV_S_OK);
+    assert_eq!(ready(&fx), Some(Ok(Reached::File)));
+}
+
+#[test]
+fn linux_freeze_failing_gives_the_host_hv_e_fail() {
+    // The driver answers HV_E_FAIL (no daemon, or its transaction timer ran out).
+    let mut ic = ic(GuestOs::Linux);
+    ic.on_backup(HOST, IcPurpose::Checkpoint);
+    let fx = ic.on_hv_vss_reply(HvVssOp::Freeze, 0x8000_4005);
+    assert!(!fx.contains(&IcEffect::Froze));
+    let f = ready(&fx).expect("answered").expect_err("failed");
+    assert_eq!((f.code, f.class), (Hresult::HvEFail, FailureClass::Guest));
+    assert!(f.detail.contains("0x80004005"), "{}", f.detail);
+}
+
+#[test]
+fn linux_checkpoint_failing_still_thaws_then_reports_the_checkpoint_error() {
+    let mut ic = ic(GuestOs::Linux);
+    ic.on_backup(HOST, IcPurpose::Checkpoint);
+    ic.on_hv_vss_reply(HvVssOp::Freeze, HV_S_OK);
+    let full = Fail::new(Hresult::ErrorDiskFull, FailureClass::Host, "R8");
+    assert_eq!(
+        ic.on_vmms_done(Err(full.clone())),
+        vec![IcEffect::HvVss {
+            to: PEER,
+            op: HvVssOp::Thaw
+        }]
+    );
+    let fx = ic.on_hv_vss_reply(HvVssOp::Thaw, HV_S_OK);
+    assert_eq!(ready(&fx), Some(Err(full)));
+}
+
+#[test]
+fn a_vmms_answer_outside_a_checkpoint_is_ignored() {
+    let mut ic = ic(GuestOs::Linux);
+    assert!(ic.on_vmms_done(Ok(())).is_empty());
+    assert_eq!(ic.stage(), IcStage::Idle);
+}
+
+#[test]
+fn a_guest_without_backup_integration_service_fails_at_once() {
+    let mut ic = IcCore::new(0, GuestOs::Linux, None, VMMS);
+    let fx = ic.on_backup(HOST, IcPurpose::Checkpoint);
+    let f = ready(&fx).expect("answered").expect_err("no service");
+    assert_eq!((f.code, f.class), (Hresult::HvEFail, FailureClass::Guest));
+}
