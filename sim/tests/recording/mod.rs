@@ -7,18 +7,31 @@
 use std::sync::mpsc::{channel, Receiver, Sender};
 
 use hvsim_sim::backend::{Backend, BackendError, HostCall, HostEnd, HostEndpoints};
-use hvsim_sim::engine::chain::checkpoint_file;
-use hvsim_sim::engine::volume::SnapshotOptions;
+use hvsim_sim::engine::chain::{checkpoint_file, ChainError};
+use hvsim_sim::engine::volume::{SnapshotOptions, VolumeError};
 use hvsim_sim::engine::GuidGen;
 use hvsim_sim::msg::{Fail, Msg};
 use hvsim_sim::plan::Flow;
 use hvsim_sim::protocol::vss::VssCall;
 use hvsim_sim::scenario::{FailureClass, Hresult, Scenario};
 use hvsim_sim::sched::{Actor, ActorId, Cx, Envelope, Scheduler};
-use hvsim_sim::world::{Lab, Power, Shadow};
+use hvsim_sim::world::{DiskError, Lab, Power, Shadow};
 
 /// Virtual time a scripted host takes to answer.
 const ANSWER_US: u64 = 1_000;
+
+/// Why the scripted host could not do what a call asked.
+#[derive(Debug, thiserror::Error)]
+enum HostError {
+    #[error("no volume {0}")]
+    NoVolume(String),
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+}
 
 /// One call as the host saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,7 +173,12 @@ impl Endpoint {
     }
 
     /// What the host leaves for the requester to read when the call succeeds.
-    fn effects(&self, call: &HostCall, lab: &mut Lab, guids: &mut GuidGen) -> Result<(), String> {
+    fn effects(
+        &self,
+        call: &HostCall,
+        lab: &mut Lab,
+        guids: &mut GuidGen,
+    ) -> Result<(), HostError> {
         match call {
             HostCall::Vss {
                 call: VssCall::DoSnapshotSet,
@@ -169,7 +187,10 @@ impl Endpoint {
                 with_writers,
             } => {
                 for v in volumes {
-                    let volume = lab.volumes.get(v).ok_or(format!("no volume {v}"))?;
+                    let volume = lab
+                        .volumes
+                        .get(v)
+                        .ok_or_else(|| HostError::NoVolume(v.clone()))?;
                     let snap = volume.create_snapshot(SnapshotOptions {
                         writable: false,
                         diff_area: u64::MAX,
@@ -202,7 +223,7 @@ impl Endpoint {
             } => {
                 for s in lab.shadows.remove(set).unwrap_or_default() {
                     if let Some(v) = lab.volumes.get(&s.volume) {
-                        v.delete_snapshot(s.id).map_err(|e| e.to_string())?;
+                        v.delete_snapshot(s.id)?;
                     }
                 }
             }
@@ -212,9 +233,7 @@ impl Endpoint {
                 for d in &mut v.disks {
                     d.close()?;
                     let name = checkpoint_file(&d.file, guids.next_guid());
-                    d.chain
-                        .create_checkpoint(&name, guids)
-                        .map_err(|e| e.to_string())?;
+                    d.chain.create_checkpoint(&name, guids)?;
                     if v.power != Power::Off {
                         d.reopen(false, guids)?;
                     }
@@ -225,7 +244,7 @@ impl Endpoint {
                 let v = &mut lab.vms[*vm];
                 for d in &mut v.disks {
                     d.close()?;
-                    d.chain.revert().map_err(|e| e.to_string())?;
+                    d.chain.revert()?;
                     if v.power != Power::Off {
                         d.reopen(false, guids)?;
                     }
@@ -262,7 +281,7 @@ impl Actor<Msg, Lab> for Endpoint {
             }
             _ => self
                 .effects(&call, cx.world, cx.out.guids())
-                .map_err(|e| Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e)),
+                .map_err(|e| Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e.to_string())),
         };
         cx.out
             .send_after(from, ANSWER_US, call.answer(result).into_msg());
