@@ -1,7 +1,6 @@
 //! Builds the storage world of a scenario: volumes, each VM's base disks with their guest
 //! volumes and initial content, deterministically from the scenario and its seed.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -12,7 +11,7 @@ use hvsim_engine::vhdx::MIB;
 use hvsim_engine::volume::Volume;
 use hvsim_engine::{CreateOptions, GuidGen};
 
-use super::{DiskLab, GuestVol, Lab, LabRef, Oracle, Power, VmLab, PAGE};
+use super::{DiskLab, GuestVol, Lab, Oracle, Power, VmLab, PAGE};
 use crate::scenario::{
     BackupKind, Bytes, FileSystem, Problem, Scenario, VmState, MIN_GUEST_VOLUME,
 };
@@ -64,7 +63,7 @@ pub fn build_lab(
     s: Rc<Scenario>,
     seed: u64,
     on_disk: Option<&std::path::Path>,
-) -> Result<LabRef, BuildError> {
+) -> Result<Lab, BuildError> {
     let mut volumes = BTreeMap::new();
     for v in &s.volumes {
         let volume = match on_disk {
@@ -129,7 +128,7 @@ fn build_on(
     s: Rc<Scenario>,
     seed: u64,
     volumes: BTreeMap<String, Volume>,
-) -> Result<LabRef, BuildError> {
+) -> Result<Lab, BuildError> {
     let mut guids = GuidGen::seeded(seed);
     let mut vms = Vec::new();
     for vm in &s.vms {
@@ -265,7 +264,7 @@ fn build_on(
             }
         }
     }
-    Ok(Rc::new(RefCell::new(lab)))
+    Ok(lab)
 }
 
 /// Opens every disk and writes what a freshly installed guest holds: a boot sector per

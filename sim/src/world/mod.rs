@@ -1,7 +1,6 @@
 //! The world of one run: volumes holding real VHDX/AVHDX files, the VMs with their disk
-//! chains and guest volumes, and the oracle of what each disk must hold. Actors that touch
-//! storage share it through a [`LabRef`]; the scheduler stays the only owner of time and
-//! choices.
+//! chains and guest volumes, and the oracle of what each disk must hold. The scheduler
+//! owns it and lends it to one actor at a time, through the actor's `cx`.
 
 mod build;
 mod image;
@@ -12,7 +11,6 @@ pub use build::{build_lab, space_problems, volume_folder, BuildError};
 pub use image::{SparseImage, PAGE};
 pub use oracle::{Oracle, Point};
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
@@ -29,8 +27,6 @@ use crate::msg::{Fail, Reached};
 use crate::plan::Plan;
 use crate::scenario::{FileSystem, GuestOs, HyperVVersion, Scenario};
 use crate::vss::WriterState;
-
-pub type LabRef = Rc<RefCell<Lab>>;
 
 /// Whether a VM runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -352,10 +348,12 @@ impl Lab {
             },
         });
     }
+}
 
+impl crate::sched::World for Lab {
     /// A cheap digest of the storage state: files and lengths on every volume, snapshots,
     /// and each VM's power, flags and oracle position.
-    pub fn digest(&self, h: &mut blake3::Hasher) {
+    fn digest(&self, h: &mut blake3::Hasher) {
         for (name, v) in &self.volumes {
             h.update(name.as_bytes());
             for f in v.list() {
