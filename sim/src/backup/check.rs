@@ -6,7 +6,8 @@ use hvsim_engine::diff::{consistency_check, Repair, SyncOptions};
 use hvsim_engine::disk::VirtualDisk;
 
 use super::disk::ImageDisk;
-use super::figures::{allocated, Bytes};
+use super::figures::{allocated, Bytes, READ_UNIT};
+use super::pages::{differing_pages, first_difference};
 use super::BackupError;
 use crate::scenario::ConsistencyCheck;
 use crate::world::{SparseImage, PAGE};
@@ -38,7 +39,7 @@ pub struct DiskCheck {
     pub bytes: Bytes,
 }
 
-/// Checks `image` against `source` page by page, outside `excluded` (R14), and repairs
+/// Checks `image` against `source` unit by unit, outside `excluded` (R14), and repairs
 /// it; the excluded ranges are emptied, as a point leaves them.
 pub fn check_disk(
     source: &mut (dyn VirtualDisk + Send),
@@ -47,40 +48,28 @@ pub fn check_disk(
     label: &str,
 ) -> Result<DiskCheck, BackupError> {
     let size = source.virtual_size();
+    // The agent reads the whole disk, the excluded ranges too (they are left out of the
+    // compare, not of the read).
     let compared = allocated(source);
     let before = image.clone();
     let opts = SyncOptions {
         excluded: excluded.to_vec(),
-        ..SyncOptions::with_block_size(PAGE)
+        ..SyncOptions::with_block_size(READ_UNIT)
     };
     let report = consistency_check(source, &mut ImageDisk::new(image, size), &opts, Repair::Yes)
         .map_err(|e| BackupError::sync(label, e))?;
+    // Outside the excluded ranges the repaired replica is the source: the pages where it
+    // changed are those that differed.
+    let ranges = &report.inconsistent_ranges;
+    let pages = differing_pages(&before, image, ranges);
+    let first_difference = first_difference(&before, image, ranges);
     for &(o, l) in excluded {
         image.clear_range(o, l);
     }
-    // The engine names the differing pages; the first byte that differed lies in the first.
-    let first_difference = report
-        .inconsistent_ranges
-        .first()
-        .and_then(|&(o, l)| first_byte_difference(&before, image, o, l));
-    let pages = report.figures.blocks_differing;
     Ok(DiskCheck {
         compared,
         differing: pages * PAGE,
         first_difference,
         bytes: Bytes::compare(compared, pages),
-    })
-}
-
-/// The first byte of `[offset, offset + len)` where `a` and `b` differ.
-fn first_byte_difference(a: &SparseImage, b: &SparseImage, offset: u64, len: u64) -> Option<u64> {
-    let zero = [0u8; PAGE as usize];
-    (offset / PAGE..(offset + len).div_ceil(PAGE)).find_map(|idx| {
-        let x = a.page(idx).unwrap_or(&zero);
-        let y = b.page(idx).unwrap_or(&zero);
-        x.iter()
-            .zip(y)
-            .position(|(p, q)| p != q)
-            .map(|k| idx * PAGE + k as u64)
     })
 }

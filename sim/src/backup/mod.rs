@@ -7,6 +7,7 @@ mod check;
 mod disk;
 mod error;
 mod figures;
+mod pages;
 mod points;
 mod replica;
 mod restore;

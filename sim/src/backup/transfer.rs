@@ -6,7 +6,8 @@ use hvsim_engine::diff::{self, Exclusions, SyncOptions};
 use hvsim_engine::disk::VirtualDisk;
 
 use super::disk::ImageDisk;
-use super::figures::{allocated, Bytes, READ_UNIT};
+use super::figures::{Bytes, READ_UNIT};
+use super::pages::differing_pages;
 use super::replica::Replica;
 use super::BackupError;
 use crate::world::{SparseImage, PAGE};
@@ -98,19 +99,26 @@ pub fn full(
     })
 }
 
-/// An express full (F5.E): both sides compared page by page, the differing pages applied.
+/// An express full (F5.E): both sides compared unit by unit, the differing units
+/// applied; the pages that differed in them are what the report counts as sent.
 pub fn express_full(
     source: &mut (dyn VirtualDisk + Send),
     image: &mut SparseImage,
     label: &str,
 ) -> Result<DiskSync, BackupError> {
     let size = source.virtual_size();
-    let read = allocated(source);
-    let out = diff::express_full(source, &mut ImageDisk::new(image, size), &by_page(&[]))
-        .map_err(|e| BackupError::sync(label, e))?;
+    let before = image.clone();
+    let out = diff::express_full(
+        source,
+        &mut ImageDisk::new(image, size),
+        &SyncOptions::with_block_size(READ_UNIT),
+    )
+    .map_err(|e| BackupError::sync(label, e))?;
+    let read = out.figures.agent.bytes_read;
+    let ranges = diff::block_ranges(&out.differing_blocks, READ_UNIT, size);
     Ok(DiskSync {
         source_read: read,
-        bytes: Bytes::compare(read, out.figures.blocks_differing),
+        bytes: Bytes::compare(read, differing_pages(&before, image, &ranges)),
         excluded: Vec::new(),
     })
 }
