@@ -66,15 +66,23 @@ fn checksums(read: u64) -> u64 {
 
 /// The bytes the agent reads of the whole of `disk`: every unit that may hold data.
 pub fn allocated(disk: &dyn VirtualDisk) -> u64 {
+    allocated_ranges(disk).iter().map(|(_, l)| l).sum()
+}
+
+/// The units of `disk` that may hold data, merged into ranges `(offset, length)`.
+pub fn allocated_ranges(disk: &dyn VirtualDisk) -> Vec<(u64, u64)> {
     let size = disk.virtual_size();
-    let mut read = 0;
+    let mut out: Vec<(u64, u64)> = Vec::new();
     let mut off = 0;
     while off < size {
         let len = READ_UNIT.min(size - off);
         if disk.range_has_data(off, len) {
-            read += len;
+            match out.last_mut() {
+                Some((o, l)) if *o + *l == off => *l += len,
+                _ => out.push((off, len)),
+            }
         }
         off += len;
     }
-    read
+    out
 }

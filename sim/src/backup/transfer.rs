@@ -6,7 +6,7 @@ use hvsim_engine::diff::{self, Exclusions, SyncOptions};
 use hvsim_engine::disk::VirtualDisk;
 
 use super::disk::ImageDisk;
-use super::figures::{Bytes, READ_UNIT};
+use super::figures::{allocated_ranges, Bytes, READ_UNIT};
 use super::pages::differing_pages;
 use super::replica::Replica;
 use super::BackupError;
@@ -84,10 +84,12 @@ pub fn full(
 ) -> Result<DiskSync, BackupError> {
     let size = source.virtual_size();
     *image = SparseImage::default();
+    // The replica starts empty: only the units that may hold data need to come over.
+    let units = allocated_ranges(source);
     let out = diff::incremental(
         source,
         &mut ImageDisk::new(image, size),
-        &[(0, size)],
+        &units,
         &SyncOptions::with_block_size(READ_UNIT),
     )
     .map_err(|e| BackupError::sync(label, e))?;
