@@ -21,6 +21,7 @@ pub use hvsim_engine as engine;
 
 pub mod actors;
 pub mod backend;
+pub mod backup;
 pub mod events;
 pub mod fsrvp;
 pub mod linux;

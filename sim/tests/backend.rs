@@ -155,8 +155,12 @@ fn assert_host_backup(name: &str, host: &str, volume: &str) {
     let lab = sched.world();
     assert!(lab.failure.is_none(), "{name}: {:?}", lab.failure);
     // It read its backup from the scripted host's shadow copy, which is gone after.
-    assert!(lab.bytes_read > 0, "{name}: nothing read");
-    assert_eq!(lab.backups[&1].len(), 1, "{name}: one VM's backup kept");
+    assert!(lab.server.bytes.read > 0, "{name}: nothing read");
+    assert_eq!(
+        lab.server.backups[&1].len(),
+        1,
+        "{name}: one VM's backup kept"
+    );
     assert!(
         lab.shadows.is_empty(),
         "{name}: the snapshot set was deleted"
@@ -189,7 +193,7 @@ fn f3_on_host_asks_vmms_for_a_recovery_checkpoint_then_its_merge() {
     );
     let lab = sched.world();
     assert!(lab.failure.is_none(), "{:?}", lab.failure);
-    assert!(lab.bytes_read > 0);
+    assert!(lab.server.bytes.read > 0);
     assert_eq!(
         lab.sources[&0].0, None,
         "read from the live volume's parents"
@@ -222,7 +226,7 @@ fn f3_off_host_group_shares_one_volume_snapshot() {
     let lab = sched.world();
     assert!(lab.failure.is_none(), "{:?}", lab.failure);
     assert_eq!(
-        lab.backups[&1].len(),
+        lab.server.backups[&1].len(),
         2,
         "both VMs read from the one snapshot"
     );
@@ -254,8 +258,8 @@ fn a_failed_do_snapshot_set_is_aborted_and_fails_the_job_with_its_code() {
     let lab = sched.world();
     let failure = lab.failure.as_ref().expect("the job failed");
     assert_eq!(failure.code, Hresult::VssEProviderVeto);
-    assert!(lab.backups.is_empty(), "no recovery point");
-    assert_eq!(lab.bytes_read, 0, "nothing to read");
+    assert!(lab.server.backups.is_empty(), "no recovery point");
+    assert_eq!(lab.server.bytes.read, 0, "nothing to read");
 }
 
 /// Before PrepareForBackup succeeded there is nothing to abort: the requester releases

@@ -6,10 +6,11 @@
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use hvsim_sim::backup::{self as restore, Transfer};
 use hvsim_sim::run::{evaluate, populate, RunReport};
 use hvsim_sim::scenario::{FailureClass, Outcome, RestoreTarget, Scenario};
 use hvsim_sim::sched::{Decisions, Scheduler};
-use hvsim_sim::world::{restore, Lab, Power, SparseImage, Transfer, PAGE};
+use hvsim_sim::world::{Lab, Power, SparseImage, PAGE};
 
 fn load(name: &str) -> Rc<Scenario> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -39,13 +40,13 @@ fn incremental_points_read_only_changes_and_leave_out_the_page_file() {
     let (_, sched, r) = run("r14-incremental-excludes-page-file");
     assert!(r.passed(), "{r}");
     let lab = sched.world();
-    assert_eq!(lab.backups.len(), 3, "three recovery points");
-    let kinds: Vec<Transfer> = lab.points.iter().map(|p| p.transfers[&0]).collect();
+    assert_eq!(lab.server.backups.len(), 3, "three recovery points");
+    let kinds: Vec<Transfer> = lab.server.points.iter().map(|p| p.transfers[&0]).collect();
     assert_eq!(
         kinds,
         [Transfer::Full, Transfer::Incremental, Transfer::Incremental]
     );
-    let full = &lab.points[0];
+    let full = &lab.server.points[0];
     let vm = &lab.vms[0];
     let c = vm.disks[0].vols.iter().find(|v| v.page_file).unwrap();
     let hot = c.hot / PAGE;
@@ -53,7 +54,7 @@ fn incremental_points_read_only_changes_and_leave_out_the_page_file() {
         c.layout.start + hot * 3 / 4 * PAGE,
         (hot - hot * 3 / 4) * PAGE,
     );
-    for p in &lab.points[1..] {
+    for p in &lab.server.points[1..] {
         assert!(
             p.bytes_read * 10 < full.bytes_read,
             "point {}: incremental read {} vs full {}",
@@ -62,7 +63,7 @@ fn incremental_points_read_only_changes_and_leave_out_the_page_file() {
             full.bytes_read
         );
         assert_eq!(p.bytes_hashed, 0, "no checksums on an incremental");
-        let img = &lab.backups[&p.number][&0][0];
+        let img = &lab.server.backups[&p.number][&0][0];
         assert!(
             p.bytes_sent < img.len_pages() as u64 * PAGE,
             "point {}: sent {} is less than a full of the same point",
@@ -96,19 +97,19 @@ fn express_full_points_compare_both_sides_and_each_point_is_its_own_quiesce_poin
     let (_, sched, r) = run("r18-recovery-points-express-full");
     assert!(r.passed(), "{r}");
     let lab = sched.world();
-    assert_eq!(lab.backups.len(), 3);
-    for p in &lab.points[1..] {
+    assert_eq!(lab.server.backups.len(), 3);
+    for p in &lab.server.points[1..] {
         assert_eq!(p.transfers[&0], Transfer::ExpressFull);
         assert_eq!(
             p.bytes_read,
-            2 * lab.points[0].bytes_read,
+            2 * lab.server.points[0].bytes_read,
             "both sides read"
         );
         assert_eq!(p.bytes_hashed, p.bytes_read, "both sides checksummed");
         assert!(p.bytes_sent * 10 < p.bytes_read);
     }
     let mut images: Vec<&SparseImage> = Vec::new();
-    for (&n, vms) in &lab.backups {
+    for (&n, vms) in &lab.server.backups {
         let want = &lab.observed().fixed(0, n).unwrap().images;
         assert_eq!(vms[&0][0].first_difference(&want[0]), None, "point {n}");
         images.push(&vms[&0][0]);
@@ -126,13 +127,13 @@ fn an_original_place_restore_reads_back_exactly() {
     assert!(r.passed(), "{r}");
     let guard = sched.world_mut();
     let l = &mut *guard;
-    assert_eq!(l.restores.len(), 1);
-    let rec = &l.restores[0];
+    assert_eq!(l.server.restores.len(), 1);
+    let rec = &l.server.restores[0];
     assert_eq!((rec.target, rec.point), (RestoreTarget::Original, 1));
     assert_eq!(l.vms[0].power, Power::Off);
-    let point1 = l.backups[&1][&0][0].clone();
+    let point1 = l.server.backups[&1][&0][0].clone();
     assert_ne!(
-        point1.first_difference(&l.backups[&2][&0][0]),
+        point1.first_difference(&l.server.backups[&2][&0][0]),
         None,
         "point 1 is not the last image"
     );
@@ -154,9 +155,9 @@ fn an_item_level_restore_copies_each_guest_volume() {
     let (_, sched, r) = run("r16-restore-item-level");
     assert!(r.passed(), "{r}");
     let l = sched.world();
-    let rec = &l.restores[0];
+    let rec = &l.server.restores[0];
     assert_eq!(rec.items.len(), 2, "C: and D:");
-    let point = &l.backups[&2][&0][0];
+    let point = &l.server.backups[&2][&0][0];
     for item in &rec.items {
         let (start, len) = item.part.unwrap();
         let got = restore::read_back(item).unwrap();
@@ -176,16 +177,23 @@ fn an_interrupted_transfer_is_communication_and_the_replica_gets_checked() {
     assert_eq!(r.code.map(|c| c.value()), Some(0x8007_0040));
     assert!(check(&r, "I3").ok);
     let l = sched.world();
-    assert_eq!(l.backups.len(), 1, "the interrupted point is not kept");
-    assert_eq!(l.checks.len(), 1);
-    let c = &l.checks[0];
+    assert_eq!(
+        l.server.backups.len(),
+        1,
+        "the interrupted point is not kept"
+    );
+    assert_eq!(l.server.checks.len(), 1);
+    let c = &l.server.checks[0];
     assert!(c.reason.contains("interrupted"), "{}", c.reason);
     assert!(c.bytes_differing > 0 && c.bytes_differing < c.bytes_compared);
     assert!(c.first_difference.is_some() && c.repaired);
-    assert!(l.replicas[&0].inconsistent.is_none());
+    assert!(l.server.replicas[&0].inconsistent.is_none());
     // The repaired replica is the snapshot's image of point 2: the quiesce point.
     let want = &l.observed().fixed(0, 2).unwrap().images;
-    assert_eq!(l.replicas[&0].images[0].first_difference(&want[0]), None);
+    assert_eq!(
+        l.server.replicas[&0].images[0].first_difference(&want[0]),
+        None
+    );
 }
 
 /// I2 and I6 catch damage: a byte changed in a stored point, or in a restored file.
@@ -197,7 +205,7 @@ fn a_damaged_point_or_restore_is_named_with_its_offset() {
         let l = sched.world_mut();
         let start = l.vms[0].disks[0].vols[1].layout.start;
         let at = start + 77 * PAGE;
-        let img = &mut l.backups.get_mut(&1).unwrap().get_mut(&0).unwrap()[0];
+        let img = &mut l.server.backups.get_mut(&1).unwrap().get_mut(&0).unwrap()[0];
         // Every byte of the page flipped: the first difference is its first byte.
         let flipped: Vec<u8> = match img.page(at / PAGE) {
             Some(p) => p.iter().map(|b| !b).collect(),
@@ -219,7 +227,7 @@ fn a_damaged_point_or_restore_is_named_with_its_offset() {
     let at2 = {
         let l = sched.world_mut();
         let start = l.vms[0].disks[0].vols[1].layout.start;
-        let img = &mut l.backups.get_mut(&2).unwrap().get_mut(&0).unwrap()[0];
+        let img = &mut l.server.backups.get_mut(&2).unwrap().get_mut(&0).unwrap()[0];
         let flipped: Vec<u8> = match img.page(start / PAGE + 5) {
             Some(p) => p.iter().map(|b| !b).collect(),
             None => vec![0x3C; PAGE as usize],
@@ -244,9 +252,9 @@ fn an_on_demand_check_finds_the_incremental_replica_exact() {
     let (_, sched, r) = run("r17-consistency-check-on-demand");
     assert!(r.passed(), "{r}");
     let l = sched.world();
-    assert_eq!(l.points[1].transfers[&0], Transfer::Incremental);
-    assert!(l.points[1].bytes_read * 10 < l.points[0].bytes_read);
-    let c = &l.checks[0];
+    assert_eq!(l.server.points[1].transfers[&0], Transfer::Incremental);
+    assert!(l.server.points[1].bytes_read * 10 < l.server.points[0].bytes_read);
+    let c = &l.server.checks[0];
     assert_eq!((c.point, c.bytes_differing, c.repaired), (2, 0, false));
     assert!(c.bytes_compared > 0 && c.first_difference.is_none());
 }
@@ -268,7 +276,7 @@ fn f4_reads_the_vm_from_the_exposed_share_and_i2_compares_it() {
         i2.message
     );
     let l = sched.world();
-    let images = &l.backups[&1][&0];
+    let images = &l.server.backups[&1][&0];
     assert_eq!(images.len(), 1);
     assert!(images[0].len_pages() > 0, "the backup holds no data");
     // Read from the share's shadow copy, which the file server exposed under vms@{GUID}.
@@ -312,7 +320,13 @@ fn a_skipped_vm_is_an_i2_violation_naming_it() {
     let (s, mut sched, clean) = run("f4-smb3-share-backup");
     assert!(clean.passed(), "{clean}");
     // Plant the old requester: the VM is skipped, the point holds nothing of it.
-    sched.world_mut().backups.get_mut(&1).unwrap().remove(&0);
+    sched
+        .world_mut()
+        .server
+        .backups
+        .get_mut(&1)
+        .unwrap()
+        .remove(&0);
     let r = evaluate(&mut sched, &s, s.seed);
     assert_eq!(r.outcome, Outcome::Success);
     let i2 = check(&r, "I2");
@@ -325,7 +339,7 @@ fn a_skipped_vm_is_an_i2_violation_naming_it() {
     );
     assert!(!r.passed());
     // And with no recovery point at all.
-    sched.world_mut().backups.clear();
+    sched.world_mut().server.backups.clear();
     let r = evaluate(&mut sched, &s, s.seed);
     assert!(!check(&r, "I2").ok, "{r}");
 }

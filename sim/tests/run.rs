@@ -230,7 +230,7 @@ fn invariants_catch_damage_on_real_bytes() {
             .unwrap()
             .write(start + 123 * 4096 + 7, &[0xEE; 3])
             .unwrap();
-        let img = &mut l.backups.get_mut(&1).unwrap().get_mut(&0).unwrap()[0];
+        let img = &mut l.server.backups.get_mut(&1).unwrap().get_mut(&0).unwrap()[0];
         img.write(start + 64 * 4096, &[0x5A; 4096]);
     }
     let r = hvsim_sim::run::evaluate(&mut sched, &s, s.seed);

@@ -9,45 +9,20 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use hvsim_engine::chain::DiskChain;
 use hvsim_engine::{GuidGen, Vhdx};
 
+use crate::backup::{BackupError, RestoreJob, Transfer, READ_UNIT};
 use crate::msg::Reached;
 use crate::msg::{Fail, Msg, VmmsOp};
-use crate::plan::{Flow, Stage as PlanStage};
+use crate::plan::{Flow, Method, Stage as PlanStage};
 use crate::protocol::vss::VssCall;
 use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Fault, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Out};
-use crate::world::{
-    CheckRecord, DiskLab, Excluded, Lab, Point, PointFigures, SparseImage, Transfer, PAGE,
-};
+use crate::world::{Lab, Point};
 
-/// Bytes the requester reads at a time (and skips when unallocated).
-const READ_UNIT: u64 = 1 << 20;
 /// Virtual time to move one MiB to the backup server.
 const US_PER_MIB: u64 = 2_000;
 
 /// Virtual time between two recovery points (the guest keeps writing meanwhile).
 pub const POINT_INTERVAL_US: u64 = 30_000_000;
-
-/// `[off, off + len)` minus the `holes`, as ranges.
-fn minus(off: u64, len: u64, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut out = vec![(off, off + len)];
-    for &(h, hl) in holes {
-        let he = h + hl;
-        out = out
-            .into_iter()
-            .flat_map(|(a, b)| {
-                let mut v = Vec::new();
-                if a < h.min(b) {
-                    v.push((a, h.min(b)));
-                }
-                if he.max(a) < b {
-                    v.push((he.max(a), b));
-                }
-                v
-            })
-            .collect();
-    }
-    out.into_iter().map(|(a, b)| (a, b - a)).collect()
-}
 
 #[derive(Clone, Debug)]
 enum Task {
@@ -86,8 +61,6 @@ pub struct Requester {
     point: u32,
     /// The transfer-interrupted fault fired.
     interrupted: bool,
-    /// What this point read per VM, kept when the point is made.
-    pending: BTreeMap<usize, Vec<SparseImage>>,
 }
 
 impl Requester {
@@ -110,7 +83,6 @@ impl Requester {
             reading: Vec::new(),
             point: 0,
             interrupted: false,
-            pending: BTreeMap::new(),
         }
     }
 
@@ -186,11 +158,7 @@ impl Requester {
 
     /// Starts recovery point `self.point`: a backup of every VM of the job.
     fn begin_point(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
-        self.pending.clear();
-        cx.world.points.push(PointFigures {
-            number: self.point,
-            ..PointFigures::default()
-        });
+        cx.world.server.begin_point(self.point);
         self.plan_tasks(cx.world);
         let n = self.tasks.len() as u64;
         if cx.world.scenario.job.recovery_points > 1 {
@@ -209,27 +177,23 @@ impl Requester {
             let lab = &mut *guard;
             if made {
                 let n = self.point;
-                for (vm, images) in std::mem::take(&mut self.pending) {
+                for (vm, images) in lab.server.take_pending() {
                     let kind = lab.consistency.get(&vm).map(|&r| match r {
                         Reached::Application => Point::Quiesce,
                         Reached::File => Point::Freeze,
                         Reached::Crash => Point::Instant,
                     });
                     let v = &mut lab.vms[vm];
-                    if let Some(kind) = kind {
-                        let refs = v
-                            .rct_points
+                    let baseline = kind.map(|kind| {
+                        v.rct_points
                             .iter()
                             .find(|(p, _)| *p == kind)
-                            .map(|(_, r)| r.clone());
-                        let r = lab.replicas.entry(vm).or_default();
-                        r.baseline = refs.unwrap_or_default();
-                    }
-                    lab.backups.entry(n).or_default().insert(vm, images);
+                            .map(|(_, r)| r.clone())
+                            .unwrap_or_default()
+                    });
+                    lab.server.keep(n, vm, images, baseline);
                 }
-                if let Some(p) = lab.points.last_mut() {
-                    p.made = true;
-                }
+                lab.server.point_made();
             }
             let more = made && self.point < lab.scenario.job.recovery_points;
             let restore = lab.scenario.job.restore.clone().filter(|_| made && !more);
@@ -255,25 +219,34 @@ impl Requester {
         let guard = &mut *cx.world;
         let lab = &mut *guard;
         let n = r.recovery_point.unwrap_or(self.point);
-        let vms: Vec<usize> = lab
-            .backups
-            .get(&n)
-            .map(|p| p.keys().copied().collect())
-            .unwrap_or_default();
-        for vm in vms {
-            match crate::world::restore::restore(lab, vm, r.target, n) {
+        for vm in lab.server.vms_in(n) {
+            let v = &mut lab.vms[vm];
+            let sizes: Vec<u64> = lab
+                .scenario
+                .vm(&v.name)
+                .map(|s| s.disks.iter().map(|d| d.size.0).collect())
+                .unwrap_or_default();
+            let host = r.host.clone().unwrap_or_else(|| v.host.clone());
+            let job = RestoreJob {
+                vm,
+                point: n,
+                target: r.target,
+                sizes: &sizes,
+                method: lab.plans.get(&vm).map_or(Method::Standard, |p| p.method),
+                host: &host,
+            };
+            match lab.server.restore(v, &job) {
                 Ok(rec) => {
                     cx.out.record(
                         "Restore",
                         [
-                            ("vm", Detail::Text(lab.vms[vm].name.clone())),
+                            ("vm", Detail::Text(v.name.clone())),
                             ("target", Detail::Str(r.target.as_str())),
                             ("recovery_point", Detail::U64(u64::from(n))),
                             ("bytes", Detail::U64(rec.bytes_written)),
                             ("files", Detail::U64(rec.items.len() as u64)),
                         ],
                     );
-                    lab.restores.push(rec);
                 }
                 Err(e) => {
                     let f = Fail::new(
@@ -441,63 +414,25 @@ impl Requester {
             .clone()
     }
 
-    /// How this point brings `vm`'s replica up to date.
-    fn transfer_for(lab: &Lab, vm: usize) -> Transfer {
-        let job = &lab.scenario.job;
-        let Some(r) = lab.replicas.get(&vm) else {
-            return Transfer::Full;
+    /// The job's error for a backup server failure: change tracking that cannot answer
+    /// finds no object; anything else lost the storage under the read.
+    fn server_fail(e: BackupError) -> Fail {
+        let code = match e {
+            BackupError::ChangeTracking { .. } => Hresult::VssEObjectNotFound,
+            _ => Hresult::VssEInsufficientStorage,
         };
-        if job.express_full_before_recovery_point || r.inconsistent.is_some() {
-            // F5.E; an inconsistent replica needs the full compare (R17).
-            return Transfer::ExpressFull;
-        }
-        let tracked = lab.vms[vm].disks.iter().all(|d| d.rct.is_some());
-        if job.kind == BackupKind::Incremental
-            && tracked
-            && r.baseline.len() == lab.vms[vm].disks.len()
-            && r.baseline.iter().all(Option::is_some)
-        {
-            Transfer::Incremental
-        } else {
-            Transfer::Full
-        }
+        Fail::new(code, FailureClass::Host, e.to_string())
     }
 
-    /// R14: the guest page file's area of disk `d` (the last quarter of the hot area of
-    /// every guest volume holding a page file), as disk byte ranges.
-    fn page_file_ranges(d: &DiskLab) -> Vec<(u64, u64)> {
-        d.vols
-            .iter()
-            .filter(|v| v.page_file)
-            .map(|v| {
-                let hot = v.hot / PAGE;
-                let from = v.layout.start + hot * 3 / 4 * PAGE;
-                (from, v.layout.start + hot * PAGE - from)
-            })
-            .collect()
-    }
-
-    /// Adds figures to the job and to the current point.
-    fn count(lab: &mut Lab, read: u64, hashed: u64, sent: u64) {
-        lab.bytes_read += read;
-        lab.bytes_hashed += hashed;
-        lab.bytes_sent += sent;
-        if let Some(p) = lab.points.last_mut() {
-            p.bytes_read += read;
-            p.bytes_hashed += hashed;
-            p.bytes_sent += sent;
-        }
-    }
-
-    /// Reads each VM's backup from where the flow left it and brings its replica up to
-    /// date; returns the transfer time.
+    /// Reads each VM's backup from where the flow left it and has the backup server bring
+    /// its replica up to date; returns the transfer time.
     ///
     /// Incremental points use the disks' resilient change tracking (the engine's
     /// `ChangeTracker`, as Hyper-V 2016+ does): the guest's writes are stamped on the
     /// virtual disk as they complete, and each consistency point closes an epoch with a
-    /// reference point; the requester reads only the ranges changed since the previous
-    /// point's reference point, from the snapshot (a superset of what differs, since the
-    /// tracker also sees writes made after the snapshot), and applies them to the replica.
+    /// reference point; only the ranges changed since the previous point's reference
+    /// point are read, from the snapshot (a superset of what differs, since the tracker
+    /// also sees writes made after the snapshot), and applied to the replica.
     /// The in-memory world has no side files, so trackers live in memory with the disk.
     fn read_backups(&mut self, vms: &[usize], cx: &mut Cx<'_, Msg, Lab>) -> Result<u64, Fail> {
         let guard = &mut *cx.world;
@@ -520,10 +455,15 @@ impl Requester {
                 ));
             };
             let name = lab.vms[vm].name.clone();
-            let transfer = Self::transfer_for(lab, vm);
-            if let Some(p) = lab.points.last_mut() {
-                p.transfers.insert(vm, transfer);
-            }
+            let disks = &lab.vms[vm].disks;
+            let transfer = lab.server.transfer_for(
+                vm,
+                job.express_full_before_recovery_point,
+                job.kind == BackupKind::Incremental,
+                disks.iter().all(|d| d.rct.is_some()),
+                disks.len(),
+            );
+            lab.server.begin_transfer(vm, transfer);
             let interrupt = last
                 && !self.interrupted
                 && lab
@@ -531,97 +471,25 @@ impl Requester {
                     .faults
                     .iter()
                     .any(|f| matches!(f, Fault::TransferInterrupted { vm: v } if *v == name));
-            let replica = lab.replicas.get(&vm).cloned().unwrap_or_default();
-            let mut images = Vec::new();
             let mut sent_vm = 0;
             for i in 0..lab.vms[vm].disks.len() {
-                let lost =
-                    |e: String| Fail::new(Hresult::VssEInsufficientStorage, FailureClass::Host, e);
                 let mut disk = Self::open_source(lab, vm, i, set, &files, cx.out.guids())?;
-                let prev = replica.images.get(i).cloned().unwrap_or_default();
-                let img = match transfer {
-                    Transfer::Full => {
-                        let (img, read) = SparseImage::read_disk(&mut disk, READ_UNIT)
-                            .map_err(|e| lost(e.to_string()))?;
-                        // F5.E express full against an empty replica: checksums both
-                        // sides, every block with data sent.
-                        let sent = img.len_pages() as u64 * PAGE + read / READ_UNIT * 32;
-                        Self::count(lab, read, 2 * read, sent);
-                        sent_vm += sent;
-                        total += read;
-                        img
-                    }
-                    Transfer::ExpressFull => {
-                        // F5.E.1–5: the agent reads the VM and the server its replica, both
-                        // in full; both checksum every block; a checksum per MiB crosses
-                        // the network, and the differing pages.
-                        let (img, read) = SparseImage::read_disk(&mut disk, READ_UNIT)
-                            .map_err(|e| lost(e.to_string()))?;
-                        let changed = img.differing_pages(&prev);
-                        let sent = changed * PAGE + read / READ_UNIT * 32;
-                        Self::count(lab, 2 * read, 2 * read, sent);
-                        sent_vm += sent;
-                        total += read;
-                        img
-                    }
-                    Transfer::Incremental => {
-                        let d = &lab.vms[vm].disks[i];
-                        let exclude = Self::page_file_ranges(d);
-                        let ranges = match (d.rct.as_ref(), replica.baseline[i].as_ref()) {
-                            (Some(t), Some(rp)) => t.changed_since(rp).map_err(|e| {
-                                Fail::new(
-                                    Hresult::VssEObjectNotFound,
-                                    FailureClass::Host,
-                                    format!("{} {}: change tracking: {e}", name, d.file),
-                                )
-                            })?,
-                            _ => Vec::new(),
-                        };
-                        let mut img = prev.clone();
-                        let mut read = 0;
-                        let (mut data, mut extents) = (0, 0);
-                        let mut buf = Vec::new();
-                        for (off, len) in ranges {
-                            for (o, l) in minus(off, len, &exclude) {
-                                let mut at = o;
-                                while at < o + l {
-                                    let n = READ_UNIT.min(o + l - at);
-                                    buf.resize(n as usize, 0);
-                                    disk.read(at, &mut buf).map_err(|e| lost(e.to_string()))?;
-                                    img.write(at, &buf);
-                                    data += buf
-                                        .chunks(PAGE as usize)
-                                        .filter(|p| p.iter().any(|&b| b != 0))
-                                        .count() as u64
-                                        * PAGE;
-                                    at += n;
-                                }
-                                read += l;
-                                extents += 1;
-                            }
-                        }
-                        // R14: the page file's area is not part of the point.
-                        for &(o, l) in &exclude {
-                            img.clear_range(o, l);
-                            if let Some(p) = lab.points.last_mut() {
-                                p.excluded.push(Excluded {
-                                    vm,
-                                    disk: i,
-                                    offset: o,
-                                    len: l,
-                                    why: "guest page file (R14)".into(),
-                                });
-                            }
-                        }
-                        // The pages with data of the changed ranges cross the network, with
-                        // a 16-byte header per extent (zero pages as ranges); no checksums.
-                        let sent = data + extents * 16;
-                        Self::count(lab, read, 0, sent);
-                        sent_vm += sent;
-                        total += read;
-                        img
-                    }
-                };
+                let d = &lab.vms[vm].disks[i];
+                let label = format!("{name} {}", d.file);
+                let done = lab
+                    .server
+                    .transfer_disk(
+                        vm,
+                        i,
+                        transfer,
+                        &mut disk,
+                        d.rct.as_ref(),
+                        &d.page_file_ranges(),
+                        &label,
+                    )
+                    .map_err(Self::server_fail)?;
+                sent_vm += done.bytes.sent;
+                total += done.source_read;
                 let file = lab.vms[vm].disks[i].file.clone();
                 cx.out.detail(
                     "read",
@@ -655,7 +523,6 @@ impl Requester {
                         }
                     ),
                 );
-                images.push(img);
             }
             if job.recovery_points > 1 || transfer != Transfer::Full {
                 cx.out.detail(
@@ -666,32 +533,13 @@ impl Requester {
                     ),
                 );
             }
-            let entry = lab.replicas.entry(vm).or_default();
             if interrupt {
                 // F5.T: the connection drops half way: the replica holds part of the new
                 // data and is flagged inconsistent (R17); no recovery point is made.
                 self.interrupted = true;
-                // Only the first half crossed the network.
-                let unsent = sent_vm - sent_vm / 2;
-                lab.bytes_sent -= unsent;
-                if let Some(p) = lab.points.last_mut() {
-                    p.bytes_sent -= unsent;
-                }
-                let mut cut_at = 0;
-                for (i, img) in images.iter().enumerate() {
-                    let cut = img.nth_page_offset(img.len_pages() / 2).unwrap_or(0);
-                    let mut partial = entry.images.get(i).cloned().unwrap_or_default();
-                    partial.copy_range(img, 0, cut);
-                    if i < entry.images.len() {
-                        entry.images[i] = partial;
-                    } else {
-                        entry.images.push(partial);
-                    }
-                    cut_at = cut;
-                }
-                let why =
-                    format!("transfer of {name} interrupted at offset {cut_at} (point {point})");
-                entry.inconsistent = Some(why.clone());
+                let why = lab.server.interrupt_transfer(vm, sent_vm, |cut_at| {
+                    format!("transfer of {name} interrupted at offset {cut_at} (point {point})")
+                });
                 cx.out.detail("transfer_interrupted", why);
                 let fail = Fail::new(
                     Hresult::ErrorNetnameDeleted,
@@ -705,14 +553,10 @@ impl Requester {
                 }
                 return Err(fail);
             }
-            entry.images = images.clone();
-            self.pending.insert(vm, images);
+            lab.server.end_transfer(vm);
             let check = match job.consistency_check {
                 Some(ConsistencyCheck::OnDemand | ConsistencyCheck::Scheduled) => last,
-                Some(ConsistencyCheck::IfInconsistent) => lab
-                    .replicas
-                    .get(&vm)
-                    .is_some_and(|r| r.inconsistent.is_some()),
+                Some(ConsistencyCheck::IfInconsistent) => lab.server.is_inconsistent(vm),
                 None => false,
             };
             if check {
@@ -722,8 +566,8 @@ impl Requester {
         Ok(total / READ_UNIT * US_PER_MIB)
     }
 
-    /// R17: compares `vm`'s replica with its source block by block, in full (both sides
-    /// read and checksummed), reports the differing bytes and repairs the replica.
+    /// R17: has the backup server compare `vm`'s replica with its source in full (both
+    /// sides read and checksummed) and repair it; reports the differing bytes.
     fn consistency_check(
         lab: &mut Lab,
         point: u32,
@@ -736,66 +580,30 @@ impl Requester {
             return Ok(());
         };
         let incremental = lab.scenario.job.kind == BackupKind::Incremental;
-        let mut compared = 0;
-        let mut differing = 0;
-        let mut first = None;
-        let mut repaired = Vec::new();
+        let name = lab.vms[vm].name.clone();
+        lab.server.begin_check();
         for i in 0..lab.vms[vm].disks.len() {
             let mut disk = Self::open_source(lab, vm, i, set, files, out.guids())?;
-            let (mut src, read) = SparseImage::read_disk(&mut disk, READ_UNIT).map_err(|e| {
-                Fail::new(
-                    Hresult::VssEInsufficientStorage,
-                    FailureClass::Host,
-                    e.to_string(),
-                )
-            })?;
-            let mut replica = lab
-                .replicas
-                .get(&vm)
-                .and_then(|r| r.images.get(i).cloned())
-                .unwrap_or_default();
-            if incremental {
-                // The page file is excluded on both sides (R14).
-                for (o, l) in Self::page_file_ranges(&lab.vms[vm].disks[i]) {
-                    src.clear_range(o, l);
-                    replica.clear_range(o, l);
-                }
-            }
-            let pages = src.differing_pages(&replica);
-            if first.is_none() {
-                first = replica.first_difference(&src);
-            }
-            differing += pages * PAGE;
-            compared += read;
-            // The check's figures count for the job, not for the point.
-            lab.bytes_read += 2 * read;
-            lab.bytes_hashed += 2 * read;
-            lab.bytes_sent += pages * PAGE + read / READ_UNIT * 32;
-            repaired.push(src);
+            let d = &lab.vms[vm].disks[i];
+            // The page file is excluded on both sides (R14).
+            let excluded = if incremental {
+                d.page_file_ranges()
+            } else {
+                Vec::new()
+            };
+            let label = format!("{name} {}", d.file);
+            lab.server
+                .check_disk(vm, i, &mut disk, &excluded, &label)
+                .map_err(Self::server_fail)?;
         }
-        let r = lab.replicas.entry(vm).or_default();
-        let reason = match (setting, &r.inconsistent) {
-            (_, Some(why)) => format!("replica flagged inconsistent: {why}"),
-            (ConsistencyCheck::Scheduled, None) => "scheduled".to_string(),
-            _ => "on demand".to_string(),
-        };
-        r.images = repaired;
-        r.inconsistent = None;
-        let name = lab.vms[vm].name.clone();
+        let c = lab.server.end_check(vm, &name, setting, point);
         out.detail(
             "consistency_check",
-            format!("{}: {differing} of {compared} bytes differed", name),
+            format!(
+                "{name}: {} of {} bytes differed",
+                c.bytes_differing, c.bytes_compared
+            ),
         );
-        lab.checks.push(CheckRecord {
-            vm: name,
-            setting,
-            point,
-            reason,
-            bytes_compared: compared,
-            bytes_differing: differing,
-            first_difference: first,
-            repaired: differing > 0,
-        });
         Ok(())
     }
 

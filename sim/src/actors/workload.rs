@@ -139,8 +139,8 @@ impl Workload {
                 .copied()
                 .find(|&(d, v)| vm.disks[d].vols[v].page_file)
                 .unwrap_or(first);
-            let hot = vm.disks[d].vols[v].hot / PAGE;
-            let page = hot * 3 / 4 + cx.out.choose((hot / 4).saturating_sub(4).max(1));
+            let (from, hot) = vm.disks[d].vols[v].page_file_pages();
+            let page = from + cx.out.choose((hot / 4).saturating_sub(4).max(1));
             let data = vm.next_data(4, 0x9F);
             cx.out.record(
                 "PageFileWrite",

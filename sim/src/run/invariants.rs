@@ -5,11 +5,12 @@ use hvsim_engine::vhdx::MIB;
 use hvsim_engine::GuidGen;
 
 use super::report::Check;
+use crate::backup as restore;
 use crate::msg::Reached;
 use crate::plan::Method;
 use crate::protocol::vss::WriterState;
 use crate::scenario::{Consistency, Outcome};
-use crate::world::{restore, Lab, Power, SparseImage, PAGE};
+use crate::world::{Lab, Power, SparseImage, PAGE};
 
 fn check(id: &'static str, problems: Vec<String>, fine: &str) -> Check {
     Check {
@@ -87,14 +88,15 @@ pub fn i2(lab: &Lab, outcome: Outcome) -> Check {
     let mut disks = 0;
     let mut levels = 0;
     let mut bytes = 0u64;
-    for (&n, vms) in &lab.backups {
+    for (&n, vms) in &lab.server.backups {
         let excluded = lab
+            .server
             .points
             .iter()
             .find(|p| p.number == n)
             .map(|p| &p.excluded[..])
             .unwrap_or(&[]);
-        let at = if lab.backups.len() > 1 {
+        let at = if lab.server.backups.len() > 1 {
             format!(" (recovery point {n})")
         } else {
             String::new()
@@ -166,6 +168,7 @@ pub fn i2(lab: &Lab, outcome: Outcome) -> Check {
         // A successful job read every VM it backed up into every point it made; a VM
         // missing from one was never compared, and a pass on it would be vacuous.
         let made: Vec<u32> = lab
+            .server
             .points
             .iter()
             .filter(|p| p.made)
@@ -176,7 +179,12 @@ pub fn i2(lab: &Lab, outcome: Outcome) -> Check {
         }
         for n in made {
             for &vm in lab.plans.keys() {
-                if !lab.backups.get(&n).is_some_and(|b| b.contains_key(&vm)) {
+                if !lab
+                    .server
+                    .backups
+                    .get(&n)
+                    .is_some_and(|b| b.contains_key(&vm))
+                {
                     problems.push(format!(
                         "{}: backed up by a successful job but its bytes were never read \
                          (recovery point {n})",
@@ -191,10 +199,10 @@ pub fn i2(lab: &Lab, outcome: Outcome) -> Check {
     }
     let fine = if disks == 0 {
         "no backup to compare (the job failed)".to_string()
-    } else if lab.backups.len() > 1 {
+    } else if lab.server.backups.len() > 1 {
         format!(
             "{disks} disk(s) in {} recovery points, {} of data compared, equal their consistency points; {levels} claimed level(s) match what storage saw",
-            lab.backups.len(),
+            lab.server.backups.len(),
             size(bytes)
         )
     } else {
@@ -253,6 +261,7 @@ pub fn i3(lab: &Lab, writer_states: &[(String, WriterState)]) -> Check {
         let idx = lab.vm_index(&v.name);
         // After an original-place restore the VM is as the restore leaves it (R4, R16).
         let want = lab
+            .server
             .restores
             .iter()
             .rev()
@@ -346,9 +355,9 @@ pub fn i6(lab: &Lab) -> Option<Check> {
     lab.scenario.job.restore.as_ref()?;
     let mut problems = Vec::new();
     let mut items = 0;
-    for r in &lab.restores {
+    for r in &lab.server.restores {
         let name = &lab.vms[r.vm].name;
-        let Some(images) = lab.backups.get(&r.point).and_then(|p| p.get(&r.vm)) else {
+        let Some(images) = lab.server.backups.get(&r.point).and_then(|p| p.get(&r.vm)) else {
             problems.push(format!("{name}: recovery point {} is gone", r.point));
             continue;
         };
@@ -370,10 +379,10 @@ pub fn i6(lab: &Lab) -> Option<Check> {
             }
         }
     }
-    if lab.restores.is_empty() && lab.failure.is_none() && !lab.backups.is_empty() {
+    if lab.server.restores.is_empty() && lab.failure.is_none() && !lab.server.backups.is_empty() {
         problems.push("the job made recovery points but restored none".into());
     }
-    let fine = if lab.restores.is_empty() {
+    let fine = if lab.server.restores.is_empty() {
         "nothing restored (the job made no recovery point)".to_string()
     } else {
         format!("{items} restored item(s) read back exactly as their recovery point")

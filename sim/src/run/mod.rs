@@ -377,10 +377,11 @@ fn conclude(
             .map(|f| f.detail.clone())
             .or_else(|| (!lab.job_done).then(|| "the job did not finish".to_string())),
         vms,
-        bytes_read: lab.bytes_read,
-        bytes_hashed: lab.bytes_hashed,
-        bytes_sent: lab.bytes_sent,
+        bytes_read: lab.server.bytes.read,
+        bytes_hashed: lab.server.bytes.hashed,
+        bytes_sent: lab.server.bytes.sent,
         points: lab
+            .server
             .points
             .iter()
             .map(|p| PointReport {
@@ -410,8 +411,9 @@ fn conclude(
                     .collect(),
             })
             .collect(),
-        consistency_checks: lab.checks.clone(),
+        consistency_checks: lab.server.checks.clone(),
         restores: lab
+            .server
             .restores
             .iter()
             .map(|r| RestoreReport {
@@ -523,6 +525,7 @@ fn expectations(s: &Scenario, r: &RunReport, lab: &Lab) -> Vec<Check> {
             let method = vm.and_then(|i| lab.plans.get(&i)).map(|p| p.method);
             // The state the original-place restore left the VM in, when one ran.
             let restored = lab
+                .server
                 .restores
                 .iter()
                 .rev()

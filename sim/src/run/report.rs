@@ -42,7 +42,7 @@ pub struct PointReport {
 }
 
 /// One R17 consistency check, as the world recorded it.
-pub type ConsistencyCheckReport = crate::world::CheckRecord;
+pub type ConsistencyCheckReport = crate::backup::CheckRecord;
 
 /// One R16 restore.
 #[derive(Clone, Debug, PartialEq, Eq)]

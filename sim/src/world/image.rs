@@ -2,7 +2,7 @@
 //! disk or a backup was read to hold. Pages that read zeros are absent.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use hvsim_engine::disk::VirtualDisk;
 use hvsim_engine::vhdx::VhdxError;
@@ -19,7 +19,7 @@ fn is_zero(page: &[u8]) -> bool {
 /// Page index → page bytes (never all zeros).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SparseImage {
-    pages: BTreeMap<u64, Rc<[u8]>>,
+    pages: BTreeMap<u64, Arc<[u8]>>,
 }
 
 impl SparseImage {
@@ -31,7 +31,7 @@ impl SparseImage {
             if is_zero(page) {
                 self.pages.remove(&idx);
             } else {
-                self.pages.insert(idx, Rc::from(page));
+                self.pages.insert(idx, Arc::from(page));
             }
         }
     }
@@ -65,7 +65,7 @@ impl SparseImage {
                 read += len;
                 for (i, page) in b.chunks(PAGE as usize).enumerate() {
                     if !is_zero(page) {
-                        img.pages.insert(off / PAGE + i as u64, Rc::from(page));
+                        img.pages.insert(off / PAGE + i as u64, Arc::from(page));
                     }
                 }
             }
@@ -82,7 +82,7 @@ impl SparseImage {
             self.pages.remove(&i);
         }
         for (&i, p) in src.pages.range(a..b) {
-            self.pages.insert(i, Rc::clone(p));
+            self.pages.insert(i, Arc::clone(p));
         }
     }
 
@@ -108,7 +108,7 @@ impl SparseImage {
             pages: self
                 .pages
                 .range(a..b)
-                .map(|(&i, p)| (i - a, Rc::clone(p)))
+                .map(|(&i, p)| (i - a, Arc::clone(p)))
                 .collect(),
         }
     }

@@ -6,15 +6,12 @@ mod build;
 mod image;
 mod observed;
 mod oracle;
-mod points;
-pub mod restore;
 
 pub(crate) use build::disk_volume;
 pub use build::{build_lab, space_problems, BuildError};
 pub use image::{SparseImage, PAGE};
 pub use observed::{level_now, Fixed, Fixing, Observed};
 pub use oracle::{Oracle, Point};
-pub use points::{CheckRecord, Excluded, PointFigures, Replica, RestoreRecord, Restored, Transfer};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -27,6 +24,7 @@ use hvsim_engine::vhdx::VhdxError;
 use hvsim_engine::volume::{SnapshotId, Volume};
 use hvsim_engine::{GuidGen, Vhdx};
 
+use crate::backup::BackupServer;
 use crate::msg::{Fail, Reached};
 use crate::plan::Plan;
 use crate::protocol::vss::WriterState;
@@ -62,6 +60,15 @@ pub struct GuestVol {
     /// Bytes at the start of the volume's data the workload writes in.
     pub hot: u64,
     pub page_file: bool,
+}
+
+impl GuestVol {
+    /// R14: where the guest keeps its page file on this volume, as pages `[from, to)` of
+    /// the volume's data: the last quarter of its hot area.
+    pub fn page_file_pages(&self) -> (u64, u64) {
+        let hot = self.hot / PAGE;
+        (hot * 3 / 4, hot)
+    }
 }
 
 /// One virtual disk of a VM: its chain of files on a volume, open while the VM runs.
@@ -142,6 +149,19 @@ pub enum DiskError {
 }
 
 impl DiskLab {
+    /// R14: the page file areas of the disk's guest volumes that hold one, as disk byte
+    /// ranges `(offset, length)`.
+    pub fn page_file_ranges(&self) -> Vec<(u64, u64)> {
+        self.vols
+            .iter()
+            .filter(|v| v.page_file)
+            .map(|v| {
+                let (from, to) = v.page_file_pages();
+                (v.layout.start + from * PAGE, (to - from) * PAGE)
+            })
+            .collect()
+    }
+
     fn image_error(&self) -> impl FnOnce(VhdxError) -> DiskError + '_ {
         |source| DiskError::Image {
             file: self.chain.active().to_string(),
@@ -301,21 +321,9 @@ pub struct Lab {
     /// Volume snapshots that exist, by snapshot set.
     pub shadows: BTreeMap<u64, Vec<Shadow>>,
     pub next_set: u64,
-    /// Bytes the requester read, hashed and sent.
-    pub bytes_read: u64,
-    pub bytes_hashed: u64,
-    pub bytes_sent: u64,
-    /// Recovery points (R18, 1-based): per point, per VM, the disk images the backup
-    /// server keeps, for I2 and I6.
-    pub backups: BTreeMap<u32, BTreeMap<usize, Vec<SparseImage>>>,
-    /// The server's replica of each VM (the state the next point starts from).
-    pub replicas: BTreeMap<usize, Replica>,
-    /// Figures per recovery point attempted.
-    pub points: Vec<PointFigures>,
-    /// R17 consistency checks run.
-    pub checks: Vec<CheckRecord>,
-    /// The job's restores (R16).
-    pub restores: Vec<RestoreRecord>,
+    /// The backup server: replicas, recovery points and their figures, checks, restores.
+    /// It rides in the run's world until the world is split (issue 8).
+    pub server: BackupServer,
     /// The plan of each VM of the job.
     pub plans: BTreeMap<usize, Plan>,
     /// Where the requester reads each VM's backup: a snapshot set (or the live volume)
@@ -391,7 +399,7 @@ impl Lab {
 
 impl crate::sched::World for Lab {
     fn after_step(&mut self, step: u64) {
-        let point = self.points.last().map_or(0, |p| p.number);
+        let point = self.server.points.last().map_or(0, |p| p.number);
         self.observed
             .after_step(step, point, &self.volumes, &self.vms);
     }
@@ -422,13 +430,6 @@ impl crate::sched::World for Lab {
                 h.update(&[u8::from(d.merge.is_some())]);
             }
         }
-        h.update(&self.bytes_read.to_le_bytes());
-        h.update(&self.bytes_sent.to_le_bytes());
-        // Only jobs that make more than one point, check or restore add to the digest.
-        if self.backups.len() > 1 || !self.checks.is_empty() || !self.restores.is_empty() {
-            h.update(&(self.backups.len() as u64).to_le_bytes());
-            h.update(&(self.checks.len() as u64).to_le_bytes());
-            h.update(&(self.restores.len() as u64).to_le_bytes());
-        }
+        self.server.digest(h);
     }
 }
