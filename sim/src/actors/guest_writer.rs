@@ -3,7 +3,7 @@
 //! OnThaw or OnAbort, and can be told to fail or hang at any event.
 
 use crate::msg::{Fail, Msg};
-use crate::scenario::{FailureClass, Hresult, Writer, WriterFailure};
+use crate::scenario::{self, FailureClass, Hresult, Writer, WriterFailure};
 use crate::sched::{Actor, Cx, Detail, Envelope, Origin};
 use crate::vss::{AppLevel, WriterEvent, WriterState};
 use crate::world::LabRef;
@@ -17,16 +17,25 @@ pub struct GuestWriter {
     vm: usize,
     lab: LabRef,
     config: Writer,
+    /// The event this writer fails at, and how (from the fault plan).
+    failure: Option<(scenario::WriterEvent, WriterFailure)>,
     state: WriterState,
 }
 
 impl GuestWriter {
-    pub fn new(vm_name: &str, vm: usize, lab: LabRef, config: Writer) -> Self {
+    pub fn new(
+        vm_name: &str,
+        vm: usize,
+        lab: LabRef,
+        config: Writer,
+        failure: Option<(scenario::WriterEvent, WriterFailure)>,
+    ) -> Self {
         GuestWriter {
             name: format!("GuestWriter@{vm_name}/{}", config.name),
             vm,
             lab,
             config,
+            failure,
             state: WriterState::Stable,
         }
     }
@@ -60,11 +69,9 @@ impl Actor<Msg> for GuestWriter {
             return;
         };
         let failing = self
-            .config
-            .fail_at
-            .is_some_and(|e| WriterEvent::from_scenario(e) == event);
-        if failing {
-            let with = self.config.fail_with.unwrap_or(WriterFailure::NonRetryable);
+            .failure
+            .filter(|(at, _)| WriterEvent::from_scenario(*at) == event);
+        if let Some((_, with)) = failing {
             if with == WriterFailure::Timeout {
                 // The handler never returns: VSS's window decides.
                 cx.record(event.name(), [("reply", Detail::Str("none (hangs)"))]);

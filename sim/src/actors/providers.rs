@@ -7,7 +7,10 @@ use hvsim_engine::volume::SnapshotOptions;
 
 use crate::msg::{Fail, Msg, VmmsOp};
 use crate::plan::Stage;
-use crate::scenario::{FailureClass, Fault, Hresult, ProviderKind};
+use std::rc::Rc;
+
+use crate::faults::FaultPlan;
+use crate::scenario::{FailureClass, Hresult, ProviderKind};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
 use crate::vss::ProviderCall;
 use crate::world::{LabRef, Point, Shadow};
@@ -19,14 +22,16 @@ pub struct HostProvider {
     name: String,
     lab: LabRef,
     kind: ProviderKind,
+    faults: Rc<FaultPlan>,
 }
 
 impl HostProvider {
-    pub fn new(host: &str, lab: LabRef, kind: ProviderKind) -> Self {
+    pub fn new(host: &str, lab: LabRef, kind: ProviderKind, faults: Rc<FaultPlan>) -> Self {
         HostProvider {
             name: format!("HostProvider@{host}"),
             lab,
             kind,
+            faults,
         }
     }
 
@@ -37,32 +42,27 @@ impl HostProvider {
         cx: &mut Cx<'_, Msg>,
     ) -> (u64, Result<(), Fail>) {
         let mut lab = self.lab.borrow_mut();
-        let faults = lab.scenario.faults.clone();
-        let mut delay = COMMIT_US;
-        for f in &faults {
-            match f {
-                Fault::ProviderCommitFailure { volume, code } if volumes.contains(volume) => {
-                    let fail = Fail::new(
-                        *code,
-                        FailureClass::Host,
-                        format!("CommitSnapshots failed on {volume}"),
-                    );
-                    return (COMMIT_US, Err(fail));
-                }
-                Fault::HoldWritesTimeout { volume } if volumes.contains(volume) => {
-                    // The commit runs past the 10 s flush-and-hold window.
-                    delay = 11_000_000;
-                }
-                _ => {}
-            }
+        if let Some((volume, code)) = self.faults.commit_failure(volumes) {
+            let fail = Fail::new(
+                code,
+                FailureClass::Host,
+                format!("CommitSnapshots failed on {volume}"),
+            );
+            return (COMMIT_US, Err(fail));
         }
+        // The commit runs past the 10 s flush-and-hold window.
+        let delay = if self.faults.hold_writes_timeout(volumes) {
+            11_000_000
+        } else {
+            COMMIT_US
+        };
         for v in volumes {
             let Some(volume) = lab.volumes.get(v).cloned() else {
                 continue;
             };
-            let diff_area = faults
-                .iter()
-                .any(|f| matches!(f, Fault::DiffAreaFull { volume } if volume == v))
+            let diff_area = self
+                .faults
+                .diff_area_full(v)
                 .then_some(256 * 1024)
                 .or_else(|| {
                     lab.scenario

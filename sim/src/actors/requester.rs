@@ -5,14 +5,16 @@
 //! snapshot per group of VMs sharing it, F3.5), and has the checkpoints merged.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
 
 use hvsim_engine::chain::DiskChain;
 use hvsim_engine::Vhdx;
 
+use crate::faults::FaultPlan;
 use crate::msg::Reached;
 use crate::msg::{Fail, Msg, VmmsOp};
 use crate::plan::{tag, Flow, Stage as PlanStage};
-use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Fault, Hresult};
+use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
 use crate::vss::VssCall;
 use crate::world::{
@@ -71,6 +73,7 @@ enum Stage {
 
 pub struct Requester {
     lab: LabRef,
+    faults: Rc<FaultPlan>,
     host_vss: BTreeMap<String, ActorId>,
     vmms: BTreeMap<String, ActorId>,
     tasks: VecDeque<Task>,
@@ -96,10 +99,12 @@ impl Requester {
         lab: LabRef,
         host_vss: BTreeMap<String, ActorId>,
         vmms: BTreeMap<String, ActorId>,
+        faults: Rc<FaultPlan>,
     ) -> Self {
         let mode = lab.borrow().scenario.job.mode;
         Requester {
             lab,
+            faults,
             host_vss,
             vmms,
             tasks: VecDeque::new(),
@@ -525,13 +530,7 @@ impl Requester {
             if let Some(p) = lab.points.last_mut() {
                 p.transfers.insert(vm, transfer);
             }
-            let interrupt = last
-                && !self.interrupted
-                && lab
-                    .scenario
-                    .faults
-                    .iter()
-                    .any(|f| matches!(f, Fault::TransferInterrupted { vm: v } if *v == name));
+            let interrupt = last && !self.interrupted && self.faults.transfer_interrupted(vm);
             let replica = lab.replicas.get(&vm).cloned().unwrap_or_default();
             let mut images = Vec::new();
             let mut sent_vm = 0;

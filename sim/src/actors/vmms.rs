@@ -4,15 +4,17 @@
 //! raises Hyper-V-VMMS events.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use hvsim_engine::chain::{
     auto_recovery_file, backup_checkpoint_name, checkpoint_file, ChainError, DiskChain, Merge,
     MergeProgress,
 };
 
+use crate::faults::{CheckpointStep, FaultPlan};
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::plan::{Flow, Method};
-use crate::scenario::{FailureClass, Fault, Hresult};
+use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
 use crate::world::{LabRef, Point, Power};
 
@@ -35,11 +37,20 @@ struct Taken {
 pub struct Vmms {
     name: String,
     lab: LabRef,
+    faults: Rc<FaultPlan>,
     /// HvIc of each VM on this host.
     ics: BTreeMap<usize, ActorId>,
     taken: BTreeMap<usize, Taken>,
     /// Who waits for a VM's recovery checkpoint or merge.
     waiters: BTreeMap<(usize, &'static str), (ActorId, VmmsOp)>,
+}
+
+/// The out-of-space fault: the volume's free space is gone as a checkpoint's files are
+/// created on it (R8).
+fn fill(volumes: &BTreeMap<String, hvsim_engine::volume::Volume>, volume: &str) {
+    if let Some(vol) = volumes.get(volume) {
+        vol.set_capacity(vol.capacity() - vol.free());
+    }
 }
 
 fn disk_full(e: &ChainError, vm: &str) -> Fail {
@@ -58,10 +69,11 @@ fn disk_full(e: &ChainError, vm: &str) -> Fail {
 }
 
 impl Vmms {
-    pub fn new(host: &str, lab: LabRef) -> Self {
+    pub fn new(host: &str, lab: LabRef, faults: Rc<FaultPlan>) -> Self {
         Vmms {
             name: format!("Vmms@{host}"),
             lab,
+            faults,
             ics: BTreeMap::new(),
             taken: BTreeMap::new(),
             waiters: BTreeMap::new(),
@@ -77,24 +89,16 @@ impl Vmms {
     fn checkpoint(&mut self, vm: usize, with_ar: bool, cx: &mut Cx<'_, Msg>) -> Result<(), Fail> {
         let mut guard = self.lab.borrow_mut();
         let lab = &mut *guard;
-        let out_of_space = lab.scenario.faults.iter().find_map(|f| match f {
-            Fault::OutOfSpace { volume, at }
-                if crate::run::OUT_OF_SPACE_STEPS.contains(&at.as_str()) =>
-            {
-                Some(volume.clone())
-            }
-            _ => None,
-        });
+        // The step this checkpoint is in the VM's flow: F2.5, F3.3 or R4 (F2.6 for its
+        // auto-recovery files).
+        let step = lab.plans.get(&vm).and_then(CheckpointStep::of);
         let v = &mut lab.vms[vm];
         let mut ar = Vec::new();
         let mut made: Vec<(usize, String)> = Vec::new();
         let mut result = Ok(());
         for (i, d) in v.disks.iter_mut().enumerate() {
-            if out_of_space.as_deref() == Some(d.volume.as_str()) {
-                // The fault: the volume's free space is gone as the checkpoint grows.
-                if let Some(vol) = lab.volumes.get(&d.volume) {
-                    vol.set_capacity(vol.capacity() - vol.free());
-                }
+            if step.is_some_and(|step| self.faults.out_of_space(&d.volume, step)) {
+                fill(&lab.volumes, &d.volume);
             }
             if let Err(e) = d.close() {
                 result = Err(Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e));
@@ -111,6 +115,12 @@ impl Vmms {
             }
             cx.detail("created", name);
             if with_ar {
+                if self
+                    .faults
+                    .out_of_space(&d.volume, CheckpointStep::AutoRecoveryCheckpoint)
+                {
+                    fill(&lab.volumes, &d.volume);
+                }
                 let ar_name = auto_recovery_file(&d.file);
                 match d.chain.child_of(base_len - 1, &ar_name, &mut lab.guids) {
                     Ok(c) => {
