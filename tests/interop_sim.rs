@@ -85,7 +85,7 @@ fn check_kept_images(name: &str) {
     )
     .unwrap();
     assert!(out.report.passed(), "{}", out.report);
-    let lab = out.lab.borrow();
+    let lab = &out.lab;
     let mut checked = 0;
     for vm in &lab.vms {
         for (i, d) in vm.disks.iter().enumerate() {
@@ -147,7 +147,7 @@ fn a_run_on_disk_is_the_same_run_with_real_files() {
     .unwrap();
     assert!(a.report.passed() && b.report.passed());
     assert!(t1 == t2, "a run on disk took other steps than in memory");
-    let lab = a.lab.borrow();
+    let lab = &a.lab;
     let d = &lab.vms[0].disks[0];
     let rel = PathBuf::from(hvsim_sim::run::volume_folder(&d.volume)).join(&d.file);
     let on_disk = std::fs::read(on.path().join(&rel)).unwrap();

@@ -324,16 +324,3 @@ impl Plan {
         }
     }
 }
-
-/// Adds the SPEC.md item of `stage` of `vm`'s flow to the current step's details.
-pub fn tag(
-    lab: &crate::world::Lab,
-    cx: &mut crate::sched::Cx<'_, crate::msg::Msg>,
-    vm: usize,
-    stage: Stage,
-) {
-    let spec = lab.spec(vm, stage);
-    if !spec.is_empty() {
-        cx.detail("spec", spec);
-    }
-}

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use hvsim_sim::run::{evaluate, populate, RunReport};
 use hvsim_sim::scenario::{FailureClass, Outcome, RestoreTarget, Scenario};
 use hvsim_sim::sched::{Decisions, Scheduler};
-use hvsim_sim::world::{restore, LabRef, Point, Power, SparseImage, Transfer, PAGE};
+use hvsim_sim::world::{restore, Lab, Power, SparseImage, Transfer, PAGE};
 
 fn load(name: &str) -> Rc<Scenario> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -19,20 +19,12 @@ fn load(name: &str) -> Rc<Scenario> {
 }
 
 /// Runs a library scenario to the end; the lab stays open for inspection.
-fn run(
-    name: &str,
-) -> (
-    Rc<Scenario>,
-    LabRef,
-    Scheduler<hvsim_sim::msg::Msg>,
-    RunReport,
-) {
+fn run(name: &str) -> (Rc<Scenario>, Scheduler<hvsim_sim::msg::Msg, Lab>, RunReport) {
     let s = load(name);
-    let mut sched = Scheduler::new(Decisions::seeded(s.seed));
-    let lab = populate(&mut sched, Rc::clone(&s), s.seed).unwrap();
+    let mut sched = populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
     sched.run_until_quiet(2_000_000).unwrap();
-    let r = evaluate(&lab, &s, s.seed, &sched);
-    (s, lab, sched, r)
+    let r = evaluate(&mut sched, &s, s.seed);
+    (s, sched, r)
 }
 
 fn check<'a>(r: &'a RunReport, id: &str) -> &'a hvsim_sim::run::Check {
@@ -44,9 +36,9 @@ fn check<'a>(r: &'a RunReport, id: &str) -> &'a hvsim_sim::run::Check {
 /// file's area, and equals its quiesce point outside it.
 #[test]
 fn incremental_points_read_only_changes_and_leave_out_the_page_file() {
-    let (_, lab, _, r) = run("r14-incremental-excludes-page-file");
+    let (_, sched, r) = run("r14-incremental-excludes-page-file");
     assert!(r.passed(), "{r}");
-    let lab = lab.borrow();
+    let lab = sched.world();
     assert_eq!(lab.backups.len(), 3, "three recovery points");
     let kinds: Vec<Transfer> = lab.points.iter().map(|p| p.transfers[&0]).collect();
     assert_eq!(
@@ -88,7 +80,7 @@ fn incremental_points_read_only_changes_and_leave_out_the_page_file() {
             p.number
         );
         // ...although the guest did write its page file there.
-        let (_, want) = vm.oracle.kept(p.number).unwrap();
+        let want = &lab.observed().fixed(0, p.number).unwrap().images;
         assert!(want[0].has_data_in(pf, pf_len));
         // Outside it, the point is its quiesce point exactly.
         let mut want = want[0].clone();
@@ -101,9 +93,9 @@ fn incremental_points_read_only_changes_and_leave_out_the_page_file() {
 /// the changed pages; every point equals the quiesce point captured for it.
 #[test]
 fn express_full_points_compare_both_sides_and_each_point_is_its_own_quiesce_point() {
-    let (_, lab, _, r) = run("r18-recovery-points-express-full");
+    let (_, sched, r) = run("r18-recovery-points-express-full");
     assert!(r.passed(), "{r}");
-    let lab = lab.borrow();
+    let lab = sched.world();
     assert_eq!(lab.backups.len(), 3);
     for p in &lab.points[1..] {
         assert_eq!(p.transfers[&0], Transfer::ExpressFull);
@@ -115,10 +107,9 @@ fn express_full_points_compare_both_sides_and_each_point_is_its_own_quiesce_poin
         assert_eq!(p.bytes_hashed, p.bytes_read, "both sides checksummed");
         assert!(p.bytes_sent * 10 < p.bytes_read);
     }
-    let vm = &lab.vms[0];
     let mut images: Vec<&SparseImage> = Vec::new();
     for (&n, vms) in &lab.backups {
-        let (_, want) = vm.oracle.kept(n).unwrap();
+        let want = &lab.observed().fixed(0, n).unwrap().images;
         assert_eq!(vms[&0][0].first_difference(&want[0]), None, "point {n}");
         images.push(&vms[&0][0]);
     }
@@ -131,9 +122,9 @@ fn express_full_points_compare_both_sides_and_each_point_is_its_own_quiesce_poin
 /// point, the VM is off, and I1 judges the disk against the restored image.
 #[test]
 fn an_original_place_restore_reads_back_exactly() {
-    let (_, lab, _, r) = run("r16-restore-original");
+    let (_, mut sched, r) = run("r16-restore-original");
     assert!(r.passed(), "{r}");
-    let mut guard = lab.borrow_mut();
+    let guard = sched.world_mut();
     let l = &mut *guard;
     assert_eq!(l.restores.len(), 1);
     let rec = &l.restores[0];
@@ -157,9 +148,9 @@ fn an_original_place_restore_reads_back_exactly() {
 /// its range of the point.
 #[test]
 fn an_item_level_restore_copies_each_guest_volume() {
-    let (_, lab, _, r) = run("r16-restore-item-level");
+    let (_, sched, r) = run("r16-restore-item-level");
     assert!(r.passed(), "{r}");
-    let l = lab.borrow();
+    let l = sched.world();
     let rec = &l.restores[0];
     assert_eq!(rec.items.len(), 2, "C: and D:");
     let point = &l.backups[&2][&0][0];
@@ -175,13 +166,13 @@ fn an_item_level_restore_copies_each_guest_volume() {
 /// everything released; the inconsistent replica is checked in full and repaired.
 #[test]
 fn an_interrupted_transfer_is_communication_and_the_replica_gets_checked() {
-    let (_, lab, _, r) = run("r17-consistency-check-after-interrupted-transfer");
+    let (_, sched, r) = run("r17-consistency-check-after-interrupted-transfer");
     assert!(r.passed(), "{r}");
     assert_eq!(r.outcome, Outcome::Failure);
     assert_eq!(r.failure_class, Some(FailureClass::Communication));
     assert_eq!(r.code.map(|c| c.value()), Some(0x8007_0040));
     assert!(check(&r, "I3").ok);
-    let l = lab.borrow();
+    let l = sched.world();
     assert_eq!(l.backups.len(), 1, "the interrupted point is not kept");
     assert_eq!(l.checks.len(), 1);
     let c = &l.checks[0];
@@ -190,17 +181,17 @@ fn an_interrupted_transfer_is_communication_and_the_replica_gets_checked() {
     assert!(c.first_difference.is_some() && c.repaired);
     assert!(l.replicas[&0].inconsistent.is_none());
     // The repaired replica is the snapshot's image of point 2: the quiesce point.
-    let want = l.vms[0].oracle.at(Point::Quiesce).unwrap();
+    let want = &l.observed().fixed(0, 2).unwrap().images;
     assert_eq!(l.replicas[&0].images[0].first_difference(&want[0]), None);
 }
 
 /// I2 and I6 catch damage: a byte changed in a stored point, or in a restored file.
 #[test]
 fn a_damaged_point_or_restore_is_named_with_its_offset() {
-    let (s, lab, sched, r) = run("r16-restore-item-level");
+    let (s, mut sched, r) = run("r16-restore-item-level");
     assert!(r.passed(), "{r}");
     let at = {
-        let mut l = lab.borrow_mut();
+        let l = sched.world_mut();
         let start = l.vms[0].disks[0].vols[1].layout.start;
         let at = start + 77 * PAGE;
         let img = &mut l.backups.get_mut(&1).unwrap().get_mut(&0).unwrap()[0];
@@ -212,7 +203,7 @@ fn a_damaged_point_or_restore_is_named_with_its_offset() {
         img.write(at, &flipped);
         at
     };
-    let r = evaluate(&lab, &s, s.seed, &sched);
+    let r = evaluate(&mut sched, &s, s.seed);
     let i2 = check(&r, "I2");
     assert!(
         !i2.ok
@@ -223,7 +214,7 @@ fn a_damaged_point_or_restore_is_named_with_its_offset() {
     );
     // Damage point 2 (the restored one): I6 sees the restore no longer matches it.
     let at2 = {
-        let mut l = lab.borrow_mut();
+        let l = sched.world_mut();
         let start = l.vms[0].disks[0].vols[1].layout.start;
         let img = &mut l.backups.get_mut(&2).unwrap().get_mut(&0).unwrap()[0];
         let flipped: Vec<u8> = match img.page(start / PAGE + 5) {
@@ -233,7 +224,7 @@ fn a_damaged_point_or_restore_is_named_with_its_offset() {
         img.write(start + 5 * PAGE, &flipped);
         5 * PAGE
     };
-    let r = evaluate(&lab, &s, s.seed, &sched);
+    let r = evaluate(&mut sched, &s, s.seed);
     let i6 = check(&r, "I6");
     assert!(
         !i6.ok && i6.message.contains(&format!("at offset {at2}")),
@@ -247,9 +238,9 @@ fn a_damaged_point_or_restore_is_named_with_its_offset() {
 /// source finds no differing byte (outside the page file, R14).
 #[test]
 fn an_on_demand_check_finds_the_incremental_replica_exact() {
-    let (_, lab, _, r) = run("r17-consistency-check-on-demand");
+    let (_, sched, r) = run("r17-consistency-check-on-demand");
     assert!(r.passed(), "{r}");
-    let l = lab.borrow();
+    let l = sched.world();
     assert_eq!(l.points[1].transfers[&0], Transfer::Incremental);
     assert!(l.points[1].bytes_read * 10 < l.points[0].bytes_read);
     let c = &l.checks[0];
@@ -263,7 +254,7 @@ fn an_on_demand_check_finds_the_incremental_replica_exact() {
 /// nothing.
 #[test]
 fn f4_reads_the_vm_from_the_exposed_share_and_i2_compares_it() {
-    let (_, lab, _, r) = run("f4-smb3-share-backup");
+    let (_, sched, r) = run("f4-smb3-share-backup");
     assert_eq!(r.outcome, Outcome::Success, "{r}");
     assert!(r.bytes_read >= 32 << 20, "read {} bytes\n{r}", r.bytes_read);
     let i2 = check(&r, "I2");
@@ -273,7 +264,7 @@ fn f4_reads_the_vm_from_the_exposed_share_and_i2_compares_it() {
         "{}",
         i2.message
     );
-    let l = lab.borrow();
+    let l = sched.world();
     let images = &l.backups[&1][&0];
     assert_eq!(images.len(), 1);
     assert!(images[0].len_pages() > 0, "the backup holds no data");
@@ -288,18 +279,17 @@ fn f4_reads_the_vm_from_the_exposed_share_and_i2_compares_it() {
 #[test]
 fn a_vm_left_without_a_source_fails_the_job() {
     let s = load("f4-smb3-share-backup");
-    let mut sched = Scheduler::new(Decisions::seeded(s.seed));
-    let lab = populate(&mut sched, Rc::clone(&s), s.seed).unwrap();
-    while lab.borrow().sources.is_empty() {
+    let mut sched = populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
+    while sched.world().sources.is_empty() {
         assert!(
             sched.step().unwrap().is_some(),
             "the run never set a source"
         );
     }
     // Plant: the flow forgets where the VM's backup is.
-    lab.borrow_mut().sources.clear();
+    sched.world_mut().sources.clear();
     sched.run_until_quiet(2_000_000).unwrap();
-    let r = evaluate(&lab, &s, s.seed, &sched);
+    let r = evaluate(&mut sched, &s, s.seed);
     assert_eq!(r.outcome, Outcome::Failure, "{r}");
     assert_eq!(
         r.code,
@@ -316,11 +306,11 @@ fn a_vm_left_without_a_source_fails_the_job() {
 /// (its bytes never read into the recovery point) is an I2 violation naming the VM.
 #[test]
 fn a_skipped_vm_is_an_i2_violation_naming_it() {
-    let (s, lab, sched, clean) = run("f4-smb3-share-backup");
+    let (s, mut sched, clean) = run("f4-smb3-share-backup");
     assert!(clean.passed(), "{clean}");
     // Plant the old requester: the VM is skipped, the point holds nothing of it.
-    lab.borrow_mut().backups.get_mut(&1).unwrap().remove(&0);
-    let r = evaluate(&lab, &s, s.seed, &sched);
+    sched.world_mut().backups.get_mut(&1).unwrap().remove(&0);
+    let r = evaluate(&mut sched, &s, s.seed);
     assert_eq!(r.outcome, Outcome::Success);
     let i2 = check(&r, "I2");
     assert!(!i2.ok, "{r}");
@@ -332,8 +322,8 @@ fn a_skipped_vm_is_an_i2_violation_naming_it() {
     );
     assert!(!r.passed());
     // And with no recovery point at all.
-    lab.borrow_mut().backups.clear();
-    let r = evaluate(&lab, &s, s.seed, &sched);
+    sched.world_mut().backups.clear();
+    let r = evaluate(&mut sched, &s, s.seed);
     assert!(!check(&r, "I2").ok, "{r}");
 }
 
@@ -342,15 +332,14 @@ fn a_skipped_vm_is_an_i2_violation_naming_it() {
 #[test]
 fn auto_recovery_with_no_snapshot_of_the_share_fails_loudly() {
     let s = load("f4-smb3-share-backup");
-    let mut sched = Scheduler::new(Decisions::seeded(s.seed));
-    let lab = populate(&mut sched, Rc::clone(&s), s.seed).unwrap();
-    while lab.borrow().shadows.is_empty() {
+    let mut sched = populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
+    while sched.world().shadows.is_empty() {
         assert!(sched.step().unwrap().is_some(), "no shadow copy was made");
     }
     // Plant: the share's shadow copy never reaches the set (the old share lookup).
-    lab.borrow_mut().shadows.clear();
+    sched.world_mut().shadows.clear();
     sched.run_until_quiet(2_000_000).unwrap();
-    let r = evaluate(&lab, &s, s.seed, &sched);
+    let r = evaluate(&mut sched, &s, s.seed);
     assert_eq!(r.outcome, Outcome::Failure, "{r}");
     assert_eq!(
         r.code,
@@ -372,16 +361,15 @@ fn auto_recovery_with_no_snapshot_of_the_share_fails_loudly() {
 #[test]
 fn an_smb_disk_is_read_only_from_its_share_shadow_copy() {
     let s = load("f4-smb3-share-backup");
-    let mut sched = Scheduler::new(Decisions::seeded(s.seed));
-    let lab = populate(&mut sched, Rc::clone(&s), s.seed).unwrap();
-    while lab.borrow().sources.is_empty() {
+    let mut sched = populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
+    while sched.world().sources.is_empty() {
         assert!(
             sched.step().unwrap().is_some(),
             "the run never set a source"
         );
     }
     {
-        let l = lab.borrow();
+        let l = sched.world();
         let exposed = l.shadows.values().flatten().find_map(|x| x.exposed.clone());
         assert!(
             exposed
@@ -391,11 +379,11 @@ fn an_smb_disk_is_read_only_from_its_share_shadow_copy() {
         );
     }
     // Plant: the snapshot is not exposed as the VM's share.
-    for sh in lab.borrow_mut().shadows.values_mut().flatten() {
+    for sh in sched.world_mut().shadows.values_mut().flatten() {
         sh.exposed = None;
     }
     sched.run_until_quiet(2_000_000).unwrap();
-    let r = evaluate(&lab, &s, s.seed, &sched);
+    let r = evaluate(&mut sched, &s, s.seed);
     assert_eq!(r.outcome, Outcome::Failure, "{r}");
     assert!(
         r.failure

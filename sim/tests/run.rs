@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use hvsim_sim::run::{populate, run, step_limit, RunError, RunOptions};
 use hvsim_sim::scenario::{BackupMethod, Outcome, Scenario};
-use hvsim_sim::sched::{Decisions, Scheduler};
+use hvsim_sim::sched::Decisions;
 use hvsim_sim::trace::{read_trace, replay, ReplayError};
 
 fn library() -> Vec<(PathBuf, Rc<Scenario>)> {
@@ -162,8 +162,8 @@ fn replay_bytes(s: &Rc<Scenario>, seed: u64, bytes: &[u8]) -> Result<u64, Replay
         "the trace carries its scenario"
     );
     let s2 = Rc::new(embedded);
-    replay(&trace, hvsim_sim::run::MAX_STEPS, |sched| {
-        populate(sched, Rc::clone(&s2), seed).unwrap();
+    replay(&trace, hvsim_sim::run::MAX_STEPS, |decisions| {
+        Ok::<_, ReplayError>(populate(decisions, Rc::clone(&s2), seed).unwrap())
     })
     .map(|r| r.steps)
 }
@@ -216,13 +216,12 @@ fn invariants_catch_damage_on_real_bytes() {
         .into_iter()
         .find(|(_, s)| s.name == "f3-production-checkpoint-onhost")
         .unwrap();
-    let mut sched = Scheduler::new(Decisions::seeded(s.seed));
-    let lab = populate(&mut sched, Rc::clone(&s), s.seed).unwrap();
+    let mut sched = populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
     sched.run_until_quiet(1_000_000).unwrap();
-    let clean = hvsim_sim::run::evaluate(&lab, &s, s.seed, &sched);
+    let clean = hvsim_sim::run::evaluate(&mut sched, &s, s.seed);
     assert!(clean.passed(), "{clean}");
     {
-        let mut l = lab.borrow_mut();
+        let l = sched.world_mut();
         let vm = &mut l.vms[0];
         let start = vm.disks[0].vols[1].layout.start;
         vm.disks[0]
@@ -234,10 +233,10 @@ fn invariants_catch_damage_on_real_bytes() {
         let img = &mut l.backups.get_mut(&1).unwrap().get_mut(&0).unwrap()[0];
         img.write(start + 64 * 4096, &[0x5A; 4096]);
     }
-    let r = hvsim_sim::run::evaluate(&lab, &s, s.seed, &sched);
+    let r = hvsim_sim::run::evaluate(&mut sched, &s, s.seed);
     let i1 = r.invariants.iter().find(|c| c.id == "I1").unwrap();
     let i2 = r.invariants.iter().find(|c| c.id == "I2").unwrap();
-    let start = lab.borrow().vms[0].disks[0].vols[1].layout.start;
+    let start = sched.world().vms[0].disks[0].vols[1].layout.start;
     assert!(
         !i1.ok
             && i1.message.contains(&format!(

@@ -107,13 +107,15 @@ impl Actor<Ping> for Logger {
                 u64::MAX
             }
         };
-        self.log.borrow_mut().push((cx.now_us(), self.name, value));
+        self.log
+            .borrow_mut()
+            .push((cx.out.now_us(), self.name, value));
         if let Ping::Hello(n) = env.msg {
             if n > 0 {
-                let timer: TimerId = cx.set_timer(100, Ping::Tick);
+                let timer: TimerId = cx.out.set_timer(100, Ping::Tick);
                 if n % 2 == 0 {
-                    assert!(cx.cancel_timer(timer));
-                    assert!(!cx.cancel_timer(timer), "a timer cancels once");
+                    assert!(cx.out.cancel_timer(timer));
+                    assert!(!cx.out.cancel_timer(timer), "a timer cancels once");
                 }
             }
         }
@@ -299,7 +301,7 @@ fn replay_does_not_depend_on_the_generator() {
         ToyConfig::default(),
     );
     let trace = read_trace(&bytes[..]).unwrap();
-    let err = replay(&trace, MAX_STEPS, |s| toy::build(s, ToyConfig::default())).unwrap_err();
+    let err = replay(&trace, MAX_STEPS, |d| toy::built(d, ToyConfig::default())).unwrap_err();
     assert!(
         matches!(err, ReplayError::SeedChanged { seed: 77, step: 1 }),
         "{err}"
@@ -310,7 +312,7 @@ fn replay_does_not_depend_on_the_generator() {
     let text = text.replacen("\"seed\":8", "\"seed\":12345", 1);
     let trace = read_trace(text.as_bytes()).unwrap();
     assert_eq!(trace.header.seed, 12345);
-    let err = replay(&trace, MAX_STEPS, |s| toy::build(s, ToyConfig::default())).unwrap_err();
+    let err = replay(&trace, MAX_STEPS, |d| toy::built(d, ToyConfig::default())).unwrap_err();
     assert!(
         matches!(err, ReplayError::SeedChanged { seed: 12345, .. }),
         "{err}"
@@ -349,7 +351,7 @@ proptest! {
         prop_assert_eq!(stop, Stop::Quiet);
         let bytes = writer.finish().unwrap();
         let trace = read_trace(&bytes[..]).unwrap();
-        let report = replay(&trace, MAX_STEPS, |s| toy::build(s, config)).unwrap();
+        let report = replay(&trace, MAX_STEPS, |d| toy::built(d, config)).unwrap();
         prop_assert_eq!(report.steps, sched.steps());
         prop_assert_eq!(report.stop, Stop::Quiet);
     }

@@ -29,7 +29,7 @@ fn read(text: &str) -> Result<Trace, TraceError> {
 }
 
 fn replay_toy(trace: &Trace) -> Result<hvsim_sim::trace::ReplayReport, ReplayError> {
-    replay(trace, MAX_STEPS, |s| toy::build(s, ToyConfig::default()))
+    replay(trace, MAX_STEPS, |d| toy::built(d, ToyConfig::default()))
 }
 
 /// Recomputes every line's chain digest, as a writer would have: what a forger does to
@@ -84,7 +84,7 @@ fn header_and_lines_have_the_documented_shape() {
         header,
         serde_json::json!({
             "format": "hvsim-trace",
-            "version": 2,
+            "version": 3,
             "scenario_digest": "0123abcd",
             "seed": 4,
             "hvsim_version": env!("CARGO_PKG_VERSION"),
@@ -241,7 +241,7 @@ fn a_different_world_ends_early_or_stops_differently() {
         rounds: 1,
         ..ToyConfig::default()
     };
-    let err = replay(&trace, MAX_STEPS, |s| toy::build(s, fewer_rounds)).unwrap_err();
+    let err = replay(&trace, MAX_STEPS, |d| toy::built(d, fewer_rounds)).unwrap_err();
     assert!(err.step() <= trace.steps.len() as u64 + 1, "{err}");
 
     // Claim the recorded run hit its step limit when it actually went quiet.
@@ -329,6 +329,14 @@ fn malformed_lines_are_typed_errors_with_their_line_number() {
         "{err}"
     );
     assert!(err.to_string().contains("record the run again"), "{err}");
+    // Version 2 digested the world inside an actor: refused as an older hvsim's.
+    let version = edit_line(&text, 1, |v| v["version"] = serde_json::json!(2));
+    let err = read(&version).unwrap_err();
+    assert!(
+        matches!(err, TraceError::UnsupportedVersion { line: 1, found: 2 }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("made by an older hvsim"), "{err}");
 
     let not_a_trace = edit_line(&text, 1, |v| v["format"] = serde_json::json!("other"));
     assert!(matches!(
@@ -430,7 +438,7 @@ fn a_run_cut_at_its_step_limit_replays_with_that_limit_only() {
     let trace = read(&text).unwrap();
     assert_eq!(trace.end.stop, Stop::StepLimit);
     assert_eq!(trace.end.steps, 10);
-    let report = replay(&trace, 10, |s| toy::build(s, ToyConfig::default())).unwrap();
+    let report = replay(&trace, 10, |d| toy::built(d, ToyConfig::default())).unwrap();
     assert_eq!((report.steps, report.stop), (10, Stop::StepLimit));
     // Against a larger limit, the run would have gone on.
     let err = replay_toy(&trace).unwrap_err();
@@ -439,7 +447,7 @@ fn a_run_cut_at_its_step_limit_replays_with_that_limit_only() {
         "{err}"
     );
     // Against a smaller one, the trace has too many steps.
-    let err = replay(&trace, 9, |s| toy::build(s, ToyConfig::default())).unwrap_err();
+    let err = replay(&trace, 9, |d| toy::built(d, ToyConfig::default())).unwrap_err();
     assert!(
         matches!(
             err,

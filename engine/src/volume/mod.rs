@@ -216,6 +216,11 @@ impl Volume {
         Ok(Snapshot::new(self.clone(), id))
     }
 
+    /// The newest snapshot (ids grow): a cheap way to see that one was made.
+    pub fn last_snapshot(&self) -> Option<SnapshotId> {
+        self.lock().snapshots.keys().next_back().copied()
+    }
+
     pub fn snapshots(&self) -> Vec<SnapshotId> {
         self.lock().snapshots.keys().copied().collect()
     }

@@ -11,7 +11,7 @@ use crate::msg::{Fail, Msg};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin, TimerId};
 use crate::vss::ProviderCall;
-use crate::world::{LabRef, Shadow};
+use crate::world::{Lab, Shadow};
 use hvsim_engine::volume::SnapshotId;
 
 /// One RPC round trip to the file server.
@@ -19,7 +19,6 @@ const RPC_US: u64 = 2_000;
 
 pub struct FssProvider {
     name: String,
-    lab: LabRef,
     /// Agent of each file server, by server name (lower case).
     agents: BTreeMap<String, ActorId>,
     client: Option<FssClient>,
@@ -46,10 +45,9 @@ fn exposed_on(lab: &crate::world::Lab, unc: &str) -> Option<(String, SnapshotId)
 }
 
 impl FssProvider {
-    pub fn new(host: &str, lab: LabRef, agents: BTreeMap<String, ActorId>) -> Self {
+    pub fn new(host: &str, agents: BTreeMap<String, ActorId>) -> Self {
         FssProvider {
             name: format!("FssProvider@{host}"),
-            lab,
             agents,
             client: None,
             agent: None,
@@ -58,8 +56,7 @@ impl FssProvider {
     }
 
     /// `\\server\share` paths of the shares on these volumes that hold VM disks.
-    fn shares(&self, volumes: &[String]) -> Vec<String> {
-        let lab = self.lab.borrow();
+    fn shares(&self, lab: &Lab, volumes: &[String]) -> Vec<String> {
         let mut out: Vec<String> = lab
             .scenario
             .vms
@@ -83,22 +80,22 @@ impl FssProvider {
         out
     }
 
-    fn send_next(&mut self, cx: &mut Cx<'_, Msg>) {
+    fn send_next(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
         let (Some(client), Some(agent)) = (self.client.as_mut(), self.agent) else {
             return;
         };
         if let Some(call) = client.next_call() {
-            cx.send_after(agent, RPC_US, Msg::Fsrvp { call });
+            cx.out.send_after(agent, RPC_US, Msg::Fsrvp { call });
         }
     }
 
-    fn done(&mut self, result: Result<(), Fail>, cx: &mut Cx<'_, Msg>) {
+    fn done(&mut self, result: Result<(), Fail>, cx: &mut Cx<'_, Msg, Lab>) {
         if let Some((vss, call, _)) = self.waiting.take() {
-            cx.send(vss, Msg::ProviderDone { call, result });
+            cx.out.send(vss, Msg::ProviderDone { call, result });
         }
     }
 
-    fn on_reply(&mut self, r: Result<FsrvpReply, FsrvpError>, cx: &mut Cx<'_, Msg>) {
+    fn on_reply(&mut self, r: Result<FsrvpReply, FsrvpError>, cx: &mut Cx<'_, Msg, Lab>) {
         let Some(client) = self.client.as_mut() else {
             return;
         };
@@ -109,13 +106,13 @@ impl FssProvider {
                 // GetShareMapping answers `\\server\share@{GUID}` (MS-FSRVP 2.2.3.1); the
                 // file server exposes the snapshot under `share@{GUID}`.
                 let set = self.waiting.as_ref().map_or(0, |w| w.2);
-                let mut lab = self.lab.borrow_mut();
+                let lab = &mut *cx.world;
                 let mut missing = Vec::new();
                 for m in &mappings {
-                    let found = exposed_on(&lab, &m.shadow_copy_share_name);
+                    let found = exposed_on(lab, &m.shadow_copy_share_name);
                     match found {
                         Some((volume, id)) => {
-                            cx.detail("exposed", m.shadow_copy_share_name.clone());
+                            cx.out.detail("exposed", m.shadow_copy_share_name.clone());
                             lab.shadows.entry(set).or_default().push(Shadow {
                                 volume,
                                 id,
@@ -125,7 +122,6 @@ impl FssProvider {
                         None => missing.push(m.shadow_copy_share_name.clone()),
                     }
                 }
-                drop(lab);
                 if missing.is_empty() {
                     self.done(Ok(()), cx);
                 } else {
@@ -161,21 +157,21 @@ impl FssProvider {
     }
 }
 
-impl Actor<Msg> for FssProvider {
+impl Actor<Msg, Lab> for FssProvider {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
         let Some(from) = env.sender() else {
             return;
         };
         match env.msg {
             Msg::Provider { call, set, volumes } => {
-                cx.detail("provider", "File Share Shadow Copy Provider");
+                cx.out.detail("provider", "File Share Shadow Copy Provider");
                 match call {
                     ProviderCall::CommitSnapshots => {
-                        let shares = self.shares(&volumes);
+                        let shares = self.shares(cx.world, &volumes);
                         let server = shares
                             .first()
                             .and_then(|s| s.trim_start_matches('\\').split('\\').next())
@@ -187,7 +183,7 @@ impl Actor<Msg> for FssProvider {
                                 FailureClass::Host,
                                 format!("no File Server VSS Agent on {server} (R10)"),
                             );
-                            cx.send(
+                            cx.out.send(
                                 from,
                                 Msg::ProviderDone {
                                     call,
@@ -205,14 +201,14 @@ impl Actor<Msg> for FssProvider {
                         if self.client.is_some() =>
                     {
                         // F4.10: recovery complete, then every share mapping deleted.
-                        self.lab.borrow_mut().shadows.remove(&set);
+                        cx.world.shadows.remove(&set);
                         self.waiting = Some((from, call, set));
                         if let Some(c) = self.client.as_mut() {
                             c.begin_cleanup();
                         }
                         self.send_next(cx);
                     }
-                    _ => cx.send_after(
+                    _ => cx.out.send_after(
                         from,
                         1_000,
                         Msg::ProviderDone {
@@ -252,13 +248,13 @@ impl FssAgentActor {
     }
 
     /// Keeps one scheduler timer on the agent's next message-sequence deadline.
-    fn arm(&mut self, cx: &mut Cx<'_, Msg>) {
+    fn arm(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
         if let Some(t) = self.timer.take() {
-            cx.cancel_timer(t);
+            cx.out.cancel_timer(t);
         }
         if let Some(at) = self.agent.next_deadline() {
-            let delay = at.saturating_sub(cx.now_us());
-            self.timer = Some(cx.set_timer(delay, Msg::FsrvpTimer));
+            let delay = at.saturating_sub(cx.out.now_us());
+            self.timer = Some(cx.out.set_timer(delay, Msg::FsrvpTimer));
         }
     }
 
@@ -267,27 +263,28 @@ impl FssAgentActor {
     }
 }
 
-impl Actor<Msg> for FssAgentActor {
+impl Actor<Msg, Lab> for FssAgentActor {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
         match (env.msg, env.origin) {
             (Msg::Fsrvp { call }, Origin::Actor(client)) => {
                 let delay = self.agent.reply_delay_us(&call).max(RPC_US);
-                let result = self.agent.call(cx.now_us(), true, call);
+                let result = self.agent.call(cx.out.now_us(), true, call);
                 match &result {
-                    Ok(_) => cx.detail("result", "S_OK"),
-                    Err(e) => cx.detail("result", e.name()),
+                    Ok(_) => cx.out.detail("result", "S_OK"),
+                    Err(e) => cx.out.detail("result", e.name()),
                 }
-                cx.send_after(client, delay, Msg::FsrvpResult { result });
+                cx.out
+                    .send_after(client, delay, Msg::FsrvpResult { result });
                 self.arm(cx);
             }
             (Msg::FsrvpTimer, Origin::Timer(_)) => {
                 self.timer = None;
-                let gone = self.agent.on_timer(cx.now_us());
-                cx.detail("sets_deleted", gone.len() as u64);
+                let gone = self.agent.on_timer(cx.out.now_us());
+                cx.out.detail("sets_deleted", gone.len() as u64);
                 self.arm(cx);
             }
             _ => {}

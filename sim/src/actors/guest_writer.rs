@@ -6,7 +6,7 @@ use crate::msg::{Fail, Msg};
 use crate::scenario::{self, FailureClass, Hresult, Writer, WriterFailure};
 use crate::sched::{Actor, Cx, Detail, Envelope, Origin};
 use crate::vss::{AppLevel, WriterEvent, WriterState};
-use crate::world::LabRef;
+use crate::world::Lab;
 
 /// How long a writer takes to handle an event (a flush at OnFreeze takes longer).
 const HANDLE_US: u64 = 20_000;
@@ -15,7 +15,6 @@ const FLUSH_US: u64 = 150_000;
 pub struct GuestWriter {
     name: String,
     vm: usize,
-    lab: LabRef,
     config: Writer,
     /// The event this writer fails at, and how (from the fault plan).
     failure: Option<(scenario::WriterEvent, WriterFailure)>,
@@ -26,14 +25,12 @@ impl GuestWriter {
     pub fn new(
         vm_name: &str,
         vm: usize,
-        lab: LabRef,
         config: Writer,
         failure: Option<(scenario::WriterEvent, WriterFailure)>,
     ) -> Self {
         GuestWriter {
             name: format!("GuestWriter@{vm_name}/{}", config.name),
             vm,
-            lab,
             config,
             failure,
             state: WriterState::Stable,
@@ -59,12 +56,12 @@ impl GuestWriter {
     }
 }
 
-impl Actor<Msg> for GuestWriter {
+impl Actor<Msg, Lab> for GuestWriter {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
         let (Msg::Writer { event, .. }, Origin::Actor(vss)) = (env.msg, env.origin) else {
             return;
         };
@@ -74,12 +71,13 @@ impl Actor<Msg> for GuestWriter {
         if let Some((_, with)) = failing {
             if with == WriterFailure::Timeout {
                 // The handler never returns: VSS's window decides.
-                cx.record(event.name(), [("reply", Detail::Str("none (hangs)"))]);
+                cx.out
+                    .record(event.name(), [("reply", Detail::Str("none (hangs)"))]);
                 return;
             }
             self.state = event.failed_state();
             let code = Self::code(with);
-            cx.record(
+            cx.out.record(
                 event.name(),
                 [
                     ("SetWriterFailure", Detail::Str(code.as_str())),
@@ -91,7 +89,7 @@ impl Actor<Msg> for GuestWriter {
                 FailureClass::Guest,
                 format!("{} failed {}", self.config.name, event.name()),
             );
-            cx.send_after(
+            cx.out.send_after(
                 vss,
                 HANDLE_US,
                 Msg::WriterDone {
@@ -105,19 +103,19 @@ impl Actor<Msg> for GuestWriter {
         let delay = match event {
             WriterEvent::OnFreeze => {
                 // Flush and stop issuing transactions until thaw.
-                self.lab.borrow_mut().vms[self.vm].frozen = true;
-                crate::plan::tag(&self.lab.borrow(), cx, self.vm, crate::plan::Stage::Quiesce);
+                cx.world.vms[self.vm].frozen = true;
+                super::tag(cx.world, &mut cx.out, self.vm, crate::plan::Stage::Quiesce);
                 FLUSH_US
             }
             WriterEvent::OnThaw | WriterEvent::OnAbort => {
-                self.lab.borrow_mut().vms[self.vm].frozen = false;
+                cx.world.vms[self.vm].frozen = false;
                 HANDLE_US
             }
             _ => HANDLE_US,
         };
         self.state = event.state_after();
-        cx.detail("state", self.state.name());
-        cx.send_after(
+        cx.out.detail("state", self.state.name());
+        cx.out.send_after(
             vss,
             delay,
             Msg::WriterDone {

@@ -8,7 +8,7 @@ use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::scenario::{FailureClass, GuestOs, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Envelope};
 use crate::vss::VssCall;
-use crate::world::{LabRef, Point};
+use crate::world::{Lab, Point};
 
 fn hv_vss(op: HvVssOp) -> Msg {
     Msg::HvVss {
@@ -32,7 +32,6 @@ enum Stage {
 pub struct HvIc {
     name: String,
     vm: usize,
-    lab: LabRef,
     os: GuestOs,
     /// The guest's VSS (Windows) or the daemon channel (Linux).
     peer: Option<ActorId>,
@@ -50,7 +49,6 @@ impl HvIc {
     pub fn new(
         vm_name: &str,
         vm: usize,
-        lab: LabRef,
         os: GuestOs,
         peer: Option<ActorId>,
         vmms: ActorId,
@@ -58,7 +56,6 @@ impl HvIc {
         HvIc {
             name: format!("HvIc@{vm_name}"),
             vm,
-            lab,
             os,
             peer,
             vmms,
@@ -71,22 +68,21 @@ impl HvIc {
         }
     }
 
-    fn call(&mut self, call: VssCall, cx: &mut Cx<'_, Msg>) {
+    fn call(&mut self, call: VssCall, cx: &mut Cx<'_, Msg, Lab>) {
         let Some(vss) = self.peer else { return };
         self.stage = Stage::Vss(call);
-        cx.send(
+        cx.out.send(
             vss,
             Msg::Vss {
                 call,
                 set: self.set,
-                volumes: self.guest_volumes(),
+                volumes: self.guest_volumes(cx.world),
                 with_writers: true,
             },
         );
     }
 
-    fn guest_volumes(&self) -> Vec<String> {
-        let lab = self.lab.borrow();
+    fn guest_volumes(&self, lab: &Lab) -> Vec<String> {
         lab.vms[self.vm]
             .disks
             .iter()
@@ -94,17 +90,17 @@ impl HvIc {
             .collect()
     }
 
-    fn ready(&mut self, result: Result<Reached, Fail>, cx: &mut Cx<'_, Msg>) {
+    fn ready(&mut self, result: Result<Reached, Fail>, cx: &mut Cx<'_, Msg, Lab>) {
         if result.is_ok() {
-            crate::plan::tag(&self.lab.borrow(), cx, self.vm, crate::plan::Stage::Ready);
+            super::tag(cx.world, &mut cx.out, self.vm, crate::plan::Stage::Ready);
         }
         if let Some(to) = self.asker.take() {
             let vm = self.vm;
-            cx.send(to, Msg::IcReady { vm, result });
+            cx.out.send(to, Msg::IcReady { vm, result });
         }
     }
 
-    fn on_vss_done(&mut self, call: VssCall, result: Result<(), Fail>, cx: &mut Cx<'_, Msg>) {
+    fn on_vss_done(&mut self, call: VssCall, result: Result<(), Fail>, cx: &mut Cx<'_, Msg, Lab>) {
         match (call, result) {
             (VssCall::GatherWriterMetadata, Ok(())) => self.call(VssCall::PrepareForBackup, cx),
             (VssCall::PrepareForBackup, Ok(())) => self.call(VssCall::DoSnapshotSet, cx),
@@ -146,13 +142,14 @@ impl HvIc {
         }
     }
 
-    fn on_hv_vss_reply(&mut self, op: HvVssOp, error: u32, cx: &mut Cx<'_, Msg>) {
+    fn on_hv_vss_reply(&mut self, op: HvVssOp, error: u32, cx: &mut Cx<'_, Msg, Lab>) {
         match (self.stage, op) {
             (Stage::Freezing, HvVssOp::Freeze) if error == HV_S_OK => {
-                self.lab.borrow_mut().vms[self.vm].capture(Point::Freeze);
+                cx.world.vms[self.vm].capture(Point::Freeze);
                 self.stage = Stage::Checkpointing;
                 let vm = self.vm;
-                cx.send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));
+                cx.out
+                    .send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));
             }
             (Stage::Freezing, HvVssOp::Freeze) => {
                 self.stage = Stage::Idle;
@@ -175,13 +172,13 @@ impl HvIc {
     }
 }
 
-impl Actor<Msg> for HvIc {
+impl Actor<Msg, Lab> for HvIc {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let from = env.sender().unwrap_or(cx.me());
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+        let from = env.sender().unwrap_or(cx.out.me());
         match env.msg {
             Msg::IcBackup { purpose } => {
                 self.asker = Some(from);
@@ -190,12 +187,13 @@ impl Actor<Msg> for HvIc {
                 match (self.os, self.peer) {
                     (GuestOs::Windows, Some(_)) => {
                         self.set += 1;
-                        cx.detail("guest_requester", "Hyper-V Volume Shadow Copy Requestor");
+                        cx.out
+                            .detail("guest_requester", "Hyper-V Volume Shadow Copy Requestor");
                         self.call(VssCall::GatherWriterMetadata, cx);
                     }
                     (GuestOs::Linux, Some(daemon)) => {
                         self.stage = Stage::Freezing;
-                        cx.send(daemon, hv_vss(HvVssOp::Freeze));
+                        cx.out.send(daemon, hv_vss(HvVssOp::Freeze));
                     }
                     _ => {
                         let f = Fail::new(
@@ -237,7 +235,7 @@ impl Actor<Msg> for HvIc {
                 }
                 self.stage = Stage::Thawing;
                 if let Some(d) = self.peer {
-                    cx.send(d, hv_vss(HvVssOp::Thaw));
+                    cx.out.send(d, hv_vss(HvVssOp::Thaw));
                 }
             }
             _ => {}

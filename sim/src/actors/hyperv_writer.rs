@@ -7,11 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
-use crate::plan::{tag, Flow, Method, Stage};
+use crate::plan::{Flow, Method, Stage};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Envelope};
 use crate::vss::{WriterEvent, WriterState};
-use crate::world::LabRef;
+use crate::world::Lab;
 
 /// "Microsoft Hyper-V VSS Writer".
 pub const WRITER_ID: &str = "66841cd4-6ded-4f4b-8f17-fd23f8ddc3de";
@@ -19,7 +19,6 @@ pub const WRITER_ID: &str = "66841cd4-6ded-4f4b-8f17-fd23f8ddc3de";
 pub struct HyperVWriter {
     name: String,
     host: String,
-    lab: LabRef,
     vmms: ActorId,
     ics: BTreeMap<usize, ActorId>,
     state: WriterState,
@@ -32,11 +31,10 @@ pub struct HyperVWriter {
 }
 
 impl HyperVWriter {
-    pub fn new(host: &str, lab: LabRef, vmms: ActorId) -> Self {
+    pub fn new(host: &str, vmms: ActorId) -> Self {
         HyperVWriter {
             name: format!("HyperVWriter@{host}"),
             host: host.to_string(),
-            lab,
             vmms,
             ics: BTreeMap::new(),
             state: WriterState::Stable,
@@ -52,8 +50,7 @@ impl HyperVWriter {
     }
 
     /// The VMs of this backup on this host, with their plans.
-    fn vms(&self) -> Vec<(usize, crate::plan::Plan)> {
-        let lab = self.lab.borrow();
+    fn vms(&self, lab: &Lab) -> Vec<(usize, crate::plan::Plan)> {
         lab.plans
             .iter()
             .filter(|(&vm, p)| lab.vms[vm].host == self.host && p.flow != Flow::F3)
@@ -61,13 +58,13 @@ impl HyperVWriter {
             .collect()
     }
 
-    fn prepare_snapshot(&mut self, cx: &mut Cx<'_, Msg>) {
-        for (vm, plan) in self.vms() {
+    fn prepare_snapshot(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
+        for (vm, plan) in self.vms(cx.world) {
             if let Some((id, text)) = &plan.refused {
-                let mut lab = self.lab.borrow_mut();
+                let lab = &mut *cx.world;
                 let host = self.host.clone();
                 lab.raise(*id, &host, text.clone());
-                cx.detail("event", u64::from(*id));
+                cx.out.detail("event", u64::from(*id));
                 self.failure.get_or_insert(
                     Fail::new(
                         Hresult::VssEWritererrorNonretryable,
@@ -97,18 +94,18 @@ impl HyperVWriter {
             };
             self.outstanding.insert(vm);
             self.prepared.insert(vm, plan.method);
-            tag(&self.lab.borrow(), cx, vm, Stage::GuestRequest);
-            cx.send(to, msg);
+            super::tag(cx.world, &mut cx.out, vm, Stage::GuestRequest);
+            cx.out.send(to, msg);
         }
     }
 
-    fn post_snapshot(&mut self, set: u64, cx: &mut Cx<'_, Msg>) {
-        for (vm, plan) in self.vms() {
+    fn post_snapshot(&mut self, set: u64, cx: &mut Cx<'_, Msg, Lab>) {
+        for (vm, plan) in self.vms(cx.world) {
             let Some(&method) = self.prepared.get(&vm) else {
                 continue;
             };
             let files: Vec<Vec<String>> = {
-                let lab = self.lab.borrow();
+                let lab = &*cx.world;
                 lab.vms[vm]
                     .disks
                     .iter()
@@ -117,39 +114,36 @@ impl HyperVWriter {
             };
             match (plan.flow, method) {
                 (_, Method::SavedState) => {
-                    self.lab.borrow_mut().sources.insert(vm, (Some(set), files));
+                    cx.world.sources.insert(vm, (Some(set), files));
                     self.outstanding.insert(vm);
-                    cx.send(self.vmms, Msg::Vmms(VmmsOp::Resume { vm }));
+                    cx.out.send(self.vmms, Msg::Vmms(VmmsOp::Resume { vm }));
                 }
                 (_, Method::NamedCheckpoint) => {
                     // R4: the shadow copy holds the checkpoint's image: its parent.
                     let parents = files.iter().map(|f| f[..f.len() - 1].to_vec()).collect();
-                    self.lab
-                        .borrow_mut()
-                        .sources
-                        .insert(vm, (Some(set), parents));
+                    cx.world.sources.insert(vm, (Some(set), parents));
                 }
                 (Flow::F1, _) => {
-                    tag(&self.lab.borrow(), cx, vm, Stage::AutoRecovery);
+                    super::tag(cx.world, &mut cx.out, vm, Stage::AutoRecovery);
                     // F1.A: inside the writable snapshot, back to the internal snapshot.
                     if let Err(f) = self.revert_in_snapshot(vm, set, cx) {
-                        let mut lab = self.lab.borrow_mut();
+                        let lab = &mut *cx.world;
                         let about = format!("virtual machine '{}': {}", lab.vms[vm].name, f.detail);
                         let host = self.host.clone();
                         lab.raise(10103, &host, about);
-                        drop(lab);
                         self.failure.get_or_insert(f.with_event(10103));
                     }
-                    self.lab.borrow_mut().sources.insert(vm, (Some(set), files));
+                    cx.world.sources.insert(vm, (Some(set), files));
                     if let Some(&ic) = self.ics.get(&vm) {
                         self.outstanding.insert(vm);
-                        cx.send(ic, Msg::IcFinish { ok: true });
+                        cx.out.send(ic, Msg::IcFinish { ok: true });
                     }
                 }
                 _ => {
-                    tag(&self.lab.borrow(), cx, vm, Stage::AutoRecovery);
+                    super::tag(cx.world, &mut cx.out, vm, Stage::AutoRecovery);
                     self.outstanding.insert(vm);
-                    cx.send(self.vmms, Msg::Vmms(VmmsOp::AutoRecover { vm, set }));
+                    cx.out
+                        .send(self.vmms, Msg::Vmms(VmmsOp::AutoRecover { vm, set }));
                 }
             }
         }
@@ -159,9 +153,9 @@ impl HyperVWriter {
         &mut self,
         vm: usize,
         set: u64,
-        cx: &mut Cx<'_, Msg>,
+        cx: &mut Cx<'_, Msg, Lab>,
     ) -> Result<(), Fail> {
-        let mut guard = self.lab.borrow_mut();
+        let guard = &mut *cx.world;
         let lab = &mut *guard;
         let fail = |e: String| Fail::new(Hresult::VssEAutorecoveryFailed, FailureClass::Host, e);
         let mut restored = 0;
@@ -194,36 +188,37 @@ impl HyperVWriter {
             }
             inside.close().map_err(|e| fail(e.to_string()))?;
         }
-        cx.detail(
+        cx.out.detail(
             "auto_recovery",
             format!("{restored} chunks rolled back to the internal snapshot"),
         );
         Ok(())
     }
 
-    fn backup_complete(&mut self, cx: &mut Cx<'_, Msg>) {
-        for (vm, _) in self.vms() {
+    fn backup_complete(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
+        for (vm, _) in self.vms(cx.world) {
             match self.prepared.remove(&vm) {
                 Some(Method::SavedState) | None => {}
                 Some(_)
-                    if self.lab.borrow().vms[vm]
+                    if cx.world.vms[vm]
                         .disks
                         .iter()
                         .any(|d| d.chain.checkpoints() > 0) =>
                 {
                     self.outstanding.insert(vm);
-                    cx.send(self.vmms, Msg::Vmms(VmmsOp::MergeCheckpoint { vm }));
+                    cx.out
+                        .send(self.vmms, Msg::Vmms(VmmsOp::MergeCheckpoint { vm }));
                 }
                 Some(_) => {}
             }
         }
     }
 
-    fn abort(&mut self, cx: &mut Cx<'_, Msg>) {
+    fn abort(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
         let prepared = std::mem::take(&mut self.prepared);
         for (vm, method) in prepared {
             let (saved, checkpoints, flow) = {
-                let lab = self.lab.borrow();
+                let lab = &*cx.world;
                 let v = &lab.vms[vm];
                 (
                     v.power == crate::world::Power::Saved,
@@ -233,20 +228,21 @@ impl HyperVWriter {
             };
             if saved {
                 self.outstanding.insert(vm);
-                cx.send(self.vmms, Msg::Vmms(VmmsOp::Resume { vm }));
+                cx.out.send(self.vmms, Msg::Vmms(VmmsOp::Resume { vm }));
             } else if checkpoints {
                 self.outstanding.insert(vm);
-                cx.send(self.vmms, Msg::Vmms(VmmsOp::MergeCheckpoint { vm }));
+                cx.out
+                    .send(self.vmms, Msg::Vmms(VmmsOp::MergeCheckpoint { vm }));
             } else if flow == Some(Flow::F1) && method == Method::GuestVss {
                 if let Some(&ic) = self.ics.get(&vm) {
                     self.outstanding.insert(vm);
-                    cx.send(ic, Msg::IcFinish { ok: false });
+                    cx.out.send(ic, Msg::IcFinish { ok: false });
                 }
             }
         }
     }
 
-    fn reply_if_done(&mut self, cx: &mut Cx<'_, Msg>) {
+    fn reply_if_done(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
         if !self.outstanding.is_empty() {
             return;
         }
@@ -263,7 +259,7 @@ impl HyperVWriter {
                 Ok(())
             }
         };
-        cx.send_after(
+        cx.out.send_after(
             vss,
             10_000,
             Msg::WriterDone {
@@ -275,19 +271,19 @@ impl HyperVWriter {
     }
 }
 
-impl Actor<Msg> for HyperVWriter {
+impl Actor<Msg, Lab> for HyperVWriter {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let from = env.sender().unwrap_or(cx.me());
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+        let from = env.sender().unwrap_or(cx.out.me());
         match env.msg {
             Msg::Writer { event, set } => {
                 self.event = Some((event, from, set));
                 self.failure = None;
                 match event {
-                    WriterEvent::OnIdentify => cx.detail("writer_id", WRITER_ID),
+                    WriterEvent::OnIdentify => cx.out.detail("writer_id", WRITER_ID),
                     WriterEvent::OnPrepareSnapshot => self.prepare_snapshot(cx),
                     WriterEvent::OnPostSnapshot => self.post_snapshot(set, cx),
                     WriterEvent::OnBackupComplete => self.backup_complete(cx),
@@ -300,11 +296,11 @@ impl Actor<Msg> for HyperVWriter {
                 self.outstanding.remove(&vm);
                 match result {
                     Ok(r) => {
-                        self.lab.borrow_mut().consistency.entry(vm).or_insert(r);
+                        cx.world.consistency.entry(vm).or_insert(r);
                     }
                     Err(f) => {
                         self.prepared.remove(&vm);
-                        let mut lab = self.lab.borrow_mut();
+                        let lab = &mut *cx.world;
                         if crate::plan::at_least(
                             lab.vms[vm].host_version,
                             crate::scenario::HyperVVersion::V2012R2,
@@ -314,7 +310,6 @@ impl Actor<Msg> for HyperVWriter {
                             let host = self.host.clone();
                             lab.raise(10150, &host, about);
                         }
-                        drop(lab);
                         self.failure.get_or_insert(f);
                     }
                 }
@@ -325,7 +320,7 @@ impl Actor<Msg> for HyperVWriter {
                 self.outstanding.remove(&vm);
                 match (&op, result) {
                     (VmmsOp::SaveState { .. } | VmmsOp::NamedBackupCheckpoint { .. }, Ok(())) => {
-                        self.lab.borrow_mut().consistency.insert(vm, Reached::Crash);
+                        cx.world.consistency.insert(vm, Reached::Crash);
                     }
                     (VmmsOp::SaveState { .. } | VmmsOp::NamedBackupCheckpoint { .. }, Err(f)) => {
                         self.prepared.remove(&vm);

@@ -11,12 +11,11 @@ use crate::linux::{
 use crate::msg::Msg;
 use crate::scenario::{DaemonOp, DaemonState, FileSystem, Vm};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerId};
-use crate::world::LabRef;
+use crate::world::Lab;
 
 pub struct LinuxVssDaemon {
     name: String,
     vm: usize,
-    lab: LabRef,
     driver: HvSnapshot,
     host: Option<ActorId>,
     timers: Vec<(u64, TimerId)>,
@@ -52,13 +51,7 @@ pub fn proc_mounts(vm: &Vm) -> String {
 }
 
 impl LinuxVssDaemon {
-    pub fn new(
-        vm_name: &str,
-        vm: usize,
-        lab: LabRef,
-        spec: &Vm,
-        fault: Option<DaemonFault>,
-    ) -> Self {
+    pub fn new(vm_name: &str, vm: usize, spec: &Vm, fault: Option<DaemonFault>) -> Self {
         // A missing daemon is the guest's make-up (R5), not a fault: nothing to misbehave.
         let missing = spec.guest.vss_daemon == Some(DaemonState::Missing);
         let behaviour = match (missing, fault) {
@@ -76,19 +69,18 @@ impl LinuxVssDaemon {
         LinuxVssDaemon {
             name: format!("LinuxVssDaemon@{vm_name}"),
             vm,
-            lab,
             driver: HvSnapshot::new(HvVssDaemon::new(mounts, behaviour)),
             host: None,
             timers: Vec::new(),
         }
     }
 
-    fn apply(&mut self, effects: Vec<Effect>, cx: &mut Cx<'_, Msg>) {
+    fn apply(&mut self, effects: Vec<Effect>, cx: &mut Cx<'_, Msg, Lab>) {
         for e in effects {
             match e {
                 Effect::ReplyToHost { msg, status } => {
                     if let Some(host) = self.host {
-                        cx.send_after(
+                        cx.out.send_after(
                             host,
                             1_000,
                             Msg::HvVssReply {
@@ -100,13 +92,14 @@ impl LinuxVssDaemon {
                 }
                 Effect::TimerAt { at_us } => {
                     if !self.timers.iter().any(|(at, _)| *at == at_us) {
-                        let id = cx.set_timer(at_us.saturating_sub(cx.now_us()), Msg::HvVssTimer);
+                        let delay = at_us.saturating_sub(cx.out.now_us());
+                        let id = cx.out.set_timer(delay, Msg::HvVssTimer);
                         self.timers.push((at_us, id));
                     }
                 }
-                Effect::Froze { target } => cx.detail("FIFREEZE", target),
-                Effect::Thawed { target } => cx.detail("FITHAW", target),
-                Effect::Note(n) => cx.detail("note", n),
+                Effect::Froze { target } => cx.out.detail("FIFREEZE", target),
+                Effect::Thawed { target } => cx.out.detail("FITHAW", target),
+                Effect::Note(n) => cx.out.detail("note", n),
             }
         }
         // No transaction in flight: the driver's timers have nothing left to guard.
@@ -116,24 +109,24 @@ impl LinuxVssDaemon {
         );
         if idle && self.driver.queued() == 0 {
             for (_, t) in self.timers.drain(..) {
-                cx.cancel_timer(t);
+                cx.out.cancel_timer(t);
             }
         }
         // A frozen file system holds every guest write to it; the workload writes
         // everywhere, so any frozen mount holds the guest.
         let frozen = !self.driver.daemon().frozen().is_empty();
-        self.lab.borrow_mut().vms[self.vm].held = frozen;
-        cx.detail("state", format!("{:?}", self.driver.state()));
+        cx.world.vms[self.vm].held = frozen;
+        cx.out.detail("state", format!("{:?}", self.driver.state()));
     }
 }
 
-impl Actor<Msg> for LinuxVssDaemon {
+impl Actor<Msg, Lab> for LinuxVssDaemon {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let now = cx.now_us();
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+        let now = cx.out.now_us();
         match (env.msg, env.origin) {
             (Msg::Start, _) => {
                 let fx = self.driver.boot(now);
@@ -143,11 +136,13 @@ impl Actor<Msg> for LinuxVssDaemon {
                 self.host = Some(host);
                 match HvVssMsg::decode(&msg) {
                     Ok(m) => {
-                        cx.detail("op", m.op.name());
+                        cx.out.detail("op", m.op.name());
                         let fx = self.driver.host_message(now, m);
                         self.apply(fx, cx);
                     }
-                    Err(e) => cx.record("BadHvVssMsg", [("error", Detail::Text(e.to_string()))]),
+                    Err(e) => cx
+                        .out
+                        .record("BadHvVssMsg", [("error", Detail::Text(e.to_string()))]),
                 }
             }
             (Msg::HvVssTimer, Origin::Timer(id)) => {

@@ -20,3 +20,16 @@ pub use providers::{GuestProvider, GuestProviderKind, HostProvider};
 pub use requester::Requester;
 pub use vmms::Vmms;
 pub use workload::Workload;
+
+use crate::msg::Msg;
+use crate::plan::Stage;
+use crate::sched::Out;
+use crate::world::Lab;
+
+/// Adds the SPEC.md item of `stage` of `vm`'s flow to the current step's details.
+pub(crate) fn tag(lab: &Lab, out: &mut Out<'_, Msg>, vm: usize, stage: Stage) {
+    let spec = lab.spec(vm, stage);
+    if !spec.is_empty() {
+        out.detail("spec", spec);
+    }
+}

@@ -13,23 +13,21 @@ use crate::faults::FaultPlan;
 use crate::scenario::{FailureClass, Hresult, ProviderKind};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
 use crate::vss::ProviderCall;
-use crate::world::{LabRef, Point, Shadow};
+use crate::world::{Lab, Point, Shadow};
 
 const CALL_US: u64 = 5_000;
 const COMMIT_US: u64 = 300_000;
 
 pub struct HostProvider {
     name: String,
-    lab: LabRef,
     kind: ProviderKind,
     faults: Rc<FaultPlan>,
 }
 
 impl HostProvider {
-    pub fn new(host: &str, lab: LabRef, kind: ProviderKind, faults: Rc<FaultPlan>) -> Self {
+    pub fn new(host: &str, kind: ProviderKind, faults: Rc<FaultPlan>) -> Self {
         HostProvider {
             name: format!("HostProvider@{host}"),
-            lab,
             kind,
             faults,
         }
@@ -39,9 +37,9 @@ impl HostProvider {
         &mut self,
         set: u64,
         volumes: &[String],
-        cx: &mut Cx<'_, Msg>,
+        cx: &mut Cx<'_, Msg, Lab>,
     ) -> (u64, Result<(), Fail>) {
-        let mut lab = self.lab.borrow_mut();
+        let lab = &mut *cx.world;
         if let Some((volume, code)) = self.faults.commit_failure(volumes) {
             let fail = Fail::new(
                 code,
@@ -76,11 +74,11 @@ impl HostProvider {
                 writable: true,
                 diff_area,
             });
-            cx.detail("snapshot", format!("{v} #{}", snap.id()));
+            cx.out.detail("snapshot", format!("{v} #{}", snap.id()));
             if let Some(vm) = (0..lab.vms.len()).find(|&i| {
                 lab.plans.contains_key(&i) && lab.vms[i].disks.iter().any(|d| &d.volume == v)
             }) {
-                crate::plan::tag(&lab, cx, vm, Stage::VolumeSnapshot);
+                super::tag(lab, &mut cx.out, vm, Stage::VolumeSnapshot);
             }
             lab.shadows.entry(set).or_default().push(Shadow {
                 volume: v.clone(),
@@ -103,30 +101,30 @@ impl HostProvider {
         (delay, Ok(()))
     }
 
-    fn delete(&mut self, set: u64, cx: &mut Cx<'_, Msg>) {
-        let mut lab = self.lab.borrow_mut();
+    fn delete(&mut self, set: u64, cx: &mut Cx<'_, Msg, Lab>) {
+        let lab = &mut *cx.world;
         if let Some(shadows) = lab.shadows.remove(&set) {
             for s in shadows {
                 if let Some(v) = lab.volumes.get(&s.volume) {
                     let _ = v.delete_snapshot(s.id);
-                    cx.detail("deleted", format!("{} #{}", s.volume, s.id));
+                    cx.out.detail("deleted", format!("{} #{}", s.volume, s.id));
                 }
             }
         }
     }
 }
 
-impl Actor<Msg> for HostProvider {
+impl Actor<Msg, Lab> for HostProvider {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
         let (Msg::Provider { call, set, volumes }, Origin::Actor(vss)) = (env.msg, env.origin)
         else {
             return;
         };
-        cx.detail(
+        cx.out.detail(
             "provider",
             match self.kind {
                 ProviderKind::System => "Microsoft Software Shadow Copy provider 1.0",
@@ -137,7 +135,7 @@ impl Actor<Msg> for HostProvider {
             ProviderCall::CommitSnapshots => self.commit(set, &volumes, cx),
             ProviderCall::PostFinalCommitSnapshots => {
                 // Read-only from here until the set is released.
-                let lab = self.lab.borrow();
+                let lab = &*cx.world;
                 for s in lab.shadows.get(&set).into_iter().flatten() {
                     if let Some(snap) = lab
                         .volumes
@@ -155,7 +153,8 @@ impl Actor<Msg> for HostProvider {
             }
             _ => (CALL_US, Ok(())),
         };
-        cx.send_after(vss, delay, Msg::ProviderDone { call, result });
+        cx.out
+            .send_after(vss, delay, Msg::ProviderDone { call, result });
     }
 
     fn digest(&self, h: &mut blake3::Hasher) {
@@ -175,7 +174,6 @@ pub enum GuestProviderKind {
 pub struct GuestProvider {
     name: String,
     vm: usize,
-    lab: LabRef,
     kind: GuestProviderKind,
     vmms: ActorId,
     /// The VSS service waiting for CommitSnapshots while Vmms takes the checkpoint.
@@ -183,25 +181,17 @@ pub struct GuestProvider {
 }
 
 impl GuestProvider {
-    pub fn new(
-        vm_name: &str,
-        vm: usize,
-        lab: LabRef,
-        kind: GuestProviderKind,
-        vmms: ActorId,
-    ) -> Self {
+    pub fn new(vm_name: &str, vm: usize, kind: GuestProviderKind, vmms: ActorId) -> Self {
         GuestProvider {
             name: format!("GuestProvider@{vm_name}"),
             vm,
-            lab,
             kind,
             vmms,
             waiting: None,
         }
     }
 
-    fn internal_snapshots(&mut self, create: bool) -> Result<(), Fail> {
-        let mut lab = self.lab.borrow_mut();
+    fn internal_snapshots(&mut self, lab: &mut Lab, create: bool) -> Result<(), Fail> {
         let vm = &mut lab.vms[self.vm];
         for d in &mut vm.disks {
             let Some(live) = d.live.as_mut() else {
@@ -231,12 +221,12 @@ impl GuestProvider {
     }
 }
 
-impl Actor<Msg> for GuestProvider {
+impl Actor<Msg, Lab> for GuestProvider {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
         let Some(from) = env.sender() else {
             return;
         };
@@ -244,30 +234,34 @@ impl Actor<Msg> for GuestProvider {
             Msg::Provider { call, .. } => {
                 let result = match (call, self.kind) {
                     (ProviderCall::CommitSnapshots, GuestProviderKind::Software) => {
-                        cx.detail("provider", "Microsoft Software Shadow Copy provider 1.0");
-                        crate::plan::tag(&self.lab.borrow(), cx, self.vm, Stage::GuestSnapshot);
-                        self.internal_snapshots(true)
+                        cx.out
+                            .detail("provider", "Microsoft Software Shadow Copy provider 1.0");
+                        super::tag(cx.world, &mut cx.out, self.vm, Stage::GuestSnapshot);
+                        self.internal_snapshots(cx.world, true)
                     }
                     (ProviderCall::CommitSnapshots, GuestProviderKind::IntegrationServices) => {
-                        cx.detail("provider", "Hyper-V IC Software Shadow Copy Provider");
-                        crate::plan::tag(&self.lab.borrow(), cx, self.vm, Stage::GuestSnapshot);
-                        self.lab.borrow_mut().vms[self.vm].capture(Point::Quiesce);
+                        cx.out
+                            .detail("provider", "Hyper-V IC Software Shadow Copy Provider");
+                        super::tag(cx.world, &mut cx.out, self.vm, Stage::GuestSnapshot);
+                        cx.world.vms[self.vm].capture(Point::Quiesce);
                         self.waiting = Some(from);
                         let vm = self.vm;
-                        cx.send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));
+                        cx.out
+                            .send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));
                         return;
                     }
                     (
                         ProviderCall::DeleteSnapshots | ProviderCall::AbortSnapshots,
                         GuestProviderKind::Software,
-                    ) => self.internal_snapshots(false),
+                    ) => self.internal_snapshots(cx.world, false),
                     _ => Ok(()),
                 };
-                cx.send_after(from, CALL_US, Msg::ProviderDone { call, result });
+                cx.out
+                    .send_after(from, CALL_US, Msg::ProviderDone { call, result });
             }
             Msg::VmmsDone { result, .. } => {
                 if let Some(vss) = self.waiting.take() {
-                    cx.send(
+                    cx.out.send(
                         vss,
                         Msg::ProviderDone {
                             call: ProviderCall::CommitSnapshots,

@@ -13,12 +13,12 @@ use hvsim_engine::Vhdx;
 use crate::faults::FaultPlan;
 use crate::msg::Reached;
 use crate::msg::{Fail, Msg, VmmsOp};
-use crate::plan::{tag, Flow, Stage as PlanStage};
+use crate::plan::{Flow, Stage as PlanStage};
 use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult};
-use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
+use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Out};
 use crate::vss::VssCall;
 use crate::world::{
-    CheckRecord, DiskLab, Excluded, Lab, LabRef, Point, PointFigures, SparseImage, Transfer, PAGE,
+    CheckRecord, DiskLab, Excluded, Lab, Point, PointFigures, SparseImage, Transfer, PAGE,
 };
 
 /// Bytes the requester reads at a time (and skips when unallocated).
@@ -72,7 +72,6 @@ enum Stage {
 }
 
 pub struct Requester {
-    lab: LabRef,
     faults: Rc<FaultPlan>,
     host_vss: BTreeMap<String, ActorId>,
     vmms: BTreeMap<String, ActorId>,
@@ -96,14 +95,12 @@ pub struct Requester {
 
 impl Requester {
     pub fn new(
-        lab: LabRef,
         host_vss: BTreeMap<String, ActorId>,
         vmms: BTreeMap<String, ActorId>,
+        mode: BackupMode,
         faults: Rc<FaultPlan>,
     ) -> Self {
-        let mode = lab.borrow().scenario.job.mode;
         Requester {
-            lab,
             faults,
             host_vss,
             vmms,
@@ -122,8 +119,7 @@ impl Requester {
         }
     }
 
-    fn plan_tasks(&mut self) {
-        let lab = self.lab.borrow();
+    fn plan_tasks(&mut self, lab: &Lab) {
         let s = &lab.scenario;
         let mut by_host: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let mut f3: Vec<usize> = Vec::new();
@@ -158,25 +154,26 @@ impl Requester {
         }
     }
 
-    fn next_task(&mut self, cx: &mut Cx<'_, Msg>) {
+    fn next_task(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
         self.task = self.tasks.pop_front();
         if let Some(Task::HostBackup { vms, .. } | Task::Checkpoints { vms }) = &self.task {
-            tag(&self.lab.borrow(), cx, vms[0], PlanStage::Request);
+            super::tag(cx.world, &mut cx.out, vms[0], PlanStage::Request);
         }
         self.prepared = false;
         self.outstanding.clear();
         match self.task.clone() {
             None => self.end_point(cx),
             Some(Task::HostBackup { .. }) => {
-                self.set = self.new_set();
+                self.set = self.new_set(cx.world);
                 self.vss(VssCall::GatherWriterMetadata, true, cx);
             }
             Some(Task::Checkpoints { vms }) => {
                 self.stage = Stage::Checkpointing;
                 for vm in vms {
-                    if let Some(&vmms) = self.vmms_of(vm).as_ref() {
+                    if let Some(&vmms) = self.vmms_of(cx.world, vm).as_ref() {
                         self.outstanding.insert(vm);
-                        cx.send(vmms, Msg::Vmms(VmmsOp::CreateRecoveryCheckpoint { vm }));
+                        cx.out
+                            .send(vmms, Msg::Vmms(VmmsOp::CreateRecoveryCheckpoint { vm }));
                     }
                 }
             }
@@ -184,8 +181,7 @@ impl Requester {
     }
 
     /// Per disk, the chain below the VM's checkpoint: the read-only image it froze.
-    fn parent_files(&self, vm: usize) -> Vec<Vec<String>> {
-        let lab = self.lab.borrow();
+    fn parent_files(&self, lab: &Lab, vm: usize) -> Vec<Vec<String>> {
         lab.vms[vm]
             .disks
             .iter()
@@ -194,27 +190,27 @@ impl Requester {
     }
 
     /// Starts recovery point `self.point`: a backup of every VM of the job.
-    fn begin_point(&mut self, cx: &mut Cx<'_, Msg>) {
+    fn begin_point(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
         self.pending.clear();
-        self.lab.borrow_mut().points.push(PointFigures {
+        cx.world.points.push(PointFigures {
             number: self.point,
             ..PointFigures::default()
         });
-        self.plan_tasks();
+        self.plan_tasks(cx.world);
         let n = self.tasks.len() as u64;
-        if self.lab.borrow().scenario.job.recovery_points > 1 {
-            cx.detail("recovery_point", u64::from(self.point));
+        if cx.world.scenario.job.recovery_points > 1 {
+            cx.out.detail("recovery_point", u64::from(self.point));
         }
-        cx.detail("tasks", n);
+        cx.out.detail("tasks", n);
         self.next_task(cx);
     }
 
     /// Every task of the point is done: the point is made when nothing failed (R18); the
     /// next point follows after an interval, or the job ends (with its restore, R16).
-    fn end_point(&mut self, cx: &mut Cx<'_, Msg>) {
+    fn end_point(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
         let made = self.failure.is_none();
         let (more, restore) = {
-            let mut guard = self.lab.borrow_mut();
+            let guard = &mut *cx.world;
             let lab = &mut *guard;
             if made {
                 let n = self.point;
@@ -226,7 +222,6 @@ impl Requester {
                     });
                     let v = &mut lab.vms[vm];
                     if let Some(kind) = kind {
-                        v.oracle.keep(n, kind);
                         let refs = v
                             .rct_points
                             .iter()
@@ -247,22 +242,22 @@ impl Requester {
         };
         if more {
             self.stage = Stage::Idle;
-            let me = cx.me();
-            cx.detail("next_point_in_us", POINT_INTERVAL_US);
-            cx.send_after(me, POINT_INTERVAL_US, Msg::Start);
+            let me = cx.out.me();
+            cx.out.detail("next_point_in_us", POINT_INTERVAL_US);
+            cx.out.send_after(me, POINT_INTERVAL_US, Msg::Start);
             return;
         }
         if let Some(r) = restore {
             self.restore(&r, cx);
         }
         self.stage = Stage::Done;
-        self.lab.borrow_mut().job_done = true;
-        cx.record("JobDone", []);
+        cx.world.job_done = true;
+        cx.out.record("JobDone", []);
     }
 
     /// R16: restores the chosen point (default the last) of every VM of the job.
-    fn restore(&mut self, r: &crate::scenario::Restore, cx: &mut Cx<'_, Msg>) {
-        let mut guard = self.lab.borrow_mut();
+    fn restore(&mut self, r: &crate::scenario::Restore, cx: &mut Cx<'_, Msg, Lab>) {
+        let guard = &mut *cx.world;
         let lab = &mut *guard;
         let n = r.recovery_point.unwrap_or(self.point);
         let vms: Vec<usize> = lab
@@ -273,7 +268,7 @@ impl Requester {
         for vm in vms {
             match crate::world::restore::restore(lab, vm, r.target, n) {
                 Ok(rec) => {
-                    cx.record(
+                    cx.out.record(
                         "Restore",
                         [
                             ("vm", Detail::Text(lab.vms[vm].name.clone())),
@@ -300,15 +295,14 @@ impl Requester {
         }
     }
 
-    fn new_set(&self) -> u64 {
-        let mut lab = self.lab.borrow_mut();
+    fn new_set(&self, lab: &mut Lab) -> u64 {
         let s = lab.next_set;
         lab.next_set += 1;
         s
     }
 
-    fn vmms_of(&self, vm: usize) -> Option<ActorId> {
-        let host = self.lab.borrow().vms[vm].host.clone();
+    fn vmms_of(&self, lab: &Lab, vm: usize) -> Option<ActorId> {
+        let host = lab.vms[vm].host.clone();
         self.vmms.get(&host).copied()
     }
 
@@ -319,8 +313,7 @@ impl Requester {
         }
     }
 
-    fn task_volumes(&self) -> Vec<String> {
-        let lab = self.lab.borrow();
+    fn task_volumes(&self, lab: &Lab) -> Vec<String> {
         let mut v: Vec<String> = self
             .task_vms()
             .iter()
@@ -331,16 +324,16 @@ impl Requester {
         v
     }
 
-    fn vss_of_task(&self) -> Option<ActorId> {
+    fn vss_of_task(&self, lab: &Lab) -> Option<ActorId> {
         let host = match &self.task {
             Some(Task::HostBackup { host, .. }) => host.clone(),
-            Some(Task::Checkpoints { vms }) => self.lab.borrow().vms[vms[0]].host.clone(),
+            Some(Task::Checkpoints { vms }) => lab.vms[vms[0]].host.clone(),
             None => return None,
         };
         self.host_vss.get(&host).copied()
     }
 
-    fn vss(&mut self, call: VssCall, with_writers: bool, cx: &mut Cx<'_, Msg>) {
+    fn vss(&mut self, call: VssCall, with_writers: bool, cx: &mut Cx<'_, Msg, Lab>) {
         // A host backup's stage is the call in flight; checkpoint tasks keep their own.
         if matches!(self.task, Some(Task::HostBackup { .. })) {
             self.stage = Stage::Vss(call);
@@ -349,12 +342,18 @@ impl Requester {
     }
 
     /// Sends `call` for the task's snapshot set to the host's VSS, `delay_us` from now.
-    fn send_vss(&self, call: VssCall, with_writers: bool, delay_us: u64, cx: &mut Cx<'_, Msg>) {
-        let Some(vss) = self.vss_of_task() else {
+    fn send_vss(
+        &self,
+        call: VssCall,
+        with_writers: bool,
+        delay_us: u64,
+        cx: &mut Cx<'_, Msg, Lab>,
+    ) {
+        let Some(vss) = self.vss_of_task(cx.world) else {
             return;
         };
-        let volumes = self.task_volumes();
-        cx.send_after(
+        let volumes = self.task_volumes(cx.world);
+        cx.out.send_after(
             vss,
             delay_us,
             Msg::Vss {
@@ -366,8 +365,7 @@ impl Requester {
         );
     }
 
-    fn fail(&mut self, f: Fail) {
-        let mut lab = self.lab.borrow_mut();
+    fn fail(&mut self, lab: &mut Lab, f: Fail) {
         if lab.failure.is_none() {
             lab.failure = Some(f.clone());
         }
@@ -505,8 +503,8 @@ impl Requester {
     /// point's reference point, from the snapshot (a superset of what differs, since the
     /// tracker also sees writes made after the snapshot), and applies them to the replica.
     /// The in-memory world has no side files, so trackers live in memory with the disk.
-    fn read_backups(&mut self, vms: &[usize], cx: &mut Cx<'_, Msg>) -> Result<u64, Fail> {
-        let mut guard = self.lab.borrow_mut();
+    fn read_backups(&mut self, vms: &[usize], cx: &mut Cx<'_, Msg, Lab>) -> Result<u64, Fail> {
+        let guard = &mut *cx.world;
         let lab = &mut *guard;
         let mut total = 0;
         let point = self.point;
@@ -623,7 +621,7 @@ impl Requester {
                     }
                 };
                 let file = lab.vms[vm].disks[i].file.clone();
-                cx.detail(
+                cx.out.detail(
                     "read",
                     format!(
                         "{} {} from {}",
@@ -658,7 +656,7 @@ impl Requester {
                 images.push(img);
             }
             if job.recovery_points > 1 || transfer != Transfer::Full {
-                cx.detail(
+                cx.out.detail(
                     "transfer",
                     format!(
                         "{name}: {} (point {point}), {sent_vm} bytes sent",
@@ -692,7 +690,7 @@ impl Requester {
                 let why =
                     format!("transfer of {name} interrupted at offset {cut_at} (point {point})");
                 entry.inconsistent = Some(why.clone());
-                cx.detail("transfer_interrupted", why);
+                cx.out.detail("transfer_interrupted", why);
                 let fail = Fail::new(
                     Hresult::ErrorNetnameDeleted,
                     FailureClass::Communication,
@@ -701,7 +699,7 @@ impl Requester {
                     ),
                 );
                 if job.consistency_check.is_some() {
-                    Self::consistency_check(lab, point, vm, set, &files, cx)?;
+                    Self::consistency_check(lab, point, vm, set, &files, &mut cx.out)?;
                 }
                 return Err(fail);
             }
@@ -716,7 +714,7 @@ impl Requester {
                 None => false,
             };
             if check {
-                Self::consistency_check(lab, point, vm, set, &files, cx)?;
+                Self::consistency_check(lab, point, vm, set, &files, &mut cx.out)?;
             }
         }
         Ok(total / READ_UNIT * US_PER_MIB)
@@ -730,7 +728,7 @@ impl Requester {
         vm: usize,
         set: Option<u64>,
         files: &[Vec<String>],
-        cx: &mut Cx<'_, Msg>,
+        out: &mut Out<'_, Msg>,
     ) -> Result<(), Fail> {
         let Some(setting) = lab.scenario.job.consistency_check else {
             return Ok(());
@@ -782,7 +780,7 @@ impl Requester {
         r.images = repaired;
         r.inconsistent = None;
         let name = lab.vms[vm].name.clone();
-        cx.detail(
+        out.detail(
             "consistency_check",
             format!("{}: {differing} of {compared} bytes differed", name),
         );
@@ -803,7 +801,7 @@ impl Requester {
         &mut self,
         call: VssCall,
         result: Result<(), crate::msg::Fail>,
-        cx: &mut Cx<'_, Msg>,
+        cx: &mut Cx<'_, Msg, Lab>,
     ) {
         match self.task.clone() {
             Some(Task::HostBackup { vms, .. }) => match (call, result) {
@@ -817,12 +815,12 @@ impl Requester {
                 (VssCall::DoSnapshotSet, Ok(())) => self.start_read(vms, cx),
                 (VssCall::BackupComplete | VssCall::AbortBackup, r) => {
                     if let Err(f) = r {
-                        self.fail(f);
+                        self.fail(cx.world, f);
                     }
                     self.next_task(cx);
                 }
                 (_, Err(f)) => {
-                    self.fail(f);
+                    self.fail(cx.world, f);
                     if self.prepared {
                         self.vss(VssCall::AbortBackup, true, cx);
                     } else {
@@ -834,21 +832,18 @@ impl Requester {
             Some(Task::Checkpoints { vms }) => match (self.stage, result) {
                 (Stage::SnapshotForProxy, Ok(())) => {
                     for &vm in &vms {
-                        let files = self.parent_files(vm);
-                        self.lab
-                            .borrow_mut()
-                            .sources
-                            .insert(vm, (Some(self.set), files));
+                        let files = self.parent_files(cx.world, vm);
+                        cx.world.sources.insert(vm, (Some(self.set), files));
                     }
                     self.start_read(vms, cx);
                 }
                 (Stage::SnapshotForProxy, Err(f)) => {
-                    self.fail(f);
+                    self.fail(cx.world, f);
                     self.merge_all(&vms, cx);
                 }
                 (Stage::ReleaseSnapshot, r) => {
                     if let Err(f) = r {
-                        self.fail(f);
+                        self.fail(cx.world, f);
                     }
                     self.next_task(cx);
                 }
@@ -859,17 +854,17 @@ impl Requester {
     }
 
     /// The next step reads the VMs' backups (its own step in the story and the trace).
-    fn start_read(&mut self, vms: Vec<usize>, cx: &mut Cx<'_, Msg>) {
+    fn start_read(&mut self, vms: Vec<usize>, cx: &mut Cx<'_, Msg, Lab>) {
         self.stage = Stage::Reading;
         self.reading = vms;
-        let me = cx.me();
-        cx.send(me, Msg::ReadBackup);
+        let me = cx.out.me();
+        cx.out.send(me, Msg::ReadBackup);
     }
 
-    fn on_read(&mut self, cx: &mut Cx<'_, Msg>) {
+    fn on_read(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
         let vms = std::mem::take(&mut self.reading);
         if let Some(&vm) = vms.first() {
-            tag(&self.lab.borrow(), cx, vm, PlanStage::Read);
+            super::tag(cx.world, &mut cx.out, vm, PlanStage::Read);
         }
         let r = self.read_backups(&vms, cx);
         match self.task.clone() {
@@ -879,13 +874,13 @@ impl Requester {
                     self.send_vss(VssCall::BackupComplete, true, t.max(1), cx);
                 }
                 Err(f) => {
-                    self.fail(f);
+                    self.fail(cx.world, f);
                     self.vss(VssCall::AbortBackup, true, cx);
                 }
             },
             Some(Task::Checkpoints { .. }) => {
                 if let Err(f) = r {
-                    self.fail(f);
+                    self.fail(cx.world, f);
                 }
                 self.merge_all(&vms, cx);
             }
@@ -893,16 +888,16 @@ impl Requester {
         }
     }
 
-    fn merge_all(&mut self, vms: &[usize], cx: &mut Cx<'_, Msg>) {
+    fn merge_all(&mut self, vms: &[usize], cx: &mut Cx<'_, Msg, Lab>) {
         self.stage = Stage::Merging;
         for &vm in vms {
-            let has = self.lab.borrow().vms[vm]
+            let has = cx.world.vms[vm]
                 .disks
                 .iter()
                 .any(|d| d.chain.checkpoints() > 0);
-            if let (true, Some(vmms)) = (has, self.vmms_of(vm)) {
+            if let (true, Some(vmms)) = (has, self.vmms_of(cx.world, vm)) {
                 self.outstanding.insert(vm);
-                cx.send(vmms, Msg::Vmms(VmmsOp::MergeCheckpoint { vm }));
+                cx.out.send(vmms, Msg::Vmms(VmmsOp::MergeCheckpoint { vm }));
             }
         }
         if self.outstanding.is_empty() {
@@ -910,7 +905,7 @@ impl Requester {
         }
     }
 
-    fn after_merges(&mut self, cx: &mut Cx<'_, Msg>) {
+    fn after_merges(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
         if self.prepared {
             // F3.5: every VM of the group is done: the volume snapshot goes.
             self.stage = Stage::ReleaseSnapshot;
@@ -920,13 +915,13 @@ impl Requester {
         }
     }
 
-    fn on_vmms_done(&mut self, op: VmmsOp, result: Result<(), Fail>, cx: &mut Cx<'_, Msg>) {
+    fn on_vmms_done(&mut self, op: VmmsOp, result: Result<(), Fail>, cx: &mut Cx<'_, Msg, Lab>) {
         let vm = op.vm();
         if !self.outstanding.remove(&vm) {
             return;
         }
         if let Err(f) = result {
-            self.fail(f);
+            self.fail(cx.world, f);
         }
         if !self.outstanding.is_empty() {
             return;
@@ -938,7 +933,7 @@ impl Requester {
                     .iter()
                     .copied()
                     .filter(|&v| {
-                        self.lab.borrow().vms[v]
+                        cx.world.vms[v]
                             .disks
                             .iter()
                             .all(|d| d.chain.checkpoints() > 0)
@@ -951,15 +946,15 @@ impl Requester {
                 match self.mode {
                     BackupMode::OnHost => {
                         for &v in &ok {
-                            let files = self.parent_files(v);
-                            self.lab.borrow_mut().sources.insert(v, (None, files));
+                            let files = self.parent_files(cx.world, v);
+                            cx.world.sources.insert(v, (None, files));
                         }
                         // F3.4: the parents are read-only now; read them on the host.
                         self.start_read(ok, cx);
                     }
                     BackupMode::OffHost => {
                         // F3.5: one snapshot of the volume for the group, on the proxy.
-                        self.set = self.new_set();
+                        self.set = self.new_set(cx.world);
                         self.prepared = true;
                         self.stage = Stage::SnapshotForProxy;
                         self.send_vss(VssCall::DoSnapshotSet, false, 0, cx);
@@ -972,12 +967,12 @@ impl Requester {
     }
 }
 
-impl Actor<Msg> for Requester {
+impl Actor<Msg, Lab> for Requester {
     fn name(&self) -> &str {
         "Requester"
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
         match env.msg {
             Msg::Start => {
                 self.point += 1;
@@ -993,7 +988,6 @@ impl Actor<Msg> for Requester {
     /// The requester is the first actor of every world: it also feeds the shared storage
     /// state (files, snapshots, the oracle's write history) into the world digest.
     fn digest(&self, h: &mut blake3::Hasher) {
-        self.lab.borrow().digest(h);
         h.update(format!("{:?}{}{}", self.stage, self.set, self.tasks.len()).as_bytes());
         for vm in &self.outstanding {
             h.update(&(*vm as u64).to_le_bytes());

@@ -16,7 +16,7 @@ use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::plan::{Flow, Method};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
-use crate::world::{LabRef, Point, Power};
+use crate::world::{Lab, Point, Power};
 
 const SAVE_US: u64 = 4_000_000;
 const RESUME_US: u64 = 2_000_000;
@@ -36,7 +36,6 @@ struct Taken {
 
 pub struct Vmms {
     name: String,
-    lab: LabRef,
     faults: Rc<FaultPlan>,
     /// HvIc of each VM on this host.
     ics: BTreeMap<usize, ActorId>,
@@ -69,10 +68,9 @@ fn disk_full(e: &ChainError, vm: &str) -> Fail {
 }
 
 impl Vmms {
-    pub fn new(host: &str, lab: LabRef, faults: Rc<FaultPlan>) -> Self {
+    pub fn new(host: &str, faults: Rc<FaultPlan>) -> Self {
         Vmms {
             name: format!("Vmms@{host}"),
-            lab,
             faults,
             ics: BTreeMap::new(),
             taken: BTreeMap::new(),
@@ -86,8 +84,13 @@ impl Vmms {
 
     /// Takes a checkpoint of every disk of the VM: `<disk>_<GUID>.avhdx`, plus the
     /// independent `<disk>-AutoRecovery.avhdx` for F2. Nothing is left behind on failure.
-    fn checkpoint(&mut self, vm: usize, with_ar: bool, cx: &mut Cx<'_, Msg>) -> Result<(), Fail> {
-        let mut guard = self.lab.borrow_mut();
+    fn checkpoint(
+        &mut self,
+        vm: usize,
+        with_ar: bool,
+        cx: &mut Cx<'_, Msg, Lab>,
+    ) -> Result<(), Fail> {
+        let guard = &mut *cx.world;
         let lab = &mut *guard;
         // The step this checkpoint is in the VM's flow: F2.5, F3.3 or R4 (F2.6 for its
         // auto-recovery files).
@@ -113,7 +116,7 @@ impl Vmms {
                     break;
                 }
             }
-            cx.detail("created", name);
+            cx.out.detail("created", name);
             if with_ar {
                 if self
                     .faults
@@ -124,7 +127,7 @@ impl Vmms {
                 let ar_name = auto_recovery_file(&d.file);
                 match d.chain.child_of(base_len - 1, &ar_name, &mut lab.guids) {
                     Ok(c) => {
-                        cx.detail("auto_recovery", ar_name);
+                        cx.out.detail("auto_recovery", ar_name);
                         ar.push(Some(c));
                     }
                     Err(e) => {
@@ -169,13 +172,13 @@ impl Vmms {
         delay: u64,
         op: VmmsOp,
         result: Result<(), Fail>,
-        cx: &mut Cx<'_, Msg>,
+        cx: &mut Cx<'_, Msg, Lab>,
     ) {
-        cx.send_after(to, delay, Msg::VmmsDone { op, result });
+        cx.out.send_after(to, delay, Msg::VmmsDone { op, result });
     }
 
-    fn start_merge(&mut self, vm: usize, cx: &mut Cx<'_, Msg>) -> Result<bool, Fail> {
-        let mut guard = self.lab.borrow_mut();
+    fn start_merge(&mut self, vm: usize, cx: &mut Cx<'_, Msg, Lab>) -> Result<bool, Fail> {
+        let guard = &mut *cx.world;
         let lab = &mut *guard;
         let v = &mut lab.vms[vm];
         let mut any = false;
@@ -193,7 +196,7 @@ impl Vmms {
                     format!("{}: {e}", d.chain.active()),
                 )
             })?;
-            cx.detail("merging", d.chain.active().to_string());
+            cx.out.detail("merging", d.chain.active().to_string());
             d.merge = Some(m);
             any = true;
         }
@@ -201,8 +204,8 @@ impl Vmms {
     }
 
     /// One step of every running merge of the VM; true when all are done.
-    fn merge_step(&mut self, vm: usize, cx: &mut Cx<'_, Msg>) -> Result<bool, Fail> {
-        let mut guard = self.lab.borrow_mut();
+    fn merge_step(&mut self, vm: usize, cx: &mut Cx<'_, Msg, Lab>) -> Result<bool, Fail> {
+        let guard = &mut *cx.world;
         let lab = &mut *guard;
         let v = &mut lab.vms[vm];
         let mut done = true;
@@ -227,7 +230,7 @@ impl Vmms {
                     parent.close().map_err(|e| fail(e.to_string()))?;
                     let gone = d.chain.active().to_string();
                     d.chain.merged().map_err(|e| fail(e.to_string()))?;
-                    cx.detail("merged", gone);
+                    cx.out.detail("merged", gone);
                     d.reopen(false, &mut lab.guids).map_err(fail)?;
                 }
             }
@@ -238,15 +241,15 @@ impl Vmms {
     /// F2.10–F2.12 inside the volume snapshot: the auto-recovery checkpoint holds the
     /// consistent image; it is merged into the base there, and discarded on the live
     /// volume.
-    fn auto_recover(&mut self, vm: usize, set: u64, cx: &mut Cx<'_, Msg>) -> Result<(), Fail> {
+    fn auto_recover(&mut self, vm: usize, set: u64, cx: &mut Cx<'_, Msg, Lab>) -> Result<(), Fail> {
         let fail = |e: String| Fail::new(Hresult::VssEAutorecoveryFailed, FailureClass::Host, e);
         let Some(taken) = self.taken.get_mut(&vm) else {
-            let name = self.lab.borrow().vms[vm].name.clone();
+            let name = cx.world.vms[vm].name.clone();
             return Err(fail(format!(
                 "{name}: no backup checkpoint to auto-recover"
             )));
         };
-        let mut guard = self.lab.borrow_mut();
+        let guard = &mut *cx.world;
         let lab = &mut *guard;
         let mut recovered = false;
         for (i, ar) in taken.ar.iter_mut().enumerate() {
@@ -287,7 +290,7 @@ impl Vmms {
                 m.finish(inside)
                     .and_then(|p| p.close())
                     .map_err(|e| fail(e.to_string()))?;
-                cx.detail(
+                cx.out.detail(
                     "auto_recovered",
                     format!(
                         "{} merged into {} inside snapshot #{}",
@@ -327,27 +330,25 @@ impl Vmms {
         let Some(t) = self.taken.get_mut(&vm) else {
             return;
         };
-        let lab = self.lab.borrow();
         for ar in t.ar.iter_mut().filter_map(Option::take) {
             let _ = ar.volume.remove(ar.active());
         }
-        drop(lab);
     }
 }
 
-impl Actor<Msg> for Vmms {
+impl Actor<Msg, Lab> for Vmms {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let from = env.sender().unwrap_or(cx.me());
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+        let from = env.sender().unwrap_or(cx.out.me());
         match env.msg {
             Msg::Vmms(op) => self.on_op(from, op, cx),
             Msg::IcReady { vm, result } => self.on_ic_ready(vm, result, cx),
             Msg::MergeStep { vm } => match self.merge_step(vm, cx) {
                 Ok(false) => {
-                    cx.set_timer(MERGE_STEP_US, Msg::MergeStep { vm });
+                    cx.out.set_timer(MERGE_STEP_US, Msg::MergeStep { vm });
                 }
                 Ok(true) => {
                     if let Some(t) = self.taken.get_mut(&vm) {
@@ -359,7 +360,7 @@ impl Actor<Msg> for Vmms {
                 }
                 Err(f) => {
                     {
-                        let mut lab = self.lab.borrow_mut();
+                        let lab = &mut *cx.world;
                         let about = format!("virtual machine '{}': {}", lab.vms[vm].name, f.detail);
                         let host = lab.vms[vm].host.clone();
                         lab.raise(19100, &host, about);
@@ -387,57 +388,55 @@ impl Actor<Msg> for Vmms {
 }
 
 impl Vmms {
-    fn on_op(&mut self, from: ActorId, op: VmmsOp, cx: &mut Cx<'_, Msg>) {
+    fn on_op(&mut self, from: ActorId, op: VmmsOp, cx: &mut Cx<'_, Msg, Lab>) {
         let vm = op.vm();
         match &op {
             VmmsOp::SaveState { .. } => {
-                let mut lab = self.lab.borrow_mut();
-                let now = cx.now_us();
+                let lab = &mut *cx.world;
+                let now = cx.out.now_us();
                 let v = &mut lab.vms[vm];
                 if v.power == Power::Running {
                     v.power = Power::Saved;
                     v.saved_at_us = Some(now);
-                    cx.detail("state", "saved (memory written to disk)");
+                    cx.out.detail("state", "saved (memory written to disk)");
                 } else {
-                    cx.detail(
+                    cx.out.detail(
                         "state",
                         format!("already {}: nothing to save", v.power.name()),
                     );
                 }
-                drop(lab);
                 self.reply(from, SAVE_US, op, Ok(()), cx);
             }
             VmmsOp::Resume { .. } => {
-                let mut lab = self.lab.borrow_mut();
-                let now = cx.now_us();
+                let lab = &mut *cx.world;
+                let now = cx.out.now_us();
                 let v = &mut lab.vms[vm];
                 if v.power == Power::Saved && v.saved_at_us.is_some() {
                     v.power = Power::Running;
                     let since = v.saved_at_us.take().unwrap_or(now);
                     v.downtime_us += now + RESUME_US - since;
-                    cx.detail("downtime_us", v.downtime_us);
+                    cx.out.detail("downtime_us", v.downtime_us);
                 }
-                drop(lab);
                 self.reply(from, RESUME_US, op, Ok(()), cx);
             }
             VmmsOp::NamedBackupCheckpoint { .. } => {
                 let name = {
-                    let lab = self.lab.borrow();
+                    let lab = &*cx.world;
                     backup_checkpoint_name(
                         &lab.vms[vm].name,
-                        1_700_000_000 + cx.now_us() / 1_000_000,
+                        1_700_000_000 + cx.out.now_us() / 1_000_000,
                     )
                 };
-                cx.detail("checkpoint", name);
+                cx.out.detail("checkpoint", name);
                 let r = self.checkpoint(vm, false, cx);
                 if r.is_ok() {
-                    let mut lab = self.lab.borrow_mut();
+                    let lab = &mut *cx.world;
                     lab.vms[vm].capture(Point::Instant);
                 }
                 self.reply(from, CHECKPOINT_US, op, r, cx);
             }
             VmmsOp::CheckpointNow { .. } => {
-                let flow = self.lab.borrow().plans.get(&vm).map(|p| p.flow);
+                let flow = cx.world.plans.get(&vm).map(|p| p.flow);
                 let r = self.checkpoint(vm, flow == Some(Flow::F2), cx);
                 self.reply(from, CHECKPOINT_US, op, r, cx);
             }
@@ -446,12 +445,12 @@ impl Vmms {
                 self.reply(from, CHECKPOINT_US, op, r, cx);
             }
             VmmsOp::CreateRecoveryCheckpoint { .. } => {
-                let method = self.lab.borrow().plans.get(&vm).map(|p| p.method);
+                let method = cx.world.plans.get(&vm).map(|p| p.method);
                 match method {
                     Some(Method::GuestVss | Method::DaemonFreeze) => {
                         let Some(&ic) = self.ics.get(&vm) else { return };
                         self.waiters.insert((vm, "checkpoint"), (from, op));
-                        cx.send(
+                        cx.out.send(
                             ic,
                             Msg::IcBackup {
                                 purpose: IcPurpose::Checkpoint,
@@ -459,10 +458,10 @@ impl Vmms {
                         );
                     }
                     _ => {
-                        cx.detail("checkpoint", "standard");
+                        cx.out.detail("checkpoint", "standard");
                         let r = self.checkpoint(vm, false, cx);
                         if r.is_ok() {
-                            let mut lab = self.lab.borrow_mut();
+                            let lab = &mut *cx.world;
                             lab.vms[vm].capture(Point::Instant);
                             lab.consistency.insert(vm, Reached::Crash);
                         }
@@ -471,12 +470,12 @@ impl Vmms {
                 }
             }
             VmmsOp::MergeCheckpoint { .. } => {
-                crate::plan::tag(&self.lab.borrow(), cx, vm, crate::plan::Stage::Merge);
+                super::tag(cx.world, &mut cx.out, vm, crate::plan::Stage::Merge);
                 self.discard_ar(vm);
                 match self.start_merge(vm, cx) {
                     Ok(true) => {
                         self.waiters.insert((vm, "merge"), (from, op));
-                        cx.set_timer(MERGE_STEP_US, Msg::MergeStep { vm });
+                        cx.out.set_timer(MERGE_STEP_US, Msg::MergeStep { vm });
                     }
                     Ok(false) => self.reply(from, 0, op, Ok(()), cx),
                     Err(f) => self.reply(from, 0, op, Err(f), cx),
@@ -489,24 +488,24 @@ impl Vmms {
         }
     }
 
-    fn on_ic_ready(&mut self, vm: usize, result: Result<Reached, Fail>, cx: &mut Cx<'_, Msg>) {
+    fn on_ic_ready(&mut self, vm: usize, result: Result<Reached, Fail>, cx: &mut Cx<'_, Msg, Lab>) {
         let Some((to, op)) = self.waiters.remove(&(vm, "checkpoint")) else {
             return;
         };
         match result {
             Ok(reached) => {
-                self.lab.borrow_mut().consistency.insert(vm, reached);
+                cx.world.consistency.insert(vm, reached);
                 self.reply(to, 0, op, Ok(()), cx);
             }
             Err(f) => {
                 {
-                    let mut lab = self.lab.borrow_mut();
+                    let lab = &mut *cx.world;
                     let about = format!("virtual machine '{}': {}", lab.vms[vm].name, f.detail);
                     let host = lab.vms[vm].host.clone();
                     lab.raise(10150, &host, about);
                 }
                 let (only, name) = {
-                    let lab = self.lab.borrow();
+                    let lab = &*cx.world;
                     (
                         lab.plans.get(&vm).is_some_and(|p| p.production_only),
                         lab.vms[vm].name.clone(),
@@ -518,7 +517,7 @@ impl Vmms {
                     return;
                 }
                 // Production falls back to a standard checkpoint (crash-consistent).
-                cx.record(
+                cx.out.record(
                     "FallbackToStandard",
                     [
                         ("vm", Detail::Text(name)),
@@ -527,7 +526,7 @@ impl Vmms {
                 );
                 let r = self.checkpoint(vm, false, cx);
                 if r.is_ok() {
-                    let mut lab = self.lab.borrow_mut();
+                    let lab = &mut *cx.world;
                     lab.vms[vm].capture(Point::Instant);
                     lab.consistency.insert(vm, Reached::Crash);
                     lab.fallbacks.insert(vm);

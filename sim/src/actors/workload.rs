@@ -7,12 +7,11 @@
 use crate::msg::Msg;
 use crate::scenario::Workload as Spec;
 use crate::sched::{Actor, Cx, Detail, Envelope};
-use crate::world::{LabRef, PAGE};
+use crate::world::{Lab, PAGE};
 
 pub struct Workload {
     name: String,
     vm: usize,
-    lab: LabRef,
     spec: Spec,
     /// Ticks after this virtual time are not scheduled (the job is over).
     pub until_us: u64,
@@ -22,11 +21,10 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub fn new(vm_name: &str, vm: usize, lab: LabRef, spec: Spec, until_us: u64) -> Self {
+    pub fn new(vm_name: &str, vm: usize, spec: Spec, until_us: u64) -> Self {
         Workload {
             name: format!("Workload@{vm_name}"),
             vm,
-            lab,
             spec,
             until_us,
             ticks: 0,
@@ -50,17 +48,17 @@ impl Workload {
         Self::rates(spec).iter().sum()
     }
 
-    fn step(&mut self, cx: &mut Cx<'_, Msg>) {
+    fn step(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
         let [t, m, _] = Self::rates(&self.spec);
         let total = Self::rate(&self.spec);
         if total == 0 {
             return;
         }
-        let pick = cx.choose(total);
-        let mut lab = self.lab.borrow_mut();
+        let pick = cx.out.choose(total);
+        let lab = &mut *cx.world;
         let vm = &mut lab.vms[self.vm];
         if !vm.can_write() {
-            cx.detail("held", true);
+            cx.out.detail("held", true);
             return;
         }
         // Every guest volume of the VM's open disks, as (disk, volume).
@@ -89,7 +87,7 @@ impl Workload {
         let hot_pages = vm.disks[d].vols[txn_vol].hot / PAGE;
         let r = if pick < t {
             if vm.frozen {
-                cx.detail("paused", "writers frozen");
+                cx.out.detail("paused", "writers frozen");
                 return;
             }
             let spec = self.spec.transactions.clone().expect("rate > 0");
@@ -97,7 +95,7 @@ impl Workload {
             let mut r = Ok(());
             for _ in 0..blocks {
                 // Database pages in the second quarter of the hot area.
-                let page = hot_pages / 4 + cx.choose((hot_pages / 4).max(1));
+                let page = hot_pages / 4 + cx.out.choose((hot_pages / 4).max(1));
                 let data = vm.next_data(2, 0xDB);
                 r = r.and(vm.guest_write(
                     d,
@@ -107,11 +105,11 @@ impl Workload {
                 ));
             }
             if spec.commit_record {
-                let page = hot_pages / 2 + cx.choose((hot_pages / 8).max(1));
+                let page = hot_pages / 2 + cx.out.choose((hot_pages / 8).max(1));
                 let data = vm.next_data(1, 0xC0);
                 r = r.and(vm.guest_write(d, txn_vol, page * PAGE, &data));
             }
-            cx.record(
+            cx.out.record(
                 "Transaction",
                 [
                     ("blocks", Detail::U64(blocks)),
@@ -123,11 +121,11 @@ impl Workload {
             );
             r
         } else if pick < t + m {
-            let (d, v) = vols[cx.choose(vols.len() as u64) as usize];
+            let (d, v) = vols[cx.out.choose(vols.len() as u64) as usize];
             let pages = (vm.disks[d].vols[v].hot / PAGE / 4).max(1);
-            let page = cx.choose(pages);
+            let page = cx.out.choose(pages);
             let data = vm.next_data(1, 0x4D);
-            cx.record(
+            cx.out.record(
                 "FileSystemMetadata",
                 [("volume", Detail::Text(vm.disks[d].vols[v].mount.clone()))],
             );
@@ -139,9 +137,9 @@ impl Workload {
                 .find(|&(d, v)| vm.disks[d].vols[v].page_file)
                 .unwrap_or(first);
             let hot = vm.disks[d].vols[v].hot / PAGE;
-            let page = hot * 3 / 4 + cx.choose((hot / 4).saturating_sub(4).max(1));
+            let page = hot * 3 / 4 + cx.out.choose((hot / 4).saturating_sub(4).max(1));
             let data = vm.next_data(4, 0x9F);
-            cx.record(
+            cx.out.record(
                 "PageFileWrite",
                 [("volume", Detail::Text(vm.disks[d].vols[v].mount.clone()))],
             );
@@ -149,17 +147,17 @@ impl Workload {
         };
         if let Err(e) = r {
             self.errors += 1;
-            cx.detail("io_error", e);
+            cx.out.detail("io_error", e);
         }
     }
 }
 
-impl Actor<Msg> for Workload {
+impl Actor<Msg, Lab> for Workload {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
         if !matches!(env.msg, Msg::Tick) {
             return;
         }
@@ -167,10 +165,10 @@ impl Actor<Msg> for Workload {
         self.step(cx);
         let rate = Self::rate(&self.spec).max(1);
         let mean = 1_000_000 / rate;
-        let next = mean / 2 + cx.choose(mean.max(1));
-        let done = self.lab.borrow().job_done;
-        if !done && cx.now_us() + next <= self.until_us {
-            cx.set_timer(next.max(1), Msg::Tick);
+        let next = mean / 2 + cx.out.choose(mean.max(1));
+        let done = cx.world.job_done;
+        if !done && cx.out.now_us() + next <= self.until_us {
+            cx.out.set_timer(next.max(1), Msg::Tick);
         }
     }
 

@@ -4,8 +4,9 @@
 use hvsim_engine::vhdx::MIB;
 
 use super::report::Check;
+use crate::msg::Reached;
 use crate::plan::Method;
-use crate::scenario::Outcome;
+use crate::scenario::{Consistency, Outcome};
 use crate::vss::WriterState;
 use crate::world::{restore, Lab, Power, SparseImage, PAGE};
 
@@ -82,6 +83,7 @@ pub fn i1(lab: &mut Lab) -> Check {
 pub fn i2(lab: &Lab, outcome: Outcome) -> Check {
     let mut problems = Vec::new();
     let mut disks = 0;
+    let mut levels = 0;
     let mut bytes = 0u64;
     for (&n, vms) in &lab.backups {
         let excluded = lab
@@ -97,13 +99,33 @@ pub fn i2(lab: &Lab, outcome: Outcome) -> Check {
         };
         for (&vm, images) in vms {
             let v = &lab.vms[vm];
-            let Some((point, expected)) = v.oracle.kept(n) else {
+            let Some(fixed) = lab.observed().fixed(vm, n) else {
                 problems.push(format!(
-                    "{}{at}: backed up with no consistency point",
+                    "{}{at}: backed up, but storage never fixed its image (no checkpoint, \
+                     guest or volume snapshot was seen)",
                     v.name
                 ));
                 continue;
             };
+            let expected = &fixed.images;
+            // The level the flow claims may not exceed the one the guest was in when
+            // storage fixed the image.
+            let claimed = lab.consistency.get(&vm).map(|r| match r {
+                Reached::Application => Consistency::Application,
+                Reached::File => Consistency::File,
+                Reached::Crash => Consistency::Crash,
+            });
+            levels += usize::from(claimed.is_some());
+            if let Some(c) = claimed.filter(|&c| rank(c) > rank(fixed.level)) {
+                problems.push(format!(
+                    "{}{at}: claims {c}-consistent, but at the {} (step {}) the guest was \
+                     {}-consistent",
+                    v.name,
+                    fixed.how.name(),
+                    fixed.step,
+                    fixed.level
+                ));
+            }
             if images.len() != v.disks.len() {
                 problems.push(format!(
                     "{}{at}: {} of its {} disk(s) backed up",
@@ -127,10 +149,12 @@ pub fn i2(lab: &Lab, outcome: Outcome) -> Check {
                 bytes += img.len_pages().max(want.len_pages()) as u64 * PAGE;
                 if let Some(off) = img.first_difference(&want) {
                     problems.push(format!(
-                        "{} {}{at}: backup differs from the {} at offset {off}",
+                        "{} {}{at}: backup differs from the image at the {} (step {}) at \
+                         offset {off}",
                         v.name,
                         v.disks[i].file,
-                        point.name()
+                        fixed.how.name(),
+                        fixed.step
                     ));
                 }
             }
@@ -167,17 +191,26 @@ pub fn i2(lab: &Lab, outcome: Outcome) -> Check {
         "no backup to compare (the job failed)".to_string()
     } else if lab.backups.len() > 1 {
         format!(
-            "{disks} disk(s) in {} recovery points, {} of data compared, equal their consistency points",
+            "{disks} disk(s) in {} recovery points, {} of data compared, equal their consistency points; {levels} claimed level(s) match what storage saw",
             lab.backups.len(),
             size(bytes)
         )
     } else {
         format!(
-            "{disks} disk(s), {} of data compared, equal their consistency point",
+            "{disks} disk(s), {} of data compared, equal their consistency point; {levels} claimed level(s) match what storage saw",
             size(bytes)
         )
     };
     check("I2", problems, &fine)
+}
+
+/// Consistency levels in order of strength.
+fn rank(c: Consistency) -> u8 {
+    match c {
+        Consistency::Crash => 0,
+        Consistency::File => 1,
+        Consistency::Application => 2,
+    }
 }
 
 /// I3: nothing is left behind and every VM is as it was.

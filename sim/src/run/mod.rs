@@ -21,7 +21,7 @@ use crate::plan::{Flow, Method};
 use crate::scenario::{BackupMethod, CheckpointKind, Consistency, Outcome, Scenario, VmState};
 use crate::sched::{Decisions, Detail, Scheduler, SimError, StepRecord, Stop};
 use crate::trace::{Header, TraceWriter};
-use crate::world::{Lab, LabRef, Power};
+use crate::world::{Lab, Power};
 
 /// Steps no run goes beyond: the bound a trace may hold.
 pub const MAX_STEPS: u64 = crate::trace::MAX_STEPS;
@@ -96,7 +96,7 @@ impl From<std::io::Error> for RunError {
 pub struct RunOutput {
     pub report: RunReport,
     /// The world as the run left it: volumes with their files, VMs, the oracle.
-    pub lab: LabRef,
+    pub lab: Lab,
     /// The numbered story (empty unless asked for).
     pub story: Vec<String>,
     pub stop: Stop,
@@ -138,16 +138,20 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
     for dir in [opts.on_disk, opts.keep_disks].into_iter().flatten() {
         refuse_existing(base_disk_paths(&scenario, dir))?;
     }
-    let mut sched = Scheduler::new(Decisions::seeded(seed));
-    let lab = populate_on(&mut sched, Rc::clone(&scenario), seed, opts.on_disk)?;
-    if let Some(e) = lab.borrow().host_io_error() {
+    let mut sched = populate_on(
+        Decisions::seeded(seed),
+        Rc::clone(&scenario),
+        seed,
+        opts.on_disk,
+    )?;
+    if let Some(e) = sched.world().host_io_error() {
         return Err(RunError::HostIo(e));
     }
     let recording = opts.story || opts.trace.is_some();
     sched.set_recording(recording);
     if !recording {
         // No digest is taken: skip hashing every write.
-        for vm in &mut lab.borrow_mut().vms {
+        for vm in &mut sched.world_mut().vms {
             vm.oracle.hash_writes = false;
         }
     }
@@ -157,14 +161,14 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
         None => None,
     };
     let limit = opts.max_steps.unwrap_or_else(|| step_limit(&scenario));
-    let stop = sched.run_with(limit, |n, rec, names| {
+    let stop = sched.run_with(limit, |n, rec, names, lab| {
         if let Some(t) = opts.timeout {
             if n % CLOCK_EVERY == 0 && started.elapsed() > t {
                 return Err(RunError::Timeout(t));
             }
         }
         if opts.on_disk.is_some() {
-            if let Some(e) = lab.borrow().host_io_error() {
+            if let Some(e) = lab.host_io_error() {
                 return Err(RunError::HostIo(e));
             }
         }
@@ -188,17 +192,18 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
             steps: sched.steps(),
         });
     }
-    let report = evaluate(&lab, &scenario, seed, &sched);
+    let report = evaluate(&mut sched, &scenario, seed);
+    let mut lab = sched.into_world();
     if opts.on_disk.is_some() {
         // The files on disk get their final headers: no log left to replay.
-        let closed = close_chains(&lab);
-        if let Some(e) = lab.borrow().host_io_error() {
+        let closed = close_chains(&mut lab);
+        if let Some(e) = lab.host_io_error() {
             return Err(RunError::HostIo(e));
         }
         closed.map_err(|e| RunError::HostIo(e.to_string()))?;
     }
     if let Some(dir) = opts.keep_disks {
-        keep_disks(&lab, dir)?;
+        keep_disks(&mut lab, dir)?;
     }
     Ok(RunOutput {
         report,
@@ -209,8 +214,8 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
 }
 
 /// Closes every VM's open chain, so every header and log is final on the files.
-fn close_chains(lab: &LabRef) -> Result<(), String> {
-    for vm in &mut lab.borrow_mut().vms {
+fn close_chains(lab: &mut Lab) -> Result<(), String> {
+    for vm in &mut lab.vms {
         for d in &mut vm.disks {
             d.close()?;
         }
@@ -246,9 +251,8 @@ fn refuse_existing(paths: impl IntoIterator<Item = PathBuf>) -> Result<(), RunEr
 /// `C:\ClusterStorage\Volume1` become one safe folder name (validation keeps them
 /// distinct, and file names plain). Every target is checked before any is written, and
 /// each is created new: an existing file is never replaced.
-pub fn keep_disks(lab: &LabRef, dir: &Path) -> Result<(), RunError> {
+pub fn keep_disks(lab: &mut Lab, dir: &Path) -> Result<(), RunError> {
     close_chains(lab).map_err(RunError::HostIo)?;
-    let lab = lab.borrow();
     let mut files = Vec::new();
     for (name, v) in &lab.volumes {
         let folder = dir.join(volume_folder(name));
@@ -288,19 +292,20 @@ pub fn keep_disks(lab: &LabRef, dir: &Path) -> Result<(), RunError> {
 
 /// The report of a run that has stopped: what happened, the invariants on the disks'
 /// real bytes, the expectations.
-pub fn evaluate(lab: &LabRef, s: &Scenario, seed: u64, sched: &Scheduler<Msg>) -> RunReport {
-    conclude(lab, s, seed, sched.steps(), sched.now_us(), sched)
+pub fn evaluate(sched: &mut Scheduler<Msg, Lab>, s: &Scenario, seed: u64) -> RunReport {
+    let (steps, now) = (sched.steps(), sched.now_us());
+    let names = sched.actor_names().to_vec();
+    conclude(sched.world_mut(), s, seed, steps, now, &names)
 }
 
 fn conclude(
-    lab: &LabRef,
+    lab: &mut Lab,
     s: &Scenario,
     seed: u64,
     steps: u64,
     now: u64,
-    sched: &Scheduler<Msg>,
+    names: &[String],
 ) -> RunReport {
-    let mut lab = lab.borrow_mut();
     let outcome = if lab.failure.is_some() || !lab.job_done {
         Outcome::Failure
     } else {
@@ -345,20 +350,16 @@ fn conclude(
         .writer_states
         .iter()
         .map(|(&i, &st)| {
-            (
-                sched
-                    .name_of(crate::sched::ActorId::new(i as u32))
-                    .to_string(),
-                st,
-            )
+            let name = names.get(i).map_or("?", String::as_str);
+            (name.to_string(), st)
         })
         .collect();
-    let mut checks = vec![invariants::i1(&mut lab)];
-    checks.push(invariants::i2(&lab, outcome));
-    checks.push(invariants::i3(&lab, &writer_states));
-    checks.push(invariants::i4(&lab));
-    checks.push(invariants::i5(&lab, outcome));
-    if let Some(c) = invariants::i6(&lab) {
+    let mut checks = vec![invariants::i1(lab)];
+    checks.push(invariants::i2(lab, outcome));
+    checks.push(invariants::i3(lab, &writer_states));
+    checks.push(invariants::i4(lab));
+    checks.push(invariants::i5(lab, outcome));
+    if let Some(c) = invariants::i6(lab) {
         checks.push(c);
     }
     let failure = lab.failure.clone();
@@ -430,7 +431,7 @@ fn conclude(
         steps,
         virtual_us: now,
     };
-    report.expectations = expectations(s, &report, &lab);
+    report.expectations = expectations(s, &report, lab);
     report
 }
 

@@ -48,15 +48,9 @@ pub fn replay_run(trace: &Trace) -> Result<(ReplayReport, Rc<Scenario>), RunRepl
         return Err(RunReplayError::NotCanonical);
     }
     let seed = trace.header.seed;
-    let mut build_error = None;
     // The limit the run had: a run cut there replays as cut there.
-    let result = replay(trace, step_limit(&scenario), |sched| {
-        if let Err(e) = populate(sched, Rc::clone(&scenario), seed) {
-            build_error.get_or_insert(e);
-        }
-    });
-    if let Some(e) = build_error {
-        return Err(e.into());
-    }
-    Ok((result?, scenario))
+    let report = replay(trace, step_limit(&scenario), |decisions| {
+        populate(decisions, Rc::clone(&scenario), seed).map_err(RunReplayError::from)
+    })?;
+    Ok((report, scenario))
 }

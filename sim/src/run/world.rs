@@ -14,9 +14,9 @@ use crate::fsrvp::FssAgent;
 use crate::msg::Msg;
 use crate::plan::Flow;
 use crate::scenario::{GuestOs, ProviderKind, Scenario};
-use crate::sched::{ActorId, Scheduler};
+use crate::sched::{ActorId, Decisions, Scheduler};
 use crate::vss::{AppLevel, VssService, FREEZE_WINDOW_US};
-use crate::world::{build_lab, LabRef, Power};
+use crate::world::{build_lab, Lab, Power};
 
 pub use crate::world::BuildError;
 
@@ -41,30 +41,32 @@ impl From<FaultError> for BuildError {
     }
 }
 
-/// The world of a run: the storage lab and the actors on `sched`.
+/// The world of a run: a scheduler taking its choices from `decisions`, owning the
+/// storage lab, with the actors on it and the first events posted.
 pub fn populate(
-    sched: &mut Scheduler<Msg>,
+    decisions: Decisions,
     scenario: Rc<Scenario>,
     seed: u64,
-) -> Result<LabRef, BuildError> {
-    populate_on(sched, scenario, seed, None)
+) -> Result<Scheduler<Msg, Lab>, BuildError> {
+    populate_on(decisions, scenario, seed, None)
 }
 
 /// [`populate`], with the volumes' files written through to `on_disk` when given.
 pub fn populate_on(
-    sched: &mut Scheduler<Msg>,
+    decisions: Decisions,
     scenario: Rc<Scenario>,
     seed: u64,
     on_disk: Option<&std::path::Path>,
-) -> Result<LabRef, BuildError> {
+) -> Result<Scheduler<Msg, Lab>, BuildError> {
     // Every fault resolved once; one the model cannot inject is refused here.
     let faults = Rc::new(FaultPlan::new(&scenario, seed)?);
-    let lab = build_lab(Rc::clone(&scenario), seed, on_disk)?;
+    let mut lab = build_lab(Rc::clone(&scenario), seed, on_disk)?;
     // A recorded run digests the world after every step: the oracle then keeps a hash
     // chain of the bytes written (set before any workload step).
-    for vm in &mut lab.borrow_mut().vms {
+    for vm in &mut lab.vms {
         vm.oracle.hash_writes = true;
     }
+    let mut sched = Scheduler::with_world(decisions, lab);
     let s = &*scenario;
     let mut ids = Ids(0);
 
@@ -122,15 +124,15 @@ pub fn populate_on(
         hosts.iter().map(|(h, ids)| (h.clone(), ids.0)).collect();
     let vmms: BTreeMap<String, ActorId> = hosts.iter().map(|(h, ids)| (h.clone(), ids.3)).collect();
     let id = sched.add_actor(Box::new(Requester::new(
-        Rc::clone(&lab),
         host_vss,
         vmms,
+        s.job.mode,
         Rc::clone(&faults),
     )));
     debug_assert_eq!(id, requester);
     for h in &s.hosts {
         let (_, writer_id, provider_id, vmms_id) = hosts[&h.name];
-        let mut vss = VssService::new(format!("HostVss@{}", h.name), Rc::clone(&lab), None);
+        let mut vss = VssService::new(format!("HostVss@{}", h.name), None);
         vss.add_writer(writer_id, AppLevel::BackEnd, None);
         vss.set_provider(None, provider_id);
         if let Some(&fss) = fss_providers.get(&h.name) {
@@ -141,8 +143,8 @@ pub fn populate_on(
             }
         }
         sched.add_actor(Box::new(vss));
-        let mut writer = HyperVWriter::new(&h.name, Rc::clone(&lab), vmms_id);
-        let mut vmms_actor = Vmms::new(&h.name, Rc::clone(&lab), Rc::clone(&faults));
+        let mut writer = HyperVWriter::new(&h.name, vmms_id);
+        let mut vmms_actor = Vmms::new(&h.name, Rc::clone(&faults));
         for (i, vm) in s.vms.iter().enumerate() {
             if vm.host == h.name {
                 writer.add_ic(i, vm_ids[i].ic);
@@ -161,17 +163,12 @@ pub fn populate_on(
         };
         sched.add_actor(Box::new(HostProvider::new(
             &h.name,
-            Rc::clone(&lab),
             kind,
             Rc::clone(&faults),
         )));
         sched.add_actor(Box::new(vmms_actor));
         if fss_providers.contains_key(&h.name) {
-            sched.add_actor(Box::new(FssProvider::new(
-                &h.name,
-                Rc::clone(&lab),
-                agents.clone(),
-            )));
+            sched.add_actor(Box::new(FssProvider::new(&h.name, agents.clone())));
         }
     }
     for (f, fs) in s
@@ -181,7 +178,7 @@ pub fn populate_on(
         .filter(|(_, f)| f.vss_agent)
     {
         let shares = {
-            let l = lab.borrow();
+            let l = sched.world();
             fs.shares
                 .iter()
                 .filter_map(|sh| {
@@ -191,7 +188,7 @@ pub fn populate_on(
                 })
                 .collect()
         };
-        let guids = lab.borrow_mut().guids.fork();
+        let guids = sched.world_mut().guids.fork();
         let mut agent = FssAgent::new(&fs.name, shares, guids);
         for operation in faults.fsrvp_timeouts(f) {
             agent.set_unresponsive(operation.as_str());
@@ -202,24 +199,15 @@ pub fn populate_on(
         let ids = &vm_ids[i];
         let (_, _, _, vmms_id) = hosts[&vm.host];
         let peer = ids.guest_vss.or(ids.daemon);
-        sched.add_actor(Box::new(HvIc::new(
-            &vm.name,
-            i,
-            Rc::clone(&lab),
-            vm.guest.os,
-            peer,
-            vmms_id,
-        )));
+        sched.add_actor(Box::new(HvIc::new(&vm.name, i, vm.guest.os, peer, vmms_id)));
         sched.add_actor(Box::new(Workload::new(
             &vm.name,
             i,
-            Rc::clone(&lab),
             vm.workload.clone(),
             WORKLOAD_CAP_US,
         )));
         if let (Some(_), Some(provider)) = (ids.guest_vss, ids.provider) {
-            let mut vss =
-                VssService::new(format!("GuestVss@{}", vm.name), Rc::clone(&lab), Some(i));
+            let mut vss = VssService::new(format!("GuestVss@{}", vm.name), Some(i));
             for (w, &wid) in vm.guest.writers.iter().zip(&ids.writers) {
                 let freeze = Some(
                     w.freeze_timeout
@@ -229,24 +217,17 @@ pub fn populate_on(
             }
             vss.set_provider(None, provider);
             sched.add_actor(Box::new(vss));
-            let flow = lab.borrow().plans.get(&i).map(|p| p.flow);
+            let flow = sched.world().plans.get(&i).map(|p| p.flow);
             let kind = if flow == Some(Flow::F1) {
                 GuestProviderKind::Software
             } else {
                 GuestProviderKind::IntegrationServices
             };
-            sched.add_actor(Box::new(GuestProvider::new(
-                &vm.name,
-                i,
-                Rc::clone(&lab),
-                kind,
-                vmms_id,
-            )));
+            sched.add_actor(Box::new(GuestProvider::new(&vm.name, i, kind, vmms_id)));
             for (k, w) in vm.guest.writers.iter().enumerate() {
                 sched.add_actor(Box::new(GuestWriter::new(
                     &vm.name,
                     i,
-                    Rc::clone(&lab),
                     w.clone(),
                     faults.writer_failure(i, k),
                 )));
@@ -256,17 +237,16 @@ pub fn populate_on(
             sched.add_actor(Box::new(LinuxVssDaemon::new(
                 &vm.name,
                 i,
-                Rc::clone(&lab),
                 vm,
                 faults.daemon(i),
             )));
             // The guest boots: the daemon registers with the driver.
             sched.post(daemon, 0, Msg::Start);
         }
-        if Workload::rate(&vm.workload) > 0 && lab.borrow().vms[i].power == Power::Running {
+        if Workload::rate(&vm.workload) > 0 && sched.world().vms[i].power == Power::Running {
             sched.post(ids.workload, 0, Msg::Tick);
         }
     }
     sched.post(requester, START_US, Msg::Start);
-    Ok(lab)
+    Ok(sched)
 }

@@ -84,13 +84,29 @@ pub trait Message {
     fn details(&self, _details: &mut Details) {}
 }
 
+/// The state every actor of a run shares, owned by the scheduler and lent to one actor
+/// at a time through its [`Cx`].
+pub trait World {
+    /// Feeds the whole state into the world digest, in a fixed order.
+    fn digest(&self, hasher: &mut blake3::Hasher);
+
+    /// Called by the scheduler after every step (`step` counts from 1), so observers
+    /// inside the world see each state the actors left, without any actor's help.
+    fn after_step(&mut self, _step: u64) {}
+}
+
+/// A world with nothing in it, for schedulers whose actors share no state.
+impl World for () {
+    fn digest(&self, _hasher: &mut blake3::Hasher) {}
+}
+
 /// A party of the protocol: a plain state machine that acts only through its [`Cx`].
-pub trait Actor<M> {
+pub trait Actor<M, W = ()> {
     /// The actor's name in traces (`HostVss`, `GuestWriter`, ...); unique within a world.
     fn name(&self) -> &str;
 
     /// Handles one delivery. Sends, timers and random draws go through `cx`.
-    fn handle(&mut self, env: Envelope<M>, cx: &mut Cx<'_, M>);
+    fn handle(&mut self, env: Envelope<M>, cx: &mut Cx<'_, M, W>);
 
     /// Feeds the actor's whole state into the world digest, in a fixed order.
     fn digest(&self, hasher: &mut blake3::Hasher);

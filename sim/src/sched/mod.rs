@@ -13,6 +13,6 @@ mod actor;
 mod decisions;
 mod scheduler;
 
-pub use actor::{Actor, ActorId, Detail, Details, Envelope, Message, Origin, TimerId};
+pub use actor::{Actor, ActorId, Detail, Details, Envelope, Message, Origin, TimerId, World};
 pub use decisions::{Decisions, Divergence, Recorded};
-pub use scheduler::{Cx, Scheduler, SimError, StepRecord, Stop};
+pub use scheduler::{Cx, Out, Scheduler, SimError, StepRecord, Stop};

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use super::actor::{Actor, ActorId, Detail, Envelope, Message, Origin, TimerId};
+use super::actor::{Actor, ActorId, Detail, Envelope, Message, Origin, TimerId, World};
 use super::decisions::{Decisions, Divergence};
 use crate::trace::TraceWriter;
 
@@ -109,18 +109,28 @@ impl<M> Core<M> {
     }
 }
 
-/// Owns the actors, the virtual clock (microseconds), the event queue and the decision
-/// source of one run.
-pub struct Scheduler<M> {
-    actors: Vec<Box<dyn Actor<M>>>,
+/// Owns the actors, the world they share, the virtual clock (microseconds), the event
+/// queue and the decision source of one run.
+pub struct Scheduler<M, W = ()> {
+    actors: Vec<Box<dyn Actor<M, W>>>,
     names: Vec<String>,
     deadline_us: Option<u64>,
     core: Core<M>,
+    world: W,
 }
 
-impl<M: Message> Scheduler<M> {
+impl<M: Message> Scheduler<M, ()> {
+    /// A scheduler whose actors share no world.
     pub fn new(decisions: Decisions) -> Self {
+        Self::with_world(decisions, ())
+    }
+}
+
+impl<M: Message, W: World> Scheduler<M, W> {
+    /// A scheduler owning `world`, which its actors see only through their [`Cx`].
+    pub fn with_world(decisions: Decisions, world: W) -> Self {
         Scheduler {
+            world,
             actors: Vec::new(),
             names: Vec::new(),
             deadline_us: None,
@@ -136,8 +146,23 @@ impl<M: Message> Scheduler<M> {
         }
     }
 
+    /// The world the actors share.
+    pub fn world(&self) -> &W {
+        &self.world
+    }
+
+    /// The world, for building it before the run and reading it after.
+    pub fn world_mut(&mut self) -> &mut W {
+        &mut self.world
+    }
+
+    /// Ends the run and gives back its world.
+    pub fn into_world(self) -> W {
+        self.world
+    }
+
     /// Adds an actor; its id is the number of actors added before it.
-    pub fn add_actor(&mut self, actor: Box<dyn Actor<M>>) -> ActorId {
+    pub fn add_actor(&mut self, actor: Box<dyn Actor<M, W>>) -> ActorId {
         let id = ActorId::new(u32::try_from(self.actors.len()).unwrap_or(u32::MAX));
         self.names.push(actor.name().to_owned());
         self.actors.push(actor);
@@ -273,8 +298,11 @@ impl<M: Message> Scheduler<M> {
             pending.msg.details(&mut self.core.record.details);
         }
         let mut cx = Cx {
-            core: &mut self.core,
-            me: pending.to,
+            world: &mut self.world,
+            out: Out {
+                core: &mut self.core,
+                me: pending.to,
+            },
         };
         actor.handle(
             Envelope {
@@ -286,6 +314,7 @@ impl<M: Message> Scheduler<M> {
         if let Some(divergence) = self.core.divergence.take() {
             return Err(divergence.into());
         }
+        self.world.after_step(step);
         self.core.decisions.end_step()?;
         if self.core.recording {
             self.core.record.digest = Some(self.world_digest());
@@ -295,18 +324,18 @@ impl<M: Message> Scheduler<M> {
 
     /// Runs up to `max_steps` steps, or until nothing is deliverable.
     pub fn run_until_quiet(&mut self, max_steps: u64) -> Result<Stop, SimError> {
-        self.run_with(max_steps, |_, _, _| Ok::<(), SimError>(()))
+        self.run_with(max_steps, |_, _, _, _| Ok::<(), SimError>(()))
     }
 
     /// Like [`Self::run_until_quiet`], writing each step and the end line to `trace`
     /// (the caller has written the header when creating it).
-    pub fn run_traced<W: Write>(
+    pub fn run_traced<T: Write>(
         &mut self,
         max_steps: u64,
-        trace: &mut TraceWriter<W>,
+        trace: &mut TraceWriter<T>,
     ) -> Result<Stop, SimError> {
         self.set_recording(true);
-        let stop = self.run_with(max_steps, |_, record, names| {
+        let stop = self.run_with(max_steps, |_, record, names, _| {
             trace.write_step(record, names).map_err(SimError::from)
         })?;
         trace.write_end(stop, self.steps())?;
@@ -314,26 +343,28 @@ impl<M: Message> Scheduler<M> {
     }
 
     /// Runs at most `max_steps` steps; after each, `on_step` gets the number of steps
-    /// taken before it, the step's record and the actors' names, and may end the run
-    /// with its own error (a time limit, an I/O error of the machine).
+    /// taken before it, the step's record, the actors' names and the world, and may end
+    /// the run with its own error (a time limit, an I/O error of the machine).
     pub fn run_with<E: From<SimError>>(
         &mut self,
         max_steps: u64,
-        mut on_step: impl FnMut(u64, &StepRecord, &[String]) -> Result<(), E>,
+        mut on_step: impl FnMut(u64, &StepRecord, &[String], &W) -> Result<(), E>,
     ) -> Result<Stop, E> {
         for n in 0..max_steps {
             match self.step()? {
                 None => return Ok(self.stop_now().unwrap_or(Stop::Quiet)),
-                Some(_) => on_step(n, &self.core.record, &self.names)?,
+                Some(_) => on_step(n, &self.core.record, &self.names, &self.world)?,
             }
         }
         Ok(self.stop_now().unwrap_or(Stop::StepLimit))
     }
 
-    /// Digest of the world: clock, every actor's state and every pending event.
+    /// Digest of the world: clock, the shared world, every actor's state and every pending
+    /// event.
     pub fn world_digest(&self) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
         h.update(&self.core.now_us.to_le_bytes());
+        self.world.digest(&mut h);
         for (name, actor) in self.names.iter().zip(&self.actors) {
             h.update(&(name.len() as u64).to_le_bytes());
             h.update(name.as_bytes());
@@ -355,13 +386,22 @@ impl<M: Message> Scheduler<M> {
     }
 }
 
-/// What a handler may do: the actor's only way to touch the world.
-pub struct Cx<'a, M> {
+/// What a handler may do: the actor's only way to touch the world. The world and the
+/// outbox are separate fields, so a handler may hold the world while it sends.
+pub struct Cx<'a, M, W = ()> {
+    /// The world, lent for this step.
+    pub world: &'a mut W,
+    /// Sends, timers, choices and trace details.
+    pub out: Out<'a, M>,
+}
+
+/// Everything a handler may do besides touching the world.
+pub struct Out<'a, M> {
     core: &'a mut Core<M>,
     me: ActorId,
 }
 
-impl<M> Cx<'_, M> {
+impl<M> Out<'_, M> {
     /// The actor being handled.
     pub fn me(&self) -> ActorId {
         self.me

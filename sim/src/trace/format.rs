@@ -12,8 +12,10 @@ use crate::sched::{Detail, StepRecord, Stop};
 /// The `format` field of every trace header.
 pub const FORMAT_NAME: &str = "hvsim-trace";
 /// The trace format version this code writes and reads. Version 2 added the chain
-/// digest of every line; version 1 traces are refused (they cannot show an edit).
-pub const FORMAT_VERSION: u64 = 2;
+/// digest of every line; version 3 digests the world the scheduler owns ahead of the
+/// actors (a step's digest differs from version 2's for the same run). Older traces are
+/// refused with a clear error rather than replayed into a digest divergence.
+pub const FORMAT_VERSION: u64 = 3;
 
 /// Longest header line read, in bytes (it embeds the scenario).
 pub const MAX_HEADER_BYTES: usize = 4 << 20;
@@ -274,7 +276,7 @@ pub enum TraceError {
     #[error("line {line}: not an hvsim trace (format {found:?})")]
     NotATrace { line: u64, found: String },
     #[error(
-        "line {line}: trace format version {found}, this build reads version {FORMAT_VERSION} only: record the run again with this build (older traces carry no chain digests, so an edit cannot be told from a real run)"
+        "line {line}: trace format version {found}, this build reads version {FORMAT_VERSION} only: the trace was made by an older hvsim, whose world digests this build cannot reproduce; record the run again with this build"
     )]
     UnsupportedVersion { line: u64, found: u64 },
     #[error("line {line}: step {found} where step {expected} was due")]

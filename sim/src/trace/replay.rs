@@ -1,6 +1,6 @@
 //! Re-running a trace from its recorded choices.
 
-use crate::sched::{Decisions, Divergence, Message, Scheduler, SimError, Stop};
+use crate::sched::{Decisions, Divergence, Message, Scheduler, SimError, Stop, World};
 
 use super::format::{encode_step, parse_step_line, Trace, TraceError, TraceStep};
 
@@ -82,41 +82,40 @@ impl ReplayError {
     }
 }
 
-/// Re-runs `trace`: `build_world` adds the actors and initial events to a scheduler that
-/// takes every choice from the trace, and each step is checked against its line: time,
-/// actor, event, details and world digest; every choice must also be the one the
-/// header's seed draws. The end line must say what the re-run does
+/// Re-runs `trace`: `build_world` makes a scheduler that takes every choice from the
+/// given decisions (the trace's), with its world, actors and initial events, and each step
+/// is checked against its line: time, actor, event, details and world digest; every choice
+/// must also be the one the header's seed draws. The end line must say what the re-run does
 /// there: stopped for the same reason, or, for `step_limit`, `max_steps` steps taken and
 /// the run not done. A trace edited after it was written ([`Trace::first_edited_line`])
-/// is refused; a changed seed is named as such.
-pub fn replay<M: Message>(
+/// is refused; a changed seed is named as such. A world that cannot be built ends the
+/// replay with the builder's error.
+pub fn replay<M: Message, W: World, E: From<ReplayError>>(
     trace: &Trace,
     max_steps: u64,
-    mut build_world: impl FnMut(&mut Scheduler<M>),
-) -> Result<ReplayReport, ReplayError> {
-    let mut sched = Scheduler::new(replay_decisions(trace));
+    mut build_world: impl FnMut(Decisions) -> Result<Scheduler<M, W>, E>,
+) -> Result<ReplayReport, E> {
+    let mut sched = build_world(replay_decisions(trace))?;
     sched.set_recording(true);
-    build_world(&mut sched);
     let result = rerun(trace, max_steps, &mut sched);
     let header_intact = trace.first_edited_line.is_none_or(|line| line == 1);
     match (trace.first_edited_line, result) {
         (_, Err(ReplayError::Choices(d))) if header_intact && is_first_off_seed(&d) => {
-            Err(seed_changed(trace, &d))
+            Err(seed_changed(trace, &d).into())
         }
-        (None, result) => result,
+        (None, result) => Ok(result?),
         (Some(1), Err(e)) => {
             // The header was edited and the world, built from its seed, left the trace before
             // the first choice: see whether the choices alone are the seed's.
-            let mut probe = Scheduler::new(replay_decisions(trace));
-            build_world(&mut probe);
+            let mut probe = build_world(replay_decisions(trace))?;
             match probe.run_until_quiet(trace.end.steps) {
                 Err(SimError::Divergence(d)) if is_first_off_seed(&d) => {
-                    Err(seed_changed(trace, &d))
+                    Err(seed_changed(trace, &d).into())
                 }
-                _ => Err(edited(1, Some(e))),
+                _ => Err(edited(1, Some(e)).into()),
             }
         }
-        (Some(line), result) => Err(edited(line, result.err())),
+        (Some(line), result) => Err(edited(line, result.err()).into()),
     }
 }
 
@@ -146,10 +145,10 @@ fn seed_changed(trace: &Trace, d: &Divergence) -> ReplayError {
 }
 
 /// Steps `sched` through the trace and checks its end.
-fn rerun<M: Message>(
+fn rerun<M: Message, W: World>(
     trace: &Trace,
     max_steps: u64,
-    sched: &mut Scheduler<M>,
+    sched: &mut Scheduler<M, W>,
 ) -> Result<ReplayReport, ReplayError> {
     if trace.end.steps > max_steps {
         return Err(ReplayError::PastLimit {
@@ -240,7 +239,7 @@ fn first_difference(recorded: &TraceStep, replayed: &TraceStep) -> Option<&'stat
     }
 }
 
-impl<M: Message> Scheduler<M> {
+impl<M: Message, W: World> Scheduler<M, W> {
     /// Encodes the last step as a trace line (recording must be on).
     fn last_step_line(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
         encode_step(out, self.last_record(), self.actor_names())

@@ -11,7 +11,7 @@ use super::{
 use crate::msg::{Fail, Msg};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, TimerId};
-use crate::world::LabRef;
+use crate::world::Lab;
 
 /// One step of a requester call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +92,6 @@ struct Running {
 
 pub struct VssService {
     name: String,
-    lab: LabRef,
     writers: Vec<WriterReg>,
     /// Provider of each volume; `default_provider` for the others.
     providers: BTreeMap<String, ActorId>,
@@ -121,10 +120,9 @@ pub struct VssService {
 }
 
 impl VssService {
-    pub fn new(name: String, lab: LabRef, hold_vms: Option<usize>) -> Self {
+    pub fn new(name: String, hold_vms: Option<usize>) -> Self {
         VssService {
             name,
-            lab,
             writers: Vec::new(),
             providers: BTreeMap::new(),
             default_provider: None,
@@ -195,7 +193,7 @@ impl VssService {
         set: u64,
         volumes: Vec<String>,
         with_writers: bool,
-        cx: &mut Cx<'_, Msg>,
+        cx: &mut Cx<'_, Msg, Lab>,
     ) {
         let steps = match call {
             VssCall::GatherWriterMetadata => GATHER,
@@ -211,7 +209,7 @@ impl VssService {
                     FailureClass::Host,
                     format!("snapshot set {other} is still being created"),
                 );
-                cx.send(
+                cx.out.send(
                     requester,
                     Msg::VssDone {
                         call,
@@ -240,7 +238,7 @@ impl VssService {
     }
 
     /// Runs steps until one waits for replies, or the call is done.
-    fn advance(&mut self, cx: &mut Cx<'_, Msg>) {
+    fn advance(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
         loop {
             let Some(run) = self.running.as_mut() else {
                 return;
@@ -249,7 +247,7 @@ impl VssService {
                 return;
             }
             if let Some(t) = self.event_window.take() {
-                cx.cancel_timer(t);
+                cx.out.cancel_timer(t);
             }
             let run = self.running.as_mut().expect("running");
             let Some(&step) = run.steps.get(run.next) else {
@@ -272,7 +270,7 @@ impl VssService {
                     let run = self.running.as_mut().expect("running");
                     for id in targets {
                         run.waiting.insert(id);
-                        cx.send_after(id, 1_000, Msg::Writer { event, set });
+                        cx.out.send_after(id, 1_000, Msg::Writer { event, set });
                     }
                     if !run.waiting.is_empty()
                         && !matches!(event, WriterEvent::OnFreeze | WriterEvent::OnThaw)
@@ -280,9 +278,9 @@ impl VssService {
                         self.epoch += 1;
                         let epoch = self.epoch;
                         if let Some(t) = self.event_window.take() {
-                            cx.cancel_timer(t);
+                            cx.out.cancel_timer(t);
                         }
-                        self.event_window = Some(cx.set_timer(
+                        self.event_window = Some(cx.out.set_timer(
                             EVENT_TIMEOUT_US,
                             Msg::Window {
                                 what: "WriterNotResponding",
@@ -304,7 +302,7 @@ impl VssService {
                     for (id, vols) in self.set_providers(&volumes) {
                         let run = self.running.as_mut().expect("running");
                         run.waiting.insert(id);
-                        cx.send_after(
+                        cx.out.send_after(
                             id,
                             1_000,
                             Msg::Provider {
@@ -324,9 +322,9 @@ impl VssService {
                     if step == HoldWrites && run.volumes.iter().all(|v| self.remote.contains(v)) {
                         continue;
                     }
-                    let me = cx.me();
+                    let me = cx.out.me();
                     run.waiting.insert(me);
-                    cx.send(
+                    cx.out.send(
                         me,
                         Msg::Hold {
                             on: step == HoldWrites,
@@ -335,11 +333,11 @@ impl VssService {
                 }
                 OpenFreezeWindow => {
                     if run.with_writers && self.freezing {
-                        self.freeze_since = Some(cx.now_us());
+                        self.freeze_since = Some(cx.out.now_us());
                         self.epoch += 1;
                         let epoch = self.epoch;
                         let us = self.freeze_us;
-                        self.freeze_window = Some(cx.set_timer(
+                        self.freeze_window = Some(cx.out.set_timer(
                             us,
                             Msg::Window {
                                 what: "FreezeWindowExpired",
@@ -351,18 +349,18 @@ impl VssService {
                 CloseFreezeWindow => {
                     if let Some(t) = self.freeze_since.take() {
                         let limit = self.freeze_us;
-                        self.span("freeze→thaw", cx.now_us() - t, limit);
+                        self.span(cx.world, "freeze→thaw", cx.out.now_us() - t, limit);
                     }
                     if let Some(t) = self.freeze_window.take() {
-                        cx.cancel_timer(t);
+                        cx.out.cancel_timer(t);
                     }
                 }
             }
         }
     }
 
-    fn on_hold(&mut self, on: bool, cx: &mut Cx<'_, Msg>) {
-        let me = cx.me();
+    fn on_hold(&mut self, on: bool, cx: &mut Cx<'_, Msg, Lab>) {
+        let me = cx.out.me();
         let Some(run) = self.running.as_mut() else {
             return;
         };
@@ -370,11 +368,11 @@ impl VssService {
             return;
         }
         if on {
-            self.hold_since = Some(cx.now_us());
+            self.hold_since = Some(cx.out.now_us());
             self.hold(true, cx);
             self.epoch += 1;
             let epoch = self.epoch;
-            self.hold_window = Some(cx.set_timer(
+            self.hold_window = Some(cx.out.set_timer(
                 FLUSH_AND_HOLD_US,
                 Msg::Window {
                     what: "FlushAndHoldExpired",
@@ -383,38 +381,37 @@ impl VssService {
             ));
         } else {
             if let Some(t) = self.hold_since.take() {
-                self.span("flush-and-hold", cx.now_us() - t, FLUSH_AND_HOLD_US);
+                self.span(
+                    cx.world,
+                    "flush-and-hold",
+                    cx.out.now_us() - t,
+                    FLUSH_AND_HOLD_US,
+                );
             }
             self.hold(false, cx);
             if let Some(t) = self.hold_window.take() {
-                cx.cancel_timer(t);
+                cx.out.cancel_timer(t);
             }
         }
         self.advance(cx);
     }
 
-    fn span(&self, what: &'static str, held_us: u64, limit_us: u64) {
-        self.lab
-            .borrow_mut()
-            .windows
-            .push(crate::world::WindowSpan {
-                service: self.name.clone(),
-                what,
-                held_us,
-                limit_us,
-            });
+    fn span(&self, lab: &mut Lab, what: &'static str, held_us: u64, limit_us: u64) {
+        lab.windows.push(crate::world::WindowSpan {
+            service: self.name.clone(),
+            what,
+            held_us,
+            limit_us,
+        });
     }
 
-    fn note_state(&self, id: ActorId, state: WriterState) {
-        self.lab
-            .borrow_mut()
-            .writer_states
-            .insert(id.index(), state);
+    fn note_state(&self, lab: &mut Lab, id: ActorId, state: WriterState) {
+        lab.writer_states.insert(id.index(), state);
     }
 
     /// Flush-and-hold: the VMs' writes wait (or go on again).
-    fn hold(&mut self, on: bool, cx: &mut Cx<'_, Msg>) {
-        let mut lab = self.lab.borrow_mut();
+    fn hold(&mut self, on: bool, cx: &mut Cx<'_, Msg, Lab>) {
+        let lab = &mut *cx.world;
         let Some(run) = self.running.as_ref() else {
             return;
         };
@@ -432,15 +429,16 @@ impl VssService {
         for i in vms {
             lab.vms[i].held = on;
         }
-        cx.detail("volumes", Detail::Text(run.volumes.join(", ")));
+        cx.out
+            .detail("volumes", Detail::Text(run.volumes.join(", ")));
     }
 
-    fn finish(&mut self, cx: &mut Cx<'_, Msg>) {
+    fn finish(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
         let Some(run) = self.running.take() else {
             return;
         };
         if let Some(t) = self.event_window.take() {
-            cx.cancel_timer(t);
+            cx.out.cancel_timer(t);
         }
         if run.call == VssCall::DoSnapshotSet || run.aborting {
             self.set_in_progress = None;
@@ -456,7 +454,7 @@ impl VssService {
             Some(f) => Err(f),
             None => Ok(()),
         };
-        cx.send_after(
+        cx.out.send_after(
             run.requester,
             1_000,
             Msg::VssDone {
@@ -468,7 +466,7 @@ impl VssService {
     }
 
     /// A failure inside DoSnapshotSet after PrepareForSnapshot: abort the set.
-    fn abort_set(&mut self, fail: Fail, cx: &mut Cx<'_, Msg>) {
+    fn abort_set(&mut self, fail: Fail, cx: &mut Cx<'_, Msg, Lab>) {
         let Some(run) = self.running.as_mut() else {
             return;
         };
@@ -490,7 +488,7 @@ impl VssService {
         event: WriterEvent,
         state: WriterState,
         result: Result<(), Fail>,
-        cx: &mut Cx<'_, Msg>,
+        cx: &mut Cx<'_, Msg, Lab>,
     ) {
         let Some(run) = self.running.as_mut() else {
             return;
@@ -498,7 +496,7 @@ impl VssService {
         if !run.waiting.remove(&from) {
             return; // a late reply after a timeout
         }
-        self.note_state(from, state);
+        self.note_state(cx.world, from, state);
         if let Some(w) = self.writers.iter_mut().find(|w| w.id == from) {
             w.state = state;
             if event == WriterEvent::OnIdentify && result.is_err() {
@@ -537,7 +535,12 @@ impl VssService {
         self.advance(cx);
     }
 
-    fn on_provider_done(&mut self, from: ActorId, result: Result<(), Fail>, cx: &mut Cx<'_, Msg>) {
+    fn on_provider_done(
+        &mut self,
+        from: ActorId,
+        result: Result<(), Fail>,
+        cx: &mut Cx<'_, Msg, Lab>,
+    ) {
         let Some(run) = self.running.as_mut() else {
             return;
         };
@@ -555,7 +558,7 @@ impl VssService {
         self.advance(cx);
     }
 
-    fn on_window(&mut self, what: &'static str, epoch: u64, cx: &mut Cx<'_, Msg>) {
+    fn on_window(&mut self, what: &'static str, epoch: u64, cx: &mut Cx<'_, Msg, Lab>) {
         if epoch != self.epoch || self.running.is_none() {
             return;
         }
@@ -563,7 +566,7 @@ impl VssService {
             "FreezeWindowExpired" => {
                 // The window ends now: VSS aborts, the writers' OnAbort undoes the freeze.
                 if let Some(t) = self.freeze_since.take() {
-                    self.span("freeze→thaw", cx.now_us() - t, self.freeze_us);
+                    self.span(cx.world, "freeze→thaw", cx.out.now_us() - t, self.freeze_us);
                 }
                 self.freeze_window = None;
                 for w in &mut self.writers {
@@ -584,7 +587,12 @@ impl VssService {
             "FlushAndHoldExpired" => {
                 // The hold is cancelled at once: held writes go on.
                 if let Some(t) = self.hold_since.take() {
-                    self.span("flush-and-hold", cx.now_us() - t, FLUSH_AND_HOLD_US);
+                    self.span(
+                        cx.world,
+                        "flush-and-hold",
+                        cx.out.now_us() - t,
+                        FLUSH_AND_HOLD_US,
+                    );
                 }
                 self.hold_window = None;
                 self.hold(false, cx);
@@ -607,7 +615,7 @@ impl VssService {
                     }
                 }
                 for id in late {
-                    self.note_state(id, WriterState::Unknown);
+                    self.note_state(cx.world, id, WriterState::Unknown);
                 }
                 Fail::new(
                     Hresult::VssEWriterNotResponding,
@@ -632,13 +640,13 @@ impl VssService {
     }
 }
 
-impl Actor<Msg> for VssService {
+impl Actor<Msg, Lab> for VssService {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg>) {
-        let from = env.sender().unwrap_or(cx.me());
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+        let from = env.sender().unwrap_or(cx.out.me());
         match env.msg {
             Msg::Vss {
                 call,
@@ -652,7 +660,7 @@ impl Actor<Msg> for VssService {
                         FailureClass::Host,
                         format!("{} is busy", self.name),
                     );
-                    cx.send(
+                    cx.out.send(
                         from,
                         Msg::VssDone {
                             call,

@@ -1,7 +1,6 @@
 //! Builds the storage world of a scenario: volumes, each VM's base disks with their guest
 //! volumes and initial content, deterministically from the scenario and its seed.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -12,7 +11,7 @@ use hvsim_engine::vhdx::MIB;
 use hvsim_engine::volume::Volume;
 use hvsim_engine::{CreateOptions, GuidGen};
 
-use super::{DiskLab, GuestVol, Lab, LabRef, Oracle, Power, VmLab, PAGE};
+use super::{DiskLab, GuestVol, Lab, Observed, Oracle, Power, VmLab, PAGE};
 use crate::scenario::{
     BackupKind, Bytes, FileSystem, Problem, Scenario, VmState, MIN_GUEST_VOLUME,
 };
@@ -52,7 +51,7 @@ pub fn build_lab(
     s: Rc<Scenario>,
     seed: u64,
     on_disk: Option<&std::path::Path>,
-) -> Result<LabRef, BuildError> {
+) -> Result<Lab, BuildError> {
     let mut volumes = BTreeMap::new();
     for v in &s.volumes {
         let volume = match on_disk {
@@ -117,7 +116,7 @@ fn build_on(
     s: Rc<Scenario>,
     seed: u64,
     volumes: BTreeMap<String, Volume>,
-) -> Result<LabRef, BuildError> {
+) -> Result<Lab, BuildError> {
     let mut guids = GuidGen::seeded(seed);
     let mut vms = Vec::new();
     for vm in &s.vms {
@@ -143,6 +142,7 @@ fn build_on(
             downtime_us: 0,
             frozen: false,
             held: false,
+            writers: vm.guest.writers.len(),
             disks: Vec::new(),
             oracle: Oracle::new(vm.disks.len()),
             next_serial: 1,
@@ -239,6 +239,7 @@ fn build_on(
         job_done: false,
         windows: Vec::new(),
         writer_states: BTreeMap::new(),
+        observed: Observed::default(),
     };
     for name in &lab.scenario.job.vms.clone() {
         if let Some(i) = lab.vm_index(name) {
@@ -260,7 +261,7 @@ fn build_on(
             }
         }
     }
-    Ok(Rc::new(RefCell::new(lab)))
+    Ok(lab)
 }
 
 /// Opens every disk and writes what a freshly installed guest holds: a boot sector per

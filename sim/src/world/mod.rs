@@ -1,10 +1,10 @@
 //! The world of one run: volumes holding real VHDX/AVHDX files, the VMs with their disk
-//! chains and guest volumes, and the oracle of what each disk must hold. Actors that touch
-//! storage share it through a [`LabRef`]; the scheduler stays the only owner of time and
-//! choices.
+//! chains and guest volumes, and the oracle of what each disk must hold. The scheduler
+//! owns it and lends it to one actor at a time, through the actor's `cx`.
 
 mod build;
 mod image;
+mod observed;
 mod oracle;
 mod points;
 pub mod restore;
@@ -12,10 +12,10 @@ pub mod restore;
 pub(crate) use build::disk_volume;
 pub use build::{build_lab, space_problems, volume_folder, BuildError};
 pub use image::{SparseImage, PAGE};
+pub use observed::{level_now, Fixed, Fixing, Observed};
 pub use oracle::{Oracle, Point};
 pub use points::{CheckRecord, Excluded, PointFigures, Replica, RestoreRecord, Restored, Transfer};
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
@@ -31,8 +31,6 @@ use crate::msg::{Fail, Reached};
 use crate::plan::Plan;
 use crate::scenario::{FileSystem, GuestOs, HyperVVersion, Scenario};
 use crate::vss::WriterState;
-
-pub type LabRef = Rc<RefCell<Lab>>;
 
 /// Whether a VM runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +182,8 @@ pub struct VmLab {
     pub frozen: bool,
     /// Every guest write is held (flush-and-hold in the guest, or the VM is saved).
     pub held: bool,
+    /// Application writers in the guest (VSS writers besides the system's).
+    pub writers: usize,
     pub disks: Vec<DiskLab>,
     pub oracle: Oracle,
     /// Serial of the next write, for deterministic data.
@@ -216,11 +216,9 @@ impl VmLab {
         Ok(())
     }
 
-    /// Captures the disks' images as `point` (the oracle) and, with change tracking, closes
-    /// the RCT epoch with a reference point at the same instant: the next incremental
-    /// reads what changed after it.
+    /// With change tracking, closes the RCT epoch with a reference point at this instant,
+    /// kept as `point`'s: the next incremental reads what changed after it.
     pub fn capture(&mut self, point: Point) {
-        self.oracle.capture(point);
         if self.disks.iter().all(|d| d.rct.is_none()) {
             return;
         }
@@ -297,6 +295,9 @@ pub struct Lab {
     pub windows: Vec<WindowSpan>,
     /// Last known state of every VSS writer, by actor index.
     pub writer_states: BTreeMap<usize, WriterState>,
+    /// What storage showed step by step: written only by the scheduler's after-step
+    /// call, never by an actor (the field is private to this module).
+    observed: Observed,
 }
 
 /// How long a VSS window stayed open.
@@ -312,6 +313,11 @@ impl Lab {
     /// The first I/O error of this machine under a volume's folder on disk, if any.
     pub fn host_io_error(&self) -> Option<String> {
         self.volumes.values().find_map(Volume::host_io_error)
+    }
+
+    /// What the run's observer saw of storage (the oracle's instants, for I2).
+    pub fn observed(&self) -> &Observed {
+        &self.observed
     }
 
     pub fn vm_index(&self, name: &str) -> Option<usize> {
@@ -344,10 +350,18 @@ impl Lab {
             },
         });
     }
+}
+
+impl crate::sched::World for Lab {
+    fn after_step(&mut self, step: u64) {
+        let point = self.points.last().map_or(0, |p| p.number);
+        self.observed
+            .after_step(step, point, &self.volumes, &self.vms);
+    }
 
     /// A cheap digest of the storage state: files and lengths on every volume, snapshots,
     /// and each VM's power, flags and oracle position.
-    pub fn digest(&self, h: &mut blake3::Hasher) {
+    fn digest(&self, h: &mut blake3::Hasher) {
         for (name, v) in &self.volumes {
             h.update(name.as_bytes());
             for f in v.list() {

@@ -138,6 +138,16 @@ fn writer_id(index: u16) -> ActorId {
     ActorId::new(u32::from(index) + 2)
 }
 
+/// A toy world on a scheduler taking its choices from `decisions` (for replays).
+pub fn built(
+    decisions: hvsim_sim::sched::Decisions,
+    config: ToyConfig,
+) -> Result<Scheduler<ToyMsg>, hvsim_sim::trace::ReplayError> {
+    let mut sched = Scheduler::new(decisions);
+    build(&mut sched, config);
+    Ok(sched)
+}
+
 /// Adds the toy world's actors and its first events to `sched`.
 pub fn build(sched: &mut Scheduler<ToyMsg>, config: ToyConfig) {
     let writers = config.writers.clamp(1, u16::MAX - 2);
@@ -192,7 +202,7 @@ impl Actor<ToyMsg> for Requester {
         match env.msg {
             ToyMsg::Begin if self.rounds > 0 => {
                 self.round = 1;
-                cx.send(COORDINATOR, ToyMsg::StartBackup { round: 1 });
+                cx.out.send(COORDINATOR, ToyMsg::StartBackup { round: 1 });
             }
             ToyMsg::BackupDone { round, ok } if round == self.round => {
                 if ok {
@@ -202,11 +212,13 @@ impl Actor<ToyMsg> for Requester {
                 }
                 if self.round < self.rounds {
                     self.round += 1;
-                    let delay = cx.random_range(0, self.max_delay_us);
+                    let delay = cx.out.random_range(0, self.max_delay_us);
                     let round = self.round;
-                    cx.send_after(COORDINATOR, delay, ToyMsg::StartBackup { round });
+                    cx.out
+                        .send_after(COORDINATOR, delay, ToyMsg::StartBackup { round });
                 } else {
-                    cx.record("JobFinished", [("succeeded", self.succeeded.into())]);
+                    cx.out
+                        .record("JobFinished", [("succeeded", self.succeeded.into())]);
                 }
             }
             _ => {}
@@ -234,7 +246,7 @@ impl Coordinator {
     fn finish(&mut self, cx: &mut Cx<'_, ToyMsg>, ok: bool) {
         let round = self.round;
         if let Some(timer) = self.timer.take() {
-            cx.cancel_timer(timer);
+            cx.out.cancel_timer(timer);
         }
         for index in 0..self.writers {
             let msg = if ok {
@@ -242,10 +254,10 @@ impl Coordinator {
             } else {
                 ToyMsg::Abort { round }
             };
-            cx.send(writer_id(index), msg);
+            cx.out.send(writer_id(index), msg);
         }
         self.active = false;
-        cx.send(REQUESTER, ToyMsg::BackupDone { round, ok });
+        cx.out.send(REQUESTER, ToyMsg::BackupDone { round, ok });
     }
 }
 
@@ -261,10 +273,11 @@ impl Actor<ToyMsg> for Coordinator {
                 self.active = true;
                 self.frozen = 0;
                 for index in 0..self.writers {
-                    let delay = cx.random_range(0, self.max_delay_us);
-                    cx.send_after(writer_id(index), delay, ToyMsg::Freeze { round });
+                    let delay = cx.out.random_range(0, self.max_delay_us);
+                    cx.out
+                        .send_after(writer_id(index), delay, ToyMsg::Freeze { round });
                 }
-                self.timer = Some(cx.set_timer(self.timeout_us, ToyMsg::Timeout { round }));
+                self.timer = Some(cx.out.set_timer(self.timeout_us, ToyMsg::Timeout { round }));
             }
             ToyMsg::Frozen { round, .. } if self.active && round == self.round => {
                 self.frozen += 1;
@@ -277,7 +290,8 @@ impl Actor<ToyMsg> for Coordinator {
             }
             ToyMsg::Timeout { round } if self.active && round == self.round => {
                 self.timer = None;
-                cx.record("TimedOut", [("frozen", Detail::U64(self.frozen.into()))]);
+                cx.out
+                    .record("TimedOut", [("frozen", Detail::U64(self.frozen.into()))]);
                 self.finish(cx, false);
             }
             _ => {}
@@ -311,15 +325,15 @@ impl Actor<ToyMsg> for Writer {
     fn handle(&mut self, env: Envelope<ToyMsg>, cx: &mut Cx<'_, ToyMsg>) {
         match env.msg {
             ToyMsg::Freeze { round } => {
-                let delay = cx.random_range(0, self.max_delay_us);
+                let delay = cx.out.random_range(0, self.max_delay_us);
                 let writer = self.index;
-                let reply = if cx.chance(self.fail_percent) {
+                let reply = if cx.out.chance(self.fail_percent) {
                     ToyMsg::Failed { round, writer }
                 } else {
                     self.frozen = true;
                     ToyMsg::Frozen { round, writer }
                 };
-                cx.send_after(COORDINATOR, delay, reply);
+                cx.out.send_after(COORDINATOR, delay, reply);
             }
             ToyMsg::Thaw { .. } | ToyMsg::Abort { .. } => self.frozen = false,
             ToyMsg::WorkloadWrite if self.writes_left > 0 => {
@@ -331,10 +345,10 @@ impl Actor<ToyMsg> for Writer {
                 } else {
                     self.writes_done += 1;
                 }
-                cx.detail("writes_done", self.writes_done);
+                cx.out.detail("writes_done", self.writes_done);
                 if self.writes_left > 0 {
-                    let delay = cx.random_range(1, self.max_delay_us.max(1));
-                    cx.set_timer(delay, ToyMsg::WorkloadWrite);
+                    let delay = cx.out.random_range(1, self.max_delay_us.max(1));
+                    cx.out.set_timer(delay, ToyMsg::WorkloadWrite);
                 }
             }
             _ => {}
