@@ -137,7 +137,7 @@ fn out_of_space_at_f2_11_is_refused_before_the_run() {
 const PER_KIND: usize = 2;
 
 /// A run whose job does not end in this wall-clock time is a livelock for this test.
-const RUN_TIMEOUT: Duration = Duration::from_secs(10);
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn kind(f: &Fault) -> std::mem::Discriminant<Fault> {
     std::mem::discriminant(f)
@@ -219,4 +219,33 @@ fn every_point_of_every_library_scenario_runs_to_a_verdict() {
     assert!(ran > files.len(), "{ran} runs");
     assert!(failed > 0, "no point failed a job");
     assert!(problems.is_empty(), "{} problems", problems.len());
+}
+
+/// Found by the fault points: the flush-and-hold window used to start a new epoch, which
+/// silenced the freeze window still open, so a writer hanging in OnThaw hung the job.
+/// The freeze→thaw window covers OnThaw (reference §1.3): its expiry aborts the set.
+#[test]
+fn a_writer_hanging_in_on_thaw_is_timed_out_by_its_freeze_window() {
+    let s = with_fault(
+        load("f2-online-backup-checkpoint"),
+        Fault::WriterFailure {
+            vm: "app01".into(),
+            writer: "SqlServerWriter".into(),
+            at: hvsim_sim::scenario::WriterEvent::OnThaw,
+            with: hvsim_sim::scenario::WriterFailure::Timeout,
+        },
+    );
+    let out = run_story(&s).unwrap();
+    assert_eq!(out.report.outcome, Outcome::Failure, "{}", out.report);
+    assert_eq!(
+        out.report.code,
+        Some(Hresult::VssEWritererrorTimeout),
+        "{}",
+        out.report
+    );
+    assert!(
+        told(&out, "FreezeWindowExpired"),
+        "{}",
+        out.story.join("\n")
+    );
 }

@@ -370,7 +370,8 @@ impl VssService {
         if on {
             self.hold_since = Some(cx.out.now_us());
             self.hold(true, cx);
-            self.epoch += 1;
+            // The freeze window stays armed through the hold: a new epoch here would
+            // silence it, and a writer hanging in OnThaw would never be timed out.
             let epoch = self.epoch;
             self.hold_window = Some(cx.out.set_timer(
                 FLUSH_AND_HOLD_US,
