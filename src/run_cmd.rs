@@ -33,7 +33,7 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 fn load(path: &Path) -> Result<Scenario> {
-    Scenario::load(path).map_err(|e| anyhow!("{e}"))
+    hvsim_sim::run::load(path).map_err(|e| anyhow!("{e}"))
 }
 
 /// `--timeout`: a duration such as `300s`, `5 min`, `1500 ms`, or whole seconds.

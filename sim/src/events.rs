@@ -2,14 +2,13 @@
 //! different releases (10103 is a failed VHD revert on 2008/2008 R2 and "no SCSI
 //! controller" on 2012 R2), so an event is always read with its host's version.
 
-use crate::plan::at_least;
 use crate::scenario::HyperVVersion;
 
 /// What an event means on a host of this version (`None`: the ID is not raised there).
 pub fn meaning(id: u32, host: HyperVVersion) -> Option<&'static str> {
-    let v2012r2 = at_least(host, HyperVVersion::V2012R2);
+    let v2012r2 = host.at_least(HyperVVersion::V2012R2);
     match id {
-        10103 if !at_least(host, HyperVVersion::V2012) => {
+        10103 if !host.at_least(HyperVVersion::V2012) => {
             Some("MSVM_VMMS_VM_VSS_REVERT_VHD_FAILED: reverting a virtual hard disk to its VSS snapshot failed")
         }
         10103 if v2012r2 => {

@@ -5,7 +5,8 @@
 //! - `faults`: the fault plan, every injected misbehaviour resolved once;
 //! - `world`: volumes with real VHDX files, VMs and the oracle; `plan`: which flow and
 //!   method each VM takes (R1–R5, R7, F3's preconditions);
-//! - `vss`: the one VSS sequence; `actors`: every party of the protocol; `msg`: what
+//! - `protocol`: pure protocol state machines (`protocol::vss`: the one VSS sequence);
+//!   `vss`: the VSS service actor; `actors`: every party of the protocol; `msg`: what
 //!   they say to each other;
 //! - `fsrvp`: MS-FSRVP (agent, file server VSS, client); `linux`: hv_snapshot and
 //!   hv_vss_daemon;
@@ -20,6 +21,7 @@ pub mod fsrvp;
 pub mod linux;
 pub mod msg;
 pub mod plan;
+pub mod protocol;
 pub mod run;
 pub mod scenario;
 pub mod sched;

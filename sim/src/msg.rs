@@ -2,35 +2,10 @@
 //! protocol (VSS, the Hyper-V integration channel, VMMS, hv_vss, MS-FSRVP); its event
 //! name is the one a vendor reads in a trace.
 
-use crate::scenario::{FailureClass, Hresult};
+use crate::protocol::vss::{ProviderCall, VssCall, VssTimer, WriterEvent, WriterState};
 use crate::sched::{Detail, Details, Message};
-use crate::vss::{ProviderCall, VssCall, WriterEvent, WriterState};
 
-/// A failure as it travels back to the requester: the real code, an event ID when
-/// Hyper-V raises one, the side it happened on (F5.T) and a human text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fail {
-    pub code: Hresult,
-    pub event: Option<u32>,
-    pub class: FailureClass,
-    pub detail: String,
-}
-
-impl Fail {
-    pub fn new(code: Hresult, class: FailureClass, detail: impl Into<String>) -> Self {
-        Fail {
-            code,
-            event: None,
-            class,
-            detail: detail.into(),
-        }
-    }
-
-    pub fn with_event(mut self, id: u32) -> Self {
-        self.event = Some(id);
-        self
-    }
-}
+pub use crate::protocol::Fail;
 
 /// What the guest is asked to be consistent for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,8 +131,7 @@ pub enum Msg {
     },
     /// A window VSS watches expired (freeze→thaw, flush-and-hold, a writer event).
     Window {
-        what: &'static str,
-        epoch: u64,
+        timer: VssTimer,
     },
     /// To a guest's integration components: make the guest consistent.
     IcBackup {
@@ -217,7 +191,7 @@ impl Message for Msg {
             Msg::WriterDone { .. } => "WriterStatus",
             Msg::Provider { call, .. } => call.name(),
             Msg::ProviderDone { .. } => "ProviderReturned",
-            Msg::Window { what, .. } => what,
+            Msg::Window { timer } => timer.name(),
             Msg::Hold { on: true } => "FlushAndHoldWrites",
             Msg::Hold { on: false } => "ReleaseWrites",
             Msg::IcBackup { .. } => "GuestBackupRequest",

@@ -52,22 +52,6 @@ pub struct Plan {
     pub production_only: bool,
 }
 
-fn version_rank(v: HyperVVersion) -> u8 {
-    match v {
-        HyperVVersion::V2008R2 => 0,
-        HyperVVersion::V2012 => 1,
-        HyperVVersion::V2012R2 => 2,
-        HyperVVersion::V2016 => 3,
-        HyperVVersion::V2019 => 4,
-        HyperVVersion::V2022 => 5,
-        HyperVVersion::V2025 => 6,
-    }
-}
-
-pub fn at_least(v: HyperVVersion, min: HyperVVersion) -> bool {
-    version_rank(v) >= version_rank(min)
-}
-
 /// R1: why the VM cannot be backed up online through the guest's VSS, if it cannot.
 fn online_blocker(s: &Scenario, vm: &Vm, host: HyperVVersion) -> Option<String> {
     let ic = &vm.integration_services;
@@ -113,7 +97,7 @@ fn online_blocker(s: &Scenario, vm: &Vm, host: HyperVVersion) -> Option<String> 
 
 /// F3's preconditions, or why they fail.
 fn production_blocker(s: &Scenario, vm: &Vm, host: HyperVVersion) -> Option<String> {
-    if !at_least(host, HyperVVersion::V2016) {
+    if !host.at_least(HyperVVersion::V2016) {
         return Some("the host is older than 2016".into());
     }
     let cv = vm.config_version;
@@ -132,12 +116,12 @@ fn production_blocker(s: &Scenario, vm: &Vm, host: HyperVVersion) -> Option<Stri
         if c.nodes.contains(&vm.host) {
             for n in &c.nodes {
                 if let Some(h) = s.hosts.iter().find(|h| &h.name == n) {
-                    if !at_least(h.version, HyperVVersion::V2016) {
+                    if !h.version.at_least(HyperVVersion::V2016) {
                         return Some(format!("cluster node {n} is not upgraded"));
                     }
                 }
             }
-            if !at_least(c.functional_level, HyperVVersion::V2016) {
+            if !c.functional_level.at_least(HyperVVersion::V2016) {
                 return Some(format!(
                     "cluster {} functional level {} is not raised",
                     c.name, c.functional_level
@@ -173,7 +157,7 @@ pub fn plan(s: &Scenario, vm_index: usize) -> Plan {
         // R1: the VM must run. A VM that is off or saved has nothing to quiesce: its
         // files are copied from the volume snapshot as they are (crash-consistent), with
         // no downtime to add.
-        p.flow = if at_least(host, HyperVVersion::V2012R2) {
+        p.flow = if host.at_least(HyperVVersion::V2012R2) {
             Flow::F2
         } else {
             Flow::F1
@@ -187,7 +171,7 @@ pub fn plan(s: &Scenario, vm_index: usize) -> Plan {
         && vm.integration_services.installed
         && vm.integration_services.backup_enabled
         && daemon_state(vm) != DaemonState::Missing;
-    if !at_least(host, HyperVVersion::V2012R2) {
+    if !host.at_least(HyperVVersion::V2012R2) {
         p.flow = Flow::F1;
         match online {
             None => {}
@@ -201,7 +185,7 @@ pub fn plan(s: &Scenario, vm_index: usize) -> Plan {
         return p;
     }
     if let Some(why) = production_blocker(s, vm, host) {
-        if at_least(host, HyperVVersion::V2016) {
+        if host.at_least(HyperVVersion::V2016) {
             p.reason = format!("production checkpoints unavailable: {why}; legacy F2 path");
         }
     } else if !on_share {

@@ -23,7 +23,7 @@ fn load(name: &str) -> Scenario {
 
 fn with_fault(mut s: Scenario, fault: Fault) -> Rc<Scenario> {
     s.faults = vec![fault];
-    assert!(s.problems().is_empty(), "{:?}", s.problems());
+    assert!(s.validate().is_empty(), "{:?}", s.validate());
     Rc::new(s)
 }
 
@@ -182,8 +182,8 @@ fn every_point_of_every_library_scenario_runs_to_a_verdict() {
                 "{name}: {}",
                 serde_json::to_string(&point.fault).unwrap_or_default()
             );
-            if !s.problems().is_empty() {
-                problems.push(format!("{what}: invalid: {:?}", s.problems()));
+            if !s.validate().is_empty() {
+                problems.push(format!("{what}: invalid: {:?}", s.validate()));
                 continue;
             }
             ran += 1;

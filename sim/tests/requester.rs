@@ -138,7 +138,10 @@ fn an_original_place_restore_reads_back_exactly() {
     );
     let d = &l.vms[0].disks[0];
     assert_eq!(d.chain.files, vec![d.file.clone()]);
-    let mut disk = d.chain.open(false, false, &mut l.guids).unwrap();
+    let mut disk = d
+        .chain
+        .open(false, false, &mut hvsim_sim::engine::GuidGen::seeded(0))
+        .unwrap();
     let (img, _) = SparseImage::read_disk(&mut disk, 1 << 20).unwrap();
     assert_eq!(img.first_difference(&point1), None);
     assert_eq!(restore::read_back(&rec.items[0]).unwrap(), point1);

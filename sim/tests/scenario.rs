@@ -172,7 +172,7 @@ code = "VSS_E_WRITERERROR_TIMEOUT"
 fn broken(from: &str, to: &str) -> String {
     assert!(BASE.contains(from), "{from:?} not in BASE");
     let text = BASE.replacen(from, to, 1);
-    match Scenario::from_toml(&text, "scenarios/broken.toml") {
+    match hvsim_sim::run::from_toml(&text, "scenarios/broken.toml") {
         Ok(_) => "Ok".to_string(),
         Err(e) => e.to_string(),
     }

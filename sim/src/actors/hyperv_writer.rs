@@ -176,7 +176,7 @@ impl HyperVWriter {
                 .map_err(|e| fail(e.to_string()))?;
             let mut inside = d
                 .chain
-                .open_on(&snap, true, false, &mut lab.guids)
+                .open_on(&snap, true, false, cx.out.guids())
                 .map_err(|e| fail(e.to_string()))?;
             for v in &d.vols {
                 if v.internal.is_some() {
@@ -301,10 +301,10 @@ impl Actor<Msg, Lab> for HyperVWriter {
                     Err(f) => {
                         self.prepared.remove(&vm);
                         let lab = &mut *cx.world;
-                        if crate::plan::at_least(
-                            lab.vms[vm].host_version,
-                            crate::scenario::HyperVVersion::V2012R2,
-                        ) {
+                        if lab.vms[vm]
+                            .host_version
+                            .at_least(crate::scenario::HyperVVersion::V2012R2)
+                        {
                             let about =
                                 format!("virtual machine '{}': {}", lab.vms[vm].name, f.detail);
                             let host = self.host.clone();

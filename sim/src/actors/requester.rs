@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use hvsim_engine::chain::DiskChain;
-use hvsim_engine::Vhdx;
+use hvsim_engine::{GuidGen, Vhdx};
 
 use crate::faults::FaultPlan;
 use crate::msg::Reached;
@@ -380,6 +380,7 @@ impl Requester {
         i: usize,
         set: Option<u64>,
         files: &[Vec<String>],
+        guids: &mut GuidGen,
     ) -> Result<Vhdx, Fail> {
         let d = &lab.vms[vm].disks[i];
         let volume = lab.volumes[&d.volume].clone();
@@ -423,11 +424,11 @@ impl Requester {
                     .map_err(|e| lost(e.to_string()))?;
                 snap.status().map_err(|e| lost(e.to_string()))?;
                 chain
-                    .open_on(&snap, false, false, &mut lab.guids)
+                    .open_on(&snap, false, false, guids)
                     .map_err(|e| lost(e.to_string()))
             }
             None => chain
-                .open(false, false, &mut lab.guids)
+                .open(false, false, guids)
                 .map_err(|e| lost(e.to_string())),
         }
     }
@@ -535,7 +536,7 @@ impl Requester {
             for i in 0..lab.vms[vm].disks.len() {
                 let lost =
                     |e: String| Fail::new(Hresult::VssEInsufficientStorage, FailureClass::Host, e);
-                let mut disk = Self::open_source(lab, vm, i, set, &files)?;
+                let mut disk = Self::open_source(lab, vm, i, set, &files, cx.out.guids())?;
                 let prev = replica.images.get(i).cloned().unwrap_or_default();
                 let img = match transfer {
                     Transfer::Full => {
@@ -739,7 +740,7 @@ impl Requester {
         let mut first = None;
         let mut repaired = Vec::new();
         for i in 0..lab.vms[vm].disks.len() {
-            let mut disk = Self::open_source(lab, vm, i, set, files)?;
+            let mut disk = Self::open_source(lab, vm, i, set, files, out.guids())?;
             let (mut src, read) = SparseImage::read_disk(&mut disk, READ_UNIT).map_err(|e| {
                 Fail::new(
                     Hresult::VssEInsufficientStorage,

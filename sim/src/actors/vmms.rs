@@ -107,9 +107,9 @@ impl Vmms {
                 result = Err(Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e));
                 break;
             }
-            let name = checkpoint_file(&d.file, lab.guids.next_guid());
+            let name = checkpoint_file(&d.file, cx.out.guids().next_guid());
             let base_len = d.chain.files.len();
-            match d.chain.create_checkpoint(&name, &mut lab.guids) {
+            match d.chain.create_checkpoint(&name, cx.out.guids()) {
                 Ok(()) => made.push((i, name.clone())),
                 Err(e) => {
                     result = Err(disk_full(&e, &v.name));
@@ -125,7 +125,7 @@ impl Vmms {
                     fill(&lab.volumes, &d.volume);
                 }
                 let ar_name = auto_recovery_file(&d.file);
-                match d.chain.child_of(base_len - 1, &ar_name, &mut lab.guids) {
+                match d.chain.child_of(base_len - 1, &ar_name, cx.out.guids()) {
                     Ok(c) => {
                         cx.out.detail("auto_recovery", ar_name);
                         ar.push(Some(c));
@@ -154,7 +154,7 @@ impl Vmms {
         }
         for d in &mut v.disks {
             if v.power != Power::Off {
-                if let Err(e) = d.reopen(false, &mut lab.guids) {
+                if let Err(e) = d.reopen(false, cx.out.guids()) {
                     result = result.and(Err(Fail::new(
                         Hresult::VssEUnexpected,
                         FailureClass::Host,
@@ -186,10 +186,10 @@ impl Vmms {
             if d.chain.checkpoints() == 0 || d.merge.is_some() {
                 continue;
             }
-            d.reopen(true, &mut lab.guids)
+            d.reopen(true, cx.out.guids())
                 .map_err(|e| Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e))?;
             let live = d.live.as_mut().expect("reopened");
-            let m = Merge::start(live, &mut lab.guids).map_err(|e| {
+            let m = Merge::start(live, cx.out.guids()).map_err(|e| {
                 Fail::new(
                     Hresult::VssEUnexpected,
                     FailureClass::Host,
@@ -231,7 +231,7 @@ impl Vmms {
                     let gone = d.chain.active().to_string();
                     d.chain.merged().map_err(|e| fail(e.to_string()))?;
                     cx.out.detail("merged", gone);
-                    d.reopen(false, &mut lab.guids).map_err(fail)?;
+                    d.reopen(false, cx.out.guids()).map_err(fail)?;
                 }
             }
         }
@@ -280,10 +280,10 @@ impl Vmms {
                     .snapshot(shadow.id)
                     .map_err(|e| fail(e.to_string()))?;
                 let mut inside = ar
-                    .open_on(&snap, true, true, &mut lab.guids)
+                    .open_on(&snap, true, true, cx.out.guids())
                     .map_err(|e| fail(e.to_string()))?;
                 let mut m =
-                    Merge::start(&mut inside, &mut lab.guids).map_err(|e| fail(e.to_string()))?;
+                    Merge::start(&mut inside, cx.out.guids()).map_err(|e| fail(e.to_string()))?;
                 while m.step(&mut inside, 64).map_err(|e| fail(e.to_string()))?
                     != MergeProgress::Complete
                 {}

@@ -443,7 +443,7 @@ fn every_point_is_a_valid_fault_that_plans_to_the_same_target_and_time() {
     for point in FaultPlan::points(&base) {
         let mut s = base.clone();
         s.faults = vec![point.fault.clone()];
-        assert!(s.problems().is_empty(), "{point:?}: {:?}", s.problems());
+        assert!(s.validate().is_empty(), "{point:?}: {:?}", s.validate());
         let p = FaultPlan::new(&s, 0).unwrap_or_else(|e| panic!("{point:?}: {e}"));
         let f = only(&p);
         assert_eq!(

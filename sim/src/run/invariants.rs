@@ -2,6 +2,7 @@
 //! failure. A violation names the invariant, the disk and the first differing offset.
 
 use hvsim_engine::vhdx::MIB;
+use hvsim_engine::GuidGen;
 
 use super::report::Check;
 use crate::msg::Reached;
@@ -38,8 +39,9 @@ fn size(bytes: u64) -> String {
 pub fn i1(lab: &mut Lab) -> Check {
     let mut problems = Vec::new();
     let mut disks = 0;
-    let Lab { vms, guids, .. } = lab;
-    for vm in vms.iter_mut() {
+    // Read-only opens: the ids they draw are the checker's own.
+    let guids = &mut GuidGen::seeded(0);
+    for vm in lab.vms.iter_mut() {
         for (i, d) in vm.disks.iter_mut().enumerate() {
             disks += 1;
             let read = match d.live.as_mut() {

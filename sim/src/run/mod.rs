@@ -2,11 +2,13 @@
 //! terms, the invariants and the report.
 
 mod invariants;
+mod load;
 mod replay;
 mod report;
 mod world;
 
-pub use crate::world::volume_folder;
+pub use crate::scenario::volume_folder;
+pub use load::{from_canonical, from_toml, load};
 pub use replay::{replay_run, RunReplayError};
 pub use report::{Check, ConsistencyCheckReport, PointReport, RestoreReport, RunReport, VmReport};
 pub use world::{populate, populate_on, BuildError, START_US};

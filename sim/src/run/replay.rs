@@ -38,7 +38,7 @@ pub fn replay_run(trace: &Trace) -> Result<(ReplayReport, Rc<Scenario>), RunRepl
         .scenario
         .as_deref()
         .ok_or(RunReplayError::NoScenario)?;
-    let scenario = Rc::new(Scenario::from_canonical(text).map_err(RunReplayError::Scenario)?);
+    let scenario = Rc::new(super::from_canonical(text).map_err(RunReplayError::Scenario)?);
     if scenario.digest() != trace.header.scenario_digest {
         return Err(RunReplayError::ScenarioDigest);
     }

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use hvsim_engine::GuidGen;
+
 use crate::actors::{
     FssAgentActor, FssProvider, GuestProvider, GuestProviderKind, GuestWriter, HostProvider, HvIc,
     HyperVWriter, LinuxVssDaemon, Requester, Vmms, Workload,
@@ -60,13 +62,14 @@ pub fn populate_on(
 ) -> Result<Scheduler<Msg, Lab>, BuildError> {
     // Every fault resolved once; one the model cannot inject is refused here.
     let faults = Rc::new(FaultPlan::new(&scenario, seed)?);
-    let mut lab = build_lab(Rc::clone(&scenario), seed, on_disk)?;
+    let mut guids = GuidGen::seeded(seed);
+    let mut lab = build_lab(Rc::clone(&scenario), &mut guids, on_disk)?;
     // A recorded run digests the world after every step: the oracle then keeps a hash
     // chain of the bytes written (set before any workload step).
     for vm in &mut lab.vms {
         vm.oracle.hash_writes = true;
     }
-    let mut sched = Scheduler::with_world(decisions, lab);
+    let mut sched = Scheduler::with_world(decisions, guids, lab);
     let s = &*scenario;
     let mut ids = Ids(0);
 
@@ -188,7 +191,7 @@ pub fn populate_on(
                 })
                 .collect()
         };
-        let guids = sched.world_mut().guids.fork();
+        let guids = sched.guids().fork();
         let mut agent = FssAgent::new(&fs.name, shares, guids);
         for operation in faults.fsrvp_timeouts(f) {
             agent.set_unresponsive(operation.as_str());

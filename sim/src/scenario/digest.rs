@@ -20,6 +20,14 @@ impl Scenario {
     /// The scenario back from its canonical form (a trace header carries it), checked
     /// as a scenario file is: fields and types, then [`Scenario::validate`].
     pub fn from_canonical(text: &str) -> Result<Scenario, Vec<Problem>> {
+        Scenario::from_canonical_checked(text, &super::validate::no_world_check)
+    }
+
+    /// [`Scenario::from_canonical`], with `world`'s checks of a valid scenario.
+    pub fn from_canonical_checked(
+        text: &str,
+        world: super::validate::WorldCheck<'_>,
+    ) -> Result<Scenario, Vec<Problem>> {
         let problem = |path: &str, message: String| Problem {
             path: path.to_string(),
             message,
@@ -39,7 +47,7 @@ impl Scenario {
                     };
                     vec![problem(&path, e.inner().to_string())]
                 })?;
-        let problems = scenario.problems();
+        let problems = scenario.problems(world);
         if problems.is_empty() {
             Ok(scenario)
         } else {

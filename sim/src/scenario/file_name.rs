@@ -68,6 +68,21 @@ pub fn file_name_problem(name: &str) -> Option<String> {
     None
 }
 
+/// The folder name of a volume on disk: letters, digits, '-' and '_' kept, anything else
+/// (`:`, `\\`, spaces) as '_'.
+pub fn volume_folder(volume: &str) -> String {
+    volume
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::file_name_problem as p;

@@ -4,13 +4,20 @@
 use super::error::{Location, ScenarioError, ScenarioErrors};
 use super::locate::{line_column, span_of_path};
 use super::model::Scenario;
+use super::validate::{no_world_check, WorldCheck};
 use hvsim_engine::storage::regular::read_regular;
 use std::path::Path;
 use toml_edit::ImDocument;
 
 impl Scenario {
-    /// Reads, parses and validates a scenario file. Errors name the file as `path` shows it.
+    /// Reads, parses and validates a scenario file against its own rules. Errors name the
+    /// file as `path` shows it. A run also checks what needs a world: `run::load`.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioErrors> {
+        Scenario::load_checked(path, &no_world_check)
+    }
+
+    /// [`Scenario::load`], with `world`'s checks of a valid scenario placed in the file too.
+    pub fn load_checked(path: &Path, world: WorldCheck<'_>) -> Result<Scenario, ScenarioErrors> {
         let file = path.display().to_string();
         let read_error = |message: String| {
             ScenarioErrors(vec![ScenarioError::Read {
@@ -27,11 +34,20 @@ impl Scenario {
                 e.utf8_error().valid_up_to()
             ))
         })?;
-        Scenario::from_toml(&source, &file)
+        Scenario::from_toml_checked(&source, &file, world)
     }
 
     /// Parses and validates scenario text; `file` is the name used in errors.
     pub fn from_toml(source: &str, file: &str) -> Result<Scenario, ScenarioErrors> {
+        Scenario::from_toml_checked(source, file, &no_world_check)
+    }
+
+    /// [`Scenario::from_toml`], with `world`'s checks of a valid scenario.
+    pub fn from_toml_checked(
+        source: &str,
+        file: &str,
+        world: WorldCheck<'_>,
+    ) -> Result<Scenario, ScenarioErrors> {
         let at = |span: Option<std::ops::Range<usize>>| Location {
             file: file.to_string(),
             line_column: span.map(|s| line_column(source, s.start)),
@@ -66,7 +82,7 @@ impl Scenario {
                 }])
             })?;
 
-        let problems = scenario.problems();
+        let problems = scenario.problems(world);
         if problems.is_empty() {
             return Ok(scenario);
         }

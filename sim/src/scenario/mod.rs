@@ -52,8 +52,9 @@ mod validate;
 
 pub use codes::Hresult;
 pub use error::{Location, Problem, ScenarioError, ScenarioErrors};
-pub use file_name::file_name_problem;
+pub use file_name::{file_name_problem, volume_folder};
 pub use layout::{GuestSpan, FIRST_VOLUME_AT, MIN_GUEST_VOLUME};
 pub use model::*;
 pub use spec_id::SpecId;
 pub use units::{Bytes, VirtualTime};
+pub use validate::{no_world_check, WorldCheck};

@@ -671,3 +671,21 @@ fn provider_veto() -> Hresult {
 fn default_block_size() -> Bytes {
     Bytes(32 << 20)
 }
+
+impl HyperVVersion {
+    /// Whether this version is `min` or a later one.
+    pub fn at_least(self, min: HyperVVersion) -> bool {
+        fn rank(v: HyperVVersion) -> u8 {
+            match v {
+                HyperVVersion::V2008R2 => 0,
+                HyperVVersion::V2012 => 1,
+                HyperVVersion::V2012R2 => 2,
+                HyperVVersion::V2016 => 3,
+                HyperVVersion::V2019 => 4,
+                HyperVVersion::V2022 => 5,
+                HyperVVersion::V2025 => 6,
+            }
+        }
+        rank(self) >= rank(min)
+    }
+}

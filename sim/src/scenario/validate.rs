@@ -3,13 +3,21 @@
 //! reject scenarios that cannot describe a real setup.
 
 use super::error::Problem;
+use super::file_name::volume_folder;
 use super::file_name::{file_name_problem, windows_folder, MAX_NAME_UTF16, MAX_PATH_UTF16};
 use super::layout::MIN_GUEST_VOLUME;
 use super::limits::*;
 use super::model::*;
 use super::units::{Bytes, VirtualTime};
-use crate::world::volume_folder;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Checks of a valid scenario that need more than the scenario (a world built from it).
+pub type WorldCheck<'a> = &'a dyn Fn(&Scenario) -> Vec<Problem>;
+
+/// No check beyond the scenario's own rules.
+pub fn no_world_check(_: &Scenario) -> Vec<Problem> {
+    Vec::new()
+}
 
 impl Scenario {
     /// Every semantic problem, each with the field path it concerns; empty when valid.
@@ -19,15 +27,15 @@ impl Scenario {
         check.problems
     }
 
-    /// Every problem a run refuses the scenario for, wherever it comes from (a file, a
-    /// trace): [`Scenario::validate`], then what the volumes of a valid world cannot hold
-    /// (only a valid world can be built to measure it).
-    pub fn problems(&self) -> Vec<Problem> {
+    /// [`Scenario::validate`], then, for a valid scenario only, the problems `world`
+    /// finds (a run passes the checks that need a world built, such as what its volumes
+    /// can hold: the layers above the scenario know how to build one).
+    pub fn problems(&self, world: WorldCheck<'_>) -> Vec<Problem> {
         let problems = self.validate();
         if !problems.is_empty() {
             return problems;
         }
-        crate::world::space_problems(self)
+        world(self)
     }
 }
 

@@ -1,11 +1,11 @@
 //! The scheduler loop and the context handed to actors.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+
+use hvsim_engine::GuidGen;
 
 use super::actor::{Actor, ActorId, Detail, Envelope, Message, Origin, TimerId, World};
 use super::decisions::{Decisions, Divergence};
-use crate::trace::TraceWriter;
 
 /// Why [`Scheduler::run_until_quiet`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +87,9 @@ struct Core<M> {
     record: StepRecord,
     /// The first divergence met inside a handler (handlers cannot return errors).
     divergence: Option<Divergence>,
+    /// The run's GUIDs (disk, snapshot and shadow copy ids), from the run's seed: like
+    /// the choices' generator, its algorithm is part of the trace format.
+    guids: GuidGen,
 }
 
 impl<M> Core<M> {
@@ -120,15 +123,16 @@ pub struct Scheduler<M, W = ()> {
 }
 
 impl<M: Message> Scheduler<M, ()> {
-    /// A scheduler whose actors share no world.
+    /// A scheduler whose actors share no world (and draw no GUIDs worth seeding).
     pub fn new(decisions: Decisions) -> Self {
-        Self::with_world(decisions, ())
+        Self::with_world(decisions, GuidGen::seeded(0), ())
     }
 }
 
 impl<M: Message, W: World> Scheduler<M, W> {
-    /// A scheduler owning `world`, which its actors see only through their [`Cx`].
-    pub fn with_world(decisions: Decisions, world: W) -> Self {
+    /// A scheduler owning `world`, which its actors see only through their [`Cx`], and
+    /// the run's GUID generator (the one `world` was built with).
+    pub fn with_world(decisions: Decisions, guids: GuidGen, world: W) -> Self {
         Scheduler {
             world,
             actors: Vec::new(),
@@ -142,6 +146,7 @@ impl<M: Message, W: World> Scheduler<M, W> {
                 recording: false,
                 record: StepRecord::default(),
                 divergence: None,
+                guids,
             },
         }
     }
@@ -154,6 +159,11 @@ impl<M: Message, W: World> Scheduler<M, W> {
     /// The world, for building it before the run and reading it after.
     pub fn world_mut(&mut self) -> &mut W {
         &mut self.world
+    }
+
+    /// The run's GUID generator, for putting actors on the scheduler.
+    pub fn guids(&mut self) -> &mut GuidGen {
+        &mut self.core.guids
     }
 
     /// Ends the run and gives back its world.
@@ -327,21 +337,6 @@ impl<M: Message, W: World> Scheduler<M, W> {
         self.run_with(max_steps, |_, _, _, _| Ok::<(), SimError>(()))
     }
 
-    /// Like [`Self::run_until_quiet`], writing each step and the end line to `trace`
-    /// (the caller has written the header when creating it).
-    pub fn run_traced<T: Write>(
-        &mut self,
-        max_steps: u64,
-        trace: &mut TraceWriter<T>,
-    ) -> Result<Stop, SimError> {
-        self.set_recording(true);
-        let stop = self.run_with(max_steps, |_, record, names, _| {
-            trace.write_step(record, names).map_err(SimError::from)
-        })?;
-        trace.write_end(stop, self.steps())?;
-        Ok(stop)
-    }
-
     /// Runs at most `max_steps` steps; after each, `on_step` gets the number of steps
     /// taken before it, the step's record, the actors' names and the world, and may end
     /// the run with its own error (a time limit, an I/O error of the machine).
@@ -457,6 +452,11 @@ impl<M> Out<'_, M> {
             self.core.queue.remove(&key);
         }
         ours
+    }
+
+    /// The run's GUID generator: every id an actor makes comes from it.
+    pub fn guids(&mut self) -> &mut GuidGen {
+        &mut self.core.guids
     }
 
     /// A uniform index in `0..bound`, drawn through the scheduler and recorded. A bound of

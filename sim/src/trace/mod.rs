@@ -19,6 +19,7 @@
 //! disagrees, and the end line's chain covers the whole trace.
 
 mod format;
+mod record;
 mod replay;
 
 pub use format::{

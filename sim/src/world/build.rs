@@ -12,6 +12,7 @@ use hvsim_engine::volume::Volume;
 use hvsim_engine::{CreateOptions, GuidGen};
 
 use super::{DiskLab, GuestVol, Lab, Observed, Oracle, Power, VmLab, PAGE};
+use crate::scenario::volume_folder;
 use crate::scenario::{
     BackupKind, Bytes, FileSystem, Problem, Scenario, VmState, MIN_GUEST_VOLUME,
 };
@@ -30,26 +31,11 @@ pub(crate) fn disk_volume(s: &Scenario, disk: &crate::scenario::Disk) -> Option<
     s.disk_volume(disk).map(str::to_string)
 }
 
-/// The folder name of a volume on disk: letters, digits, '-' and '_' kept, anything else
-/// (`:`, `\\`, spaces) as '_'.
-pub fn volume_folder(volume: &str) -> String {
-    volume
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// Builds the world; with `on_disk`, every volume's files are also written through to
-/// `on_disk/<volume>/` as the run goes.
+/// Builds the world, its ids drawn from `guids` (the scheduler's); with `on_disk`, every
+/// volume's files are also written through to `on_disk/<volume>/` as the run goes.
 pub fn build_lab(
     s: Rc<Scenario>,
-    seed: u64,
+    guids: &mut GuidGen,
     on_disk: Option<&std::path::Path>,
 ) -> Result<Lab, BuildError> {
     let mut volumes = BTreeMap::new();
@@ -68,7 +54,7 @@ pub fn build_lab(
         };
         volumes.insert(v.name.clone(), volume);
     }
-    build_on(s, seed, volumes.clone()).map_err(|e| {
+    build_on(s, guids, volumes.clone()).map_err(|e| {
         // This machine's failure, not the world's: say so, with its file and cause only.
         match volumes.values().find_map(Volume::host_io_error) {
             Some(host) => BuildError(format!("I/O error of this machine: {host}")),
@@ -86,7 +72,11 @@ pub fn space_problems(s: &Scenario) -> Vec<Problem> {
         .iter()
         .map(|v| (v.name.clone(), Volume::new(&v.name, u64::MAX / 2)))
         .collect();
-    if let Err(e) = build_on(Rc::new(s.clone()), 0, unlimited.clone()) {
+    if let Err(e) = build_on(
+        Rc::new(s.clone()),
+        &mut GuidGen::seeded(0),
+        unlimited.clone(),
+    ) {
         return vec![Problem {
             path: "vms".into(),
             message: e.to_string(),
@@ -114,10 +104,9 @@ pub fn space_problems(s: &Scenario) -> Vec<Problem> {
 /// Builds the world on the given volumes (by scenario volume name).
 fn build_on(
     s: Rc<Scenario>,
-    seed: u64,
+    guids: &mut GuidGen,
     volumes: BTreeMap<String, Volume>,
 ) -> Result<Lab, BuildError> {
-    let mut guids = GuidGen::seeded(seed);
     let mut vms = Vec::new();
     for vm in &s.vms {
         let host_version = s
@@ -219,7 +208,6 @@ fn build_on(
         scenario: s,
         volumes,
         vms,
-        guids,
         events: Vec::new(),
         shadows: BTreeMap::new(),
         next_set: 1,
@@ -247,12 +235,12 @@ fn build_on(
             lab.plans.insert(i, p);
         }
     }
-    initial_content(&mut lab)?;
+    initial_content(&mut lab, guids)?;
     if lab.scenario.job.kind == BackupKind::Incremental {
         // Incremental jobs track changes (RCT, Hyper-V 2016+): one in-memory tracker per
         // virtual disk, stamping every guest write from now on.
         let s = Rc::clone(&lab.scenario);
-        let Lab { vms, guids, .. } = &mut lab;
+        let Lab { vms, .. } = &mut lab;
         for (vm, spec) in vms.iter_mut().zip(&s.vms) {
             for (d, ds) in vm.disks.iter_mut().zip(&spec.disks) {
                 let t = ChangeTracker::new(ds.size.0, &RctOptions::default(), guids.fork())
@@ -266,8 +254,8 @@ fn build_on(
 
 /// Opens every disk and writes what a freshly installed guest holds: a boot sector per
 /// volume and some files; then closes the disks of VMs that are not running.
-fn initial_content(lab: &mut Lab) -> Result<(), BuildError> {
-    let Lab { vms, guids, .. } = lab;
+fn initial_content(lab: &mut Lab, guids: &mut GuidGen) -> Result<(), BuildError> {
+    let Lab { vms, .. } = lab;
     for vm in vms.iter_mut() {
         for d in 0..vm.disks.len() {
             vm.disks[d].reopen(false, guids).map_err(BuildError)?;

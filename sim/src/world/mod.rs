@@ -10,7 +10,7 @@ mod points;
 pub mod restore;
 
 pub(crate) use build::disk_volume;
-pub use build::{build_lab, space_problems, volume_folder, BuildError};
+pub use build::{build_lab, space_problems, BuildError};
 pub use image::{SparseImage, PAGE};
 pub use observed::{level_now, Fixed, Fixing, Observed};
 pub use oracle::{Oracle, Point};
@@ -259,7 +259,6 @@ pub struct Lab {
     pub scenario: Rc<Scenario>,
     pub volumes: BTreeMap<String, Volume>,
     pub vms: Vec<VmLab>,
-    pub guids: GuidGen,
     pub events: Vec<RaisedEvent>,
     /// Volume snapshots that exist, by snapshot set.
     pub shadows: BTreeMap<u64, Vec<Shadow>>,

@@ -1,0 +1,662 @@
+//! The VSS sequence as one state machine: a requester call runs its steps (reference
+//! §1.2), waiting at each for the writers' or providers' answers, watching the
+//! freeze→thaw, flush-and-hold and writer-response windows, and aborting the set when
+//! §1.3 says so.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::sequence::{steps_of, Step, ABORT};
+use super::{
+    AppLevel, Effect, Input, ProviderCall, VssCall, VssTimer, Window, WriterEvent, WriterState,
+    EVENT_TIMEOUT_US, FLUSH_AND_HOLD_US, FREEZE_WINDOW_US,
+};
+use crate::protocol::Fail;
+use crate::scenario::{FailureClass, Hresult};
+use crate::sched::ActorId;
+
+/// A registered writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriterReg {
+    pub id: ActorId,
+    pub level: AppLevel,
+    pub state: WriterState,
+    /// Dropped out at Identify: no status, no further events.
+    pub dropped: bool,
+    /// Its freeze→thaw window; `None` for a writer that does nothing at OnFreeze.
+    pub freeze_us: Option<u64>,
+}
+
+/// The call in progress.
+#[derive(Debug)]
+struct Running {
+    call: VssCall,
+    requester: ActorId,
+    set: u64,
+    volumes: Vec<String>,
+    with_writers: bool,
+    steps: &'static [Step],
+    next: usize,
+    /// Writers or providers whose answer the current step waits for.
+    waiting: BTreeSet<ActorId>,
+    /// What they were asked.
+    asked: Option<Asked>,
+    /// volsnap's answer to a hold or release is awaited.
+    volsnap: bool,
+    /// The first failure; an aborting run keeps it for the requester.
+    failure: Option<Fail>,
+    /// The run is an automatic abort of DoSnapshotSet.
+    aborting: bool,
+    /// Providers got EndPrepareSnapshots: they hear of an abort.
+    prepared: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asked {
+    Writers(WriterEvent),
+    Providers(ProviderCall),
+}
+
+/// The protocol state of one VSS service (HostVss, or a guest's GuestVss).
+#[derive(Debug)]
+pub struct Coordinator {
+    name: String,
+    writers: Vec<WriterReg>,
+    /// Provider of each volume; `default_provider` for the others.
+    providers: BTreeMap<String, ActorId>,
+    default_provider: Option<ActorId>,
+    /// Volumes another machine snapshots (SMB shares, F4): no local flush-and-hold.
+    remote: BTreeSet<String>,
+    running: Option<Running>,
+    /// A snapshot set is being created (until DoSnapshotSet returns).
+    set_in_progress: Option<u64>,
+    /// The last set whose providers got EndPrepareSnapshots: they hear of its abort.
+    prepared_set: Option<u64>,
+    /// Timers set and neither fired nor stopped.
+    armed: BTreeSet<VssTimer>,
+    /// The shortest freeze→thaw window of the registered writers.
+    freeze_us: u64,
+    /// Some writer freezes (the host's Hyper-V writer does nothing at OnFreeze: its VMs
+    /// were made ready at PrepareForSnapshot, so no freeze window binds it).
+    freezing: bool,
+    freeze_since: Option<u64>,
+    hold_since: Option<u64>,
+}
+
+impl Coordinator {
+    /// `name` is the service's name in failure texts (`HostVss@hv1`).
+    pub fn new(name: impl Into<String>) -> Self {
+        Coordinator {
+            name: name.into(),
+            writers: Vec::new(),
+            providers: BTreeMap::new(),
+            default_provider: None,
+            remote: BTreeSet::new(),
+            running: None,
+            set_in_progress: None,
+            prepared_set: None,
+            armed: BTreeSet::new(),
+            freeze_us: FREEZE_WINDOW_US,
+            freezing: false,
+            freeze_since: None,
+            hold_since: None,
+        }
+    }
+
+    /// Registers a writer; `freeze_us` is its freeze→thaw window, `None` for a writer
+    /// that does nothing at OnFreeze.
+    pub fn add_writer(&mut self, id: ActorId, level: AppLevel, freeze_us: Option<u64>) {
+        self.writers.push(WriterReg {
+            id,
+            level,
+            state: WriterState::Stable,
+            dropped: false,
+            freeze_us,
+        });
+        if let Some(f) = freeze_us {
+            self.freezing = true;
+            self.freeze_us = self.freeze_us.min(f);
+        }
+    }
+
+    /// A volume of another machine (an SMB share's volume): its snapshot is the file
+    /// server's business, no writes are held here for it.
+    pub fn set_remote(&mut self, volume: &str) {
+        self.remote.insert(volume.to_string());
+    }
+
+    /// The provider of `volume`, or of every volume no other provider claims (`None`).
+    pub fn set_provider(&mut self, volume: Option<&str>, id: ActorId) {
+        match volume {
+            Some(v) => {
+                self.providers.insert(v.to_string(), id);
+            }
+            None => self.default_provider = Some(id),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The registered writers with the state VSS knows them in.
+    pub fn writers(&self) -> &[WriterReg] {
+        &self.writers
+    }
+
+    /// The call in progress, if any.
+    pub fn running(&self) -> Option<VssCall> {
+        self.running.as_ref().map(|r| r.call)
+    }
+
+    /// Whether writes are held now (between volsnap's hold and its release).
+    pub fn holding(&self) -> bool {
+        self.hold_since.is_some()
+    }
+
+    /// Whether the timer is set (and neither fired nor stopped).
+    pub fn is_armed(&self, timer: VssTimer) -> bool {
+        self.armed.contains(&timer)
+    }
+
+    pub fn digest(&self, h: &mut blake3::Hasher) {
+        for w in &self.writers {
+            h.update(&[w.state as u8, u8::from(w.dropped)]);
+        }
+        if let Some(r) = &self.running {
+            h.update(r.call.name().as_bytes());
+            h.update(&(r.next as u64).to_le_bytes());
+            for id in &r.waiting {
+                h.update(&(id.index() as u64).to_le_bytes());
+            }
+            h.update(&[u8::from(r.volsnap), u8::from(r.aborting)]);
+        }
+        for t in &self.armed {
+            h.update(t.name().as_bytes());
+        }
+    }
+
+    /// Handles one input at virtual time `now_us`.
+    pub fn handle(&mut self, now_us: u64, input: Input) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match input {
+            Input::Call {
+                from,
+                call,
+                set,
+                volumes,
+                with_writers,
+            } => self.on_call(now_us, from, call, set, volumes, with_writers, &mut fx),
+            Input::WriterDone {
+                from,
+                event,
+                state,
+                result,
+            } => self.on_writer_done(now_us, from, event, state, result, &mut fx),
+            Input::ProviderDone { from, call, result } => {
+                self.on_provider_done(now_us, from, call, result, &mut fx);
+            }
+            Input::Volsnap { hold } => self.on_volsnap(now_us, hold, &mut fx),
+            Input::Timer(timer) => self.on_timer(now_us, timer, &mut fx),
+        }
+        fx
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_call(
+        &mut self,
+        now: u64,
+        requester: ActorId,
+        call: VssCall,
+        set: u64,
+        volumes: Vec<String>,
+        with_writers: bool,
+        fx: &mut Vec<Effect>,
+    ) {
+        let refuse = |fail| Effect::Refuse {
+            to: requester,
+            call,
+            set,
+            fail,
+        };
+        if self.running.is_some() {
+            // One asynchronous call at a time per backup-components object.
+            fx.push(refuse(Fail::new(
+                Hresult::VssEBadState,
+                FailureClass::Host,
+                format!("{} is busy", self.name),
+            )));
+            return;
+        }
+        if call == VssCall::DoSnapshotSet {
+            if let Some(other) = self.set_in_progress.filter(|s| *s != set) {
+                fx.push(refuse(Fail::new(
+                    Hresult::VssESnapshotSetInProgress,
+                    FailureClass::Host,
+                    format!("snapshot set {other} is still being created"),
+                )));
+                return;
+            }
+            self.set_in_progress = Some(set);
+        }
+        self.running = Some(Running {
+            call,
+            requester,
+            set,
+            volumes,
+            with_writers,
+            steps: steps_of(call),
+            next: 0,
+            waiting: BTreeSet::new(),
+            asked: None,
+            volsnap: false,
+            failure: None,
+            aborting: false,
+            // Providers hear of an abort only after EndPrepareSnapshots (§1.3).
+            prepared: call == VssCall::AbortBackup && self.prepared_set == Some(set),
+        });
+        self.advance(now, fx);
+    }
+
+    fn arm(&mut self, timer: VssTimer, after_us: u64, fx: &mut Vec<Effect>) {
+        self.armed.insert(timer);
+        fx.push(Effect::SetTimer { timer, after_us });
+    }
+
+    fn disarm(&mut self, timer: VssTimer, fx: &mut Vec<Effect>) {
+        if self.armed.remove(&timer) {
+            fx.push(Effect::StopTimer(timer));
+        }
+    }
+
+    /// Providers of the running set with the volumes each owns.
+    fn set_providers(&self, volumes: &[String]) -> BTreeMap<ActorId, Vec<String>> {
+        let mut m: BTreeMap<ActorId, Vec<String>> = BTreeMap::new();
+        for v in volumes {
+            if let Some(p) = self.providers.get(v).copied().or(self.default_provider) {
+                m.entry(p).or_default().push(v.clone());
+            }
+        }
+        if volumes.is_empty() {
+            if let Some(p) = self.default_provider {
+                m.entry(p).or_default();
+            }
+        }
+        m
+    }
+
+    /// Runs steps until one waits for answers, or the call is done.
+    fn advance(&mut self, now: u64, fx: &mut Vec<Effect>) {
+        loop {
+            let Some(run) = self.running.as_ref() else {
+                return;
+            };
+            if !run.waiting.is_empty() || run.volsnap {
+                return;
+            }
+            self.disarm(VssTimer::WriterResponse, fx);
+            let Some(run) = self.running.as_mut() else {
+                return;
+            };
+            run.asked = None;
+            let Some(&step) = run.steps.get(run.next) else {
+                self.finish(fx);
+                return;
+            };
+            run.next += 1;
+            match step {
+                Step::Writers(event, level) => self.ask_writers(event, level, fx),
+                Step::Providers(call) => self.ask_providers(call, fx),
+                Step::HoldWrites => {
+                    if run.volumes.iter().all(|v| self.remote.contains(v)) {
+                        continue;
+                    }
+                    run.volsnap = true;
+                    fx.push(Effect::Volsnap { hold: true });
+                }
+                Step::ReleaseWrites => {
+                    if self.hold_since.is_none() {
+                        continue;
+                    }
+                    run.volsnap = true;
+                    fx.push(Effect::Volsnap { hold: false });
+                }
+                Step::OpenFreezeWindow => {
+                    if run.with_writers && self.freezing {
+                        self.freeze_since = Some(now);
+                        self.arm(VssTimer::FreezeWindow, self.freeze_us, fx);
+                    }
+                }
+                Step::CloseFreezeWindow => {
+                    self.close_freeze_window(now, fx);
+                    self.disarm(VssTimer::FreezeWindow, fx);
+                }
+            }
+        }
+    }
+
+    fn ask_writers(&mut self, event: WriterEvent, level: Option<AppLevel>, fx: &mut Vec<Effect>) {
+        let Some(run) = self.running.as_mut() else {
+            return;
+        };
+        if !run.with_writers {
+            return;
+        }
+        for w in &self.writers {
+            if !w.dropped && level.is_none_or(|l| l == w.level) {
+                run.waiting.insert(w.id);
+                fx.push(Effect::Writer {
+                    to: w.id,
+                    event,
+                    set: run.set,
+                });
+            }
+        }
+        run.asked = Some(Asked::Writers(event));
+        // OnFreeze and OnThaw are bound by the freeze→thaw window instead.
+        if !run.waiting.is_empty() && !matches!(event, WriterEvent::OnFreeze | WriterEvent::OnThaw)
+        {
+            self.arm(VssTimer::WriterResponse, EVENT_TIMEOUT_US, fx);
+        }
+    }
+
+    fn ask_providers(&mut self, call: ProviderCall, fx: &mut Vec<Effect>) {
+        let Some(run) = self.running.as_ref() else {
+            return;
+        };
+        if call == ProviderCall::AbortSnapshots && !run.prepared {
+            // A provider that never got EndPrepareSnapshots hears nothing (§1.3).
+            return;
+        }
+        let (set, targets) = (run.set, self.set_providers(&run.volumes));
+        if call == ProviderCall::EndPrepareSnapshots {
+            self.prepared_set = Some(set);
+        }
+        let Some(run) = self.running.as_mut() else {
+            return;
+        };
+        if call == ProviderCall::EndPrepareSnapshots {
+            run.prepared = true;
+        }
+        for (to, volumes) in targets {
+            run.waiting.insert(to);
+            fx.push(Effect::Provider {
+                to,
+                call,
+                set,
+                volumes,
+            });
+        }
+        run.asked = Some(Asked::Providers(call));
+    }
+
+    fn close_freeze_window(&mut self, now: u64, fx: &mut Vec<Effect>) {
+        if let Some(t) = self.freeze_since.take() {
+            fx.push(Effect::Span {
+                window: Window::FreezeThaw,
+                held_us: now.saturating_sub(t),
+                limit_us: self.freeze_us,
+            });
+        }
+    }
+
+    /// Ends the hold: the span for I5 and the writes going on again.
+    fn release(&mut self, now: u64, fx: &mut Vec<Effect>) {
+        if let Some(t) = self.hold_since.take() {
+            fx.push(Effect::Span {
+                window: Window::FlushAndHold,
+                held_us: now.saturating_sub(t),
+                limit_us: FLUSH_AND_HOLD_US,
+            });
+        }
+        if let Some(run) = &self.running {
+            fx.push(Effect::HoldWrites {
+                volumes: run.volumes.clone(),
+                on: false,
+            });
+        }
+    }
+
+    fn on_volsnap(&mut self, now: u64, hold: bool, fx: &mut Vec<Effect>) {
+        let Some(run) = self.running.as_mut() else {
+            return;
+        };
+        if !run.volsnap {
+            return; // an answer the run no longer waits for (it aborted meanwhile)
+        }
+        run.volsnap = false;
+        if hold {
+            self.hold_since = Some(now);
+            fx.push(Effect::HoldWrites {
+                volumes: run.volumes.clone(),
+                on: true,
+            });
+            self.arm(VssTimer::FlushAndHold, FLUSH_AND_HOLD_US, fx);
+        } else {
+            self.release(now, fx);
+            self.disarm(VssTimer::FlushAndHold, fx);
+        }
+        self.advance(now, fx);
+    }
+
+    fn finish(&mut self, fx: &mut Vec<Effect>) {
+        self.disarm(VssTimer::WriterResponse, fx);
+        let Some(run) = self.running.take() else {
+            return;
+        };
+        if run.call == VssCall::DoSnapshotSet || run.aborting {
+            self.set_in_progress = None;
+        }
+        let call = if run.aborting {
+            VssCall::DoSnapshotSet
+        } else {
+            run.call
+        };
+        // An abort the requester asked for succeeds whatever its writers said.
+        let result = match run.failure {
+            Some(_) if run.call == VssCall::AbortBackup && !run.aborting => Ok(()),
+            Some(f) => Err(f),
+            None => Ok(()),
+        };
+        fx.push(Effect::Finish {
+            to: run.requester,
+            call,
+            set: run.set,
+            result,
+        });
+    }
+
+    /// A failure inside DoSnapshotSet after PrepareForSnapshot: abort the set (§1.3).
+    fn abort_set(&mut self, now: u64, fail: Fail, fx: &mut Vec<Effect>) {
+        let Some(run) = self.running.as_mut() else {
+            return;
+        };
+        if run.aborting {
+            return;
+        }
+        run.failure.get_or_insert(fail);
+        run.aborting = true;
+        run.steps = ABORT;
+        run.next = 0;
+        // Late answers to the aborted steps are ignored from here.
+        run.waiting.clear();
+        run.volsnap = false;
+        self.advance(now, fx);
+    }
+
+    fn on_writer_done(
+        &mut self,
+        now: u64,
+        from: ActorId,
+        event: WriterEvent,
+        state: WriterState,
+        result: Result<(), Fail>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(run) = self.running.as_mut() else {
+            return;
+        };
+        if run.asked != Some(Asked::Writers(event)) || !run.waiting.remove(&from) {
+            return; // not asked, or a late answer after a timeout or an abort
+        }
+        fx.push(Effect::WriterState {
+            writer: from,
+            state,
+        });
+        if let Some(w) = self.writers.iter_mut().find(|w| w.id == from) {
+            w.state = state;
+            if event == WriterEvent::OnIdentify && result.is_err() {
+                // A writer failing Identify drops out of the metadata, with no status.
+                w.dropped = true;
+                self.advance(now, fx);
+                return;
+            }
+        }
+        if let Err(f) = result {
+            match event {
+                WriterEvent::OnFreeze | WriterEvent::OnThaw if !run.aborting => {
+                    self.abort_set(now, f, fx);
+                    return;
+                }
+                // The shadow copy exists (or is gone): the failure is only logged.
+                WriterEvent::OnAbort | WriterEvent::OnBackupComplete => {}
+                _ => {
+                    run.failure.get_or_insert(f);
+                }
+            }
+        }
+        // A writer that failed PrepareForSnapshot fails the preparation: no snapshot.
+        // No automatic Abort (§2.4): DoSnapshotSet returns the writer's error and the
+        // requester aborts.
+        if run.waiting.is_empty()
+            && run.call == VssCall::DoSnapshotSet
+            && !run.aborting
+            && event == WriterEvent::OnPrepareSnapshot
+            && run.failure.is_some()
+        {
+            run.steps = &[];
+            run.next = 0;
+        }
+        self.advance(now, fx);
+    }
+
+    fn on_provider_done(
+        &mut self,
+        now: u64,
+        from: ActorId,
+        call: ProviderCall,
+        result: Result<(), Fail>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(run) = self.running.as_mut() else {
+            return;
+        };
+        if run.asked != Some(Asked::Providers(call)) || !run.waiting.remove(&from) {
+            return;
+        }
+        if let Err(f) = result {
+            if run.call == VssCall::DoSnapshotSet && !run.aborting {
+                // No partial commit: one provider failing fails the whole set.
+                self.abort_set(now, f, fx);
+                return;
+            }
+            run.failure.get_or_insert(f);
+        }
+        self.advance(now, fx);
+    }
+
+    fn on_timer(&mut self, now: u64, timer: VssTimer, fx: &mut Vec<Effect>) {
+        if !self.armed.remove(&timer) {
+            return; // stopped or replaced since: stale
+        }
+        let Some(run) = self.running.as_ref() else {
+            return;
+        };
+        if run.aborting && timer != VssTimer::WriterResponse {
+            // The set is being aborted already: the abort releases and closes.
+            return;
+        }
+        let fail = match timer {
+            VssTimer::FreezeWindow => self.freeze_window_expired(now, fx),
+            VssTimer::FlushAndHold => {
+                // The hold is cancelled at once: held writes go on.
+                self.release(now, fx);
+                Fail::new(
+                    Hresult::VssEHoldWritesTimeout,
+                    FailureClass::Host,
+                    format!(
+                        "{}: flush and hold outlasted {} s",
+                        self.name,
+                        FLUSH_AND_HOLD_US / 1_000_000
+                    ),
+                )
+            }
+            VssTimer::WriterResponse => {
+                let late: Vec<ActorId> = run.waiting.iter().copied().collect();
+                for w in self.writers.iter_mut().filter(|w| late.contains(&w.id)) {
+                    w.state = WriterState::Unknown;
+                    fx.push(Effect::WriterState {
+                        writer: w.id,
+                        state: WriterState::Unknown,
+                    });
+                }
+                Fail::new(
+                    Hresult::VssEWriterNotResponding,
+                    FailureClass::Guest,
+                    format!("{}: a writer did not answer", self.name),
+                )
+            }
+        };
+        let Some(run) = self.running.as_mut() else {
+            return;
+        };
+        if run.call == VssCall::DoSnapshotSet && !run.aborting {
+            self.abort_set(now, fail, fx);
+        } else {
+            run.failure.get_or_insert(fail);
+            run.waiting.clear();
+            self.advance(now, fx);
+        }
+    }
+
+    /// The freeze→thaw window ends now: the writers that ran out of it fail (reference
+    /// §8: a writer that did not answer OnFreeze in time is FAILED_AT_FREEZE, one that
+    /// did not answer OnThaw FAILED_AT_THAW, a frozen writer whose own window passed
+    /// FAILED_AT_FREEZE); VSS aborts and OnAbort undoes the freeze.
+    fn freeze_window_expired(&mut self, now: u64, fx: &mut Vec<Effect>) -> Fail {
+        let elapsed = self.freeze_since.map_or(0, |t| now.saturating_sub(t));
+        self.close_freeze_window(now, fx);
+        if let Some(run) = self.running.as_ref() {
+            for w in self.writers.iter_mut().filter(|w| !w.dropped) {
+                let awaited = run.waiting.contains(&w.id);
+                let failed = match run.asked {
+                    Some(Asked::Writers(WriterEvent::OnFreeze)) if awaited => {
+                        WriterState::FailedAtFreeze
+                    }
+                    Some(Asked::Writers(WriterEvent::OnThaw)) if awaited => {
+                        WriterState::FailedAtThaw
+                    }
+                    _ if w.state == WriterState::WaitingForThaw
+                        && w.freeze_us.is_some_and(|f| f <= elapsed) =>
+                    {
+                        WriterState::FailedAtFreeze
+                    }
+                    _ => continue,
+                };
+                w.state = failed;
+                fx.push(Effect::WriterState {
+                    writer: w.id,
+                    state: failed,
+                });
+            }
+        }
+        Fail::new(
+            Hresult::VssEWritererrorTimeout,
+            FailureClass::Guest,
+            format!(
+                "{}: a writer's freeze outlasted its {} s window",
+                self.name,
+                self.freeze_us / 1_000_000
+            ),
+        )
+    }
+}

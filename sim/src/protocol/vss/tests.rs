@@ -1,0 +1,980 @@
+//! The coordinator's decisions, without a world or a scheduler. Each test drives one
+//! call with scripted answers and checks what VSS asked, in which order, and what it
+//! told the requester (reference §1.2–§1.4, §2.4; SPEC F1, F5.6, I5).
+
+use std::collections::VecDeque;
+
+use super::*;
+use crate::protocol::Fail;
+use crate::scenario::{FailureClass, Hresult};
+use crate::sched::ActorId;
+
+const REQUESTER: ActorId = ActorId::new(0);
+/// A front-end writer (60 s window), a back-end one (Exchange-like, 20 s), a system one.
+const FRONT: ActorId = ActorId::new(1);
+const BACK: ActorId = ActorId::new(2);
+const SYSTEM: ActorId = ActorId::new(3);
+const PROVIDER: ActorId = ActorId::new(10);
+const FSS: ActorId = ActorId::new(11);
+const SET: u64 = 7;
+const EXCHANGE_US: u64 = 20_000_000;
+
+fn guest() -> Coordinator {
+    let mut c = Coordinator::new("GuestVss@vm");
+    c.add_writer(SYSTEM, AppLevel::System, Some(FREEZE_WINDOW_US));
+    c.add_writer(BACK, AppLevel::BackEnd, Some(EXCHANGE_US));
+    c.add_writer(FRONT, AppLevel::FrontEnd, Some(FREEZE_WINDOW_US));
+    c.set_provider(None, PROVIDER);
+    c
+}
+
+fn call(c: &mut Coordinator, now: u64, call: VssCall) -> Vec<Effect> {
+    c.handle(
+        now,
+        Input::Call {
+            from: REQUESTER,
+            call,
+            set: SET,
+            volumes: vec!["C:".into()],
+            with_writers: true,
+        },
+    )
+}
+
+fn fail(code: Hresult) -> Fail {
+    Fail::new(code, FailureClass::Guest, "scripted")
+}
+
+/// How a scripted peer answers an effect.
+enum Answer {
+    Ok,
+    Fail(Hresult),
+    /// Never answers.
+    Hang,
+}
+
+/// Runs effects in order; each writer, provider or volsnap request is answered (1 ms
+/// later) as `script` says. Returns every effect seen and the time reached.
+fn drive(
+    c: &mut Coordinator,
+    mut now: u64,
+    first: Vec<Effect>,
+    mut script: impl FnMut(&Effect) -> Answer,
+) -> (Vec<Effect>, u64) {
+    let mut queue: VecDeque<Effect> = first.into();
+    let mut log = Vec::new();
+    while let Some(e) = queue.pop_front() {
+        let input = match (&e, script(&e)) {
+            (_, Answer::Hang) => None,
+            (Effect::Writer { to, event, .. }, answer) => Some(match answer {
+                Answer::Fail(code) => Input::WriterDone {
+                    from: *to,
+                    event: *event,
+                    state: event.failed_state(),
+                    result: Err(fail(code)),
+                },
+                _ => Input::WriterDone {
+                    from: *to,
+                    event: *event,
+                    state: event.state_after(),
+                    result: Ok(()),
+                },
+            }),
+            (Effect::Provider { to, call, .. }, answer) => Some(Input::ProviderDone {
+                from: *to,
+                call: *call,
+                result: match answer {
+                    Answer::Fail(code) => Err(fail(code)),
+                    _ => Ok(()),
+                },
+            }),
+            (Effect::Volsnap { hold }, _) => Some(Input::Volsnap { hold: *hold }),
+            _ => None,
+        };
+        log.push(e);
+        if let Some(input) = input {
+            now += 1_000;
+            queue.extend(c.handle(now, input));
+        }
+    }
+    (log, now)
+}
+
+fn all_ok(_: &Effect) -> Answer {
+    Answer::Ok
+}
+
+/// A short name of each effect, to check orders.
+fn label(e: &Effect) -> String {
+    let who = |id: &ActorId| match *id {
+        FRONT => "front",
+        BACK => "back",
+        SYSTEM => "system",
+        PROVIDER => "provider",
+        FSS => "fss",
+        _ => "?",
+    };
+    match e {
+        Effect::Refuse { fail, .. } => format!("refuse {}", fail.code.as_str()),
+        Effect::Finish { result, .. } => match result {
+            Ok(()) => "finish S_OK".into(),
+            Err(f) => format!("finish {}", f.code.as_str()),
+        },
+        Effect::Writer { to, event, .. } => format!("{} {}", who(to), event.name()),
+        Effect::Provider { to, call, .. } => format!("{} {}", who(to), call.name()),
+        Effect::Volsnap { hold: true } => "volsnap hold".into(),
+        Effect::Volsnap { hold: false } => "volsnap release".into(),
+        Effect::HoldWrites { on: true, .. } => "held".into(),
+        Effect::HoldWrites { on: false, .. } => "released".into(),
+        Effect::SetTimer { timer, .. } => format!("set {timer:?}"),
+        Effect::StopTimer(timer) => format!("stop {timer:?}"),
+        Effect::WriterState { writer, state } => format!("{} is {}", who(writer), state.name()),
+        Effect::Span { window, .. } => format!("span {}", window.name()),
+    }
+}
+
+fn labels(log: &[Effect]) -> Vec<String> {
+    log.iter().map(label).collect()
+}
+
+/// Only the calls and events sent to peers, and the result.
+fn protocol(log: &[Effect]) -> Vec<String> {
+    log.iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Effect::Writer { .. }
+                    | Effect::Provider { .. }
+                    | Effect::Volsnap { .. }
+                    | Effect::Finish { .. }
+            )
+        })
+        .map(label)
+        .collect()
+}
+
+fn position(log: &[Effect], what: &str) -> usize {
+    let l = labels(log);
+    l.iter()
+        .position(|x| x == what)
+        .unwrap_or_else(|| panic!("{what} not in {l:#?}"))
+}
+
+fn result(log: &[Effect]) -> Option<Result<(), Hresult>> {
+    log.iter().find_map(|e| match e {
+        Effect::Finish { result, .. } => Some(result.as_ref().map(|_| ()).map_err(|f| f.code)),
+        _ => None,
+    })
+}
+
+/// Runs DoSnapshotSet with every peer answering well, up to the point `stop` names
+/// (which is left unanswered), and returns the log and the time.
+fn snapshot_until(c: &mut Coordinator, stop: &str) -> (Vec<Effect>, u64) {
+    let first = call(c, 0, VssCall::DoSnapshotSet);
+    drive(c, 0, first, |e| {
+        if label(e) == stop {
+            Answer::Hang
+        } else {
+            Answer::Ok
+        }
+    })
+}
+
+// --- the healthy sequence --------------------------------------------------------
+
+#[test]
+fn do_snapshot_set_runs_reference_1_2_in_order() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (log, _) = drive(&mut c, 0, first, all_ok);
+    assert_eq!(
+        protocol(&log),
+        [
+            "system OnPrepareSnapshot",
+            "back OnPrepareSnapshot",
+            "front OnPrepareSnapshot",
+            "provider BeginPrepareSnapshot",
+            "provider EndPrepareSnapshots",
+            "front OnFreeze",
+            "back OnFreeze",
+            "system OnFreeze",
+            "provider PreCommitSnapshots",
+            "volsnap hold",
+            "provider CommitSnapshots",
+            "volsnap release",
+            "provider PostCommitSnapshots",
+            "system OnThaw",
+            "back OnThaw",
+            "front OnThaw",
+            "provider PreFinalCommitSnapshots",
+            "system OnPostSnapshot",
+            "back OnPostSnapshot",
+            "front OnPostSnapshot",
+            "provider PostFinalCommitSnapshots",
+            "finish S_OK",
+        ]
+    );
+    let states: Vec<_> = c.writers().iter().map(|w| w.state).collect();
+    assert_eq!(states, [WriterState::WaitingForBackupComplete; 3]);
+    assert_eq!(c.running(), None);
+}
+
+#[test]
+fn each_freeze_level_waits_for_the_previous_one() {
+    let mut c = guest();
+    // The front-end writer does not answer OnFreeze: nobody else is frozen.
+    let (log, _) = snapshot_until(&mut c, "front OnFreeze");
+    let p = protocol(&log);
+    assert_eq!(p.last().map(String::as_str), Some("front OnFreeze"));
+    assert!(!p
+        .iter()
+        .any(|x| x == "back OnFreeze" || x == "system OnFreeze"));
+    // Its answer lets the back end freeze, and only the back end.
+    let fx = c.handle(
+        100_000,
+        Input::WriterDone {
+            from: FRONT,
+            event: WriterEvent::OnFreeze,
+            state: WriterState::WaitingForThaw,
+            result: Ok(()),
+        },
+    );
+    assert_eq!(protocol(&fx), ["back OnFreeze"]);
+}
+
+#[test]
+fn writes_are_held_only_after_pre_commit_and_commit_runs_while_held() {
+    let mut c = guest();
+    let (log, _) = snapshot_until(&mut c, "provider CommitSnapshots");
+    assert!(position(&log, "provider PreCommitSnapshots") < position(&log, "volsnap hold"));
+    assert!(position(&log, "held") < position(&log, "provider CommitSnapshots"));
+    assert!(c.holding(), "CommitSnapshots runs while writes are held");
+    assert!(c.is_armed(VssTimer::FlushAndHold));
+}
+
+#[test]
+fn writes_are_released_before_post_commit_and_thaw() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (log, _) = drive(&mut c, 0, first, all_ok);
+    let release = position(&log, "released");
+    assert!(position(&log, "provider CommitSnapshots") < release);
+    assert!(release < position(&log, "provider PostCommitSnapshots"));
+    assert!(release < position(&log, "system OnThaw"));
+    assert!(!c.holding());
+}
+
+#[test]
+fn windows_open_and_close_around_freeze_and_hold_and_report_spans() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (log, _) = drive(&mut c, 0, first, all_ok);
+    let l = labels(&log);
+    // The freeze window opens with the first OnFreeze and closes after OnThaw.
+    assert!(position(&log, "set FreezeWindow") < position(&log, "front OnFreeze"));
+    assert!(position(&log, "front OnThaw") < position(&log, "stop FreezeWindow"));
+    assert!(position(&log, "released") < position(&log, "stop FlushAndHold"));
+    let spans: Vec<_> = log
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Span {
+                window,
+                held_us,
+                limit_us,
+            } => Some((*window, *held_us, *limit_us)),
+            _ => None,
+        })
+        .collect();
+    // Held from volsnap's answer to the release after CommitSnapshots (1 ms a call):
+    // 2 ms; frozen from the window's opening at 5 ms to OnThaw's last answer at 16 ms.
+    assert_eq!(
+        spans,
+        [
+            (Window::FlushAndHold, 2_000, FLUSH_AND_HOLD_US),
+            (Window::FreezeThaw, 11_000, EXCHANGE_US),
+        ],
+        "{l:#?}"
+    );
+    for t in [
+        VssTimer::FreezeWindow,
+        VssTimer::FlushAndHold,
+        VssTimer::WriterResponse,
+    ] {
+        assert!(!c.is_armed(t), "{t:?} left running");
+    }
+}
+
+#[test]
+fn the_freeze_window_is_the_shortest_writer_window() {
+    let mut c = guest();
+    let (log, _) = snapshot_until(&mut c, "front OnFreeze");
+    assert!(log.contains(&Effect::SetTimer {
+        timer: VssTimer::FreezeWindow,
+        after_us: EXCHANGE_US
+    }));
+}
+
+#[test]
+fn a_writer_that_does_not_freeze_opens_no_freeze_window() {
+    // HostVss: the Hyper-V writer made its VMs ready at PrepareForSnapshot.
+    let mut c = Coordinator::new("HostVss@hv1");
+    c.add_writer(BACK, AppLevel::BackEnd, None);
+    c.set_provider(None, PROVIDER);
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (log, _) = drive(&mut c, 0, first, all_ok);
+    assert!(!labels(&log).iter().any(|l| l.contains("FreezeWindow")));
+    assert!(!log.iter().any(|e| matches!(
+        e,
+        Effect::Span {
+            window: Window::FreezeThaw,
+            ..
+        }
+    )));
+    assert_eq!(result(&log), Some(Ok(())));
+}
+
+#[test]
+fn each_provider_gets_the_volumes_it_owns() {
+    let mut c = guest();
+    c.set_provider(Some("\\\\fs1\\vms"), FSS);
+    let first = c.handle(
+        0,
+        Input::Call {
+            from: REQUESTER,
+            call: VssCall::DoSnapshotSet,
+            set: SET,
+            volumes: vec!["D:".into(), "\\\\fs1\\vms".into(), "E:".into()],
+            with_writers: true,
+        },
+    );
+    let (log, _) = drive(&mut c, 0, first, all_ok);
+    let begin: Vec<_> = log
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Provider {
+                to,
+                call: ProviderCall::BeginPrepareSnapshot,
+                volumes,
+                ..
+            } => Some((*to, volumes.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        begin,
+        [
+            (PROVIDER, vec!["D:".to_string(), "E:".to_string()]),
+            (FSS, vec!["\\\\fs1\\vms".to_string()]),
+        ]
+    );
+}
+
+#[test]
+fn a_set_of_remote_volumes_only_holds_no_writes_here() {
+    // F4: the file server snapshots the share; the host holds nothing for it.
+    let mut c = guest();
+    c.set_provider(Some("\\\\fs1\\vms"), FSS);
+    c.set_remote("\\\\fs1\\vms");
+    let first = c.handle(
+        0,
+        Input::Call {
+            from: REQUESTER,
+            call: VssCall::DoSnapshotSet,
+            set: SET,
+            volumes: vec!["\\\\fs1\\vms".into()],
+            with_writers: true,
+        },
+    );
+    let (log, _) = drive(&mut c, 0, first, all_ok);
+    assert!(!labels(&log).iter().any(|l| l.starts_with("volsnap")));
+    assert!(labels(&log).contains(&"fss CommitSnapshots".to_string()));
+    assert_eq!(result(&log), Some(Ok(())));
+}
+
+#[test]
+fn a_context_without_writers_calls_providers_only() {
+    let mut c = guest();
+    let first = c.handle(
+        0,
+        Input::Call {
+            from: REQUESTER,
+            call: VssCall::DoSnapshotSet,
+            set: SET,
+            volumes: vec!["C:".into()],
+            with_writers: false,
+        },
+    );
+    let (log, _) = drive(&mut c, 0, first, all_ok);
+    assert!(!log.iter().any(|e| matches!(e, Effect::Writer { .. })));
+    assert!(!labels(&log).iter().any(|l| l.contains("FreezeWindow")));
+    assert!(labels(&log).contains(&"provider CommitSnapshots".to_string()));
+    assert_eq!(result(&log), Some(Ok(())));
+}
+
+// --- other calls ---------------------------------------------------------------------
+
+#[test]
+fn a_writer_failing_identify_drops_out_and_hears_nothing_more() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::GatherWriterMetadata);
+    let (log, now) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "back OnIdentify" => Answer::Fail(Hresult::VssEWritererrorNonretryable),
+        _ => Answer::Ok,
+    });
+    // The writer is missing from the metadata; the call itself succeeds.
+    assert_eq!(result(&log), Some(Ok(())));
+    assert!(c.writers().iter().any(|w| w.id == BACK && w.dropped));
+    for next in [VssCall::PrepareForBackup, VssCall::DoSnapshotSet] {
+        let first = call(&mut c, now, next);
+        let (log, _) = drive(&mut c, now, first, all_ok);
+        assert!(
+            !log.iter()
+                .any(|e| matches!(e, Effect::Writer { to, .. } if *to == BACK)),
+            "{next:?} reached a dropped writer"
+        );
+        assert_eq!(result(&log), Some(Ok(())));
+    }
+}
+
+#[test]
+fn a_writer_failing_prepare_backup_fails_the_call_with_its_code() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::PrepareForBackup);
+    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "front OnPrepareBackup" => Answer::Fail(Hresult::VssEWritererrorRetryable),
+        _ => Answer::Ok,
+    });
+    assert_eq!(result(&log), Some(Err(Hresult::VssEWritererrorRetryable)));
+    assert!(labels(&log).contains(&"front is VSS_WS_FAILED_AT_PREPARE_BACKUP".to_string()));
+    // No abort of VSS's own: the requester decides (reference §2.4).
+    assert!(!labels(&log).iter().any(|l| l.ends_with("OnAbort")));
+}
+
+#[test]
+fn backup_complete_tells_writers_then_deletes_the_snapshots() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::BackupComplete);
+    let (log, _) = drive(&mut c, 0, first, all_ok);
+    assert_eq!(
+        protocol(&log),
+        [
+            "system OnBackupComplete",
+            "back OnBackupComplete",
+            "front OnBackupComplete",
+            "provider DeleteSnapshots",
+            "finish S_OK",
+        ]
+    );
+    assert!(c.writers().iter().all(|w| w.state == WriterState::Stable));
+}
+
+#[test]
+fn a_writer_failing_backup_complete_is_only_logged() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::BackupComplete);
+    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "system OnBackupComplete" => Answer::Fail(Hresult::VssEWritererrorNonretryable),
+        _ => Answer::Ok,
+    });
+    // The shadow copy exists: the snapshots are still deleted and the call succeeds.
+    assert!(protocol(&log).contains(&"provider DeleteSnapshots".to_string()));
+    assert_eq!(result(&log), Some(Ok(())));
+    assert!(labels(&log).contains(&"system is VSS_WS_FAILED_AT_BACKUP_COMPLETE".to_string()));
+}
+
+#[test]
+fn abort_backup_of_a_prepared_set_tells_providers_and_succeeds() {
+    let mut c = guest();
+    // DoSnapshotSet fails at PreCommitSnapshots, after EndPrepareSnapshots.
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (_, now) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "provider PreCommitSnapshots" => Answer::Fail(Hresult::VssEProviderVeto),
+        _ => Answer::Ok,
+    });
+    let first = call(&mut c, now, VssCall::AbortBackup);
+    let (log, _) = drive(&mut c, now, first, |e| match label(e).as_str() {
+        "front OnAbort" => Answer::Fail(Hresult::VssEWritererrorNonretryable),
+        _ => Answer::Ok,
+    });
+    assert_eq!(
+        protocol(&log),
+        [
+            "system OnAbort",
+            "back OnAbort",
+            "front OnAbort",
+            "provider AbortSnapshots",
+            "finish S_OK",
+        ]
+    );
+}
+
+#[test]
+fn abort_backup_before_any_snapshot_spares_the_providers() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::AbortBackup);
+    let (log, _) = drive(&mut c, 0, first, all_ok);
+    assert!(!labels(&log).iter().any(|l| l.starts_with("provider")));
+    assert_eq!(result(&log), Some(Ok(())));
+}
+
+// --- aborts (reference §1.3) -----------------------------------------------------------
+
+#[test]
+fn a_writer_failing_freeze_aborts_the_set() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "back OnFreeze" => Answer::Fail(Hresult::VssEWritererrorRetryable),
+        _ => Answer::Ok,
+    });
+    let p = protocol(&log);
+    let after: Vec<_> = p
+        .iter()
+        .skip_while(|x| *x != "back OnFreeze")
+        .skip(1)
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        after,
+        [
+            "system OnAbort",
+            "back OnAbort",
+            "front OnAbort",
+            "provider AbortSnapshots",
+            "finish VSS_E_WRITERERROR_RETRYABLE",
+        ],
+        "the system level never freezes, nothing is held"
+    );
+    assert!(labels(&log).contains(&"back is VSS_WS_FAILED_AT_FREEZE".to_string()));
+    assert!(labels(&log).contains(&"span freeze→thaw".to_string()));
+    assert!(!c.is_armed(VssTimer::FreezeWindow));
+    match log.last() {
+        Some(Effect::Finish { call, .. }) => assert_eq!(*call, VssCall::DoSnapshotSet),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_writer_failing_thaw_aborts_the_set() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "front OnThaw" => Answer::Fail(Hresult::VssEWritererrorNonretryable),
+        _ => Answer::Ok,
+    });
+    let p = protocol(&log);
+    assert!(p.contains(&"provider AbortSnapshots".to_string()));
+    assert!(!p
+        .iter()
+        .any(|x| x.contains("PostSnapshot") || x.contains("FinalCommit")));
+    assert_eq!(
+        result(&log),
+        Some(Err(Hresult::VssEWritererrorNonretryable))
+    );
+}
+
+#[test]
+fn a_provider_failing_commit_aborts_releases_and_fails_the_whole_set() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "provider CommitSnapshots" => Answer::Fail(Hresult::VssEUnexpectedProviderError),
+        _ => Answer::Ok,
+    });
+    let p = protocol(&log);
+    let after: Vec<_> = p
+        .iter()
+        .skip_while(|x| *x != "provider CommitSnapshots")
+        .skip(1)
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        after,
+        [
+            "system OnAbort",
+            "back OnAbort",
+            "front OnAbort",
+            "provider AbortSnapshots",
+            "volsnap release",
+            "finish VSS_E_UNEXPECTED_PROVIDER_ERROR",
+        ]
+    );
+    assert!(!c.holding());
+    assert!(labels(&log).contains(&"released".to_string()));
+    assert!(!c.is_armed(VssTimer::FlushAndHold));
+}
+
+#[test]
+fn a_provider_dying_before_end_prepare_hears_no_abort() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "provider BeginPrepareSnapshot" => Answer::Fail(Hresult::VssEProviderVeto),
+        _ => Answer::Ok,
+    });
+    let p = protocol(&log);
+    assert!(p.contains(&"front OnAbort".to_string()));
+    assert!(!p.contains(&"provider AbortSnapshots".to_string()));
+    assert_eq!(result(&log), Some(Err(Hresult::VssEProviderVeto)));
+}
+
+#[test]
+fn a_writer_failing_prepare_snapshot_fails_the_set_without_an_abort() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (log, now) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "back OnPrepareSnapshot" => Answer::Fail(Hresult::VssEWritererrorInconsistentSnapshot),
+        _ => Answer::Ok,
+    });
+    // F5.6: one failing writer fails the whole preparation; §2.4: no automatic Abort.
+    assert_eq!(
+        protocol(&log),
+        [
+            "system OnPrepareSnapshot",
+            "back OnPrepareSnapshot",
+            "front OnPrepareSnapshot",
+            "finish VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT",
+        ]
+    );
+    // The set is no longer in creation: a new one may start.
+    let fx = c.handle(
+        now,
+        Input::Call {
+            from: REQUESTER,
+            call: VssCall::DoSnapshotSet,
+            set: SET + 1,
+            volumes: vec!["C:".into()],
+            with_writers: true,
+        },
+    );
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Refuse { .. })));
+}
+
+#[test]
+fn a_writer_failing_post_snapshot_fails_the_call_without_an_abort() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "system OnPostSnapshot" => Answer::Fail(Hresult::VssEWritererrorRetryable),
+        _ => Answer::Ok,
+    });
+    let p = protocol(&log);
+    assert!(!p
+        .iter()
+        .any(|x| x.ends_with("OnAbort") || x.contains("AbortSnapshots")));
+    assert!(p.contains(&"provider PostFinalCommitSnapshots".to_string()));
+    assert_eq!(result(&log), Some(Err(Hresult::VssEWritererrorRetryable)));
+}
+
+// --- windows (reference §1.4) ----------------------------------------------------------
+
+#[test]
+fn the_freeze_window_expiring_fails_the_writer_that_did_not_answer() {
+    let mut c = guest();
+    let (_, now) = snapshot_until(&mut c, "back OnFreeze");
+    assert!(c.is_armed(VssTimer::FreezeWindow));
+    let fx = c.handle(now + EXCHANGE_US, Input::Timer(VssTimer::FreezeWindow));
+    let l = labels(&fx);
+    // Only the hung back-end writer fails; the frozen front end goes through OnAbort.
+    assert!(l.contains(&"back is VSS_WS_FAILED_AT_FREEZE".to_string()));
+    assert!(!l.iter().any(|x| x.starts_with("front is")));
+    assert!(!l.iter().any(|x| x.starts_with("system is")));
+    assert_eq!(
+        protocol(&fx),
+        ["system OnAbort", "back OnAbort", "front OnAbort"]
+    );
+    let (log, _) = drive(&mut c, now + EXCHANGE_US, fx, all_ok);
+    // Prepared providers hear of the abort once the writers have undone the freeze.
+    assert_eq!(
+        protocol(&log)[3..],
+        [
+            "provider AbortSnapshots",
+            "finish VSS_E_WRITERERROR_TIMEOUT"
+        ]
+    );
+}
+
+#[test]
+fn the_freeze_window_expiring_reports_its_full_length_for_i5() {
+    let mut c = guest();
+    let (log, now) = snapshot_until(&mut c, "back OnFreeze");
+    let opened = position(&log, "set FreezeWindow");
+    assert!(opened > 0);
+    // The window opened at time 5 ms (three writers and two provider calls, 1 ms each).
+    let fx = c.handle(5_000 + EXCHANGE_US, Input::Timer(VssTimer::FreezeWindow));
+    assert!(now < 5_000 + EXCHANGE_US);
+    assert!(fx.contains(&Effect::Span {
+        window: Window::FreezeThaw,
+        held_us: EXCHANGE_US,
+        limit_us: EXCHANGE_US,
+    }));
+}
+
+#[test]
+fn the_freeze_window_covers_commit_and_fails_the_frozen_writer_whose_window_ran_out() {
+    let mut c = guest();
+    // CommitSnapshots never returns; the flush-and-hold (10 s) is not what expires here:
+    // the scripted clock jumps straight past the 20 s freeze window.
+    let (_, _) = snapshot_until(&mut c, "provider CommitSnapshots");
+    let fx = c.handle(5_000 + EXCHANGE_US, Input::Timer(VssTimer::FreezeWindow));
+    let l = labels(&fx);
+    assert!(l.contains(&"back is VSS_WS_FAILED_AT_FREEZE".to_string()));
+    // The 60 s writers were within their window.
+    assert!(!l
+        .iter()
+        .any(|x| x.starts_with("front is") || x.starts_with("system is")));
+    assert_eq!(
+        protocol(&fx),
+        ["system OnAbort", "back OnAbort", "front OnAbort"]
+    );
+    let (log, _) = drive(&mut c, 5_000 + EXCHANGE_US, fx, all_ok);
+    // The abort releases the held writes.
+    assert!(labels(&log).contains(&"volsnap release".to_string()));
+    assert!(!c.holding());
+    assert_eq!(result(&log), Some(Err(Hresult::VssEWritererrorTimeout)));
+}
+
+#[test]
+fn the_freeze_window_expiring_at_thaw_fails_the_writer_at_thaw() {
+    let mut c = guest();
+    let (_, now) = snapshot_until(&mut c, "front OnThaw");
+    let fx = c.handle(now + EXCHANGE_US, Input::Timer(VssTimer::FreezeWindow));
+    let l = labels(&fx);
+    assert!(l.contains(&"front is VSS_WS_FAILED_AT_THAW".to_string()));
+    // The others thawed: they answered in time.
+    assert!(!l
+        .iter()
+        .any(|x| x.starts_with("back is") || x.starts_with("system is")));
+    assert!(protocol(&fx).contains(&"front OnAbort".to_string()));
+}
+
+#[test]
+fn flush_and_hold_expiring_cancels_the_hold_and_aborts() {
+    let mut c = guest();
+    let (_, now) = snapshot_until(&mut c, "provider CommitSnapshots");
+    let fx = c.handle(
+        now + FLUSH_AND_HOLD_US,
+        Input::Timer(VssTimer::FlushAndHold),
+    );
+    let l = labels(&fx);
+    // The hold ends at once, before the writers hear of the abort.
+    assert!(position(&fx, "released") < position(&fx, "system OnAbort"));
+    assert!(fx.contains(&Effect::Span {
+        window: Window::FlushAndHold,
+        held_us: FLUSH_AND_HOLD_US,
+        limit_us: FLUSH_AND_HOLD_US,
+    }));
+    let (log, _) = drive(&mut c, now + FLUSH_AND_HOLD_US, fx, all_ok);
+    // Not released a second time by the abort.
+    assert!(
+        !labels(&log).contains(&"volsnap release".to_string()),
+        "{l:#?}"
+    );
+    assert!(labels(&log).contains(&"provider AbortSnapshots".to_string()));
+    assert_eq!(result(&log), Some(Err(Hresult::VssEHoldWritesTimeout)));
+}
+
+#[test]
+fn a_stale_timer_after_its_window_closed_does_nothing() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (_, now) = drive(&mut c, 0, first, all_ok);
+    for t in [
+        VssTimer::FreezeWindow,
+        VssTimer::FlushAndHold,
+        VssTimer::WriterResponse,
+    ] {
+        assert_eq!(c.handle(now + EXCHANGE_US, Input::Timer(t)), []);
+    }
+    // Nor inside the next call: the freeze window of the last set is not this one's.
+    let _ = call(&mut c, now, VssCall::BackupComplete);
+    assert_eq!(
+        c.handle(now + EXCHANGE_US, Input::Timer(VssTimer::FreezeWindow)),
+        []
+    );
+}
+
+#[test]
+fn the_hold_timer_is_ignored_once_the_set_is_aborting() {
+    let mut c = guest();
+    let (_, now) = snapshot_until(&mut c, "provider CommitSnapshots");
+    // The freeze window expires during the hold: the abort starts, writers not answered yet.
+    let fx = c.handle(now + 1, Input::Timer(VssTimer::FreezeWindow));
+    assert!(protocol(&fx).contains(&"system OnAbort".to_string()));
+    // The hold window then expiring changes nothing: the abort releases in its order.
+    assert_eq!(
+        c.handle(
+            now + FLUSH_AND_HOLD_US,
+            Input::Timer(VssTimer::FlushAndHold)
+        ),
+        []
+    );
+    assert!(c.holding());
+}
+
+#[test]
+fn a_writer_not_answering_prepare_backup_is_unknown_and_the_call_fails() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::PrepareForBackup);
+    assert!(first.contains(&Effect::SetTimer {
+        timer: VssTimer::WriterResponse,
+        after_us: EVENT_TIMEOUT_US
+    }));
+    let (_, now) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "system OnPrepareBackup" => Answer::Hang,
+        _ => Answer::Ok,
+    });
+    let fx = c.handle(
+        now + EVENT_TIMEOUT_US,
+        Input::Timer(VssTimer::WriterResponse),
+    );
+    assert_eq!(
+        labels(&fx),
+        [
+            "system is VSS_WS_UNKNOWN",
+            "finish VSS_E_WRITER_NOT_RESPONDING"
+        ]
+    );
+}
+
+#[test]
+fn a_writer_not_answering_prepare_snapshot_aborts_the_set() {
+    let mut c = guest();
+    let (_, now) = snapshot_until(&mut c, "front OnPrepareSnapshot");
+    let fx = c.handle(
+        now + EVENT_TIMEOUT_US,
+        Input::Timer(VssTimer::WriterResponse),
+    );
+    assert!(labels(&fx).contains(&"front is VSS_WS_UNKNOWN".to_string()));
+    // Not prepared yet: writers hear of the abort, providers do not.
+    assert_eq!(
+        protocol(&fx),
+        ["system OnAbort", "back OnAbort", "front OnAbort"]
+    );
+    let (log, _) = drive(&mut c, now + EVENT_TIMEOUT_US, fx, all_ok);
+    assert_eq!(result(&log), Some(Err(Hresult::VssEWriterNotResponding)));
+}
+
+#[test]
+fn freeze_and_thaw_have_no_writer_response_timer() {
+    let mut c = guest();
+    let (log, _) = snapshot_until(&mut c, "front OnThaw");
+    let l = labels(&log);
+    let freeze = position(&log, "front OnFreeze");
+    let sets_after_freeze = l[freeze..]
+        .iter()
+        .filter(|x| *x == "set WriterResponse")
+        .count();
+    assert_eq!(sets_after_freeze, 0, "{l:#?}");
+    assert!(!c.is_armed(VssTimer::WriterResponse));
+}
+
+// --- answers VSS did not ask for -------------------------------------------------------
+
+#[test]
+fn an_answer_from_a_writer_not_asked_is_ignored() {
+    let mut c = guest();
+    let (_, now) = snapshot_until(&mut c, "front OnFreeze");
+    // The back end was not asked to freeze yet; the front end answers another event.
+    for (from, event) in [
+        (BACK, WriterEvent::OnFreeze),
+        (FRONT, WriterEvent::OnPrepareSnapshot),
+        (ActorId::new(99), WriterEvent::OnFreeze),
+    ] {
+        let fx = c.handle(
+            now,
+            Input::WriterDone {
+                from,
+                event,
+                state: event.state_after(),
+                result: Ok(()),
+            },
+        );
+        assert_eq!(fx, [], "{from} {event:?}");
+    }
+    // The awaited answer still counts.
+    let fx = c.handle(
+        now,
+        Input::WriterDone {
+            from: FRONT,
+            event: WriterEvent::OnFreeze,
+            state: WriterState::WaitingForThaw,
+            result: Ok(()),
+        },
+    );
+    assert!(protocol(&fx).contains(&"back OnFreeze".to_string()));
+}
+
+#[test]
+fn a_provider_answer_for_another_call_is_ignored() {
+    let mut c = guest();
+    let (_, now) = snapshot_until(&mut c, "provider CommitSnapshots");
+    let fx = c.handle(
+        now,
+        Input::ProviderDone {
+            from: PROVIDER,
+            call: ProviderCall::PreCommitSnapshots,
+            result: Ok(()),
+        },
+    );
+    assert_eq!(fx, []);
+    assert!(c.holding());
+}
+
+#[test]
+fn a_late_answer_after_the_abort_is_not_taken_for_the_abort_answer() {
+    let mut c = guest();
+    let (_, now) = snapshot_until(&mut c, "provider CommitSnapshots");
+    let fx = c.handle(
+        now + FLUSH_AND_HOLD_US,
+        Input::Timer(VssTimer::FlushAndHold),
+    );
+    let (log, t) = drive(&mut c, now + FLUSH_AND_HOLD_US, fx, |e| {
+        match label(e).as_str() {
+            "provider AbortSnapshots" => Answer::Hang,
+            _ => Answer::Ok,
+        }
+    });
+    assert_eq!(result(&log), None, "waits for AbortSnapshots");
+    // CommitSnapshots returns at last: still waiting for the abort's answer.
+    let late = c.handle(
+        t,
+        Input::ProviderDone {
+            from: PROVIDER,
+            call: ProviderCall::CommitSnapshots,
+            result: Ok(()),
+        },
+    );
+    assert_eq!(late, []);
+    let done = c.handle(
+        t,
+        Input::ProviderDone {
+            from: PROVIDER,
+            call: ProviderCall::AbortSnapshots,
+            result: Ok(()),
+        },
+    );
+    assert_eq!(result(&done), Some(Err(Hresult::VssEHoldWritesTimeout)));
+}
+
+#[test]
+fn a_hold_answered_after_an_abort_holds_nothing() {
+    let mut c = guest();
+    // The hold is asked; the freeze window expires before volsnap answers.
+    let (_, now) = snapshot_until(&mut c, "volsnap hold");
+    let fx = c.handle(now + 1, Input::Timer(VssTimer::FreezeWindow));
+    assert!(protocol(&fx).contains(&"system OnAbort".to_string()));
+    let fx = c.handle(now + 2, Input::Volsnap { hold: true });
+    assert_eq!(fx, []);
+    assert!(!c.holding());
+    assert!(!c.is_armed(VssTimer::FlushAndHold));
+}
+
+#[test]
+fn a_busy_service_refuses_a_second_call_with_bad_state() {
+    let mut c = guest();
+    let _ = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let fx = call(&mut c, 1, VssCall::BackupComplete);
+    assert_eq!(labels(&fx), ["refuse VSS_E_BAD_STATE"]);
+    assert_eq!(c.running(), Some(VssCall::DoSnapshotSet));
+}
