@@ -2,6 +2,7 @@
 //!
 //! - `scenario`: the scenario format; `sched`: the deterministic scheduler; `trace`:
 //!   traces and their replay;
+//! - `faults`: the fault plan, every injected misbehaviour resolved once;
 //! - `world`: volumes with real VHDX files, VMs and the oracle; `plan`: which flow and
 //!   method each VM takes (R1–R5, R7, F3's preconditions);
 //! - `protocol`: pure protocol state machines (`protocol::vss`: the one VSS sequence;
@@ -19,6 +20,7 @@ pub use hvsim_engine as engine;
 pub mod actors;
 pub mod backup;
 pub mod events;
+pub mod faults;
 pub mod fsrvp;
 pub mod linux;
 pub mod msg;

@@ -7,8 +7,11 @@ use hvsim_engine::volume::SnapshotOptions;
 
 use crate::msg::{Fail, Msg, VmmsOp};
 use crate::plan::Stage;
+use std::rc::Rc;
+
+use crate::faults::FaultPlan;
 use crate::protocol::vss::ProviderCall;
-use crate::scenario::{FailureClass, Fault, Hresult, ProviderKind};
+use crate::scenario::{FailureClass, Hresult, ProviderKind};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
 use crate::world::{Lab, Point, Shadow};
 
@@ -18,13 +21,15 @@ const COMMIT_US: u64 = 300_000;
 pub struct HostProvider {
     name: String,
     kind: ProviderKind,
+    faults: Rc<FaultPlan>,
 }
 
 impl HostProvider {
-    pub fn new(host: &str, kind: ProviderKind) -> Self {
+    pub fn new(host: &str, kind: ProviderKind, faults: Rc<FaultPlan>) -> Self {
         HostProvider {
             name: format!("HostProvider@{host}"),
             kind,
+            faults,
         }
     }
 
@@ -35,32 +40,27 @@ impl HostProvider {
         cx: &mut Cx<'_, Msg, Lab>,
     ) -> (u64, Result<(), Fail>) {
         let lab = &mut *cx.world;
-        let faults = lab.scenario.faults.clone();
-        let mut delay = COMMIT_US;
-        for f in &faults {
-            match f {
-                Fault::ProviderCommitFailure { volume, code } if volumes.contains(volume) => {
-                    let fail = Fail::new(
-                        *code,
-                        FailureClass::Host,
-                        format!("CommitSnapshots failed on {volume}"),
-                    );
-                    return (COMMIT_US, Err(fail));
-                }
-                Fault::HoldWritesTimeout { volume } if volumes.contains(volume) => {
-                    // The commit runs past the 10 s flush-and-hold window.
-                    delay = 11_000_000;
-                }
-                _ => {}
-            }
+        if let Some((volume, code)) = self.faults.commit_failure(volumes) {
+            let fail = Fail::new(
+                code,
+                FailureClass::Host,
+                format!("CommitSnapshots failed on {volume}"),
+            );
+            return (COMMIT_US, Err(fail));
         }
+        // The commit runs past the 10 s flush-and-hold window.
+        let delay = if self.faults.hold_writes_timeout(volumes) {
+            11_000_000
+        } else {
+            COMMIT_US
+        };
         for v in volumes {
             let Some(volume) = lab.volumes.get(v).cloned() else {
                 continue;
             };
-            let diff_area = faults
-                .iter()
-                .any(|f| matches!(f, Fault::DiffAreaFull { volume } if volume == v))
+            let diff_area = self
+                .faults
+                .diff_area_full(v)
                 .then_some(256 * 1024)
                 .or_else(|| {
                     lab.scenario

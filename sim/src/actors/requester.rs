@@ -5,16 +5,18 @@
 //! snapshot per group of VMs sharing it, F3.5), and has the checkpoints merged.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
 
 use hvsim_engine::chain::DiskChain;
 use hvsim_engine::{GuidGen, Vhdx};
 
 use crate::backup::{BackupError, RestoreJob, Transfer, READ_UNIT};
+use crate::faults::FaultPlan;
 use crate::msg::Reached;
 use crate::msg::{Fail, Msg, VmmsOp};
 use crate::plan::{Flow, Method, Stage as PlanStage};
 use crate::protocol::vss::VssCall;
-use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Fault, Hresult};
+use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Out};
 use crate::world::{Lab, Point};
 
@@ -45,6 +47,7 @@ enum Stage {
 }
 
 pub struct Requester {
+    faults: Rc<FaultPlan>,
     host_vss: BTreeMap<String, ActorId>,
     vmms: BTreeMap<String, ActorId>,
     tasks: VecDeque<Task>,
@@ -68,8 +71,10 @@ impl Requester {
         host_vss: BTreeMap<String, ActorId>,
         vmms: BTreeMap<String, ActorId>,
         mode: BackupMode,
+        faults: Rc<FaultPlan>,
     ) -> Self {
         Requester {
+            faults,
             host_vss,
             vmms,
             tasks: VecDeque::new(),
@@ -464,13 +469,7 @@ impl Requester {
                 disks.len(),
             );
             lab.server.begin_transfer(vm, transfer);
-            let interrupt = last
-                && !self.interrupted
-                && lab
-                    .scenario
-                    .faults
-                    .iter()
-                    .any(|f| matches!(f, Fault::TransferInterrupted { vm: v } if *v == name));
+            let interrupt = last && !self.interrupted && self.faults.transfer_interrupted(vm);
             let mut sent_vm = 0;
             for i in 0..lab.vms[vm].disks.len() {
                 let mut disk = Self::open_source(lab, vm, i, set, &files, cx.out.guids())?;

@@ -11,7 +11,7 @@ pub use crate::scenario::volume_folder;
 pub use load::{from_canonical, from_toml, load};
 pub use replay::{replay_run, RunReplayError};
 pub use report::{Check, ConsistencyCheckReport, PointReport, RestoreReport, RunReport, VmReport};
-pub use world::{populate, populate_on, BuildError, OUT_OF_SPACE_STEPS, START_US};
+pub use world::{populate, populate_on, BuildError, START_US};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,17 +5,18 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use hvsim_engine::GuidGen;
+
 use crate::actors::{
     FssAgentActor, FssProvider, GuestProvider, GuestProviderKind, GuestWriter, HostProvider, HvIc,
     HyperVWriter, LinuxVssDaemon, Requester, Vmms, VssService, Workload,
 };
-use hvsim_engine::GuidGen;
-
+use crate::faults::{FaultError, FaultPlan};
 use crate::fsrvp::FssAgent;
 use crate::msg::Msg;
 use crate::plan::Flow;
 use crate::protocol::vss::{AppLevel, FREEZE_WINDOW_US};
-use crate::scenario::{Fault, GuestOs, ProviderKind, Scenario};
+use crate::scenario::{GuestOs, ProviderKind, Scenario};
 use crate::sched::{ActorId, Decisions, Scheduler};
 use crate::world::{build_lab, Lab, Power};
 
@@ -36,28 +37,10 @@ impl Ids {
     }
 }
 
-/// The steps at which an out-of-space fault is modelled: where a checkpoint's AVHDX files
-/// are created or grow.
-pub const OUT_OF_SPACE_STEPS: &[&str] = &["F2.5", "F2.11", "F3.3"];
-
-/// A fault the simulator cannot inject yet is an error, never silently skipped.
-fn refuse_unmodelled(s: &Scenario) -> Result<(), BuildError> {
-    for (i, f) in s.faults.iter().enumerate() {
-        let why = match f {
-            Fault::HostCrash { .. } => Some("host_crash is not modelled yet".to_string()),
-            Fault::OutOfSpace { at, .. } if !OUT_OF_SPACE_STEPS.contains(&at.as_str()) => {
-                Some(format!(
-                    "out_of_space is modelled at {} only, not at {at}",
-                    OUT_OF_SPACE_STEPS.join(", ")
-                ))
-            }
-            _ => None,
-        };
-        if let Some(why) = why {
-            return Err(BuildError(format!("faults[{i}]: {why}")));
-        }
+impl From<FaultError> for BuildError {
+    fn from(e: FaultError) -> Self {
+        BuildError(e.to_string())
     }
-    Ok(())
 }
 
 /// The world of a run: a scheduler taking its choices from `decisions`, owning the
@@ -77,7 +60,8 @@ pub fn populate_on(
     seed: u64,
     on_disk: Option<&std::path::Path>,
 ) -> Result<Scheduler<Msg, Lab>, BuildError> {
-    refuse_unmodelled(&scenario)?;
+    // Every fault resolved once; one the model cannot inject is refused here.
+    let faults = Rc::new(FaultPlan::new(&scenario, seed)?);
     let mut guids = GuidGen::seeded(seed);
     let mut lab = build_lab(Rc::clone(&scenario), &mut guids, on_disk)?;
     // A recorded run digests the world after every step: the oracle then keeps a hash
@@ -142,7 +126,12 @@ pub fn populate_on(
     let host_vss: BTreeMap<String, ActorId> =
         hosts.iter().map(|(h, ids)| (h.clone(), ids.0)).collect();
     let vmms: BTreeMap<String, ActorId> = hosts.iter().map(|(h, ids)| (h.clone(), ids.3)).collect();
-    let id = sched.add_actor(Box::new(Requester::new(host_vss, vmms, s.job.mode)));
+    let id = sched.add_actor(Box::new(Requester::new(
+        host_vss,
+        vmms,
+        s.job.mode,
+        Rc::clone(&faults),
+    )));
     debug_assert_eq!(id, requester);
     for h in &s.hosts {
         let (_, writer_id, provider_id, vmms_id) = hosts[&h.name];
@@ -158,7 +147,7 @@ pub fn populate_on(
         }
         sched.add_actor(Box::new(vss));
         let mut writer = HyperVWriter::new(&h.name, vmms_id);
-        let mut vmms_actor = Vmms::new(&h.name);
+        let mut vmms_actor = Vmms::new(&h.name, Rc::clone(&faults));
         for (i, vm) in s.vms.iter().enumerate() {
             if vm.host == h.name {
                 writer.add_ic(i, vm_ids[i].ic);
@@ -175,13 +164,22 @@ pub fn populate_on(
         } else {
             ProviderKind::System
         };
-        sched.add_actor(Box::new(HostProvider::new(&h.name, kind)));
+        sched.add_actor(Box::new(HostProvider::new(
+            &h.name,
+            kind,
+            Rc::clone(&faults),
+        )));
         sched.add_actor(Box::new(vmms_actor));
         if fss_providers.contains_key(&h.name) {
             sched.add_actor(Box::new(FssProvider::new(&h.name, agents.clone())));
         }
     }
-    for fs in s.file_servers.iter().filter(|f| f.vss_agent) {
+    for (f, fs) in s
+        .file_servers
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.vss_agent)
+    {
         let shares = {
             let l = sched.world();
             fs.shares
@@ -195,16 +193,8 @@ pub fn populate_on(
         };
         let guids = sched.guids().fork();
         let mut agent = FssAgent::new(&fs.name, shares, guids);
-        for f in &s.faults {
-            if let Fault::FsrvpTimeout {
-                file_server,
-                operation,
-            } = f
-            {
-                if file_server.eq_ignore_ascii_case(&fs.name) {
-                    agent.set_unresponsive(operation.as_str());
-                }
-            }
+        for operation in faults.fsrvp_timeouts(f) {
+            agent.set_unresponsive(operation.as_str());
         }
         sched.add_actor(Box::new(FssAgentActor::new(&fs.name, agent)));
     }
@@ -237,16 +227,22 @@ pub fn populate_on(
                 GuestProviderKind::IntegrationServices
             };
             sched.add_actor(Box::new(GuestProvider::new(&vm.name, i, kind, vmms_id)));
-            for w in &vm.guest.writers {
-                sched.add_actor(Box::new(GuestWriter::new(&vm.name, i, w.clone())));
+            for (k, w) in vm.guest.writers.iter().enumerate() {
+                sched.add_actor(Box::new(GuestWriter::new(
+                    &vm.name,
+                    i,
+                    w.clone(),
+                    faults.writer_failure(i, k),
+                )));
             }
         }
         if let Some(daemon) = ids.daemon {
-            let exits = s.faults.iter().find_map(|f| match f {
-                Fault::DaemonExit { vm: v, during } if v == &vm.name => Some(*during),
-                _ => None,
-            });
-            sched.add_actor(Box::new(LinuxVssDaemon::new(&vm.name, i, vm, exits)));
+            sched.add_actor(Box::new(LinuxVssDaemon::new(
+                &vm.name,
+                i,
+                vm,
+                faults.daemon(i),
+            )));
             // The guest boots: the daemon registers with the driver.
             sched.post(daemon, 0, Msg::Start);
         }
