@@ -10,7 +10,7 @@
 //!   integration components; `protocol::guest_writer`: application writers — each
 //!   input → state + effects);
 //! - `actors`: every party of the protocol, thin adapters on the cores (the VSS service
-//!   too); `msg`: what they say to each other;
+//!   too); `protocol::msg` (also `msg`): what they say to each other;
 //! - `fsrvp`: MS-FSRVP (agent, file server VSS, client); `linux`: hv_snapshot and
 //!   hv_vss_daemon;
 //! - `run`: a run from scenario to report, with invariants I1–I6.
@@ -23,7 +23,6 @@ pub mod events;
 pub mod faults;
 pub mod fsrvp;
 pub mod linux;
-pub mod msg;
 pub mod plan;
 pub mod protocol;
 pub mod run;
@@ -31,3 +30,6 @@ pub mod scenario;
 pub mod sched;
 pub mod trace;
 pub mod world;
+
+/// The messages the parties exchange (`protocol::msg`), at the crate's top for callers.
+pub use protocol::msg;

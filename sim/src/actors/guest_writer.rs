@@ -2,8 +2,8 @@
 //! [`crate::protocol::guest_writer`]'s; this adapter stops and resumes the guest's
 //! transactions and answers the guest's VSS.
 
-use crate::msg::Msg;
 use crate::protocol::guest_writer::{self, GuestWriterCore, GuestWriterEffect};
+use crate::protocol::msg::Msg;
 use crate::protocol::vss::AppLevel;
 use crate::scenario::{self, Writer, WriterFailure};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};

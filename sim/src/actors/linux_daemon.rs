@@ -8,7 +8,7 @@ use crate::linux::{
     parse_proc_mounts, DaemonBehaviour, Effect, HvSnapshot, HvVssDaemon, HvVssMsg, HvVssOp,
     TransactionState,
 };
-use crate::msg::Msg;
+use crate::protocol::msg::Msg;
 use crate::scenario::{DaemonOp, DaemonState, FileSystem, Vm};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerId};
 use crate::world::Lab;

@@ -5,8 +5,8 @@
 
 use hvsim_engine::volume::SnapshotOptions;
 
-use crate::msg::{Fail, Msg, VmmsOp};
 use crate::plan::Stage;
+use crate::protocol::msg::{Fail, Msg, VmmsOp};
 use std::rc::Rc;
 
 use crate::faults::FaultPlan;

@@ -12,9 +12,9 @@ use hvsim_engine::{GuidGen, Vhdx};
 
 use crate::backup::{BackupError, RestoreJob, Transfer, READ_UNIT};
 use crate::faults::FaultPlan;
-use crate::msg::Reached;
-use crate::msg::{Fail, Msg, VmmsOp};
 use crate::plan::{Flow, Method, Stage as PlanStage};
+use crate::protocol::msg::Reached;
+use crate::protocol::msg::{Fail, Msg, VmmsOp};
 use crate::protocol::vss::VssCall;
 use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Out};
@@ -609,7 +609,7 @@ impl Requester {
     fn on_vss_done(
         &mut self,
         call: VssCall,
-        result: Result<(), crate::msg::Fail>,
+        result: Result<(), crate::protocol::msg::Fail>,
         cx: &mut Cx<'_, Msg, Lab>,
     ) {
         match self.task.clone() {

@@ -12,9 +12,9 @@ use hvsim_engine::chain::{
 };
 
 use crate::faults::{CheckpointStep, FaultPlan};
-use crate::msg::{Fail, Msg};
 use crate::plan::{Flow, Method};
 use crate::protocol::hyperv::{Quiesce, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer, VmmsVm};
+use crate::protocol::msg::{Fail, Msg};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
 use crate::world::{Lab, Point, Power};

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::msg::{Msg, Reached};
 use crate::plan::{Flow, Method};
+use crate::protocol::msg::{Msg, Reached};
 use crate::scenario::{BackupMethod, CheckpointKind, Consistency, Outcome, Scenario, VmState};
 use crate::sched::{Decisions, Detail, Scheduler, SimError, StepRecord, Stop};
 use crate::trace::{Header, TraceWriter};

@@ -13,8 +13,8 @@ use crate::actors::{
 };
 use crate::faults::{FaultError, FaultPlan};
 use crate::fsrvp::FssAgent;
-use crate::msg::Msg;
 use crate::plan::Flow;
+use crate::protocol::msg::Msg;
 use crate::protocol::vss::{AppLevel, FREEZE_WINDOW_US};
 use crate::scenario::{GuestOs, ProviderKind, Scenario};
 use crate::sched::{ActorId, Decisions, Scheduler};
