@@ -2,6 +2,7 @@
 //!
 //! - `scenario`: the scenario format; `sched`: the deterministic scheduler; `trace`:
 //!   traces and their replay;
+//! - `faults`: the fault plan, every injected misbehaviour resolved once;
 //! - `world`: volumes with real VHDX files, VMs and the oracle; `plan`: which flow and
 //!   method each VM takes (R1–R5, R7, F3's preconditions);
 //! - `protocol`: pure protocol state machines (`protocol::vss`: the one VSS sequence;
@@ -9,7 +10,7 @@
 //!   integration components; `protocol::guest_writer`: application writers — each
 //!   input → state + effects);
 //! - `actors`: every party of the protocol, thin adapters on the cores (the VSS service
-//!   too); `msg`: what they say to each other;
+//!   too); `protocol::msg` (also `msg`): what they say to each other;
 //! - `fsrvp`: MS-FSRVP (agent, file server VSS, client); `linux`: hv_snapshot and
 //!   hv_vss_daemon;
 //! - `backend`: the seam between a run and where it runs (the requester's calls to each
@@ -23,9 +24,9 @@ pub mod actors;
 pub mod backend;
 pub mod backup;
 pub mod events;
+pub mod faults;
 pub mod fsrvp;
 pub mod linux;
-pub mod msg;
 pub mod plan;
 pub mod protocol;
 pub mod run;
@@ -33,3 +34,6 @@ pub mod scenario;
 pub mod sched;
 pub mod trace;
 pub mod world;
+
+/// The messages the parties exchange (`protocol::msg`), at the crate's top for callers.
+pub use protocol::msg;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use hvsim_sim::backend::{Backend, HostCall, Simulated};
-use hvsim_sim::msg::Msg;
+use hvsim_sim::protocol::msg::Msg;
 use hvsim_sim::protocol::vss::VssCall;
 use hvsim_sim::run::{populate, populate_with};
 use hvsim_sim::scenario::{Hresult, Scenario};

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::fsrvp::{ClientStatus, FsrvpError, FsrvpReply, FssAgent, FssClient};
-use crate::msg::{Fail, Msg};
+use crate::protocol::msg::{Fail, Msg};
 use crate::protocol::vss::ProviderCall;
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin, TimerId};

@@ -2,10 +2,10 @@
 //! [`crate::protocol::guest_writer`]'s; this adapter stops and resumes the guest's
 //! transactions and answers the guest's VSS.
 
-use crate::msg::Msg;
 use crate::protocol::guest_writer::{self, GuestWriterCore, GuestWriterEffect};
+use crate::protocol::msg::Msg;
 use crate::protocol::vss::AppLevel;
-use crate::scenario::Writer;
+use crate::scenario::{self, Writer, WriterFailure};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
 use crate::world::Lab;
 
@@ -16,11 +16,16 @@ pub struct GuestWriter {
 }
 
 impl GuestWriter {
-    pub fn new(vm_name: &str, vm: usize, config: Writer) -> Self {
+    pub fn new(
+        vm_name: &str,
+        vm: usize,
+        config: Writer,
+        failure: Option<(scenario::WriterEvent, WriterFailure)>,
+    ) -> Self {
         GuestWriter {
             name: format!("GuestWriter@{vm_name}/{}", config.name),
             vm,
-            core: GuestWriterCore::new(config),
+            core: GuestWriterCore::new(config, failure),
         }
     }
 

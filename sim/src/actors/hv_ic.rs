@@ -3,8 +3,8 @@
 //! calls, encodes hv_vss messages and records the freeze instant.
 
 use crate::linux::{HvVssMsg, HvVssOp};
-use crate::msg::Msg;
 use crate::protocol::ic::{IcCore, IcEffect};
+use crate::protocol::msg::Msg;
 use crate::scenario::GuestOs;
 use crate::sched::{Actor, ActorId, Cx, Envelope};
 use crate::world::{Lab, Point};

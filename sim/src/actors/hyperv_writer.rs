@@ -2,11 +2,11 @@
 //! [`crate::protocol::hyperv::writer`]'s; this adapter gives it the host's VMs of the
 //! backup, rolls a VM back inside the external snapshot (F1.A) and keeps the run's books.
 
-use crate::msg::{Fail, Msg, Reached};
 use crate::plan::{Flow, Method, Plan, Stage};
 use crate::protocol::hyperv::{
     Image, Readiness, WriterCore, WriterEffect, WriterPort, WriterStep, WriterVm, WRITER_ID,
 };
+use crate::protocol::msg::{Fail, Msg, Reached};
 use crate::scenario::{FailureClass, Hresult, HyperVVersion};
 use crate::sched::{Actor, ActorId, Cx, Envelope};
 use crate::world::{Lab, Power};

@@ -3,11 +3,12 @@
 //! bytes; the driver's transaction timers (FREEZE 900 s, others 30 s) run on the
 //! scheduler's clock; while any file system is frozen the guest's writes wait.
 
+use crate::faults::DaemonFault;
 use crate::linux::{
     parse_proc_mounts, DaemonBehaviour, Effect, HvSnapshot, HvVssDaemon, HvVssMsg, HvVssOp,
     TransactionState,
 };
-use crate::msg::Msg;
+use crate::protocol::msg::Msg;
 use crate::scenario::{DaemonOp, DaemonState, FileSystem, Vm};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerId};
 use crate::world::Lab;
@@ -50,19 +51,18 @@ pub fn proc_mounts(vm: &Vm) -> String {
 }
 
 impl LinuxVssDaemon {
-    pub fn new(vm_name: &str, vm: usize, spec: &Vm, exits_during: Option<DaemonOp>) -> Self {
-        let behaviour = match (
-            spec.guest.vss_daemon.unwrap_or(DaemonState::Running),
-            exits_during,
-        ) {
-            (DaemonState::Missing, _) => DaemonBehaviour::Absent,
-            (DaemonState::Hanging, _) => DaemonBehaviour::Hanging,
-            (DaemonState::Running, Some(op)) => DaemonBehaviour::ExitsDuring(match op {
+    pub fn new(vm_name: &str, vm: usize, spec: &Vm, fault: Option<DaemonFault>) -> Self {
+        // A missing daemon is the guest's make-up (R5), not a fault: nothing to misbehave.
+        let missing = spec.guest.vss_daemon == Some(DaemonState::Missing);
+        let behaviour = match (missing, fault) {
+            (true, _) => DaemonBehaviour::Absent,
+            (false, Some(DaemonFault::Hangs)) => DaemonBehaviour::Hanging,
+            (false, Some(DaemonFault::ExitsDuring(op))) => DaemonBehaviour::ExitsDuring(match op {
                 DaemonOp::Freeze => HvVssOp::Freeze,
                 DaemonOp::Thaw => HvVssOp::Thaw,
                 DaemonOp::HotBackup => HvVssOp::HotBackup,
             }),
-            (DaemonState::Running, None) => DaemonBehaviour::Running,
+            (false, None) => DaemonBehaviour::Running,
         };
         // The mounts come from the scenario's own volumes: they always parse.
         let mounts = parse_proc_mounts(&proc_mounts(spec)).unwrap_or_default();

@@ -23,8 +23,8 @@ pub use vmms::Vmms;
 pub use vss_service::VssService;
 pub use workload::{Workload, WORKLOAD_CAP_US};
 
-use crate::msg::Msg;
 use crate::plan::Stage;
+use crate::protocol::msg::Msg;
 use crate::sched::Out;
 use crate::world::Lab;
 

@@ -3,28 +3,91 @@
 //! provider with its internal snapshot, or the Integration Services Shadow Copy Provider
 //! of 2012 R2 and later, which has Vmms take a checkpoint at the commit instant).
 
+use std::rc::Rc;
+
 use hvsim_engine::volume::SnapshotOptions;
 
-use crate::msg::{Fail, Msg, VmmsOp};
+use crate::faults::FaultPlan;
 use crate::plan::Stage;
+use crate::protocol::msg::{Fail, Msg, VmmsOp};
 use crate::protocol::vss::ProviderCall;
-use crate::scenario::{FailureClass, Fault, Hresult, ProviderKind};
+use crate::scenario::{FailureClass, Hresult, ProviderKind, Scenario};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
 use crate::world::{Lab, Point, Shadow};
 
 const CALL_US: u64 = 5_000;
 const COMMIT_US: u64 = 300_000;
+/// A commit that outlasts the 10 s flush-and-hold window.
+const HOLD_TIMEOUT_COMMIT_US: u64 = 11_000_000;
+/// The diff area a diff_area_full fault leaves: it fills at the first writes.
+const FULL_DIFF_AREA: u64 = 256 * 1024;
+
+/// What CommitSnapshots does for a set, decided before any storage is touched.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct CommitPlan {
+    /// How long the commit takes (past the 10 s flush-and-hold window when a
+    /// hold_writes_timeout fault is planned on the set).
+    pub delay_us: u64,
+    /// Per volume of the set: the most its snapshot's diff area may hold.
+    pub diff_areas: Vec<(String, u64)>,
+}
+
+/// The host provider's decision on CommitSnapshots: a planned commit failure on a volume
+/// of the set fails it with that code (F5.T host class); otherwise each volume is
+/// snapshotted with its diff area (256 KiB when a diff_area_full fault is planned, else
+/// the volume's shadow storage limit, else unbounded).
+pub(crate) fn decide_commit(
+    faults: &FaultPlan,
+    scenario: &Scenario,
+    volumes: &[String],
+) -> Result<CommitPlan, Fail> {
+    if let Some((volume, code)) = faults.commit_failure(volumes) {
+        return Err(Fail::new(
+            code,
+            FailureClass::Host,
+            format!("CommitSnapshots failed on {volume}"),
+        ));
+    }
+    let delay_us = if faults.hold_writes_timeout(volumes) {
+        HOLD_TIMEOUT_COMMIT_US
+    } else {
+        COMMIT_US
+    };
+    let diff_areas = volumes
+        .iter()
+        .map(|v| {
+            let limit = faults
+                .diff_area_full(v)
+                .then_some(FULL_DIFF_AREA)
+                .or_else(|| {
+                    scenario
+                        .volumes
+                        .iter()
+                        .find(|sv| &sv.name == v)
+                        .and_then(|sv| sv.shadow_storage_max.map(|b| b.0))
+                })
+                .unwrap_or(u64::MAX);
+            (v.clone(), limit)
+        })
+        .collect();
+    Ok(CommitPlan {
+        delay_us,
+        diff_areas,
+    })
+}
 
 pub struct HostProvider {
     name: String,
     kind: ProviderKind,
+    faults: Rc<FaultPlan>,
 }
 
 impl HostProvider {
-    pub fn new(host: &str, kind: ProviderKind) -> Self {
+    pub fn new(host: &str, kind: ProviderKind, faults: Rc<FaultPlan>) -> Self {
         HostProvider {
             name: format!("HostProvider@{host}"),
             kind,
+            faults,
         }
     }
 
@@ -35,41 +98,16 @@ impl HostProvider {
         cx: &mut Cx<'_, Msg, Lab>,
     ) -> (u64, Result<(), Fail>) {
         let lab = &mut *cx.world;
-        let faults = lab.scenario.faults.clone();
-        let mut delay = COMMIT_US;
-        for f in &faults {
-            match f {
-                Fault::ProviderCommitFailure { volume, code } if volumes.contains(volume) => {
-                    let fail = Fail::new(
-                        *code,
-                        FailureClass::Host,
-                        format!("CommitSnapshots failed on {volume}"),
-                    );
-                    return (COMMIT_US, Err(fail));
-                }
-                Fault::HoldWritesTimeout { volume } if volumes.contains(volume) => {
-                    // The commit runs past the 10 s flush-and-hold window.
-                    delay = 11_000_000;
-                }
-                _ => {}
-            }
-        }
-        for v in volumes {
+        let plan = match decide_commit(&self.faults, &lab.scenario, volumes) {
+            Ok(plan) => plan,
+            Err(fail) => return (COMMIT_US, Err(fail)),
+        };
+        let delay = plan.delay_us;
+        for (v, diff_area) in &plan.diff_areas {
             let Some(volume) = lab.volumes.get(v).cloned() else {
                 continue;
             };
-            let diff_area = faults
-                .iter()
-                .any(|f| matches!(f, Fault::DiffAreaFull { volume } if volume == v))
-                .then_some(256 * 1024)
-                .or_else(|| {
-                    lab.scenario
-                        .volumes
-                        .iter()
-                        .find(|sv| &sv.name == v)
-                        .and_then(|sv| sv.shadow_storage_max.map(|b| b.0))
-                })
-                .unwrap_or(u64::MAX);
+            let diff_area = *diff_area;
             let snap = volume.create_snapshot(SnapshotOptions {
                 writable: true,
                 diff_area,
@@ -278,3 +316,7 @@ impl Actor<Msg, Lab> for GuestProvider {
         h.update(&[u8::from(self.waiting.is_some())]);
     }
 }
+
+#[cfg(test)]
+#[path = "providers_tests.rs"]
+mod tests;

@@ -5,16 +5,18 @@
 //! snapshot per group of VMs sharing it, F3.5), and has the checkpoints merged.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
 
 use hvsim_engine::chain::DiskChain;
 use hvsim_engine::{GuidGen, Vhdx};
 
 use crate::backup::{BackupError, RestoreJob, Transfer, READ_UNIT};
-use crate::msg::Reached;
-use crate::msg::{Fail, Msg, VmmsOp};
+use crate::faults::FaultPlan;
 use crate::plan::{Flow, Method, Stage as PlanStage};
+use crate::protocol::msg::Reached;
+use crate::protocol::msg::{Fail, Msg, VmmsOp};
 use crate::protocol::vss::VssCall;
-use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Fault, Hresult};
+use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Out};
 use crate::world::{Lab, Point};
 
@@ -24,12 +26,47 @@ const US_PER_MIB: u64 = 2_000;
 /// Virtual time between two recovery points (the guest keeps writing meanwhile).
 pub const POINT_INTERVAL_US: u64 = 30_000_000;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Task {
     /// One host VSS backup of these VMs (F1, F2, F4, R2–R4, R7).
     HostBackup { host: String, vms: Vec<usize> },
     /// Production checkpoints of a group of VMs (F3).
     Checkpoints { vms: Vec<usize> },
+}
+
+/// The job's tasks for one recovery point: one host VSS backup per host of every VM not
+/// in F3 (in host order), then F3's checkpoints: the VMs of each snapshot group together
+/// (F3.5: one volume snapshot), every other F3 VM alone. `vms` are (VM, flow, host) in
+/// VM order; `groups` are the snapshot groups as VM indices.
+fn plan_tasks(vms: &[(usize, Flow, &str)], groups: &[Vec<usize>]) -> Vec<Task> {
+    let mut by_host: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut left: Vec<usize> = Vec::new();
+    for &(vm, flow, host) in vms {
+        if flow == Flow::F3 {
+            left.push(vm);
+        } else {
+            by_host.entry(host).or_default().push(vm);
+        }
+    }
+    let mut tasks: Vec<Task> = by_host
+        .into_iter()
+        .map(|(host, vms)| Task::HostBackup {
+            host: host.to_string(),
+            vms,
+        })
+        .collect();
+    for g in groups {
+        let members: Vec<usize> = g.iter().copied().filter(|i| left.contains(i)).collect();
+        if !members.is_empty() {
+            left.retain(|i| !members.contains(i));
+            tasks.push(Task::Checkpoints { vms: members });
+        }
+    }
+    tasks.extend(
+        left.into_iter()
+            .map(|vm| Task::Checkpoints { vms: vec![vm] }),
+    );
+    tasks
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +82,7 @@ enum Stage {
 }
 
 pub struct Requester {
+    faults: Rc<FaultPlan>,
     host_vss: BTreeMap<String, ActorId>,
     vmms: BTreeMap<String, ActorId>,
     tasks: VecDeque<Task>,
@@ -68,8 +106,10 @@ impl Requester {
         host_vss: BTreeMap<String, ActorId>,
         vmms: BTreeMap<String, ActorId>,
         mode: BackupMode,
+        faults: Rc<FaultPlan>,
     ) -> Self {
         Requester {
+            faults,
             host_vss,
             vmms,
             tasks: VecDeque::new(),
@@ -87,38 +127,19 @@ impl Requester {
     }
 
     fn plan_tasks(&mut self, lab: &Lab) {
-        let s = &lab.scenario;
-        let mut by_host: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        let mut f3: Vec<usize> = Vec::new();
-        for (&vm, p) in &lab.plans {
-            if p.flow == Flow::F3 {
-                f3.push(vm);
-            } else {
-                by_host
-                    .entry(lab.vms[vm].host.clone())
-                    .or_default()
-                    .push(vm);
-            }
-        }
-        for (host, vms) in by_host {
-            self.tasks.push_back(Task::HostBackup { host, vms });
-        }
-        // F3.5: VMs of one snapshot group share one volume snapshot.
-        let mut left: Vec<usize> = f3;
-        for g in &s.job.snapshot_groups {
-            let members: Vec<usize> = g
-                .iter()
-                .filter_map(|n| lab.vm_index(n))
-                .filter(|i| left.contains(i))
-                .collect();
-            if !members.is_empty() {
-                left.retain(|i| !members.contains(i));
-                self.tasks.push_back(Task::Checkpoints { vms: members });
-            }
-        }
-        for vm in left {
-            self.tasks.push_back(Task::Checkpoints { vms: vec![vm] });
-        }
+        let vms: Vec<(usize, Flow, &str)> = lab
+            .plans
+            .iter()
+            .map(|(&vm, p)| (vm, p.flow, lab.vms[vm].host.as_str()))
+            .collect();
+        let groups: Vec<Vec<usize>> = lab
+            .scenario
+            .job
+            .snapshot_groups
+            .iter()
+            .map(|g| g.iter().filter_map(|n| lab.vm_index(n)).collect())
+            .collect();
+        self.tasks.extend(plan_tasks(&vms, &groups));
     }
 
     fn next_task(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
@@ -464,13 +485,7 @@ impl Requester {
                 disks.len(),
             );
             lab.server.begin_transfer(vm, transfer);
-            let interrupt = last
-                && !self.interrupted
-                && lab
-                    .scenario
-                    .faults
-                    .iter()
-                    .any(|f| matches!(f, Fault::TransferInterrupted { vm: v } if *v == name));
+            let interrupt = last && !self.interrupted && self.faults.transfer_interrupted(vm);
             let mut sent_vm = 0;
             for i in 0..lab.vms[vm].disks.len() {
                 let mut disk = Self::open_source(lab, vm, i, set, &files, cx.out.guids())?;
@@ -610,7 +625,7 @@ impl Requester {
     fn on_vss_done(
         &mut self,
         call: VssCall,
-        result: Result<(), crate::msg::Fail>,
+        result: Result<(), crate::protocol::msg::Fail>,
         cx: &mut Cx<'_, Msg, Lab>,
     ) {
         match self.task.clone() {
@@ -802,5 +817,66 @@ impl Actor<Msg, Lab> for Requester {
         for vm in &self.outstanding {
             h.update(&(*vm as u64).to_le_bytes());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(host: &str, vms: &[usize]) -> Task {
+        Task::HostBackup {
+            host: host.into(),
+            vms: vms.to_vec(),
+        }
+    }
+
+    fn checkpoints(vms: &[usize]) -> Task {
+        Task::Checkpoints { vms: vms.to_vec() }
+    }
+
+    /// F1/F2 VMs go in one VSS backup per host, hosts in name order.
+    #[test]
+    fn one_host_backup_per_host_of_the_vss_flows() {
+        let vms = [
+            (0, Flow::F2, "hv2"),
+            (1, Flow::F1, "hv1"),
+            (2, Flow::F2, "hv1"),
+        ];
+        assert_eq!(
+            plan_tasks(&vms, &[]),
+            vec![host("hv1", &[1, 2]), host("hv2", &[0])]
+        );
+    }
+
+    /// F3.5: a snapshot group's VMs share one checkpoint task; others go alone, after.
+    #[test]
+    fn f3_vms_checkpoint_by_snapshot_group_then_alone() {
+        let vms = [
+            (0, Flow::F3, "hv1"),
+            (1, Flow::F3, "hv1"),
+            (2, Flow::F3, "hv2"),
+            (3, Flow::F2, "hv1"),
+        ];
+        assert_eq!(
+            plan_tasks(&vms, &[vec![2, 0]]),
+            vec![host("hv1", &[3]), checkpoints(&[2, 0]), checkpoints(&[1])]
+        );
+    }
+
+    /// A group member that is not an F3 VM of the job, or is in an earlier group, is
+    /// not checkpointed twice; an empty group makes no task.
+    #[test]
+    fn group_members_outside_f3_or_taken_already_are_skipped() {
+        let vms = [(0, Flow::F3, "hv1"), (1, Flow::F2, "hv1")];
+        assert_eq!(
+            plan_tasks(&vms, &[vec![0, 1], vec![0], vec![]]),
+            vec![host("hv1", &[1]), checkpoints(&[0])]
+        );
+    }
+
+    #[test]
+    fn a_job_without_vms_has_no_task() {
+        assert_eq!(plan_tasks(&[], &[vec![0]]), Vec::new());
     }
 }

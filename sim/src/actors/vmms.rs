@@ -5,15 +5,17 @@
 //! raises Hyper-V-VMMS events.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use hvsim_engine::chain::{
     auto_recovery_file, checkpoint_file, ChainError, DiskChain, Merge, MergeProgress,
 };
 
-use crate::msg::{Fail, Msg};
+use crate::faults::{CheckpointStep, FaultPlan};
 use crate::plan::{Flow, Method};
 use crate::protocol::hyperv::{Quiesce, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer, VmmsVm};
-use crate::scenario::{FailureClass, Fault, Hresult};
+use crate::protocol::msg::{Fail, Msg};
+use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
 use crate::world::{Lab, Point, Power};
 
@@ -28,6 +30,15 @@ pub struct Vmms {
     name: String,
     core: VmmsCore,
     ar: AutoRecoveryChains,
+    faults: Rc<FaultPlan>,
+}
+
+/// The out-of-space fault: the volume's free space is gone as a checkpoint's files are
+/// created on it (R8).
+fn fill(volumes: &BTreeMap<String, hvsim_engine::volume::Volume>, volume: &str) {
+    if let Some(vol) = volumes.get(volume) {
+        vol.set_capacity(vol.capacity() - vol.free());
+    }
 }
 
 fn disk_full(e: &ChainError, vm: &str) -> Fail {
@@ -46,11 +57,12 @@ fn disk_full(e: &ChainError, vm: &str) -> Fail {
 }
 
 impl Vmms {
-    pub fn new(host: &str) -> Self {
+    pub fn new(host: &str, faults: Rc<FaultPlan>) -> Self {
         Vmms {
             name: format!("Vmms@{host}"),
             core: VmmsCore::new(),
             ar: BTreeMap::new(),
+            faults,
         }
     }
 
@@ -81,6 +93,7 @@ fn facts(lab: &Lab, vm: usize) -> VmmsVm {
 struct Port<'a, 'b> {
     cx: &'a mut Cx<'b, Msg, Lab>,
     ar: &'a mut AutoRecoveryChains,
+    faults: &'a FaultPlan,
 }
 
 impl VmmsPort for Port<'_, '_> {
@@ -151,24 +164,16 @@ impl VmmsPort for Port<'_, '_> {
     fn checkpoint(&mut self, vm: usize, with_ar: bool) -> Result<(), Fail> {
         let cx = &mut *self.cx;
         let lab = &mut *cx.world;
-        let out_of_space = lab.scenario.faults.iter().find_map(|f| match f {
-            Fault::OutOfSpace { volume, at }
-                if crate::run::OUT_OF_SPACE_STEPS.contains(&at.as_str()) =>
-            {
-                Some(volume.clone())
-            }
-            _ => None,
-        });
+        // The step this checkpoint is in the VM's flow: F2.5, F3.3 or R4 (F2.6 for its
+        // auto-recovery files).
+        let step = lab.plans.get(&vm).and_then(CheckpointStep::of);
         let v = &mut lab.vms[vm];
         let mut ar = Vec::new();
         let mut made: Vec<(usize, String)> = Vec::new();
         let mut result = Ok(());
         for (i, d) in v.disks.iter_mut().enumerate() {
-            if out_of_space.as_deref() == Some(d.volume.as_str()) {
-                // The fault: the volume's free space is gone as the checkpoint grows.
-                if let Some(vol) = lab.volumes.get(&d.volume) {
-                    vol.set_capacity(vol.capacity() - vol.free());
-                }
+            if step.is_some_and(|step| self.faults.out_of_space(&d.volume, step)) {
+                fill(&lab.volumes, &d.volume);
             }
             if let Err(e) = d.close() {
                 result = Err(Fail::new(
@@ -189,6 +194,12 @@ impl VmmsPort for Port<'_, '_> {
             }
             cx.out.detail("created", name);
             if with_ar {
+                if self
+                    .faults
+                    .out_of_space(&d.volume, CheckpointStep::AutoRecoveryCheckpoint)
+                {
+                    fill(&lab.volumes, &d.volume);
+                }
                 let ar_name = auto_recovery_file(&d.file);
                 match d.chain.child_of(base_len - 1, &ar_name, cx.out.guids()) {
                     Ok(c) => {
@@ -390,19 +401,19 @@ impl Actor<Msg, Lab> for Vmms {
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
         let from = env.sender().unwrap_or(cx.out.me());
         let now_us = cx.out.now_us();
-        let (core, ar) = (&mut self.core, &mut self.ar);
+        let (core, ar, faults) = (&mut self.core, &mut self.ar, &*self.faults);
         match env.msg {
             Msg::Vmms(op) => {
                 let v = facts(cx.world, op.vm());
-                core.on_op(from, op, &v, now_us, &mut Port { cx, ar });
+                core.on_op(from, op, &v, now_us, &mut Port { cx, ar, faults });
             }
             Msg::IcReady { vm, result } => {
                 let v = facts(cx.world, vm);
-                core.on_ic_ready(result, &v, &mut Port { cx, ar });
+                core.on_ic_ready(result, &v, &mut Port { cx, ar, faults });
             }
             Msg::MergeStep { vm } => {
                 let v = facts(cx.world, vm);
-                core.on_merge_step(&v, &mut Port { cx, ar });
+                core.on_merge_step(&v, &mut Port { cx, ar, faults });
             }
             _ => {}
         }

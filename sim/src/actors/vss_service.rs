@@ -3,7 +3,7 @@
 //! `cx` and onto the world. Flows differ only in the writers and providers they register
 //! and in what those do at each event.
 
-use crate::msg::Msg;
+use crate::protocol::msg::Msg;
 use crate::protocol::vss::{AppLevel, Coordinator, Effect, Input, VssTimer};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerTable};
 use crate::world::{Lab, WindowSpan};

@@ -4,7 +4,7 @@
 //! during flush-and-hold and while the VM is saved; each completed write goes to the
 //! oracle.
 
-use crate::msg::Msg;
+use crate::protocol::msg::Msg;
 use crate::scenario::Workload as Spec;
 use crate::sched::{Actor, Cx, Detail, Envelope};
 use crate::world::{Lab, PAGE};

@@ -1,7 +1,7 @@
 //! What the requester asks of a host and what comes back: the calls and results that
 //! cross the seam, as the same messages the model's trace shows.
 
-use crate::msg::{Fail, Msg, VmmsOp};
+use crate::protocol::msg::{Fail, Msg, VmmsOp};
 use crate::protocol::vss::VssCall;
 
 /// A requester's call to a host.

@@ -30,9 +30,10 @@
 //!    workload. Simulated: a `Workload` actor per VM stepping on `Msg::Tick`
 //!    (`GuestWrite` in the trace) and recording what it wrote in the world's oracle.
 //!    Real host: the same steps run in the guest through PowerShell Direct.
-//! 3. **Fault injections.** The scenario's faults are staged when the backend installs
-//!    the host side, each where it fires (simulated: handed to the provider, Vmms, agent,
-//!    writer or daemon it concerns). A fault a backend cannot stage is refused with
+//! 3. **Fault injections.** The run resolves the scenario's faults once (`FaultPlan`) and
+//!    hands the plan to [`Backend::install`], which stages each host-side fault where it
+//!    fires (simulated: the provider, Vmms, agent, writer or daemon it concerns ask the
+//!    plan; the transfer to the backup server stays the run's). A fault a backend cannot stage is refused with
 //!    [`BackendError::Unsupported`] before the run, never left out.
 //! 4. **Observations.** What the host did that the run reads back, kept in the world
 //!    (`world::Lab`): VSS writer states (`writer_states`, a real host's
@@ -61,7 +62,10 @@ pub use endpoints::{HostEnd, HostEndpoints};
 pub use error::BackendError;
 pub use simulated::Simulated;
 
-use crate::msg::Msg;
+use std::rc::Rc;
+
+use crate::faults::FaultPlan;
+use crate::protocol::msg::Msg;
 use crate::scenario::Scenario;
 use crate::sched::{ActorId, Scheduler};
 use crate::world::Lab;
@@ -76,10 +80,11 @@ pub trait Backend {
     fn endpoints(&self, scenario: &Scenario, first: ActorId) -> HostEndpoints;
 
     /// Puts the host side of `scenario` on `sched` (after the requester), stages its
-    /// workload steps and faults, and gives back the endpoints it installed.
+    /// workload steps and the faults of `faults` it owns, and gives back the endpoints it installed.
     fn install(
         &mut self,
         sched: &mut Scheduler<Msg, Lab>,
         scenario: &Scenario,
+        faults: &Rc<FaultPlan>,
     ) -> Result<HostEndpoints, BackendError>;
 }

@@ -4,16 +4,18 @@
 //! (Linux), and its workload.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use crate::actors::{
     FssAgentActor, FssProvider, GuestProvider, GuestProviderKind, GuestWriter, HostProvider, HvIc,
     HyperVWriter, LinuxVssDaemon, Vmms, VssService, Workload, WORKLOAD_CAP_US,
 };
+use crate::faults::FaultPlan;
 use crate::fsrvp::FssAgent;
-use crate::msg::Msg;
 use crate::plan::Flow;
+use crate::protocol::msg::Msg;
 use crate::protocol::vss::{AppLevel, FREEZE_WINDOW_US};
-use crate::scenario::{Fault, GuestOs, ProviderKind, Scenario};
+use crate::scenario::{GuestOs, ProviderKind, Scenario};
 use crate::sched::{ActorId, Scheduler};
 use crate::world::{Lab, Power};
 
@@ -123,6 +125,7 @@ impl Backend for Simulated {
         &mut self,
         sched: &mut Scheduler<Msg, Lab>,
         scenario: &Scenario,
+        faults: &Rc<FaultPlan>,
     ) -> Result<HostEndpoints, BackendError> {
         let s = scenario;
         let first = ActorId::new(u32::try_from(sched.actor_names().len()).unwrap_or(u32::MAX));
@@ -147,7 +150,7 @@ impl Backend for Simulated {
             }
             let vss_at = sched.add_actor(Box::new(vss));
             let mut writer = HyperVWriter::new(&h.name, vmms_id);
-            let mut vmms_actor = Vmms::new(&h.name);
+            let mut vmms_actor = Vmms::new(&h.name, Rc::clone(faults));
             for (i, vm) in s.vms.iter().enumerate() {
                 if vm.host == h.name {
                     writer.add_ic(i, vm_ids[i].ic);
@@ -164,7 +167,11 @@ impl Backend for Simulated {
             } else {
                 ProviderKind::System
             };
-            sched.add_actor(Box::new(HostProvider::new(&h.name, kind)));
+            sched.add_actor(Box::new(HostProvider::new(
+                &h.name,
+                kind,
+                Rc::clone(faults),
+            )));
             let vmms_at = sched.add_actor(Box::new(vmms_actor));
             installed.insert(
                 &h.name,
@@ -177,7 +184,12 @@ impl Backend for Simulated {
                 sched.add_actor(Box::new(FssProvider::new(&h.name, agents.clone())));
             }
         }
-        for fs in s.file_servers.iter().filter(|f| f.vss_agent) {
+        for (f, fs) in s
+            .file_servers
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.vss_agent)
+        {
             let shares = {
                 let l = sched.world();
                 fs.shares
@@ -191,16 +203,8 @@ impl Backend for Simulated {
             };
             let guids = sched.guids().fork();
             let mut agent = FssAgent::new(&fs.name, shares, guids);
-            for f in &s.faults {
-                if let Fault::FsrvpTimeout {
-                    file_server,
-                    operation,
-                } = f
-                {
-                    if file_server.eq_ignore_ascii_case(&fs.name) {
-                        agent.set_unresponsive(operation.as_str());
-                    }
-                }
+            for operation in faults.fsrvp_timeouts(f) {
+                agent.set_unresponsive(operation.as_str());
             }
             sched.add_actor(Box::new(FssAgentActor::new(&fs.name, agent)));
         }
@@ -233,16 +237,22 @@ impl Backend for Simulated {
                     GuestProviderKind::IntegrationServices
                 };
                 sched.add_actor(Box::new(GuestProvider::new(&vm.name, i, kind, vmms_id)));
-                for w in &vm.guest.writers {
-                    sched.add_actor(Box::new(GuestWriter::new(&vm.name, i, w.clone())));
+                for (k, w) in vm.guest.writers.iter().enumerate() {
+                    sched.add_actor(Box::new(GuestWriter::new(
+                        &vm.name,
+                        i,
+                        w.clone(),
+                        faults.writer_failure(i, k),
+                    )));
                 }
             }
             if let Some(daemon) = ids.daemon {
-                let exits = s.faults.iter().find_map(|f| match f {
-                    Fault::DaemonExit { vm: v, during } if v == &vm.name => Some(*during),
-                    _ => None,
-                });
-                sched.add_actor(Box::new(LinuxVssDaemon::new(&vm.name, i, vm, exits)));
+                sched.add_actor(Box::new(LinuxVssDaemon::new(
+                    &vm.name,
+                    i,
+                    vm,
+                    faults.daemon(i),
+                )));
                 // The guest boots: the daemon registers with the driver.
                 sched.post(daemon, 0, Msg::Start);
             }

@@ -61,13 +61,19 @@ pub fn level(kind: WriterKind) -> AppLevel {
 #[derive(Debug)]
 pub struct GuestWriterCore {
     config: Writer,
+    /// The event this writer fails at, and how (from the run's fault plan).
+    failure: Option<(crate::scenario::WriterEvent, WriterFailure)>,
     state: WriterState,
 }
 
 impl GuestWriterCore {
-    pub fn new(config: Writer) -> Self {
+    pub fn new(
+        config: Writer,
+        failure: Option<(crate::scenario::WriterEvent, WriterFailure)>,
+    ) -> Self {
         GuestWriterCore {
             config,
+            failure,
             state: WriterState::Stable,
         }
     }
@@ -83,11 +89,10 @@ impl GuestWriterCore {
     /// A writer event from the guest's VSS.
     pub fn on_event(&mut self, event: WriterEvent) -> Vec<GuestWriterEffect> {
         let failing = self
-            .config
-            .fail_at
-            .is_some_and(|e| WriterEvent::from_scenario(e) == event);
-        if failing {
-            return self.fail(event);
+            .failure
+            .filter(|(at, _)| WriterEvent::from_scenario(*at) == event);
+        if let Some((_, with)) = failing {
+            return self.fail(event, with);
         }
         let mut fx = Vec::with_capacity(3);
         let delay_us = match event {
@@ -112,8 +117,7 @@ impl GuestWriterCore {
         fx
     }
 
-    fn fail(&mut self, event: WriterEvent) -> Vec<GuestWriterEffect> {
-        let with = self.config.fail_with.unwrap_or(WriterFailure::NonRetryable);
+    fn fail(&mut self, event: WriterEvent, with: WriterFailure) -> Vec<GuestWriterEffect> {
         if with == WriterFailure::Timeout {
             return vec![GuestWriterEffect::Hang { event }];
         }

@@ -8,13 +8,18 @@ fn writer(
     fail_at: Option<At>,
     fail_with: Option<WriterFailure>,
 ) -> GuestWriterCore {
-    GuestWriterCore::new(Writer {
-        name: "SqlServerWriter".into(),
-        kind,
-        fail_at,
-        fail_with,
-        freeze_timeout: None,
-    })
+    // As the fault plan resolves a writer's own `fail_at` / `fail_with`.
+    let failure = fail_at.map(|at| (at, fail_with.unwrap_or(WriterFailure::NonRetryable)));
+    GuestWriterCore::new(
+        Writer {
+            name: "SqlServerWriter".into(),
+            kind,
+            fail_at,
+            fail_with,
+            freeze_timeout: None,
+        },
+        failure,
+    )
 }
 
 fn reply(fx: &[GuestWriterEffect]) -> (u64, WriterState, Result<(), Fail>) {

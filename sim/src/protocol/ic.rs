@@ -6,7 +6,7 @@
 
 use crate::linux::msg::HV_S_OK;
 use crate::linux::HvVssOp;
-use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
+use crate::protocol::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::protocol::vss::VssCall;
 use crate::scenario::{FailureClass, GuestOs, Hresult};
 use crate::sched::ActorId;

@@ -6,8 +6,8 @@ use hvsim_engine::GuidGen;
 
 use super::report::Check;
 use crate::backup as restore;
-use crate::msg::Reached;
 use crate::plan::Method;
+use crate::protocol::msg::Reached;
 use crate::protocol::vss::WriterState;
 use crate::scenario::{Consistency, Outcome};
 use crate::world::{Lab, Power, SparseImage, PAGE};

@@ -11,15 +11,15 @@ pub use crate::scenario::volume_folder;
 pub use load::{from_canonical, from_toml, load};
 pub use replay::{replay_run, RunReplayError};
 pub use report::{Check, ConsistencyCheckReport, PointReport, RestoreReport, RunReport, VmReport};
-pub use world::{populate, populate_on, populate_with, BuildError, OUT_OF_SPACE_STEPS, START_US};
+pub use world::{populate, populate_on, populate_with, BuildError, START_US};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::msg::{Msg, Reached};
 use crate::plan::{Flow, Method};
+use crate::protocol::msg::{Msg, Reached};
 use crate::scenario::{BackupMethod, CheckpointKind, Consistency, Outcome, Scenario, VmState};
 use crate::sched::{Decisions, Detail, Scheduler, SimError, StepRecord, Stop};
 use crate::trace::{Header, TraceWriter};

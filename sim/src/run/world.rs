@@ -1,5 +1,6 @@
-//! Assembles a run: the world (storage) on a scheduler, the requester first, then the host
-//! side from a backend (the simulated one unless told), and the job's start.
+//! Assembles a run: the world (storage) on a scheduler, the fault plan, the requester
+//! first, then the host side from a backend (the simulated one unless told), and the
+//! job's start.
 
 use std::rc::Rc;
 
@@ -7,8 +8,9 @@ use hvsim_engine::GuidGen;
 
 use crate::actors::Requester;
 use crate::backend::{Backend, BackendError, Simulated};
-use crate::msg::Msg;
-use crate::scenario::{Fault, Scenario};
+use crate::faults::{FaultError, FaultPlan};
+use crate::protocol::msg::Msg;
+use crate::scenario::Scenario;
 use crate::sched::{ActorId, Decisions, Scheduler};
 use crate::world::{build_lab, Lab};
 
@@ -17,28 +19,16 @@ pub use crate::world::BuildError;
 /// When the job starts: the guests have written for a while.
 pub const START_US: u64 = 500_000;
 
-/// The steps at which an out-of-space fault is modelled: where a checkpoint's AVHDX files
-/// are created or grow.
-pub const OUT_OF_SPACE_STEPS: &[&str] = &["F2.5", "F2.11", "F3.3"];
-
-/// A fault the simulator cannot inject yet is an error, never silently skipped.
-fn refuse_unmodelled(s: &Scenario) -> Result<(), BuildError> {
-    for (i, f) in s.faults.iter().enumerate() {
-        let why = match f {
-            Fault::HostCrash { .. } => Some("host_crash is not modelled yet".to_string()),
-            Fault::OutOfSpace { at, .. } if !OUT_OF_SPACE_STEPS.contains(&at.as_str()) => {
-                Some(format!(
-                    "out_of_space is modelled at {} only, not at {at}",
-                    OUT_OF_SPACE_STEPS.join(", ")
-                ))
-            }
-            _ => None,
-        };
-        if let Some(why) = why {
-            return Err(BuildError(format!("faults[{i}]: {why}")));
-        }
+impl From<FaultError> for BuildError {
+    fn from(e: FaultError) -> Self {
+        BuildError(e.to_string())
     }
-    Ok(())
+}
+
+impl From<BackendError> for BuildError {
+    fn from(e: BackendError) -> Self {
+        BuildError(e.to_string())
+    }
 }
 
 /// The world of a run: a scheduler taking its choices from `decisions`, owning the
@@ -61,12 +51,6 @@ pub fn populate_on(
     populate_with(&mut Simulated, decisions, scenario, seed, on_disk)
 }
 
-impl From<BackendError> for BuildError {
-    fn from(e: BackendError) -> Self {
-        BuildError(e.to_string())
-    }
-}
-
 /// [`populate_on`] with the host side from `backend`: the requester is built against
 /// the endpoints the backend announces and runs unchanged whatever answers it.
 pub fn populate_with(
@@ -76,7 +60,8 @@ pub fn populate_with(
     seed: u64,
     on_disk: Option<&std::path::Path>,
 ) -> Result<Scheduler<Msg, Lab>, BuildError> {
-    refuse_unmodelled(&scenario)?;
+    // Every fault resolved once; one the model cannot inject is refused here.
+    let faults = Rc::new(FaultPlan::new(&scenario, seed)?);
     let mut guids = GuidGen::seeded(seed);
     let mut lab = build_lab(Rc::clone(&scenario), &mut guids, on_disk)?;
     // A recorded run digests the world after every step: the oracle then keeps a hash
@@ -93,9 +78,10 @@ pub fn populate_with(
         announced.vss(),
         announced.vmms(),
         s.job.mode,
+        Rc::clone(&faults),
     )));
     debug_assert_eq!(id, requester);
-    let installed = backend.install(&mut sched, s)?;
+    let installed = backend.install(&mut sched, s, &faults)?;
     if installed != announced {
         return Err(BackendError::EndpointsMoved {
             backend: backend.name(),

@@ -505,6 +505,14 @@ pub enum Fault {
     DaemonExit { vm: String, during: DaemonOp },
     /// The network between agent and backup server drops during data transfer (F5.T).
     TransferInterrupted { vm: String },
+    /// A guest writer fails at an event: the same misbehaviour as a writer's own
+    /// `fail_at`/`fail_with`, written as a fault so a fault plan can inject it (F5.6).
+    WriterFailure {
+        vm: String,
+        writer: String,
+        at: WriterEvent,
+        with: WriterFailure,
+    },
 }
 
 named_enum! {
@@ -606,6 +614,23 @@ impl Scenario {
 
     pub fn volume(&self, name: &str) -> Option<&Volume> {
         self.volumes.iter().find(|volume| volume.name == name)
+    }
+
+    /// The name of the volume holding `disk`: its own, or its share's (`\\fs1\vms`).
+    pub fn disk_volume<'a>(&'a self, disk: &'a Disk) -> Option<&'a str> {
+        if let Some(v) = &disk.volume {
+            return Some(v);
+        }
+        let share = disk.share.as_deref()?;
+        let (server, name) = share.trim_start_matches('\\').split_once('\\')?;
+        let fs = self
+            .file_servers
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(server))?;
+        fs.shares
+            .iter()
+            .find(|sh| sh.name.eq_ignore_ascii_case(name))
+            .map(|sh| sh.volume.as_str())
     }
 
     /// True when the scenario provokes a failure: a fault, a failing writer, or a Linux

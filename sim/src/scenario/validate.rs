@@ -878,6 +878,7 @@ impl Checker {
             Fault::HostCrash { host, .. } => ("host_crash", "host", host),
             Fault::DaemonExit { vm, .. } => ("daemon_exit", "vm", vm),
             Fault::TransferInterrupted { vm } => ("transfer_interrupted", "vm", vm),
+            Fault::WriterFailure { vm, .. } => ("writer_failure", "vm", vm),
         };
         let path = format!("faults[{i}].{field}.{kind}");
         let exists = match kind {
@@ -894,6 +895,36 @@ impl Checker {
             };
             self.problem(path, no_such(what, name));
             return;
+        }
+        if let Fault::WriterFailure { vm, writer, .. } = fault {
+            let Some(w) = s
+                .vm(vm)
+                .and_then(|v| v.guest.writers.iter().find(|w| &w.name == writer))
+            else {
+                self.problem(
+                    format!("faults[{i}].writer_failure.writer"),
+                    format!("VM {vm:?} has no writer named {writer:?}"),
+                );
+                return;
+            };
+            if let Some(event) = w.fail_at {
+                // One writer, one failure: two would race for the same event.
+                self.problem(
+                    format!("faults[{i}].writer_failure.writer"),
+                    format!(
+                        "writer {writer:?} of VM {vm:?} already fails at {event} (its fail_at)"
+                    ),
+                );
+            }
+            let earlier = s.faults[..i].iter().position(|f| {
+                matches!(f, Fault::WriterFailure { vm: v, writer: w, .. } if v == vm && w == writer)
+            });
+            if let Some(j) = earlier.filter(|&j| &s.faults[j] != fault) {
+                self.problem(
+                    format!("faults[{i}].writer_failure.writer"),
+                    format!("writer {writer:?} of VM {vm:?} already fails by faults[{j}]"),
+                );
+            }
         }
         if let Fault::DaemonExit { vm, .. } = fault {
             if s.vm(vm).is_some_and(|v| v.guest.os != GuestOs::Linux) {

@@ -28,19 +28,7 @@ pub struct BuildError(pub String);
 
 /// The engine volume name and the scenario volume name of a disk.
 pub(crate) fn disk_volume(s: &Scenario, disk: &crate::scenario::Disk) -> Option<String> {
-    if let Some(v) = &disk.volume {
-        return Some(v.clone());
-    }
-    let share = disk.share.as_deref()?;
-    let (server, name) = share.trim_start_matches('\\').split_once('\\')?;
-    let fs = s
-        .file_servers
-        .iter()
-        .find(|f| f.name.eq_ignore_ascii_case(server))?;
-    fs.shares
-        .iter()
-        .find(|sh| sh.name.eq_ignore_ascii_case(name))
-        .map(|sh| sh.volume.clone())
+    s.disk_volume(disk).map(str::to_string)
 }
 
 /// Builds the world, its ids drawn from `guids` (the scheduler's); with `on_disk`, every

@@ -25,8 +25,8 @@ use hvsim_engine::volume::{SnapshotId, Volume};
 use hvsim_engine::{GuidGen, Vhdx};
 
 use crate::backup::BackupServer;
-use crate::msg::{Fail, Reached};
 use crate::plan::Plan;
+use crate::protocol::msg::{Fail, Reached};
 use crate::protocol::vss::WriterState;
 use crate::scenario::{FileSystem, GuestOs, HyperVVersion, Scenario};
 

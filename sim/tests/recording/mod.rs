@@ -4,14 +4,16 @@
 //! writers, providers, guests or workload; it leaves only what the requester reads
 //! (a volume snapshot per volume of a set, the backup's source, a recovery checkpoint).
 
+use std::rc::Rc;
 use std::sync::mpsc::{channel, Receiver, Sender};
 
 use hvsim_sim::backend::{Backend, BackendError, HostCall, HostEnd, HostEndpoints};
 use hvsim_sim::engine::chain::{checkpoint_file, ChainError};
 use hvsim_sim::engine::volume::{SnapshotOptions, VolumeError};
 use hvsim_sim::engine::GuidGen;
-use hvsim_sim::msg::{Fail, Msg};
+use hvsim_sim::faults::FaultPlan;
 use hvsim_sim::plan::Flow;
+use hvsim_sim::protocol::msg::{Fail, Msg};
 use hvsim_sim::protocol::vss::VssCall;
 use hvsim_sim::scenario::{FailureClass, Hresult, Scenario};
 use hvsim_sim::sched::{Actor, ActorId, Cx, Envelope, Scheduler};
@@ -125,7 +127,18 @@ impl Backend for Recording {
         &mut self,
         sched: &mut Scheduler<Msg, Lab>,
         scenario: &Scenario,
+        faults: &Rc<FaultPlan>,
     ) -> Result<HostEndpoints, BackendError> {
+        if !faults.faults().is_empty() {
+            // Refused, never run as if the fault were not there.
+            return Err(BackendError::Unsupported {
+                backend: "recording",
+                why: format!(
+                    "a scripted host stages no faults ({} planned)",
+                    faults.faults().len()
+                ),
+            });
+        }
         if !scenario.file_servers.is_empty() {
             return Err(BackendError::Unsupported {
                 backend: "recording",

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use hvsim_engine::chain::backup_checkpoint_name;
 
-use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
+use crate::protocol::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::ActorId;
 

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
+use crate::protocol::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::protocol::vss::{WriterEvent, WriterState};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::ActorId;

@@ -1,0 +1,313 @@
+//! `FaultPlan`: the faults of one run, resolved once and asked by the actors.
+
+use super::error::FaultError;
+use super::fire::{CheckpointStep, When, Where};
+use crate::scenario::{
+    DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult, Scenario, WriterEvent,
+    WriterFailure,
+};
+
+/// One fault of the plan, with its target resolved to indices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlannedFault {
+    /// The host provider fails CommitSnapshots of a set holding the volume.
+    ProviderCommitFailure { volume: usize, code: Hresult },
+    /// Flush-and-hold outlasts its 10 s window while the volume is committed.
+    HoldWritesTimeout { volume: usize },
+    /// The volume's shadow storage fills up while its snapshot exists.
+    DiffAreaFull { volume: usize },
+    /// The volume's free space is gone when a checkpoint's files are created at `at`.
+    OutOfSpace { volume: usize, at: CheckpointStep },
+    /// The file server's agent never answers the operation.
+    FsrvpTimeout {
+        file_server: usize,
+        operation: FsrvpOperation,
+    },
+    /// `hv_vss_daemon` exits while handling the operation.
+    DaemonExit { vm: usize, during: DaemonOp },
+    /// `hv_vss_daemon` receives FREEZE and never answers (`vss_daemon = "hanging"`).
+    DaemonHang { vm: usize },
+    /// The network drops while the VM's data is transferred.
+    TransferInterrupted { vm: usize },
+    /// The writer fails at the event (a writer's `fail_at`, or a `writer_failure` fault).
+    WriterFailure {
+        vm: usize,
+        writer: usize,
+        at: WriterEvent,
+        with: WriterFailure,
+    },
+}
+
+impl PlannedFault {
+    pub fn target(&self) -> Where {
+        match *self {
+            PlannedFault::ProviderCommitFailure { volume, .. }
+            | PlannedFault::HoldWritesTimeout { volume }
+            | PlannedFault::DiffAreaFull { volume }
+            | PlannedFault::OutOfSpace { volume, .. } => Where::Volume(volume),
+            PlannedFault::FsrvpTimeout { file_server, .. } => Where::FileServer(file_server),
+            PlannedFault::DaemonExit { vm, .. }
+            | PlannedFault::DaemonHang { vm }
+            | PlannedFault::TransferInterrupted { vm } => Where::Vm(vm),
+            PlannedFault::WriterFailure { vm, writer, .. } => Where::Writer { vm, writer },
+        }
+    }
+
+    pub fn when(&self) -> When {
+        match *self {
+            PlannedFault::ProviderCommitFailure { .. } | PlannedFault::HoldWritesTimeout { .. } => {
+                When::CommitSnapshots
+            }
+            PlannedFault::DiffAreaFull { .. } => When::WhileSnapshotExists,
+            PlannedFault::OutOfSpace { at, .. } => When::Checkpoint(at),
+            PlannedFault::FsrvpTimeout { operation, .. } => When::Fsrvp(operation),
+            PlannedFault::DaemonExit { during, .. } => When::Daemon(during),
+            PlannedFault::DaemonHang { .. } => When::Daemon(DaemonOp::Freeze),
+            PlannedFault::TransferInterrupted { .. } => When::Transfer,
+            PlannedFault::WriterFailure { at, .. } => When::Writer(at),
+        }
+    }
+}
+
+/// How a Linux guest's `hv_vss_daemon` misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DaemonFault {
+    /// Blocks at FREEZE and never answers.
+    Hangs,
+    /// Exits while handling the operation.
+    ExitsDuring(DaemonOp),
+}
+
+/// Every fault of a run, resolved once from the validated scenario and the seed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// The scenario's `faults` in their order, then the misbehaviours configured on its
+    /// VMs (failing writers, hanging daemons) in VM order.
+    faults: Vec<PlannedFault>,
+    /// Volume names by index: providers and Vmms know volumes by name.
+    volumes: Vec<String>,
+    /// The run's seed: a fault drawn at random is drawn from it, here, once.
+    seed: u64,
+}
+
+fn index<T>(
+    list: &[T],
+    name: &str,
+    of: impl Fn(&T) -> &str,
+    at: usize,
+    what: &'static str,
+) -> Result<usize, FaultError> {
+    list.iter()
+        .position(|t| of(t) == name)
+        .ok_or_else(|| FaultError::NoSuch {
+            index: at,
+            what,
+            name: name.to_string(),
+        })
+}
+
+impl FaultPlan {
+    /// Resolves every fault of `s`; a fault the model cannot inject is refused.
+    pub fn new(s: &Scenario, seed: u64) -> Result<Self, FaultError> {
+        let volume = |name: &str, i| index(&s.volumes, name, |v| &v.name, i, "volume");
+        let vm = |name: &str, i| index(&s.vms, name, |v| &v.name, i, "VM");
+        let mut faults = Vec::new();
+        for (i, f) in s.faults.iter().enumerate() {
+            faults.push(match f {
+                Fault::ProviderCommitFailure { volume: v, code } => {
+                    PlannedFault::ProviderCommitFailure {
+                        volume: volume(v, i)?,
+                        code: *code,
+                    }
+                }
+                Fault::HoldWritesTimeout { volume: v } => PlannedFault::HoldWritesTimeout {
+                    volume: volume(v, i)?,
+                },
+                Fault::DiffAreaFull { volume: v } => PlannedFault::DiffAreaFull {
+                    volume: volume(v, i)?,
+                },
+                Fault::OutOfSpace { volume: v, at } => {
+                    let step = match CheckpointStep::from_spec(at) {
+                        Some(step) => step,
+                        None if at.as_str() == "F2.11" => {
+                            return Err(FaultError::AutoRecoveryGrowth { index: i })
+                        }
+                        None => {
+                            return Err(FaultError::OutOfSpaceStep {
+                                index: i,
+                                at: at.clone(),
+                            })
+                        }
+                    };
+                    PlannedFault::OutOfSpace {
+                        volume: volume(v, i)?,
+                        at: step,
+                    }
+                }
+                Fault::HostCrash { .. } => {
+                    return Err(FaultError::Unmodelled {
+                        index: i,
+                        kind: "host_crash",
+                    })
+                }
+                Fault::FsrvpTimeout {
+                    file_server,
+                    operation,
+                } => PlannedFault::FsrvpTimeout {
+                    file_server: index(
+                        &s.file_servers,
+                        file_server,
+                        |f| &f.name,
+                        i,
+                        "file server",
+                    )?,
+                    operation: *operation,
+                },
+                Fault::DaemonExit { vm: v, during } => PlannedFault::DaemonExit {
+                    vm: vm(v, i)?,
+                    during: *during,
+                },
+                Fault::TransferInterrupted { vm: v } => {
+                    PlannedFault::TransferInterrupted { vm: vm(v, i)? }
+                }
+                Fault::WriterFailure {
+                    vm: v,
+                    writer,
+                    at,
+                    with,
+                } => {
+                    let vm = vm(v, i)?;
+                    let writers = &s.vms[vm].guest.writers;
+                    PlannedFault::WriterFailure {
+                        vm,
+                        writer: index(writers, writer, |w| &w.name, i, "writer")?,
+                        at: *at,
+                        with: *with,
+                    }
+                }
+            });
+        }
+        // Misbehaviours configured on the VMs themselves.
+        for (v, spec) in s.vms.iter().enumerate() {
+            for (w, writer) in spec.guest.writers.iter().enumerate() {
+                if let Some(at) = writer.fail_at {
+                    faults.push(PlannedFault::WriterFailure {
+                        vm: v,
+                        writer: w,
+                        at,
+                        // Validation pairs fail_at with fail_with.
+                        with: writer.fail_with.unwrap_or(WriterFailure::NonRetryable),
+                    });
+                }
+            }
+            if spec.guest.os == GuestOs::Linux
+                && spec.guest.vss_daemon == Some(DaemonState::Hanging)
+            {
+                faults.push(PlannedFault::DaemonHang { vm: v });
+            }
+        }
+        Ok(FaultPlan {
+            faults,
+            volumes: s.volumes.iter().map(|v| v.name.clone()).collect(),
+            seed,
+        })
+    }
+
+    /// Every planned fault: the scenario's `faults` first, in order.
+    pub fn faults(&self) -> &[PlannedFault] {
+        &self.faults
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn is_volume(&self, index: usize, name: &str) -> bool {
+        self.volumes.get(index).is_some_and(|v| v == name)
+    }
+
+    fn in_set(&self, index: usize, volumes: &[String]) -> bool {
+        volumes.iter().any(|v| self.is_volume(index, v))
+    }
+
+    /// CommitSnapshots of a set holding `volumes` fails: the volume and code of the first
+    /// planned failure.
+    pub fn commit_failure(&self, volumes: &[String]) -> Option<(&str, Hresult)> {
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::ProviderCommitFailure { volume, code }
+                if self.in_set(volume, volumes) =>
+            {
+                self.volumes.get(volume).map(|name| (name.as_str(), code))
+            }
+            _ => None,
+        })
+    }
+
+    /// Flush-and-hold outlasts its window when a set holding `volumes` is committed.
+    pub fn hold_writes_timeout(&self, volumes: &[String]) -> bool {
+        self.faults.iter().any(|f| {
+            matches!(*f, PlannedFault::HoldWritesTimeout { volume } if self.in_set(volume, volumes))
+        })
+    }
+
+    /// The shadow storage of `volume` fills while its snapshot exists.
+    pub fn diff_area_full(&self, volume: &str) -> bool {
+        self.faults.iter().any(
+            |f| matches!(*f, PlannedFault::DiffAreaFull { volume: v } if self.is_volume(v, volume)),
+        )
+    }
+
+    /// `volume` runs out of space when a checkpoint's files are created on it at `step`.
+    pub fn out_of_space(&self, volume: &str, step: CheckpointStep) -> bool {
+        self.faults.iter().any(|f| {
+            matches!(*f, PlannedFault::OutOfSpace { volume: v, at } if at == step && self.is_volume(v, volume))
+        })
+    }
+
+    /// The MS-FSRVP operations file server `file_server`'s agent never answers.
+    pub fn fsrvp_timeouts(&self, file_server: usize) -> Vec<FsrvpOperation> {
+        self.faults
+            .iter()
+            .filter_map(|f| match *f {
+                PlannedFault::FsrvpTimeout {
+                    file_server: fs,
+                    operation,
+                } if fs == file_server => Some(operation),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How VM `vm`'s `hv_vss_daemon` misbehaves: a hang wins over an exit (a hung daemon
+    /// never reaches the operation it would exit in).
+    pub fn daemon(&self, vm: usize) -> Option<DaemonFault> {
+        if self.faults.contains(&PlannedFault::DaemonHang { vm }) {
+            return Some(DaemonFault::Hangs);
+        }
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::DaemonExit { vm: v, during } if v == vm => {
+                Some(DaemonFault::ExitsDuring(during))
+            }
+            _ => None,
+        })
+    }
+
+    /// The network drops while VM `vm`'s data is transferred.
+    pub fn transfer_interrupted(&self, vm: usize) -> bool {
+        self.faults
+            .contains(&PlannedFault::TransferInterrupted { vm })
+    }
+
+    /// Where and how writer `writer` of VM `vm` fails.
+    pub fn writer_failure(&self, vm: usize, writer: usize) -> Option<(WriterEvent, WriterFailure)> {
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::WriterFailure {
+                vm: v,
+                writer: w,
+                at,
+                with,
+            } if v == vm && w == writer => Some((at, with)),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! Every fault kind at every point where it can fire in a scenario: what exploration
+//! enumerates, one run per point.
+
+use super::fault_plan::FaultPlan;
+use super::fire::{CheckpointStep, When, Where};
+use crate::plan::{plan, Flow, Method, Plan};
+use crate::scenario::{
+    BackupMode, DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult, Scenario,
+    WriterEvent, WriterFailure,
+};
+
+/// A point where a fault can fire, and the scenario fault that fires there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultPoint {
+    pub target: Where,
+    pub when: When,
+    /// Added to the scenario's `faults`, this fires at the point.
+    pub fault: Fault,
+}
+
+const DAEMON_OPS: [DaemonOp; 3] = [DaemonOp::HotBackup, DaemonOp::Freeze, DaemonOp::Thaw];
+const FSRVP_OPS: [FsrvpOperation; 3] = [
+    FsrvpOperation::PrepareShadowCopySet,
+    FsrvpOperation::CommitShadowCopySet,
+    FsrvpOperation::ExposeShadowCopySet,
+];
+const WRITER_EVENTS: [WriterEvent; 7] = [
+    WriterEvent::OnIdentify,
+    WriterEvent::OnPrepareBackup,
+    WriterEvent::OnPrepareSnapshot,
+    WriterEvent::OnFreeze,
+    WriterEvent::OnThaw,
+    WriterEvent::OnPostSnapshot,
+    WriterEvent::OnBackupComplete,
+];
+const WRITER_FAILURES: [WriterFailure; 5] = [
+    WriterFailure::Retryable,
+    WriterFailure::NonRetryable,
+    WriterFailure::OutOfResources,
+    WriterFailure::InconsistentSnapshot,
+    WriterFailure::Timeout,
+];
+
+impl FaultPlan {
+    /// Every point of `s` where a fault can fire, in a fixed order: per volume the
+    /// provider's commit failure, hold-writes timeout and full diff area (volumes the
+    /// host provider snapshots) and out of space at each step that creates a checkpoint
+    /// there; per file server each timed MS-FSRVP operation; per Linux VM each daemon
+    /// operation; per VM the transfer; per writer each event with each failure. Only VMs
+    /// of the job whose backup is attempted count (a refused VM, R7, reaches no point).
+    pub fn points(s: &Scenario) -> Vec<FaultPoint> {
+        let plans: Vec<Plan> = s
+            .vms
+            .iter()
+            .enumerate()
+            .filter(|(_, vm)| s.job.vms.contains(&vm.name))
+            .map(|(i, _)| plan(s, i))
+            .filter(|p| p.refused.is_none())
+            .collect();
+        let mut points = Vec::new();
+        for (v, volume) in s.volumes.iter().enumerate() {
+            let on = |p: &&Plan| {
+                s.vms[p.vm]
+                    .disks
+                    .iter()
+                    .any(|d| s.disk_volume(d) == Some(volume.name.as_str()))
+            };
+            let name = || volume.name.clone();
+            // The host provider snapshots a volume of a host or CSV unless every VM on it
+            // is read on-host from its production checkpoint (F3.4).
+            let snapshotted = volume.file_server.is_none()
+                && plans
+                    .iter()
+                    .filter(on)
+                    .any(|p| p.flow != Flow::F3 || s.job.mode == BackupMode::OffHost);
+            if snapshotted {
+                let target = Where::Volume(v);
+                points.push(FaultPoint {
+                    target,
+                    when: When::CommitSnapshots,
+                    fault: Fault::ProviderCommitFailure {
+                        volume: name(),
+                        code: Hresult::VssEProviderVeto,
+                    },
+                });
+                points.push(FaultPoint {
+                    target,
+                    when: When::CommitSnapshots,
+                    fault: Fault::HoldWritesTimeout { volume: name() },
+                });
+                points.push(FaultPoint {
+                    target,
+                    when: When::WhileSnapshotExists,
+                    fault: Fault::DiffAreaFull { volume: name() },
+                });
+            }
+            let mut steps: Vec<CheckpointStep> = plans
+                .iter()
+                .filter(on)
+                .flat_map(CheckpointStep::all_of)
+                .collect();
+            steps.sort();
+            steps.dedup();
+            for step in steps {
+                points.push(FaultPoint {
+                    target: Where::Volume(v),
+                    when: When::Checkpoint(step),
+                    fault: Fault::OutOfSpace {
+                        volume: name(),
+                        at: step.spec_id(),
+                    },
+                });
+            }
+        }
+        for (f, server) in s.file_servers.iter().enumerate() {
+            let used = server.vss_agent
+                && plans.iter().any(|p| {
+                    s.vms[p.vm].disks.iter().any(|d| {
+                        s.disk_volume(d)
+                            .and_then(|v| s.volume(v))
+                            .is_some_and(|v| v.file_server.as_deref() == Some(server.name.as_str()))
+                    })
+                });
+            if used {
+                for operation in FSRVP_OPS {
+                    points.push(FaultPoint {
+                        target: Where::FileServer(f),
+                        when: When::Fsrvp(operation),
+                        fault: Fault::FsrvpTimeout {
+                            file_server: server.name.clone(),
+                            operation,
+                        },
+                    });
+                }
+            }
+        }
+        for p in &plans {
+            let vm = &s.vms[p.vm];
+            let daemon = vm.guest.os == GuestOs::Linux
+                && vm.integration_services.installed
+                && vm.guest.vss_daemon.unwrap_or(DaemonState::Running) == DaemonState::Running
+                && p.method == Method::DaemonFreeze;
+            if daemon {
+                for during in DAEMON_OPS {
+                    points.push(FaultPoint {
+                        target: Where::Vm(p.vm),
+                        when: When::Daemon(during),
+                        fault: Fault::DaemonExit {
+                            vm: vm.name.clone(),
+                            during,
+                        },
+                    });
+                }
+            }
+            points.push(FaultPoint {
+                target: Where::Vm(p.vm),
+                when: When::Transfer,
+                fault: Fault::TransferInterrupted {
+                    vm: vm.name.clone(),
+                },
+            });
+            // Writers run where the guest's VSS quiesces them.
+            let writers = vm.guest.os == GuestOs::Windows
+                && vm.integration_services.installed
+                && p.method == Method::GuestVss;
+            for (w, writer) in vm.guest.writers.iter().enumerate() {
+                if !writers || writer.fail_at.is_some() {
+                    continue;
+                }
+                for at in WRITER_EVENTS {
+                    for with in WRITER_FAILURES {
+                        points.push(FaultPoint {
+                            target: Where::Writer {
+                                vm: p.vm,
+                                writer: w,
+                            },
+                            when: When::Writer(at),
+                            fault: Fault::WriterFailure {
+                                vm: vm.name.clone(),
+                                writer: writer.name.clone(),
+                                at,
+                                with,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        points
+    }
+}
