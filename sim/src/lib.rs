@@ -32,6 +32,7 @@ pub mod protocol;
 pub mod run;
 pub mod scenario;
 pub mod sched;
+pub mod site;
 pub mod trace;
 pub mod world;
 

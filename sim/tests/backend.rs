@@ -14,7 +14,7 @@ use hvsim_sim::protocol::vss::VssCall;
 use hvsim_sim::run::{populate, populate_with};
 use hvsim_sim::scenario::{Hresult, Scenario};
 use hvsim_sim::sched::{ActorId, Decisions, Detail, Scheduler};
-use hvsim_sim::world::Lab;
+use hvsim_sim::site::Site;
 
 use recording::{Recorded, Recording, Script};
 
@@ -26,7 +26,7 @@ fn load(name: &str) -> Rc<Scenario> {
 }
 
 /// Runs `name` against the recording host; gives back the calls and the world.
-fn against_script(name: &str, script: Script) -> (Vec<Recorded>, Scheduler<Msg, Lab>) {
+fn against_script(name: &str, script: Script) -> (Vec<Recorded>, Scheduler<Msg, Site>) {
     let s = load(name);
     let mut backend = Recording::new(script);
     let mut sched = populate_with(

@@ -11,6 +11,7 @@ use hvsim_sim::msg::Msg;
 use hvsim_sim::run::{evaluate, populate, RunReport};
 use hvsim_sim::scenario::{Consistency, Outcome, Scenario};
 use hvsim_sim::sched::{Decisions, Scheduler};
+use hvsim_sim::site::Site;
 use hvsim_sim::world::{Fixing, Lab};
 
 fn load(name: &str) -> Rc<Scenario> {
@@ -23,7 +24,7 @@ fn load(name: &str) -> Rc<Scenario> {
 /// Runs `name`, calling `plant` on the world after every step until it returns true.
 fn run_planting(name: &str, mut plant: impl FnMut(&mut Lab) -> bool) -> (RunReport, Lab) {
     let s = load(name);
-    let mut sched: Scheduler<Msg, Lab> =
+    let mut sched: Scheduler<Msg, Site> =
         populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
     let mut planted = false;
     while sched.step().unwrap().is_some() {
@@ -33,7 +34,7 @@ fn run_planting(name: &str, mut plant: impl FnMut(&mut Lab) -> bool) -> (RunRepo
     }
     assert!(planted, "{name}: the bug was never planted");
     let r = evaluate(&mut sched, &s, s.seed);
-    (r, sched.into_world())
+    (r, sched.into_world().lab)
 }
 
 fn i2(r: &RunReport) -> &hvsim_sim::run::Check {

@@ -10,7 +10,8 @@ use hvsim_sim::backup::{self as restore, Transfer};
 use hvsim_sim::run::{evaluate, populate, RunReport};
 use hvsim_sim::scenario::{FailureClass, Outcome, RestoreTarget, Scenario};
 use hvsim_sim::sched::{Decisions, Scheduler};
-use hvsim_sim::world::{Lab, Power, SparseImage, PAGE};
+use hvsim_sim::site::Site;
+use hvsim_sim::world::{Power, SparseImage, PAGE};
 
 fn load(name: &str) -> Rc<Scenario> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,7 +21,13 @@ fn load(name: &str) -> Rc<Scenario> {
 }
 
 /// Runs a library scenario to the end; the lab stays open for inspection.
-fn run(name: &str) -> (Rc<Scenario>, Scheduler<hvsim_sim::msg::Msg, Lab>, RunReport) {
+fn run(
+    name: &str,
+) -> (
+    Rc<Scenario>,
+    Scheduler<hvsim_sim::msg::Msg, Site>,
+    RunReport,
+) {
     let s = load(name);
     let mut sched = populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
     sched.run_until_quiet(2_000_000).unwrap();

@@ -11,6 +11,7 @@ use crate::protocol::msg::{Fail, Msg};
 use crate::protocol::vss::ProviderCall;
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin, TimerId};
+use crate::site::Site;
 use crate::world::{Lab, Shadow};
 use hvsim_engine::volume::SnapshotId;
 
@@ -80,7 +81,7 @@ impl FssProvider {
         out
     }
 
-    fn send_next(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
+    fn send_next(&mut self, cx: &mut Cx<'_, Msg, Site>) {
         let (Some(client), Some(agent)) = (self.client.as_mut(), self.agent) else {
             return;
         };
@@ -89,13 +90,13 @@ impl FssProvider {
         }
     }
 
-    fn done(&mut self, result: Result<(), Fail>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn done(&mut self, result: Result<(), Fail>, cx: &mut Cx<'_, Msg, Site>) {
         if let Some((vss, call, _)) = self.waiting.take() {
             cx.out.send(vss, Msg::ProviderDone { call, result });
         }
     }
 
-    fn on_reply(&mut self, r: Result<FsrvpReply, FsrvpError>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn on_reply(&mut self, r: Result<FsrvpReply, FsrvpError>, cx: &mut Cx<'_, Msg, Site>) {
         let Some(client) = self.client.as_mut() else {
             return;
         };
@@ -106,7 +107,7 @@ impl FssProvider {
                 // GetShareMapping answers `\\server\share@{GUID}` (MS-FSRVP 2.2.3.1); the
                 // file server exposes the snapshot under `share@{GUID}`.
                 let set = self.waiting.as_ref().map_or(0, |w| w.2);
-                let lab = &mut *cx.world;
+                let lab = &mut cx.world.lab;
                 let mut missing = Vec::new();
                 for m in &mappings {
                     let found = exposed_on(lab, &m.shadow_copy_share_name);
@@ -157,12 +158,12 @@ impl FssProvider {
     }
 }
 
-impl Actor<Msg, Lab> for FssProvider {
+impl Actor<Msg, Site> for FssProvider {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let Some(from) = env.sender() else {
             return;
         };
@@ -248,7 +249,7 @@ impl FssAgentActor {
     }
 
     /// Keeps one scheduler timer on the agent's next message-sequence deadline.
-    fn arm(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
+    fn arm(&mut self, cx: &mut Cx<'_, Msg, Site>) {
         if let Some(t) = self.timer.take() {
             cx.out.cancel_timer(t);
         }
@@ -263,12 +264,12 @@ impl FssAgentActor {
     }
 }
 
-impl Actor<Msg, Lab> for FssAgentActor {
+impl Actor<Msg, Site> for FssAgentActor {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         match (env.msg, env.origin) {
             (Msg::Fsrvp { call }, Origin::Actor(client)) => {
                 let delay = self.agent.reply_delay_us(&call).max(RPC_US);

@@ -7,7 +7,7 @@ use crate::protocol::msg::Msg;
 use crate::protocol::vss::AppLevel;
 use crate::scenario::{self, Writer, WriterFailure};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
-use crate::world::Lab;
+use crate::site::Site;
 
 pub struct GuestWriter {
     name: String,
@@ -33,7 +33,7 @@ impl GuestWriter {
         guest_writer::level(config.kind)
     }
 
-    fn apply(&self, vss: ActorId, effect: GuestWriterEffect, cx: &mut Cx<'_, Msg, Lab>) {
+    fn apply(&self, vss: ActorId, effect: GuestWriterEffect, cx: &mut Cx<'_, Msg, Site>) {
         match effect {
             GuestWriterEffect::Hang { event } => {
                 cx.out
@@ -70,12 +70,12 @@ impl GuestWriter {
     }
 }
 
-impl Actor<Msg, Lab> for GuestWriter {
+impl Actor<Msg, Site> for GuestWriter {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let (Msg::Writer { event, .. }, Origin::Actor(vss)) = (env.msg, env.origin) else {
             return;
         };

@@ -7,6 +7,7 @@ use crate::protocol::ic::{IcCore, IcEffect};
 use crate::protocol::msg::Msg;
 use crate::scenario::GuestOs;
 use crate::sched::{Actor, ActorId, Cx, Envelope};
+use crate::site::Site;
 use crate::world::{Lab, Point};
 
 fn hv_vss(op: HvVssOp) -> Msg {
@@ -44,7 +45,7 @@ impl HvIc {
             .collect()
     }
 
-    fn apply(&self, effects: Vec<IcEffect>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn apply(&self, effects: Vec<IcEffect>, cx: &mut Cx<'_, Msg, Site>) {
         for effect in effects {
             match effect {
                 IcEffect::GuestRequester => cx
@@ -73,12 +74,12 @@ impl HvIc {
     }
 }
 
-impl Actor<Msg, Lab> for HvIc {
+impl Actor<Msg, Site> for HvIc {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let from = env.sender().unwrap_or(cx.out.me());
         let effects = match env.msg {
             Msg::IcBackup { purpose } => self.core.on_backup(from, purpose),

@@ -9,6 +9,7 @@ use crate::protocol::hyperv::{
 use crate::protocol::msg::{Fail, Msg, Reached};
 use crate::scenario::{FailureClass, Hresult, HyperVVersion};
 use crate::sched::{Actor, ActorId, Cx, Envelope};
+use crate::site::Site;
 use crate::world::{Lab, Power};
 
 pub struct HyperVWriter {
@@ -63,7 +64,7 @@ impl HyperVWriter {
 
 /// The writer's effects on this step's `cx`.
 struct Port<'a, 'b> {
-    cx: &'a mut Cx<'b, Msg, Lab>,
+    cx: &'a mut Cx<'b, Msg, Site>,
     host: &'a str,
 }
 
@@ -115,7 +116,7 @@ impl WriterPort for Port<'_, '_> {
 
     fn revert_in_snapshot(&mut self, vm: usize, set: u64) -> Result<u64, Fail> {
         let cx = &mut *self.cx;
-        let lab = &*cx.world;
+        let lab = &cx.world.lab;
         let fail = |e: String| Fail::new(Hresult::VssEAutorecoveryFailed, FailureClass::Host, e);
         let mut restored = 0;
         for d in &lab.vms[vm].disks {
@@ -151,12 +152,12 @@ impl WriterPort for Port<'_, '_> {
     }
 }
 
-impl Actor<Msg, Lab> for HyperVWriter {
+impl Actor<Msg, Site> for HyperVWriter {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let from = env.sender().unwrap_or(cx.out.me());
         match env.msg {
             Msg::Writer { event, set } => {

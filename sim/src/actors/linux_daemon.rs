@@ -11,7 +11,7 @@ use crate::linux::{
 use crate::protocol::msg::Msg;
 use crate::scenario::{DaemonOp, DaemonState, FileSystem, Vm};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerId};
-use crate::world::Lab;
+use crate::site::Site;
 
 pub struct LinuxVssDaemon {
     name: String,
@@ -75,7 +75,7 @@ impl LinuxVssDaemon {
         }
     }
 
-    fn apply(&mut self, effects: Vec<Effect>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn apply(&mut self, effects: Vec<Effect>, cx: &mut Cx<'_, Msg, Site>) {
         for e in effects {
             match e {
                 Effect::ReplyToHost { msg, status } => {
@@ -120,12 +120,12 @@ impl LinuxVssDaemon {
     }
 }
 
-impl Actor<Msg, Lab> for LinuxVssDaemon {
+impl Actor<Msg, Site> for LinuxVssDaemon {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let now = cx.out.now_us();
         match (env.msg, env.origin) {
             (Msg::Start, _) => {

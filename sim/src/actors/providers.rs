@@ -13,6 +13,7 @@ use crate::protocol::msg::{Fail, Msg, VmmsOp};
 use crate::protocol::vss::ProviderCall;
 use crate::scenario::{FailureClass, Hresult, ProviderKind, Scenario};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
+use crate::site::Site;
 use crate::world::{Lab, Point, Shadow};
 
 const CALL_US: u64 = 5_000;
@@ -95,9 +96,9 @@ impl HostProvider {
         &mut self,
         set: u64,
         volumes: &[String],
-        cx: &mut Cx<'_, Msg, Lab>,
+        cx: &mut Cx<'_, Msg, Site>,
     ) -> (u64, Result<(), Fail>) {
-        let lab = &mut *cx.world;
+        let lab = &mut cx.world.lab;
         let plan = match decide_commit(&self.faults, &lab.scenario, volumes) {
             Ok(plan) => plan,
             Err(fail) => return (COMMIT_US, Err(fail)),
@@ -139,8 +140,8 @@ impl HostProvider {
         (delay, Ok(()))
     }
 
-    fn delete(&mut self, set: u64, cx: &mut Cx<'_, Msg, Lab>) {
-        let lab = &mut *cx.world;
+    fn delete(&mut self, set: u64, cx: &mut Cx<'_, Msg, Site>) {
+        let lab = &mut cx.world.lab;
         if let Some(shadows) = lab.shadows.remove(&set) {
             for s in shadows {
                 if let Some(v) = lab.volumes.get(&s.volume) {
@@ -152,12 +153,12 @@ impl HostProvider {
     }
 }
 
-impl Actor<Msg, Lab> for HostProvider {
+impl Actor<Msg, Site> for HostProvider {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let (Msg::Provider { call, set, volumes }, Origin::Actor(vss)) = (env.msg, env.origin)
         else {
             return;
@@ -173,7 +174,7 @@ impl Actor<Msg, Lab> for HostProvider {
             ProviderCall::CommitSnapshots => self.commit(set, &volumes, cx),
             ProviderCall::PostFinalCommitSnapshots => {
                 // Read-only from here until the set is released.
-                let lab = &*cx.world;
+                let lab = &cx.world.lab;
                 for s in lab.shadows.get(&set).into_iter().flatten() {
                     if let Some(snap) = lab
                         .volumes
@@ -259,12 +260,12 @@ impl GuestProvider {
     }
 }
 
-impl Actor<Msg, Lab> for GuestProvider {
+impl Actor<Msg, Site> for GuestProvider {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let Some(from) = env.sender() else {
             return;
         };

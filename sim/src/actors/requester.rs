@@ -10,7 +10,7 @@ use std::rc::Rc;
 use hvsim_engine::chain::DiskChain;
 use hvsim_engine::{GuidGen, Vhdx};
 
-use crate::backup::{BackupError, RestoreJob, Transfer, READ_UNIT};
+use crate::backup::{BackupError, BackupServer, RestoreJob, Transfer, READ_UNIT};
 use crate::faults::FaultPlan;
 use crate::plan::{Flow, Method, Stage as PlanStage};
 use crate::protocol::msg::Reached;
@@ -18,6 +18,7 @@ use crate::protocol::msg::{Fail, Msg, VmmsOp};
 use crate::protocol::vss::VssCall;
 use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Out};
+use crate::site::Site;
 use crate::world::{Lab, Point};
 
 /// Virtual time to move one MiB to the backup server.
@@ -126,7 +127,7 @@ impl Requester {
         }
     }
 
-    fn plan_tasks(&mut self, lab: &Lab) {
+    fn plan_tasks(&mut self, lab: &Site) {
         let vms: Vec<(usize, Flow, &str)> = lab
             .plans
             .iter()
@@ -142,7 +143,7 @@ impl Requester {
         self.tasks.extend(plan_tasks(&vms, &groups));
     }
 
-    fn next_task(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
+    fn next_task(&mut self, cx: &mut Cx<'_, Msg, Site>) {
         self.task = self.tasks.pop_front();
         if let Some(Task::HostBackup { vms, .. } | Task::Checkpoints { vms }) = &self.task {
             super::tag(cx.world, &mut cx.out, vms[0], PlanStage::Request);
@@ -169,7 +170,7 @@ impl Requester {
     }
 
     /// Per disk, the chain below the VM's checkpoint: the read-only image it froze.
-    fn parent_files(&self, lab: &Lab, vm: usize) -> Vec<Vec<String>> {
+    fn parent_files(&self, lab: &Site, vm: usize) -> Vec<Vec<String>> {
         lab.vms[vm]
             .disks
             .iter()
@@ -178,7 +179,7 @@ impl Requester {
     }
 
     /// Starts recovery point `self.point`: a backup of every VM of the job.
-    fn begin_point(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
+    fn begin_point(&mut self, cx: &mut Cx<'_, Msg, Site>) {
         cx.world.server.begin_point(self.point);
         self.plan_tasks(cx.world);
         let n = self.tasks.len() as u64;
@@ -191,7 +192,7 @@ impl Requester {
 
     /// Every task of the point is done: the point is made when nothing failed (R18); the
     /// next point follows after an interval, or the job ends (with its restore, R16).
-    fn end_point(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
+    fn end_point(&mut self, cx: &mut Cx<'_, Msg, Site>) {
         let made = self.failure.is_none();
         let (more, restore) = {
             let guard = &mut *cx.world;
@@ -236,11 +237,10 @@ impl Requester {
     }
 
     /// R16: restores the chosen point (default the last) of every VM of the job.
-    fn restore(&mut self, r: &crate::scenario::Restore, cx: &mut Cx<'_, Msg, Lab>) {
-        let guard = &mut *cx.world;
-        let lab = &mut *guard;
+    fn restore(&mut self, r: &crate::scenario::Restore, cx: &mut Cx<'_, Msg, Site>) {
+        let Site { lab, server } = &mut *cx.world;
         let n = r.recovery_point.unwrap_or(self.point);
-        for vm in lab.server.vms_in(n) {
+        for vm in server.vms_in(n) {
             let v = &mut lab.vms[vm];
             let sizes: Vec<u64> = lab
                 .scenario
@@ -256,7 +256,7 @@ impl Requester {
                 method: lab.plans.get(&vm).map_or(Method::Standard, |p| p.method),
                 host: &host,
             };
-            match lab.server.restore(v, &job) {
+            match server.restore(v, &job) {
                 Ok(rec) => {
                     cx.out.record(
                         "Restore",
@@ -284,13 +284,13 @@ impl Requester {
         }
     }
 
-    fn new_set(&self, lab: &mut Lab) -> u64 {
+    fn new_set(&self, lab: &mut Site) -> u64 {
         let s = lab.next_set;
         lab.next_set += 1;
         s
     }
 
-    fn vmms_of(&self, lab: &Lab, vm: usize) -> Option<ActorId> {
+    fn vmms_of(&self, lab: &Site, vm: usize) -> Option<ActorId> {
         let host = lab.vms[vm].host.clone();
         self.vmms.get(&host).copied()
     }
@@ -302,7 +302,7 @@ impl Requester {
         }
     }
 
-    fn task_volumes(&self, lab: &Lab) -> Vec<String> {
+    fn task_volumes(&self, lab: &Site) -> Vec<String> {
         let mut v: Vec<String> = self
             .task_vms()
             .iter()
@@ -313,7 +313,7 @@ impl Requester {
         v
     }
 
-    fn vss_of_task(&self, lab: &Lab) -> Option<ActorId> {
+    fn vss_of_task(&self, lab: &Site) -> Option<ActorId> {
         let host = match &self.task {
             Some(Task::HostBackup { host, .. }) => host.clone(),
             Some(Task::Checkpoints { vms }) => lab.vms[vms[0]].host.clone(),
@@ -322,7 +322,7 @@ impl Requester {
         self.host_vss.get(&host).copied()
     }
 
-    fn vss(&mut self, call: VssCall, with_writers: bool, cx: &mut Cx<'_, Msg, Lab>) {
+    fn vss(&mut self, call: VssCall, with_writers: bool, cx: &mut Cx<'_, Msg, Site>) {
         // A host backup's stage is the call in flight; checkpoint tasks keep their own.
         if matches!(self.task, Some(Task::HostBackup { .. })) {
             self.stage = Stage::Vss(call);
@@ -336,7 +336,7 @@ impl Requester {
         call: VssCall,
         with_writers: bool,
         delay_us: u64,
-        cx: &mut Cx<'_, Msg, Lab>,
+        cx: &mut Cx<'_, Msg, Site>,
     ) {
         let Some(vss) = self.vss_of_task(cx.world) else {
             return;
@@ -354,7 +354,7 @@ impl Requester {
         );
     }
 
-    fn fail(&mut self, lab: &mut Lab, f: Fail) {
+    fn fail(&mut self, lab: &mut Site, f: Fail) {
         if lab.failure.is_none() {
             lab.failure = Some(f.clone());
         }
@@ -455,9 +455,8 @@ impl Requester {
     /// point are read, from the snapshot (a superset of what differs, since the tracker
     /// also sees writes made after the snapshot), and applied to the replica.
     /// The in-memory world has no side files, so trackers live in memory with the disk.
-    fn read_backups(&mut self, vms: &[usize], cx: &mut Cx<'_, Msg, Lab>) -> Result<u64, Fail> {
-        let guard = &mut *cx.world;
-        let lab = &mut *guard;
+    fn read_backups(&mut self, vms: &[usize], cx: &mut Cx<'_, Msg, Site>) -> Result<u64, Fail> {
+        let Site { lab, server } = &mut *cx.world;
         let mut total = 0;
         let point = self.point;
         let job = lab.scenario.job.clone();
@@ -477,22 +476,21 @@ impl Requester {
             };
             let name = lab.vms[vm].name.clone();
             let disks = &lab.vms[vm].disks;
-            let transfer = lab.server.transfer_for(
+            let transfer = server.transfer_for(
                 vm,
                 job.express_full_before_recovery_point,
                 job.kind == BackupKind::Incremental,
                 disks.iter().all(|d| d.rct.is_some()),
                 disks.len(),
             );
-            lab.server.begin_transfer(vm, transfer);
+            server.begin_transfer(vm, transfer);
             let interrupt = last && !self.interrupted && self.faults.transfer_interrupted(vm);
             let mut sent_vm = 0;
             for i in 0..lab.vms[vm].disks.len() {
                 let mut disk = Self::open_source(lab, vm, i, set, &files, cx.out.guids())?;
                 let d = &lab.vms[vm].disks[i];
                 let label = format!("{name} {}", d.file);
-                let done = lab
-                    .server
+                let done = server
                     .transfer_disk(
                         vm,
                         i,
@@ -552,7 +550,7 @@ impl Requester {
                 // F5.T: the connection drops half way: the replica holds part of the new
                 // data and is flagged inconsistent (R17); no recovery point is made.
                 self.interrupted = true;
-                let why = lab.server.interrupt_transfer(vm, sent_vm, |cut_at| {
+                let why = server.interrupt_transfer(vm, sent_vm, |cut_at| {
                     format!("transfer of {name} interrupted at offset {cut_at} (point {point})")
                 });
                 cx.out.detail("transfer_interrupted", why);
@@ -564,18 +562,18 @@ impl Requester {
                     ),
                 );
                 if job.consistency_check.is_some() {
-                    Self::consistency_check(lab, point, vm, set, &files, &mut cx.out)?;
+                    Self::consistency_check(lab, server, point, vm, set, &files, &mut cx.out)?;
                 }
                 return Err(fail);
             }
-            lab.server.end_transfer(vm);
+            server.end_transfer(vm);
             let check = match job.consistency_check {
                 Some(ConsistencyCheck::OnDemand | ConsistencyCheck::Scheduled) => last,
-                Some(ConsistencyCheck::IfInconsistent) => lab.server.is_inconsistent(vm),
+                Some(ConsistencyCheck::IfInconsistent) => server.is_inconsistent(vm),
                 None => false,
             };
             if check {
-                Self::consistency_check(lab, point, vm, set, &files, &mut cx.out)?;
+                Self::consistency_check(lab, server, point, vm, set, &files, &mut cx.out)?;
             }
         }
         Ok(total / READ_UNIT * US_PER_MIB)
@@ -585,6 +583,7 @@ impl Requester {
     /// sides read and checksummed) and repair it; reports the differing bytes.
     fn consistency_check(
         lab: &mut Lab,
+        server: &mut BackupServer,
         point: u32,
         vm: usize,
         set: Option<u64>,
@@ -596,7 +595,7 @@ impl Requester {
         };
         let incremental = lab.scenario.job.kind == BackupKind::Incremental;
         let name = lab.vms[vm].name.clone();
-        lab.server.begin_check();
+        server.begin_check();
         for i in 0..lab.vms[vm].disks.len() {
             let mut disk = Self::open_source(lab, vm, i, set, files, out.guids())?;
             let d = &lab.vms[vm].disks[i];
@@ -607,11 +606,11 @@ impl Requester {
                 Vec::new()
             };
             let label = format!("{name} {}", d.file);
-            lab.server
+            server
                 .check_disk(vm, i, &mut disk, &excluded, &label)
                 .map_err(Self::server_fail)?;
         }
-        let c = lab.server.end_check(vm, &name, setting, point);
+        let c = server.end_check(vm, &name, setting, point);
         out.detail(
             "consistency_check",
             format!(
@@ -626,7 +625,7 @@ impl Requester {
         &mut self,
         call: VssCall,
         result: Result<(), crate::protocol::msg::Fail>,
-        cx: &mut Cx<'_, Msg, Lab>,
+        cx: &mut Cx<'_, Msg, Site>,
     ) {
         match self.task.clone() {
             Some(Task::HostBackup { vms, .. }) => match (call, result) {
@@ -679,14 +678,14 @@ impl Requester {
     }
 
     /// The next step reads the VMs' backups (its own step in the story and the trace).
-    fn start_read(&mut self, vms: Vec<usize>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn start_read(&mut self, vms: Vec<usize>, cx: &mut Cx<'_, Msg, Site>) {
         self.stage = Stage::Reading;
         self.reading = vms;
         let me = cx.out.me();
         cx.out.send(me, Msg::ReadBackup);
     }
 
-    fn on_read(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
+    fn on_read(&mut self, cx: &mut Cx<'_, Msg, Site>) {
         let vms = std::mem::take(&mut self.reading);
         if let Some(&vm) = vms.first() {
             super::tag(cx.world, &mut cx.out, vm, PlanStage::Read);
@@ -713,7 +712,7 @@ impl Requester {
         }
     }
 
-    fn merge_all(&mut self, vms: &[usize], cx: &mut Cx<'_, Msg, Lab>) {
+    fn merge_all(&mut self, vms: &[usize], cx: &mut Cx<'_, Msg, Site>) {
         self.stage = Stage::Merging;
         for &vm in vms {
             let has = cx.world.vms[vm]
@@ -730,7 +729,7 @@ impl Requester {
         }
     }
 
-    fn after_merges(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
+    fn after_merges(&mut self, cx: &mut Cx<'_, Msg, Site>) {
         if self.prepared {
             // F3.5: every VM of the group is done: the volume snapshot goes.
             self.stage = Stage::ReleaseSnapshot;
@@ -740,7 +739,7 @@ impl Requester {
         }
     }
 
-    fn on_vmms_done(&mut self, op: VmmsOp, result: Result<(), Fail>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn on_vmms_done(&mut self, op: VmmsOp, result: Result<(), Fail>, cx: &mut Cx<'_, Msg, Site>) {
         let vm = op.vm();
         if !self.outstanding.remove(&vm) {
             return;
@@ -792,12 +791,12 @@ impl Requester {
     }
 }
 
-impl Actor<Msg, Lab> for Requester {
+impl Actor<Msg, Site> for Requester {
     fn name(&self) -> &str {
         "Requester"
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         match env.msg {
             Msg::Start => {
                 self.point += 1;

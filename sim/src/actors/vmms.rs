@@ -17,6 +17,7 @@ use crate::protocol::hyperv::{Quiesce, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer
 use crate::protocol::msg::{Fail, Msg};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
+use crate::site::Site;
 use crate::world::{Lab, Point, Power};
 
 /// Blocks copied per merge step.
@@ -91,7 +92,7 @@ fn facts(lab: &Lab, vm: usize) -> VmmsVm {
 
 /// Vmms' effects and storage work on this step's `cx`.
 struct Port<'a, 'b> {
-    cx: &'a mut Cx<'b, Msg, Lab>,
+    cx: &'a mut Cx<'b, Msg, Site>,
     ar: &'a mut AutoRecoveryChains,
     faults: &'a FaultPlan,
 }
@@ -163,7 +164,7 @@ impl VmmsPort for Port<'_, '_> {
     /// independent `<disk>-AutoRecovery.avhdx` for F2. Nothing is left behind on failure.
     fn checkpoint(&mut self, vm: usize, with_ar: bool) -> Result<(), Fail> {
         let cx = &mut *self.cx;
-        let lab = &mut *cx.world;
+        let lab = &mut cx.world.lab;
         // The step this checkpoint is in the VM's flow: F2.5, F3.3 or R4 (F2.6 for its
         // auto-recovery files).
         let step = lab.plans.get(&vm).and_then(CheckpointStep::of);
@@ -251,7 +252,7 @@ impl VmmsPort for Port<'_, '_> {
 
     fn start_merge(&mut self, vm: usize) -> Result<bool, Fail> {
         let cx = &mut *self.cx;
-        let lab = &mut *cx.world;
+        let lab = &mut cx.world.lab;
         let v = &mut lab.vms[vm];
         let mut any = false;
         for d in &mut v.disks {
@@ -278,7 +279,7 @@ impl VmmsPort for Port<'_, '_> {
 
     fn merge_step(&mut self, vm: usize) -> Result<bool, Fail> {
         let cx = &mut *self.cx;
-        let lab = &mut *cx.world;
+        let lab = &mut cx.world.lab;
         let v = &mut lab.vms[vm];
         let mut done = true;
         for d in &mut v.disks {
@@ -317,7 +318,7 @@ impl VmmsPort for Port<'_, '_> {
     fn auto_recover(&mut self, vm: usize, set: u64) -> Result<(), Fail> {
         let fail = |e: String| Fail::new(Hresult::VssEAutorecoveryFailed, FailureClass::Host, e);
         let cx = &mut *self.cx;
-        let lab = &mut *cx.world;
+        let lab = &mut cx.world.lab;
         let mut recovered = false;
         let chains = self.ar.entry(vm).or_default();
         for (i, ar) in chains.iter_mut().enumerate() {
@@ -393,12 +394,12 @@ impl VmmsPort for Port<'_, '_> {
     }
 }
 
-impl Actor<Msg, Lab> for Vmms {
+impl Actor<Msg, Site> for Vmms {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let from = env.sender().unwrap_or(cx.out.me());
         let now_us = cx.out.now_us();
         let (core, ar, faults) = (&mut self.core, &mut self.ar, &*self.faults);

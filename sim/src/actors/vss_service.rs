@@ -6,6 +6,7 @@
 use crate::protocol::msg::Msg;
 use crate::protocol::vss::{AppLevel, Coordinator, Effect, Input, VssTimer};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerTable};
+use crate::site::Site;
 use crate::world::{Lab, WindowSpan};
 
 /// How long a message between the service and its peers takes.
@@ -42,7 +43,7 @@ impl VssService {
         self.core.set_provider(volume, id);
     }
 
-    fn apply(&mut self, effect: Effect, cx: &mut Cx<'_, Msg, Lab>) {
+    fn apply(&mut self, effect: Effect, cx: &mut Cx<'_, Msg, Site>) {
         match effect {
             Effect::Refuse {
                 to,
@@ -125,12 +126,12 @@ fn hold_writes(lab: &mut Lab, vm: Option<usize>, volumes: &[String], on: bool) {
     }
 }
 
-impl Actor<Msg, Lab> for VssService {
+impl Actor<Msg, Site> for VssService {
     fn name(&self) -> &str {
         self.core.name()
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let from = env.sender().unwrap_or(cx.out.me());
         let input = match env.msg {
             Msg::Vss {

@@ -7,7 +7,8 @@
 use crate::protocol::msg::Msg;
 use crate::scenario::Workload as Spec;
 use crate::sched::{Actor, Cx, Detail, Envelope};
-use crate::world::{Lab, PAGE};
+use crate::site::Site;
+use crate::world::PAGE;
 
 /// No workload step is scheduled past this virtual time.
 pub const WORKLOAD_CAP_US: u64 = 4 * 3_600_000_000;
@@ -51,14 +52,14 @@ impl Workload {
         Self::rates(spec).iter().sum()
     }
 
-    fn step(&mut self, cx: &mut Cx<'_, Msg, Lab>) {
+    fn step(&mut self, cx: &mut Cx<'_, Msg, Site>) {
         let [t, m, _] = Self::rates(&self.spec);
         let total = Self::rate(&self.spec);
         if total == 0 {
             return;
         }
         let pick = cx.out.choose(total);
-        let lab = &mut *cx.world;
+        let lab = &mut cx.world.lab;
         let vm = &mut lab.vms[self.vm];
         if !vm.can_write() {
             cx.out.detail("held", true);
@@ -155,12 +156,12 @@ impl Workload {
     }
 }
 
-impl Actor<Msg, Lab> for Workload {
+impl Actor<Msg, Site> for Workload {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         if !matches!(env.msg, Msg::Tick) {
             return;
         }

@@ -68,7 +68,7 @@ use crate::faults::FaultPlan;
 use crate::protocol::msg::Msg;
 use crate::scenario::Scenario;
 use crate::sched::{ActorId, Scheduler};
-use crate::world::Lab;
+use crate::site::Site;
 
 /// Where a scenario runs: the host side of its run.
 pub trait Backend {
@@ -83,7 +83,7 @@ pub trait Backend {
     /// workload steps and the faults of `faults` it owns, and gives back the endpoints it installed.
     fn install(
         &mut self,
-        sched: &mut Scheduler<Msg, Lab>,
+        sched: &mut Scheduler<Msg, Site>,
         scenario: &Scenario,
         faults: &Rc<FaultPlan>,
     ) -> Result<HostEndpoints, BackendError>;

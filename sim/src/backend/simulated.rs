@@ -17,7 +17,8 @@ use crate::protocol::msg::Msg;
 use crate::protocol::vss::{AppLevel, FREEZE_WINDOW_US};
 use crate::scenario::{GuestOs, ProviderKind, Scenario};
 use crate::sched::{ActorId, Scheduler};
-use crate::world::{Lab, Power};
+use crate::site::Site;
+use crate::world::Power;
 
 use super::{Backend, BackendError, HostEnd, HostEndpoints};
 
@@ -123,7 +124,7 @@ impl Backend for Simulated {
 
     fn install(
         &mut self,
-        sched: &mut Scheduler<Msg, Lab>,
+        sched: &mut Scheduler<Msg, Site>,
         scenario: &Scenario,
         faults: &Rc<FaultPlan>,
     ) -> Result<HostEndpoints, BackendError> {

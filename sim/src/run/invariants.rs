@@ -10,7 +10,8 @@ use crate::plan::Method;
 use crate::protocol::msg::Reached;
 use crate::protocol::vss::WriterState;
 use crate::scenario::{Consistency, Outcome};
-use crate::world::{Lab, Power, SparseImage, PAGE};
+use crate::site::Site;
+use crate::world::{Power, SparseImage, PAGE};
 
 fn check(id: &'static str, problems: Vec<String>, fine: &str) -> Check {
     Check {
@@ -37,7 +38,7 @@ fn size(bytes: u64) -> String {
 }
 
 /// I1: every disk, read through its chain, holds every write the guest completed.
-pub fn i1(lab: &mut Lab) -> Check {
+pub fn i1(lab: &mut Site) -> Check {
     let mut problems = Vec::new();
     let mut disks = 0;
     // Read-only opens: the ids they draw are the checker's own.
@@ -83,7 +84,7 @@ pub fn i1(lab: &mut Lab) -> Check {
 /// ranges it excludes, R14, which it must not hold). It never holds on nothing: on a
 /// successful job every VM of the job must have been read into every recovery point made,
 /// or the check is violated, naming the VM (issue 8).
-pub fn i2(lab: &Lab, outcome: Outcome) -> Check {
+pub fn i2(lab: &Site, outcome: Outcome) -> Check {
     let mut problems = Vec::new();
     let mut disks = 0;
     let mut levels = 0;
@@ -224,7 +225,7 @@ fn rank(c: Consistency) -> u8 {
 }
 
 /// I3: nothing is left behind and every VM is as it was.
-pub fn i3(lab: &Lab, writer_states: &[(String, WriterState)]) -> Check {
+pub fn i3(lab: &Site, writer_states: &[(String, WriterState)]) -> Check {
     let mut problems = Vec::new();
     let bases: Vec<&str> = lab
         .vms
@@ -299,7 +300,7 @@ pub fn i3(lab: &Lab, writer_states: &[(String, WriterState)]) -> Check {
 }
 
 /// I4: downtime only on the offline path, and measured.
-pub fn i4(lab: &Lab) -> Check {
+pub fn i4(lab: &Site) -> Check {
     let mut problems = Vec::new();
     for (&vm, p) in &lab.plans {
         let v = &lab.vms[vm];
@@ -327,7 +328,7 @@ pub fn i4(lab: &Lab) -> Check {
 
 /// I5: freeze and flush-and-hold stayed within their windows; a failure carries a real
 /// code.
-pub fn i5(lab: &Lab, outcome: Outcome) -> Check {
+pub fn i5(lab: &Site, outcome: Outcome) -> Check {
     let mut problems = Vec::new();
     for w in &lab.windows {
         if w.held_us > w.limit_us {
@@ -351,7 +352,7 @@ pub fn i5(lab: &Lab, outcome: Outcome) -> Check {
 }
 
 /// I6: every restored item reads back exactly as the recovery point it came from.
-pub fn i6(lab: &Lab) -> Option<Check> {
+pub fn i6(lab: &Site) -> Option<Check> {
     lab.scenario.job.restore.as_ref()?;
     let mut problems = Vec::new();
     let mut items = 0;

@@ -22,8 +22,9 @@ use crate::plan::{Flow, Method};
 use crate::protocol::msg::{Msg, Reached};
 use crate::scenario::{BackupMethod, CheckpointKind, Consistency, Outcome, Scenario, VmState};
 use crate::sched::{Decisions, Detail, Scheduler, SimError, StepRecord, Stop};
+use crate::site::Site;
 use crate::trace::{Header, TraceWriter};
-use crate::world::{DiskError, Lab, Power};
+use crate::world::{DiskError, Power};
 
 /// Steps no run goes beyond: the bound a trace may hold.
 pub const MAX_STEPS: u64 = crate::trace::MAX_STEPS;
@@ -98,7 +99,7 @@ impl From<std::io::Error> for RunError {
 pub struct RunOutput {
     pub report: RunReport,
     /// The world as the run left it: volumes with their files, VMs, the oracle.
-    pub lab: Lab,
+    pub lab: Site,
     /// The numbered story (empty unless asked for).
     pub story: Vec<String>,
     pub stop: Stop,
@@ -216,7 +217,7 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
 }
 
 /// Closes every VM's open chain, so every header and log is final on the files.
-fn close_chains(lab: &mut Lab) -> Result<(), DiskError> {
+fn close_chains(lab: &mut Site) -> Result<(), DiskError> {
     for vm in &mut lab.vms {
         for d in &mut vm.disks {
             d.close()?;
@@ -253,7 +254,7 @@ fn refuse_existing(paths: impl IntoIterator<Item = PathBuf>) -> Result<(), RunEr
 /// `C:\ClusterStorage\Volume1` become one safe folder name (validation keeps them
 /// distinct, and file names plain). Every target is checked before any is written, and
 /// each is created new: an existing file is never replaced.
-pub fn keep_disks(lab: &mut Lab, dir: &Path) -> Result<(), RunError> {
+pub fn keep_disks(lab: &mut Site, dir: &Path) -> Result<(), RunError> {
     close_chains(lab).map_err(|e| RunError::HostIo(e.to_string()))?;
     let mut files = Vec::new();
     for (name, v) in &lab.volumes {
@@ -294,14 +295,14 @@ pub fn keep_disks(lab: &mut Lab, dir: &Path) -> Result<(), RunError> {
 
 /// The report of a run that has stopped: what happened, the invariants on the disks'
 /// real bytes, the expectations.
-pub fn evaluate(sched: &mut Scheduler<Msg, Lab>, s: &Scenario, seed: u64) -> RunReport {
+pub fn evaluate(sched: &mut Scheduler<Msg, Site>, s: &Scenario, seed: u64) -> RunReport {
     let (steps, now) = (sched.steps(), sched.now_us());
     let names = sched.actor_names().to_vec();
     conclude(sched.world_mut(), s, seed, steps, now, &names)
 }
 
 fn conclude(
-    lab: &mut Lab,
+    lab: &mut Site,
     s: &Scenario,
     seed: u64,
     steps: u64,
@@ -439,7 +440,7 @@ fn conclude(
     report
 }
 
-fn expectations(s: &Scenario, r: &RunReport, lab: &Lab) -> Vec<Check> {
+fn expectations(s: &Scenario, r: &RunReport, lab: &Site) -> Vec<Check> {
     let e = &s.expect;
     let mut out = Vec::new();
     let mut add = |ok: bool, message: String| {

@@ -12,7 +12,8 @@ use crate::faults::{FaultError, FaultPlan};
 use crate::protocol::msg::Msg;
 use crate::scenario::Scenario;
 use crate::sched::{ActorId, Decisions, Scheduler};
-use crate::world::{build_lab, Lab};
+use crate::site::Site;
+use crate::world::build_lab;
 
 pub use crate::world::BuildError;
 
@@ -37,7 +38,7 @@ pub fn populate(
     decisions: Decisions,
     scenario: Rc<Scenario>,
     seed: u64,
-) -> Result<Scheduler<Msg, Lab>, BuildError> {
+) -> Result<Scheduler<Msg, Site>, BuildError> {
     populate_on(decisions, scenario, seed, None)
 }
 
@@ -47,7 +48,7 @@ pub fn populate_on(
     scenario: Rc<Scenario>,
     seed: u64,
     on_disk: Option<&std::path::Path>,
-) -> Result<Scheduler<Msg, Lab>, BuildError> {
+) -> Result<Scheduler<Msg, Site>, BuildError> {
     populate_with(&mut Simulated, decisions, scenario, seed, on_disk)
 }
 
@@ -59,7 +60,7 @@ pub fn populate_with(
     scenario: Rc<Scenario>,
     seed: u64,
     on_disk: Option<&std::path::Path>,
-) -> Result<Scheduler<Msg, Lab>, BuildError> {
+) -> Result<Scheduler<Msg, Site>, BuildError> {
     // Every fault resolved once; one the model cannot inject is refused here.
     let faults = Rc::new(FaultPlan::new(&scenario, seed)?);
     let mut guids = GuidGen::seeded(seed);
@@ -69,7 +70,7 @@ pub fn populate_with(
     for vm in &mut lab.vms {
         vm.oracle.hash_writes = true;
     }
-    let mut sched = Scheduler::with_world(decisions, guids, lab);
+    let mut sched = Scheduler::with_world(decisions, guids, Site::new(lab));
     let s = &*scenario;
     // The requester is the first actor; the host side follows it.
     let requester = ActorId::new(0);

@@ -211,7 +211,6 @@ fn build_on(
         events: Vec::new(),
         shadows: BTreeMap::new(),
         next_set: 1,
-        server: Default::default(),
         plans: BTreeMap::new(),
         sources: BTreeMap::new(),
         consistency: BTreeMap::new(),

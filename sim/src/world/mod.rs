@@ -24,7 +24,6 @@ use hvsim_engine::vhdx::VhdxError;
 use hvsim_engine::volume::{SnapshotId, Volume};
 use hvsim_engine::{GuidGen, Vhdx};
 
-use crate::backup::BackupServer;
 use crate::plan::Plan;
 use crate::protocol::msg::{Fail, Reached};
 use crate::protocol::vss::WriterState;
@@ -321,9 +320,6 @@ pub struct Lab {
     /// Volume snapshots that exist, by snapshot set.
     pub shadows: BTreeMap<u64, Vec<Shadow>>,
     pub next_set: u64,
-    /// The backup server: replicas, recovery points and their figures, checks, restores.
-    /// It rides in the run's world until the world is split (issue 8).
-    pub server: BackupServer,
     /// The plan of each VM of the job.
     pub plans: BTreeMap<usize, Plan>,
     /// Where the requester reads each VM's backup: a snapshot set (or the live volume)
@@ -397,16 +393,17 @@ impl Lab {
     }
 }
 
-impl crate::sched::World for Lab {
-    fn after_step(&mut self, step: u64) {
-        let point = self.server.points.last().map_or(0, |p| p.number);
+impl Lab {
+    /// The observer's look after a step of the run; `point` is the recovery point being
+    /// made (0 before the first).
+    pub fn observe(&mut self, step: u64, point: u32) {
         self.observed
             .after_step(step, point, &self.volumes, &self.vms);
     }
 
     /// A cheap digest of the storage state: files and lengths on every volume, snapshots,
     /// and each VM's power, flags and oracle position.
-    fn digest(&self, h: &mut blake3::Hasher) {
+    pub fn digest(&self, h: &mut blake3::Hasher) {
         for (name, v) in &self.volumes {
             h.update(name.as_bytes());
             for f in v.list() {
@@ -430,6 +427,5 @@ impl crate::sched::World for Lab {
                 h.update(&[u8::from(d.merge.is_some())]);
             }
         }
-        self.server.digest(h);
     }
 }

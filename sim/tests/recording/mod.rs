@@ -17,6 +17,7 @@ use hvsim_sim::protocol::msg::{Fail, Msg};
 use hvsim_sim::protocol::vss::VssCall;
 use hvsim_sim::scenario::{FailureClass, Hresult, Scenario};
 use hvsim_sim::sched::{Actor, ActorId, Cx, Envelope, Scheduler};
+use hvsim_sim::site::Site;
 use hvsim_sim::world::{DiskError, Lab, Power, Shadow};
 
 /// Virtual time a scripted host takes to answer.
@@ -125,7 +126,7 @@ impl Backend for Recording {
 
     fn install(
         &mut self,
-        sched: &mut Scheduler<Msg, Lab>,
+        sched: &mut Scheduler<Msg, Site>,
         scenario: &Scenario,
         faults: &Rc<FaultPlan>,
     ) -> Result<HostEndpoints, BackendError> {
@@ -268,12 +269,12 @@ impl Endpoint {
     }
 }
 
-impl Actor<Msg, Lab> for Endpoint {
+impl Actor<Msg, Site> for Endpoint {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Lab>) {
+    fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let Some(call) = HostCall::from_msg(&env.msg) else {
             return;
         };
