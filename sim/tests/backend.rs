@@ -3,9 +3,10 @@
 //! abort path; and the simulated backend receives the very same calls for the same
 //! scenario.
 
+mod library;
+
 mod recording;
 
-use std::path::PathBuf;
 use std::rc::Rc;
 
 use hvsim_sim::backend::{Backend, HostCall, Simulated};
@@ -18,12 +19,7 @@ use hvsim_sim::site::Site;
 
 use recording::{Recorded, Recording, Script};
 
-fn load(name: &str) -> Rc<Scenario> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(format!("{name}.toml"));
-    Rc::new(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")))
-}
+use library::load;
 
 /// Runs `name` against the recording host; gives back the calls and the world.
 fn against_script(name: &str, script: Script) -> (Vec<Recorded>, Scheduler<Msg, Site>) {
@@ -330,13 +326,7 @@ fn a_backend_refuses_what_it_cannot_stage() {
 /// VSS services and Vmms, by host.
 #[test]
 fn simulated_endpoints_are_each_hosts_vss_and_vmms() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
+    let files = library::files();
     assert!(files.len() > 10);
     for f in files {
         let s = Rc::new(Scenario::load(&f).unwrap_or_else(|e| panic!("{e}")));

@@ -3,6 +3,8 @@
 //! before the run, and every point `FaultPlan::points` lists for a library scenario, added
 //! as its only fault, runs to a verdict (a failed job carries a real code).
 
+mod library;
+
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -160,13 +162,7 @@ fn sample(points: &[FaultPoint], shift: usize) -> Vec<&FaultPoint> {
 
 #[test]
 fn every_point_of_every_library_scenario_runs_to_a_verdict() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
+    let files = library::files();
     let started = Instant::now();
     let (mut listed, mut ran, mut failed) = (0, 0, 0);
     let mut problems = Vec::new();

@@ -4,22 +4,18 @@
 //! bug in a run (a guest that is not quiesced when storage fixes its image, while the
 //! flow goes on to claim it was) and shows I2 naming it.
 
-use std::path::PathBuf;
+mod library;
+
 use std::rc::Rc;
 
 use hvsim_sim::msg::Msg;
 use hvsim_sim::run::{evaluate, populate, RunReport};
-use hvsim_sim::scenario::{Consistency, Outcome, Scenario};
+use hvsim_sim::scenario::{Consistency, Outcome};
 use hvsim_sim::sched::{Decisions, Scheduler};
 use hvsim_sim::site::Site;
 use hvsim_sim::world::{Fixing, Lab};
 
-fn load(name: &str) -> Rc<Scenario> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(format!("{name}.toml"));
-    Rc::new(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")))
-}
+use library::load;
 
 /// Runs `name`, calling `plant` on the world after every step until it returns true.
 fn run_planting(name: &str, mut plant: impl FnMut(&mut Lab) -> bool) -> (RunReport, Lab) {

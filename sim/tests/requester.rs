@@ -3,7 +3,8 @@
 //! (F5.E), restores that read back exactly (R16, I6), the R17 consistency check after an
 //! interrupted transfer (F5.T), and invariants that catch a damaged point or restore.
 
-use std::path::PathBuf;
+mod library;
+
 use std::rc::Rc;
 
 use hvsim_sim::backup::{self as restore, Transfer};
@@ -13,12 +14,7 @@ use hvsim_sim::sched::{Decisions, Scheduler};
 use hvsim_sim::site::Site;
 use hvsim_sim::world::{Power, SparseImage, PAGE};
 
-fn load(name: &str) -> Rc<Scenario> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(format!("{name}.toml"));
-    Rc::new(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")))
-}
+use library::load;
 
 /// Runs a library scenario to the end; the lab stays open for inspection.
 fn run(

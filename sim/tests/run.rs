@@ -2,6 +2,8 @@
 //! invariant holding (I1–I6), runs are deterministic (the same scenario and seed give
 //! the same trace byte for byte), traces replay, and the invariants do catch damage.
 
+mod library;
+
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -11,13 +13,7 @@ use hvsim_sim::sched::Decisions;
 use hvsim_sim::trace::{read_trace, replay, ReplayError};
 
 fn library() -> Vec<(PathBuf, Rc<Scenario>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
+    let files = library::files();
     assert!(
         files.len() >= 24,
         "the library has {} scenarios",
