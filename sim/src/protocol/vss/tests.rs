@@ -169,6 +169,30 @@ fn result(log: &[Effect]) -> Option<Result<(), Hresult>> {
 
 /// Runs DoSnapshotSet with every peer answering well, up to the point `stop` names
 /// (which is left unanswered), and returns the log and the time.
+/// A guest's DoSnapshotSet where the step labelled `at` fails with `code` and every
+/// other answer is a success: the coordinator after it and its effects.
+fn snapshot_set_failing_at(at: &str, code: Hresult) -> (Coordinator, Vec<Effect>) {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (log, _) = drive(&mut c, 0, first, |e| {
+        if label(e) == at {
+            Answer::Fail(code)
+        } else {
+            Answer::Ok
+        }
+    });
+    (c, log)
+}
+
+/// The protocol steps after the first one labelled `step`.
+fn after<'a>(p: &'a [String], step: &str) -> Vec<&'a str> {
+    p.iter()
+        .skip_while(|x| *x != step)
+        .skip(1)
+        .map(String::as_str)
+        .collect()
+}
+
 fn snapshot_until(c: &mut Coordinator, stop: &str) -> (Vec<Effect>, u64) {
     let first = call(c, 0, VssCall::DoSnapshotSet);
     drive(c, 0, first, |e| {
@@ -521,19 +545,9 @@ fn abort_backup_before_any_snapshot_spares_the_providers() {
 
 #[test]
 fn a_writer_failing_freeze_aborts_the_set() {
-    let mut c = guest();
-    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
-    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
-        "back OnFreeze" => Answer::Fail(Hresult::VssEWritererrorRetryable),
-        _ => Answer::Ok,
-    });
+    let (c, log) = snapshot_set_failing_at("back OnFreeze", Hresult::VssEWritererrorRetryable);
     let p = protocol(&log);
-    let after: Vec<_> = p
-        .iter()
-        .skip_while(|x| *x != "back OnFreeze")
-        .skip(1)
-        .map(String::as_str)
-        .collect();
+    let after = after(&p, "back OnFreeze");
     assert_eq!(
         after,
         [
@@ -556,12 +570,7 @@ fn a_writer_failing_freeze_aborts_the_set() {
 
 #[test]
 fn a_writer_failing_thaw_aborts_the_set() {
-    let mut c = guest();
-    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
-    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
-        "front OnThaw" => Answer::Fail(Hresult::VssEWritererrorNonretryable),
-        _ => Answer::Ok,
-    });
+    let (_, log) = snapshot_set_failing_at("front OnThaw", Hresult::VssEWritererrorNonretryable);
     let p = protocol(&log);
     assert!(p.contains(&"provider AbortSnapshots".to_string()));
     assert!(!p
@@ -575,19 +584,12 @@ fn a_writer_failing_thaw_aborts_the_set() {
 
 #[test]
 fn a_provider_failing_commit_aborts_releases_and_fails_the_whole_set() {
-    let mut c = guest();
-    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
-    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
-        "provider CommitSnapshots" => Answer::Fail(Hresult::VssEUnexpectedProviderError),
-        _ => Answer::Ok,
-    });
+    let (c, log) = snapshot_set_failing_at(
+        "provider CommitSnapshots",
+        Hresult::VssEUnexpectedProviderError,
+    );
     let p = protocol(&log);
-    let after: Vec<_> = p
-        .iter()
-        .skip_while(|x| *x != "provider CommitSnapshots")
-        .skip(1)
-        .map(String::as_str)
-        .collect();
+    let after = after(&p, "provider CommitSnapshots");
     assert_eq!(
         after,
         [
@@ -606,12 +608,8 @@ fn a_provider_failing_commit_aborts_releases_and_fails_the_whole_set() {
 
 #[test]
 fn a_provider_dying_before_end_prepare_hears_no_abort() {
-    let mut c = guest();
-    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
-    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
-        "provider BeginPrepareSnapshot" => Answer::Fail(Hresult::VssEProviderVeto),
-        _ => Answer::Ok,
-    });
+    let (_, log) =
+        snapshot_set_failing_at("provider BeginPrepareSnapshot", Hresult::VssEProviderVeto);
     let p = protocol(&log);
     assert!(p.contains(&"front OnAbort".to_string()));
     assert!(!p.contains(&"provider AbortSnapshots".to_string()));
@@ -652,12 +650,8 @@ fn a_writer_failing_prepare_snapshot_fails_the_set_without_an_abort() {
 
 #[test]
 fn a_writer_failing_post_snapshot_fails_the_call_without_an_abort() {
-    let mut c = guest();
-    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
-    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
-        "system OnPostSnapshot" => Answer::Fail(Hresult::VssEWritererrorRetryable),
-        _ => Answer::Ok,
-    });
+    let (_, log) =
+        snapshot_set_failing_at("system OnPostSnapshot", Hresult::VssEWritererrorRetryable);
     let p = protocol(&log);
     assert!(!p
         .iter()
