@@ -210,6 +210,35 @@ pub enum GuestProviderKind {
     IntegrationServices,
 }
 
+/// What the guest's provider does for a VSS provider call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GuestAction {
+    /// F1.5: the software provider's internal snapshot of every guest volume.
+    CreateInternalSnapshots,
+    /// F1.A/F1.B: the internal snapshot goes once the host is done, or on an abort.
+    DeleteInternalSnapshots,
+    /// F2.5/F3: the Integration Services provider has Vmms take the checkpoint at the
+    /// commit instant, and answers CommitSnapshots only when Vmms has.
+    CheckpointThroughVmms,
+    Nothing,
+}
+
+/// The guest provider's decision on a provider call: only CommitSnapshots does work for
+/// the Integration Services provider (its checkpoint is merged by the host, F2.14); the
+/// software provider makes its internal snapshot at commit and drops it at delete or
+/// abort.
+pub(crate) fn guest_action(call: ProviderCall, kind: GuestProviderKind) -> GuestAction {
+    use GuestProviderKind::{IntegrationServices, Software};
+    match (call, kind) {
+        (ProviderCall::CommitSnapshots, Software) => GuestAction::CreateInternalSnapshots,
+        (ProviderCall::CommitSnapshots, IntegrationServices) => GuestAction::CheckpointThroughVmms,
+        (ProviderCall::DeleteSnapshots | ProviderCall::AbortSnapshots, Software) => {
+            GuestAction::DeleteInternalSnapshots
+        }
+        _ => GuestAction::Nothing,
+    }
+}
+
 pub struct GuestProvider {
     name: String,
     vm: usize,
@@ -271,14 +300,14 @@ impl Actor<Msg, Site> for GuestProvider {
         };
         match env.msg {
             Msg::Provider { call, .. } => {
-                let result = match (call, self.kind) {
-                    (ProviderCall::CommitSnapshots, GuestProviderKind::Software) => {
+                let result = match guest_action(call, self.kind) {
+                    GuestAction::CreateInternalSnapshots => {
                         cx.out
                             .detail("provider", "Microsoft Software Shadow Copy provider 1.0");
                         super::tag(cx.world, &mut cx.out, self.vm, Stage::GuestSnapshot);
                         self.internal_snapshots(cx.world, true)
                     }
-                    (ProviderCall::CommitSnapshots, GuestProviderKind::IntegrationServices) => {
+                    GuestAction::CheckpointThroughVmms => {
                         cx.out
                             .detail("provider", "Hyper-V IC Software Shadow Copy Provider");
                         super::tag(cx.world, &mut cx.out, self.vm, Stage::GuestSnapshot);
@@ -289,11 +318,10 @@ impl Actor<Msg, Site> for GuestProvider {
                             .send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));
                         return;
                     }
-                    (
-                        ProviderCall::DeleteSnapshots | ProviderCall::AbortSnapshots,
-                        GuestProviderKind::Software,
-                    ) => self.internal_snapshots(cx.world, false),
-                    _ => Ok(()),
+                    GuestAction::DeleteInternalSnapshots => {
+                        self.internal_snapshots(cx.world, false)
+                    }
+                    GuestAction::Nothing => Ok(()),
                 };
                 cx.out
                     .send_after(from, CALL_US, Msg::ProviderDone { call, result });

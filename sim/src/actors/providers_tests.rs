@@ -82,3 +82,55 @@ fn the_volume_s_shadow_storage_limit_bounds_its_diff_area() {
     let plan = decide(&s, &["hv1-D"]).unwrap();
     assert_eq!(plan.diff_areas, vec![("hv1-D".into(), 64 << 20)]);
 }
+
+/// Every provider call of the VSS sequence, in its order (reference §1.2).
+const CALLS: [ProviderCall; 8] = [
+    ProviderCall::BeginPrepareSnapshot,
+    ProviderCall::EndPrepareSnapshots,
+    ProviderCall::PreCommitSnapshots,
+    ProviderCall::CommitSnapshots,
+    ProviderCall::PostCommitSnapshots,
+    ProviderCall::PreFinalCommitSnapshots,
+    ProviderCall::PostFinalCommitSnapshots,
+    ProviderCall::DeleteSnapshots,
+];
+
+/// F1.5: the software provider makes its internal snapshot at CommitSnapshots and
+/// nowhere else; it drops it at DeleteSnapshots and AbortSnapshots.
+#[test]
+fn the_software_provider_snapshots_at_commit_and_drops_at_delete_or_abort() {
+    let kind = GuestProviderKind::Software;
+    let acts: Vec<GuestAction> = CALLS.iter().map(|&c| guest_action(c, kind)).collect();
+    let commit = CALLS
+        .iter()
+        .position(|&c| c == ProviderCall::CommitSnapshots);
+    for (i, a) in acts.iter().enumerate() {
+        let want = if Some(i) == commit {
+            GuestAction::CreateInternalSnapshots
+        } else if CALLS[i] == ProviderCall::DeleteSnapshots {
+            GuestAction::DeleteInternalSnapshots
+        } else {
+            GuestAction::Nothing
+        };
+        assert_eq!(*a, want, "{:?}", CALLS[i]);
+    }
+    assert_eq!(
+        guest_action(ProviderCall::AbortSnapshots, kind),
+        GuestAction::DeleteInternalSnapshots
+    );
+}
+
+/// F2.5: the Integration Services provider's only work is the checkpoint Vmms takes at
+/// CommitSnapshots; deleting or aborting leaves the checkpoint to the host (F2.14).
+#[test]
+fn the_integration_services_provider_checkpoints_at_commit_only() {
+    let kind = GuestProviderKind::IntegrationServices;
+    for c in CALLS.into_iter().chain([ProviderCall::AbortSnapshots]) {
+        let want = if c == ProviderCall::CommitSnapshots {
+            GuestAction::CheckpointThroughVmms
+        } else {
+            GuestAction::Nothing
+        };
+        assert_eq!(guest_action(c, kind), want, "{c:?}");
+    }
+}
