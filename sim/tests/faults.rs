@@ -133,6 +133,28 @@ fn out_of_space_at_f2_11_is_refused_before_the_run() {
     );
 }
 
+/// A scenario file naming a fault the model cannot inject is refused where it is written:
+/// file, line and column, with the reason and the step to name instead.
+#[test]
+fn a_fault_the_model_cannot_inject_is_refused_at_its_place_in_the_file() {
+    let path = library::dir().join("r4-backup-checkpoint-out-of-space.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("at = \"R4\""));
+    let bad = text.replace("at = \"R4\"", "at = \"F2.11\"");
+    let line = 1 + bad.lines().position(|l| l.trim() == "[[faults]]").unwrap();
+    let e = hvsim_sim::run::from_toml(&bad, "f211.toml").unwrap_err();
+    let e = e.to_string();
+    assert!(
+        e.starts_with(&format!(
+            "f211.toml:{line}:1: faults[0]: out_of_space at F2.11 is not modelled"
+        )),
+        "{e}"
+    );
+    assert!(e.contains("name F2.6 for its creation"), "{e}");
+    // The scenario's own rules know nothing of the model: it loads as a scenario.
+    assert!(Scenario::from_toml(&bad, "f211.toml").is_ok());
+}
+
 /// Points run per scenario and fault kind: the points of a kind are sampled evenly,
 /// the first one shifted by the scenario's place in the library so that the library as a
 /// whole covers more of them (deterministic). `HVSIM_ALL_POINTS=1` runs every point.
