@@ -6,13 +6,8 @@
 
 mod library;
 
-use std::rc::Rc;
-
-use hvsim_sim::msg::Msg;
-use hvsim_sim::run::{evaluate, populate, RunReport};
+use hvsim_sim::run::{evaluate, RunReport};
 use hvsim_sim::scenario::{Consistency, Outcome};
-use hvsim_sim::sched::{Decisions, Scheduler};
-use hvsim_sim::site::Site;
 use hvsim_sim::world::{Fixing, Lab};
 
 use library::load;
@@ -20,8 +15,7 @@ use library::load;
 /// Runs `name`, calling `plant` on the world after every step until it returns true.
 fn run_planting(name: &str, mut plant: impl FnMut(&mut Lab) -> bool) -> (RunReport, Lab) {
     let s = load(name);
-    let mut sched: Scheduler<Msg, Site> =
-        populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
+    let mut sched = library::start(&s);
     let mut planted = false;
     while sched.step().unwrap().is_some() {
         if !planted {

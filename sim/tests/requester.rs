@@ -293,13 +293,10 @@ fn f4_reads_the_vm_from_the_exposed_share_and_i2_compares_it() {
 #[test]
 fn a_vm_left_without_a_source_fails_the_job() {
     let s = load("f4-smb3-share-backup");
-    let mut sched = populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
-    while sched.world().sources.is_empty() {
-        assert!(
-            sched.step().unwrap().is_some(),
-            "the run never set a source"
-        );
-    }
+    let mut sched = library::start(&s);
+    library::step_until(&mut sched, "the run never set a source", |w| {
+        !w.sources.is_empty()
+    });
     // Plant: the flow forgets where the VM's backup is.
     sched.world_mut().sources.clear();
     sched.run_until_quiet(2_000_000).unwrap();
@@ -352,10 +349,10 @@ fn a_skipped_vm_is_an_i2_violation_naming_it() {
 #[test]
 fn auto_recovery_with_no_snapshot_of_the_share_fails_loudly() {
     let s = load("f4-smb3-share-backup");
-    let mut sched = populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
-    while sched.world().shadows.is_empty() {
-        assert!(sched.step().unwrap().is_some(), "no shadow copy was made");
-    }
+    let mut sched = library::start(&s);
+    library::step_until(&mut sched, "no shadow copy was made", |w| {
+        !w.shadows.is_empty()
+    });
     // Plant: the share's shadow copy never reaches the set (the old share lookup).
     sched.world_mut().shadows.clear();
     sched.run_until_quiet(2_000_000).unwrap();
@@ -381,13 +378,10 @@ fn auto_recovery_with_no_snapshot_of_the_share_fails_loudly() {
 #[test]
 fn an_smb_disk_is_read_only_from_its_share_shadow_copy() {
     let s = load("f4-smb3-share-backup");
-    let mut sched = populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
-    while sched.world().sources.is_empty() {
-        assert!(
-            sched.step().unwrap().is_some(),
-            "the run never set a source"
-        );
-    }
+    let mut sched = library::start(&s);
+    library::step_until(&mut sched, "the run never set a source", |w| {
+        !w.sources.is_empty()
+    });
     {
         let l = sched.world();
         let exposed = l.shadows.values().flatten().find_map(|x| x.exposed.clone());

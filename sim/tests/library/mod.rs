@@ -5,7 +5,11 @@
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use hvsim_sim::msg::Msg;
+use hvsim_sim::run::populate;
 use hvsim_sim::scenario::Scenario;
+use hvsim_sim::sched::{Decisions, Scheduler};
+use hvsim_sim::site::Site;
 
 /// The library's folder.
 pub fn dir() -> PathBuf {
@@ -27,4 +31,17 @@ pub fn files() -> Vec<PathBuf> {
 pub fn load(name: &str) -> Rc<Scenario> {
     let path = dir().join(format!("{name}.toml"));
     Rc::new(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// The run of `s` at its own seed, built and not yet stepped.
+pub fn start(s: &Rc<Scenario>) -> Scheduler<Msg, Site> {
+    populate(Decisions::seeded(s.seed), Rc::clone(s), s.seed).expect("the world builds")
+}
+
+/// Steps the run until `ready` holds of its world; a run that ends first fails with
+/// `never`.
+pub fn step_until(sched: &mut Scheduler<Msg, Site>, never: &str, ready: impl Fn(&Site) -> bool) {
+    while !ready(sched.world()) {
+        assert!(sched.step().expect("a step").is_some(), "{never}");
+    }
 }
