@@ -94,6 +94,19 @@ fn check(vol: &Volume, live: &Files, snaps: &[(Snapshot, Files, bool)]) {
                 "snapshot {} file {n} differs",
                 s.id()
             );
+            // Reads that start and end inside chunks, across a cut and past a chunk edge.
+            let mut f = s.open(n).unwrap();
+            for (num, den) in [(1, 3), (1, 2), (5, 7)] {
+                let at = d.len() * num / den;
+                let len = (d.len() - at).min(20_011);
+                let mut got = vec![0xAAu8; len];
+                f.read_at(&mut got, at as u64).unwrap();
+                assert!(
+                    got == d[at..at + len],
+                    "snapshot {} {n} at {at}+{len}",
+                    s.id()
+                );
+            }
         }
     }
 }

@@ -46,12 +46,15 @@ impl SparseFile {
     /// Chunk `c` as it reads (zeros past the end of the file).
     pub fn chunk(&self, c: u64) -> Vec<u8> {
         let mut out = vec![0u8; CHUNK as usize];
-        let start = c * CHUNK;
-        if start < self.len {
-            let n = (self.len - start).min(CHUNK) as usize;
-            self.read(start, &mut out[..n]);
-        }
+        self.read_zero_extended(c * CHUNK, &mut out);
         out
+    }
+
+    /// Reads `buf.len()` bytes at `offset`, zeros past the end of the file.
+    pub fn read_zero_extended(&self, offset: u64, buf: &mut [u8]) {
+        let n = self.len.saturating_sub(offset).min(buf.len() as u64) as usize;
+        self.read(offset, &mut buf[..n]);
+        buf[n..].fill(0);
     }
 
     /// Writes `data` at `offset`, growing the file when it ends past it.
