@@ -49,6 +49,7 @@ mod names;
 mod spec_id;
 mod units;
 mod validate;
+mod value_error;
 
 pub use codes::Hresult;
 pub use error::{Location, Problem, ScenarioError, ScenarioErrors};
@@ -58,3 +59,4 @@ pub use model::*;
 pub use spec_id::SpecId;
 pub use units::{Bytes, VirtualTime};
 pub use validate::{no_world_check, WorldCheck};
+pub use value_error::ValueError;

@@ -6,6 +6,7 @@ use super::codes::Hresult;
 use super::names::named_enum;
 use super::spec_id::SpecId;
 use super::units::{Bytes, VirtualTime};
+use super::ValueError;
 use serde::{Deserialize, Serialize};
 
 /// One scenario file.
@@ -141,9 +142,11 @@ pub struct ConfigVersion {
 }
 
 impl std::str::FromStr for ConfigVersion {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || format!("invalid configuration version {text:?} (expected like \"8.0\")");
+    type Err = ValueError;
+    fn from_str(text: &str) -> Result<Self, ValueError> {
+        let bad = || ValueError::ConfigVersion {
+            text: text.to_string(),
+        };
         let (major, minor) = text.split_once('.').ok_or_else(bad)?;
         let number = |s: &str| {
             if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) {

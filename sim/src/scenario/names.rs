@@ -35,20 +35,19 @@ macro_rules! named_enum {
         }
 
         impl std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(text: &str) -> Result<Self, String> {
+            type Err = $crate::scenario::ValueError;
+            fn from_str(text: &str) -> Result<Self, $crate::scenario::ValueError> {
                 $name::ALL
                     .iter()
                     .copied()
                     .find(|v| v.as_str() == text)
                     .ok_or_else(|| {
                         let names: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
-                        format!(
-                            "unknown {} {:?} (expected one of {})",
-                            $what,
-                            text,
-                            names.join(", ")
-                        )
+                        $crate::scenario::ValueError::Unknown {
+                            what: $what,
+                            text: text.to_string(),
+                            expected: names.join(", "),
+                        }
                     })
             }
         }

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
+use super::ValueError;
+
 /// Steps of each flow and sub-flow of SPEC.md; rules R1–R18 and invariants I1–I6 have none.
 const FLOW_STEPS: &[(&str, &[&str])] = &[
     ("F1", &["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]),
@@ -81,15 +83,14 @@ fn exists(text: &str) -> bool {
 }
 
 impl std::str::FromStr for SpecId {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(text: &str) -> Result<Self, ValueError> {
+        let text_owned = || text.to_string();
         if !shape_ok(text) {
-            return Err(format!(
-                "{text:?} is not a SPEC id (expected F<n>[.<step>], R<n> or I<n>, e.g. F2.5, F1.A.3, R14, I1)"
-            ));
+            return Err(ValueError::NotSpecId { text: text_owned() });
         }
         if !exists(text) {
-            return Err(format!("SPEC.md has no item {text:?}"));
+            return Err(ValueError::NoSpecItem { text: text_owned() });
         }
         Ok(SpecId(text.to_string()))
     }

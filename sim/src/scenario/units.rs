@@ -8,6 +8,8 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
+use super::ValueError;
+
 /// A size in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Bytes(pub u64);
@@ -33,13 +35,11 @@ const SIZE_UNITS: &[(&str, u64)] = &[
 const TIME_UNITS: &[(&str, u64)] = &[("ms", 1), ("s", 1_000), ("min", 60_000), ("h", 3_600_000)];
 
 /// Splits `"<number> <unit>"` and scales the number; the number may have a fraction.
-fn parse_scaled(text: &str, units: &[(&str, u64)], what: &str) -> Result<u64, String> {
-    let names: Vec<&str> = units.iter().map(|(n, _)| *n).collect();
-    let bad = || {
-        format!(
-            "invalid {what} {text:?} (expected a number and one of {})",
-            names.join(", ")
-        )
+fn parse_scaled(text: &str, units: &[(&str, u64)], what: &'static str) -> Result<u64, ValueError> {
+    let bad = || ValueError::Scaled {
+        what,
+        text: text.to_string(),
+        units: units.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
     };
     let text_trimmed = text.trim();
     let split = text_trimmed
@@ -65,9 +65,10 @@ fn parse_scaled(text: &str, units: &[(&str, u64)], what: &str) -> Result<u64, St
         let d = u64::from(digit.to_digit(10).unwrap_or(0));
         let part = d.checked_mul(scale).ok_or_else(bad)?;
         if part % divisor != 0 {
-            return Err(format!(
-                "{what} {text:?} is not a whole number of the smallest unit"
-            ));
+            return Err(ValueError::NotWhole {
+                what,
+                text: text.to_string(),
+            });
         }
         value = value.checked_add(part / divisor).ok_or_else(bad)?;
     }
@@ -75,15 +76,15 @@ fn parse_scaled(text: &str, units: &[(&str, u64)], what: &str) -> Result<u64, St
 }
 
 impl std::str::FromStr for Bytes {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(text: &str) -> Result<Self, ValueError> {
         parse_scaled(text, SIZE_UNITS, "size").map(Bytes)
     }
 }
 
 impl std::str::FromStr for VirtualTime {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(text: &str) -> Result<Self, ValueError> {
         parse_scaled(text, TIME_UNITS, "duration").map(|millis| VirtualTime { millis })
     }
 }
