@@ -40,7 +40,11 @@ fn load(path: &Path) -> Result<Scenario> {
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     let millis = match text.trim().parse::<u64>() {
         Ok(secs) => secs.checked_mul(1_000).ok_or("too long")?,
-        Err(_) => text.parse::<VirtualTime>().map_err(|e| e.to_string())?.millis,
+        Err(_) => {
+            text.parse::<VirtualTime>()
+                .map_err(|e| e.to_string())?
+                .millis
+        }
     };
     if millis == 0 {
         return Err("a time limit of zero never lets a run start".into());

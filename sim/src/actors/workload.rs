@@ -53,7 +53,7 @@ impl Workload {
     }
 
     fn step(&mut self, cx: &mut Cx<'_, Msg, Site>) {
-        let [t, m, _] = Self::rates(&self.spec);
+        let rates = Self::rates(&self.spec);
         let total = Self::rate(&self.spec);
         if total == 0 {
             return;
@@ -61,10 +61,17 @@ impl Workload {
         let pick = cx.out.choose(total);
         let lab = &mut cx.world.lab;
         let vm = &mut lab.vms[self.vm];
-        if !vm.can_write() {
-            cx.out.detail("held", true);
-            return;
-        }
+        let op = match decide(rates, pick, vm.can_write(), vm.frozen) {
+            Decision::Held => {
+                cx.out.detail("held", true);
+                return;
+            }
+            Decision::Paused => {
+                cx.out.detail("paused", "writers frozen");
+                return;
+            }
+            Decision::Write(op) => op,
+        };
         // Every guest volume of the VM's open disks, as (disk, volume).
         let vols: Vec<(usize, usize)> = vm
             .disks
@@ -89,11 +96,7 @@ impl Workload {
             })
             .unwrap_or(first);
         let hot_pages = vm.disks[d].vols[txn_vol].hot / PAGE;
-        let r = if pick < t {
-            if vm.frozen {
-                cx.out.detail("paused", "writers frozen");
-                return;
-            }
+        let r = if op == Op::Transaction {
             let spec = self.spec.transactions.clone().expect("rate > 0");
             let blocks = u64::from(spec.blocks.max(1));
             let mut r = Ok(());
@@ -124,7 +127,7 @@ impl Workload {
                 ],
             );
             r
-        } else if pick < t + m {
+        } else if op == Op::Metadata {
             let (d, v) = vols[cx.out.choose(vols.len() as u64) as usize];
             let pages = (vm.disks[d].vols[v].hot / PAGE / 4).max(1);
             let page = cx.out.choose(pages);
@@ -179,5 +182,96 @@ impl Actor<Msg, Site> for Workload {
     fn digest(&self, h: &mut blake3::Hasher) {
         h.update(&self.ticks.to_le_bytes());
         h.update(&self.errors.to_le_bytes());
+    }
+}
+
+/// What one workload step writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    /// Database blocks and a commit record on the transactions' volume.
+    Transaction,
+    /// A file-system metadata page on any volume.
+    Metadata,
+    /// Page-file pages (R14: excluded from backups, never judged by I2).
+    PageFile,
+}
+
+/// The decision of one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decision {
+    /// The VM cannot write: flush-and-hold holds its writes, or it is not running.
+    Held,
+    /// The application's writer is frozen: it issues no transaction until thawed (its
+    /// other writes go on: the file system and the page file are not VSS writers).
+    Paused,
+    Write(Op),
+}
+
+/// Picks the step's operation: `pick` is uniform below the sum of `rates`
+/// (transactions, metadata, page file per virtual second), so each kind comes in
+/// proportion to its rate.
+fn decide(rates: [u64; 3], pick: u64, can_write: bool, frozen: bool) -> Decision {
+    let [t, m, _] = rates;
+    if !can_write {
+        return Decision::Held;
+    }
+    let op = if pick < t {
+        Op::Transaction
+    } else if pick < t + m {
+        Op::Metadata
+    } else {
+        Op::PageFile
+    };
+    if op == Op::Transaction && frozen {
+        return Decision::Paused;
+    }
+    Decision::Write(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATES: [u64; 3] = [40, 10, 5];
+
+    fn kinds(can_write: bool, frozen: bool) -> Vec<Decision> {
+        (0..RATES.iter().sum())
+            .map(|pick| decide(RATES, pick, can_write, frozen))
+            .collect()
+    }
+
+    fn count(d: &[Decision], want: Decision) -> usize {
+        d.iter().filter(|&&x| x == want).count()
+    }
+
+    #[test]
+    fn each_kind_comes_in_proportion_to_its_rate() {
+        let d = kinds(true, false);
+        assert_eq!(count(&d, Decision::Write(Op::Transaction)), 40);
+        assert_eq!(count(&d, Decision::Write(Op::Metadata)), 10);
+        assert_eq!(count(&d, Decision::Write(Op::PageFile)), 5);
+    }
+
+    #[test]
+    fn a_held_or_stopped_vm_writes_nothing() {
+        assert!(kinds(false, false).iter().all(|&x| x == Decision::Held));
+        assert!(kinds(false, true).iter().all(|&x| x == Decision::Held));
+    }
+
+    #[test]
+    fn frozen_writers_pause_transactions_only() {
+        let d = kinds(true, true);
+        assert_eq!(count(&d, Decision::Paused), 40);
+        assert_eq!(count(&d, Decision::Write(Op::Metadata)), 10);
+        assert_eq!(count(&d, Decision::Write(Op::PageFile)), 5);
+    }
+
+    #[test]
+    fn a_kind_with_no_rate_never_comes() {
+        let d: Vec<_> = (0..15)
+            .map(|p| decide([0, 10, 5], p, true, false))
+            .collect();
+        assert_eq!(count(&d, Decision::Write(Op::Transaction)), 0);
+        assert_eq!(count(&d, Decision::Write(Op::Metadata)), 10);
     }
 }
