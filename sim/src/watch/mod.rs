@@ -13,6 +13,9 @@ pub mod order;
 pub mod windows;
 pub mod writers;
 
+#[cfg(test)]
+mod tests;
+
 pub use order::{Disorder, Order};
 pub use windows::{Kind, Span, Windows, FLUSH_AND_HOLD_TIMEOUT_US, FREEZE_TIMEOUT_US};
 pub use writers::{WriterSeen, Writers};
