@@ -16,8 +16,8 @@ pub struct Site {
     pub lab: Lab,
     /// The backup server: replicas, recovery points and their figures, checks, restores.
     pub server: BackupServer,
-    /// The checkers, fed by the scheduler only (no actor writes here).
-    pub watch: Watch,
+    /// The checkers, fed by the scheduler only: private, so no actor writes here.
+    watch: Watch,
 }
 
 impl Site {
@@ -27,6 +27,19 @@ impl Site {
             lab,
             server: BackupServer::default(),
         }
+    }
+}
+
+impl Site {
+    /// What the run's checkers saw.
+    pub fn watch(&self) -> &Watch {
+        &self.watch
+    }
+
+    /// While the world is built: `service` is the VSS service of VM `vm`'s guest (see
+    /// [`Watch::guest_vss`]).
+    pub fn watch_guest_vss(&mut self, service: crate::sched::ActorId, vm: usize) {
+        self.watch.guest_vss(service, vm);
     }
 }
 

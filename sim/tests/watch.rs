@@ -75,7 +75,7 @@ fn i5_names_a_flush_and_hold_that_storage_shows_past_ten_seconds() {
     let mut sched = start(&s);
     let host_vss = sched.actor_named("HostVss@hv1").unwrap();
     let host_hold = |site: &hvsim_sim::site::Site| {
-        site.watch
+        site.watch()
             .windows
             .spans()
             .iter()

@@ -281,14 +281,14 @@ pub fn i3(lab: &Site, names: &[String]) -> Check {
             problems.push(format!("{}'s writes are still frozen or held", v.name));
         }
     }
-    problems.extend(lab.watch.writers.problems(names));
+    problems.extend(lab.watch().writers.problems(names));
     check(
         "I3",
         problems,
         &format!(
             "{} volume(s): no snapshot, checkpoint or AVHDX remains; {}; {} VM(s) as before",
             lab.volumes.len(),
-            lab.watch.writers.compared(),
+            lab.watch().writers.compared(),
             lab.vms.len()
         ),
     )
@@ -325,7 +325,7 @@ pub fn i4(lab: &Site) -> Check {
 /// stayed within their timeouts (both as the watch saw them, the run ending at `end_us`);
 /// a failure carries a real code.
 pub fn i5(lab: &Site, outcome: Outcome, names: &[String], end_us: u64) -> Check {
-    let watch = &lab.watch;
+    let watch = lab.watch();
     let mut problems: Vec<String> = watch
         .order
         .disorders()
