@@ -16,6 +16,8 @@
 //! - `backend`: the seam between a run and where it runs (the requester's calls to each
 //!   host's VSS and Vmms and their results, workload steps, fault injections, the
 //!   observations the run reads back); `backend::Simulated` is this crate's host side;
+//! - `watch`: checkers fed each step by the scheduler (I5's protocol order and windows,
+//!   I3's writer states), independent of the protocol code they judge;
 //! - `run`: a run from scenario to report, with invariants I1–I6, on a backend.
 
 pub use hvsim_engine as engine;
@@ -34,6 +36,7 @@ pub mod scenario;
 pub mod sched;
 pub mod site;
 pub mod trace;
+pub mod watch;
 pub mod world;
 
 /// The messages the parties exchange (`protocol::msg`), at the crate's top for callers.

@@ -3,8 +3,8 @@
 mod toy;
 
 use hvsim_sim::sched::{
-    Actor, ActorId, Cx, Decisions, Divergence, Envelope, Message, Origin, Scheduler, SimError,
-    Stop, TimerId,
+    Actor, ActorId, Cx, Decisions, Delivery, Divergence, Envelope, Message, Origin, Scheduler,
+    SimError, Stop, TimerId, World,
 };
 use hvsim_sim::trace::{read_trace, replay, Header, ReplayError, TraceWriter};
 use proptest::prelude::*;
@@ -159,6 +159,80 @@ fn events_are_delivered_in_time_order_and_cancelled_timers_never_fire() {
         ]
     );
     assert_eq!(sched.now_us(), 110);
+}
+
+/// A world that writes down every delivery it is shown, and every step's end.
+#[derive(Default)]
+struct Watching {
+    seen: Vec<(u64, u64, ActorId, Origin, &'static str)>,
+    ended: Vec<u64>,
+}
+
+impl World<Ping> for Watching {
+    fn digest(&self, _h: &mut blake3::Hasher) {}
+
+    fn delivered(&mut self, d: &Delivery<'_, Ping>) {
+        self.seen
+            .push((d.step, d.time_us, d.to, d.origin, d.msg.event()));
+    }
+
+    fn after_step(&mut self, step: u64) {
+        self.ended.push(step);
+    }
+}
+
+/// Forwards a `Hello(n)` with n > 0 to the other actor as `Hello(n - 1)`; asserts the
+/// world saw its delivery before it runs.
+struct Relay {
+    name: &'static str,
+    peer: ActorId,
+}
+
+impl Actor<Ping, Watching> for Relay {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn handle(&mut self, env: Envelope<Ping>, cx: &mut Cx<'_, Ping, Watching>) {
+        let last = cx.world.seen.last().copied();
+        assert_eq!(
+            last.map(|(step, _, to, origin, _)| (step, to, origin)),
+            Some((cx.out.step(), cx.out.me(), env.origin)),
+            "the world sees a delivery before its handler runs"
+        );
+        assert_eq!(cx.world.ended.len() as u64, cx.out.step() - 1);
+        if let Ping::Hello(n) = env.msg {
+            if n > 0 {
+                cx.out.send_after(self.peer, 5, Ping::Hello(n - 1));
+            }
+        }
+    }
+
+    fn digest(&self, _h: &mut blake3::Hasher) {}
+}
+
+#[test]
+fn the_world_sees_each_delivery_before_its_handler_and_each_step_after() {
+    let mut sched = Scheduler::with_world(
+        Decisions::seeded(1),
+        hvsim_sim::engine::GuidGen::seeded(0),
+        Watching::default(),
+    );
+    let (a, b) = (ActorId::new(0), ActorId::new(1));
+    sched.add_actor(Box::new(Relay { name: "A", peer: b }));
+    sched.add_actor(Box::new(Relay { name: "B", peer: a }));
+    sched.post(a, 10, Ping::Hello(2));
+    assert_eq!(sched.run_until_quiet(100).unwrap(), Stop::Quiet);
+    let world = sched.into_world();
+    assert_eq!(
+        world.seen,
+        [
+            (1, 10, a, Origin::World, "Hello"),
+            (2, 15, b, Origin::Actor(a), "Hello"),
+            (3, 20, a, Origin::Actor(b), "Hello"),
+        ]
+    );
+    assert_eq!(world.ended, [1, 2, 3]);
 }
 
 #[test]

@@ -238,7 +238,7 @@ impl Requester {
 
     /// R16: restores the chosen point (default the last) of every VM of the job.
     fn restore(&mut self, r: &crate::scenario::Restore, cx: &mut Cx<'_, Msg, Site>) {
-        let Site { lab, server } = &mut *cx.world;
+        let Site { lab, server, .. } = &mut *cx.world;
         let n = r.recovery_point.unwrap_or(self.point);
         for vm in server.vms_in(n) {
             let v = &mut lab.vms[vm];
@@ -456,7 +456,7 @@ impl Requester {
     /// also sees writes made after the snapshot), and applied to the replica.
     /// The in-memory world has no side files, so trackers live in memory with the disk.
     fn read_backups(&mut self, vms: &[usize], cx: &mut Cx<'_, Msg, Site>) -> Result<u64, Fail> {
-        let Site { lab, server } = &mut *cx.world;
+        let Site { lab, server, .. } = &mut *cx.world;
         let mut total = 0;
         let point = self.point;
         let job = lab.scenario.job.clone();

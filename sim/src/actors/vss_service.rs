@@ -7,7 +7,7 @@ use crate::protocol::msg::Msg;
 use crate::protocol::vss::{AppLevel, Coordinator, Effect, Input, VssTimer};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerTable};
 use crate::site::Site;
-use crate::world::{Lab, WindowSpan};
+use crate::world::Lab;
 
 /// How long a message between the service and its peers takes.
 const CALL_US: u64 = 1_000;
@@ -94,19 +94,6 @@ impl VssService {
             Effect::StopTimer(timer) => {
                 self.timers.stop(&mut cx.out, timer);
             }
-            Effect::WriterState { writer, state } => {
-                cx.world.writer_states.insert(writer.index(), state);
-            }
-            Effect::Span {
-                window,
-                held_us,
-                limit_us,
-            } => cx.world.windows.push(WindowSpan {
-                service: self.core.name().to_string(),
-                what: window.name(),
-                held_us,
-                limit_us,
-            }),
         }
     }
 }

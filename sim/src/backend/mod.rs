@@ -35,9 +35,10 @@
 //!    fires (simulated: the provider, Vmms, agent, writer or daemon it concerns ask the
 //!    plan; the transfer to the backup server stays the run's). A fault a backend cannot stage is refused with
 //!    [`BackendError::Unsupported`] before the run, never left out.
-//! 4. **Observations.** What the host did that the run reads back, kept in the world
-//!    (`world::Lab`): VSS writer states (`writer_states`, a real host's
-//!    `GatherWriterStatus`), Hyper-V-VMMS events (`events`, the VMMS Admin log), the
+//! 4. **Observations.** What the host did that the run reads back: the writer events,
+//!    provider calls and writer answers (with their states, what a real host's
+//!    `GatherWriterStatus` reports) as messages the run's checkers watch (`watch`), and
+//!    in the world (`world::Lab`): Hyper-V-VMMS events (`events`, the VMMS Admin log), the
 //!    consistency each guest reached (`consistency`), and the files the requester reads
 //!    backups from: shadow copies by snapshot set (`shadows`, with the share a file
 //!    server exposed them as), each VM's backup source (`sources`: a snapshot set or the

@@ -8,7 +8,6 @@ use super::report::Check;
 use crate::backup as restore;
 use crate::plan::Method;
 use crate::protocol::msg::Reached;
-use crate::protocol::vss::WriterState;
 use crate::scenario::{Consistency, Outcome};
 use crate::site::Site;
 use crate::world::{Power, SparseImage, PAGE};
@@ -224,8 +223,9 @@ fn rank(c: Consistency) -> u8 {
     }
 }
 
-/// I3: nothing is left behind and every VM is as it was.
-pub fn i3(lab: &Site, writer_states: &[(String, WriterState)]) -> Check {
+/// I3: nothing is left behind, every VM is as it was, and every writer is back to stable
+/// by its own last answer (the watch's writers checker).
+pub fn i3(lab: &Site, names: &[String]) -> Check {
     let mut problems = Vec::new();
     let bases: Vec<&str> = lab
         .vms
@@ -281,19 +281,14 @@ pub fn i3(lab: &Site, writer_states: &[(String, WriterState)]) -> Check {
             problems.push(format!("{}'s writes are still frozen or held", v.name));
         }
     }
-    for (w, s) in writer_states {
-        if *s != WriterState::Stable {
-            problems.push(format!("{w} is {}", s.name()));
-        }
-    }
+    problems.extend(lab.watch().writers.problems(names));
     check(
         "I3",
         problems,
         &format!(
-            "{} volume(s): no snapshot, checkpoint or AVHDX remains; {} writer(s) stable; \
-             {} VM(s) as before",
+            "{} volume(s): no snapshot, checkpoint or AVHDX remains; {}; {} VM(s) as before",
             lab.volumes.len(),
-            writer_states.len(),
+            lab.watch().writers.compared(),
             lab.vms.len()
         ),
     )
@@ -326,17 +321,19 @@ pub fn i4(lab: &Site) -> Check {
     )
 }
 
-/// I5: freeze and flush-and-hold stayed within their windows; a failure carries a real
-/// code.
-pub fn i5(lab: &Site, outcome: Outcome) -> Check {
-    let mut problems = Vec::new();
-    for w in &lab.windows {
-        if w.held_us > w.limit_us {
-            problems.push(format!(
-                "{}: {} lasted {} µs, over its {} µs window",
-                w.service, w.what, w.held_us, w.limit_us
-            ));
-        }
+/// I5: writer and provider events followed the VSS sequence, freeze and flush-and-hold
+/// stayed within their timeouts (both as the watch saw them, the run ending at `end_us`);
+/// a failure carries a real code.
+pub fn i5(lab: &Site, outcome: Outcome, names: &[String], end_us: u64) -> Check {
+    let watch = lab.watch();
+    let mut problems: Vec<String> = watch
+        .order
+        .disorders()
+        .iter()
+        .map(|d| d.describe(names))
+        .collect();
+    for span in watch.windows.spans().iter().filter(|s| s.over(end_us)) {
+        problems.push(span.describe(names, end_us));
     }
     if outcome == Outcome::Failure && lab.failure.is_none() {
         problems.push("the job failed without a code".into());
@@ -345,8 +342,9 @@ pub fn i5(lab: &Site, outcome: Outcome) -> Check {
         "I5",
         problems,
         &format!(
-            "{} freeze or flush-and-hold span(s) within their windows; failures carry their code",
-            lab.windows.len()
+            "{} in VSS order; {}; failures carry their code",
+            watch.order.compared(),
+            watch.windows.compared()
         ),
     )
 }

@@ -349,19 +349,11 @@ fn conclude(
             note,
         });
     }
-    let writer_states: Vec<(String, crate::protocol::vss::WriterState)> = lab
-        .writer_states
-        .iter()
-        .map(|(&i, &st)| {
-            let name = names.get(i).map_or("?", String::as_str);
-            (name.to_string(), st)
-        })
-        .collect();
     let mut checks = vec![invariants::i1(lab)];
     checks.push(invariants::i2(lab, outcome));
-    checks.push(invariants::i3(lab, &writer_states));
+    checks.push(invariants::i3(lab, names));
     checks.push(invariants::i4(lab));
-    checks.push(invariants::i5(lab, outcome));
+    checks.push(invariants::i5(lab, outcome, names, now));
     if let Some(c) = invariants::i6(lab) {
         checks.push(c);
     }

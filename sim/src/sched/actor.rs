@@ -84,11 +84,36 @@ pub trait Message {
     fn details(&self, _details: &mut Details) {}
 }
 
+/// One delivery as the world sees it, just before the receiver handles it.
+#[derive(Debug)]
+pub struct Delivery<'a, M> {
+    /// The step delivering it, counting from 1.
+    pub step: u64,
+    pub time_us: u64,
+    pub to: ActorId,
+    pub origin: Origin,
+    pub msg: &'a M,
+}
+
+impl<M> Delivery<'_, M> {
+    /// The actor that sent the message (`None` for a timer or a world event).
+    pub fn sender(&self) -> Option<ActorId> {
+        match self.origin {
+            Origin::Actor(a) => Some(a),
+            Origin::Timer(_) | Origin::World => None,
+        }
+    }
+}
+
 /// The state every actor of a run shares, owned by the scheduler and lent to one actor
-/// at a time through its [`Cx`].
-pub trait World {
+/// at a time through its [`Cx`]. `M` is the message type of the scheduler.
+pub trait World<M = ()> {
     /// Feeds the whole state into the world digest, in a fixed order.
     fn digest(&self, hasher: &mut blake3::Hasher);
+
+    /// Called by the scheduler before every handler runs, so observers inside the world
+    /// see each delivery without any actor's help.
+    fn delivered(&mut self, _delivery: &Delivery<'_, M>) {}
 
     /// Called by the scheduler after every step (`step` counts from 1), so observers
     /// inside the world see each state the actors left, without any actor's help.
@@ -96,7 +121,7 @@ pub trait World {
 }
 
 /// A world with nothing in it, for schedulers whose actors share no state.
-impl World for () {
+impl<M> World<M> for () {
     fn digest(&self, _hasher: &mut blake3::Hasher) {}
 }
 

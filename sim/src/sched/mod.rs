@@ -14,7 +14,9 @@ mod decisions;
 mod scheduler;
 mod timers;
 
-pub use actor::{Actor, ActorId, Detail, Details, Envelope, Message, Origin, TimerId, World};
+pub use actor::{
+    Actor, ActorId, Delivery, Detail, Details, Envelope, Message, Origin, TimerId, World,
+};
 pub use decisions::{Decisions, Divergence, Recorded};
 pub use scheduler::{Cx, Out, Scheduler, SimError, StepRecord, Stop};
 pub use timers::TimerTable;

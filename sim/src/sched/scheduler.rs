@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use hvsim_engine::GuidGen;
 
-use super::actor::{Actor, ActorId, Detail, Envelope, Message, Origin, TimerId, World};
+use super::actor::{Actor, ActorId, Delivery, Detail, Envelope, Message, Origin, TimerId, World};
 use super::decisions::{Decisions, Divergence};
 
 /// Why [`Scheduler::run_until_quiet`] returned.
@@ -129,7 +129,7 @@ impl<M: Message> Scheduler<M, ()> {
     }
 }
 
-impl<M: Message, W: World> Scheduler<M, W> {
+impl<M: Message, W: World<M>> Scheduler<M, W> {
     /// A scheduler owning `world`, which its actors see only through their [`Cx`], and
     /// the run's GUID generator (the one `world` was built with).
     pub fn with_world(decisions: Decisions, guids: GuidGen, world: W) -> Self {
@@ -307,6 +307,13 @@ impl<M: Message, W: World> Scheduler<M, W> {
             self.core.record.event = pending.msg.event();
             pending.msg.details(&mut self.core.record.details);
         }
+        self.world.delivered(&Delivery {
+            step,
+            time_us: due,
+            to: pending.to,
+            origin: pending.origin,
+            msg: &pending.msg,
+        });
         let mut cx = Cx {
             world: &mut self.world,
             out: Out {

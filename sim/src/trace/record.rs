@@ -5,7 +5,7 @@ use std::io::Write;
 use super::TraceWriter;
 use crate::sched::{Message, Scheduler, SimError, Stop, World};
 
-impl<M: Message, W: World> Scheduler<M, W> {
+impl<M: Message, W: World<M>> Scheduler<M, W> {
     /// Like [`Scheduler::run_until_quiet`], writing each step and the end line to `trace`
     /// (the caller has written the header when creating it).
     pub fn run_traced<T: Write>(

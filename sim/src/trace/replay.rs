@@ -90,7 +90,7 @@ impl ReplayError {
 /// the run not done. A trace edited after it was written ([`Trace::first_edited_line`])
 /// is refused; a changed seed is named as such. A world that cannot be built ends the
 /// replay with the builder's error.
-pub fn replay<M: Message, W: World, E: From<ReplayError>>(
+pub fn replay<M: Message, W: World<M>, E: From<ReplayError>>(
     trace: &Trace,
     max_steps: u64,
     mut build_world: impl FnMut(Decisions) -> Result<Scheduler<M, W>, E>,
@@ -145,7 +145,7 @@ fn seed_changed(trace: &Trace, d: &Divergence) -> ReplayError {
 }
 
 /// Steps `sched` through the trace and checks its end.
-fn rerun<M: Message, W: World>(
+fn rerun<M: Message, W: World<M>>(
     trace: &Trace,
     max_steps: u64,
     sched: &mut Scheduler<M, W>,
@@ -239,7 +239,7 @@ fn first_difference(recorded: &TraceStep, replayed: &TraceStep) -> Option<&'stat
     }
 }
 
-impl<M: Message, W: World> Scheduler<M, W> {
+impl<M: Message, W: World<M>> Scheduler<M, W> {
     /// Encodes the last step as a trace line (recording must be on).
     fn last_step_line(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
         encode_step(out, self.last_record(), self.actor_names())

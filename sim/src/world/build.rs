@@ -217,8 +217,6 @@ fn build_on(
         fallbacks: Default::default(),
         failure: None,
         job_done: false,
-        windows: Vec::new(),
-        writer_states: BTreeMap::new(),
         observed: Observed::default(),
     };
     for name in &lab.scenario.job.vms.clone() {

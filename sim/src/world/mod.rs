@@ -26,7 +26,6 @@ use hvsim_engine::{GuidGen, Vhdx};
 
 use crate::plan::Plan;
 use crate::protocol::msg::{Fail, Reached};
-use crate::protocol::vss::WriterState;
 use crate::scenario::{FileSystem, GuestOs, HyperVVersion, Scenario};
 
 /// Whether a VM runs.
@@ -332,22 +331,9 @@ pub struct Lab {
     /// The job's first failure.
     pub failure: Option<Fail>,
     pub job_done: bool,
-    /// Freeze→thaw and flush-and-hold spans, for I5.
-    pub windows: Vec<WindowSpan>,
-    /// Last known state of every VSS writer, by actor index.
-    pub writer_states: BTreeMap<usize, WriterState>,
     /// What storage showed step by step: written only by the scheduler's after-step
     /// call, never by an actor (the field is private to this module).
     observed: Observed,
-}
-
-/// How long a VSS window stayed open.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WindowSpan {
-    pub service: String,
-    pub what: &'static str,
-    pub held_us: u64,
-    pub limit_us: u64,
 }
 
 impl Lab {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::sequence::{steps_of, Step, ABORT};
 use super::{
-    AppLevel, Effect, Input, ProviderCall, VssCall, VssTimer, Window, WriterEvent, WriterState,
+    AppLevel, Effect, Input, ProviderCall, VssCall, VssTimer, WriterEvent, WriterState,
     EVENT_TIMEOUT_US, FLUSH_AND_HOLD_US, FREEZE_WINDOW_US,
 };
 use crate::protocol::Fail;
@@ -327,7 +327,7 @@ impl Coordinator {
                     }
                 }
                 Step::CloseFreezeWindow => {
-                    self.close_freeze_window(now, fx);
+                    self.freeze_since = None;
                     self.disarm(VssTimer::FreezeWindow, fx);
                 }
             }
@@ -389,25 +389,9 @@ impl Coordinator {
         run.asked = Some(Asked::Providers(call));
     }
 
-    fn close_freeze_window(&mut self, now: u64, fx: &mut Vec<Effect>) {
-        if let Some(t) = self.freeze_since.take() {
-            fx.push(Effect::Span {
-                window: Window::FreezeThaw,
-                held_us: now.saturating_sub(t),
-                limit_us: self.freeze_us,
-            });
-        }
-    }
-
-    /// Ends the hold: the span for I5 and the writes going on again.
-    fn release(&mut self, now: u64, fx: &mut Vec<Effect>) {
-        if let Some(t) = self.hold_since.take() {
-            fx.push(Effect::Span {
-                window: Window::FlushAndHold,
-                held_us: now.saturating_sub(t),
-                limit_us: FLUSH_AND_HOLD_US,
-            });
-        }
+    /// Ends the hold: the writes go on again.
+    fn release(&mut self, fx: &mut Vec<Effect>) {
+        self.hold_since = None;
         if let Some(run) = &self.running {
             fx.push(Effect::HoldWrites {
                 volumes: run.volumes.clone(),
@@ -432,7 +416,7 @@ impl Coordinator {
             });
             self.arm(VssTimer::FlushAndHold, FLUSH_AND_HOLD_US, fx);
         } else {
-            self.release(now, fx);
+            self.release(fx);
             self.disarm(VssTimer::FlushAndHold, fx);
         }
         self.advance(now, fx);
@@ -498,10 +482,6 @@ impl Coordinator {
         if run.asked != Some(Asked::Writers(event)) || !run.waiting.remove(&from) {
             return; // not asked, or a late answer after a timeout or an abort
         }
-        fx.push(Effect::WriterState {
-            writer: from,
-            state,
-        });
         if let Some(w) = self.writers.iter_mut().find(|w| w.id == from) {
             w.state = state;
             if event == WriterEvent::OnIdentify && result.is_err() {
@@ -576,10 +556,10 @@ impl Coordinator {
             return;
         }
         let fail = match timer {
-            VssTimer::FreezeWindow => self.freeze_window_expired(now, fx),
+            VssTimer::FreezeWindow => self.freeze_window_expired(now),
             VssTimer::FlushAndHold => {
                 // The hold is cancelled at once: held writes go on.
-                self.release(now, fx);
+                self.release(fx);
                 Fail::new(
                     Hresult::VssEHoldWritesTimeout,
                     FailureClass::Host,
@@ -594,10 +574,6 @@ impl Coordinator {
                 let late: Vec<ActorId> = run.waiting.iter().copied().collect();
                 for w in self.writers.iter_mut().filter(|w| late.contains(&w.id)) {
                     w.state = WriterState::Unknown;
-                    fx.push(Effect::WriterState {
-                        writer: w.id,
-                        state: WriterState::Unknown,
-                    });
                 }
                 Fail::new(
                     Hresult::VssEWriterNotResponding,
@@ -622,9 +598,11 @@ impl Coordinator {
     /// §8: a writer that did not answer OnFreeze in time is FAILED_AT_FREEZE, one that
     /// did not answer OnThaw FAILED_AT_THAW, a frozen writer whose own window passed
     /// FAILED_AT_FREEZE); VSS aborts and OnAbort undoes the freeze.
-    fn freeze_window_expired(&mut self, now: u64, fx: &mut Vec<Effect>) -> Fail {
-        let elapsed = self.freeze_since.map_or(0, |t| now.saturating_sub(t));
-        self.close_freeze_window(now, fx);
+    fn freeze_window_expired(&mut self, now: u64) -> Fail {
+        let elapsed = self
+            .freeze_since
+            .take()
+            .map_or(0, |t| now.saturating_sub(t));
         if let Some(run) = self.running.as_ref() {
             for w in self.writers.iter_mut().filter(|w| !w.dropped) {
                 let awaited = run.waiting.contains(&w.id);
@@ -643,10 +621,6 @@ impl Coordinator {
                     _ => continue,
                 };
                 w.state = failed;
-                fx.push(Effect::WriterState {
-                    writer: w.id,
-                    state: failed,
-                });
             }
         }
         Fail::new(

@@ -1,6 +1,6 @@
 //! What the VSS service asks of the world.
 
-use super::{ProviderCall, VssCall, VssTimer, WriterEvent, WriterState};
+use super::{ProviderCall, VssCall, VssTimer, WriterEvent};
 use crate::protocol::Fail;
 use crate::sched::ActorId;
 
@@ -48,31 +48,4 @@ pub enum Effect {
         after_us: u64,
     },
     StopTimer(VssTimer),
-    /// The state VSS now knows a writer to be in (GatherWriterStatus would report it).
-    WriterState {
-        writer: ActorId,
-        state: WriterState,
-    },
-    /// A window closed after `held_us` (I5: never beyond `limit_us`).
-    Span {
-        window: Window,
-        held_us: u64,
-        limit_us: u64,
-    },
-}
-
-/// The windows whose length I5 checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Window {
-    FreezeThaw,
-    FlushAndHold,
-}
-
-impl Window {
-    pub fn name(self) -> &'static str {
-        match self {
-            Window::FreezeThaw => "freeze→thaw",
-            Window::FlushAndHold => "flush-and-hold",
-        }
-    }
 }

@@ -17,7 +17,7 @@ mod tests;
 
 pub use call::VssCall;
 pub use coordinator::{Coordinator, WriterReg};
-pub use effect::{Effect, Window};
+pub use effect::Effect;
 pub use input::Input;
 pub use provider::ProviderCall;
 pub use timer::{VssTimer, EVENT_TIMEOUT_US, FLUSH_AND_HOLD_US, FREEZE_WINDOW_US};

@@ -1,0 +1,81 @@
+//! Checkers fed by the scheduler, independent of the protocol code they judge: every
+//! delivery is shown to them before its handler runs, and storage after it
+//! ([`crate::sched::World::delivered`], [`crate::sched::World::after_step`]). No actor
+//! writes here; the run's invariants read what they saw.
+//!
+//! - [`order`]: SPEC I5's protocol order, per writer, per provider and per set;
+//! - [`windows`]: I5's freeze→thaw and flush-and-hold windows against their timeouts;
+//! - [`writers`]: I3's writers back to stable, by their own answers.
+//!
+//! The checkers only watch: their state is not part of the world digest.
+
+pub mod order;
+pub mod windows;
+pub mod writers;
+
+#[cfg(test)]
+mod tests;
+
+pub use order::{Disorder, Order};
+pub use windows::{Kind, Span, Windows, FLUSH_AND_HOLD_TIMEOUT_US, FREEZE_TIMEOUT_US};
+pub use writers::{WriterSeen, Writers};
+
+use crate::protocol::msg::Msg;
+use crate::scenario::Scenario;
+use crate::sched::{ActorId, Delivery};
+use crate::world::VmLab;
+
+/// The checkers of one run.
+#[derive(Debug, Default)]
+pub struct Watch {
+    /// Per VM of the scenario, the shortest freeze→thaw window of its guest's writers
+    /// (`None`: no writer in the guest).
+    guest_freeze_us: Vec<Option<u64>>,
+    pub order: Order,
+    pub windows: Windows,
+    pub writers: Writers,
+}
+
+impl Watch {
+    pub fn new(scenario: &Scenario) -> Self {
+        let guest_freeze_us = scenario
+            .vms
+            .iter()
+            .map(|vm| {
+                vm.guest
+                    .writers
+                    .iter()
+                    .map(|w| {
+                        w.freeze_timeout
+                            .map_or(FREEZE_TIMEOUT_US, |t| t.millis.saturating_mul(1_000))
+                    })
+                    .min()
+            })
+            .collect();
+        Watch {
+            guest_freeze_us,
+            ..Watch::default()
+        }
+    }
+
+    /// `service` is the VSS service of VM `vm`'s guest: its freeze→thaw windows are bound
+    /// by the timeouts of that guest's writers. (The host's Hyper-V writer does nothing
+    /// at OnFreeze, so nothing bounds the host's window.)
+    pub fn guest_vss(&mut self, service: ActorId, vm: usize) {
+        if let Some(&Some(limit)) = self.guest_freeze_us.get(vm) {
+            self.windows.set_freeze_limit(service, limit);
+        }
+    }
+
+    /// Shows one delivery to every checker.
+    pub fn delivered(&mut self, d: &Delivery<'_, Msg>) {
+        self.order.delivered(d);
+        self.windows.delivered(d);
+        self.writers.delivered(d);
+    }
+
+    /// Shows storage after a step.
+    pub fn after_step(&mut self, vms: &[VmLab]) {
+        self.windows.after_step(vms.iter().map(|v| v.held));
+    }
+}
