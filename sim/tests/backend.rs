@@ -10,7 +10,7 @@ mod recording;
 use std::rc::Rc;
 
 use hvsim_sim::backend::{Backend, HostCall, Simulated};
-use hvsim_sim::protocol::msg::Msg;
+use hvsim_sim::protocol::msg::{Msg, Reached};
 use hvsim_sim::protocol::vss::VssCall;
 use hvsim_sim::run::{populate, populate_with};
 use hvsim_sim::scenario::{Hresult, Scenario};
@@ -344,6 +344,30 @@ fn a_checkpoint_without_its_files_fails_the_job_and_is_merged() {
     assert_eq!(failure.code, Hresult::VssEObjectNotFound);
     assert_eq!(lab.server.bytes.read, 0);
     assert!(lab.vms[0].disks.iter().all(|d| d.chain.checkpoints() == 0));
+}
+
+/// The level a host claims travels with its answer into the recovery point: the
+/// recording host claims crash consistency for what it backed up, and the point and the
+/// job's record keep exactly that; the simulated host claims what its guest reached.
+#[test]
+fn the_recovery_point_keeps_the_level_the_host_claimed() {
+    for name in [
+        "f2-online-backup-checkpoint",
+        "f3-production-checkpoint-onhost",
+    ] {
+        let (_, sched) = against_script(name, Script::all_succeed());
+        let lab = sched.world();
+        assert_eq!(lab.server.level(1, 0), Some(Reached::Crash), "{name}");
+        assert_eq!(
+            lab.server.job.claims[&0].reached,
+            Some(Reached::Crash),
+            "{name}"
+        );
+    }
+    let s = load("f2-online-backup-checkpoint");
+    let mut sched = populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
+    sched.run_until_quiet(100_000).unwrap();
+    assert_eq!(sched.world().server.level(1, 0), Some(Reached::Application));
 }
 
 /// The simulated backend is asked exactly what the scripted one is, for the same
