@@ -119,7 +119,7 @@ impl Port<'_, '_> {
                     let files = self.cx.world.vms[vm]
                         .disks
                         .iter()
-                        .map(|d| d.chain.files[..d.chain.files.len() - 1].to_vec())
+                        .map(|d| d.chain.files[..d.chain.files.len().saturating_sub(1)].to_vec())
                         .collect();
                     c.source = Some(Source { set: None, files });
                 }
