@@ -961,3 +961,24 @@ fn stray_answers_are_ignored() {
     );
     assert_eq!(core.failure(), None);
 }
+
+/// A later claim on a VM names its level and source anew; a fallback once reported
+/// stays (the job's record shows the VM fell back), and a claim naming no level keeps
+/// the earlier one.
+#[test]
+fn a_later_claim_replaces_level_and_source_but_keeps_a_fallback() {
+    let mut kept = Claim {
+        fallback: true,
+        ..claim(0, Some(1))
+    };
+    kept.merge(Claim {
+        reached: Some(Reached::Crash),
+        ..claim(0, Some(2))
+    });
+    assert_eq!(kept.reached, Some(Reached::Crash));
+    assert!(kept.fallback);
+    assert_eq!(kept.source.as_ref().and_then(|s| s.set), Some(2));
+    kept.merge(Claim::new(0));
+    assert_eq!(kept.reached, Some(Reached::Crash));
+    assert_eq!(kept.source.as_ref().and_then(|s| s.set), Some(2));
+}
