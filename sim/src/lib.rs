@@ -7,8 +7,9 @@
 //!   method each VM takes (R1–R5, R7, F3's preconditions);
 //! - `protocol`: pure protocol state machines (`protocol::vss`: the one VSS sequence;
 //!   `protocol::hyperv`: the Hyper-V writer and VMMS; `protocol::ic`: the guest's
-//!   integration components; `protocol::guest_writer`: application writers — each
-//!   input → state + effects);
+//!   integration components; `protocol::guest_writer`: application writers;
+//!   `protocol::requester`: the backup application's decisions — each input → state +
+//!   effects);
 //! - `actors`: every party of the protocol, thin adapters on the cores (the VSS service
 //!   too); `protocol::msg` (also `msg`): what they say to each other;
 //! - `fsrvp`: MS-FSRVP (agent, file server VSS, client); `linux`: hv_snapshot and

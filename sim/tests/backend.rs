@@ -10,7 +10,7 @@ mod recording;
 use std::rc::Rc;
 
 use hvsim_sim::backend::{Backend, HostCall, Simulated};
-use hvsim_sim::protocol::msg::Msg;
+use hvsim_sim::protocol::msg::{Msg, Reached};
 use hvsim_sim::protocol::vss::VssCall;
 use hvsim_sim::run::{populate, populate_with};
 use hvsim_sim::scenario::{Hresult, Scenario};
@@ -34,7 +34,7 @@ fn against_script(name: &str, script: Script) -> (Vec<Recorded>, Scheduler<Msg, 
     )
     .unwrap_or_else(|e| panic!("{name}: {e}"));
     sched.run_until_quiet(100_000).unwrap();
-    assert!(sched.world().job_done, "{name}: the job ended");
+    assert!(sched.world().server.job.done, "{name}: the job ended");
     (backend.calls(), sched)
 }
 
@@ -109,7 +109,10 @@ fn simulated_calls(name: &str) -> Vec<Seen> {
             Ok(())
         })
         .unwrap();
-    assert!(sched.world().job_done, "{name}: the simulated job ended");
+    assert!(
+        sched.world().server.job.done,
+        "{name}: the simulated job ended"
+    );
     seen
 }
 
@@ -149,7 +152,11 @@ fn assert_host_backup(name: &str, host: &str, volume: &str) {
     .collect();
     assert_eq!(calls, expected, "{name}");
     let lab = sched.world();
-    assert!(lab.failure.is_none(), "{name}: {:?}", lab.failure);
+    assert!(
+        lab.server.job.failure.is_none(),
+        "{name}: {:?}",
+        lab.server.job.failure
+    );
     // It read its backup from the scripted host's shadow copy, which is gone after.
     assert!(lab.server.bytes.read > 0, "{name}: nothing read");
     assert_eq!(
@@ -188,10 +195,16 @@ fn f3_on_host_asks_vmms_for_a_recovery_checkpoint_then_its_merge() {
         ]
     );
     let lab = sched.world();
-    assert!(lab.failure.is_none(), "{:?}", lab.failure);
+    assert!(
+        lab.server.job.failure.is_none(),
+        "{:?}",
+        lab.server.job.failure
+    );
     assert!(lab.server.bytes.read > 0);
+    let source = lab.server.job.claims[&0].source.as_ref();
     assert_eq!(
-        lab.sources[&0].0, None,
+        source.map(|s| s.set),
+        Some(None),
         "read from the live volume's parents"
     );
     assert!(lab.vms[0].disks.iter().all(|d| d.chain.checkpoints() == 0));
@@ -220,7 +233,11 @@ fn f3_off_host_group_shares_one_volume_snapshot() {
         assert!(calls.contains(c), "{c:?} in {calls:?}");
     }
     let lab = sched.world();
-    assert!(lab.failure.is_none(), "{:?}", lab.failure);
+    assert!(
+        lab.server.job.failure.is_none(),
+        "{:?}",
+        lab.server.job.failure
+    );
     assert_eq!(
         lab.server.backups[&1].len(),
         2,
@@ -252,7 +269,7 @@ fn a_failed_do_snapshot_set_is_aborted_and_fails_the_job_with_its_code() {
         vss("HostVss@hv1", VssCall::AbortBackup, 1, "hv1-D", true)
     );
     let lab = sched.world();
-    let failure = lab.failure.as_ref().expect("the job failed");
+    let failure = lab.server.job.failure.as_ref().expect("the job failed");
     assert_eq!(failure.code, Hresult::VssEProviderVeto);
     assert!(lab.server.backups.is_empty(), "no recovery point");
     assert_eq!(lab.server.bytes.read, 0, "nothing to read");
@@ -276,8 +293,81 @@ fn a_failed_gather_is_not_aborted() {
             true
         )]
     );
-    let failure = sched.world().failure.clone().expect("the job failed");
+    let failure = sched
+        .world()
+        .server
+        .job
+        .failure
+        .clone()
+        .expect("the job failed");
     assert_eq!(failure.code, Hresult::VssEWriterInfrastructure);
+}
+
+/// The requester reads a VM where its host's answer says, and nowhere else: a host whose
+/// DoSnapshotSet names no VM's files fails the job with VSS_E_OBJECT_NOT_FOUND naming
+/// the VM, aborts the set, and reads nothing (never a VM silently skipped, issue 8).
+#[test]
+fn a_host_that_claims_no_source_fails_the_job_naming_the_vm() {
+    let (calls, sched) = against_script("f2-online-backup-checkpoint", Script::without_claims());
+    let names: Vec<&str> = calls.iter().map(|c| c.call.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "GatherWriterMetadata",
+            "PrepareForBackup",
+            "DoSnapshotSet",
+            "AbortBackup"
+        ]
+    );
+    let lab = sched.world();
+    let failure = lab.server.job.failure.as_ref().expect("the job failed");
+    assert_eq!(failure.code, Hresult::VssEObjectNotFound);
+    assert!(
+        failure.detail.contains("app01") && failure.detail.contains("no shadow copy"),
+        "{}",
+        failure.detail
+    );
+    assert_eq!(lab.server.bytes.read, 0);
+    assert!(lab.server.backups.is_empty());
+}
+
+/// F3 the same way: a checkpoint job whose result names no files is read nowhere; the
+/// checkpoint is still merged back.
+#[test]
+fn a_checkpoint_without_its_files_fails_the_job_and_is_merged() {
+    let (calls, sched) =
+        against_script("f3-production-checkpoint-onhost", Script::without_claims());
+    let names: Vec<&str> = calls.iter().map(|c| c.call.name()).collect();
+    assert_eq!(names, ["CreateSnapshot", "MergeCheckpoint"]);
+    let lab = sched.world();
+    let failure = lab.server.job.failure.as_ref().expect("the job failed");
+    assert_eq!(failure.code, Hresult::VssEObjectNotFound);
+    assert_eq!(lab.server.bytes.read, 0);
+    assert!(lab.vms[0].disks.iter().all(|d| d.chain.checkpoints() == 0));
+}
+
+/// The level a host claims travels with its answer into the recovery point: the
+/// recording host claims crash consistency for what it backed up, and the point and the
+/// job's record keep exactly that; the simulated host claims what its guest reached.
+#[test]
+fn the_recovery_point_keeps_the_level_the_host_claimed() {
+    for name in [
+        "f2-online-backup-checkpoint",
+        "f3-production-checkpoint-onhost",
+    ] {
+        let (_, sched) = against_script(name, Script::all_succeed());
+        let lab = sched.world();
+        assert_eq!(lab.server.level(1, 0), Some(Reached::Crash), "{name}");
+        assert_eq!(
+            lab.server.job.claims[&0].reached,
+            Some(Reached::Crash),
+            "{name}"
+        );
+    }
+    let s = load("f2-online-backup-checkpoint");
+    let mut sched = populate(Decisions::seeded(s.seed), Rc::clone(&s), s.seed).unwrap();
+    sched.run_until_quiet(100_000).unwrap();
+    assert_eq!(sched.world().server.level(1, 0), Some(Reached::Application));
 }
 
 /// The simulated backend is asked exactly what the scripted one is, for the same

@@ -84,7 +84,7 @@ fn header_and_lines_have_the_documented_shape() {
         header,
         serde_json::json!({
             "format": "hvsim-trace",
-            "version": 3,
+            "version": 4,
             "scenario_digest": "0123abcd",
             "seed": 4,
             "hvsim_version": env!("CARGO_PKG_VERSION"),
@@ -334,6 +334,14 @@ fn malformed_lines_are_typed_errors_with_their_line_number() {
     let err = read(&version).unwrap_err();
     assert!(
         matches!(err, TraceError::UnsupportedVersion { line: 1, found: 2 }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("made by an older hvsim"), "{err}");
+    // Version 3 did not digest the hosts' claims: refused the same way.
+    let version = edit_line(&text, 1, |v| v["version"] = serde_json::json!(3));
+    let err = read(&version).unwrap_err();
+    assert!(
+        matches!(err, TraceError::UnsupportedVersion { line: 1, found: 3 }),
         "{err}"
     );
     assert!(err.to_string().contains("made by an older hvsim"), "{err}");

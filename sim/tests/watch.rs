@@ -134,7 +134,9 @@ fn i3_names_a_writer_left_with_an_unanswered_event() {
     let writer = sched
         .actor_named("GuestWriter@app01/SqlServerWriter")
         .unwrap();
-    step_until(&mut sched, "the job never finished", |site| site.job_done);
+    step_until(&mut sched, "the job never finished", |site| {
+        site.server.job.done
+    });
     sched.post(
         writer,
         0,

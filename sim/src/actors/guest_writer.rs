@@ -64,6 +64,7 @@ impl GuestWriter {
                     event,
                     state,
                     result,
+                    claims: Vec::new(),
                 },
             ),
         }

@@ -1,12 +1,17 @@
 //! `HyperVWriter`: the Microsoft Hyper-V VSS Writer, hosted by VMMS. Its decisions are
 //! [`crate::protocol::hyperv::writer`]'s; this adapter gives it the host's VMs of the
-//! backup, rolls a VM back inside the external snapshot (F1.A) and keeps the run's books.
+//! backup, rolls a VM back inside the external snapshot (F1.A) and writes its components:
+//! per VM the consistency reached and the files to read, which travel with its
+//! OnPostSnapshot answer to VSS and on to the requester.
+
+use std::collections::BTreeMap;
 
 use crate::plan::{Flow, Method, Plan, Stage};
 use crate::protocol::hyperv::{
     Image, Readiness, WriterCore, WriterEffect, WriterPort, WriterStep, WriterVm, WRITER_ID,
 };
-use crate::protocol::msg::{Fail, Msg, Reached};
+use crate::protocol::msg::{Claim, Fail, Msg, Reached, Source};
+use crate::protocol::vss::WriterEvent;
 use crate::scenario::{FailureClass, Hresult, HyperVVersion};
 use crate::sched::{Actor, ActorId, Cx, Envelope};
 use crate::site::Site;
@@ -16,6 +21,8 @@ pub struct HyperVWriter {
     name: String,
     host: String,
     core: WriterCore,
+    /// The components of the backup under way, per VM.
+    claims: BTreeMap<usize, Claim>,
 }
 
 /// How the writer gets a VM of this plan ready.
@@ -34,6 +41,7 @@ impl HyperVWriter {
             name: format!("HyperVWriter@{host}"),
             host: host.to_string(),
             core: WriterCore::new(vmms),
+            claims: BTreeMap::new(),
         }
     }
 
@@ -66,6 +74,13 @@ impl HyperVWriter {
 struct Port<'a, 'b> {
     cx: &'a mut Cx<'b, Msg, Site>,
     host: &'a str,
+    claims: &'a mut BTreeMap<usize, Claim>,
+}
+
+impl Port<'_, '_> {
+    fn claim(&mut self, vm: usize) -> &mut Claim {
+        self.claims.entry(vm).or_insert_with(|| Claim::new(vm))
+    }
 }
 
 impl WriterPort for Port<'_, '_> {
@@ -80,7 +95,22 @@ impl WriterPort for Port<'_, '_> {
                 };
                 super::tag(cx.world, &mut cx.out, vm, stage);
             }
-            WriterEffect::Send { to, delay_us, msg } => cx.out.send_after(to, delay_us, msg),
+            WriterEffect::Send {
+                to,
+                delay_us,
+                mut msg,
+            } => {
+                // OnPostSnapshot's answer carries the writer's components.
+                if let Msg::WriterDone {
+                    event: WriterEvent::OnPostSnapshot,
+                    claims,
+                    ..
+                } = &mut msg
+                {
+                    *claims = std::mem::take(self.claims).into_values().collect();
+                }
+                cx.out.send_after(to, delay_us, msg);
+            }
             WriterEffect::Raise { id, text, shown } => {
                 cx.world.raise(id, self.host, text);
                 if shown {
@@ -88,10 +118,10 @@ impl WriterPort for Port<'_, '_> {
                 }
             }
             WriterEffect::GuestReached { vm, reached } => {
-                cx.world.consistency.entry(vm).or_insert(reached);
+                self.claim(vm).reached.get_or_insert(reached);
             }
             WriterEffect::CrashConsistent { vm } => {
-                cx.world.consistency.insert(vm, Reached::Crash);
+                self.claim(vm).reached = Some(Reached::Crash);
             }
             WriterEffect::ReadFrom { vm, set, image } => {
                 let files = cx.world.vms[vm]
@@ -105,7 +135,10 @@ impl WriterPort for Port<'_, '_> {
                         }
                     })
                     .collect();
-                cx.world.sources.insert(vm, (Some(set), files));
+                self.claim(vm).source = Some(Source {
+                    set: Some(set),
+                    files,
+                });
             }
             WriterEffect::AutoRecovered { chunks } => cx.out.detail(
                 "auto_recovery",
@@ -161,10 +194,14 @@ impl Actor<Msg, Site> for HyperVWriter {
         let from = env.sender().unwrap_or(cx.out.me());
         match env.msg {
             Msg::Writer { event, set } => {
+                if event == WriterEvent::OnPrepareSnapshot {
+                    self.claims.clear();
+                }
                 let vms = self.vms(cx.world);
                 let mut port = Port {
                     cx,
                     host: &self.host,
+                    claims: &mut self.claims,
                 };
                 self.core.on_event(event, from, set, &vms, &mut port);
             }
@@ -173,13 +210,22 @@ impl Actor<Msg, Site> for HyperVWriter {
                 let mut port = Port {
                     cx,
                     host: &self.host,
+                    claims: &mut self.claims,
                 };
                 self.core.on_ic_ready(vm, result, &vms, &mut port);
             }
-            Msg::VmmsDone { op, result } => {
+            Msg::VmmsDone { op, result, claim } => {
+                // F2.13: where the auto-recovered image is, as Vmms reports it.
+                if let Some(c) = claim {
+                    self.claims
+                        .entry(c.vm)
+                        .or_insert_with(|| Claim::new(c.vm))
+                        .merge(c);
+                }
                 let mut port = Port {
                     cx,
                     host: &self.host,
+                    claims: &mut self.claims,
                 };
                 self.core.on_vmms_done(&op, result, &mut port);
             }

@@ -2,7 +2,8 @@
 //! [`crate::protocol::hyperv::vmms`]'s; this adapter saves and resumes VMs, takes the
 //! checkpoints (backup, auto-recovery, production, standard, R4's named backup
 //! checkpoint) as real AVHDX files, merges them online while the guest writes on, and
-//! raises Hyper-V-VMMS events.
+//! raises Hyper-V-VMMS events. A checkpoint job's result carries its claim: the
+//! consistency the checkpoint reached, a fallback to a standard one, and its files.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -14,7 +15,7 @@ use hvsim_engine::chain::{
 use crate::faults::{CheckpointStep, FaultPlan};
 use crate::plan::{Flow, Method};
 use crate::protocol::hyperv::{Quiesce, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer, VmmsVm};
-use crate::protocol::msg::{Fail, Msg};
+use crate::protocol::msg::{Claim, Fail, Msg, Source, VmmsOp};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
 use crate::site::Site;
@@ -32,6 +33,8 @@ pub struct Vmms {
     core: VmmsCore,
     ar: AutoRecoveryChains,
     faults: Rc<FaultPlan>,
+    /// Per VM, what the job under way will report of its checkpoint.
+    claims: BTreeMap<usize, Claim>,
 }
 
 /// The out-of-space fault: the volume's free space is gone as a checkpoint's files are
@@ -64,6 +67,7 @@ impl Vmms {
             core: VmmsCore::new(),
             ar: BTreeMap::new(),
             faults,
+            claims: BTreeMap::new(),
         }
     }
 
@@ -95,6 +99,36 @@ struct Port<'a, 'b> {
     cx: &'a mut Cx<'b, Msg, Site>,
     ar: &'a mut AutoRecoveryChains,
     faults: &'a FaultPlan,
+    claims: &'a mut BTreeMap<usize, Claim>,
+}
+
+impl Port<'_, '_> {
+    fn claim(&mut self, vm: usize) -> &mut Claim {
+        self.claims.entry(vm).or_insert_with(|| Claim::new(vm))
+    }
+
+    /// The claim a job's result carries: F3's checkpoint (its level, a fallback, and
+    /// the read-only parents it froze) and F2's auto-recovery (the image's files in the
+    /// snapshot); other jobs carry none.
+    fn claim_of(&mut self, op: &VmmsOp, result: &Result<(), Fail>) -> Option<Claim> {
+        let vm = op.vm();
+        match op {
+            VmmsOp::CreateRecoveryCheckpoint { .. } => {
+                let mut c = self.claims.remove(&vm).unwrap_or_else(|| Claim::new(vm));
+                if result.is_ok() {
+                    let files = self.cx.world.vms[vm]
+                        .disks
+                        .iter()
+                        .map(|d| d.chain.files[..d.chain.files.len().saturating_sub(1)].to_vec())
+                        .collect();
+                    c.source = Some(Source { set: None, files });
+                }
+                Some(c)
+            }
+            VmmsOp::AutoRecover { .. } => self.claims.remove(&vm),
+            _ => None,
+        }
+    }
 }
 
 impl VmmsPort for Port<'_, '_> {
@@ -106,9 +140,11 @@ impl VmmsPort for Port<'_, '_> {
                 delay_us,
                 op,
                 result,
-            } => cx
-                .out
-                .send_after(to, delay_us, Msg::VmmsDone { op, result }),
+            } => {
+                let claim = self.claim_of(&op, &result);
+                let msg = Msg::VmmsDone { op, result, claim };
+                self.cx.out.send_after(to, delay_us, msg);
+            }
             VmmsEffect::Send { to, msg } => cx.out.send(to, msg),
             VmmsEffect::SetTimer {
                 delay_us,
@@ -137,12 +173,8 @@ impl VmmsPort for Port<'_, '_> {
             VmmsEffect::NamedCheckpoint { name } => cx.out.detail("checkpoint", name),
             VmmsEffect::Standard => cx.out.detail("checkpoint", "standard"),
             VmmsEffect::CaptureInstant { vm } => cx.world.vms[vm].capture(Point::Instant),
-            VmmsEffect::Reached { vm, reached } => {
-                cx.world.consistency.insert(vm, reached);
-            }
-            VmmsEffect::FellBack { vm } => {
-                cx.world.fallbacks.insert(vm);
-            }
+            VmmsEffect::Reached { vm, reached } => self.claim(vm).reached = Some(reached),
+            VmmsEffect::FellBack { vm } => self.claim(vm).fallback = true,
             VmmsEffect::FallbackToStandard { name, cause, .. } => cx.out.record(
                 "FallbackToStandard",
                 [
@@ -389,7 +421,10 @@ impl VmmsPort for Port<'_, '_> {
             .iter()
             .map(|d| vec![d.chain.base().to_string()])
             .collect();
-        lab.sources.insert(vm, (Some(set), files));
+        self.claim(vm).source = Some(Source {
+            set: Some(set),
+            files,
+        });
         Ok(())
     }
 }
@@ -402,19 +437,52 @@ impl Actor<Msg, Site> for Vmms {
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let from = env.sender().unwrap_or(cx.out.me());
         let now_us = cx.out.now_us();
-        let (core, ar, faults) = (&mut self.core, &mut self.ar, &*self.faults);
+        let (core, ar, faults, claims) = (
+            &mut self.core,
+            &mut self.ar,
+            &*self.faults,
+            &mut self.claims,
+        );
         match env.msg {
             Msg::Vmms(op) => {
                 let v = facts(cx.world, op.vm());
-                core.on_op(from, op, &v, now_us, &mut Port { cx, ar, faults });
+                core.on_op(
+                    from,
+                    op,
+                    &v,
+                    now_us,
+                    &mut Port {
+                        cx,
+                        ar,
+                        faults,
+                        claims,
+                    },
+                );
             }
             Msg::IcReady { vm, result } => {
                 let v = facts(cx.world, vm);
-                core.on_ic_ready(result, &v, &mut Port { cx, ar, faults });
+                core.on_ic_ready(
+                    result,
+                    &v,
+                    &mut Port {
+                        cx,
+                        ar,
+                        faults,
+                        claims,
+                    },
+                );
             }
             Msg::MergeStep { vm } => {
                 let v = facts(cx.world, vm);
-                core.on_merge_step(&v, &mut Port { cx, ar, faults });
+                core.on_merge_step(
+                    &v,
+                    &mut Port {
+                        cx,
+                        ar,
+                        faults,
+                        claims,
+                    },
+                );
             }
             _ => {}
         }

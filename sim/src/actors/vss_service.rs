@@ -3,7 +3,7 @@
 //! `cx` and onto the world. Flows differ only in the writers and providers they register
 //! and in what those do at each event.
 
-use crate::protocol::msg::Msg;
+use crate::protocol::msg::{Claim, Msg};
 use crate::protocol::vss::{AppLevel, Coordinator, Effect, Input, VssTimer};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerTable};
 use crate::site::Site;
@@ -18,6 +18,9 @@ pub struct VssService {
     /// The VM whose writes a flush-and-hold of this service holds (GuestVss), or `None`
     /// for the VMs with disks on the set's volumes (HostVss).
     hold_vm: Option<usize>,
+    /// The writers' claims on the VMs of the set being made (their components), handed
+    /// to the requester with DoSnapshotSet's result.
+    claims: Vec<Claim>,
 }
 
 impl VssService {
@@ -26,6 +29,7 @@ impl VssService {
             core: Coordinator::new(name),
             timers: TimerTable::new(),
             hold_vm,
+            claims: Vec::new(),
         }
     }
 
@@ -56,6 +60,7 @@ impl VssService {
                     call,
                     set,
                     result: Err(fail),
+                    claims: Vec::new(),
                 },
             ),
             Effect::Finish {
@@ -63,9 +68,16 @@ impl VssService {
                 call,
                 set,
                 result,
-            } => cx
-                .out
-                .send_after(to, CALL_US, Msg::VssDone { call, set, result }),
+            } => {
+                let claims = std::mem::take(&mut self.claims);
+                let msg = Msg::VssDone {
+                    call,
+                    set,
+                    result,
+                    claims,
+                };
+                cx.out.send_after(to, CALL_US, msg);
+            }
             Effect::Writer { to, event, set } => {
                 cx.out.send_after(to, CALL_US, Msg::Writer { event, set });
             }
@@ -137,12 +149,16 @@ impl Actor<Msg, Site> for VssService {
                 event,
                 state,
                 result,
-            } => Input::WriterDone {
-                from,
-                event,
-                state,
-                result,
-            },
+                claims,
+            } => {
+                self.claims.extend(claims);
+                Input::WriterDone {
+                    from,
+                    event,
+                    state,
+                    result,
+                }
+            }
             Msg::ProviderDone { call, result } => Input::ProviderDone { from, call, result },
             Msg::Hold { on } => Input::Volsnap { hold: on },
             Msg::Window { timer } => match env.origin {

@@ -173,7 +173,7 @@ impl Actor<Msg, Site> for Workload {
         let rate = Self::rate(&self.spec).max(1);
         let mean = 1_000_000 / rate;
         let next = mean / 2 + cx.out.choose(mean.max(1));
-        let done = cx.world.job_done;
+        let done = cx.world.server.job.done;
         if !done && cx.out.now_us() + next <= self.until_us {
             cx.out.set_timer(next.max(1), Msg::Tick);
         }

@@ -1,7 +1,7 @@
 //! What the requester asks of a host and what comes back: the calls and results that
 //! cross the seam, as the same messages the model's trace shows.
 
-use crate::protocol::msg::{Fail, Msg, VmmsOp};
+use crate::protocol::msg::{Claim, Fail, Msg, VmmsOp};
 use crate::protocol::vss::VssCall;
 
 /// A requester's call to a host.
@@ -24,16 +24,20 @@ pub enum HostCall {
 /// A host's answer to a [`HostCall`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostReply {
-    /// `IVssAsync` finished for the call.
+    /// `IVssAsync` finished for the call; DoSnapshotSet's carries the writers' claims
+    /// on the VMs of the set (GetWriterComponents, GetSnapshotProperties).
     Vss {
         call: VssCall,
         set: u64,
         result: Result<(), Fail>,
+        claims: Vec<Claim>,
     },
-    /// The WMI job of the call ended.
+    /// The WMI job of the call ended; a checkpoint's carries its claim (the checkpoint's
+    /// properties).
     Vmms {
         op: VmmsOp,
         result: Result<(), Fail>,
+        claim: Option<Claim>,
     },
 }
 
@@ -107,14 +111,17 @@ impl HostCall {
                 call: *call,
                 set: *set,
                 result,
+                claims: Vec::new(),
             },
             HostCall::CreateRecoveryCheckpoint { vm } => HostReply::Vmms {
                 op: VmmsOp::CreateRecoveryCheckpoint { vm: *vm },
                 result,
+                claim: None,
             },
             HostCall::MergeCheckpoint { vm } => HostReply::Vmms {
                 op: VmmsOp::MergeCheckpoint { vm: *vm },
                 result,
+                claim: None,
             },
         }
     }
@@ -124,16 +131,23 @@ impl HostReply {
     /// The reply a message is, if it answers a requester's call.
     pub fn from_msg(msg: &Msg) -> Option<HostReply> {
         match msg {
-            Msg::VssDone { call, set, result } => Some(HostReply::Vss {
+            Msg::VssDone {
+                call,
+                set,
+                result,
+                claims,
+            } => Some(HostReply::Vss {
                 call: *call,
                 set: *set,
                 result: result.clone(),
+                claims: claims.clone(),
             }),
-            Msg::VmmsDone { op, result } => {
+            Msg::VmmsDone { op, result, claim } => {
                 HostCall::from_msg(&Msg::Vmms(op.clone()))?;
                 Some(HostReply::Vmms {
                     op: op.clone(),
                     result: result.clone(),
+                    claim: claim.clone(),
                 })
             }
             _ => None,
@@ -142,8 +156,38 @@ impl HostReply {
 
     pub fn into_msg(self) -> Msg {
         match self {
-            HostReply::Vss { call, set, result } => Msg::VssDone { call, set, result },
-            HostReply::Vmms { op, result } => Msg::VmmsDone { op, result },
+            HostReply::Vss {
+                call,
+                set,
+                result,
+                claims,
+            } => Msg::VssDone {
+                call,
+                set,
+                result,
+                claims,
+            },
+            HostReply::Vmms { op, result, claim } => Msg::VmmsDone { op, result, claim },
+        }
+    }
+
+    /// The reply with the host's claims: all of them for a VSS call, the first for a
+    /// Vmms job (one VM's).
+    pub fn with_claims(self, given: Vec<Claim>) -> Self {
+        match self {
+            HostReply::Vss {
+                call, set, result, ..
+            } => HostReply::Vss {
+                call,
+                set,
+                result,
+                claims: given,
+            },
+            HostReply::Vmms { op, result, .. } => HostReply::Vmms {
+                op,
+                result,
+                claim: given.into_iter().next(),
+            },
         }
     }
 
@@ -200,7 +244,11 @@ mod tests {
             VmmsOp::AutoRecover { vm: 0, set: 1 },
         ] {
             assert_eq!(HostCall::from_msg(&Msg::Vmms(op.clone())), None, "{op:?}");
-            let done = Msg::VmmsDone { op, result: Ok(()) };
+            let done = Msg::VmmsDone {
+                op,
+                result: Ok(()),
+                claim: None,
+            };
             assert_eq!(HostReply::from_msg(&done), None);
         }
         assert_eq!(HostCall::from_msg(&Msg::Start), None);

@@ -12,7 +12,13 @@
 //!
 //! 1. **Requester calls and their results.** [`HostCall`] is every call the requester
 //!    makes of a host and [`HostReply`] its answer; they travel as the trace's messages
-//!    (`Msg::Vss`/`Msg::VssDone`, `Msg::Vmms`/`Msg::VmmsDone`):
+//!    (`Msg::Vss`/`Msg::VssDone`, `Msg::Vmms`/`Msg::VmmsDone`). An answer carries the
+//!    host's claims on what it backed up (`protocol::msg::Claim`: the consistency
+//!    reached, F3's fallback to a standard checkpoint, the snapshot set and files to
+//!    read): DoSnapshotSet's with the writers' components (a real host's
+//!    `GetWriterComponents` and `GetSnapshotProperties`), a checkpoint job's with the
+//!    checkpoint's properties. The requester keeps them; nothing else tells it where a
+//!    VM's backup is or what it is worth:
 //!    - to the host's VSS service: `IVssBackupComponents` `GatherWriterMetadata`,
 //!      `PrepareForBackup`, `DoSnapshotSet`, `BackupComplete`, `AbortBackup` for one
 //!      snapshot set and its volumes (F1, F2, F4, R2–R4, R7; F3.5's bare volume snapshot
@@ -37,16 +43,18 @@
 //!    [`BackendError::Unsupported`] before the run, never left out.
 //! 4. **Observations.** What the host did that the run reads back: the writer events,
 //!    provider calls and writer answers (with their states, what a real host's
-//!    `GatherWriterStatus` reports) as messages the run's checkers watch (`watch`), and
-//!    in the world (`world::Lab`): Hyper-V-VMMS events (`events`, the VMMS Admin log), the
-//!    consistency each guest reached (`consistency`), and the files the requester reads
-//!    backups from: shadow copies by snapshot set (`shadows`, with the share a file
-//!    server exposed them as), each VM's backup source (`sources`: a snapshot set or the
-//!    live volume, and the chain files per disk) and the VMs' disk chains on the volumes
-//!    (checkpoint AVHDX files).
+//!    `GatherWriterStatus` reports) as messages the run's checkers watch (`watch`); in
+//!    the world (`world::Lab`), Hyper-V-VMMS events (`events`, the VMMS Admin log) and the
+//!    storage the requester reads backups from: shadow copies by snapshot set (`shadows`,
+//!    with the share a file server exposed them as) and the VMs' disk chains on the
+//!    volumes (checkpoint AVHDX files). What a host claims in its replies (the level a
+//!    guest reached, a fallback, the files to read) travels in the messages
+//!    (`protocol::msg::Claim`); the job's own record (its failure, its end, the level each
+//!    recovery point was claimed at) is the backup server's (`backup::BackupServer`),
+//!    written by the requester.
 //!
-//! The requester is the first actor of every world (it feeds the shared storage into the
-//! world digest); a backend's actors follow it. So a backend announces its endpoints
+//! The requester is the first actor of every world (its id is fixed, so traces name the
+//! same actors whichever backend runs); a backend's actors follow it. So a backend announces its endpoints
 //! ([`Backend::endpoints`]) before the requester is built and must install them exactly
 //! there ([`Backend::install`]); a run refuses a backend that moved them.
 //!

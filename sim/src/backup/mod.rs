@@ -7,6 +7,7 @@ mod check;
 mod disk;
 mod error;
 mod figures;
+mod job;
 mod pages;
 mod points;
 mod replica;
@@ -18,6 +19,7 @@ pub use check::{CheckRecord, DiskCheck};
 pub use disk::ImageDisk;
 pub use error::BackupError;
 pub use figures::{allocated, Bytes, READ_UNIT};
+pub use job::JobRecord;
 pub use points::{Excluded, PointFigures};
 pub use replica::Replica;
 pub use restore::{

@@ -10,11 +10,13 @@ use hvsim_engine::rct::{ChangeTracker, RefPoint};
 
 use super::check::{check_disk, CheckRecord, DiskCheck};
 use super::figures::Bytes;
+use super::job::JobRecord;
 use super::points::{Excluded, PointFigures};
 use super::replica::Replica;
 use super::restore::{restore, RestoreJob, RestoreRecord};
 use super::transfer::{self, DiskSync, Transfer};
 use super::BackupError;
+use crate::protocol::msg::Reached;
 use crate::scenario::ConsistencyCheck;
 use crate::world::{SparseImage, VmLab};
 
@@ -23,6 +25,11 @@ pub struct BackupServer {
     /// Recovery points (R18, 1-based): per point, per VM, the disk images kept, for I2
     /// and I6.
     pub backups: BTreeMap<u32, BTreeMap<usize, Vec<SparseImage>>>,
+    /// Per recovery point and VM, the consistency level the host claimed for its image
+    /// (I2 judges it against what storage showed).
+    pub levels: BTreeMap<u32, BTreeMap<usize, Reached>>,
+    /// The job's end, failure and claims.
+    pub job: JobRecord,
     /// The replica of each VM (the state the next point starts from).
     pub replicas: BTreeMap<usize, Replica>,
     /// Figures per recovery point attempted.
@@ -243,19 +250,29 @@ impl BackupServer {
         std::mem::take(&mut self.pending)
     }
 
-    /// Keeps `images` of `vm` as recovery point `n` (R18); with `baseline`, the next
-    /// incremental starts from those reference points.
+    /// Keeps `images` of `vm` as recovery point `n` (R18) with the `level` the host
+    /// claimed for them; with `baseline`, the next incremental starts from those
+    /// reference points.
     pub fn keep(
         &mut self,
         n: u32,
         vm: usize,
         images: Vec<SparseImage>,
+        level: Option<Reached>,
         baseline: Option<Vec<Option<RefPoint>>>,
     ) {
         if let Some(b) = baseline {
             self.replicas.entry(vm).or_default().baseline = b;
         }
+        if let Some(level) = level {
+            self.levels.entry(n).or_default().insert(vm, level);
+        }
         self.backups.entry(n).or_default().insert(vm, images);
+    }
+
+    /// The level the host claimed for `vm`'s image in recovery point `n`, if any.
+    pub fn level(&self, n: u32, vm: usize) -> Option<Reached> {
+        self.levels.get(&n)?.get(&vm).copied()
     }
 
     /// The current point is made (every transfer completed).

@@ -192,7 +192,7 @@ fn an_incremental_reads_and_sends_exactly_the_tracked_ranges() {
     t.record_write(0, PAGE).unwrap();
     let mut s = seeded(&mut d);
     let rp = t.create_reference_point().unwrap();
-    s.keep(1, 0, vec![replica(&s).clone()], Some(vec![Some(rp)]));
+    s.keep(1, 0, vec![replica(&s).clone()], None, Some(vec![Some(rp)]));
     // Two tracked writes in one 64 KiB granule, one in another; one write the tracker
     // never saw (it is not read: change tracking is trusted).
     for at in [0, PAGE, 5 * MIB] {
@@ -452,7 +452,7 @@ fn each_point_keeps_its_own_image() {
     let mut s = seeded(&mut d);
     let first = image(&mut d);
     for (vm, images) in s.take_pending() {
-        s.keep(1, vm, images, None);
+        s.keep(1, vm, images, None, None);
     }
     s.point_made();
     put(&mut d, PAGE, 2);
@@ -466,7 +466,7 @@ fn each_point_keeps_its_own_image() {
         .expect("express full");
     s.end_transfer(0);
     for (vm, images) in s.take_pending() {
-        s.keep(2, vm, images, None);
+        s.keep(2, vm, images, None, None);
     }
     assert_eq!(s.backups[&1][&0][0], first);
     assert_eq!(s.backups[&2][&0][0], image(&mut d));
@@ -485,8 +485,8 @@ fn a_restore_to_an_alternate_location_gives_exactly_the_point() {
     p1.write(2 * MIB, &page(2, 2 * MIB));
     let mut p2 = p1.clone();
     p2.write(PAGE, &page(3, PAGE));
-    s.keep(1, 0, vec![p1.clone()], None);
-    s.keep(2, 0, vec![p2], None);
+    s.keep(1, 0, vec![p1.clone()], None, None);
+    s.keep(2, 0, vec![p2], None, None);
     let rec = s
         .restore(
             &mut vm,
@@ -517,7 +517,7 @@ fn a_restore_to_the_original_place_replaces_the_chain() {
     let mut s = BackupServer::default();
     let mut p = SparseImage::default();
     p.write(MIB, &page(4, MIB));
-    s.keep(1, 0, vec![p.clone()], None);
+    s.keep(1, 0, vec![p.clone()], None, None);
     let rec = s
         .restore(
             &mut vm,
@@ -585,9 +585,9 @@ fn the_digest_follows_bytes_and_counts() {
     s.bytes.read = 1;
     let read = digest(&s);
     assert_ne!(empty, read);
-    s.keep(1, 0, Vec::new(), None);
+    s.keep(1, 0, Vec::new(), None, None);
     assert_eq!(digest(&s), read, "one point alone adds nothing");
-    s.keep(2, 0, Vec::new(), None);
+    s.keep(2, 0, Vec::new(), None, None);
     assert_ne!(digest(&s), read);
 }
 

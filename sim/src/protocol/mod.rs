@@ -8,6 +8,7 @@ pub mod guest_writer;
 pub mod hyperv;
 pub mod ic;
 pub mod msg;
+pub mod requester;
 pub mod vss;
 
 pub use fail::Fail;

@@ -87,6 +87,44 @@ impl Reached {
     }
 }
 
+/// Where a VM's backup image is read: in a snapshot set (`None`: on the live volume, F3.4's
+/// read-only parents) and, per disk, the chain files holding the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub set: Option<u64>,
+    pub files: Vec<Vec<String>>,
+}
+
+/// What a host reports of one VM's backup image, with the result of the call that made it
+/// (on a real host: the WMI job's checkpoint properties, the Hyper-V writer's component
+/// and GetSnapshotProperties): the consistency reached, whether F3's production
+/// checkpoint fell back to a standard one, and where the image is. The requester keeps
+/// it; the checkers judge the claim against what storage showed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Claim {
+    pub vm: usize,
+    pub reached: Option<Reached>,
+    pub fallback: bool,
+    pub source: Option<Source>,
+}
+
+impl Claim {
+    pub fn new(vm: usize) -> Self {
+        Claim {
+            vm,
+            ..Claim::default()
+        }
+    }
+
+    /// A later report on the same VM: a level or source it names replaces the earlier
+    /// one; a fallback stays.
+    pub fn merge(&mut self, later: Claim) {
+        self.reached = later.reached.or(self.reached);
+        self.fallback |= later.fallback;
+        self.source = later.source.or(self.source.take());
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
     /// The job starts.
@@ -100,20 +138,26 @@ pub enum Msg {
         volumes: Vec<String>,
         with_writers: bool,
     },
+    /// The call finished; DoSnapshotSet's carries the writers' claims on the VMs they
+    /// backed up (their components).
     VssDone {
         call: VssCall,
         set: u64,
         result: Result<(), Fail>,
+        claims: Vec<Claim>,
     },
     /// A writer event from VSS.
     Writer {
         event: WriterEvent,
         set: u64,
     },
+    /// The writer's answer; at OnPostSnapshot the Hyper-V writer's carries its claims on
+    /// the VMs of the set (its components), which VSS hands to the requester.
     WriterDone {
         event: WriterEvent,
         state: WriterState,
         result: Result<(), Fail>,
+        claims: Vec<Claim>,
     },
     /// A provider call from VSS, for the volumes of the set it owns.
     Provider {
@@ -147,9 +191,11 @@ pub enum Msg {
         ok: bool,
     },
     Vmms(VmmsOp),
+    /// The job ended; a checkpoint job's carries the checkpoint's claim.
     VmmsDone {
         op: VmmsOp,
         result: Result<(), Fail>,
+        claim: Option<Claim>,
     },
     /// A `struct hv_vss_msg` (packed bytes) from the host side to the guest's
     /// hv_snapshot channel.
@@ -241,6 +287,7 @@ impl Message for Msg {
                 event,
                 state,
                 result,
+                ..
             } => {
                 d.push(("event", Detail::Str(event.name())));
                 d.push(("state", Detail::Str(state.name())));
@@ -271,7 +318,7 @@ impl Message for Msg {
                 Ok(_) => d.push(("hr", Detail::Str("S_OK"))),
                 Err(e) => d.push(("hr", Detail::Str(e.name()))),
             },
-            Msg::VmmsDone { op, result } => {
+            Msg::VmmsDone { op, result, .. } => {
                 d.push(("job", Detail::Str(op.name())));
                 fail(d, result);
             }

@@ -112,9 +112,10 @@ pub fn i2(lab: &Site, outcome: Outcome) -> Check {
                 continue;
             };
             let expected = &fixed.images;
-            // The level the flow claims may not exceed the one the guest was in when
-            // storage fixed the image.
-            let claimed = lab.consistency.get(&vm).map(|r| match r {
+            // The level the host claimed for this point's image (kept with it on the
+            // backup server) may not exceed the one the guest was in when storage
+            // fixed the image.
+            let claimed = lab.server.level(n, vm).map(|r| match r {
                 Reached::Application => Consistency::Application,
                 Reached::File => Consistency::File,
                 Reached::Crash => Consistency::Crash,
@@ -335,7 +336,7 @@ pub fn i5(lab: &Site, outcome: Outcome, names: &[String], end_us: u64) -> Check 
     for span in watch.windows.spans().iter().filter(|s| s.over(end_us)) {
         problems.push(span.describe(names, end_us));
     }
-    if outcome == Outcome::Failure && lab.failure.is_none() {
+    if outcome == Outcome::Failure && lab.server.job.failure.is_none() {
         problems.push("the job failed without a code".into());
     }
     check(
@@ -378,7 +379,10 @@ pub fn i6(lab: &Site) -> Option<Check> {
             }
         }
     }
-    if lab.server.restores.is_empty() && lab.failure.is_none() && !lab.server.backups.is_empty() {
+    if lab.server.restores.is_empty()
+        && lab.server.job.failure.is_none()
+        && !lab.server.backups.is_empty()
+    {
         problems.push("the job made recovery points but restored none".into());
     }
     let fine = if lab.server.restores.is_empty() {

@@ -309,15 +309,18 @@ fn conclude(
     now: u64,
     names: &[String],
 ) -> RunReport {
-    let outcome = if lab.failure.is_some() || !lab.job_done {
+    let job = &lab.server.job;
+    let outcome = if job.failure.is_some() || !job.done {
         Outcome::Failure
     } else {
         Outcome::Success
     };
     let mut vms = Vec::new();
     for (&vm, p) in &lab.plans {
-        let reached = lab.consistency.get(&vm).copied();
-        let fallback = lab.fallbacks.contains(&vm);
+        // What the hosts claimed, as the job's record on the backup server has it.
+        let claim = job.claims.get(&vm);
+        let reached = claim.and_then(|c| c.reached);
+        let fallback = claim.is_some_and(|c| c.fallback);
         let (method, checkpoint) = match (p.flow, p.method) {
             (_, Method::SavedState) => (BackupMethod::SavedState, None),
             (_, Method::NamedCheckpoint) => {
@@ -357,7 +360,7 @@ fn conclude(
     if let Some(c) = invariants::i6(lab) {
         checks.push(c);
     }
-    let failure = lab.failure.clone();
+    let failure = lab.server.job.failure.clone();
     let mut report = RunReport {
         scenario: s.name.clone(),
         seed,
@@ -368,7 +371,7 @@ fn conclude(
         failure: failure
             .as_ref()
             .map(|f| f.detail.clone())
-            .or_else(|| (!lab.job_done).then(|| "the job did not finish".to_string())),
+            .or_else(|| (!lab.server.job.done).then(|| "the job did not finish".to_string())),
         vms,
         bytes_read: lab.server.bytes.read,
         bytes_hashed: lab.server.bytes.hashed,

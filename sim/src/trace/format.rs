@@ -13,9 +13,10 @@ use crate::sched::{Detail, StepRecord, Stop};
 pub const FORMAT_NAME: &str = "hvsim-trace";
 /// The trace format version this code writes and reads. Version 2 added the chain
 /// digest of every line; version 3 digests the world the scheduler owns ahead of the
-/// actors (a step's digest differs from version 2's for the same run). Older traces are
-/// refused with a clear error rather than replayed into a digest divergence.
-pub const FORMAT_VERSION: u64 = 3;
+/// actors (a step's digest differs from version 2's for the same run); version 4 digests
+/// the claims hosts return in their replies and the requester core's state. Older traces
+/// are refused with a clear error rather than replayed into a digest divergence.
+pub const FORMAT_VERSION: u64 = 4;
 
 /// Longest header line read, in bytes (it embeds the scenario).
 pub const MAX_HEADER_BYTES: usize = 4 << 20;

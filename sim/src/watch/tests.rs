@@ -86,6 +86,7 @@ fn done(event: WriterEvent, state: WriterState, ok: bool) -> Msg {
                 "scripted",
             ))
         },
+        claims: Vec::new(),
     }
 }
 

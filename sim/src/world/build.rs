@@ -210,13 +210,7 @@ fn build_on(
         vms,
         events: Vec::new(),
         shadows: BTreeMap::new(),
-        next_set: 1,
         plans: BTreeMap::new(),
-        sources: BTreeMap::new(),
-        consistency: BTreeMap::new(),
-        fallbacks: Default::default(),
-        failure: None,
-        job_done: false,
         observed: Observed::default(),
     };
     for name in &lab.scenario.job.vms.clone() {

@@ -13,7 +13,7 @@ pub use image::{SparseImage, PAGE};
 pub use observed::{level_now, Fixed, Fixing, Observed};
 pub use oracle::{Oracle, Point};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use hvsim_engine::chain::{ChainError, DiskChain, Merge};
@@ -25,7 +25,6 @@ use hvsim_engine::volume::{SnapshotId, Volume};
 use hvsim_engine::{GuidGen, Vhdx};
 
 use crate::plan::Plan;
-use crate::protocol::msg::{Fail, Reached};
 use crate::scenario::{FileSystem, GuestOs, HyperVVersion, Scenario};
 
 /// Whether a VM runs.
@@ -318,19 +317,8 @@ pub struct Lab {
     pub events: Vec<RaisedEvent>,
     /// Volume snapshots that exist, by snapshot set.
     pub shadows: BTreeMap<u64, Vec<Shadow>>,
-    pub next_set: u64,
     /// The plan of each VM of the job.
     pub plans: BTreeMap<usize, Plan>,
-    /// Where the requester reads each VM's backup: a snapshot set (or the live volume)
-    /// and, per disk, the chain files that hold the backup image.
-    pub sources: BTreeMap<usize, (Option<u64>, Vec<Vec<String>>)>,
-    /// The consistency each VM's guest reached.
-    pub consistency: BTreeMap<usize, Reached>,
-    /// VMs whose production checkpoint fell back to a standard one.
-    pub fallbacks: BTreeSet<usize>,
-    /// The job's first failure.
-    pub failure: Option<Fail>,
-    pub job_done: bool,
     /// What storage showed step by step: written only by the scheduler's after-step
     /// call, never by an actor (the field is private to this module).
     observed: Observed,

@@ -2,7 +2,8 @@
 //! one Vmms per host, named as the simulated ones) write down every call the requester
 //! makes, in order, and answer from a script. It is not a second simulator: it has no
 //! writers, providers, guests or workload; it leaves only what the requester reads
-//! (a volume snapshot per volume of a set, the backup's source, a recovery checkpoint).
+//! (a volume snapshot per volume of a set, a recovery checkpoint) and its claims on them
+//! (crash-consistent, and where each VM's backup is).
 
 use std::rc::Rc;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -13,7 +14,7 @@ use hvsim_sim::engine::volume::{SnapshotOptions, VolumeError};
 use hvsim_sim::engine::GuidGen;
 use hvsim_sim::faults::FaultPlan;
 use hvsim_sim::plan::Flow;
-use hvsim_sim::protocol::msg::{Fail, Msg};
+use hvsim_sim::protocol::msg::{Claim, Fail, Msg, Reached, Source};
 use hvsim_sim::protocol::vss::VssCall;
 use hvsim_sim::scenario::{FailureClass, Hresult, Scenario};
 use hvsim_sim::sched::{Actor, ActorId, Cx, Envelope, Scheduler};
@@ -49,6 +50,8 @@ pub struct Recorded {
 #[derive(Clone, Debug, Default)]
 pub struct Script {
     fail: Option<(&'static str, Hresult)>,
+    /// The host answers without its claims (no component names the VM's files).
+    silent: bool,
 }
 
 impl Script {
@@ -60,6 +63,15 @@ impl Script {
     pub fn fail(call: &'static str, code: Hresult) -> Self {
         Script {
             fail: Some((call, code)),
+            silent: false,
+        }
+    }
+
+    /// Every call succeeds, but no answer says where a VM's backup is.
+    pub fn without_claims() -> Self {
+        Script {
+            fail: None,
+            silent: true,
         }
     }
 }
@@ -171,6 +183,7 @@ struct Endpoint {
     name: String,
     host: String,
     fail: Option<(&'static str, Hresult)>,
+    silent: bool,
     log: Sender<Recorded>,
     answered: u64,
 }
@@ -181,18 +194,21 @@ impl Endpoint {
             name,
             host: host.to_string(),
             fail: script.fail,
+            silent: script.silent,
             log: log.clone(),
             answered: 0,
         }
     }
 
-    /// What the host leaves for the requester to read when the call succeeds.
+    /// What the host leaves for the requester to read when the call succeeds, and its
+    /// claims on the VMs it backed up.
     fn effects(
         &self,
         call: &HostCall,
         lab: &mut Lab,
         guids: &mut GuidGen,
-    ) -> Result<(), HostError> {
+    ) -> Result<Vec<Claim>, HostError> {
+        let mut claims = Vec::new();
         match call {
             HostCall::Vss {
                 call: VssCall::DoSnapshotSet,
@@ -225,7 +241,15 @@ impl Endpoint {
                             && v.disks.iter().all(|d| volumes.contains(&d.volume))
                         {
                             let files = v.disks.iter().map(|d| d.chain.files.clone()).collect();
-                            lab.sources.insert(vm, (Some(*set), files));
+                            claims.push(Claim {
+                                vm,
+                                reached: Some(Reached::Crash),
+                                fallback: false,
+                                source: Some(Source {
+                                    set: Some(*set),
+                                    files,
+                                }),
+                            });
                         }
                     }
                 }
@@ -244,14 +268,26 @@ impl Endpoint {
             HostCall::Vss { .. } => {}
             HostCall::CreateRecoveryCheckpoint { vm } => {
                 let v = &mut lab.vms[*vm];
+                let mut parents = Vec::new();
                 for d in &mut v.disks {
                     d.close()?;
+                    parents.push(d.chain.files.clone());
                     let name = checkpoint_file(&d.file, guids.next_guid());
                     d.chain.create_checkpoint(&name, guids)?;
                     if v.power != Power::Off {
                         d.reopen(false, guids)?;
                     }
                 }
+                // A standard checkpoint: crash-consistent, read from its parents.
+                claims.push(Claim {
+                    vm: *vm,
+                    reached: Some(Reached::Crash),
+                    fallback: false,
+                    source: Some(Source {
+                        set: None,
+                        files: parents,
+                    }),
+                });
             }
             HostCall::MergeCheckpoint { vm } => {
                 // No guest writes on this host: the checkpoint holds nothing to keep.
@@ -265,7 +301,7 @@ impl Endpoint {
                 }
             }
         }
-        Ok(())
+        Ok(claims)
     }
 }
 
@@ -288,17 +324,29 @@ impl Actor<Msg, Site> for Endpoint {
             })
             .ok();
         self.answered += 1;
-        let result = match self.fail {
+        let (result, claims) = match self.fail {
             Some((name, code)) if name == call.name() => {
                 self.fail = None;
-                Err(Fail::new(code, FailureClass::Host, "scripted failure"))
+                (
+                    Err(Fail::new(code, FailureClass::Host, "scripted failure")),
+                    Vec::new(),
+                )
             }
-            _ => self
-                .effects(&call, cx.world, cx.out.guids())
-                .map_err(|e| Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e.to_string())),
+            _ => match self.effects(&call, cx.world, cx.out.guids()) {
+                Ok(_) if self.silent => (Ok(()), Vec::new()),
+                Ok(claims) => (Ok(()), claims),
+                Err(e) => (
+                    Err(Fail::new(
+                        Hresult::VssEUnexpected,
+                        FailureClass::Host,
+                        e.to_string(),
+                    )),
+                    Vec::new(),
+                ),
+            },
         };
-        cx.out
-            .send_after(from, ANSWER_US, call.answer(result).into_msg());
+        let reply = call.answer(result).with_claims(claims);
+        cx.out.send_after(from, ANSWER_US, reply.into_msg());
     }
 
     fn digest(&self, h: &mut blake3::Hasher) {

@@ -418,6 +418,7 @@ impl WriterCore {
                 event,
                 state: self.state,
                 result,
+                claims: Vec::new(),
             },
         });
     }

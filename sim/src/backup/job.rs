@@ -1,0 +1,24 @@
+//! The job's record on the backup server: how the job ended and what the hosts claimed
+//! of each VM, as the backup application logs it. The report reads it; the workload
+//! stops writing once the job is done.
+
+use std::collections::BTreeMap;
+
+use crate::protocol::msg::{Claim, Fail};
+
+#[derive(Debug, Default)]
+pub struct JobRecord {
+    /// The job's first failure (the code the job reports).
+    pub failure: Option<Fail>,
+    /// The job ended (made its points and restores, or gave up).
+    pub done: bool,
+    /// Per VM, the latest claim the host made of its backup image.
+    pub claims: BTreeMap<usize, Claim>,
+}
+
+impl JobRecord {
+    /// Records `f` unless the job failed already: the first failure wins.
+    pub fn fail(&mut self, f: Fail) {
+        self.failure.get_or_insert(f);
+    }
+}

@@ -1,0 +1,51 @@
+//! What the requester asks of the world.
+
+use std::collections::BTreeMap;
+
+use crate::plan::Stage;
+use crate::protocol::msg::{Claim, Fail, Reached, Source, VmmsOp};
+use crate::protocol::vss::VssCall;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Recovery point `number` (1-based, R18) starts with `tasks` tasks.
+    BeginPoint { number: u32, tasks: usize },
+    /// This step is `stage` of `vm`'s flow (its SPEC item tags the step).
+    Tag { vm: usize, stage: Stage },
+    /// An `IVssBackupComponents` call to `host`'s VSS, `delay_us` from now.
+    Vss {
+        host: String,
+        call: VssCall,
+        set: u64,
+        volumes: Vec<String>,
+        with_writers: bool,
+        delay_us: u64,
+    },
+    /// A WMI job for `host`'s Vmms.
+    Vmms { host: String, op: VmmsOp },
+    /// The next step reads (its own step in the story and the trace).
+    ReadNext,
+    /// Read each VM's backup from its source into recovery point `point`; answered by
+    /// [`super::Input::Read`].
+    Read {
+        point: u32,
+        vms: Vec<(usize, Source)>,
+    },
+    /// A host's claim on a VM, as the job now knows it: the job's record keeps it.
+    Claimed(Claim),
+    /// The job's first failure: the code it reports.
+    Fail(Fail),
+    /// Nothing failed: recovery point `number` keeps what it read, with the level the
+    /// host claimed for each VM.
+    MakePoint {
+        number: u32,
+        levels: BTreeMap<usize, Reached>,
+    },
+    /// The next recovery point starts `after_us` from now.
+    NextPoint { after_us: u64 },
+    /// R16: restore recovery point `point` of every VM it holds; answered by
+    /// [`super::Input::Restored`].
+    Restore { point: u32 },
+    /// The job ended.
+    JobDone,
+}

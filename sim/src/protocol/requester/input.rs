@@ -1,0 +1,28 @@
+//! What reaches the requester.
+
+use crate::protocol::msg::{Claim, Fail, VmmsOp};
+use crate::protocol::vss::VssCall;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// The job starts, or its next recovery point.
+    Start,
+    /// A VSS call finished; DoSnapshotSet's carries the writers' claims.
+    VssDone {
+        call: VssCall,
+        result: Result<(), Fail>,
+        claims: Vec<Claim>,
+    },
+    /// A Vmms job ended; a checkpoint's carries its claim.
+    VmmsDone {
+        op: VmmsOp,
+        result: Result<(), Fail>,
+        claim: Option<Claim>,
+    },
+    /// The read step asked for by [`super::Effect::ReadNext`] came.
+    ReadDue,
+    /// The read of [`super::Effect::Read`] ended: the transfer time, or why it failed.
+    Read(Result<u64, Fail>),
+    /// The restore of [`super::Effect::Restore`] ended (its first failure).
+    Restored(Result<(), Fail>),
+}
