@@ -48,6 +48,9 @@ pub struct RequesterCore {
     /// PrepareForBackup succeeded (or F3.5's volume snapshot was asked for): the set
     /// must be ended.
     prepared: bool,
+    /// F3.5's volume snapshot failed: VSS aborted the set, so the requester ends it with
+    /// AbortBackup, never BackupComplete (reference vss.md §1.3).
+    snapshot_failed: bool,
     /// The VMs the next read reads.
     reading: Vec<usize>,
     /// The recovery point being made (1-based, R18).
@@ -69,6 +72,7 @@ impl RequesterCore {
             checkpointed: BTreeSet::new(),
             failure: None,
             prepared: false,
+            snapshot_failed: false,
             reading: Vec::new(),
             point: 0,
             claims: BTreeMap::new(),
@@ -139,6 +143,7 @@ impl RequesterCore {
             });
         }
         self.prepared = false;
+        self.snapshot_failed = false;
         self.outstanding.clear();
         self.checkpointed.clear();
         match self.task.clone() {
@@ -308,6 +313,7 @@ impl RequesterCore {
                 }
                 (Stage::SnapshotForProxy, Err(f)) => {
                     self.fail(f, fx);
+                    self.snapshot_failed = true;
                     self.merge_all(fx);
                 }
                 (Stage::ReleaseSnapshot, r) => {
@@ -408,9 +414,15 @@ impl RequesterCore {
 
     fn after_merges(&mut self, fx: &mut Vec<Effect>) {
         if self.prepared {
-            // F3.5: every VM of the group is done: the volume snapshot goes.
+            // F3.5: every VM of the group is done: the volume snapshot goes (or, when
+            // it was never made, the aborted set is ended).
             self.stage = Stage::ReleaseSnapshot;
-            self.send_vss(VssCall::BackupComplete, false, 0, fx);
+            let call = if self.snapshot_failed {
+                VssCall::AbortBackup
+            } else {
+                VssCall::BackupComplete
+            };
+            self.send_vss(call, false, 0, fx);
         } else {
             self.next_task(fx);
         }

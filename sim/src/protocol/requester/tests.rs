@@ -685,9 +685,11 @@ fn f3_no_checkpoint_taken_goes_to_the_next_task() {
     );
 }
 
-/// F3.5's volume snapshot failing: the checkpoints are merged back and the set released.
+/// F3.5's volume snapshot failing: the checkpoints are merged back and the set, which VSS
+/// aborted, is ended with AbortBackup: BackupComplete would have its provider delete
+/// snapshots it already aborted (I5 order).
 #[test]
-fn f3_a_failed_proxy_snapshot_still_merges_and_releases() {
+fn f3_a_failed_proxy_snapshot_still_merges_and_aborts_the_set() {
     let (_, log) = run(
         f3_group_job(BackupMode::OffHost),
         failing(
@@ -702,7 +704,7 @@ fn f3_a_failed_proxy_snapshot_still_merges_and_releases() {
             "fail VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED",
             "MergeCheckpoint node1 vm0",
             "MergeCheckpoint node2 vm1",
-            "BackupComplete node1 set 1 (no writers)",
+            "AbortBackup node1 set 1 (no writers)",
             "job done",
         ]
     );
