@@ -40,9 +40,11 @@ use uuid::Uuid;
 
 /// Samba's message-sequence timer, shortened (`fss:sequence timeout`) so that expiry can be
 /// watched in a test; it replaces every one of Samba's timer values.
-const SEQUENCE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Within one `fss_create_expose` the calls follow each other within milliseconds, and
+/// where a test step needs two sequences in a row it sends them in one rpcclient run.
+const SEQUENCE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Long enough for Samba's shortened timer to have fired.
-const PAST_TIMER: Duration = Duration::from_millis(2600);
+const PAST_TIMER: Duration = Duration::from_millis(1700);
 /// Past every timer of the model (its values are the protocol's: 180 s and 1800 s).
 const MODEL_PAST_TIMER_US: u64 = 1801 * 1_000_000;
 const PASSWORD: &str = "hvsim-Fsrvp-1";
@@ -269,8 +271,27 @@ impl Samba {
     }
 
     fn create_expose(&self, context: &str, mode: &str, shares: &[&str]) -> Flow {
-        let cmd = format!("fss_create_expose {context} {mode} {}", shares.join(" "));
-        Flow::parse(&self.rpc(&cmd))
+        Flow::parse(&self.rpc(&create_expose_cmd(context, mode, shares)))
+    }
+
+    /// Several commands in one rpcclient run, so that they follow each other within
+    /// milliseconds (no new process, login and pipe between them); the output of each.
+    fn rpc_batch(&self, cmds: &[String]) -> Vec<String> {
+        // GetSupportedVersion between two commands marks where one's output ends.
+        const MARK: &str = "supports FSRVP versions from";
+        let out = self.rpc(&cmds.join("; fss_get_sup_version; "));
+        let parts: Vec<String> =
+            out.split_inclusive('\n')
+                .fold(vec![String::new()], |mut v, line| {
+                    if line.contains(MARK) {
+                        v.push(String::new());
+                    } else {
+                        v.last_mut().unwrap().push_str(line);
+                    }
+                    v
+                });
+        assert_eq!(parts.len(), cmds.len(), "rpcclient {cmds:?}:\n{out}");
+        parts
     }
 
     /// The file `name` of an exposed shadow-copy share, read back over SMB.
@@ -357,6 +378,10 @@ impl Drop for Samba {
         Samba::stop_group(self.smbd.id() as i32);
         let _ = self.smbd.wait();
     }
+}
+
+fn create_expose_cmd(context: &str, mode: &str, shares: &[&str]) -> String {
+    format!("fss_create_expose {context} {mode} {}", shares.join(" "))
 }
 
 /// The result code of a failed rpcclient command, AbortShadowCopySet's aside.
@@ -928,18 +953,19 @@ fn samba_fsrvp_server_and_fss_agent_agree_or_differ_as_recorded() {
 
     // --- A second set while one is in progress (Committed), then out-of-order calls on
     // it. Samba's SetContext restarts its timer for no set, so this set is never expired.
+    // Both sequences in one rpcclient run: the second must come before Samba's timer
+    // expires on the first set.
+    let both = samba.rpc_batch(&[
+        create_expose_cmd("backup", "ro", &["included"]),
+        create_expose_cmd("backup", "ro", &["share1"]),
+    ]);
+    let (sh, si) = (Flow::parse(&both[0]), Flow::parse(&both[1]));
     m.agent.set_failing("ExposeShadowCopySet");
-    let (sh, mh) = (
-        samba.create_expose("backup", "ro", &["included"]),
-        m.create_expose(ro, &["included"]),
-    );
+    let mh = m.create_expose(ro, &["included"]);
+    m.agent.clear_failing("ExposeShadowCopySet");
+    let mi = m.create_expose(ro, &["share1"]);
     assert_eq!(sh.failure().unwrap().0, "ExposeShadowCopySet");
     assert_eq!(mh.failure().unwrap().0, "ExposeShadowCopySet");
-    m.agent.clear_failing("ExposeShadowCopySet");
-    let (si, mi) = (
-        samba.create_expose("backup", "ro", &["share1"]),
-        m.create_expose(ro, &["share1"]),
-    );
     assert_eq!(
         (si.failure(), mi.failure()),
         (
