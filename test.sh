@@ -8,12 +8,31 @@ need=()
 { command -v qemu-img && command -v qemu-io; } >/dev/null 2>&1 || need+=(qemu-utils)
 command -v vhdiinfo >/dev/null 2>&1 || need+=(libvhdi-utils)
 /usr/bin/python3 -c 'import pyvhdi' >/dev/null 2>&1 || need+=(python3-libvhdi)
+# The MS-FSRVP comparison (tests/samba_fsrvp.rs) runs its own smbd with Samba's FSRVP
+# server and the shell_snap VFS module, and drives it with rpcclient and smbclient.
+{ command -v smbd && [ -x /usr/libexec/samba/rpcd_fsrvp ]; } >/dev/null 2>&1 || need+=(samba)
+command -v smbpasswd >/dev/null 2>&1 || need+=(samba-common-bin)
+ls /usr/lib/*/samba/vfs/shell_snap.so >/dev/null 2>&1 || need+=(samba-vfs-modules)
+{ command -v rpcclient && command -v smbclient; } >/dev/null 2>&1 || need+=(smbclient)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
   echo "test.sh: installing ${need[*]}"
+  # Installing samba must not start the machine's own smbd/nmbd: while installing, a
+  # policy-rc.d (unless one exists) refuses every service start.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    own_policy=1
+  fi
   $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  apt_status=0
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null ||
+    apt_status=$?
+  [ -z "$own_policy" ] || $sudo rm -f "$policy"
+  [ "$apt_status" = 0 ] || exit "$apt_status"
 fi
 
 # Property tests draw their cases from a fixed seed, so a run is repeatable and a red

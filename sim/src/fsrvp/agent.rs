@@ -7,9 +7,10 @@
 //!   (FSRVP_E_SHADOWCOPYSET_ID_MISMATCH), then the state (FSRVP_E_BAD_STATE), then its
 //!   arguments.
 //! - A share path is `\\server\share` (an optional trailing `\`); anything else, or
-//!   another server's name, is E_INVALIDARG. IsPathSupported answers `supported: false`
-//!   for a share the server does not have; AddToShadowCopySet refuses it with
-//!   FSRVP_E_NOT_SUPPORTED.
+//!   another server's name, is E_INVALIDARG. A share the server does not have is
+//!   E_INVALIDARG too, for every call that names one (MS-FSRVP 3.1.4.9: the server
+//!   verifies the share exists before asking whether its file store is supported; Samba's
+//!   FSRVP server answers the same).
 //! - A volume is in a set at most once (FSRVP_E_OBJECT_ALREADY_EXISTS for a second share
 //!   on it, as for the same share twice), so each shadow copy maps exactly one share.
 //! - GetShareMapping before Expose (and after RecoveryComplete) is FSRVP_E_BAD_STATE, not
@@ -478,17 +479,14 @@ impl FssAgent {
                 }
             },
             IsPathSupported { share_path } => {
-                let name = self.parse_share_path(&share_path)?;
+                self.existing_share(&share_path)?;
                 Ok(FsrvpReply::PathSupported {
-                    supported: self.vss.share(name).is_some(),
+                    supported: true,
                     owner_machine_name: self.server.clone(),
                 })
             }
             IsPathShadowCopied { share_path } => {
-                let name = self.parse_share_path(&share_path)?;
-                let Some((share, _)) = self.vss.share(name) else {
-                    return Err(FsrvpError::NotSupported);
-                };
+                let (share, _) = self.existing_share(&share_path)?;
                 let present = self.sets.values().any(|s| {
                     s.copies
                         .values()
@@ -570,6 +568,13 @@ impl FssAgent {
         Ok(share)
     }
 
+    /// The share `share_path` names, with its volume; E_INVALIDARG when this server has no
+    /// such share (MS-FSRVP 3.1.4.9).
+    fn existing_share(&self, share_path: &str) -> Result<(&str, &Volume), FsrvpError> {
+        let name = self.parse_share_path(share_path)?;
+        self.vss.share(name).ok_or(FsrvpError::InvalidArg)
+    }
+
     /// The shadow copy `shadow_copy_id` of the set, checked to map `share_path`.
     fn mapped(
         &self,
@@ -598,8 +603,7 @@ impl FssAgent {
         if !matches!(state, SetState::Started | SetState::Added) {
             return Err(FsrvpError::BadState);
         }
-        let name = self.parse_share_path(share_path)?;
-        let (share, volume) = self.vss.share(name).ok_or(FsrvpError::NotSupported)?;
+        let (share, volume) = self.existing_share(share_path)?;
         let (share, volume) = (share.to_string(), volume.clone());
         let vol_name = volume.name();
         if self.sets[&set_id]

@@ -386,7 +386,7 @@ fn add_checks_state_share_and_volume() {
         0x80042501
     );
     // A share the server does not have; a path of another server.
-    assert_eq!(err(&mut agent, 0, addc(set, r"\\fs1\nope")), 0x8004230C);
+    assert_eq!(err(&mut agent, 0, addc(set, r"\\fs1\nope")), 0x80070057);
     assert_eq!(err(&mut agent, 0, addc(set, r"\\fs2\VMs")), 0x80070057);
     assert_eq!(agent.set_state(set), Some(SetState::Started));
     add(&mut agent, 0, set, VMS);
@@ -565,13 +565,7 @@ fn path_queries() {
             owner_machine_name: "fs1".into()
         }
     );
-    assert_eq!(
-        ok(&mut agent, 0, sup(r"\\fs1\nope")),
-        FsrvpReply::PathSupported {
-            supported: false,
-            owner_machine_name: "fs1".into()
-        }
-    );
+    assert_eq!(err(&mut agent, 0, sup(r"\\fs1\nope")), 0x80070057);
     assert_eq!(err(&mut agent, 0, sup("fs1/VMs")), 0x80070057);
     let copied = |p: &str| FsrvpCall::IsPathShadowCopied {
         share_path: p.into(),
@@ -751,7 +745,7 @@ fn unresponsive_accepts_only_timed_operations() {
 }
 
 #[test]
-fn client_fails_on_an_unsupported_share_without_further_calls() {
+fn client_fails_on_an_unknown_share_without_further_calls() {
     let (mut agent, _, _) = setup();
     let mut client = FssClient::new(vec![r"\\fs1\nope".into()]);
     let (mut now, mut log) = (0, Vec::new());
@@ -760,7 +754,7 @@ fn client_fails_on_an_unsupported_share_without_further_calls() {
         st,
         ClientStatus::Failed {
             op: "IsPathSupported",
-            error: FsrvpError::NotSupported
+            error: FsrvpError::InvalidArg
         }
     );
     assert_eq!(log.len(), 1);
@@ -880,4 +874,30 @@ fn a_failed_prepare_is_reported_and_the_set_aborted() {
     assert_eq!(FsrvpError::WaitFailed.provider_hresult(), 0xFFFFFFFF);
     assert_eq!(client.abort_result(), Some(Ok(())));
     assert!(agent.set_ids().is_empty());
+}
+
+/// MS-FSRVP 3.1.4.9: the server first verifies that the share exists; one it does not
+/// have is E_INVALIDARG (as Samba's FSRVP server answers), for every call that names a
+/// share, and leaves the set as it was. FSRVP_E_NOT_SUPPORTED is kept for an existing
+/// share whose file store cannot be shadow-copied.
+#[test]
+fn a_share_the_server_does_not_have_is_an_invalid_argument() {
+    let (mut agent, _, _) = setup();
+    let nope = r"\\fs1\nope\";
+    let sup = FsrvpCall::IsPathSupported {
+        share_path: nope.into(),
+    };
+    assert_eq!(err(&mut agent, 0, sup), E_INVALIDARG);
+    let copied = FsrvpCall::IsPathShadowCopied {
+        share_path: nope.into(),
+    };
+    assert_eq!(err(&mut agent, 0, copied), E_INVALIDARG);
+    let set = start(&mut agent, 0);
+    let addc = FsrvpCall::AddToShadowCopySet {
+        client_shadow_copy_id: Uuid::nil(),
+        set_id: set,
+        share_path: nope.into(),
+    };
+    assert_eq!(err(&mut agent, 0, addc), E_INVALIDARG);
+    assert_eq!(agent.set_state(set), Some(SetState::Started));
 }
