@@ -86,7 +86,7 @@ fn fix_sum(b: &mut [u8], at: usize, len: usize, field: usize) {
 }
 
 /// Applies `edit` to the footer and its copy at offset 0 (dynamic disks), checksums fixed.
-fn edit_footers(b: &mut Vec<u8>, edit: impl Fn(&mut [u8])) {
+fn edit_footers(b: &mut [u8], edit: impl Fn(&mut [u8])) {
     let end = b.len() - 512;
     for at in [0, end] {
         if &b[at..at + 8] == b"conectix" {
@@ -324,11 +324,14 @@ fn run_mutant(what: String, bytes: Vec<u8>, parent: Option<Vec<u8>>) -> i64 {
     }
 }
 
+/// A named image and its parent's bytes.
+type Sample<'a> = (&'a str, &'a Vec<u8>, Option<Vec<u8>>);
+
 #[test]
 fn random_mutations_of_every_structure_fail_cleanly() {
     let (parent, child, fixed) = images();
     let mut rng = ChaCha8Rng::seed_from_u64(20261130);
-    let samples: [(&str, &Vec<u8>, Option<Vec<u8>>); 3] = [
+    let samples: [Sample; 3] = [
         ("parent", &parent, None),
         ("child", &child, Some(parent.clone())),
         ("fixed", &fixed, None),
