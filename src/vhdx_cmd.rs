@@ -236,6 +236,9 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
         } => {
             let format = new_format(&path, format, parent.as_deref(), fixed);
             if format != NewFormat::Vhdx {
+                if logical_sector != 512 {
+                    bail!("{}: a VHD has 512-byte sectors only", path.display());
+                }
                 return create_vhd(&path, size, block_size, format, parent.as_deref());
             }
             if parent.is_none() && size.is_none() {
@@ -536,6 +539,9 @@ fn import(
         storage = storage.unsynced();
     }
     if format != NewFormat::Vhdx {
+        if lss != 512 {
+            bail!("{}: a VHD has 512-byte sectors only", path.display());
+        }
         let opts = vhd::CreateOptions {
             virtual_size: len,
             disk_type: vhd_type(format),
@@ -664,6 +670,15 @@ fn create_vhd(
                 p.display()
             );
         }
+        // Checked before anything is created: a refused image never appears.
+        let pv = Vhd::open_file(p, &OpenOptions::read_only()).map_err(|e| in_file(e.into(), p))?;
+        if let Some(sz) = size.filter(|&sz| sz != pv.virtual_size()) {
+            bail!(
+                "{}: --size {sz} differs from the parent's size {}",
+                path.display(),
+                pv.virtual_size()
+            );
+        }
     }
     let opts = vhd::CreateOptions {
         virtual_size: match (size, parent) {
@@ -680,16 +695,6 @@ fn create_vhd(
         ..vhd::CreateOptions::default()
     };
     let v = Vhd::create_file(path, &opts).map_err(|e| in_file(e.into(), path))?;
-    if let (Some(sz), Some(_)) = (size, parent) {
-        if sz != v.virtual_size() {
-            drop(v);
-            let _ = std::fs::remove_file(path);
-            bail!(
-                "{}: --size {sz} differs from the parent's size",
-                path.display()
-            );
-        }
-    }
     v.close().map_err(|e| in_file(e.into(), path))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -19,20 +19,44 @@ fn vhd_images_by_name_format_and_parent_read_back_what_was_written() {
     let f = dir.path().join("f.vhd");
     let x = dir.path().join("x.img");
     ok(&hvsim(&["vhdx", "create", s(&d), "--size", "9M"]));
-    ok(&hvsim(&["vhdx", "create", s(&f), "--size", "9M", "--fixed"]));
-    ok(&hvsim(&["vhdx", "create", s(&x), "--size", "9M", "--format", "vhd-dynamic"]));
+    ok(&hvsim(&[
+        "vhdx",
+        "create",
+        s(&f),
+        "--size",
+        "9M",
+        "--fixed",
+    ]));
+    ok(&hvsim(&[
+        "vhdx",
+        "create",
+        s(&x),
+        "--size",
+        "9M",
+        "--format",
+        "vhd-dynamic",
+    ]));
     assert!(info(&d).contains("format:               vhd\ndisk type:            dynamic\n"));
     assert!(info(&f).contains("disk type:            fixed\n"));
-    assert!(info(&x).contains("format:               vhd\n"), "by content, not name");
+    assert!(
+        info(&x).contains("format:               vhd\n"),
+        "by content, not name"
+    );
     assert_eq!(fs::metadata(&f).unwrap().len(), 9 * MIB + 512);
 
     let data = pattern(5000, 3);
     for img in [&d, &f, &x] {
-        ok(&hvsim_stdin(&["vhdx", "write", s(img), "--offset", "123457"], &data));
+        ok(&hvsim_stdin(
+            &["vhdx", "write", s(img), "--offset", "123457"],
+            &data,
+        ));
         assert_eq!(vhdx_read(img, 123457, 5000), data);
         assert_eq!(vhdx_read(img, 0, 512), vec![0u8; 512]);
         let check = hvsim(&["vhdx", "check", s(img)]);
-        assert_eq!(ok(&check), format!("{}: no problems found\n", img.display()));
+        assert_eq!(
+            ok(&check),
+            format!("{}: no problems found\n", img.display())
+        );
     }
 
     // A child of a VHD is a VHD differencing disk; it reads its parent where unwritten.
@@ -40,9 +64,18 @@ fn vhd_images_by_name_format_and_parent_read_back_what_was_written() {
     ok(&hvsim(&["vhdx", "create", s(&c), "--parent", s(&d)]));
     let i = info(&c);
     assert!(i.contains("disk type:            differencing\n"), "{i}");
-    assert!(i.contains(&format!("parent:               {}\n", fs::canonicalize(&d).unwrap().display())), "{i}");
+    assert!(
+        i.contains(&format!(
+            "parent:               {}\n",
+            fs::canonicalize(&d).unwrap().display()
+        )),
+        "{i}"
+    );
     let over = pattern(700, 9);
-    ok(&hvsim_stdin(&["vhdx", "write", s(&c), "--offset", "124000"], &over));
+    ok(&hvsim_stdin(
+        &["vhdx", "write", s(&c), "--offset", "124000"],
+        &over,
+    ));
     let mut want = data.clone();
     want[543..1243].copy_from_slice(&over);
     assert_eq!(vhdx_read(&c, 123457, 5000), want);
@@ -55,7 +88,10 @@ fn vhd_images_by_name_format_and_parent_read_back_what_was_written() {
     let bytes = fs::read(&raw).unwrap();
     assert_eq!(bytes.len() as u64, 9 * MIB);
     assert_eq!(&bytes[123457..128457], &want[..]);
-    for (name, extra, kind) in [("i.vhd", None, "dynamic"), ("j.img", Some("vhd-fixed"), "fixed")] {
+    for (name, extra, kind) in [
+        ("i.vhd", None, "dynamic"),
+        ("j.img", Some("vhd-fixed"), "fixed"),
+    ] {
         let out = dir.path().join(name);
         let mut args = vec!["vhdx", "import", s(&raw), s(&out)];
         if let Some(fmt) = extra {
@@ -74,7 +110,10 @@ fn vhd_images_by_name_format_and_parent_read_back_what_was_written() {
             out.as_os_str(),
             q.as_os_str(),
         ]);
-        assert!(fs::read(&q).unwrap() == bytes, "{name}: qemu reads the import as the raw file");
+        assert!(
+            fs::read(&q).unwrap() == bytes,
+            "{name}: qemu reads the import as the raw file"
+        );
     }
 }
 
@@ -84,9 +123,20 @@ fn vhd_images_by_name_format_and_parent_read_back_what_was_written() {
 fn check_finds_leaked_space_and_repair_truncates_it() {
     let dir = scratch_dir();
     let d = dir.path().join("d.vhd");
-    ok(&hvsim(&["vhdx", "create", s(&d), "--size", "5M", "--block-size", "1M"]));
+    ok(&hvsim(&[
+        "vhdx",
+        "create",
+        s(&d),
+        "--size",
+        "5M",
+        "--block-size",
+        "1M",
+    ]));
     let data = pattern(3000, 5);
-    ok(&hvsim_stdin(&["vhdx", "write", s(&d), "--offset", "1000"], &data));
+    ok(&hvsim_stdin(
+        &["vhdx", "write", s(&d), "--offset", "1000"],
+        &data,
+    ));
     let mut b = fs::read(&d).unwrap();
     let len = b.len();
     let footer = b[len - 512..].to_vec();
@@ -109,11 +159,17 @@ fn check_finds_leaked_space_and_repair_truncates_it() {
     let out = hvsim(&["vhdx", "check", s(&d), "--repair"]);
     let text = ok(&out);
     assert!(
-        text.contains(&format!("repaired: wrote the footer at offset {:#x} and truncated the file to {len} bytes", len - 512))
-            && text.contains("no problems found"),
+        text.contains(&format!(
+            "repaired: wrote the footer at offset {:#x} and truncated the file to {len} bytes",
+            len - 512
+        )) && text.contains("no problems found"),
         "{text}"
     );
-    assert_eq!(fs::read(&d).unwrap(), &b[..len], "the repaired file is the one before the leak");
+    assert_eq!(
+        fs::read(&d).unwrap(),
+        &b[..len],
+        "the repaired file is the one before the leak"
+    );
     assert_eq!(vhdx_read(&d, 1000, 3000), data);
 }
 
@@ -122,7 +178,10 @@ fn damaged_vhd_and_what_vhd_cannot_do_fail_with_their_reason() {
     let dir = scratch_dir();
     let d = dir.path().join("d.vhd");
     ok(&hvsim(&["vhdx", "create", s(&d), "--size", "5M"]));
-    ok(&hvsim_stdin(&["vhdx", "write", s(&d), "--offset", "0"], &pattern(512, 1)));
+    ok(&hvsim_stdin(
+        &["vhdx", "write", s(&d), "--offset", "0"],
+        &pattern(512, 1),
+    ));
 
     // A BAT entry pointing into the header.
     let bad = dir.path().join("bad.vhd");
@@ -136,31 +195,87 @@ fn damaged_vhd_and_what_vhd_cannot_do_fail_with_their_reason() {
         text.contains("error: BAT entry at offset 0x600 is corrupt: block 0 at 0x200..0x200400 overlaps the metadata at 0x200..0x600"),
         "{text}"
     );
-    let (code, err) = fails(&hvsim(&["vhdx", "read", s(&bad), "--offset", "0", "--length", "1"]));
+    let (code, err) = fails(&hvsim(&[
+        "vhdx",
+        "read",
+        s(&bad),
+        "--offset",
+        "0",
+        "--length",
+        "1",
+    ]));
     assert_eq!(code, 1);
     assert_eq!(
         err,
         format!("hvsim: error: {}: BAT entry at offset 0x600 is corrupt: block 0 at 0x200..0x200400 overlaps the metadata at 0x200..0x600\n", bad.display())
     );
 
-    let (_, err) = fails(&hvsim(&["vhdx", "create", s(&dir.path().join("o.vhd")), "--size", "1000"]));
-    assert!(err.contains("virtual size 1000 must be a non-zero multiple of 512"), "{err}");
+    let (_, err) = fails(&hvsim(&[
+        "vhdx",
+        "create",
+        s(&dir.path().join("o.vhd")),
+        "--size",
+        "1000",
+    ]));
+    assert!(
+        err.contains("virtual size 1000 must be a non-zero multiple of 512"),
+        "{err}"
+    );
 
+    let (_, err) = fails(&hvsim(&[
+        "vhdx",
+        "create",
+        s(&dir.path().join("s.vhd")),
+        "--size",
+        "1M",
+        "--logical-sector",
+        "4096",
+    ]));
+    assert!(err.contains("a VHD has 512-byte sectors only"), "{err}");
     let c = dir.path().join("c.avhd");
+    let (_, err) = fails(&hvsim(&[
+        "vhdx",
+        "create",
+        s(&c),
+        "--parent",
+        s(&d),
+        "--size",
+        "4M",
+    ]));
+    assert!(
+        err.contains("--size 4194304 differs from the parent's size 5242880"),
+        "{err}"
+    );
+    assert!(!c.exists(), "a refused image never appears");
     ok(&hvsim(&["vhdx", "create", s(&c), "--parent", s(&d)]));
     let (_, err) = fails(&hvsim(&["vhdx", "merge", s(&c)]));
-    assert!(err.contains("merging VHD differencing disks is not supported"), "{err}");
+    assert!(
+        err.contains("merging VHD differencing disks is not supported"),
+        "{err}"
+    );
 
     let v = dir.path().join("v.vhdx");
     ok(&hvsim(&["vhdx", "create", s(&v), "--size", "4M"]));
     let (_, err) = fails(&hvsim(&[
-        "vhdx", "create", s(&dir.path().join("w.vhd")), "--parent", s(&v), "--format", "vhd-dynamic",
+        "vhdx",
+        "create",
+        s(&dir.path().join("w.vhd")),
+        "--parent",
+        s(&v),
+        "--format",
+        "vhd-dynamic",
     ]));
-    assert!(err.contains("a VHD differencing disk needs a VHD parent"), "{err}");
+    assert!(
+        err.contains("a VHD differencing disk needs a VHD parent"),
+        "{err}"
+    );
 
     // The child must find the parent it was made from.
     fs::remove_file(&d).unwrap();
     ok(&hvsim(&["vhdx", "create", s(&d), "--size", "5M"]));
     let (_, err) = fails(&hvsim(&["vhdx", "info", s(&c)]));
-    assert!(err.contains("not the disk the child was made from"), "{err}");
+    assert!(
+        err.contains("not the disk the child was made from"),
+        "{err}"
+    );
 }

@@ -283,6 +283,12 @@ fn every_checked_field_names_its_problem_and_place() {
     let e = open(&child, Some(&other)).unwrap_err().to_string();
     assert!(e.contains("not the disk the child was made from"), "{e}");
 
+    // Only a differencing disk takes a parent.
+    let mut v = open(&parent, None).unwrap();
+    let pv = open(&parent, None).unwrap();
+    let e = v.attach_parent(pv, "p.vhd".into()).unwrap_err().to_string();
+    assert_eq!(e, "invalid parameter: a dynamic disk has no parent");
+
     let mut b = fixed.clone();
     b.drain(0..512);
     expect_err(&b, &["needs a file of 3146240 bytes, this one has 3145728"]);

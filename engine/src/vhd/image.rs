@@ -156,7 +156,15 @@ impl Vhd {
 
     /// Links a differencing disk to its parent, which must be the disk it was made from.
     pub fn attach_parent(&mut self, parent: Vhd, ppath: PathBuf) -> Result<()> {
-        let expected = self.sparse().header.parent_unique_id;
+        let expected = match (&self.sparse, self.footer.disk_type) {
+            (Some(s), VhdType::Differencing) => s.header.parent_unique_id,
+            _ => {
+                return Err(VhdError::InvalidParameter(format!(
+                    "a {} disk has no parent",
+                    self.footer.disk_type
+                )))
+            }
+        };
         if parent.footer.unique_id != expected {
             return Err(VhdError::BadParent {
                 path: ppath,
