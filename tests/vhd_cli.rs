@@ -279,3 +279,47 @@ fn damaged_vhd_and_what_vhd_cannot_do_fail_with_their_reason() {
         "{err}"
     );
 }
+
+/// A VHD (a differencing one, read through its parent) backed up into a repository and
+/// restored (as VHDX) reads the same bytes.
+#[test]
+fn a_vhd_backs_up_and_restores_to_the_same_bytes() {
+    let dir = scratch_dir();
+    let base = dir.path().join("base.vhd");
+    let child = dir.path().join("child.avhd");
+    ok(&hvsim(&["vhdx", "create", s(&base), "--size", "6M"]));
+    ok(&hvsim_stdin(
+        &["vhdx", "write", s(&base), "--offset", "4097"],
+        &pattern(9000, 1),
+    ));
+    ok(&hvsim(&["vhdx", "create", s(&child), "--parent", s(&base)]));
+    ok(&hvsim_stdin(
+        &["vhdx", "write", s(&child), "--offset", "5000"],
+        &pattern(700, 2),
+    ));
+    ok(&hvsim_stdin(
+        &["vhdx", "write", s(&child), "--offset", "4194000"],
+        &pattern(900, 3),
+    ));
+    let repo = dir.path().join("repo");
+    ok(&hvsim(&["repo", "init", s(&repo)]));
+    let out = ok(&repo_backup(&repo, &child, "vm2008"));
+    assert!(out.contains("vm2008@1"), "{out}");
+    let restored = dir.path().join("restored.vhdx");
+    ok(&hvsim(&[
+        "repo",
+        "restore",
+        s(&repo),
+        "vm2008",
+        s(&restored),
+    ]));
+    let (a, b) = (dir.path().join("a.raw"), dir.path().join("b.raw"));
+    ok(&hvsim(&["vhdx", "export", s(&child), s(&a)]));
+    ok(&hvsim(&["vhdx", "export", s(&restored), s(&b)]));
+    let want = fs::read(&a).unwrap();
+    assert_eq!(&want[5000..5700], &pattern(700, 2)[..]);
+    assert!(
+        fs::read(&b).unwrap() == want,
+        "the restore reads as the VHD chain"
+    );
+}
