@@ -112,6 +112,12 @@ fn open(bytes: &[u8], parent: Option<&[u8]>) -> Result<Vhd, VhdError> {
     Ok(v)
 }
 
+fn read_all(v: &mut Vhd) -> Vec<u8> {
+    let mut b = vec![0u8; v.virtual_size() as usize];
+    v.read(0, &mut b).unwrap();
+    b
+}
+
 fn expect_err(bytes: &[u8], words: &[&str]) {
     match open(bytes, None) {
         Ok(_) => panic!("open succeeded; expected an error naming {words:?}"),
@@ -146,12 +152,36 @@ fn every_checked_field_names_its_problem_and_place() {
     let mut b = parent.clone();
     let n = b.len();
     b[n - 100] ^= 1;
-    let v = open(&b, None).unwrap();
+    let mut v = open(&b, None).unwrap();
     assert!(
         v.warnings()[0].contains("is damaged (checksum"),
         "{:?}",
         v.warnings()
     );
+    let want = read_all(&mut v);
+    // The repair writes the footer back; so it does a damaged copy at offset 0.
+    assert_eq!(
+        v.repair().unwrap(),
+        vec![format!(
+            "wrote the footer at offset {:#x} and truncated the file to {n} bytes",
+            n - 512
+        )]
+    );
+    let mut fixed_end = bytes_of(v.into_storage());
+    assert_eq!(fixed_end, parent);
+    fixed_end[10] ^= 1;
+    let mut v = open(&fixed_end, None).unwrap();
+    assert!(
+        v.warnings()[0].contains("the footer copy at offset 0 differs"),
+        "{:?}",
+        v.warnings()
+    );
+    assert_eq!(
+        v.repair().unwrap(),
+        vec!["rewrote the footer copy at offset 0".to_string()]
+    );
+    assert_eq!(read_all(&mut v), want);
+    assert_eq!(bytes_of(v.into_storage()), parent);
 
     let mut b = parent.clone();
     edit_footers(&mut b, |f| put32(f, 60, 5));
