@@ -322,4 +322,9 @@ fn a_vhd_backs_up_and_restores_to_the_same_bytes() {
         fs::read(&b).unwrap() == want,
         "the restore reads as the VHD chain"
     );
+    // diff compares either format with the other.
+    let out = ok(&hvsim(&["vhdx", "diff", s(&child), s(&restored)]));
+    assert!(out.starts_with("identical\n"), "{out}");
+    let out = ok(&hvsim(&["vhdx", "diff", s(&base), s(&restored)]));
+    assert!(out.starts_with("differ: 3 blocks"), "{out}");
 }
