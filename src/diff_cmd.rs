@@ -9,7 +9,7 @@ use crate::size::parse_size;
 use anyhow::{Error, Result};
 use clap::Args;
 use hvsim_engine::diff::{self, DiffError, SyncOptions, DEFAULT_BLOCK_SIZE};
-use hvsim_engine::{OpenOptions, Vhdx};
+use hvsim_engine::{AnyDisk, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -29,8 +29,9 @@ pub struct DiffArgs {
     json: bool,
 }
 
-fn open(path: &Path) -> Result<Vhdx> {
-    Vhdx::open_file(path, &OpenOptions::read_only()).map_err(|e| crate::files::in_file(e, path))
+/// Either format (VHDX or VHD), told by the content.
+fn open(path: &Path) -> Result<AnyDisk> {
+    AnyDisk::open_file(path, &OpenOptions::read_only()).map_err(|e| crate::files::in_file(e, path))
 }
 
 pub fn run(args: DiffArgs) -> Result<ExitCode> {

@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Inspect, create and manipulate VHDX images (like qemu-img does).
+    /// Inspect, create and manipulate VHDX and VHD images (like qemu-img does).
     #[command(subcommand)]
     Vhdx(vhdx_cmd::VhdxCommand),
     /// A backup repository: recovery points of disks, deduplicated by content.

@@ -1,13 +1,20 @@
-//! `hvsim vhdx ...`: the engine's VHDX images from the shell.
+//! `hvsim vhdx ...`: the engine's images from the shell. VHDX, and VHD (2008 R2's format):
+//! an existing image's format is told by its content, a new one's by `--format` or its
+//! name (`.vhd`, `.avhd`).
 
 use crate::files::{commit_output, in_file, new_output};
 use crate::size::parse_size;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use hvsim_engine::chain::{Merge, MergeProgress};
+use hvsim_engine::format::{detect, AnyDisk, ImageFormat};
 use hvsim_engine::output::same_file;
+use hvsim_engine::vhd::{self, Vhd, VhdType};
 use hvsim_engine::vhdx::{convert, CheckReport, CommitPolicy, Severity, GIB, MIB};
-use hvsim_engine::{CreateOptions, GuidGen, OpenOptions, ParentResolver, Vhdx, VhdxError};
+use hvsim_engine::{
+    CreateOptions, GuidGen, OpenOptions, ParentResolver, Vhdx, VhdxError, VirtualDisk,
+    VirtualDiskMut,
+};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -37,6 +44,41 @@ impl ParentArgs {
     }
 }
 
+/// The format of a new image.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NewFormat {
+    Vhdx,
+    /// VHD, every block in place (2008 R2's fixed disk).
+    VhdFixed,
+    /// VHD, blocks allocated on first write (2008 R2's dynamically expanding disk).
+    VhdDynamic,
+}
+
+/// The format of a new image: `--format`, else the parent's, else the name's extension
+/// (`.vhd` and `.avhd` are VHD, anything else VHDX).
+fn new_format(
+    path: &Path,
+    format: Option<NewFormat>,
+    parent: Option<&Path>,
+    fixed: bool,
+) -> NewFormat {
+    if let Some(f) = format {
+        return f;
+    }
+    let vhd = match parent {
+        Some(p) => detect(p) == ImageFormat::Vhd,
+        None => path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("vhd") || e.eq_ignore_ascii_case("avhd")),
+    };
+    match (vhd, fixed) {
+        (false, _) => NewFormat::Vhdx,
+        (true, true) => NewFormat::VhdFixed,
+        (true, false) => NewFormat::VhdDynamic,
+    }
+}
+
 #[derive(Subcommand)]
 pub enum VhdxCommand {
     /// Create a fixed, dynamic or differencing image.
@@ -53,9 +95,12 @@ pub enum VhdxCommand {
         physical_sector: u32,
         #[arg(long)]
         fixed: bool,
-        /// Make a differencing disk of this parent.
+        /// Make a differencing disk of this parent (of the parent's format).
         #[arg(long)]
         parent: Option<PathBuf>,
+        /// Default: the parent's format, else by the name (.vhd/.avhd: VHD), else VHDX.
+        #[arg(long, value_enum)]
+        format: Option<NewFormat>,
     },
     /// Show an image's type, sizes, parent and allocation.
     Info {
@@ -117,6 +162,9 @@ pub enum VhdxCommand {
         /// Replace an existing image of that name (never the raw input).
         #[arg(long)]
         force: bool,
+        /// Default: by the name (.vhd: VHD dynamic), else VHDX.
+        #[arg(long, value_enum)]
+        format: Option<NewFormat>,
     },
     /// Merge a differencing disk into its parent, then delete it
     ///
@@ -149,8 +197,16 @@ fn block_size_arg(v: Option<u64>) -> Result<Option<u32>> {
         .transpose()
 }
 
-fn open(path: &Path, parents: &ParentArgs, writable: bool) -> Result<Vhdx> {
-    open_waiting(path, &parents.open_options(writable), parents.wait)
+fn open(path: &Path, parents: &ParentArgs, writable: bool) -> Result<AnyDisk> {
+    let opts = parents.open_options(writable);
+    loop {
+        match AnyDisk::open_file(path, &opts) {
+            Err(VhdxError::Locked { .. }) if parents.wait => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            r => return r.map_err(|e| in_file(e, path)),
+        }
+    }
 }
 
 /// Opens an image; with `wait`, a lock another process holds on it (or on its chain) is
@@ -166,13 +222,6 @@ fn open_waiting(path: &Path, opts: &OpenOptions, wait: bool) -> Result<Vhdx> {
     }
 }
 
-/// The files an image reads: itself and its parents. An output is never one of them.
-fn chain_paths(v: &Vhdx) -> Vec<PathBuf> {
-    std::iter::successors(Some(v), |v| v.parent())
-        .filter_map(|v| v.path().map(Path::to_path_buf))
-        .collect()
-}
-
 pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
     match cmd {
         VhdxCommand::Create {
@@ -183,7 +232,15 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             physical_sector,
             fixed,
             parent,
+            format,
         } => {
+            let format = new_format(&path, format, parent.as_deref(), fixed);
+            if format != NewFormat::Vhdx {
+                if logical_sector != 512 {
+                    bail!("{}: a VHD has 512-byte sectors only", path.display());
+                }
+                return create_vhd(&path, size, block_size, format, parent.as_deref());
+            }
             if parent.is_none() && size.is_none() {
                 bail!(
                     "{}: --size is required (except with --parent)",
@@ -223,7 +280,10 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             json,
             parents,
         } => {
-            let v = open(&path, &parents, false)?;
+            let v = match open(&path, &parents, false)? {
+                AnyDisk::Vhd(v) => return print_vhd_info(&path, &v, json),
+                AnyDisk::Vhdx(v) => v,
+            };
             let info = v.info();
             if json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
@@ -256,7 +316,11 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             json,
             parents,
         } => {
-            let report = Vhdx::check_file(&path, &parents.open_options(false), repair);
+            let opts = parents.open_options(false);
+            let report = match detect(&path) {
+                ImageFormat::Vhd => Vhd::check_file(&path, &opts, repair),
+                ImageFormat::Vhdx => Vhdx::check_file(&path, &opts, repair),
+            };
             print_check(&path, &report, json)?;
             Ok(
                 // No verdict: the file is missing, locked or not a regular file.
@@ -296,7 +360,7 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             }
             match &output {
                 Some(o) => {
-                    let mut out = new_output(o, force, &chain_paths(&v))?;
+                    let mut out = new_output(o, force, &v.chain_paths())?;
                     read_to(&mut v, &path, offset, length, &mut out, o)?;
                     commit_output(out, false)?;
                 }
@@ -355,6 +419,7 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             logical_sector,
             sync,
             force,
+            format,
         } => import(
             &raw,
             &path,
@@ -362,6 +427,7 @@ pub fn run(cmd: VhdxCommand) -> Result<ExitCode> {
             logical_sector,
             sync,
             force,
+            new_format(&path, format, None, false),
         )
         .map(|_| ExitCode::SUCCESS),
         VhdxCommand::Merge { child, parents } => merge(&child, &parents).map(|_| ExitCode::SUCCESS),
@@ -385,6 +451,12 @@ fn merge(child: &Path, parents: &ParentArgs) -> Result<()> {
         ..parents.open_options(true)
     };
     let ctx = || child.display().to_string();
+    if detect(child) == ImageFormat::Vhd {
+        bail!(
+            "{}: merging VHD differencing disks is not supported (only VHDX)",
+            child.display()
+        );
+    }
     let mut v = open_waiting(child, &opts, parents.wait)?;
     let parent_path = v
         .parent()
@@ -446,6 +518,7 @@ fn import(
     lss: u32,
     sync: bool,
     force: bool,
+    format: NewFormat,
 ) -> Result<()> {
     let src = File::open(raw).with_context(|| raw.display().to_string())?;
     let len = src
@@ -458,12 +531,6 @@ fn import(
             raw.display()
         );
     }
-    let opts = CreateOptions {
-        virtual_size: len,
-        block_size,
-        logical_sector_size: lss,
-        ..CreateOptions::default()
-    };
     // Built under a temporary name: killed midway, it leaves no image under `path`.
     let out = new_output(path, force, &[raw.to_path_buf()])?;
     crate::test_hook::pause("import-created");
@@ -471,17 +538,39 @@ fn import(
     if !sync {
         storage = storage.unsynced();
     }
-    let mut v = Vhdx::create(Box::new(storage), &opts, None).map_err(|e| in_file(e, path))?;
-    // The file is new: nothing to protect from a crash until it is complete.
-    v.set_commit_policy(CommitPolicy::OnFlush);
-    convert::import_raw(&src, len, &mut v).map_err(|e| in_file(e, path))?;
-    v.close().map_err(|e| in_file(e, path))?;
+    if format != NewFormat::Vhdx {
+        if lss != 512 {
+            bail!("{}: a VHD has 512-byte sectors only", path.display());
+        }
+        let opts = vhd::CreateOptions {
+            virtual_size: len,
+            disk_type: vhd_type(format),
+            block_size,
+            ..vhd::CreateOptions::default()
+        };
+        let vhd_err = |e: vhd::VhdError| in_file(e.into(), path);
+        let mut v = Vhd::create(Box::new(storage), &opts, None).map_err(vhd_err)?;
+        convert::import_raw(&src, len, &mut v).map_err(|e| in_file(e, path))?;
+        v.close().map_err(vhd_err)?;
+    } else {
+        let opts = CreateOptions {
+            virtual_size: len,
+            block_size,
+            logical_sector_size: lss,
+            ..CreateOptions::default()
+        };
+        let mut v = Vhdx::create(Box::new(storage), &opts, None).map_err(|e| in_file(e, path))?;
+        // The file is new: nothing to protect from a crash until it is complete.
+        v.set_commit_policy(CommitPolicy::OnFlush);
+        convert::import_raw(&src, len, &mut v).map_err(|e| in_file(e, path))?;
+        v.close().map_err(|e| in_file(e, path))?;
+    }
     crate::test_hook::pause("import-written");
     commit_output(out, sync)
 }
 
-fn export(v: &mut Vhdx, path: &Path, raw: &Path, sync: bool, force: bool) -> Result<()> {
-    let out = new_output(raw, force, &chain_paths(v))?;
+fn export(v: &mut AnyDisk, path: &Path, raw: &Path, sync: bool, force: bool) -> Result<()> {
+    let out = new_output(raw, force, &v.chain_paths())?;
     convert::export_raw(v, out.file()).map_err(|e| in_file(e, path))?;
     commit_output(out, sync)
 }
@@ -491,7 +580,7 @@ fn export(v: &mut Vhdx, path: &Path, raw: &Path, sync: bool, force: bool) -> Res
 /// the disk is refused; from a pipe, whose length is known only at its end, the pieces
 /// before the one that does not fit are written, and the error says how much.
 fn write_from(
-    v: &mut Vhdx,
+    v: &mut impl VirtualDiskMut,
     path: &Path,
     offset: u64,
     input: &mut impl Read,
@@ -538,7 +627,7 @@ fn write_from(
 
 /// Copies `length` virtual bytes from `offset` to `out`, 8 MiB at a time.
 fn read_to(
-    v: &mut Vhdx,
+    v: &mut impl VirtualDisk,
     path: &Path,
     offset: u64,
     length: u64,
@@ -555,4 +644,85 @@ fn read_to(
         pos += n as u64;
     }
     out.flush().map_err(written)
+}
+
+fn vhd_type(format: NewFormat) -> VhdType {
+    if format == NewFormat::VhdFixed {
+        VhdType::Fixed
+    } else {
+        VhdType::Dynamic
+    }
+}
+
+/// `vhdx create` of a VHD: fixed, dynamic, or (with a parent) differencing.
+fn create_vhd(
+    path: &Path,
+    size: Option<u64>,
+    block_size: Option<u64>,
+    format: NewFormat,
+    parent: Option<&Path>,
+) -> Result<ExitCode> {
+    if let Some(p) = parent {
+        if detect(p) != ImageFormat::Vhd {
+            bail!(
+                "{}: a VHD differencing disk needs a VHD parent, and {} is not one",
+                path.display(),
+                p.display()
+            );
+        }
+        // Checked before anything is created: a refused image never appears.
+        let pv = Vhd::open_file(p, &OpenOptions::read_only()).map_err(|e| in_file(e.into(), p))?;
+        if let Some(sz) = size.filter(|&sz| sz != pv.virtual_size()) {
+            bail!(
+                "{}: --size {sz} differs from the parent's size {}",
+                path.display(),
+                pv.virtual_size()
+            );
+        }
+    }
+    let opts = vhd::CreateOptions {
+        virtual_size: match (size, parent) {
+            (Some(s), _) => s,
+            (None, Some(_)) => 0,
+            (None, None) => bail!(
+                "{}: --size is required (except with --parent)",
+                path.display()
+            ),
+        },
+        disk_type: vhd_type(format),
+        block_size: block_size_arg(block_size)?,
+        parent: parent.map(Path::to_path_buf),
+        ..vhd::CreateOptions::default()
+    };
+    let v = Vhd::create_file(path, &opts).map_err(|e| in_file(e.into(), path))?;
+    v.close().map_err(|e| in_file(e.into(), path))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_vhd_info(path: &Path, v: &Vhd, json: bool) -> Result<ExitCode> {
+    let info = v.info();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let g = info.geometry;
+    println!("file:                 {}", path.display());
+    println!("format:               vhd");
+    println!("disk type:            {}", info.disk_type);
+    println!("virtual size:         {} bytes", info.virtual_size);
+    println!("block size:           {} bytes", info.block_size);
+    println!(
+        "parent:               {}",
+        info.parent.as_deref().unwrap_or("none")
+    );
+    println!("allocated blocks:     {}", info.allocated_blocks);
+    println!("file size:            {} bytes", info.file_size);
+    println!("unique id:            {}", info.unique_id);
+    println!(
+        "geometry (CHS):       {}/{}/{}",
+        g.cylinders, g.heads, g.sectors_per_track
+    );
+    println!("timestamp:            {}", info.timestamp);
+    println!("creator:              {}", info.creator);
+    Ok(ExitCode::SUCCESS)
 }

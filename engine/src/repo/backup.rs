@@ -16,7 +16,8 @@ use super::manifest::{MANIFEST_FORMAT, MANIFEST_VERSION, MAX_CHUNKS};
 use super::store::Stored;
 use super::{check_name, Repository};
 use crate::disk::VirtualDisk;
-use crate::vhdx::{is_zero, OpenOptions, Vhdx};
+use crate::format::AnyDisk;
+use crate::vhdx::{is_zero, OpenOptions};
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -155,21 +156,25 @@ impl Repository {
         })
     }
 
-    /// Takes a recovery point of a VHDX image file (read through its parent chain).
+    /// Takes a recovery point of a VHDX or VHD image file (read through its parent chain;
+    /// the format is told by the content).
     pub fn backup_vhdx(&mut self, name: &str, image: &Path) -> Result<BackupReport> {
         check_name(name)?;
         leads_to_regular(image).map_err(io_at(image, "opening"))?;
-        let mut v =
-            Vhdx::open_file(image, &OpenOptions::read_only()).map_err(|e| RepoError::Disk {
-                path: image.into(),
-                source: e,
-            })?;
-        let geometry = DiskGeometry::of_vhdx(&v);
+        let disk_err = |e| RepoError::Disk {
+            path: image.into(),
+            source: e,
+        };
+        let mut disk = AnyDisk::open_file(image, &OpenOptions::read_only()).map_err(disk_err)?;
+        let geometry = match &disk {
+            AnyDisk::Vhdx(v) => DiskGeometry::of_vhdx(v),
+            AnyDisk::Vhd(v) => DiskGeometry::of_vhd(v),
+        };
         let file_name = image
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let report = self.backup(name, &mut v, &geometry, &file_name);
+        let report = self.backup(name, &mut disk, &geometry, &file_name);
         report.map_err(|e| match e {
             RepoError::Disk { source, .. } => RepoError::Disk {
                 path: image.into(),

@@ -43,6 +43,24 @@ pub struct DiskGeometry {
 }
 
 impl DiskGeometry {
+    /// The geometry of an open VHD image, as a restore (which makes VHDX) recreates it:
+    /// 512-byte sectors, and the block size brought into VHDX's range (1 to 256 MiB).
+    pub fn of_vhd(v: &crate::vhd::Vhd) -> DiskGeometry {
+        let vhdx_min = crate::vhdx::MIN_BLOCK_SIZE;
+        DiskGeometry {
+            virtual_size: v.virtual_size(),
+            block_size: (v.block_size() as u32).max(vhdx_min),
+            logical_sector_size: 512,
+            physical_sector_size: 512,
+            disk_type: match v.disk_type() {
+                crate::vhd::VhdType::Fixed => DiskKind::Fixed,
+                crate::vhd::VhdType::Dynamic => DiskKind::Dynamic,
+                crate::vhd::VhdType::Differencing => DiskKind::Differencing,
+            },
+            disk_id: v.footer().unique_id,
+        }
+    }
+
     /// The geometry of an open VHDX image.
     pub fn of_vhdx(v: &crate::vhdx::Vhdx) -> DiskGeometry {
         let i = v.info();

@@ -1,9 +1,10 @@
-//! Raw disk images in and out of a VHDX image, with reading and writing overlapped on
+//! Raw disk images in and out of a virtual disk (VHDX or VHD), with reading and writing overlapped on
 //! two threads (a copy is two memory passes, one per side; two cores do them at once).
 
 use super::error::IoContext;
 use super::layout::{is_zero, MIB};
-use super::{Result, Vhdx, VhdxError};
+use super::{Result, VhdxError};
+use crate::disk::{VirtualDisk, VirtualDiskMut};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -41,7 +42,11 @@ fn buffers(n: usize) -> (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) {
 
 /// Writes the first `len` bytes of `src` into `v` at offset 0; all-zero steps are
 /// skipped, so blocks that hold only zeros stay unallocated.
-pub fn import_raw(src: &File, len: u64, v: &mut Vhdx) -> Result<TransferStats> {
+pub fn import_raw<D: VirtualDiskMut + ?Sized>(
+    src: &File,
+    len: u64,
+    v: &mut D,
+) -> Result<TransferStats> {
     if len > v.virtual_size() {
         return Err(VhdxError::OutOfRange {
             offset: 0,
@@ -86,7 +91,7 @@ pub fn import_raw(src: &File, len: u64, v: &mut Vhdx) -> Result<TransferStats> {
 
 /// Writes the whole virtual disk, flattened through the parent chain, into `out` (which
 /// should be empty); unallocated and all-zero ranges become holes.
-pub fn export_raw(v: &mut Vhdx, out: &File) -> Result<TransferStats> {
+pub fn export_raw<D: VirtualDisk + ?Sized>(v: &mut D, out: &File) -> Result<TransferStats> {
     let size = v.virtual_size();
     let (free_tx, free_rx) = buffers(DEPTH);
     let (full_tx, full_rx) = sync_channel::<Piece>(DEPTH);

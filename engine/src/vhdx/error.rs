@@ -67,6 +67,20 @@ pub enum VhdxError {
     Locked { path: PathBuf, holder: String },
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),
+    /// An error of a VHD image, where code that takes either format meets it.
+    #[error(transparent)]
+    Vhd(Box<crate::vhd::VhdError>),
+}
+
+impl From<crate::vhd::VhdError> for VhdxError {
+    /// A lock keeps its own variant, so callers that wait out locks see it in either format.
+    fn from(e: crate::vhd::VhdError) -> Self {
+        match e {
+            crate::vhd::VhdError::Locked { path, holder } => VhdxError::Locked { path, holder },
+            crate::vhd::VhdError::Output(o) => VhdxError::Output(o),
+            e => VhdxError::Vhd(Box::new(e)),
+        }
+    }
 }
 
 impl VhdxError {

@@ -14,7 +14,7 @@ mod error;
 mod header;
 mod image;
 mod layout;
-mod locator;
+pub(crate) mod locator;
 pub mod log;
 mod metadata;
 mod overlay;
