@@ -341,13 +341,28 @@ pub fn create(path: &Path, opts: &CreateOptions) -> Vhdx {
 }
 
 pub fn open_rw(path: &Path) -> Vhdx {
-    Vhdx::open_file(path, &OpenOptions::writable())
-        .unwrap_or_else(|e| panic!("hvsim open {}: {e}", path.display()))
+    open_when_free(path, &OpenOptions::writable())
 }
 
 pub fn open_ro(path: &Path) -> Vhdx {
-    Vhdx::open_file(path, &OpenOptions::read_only())
-        .unwrap_or_else(|e| panic!("hvsim open {}: {e}", path.display()))
+    open_when_free(path, &OpenOptions::read_only())
+}
+
+/// Opens an image, waiting out a lock held only by a sibling test's child process: a
+/// process another test thread spawns holds a copy of every open file description (and
+/// so of an image's lock) from its fork until its exec, even after this thread closed the
+/// image. Any other error, or a lock held for seconds, fails the test.
+fn open_when_free(path: &Path, opts: &OpenOptions) -> Vhdx {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Vhdx::open_file(path, opts) {
+            Ok(v) => return v,
+            Err(hvsim_engine::VhdxError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("hvsim open {}: {e}", path.display()),
+        }
+    }
 }
 
 pub fn apply(v: &mut Vhdx, model: &mut Model, ops: &[Op]) {
