@@ -10,6 +10,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hvsim_sim::run::{run, RunOptions};
 use hvsim_sim::scenario::Scenario;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const FLOWS: &[&str] = &[
     "f3-onhost-small",
     "f3-offhost-small",
