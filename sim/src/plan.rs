@@ -59,7 +59,10 @@ fn online_blocker(s: &Scenario, vm: &Vm, host: HyperVVersion) -> Option<String> 
         return Some("integration services are not installed (R1)".into());
     }
     if !ic.backup_enabled {
-        return Some("the backup integration service is disabled (R1, R2)".into());
+        return Some(format!(
+            "the integration service \"{}\" is disabled (R1, R2, R6)",
+            host.backup_service_label()
+        ));
     }
     if vm.guest.os != GuestOs::Windows {
         return Some("the guest has no VSS (R1)".into());

@@ -354,3 +354,33 @@ fn an_io_error_says_its_cause_once() {
     );
     assert!(std::error::Error::source(&e).is_none(), "the cause twice");
 }
+
+/// R6: the backup integration service goes by the host's name for it, and a VM whose
+/// service is disabled says which one, per host version.
+#[test]
+fn a_disabled_backup_service_is_named_as_its_host_names_it() {
+    let text =
+        std::fs::read_to_string(library::dir().join("r2-backup-service-disabled.toml")).unwrap();
+    for (version, label) in [
+        ("2012", "Backup (volume snapshot)"),
+        ("2012 R2", "Backup (volume checkpoint)"),
+        ("2016", "Backup (volume shadow copy)"),
+    ] {
+        let source = text.replace("version = \"2012\"", &format!("version = \"{version}\""));
+        let s = Rc::new(Scenario::from_toml(&source, "r6.toml").unwrap_or_else(|e| panic!("{e}")));
+        let out = run(Rc::clone(&s), s.seed, RunOptions::default()).unwrap();
+        let vm = &out.report.vms[0];
+        assert_eq!(
+            vm.method,
+            BackupMethod::SavedState,
+            "{version}: {}",
+            out.report
+        );
+        assert!(
+            vm.note
+                .contains(&format!("\"{label}\" is disabled (R1, R2, R6)")),
+            "{version}: {}",
+            vm.note
+        );
+    }
+}

@@ -691,4 +691,15 @@ impl HyperVVersion {
         }
         rank(self) >= rank(min)
     }
+
+    /// R6: the name the host gives the backup integration service in a VM's settings.
+    pub fn backup_service_label(self) -> &'static str {
+        if self.at_least(HyperVVersion::V2016) {
+            "Backup (volume shadow copy)"
+        } else if self.at_least(HyperVVersion::V2012R2) {
+            "Backup (volume checkpoint)"
+        } else {
+            "Backup (volume snapshot)"
+        }
+    }
 }
