@@ -140,6 +140,24 @@ fn daemon_state(vm: &Vm) -> DaemonState {
 }
 
 pub fn plan(s: &Scenario, vm_index: usize) -> Plan {
+    let mut p = plan_disks(s, vm_index);
+    // R13: whatever the flow, a pass-through disk has no file the host can snapshot.
+    for d in &s.vms[vm_index].pass_through {
+        let note = format!(
+            "pass-through disk {} is not backed up at host level, only from inside the guest (R13)",
+            d.name
+        );
+        p.reason = if p.reason.is_empty() {
+            note
+        } else {
+            format!("{}; {note}", p.reason)
+        };
+    }
+    p
+}
+
+/// The plan of a VM's virtual disks.
+fn plan_disks(s: &Scenario, vm_index: usize) -> Plan {
     let vm = &s.vms[vm_index];
     let host = s
         .hosts

@@ -384,3 +384,33 @@ fn a_disabled_backup_service_is_named_as_its_host_names_it() {
         );
     }
 }
+
+/// R13: a pass-through disk is left out of the host-level backup, and the report says so;
+/// the VM's virtual disk is still backed up and checked.
+#[test]
+fn a_pass_through_disk_is_named_and_left_out() {
+    let s = library::load("r13-pass-through-disk");
+    let out = run(Rc::clone(&s), s.seed, RunOptions::default()).unwrap();
+    assert!(out.report.passed(), "{}", out.report);
+    let vm = &out.report.vms[0];
+    assert!(
+        vm.note
+            .contains("pass-through disk PhysicalDisk2 is not backed up at host level"),
+        "{}",
+        vm.note
+    );
+    assert!(out.report.bytes_read > 0, "{}", out.report);
+
+    let text = std::fs::read_to_string(library::dir().join("r13-pass-through-disk.toml")).unwrap();
+    let twice = text.replace(
+        "pass_through = [{ name = \"PhysicalDisk2\", size = \"500 GiB\" }]",
+        "pass_through = [{ name = \"PD\", size = \"1 GiB\" }, { name = \"PD\", size = \"2 GiB\" }]",
+    );
+    let err = Scenario::from_toml(&twice, "r13.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("vms[0].pass_through[1].name: pass-through disk \"PD\" is declared twice"),
+        "{err}"
+    );
+}

@@ -125,6 +125,9 @@ impl fmt::Display for Scenario {
             if !writers.is_empty() {
                 write!(f, ", writers {}", writers.join(", "))?;
             }
+            for p in &vm.pass_through {
+                write!(f, ", pass-through {} ({})", p.name, p.size)?;
+            }
             writeln!(f)?;
         }
         writeln!(

@@ -202,6 +202,18 @@ pub struct Vm {
     pub guest: Guest,
     #[serde(default)]
     pub workload: Workload,
+    /// Physical disks the VM uses directly (R13): no file on a host volume, so a host-level
+    /// backup cannot carry them; only a backup inside the guest can.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pass_through: Vec<PassThroughDisk>,
+}
+
+/// A physical disk handed to a VM whole (`{ name = "PhysicalDisk2", size = "500 GiB" }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassThroughDisk {
+    pub name: String,
+    pub size: Bytes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

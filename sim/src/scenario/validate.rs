@@ -367,6 +367,11 @@ impl Checker {
 
     fn vm(&mut self, s: &Scenario, i: usize, vm: &Vm) {
         let at = |field: &str| format!("vms[{i}].{field}");
+        self.unique(
+            "pass-through disk",
+            vm.pass_through.iter().map(|p| p.name.as_str()),
+            |k| format!("vms[{i}].pass_through[{k}].name"),
+        );
         let host = s.host(&vm.host);
         if host.is_none() {
             self.problem(at("host"), no_such("host", &vm.host));
