@@ -70,11 +70,14 @@ fn online_blocker(s: &Scenario, vm: &Vm, host: HyperVVersion) -> Option<String> 
     if ic.version.is_some_and(|v| v != host) {
         return Some("integration components differ from the host's version (R1)".into());
     }
-    for d in &vm.disks {
+    for (i, d) in vm.disks.iter().enumerate() {
         if d.dynamic {
             return Some(format!("{} is a dynamic disk (R1)", d.file));
         }
-        for g in &d.volumes {
+        for (k, g) in d.volumes.iter().enumerate() {
+            if vm.is_efi_partition(i, k) {
+                continue; // not in the guest's snapshot set (R4)
+            }
             if g.fs != FileSystem::Ntfs {
                 return Some(format!("{} is {}, not NTFS (R1)", g.mount, g.fs));
             }

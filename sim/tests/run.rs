@@ -414,3 +414,30 @@ fn a_pass_through_disk_is_named_and_left_out() {
         "{err}"
     );
 }
+
+/// R4 (corrected): a generation 2 Windows guest's FAT32 EFI partition neither blocks an
+/// online backup nor enters the guest's snapshot set; a FAT32 data volume still does block.
+#[test]
+fn a_gen2_efi_partition_keeps_the_guest_online() {
+    use hvsim_sim::plan::{plan, Method};
+    let s = library::load("r4-gen2-windows-online-efi");
+    assert_eq!(plan(&s, 0).method, Method::GuestVss, "web01 (gen 2, EFI)");
+    assert_eq!(
+        plan(&s, 1).method,
+        Method::NamedCheckpoint,
+        "legacy01 (FAT32 F:)"
+    );
+    assert!(s.vms[0].is_efi_partition(0, 0));
+    assert!(
+        !s.vms[1].is_efi_partition(0, 1),
+        "a gen 1 VM has no EFI partition"
+    );
+
+    let story = String::from_utf8(traced(&s, s.seed)).unwrap();
+    let sets: Vec<&str> = story
+        .lines()
+        .filter(|l| l.contains("GuestVss@web01") && l.contains("\"volumes\""))
+        .collect();
+    assert!(!sets.is_empty(), "the guest's VSS is called");
+    assert!(sets.iter().all(|l| !l.contains("EFI")), "{sets:?}");
+}

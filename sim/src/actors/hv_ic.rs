@@ -5,7 +5,7 @@
 use crate::linux::{HvVssMsg, HvVssOp};
 use crate::protocol::ic::{IcCore, IcEffect};
 use crate::protocol::msg::Msg;
-use crate::scenario::GuestOs;
+use crate::scenario::{FileSystem, GuestOs};
 use crate::sched::{Actor, ActorId, Cx, Envelope};
 use crate::site::Site;
 use crate::world::{Lab, Point};
@@ -37,11 +37,15 @@ impl HvIc {
         }
     }
 
+    /// The volumes the guest's requester adds to its snapshot set: those VSS can
+    /// shadow-copy (NTFS, ReFS); a FAT32 EFI partition stays out (R4).
     fn guest_volumes(&self, lab: &Lab) -> Vec<String> {
         lab.vms[self.vm]
             .disks
             .iter()
-            .flat_map(|d| d.vols.iter().map(|v| v.mount.clone()))
+            .flat_map(|d| d.vols.iter())
+            .filter(|v| matches!(v.fs, FileSystem::Ntfs | FileSystem::Refs))
+            .map(|v| v.mount.clone())
             .collect()
     }
 

@@ -208,6 +208,22 @@ pub struct Vm {
     pub pass_through: Vec<PassThroughDisk>,
 }
 
+impl Vm {
+    /// Whether guest volume `volume` of disk `disk` is a generation 2 VM's EFI system
+    /// partition: the first volume of its first disk, FAT32. VSS cannot shadow-copy it,
+    /// so the guest's snapshot set leaves it out and it does not keep the guest from an
+    /// online backup (R4); the host's checkpoint carries it, crash-consistent.
+    pub fn is_efi_partition(&self, disk: usize, volume: usize) -> bool {
+        self.generation == 2
+            && disk == 0
+            && volume == 0
+            && self.disks[0]
+                .volumes
+                .first()
+                .is_some_and(|v| v.fs == FileSystem::Fat32)
+    }
+}
+
 /// A physical disk handed to a VM whole (`{ name = "PhysicalDisk2", size = "500 GiB" }`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
