@@ -70,16 +70,7 @@ fn assert_qemu_reads(what: &str, img: &Path, model: &Model, scratch: &Path) {
         "{what}: virtual size qemu-img reports"
     );
     let raw = scratch.join("qemu.raw");
-    let _ = fs::remove_file(&raw);
-    qemu_img([
-        OsStr::new("convert"),
-        OsStr::new("-f"),
-        OsStr::new("vpc"),
-        OsStr::new("-O"),
-        OsStr::new("raw"),
-        img.as_os_str(),
-        raw.as_os_str(),
-    ]);
+    qemu_to_raw("vpc", img, &raw);
     let f = fs::File::open(&raw).unwrap();
     assert_eq!(
         f.metadata().unwrap().len(),

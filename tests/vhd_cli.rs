@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use std::ffi::OsStr;
 use std::fs;
 
 fn info(img: &std::path::Path) -> String {
@@ -100,16 +99,7 @@ fn vhd_images_by_name_format_and_parent_read_back_what_was_written() {
         ok(&hvsim(&args));
         assert!(info(&out).contains(&format!("disk type:            {kind}\n")));
         let q = dir.path().join("q.raw");
-        let _ = fs::remove_file(&q);
-        qemu_img([
-            OsStr::new("convert"),
-            OsStr::new("-f"),
-            OsStr::new("vpc"),
-            OsStr::new("-O"),
-            OsStr::new("raw"),
-            out.as_os_str(),
-            q.as_os_str(),
-        ]);
+        qemu_to_raw("vpc", &out, &q);
         assert!(
             fs::read(&q).unwrap() == bytes,
             "{name}: qemu reads the import as the raw file"

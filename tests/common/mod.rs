@@ -527,21 +527,26 @@ pub fn qemu_compare(vhdx: &Path, raw: &Path) {
 }
 
 /// `qemu-img convert -O raw`, then a byte comparison with the model.
+/// `qemu-img convert -f FORMAT -O raw IMAGE RAW`, replacing a RAW left from before.
+pub fn qemu_to_raw(format: &str, image: &Path, raw: &Path) {
+    let _ = fs::remove_file(raw);
+    qemu_img([
+        OsStr::new("convert"),
+        OsStr::new("-f"),
+        OsStr::new(format),
+        OsStr::new("-O"),
+        OsStr::new("raw"),
+        image.as_os_str(),
+        raw.as_os_str(),
+    ]);
+}
+
 pub fn qemu_convert_and_compare(what: &str, vhdx: &Path, model: &Model, scratch: &Path) {
     let raw = scratch.join(format!(
         "{}.converted.raw",
         vhdx.file_name().unwrap().to_string_lossy()
     ));
-    let _ = fs::remove_file(&raw);
-    qemu_img([
-        OsStr::new("convert"),
-        OsStr::new("-f"),
-        OsStr::new("vhdx"),
-        OsStr::new("-O"),
-        OsStr::new("raw"),
-        vhdx.as_os_str(),
-        raw.as_os_str(),
-    ]);
+    qemu_to_raw("vhdx", vhdx, &raw);
     let f = fs::File::open(&raw).expect("open converted raw");
     assert_eq!(
         f.metadata().unwrap().len(),
