@@ -18,7 +18,7 @@ use crate::faults::FaultPlan;
 use crate::plan::Method;
 use crate::protocol::msg::{Fail, Msg, Reached, Source};
 use crate::protocol::requester::{Effect, Input, Job, JobVm, RequesterCore};
-use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult};
+use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult, VmState};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Out};
 use crate::site::Site;
 use crate::world::{Lab, Point};
@@ -447,9 +447,8 @@ fn restore(n: u32, cx: &mut Cx<'_, Msg, Site>) -> Result<(), Fail> {
     let mut first = Ok(());
     for vm in server.vms_in(n) {
         let v = &mut lab.vms[vm];
-        let sizes: Vec<u64> = lab
-            .scenario
-            .vm(&v.name)
+        let declared = lab.scenario.vm(&v.name);
+        let sizes: Vec<u64> = declared
             .map(|s| s.disks.iter().map(|d| d.size.0).collect())
             .unwrap_or_default();
         let host = r.host.clone().unwrap_or_else(|| v.host.clone());
@@ -459,6 +458,7 @@ fn restore(n: u32, cx: &mut Cx<'_, Msg, Site>) -> Result<(), Fail> {
             target: r.target,
             sizes: &sizes,
             method: lab.plans.get(&vm).map_or(Method::Standard, |p| p.method),
+            at_backup: declared.map_or(VmState::Running, |s| s.state),
             host: &host,
         };
         match server.restore(v, &job) {

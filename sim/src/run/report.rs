@@ -5,7 +5,7 @@
 use std::fmt;
 
 use crate::scenario::{BackupMethod, CheckpointKind, Consistency, FailureClass, Hresult, Outcome};
-use crate::world::RaisedEvent;
+use crate::world::{Power, RaisedEvent};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmReport {
@@ -14,6 +14,9 @@ pub struct VmReport {
     pub checkpoint: Option<CheckpointKind>,
     pub consistency: Option<Consistency>,
     pub downtime_us: u64,
+    /// The VM's state after its restore to the original place, if one ran (field
+    /// failure 15).
+    pub restored: Option<Power>,
     /// Why the method is not the preferred one.
     pub note: String,
 }
@@ -118,6 +121,9 @@ impl fmt::Display for RunReport {
                 write!(f, ", {c}-consistent")?;
             }
             write!(f, ", downtime {}", secs(v.downtime_us))?;
+            if let Some(p) = v.restored {
+                write!(f, ", restored: {}", p.name())?;
+            }
             if !v.note.is_empty() {
                 write!(f, " [{}]", v.note)?;
             }
