@@ -1,6 +1,7 @@
 //! One run of a scenario: the world on a scheduler, the loop, the story in protocol
 //! terms, the invariants and the report.
 
+mod f5t;
 mod invariants;
 mod load;
 mod replay;
@@ -370,13 +371,46 @@ fn conclude(
         checks.push(c);
     }
     let failure = lab.server.job.failure.clone();
+    // F5.T: the class comes from the pattern of every failure across the job's VMs and
+    // hosts; the first failure's own side only when no failure names a VM.
+    let outcomes: Vec<f5t::VmOutcome<'_>> = lab
+        .plans
+        .keys()
+        .map(|&vm| {
+            let v = &lab.vms[vm];
+            f5t::VmOutcome {
+                vm: &v.name,
+                host: &v.host,
+                volumes: v.disks.iter().map(|d| d.volume.as_str()).collect(),
+                failed: lab
+                    .server
+                    .job
+                    .failures
+                    .iter()
+                    .find(|f| f.vms.contains(&vm))
+                    .map(|f| (f.step, f.fail.class)),
+            }
+        })
+        .collect();
+    let classified = failure.as_ref().and(f5t::classify(&outcomes));
     let mut report = RunReport {
         scenario: s.name.clone(),
         seed,
         outcome,
         code: failure.as_ref().map(|f| f.code),
         event: failure.as_ref().and_then(|f| f.event),
-        failure_class: failure.as_ref().map(|f| f.class),
+        failure_class: classified
+            .as_ref()
+            .map(|c| c.class)
+            .or(failure.as_ref().map(|f| f.class)),
+        failure_evidence: classified.map(|c| {
+            format!(
+                "class {} ({} side): {}",
+                f5t::number(c.class),
+                c.class,
+                c.evidence
+            )
+        }),
         failure: failure
             .as_ref()
             .map(|f| f.detail.clone())

@@ -68,6 +68,9 @@ pub struct RunReport {
     pub code: Option<Hresult>,
     pub event: Option<u32>,
     pub failure_class: Option<FailureClass>,
+    /// The F5.T class with the pattern it was read from ("class 4 (server side): 3 VMs
+    /// on 2 hosts failed at the transfer").
+    pub failure_evidence: Option<String>,
     pub failure: Option<String>,
     pub vms: Vec<VmReport>,
     pub bytes_read: u64,
@@ -111,6 +114,9 @@ impl fmt::Display for RunReport {
         writeln!(f)?;
         if let Some(why) = &self.failure {
             writeln!(f, "  failure: {why}")?;
+        }
+        if let Some(e) = &self.failure_evidence {
+            writeln!(f, "  F5.T {e}")?;
         }
         for v in &self.vms {
             write!(f, "  {}: {}", v.vm, v.method)?;
