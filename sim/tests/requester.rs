@@ -8,6 +8,7 @@ mod library;
 use std::rc::Rc;
 
 use hvsim_sim::backup::{self as restore, Transfer};
+use hvsim_sim::protocol::JobStep;
 use hvsim_sim::run::{evaluate, populate, RunReport};
 use hvsim_sim::scenario::{FailureClass, Outcome, RestoreTarget, Scenario};
 use hvsim_sim::sched::{Decisions, Scheduler};
@@ -382,5 +383,38 @@ fn an_smb_disk_is_read_only_from_its_share_shadow_copy() {
             .as_deref()
             .is_some_and(|f| f.contains(r"no shadow copy share of \\fs1\vms")),
         "{r}"
+    );
+}
+
+/// F5.T class 4: the connection drops during hv1's and then hv2's transfer. Every failure
+/// is on the job's record with the VMs it hit and its step (hv1's two VMs share one
+/// snapshot set, so both fail), and the class is read from that pattern: several hosts,
+/// the server's side, with the pattern as evidence.
+#[test]
+fn transfers_cut_on_two_hosts_are_the_server_side() {
+    let (_, sched, r) = run("f5-transfer-interrupted-several-hosts");
+    assert!(r.passed(), "{r}");
+    assert_eq!(r.failure_class, Some(FailureClass::Server));
+    assert_eq!(
+        r.failure_evidence.as_deref(),
+        Some("class 4 (server side): 3 VMs on 2 hosts failed at the transfer")
+    );
+    assert!(r
+        .to_string()
+        .contains("\n  F5.T class 4 (server side): 3 VMs on 2 hosts failed at the transfer\n"));
+    let failures: Vec<(Vec<usize>, JobStep, u32)> = sched
+        .world()
+        .server
+        .job
+        .failures
+        .iter()
+        .map(|f| (f.vms.clone(), f.step, f.fail.code.value()))
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            (vec![0, 1], JobStep::Transfer, 0x8007_0040),
+            (vec![2], JobStep::Transfer, 0x8007_0040),
+        ]
     );
 }

@@ -538,3 +538,46 @@ fn a_fault_written_twice_is_refused() {
         "scenarios/broken.toml:35:1: faults[1]: the same fault as faults[0]"
     );
 }
+
+/// Field failure 15: the state a restore leaves a VM in is expected only of a restore to
+/// the original place, is "off" or "saved", and a bad one is named where it is written.
+#[test]
+fn a_state_after_restore_is_refused_where_it_is_written() {
+    let with = |target: &str, state: &str| {
+        let text = BASE
+            .replacen(
+                "vms = [\"vm1\"]",
+                &format!("vms = [\"vm1\"]\nrestore = {{ target = \"{target}\" }}"),
+                1,
+            )
+            .replacen(
+                "code = \"VSS_E_WRITERERROR_TIMEOUT\"",
+                &format!(
+                    "code = \"VSS_E_WRITERERROR_TIMEOUT\"\n\
+                     vms = [{{ vm = \"vm1\", state_after_restore = \"{state}\" }}]"
+                ),
+                1,
+            );
+        match hvsim_sim::run::from_toml(&text, "scenarios/broken.toml") {
+            Ok(_) => "Ok".to_string(),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert_eq!(with("original", "saved"), "Ok");
+    assert_eq!(with("original", "off"), "Ok");
+    assert_eq!(
+        with("item_level", "off"),
+        "scenarios/broken.toml:36:44: expect.vms[0].state_after_restore: a restore to \
+         item_level leaves the VM as it is; only one to the original place sets its state (R16)"
+    );
+    assert_eq!(
+        with("original", "running"),
+        "scenarios/broken.toml:36:44: expect.vms[0].state_after_restore: a restored VM is \
+         \"off\" or \"saved\", never \"running\""
+    );
+    assert_eq!(
+        with("original", "asleep"),
+        "scenarios/broken.toml:36:44: expect.vms[0].state_after_restore: unknown VM state \
+         \"asleep\" (expected one of running, off, saved, paused)"
+    );
+}

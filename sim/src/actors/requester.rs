@@ -7,7 +7,7 @@
 //! adapter sends its calls to the hosts' endpoints, reads the backups into the backup
 //! server from where the hosts' claims say they are, and keeps the job's record there.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use hvsim_engine::chain::DiskChain;
@@ -18,7 +18,7 @@ use crate::faults::FaultPlan;
 use crate::plan::Method;
 use crate::protocol::msg::{Fail, Msg, Reached, Source};
 use crate::protocol::requester::{Effect, Input, Job, JobVm, RequesterCore};
-use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult};
+use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult, VmState};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Out};
 use crate::site::Site;
 use crate::world::{Lab, Point};
@@ -33,8 +33,8 @@ pub struct Requester {
     mode: BackupMode,
     /// The decisions, from the job the world holds at the first start.
     core: Option<RequesterCore>,
-    /// The transfer-interrupted fault fired.
-    interrupted: bool,
+    /// The VMs whose transfer-interrupted fault fired (each strikes once).
+    interrupted: BTreeSet<usize>,
 }
 
 /// The job of this world: every planned VM, its flow, host and volumes.
@@ -83,7 +83,7 @@ impl Requester {
             vmms,
             mode,
             core: None,
-            interrupted: false,
+            interrupted: BTreeSet::new(),
         }
     }
 
@@ -146,6 +146,7 @@ impl Requester {
             Effect::Claimed(c) => {
                 cx.world.server.job.claims.insert(c.vm, c);
             }
+            Effect::Failed(f) => cx.world.server.job.failures.push(f),
             Effect::Fail(f) => cx.world.server.job.fail(f),
             Effect::MakePoint { number, levels } => make_point(cx.world, number, &levels),
             Effect::NextPoint { after_us } => {
@@ -276,7 +277,8 @@ impl Requester {
                 disks.len(),
             );
             server.begin_transfer(vm, transfer);
-            let interrupt = last && !self.interrupted && self.faults.transfer_interrupted(vm);
+            let interrupt =
+                last && !self.interrupted.contains(&vm) && self.faults.transfer_interrupted(vm);
             let mut sent_vm = 0;
             for i in 0..lab.vms[vm].disks.len() {
                 let mut disk = Self::open_source(lab, vm, i, set, files, cx.out.guids())?;
@@ -341,7 +343,7 @@ impl Requester {
             if interrupt {
                 // F5.T: the connection drops half way: the replica holds part of the new
                 // data and is flagged inconsistent (R17); no recovery point is made.
-                self.interrupted = true;
+                self.interrupted.insert(vm);
                 let why = server.interrupt_transfer(vm, sent_vm, |cut_at| {
                     format!("transfer of {name} interrupted at offset {cut_at} (point {point})")
                 });
@@ -447,9 +449,8 @@ fn restore(n: u32, cx: &mut Cx<'_, Msg, Site>) -> Result<(), Fail> {
     let mut first = Ok(());
     for vm in server.vms_in(n) {
         let v = &mut lab.vms[vm];
-        let sizes: Vec<u64> = lab
-            .scenario
-            .vm(&v.name)
+        let declared = lab.scenario.vm(&v.name);
+        let sizes: Vec<u64> = declared
             .map(|s| s.disks.iter().map(|d| d.size.0).collect())
             .unwrap_or_default();
         let host = r.host.clone().unwrap_or_else(|| v.host.clone());
@@ -459,6 +460,7 @@ fn restore(n: u32, cx: &mut Cx<'_, Msg, Site>) -> Result<(), Fail> {
             target: r.target,
             sizes: &sizes,
             method: lab.plans.get(&vm).map_or(Method::Standard, |p| p.method),
+            at_backup: declared.map_or(VmState::Running, |s| s.state),
             host: &host,
         };
         match server.restore(v, &job) {

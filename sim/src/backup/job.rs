@@ -5,11 +5,14 @@
 use std::collections::BTreeMap;
 
 use crate::protocol::msg::{Claim, Fail};
+use crate::protocol::JobFailure;
 
 #[derive(Debug, Default)]
 pub struct JobRecord {
     /// The job's first failure (the code the job reports).
     pub failure: Option<Fail>,
+    /// Every failure, with the VMs it hit and the step (F5.T's pattern).
+    pub failures: Vec<JobFailure>,
     /// The job ended (made its points and restores, or gave up).
     pub done: bool,
     /// Per VM, the latest claim the host made of its backup image.

@@ -13,7 +13,7 @@ use hvsim_engine::{CreateOptions, OpenOptions, Vhdx};
 use super::disk::ImageDisk;
 use super::BackupError;
 use crate::plan::Method;
-use crate::scenario::RestoreTarget;
+use crate::scenario::{RestoreTarget, VmState};
 use crate::world::{Power, SparseImage, VmLab, PAGE};
 
 /// Capacity of the in-memory restore targets.
@@ -51,18 +51,27 @@ pub struct RestoreJob<'a> {
     pub target: RestoreTarget,
     /// The disks' virtual sizes, as the scenario gives them.
     pub sizes: &'a [u64],
-    /// How the point was taken (the VM's state after an original-place restore).
+    /// How the point was taken, and the VM's state when it was (together they give the
+    /// VM's state after an original-place restore).
     pub method: Method,
+    pub at_backup: VmState,
     /// The host an alternate-location restore goes to.
     pub host: &'a str,
 }
 
-/// The VM's state after a restore to the original place: saved for a backup taken
-/// through the R4 backup checkpoint, off otherwise.
-pub fn state_after_restore(method: Method) -> Power {
-    match method {
-        Method::NamedCheckpoint => Power::Saved,
-        _ => Power::Off,
+/// The VM's state after a restore to the original place (field failure 15, R4): it
+/// follows the state at backup. A backup that holds the VM's saved state (the offline
+/// path, F5.4a, or R4's backup checkpoint, or a VM paused or saved at the time) comes back
+/// saved; an online backup (the guest's VSS or daemon, a production or disk-only
+/// checkpoint) holds only the disks, so the VM comes back off, as does a VM that was off.
+pub fn state_after_restore(at_backup: VmState, method: Method) -> Power {
+    match (at_backup, method) {
+        (VmState::Off, _) => Power::Off,
+        (VmState::Saved | VmState::Paused, _) => Power::Saved,
+        (VmState::Running, Method::SavedState | Method::NamedCheckpoint) => Power::Saved,
+        (VmState::Running, Method::GuestVss | Method::DaemonFreeze | Method::Standard) => {
+            Power::Off
+        }
     }
 }
 
@@ -160,7 +169,7 @@ pub fn restore(
     };
     match job.target {
         RestoreTarget::Original => {
-            let power = state_after_restore(job.method);
+            let power = state_after_restore(job.at_backup, job.method);
             // The VM is off while its disks are replaced through the Hyper-V writer.
             vm.power = Power::Off;
             for (i, d) in vm.disks.iter_mut().enumerate() {

@@ -11,7 +11,7 @@ use hvsim_engine::{CreateOptions, GuidGen, MemStorage, OpenOptions, Vhdx};
 
 use super::*;
 use crate::plan::Method;
-use crate::scenario::{ConsistencyCheck, GuestOs, HyperVVersion, RestoreTarget};
+use crate::scenario::{ConsistencyCheck, GuestOs, HyperVVersion, RestoreTarget, VmState};
 use crate::world::{DiskLab, Oracle, Power, SparseImage, VmLab, PAGE};
 
 const SIZE: u64 = 8 * MIB;
@@ -103,6 +103,7 @@ fn job(point: u32, target: RestoreTarget, method: Method) -> RestoreJob<'static>
         target,
         sizes: &[SIZE],
         method,
+        at_backup: VmState::Running,
         host: "h2",
     }
 }
@@ -534,6 +535,59 @@ fn a_restore_to_the_original_place_replaces_the_chain() {
         "R4: a backup checkpoint restores saved"
     );
     assert_eq!(vm.power, Power::Saved);
+}
+
+/// Field failure 15 (and R4): the state after an original-place restore follows the
+/// state at backup: running and online → off; running and offline (saved state, or R4's
+/// backup checkpoint) → saved; paused or saved → saved; off → off.
+#[test]
+fn the_state_after_an_original_place_restore_follows_the_state_at_backup() {
+    use Method::*;
+    let cases = [
+        (VmState::Running, GuestVss, Power::Off),
+        (VmState::Running, DaemonFreeze, Power::Off),
+        (VmState::Running, Standard, Power::Off),
+        (VmState::Running, SavedState, Power::Saved),
+        (VmState::Running, NamedCheckpoint, Power::Saved),
+        (VmState::Paused, SavedState, Power::Saved),
+        (VmState::Saved, SavedState, Power::Saved),
+        (VmState::Off, SavedState, Power::Off),
+    ];
+    for (at_backup, method, want) in cases {
+        assert_eq!(
+            state_after_restore(at_backup, method),
+            want,
+            "{at_backup} backed up by {method:?}"
+        );
+    }
+}
+
+/// Field failure 15 through a real restore: a VM backed up running on the offline path
+/// comes back saved, one backed up online comes back off; each over its restored disk.
+#[test]
+fn an_original_place_restore_leaves_the_vm_as_its_backup_path_says() {
+    for (method, want) in [
+        (Method::SavedState, Power::Saved),
+        (Method::GuestVss, Power::Off),
+    ] {
+        let volume = Volume::new("V", 1 << 40);
+        let f = volume.create("d.vhdx").expect("create");
+        Vhdx::create(Box::new(f), &CreateOptions::new(SIZE), None)
+            .expect("vhdx")
+            .close()
+            .expect("close");
+        let mut vm = vm_on(&volume);
+        let mut s = BackupServer::default();
+        let mut p = SparseImage::default();
+        p.write(2 * MIB, &page(7, 2 * MIB));
+        s.keep(1, 0, vec![p.clone()], None, None);
+        let rec = s
+            .restore(&mut vm, &job(1, RestoreTarget::Original, method))
+            .expect("restore")
+            .clone();
+        assert_eq!(read_vhdx(&volume, "d.vhdx"), p, "{method:?}");
+        assert_eq!((rec.power, vm.power), (Some(want), want), "{method:?}");
+    }
 }
 
 #[test]

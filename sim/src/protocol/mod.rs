@@ -11,4 +11,4 @@ pub mod msg;
 pub mod requester;
 pub mod vss;
 
-pub use fail::Fail;
+pub use fail::{Fail, JobFailure, JobStep};

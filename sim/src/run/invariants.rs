@@ -10,7 +10,7 @@ use crate::plan::Method;
 use crate::protocol::msg::Reached;
 use crate::scenario::{Consistency, Outcome};
 use crate::site::Site;
-use crate::world::{Power, SparseImage, PAGE};
+use crate::world::{SparseImage, PAGE};
 
 fn check(id: &'static str, problems: Vec<String>, fine: &str) -> Check {
     Check {
@@ -391,9 +391,4 @@ pub fn i6(lab: &Site) -> Option<Check> {
         format!("{items} restored item(s) read back exactly as their recovery point")
     };
     Some(check("I6", problems, &fine))
-}
-
-/// The VM's state after a restore to the original place (R4: saved).
-pub fn state_after_restore(method: Method) -> Power {
-    restore::state_after_restore(method)
 }

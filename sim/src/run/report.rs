@@ -5,7 +5,7 @@
 use std::fmt;
 
 use crate::scenario::{BackupMethod, CheckpointKind, Consistency, FailureClass, Hresult, Outcome};
-use crate::world::RaisedEvent;
+use crate::world::{Power, RaisedEvent};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmReport {
@@ -14,6 +14,9 @@ pub struct VmReport {
     pub checkpoint: Option<CheckpointKind>,
     pub consistency: Option<Consistency>,
     pub downtime_us: u64,
+    /// The VM's state after its restore to the original place, if one ran (field
+    /// failure 15).
+    pub restored: Option<Power>,
     /// Why the method is not the preferred one.
     pub note: String,
 }
@@ -65,6 +68,9 @@ pub struct RunReport {
     pub code: Option<Hresult>,
     pub event: Option<u32>,
     pub failure_class: Option<FailureClass>,
+    /// The F5.T class with the pattern it was read from ("class 4 (server side): 3 VMs
+    /// on 2 hosts failed at the transfer").
+    pub failure_evidence: Option<String>,
     pub failure: Option<String>,
     pub vms: Vec<VmReport>,
     pub bytes_read: u64,
@@ -109,6 +115,9 @@ impl fmt::Display for RunReport {
         if let Some(why) = &self.failure {
             writeln!(f, "  failure: {why}")?;
         }
+        if let Some(e) = &self.failure_evidence {
+            writeln!(f, "  F5.T {e}")?;
+        }
         for v in &self.vms {
             write!(f, "  {}: {}", v.vm, v.method)?;
             if let Some(c) = v.checkpoint {
@@ -118,6 +127,9 @@ impl fmt::Display for RunReport {
                 write!(f, ", {c}-consistent")?;
             }
             write!(f, ", downtime {}", secs(v.downtime_us))?;
+            if let Some(p) = v.restored {
+                write!(f, ", restored: {}", p.name())?;
+            }
             if !v.note.is_empty() {
                 write!(f, " [{}]", v.note)?;
             }

@@ -976,11 +976,25 @@ impl Checker {
                     );
                 }
             }
-            if ve.state_after_restore.is_some() && s.job.restore.is_none() {
-                self.problem(
-                    format!("expect.vms[{i}].state_after_restore"),
-                    "the job has no restore",
-                );
+            if let Some(st) = ve.state_after_restore {
+                let path = format!("expect.vms[{i}].state_after_restore");
+                match &s.job.restore {
+                    None => self.problem(path, "the job has no restore"),
+                    Some(r) if r.target != RestoreTarget::Original => self.problem(
+                        path,
+                        format!(
+                            "a restore to {} leaves the VM as it is; only one to the original \
+                             place sets its state (R16)",
+                            r.target
+                        ),
+                    ),
+                    // Field failure 15: a restore in place leaves the VM off or saved.
+                    Some(_) if !matches!(st, VmState::Off | VmState::Saved) => self.problem(
+                        path,
+                        format!("a restored VM is \"off\" or \"saved\", never \"{st}\""),
+                    ),
+                    Some(_) => {}
+                }
             }
         }
     }

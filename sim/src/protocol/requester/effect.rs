@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use crate::plan::Stage;
 use crate::protocol::msg::{Claim, Fail, Reached, Source, VmmsOp};
 use crate::protocol::vss::VssCall;
+use crate::protocol::JobFailure;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
@@ -33,6 +34,8 @@ pub enum Effect {
     },
     /// A host's claim on a VM, as the job now knows it: the job's record keeps it.
     Claimed(Claim),
+    /// A failure, each one: the VMs it hit and the step (the job's record keeps them).
+    Failed(JobFailure),
     /// The job's first failure: the code it reports.
     Fail(Fail),
     /// Nothing failed: recovery point `number` keeps what it read, with the level the

@@ -10,6 +10,7 @@ use super::{plan_tasks, Effect, Input, Job, Task};
 use crate::plan::Stage as PlanStage;
 use crate::protocol::msg::{Claim, Fail, VmmsOp};
 use crate::protocol::vss::VssCall;
+use crate::protocol::{JobFailure, JobStep};
 use crate::scenario::{BackupMode, FailureClass, Hresult};
 
 /// Virtual time between two recovery points (the guest keeps writing meanwhile).
@@ -257,7 +258,31 @@ impl RequesterCore {
         });
     }
 
+    /// A failure of the task's VMs (all the job's while restoring).
     fn fail(&mut self, f: Fail, fx: &mut Vec<Effect>) {
+        let vms = match self.stage {
+            Stage::Restoring => self.job.vms.iter().map(|v| v.vm).collect(),
+            _ => self.task_vms(),
+        };
+        self.fail_vms(vms, f, fx);
+    }
+
+    /// Every failure goes to the job's record with the VMs it hit and its step (F5.T
+    /// reads the pattern); the first is the job's.
+    fn fail_vms(&mut self, vms: Vec<usize>, f: Fail, fx: &mut Vec<Effect>) {
+        let step = match self.stage {
+            Stage::Reading => JobStep::Transfer,
+            Stage::Vss(VssCall::BackupComplete | VssCall::AbortBackup)
+            | Stage::Merging
+            | Stage::ReleaseSnapshot => JobStep::Release,
+            Stage::Restoring => JobStep::Restore,
+            _ => JobStep::Snapshot,
+        };
+        fx.push(Effect::Failed(JobFailure {
+            vms,
+            step,
+            fail: f.clone(),
+        }));
         if self.failure.is_none() {
             self.failure = Some(f.clone());
             fx.push(Effect::Fail(f));
@@ -448,7 +473,7 @@ impl RequesterCore {
                     self.checkpointed.insert(vm);
                 }
             }
-            Err(f) => self.fail(f, fx),
+            Err(f) => self.fail_vms(vec![vm], f, fx),
         }
         if !self.outstanding.is_empty() {
             return;

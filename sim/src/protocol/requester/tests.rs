@@ -67,6 +67,7 @@ use std::collections::VecDeque;
 
 use crate::protocol::msg::{Claim, Fail, Reached, Source, VmmsOp};
 use crate::protocol::vss::VssCall;
+use crate::protocol::JobStep;
 use crate::scenario::{BackupMode, FailureClass, Hresult};
 
 fn job_vm(vm: usize, flow: Flow, host: &str, volume: &str) -> JobVm {
@@ -272,7 +273,7 @@ fn labels(log: &[Effect]) -> Vec<String> {
                 Effect::NextPoint { .. } => "next point".into(),
                 Effect::Restore { point } => format!("restore point {point}"),
                 Effect::JobDone => "job done".into(),
-                Effect::Tag { .. } | Effect::Claimed(_) => return None,
+                Effect::Tag { .. } | Effect::Claimed(_) | Effect::Failed(_) => return None,
             })
         })
         .collect()
@@ -983,4 +984,50 @@ fn a_later_claim_replaces_level_and_source_but_keeps_a_fallback() {
     kept.merge(Claim::new(0));
     assert_eq!(kept.reached, Some(Reached::Crash));
     assert_eq!(kept.source.as_ref().and_then(|s| s.set), Some(2));
+}
+
+/// The job's record of failures (F5.T's pattern): every failure, not only the first, with
+/// the VMs it hit and its step: a group member's failed checkpoint is that VM's alone, at
+/// the snapshot; a dropped read fails the task's VMs at the transfer, and the next host's
+/// failure is recorded too though the job already failed.
+#[test]
+fn every_failure_is_recorded_with_its_vms_and_step() {
+    let recorded = |log: &[Effect]| -> Vec<(Vec<usize>, JobStep, Hresult)> {
+        log.iter()
+            .filter_map(|e| match e {
+                Effect::Failed(f) => Some((f.vms.clone(), f.step, f.fail.code)),
+                _ => None,
+            })
+            .collect()
+    };
+    let (_, log) = run(
+        f3_group_job(BackupMode::OffHost),
+        failing("CreateSnapshot", Hresult::ErrorDiskFull),
+    );
+    assert_eq!(
+        recorded(&log),
+        [(vec![0], JobStep::Snapshot, Hresult::ErrorDiskFull)]
+    );
+    let j = job(
+        BackupMode::OnHost,
+        vec![
+            job_vm(0, Flow::F2, "hv1", "hv1-D"),
+            job_vm(1, Flow::F2, "hv1", "hv1-D"),
+            job_vm(2, Flow::F2, "hv2", "hv2-D"),
+        ],
+    );
+    let (core, log) = run(j, |e| match e {
+        Effect::Read { .. } => Answer::Dropped,
+        _ => Answer::Ok,
+    });
+    let cut = Hresult::ErrorNetnameDeleted;
+    assert_eq!(
+        recorded(&log),
+        [
+            (vec![0, 1], JobStep::Transfer, cut),
+            (vec![2], JobStep::Transfer, cut),
+        ]
+    );
+    assert_eq!(failures(&log).len(), 1, "the first failure is the job's");
+    assert_eq!(core.failure().map(|f| f.code), Some(cut));
 }
