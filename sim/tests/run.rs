@@ -441,3 +441,23 @@ fn a_gen2_efi_partition_keeps_the_guest_online() {
     assert!(!sets.is_empty(), "the guest's VSS is called");
     assert!(sets.iter().all(|l| !l.contains("EFI")), "{sets:?}");
 }
+
+/// A VM whose backup failed is reported with no consistency level, though its host
+/// claimed one before the job failed: the level is the recovery point's, and none was made.
+#[test]
+fn a_failed_backup_claims_no_consistency() {
+    let s = library::load("f3-offhost-group-snapshot-vetoed");
+    let out = run(Rc::clone(&s), s.seed, RunOptions::default()).unwrap();
+    assert_eq!(out.report.outcome, Outcome::Failure, "{}", out.report);
+    assert_eq!(out.report.vms.len(), 2);
+    for vm in &out.report.vms {
+        assert_eq!(vm.consistency, None, "{}: {}", vm.vm, out.report);
+    }
+    let ok = library::load("f3-production-checkpoint-offhost-group");
+    let out = run(Rc::clone(&ok), ok.seed, RunOptions::default()).unwrap();
+    assert!(out
+        .report
+        .vms
+        .iter()
+        .all(|v| v.consistency == Some(hvsim_sim::scenario::Consistency::Application)));
+}

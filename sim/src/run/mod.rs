@@ -320,7 +320,15 @@ fn conclude(
     for (&vm, p) in &lab.plans {
         // What the hosts claimed, as the job's record on the backup server has it.
         let claim = job.claims.get(&vm);
-        let reached = claim.and_then(|c| c.reached);
+        // The level the VM's newest made recovery point holds: a VM whose backup failed
+        // has none, whatever its host claimed before the failure.
+        let reached = lab
+            .server
+            .points
+            .iter()
+            .rev()
+            .filter(|p| p.made)
+            .find_map(|p| lab.server.level(p.number, vm));
         let fallback = claim.is_some_and(|c| c.fallback);
         let (method, checkpoint) = match (p.flow, p.method) {
             (_, Method::SavedState) => (BackupMethod::SavedState, None),
