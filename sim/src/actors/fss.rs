@@ -278,13 +278,32 @@ impl Actor<Msg, Site> for FssAgentActor {
                     Ok(_) => cx.out.detail("result", "S_OK"),
                     Err(e) => cx.out.detail("result", e.name()),
                 }
+                if delay > RPC_US {
+                    // A stuck operation: the answer leaves when the caller's wait ends.
+                    cx.out.detail("answered_after_s", delay / 1_000_000);
+                }
                 cx.out
                     .send_after(client, delay, Msg::FsrvpResult { result });
                 self.arm(cx);
             }
             (Msg::FsrvpTimer, Origin::Timer(_)) => {
                 self.timer = None;
-                let gone = self.agent.on_timer(cx.out.now_us());
+                let now = cx.out.now_us();
+                if self.agent.commit_wait_end().is_some_and(|end| end <= now) {
+                    // MS-FSRVP 3.1.4.5: the failed wait puts the set back in Added.
+                    cx.out.detail(
+                        "commit_wait_ended",
+                        "set Added, message-sequence timer 180 s",
+                    );
+                }
+                let expires = self
+                    .agent
+                    .message_sequence_deadline()
+                    .is_some_and(|d| d <= now);
+                let gone = self.agent.on_timer(now);
+                if expires {
+                    cx.out.detail("message_sequence_timer", "expired");
+                }
                 cx.out.detail("sets_deleted", gone.len() as u64);
                 self.arm(cx);
             }

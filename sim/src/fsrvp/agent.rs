@@ -235,6 +235,9 @@ pub struct FssAgent {
     sets: BTreeMap<Uuid, ShadowCopySet>,
     /// The message-sequence timer: when it expires (virtual µs).
     deadline: Option<u64>,
+    /// A CommitShadowCopySet whose wait never completes: the set, and when the caller's
+    /// timeout ends the wait (MS-FSRVP 3.1.4.5: the set is CreationInProgress until then).
+    commit_wait: Option<(Uuid, u64)>,
     /// Operations that never complete (fault injection).
     unresponsive: BTreeSet<&'static str>,
     /// Operations that fail with FSRVP_E_WAIT_FAILED (fault injection).
@@ -260,6 +263,7 @@ impl FssAgent {
             context_set: false,
             sets: BTreeMap::new(),
             deadline: None,
+            commit_wait: None,
             unresponsive: BTreeSet::new(),
             failing: BTreeSet::new(),
         }
@@ -295,10 +299,12 @@ impl FssAgent {
     /// tells the caller to deliver that answer only after the caller's own timeout.
     ///
     /// What the stuck operation leaves behind: Prepare leaves the set Added (nothing was
-    /// prepared); Commit leaves it CreationInProgress for good (the snapshot never comes,
-    /// so a following Abort fails with FSRVP_E_BAD_STATE and only the message-sequence
-    /// timer deletes the set); Expose leaves it Committed with its snapshot unexposed
-    /// (Abort is then a no-op, the timer deletes set and snapshot).
+    /// prepared); Commit keeps it CreationInProgress (an Abort then fails with
+    /// FSRVP_E_BAD_STATE) until the caller's timeout ends the wait, when the set returns
+    /// to Added and the 180 s timer starts (MS-FSRVP 3.1.4.5; the answer is
+    /// FSSAGENT_E_TIMEOUT, the code 3.1.4.5 gives a timed-out commit); Expose leaves it
+    /// Committed with its snapshot unexposed (Abort is then a no-op, the timer deletes
+    /// set and snapshot).
     ///
     /// Panics on any other name.
     pub fn set_unresponsive(&mut self, op: &'static str) {
@@ -340,15 +346,47 @@ impl FssAgent {
         }
     }
 
-    /// The earliest virtual time at which a message-sequence timer expires (None when no
-    /// timer runs).
+    /// The earliest virtual time at which the message-sequence timer expires or a stuck
+    /// commit's wait ends (None when neither is pending).
     pub fn next_deadline(&self) -> Option<u64> {
+        let wait_end = self.commit_wait.map(|(_, end)| end);
+        match (self.deadline, wait_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the message-sequence timer expires, if it runs.
+    pub fn message_sequence_deadline(&self) -> Option<u64> {
         self.deadline
     }
 
-    /// Expires timers due at `now_us`: every set not Recovered is deleted (its snapshot
-    /// and shares too), ContextSet cleared. Returns the ids of sets deleted.
+    /// When a stuck commit's wait ends (the caller's timeout), if one is waiting.
+    pub fn commit_wait_end(&self) -> Option<u64> {
+        self.commit_wait.map(|(_, end)| end)
+    }
+
+    /// Ends a stuck commit's wait once the caller's timeout is over (MS-FSRVP 3.1.4.5):
+    /// the set returns to Added and the message-sequence timer starts at 180 s.
+    fn end_commit_wait(&mut self, now_us: u64) {
+        let Some((set_id, end)) = self.commit_wait else {
+            return;
+        };
+        if end > now_us {
+            return;
+        }
+        self.commit_wait = None;
+        if let Some(set) = self.sets.get_mut(&set_id) {
+            set.state = SetState::Added;
+        }
+        self.restart_timer(end, TIMER_COMMIT_US);
+    }
+
+    /// Ends a stuck commit's wait due at `now_us`, then expires the message-sequence
+    /// timer if due: every set not Recovered is deleted (its snapshot and shares too),
+    /// ContextSet cleared. Returns the ids of sets deleted.
     pub fn on_timer(&mut self, now_us: u64) -> Vec<Uuid> {
+        self.end_commit_wait(now_us);
         match self.deadline {
             Some(d) if d <= now_us => {}
             _ => return Vec::new(),
@@ -369,6 +407,9 @@ impl FssAgent {
 
     /// Deletes a set with every snapshot it took.
     fn delete_set(&mut self, id: Uuid) {
+        if self.commit_wait.is_some_and(|(set, _)| set == id) {
+            self.commit_wait = None;
+        }
         if let Some(set) = self.sets.remove(&id) {
             for sc in set.copies.values() {
                 if let Some(snap) = sc.snapshot {
@@ -391,6 +432,9 @@ impl FssAgent {
         caller_is_backup_operator: bool,
         call: FsrvpCall,
     ) -> Result<FsrvpReply, FsrvpError> {
+        // A stuck commit's wait ends with the caller's timeout, so a call at that instant
+        // (the client's next request) already finds the set back in Added.
+        self.end_commit_wait(now_us);
         if self.deadline.is_some_and(|d| d < now_us) {
             self.on_timer(now_us);
         }
@@ -452,7 +496,7 @@ impl FssAgent {
                 self.restart_timer(now_us, TIMER_PREPARE_US);
                 Ok(FsrvpReply::Ok)
             }
-            CommitShadowCopySet { set_id, .. } => self.commit(now_us, set_id),
+            CommitShadowCopySet { set_id, timeout_ms } => self.commit(now_us, set_id, timeout_ms),
             ExposeShadowCopySet { set_id, .. } => self.expose(now_us, set_id),
             RecoveryCompleteShadowCopySet { set_id } => {
                 let set = self.set(set_id)?;
@@ -630,15 +674,26 @@ impl FssAgent {
         Ok(FsrvpReply::ShadowCopyId(id))
     }
 
-    fn commit(&mut self, now_us: u64, set_id: Uuid) -> Result<FsrvpReply, FsrvpError> {
+    /// MS-FSRVP 3.1.4.5: the timer stops while the set is CreationInProgress; a wait
+    /// that fails or times out returns the set to Added and starts the 180 s timer.
+    fn commit(
+        &mut self,
+        now_us: u64,
+        set_id: Uuid,
+        timeout_ms: u32,
+    ) -> Result<FsrvpReply, FsrvpError> {
         if self.set(set_id)?.state != SetState::Added {
             return Err(FsrvpError::BadState);
         }
+        self.deadline = None;
         let stuck = self.unresponsive.contains("CommitShadowCopySet");
         let set = self.sets.get_mut(&set_id).expect("checked");
         set.state = SetState::CreationInProgress;
         if stuck {
-            return Err(FsrvpError::WaitTimeout);
+            // The answer leaves when the wait ends (`reply_delay_us`); until then the set
+            // stays CreationInProgress.
+            self.commit_wait = Some((set_id, now_us + u64::from(timeout_ms) * 1000));
+            return Err(FsrvpError::AgentTimeout);
         }
         if self.failing.contains("CommitShadowCopySet") {
             // The creation failed: back to Added, nothing taken.
@@ -719,6 +774,13 @@ impl FssAgent {
         h.update(&[self.context_set as u8]);
         match self.deadline {
             Some(d) => h.update(&[1]).update(&d.to_le_bytes()),
+            None => h.update(&[0]),
+        };
+        match self.commit_wait {
+            Some((id, end)) => h
+                .update(&[1])
+                .update(id.as_bytes())
+                .update(&end.to_le_bytes()),
             None => h.update(&[0]),
         };
         h.update(&(self.unresponsive.len() as u64).to_le_bytes());
