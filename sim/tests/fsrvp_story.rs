@@ -40,6 +40,17 @@ fn find(lines: &[String], from: usize, parts: &[&str]) -> usize {
         })
 }
 
+/// The virtual time of a story line, in milliseconds (`  12.   1.706s  ...`).
+fn at_ms(line: &str) -> u64 {
+    let t = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|t| t.strip_suffix('s'))
+        .unwrap_or_else(|| panic!("no time in {line}"));
+    let (s, ms) = t.split_once('.').unwrap_or((t, "0"));
+    s.parse::<u64>().unwrap() * 1000 + ms.parse::<u64>().unwrap()
+}
+
 /// Issue 9 item 2 (MS-FSRVP 3.1.4.5): the commit's wait ends with the provider's 60 s
 /// timeout; the agent answers FSSAGENT_E_TIMEOUT, puts the set back in Added with its
 /// 180 s timer, and the provider's AbortShadowCopySet succeeds.
@@ -59,7 +70,8 @@ fn commit_timeout_returns_the_set_to_added_and_the_abort_succeeds() {
         commit,
         &["FssAgent@fs1: FssAgentTimer", "commit_wait_ended=set Added"],
     );
-    assert!(lines[ended].contains("61.706s"), "{}", lines[ended]);
+    // The wait ends with the provider's 60 s commit timeout.
+    assert_eq!(at_ms(&lines[ended]) - at_ms(&lines[commit]), 60_000);
     let abort = find(
         &lines,
         ended,
@@ -81,5 +93,67 @@ fn commit_timeout_returns_the_set_to_added_and_the_abort_succeeds() {
         abort,
         &["message_sequence_timer=expired", "sets_deleted=0"],
     );
-    assert!(lines[expired].contains("241.706s"), "{}", lines[expired]);
+    assert_eq!(at_ms(&lines[expired]) - at_ms(&lines[ended]), 180_000);
+}
+
+/// Issue 9 item 1 (SPEC F4 phase mapping, MS-FSRVP 3.2.4.2): each MS-FSRVP call comes in
+/// its host VSS provider phase, and RecoveryComplete before the requester reads.
+#[test]
+fn each_fsrvp_call_runs_in_its_vss_provider_phase() {
+    let lines = story("f4-smb3-share-backup");
+    let phases: [(&str, &[&str]); 6] = [
+        (
+            "BeginPrepareSnapshot",
+            &[
+                "IsPathSupported",
+                "GetSupportedVersion",
+                "SetContext",
+                "StartShadowCopySet",
+                "AddToShadowCopySet",
+            ],
+        ),
+        ("EndPrepareSnapshots", &["PrepareShadowCopySet"]),
+        ("CommitSnapshots", &["CommitShadowCopySet"]),
+        (
+            "PostCommitSnapshots",
+            &["ExposeShadowCopySet", "GetShareMapping"],
+        ),
+        (
+            "PostFinalCommitSnapshots",
+            &["RecoveryCompleteShadowCopySet"],
+        ),
+        ("DeleteSnapshots", &["DeleteShareMapping"]),
+    ];
+    let calls: Vec<(usize, &str)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let (_, rest) = l.split_once("FssProvider@hv1 → FssAgent@fs1: ")?;
+            Some((i, rest.split_whitespace().next()?))
+        })
+        .collect();
+    let mut seen = 0;
+    for (phase, expected) in phases {
+        let start = find(
+            &lines,
+            0,
+            &[&format!("HostVss@hv1 → FssProvider@hv1: {phase}")],
+        );
+        let end = find(
+            &lines,
+            start,
+            &[&format!("ProviderReturned  call={phase}  hr=S_OK")],
+        );
+        let inside: Vec<&str> = calls
+            .iter()
+            .filter(|(i, _)| (start..end).contains(i))
+            .map(|(_, c)| *c)
+            .collect();
+        assert_eq!(inside, expected, "{phase}");
+        seen += inside.len();
+    }
+    assert_eq!(seen, calls.len(), "calls outside their phase: {calls:?}");
+    let recovered = find(&lines, 0, &["RecoveryCompleteShadowCopySet"]);
+    let read = find(&lines, 0, &["Requester: ReadBackup", r"\\fs1\vms@{"]);
+    assert!(recovered < read);
 }

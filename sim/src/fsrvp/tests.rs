@@ -905,3 +905,114 @@ fn a_share_the_server_does_not_have_is_an_invalid_argument() {
     assert_eq!(err(&mut agent, 0, addc), E_INVALIDARG);
     assert_eq!(agent.set_state(set), Some(SetState::Started));
 }
+
+/// Sends every request a phased client has before its next pause (or end).
+fn drive_phase(
+    client: &mut FssClient,
+    agent: &mut FssAgent,
+    now: &mut u64,
+) -> (Vec<&'static str>, ClientStatus) {
+    let mut log = Vec::new();
+    let st = drive(client, agent, now, &mut log);
+    (log.iter().map(FsrvpCall::name).collect(), st)
+}
+
+/// Issue 9 item 1 (SPEC F4 phase mapping): a phased client sends each phase's calls
+/// and pauses before PrepareShadowCopySet, CommitShadowCopySet, ExposeShadowCopySet and
+/// DeleteShareMapping; RecoveryComplete comes with `begin_cleanup`.
+#[test]
+fn a_phased_client_pauses_between_the_vss_provider_phases() {
+    let (mut agent, d, _) = setup();
+    let mut client = FssClient::new(vec![VMS.into()]).phased();
+    let mut now = 0;
+    let phases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "IsPathSupported",
+                "GetSupportedVersion",
+                "SetContext",
+                "StartShadowCopySet",
+                "AddToShadowCopySet",
+            ],
+            "PrepareShadowCopySet",
+        ),
+        (&["PrepareShadowCopySet"], "CommitShadowCopySet"),
+        (&["CommitShadowCopySet"], "ExposeShadowCopySet"),
+        (&["ExposeShadowCopySet", "GetShareMapping"], ""),
+    ];
+    for (i, (calls, next)) in phases.into_iter().enumerate() {
+        if i > 0 {
+            client.resume();
+        }
+        let (sent, st) = drive_phase(&mut client, &mut agent, &mut now);
+        assert_eq!(sent, calls);
+        if next.is_empty() {
+            assert!(matches!(st, ClientStatus::Done { .. }), "{st:?}");
+        } else {
+            assert_eq!(st, ClientStatus::Paused { next });
+            // Paused: nothing goes until the next phase.
+            assert_eq!(client.next_call(), None);
+        }
+    }
+    let set = client.set_id().unwrap();
+    assert_eq!(agent.set_state(set), Some(SetState::Exposed));
+    client.begin_cleanup();
+    let (sent, st) = drive_phase(&mut client, &mut agent, &mut now);
+    assert_eq!(sent, ["RecoveryCompleteShadowCopySet"]);
+    assert_eq!(
+        st,
+        ClientStatus::Paused {
+            next: "DeleteShareMapping"
+        }
+    );
+    assert_eq!(agent.set_state(set), Some(SetState::Recovered));
+    assert_eq!(d.snapshots().len(), 1);
+    client.resume();
+    let (sent, st) = drive_phase(&mut client, &mut agent, &mut now);
+    assert_eq!(sent, ["DeleteShareMapping"]);
+    assert_eq!(st, ClientStatus::CleanedUp);
+    assert!(d.snapshots().is_empty() && agent.leftovers().is_empty());
+}
+
+/// The host's AbortSnapshots during a pause: AbortShadowCopySet before the commit, the
+/// share mappings once exposed; either way nothing is left on the file server.
+#[test]
+fn a_phased_client_aborts_from_any_pause() {
+    for pauses in 1..=4 {
+        let (mut agent, d, _) = setup();
+        let mut client = FssClient::new(vec![VMS.into()]).phased();
+        let mut now = 0;
+        for i in 0..pauses {
+            if i > 0 {
+                client.resume();
+            }
+            drive_phase(&mut client, &mut agent, &mut now);
+        }
+        client.abort();
+        let (sent, st) = drive_phase(&mut client, &mut agent, &mut now);
+        match pauses {
+            1..=2 => {
+                assert_eq!(sent, ["AbortShadowCopySet"], "after {pauses} phase(s)");
+                assert_eq!(st, ClientStatus::Aborted);
+                assert_eq!(client.abort_result(), Some(Ok(())));
+                assert!(agent.set_ids().is_empty());
+            }
+            3 => {
+                // Committed: the abort is a no-op; the 180 s timer deletes the copy.
+                assert_eq!(sent, ["AbortShadowCopySet"]);
+                assert_eq!(d.snapshots().len(), 1);
+                let due = agent.next_deadline().unwrap();
+                agent.on_timer(due);
+            }
+            _ => {
+                assert_eq!(sent, ["DeleteShareMapping"]);
+                assert_eq!(st, ClientStatus::CleanedUp);
+            }
+        }
+        assert!(
+            d.snapshots().is_empty() && agent.leftovers().is_empty(),
+            "after {pauses} phase(s): {:?}",
+            agent.leftovers()
+        );
+    }
+}
