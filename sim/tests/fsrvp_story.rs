@@ -68,7 +68,10 @@ fn commit_timeout_returns_the_set_to_added_and_the_abort_succeeds() {
     let ended = find(
         &lines,
         commit,
-        &["FssAgent@fs1: FssAgentTimer", "commit_wait_ended=set Added"],
+        &[
+            "FssAgent@fs1: FssAgentTimer",
+            "wait_ended=CommitShadowCopySet",
+        ],
     );
     // The wait ends with the provider's 60 s commit timeout.
     assert_eq!(at_ms(&lines[ended]) - at_ms(&lines[commit]), 60_000);

@@ -330,12 +330,11 @@ impl Actor<Msg, Site> for FssAgentActor {
             (Msg::FsrvpTimer, Origin::Timer(_)) => {
                 self.timer = None;
                 let now = cx.out.now_us();
-                if self.agent.commit_wait_end().is_some_and(|end| end <= now) {
-                    // MS-FSRVP 3.1.4.5: the failed wait puts the set back in Added.
-                    cx.out.detail(
-                        "commit_wait_ended",
-                        "set Added, message-sequence timer 180 s",
-                    );
+                if let Some((op, _)) = self.agent.wait_end().filter(|(_, end)| *end <= now) {
+                    // The stuck operation's wait failed: the 180 s timer starts (a commit's
+                    // set is back in Added, MS-FSRVP 3.1.4.5).
+                    cx.out.detail("wait_ended", op);
+                    cx.out.detail("message_sequence_timer", "180 s");
                 }
                 let expires = self
                     .agent
