@@ -160,3 +160,40 @@ fn each_fsrvp_call_runs_in_its_vss_provider_phase() {
     let read = find(&lines, 0, &["Requester: ReadBackup", r"\\fs1\vms@{"]);
     assert!(recovered < read);
 }
+
+/// Issue 9 item 1 (the server's timers bite when calls are late): requests reach the
+/// agent 200 s apart, so SetContext's 180 s timer runs out before StartShadowCopySet,
+/// which the agent then refuses (no context: FSRVP_E_BAD_STATE); BeginPrepareSnapshot
+/// fails with it.
+#[test]
+fn a_slow_client_gets_the_message_sequence_timer_outcome() {
+    let lines = story("f4-fsrvp-slow-client");
+    let context = find(&lines, 0, &["FssAgent@fs1: SetContext", "result=S_OK"]);
+    let expired = find(
+        &lines,
+        context,
+        &[
+            "FssAgent@fs1: FssAgentTimer",
+            "message_sequence_timer=expired",
+        ],
+    );
+    assert_eq!(at_ms(&lines[expired]) - at_ms(&lines[context]), 180_000);
+    let start = find(
+        &lines,
+        expired,
+        &[
+            "FssAgent@fs1: StartShadowCopySet",
+            "result=FSRVP_E_BAD_STATE",
+        ],
+    );
+    // SetContext's answer (2 ms), then the 200 s late request (and its own 2 ms).
+    assert_eq!(at_ms(&lines[start]) - at_ms(&lines[context]), 200_004);
+    find(
+        &lines,
+        start,
+        &[
+            "ProviderReturned  call=BeginPrepareSnapshot  hr=VSS_E_UNEXPECTED_PROVIDER_ERROR",
+            "StartShadowCopySet failed: FSRVP_E_BAD_STATE",
+        ],
+    );
+}

@@ -26,6 +26,11 @@ pub struct FssProvider {
     agent: Option<ActorId>,
     /// The VSS call waiting for the FSRVP sequence, and its set.
     waiting: Option<(ActorId, ProviderCall, u64)>,
+    /// How late each request reaches a file server (a slow client, by server name in
+    /// lower case): the agent's timers run meanwhile.
+    call_delays: BTreeMap<String, u64>,
+    /// The server of the current set, lower case.
+    server: String,
 }
 
 /// The volume and snapshot a shadow copy share `\\server\share@{GUID}` exposes: the
@@ -53,7 +58,15 @@ impl FssProvider {
             client: None,
             agent: None,
             waiting: None,
+            call_delays: BTreeMap::new(),
+            server: String::new(),
         }
+    }
+
+    /// Requests to each file server (lower-case name) arrive this many µs late.
+    pub fn with_call_delays(mut self, delays: BTreeMap<String, u64>) -> Self {
+        self.call_delays = delays;
+        self
     }
 
     /// `\\server\share` paths of the shares on these volumes that hold VM disks.
@@ -86,7 +99,8 @@ impl FssProvider {
             return;
         };
         if let Some(call) = client.next_call() {
-            cx.out.send_after(agent, RPC_US, Msg::Fsrvp { call });
+            let late = self.call_delays.get(&self.server).copied().unwrap_or(0);
+            cx.out.send_after(agent, RPC_US + late, Msg::Fsrvp { call });
         }
     }
 
@@ -198,6 +212,7 @@ impl FssProvider {
             return;
         };
         self.agent = Some(agent);
+        self.server = server;
         self.client = Some(FssClient::new(shares).phased());
         self.waiting = Some((from, call, set));
         self.send_next(cx);
