@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::fsrvp::{ClientStatus, FsrvpError, FsrvpReply, FssAgent, FssClient};
+use crate::fsrvp::{ClientStatus, FsrvpError, FsrvpReply, FssAgent, FssClient, ShareMapping1};
 use crate::protocol::msg::{Fail, Msg};
 use crate::protocol::vss::ProviderCall;
 use crate::scenario::{FailureClass, Hresult};
@@ -26,6 +26,11 @@ pub struct FssProvider {
     agent: Option<ActorId>,
     /// The VSS call waiting for the FSRVP sequence, and its set.
     waiting: Option<(ActorId, ProviderCall, u64)>,
+    /// How late each request reaches a file server (a slow client, by server name in
+    /// lower case): the agent's timers run meanwhile.
+    call_delays: BTreeMap<String, u64>,
+    /// The server of the current set, lower case.
+    server: String,
 }
 
 /// The volume and snapshot a shadow copy share `\\server\share@{GUID}` exposes: the
@@ -53,7 +58,15 @@ impl FssProvider {
             client: None,
             agent: None,
             waiting: None,
+            call_delays: BTreeMap::new(),
+            server: String::new(),
         }
+    }
+
+    /// Requests to each file server (lower-case name) arrive this many µs late.
+    pub fn with_call_delays(mut self, delays: BTreeMap<String, u64>) -> Self {
+        self.call_delays = delays;
+        self
     }
 
     /// `\\server\share` paths of the shares on these volumes that hold VM disks.
@@ -86,7 +99,8 @@ impl FssProvider {
             return;
         };
         if let Some(call) = client.next_call() {
-            cx.out.send_after(agent, RPC_US, Msg::Fsrvp { call });
+            let late = self.call_delays.get(&self.server).copied().unwrap_or(0);
+            cx.out.send_after(agent, RPC_US + late, Msg::Fsrvp { call });
         }
     }
 
@@ -100,42 +114,17 @@ impl FssProvider {
         let Some(client) = self.client.as_mut() else {
             return;
         };
-        match client.on_reply(r) {
+        let status = client.on_reply(r);
+        self.on_status(status, cx);
+    }
+
+    /// Sends the next request, or answers the VSS call the phase ran for.
+    fn on_status(&mut self, status: ClientStatus, cx: &mut Cx<'_, Msg, Site>) {
+        match status {
             ClientStatus::Continue => self.send_next(cx),
-            ClientStatus::Done { mappings } => {
-                // F4.7–F4.8: the shadow copy paths, handed to VSS as the set's snapshots.
-                // GetShareMapping answers `\\server\share@{GUID}` (MS-FSRVP 2.2.3.1); the
-                // file server exposes the snapshot under `share@{GUID}`.
-                let set = self.waiting.as_ref().map_or(0, |w| w.2);
-                let lab = &mut cx.world.lab;
-                let mut missing = Vec::new();
-                for m in &mappings {
-                    let found = exposed_on(lab, &m.shadow_copy_share_name);
-                    match found {
-                        Some((volume, id)) => {
-                            cx.out.detail("exposed", m.shadow_copy_share_name.clone());
-                            lab.shadows.entry(set).or_default().push(Shadow {
-                                volume,
-                                id,
-                                exposed: Some(m.shadow_copy_share_name.clone()),
-                            });
-                        }
-                        None => missing.push(m.shadow_copy_share_name.clone()),
-                    }
-                }
-                if missing.is_empty() {
-                    self.done(Ok(()), cx);
-                } else {
-                    // A mapping that names no exposed shadow copy is the provider's
-                    // error, never a snapshot set short of a share.
-                    let fail = Fail::new(
-                        Hresult::VssEUnexpectedProviderError,
-                        FailureClass::Host,
-                        format!("no exposed shadow copy share {}", missing.join(", ")),
-                    );
-                    self.done(Err(fail), cx);
-                }
-            }
+            // The phase's calls are done; the next VSS call resumes the client.
+            ClientStatus::Paused { .. } => self.done(Ok(()), cx),
+            ClientStatus::Done { mappings } => self.exposed(&mappings, cx),
             ClientStatus::Failed { op, error } => {
                 self.client = None;
                 let code = match error {
@@ -150,11 +139,105 @@ impl FssProvider {
                 );
                 self.done(Err(fail), cx);
             }
-            ClientStatus::CleanedUp => {
+            ClientStatus::CleanedUp | ClientStatus::Aborted => {
                 self.client = None;
                 self.done(Ok(()), cx);
             }
         }
+    }
+
+    /// F4.7–F4.8: the shadow copy paths, handed to VSS as the set's snapshots.
+    /// GetShareMapping answers `\\server\share@{GUID}` (MS-FSRVP 2.2.3.1); the file server
+    /// exposes the snapshot under `share@{GUID}`.
+    fn exposed(&mut self, mappings: &[ShareMapping1], cx: &mut Cx<'_, Msg, Site>) {
+        let set = self.waiting.as_ref().map_or(0, |w| w.2);
+        let lab = &mut cx.world.lab;
+        let mut missing = Vec::new();
+        for m in mappings {
+            match exposed_on(lab, &m.shadow_copy_share_name) {
+                Some((volume, id)) => {
+                    cx.out.detail("exposed", m.shadow_copy_share_name.clone());
+                    lab.shadows.entry(set).or_default().push(Shadow {
+                        volume,
+                        id,
+                        exposed: Some(m.shadow_copy_share_name.clone()),
+                    });
+                }
+                None => missing.push(m.shadow_copy_share_name.clone()),
+            }
+        }
+        if missing.is_empty() {
+            self.done(Ok(()), cx);
+        } else {
+            // A mapping that names no exposed shadow copy is the provider's error, never a
+            // snapshot set short of a share.
+            let fail = Fail::new(
+                Hresult::VssEUnexpectedProviderError,
+                FailureClass::Host,
+                format!("no exposed shadow copy share {}", missing.join(", ")),
+            );
+            self.done(Err(fail), cx);
+        }
+    }
+
+    /// BeginPrepareSnapshot: a new FSRVP client for the shares on these volumes, run up
+    /// to its first pause (the set started, every share added).
+    fn begin(
+        &mut self,
+        from: ActorId,
+        call: ProviderCall,
+        set: u64,
+        volumes: &[String],
+        cx: &mut Cx<'_, Msg, Site>,
+    ) {
+        let shares = self.shares(cx.world, volumes);
+        let server = shares
+            .first()
+            .and_then(|s| s.trim_start_matches('\\').split('\\').next())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let Some(&agent) = self.agents.get(&server) else {
+            let f = Fail::new(
+                Hresult::VssEUnexpectedProviderError,
+                FailureClass::Host,
+                format!("no File Server VSS Agent on {server} (R10)"),
+            );
+            cx.out.send(
+                from,
+                Msg::ProviderDone {
+                    call,
+                    result: Err(f),
+                },
+            );
+            return;
+        };
+        self.agent = Some(agent);
+        self.server = server;
+        self.client = Some(FssClient::new(shares).phased());
+        self.waiting = Some((from, call, set));
+        self.send_next(cx);
+    }
+
+    /// A later phase: resumes the client (or starts its cleanup) and sends its calls.
+    fn phase(&mut self, from: ActorId, call: ProviderCall, set: u64, cx: &mut Cx<'_, Msg, Site>) {
+        let Some(client) = self.client.as_mut() else {
+            return;
+        };
+        match call {
+            ProviderCall::PostFinalCommitSnapshots => client.begin_cleanup(),
+            ProviderCall::AbortSnapshots => {
+                cx.world.shadows.remove(&set);
+                client.abort();
+            }
+            ProviderCall::DeleteSnapshots => {
+                cx.world.shadows.remove(&set);
+                client.resume();
+            }
+            _ => client.resume(),
+        }
+        self.waiting = Some((from, call, set));
+        let status = client.status();
+        self.on_status(status, cx);
     }
 }
 
@@ -171,43 +254,16 @@ impl Actor<Msg, Site> for FssProvider {
             Msg::Provider { call, set, volumes } => {
                 cx.out.detail("provider", "File Share Shadow Copy Provider");
                 match call {
-                    ProviderCall::CommitSnapshots => {
-                        let shares = self.shares(cx.world, &volumes);
-                        let server = shares
-                            .first()
-                            .and_then(|s| s.trim_start_matches('\\').split('\\').next())
-                            .map(str::to_ascii_lowercase)
-                            .unwrap_or_default();
-                        let Some(&agent) = self.agents.get(&server) else {
-                            let f = Fail::new(
-                                Hresult::VssEUnexpectedProviderError,
-                                FailureClass::Host,
-                                format!("no File Server VSS Agent on {server} (R10)"),
-                            );
-                            cx.out.send(
-                                from,
-                                Msg::ProviderDone {
-                                    call,
-                                    result: Err(f),
-                                },
-                            );
-                            return;
-                        };
-                        self.agent = Some(agent);
-                        self.client = Some(FssClient::new(shares));
-                        self.waiting = Some((from, call, set));
-                        self.send_next(cx);
-                    }
-                    ProviderCall::DeleteSnapshots | ProviderCall::AbortSnapshots
+                    ProviderCall::BeginPrepareSnapshot => self.begin(from, call, set, &volumes, cx),
+                    ProviderCall::EndPrepareSnapshots
+                    | ProviderCall::CommitSnapshots
+                    | ProviderCall::PostCommitSnapshots
+                    | ProviderCall::PostFinalCommitSnapshots
+                    | ProviderCall::DeleteSnapshots
+                    | ProviderCall::AbortSnapshots
                         if self.client.is_some() =>
                     {
-                        // F4.10: recovery complete, then every share mapping deleted.
-                        cx.world.shadows.remove(&set);
-                        self.waiting = Some((from, call, set));
-                        if let Some(c) = self.client.as_mut() {
-                            c.begin_cleanup();
-                        }
-                        self.send_next(cx);
+                        self.phase(from, call, set, cx)
                     }
                     _ => cx.out.send_after(
                         from,
@@ -278,13 +334,31 @@ impl Actor<Msg, Site> for FssAgentActor {
                     Ok(_) => cx.out.detail("result", "S_OK"),
                     Err(e) => cx.out.detail("result", e.name()),
                 }
+                if delay > RPC_US {
+                    // A stuck operation: the answer leaves when the caller's wait ends.
+                    cx.out.detail("answered_after_s", delay / 1_000_000);
+                }
                 cx.out
                     .send_after(client, delay, Msg::FsrvpResult { result });
                 self.arm(cx);
             }
             (Msg::FsrvpTimer, Origin::Timer(_)) => {
                 self.timer = None;
-                let gone = self.agent.on_timer(cx.out.now_us());
+                let now = cx.out.now_us();
+                if let Some((op, _)) = self.agent.wait_end().filter(|(_, end)| *end <= now) {
+                    // The stuck operation's wait failed: the 180 s timer starts (a commit's
+                    // set is back in Added, MS-FSRVP 3.1.4.5).
+                    cx.out.detail("wait_ended", op);
+                    cx.out.detail("message_sequence_timer", "180 s");
+                }
+                let expires = self
+                    .agent
+                    .message_sequence_deadline()
+                    .is_some_and(|d| d <= now);
+                let gone = self.agent.on_timer(now);
+                if expires {
+                    cx.out.detail("message_sequence_timer", "expired");
+                }
                 cx.out.detail("sets_deleted", gone.len() as u64);
                 self.arm(cx);
             }

@@ -182,7 +182,14 @@ impl Backend for Simulated {
                 },
             );
             if fss_providers.contains_key(&h.name) {
-                sched.add_actor(Box::new(FssProvider::new(&h.name, agents.clone())));
+                let delays = s
+                    .file_servers
+                    .iter()
+                    .enumerate()
+                    .map(|(f, fs)| (fs.name.to_ascii_lowercase(), faults.fsrvp_call_delay_us(f)))
+                    .collect();
+                let provider = FssProvider::new(&h.name, agents.clone()).with_call_delays(delays);
+                sched.add_actor(Box::new(provider));
             }
         }
         for (f, fs) in s

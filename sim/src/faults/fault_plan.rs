@@ -23,6 +23,8 @@ pub enum PlannedFault {
         file_server: usize,
         operation: FsrvpOperation,
     },
+    /// Every MS-FSRVP request to the file server's agent arrives `delay_us` late.
+    FsrvpSlowClient { file_server: usize, delay_us: u64 },
     /// `hv_vss_daemon` exits while handling the operation.
     DaemonExit { vm: usize, during: DaemonOp },
     /// `hv_vss_daemon` receives FREEZE and never answers (`vss_daemon = "hanging"`).
@@ -45,7 +47,8 @@ impl PlannedFault {
             | PlannedFault::HoldWritesTimeout { volume }
             | PlannedFault::DiffAreaFull { volume }
             | PlannedFault::OutOfSpace { volume, .. } => Where::Volume(volume),
-            PlannedFault::FsrvpTimeout { file_server, .. } => Where::FileServer(file_server),
+            PlannedFault::FsrvpTimeout { file_server, .. }
+            | PlannedFault::FsrvpSlowClient { file_server, .. } => Where::FileServer(file_server),
             PlannedFault::DaemonExit { vm, .. }
             | PlannedFault::DaemonHang { vm }
             | PlannedFault::TransferInterrupted { vm } => Where::Vm(vm),
@@ -61,6 +64,7 @@ impl PlannedFault {
             PlannedFault::DiffAreaFull { .. } => When::WhileSnapshotExists,
             PlannedFault::OutOfSpace { at, .. } => When::Checkpoint(at),
             PlannedFault::FsrvpTimeout { operation, .. } => When::Fsrvp(operation),
+            PlannedFault::FsrvpSlowClient { .. } => When::FsrvpCalls,
             PlannedFault::DaemonExit { during, .. } => When::Daemon(during),
             PlannedFault::DaemonHang { .. } => When::Daemon(DaemonOp::Freeze),
             PlannedFault::TransferInterrupted { .. } => When::Transfer,
@@ -163,6 +167,16 @@ impl FaultPlan {
                     )?,
                     operation: *operation,
                 },
+                Fault::FsrvpSlowClient { file_server, delay } => PlannedFault::FsrvpSlowClient {
+                    file_server: index(
+                        &s.file_servers,
+                        file_server,
+                        |f| &f.name,
+                        i,
+                        "file server",
+                    )?,
+                    delay_us: delay.millis.saturating_mul(1_000),
+                },
                 Fault::DaemonExit { vm: v, during } => PlannedFault::DaemonExit {
                     vm: vm(v, i)?,
                     during: *during,
@@ -262,6 +276,20 @@ impl FaultPlan {
         self.faults.iter().any(|f| {
             matches!(*f, PlannedFault::OutOfSpace { volume: v, at } if at == step && self.is_volume(v, volume))
         })
+    }
+
+    /// How late every MS-FSRVP request to file server `file_server` arrives (0: on time).
+    pub fn fsrvp_call_delay_us(&self, file_server: usize) -> u64 {
+        self.faults
+            .iter()
+            .filter_map(|f| match *f {
+                PlannedFault::FsrvpSlowClient {
+                    file_server: fs,
+                    delay_us,
+                } if fs == file_server => Some(delay_us),
+                _ => None,
+            })
+            .sum()
     }
 
     /// The MS-FSRVP operations file server `file_server`'s agent never answers.

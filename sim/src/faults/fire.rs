@@ -106,6 +106,8 @@ pub enum When {
     Daemon(DaemonOp),
     /// The file server's agent receives this MS-FSRVP operation.
     Fsrvp(FsrvpOperation),
+    /// Every MS-FSRVP request to the file server's agent.
+    FsrvpCalls,
     /// The data transfer of the job's last recovery point (F5.T).
     Transfer,
 }

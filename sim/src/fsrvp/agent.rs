@@ -36,6 +36,8 @@ pub const TIMER_ADD_US: u64 = 1800 * SEC;
 pub const TIMER_PREPARE_US: u64 = 1800 * SEC;
 pub const TIMER_COMMIT_US: u64 = 180 * SEC;
 pub const TIMER_EXPOSE_US: u64 = 180 * SEC;
+/// After a Prepare, Commit or Expose whose wait failed (MS-FSRVP 3.1.4.5, 3.1.4.13).
+pub const TIMER_FAILED_WAIT_US: u64 = 180 * SEC;
 /// GetShareMapping restarts the timer with room for the backup's reads.
 pub const TIMER_GET_SHARE_MAPPING_US: u64 = 1800 * SEC;
 
@@ -235,10 +237,22 @@ pub struct FssAgent {
     sets: BTreeMap<Uuid, ShadowCopySet>,
     /// The message-sequence timer: when it expires (virtual µs).
     deadline: Option<u64>,
+    /// A Prepare, Commit or Expose whose wait never completes (fault injection): the
+    /// message-sequence timer is stopped until the caller's timeout ends the wait.
+    wait: Option<Wait>,
     /// Operations that never complete (fault injection).
     unresponsive: BTreeSet<&'static str>,
     /// Operations that fail with FSRVP_E_WAIT_FAILED (fault injection).
     failing: BTreeSet<&'static str>,
+}
+
+/// A stuck operation's wait (MS-FSRVP 3.1.4.5, 3.1.4.6, 3.1.4.13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wait {
+    op: &'static str,
+    set: Uuid,
+    /// When the caller's timeout ends it (virtual µs).
+    end: u64,
 }
 
 /// Operations `set_unresponsive` accepts.
@@ -260,6 +274,7 @@ impl FssAgent {
             context_set: false,
             sets: BTreeMap::new(),
             deadline: None,
+            wait: None,
             unresponsive: BTreeSet::new(),
             failing: BTreeSet::new(),
         }
@@ -294,11 +309,14 @@ impl FssAgent {
     /// block: it returns `Err(FsrvpError::WaitTimeout)` at once, and `reply_delay_us`
     /// tells the caller to deliver that answer only after the caller's own timeout.
     ///
-    /// What the stuck operation leaves behind: Prepare leaves the set Added (nothing was
-    /// prepared); Commit leaves it CreationInProgress for good (the snapshot never comes,
-    /// so a following Abort fails with FSRVP_E_BAD_STATE and only the message-sequence
-    /// timer deletes the set); Expose leaves it Committed with its snapshot unexposed
-    /// (Abort is then a no-op, the timer deletes set and snapshot).
+    /// The message-sequence timer stops while the operation waits; when the caller's
+    /// timeout ends the wait it starts at 180 s. What the stuck operation leaves behind:
+    /// Prepare leaves the set Added (nothing was prepared); Commit keeps it
+    /// CreationInProgress (an Abort then fails with FSRVP_E_BAD_STATE) until the wait
+    /// ends, when the set returns to Added (MS-FSRVP 3.1.4.5; the answer is
+    /// FSSAGENT_E_TIMEOUT, the code 3.1.4.5 gives a timed-out commit); Expose leaves it
+    /// Committed with its snapshot unexposed (Abort is then a no-op, the timer deletes
+    /// set and snapshot).
     ///
     /// Panics on any other name.
     pub fn set_unresponsive(&mut self, op: &'static str) {
@@ -310,8 +328,8 @@ impl FssAgent {
     }
 
     /// Fault: the named operation (same names as `set_unresponsive`) fails at once with
-    /// FSRVP_E_WAIT_FAILED. A failed Commit returns the set to Added (its snapshots are
-    /// dropped) and restarts the timer at 180 s; a failed Prepare leaves it Added and a
+    /// FSRVP_E_WAIT_FAILED and restarts the timer at 180 s. A failed Commit returns the
+    /// set to Added (its snapshots are dropped); a failed Prepare leaves it Added and a
     /// failed Expose leaves it Committed, nothing exposed. Panics on any other name.
     pub fn set_failing(&mut self, op: &'static str) {
         assert!(
@@ -340,19 +358,74 @@ impl FssAgent {
         }
     }
 
-    /// The earliest virtual time at which a message-sequence timer expires (None when no
-    /// timer runs).
+    /// The earliest virtual time at which the message-sequence timer expires or a stuck
+    /// commit's wait ends (None when neither is pending).
     pub fn next_deadline(&self) -> Option<u64> {
+        let wait_end = self.wait.map(|w| w.end);
+        match (self.deadline, wait_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the message-sequence timer expires, if it runs.
+    pub fn message_sequence_deadline(&self) -> Option<u64> {
         self.deadline
     }
 
-    /// Expires timers due at `now_us`: every set not Recovered is deleted (its snapshot
-    /// and shares too), ContextSet cleared. Returns the ids of sets deleted.
-    pub fn on_timer(&mut self, now_us: u64) -> Vec<Uuid> {
-        match self.deadline {
-            Some(d) if d <= now_us => {}
-            _ => return Vec::new(),
+    /// The stuck operation and when its wait ends (the caller's timeout), if one waits.
+    pub fn wait_end(&self) -> Option<(&'static str, u64)> {
+        self.wait.map(|w| (w.op, w.end))
+    }
+
+    /// Ends a stuck operation's wait once the caller's timeout is over: a failed wait
+    /// starts the message-sequence timer at 180 s, and a commit's set returns to Added
+    /// (MS-FSRVP 3.1.4.5; Prepare's stays Added, Expose's Committed).
+    fn end_wait(&mut self, now_us: u64) {
+        let Some(w) = self.wait.filter(|w| w.end <= now_us) else {
+            return;
+        };
+        self.wait = None;
+        if w.op == "CommitShadowCopySet" {
+            if let Some(set) = self.sets.get_mut(&w.set) {
+                set.state = SetState::Added;
+            }
         }
+        self.restart_timer(w.end, TIMER_FAILED_WAIT_US);
+    }
+
+    /// Starts a stuck operation's wait: the answer leaves when it ends (`reply_delay_us`).
+    fn stuck(&mut self, op: &'static str, set: Uuid, now_us: u64, timeout_ms: u32) {
+        let end = now_us + u64::from(timeout_ms) * 1000;
+        self.wait = Some(Wait { op, set, end });
+    }
+
+    /// Ends a stuck operation's wait and expires the message-sequence timer, whichever
+    /// are due at `now_us`, in time order. An expiry deletes every set not Recovered (its
+    /// snapshot and shares too) and clears ContextSet. Returns the ids of sets deleted.
+    pub fn on_timer(&mut self, now_us: u64) -> Vec<Uuid> {
+        self.catch_up(now_us, true)
+    }
+
+    /// Runs what fell due by `now_us` in time order (a timer due at `now_us` itself only
+    /// when `at_now`): a stuck operation's wait ends, the message-sequence timer expires.
+    fn catch_up(&mut self, now_us: u64, at_now: bool) -> Vec<Uuid> {
+        let mut gone = Vec::new();
+        loop {
+            let timer = self
+                .deadline
+                .filter(|&d| d < now_us || (at_now && d == now_us));
+            let wait = self.wait.map(|w| w.end).filter(|&e| e <= now_us);
+            match (timer, wait) {
+                (Some(d), w) if w.is_none_or(|e| d < e) => gone.extend(self.expire()),
+                (_, Some(_)) => self.end_wait(now_us),
+                _ => return gone,
+            }
+        }
+    }
+
+    /// The message-sequence timer expires.
+    fn expire(&mut self) -> Vec<Uuid> {
         self.deadline = None;
         self.context_set = false;
         let doomed: Vec<Uuid> = self
@@ -369,6 +442,9 @@ impl FssAgent {
 
     /// Deletes a set with every snapshot it took.
     fn delete_set(&mut self, id: Uuid) {
+        if self.wait.is_some_and(|w| w.set == id) {
+            self.wait = None;
+        }
         if let Some(set) = self.sets.remove(&id) {
             for sc in set.copies.values() {
                 if let Some(snap) = sc.snapshot {
@@ -391,9 +467,9 @@ impl FssAgent {
         caller_is_backup_operator: bool,
         call: FsrvpCall,
     ) -> Result<FsrvpReply, FsrvpError> {
-        if self.deadline.is_some_and(|d| d < now_us) {
-            self.on_timer(now_us);
-        }
+        // A stuck operation's wait ends with the caller's timeout, so a call at that
+        // instant (the client's next request) already finds the wait over.
+        self.catch_up(now_us, false);
         if !caller_is_backup_operator {
             return Err(FsrvpError::AccessDenied);
         }
@@ -438,22 +514,27 @@ impl FssAgent {
                 set_id,
                 share_path,
             } => self.add(now_us, set_id, &share_path),
-            PrepareShadowCopySet { set_id, .. } => {
+            PrepareShadowCopySet { set_id, timeout_ms } => {
                 let set = self.set(set_id)?;
                 if set.state != SetState::Added {
                     return Err(FsrvpError::BadState);
                 }
+                // MS-FSRVP 3.1.4.13: the timer stops while the server prepares; a failed
+                // wait starts it at 180 s.
+                self.deadline = None;
                 if self.unresponsive.contains("PrepareShadowCopySet") {
+                    self.stuck("PrepareShadowCopySet", set_id, now_us, timeout_ms);
                     return Err(FsrvpError::WaitTimeout);
                 }
                 if self.failing.contains("PrepareShadowCopySet") {
+                    self.restart_timer(now_us, TIMER_FAILED_WAIT_US);
                     return Err(FsrvpError::WaitFailed);
                 }
                 self.restart_timer(now_us, TIMER_PREPARE_US);
                 Ok(FsrvpReply::Ok)
             }
-            CommitShadowCopySet { set_id, .. } => self.commit(now_us, set_id),
-            ExposeShadowCopySet { set_id, .. } => self.expose(now_us, set_id),
+            CommitShadowCopySet { set_id, timeout_ms } => self.commit(now_us, set_id, timeout_ms),
+            ExposeShadowCopySet { set_id, timeout_ms } => self.expose(now_us, set_id, timeout_ms),
             RecoveryCompleteShadowCopySet { set_id } => {
                 let set = self.set(set_id)?;
                 if set.state != SetState::Exposed {
@@ -630,20 +711,30 @@ impl FssAgent {
         Ok(FsrvpReply::ShadowCopyId(id))
     }
 
-    fn commit(&mut self, now_us: u64, set_id: Uuid) -> Result<FsrvpReply, FsrvpError> {
+    /// MS-FSRVP 3.1.4.5: the timer stops while the set is CreationInProgress; a wait
+    /// that fails or times out returns the set to Added and starts the 180 s timer.
+    fn commit(
+        &mut self,
+        now_us: u64,
+        set_id: Uuid,
+        timeout_ms: u32,
+    ) -> Result<FsrvpReply, FsrvpError> {
         if self.set(set_id)?.state != SetState::Added {
             return Err(FsrvpError::BadState);
         }
+        self.deadline = None;
         let stuck = self.unresponsive.contains("CommitShadowCopySet");
         let set = self.sets.get_mut(&set_id).expect("checked");
         set.state = SetState::CreationInProgress;
         if stuck {
-            return Err(FsrvpError::WaitTimeout);
+            // Until the wait ends the set stays CreationInProgress.
+            self.stuck("CommitShadowCopySet", set_id, now_us, timeout_ms);
+            return Err(FsrvpError::AgentTimeout);
         }
         if self.failing.contains("CommitShadowCopySet") {
             // The creation failed: back to Added, nothing taken.
             set.state = SetState::Added;
-            self.restart_timer(now_us, TIMER_COMMIT_US);
+            self.restart_timer(now_us, TIMER_FAILED_WAIT_US);
             return Err(FsrvpError::WaitFailed);
         }
         let auto_recovery = set.context & ATTR_AUTO_RECOVERY != 0;
@@ -656,14 +747,24 @@ impl FssAgent {
         Ok(FsrvpReply::Ok)
     }
 
-    fn expose(&mut self, now_us: u64, set_id: Uuid) -> Result<FsrvpReply, FsrvpError> {
+    /// MS-FSRVP 3.1.4.6: the timer stops while the server exposes; a failed expose
+    /// leaves the set Committed and starts the timer at 180 s (as Samba's server does).
+    fn expose(
+        &mut self,
+        now_us: u64,
+        set_id: Uuid,
+        timeout_ms: u32,
+    ) -> Result<FsrvpReply, FsrvpError> {
         if self.set(set_id)?.state != SetState::Committed {
             return Err(FsrvpError::BadState);
         }
+        self.deadline = None;
         if self.unresponsive.contains("ExposeShadowCopySet") {
+            self.stuck("ExposeShadowCopySet", set_id, now_us, timeout_ms);
             return Err(FsrvpError::WaitTimeout);
         }
         if self.failing.contains("ExposeShadowCopySet") {
+            self.restart_timer(now_us, TIMER_FAILED_WAIT_US);
             return Err(FsrvpError::WaitFailed);
         }
         let set = self.sets.get_mut(&set_id).expect("checked");
@@ -719,6 +820,14 @@ impl FssAgent {
         h.update(&[self.context_set as u8]);
         match self.deadline {
             Some(d) => h.update(&[1]).update(&d.to_le_bytes()),
+            None => h.update(&[0]),
+        };
+        match self.wait {
+            Some(w) => {
+                h.update(&[1]);
+                put_str(h, w.op);
+                h.update(w.set.as_bytes()).update(&w.end.to_le_bytes())
+            }
             None => h.update(&[0]),
         };
         h.update(&(self.unresponsive.len() as u64).to_le_bytes());

@@ -10,6 +10,11 @@
 //!
 //! One client talks to one file server: every share belongs to the server named by the
 //! first IsPathSupported answer (`owner_machine_name`), where the caller reconnects.
+//!
+//! A `phased` client follows the host's VSS provider phases (SPEC F4 phase mapping,
+//! MS-FSRVP 3.2.4.2): it pauses before PrepareShadowCopySet, CommitShadowCopySet,
+//! ExposeShadowCopySet and DeleteShareMapping until `resume`, and `abort` ends the set
+//! from wherever it paused.
 
 use super::agent::{FsrvpCall, FsrvpReply, ShareMapping1};
 use super::codes::{FsrvpError, ATTR_AUTO_RECOVERY, FSRVP_CTX_BACKUP, FSRVP_RPC_VERSION_1};
@@ -37,6 +42,10 @@ pub enum ClientStatus {
     Failed { op: &'static str, error: FsrvpError },
     /// The cleanup phase ended: recovery completed, every mapping deleted.
     CleanedUp,
+    /// A phased client waits for `resume` before sending `next`.
+    Paused { next: &'static str },
+    /// `abort` ended the set (AbortShadowCopySet answered, or nothing was left to abort).
+    Aborted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +65,7 @@ enum Step {
     CleanedUp,
     Abort,
     Failed,
+    Aborted,
 }
 
 /// The FssProvider's sequence for one shadow copy set on one file server.
@@ -72,6 +82,10 @@ pub struct FssClient {
     mappings: Vec<ShareMapping1>,
     failure: Option<(&'static str, FsrvpError)>,
     abort_result: Option<Result<(), FsrvpError>>,
+    /// Pauses before each phase's first call (SPEC F4 phase mapping).
+    phased: bool,
+    /// The pause at the current step was lifted by `resume`.
+    resumed: bool,
 }
 
 impl FssClient {
@@ -89,7 +103,53 @@ impl FssClient {
             mappings: Vec::new(),
             failure: None,
             abort_result: None,
+            phased: false,
+            resumed: false,
         }
+    }
+
+    /// Pauses before PrepareShadowCopySet, CommitShadowCopySet, ExposeShadowCopySet and
+    /// DeleteShareMapping, so each runs in its VSS provider phase.
+    pub fn phased(mut self) -> Self {
+        self.phased = true;
+        self
+    }
+
+    /// Whether the client holds before sending the current step.
+    fn paused(&self) -> bool {
+        self.phased
+            && !self.resumed
+            && !self.awaiting
+            && matches!(
+                self.step,
+                Step::Prepare | Step::Commit | Step::Expose | Step::Delete(0)
+            )
+    }
+
+    /// Lifts the current pause: the next phase's calls may go.
+    pub fn resume(&mut self) {
+        if self.paused() {
+            self.resumed = true;
+        }
+    }
+
+    /// Ends the set on the host's AbortSnapshots: AbortShadowCopySet while the set is not
+    /// exposed (a no-op on the server once committed: its timer deletes the copy), the
+    /// share mappings once it is; nothing before the set exists.
+    pub fn abort(&mut self) {
+        if self.awaiting {
+            return;
+        }
+        self.resumed = true;
+        self.step = match self.step {
+            _ if self.set_id.is_none() => Step::Aborted,
+            Step::Add(_) | Step::Prepare | Step::Commit | Step::Expose => Step::Abort,
+            Step::Done | Step::RecoveryComplete | Step::Delete(_) if !self.shares.is_empty() => {
+                Step::Delete(0)
+            }
+            Step::Done | Step::RecoveryComplete | Step::Delete(_) => Step::CleanedUp,
+            other => other,
+        };
     }
 
     /// Another SetContext value (default `HOST_BACKUP_CONTEXT`).
@@ -127,9 +187,10 @@ impl FssClient {
     /// The next request, or None while an answer is awaited or when nothing is left to
     /// send (Done, Failed, CleanedUp).
     pub fn next_call(&mut self) -> Option<FsrvpCall> {
-        if self.awaiting {
+        if self.awaiting || self.paused() {
             return None;
         }
+        self.resumed = false;
         let set_id = self.set_id.unwrap_or_default();
         let call = match self.step {
             Step::IsPathSupported(i) => FsrvpCall::IsPathSupported {
@@ -172,7 +233,7 @@ impl FssClient {
                 share_path: self.shares[i].clone(),
             },
             Step::Abort => FsrvpCall::AbortShadowCopySet { set_id },
-            Step::Done | Step::CleanedUp | Step::Failed => return None,
+            Step::Done | Step::CleanedUp | Step::Failed | Step::Aborted => return None,
         };
         self.awaiting = true;
         Some(call)
@@ -188,11 +249,17 @@ impl FssClient {
 
     /// The status without a new answer.
     pub fn status(&self) -> ClientStatus {
+        if self.paused() {
+            return ClientStatus::Paused {
+                next: self.op_name(),
+            };
+        }
         match self.step {
             Step::Done => ClientStatus::Done {
                 mappings: self.mappings.clone(),
             },
             Step::CleanedUp => ClientStatus::CleanedUp,
+            Step::Aborted => ClientStatus::Aborted,
             Step::Failed => {
                 let (op, error) = self.failure.expect("failed with a cause");
                 ClientStatus::Failed { op, error }
@@ -215,7 +282,7 @@ impl FssClient {
             Step::RecoveryComplete => "RecoveryCompleteShadowCopySet",
             Step::Delete(_) => "DeleteShareMapping",
             Step::Abort => "AbortShadowCopySet",
-            Step::Done | Step::CleanedUp | Step::Failed => "",
+            Step::Done | Step::CleanedUp | Step::Failed | Step::Aborted => "",
         }
     }
 
@@ -228,7 +295,12 @@ impl FssClient {
         self.awaiting = false;
         if self.step == Step::Abort {
             self.abort_result = Some(r.map(|_| ()));
-            self.step = Step::Failed;
+            // A failed call's abort reports the failure; a requested one just ends.
+            self.step = if self.failure.is_some() {
+                Step::Failed
+            } else {
+                Step::Aborted
+            };
             return self.status();
         }
         let op = self.op_name();

@@ -1,7 +1,8 @@
 //! FSRVP against real engine volumes (F4.4–F4.10, vss.md §5).
 
 use super::agent::{
-    exposed_name, TIMER_ADD_US, TIMER_COMMIT_US, TIMER_GET_SHARE_MAPPING_US, TIMER_SET_CONTEXT_US,
+    exposed_name, TIMER_ADD_US, TIMER_COMMIT_US, TIMER_FAILED_WAIT_US, TIMER_GET_SHARE_MAPPING_US,
+    TIMER_SET_CONTEXT_US,
 };
 use super::client::{
     COMMIT_TIMEOUT_MS, EXPOSE_TIMEOUT_MS, HOST_BACKUP_CONTEXT, PREPARE_TIMEOUT_MS,
@@ -495,19 +496,30 @@ fn abort_deletes_an_uncommitted_set_and_is_a_no_op_after_commit() {
     assert_eq!(d.snapshots().len(), 1);
 }
 
+/// MS-FSRVP 3.1.4.5: while the commit's wait runs the set is CreationInProgress and an
+/// Abort is FSRVP_E_BAD_STATE; when the caller's timeout ends the wait, the set is Added
+/// again with the 180 s timer running, and an Abort then deletes it.
 #[test]
-fn abort_while_creation_in_progress_is_bad_state() {
-    let (mut agent, _, _) = setup();
+fn abort_while_creation_in_progress_is_bad_state_until_the_wait_ends() {
+    let (mut agent, d, _) = setup();
     agent.set_unresponsive("CommitShadowCopySet");
     let set = start(&mut agent, 0);
     add(&mut agent, 0, set, VMS);
-    assert_eq!(err(&mut agent, 0, commit(set)), 0x00000102);
+    ok(&mut agent, 0, prepare(set));
+    assert_eq!(err(&mut agent, SEC, commit(set)), FSSAGENT_E_TIMEOUT);
     assert_eq!(agent.set_state(set), Some(SetState::CreationInProgress));
-    assert_eq!(
-        err(&mut agent, 0, FsrvpCall::AbortShadowCopySet { set_id: set }),
-        0x80042301
-    );
+    let wait_end = SEC + u64::from(COMMIT_TIMEOUT_MS) * 1000;
+    // The timer stopped at the commit; the wait's end is the next thing due.
+    assert_eq!(agent.next_deadline(), Some(wait_end));
+    let abort = FsrvpCall::AbortShadowCopySet { set_id: set };
+    assert_eq!(err(&mut agent, 30 * SEC, abort.clone()), FSRVP_E_BAD_STATE);
     assert_eq!(agent.set_state(set), Some(SetState::CreationInProgress));
+    assert!(agent.on_timer(wait_end).is_empty());
+    assert_eq!(agent.set_state(set), Some(SetState::Added));
+    assert_eq!(agent.next_deadline(), Some(wait_end + TIMER_COMMIT_US));
+    ok(&mut agent, wait_end + SEC, abort);
+    assert!(agent.set_ids().is_empty());
+    assert!(d.snapshots().is_empty() && agent.leftovers().is_empty());
 }
 
 #[test]
@@ -640,14 +652,17 @@ fn timer_spares_recovered_sets_and_overdue_timers_expire_before_a_call() {
     assert_eq!(agent.leftovers().len(), 4, "{:?}", agent.leftovers());
 }
 
+/// Issue 9 item 2 (MS-FSRVP 3.1.4.5): a commit that never completes is answered after the
+/// client's 60 s with FSSAGENT_E_TIMEOUT, the set is back in Added, so the client's
+/// abort succeeds, deletes the set and the next backup can start at once.
 #[test]
-fn unresponsive_commit_fails_with_fss_timeout_and_the_timer_cleans_up() {
+fn unresponsive_commit_fails_with_fss_timeout_and_the_abort_succeeds() {
     let (mut agent, d, e) = setup();
     agent.set_unresponsive("CommitShadowCopySet");
     let mut client = FssClient::new(vec![VMS.into(), OTHER.into()]);
     let (mut now, mut log) = (0, Vec::new());
     let st = drive(&mut client, &mut agent, &mut now, &mut log);
-    let error = FsrvpError::WaitTimeout;
+    let error = FsrvpError::AgentTimeout;
     assert_eq!(
         st,
         ClientStatus::Failed {
@@ -655,38 +670,31 @@ fn unresponsive_commit_fails_with_fss_timeout_and_the_timer_cleans_up() {
             error
         }
     );
+    assert_eq!(error.code(), 0x80042500);
     assert_eq!(error.provider_hresult(), VSS_E_FSS_TIMEOUT);
-    // The commit answer came after the caller's 60 s; then the abort, refused.
+    // The commit answer came after the caller's 60 s; then the abort, accepted.
     let n = log.len();
     assert_eq!(log[n - 2].name(), "CommitShadowCopySet");
     assert_eq!(log[n - 1].name(), "AbortShadowCopySet");
     assert!(now >= 60 * SEC);
-    assert_eq!(client.abort_result(), Some(Err(FsrvpError::BadState)));
-    let set = client.set_id().unwrap();
-    assert_eq!(agent.set_state(set), Some(SetState::CreationInProgress));
+    assert_eq!(client.abort_result(), Some(Ok(())));
+    assert!(agent.set_ids().is_empty());
     assert!(d.snapshots().is_empty() && e.snapshots().is_empty());
-    // The next backup must wait for the message-sequence timer.
-    let mut again = FssClient::new(vec![VMS.into()]);
-    let st = drive(&mut again, &mut agent, &mut now, &mut log);
-    assert_eq!(
-        st,
-        ClientStatus::Failed {
-            op: "StartShadowCopySet",
-            error: FsrvpError::ShadowCopySetInProgress
-        }
-    );
-    assert_eq!(again.abort_result(), None);
+    // The 180 s timer started when the wait ended still runs; it finds nothing to delete.
     let due = agent.next_deadline().unwrap();
-    assert_eq!(agent.on_timer(due), vec![set]);
+    assert!(due > now && due <= now + TIMER_COMMIT_US, "{due} {now}");
+    // The next backup does not wait for the timer.
     agent.clear_unresponsive("CommitShadowCopySet");
-    now = due;
-    let mut third = FssClient::new(vec![VMS.into()]);
+    let mut again = FssClient::new(vec![VMS.into()]);
     assert!(matches!(
-        drive(&mut third, &mut agent, &mut now, &mut log),
+        drive(&mut again, &mut agent, &mut now, &mut log),
         ClientStatus::Done { .. }
     ));
 }
 
+/// MS-FSRVP 3.1.4.13: the timer stops while Prepare waits; the wait that ends with the
+/// client's 30 min starts it at 180 s, so the client's abort still finds the set and
+/// deletes it (the Add's 1800 s timer used to delete it first).
 #[test]
 fn unresponsive_prepare_is_aborted_cleanly() {
     let (mut agent, d, _) = setup();
@@ -702,17 +710,14 @@ fn unresponsive_prepare_is_aborted_cleanly() {
         }
     );
     assert!(now >= 1_800 * SEC);
-    // The client waited its 30 min; the server's 1800 s timer (restarted by the last Add)
-    // had deleted the set by the time the abort came.
-    assert_eq!(
-        client.abort_result(),
-        Some(Err(FsrvpError::ShadowCopySetIdMismatch))
-    );
+    assert_eq!(client.abort_result(), Some(Ok(())));
     assert!(agent.set_ids().is_empty());
-    assert!(!agent.context_set());
     assert!(d.snapshots().is_empty());
 }
 
+/// MS-FSRVP 3.1.4.6: the timer stops while Expose waits; after the client's 30 min the
+/// set is still Committed (the abort is a no-op) and the 180 s timer started at the
+/// wait's end deletes set and snapshot.
 #[test]
 fn unresponsive_expose_leaves_the_snapshot_to_the_timer() {
     let (mut agent, d, _) = setup();
@@ -727,12 +732,16 @@ fn unresponsive_expose_leaves_the_snapshot_to_the_timer() {
             error: FsrvpError::WaitTimeout
         }
     );
-    // The commit's 180 s timer expired while the client waited its 30 min: set and
-    // snapshot were gone before the abort.
-    assert_eq!(
-        client.abort_result(),
-        Some(Err(FsrvpError::ShadowCopySetIdMismatch))
+    assert_eq!(client.abort_result(), Some(Ok(())));
+    let set = client.set_id().unwrap();
+    assert_eq!(agent.set_state(set), Some(SetState::Committed));
+    assert_eq!(d.snapshots().len(), 1);
+    let due = agent.next_deadline().unwrap();
+    assert!(
+        due > now && due <= now + TIMER_FAILED_WAIT_US,
+        "{due} {now}"
     );
+    assert_eq!(agent.on_timer(due), vec![set]);
     assert!(d.snapshots().is_empty());
     assert!(agent.leftovers().is_empty());
 }
@@ -833,7 +842,13 @@ fn stuck_expose_keeps_the_committed_snapshot_until_the_timer() {
     );
     assert_eq!(d.snapshots().len(), 1);
     assert_eq!(agent.leftovers().len(), 1, "{:?}", agent.leftovers());
+    // The commit's timer stopped at the expose: next is the wait's end, then 180 s.
+    let wait_end = SEC + 1_800 * SEC;
+    assert_eq!(agent.next_deadline(), Some(wait_end));
+    assert!(agent.on_timer(wait_end).is_empty());
+    assert_eq!(d.snapshots().len(), 1);
     let due = agent.next_deadline().unwrap();
+    assert_eq!(due, wait_end + TIMER_FAILED_WAIT_US);
     assert_eq!(agent.on_timer(due), vec![set]);
     assert!(d.snapshots().is_empty());
     assert!(agent.leftovers().is_empty());
@@ -900,4 +915,115 @@ fn a_share_the_server_does_not_have_is_an_invalid_argument() {
     };
     assert_eq!(err(&mut agent, 0, addc), E_INVALIDARG);
     assert_eq!(agent.set_state(set), Some(SetState::Started));
+}
+
+/// Sends every request a phased client has before its next pause (or end).
+fn drive_phase(
+    client: &mut FssClient,
+    agent: &mut FssAgent,
+    now: &mut u64,
+) -> (Vec<&'static str>, ClientStatus) {
+    let mut log = Vec::new();
+    let st = drive(client, agent, now, &mut log);
+    (log.iter().map(FsrvpCall::name).collect(), st)
+}
+
+/// Issue 9 item 1 (SPEC F4 phase mapping): a phased client sends each phase's calls
+/// and pauses before PrepareShadowCopySet, CommitShadowCopySet, ExposeShadowCopySet and
+/// DeleteShareMapping; RecoveryComplete comes with `begin_cleanup`.
+#[test]
+fn a_phased_client_pauses_between_the_vss_provider_phases() {
+    let (mut agent, d, _) = setup();
+    let mut client = FssClient::new(vec![VMS.into()]).phased();
+    let mut now = 0;
+    let phases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "IsPathSupported",
+                "GetSupportedVersion",
+                "SetContext",
+                "StartShadowCopySet",
+                "AddToShadowCopySet",
+            ],
+            "PrepareShadowCopySet",
+        ),
+        (&["PrepareShadowCopySet"], "CommitShadowCopySet"),
+        (&["CommitShadowCopySet"], "ExposeShadowCopySet"),
+        (&["ExposeShadowCopySet", "GetShareMapping"], ""),
+    ];
+    for (i, (calls, next)) in phases.into_iter().enumerate() {
+        if i > 0 {
+            client.resume();
+        }
+        let (sent, st) = drive_phase(&mut client, &mut agent, &mut now);
+        assert_eq!(sent, calls);
+        if next.is_empty() {
+            assert!(matches!(st, ClientStatus::Done { .. }), "{st:?}");
+        } else {
+            assert_eq!(st, ClientStatus::Paused { next });
+            // Paused: nothing goes until the next phase.
+            assert_eq!(client.next_call(), None);
+        }
+    }
+    let set = client.set_id().unwrap();
+    assert_eq!(agent.set_state(set), Some(SetState::Exposed));
+    client.begin_cleanup();
+    let (sent, st) = drive_phase(&mut client, &mut agent, &mut now);
+    assert_eq!(sent, ["RecoveryCompleteShadowCopySet"]);
+    assert_eq!(
+        st,
+        ClientStatus::Paused {
+            next: "DeleteShareMapping"
+        }
+    );
+    assert_eq!(agent.set_state(set), Some(SetState::Recovered));
+    assert_eq!(d.snapshots().len(), 1);
+    client.resume();
+    let (sent, st) = drive_phase(&mut client, &mut agent, &mut now);
+    assert_eq!(sent, ["DeleteShareMapping"]);
+    assert_eq!(st, ClientStatus::CleanedUp);
+    assert!(d.snapshots().is_empty() && agent.leftovers().is_empty());
+}
+
+/// The host's AbortSnapshots during a pause: AbortShadowCopySet before the commit, the
+/// share mappings once exposed; either way nothing is left on the file server.
+#[test]
+fn a_phased_client_aborts_from_any_pause() {
+    for pauses in 1..=4 {
+        let (mut agent, d, _) = setup();
+        let mut client = FssClient::new(vec![VMS.into()]).phased();
+        let mut now = 0;
+        for i in 0..pauses {
+            if i > 0 {
+                client.resume();
+            }
+            drive_phase(&mut client, &mut agent, &mut now);
+        }
+        client.abort();
+        let (sent, st) = drive_phase(&mut client, &mut agent, &mut now);
+        match pauses {
+            1..=2 => {
+                assert_eq!(sent, ["AbortShadowCopySet"], "after {pauses} phase(s)");
+                assert_eq!(st, ClientStatus::Aborted);
+                assert_eq!(client.abort_result(), Some(Ok(())));
+                assert!(agent.set_ids().is_empty());
+            }
+            3 => {
+                // Committed: the abort is a no-op; the 180 s timer deletes the copy.
+                assert_eq!(sent, ["AbortShadowCopySet"]);
+                assert_eq!(d.snapshots().len(), 1);
+                let due = agent.next_deadline().unwrap();
+                agent.on_timer(due);
+            }
+            _ => {
+                assert_eq!(sent, ["DeleteShareMapping"]);
+                assert_eq!(st, ClientStatus::CleanedUp);
+            }
+        }
+        assert!(
+            d.snapshots().is_empty() && agent.leftovers().is_empty(),
+            "after {pauses} phase(s): {:?}",
+            agent.leftovers()
+        );
+    }
 }

@@ -216,7 +216,7 @@ pub enum Msg {
     FsrvpResult {
         result: Result<crate::fsrvp::FsrvpReply, crate::fsrvp::FsrvpError>,
     },
-    /// The agent's message-sequence timer.
+    /// The agent's message-sequence timer, or the end of a stuck commit's wait.
     FsrvpTimer,
     /// The requester reads the backups (on the host, or on the proxy, R9).
     ReadBackup,
@@ -253,7 +253,7 @@ impl Message for Msg {
             Msg::HvVssTimer => "TransactionTimerExpired",
             Msg::Fsrvp { call } => call.name(),
             Msg::FsrvpResult { .. } => "FsrvpReturned",
-            Msg::FsrvpTimer => "MessageSequenceTimerExpired",
+            Msg::FsrvpTimer => "FssAgentTimer",
             Msg::ReadBackup => "ReadBackup",
             Msg::MergeStep { .. } => "MergeStep",
         }

@@ -526,6 +526,12 @@ pub enum Fault {
         file_server: String,
         operation: FsrvpOperation,
     },
+    /// Every MS-FSRVP request to the file server's agent arrives `delay` late (a slow
+    /// client or link: the agent's message-sequence timers may run out between calls).
+    FsrvpSlowClient {
+        file_server: String,
+        delay: VirtualTime,
+    },
     /// The shadow storage of the volume fills up while the snapshot exists.
     DiffAreaFull { volume: String },
     /// The volume runs out of space (AVHDX growth) at a step.

@@ -878,6 +878,11 @@ impl Checker {
             Fault::FsrvpTimeout { file_server, .. } => {
                 ("fsrvp_timeout", "file_server", file_server)
             }
+            Fault::FsrvpSlowClient { file_server, delay } => {
+                let path = format!("faults[{i}].fsrvp_slow_client.delay");
+                self.duration_at_most(path, "MS-FSRVP call delay", *delay);
+                ("fsrvp_slow_client", "file_server", file_server)
+            }
             Fault::DiffAreaFull { volume } => ("diff_area_full", "volume", volume),
             Fault::OutOfSpace { volume, .. } => ("out_of_space", "volume", volume),
             Fault::HostCrash { host, .. } => ("host_crash", "host", host),

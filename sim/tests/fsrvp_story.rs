@@ -1,0 +1,199 @@
+//! The F4 library scenarios told as stories: the MS-FSRVP calls, their answers and the
+//! agent's timers appear in the order MS-FSRVP and SPEC F4 give them.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use hvsim_sim::run::{run, RunOptions};
+use hvsim_sim::scenario::Scenario;
+
+/// The story lines of a library scenario's run, which must pass.
+fn story(name: &str) -> Vec<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"));
+    let s = Rc::new(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")));
+    let out = run(
+        Rc::clone(&s),
+        s.seed,
+        RunOptions {
+            story: true,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(out.report.passed(), "{}", out.report);
+    out.story
+}
+
+/// Index of the first line at or after `from` containing every one of `parts`.
+fn find(lines: &[String], from: usize, parts: &[&str]) -> usize {
+    lines[from..]
+        .iter()
+        .position(|l| parts.iter().all(|p| l.contains(p)))
+        .map(|i| from + i)
+        .unwrap_or_else(|| {
+            panic!(
+                "no line with {parts:?} after line {from}:\n{}",
+                lines[from..].join("\n")
+            )
+        })
+}
+
+/// The virtual time of a story line, in milliseconds (`  12.   1.706s  ...`).
+fn at_ms(line: &str) -> u64 {
+    let t = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|t| t.strip_suffix('s'))
+        .unwrap_or_else(|| panic!("no time in {line}"));
+    let (s, ms) = t.split_once('.').unwrap_or((t, "0"));
+    s.parse::<u64>().unwrap() * 1000 + ms.parse::<u64>().unwrap()
+}
+
+/// Issue 9 item 2 (MS-FSRVP 3.1.4.5): the commit's wait ends with the provider's 60 s
+/// timeout; the agent answers FSSAGENT_E_TIMEOUT, puts the set back in Added with its
+/// 180 s timer, and the provider's AbortShadowCopySet succeeds.
+#[test]
+fn commit_timeout_returns_the_set_to_added_and_the_abort_succeeds() {
+    let lines = story("f4-fsrvp-commit-timeout");
+    let commit = find(
+        &lines,
+        0,
+        &[
+            "FssProvider@hv1 → FssAgent@fs1: CommitShadowCopySet",
+            "FSSAGENT_E_TIMEOUT",
+        ],
+    );
+    let ended = find(
+        &lines,
+        commit,
+        &[
+            "FssAgent@fs1: FssAgentTimer",
+            "wait_ended=CommitShadowCopySet",
+        ],
+    );
+    // The wait ends with the provider's 60 s commit timeout.
+    assert_eq!(at_ms(&lines[ended]) - at_ms(&lines[commit]), 60_000);
+    let abort = find(
+        &lines,
+        ended,
+        &["FssAgent@fs1: AbortShadowCopySet", "result=S_OK"],
+    );
+    find(
+        &lines,
+        abort,
+        &["FssAgent@fs1 → FssProvider@hv1", "hr=S_OK"],
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("FSRVP_E_BAD_STATE")),
+        "{}",
+        lines.join("\n")
+    );
+    // The 180 s timer started at the wait's end runs out with nothing left to delete.
+    let expired = find(
+        &lines,
+        abort,
+        &["message_sequence_timer=expired", "sets_deleted=0"],
+    );
+    assert_eq!(at_ms(&lines[expired]) - at_ms(&lines[ended]), 180_000);
+}
+
+/// Issue 9 item 1 (SPEC F4 phase mapping, MS-FSRVP 3.2.4.2): each MS-FSRVP call comes in
+/// its host VSS provider phase, and RecoveryComplete before the requester reads.
+#[test]
+fn each_fsrvp_call_runs_in_its_vss_provider_phase() {
+    let lines = story("f4-smb3-share-backup");
+    let phases: [(&str, &[&str]); 6] = [
+        (
+            "BeginPrepareSnapshot",
+            &[
+                "IsPathSupported",
+                "GetSupportedVersion",
+                "SetContext",
+                "StartShadowCopySet",
+                "AddToShadowCopySet",
+            ],
+        ),
+        ("EndPrepareSnapshots", &["PrepareShadowCopySet"]),
+        ("CommitSnapshots", &["CommitShadowCopySet"]),
+        (
+            "PostCommitSnapshots",
+            &["ExposeShadowCopySet", "GetShareMapping"],
+        ),
+        (
+            "PostFinalCommitSnapshots",
+            &["RecoveryCompleteShadowCopySet"],
+        ),
+        ("DeleteSnapshots", &["DeleteShareMapping"]),
+    ];
+    let calls: Vec<(usize, &str)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let (_, rest) = l.split_once("FssProvider@hv1 → FssAgent@fs1: ")?;
+            Some((i, rest.split_whitespace().next()?))
+        })
+        .collect();
+    let mut seen = 0;
+    for (phase, expected) in phases {
+        let start = find(
+            &lines,
+            0,
+            &[&format!("HostVss@hv1 → FssProvider@hv1: {phase}")],
+        );
+        let end = find(
+            &lines,
+            start,
+            &[&format!("ProviderReturned  call={phase}  hr=S_OK")],
+        );
+        let inside: Vec<&str> = calls
+            .iter()
+            .filter(|(i, _)| (start..end).contains(i))
+            .map(|(_, c)| *c)
+            .collect();
+        assert_eq!(inside, expected, "{phase}");
+        seen += inside.len();
+    }
+    assert_eq!(seen, calls.len(), "calls outside their phase: {calls:?}");
+    let recovered = find(&lines, 0, &["RecoveryCompleteShadowCopySet"]);
+    let read = find(&lines, 0, &["Requester: ReadBackup", r"\\fs1\vms@{"]);
+    assert!(recovered < read);
+}
+
+/// Issue 9 item 1 (the server's timers bite when calls are late): requests reach the
+/// agent 200 s apart, so SetContext's 180 s timer runs out before StartShadowCopySet,
+/// which the agent then refuses (no context: FSRVP_E_BAD_STATE); BeginPrepareSnapshot
+/// fails with it.
+#[test]
+fn a_slow_client_gets_the_message_sequence_timer_outcome() {
+    let lines = story("f4-fsrvp-slow-client");
+    let context = find(&lines, 0, &["FssAgent@fs1: SetContext", "result=S_OK"]);
+    let expired = find(
+        &lines,
+        context,
+        &[
+            "FssAgent@fs1: FssAgentTimer",
+            "message_sequence_timer=expired",
+        ],
+    );
+    assert_eq!(at_ms(&lines[expired]) - at_ms(&lines[context]), 180_000);
+    let start = find(
+        &lines,
+        expired,
+        &[
+            "FssAgent@fs1: StartShadowCopySet",
+            "result=FSRVP_E_BAD_STATE",
+        ],
+    );
+    // SetContext's answer (2 ms), then the 200 s late request (and its own 2 ms).
+    assert_eq!(at_ms(&lines[start]) - at_ms(&lines[context]), 200_004);
+    find(
+        &lines,
+        start,
+        &[
+            "ProviderReturned  call=BeginPrepareSnapshot  hr=VSS_E_UNEXPECTED_PROVIDER_ERROR",
+            "StartShadowCopySet failed: FSRVP_E_BAD_STATE",
+        ],
+    );
+}
