@@ -167,7 +167,8 @@ fn the_unplanted_runs_pass_with_their_counts() {
             "f2-online-backup-checkpoint",
             "4 writer(s) stable by their own last status",
             "28 writer event(s) of 4 writer(s) and 16 provider call(s) of 2 provider(s) in VSS \
-             order; 2 freeze→thaw and 2 flush-and-hold window(s) within their timeouts",
+             order; 3 guest OnBackupComplete(s) after the host's snapshot; 2 freeze→thaw and \
+             2 flush-and-hold window(s) within their timeouts",
         ),
         (
             "f1-hold-writes-timeout",
