@@ -376,7 +376,10 @@ impl RequesterCore {
     /// DoSnapshotSet's own code, which it caused); then the backup goes on, or ends with
     /// AbortBackup, or after BackupComplete just shuts down.
     fn after_status(&mut self, writers: Result<(), Fail>, fx: &mut Vec<Effect>) {
-        if let Err(f) = writers {
+        let after = self.status_after.take();
+        // A writer failing BackupComplete does not undo a backup that exists: reference
+        // §2.4 only logs it.
+        if let (Err(f), false) = (writers, after == Some(VssCall::BackupComplete)) {
             self.task_failed = true;
             self.fail(f, fx);
         }
@@ -384,7 +387,7 @@ impl RequesterCore {
             self.task_failed = true;
             self.fail(f, fx);
         }
-        match self.status_after.take() {
+        match after {
             Some(VssCall::BackupComplete) => self.vss(VssCall::BackupShutdown, fx),
             _ if self.task_failed => self.vss(VssCall::AbortBackup, fx),
             Some(VssCall::PrepareForBackup) => self.vss(VssCall::DoSnapshotSet, fx),

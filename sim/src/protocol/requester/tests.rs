@@ -1112,3 +1112,35 @@ fn a_later_claim_replaces_level_and_source_but_keeps_a_fallback() {
     assert_eq!(kept.reached, Some(Reached::Crash));
     assert_eq!(kept.source.as_ref().and_then(|s| s.set), Some(2));
 }
+
+/// Reference §2.4: a writer failing BackupComplete (the shadow copy exists and was read)
+/// is only logged: the point is made, the set is shut down, not aborted.
+#[test]
+fn a_writer_failing_backup_complete_does_not_fail_the_job() {
+    let mut after_complete = false;
+    let (core, log) = run(f2_job(), move |e| match e {
+        Effect::Vss {
+            call: VssCall::BackupComplete,
+            ..
+        } => {
+            after_complete = true;
+            Answer::Ok
+        }
+        Effect::Vss {
+            call: VssCall::GatherWriterStatus,
+            ..
+        } if after_complete => Answer::Fail(Hresult::VssEWritererrorRetryable),
+        _ => Answer::Ok,
+    });
+    assert_eq!(
+        from(&labels(&log), "BackupComplete hv1 set 1"),
+        [
+            "BackupComplete hv1 set 1",
+            "GatherWriterStatus hv1 set 1",
+            "BackupShutdown hv1 set 1",
+            "make point 1",
+            "job done",
+        ]
+    );
+    assert_eq!(core.failure(), None);
+}

@@ -464,8 +464,12 @@ impl Coordinator {
             .map(|w| WriterStatus {
                 writer: w.id,
                 state: w.state,
+                // The state the failure happened in, once: a failure passed up from an
+                // inner backup (the guest's, through the Hyper-V writer) names its own.
                 failure: w.failure.clone().map(|mut f| {
-                    f.detail = format!("{} ({})", f.detail, w.state.name());
+                    if !f.detail.contains("(VSS_WS_") {
+                        f.detail = format!("{} ({})", f.detail, w.state.name());
+                    }
                     f
                 }),
             })
