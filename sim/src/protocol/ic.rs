@@ -69,6 +69,9 @@ pub struct IcCore {
     status_after: Option<VssCall>,
     /// DoSnapshotSet's own failure, until GatherWriterStatus names the writer's.
     set_failure: Option<Fail>,
+    /// The host ended the guest's backup (IcFinish) while its set was still being made:
+    /// the guest ends it so as soon as it has it.
+    pending_finish: Option<bool>,
     /// What the guest reached, when it is ready.
     reached: Reached,
 }
@@ -87,6 +90,7 @@ impl IcCore {
             failure: None,
             status_after: None,
             set_failure: None,
+            pending_finish: None,
             reached: Reached::Application,
         }
     }
@@ -103,6 +107,7 @@ impl IcCore {
         self.failure = None;
         self.status_after = None;
         self.set_failure = None;
+        self.pending_finish = None;
         match (self.os, self.peer) {
             (GuestOs::Windows, Some(_)) => {
                 self.set += 1;
@@ -133,22 +138,40 @@ impl IcCore {
     pub fn on_finish(&mut self, from: ActorId, ok: bool) -> Vec<IcEffect> {
         let mut fx = Vec::new();
         self.asker = Some(from);
+        let making_set = matches!(
+            self.stage,
+            IcStage::Vss(
+                VssCall::GatherWriterMetadata
+                    | VssCall::PrepareForBackup
+                    | VssCall::GatherWriterStatus
+                    | VssCall::DoSnapshotSet
+            )
+        );
         if self.stage == IcStage::Holding {
-            self.reached = Reached::Application;
-            if ok {
-                self.call(VssCall::BackupComplete, &mut fx);
-            } else {
-                self.failure = Some(Fail::new(
-                    Hresult::VssEUnexpected,
-                    FailureClass::Host,
-                    "the host aborted",
-                ));
-                self.call(VssCall::AbortBackup, &mut fx);
-            }
+            self.finish_held(ok, &mut fx);
+        } else if making_set {
+            // The host aborted before the guest's set was made: the guest ends it when it
+            // has it, and answers then (its writers must not stay waiting, I3).
+            self.pending_finish = Some(ok);
         } else {
             self.ready(Ok(self.reached), &mut fx);
         }
         fx
+    }
+
+    /// Ends the set the guest holds: BackupComplete, or AbortBackup when the host aborted.
+    fn finish_held(&mut self, ok: bool, fx: &mut Vec<IcEffect>) {
+        self.reached = Reached::Application;
+        if ok {
+            self.call(VssCall::BackupComplete, fx);
+        } else {
+            self.failure = Some(Fail::new(
+                Hresult::VssEUnexpected,
+                FailureClass::Host,
+                "the host aborted",
+            ));
+            self.call(VssCall::AbortBackup, fx);
+        }
     }
 
     /// The guest's VSS finished a call.
@@ -217,7 +240,10 @@ impl IcCore {
             // the host's volume snapshot exists (SPEC F2 order note).
             IcPurpose::ChildVmSnapshot | IcPurpose::BackupCheckpoint => {
                 self.stage = IcStage::Holding;
-                self.ready(Ok(Reached::Application), fx);
+                match self.pending_finish.take() {
+                    Some(ok) => self.finish_held(ok, fx),
+                    None => self.ready(Ok(Reached::Application), fx),
+                }
             }
             // F3: the checkpoint is the backup; the guest's backup is complete.
             IcPurpose::Checkpoint => {

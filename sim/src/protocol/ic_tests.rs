@@ -243,3 +243,20 @@ fn a_guest_without_backup_integration_service_fails_at_once() {
     let f = ready(&fx).expect("answered").expect_err("no service");
     assert_eq!((f.code, f.class), (Hresult::HvEFail, FailureClass::Guest));
 }
+
+#[test]
+fn a_host_abort_while_the_guest_makes_its_set_aborts_it_once_made() {
+    // The host aborts (IcFinish false) while the guest's DoSnapshotSet runs: the guest
+    // aborts its set as soon as it has it and answers then, never leaving its writers
+    // waiting for BackupComplete (I3).
+    let mut ic = ic(GuestOs::Windows);
+    ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+    snapshot_set(&mut ic);
+    assert_eq!(ic.on_finish(HOST, false), vec![]);
+    let fx = ic.on_vss_done(VssCall::GatherWriterStatus, ok());
+    assert_eq!(fx, vec![call(VssCall::AbortBackup)]);
+    let fx = ic.on_vss_done(VssCall::AbortBackup, ok());
+    let f = ready(&fx).expect("answered").expect_err("aborted");
+    assert_eq!(f.code, Hresult::VssEUnexpected);
+    assert_eq!(ic.stage(), IcStage::Idle);
+}

@@ -378,6 +378,9 @@ impl WriterCore {
 
     /// Undoes what OnPrepareSnapshot did: resume, merge, or end the guest's backup.
     fn abort(&mut self, vms: &[WriterVm], port: &mut impl WriterPort) {
+        // VMs still being made ready are abandoned: their guests end their sets
+        // (IcFinish) and answer once; the readiness answer is no longer awaited.
+        self.outstanding.clear();
         let prepared = std::mem::take(&mut self.prepared);
         for (vm, readiness) in prepared {
             let v = vms.iter().find(|v| v.vm == vm);

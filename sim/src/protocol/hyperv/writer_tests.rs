@@ -543,3 +543,23 @@ fn identify_names_the_hyper_v_writer() {
     assert_eq!(rec.answer(), Some((WriterState::Stable, Ok(()))));
     assert_eq!(WRITER_ID, "66841cd4-6ded-4f4b-8f17-fd23f8ddc3de");
 }
+
+#[test]
+fn abort_while_a_guest_is_still_preparing_waits_only_for_its_one_answer() {
+    // VSS aborts the writer while the F2 guest is still making its set (its readiness is
+    // outstanding): the guest is told to end it, and its one answer ends OnAbort.
+    let vms = [vm(1, Readiness::GuestCheckpoint)];
+    let mut w = writer();
+    prepare(&mut w, &vms);
+    let mut rec = Rec::default();
+    w.on_event(WriterEvent::OnAbort, VSS, SET, &vms, &mut rec);
+    assert_eq!(rec.sends(), vec![(IC1, Msg::IcFinish { ok: false })]);
+    assert_eq!(rec.answer(), None);
+    let f = Fail::new(
+        Hresult::VssEUnexpected,
+        FailureClass::Host,
+        "the host aborted",
+    );
+    w.on_ic_ready(1, Err(f), &vms, &mut rec);
+    assert_eq!(rec.answer(), Some((WriterState::Stable, Ok(()))));
+}
