@@ -335,6 +335,12 @@ impl Coordinator {
     }
 
     fn ask_writers(&mut self, event: WriterEvent, level: Option<AppLevel>, fx: &mut Vec<Effect>) {
+        if event == WriterEvent::OnIdentify {
+            // A new backup asks every writer again, one that dropped out last time too.
+            for w in &mut self.writers {
+                w.dropped = false;
+            }
+        }
         let Some(run) = self.running.as_mut() else {
             return;
         };

@@ -461,6 +461,20 @@ fn a_writer_failing_identify_drops_out_and_hears_nothing_more() {
 }
 
 #[test]
+fn a_writer_dropped_at_identify_is_asked_again_by_the_next_backup() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::GatherWriterMetadata);
+    let (_, now) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "back OnIdentify" => Answer::Fail(Hresult::VssEWritererrorNonretryable),
+        _ => Answer::Ok,
+    });
+    let first = call(&mut c, now, VssCall::GatherWriterMetadata);
+    let (log, _) = drive(&mut c, now, first, all_ok);
+    assert!(labels(&log).contains(&"back OnIdentify".to_string()));
+    assert!(c.writers().iter().all(|w| !w.dropped));
+}
+
+#[test]
 fn a_writer_failing_prepare_backup_reaches_the_requester_through_gather_writer_status() {
     let mut c = guest();
     let first = call(&mut c, 0, VssCall::PrepareForBackup);
