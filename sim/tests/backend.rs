@@ -135,17 +135,27 @@ fn vmms(endpoint: &str, call: HostCall) -> Recorded {
     }
 }
 
-/// F1.1/F2.1, F1.9-10/F2.13-14: a host backup is GatherWriterMetadata, PrepareForBackup,
-/// DoSnapshotSet, then the requester reads and calls BackupComplete, all for one set on
-/// the VM's volume with the writers.
+/// F1.1/F2.1, F1.9-10/F2.13-14: a host backup is reference §1.1's sequence (SetBackupState,
+/// GatherWriterMetadata, StartSnapshotSet, AddToSnapshotSet, PrepareForBackup,
+/// GatherWriterStatus, DoSnapshotSet, GatherWriterStatus, GetSnapshotProperties), then the
+/// requester reads and calls BackupComplete, GatherWriterStatus and BackupShutdown, all
+/// for one set on the VM's volume with the writers.
 fn assert_host_backup(name: &str, host: &str, volume: &str) {
     let (calls, sched) = against_script(name, Script::all_succeed());
     let at = format!("HostVss@{host}");
     let expected: Vec<Recorded> = [
+        VssCall::SetBackupState,
         VssCall::GatherWriterMetadata,
+        VssCall::StartSnapshotSet,
+        VssCall::AddToSnapshotSet,
         VssCall::PrepareForBackup,
+        VssCall::GatherWriterStatus,
         VssCall::DoSnapshotSet,
+        VssCall::GatherWriterStatus,
+        VssCall::GetSnapshotProperties,
         VssCall::BackupComplete,
+        VssCall::GatherWriterStatus,
+        VssCall::BackupShutdown,
     ]
     .into_iter()
     .map(|c| vss(&at, c, 1, volume, true))
@@ -256,16 +266,16 @@ fn a_failed_do_snapshot_set_is_aborted_and_fails_the_job_with_its_code() {
     );
     let names: Vec<&str> = calls.iter().map(|c| c.call.name()).collect();
     assert_eq!(
-        names,
+        names[6..],
         [
-            "GatherWriterMetadata",
-            "PrepareForBackup",
             "DoSnapshotSet",
-            "AbortBackup"
+            "GatherWriterStatus",
+            "AbortBackup",
+            "BackupShutdown"
         ]
     );
     assert_eq!(
-        calls[3],
+        calls[8],
         vss("HostVss@hv1", VssCall::AbortBackup, 1, "hv1-D", true)
     );
     let lab = sched.world();
@@ -285,13 +295,12 @@ fn a_failed_gather_is_not_aborted() {
     );
     assert_eq!(
         calls,
-        [vss(
-            "HostVss@hv1",
+        [
+            VssCall::SetBackupState,
             VssCall::GatherWriterMetadata,
-            1,
-            "hv1-D",
-            true
-        )]
+            VssCall::BackupShutdown
+        ]
+        .map(|c| vss("HostVss@hv1", c, 1, "hv1-D", true))
     );
     let failure = sched
         .world()
@@ -311,12 +320,13 @@ fn a_host_that_claims_no_source_fails_the_job_naming_the_vm() {
     let (calls, sched) = against_script("f2-online-backup-checkpoint", Script::without_claims());
     let names: Vec<&str> = calls.iter().map(|c| c.call.name()).collect();
     assert_eq!(
-        names,
+        names[6..],
         [
-            "GatherWriterMetadata",
-            "PrepareForBackup",
             "DoSnapshotSet",
-            "AbortBackup"
+            "GatherWriterStatus",
+            "GetSnapshotProperties",
+            "AbortBackup",
+            "BackupShutdown"
         ]
     );
     let lab = sched.world();

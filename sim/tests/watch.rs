@@ -167,7 +167,8 @@ fn the_unplanted_runs_pass_with_their_counts() {
             "f2-online-backup-checkpoint",
             "4 writer(s) stable by their own last status",
             "28 writer event(s) of 4 writer(s) and 16 provider call(s) of 2 provider(s) in VSS \
-             order; 2 freeze→thaw and 2 flush-and-hold window(s) within their timeouts",
+             order; 3 guest OnBackupComplete(s) after the host's snapshot; 2 freeze→thaw and \
+             2 flush-and-hold window(s) within their timeouts",
         ),
         (
             "f1-hold-writes-timeout",
@@ -183,4 +184,34 @@ fn the_unplanted_runs_pass_with_their_counts() {
         assert!(check(&r, "I3").message.contains(i3), "{r}");
         assert!(check(&r, "I5").message.contains(i5), "{r}");
     }
+}
+
+/// Planted bug: the host ends the guest's backup early. Once the F2 guest has thawed and
+/// reported ready, but 100 ms before the host's CommitSnapshots returns, a
+/// GuestBackupComplete reaches its HvIc: the guest's writers get OnBackupComplete while
+/// the host's volume snapshot does not exist yet (SPEC F2 order note), and I5 names it.
+#[test]
+fn i5_names_a_guest_backup_complete_before_the_hosts_snapshot() {
+    let s = load("f2-online-backup-checkpoint");
+    let mut sched = start(&s);
+    let ic = sched.actor_named("HvIc@app01").unwrap();
+    step_until(&mut sched, "the guest never froze", |site| {
+        site.vms[0].frozen
+    });
+    step_until(&mut sched, "the guest never thawed", |site| {
+        !site.vms[0].frozen
+    });
+    sched.post(ic, 100_000, Msg::IcFinish { ok: true });
+    sched.run_until_quiet(u64::MAX).unwrap();
+    let r = evaluate(&mut sched, &s, s.seed);
+    let i5 = check(&r, "I5");
+    assert!(!i5.ok, "{r}");
+    assert!(
+        i5.message.contains(
+            "got OnBackupComplete from GuestVss@app01 before HostVss@hv1's volume snapshot \
+             existed (SPEC F2 order note)"
+        ),
+        "{}",
+        i5.message
+    );
 }

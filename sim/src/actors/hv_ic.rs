@@ -5,6 +5,7 @@
 use crate::linux::{HvVssMsg, HvVssOp};
 use crate::protocol::ic::{IcCore, IcEffect};
 use crate::protocol::msg::Msg;
+use crate::protocol::vss::{VssCall, WriterStatus};
 use crate::scenario::{FileSystem, GuestOs};
 use crate::sched::{Actor, ActorId, Cx, Envelope};
 use crate::site::Site;
@@ -88,7 +89,19 @@ impl Actor<Msg, Site> for HvIc {
         let effects = match env.msg {
             Msg::IcBackup { purpose } => self.core.on_backup(from, purpose),
             Msg::IcFinish { ok } => self.core.on_finish(from, ok),
-            Msg::VssDone { call, result, .. } => self.core.on_vss_done(call, result),
+            Msg::VssDone {
+                call,
+                result,
+                writers,
+                ..
+            } => {
+                // GetWriterStatus: a failed writer's failure is the call's outcome.
+                let result = match WriterStatus::first_failure(&writers) {
+                    Some(f) if call == VssCall::GatherWriterStatus => Err(f),
+                    _ => result,
+                };
+                self.core.on_vss_done(call, result)
+            }
             Msg::HvVssReply { msg, status } => match HvVssMsg::decode(&msg) {
                 Ok(m) => self.core.on_hv_vss_reply(m.op, status),
                 Err(_) => return,

@@ -503,11 +503,13 @@ impl Actor<Msg, Site> for Requester {
                 call,
                 result,
                 claims,
+                writers,
                 ..
             } => Input::VssDone {
                 call,
                 result,
                 claims,
+                writers,
             },
             Msg::VmmsDone { op, result, claim } => Input::VmmsDone { op, result, claim },
             Msg::ReadBackup => Input::ReadDue,

@@ -61,6 +61,7 @@ impl VssService {
                     set,
                     result: Err(fail),
                     claims: Vec::new(),
+                    writers: Vec::new(),
                 },
             ),
             Effect::Finish {
@@ -68,6 +69,7 @@ impl VssService {
                 call,
                 set,
                 result,
+                writers,
             } => {
                 let claims = std::mem::take(&mut self.claims);
                 let msg = Msg::VssDone {
@@ -75,6 +77,7 @@ impl VssService {
                     set,
                     result,
                     claims,
+                    writers,
                 };
                 cx.out.send_after(to, CALL_US, msg);
             }

@@ -2,7 +2,7 @@
 //! cross the seam, as the same messages the model's trace shows.
 
 use crate::protocol::msg::{Claim, Fail, Msg, VmmsOp};
-use crate::protocol::vss::VssCall;
+use crate::protocol::vss::{VssCall, WriterStatus};
 
 /// A requester's call to a host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub enum HostReply {
         set: u64,
         result: Result<(), Fail>,
         claims: Vec<Claim>,
+        /// GatherWriterStatus: the writers' states and failures.
+        writers: Vec<WriterStatus>,
     },
     /// The WMI job of the call ended; a checkpoint's carries its claim (the checkpoint's
     /// properties).
@@ -112,6 +114,7 @@ impl HostCall {
                 set: *set,
                 result,
                 claims: Vec::new(),
+                writers: Vec::new(),
             },
             HostCall::CreateRecoveryCheckpoint { vm } => HostReply::Vmms {
                 op: VmmsOp::CreateRecoveryCheckpoint { vm: *vm },
@@ -136,11 +139,13 @@ impl HostReply {
                 set,
                 result,
                 claims,
+                writers,
             } => Some(HostReply::Vss {
                 call: *call,
                 set: *set,
                 result: result.clone(),
                 claims: claims.clone(),
+                writers: writers.clone(),
             }),
             Msg::VmmsDone { op, result, claim } => {
                 HostCall::from_msg(&Msg::Vmms(op.clone()))?;
@@ -161,11 +166,13 @@ impl HostReply {
                 set,
                 result,
                 claims,
+                writers,
             } => Msg::VssDone {
                 call,
                 set,
                 result,
                 claims,
+                writers,
             },
             HostReply::Vmms { op, result, claim } => Msg::VmmsDone { op, result, claim },
         }
@@ -176,12 +183,17 @@ impl HostReply {
     pub fn with_claims(self, given: Vec<Claim>) -> Self {
         match self {
             HostReply::Vss {
-                call, set, result, ..
+                call,
+                set,
+                result,
+                writers,
+                ..
             } => HostReply::Vss {
                 call,
                 set,
                 result,
                 claims: given,
+                writers,
             },
             HostReply::Vmms { op, result, .. } => HostReply::Vmms {
                 op,

@@ -19,10 +19,14 @@
 //!    `GetWriterComponents` and `GetSnapshotProperties`), a checkpoint job's with the
 //!    checkpoint's properties. The requester keeps them; nothing else tells it where a
 //!    VM's backup is or what it is worth:
-//!    - to the host's VSS service: `IVssBackupComponents` `GatherWriterMetadata`,
-//!      `PrepareForBackup`, `DoSnapshotSet`, `BackupComplete`, `AbortBackup` for one
-//!      snapshot set and its volumes (F1, F2, F4, R2–R4, R7; F3.5's bare volume snapshot
-//!      without writers), answered when `IVssAsync` finishes, with the `VSS_E_*` code;
+//!    - to the host's VSS service: `IVssBackupComponents` `SetBackupState`,
+//!      `GatherWriterMetadata`, `StartSnapshotSet`, `AddToSnapshotSet`,
+//!      `PrepareForBackup`, `GatherWriterStatus`, `DoSnapshotSet`,
+//!      `GetSnapshotProperties`, `BackupComplete`, `AbortBackup`, `BackupShutdown` for
+//!      one snapshot set and its volumes (F1, F2, F4, R2–R4, R7; F3.5's bare volume
+//!      snapshot without writers), answered when `IVssAsync` finishes (at once for the
+//!      synchronous ones), with the `VSS_E_*` code; GatherWriterStatus's answer carries
+//!      each writer's state and failure (GetWriterStatus);
 //!    - to the host's Vmms: F3's production checkpoint (WMI
 //!      `Msvm_VirtualSystemSnapshotService.CreateSnapshot`, recovery type) and its merge
 //!      once read, answered when the job ends.

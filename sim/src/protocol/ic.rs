@@ -1,7 +1,8 @@
 //! The decisions of the guest's Hyper-V integration components, backup service (HvIc).
 //! In a Windows guest it is the guest's VSS requester ("Hyper-V Volume Shadow Copy
-//! Requestor": GatherWriterMetadata, PrepareForBackup, DoSnapshotSet, BackupComplete or
-//! AbortBackup); in a Linux guest it is the host end of the hv_snapshot channel to
+//! Requestor": GatherWriterMetadata, PrepareForBackup, GatherWriterStatus, DoSnapshotSet,
+//! GatherWriterStatus, BackupComplete or AbortBackup; a writer's failure comes from
+//! GatherWriterStatus, reference §8); in a Linux guest it is the host end of the hv_snapshot channel to
 //! `hv_vss_daemon` (FREEZE, Vmms' checkpoint, THAW; R5).
 
 use crate::linux::msg::HV_S_OK;
@@ -21,7 +22,7 @@ pub enum IcStage {
     Freezing,
     Checkpointing,
     Thawing,
-    /// Windows F1: the guest's set exists until the host is done (IcFinish).
+    /// Windows F1, F2, F4: the guest's set exists until the host is done (IcFinish).
     Holding,
 }
 
@@ -64,6 +65,13 @@ pub struct IcCore {
     stage: IcStage,
     set: u64,
     failure: Option<Fail>,
+    /// The call whose outcome the GatherWriterStatus in flight checks.
+    status_after: Option<VssCall>,
+    /// DoSnapshotSet's own failure, until GatherWriterStatus names the writer's.
+    set_failure: Option<Fail>,
+    /// The host ended the guest's backup (IcFinish) while its set was still being made:
+    /// the guest ends it so as soon as it has it.
+    pending_finish: Option<bool>,
     /// What the guest reached, when it is ready.
     reached: Reached,
 }
@@ -80,6 +88,9 @@ impl IcCore {
             stage: IcStage::Idle,
             set: 0,
             failure: None,
+            status_after: None,
+            set_failure: None,
+            pending_finish: None,
             reached: Reached::Application,
         }
     }
@@ -94,6 +105,9 @@ impl IcCore {
         self.asker = Some(from);
         self.purpose = purpose;
         self.failure = None;
+        self.status_after = None;
+        self.set_failure = None;
+        self.pending_finish = None;
         match (self.os, self.peer) {
             (GuestOs::Windows, Some(_)) => {
                 self.set += 1;
@@ -124,22 +138,40 @@ impl IcCore {
     pub fn on_finish(&mut self, from: ActorId, ok: bool) -> Vec<IcEffect> {
         let mut fx = Vec::new();
         self.asker = Some(from);
+        let making_set = matches!(
+            self.stage,
+            IcStage::Vss(
+                VssCall::GatherWriterMetadata
+                    | VssCall::PrepareForBackup
+                    | VssCall::GatherWriterStatus
+                    | VssCall::DoSnapshotSet
+            )
+        );
         if self.stage == IcStage::Holding {
-            self.reached = Reached::Application;
-            if ok {
-                self.call(VssCall::BackupComplete, &mut fx);
-            } else {
-                self.failure = Some(Fail::new(
-                    Hresult::VssEUnexpected,
-                    FailureClass::Host,
-                    "the host aborted",
-                ));
-                self.call(VssCall::AbortBackup, &mut fx);
-            }
+            self.finish_held(ok, &mut fx);
+        } else if making_set {
+            // The host aborted before the guest's set was made: the guest ends it when it
+            // has it, and answers then (its writers must not stay waiting, I3).
+            self.pending_finish = Some(ok);
         } else {
             self.ready(Ok(self.reached), &mut fx);
         }
         fx
+    }
+
+    /// Ends the set the guest holds: BackupComplete, or AbortBackup when the host aborted.
+    fn finish_held(&mut self, ok: bool, fx: &mut Vec<IcEffect>) {
+        self.reached = Reached::Application;
+        if ok {
+            self.call(VssCall::BackupComplete, fx);
+        } else {
+            self.failure = Some(Fail::new(
+                Hresult::VssEUnexpected,
+                FailureClass::Host,
+                "the host aborted",
+            ));
+            self.call(VssCall::AbortBackup, fx);
+        }
     }
 
     /// The guest's VSS finished a call.
@@ -149,19 +181,29 @@ impl IcCore {
             (VssCall::GatherWriterMetadata, Ok(())) => {
                 self.call(VssCall::PrepareForBackup, &mut fx)
             }
-            (VssCall::PrepareForBackup, Ok(())) => self.call(VssCall::DoSnapshotSet, &mut fx),
-            (VssCall::DoSnapshotSet, Ok(())) => match self.purpose {
-                // F1.6-7: the internal snapshot exists; the host may go on.
-                IcPurpose::ChildVmSnapshot => {
-                    self.stage = IcStage::Holding;
-                    self.ready(Ok(Reached::Application), &mut fx);
+            (VssCall::PrepareForBackup, Ok(())) => {
+                self.status_after = Some(VssCall::PrepareForBackup);
+                self.call(VssCall::GatherWriterStatus, &mut fx);
+            }
+            (VssCall::DoSnapshotSet, r) => {
+                self.set_failure = r.err();
+                self.status_after = Some(VssCall::DoSnapshotSet);
+                self.call(VssCall::GatherWriterStatus, &mut fx);
+            }
+            (VssCall::GatherWriterStatus, r) => {
+                // The writer's failure before DoSnapshotSet's own code, which it caused.
+                let failure = r.err().or(self.set_failure.take());
+                match (failure, self.status_after.take()) {
+                    (Some(f), _) => {
+                        self.failure = Some(f);
+                        self.call(VssCall::AbortBackup, &mut fx);
+                    }
+                    (None, Some(VssCall::PrepareForBackup)) => {
+                        self.call(VssCall::DoSnapshotSet, &mut fx);
+                    }
+                    (None, _) => self.snapshot_done(&mut fx),
                 }
-                // F2.8-9: the checkpoint is taken; the guest's backup is complete.
-                IcPurpose::Checkpoint => {
-                    self.reached = Reached::Application;
-                    self.call(VssCall::BackupComplete, &mut fx);
-                }
-            },
+            }
             (VssCall::BackupComplete, _) => {
                 self.stage = IcStage::Idle;
                 if self.asker.is_some() {
@@ -179,6 +221,8 @@ impl IcCore {
                 self.stage = IcStage::Idle;
                 self.ready(Err(f), &mut fx);
             }
+            // The synchronous calls HvIc does not make.
+            (_, Ok(())) => {}
             (_, Err(f)) => {
                 // After PrepareForBackup, every early stop goes through AbortBackup.
                 self.failure = Some(f);
@@ -186,6 +230,27 @@ impl IcCore {
             }
         }
         fx
+    }
+
+    /// The guest's snapshot set exists and no writer failed.
+    fn snapshot_done(&mut self, fx: &mut Vec<IcEffect>) {
+        match self.purpose {
+            // F1.6-7: the internal snapshot exists; the host may go on. F2.8-9: the
+            // checkpoints are taken; the guest's writers hear BackupComplete only once
+            // the host's volume snapshot exists (SPEC F2 order note).
+            IcPurpose::ChildVmSnapshot | IcPurpose::BackupCheckpoint => {
+                self.stage = IcStage::Holding;
+                match self.pending_finish.take() {
+                    Some(ok) => self.finish_held(ok, fx),
+                    None => self.ready(Ok(Reached::Application), fx),
+                }
+            }
+            // F3: the checkpoint is the backup; the guest's backup is complete.
+            IcPurpose::Checkpoint => {
+                self.reached = Reached::Application;
+                self.call(VssCall::BackupComplete, fx);
+            }
+        }
     }
 
     /// The hv_snapshot channel's answer to FREEZE or THAW (`status` HV_S_OK or HV_E_FAIL).

@@ -49,13 +49,22 @@ fn windows_guest_backup_runs_the_vss_requester_sequence() {
         ic.on_vss_done(VssCall::GatherWriterMetadata, ok()),
         vec![call(VssCall::PrepareForBackup)]
     );
+    // Reference §8: GatherWriterStatus after each asynchronous call.
     assert_eq!(
         ic.on_vss_done(VssCall::PrepareForBackup, ok()),
+        vec![call(VssCall::GatherWriterStatus)]
+    );
+    assert_eq!(
+        ic.on_vss_done(VssCall::GatherWriterStatus, ok()),
         vec![call(VssCall::DoSnapshotSet)]
     );
-    // F2.8: the checkpoint is taken during DoSnapshotSet; BackupComplete follows.
+    // F3: the checkpoint is taken during DoSnapshotSet; BackupComplete follows.
     assert_eq!(
         ic.on_vss_done(VssCall::DoSnapshotSet, ok()),
+        vec![call(VssCall::GatherWriterStatus)]
+    );
+    assert_eq!(
+        ic.on_vss_done(VssCall::GatherWriterStatus, ok()),
         vec![call(VssCall::BackupComplete)]
     );
     let fx = ic.on_vss_done(VssCall::BackupComplete, ok());
@@ -70,9 +79,8 @@ fn f1_guest_holds_its_internal_snapshot_until_the_host_is_done() {
     // IcFinish (F1.A.4), after the host's volume snapshot (F2's order note).
     let mut ic = ic(GuestOs::Windows);
     ic.on_backup(HOST, IcPurpose::ChildVmSnapshot);
-    ic.on_vss_done(VssCall::GatherWriterMetadata, ok());
-    ic.on_vss_done(VssCall::PrepareForBackup, ok());
-    let fx = ic.on_vss_done(VssCall::DoSnapshotSet, ok());
+    snapshot_set(&mut ic);
+    let fx = ic.on_vss_done(VssCall::GatherWriterStatus, ok());
     assert_eq!(ready(&fx), Some(Ok(Reached::Application)));
     assert!(!fx.contains(&call(VssCall::BackupComplete)));
     assert_eq!(ic.stage(), IcStage::Holding);
@@ -88,9 +96,8 @@ fn f1_guest_holds_its_internal_snapshot_until_the_host_is_done() {
 fn f1_host_abort_aborts_the_guest_backup() {
     let mut ic = ic(GuestOs::Windows);
     ic.on_backup(HOST, IcPurpose::ChildVmSnapshot);
-    ic.on_vss_done(VssCall::GatherWriterMetadata, ok());
-    ic.on_vss_done(VssCall::PrepareForBackup, ok());
-    ic.on_vss_done(VssCall::DoSnapshotSet, ok());
+    snapshot_set(&mut ic);
+    ic.on_vss_done(VssCall::GatherWriterStatus, ok());
     assert_eq!(ic.on_finish(HOST, false), vec![call(VssCall::AbortBackup)]);
     let fx = ic.on_vss_done(VssCall::AbortBackup, ok());
     let f = ready(&fx).expect("answered").expect_err("aborted");
@@ -101,19 +108,50 @@ fn f1_host_abort_aborts_the_guest_backup() {
     assert!(!fx.contains(&IcEffect::Ready));
 }
 
+/// GatherWriterMetadata, PrepareForBackup, GatherWriterStatus and DoSnapshotSet answered
+/// well: GatherWriterStatus after DoSnapshotSet is in flight.
+fn snapshot_set(ic: &mut IcCore) {
+    ic.on_vss_done(VssCall::GatherWriterMetadata, ok());
+    ic.on_vss_done(VssCall::PrepareForBackup, ok());
+    ic.on_vss_done(VssCall::GatherWriterStatus, ok());
+    ic.on_vss_done(VssCall::DoSnapshotSet, ok());
+}
+
+#[test]
+fn f2_guest_holds_its_set_until_the_hosts_snapshot_exists() {
+    // SPEC F2 order note: the guest's writers get BackupComplete only with IcFinish,
+    // which the host sends once its volume snapshot exists.
+    let mut ic = ic(GuestOs::Windows);
+    ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+    snapshot_set(&mut ic);
+    let fx = ic.on_vss_done(VssCall::GatherWriterStatus, ok());
+    assert_eq!(ready(&fx), Some(Ok(Reached::Application)));
+    assert!(!fx.contains(&call(VssCall::BackupComplete)));
+    assert_eq!(ic.stage(), IcStage::Holding);
+    assert_eq!(
+        ic.on_finish(HOST, true),
+        vec![call(VssCall::BackupComplete)]
+    );
+}
+
 #[test]
 fn a_guest_failure_after_prepare_goes_through_abort_backup_with_its_code() {
-    // I5: a failure at any step aborts cleanly and reports the real code.
+    // I5: a failure at any step aborts cleanly and reports the real code; reference
+    // §8: the writer's code comes from GatherWriterStatus, not from DoSnapshotSet.
     let mut ic = ic(GuestOs::Windows);
     ic.on_backup(HOST, IcPurpose::Checkpoint);
     ic.on_vss_done(VssCall::GatherWriterMetadata, ok());
     ic.on_vss_done(VssCall::PrepareForBackup, ok());
+    ic.on_vss_done(VssCall::GatherWriterStatus, ok());
+    let set = Fail::new(Hresult::VssEUnexpected, FailureClass::Guest, "aborted");
     let writer = Fail::new(
         Hresult::VssEWritererrorRetryable,
         FailureClass::Guest,
         "SqlServerWriter failed OnFreeze",
     );
-    let fx = ic.on_vss_done(VssCall::DoSnapshotSet, Err(writer.clone()));
+    let fx = ic.on_vss_done(VssCall::DoSnapshotSet, Err(set));
+    assert_eq!(fx, vec![call(VssCall::GatherWriterStatus)]);
+    let fx = ic.on_vss_done(VssCall::GatherWriterStatus, Err(writer.clone()));
     assert_eq!(fx, vec![call(VssCall::AbortBackup)]);
     let fx = ic.on_vss_done(VssCall::AbortBackup, ok());
     assert_eq!(ready(&fx), Some(Err(writer)));
@@ -204,4 +242,21 @@ fn a_guest_without_backup_integration_service_fails_at_once() {
     let fx = ic.on_backup(HOST, IcPurpose::Checkpoint);
     let f = ready(&fx).expect("answered").expect_err("no service");
     assert_eq!((f.code, f.class), (Hresult::HvEFail, FailureClass::Guest));
+}
+
+#[test]
+fn a_host_abort_while_the_guest_makes_its_set_aborts_it_once_made() {
+    // The host aborts (IcFinish false) while the guest's DoSnapshotSet runs: the guest
+    // aborts its set as soon as it has it and answers then, never leaving its writers
+    // waiting for BackupComplete (I3).
+    let mut ic = ic(GuestOs::Windows);
+    ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+    snapshot_set(&mut ic);
+    assert_eq!(ic.on_finish(HOST, false), vec![]);
+    let fx = ic.on_vss_done(VssCall::GatherWriterStatus, ok());
+    assert_eq!(fx, vec![call(VssCall::AbortBackup)]);
+    let fx = ic.on_vss_done(VssCall::AbortBackup, ok());
+    let f = ready(&fx).expect("answered").expect_err("aborted");
+    assert_eq!(f.code, Hresult::VssEUnexpected);
+    assert_eq!(ic.stage(), IcStage::Idle);
 }

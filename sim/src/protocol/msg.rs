@@ -2,7 +2,9 @@
 //! protocol (VSS, the Hyper-V integration channel, VMMS, hv_vss, MS-FSRVP); its event
 //! name is the one a vendor reads in a trace.
 
-use crate::protocol::vss::{ProviderCall, VssCall, VssTimer, WriterEvent, WriterState};
+use crate::protocol::vss::{
+    ProviderCall, VssCall, VssTimer, WriterEvent, WriterState, WriterStatus,
+};
 use crate::sched::{Detail, Details, Message};
 
 pub use crate::protocol::Fail;
@@ -13,9 +15,14 @@ pub enum IcPurpose {
     /// F1: a complete guest VSS backup with the guest's software provider (internal
     /// snapshot), inside the host's PrepareForSnapshot.
     ChildVmSnapshot,
-    /// F2/F3: the guest's VSS commits through the Integration Services Shadow Copy
-    /// Provider, which has Vmms take the checkpoint(s) at that instant.
+    /// F3: the guest's VSS commits through the Integration Services Shadow Copy
+    /// Provider, which has Vmms take the checkpoint(s) at that instant; the checkpoint
+    /// is the backup, so the guest's backup completes at once.
     Checkpoint,
+    /// F2, F4: as `Checkpoint` (the backup and auto-recovery checkpoints), but the
+    /// guest holds its set until the host's volume snapshot exists: its writers get
+    /// OnBackupComplete only with the host's IcFinish (SPEC F2 order note).
+    BackupCheckpoint,
 }
 
 /// What Vmms is asked to do.
@@ -145,6 +152,8 @@ pub enum Msg {
         set: u64,
         result: Result<(), Fail>,
         claims: Vec<Claim>,
+        /// GatherWriterStatus: every writer's state and failure (GetWriterStatus).
+        writers: Vec<WriterStatus>,
     },
     /// A writer event from VSS.
     Writer {
@@ -279,9 +288,25 @@ impl Message for Msg {
                     d.push(("volumes", Detail::Text(volumes.join(", "))));
                 }
             }
-            Msg::VssDone { call, result, .. } => {
+            Msg::VssDone {
+                call,
+                result,
+                writers,
+                ..
+            } => {
                 d.push(("call", Detail::Str(call.name())));
                 fail(d, result);
+                if *call == VssCall::GatherWriterStatus {
+                    d.push(("writers", Detail::U64(writers.len() as u64)));
+                    // What `vssadmin list writers` would show of the failed ones.
+                    for w in writers.iter().filter(|w| w.state.is_failed()) {
+                        d.push(("failed", Detail::Actor(w.writer)));
+                        d.push(("state", Detail::Str(w.state.name())));
+                        if let Some(f) = &w.failure {
+                            d.push(("writer_hr", Detail::Str(f.code.as_str())));
+                        }
+                    }
+                }
             }
             Msg::WriterDone {
                 event,

@@ -333,6 +333,7 @@ pub fn i5(lab: &Site, outcome: Outcome, names: &[String], end_us: u64) -> Check 
         .iter()
         .map(|d| d.describe(names))
         .collect();
+    problems.extend(watch.complete.early().iter().map(|e| e.describe(names)));
     for span in watch.windows.spans().iter().filter(|s| s.over(end_us)) {
         problems.push(span.describe(names, end_us));
     }
@@ -343,8 +344,9 @@ pub fn i5(lab: &Site, outcome: Outcome, names: &[String], end_us: u64) -> Check 
         "I5",
         problems,
         &format!(
-            "{} in VSS order; {}; failures carry their code",
+            "{} in VSS order; {}; {}; failures carry their code",
             watch.order.compared(),
+            watch.complete.compared(),
             watch.windows.compared()
         ),
     )

@@ -5,10 +5,12 @@
 //!
 //! - [`order`]: SPEC I5's protocol order, per writer, per provider and per set;
 //! - [`windows`]: I5's freeze→thaw and flush-and-hold windows against their timeouts;
-//! - [`writers`]: I3's writers back to stable, by their own answers.
+//! - [`writers`]: I3's writers back to stable, by their own answers;
+//! - [`complete`]: I5's guest BackupComplete only after the host's snapshot (F2 note).
 //!
 //! The checkers only watch: their state is not part of the world digest.
 
+pub mod complete;
 pub mod order;
 pub mod windows;
 pub mod writers;
@@ -16,6 +18,7 @@ pub mod writers;
 #[cfg(test)]
 mod tests;
 
+pub use complete::{Complete, EarlyComplete};
 pub use order::{Disorder, Order};
 pub use windows::{Kind, Span, Windows, FLUSH_AND_HOLD_TIMEOUT_US, FREEZE_TIMEOUT_US};
 pub use writers::{WriterSeen, Writers};
@@ -34,6 +37,7 @@ pub struct Watch {
     pub order: Order,
     pub windows: Windows,
     pub writers: Writers,
+    pub complete: Complete,
 }
 
 impl Watch {
@@ -72,6 +76,7 @@ impl Watch {
         self.order.delivered(d);
         self.windows.delivered(d);
         self.writers.delivered(d);
+        self.complete.delivered(d);
     }
 
     /// Shows storage after a step.

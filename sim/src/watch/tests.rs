@@ -707,3 +707,99 @@ fn an_unanswered_event_superseded_by_a_later_stable_answer_passes_but_shows() {
          later answer)"
     );
 }
+
+// --- guest BackupComplete after the host's snapshot (SPEC F2 order note) ---------------
+
+const HOST_VSS: ActorId = ActorId::new(10);
+const HOST_PROVIDER: ActorId = ActorId::new(12);
+
+fn host_names() -> Vec<String> {
+    let mut n = names();
+    n.resize(13, "?".to_string());
+    n[10] = "HostVss@hv1".into();
+    n[12] = "HostProvider@hv1".into();
+    n
+}
+
+/// A host DoSnapshotSet whose PrepareForSnapshot runs a guest's backup; the host's
+/// CommitSnapshots returns before (`commit_first`) or after the guest's writer gets
+/// OnBackupComplete.
+fn nested_guest_backup(commit_first: bool) -> Complete {
+    let set = Msg::Vss {
+        call: crate::protocol::vss::VssCall::DoSnapshotSet,
+        set: SET,
+        volumes: vec!["hv1-D".into()],
+        with_writers: true,
+    };
+    let commit = [
+        (HOST_PROVIDER, HOST_VSS, provider(CommitSnapshots)),
+        (
+            HOST_VSS,
+            HOST_PROVIDER,
+            Msg::ProviderDone {
+                call: CommitSnapshots,
+                result: Ok(()),
+            },
+        ),
+    ];
+    let complete = (WRITER, SERVICE, writer(OnBackupComplete));
+    let mut steps = vec![
+        (HOST_VSS, ActorId::new(0), set),
+        (WRITER, SERVICE, writer(OnIdentify)),
+    ];
+    if commit_first {
+        steps.extend(commit);
+        steps.push(complete);
+    } else {
+        steps.push(complete);
+        steps.extend(commit);
+    }
+    let mut c = Complete::default();
+    let mut feed = Feed::new();
+    for (to, from, msg) in &steps {
+        feed.deliver(*to, *from, msg, |d| c.delivered(d));
+    }
+    c
+}
+
+#[test]
+fn a_guest_backup_complete_after_the_hosts_commit_passes() {
+    let c = nested_guest_backup(true);
+    assert_eq!(c.early(), []);
+    assert_eq!(
+        c.compared(),
+        "1 guest OnBackupComplete(s) after the host's snapshot"
+    );
+}
+
+#[test]
+fn a_guest_backup_complete_before_the_hosts_commit_is_named() {
+    let c = nested_guest_backup(false);
+    let early: Vec<String> = c
+        .early()
+        .iter()
+        .map(|e| e.describe(&host_names()))
+        .collect();
+    assert_eq!(
+        early,
+        [
+            "step 3: GuestWriter@vm/Sql got OnBackupComplete from GuestVss@vm before \
+          HostVss@hv1's volume snapshot existed (SPEC F2 order note)"
+        ]
+    );
+}
+
+#[test]
+fn a_guest_backup_outside_a_host_snapshot_set_is_not_judged() {
+    // F3: Vmms runs the guest's backup for a production checkpoint, no host set runs.
+    let mut c = Complete::default();
+    let mut feed = Feed::new();
+    for e in [OnIdentify, OnBackupComplete] {
+        feed.deliver(WRITER, SERVICE, &writer(e), |d| c.delivered(d));
+    }
+    assert_eq!(c.early(), []);
+    assert_eq!(
+        c.compared(),
+        "0 guest OnBackupComplete(s) after the host's snapshot"
+    );
+}

@@ -129,6 +129,9 @@ pub struct WriterCore {
     event: Option<(WriterEvent, ActorId)>,
     /// VMs whose answer (HvIc, Vmms) is still awaited.
     outstanding: BTreeSet<usize>,
+    /// VMs whose guest is ending its backup (IcFinish): its answer is awaited too, but
+    /// it says how the guest's set ended, not whether the VM is ready.
+    finishing: BTreeSet<usize>,
     failure: Option<Fail>,
     /// VMs made ready for this backup, and how.
     prepared: BTreeMap<usize, Readiness>,
@@ -142,6 +145,7 @@ impl WriterCore {
             state: WriterState::Stable,
             event: None,
             outstanding: BTreeSet::new(),
+            finishing: BTreeSet::new(),
             failure: None,
             prepared: BTreeMap::new(),
         }
@@ -189,6 +193,12 @@ impl WriterCore {
         vms: &[WriterVm],
         port: &mut impl WriterPort,
     ) {
+        if self.finishing.remove(&vm) {
+            // The guest ended its set (BackupComplete or AbortBackup): a failure there
+            // is the guest's to log, the VM's readiness stands.
+            self.reply_if_done(port);
+            return;
+        }
         self.outstanding.remove(&vm);
         match result {
             Ok(reached) => port.effect(WriterEffect::GuestReached { vm, reached }),
@@ -266,7 +276,7 @@ impl WriterCore {
                     let purpose = if v.readiness == Readiness::ChildVmSnapshot {
                         IcPurpose::ChildVmSnapshot
                     } else {
-                        IcPurpose::Checkpoint
+                        IcPurpose::BackupCheckpoint
                     };
                     (ic, Msg::IcBackup { purpose })
                 }
@@ -333,10 +343,7 @@ impl WriterCore {
                         image: Image::Chain,
                     });
                     // F1.A.4: the guest deletes its internal snapshot.
-                    if let Some(&ic) = self.ics.get(&vm) {
-                        self.outstanding.insert(vm);
-                        self.send(ic, Msg::IcFinish { ok: true }, port);
-                    }
+                    self.finish_guest(vm, true, port);
                 }
                 Readiness::GuestCheckpoint => {
                     port.effect(WriterEffect::Step {
@@ -345,6 +352,10 @@ impl WriterCore {
                     });
                     self.outstanding.insert(vm);
                     self.send(self.vmms, Msg::Vmms(VmmsOp::AutoRecover { vm, set }), port);
+                    // SPEC F2 order note: the host's volume snapshot exists now (VSS
+                    // sends PostSnapshot after CommitSnapshots): only now do the guest's
+                    // writers hear BackupComplete.
+                    self.finish_guest(vm, true, port);
                 }
             }
         }
@@ -367,9 +378,16 @@ impl WriterCore {
 
     /// Undoes what OnPrepareSnapshot did: resume, merge, or end the guest's backup.
     fn abort(&mut self, vms: &[WriterVm], port: &mut impl WriterPort) {
+        // VMs still being made ready are abandoned: their guests end their sets
+        // (IcFinish) and answer once; the readiness answer is no longer awaited.
+        self.outstanding.clear();
         let prepared = std::mem::take(&mut self.prepared);
         for (vm, readiness) in prepared {
             let v = vms.iter().find(|v| v.vm == vm);
+            if v.is_some() && readiness == Readiness::GuestCheckpoint {
+                // The guest holds its set until the host is done: it aborts it.
+                self.finish_guest(vm, false, port);
+            }
             if v.is_some_and(|v| v.saved) {
                 self.outstanding.insert(vm);
                 self.send(self.vmms, Msg::Vmms(VmmsOp::Resume { vm }), port);
@@ -377,11 +395,16 @@ impl WriterCore {
                 self.outstanding.insert(vm);
                 self.send(self.vmms, Msg::Vmms(VmmsOp::MergeCheckpoint { vm }), port);
             } else if v.is_some() && readiness == Readiness::ChildVmSnapshot {
-                if let Some(&ic) = self.ics.get(&vm) {
-                    self.outstanding.insert(vm);
-                    self.send(ic, Msg::IcFinish { ok: false }, port);
-                }
+                self.finish_guest(vm, false, port);
             }
+        }
+    }
+
+    /// The host is done with the guest's set: BackupComplete (`ok`) or AbortBackup.
+    fn finish_guest(&mut self, vm: usize, ok: bool, port: &mut impl WriterPort) {
+        if let Some(&ic) = self.ics.get(&vm) {
+            self.finishing.insert(vm);
+            self.send(ic, Msg::IcFinish { ok }, port);
         }
     }
 
@@ -395,7 +418,7 @@ impl WriterCore {
 
     /// Answers VSS once no VM is outstanding; a failure fails the event (but not OnAbort).
     fn reply_if_done(&mut self, port: &mut impl WriterPort) {
-        if !self.outstanding.is_empty() {
+        if !self.outstanding.is_empty() || !self.finishing.is_empty() {
             return;
         }
         let Some((event, vss)) = self.event.take() else {
@@ -425,7 +448,7 @@ impl WriterCore {
 
     pub fn digest(&self, h: &mut blake3::Hasher) {
         h.update(&[self.state as u8]);
-        for vm in &self.outstanding {
+        for vm in self.outstanding.iter().chain(&self.finishing) {
             h.update(&(*vm as u64).to_le_bytes());
         }
     }

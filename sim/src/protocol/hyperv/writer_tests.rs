@@ -132,7 +132,7 @@ fn prepare_asks_each_vm_by_its_way_and_waits_for_all() {
             (
                 IC1,
                 Msg::IcBackup {
-                    purpose: IcPurpose::Checkpoint
+                    purpose: IcPurpose::BackupCheckpoint
                 }
             ),
             (VMMS, Msg::Vmms(VmmsOp::SaveState { vm: 2 })),
@@ -331,6 +331,9 @@ fn post_snapshot_auto_recovers_f2_through_vmms_and_resumes_saved_vms() {
         rec.sends(),
         vec![
             (VMMS, Msg::Vmms(VmmsOp::AutoRecover { vm: 1, set: SET })),
+            // SPEC F2 order note: the host's snapshot exists at PostSnapshot; only
+            // now does the guest end its set (its writers' BackupComplete).
+            (IC1, Msg::IcFinish { ok: true }),
             (VMMS, Msg::Vmms(VmmsOp::Resume { vm: 2 })),
         ]
     );
@@ -341,6 +344,7 @@ fn post_snapshot_auto_recovers_f2_through_vmms_and_resumes_saved_vms() {
     }));
     let mut rec = Rec::default();
     w.on_vmms_done(&VmmsOp::AutoRecover { vm: 1, set: SET }, Ok(()), &mut rec);
+    w.on_ic_ready(1, Ok(Reached::Application), &vms, &mut rec);
     assert_eq!(rec.answer(), None, "the saved VM is still resuming");
     w.on_vmms_done(&VmmsOp::Resume { vm: 2 }, Ok(()), &mut rec);
     assert_eq!(
@@ -508,6 +512,8 @@ fn abort_resumes_saved_merges_checkpointed_and_aborts_the_f1_guest() {
         rec.sends(),
         vec![
             (IC0, Msg::IcFinish { ok: false }),
+            // The F2 guest holds its set until the host is done: it aborts it too.
+            (IC1, Msg::IcFinish { ok: false }),
             (VMMS, Msg::Vmms(VmmsOp::MergeCheckpoint { vm: 1 })),
             (VMMS, Msg::Vmms(VmmsOp::Resume { vm: 2 })),
         ]
@@ -536,4 +542,24 @@ fn identify_names_the_hyper_v_writer() {
     assert_eq!(rec.fx[0], WriterEffect::Identify);
     assert_eq!(rec.answer(), Some((WriterState::Stable, Ok(()))));
     assert_eq!(WRITER_ID, "66841cd4-6ded-4f4b-8f17-fd23f8ddc3de");
+}
+
+#[test]
+fn abort_while_a_guest_is_still_preparing_waits_only_for_its_one_answer() {
+    // VSS aborts the writer while the F2 guest is still making its set (its readiness is
+    // outstanding): the guest is told to end it, and its one answer ends OnAbort.
+    let vms = [vm(1, Readiness::GuestCheckpoint)];
+    let mut w = writer();
+    prepare(&mut w, &vms);
+    let mut rec = Rec::default();
+    w.on_event(WriterEvent::OnAbort, VSS, SET, &vms, &mut rec);
+    assert_eq!(rec.sends(), vec![(IC1, Msg::IcFinish { ok: false })]);
+    assert_eq!(rec.answer(), None);
+    let f = Fail::new(
+        Hresult::VssEUnexpected,
+        FailureClass::Host,
+        "the host aborted",
+    );
+    w.on_ic_ready(1, Err(f), &vms, &mut rec);
+    assert_eq!(rec.answer(), Some((WriterState::Stable, Ok(()))));
 }

@@ -1,17 +1,19 @@
 //! What reaches the requester.
 
 use crate::protocol::msg::{Claim, Fail, VmmsOp};
-use crate::protocol::vss::VssCall;
+use crate::protocol::vss::{VssCall, WriterStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// The job starts, or its next recovery point.
     Start,
-    /// A VSS call finished; DoSnapshotSet's carries the writers' claims.
+    /// A VSS call finished; DoSnapshotSet's carries the writers' claims,
+    /// GatherWriterStatus's the writers' states and failures.
     VssDone {
         call: VssCall,
         result: Result<(), Fail>,
         claims: Vec<Claim>,
+        writers: Vec<WriterStatus>,
     },
     /// A Vmms job ended; a checkpoint's carries its claim.
     VmmsDone {

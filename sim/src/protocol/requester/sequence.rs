@@ -1,6 +1,9 @@
 //! The requester's sequence: per recovery point its tasks one after the other; a host
-//! backup is GatherWriterMetadata, PrepareForBackup, DoSnapshotSet, the read, then
-//! BackupComplete (AbortBackup once prepared when anything failed); F3's checkpoints are
+//! backup is reference §1.1's: SetBackupState, GatherWriterMetadata, StartSnapshotSet,
+//! AddToSnapshotSet, PrepareForBackup, GatherWriterStatus, DoSnapshotSet,
+//! GatherWriterStatus, GetSnapshotProperties, the read, BackupComplete,
+//! GatherWriterStatus, BackupShutdown (AbortBackup once prepared when anything failed,
+//! a writer's failure being what GatherWriterStatus reports); F3's checkpoints are
 //! taken, read (on the host, or from one volume snapshot per group on the proxy, F3.5)
 //! and merged. The first failure is the job's; a point is made only when nothing failed.
 
@@ -9,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use super::{plan_tasks, Effect, Input, Job, Task};
 use crate::plan::Stage as PlanStage;
 use crate::protocol::msg::{Claim, Fail, VmmsOp};
-use crate::protocol::vss::VssCall;
+use crate::protocol::vss::{VssCall, WriterStatus};
 use crate::protocol::{JobFailure, JobStep};
 use crate::scenario::{BackupMode, FailureClass, Hresult};
 
@@ -52,6 +55,14 @@ pub struct RequesterCore {
     /// F3.5's volume snapshot failed: VSS aborted the set, so the requester ends it with
     /// AbortBackup, never BackupComplete (reference vss.md §1.3).
     snapshot_failed: bool,
+    /// The call whose outcome the GatherWriterStatus in flight checks.
+    status_after: Option<VssCall>,
+    /// DoSnapshotSet's own failure, held until GatherWriterStatus tells whether a
+    /// writer's failure caused it (the writer's is then the job's, reference §8).
+    set_failure: Option<Fail>,
+    /// The current host backup failed: it ends with AbortBackup (once prepared) and
+    /// BackupShutdown.
+    task_failed: bool,
     /// The VMs the next read reads.
     reading: Vec<usize>,
     /// The recovery point being made (1-based, R18).
@@ -74,6 +85,9 @@ impl RequesterCore {
             failure: None,
             prepared: false,
             snapshot_failed: false,
+            status_after: None,
+            set_failure: None,
+            task_failed: false,
             reading: Vec::new(),
             point: 0,
             claims: BTreeMap::new(),
@@ -93,10 +107,16 @@ impl RequesterCore {
                 call,
                 result,
                 claims,
+                writers,
             } => {
                 for c in claims {
                     self.claim(c, &mut fx);
                 }
+                // GetWriterStatus: a failed writer's failure is the call's outcome.
+                let result = match WriterStatus::first_failure(&writers) {
+                    Some(f) if call == VssCall::GatherWriterStatus => Err(f),
+                    _ => result,
+                };
                 self.on_vss_done(call, result, &mut fx);
             }
             Input::VmmsDone { op, result, claim } => self.on_vmms_done(op, result, claim, &mut fx),
@@ -145,13 +165,16 @@ impl RequesterCore {
         }
         self.prepared = false;
         self.snapshot_failed = false;
+        self.status_after = None;
+        self.set_failure = None;
+        self.task_failed = false;
         self.outstanding.clear();
         self.checkpointed.clear();
         match self.task.clone() {
             None => self.end_point(fx),
             Some(Task::HostBackup { .. }) => {
                 self.set = self.new_set();
-                self.vss(VssCall::GatherWriterMetadata, fx);
+                self.vss(VssCall::SetBackupState, fx);
             }
             Some(Task::Checkpoints { vms }) => {
                 self.stage = Stage::Checkpointing;
@@ -299,27 +322,42 @@ impl RequesterCore {
     fn on_vss_done(&mut self, call: VssCall, result: Result<(), Fail>, fx: &mut Vec<Effect>) {
         match self.task.clone() {
             Some(Task::HostBackup { vms, .. }) => match (call, result) {
+                (VssCall::SetBackupState, Ok(())) => self.vss(VssCall::GatherWriterMetadata, fx),
                 (VssCall::GatherWriterMetadata, Ok(())) => {
-                    self.vss(VssCall::PrepareForBackup, fx);
+                    self.vss(VssCall::StartSnapshotSet, fx);
                 }
+                (VssCall::StartSnapshotSet, Ok(())) => self.vss(VssCall::AddToSnapshotSet, fx),
+                (VssCall::AddToSnapshotSet, Ok(())) => self.vss(VssCall::PrepareForBackup, fx),
                 (VssCall::PrepareForBackup, Ok(())) => {
                     self.prepared = true;
-                    self.vss(VssCall::DoSnapshotSet, fx);
+                    self.writer_status(VssCall::PrepareForBackup, fx);
                 }
-                (VssCall::DoSnapshotSet, Ok(())) => self.start_read(vms, fx),
-                (VssCall::BackupComplete | VssCall::AbortBackup, r) => {
+                (VssCall::DoSnapshotSet, r) => {
+                    self.set_failure = r.err();
+                    self.writer_status(VssCall::DoSnapshotSet, fx);
+                }
+                (VssCall::GatherWriterStatus, r) => self.after_status(r, fx),
+                (VssCall::GetSnapshotProperties, Ok(())) => self.start_read(vms, fx),
+                (VssCall::BackupComplete, r) => {
                     if let Err(f) = r {
                         self.fail(f, fx);
                     }
-                    self.next_task(fx);
+                    self.writer_status(VssCall::BackupComplete, fx);
                 }
+                (VssCall::AbortBackup, r) => {
+                    if let Err(f) = r {
+                        self.fail(f, fx);
+                    }
+                    self.vss(VssCall::BackupShutdown, fx);
+                }
+                (VssCall::BackupShutdown, _) => self.next_task(fx),
                 (_, Err(f)) => {
                     self.fail(f, fx);
                     if self.prepared {
                         self.vss(VssCall::AbortBackup, fx);
                     } else {
                         // Before PrepareForBackup succeeded: nothing to abort, just release.
-                        self.next_task(fx);
+                        self.vss(VssCall::BackupShutdown, fx);
                     }
                 }
             },
@@ -350,6 +388,36 @@ impl RequesterCore {
                 _ => {}
             },
             None => {}
+        }
+    }
+
+    /// GatherWriterStatus after `after` (reference §1.1 steps 9, 11, 12).
+    fn writer_status(&mut self, after: VssCall, fx: &mut Vec<Effect>) {
+        self.status_after = Some(after);
+        self.vss(VssCall::GatherWriterStatus, fx);
+    }
+
+    /// The writers' status is in: a failed writer's failure is the job's (before
+    /// DoSnapshotSet's own code, which it caused); then the backup goes on, or ends with
+    /// AbortBackup, or after BackupComplete just shuts down.
+    fn after_status(&mut self, writers: Result<(), Fail>, fx: &mut Vec<Effect>) {
+        let after = self.status_after.take();
+        // A writer failing BackupComplete does not undo a backup that exists: reference
+        // §2.4 only logs it.
+        if let (Err(f), false) = (writers, after == Some(VssCall::BackupComplete)) {
+            self.task_failed = true;
+            self.fail(f, fx);
+        }
+        if let Some(f) = self.set_failure.take() {
+            self.task_failed = true;
+            self.fail(f, fx);
+        }
+        match after {
+            Some(VssCall::BackupComplete) => self.vss(VssCall::BackupShutdown, fx),
+            _ if self.task_failed => self.vss(VssCall::AbortBackup, fx),
+            Some(VssCall::PrepareForBackup) => self.vss(VssCall::DoSnapshotSet, fx),
+            Some(VssCall::DoSnapshotSet) => self.vss(VssCall::GetSnapshotProperties, fx),
+            _ => self.vss(VssCall::BackupShutdown, fx),
         }
     }
 

@@ -66,7 +66,7 @@ fn a_job_without_vms_has_no_task() {
 use std::collections::VecDeque;
 
 use crate::protocol::msg::{Claim, Fail, Reached, Source, VmmsOp};
-use crate::protocol::vss::VssCall;
+use crate::protocol::vss::{VssCall, WriterState, WriterStatus};
 use crate::protocol::JobStep;
 use crate::scenario::{BackupMode, FailureClass, Hresult};
 
@@ -175,10 +175,23 @@ fn drive(
                     Answer::With(c) => vec![c.clone()],
                     _ => Vec::new(),
                 };
+                // GatherWriterStatus succeeds; a scripted failure is a failed writer's.
+                let (result, writers) = match &answer {
+                    Answer::Fail(code) if *call == VssCall::GatherWriterStatus => (
+                        Ok(()),
+                        vec![WriterStatus {
+                            writer: crate::sched::ActorId::new(5),
+                            state: WriterState::FailedAtFreeze,
+                            failure: Some(fail(*code)),
+                        }],
+                    ),
+                    _ => (result(&answer), Vec::new()),
+                };
                 Some(Input::VssDone {
                     call: *call,
-                    result: result(&answer),
+                    result,
                     claims,
+                    writers,
                 })
             }
             Effect::Vmms { op, .. } => {
@@ -294,8 +307,19 @@ fn run(j: Job, script: impl FnMut(&Effect) -> Answer) -> (RequesterCore, Vec<Eff
     (core, log)
 }
 
-/// F1/F2 (R7's host backup): GatherWriterMetadata, PrepareForBackup, DoSnapshotSet, the
-/// read, BackupComplete, then the point is made and the job ends.
+/// The labels from the first one equal to `first` on.
+fn from<'a>(l: &'a [String], first: &str) -> &'a [String] {
+    let i = l
+        .iter()
+        .position(|x| x == first)
+        .unwrap_or_else(|| panic!("{first} not in {l:#?}"));
+    &l[i..]
+}
+
+/// F1/F2 (R7's host backup), reference §1.1: SetBackupState, GatherWriterMetadata,
+/// StartSnapshotSet, AddToSnapshotSet, PrepareForBackup, GatherWriterStatus,
+/// DoSnapshotSet, GatherWriterStatus, GetSnapshotProperties, the read, BackupComplete,
+/// GatherWriterStatus, BackupShutdown, then the point is made and the job ends.
 #[test]
 fn a_host_backup_calls_vss_in_order_then_makes_the_point() {
     let (core, log) = run(f2_job(), all_ok);
@@ -303,11 +327,19 @@ fn a_host_backup_calls_vss_in_order_then_makes_the_point() {
         labels(&log),
         [
             "point 1: 1 task(s)",
+            "SetBackupState hv1 set 1",
             "GatherWriterMetadata hv1 set 1",
+            "StartSnapshotSet hv1 set 1",
+            "AddToSnapshotSet hv1 set 1",
             "PrepareForBackup hv1 set 1",
+            "GatherWriterStatus hv1 set 1",
             "DoSnapshotSet hv1 set 1",
+            "GatherWriterStatus hv1 set 1",
+            "GetSnapshotProperties hv1 set 1",
             "read vm0",
             "BackupComplete hv1 set 1",
+            "GatherWriterStatus hv1 set 1",
+            "BackupShutdown hv1 set 1",
             "make point 1",
             "job done",
         ]
@@ -349,10 +381,18 @@ fn backup_complete_waits_for_the_transfer() {
     assert_eq!(
         delays,
         [
+            (VssCall::SetBackupState, 1_000),
             (VssCall::GatherWriterMetadata, 1_000),
+            (VssCall::StartSnapshotSet, 1_000),
+            (VssCall::AddToSnapshotSet, 1_000),
             (VssCall::PrepareForBackup, 1_000),
+            (VssCall::GatherWriterStatus, 1_000),
             (VssCall::DoSnapshotSet, 1_000),
+            (VssCall::GatherWriterStatus, 1_000),
+            (VssCall::GetSnapshotProperties, 1_000),
             (VssCall::BackupComplete, 5_000),
+            (VssCall::GatherWriterStatus, 1_000),
+            (VssCall::BackupShutdown, 1_000),
         ]
     );
 }
@@ -388,12 +428,16 @@ fn a_failed_do_snapshot_set_is_aborted() {
         f2_job(),
         failing("DoSnapshotSet", Hresult::VssEProviderVeto),
     );
+    // No writer failed: DoSnapshotSet's own code is the job's once GatherWriterStatus
+    // says so.
     assert_eq!(
-        labels(&log)[3..],
+        from(&labels(&log), "DoSnapshotSet hv1 set 1"),
         [
             "DoSnapshotSet hv1 set 1",
+            "GatherWriterStatus hv1 set 1",
             "fail VSS_E_PROVIDER_VETO",
             "AbortBackup hv1 set 1",
+            "BackupShutdown hv1 set 1",
             "job done",
         ]
     );
@@ -414,11 +458,12 @@ fn a_failed_read_aborts_the_set_with_the_reads_code_and_class() {
         _ => Answer::Ok,
     });
     assert_eq!(
-        labels(&log)[4..],
+        from(&labels(&log), "read vm0"),
         [
             "read vm0",
             "fail ERROR_NETNAME_DELETED",
             "AbortBackup hv1 set 1",
+            "BackupShutdown hv1 set 1",
             "job done"
         ]
     );
@@ -436,16 +481,82 @@ fn a_failed_backup_complete_fails_the_job_without_an_abort() {
     let (core, log) = run(f2_job(), failing("BackupComplete", Hresult::VssEUnexpected));
     let l = labels(&log);
     assert_eq!(
-        l[5..],
+        from(&l, "BackupComplete hv1 set 1"),
         [
             "BackupComplete hv1 set 1",
             "fail VSS_E_UNEXPECTED",
+            "GatherWriterStatus hv1 set 1",
+            "BackupShutdown hv1 set 1",
             "job done"
         ]
     );
     assert_eq!(
         core.failure().map(|f| f.code),
         Some(Hresult::VssEUnexpected)
+    );
+}
+
+/// Reference §8: a writer's failure reaches the requester through GatherWriterStatus
+/// after DoSnapshotSet, and it, not DoSnapshotSet's own code, is the job's failure; the
+/// set is aborted and released, no read, no point.
+#[test]
+fn a_writer_failure_from_gather_writer_status_is_the_jobs_and_aborts_the_set() {
+    let mut after_set = false;
+    let (core, log) = run(f2_job(), move |e| match e {
+        Effect::Vss {
+            call: VssCall::DoSnapshotSet,
+            ..
+        } => {
+            after_set = true;
+            Answer::Fail(Hresult::VssEUnexpected)
+        }
+        Effect::Vss {
+            call: VssCall::GatherWriterStatus,
+            ..
+        } if after_set => Answer::Fail(Hresult::VssEWritererrorTimeout),
+        _ => Answer::Ok,
+    });
+    assert_eq!(
+        from(&labels(&log), "DoSnapshotSet hv1 set 1"),
+        [
+            "DoSnapshotSet hv1 set 1",
+            "GatherWriterStatus hv1 set 1",
+            "fail VSS_E_WRITERERROR_TIMEOUT",
+            "AbortBackup hv1 set 1",
+            "BackupShutdown hv1 set 1",
+            "job done",
+        ]
+    );
+    assert_eq!(
+        core.failure().map(|f| f.code),
+        Some(Hresult::VssEWritererrorTimeout)
+    );
+}
+
+/// A writer failing PrepareForBackup: the call succeeds, GatherWriterStatus shows the
+/// failure, the requester aborts before DoSnapshotSet.
+#[test]
+fn a_writer_failing_prepare_backup_is_seen_in_its_status_and_aborted() {
+    let (core, log) = run(
+        f2_job(),
+        failing("GatherWriterStatus", Hresult::VssEWritererrorRetryable),
+    );
+    let l = labels(&log);
+    assert!(!l.iter().any(|x| x.starts_with("DoSnapshotSet")), "{l:?}");
+    assert_eq!(
+        from(&l, "PrepareForBackup hv1 set 1"),
+        [
+            "PrepareForBackup hv1 set 1",
+            "GatherWriterStatus hv1 set 1",
+            "fail VSS_E_WRITERERROR_RETRYABLE",
+            "AbortBackup hv1 set 1",
+            "BackupShutdown hv1 set 1",
+            "job done",
+        ]
+    );
+    assert_eq!(
+        core.failure().map(|f| f.code),
+        Some(Hresult::VssEWritererrorRetryable)
     );
 }
 
@@ -489,10 +600,12 @@ fn a_vm_without_a_source_fails_the_job_naming_it() {
     let l = labels(&log);
     assert!(!l.iter().any(|x| x.starts_with("read")), "{l:?}");
     assert_eq!(
-        l[4..],
+        from(&l, "GetSnapshotProperties hv1 set 1"),
         [
+            "GetSnapshotProperties hv1 set 1",
             "fail VSS_E_OBJECT_NOT_FOUND",
             "AbortBackup hv1 set 1",
+            "BackupShutdown hv1 set 1",
             "job done"
         ]
     );
@@ -521,16 +634,31 @@ fn host_backups_run_in_host_order_and_a_failure_stops_only_the_point() {
         labels(&log),
         [
             "point 1: 2 task(s)",
+            "SetBackupState hv1 set 1",
             "GatherWriterMetadata hv1 set 1",
+            "StartSnapshotSet hv1 set 1",
+            "AddToSnapshotSet hv1 set 1",
             "PrepareForBackup hv1 set 1",
+            "GatherWriterStatus hv1 set 1",
             "DoSnapshotSet hv1 set 1",
+            "GatherWriterStatus hv1 set 1",
             "fail VSS_E_PROVIDER_VETO",
             "AbortBackup hv1 set 1",
+            "BackupShutdown hv1 set 1",
+            // A failed host does not make the next one's writers look failed.
+            "SetBackupState hv2 set 2",
             "GatherWriterMetadata hv2 set 2",
+            "StartSnapshotSet hv2 set 2",
+            "AddToSnapshotSet hv2 set 2",
             "PrepareForBackup hv2 set 2",
+            "GatherWriterStatus hv2 set 2",
             "DoSnapshotSet hv2 set 2",
+            "GatherWriterStatus hv2 set 2",
+            "GetSnapshotProperties hv2 set 2",
             "read vm0",
             "BackupComplete hv2 set 2",
+            "GatherWriterStatus hv2 set 2",
+            "BackupShutdown hv2 set 2",
             "job done",
         ]
     );
@@ -1030,4 +1158,36 @@ fn every_failure_is_recorded_with_its_vms_and_step() {
     );
     assert_eq!(failures(&log).len(), 1, "the first failure is the job's");
     assert_eq!(core.failure().map(|f| f.code), Some(cut));
+}
+
+/// Reference §2.4: a writer failing BackupComplete (the shadow copy exists and was read)
+/// is only logged: the point is made, the set is shut down, not aborted.
+#[test]
+fn a_writer_failing_backup_complete_does_not_fail_the_job() {
+    let mut after_complete = false;
+    let (core, log) = run(f2_job(), move |e| match e {
+        Effect::Vss {
+            call: VssCall::BackupComplete,
+            ..
+        } => {
+            after_complete = true;
+            Answer::Ok
+        }
+        Effect::Vss {
+            call: VssCall::GatherWriterStatus,
+            ..
+        } if after_complete => Answer::Fail(Hresult::VssEWritererrorRetryable),
+        _ => Answer::Ok,
+    });
+    assert_eq!(
+        from(&labels(&log), "BackupComplete hv1 set 1"),
+        [
+            "BackupComplete hv1 set 1",
+            "GatherWriterStatus hv1 set 1",
+            "BackupShutdown hv1 set 1",
+            "make point 1",
+            "job done",
+        ]
+    );
+    assert_eq!(core.failure(), None);
 }

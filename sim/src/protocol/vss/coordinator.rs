@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::sequence::{steps_of, Step, ABORT};
 use super::{
     AppLevel, Effect, Input, ProviderCall, VssCall, VssTimer, WriterEvent, WriterState,
-    EVENT_TIMEOUT_US, FLUSH_AND_HOLD_US, FREEZE_WINDOW_US,
+    WriterStatus, EVENT_TIMEOUT_US, FLUSH_AND_HOLD_US,
 };
 use crate::protocol::Fail;
 use crate::scenario::{FailureClass, Hresult};
@@ -24,6 +24,9 @@ pub struct WriterReg {
     pub dropped: bool,
     /// Its freeze→thaw window; `None` for a writer that does nothing at OnFreeze.
     pub freeze_us: Option<u64>,
+    /// Its last failure (SetWriterFailure's code, or VSS's: a timeout, no answer), as
+    /// GetWriterStatus reports it until the next backup's OnIdentify (reference §8).
+    pub failure: Option<Fail>,
 }
 
 /// The call in progress.
@@ -73,8 +76,6 @@ pub struct Coordinator {
     prepared_set: Option<u64>,
     /// Timers set and neither fired nor stopped.
     armed: BTreeSet<VssTimer>,
-    /// The shortest freeze→thaw window of the registered writers.
-    freeze_us: u64,
     /// Some writer freezes (the host's Hyper-V writer does nothing at OnFreeze: its VMs
     /// were made ready at PrepareForSnapshot, so no freeze window binds it).
     freezing: bool,
@@ -95,7 +96,6 @@ impl Coordinator {
             set_in_progress: None,
             prepared_set: None,
             armed: BTreeSet::new(),
-            freeze_us: FREEZE_WINDOW_US,
             freezing: false,
             freeze_since: None,
             hold_since: None,
@@ -111,11 +111,9 @@ impl Coordinator {
             state: WriterState::Stable,
             dropped: false,
             freeze_us,
+            failure: None,
         });
-        if let Some(f) = freeze_us {
-            self.freezing = true;
-            self.freeze_us = self.freeze_us.min(f);
-        }
+        self.freezing |= freeze_us.is_some();
     }
 
     /// A volume of another machine (an SMB share's volume): its snapshot is the file
@@ -323,7 +321,9 @@ impl Coordinator {
                 Step::OpenFreezeWindow => {
                     if run.with_writers && self.freezing {
                         self.freeze_since = Some(now);
-                        self.arm(VssTimer::FreezeWindow, self.freeze_us, fx);
+                        if let Some(first) = self.next_freeze_deadline(0) {
+                            self.arm(VssTimer::FreezeWindow, first, fx);
+                        }
                     }
                 }
                 Step::CloseFreezeWindow => {
@@ -335,6 +335,12 @@ impl Coordinator {
     }
 
     fn ask_writers(&mut self, event: WriterEvent, level: Option<AppLevel>, fx: &mut Vec<Effect>) {
+        if event == WriterEvent::OnIdentify {
+            // A new backup asks every writer again, one that dropped out last time too.
+            for w in &mut self.writers {
+                w.dropped = false;
+            }
+        }
         let Some(run) = self.running.as_mut() else {
             return;
         };
@@ -441,12 +447,51 @@ impl Coordinator {
             Some(f) => Err(f),
             None => Ok(()),
         };
+        let writers = if call == VssCall::GatherWriterStatus {
+            self.status()
+        } else {
+            Vec::new()
+        };
         fx.push(Effect::Finish {
             to: run.requester,
             call,
             set: run.set,
             result,
+            writers,
         });
+    }
+
+    /// What GatherWriterStatus reports: every writer that answered Identify, with its
+    /// state and last failure.
+    fn status(&self) -> Vec<WriterStatus> {
+        self.writers
+            .iter()
+            .filter(|w| !w.dropped)
+            .map(|w| WriterStatus {
+                writer: w.id,
+                state: w.state,
+                // The state the failure happened in, once: a failure passed up from an
+                // inner backup (the guest's, through the Hyper-V writer) names its own.
+                failure: w.failure.clone().map(|mut f| {
+                    if !f.detail.contains("(VSS_WS_") {
+                        f.detail = format!("{} ({})", f.detail, w.state.name());
+                    }
+                    f
+                }),
+            })
+            .collect()
+    }
+
+    /// The shortest own window of a freezing writer still longer than `elapsed` (from
+    /// the first OnFreeze), as the time left until it ends.
+    fn next_freeze_deadline(&self, elapsed: u64) -> Option<u64> {
+        self.writers
+            .iter()
+            .filter(|w| !w.dropped)
+            .filter_map(|w| w.freeze_us)
+            .filter(|&f| f > elapsed)
+            .min()
+            .map(|f| f - elapsed)
     }
 
     /// A failure inside DoSnapshotSet after PrepareForSnapshot: abort the set (§1.3).
@@ -483,30 +528,45 @@ impl Coordinator {
             return; // not asked, or a late answer after a timeout or an abort
         }
         if let Some(w) = self.writers.iter_mut().find(|w| w.id == from) {
-            w.state = state;
+            if event == WriterEvent::OnIdentify {
+                // A new backup: the last one's failure is no longer reported.
+                w.failure = None;
+            }
+            // A failed writer stays failed through OnAbort: `vssadmin list writers` shows
+            // the failure until the next backup (reference §8).
+            if !(event == WriterEvent::OnAbort && w.state.is_failed()) {
+                w.state = state;
+            }
             if event == WriterEvent::OnIdentify && result.is_err() {
                 // A writer failing Identify drops out of the metadata, with no status.
                 w.dropped = true;
                 self.advance(now, fx);
                 return;
             }
-        }
-        if let Err(f) = result {
-            match event {
-                WriterEvent::OnFreeze | WriterEvent::OnThaw if !run.aborting => {
-                    self.abort_set(now, f, fx);
-                    return;
-                }
-                // The shadow copy exists (or is gone): the failure is only logged.
-                WriterEvent::OnAbort | WriterEvent::OnBackupComplete => {}
-                _ => {
-                    run.failure.get_or_insert(f);
+            if let Err(f) = &result {
+                if event != WriterEvent::OnAbort {
+                    w.failure = Some(f.clone());
                 }
             }
         }
+        // A writer's failure reaches the requester through GatherWriterStatus, never as
+        // a call's result (reference §8); the set itself fails only where §2.4 says.
+        if let Err(f) = result {
+            match event {
+                WriterEvent::OnFreeze | WriterEvent::OnThaw if !run.aborting => {
+                    let aborted = set_aborted(&self.name, &f);
+                    self.abort_set(now, aborted, fx);
+                    return;
+                }
+                WriterEvent::OnPrepareSnapshot if !run.aborting => {
+                    run.failure.get_or_insert(set_aborted(&self.name, &f));
+                }
+                _ => {}
+            }
+        }
         // A writer that failed PrepareForSnapshot fails the preparation: no snapshot.
-        // No automatic Abort (§2.4): DoSnapshotSet returns the writer's error and the
-        // requester aborts.
+        // No automatic Abort (§2.4): DoSnapshotSet fails and the requester, seeing the
+        // writer's failure in GatherWriterStatus, aborts.
         if run.waiting.is_empty()
             && run.call == VssCall::DoSnapshotSet
             && !run.aborting
@@ -556,7 +616,10 @@ impl Coordinator {
             return;
         }
         let fail = match timer {
-            VssTimer::FreezeWindow => self.freeze_window_expired(now),
+            VssTimer::FreezeWindow => match self.freeze_window_expired(now, fx) {
+                Some(f) => set_aborted(&self.name, &f),
+                None => return, // no writer's own window has ended yet
+            },
             VssTimer::FlushAndHold => {
                 // The hold is cancelled at once: held writes go on.
                 self.release(fx);
@@ -572,14 +635,20 @@ impl Coordinator {
             }
             VssTimer::WriterResponse => {
                 let late: Vec<ActorId> = run.waiting.iter().copied().collect();
-                for w in self.writers.iter_mut().filter(|w| late.contains(&w.id)) {
-                    w.state = WriterState::Unknown;
-                }
-                Fail::new(
+                let fail = Fail::new(
                     Hresult::VssEWriterNotResponding,
                     FailureClass::Guest,
                     format!("{}: a writer did not answer", self.name),
-                )
+                );
+                for w in self.writers.iter_mut().filter(|w| late.contains(&w.id)) {
+                    w.state = WriterState::Unknown;
+                    w.failure = Some(fail.clone());
+                }
+                if run.call == VssCall::DoSnapshotSet && !run.aborting {
+                    set_aborted(&self.name, &fail)
+                } else {
+                    fail
+                }
             }
         };
         let Some(run) = self.running.as_mut() else {
@@ -594,43 +663,65 @@ impl Coordinator {
         }
     }
 
-    /// The freeze→thaw window ends now: the writers that ran out of it fail (reference
-    /// §8: a writer that did not answer OnFreeze in time is FAILED_AT_FREEZE, one that
-    /// did not answer OnThaw FAILED_AT_THAW, a frozen writer whose own window passed
-    /// FAILED_AT_FREEZE); VSS aborts and OnAbort undoes the freeze.
-    fn freeze_window_expired(&mut self, now: u64) -> Fail {
-        let elapsed = self
-            .freeze_since
-            .take()
-            .map_or(0, |t| now.saturating_sub(t));
-        if let Some(run) = self.running.as_ref() {
-            for w in self.writers.iter_mut().filter(|w| !w.dropped) {
-                let awaited = run.waiting.contains(&w.id);
-                let failed = match run.asked {
-                    Some(Asked::Writers(WriterEvent::OnFreeze)) if awaited => {
-                        WriterState::FailedAtFreeze
-                    }
-                    Some(Asked::Writers(WriterEvent::OnThaw)) if awaited => {
-                        WriterState::FailedAtThaw
-                    }
-                    _ if w.state == WriterState::WaitingForThaw
-                        && w.freeze_us.is_some_and(|f| f <= elapsed) =>
-                    {
-                        WriterState::FailedAtFreeze
-                    }
-                    _ => continue,
-                };
-                w.state = failed;
-            }
+    /// A writer's own freeze→thaw window ends now (each window runs from the first
+    /// OnFreeze, reference §8): the writers that ran out of theirs fail, one awaited at
+    /// OnFreeze or frozen as FAILED_AT_FREEZE, one awaited at OnThaw as FAILED_AT_THAW,
+    /// each with VSS_E_WRITERERROR_TIMEOUT; the others are within their windows and go
+    /// through OnAbort back to stable. `None` (and the timer set for the next window)
+    /// when nobody ran out: a writer not yet asked to freeze is not late.
+    fn freeze_window_expired(&mut self, now: u64, fx: &mut Vec<Effect>) -> Option<Fail> {
+        let elapsed = now.saturating_sub(self.freeze_since?);
+        let run = self.running.as_ref()?;
+        let mut first = None;
+        for w in self.writers.iter_mut().filter(|w| !w.dropped) {
+            let Some(window) = w.freeze_us.filter(|&f| f <= elapsed) else {
+                continue;
+            };
+            let awaited = run.waiting.contains(&w.id);
+            let failed = match run.asked {
+                Some(Asked::Writers(WriterEvent::OnFreeze)) if awaited => {
+                    WriterState::FailedAtFreeze
+                }
+                Some(Asked::Writers(WriterEvent::OnThaw)) if awaited => WriterState::FailedAtThaw,
+                _ if w.state == WriterState::WaitingForThaw => WriterState::FailedAtFreeze,
+                _ => continue,
+            };
+            w.state = failed;
+            let fail = Fail::new(
+                Hresult::VssEWritererrorTimeout,
+                FailureClass::Guest,
+                format!(
+                    "{}: a writer held its freeze past its own {} s window",
+                    self.name,
+                    window / 1_000_000
+                ),
+            );
+            first.get_or_insert(fail.clone());
+            w.failure = Some(fail);
         }
-        Fail::new(
-            Hresult::VssEWritererrorTimeout,
-            FailureClass::Guest,
-            format!(
-                "{}: a writer's freeze outlasted its {} s window",
-                self.name,
-                self.freeze_us / 1_000_000
-            ),
-        )
+        if first.is_none() {
+            if let Some(next) = self.next_freeze_deadline(elapsed) {
+                self.arm(VssTimer::FreezeWindow, next, fx);
+            }
+        } else {
+            self.freeze_since = None;
+        }
+        first
     }
+}
+
+/// DoSnapshotSet's own result when a writer made VSS abort or give up the set: the
+/// service's code (reference §8), naming the writer's failure that GatherWriterStatus
+/// reports.
+fn set_aborted(service: &str, writer: &Fail) -> Fail {
+    Fail::new(
+        Hresult::VssEUnexpected,
+        writer.class,
+        format!(
+            "{service}: the snapshot set failed because a writer failed ({}: {}); \
+             GatherWriterStatus has the writer's failure",
+            writer.code.as_str(),
+            writer.detail
+        ),
+    )
 }

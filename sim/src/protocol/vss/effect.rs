@@ -1,6 +1,6 @@
 //! What the VSS service asks of the world.
 
-use super::{ProviderCall, VssCall, VssTimer, WriterEvent};
+use super::{ProviderCall, VssCall, VssTimer, WriterEvent, WriterStatus};
 use crate::protocol::Fail;
 use crate::sched::ActorId;
 
@@ -13,12 +13,14 @@ pub enum Effect {
         set: u64,
         fail: Fail,
     },
-    /// The call's asynchronous result (VSS_S_ASYNC_FINISHED, or its failure).
+    /// The call's asynchronous result (VSS_S_ASYNC_FINISHED, or its failure); a
+    /// GatherWriterStatus carries every writer's status.
     Finish {
         to: ActorId,
         call: VssCall,
         set: u64,
         result: Result<(), Fail>,
+        writers: Vec<WriterStatus>,
     },
     /// A writer event to one writer.
     Writer {

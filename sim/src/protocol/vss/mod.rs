@@ -21,4 +21,4 @@ pub use effect::Effect;
 pub use input::Input;
 pub use provider::ProviderCall;
 pub use timer::{VssTimer, EVENT_TIMEOUT_US, FLUSH_AND_HOLD_US, FREEZE_WINDOW_US};
-pub use writer::{AppLevel, WriterEvent, WriterState};
+pub use writer::{AppLevel, WriterEvent, WriterState, WriterStatus};

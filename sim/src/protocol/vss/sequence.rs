@@ -59,5 +59,12 @@ pub(super) fn steps_of(call: VssCall) -> &'static [Step] {
         VssCall::DoSnapshotSet => DO_SNAPSHOT_SET,
         VssCall::BackupComplete => BACKUP_COMPLETE,
         VssCall::AbortBackup => ABORT,
+        // Synchronous: VSS answers at once (GatherWriterStatus with the writers' states).
+        VssCall::SetBackupState
+        | VssCall::StartSnapshotSet
+        | VssCall::AddToSnapshotSet
+        | VssCall::GatherWriterStatus
+        | VssCall::GetSnapshotProperties
+        | VssCall::BackupShutdown => &[],
     }
 }

@@ -144,6 +144,25 @@ fn labels(log: &[Effect]) -> Vec<String> {
     log.iter().map(label).collect()
 }
 
+/// GatherWriterStatus at `now`: the failed writers as (writer, state, failure code).
+fn status(c: &mut Coordinator, now: u64) -> Vec<(ActorId, WriterState, Option<Hresult>)> {
+    let fx = call(c, now, VssCall::GatherWriterStatus);
+    let [Effect::Finish {
+        call: VssCall::GatherWriterStatus,
+        result: Ok(()),
+        writers,
+        ..
+    }] = fx.as_slice()
+    else {
+        panic!("GatherWriterStatus answered {fx:?}");
+    };
+    writers
+        .iter()
+        .filter(|w| w.state.is_failed())
+        .map(|w| (w.writer, w.state, w.failure.as_ref().map(|f| f.code)))
+        .collect()
+}
+
 /// Only the calls and events sent to peers, and the result.
 fn protocol(log: &[Effect]) -> Vec<String> {
     log.iter()
@@ -442,15 +461,37 @@ fn a_writer_failing_identify_drops_out_and_hears_nothing_more() {
 }
 
 #[test]
-fn a_writer_failing_prepare_backup_fails_the_call_with_its_code() {
+fn a_writer_dropped_at_identify_is_asked_again_by_the_next_backup() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::GatherWriterMetadata);
+    let (_, now) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+        "back OnIdentify" => Answer::Fail(Hresult::VssEWritererrorNonretryable),
+        _ => Answer::Ok,
+    });
+    let first = call(&mut c, now, VssCall::GatherWriterMetadata);
+    let (log, _) = drive(&mut c, now, first, all_ok);
+    assert!(labels(&log).contains(&"back OnIdentify".to_string()));
+    assert!(c.writers().iter().all(|w| !w.dropped));
+}
+
+#[test]
+fn a_writer_failing_prepare_backup_reaches_the_requester_through_gather_writer_status() {
     let mut c = guest();
     let first = call(&mut c, 0, VssCall::PrepareForBackup);
-    let (log, _) = drive(&mut c, 0, first, |e| match label(e).as_str() {
+    let (log, now) = drive(&mut c, 0, first, |e| match label(e).as_str() {
         "front OnPrepareBackup" => Answer::Fail(Hresult::VssEWritererrorRetryable),
         _ => Answer::Ok,
     });
-    assert_eq!(result(&log), Some(Err(Hresult::VssEWritererrorRetryable)));
-    assert_eq!(state_of(&c, FRONT), WriterState::FailedAtPrepareBackup);
+    // The call itself succeeds (reference §8); GetWriterStatus has the failure.
+    assert_eq!(result(&log), Some(Ok(())));
+    assert_eq!(
+        status(&mut c, now),
+        [(
+            FRONT,
+            WriterState::FailedAtPrepareBackup,
+            Some(Hresult::VssEWritererrorRetryable)
+        )]
+    );
     // No abort of VSS's own: the requester decides (reference §2.4).
     assert!(!labels(&log).iter().any(|l| l.ends_with("OnAbort")));
 }
@@ -536,12 +577,15 @@ fn a_writer_failing_freeze_aborts_the_set() {
             "back OnAbort",
             "front OnAbort",
             "provider AbortSnapshots",
-            "finish VSS_E_WRITERERROR_RETRYABLE",
+            "finish VSS_E_UNEXPECTED",
         ],
         "the system level never freezes, nothing is held"
     );
-    // Every writer answered OnAbort: VSS knows them stable again.
-    assert!(c.writers().iter().all(|w| w.state == WriterState::Stable));
+    // Every writer answered OnAbort; the one that failed stays failed for
+    // GetWriterStatus (reference §8), the others are stable again.
+    assert_eq!(state_of(&c, BACK), WriterState::FailedAtFreeze);
+    assert_eq!(state_of(&c, FRONT), WriterState::Stable);
+    assert_eq!(state_of(&c, SYSTEM), WriterState::Stable);
     assert!(!c.is_armed(VssTimer::FreezeWindow));
     match log.last() {
         Some(Effect::Finish { call, .. }) => assert_eq!(*call, VssCall::DoSnapshotSet),
@@ -557,10 +601,8 @@ fn a_writer_failing_thaw_aborts_the_set() {
     assert!(!p
         .iter()
         .any(|x| x.contains("PostSnapshot") || x.contains("FinalCommit")));
-    assert_eq!(
-        result(&log),
-        Some(Err(Hresult::VssEWritererrorNonretryable))
-    );
+    // DoSnapshotSet carries the service's code, the writer's is in its status.
+    assert_eq!(result(&log), Some(Err(Hresult::VssEUnexpected)));
 }
 
 #[test]
@@ -612,8 +654,16 @@ fn a_writer_failing_prepare_snapshot_fails_the_set_without_an_abort() {
             "system OnPrepareSnapshot",
             "back OnPrepareSnapshot",
             "front OnPrepareSnapshot",
-            "finish VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT",
+            "finish VSS_E_UNEXPECTED",
         ]
+    );
+    assert_eq!(
+        status(&mut c, now),
+        [(
+            BACK,
+            WriterState::FailedAtPrepareSnapshot,
+            Some(Hresult::VssEWritererrorInconsistentSnapshot)
+        )]
     );
     // The set is no longer in creation: a new one may start.
     let fx = c.handle(
@@ -630,15 +680,23 @@ fn a_writer_failing_prepare_snapshot_fails_the_set_without_an_abort() {
 }
 
 #[test]
-fn a_writer_failing_post_snapshot_fails_the_call_without_an_abort() {
-    let (_, log) =
+fn a_writer_failing_post_snapshot_is_reported_by_its_status_without_an_abort() {
+    let (mut c, log) =
         snapshot_set_failing_at("system OnPostSnapshot", Hresult::VssEWritererrorRetryable);
     let p = protocol(&log);
     assert!(!p
         .iter()
         .any(|x| x.ends_with("OnAbort") || x.contains("AbortSnapshots")));
     assert!(p.contains(&"provider PostFinalCommitSnapshots".to_string()));
-    assert_eq!(result(&log), Some(Err(Hresult::VssEWritererrorRetryable)));
+    assert_eq!(result(&log), Some(Ok(())));
+    assert_eq!(
+        status(&mut c, 1),
+        [(
+            SYSTEM,
+            WriterState::FailedAtPostSnapshot,
+            Some(Hresult::VssEWritererrorRetryable)
+        )]
+    );
 }
 
 // --- windows (reference §1.4) ----------------------------------------------------------
@@ -657,15 +715,92 @@ fn the_freeze_window_expiring_fails_the_writer_that_did_not_answer() {
         protocol(&fx),
         ["system OnAbort", "back OnAbort", "front OnAbort"]
     );
-    let (log, _) = drive(&mut c, now + EXCHANGE_US, fx, all_ok);
+    let (log, later) = drive(&mut c, now + EXCHANGE_US, fx, all_ok);
     // Prepared providers hear of the abort once the writers have undone the freeze.
     assert_eq!(
         protocol(&log)[3..],
-        [
-            "provider AbortSnapshots",
-            "finish VSS_E_WRITERERROR_TIMEOUT"
-        ]
+        ["provider AbortSnapshots", "finish VSS_E_UNEXPECTED"]
     );
+    // After the abort only the writer that overran stays failed, with the timeout: what
+    // `vssadmin list writers` shows (reference §8).
+    assert_eq!(
+        status(&mut c, later),
+        [(
+            BACK,
+            WriterState::FailedAtFreeze,
+            Some(Hresult::VssEWritererrorTimeout)
+        )]
+    );
+}
+
+#[test]
+fn a_timed_out_writer_stays_failed_until_the_next_backups_identify() {
+    let mut c = guest();
+    let (_, now) = snapshot_until(&mut c, "back OnFreeze");
+    let fx = c.handle(now + EXCHANGE_US, Input::Timer(VssTimer::FreezeWindow));
+    let (_, mut now) = drive(&mut c, now + EXCHANGE_US, fx, all_ok);
+    // The requester's AbortBackup: OnAbort again, still failed.
+    let fx = call(&mut c, now, VssCall::AbortBackup);
+    (_, now) = drive(&mut c, now, fx, all_ok);
+    assert_eq!(state_of(&c, BACK), WriterState::FailedAtFreeze);
+    assert_eq!(status(&mut c, now).len(), 1);
+    // The next backup's GatherWriterMetadata (OnIdentify) resets it.
+    let fx = call(&mut c, now, VssCall::GatherWriterMetadata);
+    (_, now) = drive(&mut c, now, fx, all_ok);
+    assert_eq!(state_of(&c, BACK), WriterState::Stable);
+    assert_eq!(status(&mut c, now), []);
+}
+
+#[test]
+fn a_writer_is_held_to_its_own_freeze_window_not_the_shortest() {
+    // The 60 s front-end writer hangs in OnFreeze: the 20 s window of the Exchange-like
+    // writer (not asked to freeze yet) ends first and fails nobody; the front end fails
+    // at its own 60 s.
+    let mut c = guest();
+    let (_, now) = snapshot_until(&mut c, "front OnFreeze");
+    let since = now;
+    let fx = c.handle(since + EXCHANGE_US, Input::Timer(VssTimer::FreezeWindow));
+    assert_eq!(
+        fx,
+        [Effect::SetTimer {
+            timer: VssTimer::FreezeWindow,
+            after_us: FREEZE_WINDOW_US - EXCHANGE_US
+        }]
+    );
+    assert_eq!(state_of(&c, FRONT), WriterState::WaitingForFreeze);
+    let fx = c.handle(
+        since + FREEZE_WINDOW_US,
+        Input::Timer(VssTimer::FreezeWindow),
+    );
+    assert_eq!(state_of(&c, FRONT), WriterState::FailedAtFreeze);
+    assert_eq!(state_of(&c, BACK), WriterState::WaitingForFreeze);
+    assert!(protocol(&fx).contains(&"front OnAbort".to_string()));
+}
+
+#[test]
+fn an_exchange_writer_frozen_past_its_own_window_fails_at_20_s() {
+    // The Exchange-like writer answered OnFreeze but the set is still in commit at 20 s:
+    // it fails at its own window, long before VSS's 60 s default.
+    let mut c = Coordinator::new("GuestVss@mail");
+    c.add_writer(SYSTEM, AppLevel::System, Some(FREEZE_WINDOW_US));
+    c.add_writer(BACK, AppLevel::BackEnd, Some(EXCHANGE_US));
+    c.set_provider(None, PROVIDER);
+    let (log, now) = snapshot_until(&mut c, "provider CommitSnapshots");
+    let opened = log
+        .iter()
+        .find_map(|e| match e {
+            Effect::SetTimer {
+                timer: VssTimer::FreezeWindow,
+                after_us,
+            } => Some(*after_us),
+            _ => None,
+        })
+        .expect("the freeze window is armed at the first OnFreeze");
+    assert_eq!(opened, EXCHANGE_US);
+    let fx = c.handle(now + EXCHANGE_US, Input::Timer(VssTimer::FreezeWindow));
+    assert_eq!(state_of(&c, BACK), WriterState::FailedAtFreeze);
+    assert_eq!(state_of(&c, SYSTEM), WriterState::WaitingForThaw);
+    assert!(protocol(&fx).contains(&"back OnAbort".to_string()));
 }
 
 #[test]
@@ -712,14 +847,18 @@ fn the_freeze_window_covers_commit_and_fails_the_frozen_writer_whose_window_ran_
     // The abort releases the held writes.
     assert!(labels(&log).contains(&"volsnap release".to_string()));
     assert!(!c.holding());
-    assert_eq!(result(&log), Some(Err(Hresult::VssEWritererrorTimeout)));
+    assert_eq!(result(&log), Some(Err(Hresult::VssEUnexpected)));
 }
 
 #[test]
 fn the_freeze_window_expiring_at_thaw_fails_the_writer_at_thaw() {
     let mut c = guest();
     let (_, now) = snapshot_until(&mut c, "front OnThaw");
+    // At 20 s the Exchange-like writer has thawed: nobody is late yet.
     let fx = c.handle(now + EXCHANGE_US, Input::Timer(VssTimer::FreezeWindow));
+    assert!(protocol(&fx).is_empty());
+    assert_eq!(state_of(&c, FRONT), WriterState::WaitingForThaw);
+    let fx = c.handle(now + FREEZE_WINDOW_US, Input::Timer(VssTimer::FreezeWindow));
     assert_eq!(state_of(&c, FRONT), WriterState::FailedAtThaw);
     // The others thawed: they answered in time.
     assert_eq!(state_of(&c, BACK), WriterState::WaitingForPostSnapshot);
@@ -774,7 +913,7 @@ fn the_hold_timer_is_ignored_once_the_set_is_aborting() {
     let mut c = guest();
     let (_, now) = snapshot_until(&mut c, "provider CommitSnapshots");
     // The freeze window expires during the hold: the abort starts, writers not answered yet.
-    let fx = c.handle(now + 1, Input::Timer(VssTimer::FreezeWindow));
+    let fx = c.handle(now + EXCHANGE_US, Input::Timer(VssTimer::FreezeWindow));
     assert!(protocol(&fx).contains(&"system OnAbort".to_string()));
     // The hold window then expiring changes nothing: the abort releases in its order.
     assert_eq!(
@@ -822,8 +961,16 @@ fn a_writer_not_answering_prepare_snapshot_aborts_the_set() {
         protocol(&fx),
         ["system OnAbort", "back OnAbort", "front OnAbort"]
     );
-    let (log, _) = drive(&mut c, now + EVENT_TIMEOUT_US, fx, all_ok);
-    assert_eq!(result(&log), Some(Err(Hresult::VssEWriterNotResponding)));
+    let (log, later) = drive(&mut c, now + EVENT_TIMEOUT_US, fx, all_ok);
+    assert_eq!(result(&log), Some(Err(Hresult::VssEUnexpected)));
+    assert_eq!(
+        status(&mut c, later),
+        [(
+            FRONT,
+            WriterState::Unknown,
+            Some(Hresult::VssEWriterNotResponding)
+        )]
+    );
 }
 
 #[test]
@@ -933,9 +1080,9 @@ fn a_hold_answered_after_an_abort_holds_nothing() {
     let mut c = guest();
     // The hold is asked; the freeze window expires before volsnap answers.
     let (_, now) = snapshot_until(&mut c, "volsnap hold");
-    let fx = c.handle(now + 1, Input::Timer(VssTimer::FreezeWindow));
+    let fx = c.handle(now + EXCHANGE_US, Input::Timer(VssTimer::FreezeWindow));
     assert!(protocol(&fx).contains(&"system OnAbort".to_string()));
-    let fx = c.handle(now + 2, Input::Volsnap { hold: true });
+    let fx = c.handle(now + EXCHANGE_US + 1, Input::Volsnap { hold: true });
     assert_eq!(fx, []);
     assert!(!c.holding());
     assert!(!c.is_armed(VssTimer::FlushAndHold));

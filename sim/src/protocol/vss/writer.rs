@@ -112,6 +112,25 @@ impl WriterState {
     }
 }
 
+/// One writer as GatherWriterStatus / GetWriterStatus reports it: its state and the
+/// failure set with SetWriterFailure (or by VSS: a timeout, no answer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriterStatus {
+    pub writer: crate::sched::ActorId,
+    pub state: WriterState,
+    pub failure: Option<crate::protocol::Fail>,
+}
+
+impl WriterStatus {
+    /// The first failed writer's failure: what a requester reports as the job's error.
+    pub fn first_failure(status: &[WriterStatus]) -> Option<crate::protocol::Fail> {
+        status
+            .iter()
+            .find(|w| w.state.is_failed())
+            .and_then(|w| w.failure.clone())
+    }
+}
+
 /// `VSS_APPLICATION_LEVEL`: writers freeze front end first, then back end, then system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AppLevel {

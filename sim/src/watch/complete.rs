@@ -1,0 +1,145 @@
+//! SPEC I5 and F2's order note: a guest's writers get OnBackupComplete only once the
+//! host's volume snapshot exists. A guest's backup is nested in a host's when its VSS
+//! service starts it (OnIdentify) while the host's DoSnapshotSet is in progress; its
+//! writers' OnBackupComplete must then follow a CommitSnapshots that the host's provider
+//! returned with success in that call. Judged from deliveries alone.
+
+use std::collections::BTreeMap;
+
+use crate::protocol::msg::Msg;
+use crate::protocol::vss::{ProviderCall, VssCall, WriterEvent};
+use crate::sched::{ActorId, Delivery};
+
+/// A guest writer told BackupComplete before the host's snapshot existed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EarlyComplete {
+    pub step: u64,
+    pub writer: ActorId,
+    /// The guest's VSS service and the host's.
+    pub guest: ActorId,
+    pub host: ActorId,
+}
+
+impl EarlyComplete {
+    pub fn describe(&self, names: &[String]) -> String {
+        let name = |id: ActorId| names.get(id.index()).map_or("?", String::as_str);
+        format!(
+            "step {}: {} got OnBackupComplete from {} before {}'s volume snapshot existed \
+             (SPEC F2 order note)",
+            self.step,
+            name(self.writer),
+            name(self.guest),
+            name(self.host)
+        )
+    }
+}
+
+/// One host DoSnapshotSet with writers.
+#[derive(Debug, Default)]
+struct HostSet {
+    /// DoSnapshotSet has not returned yet.
+    running: bool,
+    /// A provider returned CommitSnapshots with success in it.
+    committed: bool,
+}
+
+/// The checker of one run.
+#[derive(Debug, Default)]
+pub struct Complete {
+    hosts: BTreeMap<ActorId, HostSet>,
+    /// The service that asked each provider for CommitSnapshots.
+    commit_asked: BTreeMap<ActorId, ActorId>,
+    /// Each nested guest service, with its host's service.
+    nested: BTreeMap<ActorId, ActorId>,
+    checked: u64,
+    early: Vec<EarlyComplete>,
+}
+
+impl Complete {
+    pub fn delivered(&mut self, d: &Delivery<'_, Msg>) {
+        let Some(from) = d.sender() else { return };
+        match d.msg {
+            Msg::Vss {
+                call: VssCall::DoSnapshotSet,
+                with_writers: true,
+                ..
+            } => {
+                self.hosts.insert(
+                    d.to,
+                    HostSet {
+                        running: true,
+                        committed: false,
+                    },
+                );
+            }
+            Msg::VssDone {
+                call: VssCall::DoSnapshotSet,
+                ..
+            } => {
+                if let Some(h) = self.hosts.get_mut(&from) {
+                    h.running = false;
+                }
+            }
+            Msg::Provider {
+                call: ProviderCall::CommitSnapshots,
+                ..
+            } => {
+                self.commit_asked.insert(d.to, from);
+            }
+            Msg::ProviderDone {
+                call: ProviderCall::CommitSnapshots,
+                result: Ok(()),
+            } => {
+                let host = self.commit_asked.remove(&from);
+                if let Some(h) = host.and_then(|s| self.hosts.get_mut(&s)) {
+                    h.committed = true;
+                }
+            }
+            Msg::Writer {
+                event: WriterEvent::OnIdentify,
+                ..
+            } => {
+                let host = self
+                    .hosts
+                    .iter()
+                    .find(|(s, h)| h.running && **s != from)
+                    .map(|(s, _)| *s);
+                match host {
+                    Some(h) => self.nested.insert(from, h),
+                    None => self.nested.remove(&from),
+                };
+            }
+            Msg::Writer {
+                event: WriterEvent::OnBackupComplete,
+                ..
+            } => {
+                let Some(&host) = self.nested.get(&from) else {
+                    return;
+                };
+                self.checked += 1;
+                if !self.hosts.get(&host).is_some_and(|h| h.committed) {
+                    self.early.push(EarlyComplete {
+                        step: d.step,
+                        writer: d.to,
+                        guest: from,
+                        host,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Every guest writer told BackupComplete too early, in step order.
+    pub fn early(&self) -> &[EarlyComplete] {
+        &self.early
+    }
+
+    /// What was compared: "3 guest OnBackupComplete(s) after the host's snapshot".
+    pub fn compared(&self) -> String {
+        format!(
+            "{} guest OnBackupComplete(s) after the host's snapshot",
+            self.checked
+        )
+    }
+}
