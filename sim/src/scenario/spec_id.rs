@@ -1,4 +1,5 @@
-//! SPEC item ids (`F2.5`, `F1.A.3`, `F5.4a`, `R14`, `I1`): what a scenario `covers` and
+//! SPEC item ids (`F2.5`, `F1.A.3`, `F5.4a`, `R14`, `I1`) and field failures (`FF17`, the
+//! numbered list of the reference's field-failures.md): what a scenario `covers` and
 //! where a fault strikes (`at = "F3.4"`).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -24,6 +25,8 @@ const FLOW_STEPS: &[(&str, &[&str])] = &[
 ];
 const RULES: u32 = 18;
 const INVARIANTS: u32 = 6;
+/// Field failures FF1–FF42 (reference field-failures.md).
+const FIELD_FAILURES: u32 = 42;
 
 /// An item of SPEC.md, checked for shape and existence when parsed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -47,6 +50,9 @@ impl SpecId {
 }
 
 fn shape_ok(text: &str) -> bool {
+    if let Some(n) = text.strip_prefix("FF") {
+        return !n.is_empty() && n.chars().all(|c| c.is_ascii_digit());
+    }
     let mut parts = text.split('.');
     let head = parts.next().unwrap_or("");
     let mut chars = head.chars();
@@ -72,6 +78,11 @@ fn exists(text: &str) -> bool {
     };
     if numbered('R', RULES) || numbered('I', INVARIANTS) {
         return true;
+    }
+    if let Some(n) = text.strip_prefix("FF") {
+        return n
+            .parse::<u32>()
+            .is_ok_and(|n| (1..=FIELD_FAILURES).contains(&n) && text == format!("FF{n}"));
     }
     FLOW_STEPS.iter().any(|(flow, steps)| {
         text == *flow
@@ -122,12 +133,14 @@ mod tests {
     #[test]
     fn ids_of_spec_md_parse_and_others_do_not() {
         for ok in [
-            "F1", "F2.5", "F1.A", "F1.A.3", "F5.E", "F5.E.6", "F5.4a", "F5.T", "R14", "I1",
+            "F1", "F2.5", "F1.A", "F1.A.3", "F5.E", "F5.E.6", "F5.4a", "F5.T", "R14", "I1", "FF1",
+            "FF17", "FF42",
         ] {
             assert!(ok.parse::<SpecId>().is_ok(), "{ok}");
         }
         for bad in [
-            "", "F", "X1", "F2.", "F2.15", "F6", "R19", "I0", "R01", "F1.B", "f1", "F5.4c",
+            "", "F", "X1", "F2.", "F2.15", "F6", "R19", "I0", "R01", "F1.B", "f1", "F5.4c", "FF",
+            "FF0", "FF43", "FF07", "FF1.2", "FF1a",
         ] {
             assert!(bad.parse::<SpecId>().is_err(), "{bad}");
         }

@@ -7,7 +7,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ValueError {
     #[error(
-        "{text:?} is not a SPEC id (expected F<n>[.<step>], R<n> or I<n>, e.g. F2.5, F1.A.3, R14, I1)"
+        "{text:?} is not a SPEC id (expected F<n>[.<step>], R<n>, I<n> or a field failure FF<n>, e.g. F2.5, F1.A.3, R14, I1, FF17)"
     )]
     NotSpecId { text: String },
     #[error("SPEC.md has no item {text:?}")]
