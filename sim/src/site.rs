@@ -38,8 +38,8 @@ impl Site {
 
     /// While the world is built: `service` is the VSS service of VM `vm`'s guest (see
     /// [`Watch::guest_vss`]).
-    pub fn watch_guest_vss(&mut self, service: crate::sched::ActorId, vm: usize) {
-        self.watch.guest_vss(service, vm);
+    pub fn watch_guest_writers(&mut self, vm: usize, writers: &[crate::sched::ActorId]) {
+        self.watch.guest_writers(vm, writers);
     }
 }
 

@@ -237,9 +237,9 @@ impl Backend for Simulated {
                     vss.add_writer(wid, GuestWriter::level(w), freeze);
                 }
                 vss.set_provider(None, provider);
-                let vss_id = sched.add_actor(Box::new(vss));
+                sched.add_actor(Box::new(vss));
                 // The run's checkers bound this service's freeze by its writers' timeouts.
-                sched.world_mut().watch_guest_vss(vss_id, i);
+                sched.world_mut().watch_guest_writers(i, &ids.writers);
                 let flow = sched.world().plans.get(&i).map(|p| p.flow);
                 let kind = if flow == Some(Flow::F1) {
                     GuestProviderKind::Software

@@ -31,9 +31,9 @@ use crate::world::VmLab;
 /// The checkers of one run.
 #[derive(Debug, Default)]
 pub struct Watch {
-    /// Per VM of the scenario, the shortest freeze→thaw window of its guest's writers
-    /// (`None`: no writer in the guest).
-    guest_freeze_us: Vec<Option<u64>>,
+    /// Per VM of the scenario, per guest writer (in the scenario's order), its own
+    /// freeze→thaw window.
+    guest_freeze_us: Vec<Vec<u64>>,
     pub order: Order,
     pub windows: Windows,
     pub writers: Writers,
@@ -53,7 +53,7 @@ impl Watch {
                         w.freeze_timeout
                             .map_or(FREEZE_TIMEOUT_US, |t| t.millis.saturating_mul(1_000))
                     })
-                    .min()
+                    .collect()
             })
             .collect();
         Watch {
@@ -62,12 +62,14 @@ impl Watch {
         }
     }
 
-    /// `service` is the VSS service of VM `vm`'s guest: its freeze→thaw windows are bound
-    /// by the timeouts of that guest's writers. (The host's Hyper-V writer does nothing
-    /// at OnFreeze, so nothing bounds the host's window.)
-    pub fn guest_vss(&mut self, service: ActorId, vm: usize) {
-        if let Some(&Some(limit)) = self.guest_freeze_us.get(vm) {
-            self.windows.set_freeze_limit(service, limit);
+    /// `writers` are VM `vm`'s guest writers (in the scenario's order): a freeze→thaw
+    /// window of their VSS service is bound by the timeouts of the writers it froze.
+    /// (The host's Hyper-V writer does nothing at OnFreeze, so nothing bounds the host's
+    /// window.)
+    pub fn guest_writers(&mut self, vm: usize, writers: &[ActorId]) {
+        let limits = self.guest_freeze_us.get(vm).map_or(&[][..], Vec::as_slice);
+        for (&w, &limit) in writers.iter().zip(limits) {
+            self.windows.set_writer_limit(w, limit);
         }
     }
 

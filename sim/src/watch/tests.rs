@@ -485,7 +485,8 @@ fn done_result(ok: bool) -> Result<(), Fail> {
 fn freeze_window(limit_us: Option<u64>, close: Option<(u64, WriterEvent)>) -> Windows {
     let mut w = Windows::default();
     if let Some(l) = limit_us {
-        w.set_freeze_limit(SERVICE, l);
+        w.set_writer_limit(WRITER, l);
+        w.set_writer_limit(OTHER_WRITER, 60 * SECOND);
     }
     let mut feed = Feed::new();
     feed.at(SECOND)
@@ -802,4 +803,38 @@ fn a_guest_backup_outside_a_host_snapshot_set_is_not_judged() {
         c.compared(),
         "0 guest OnBackupComplete(s) after the host's snapshot"
     );
+}
+
+/// A window is bound by the writers the service froze: a 20 s writer never sent OnFreeze
+/// (it dropped out) does not bound a 60 s writer's 30 s freeze; once it is frozen too,
+/// its 20 s does.
+#[test]
+fn a_freeze_is_bound_by_the_windows_of_the_writers_it_froze() {
+    let window = |both: bool| {
+        let mut w = Windows::default();
+        w.set_writer_limit(WRITER, 60 * SECOND);
+        w.set_writer_limit(OTHER_WRITER, 20 * SECOND);
+        let mut feed = Feed::new();
+        feed.at(SECOND)
+            .deliver(WRITER, SERVICE, &writer(OnFreeze), |d| w.delivered(d));
+        if both {
+            feed.at(SECOND)
+                .deliver(OTHER_WRITER, SERVICE, &writer(OnFreeze), |d| w.delivered(d));
+        }
+        feed.at(31 * SECOND)
+            .deliver(WRITER, SERVICE, &writer(OnThaw), |d| w.delivered(d));
+        w
+    };
+    let alone = window(false);
+    let [s] = alone.spans() else {
+        panic!("{:?}", alone.spans())
+    };
+    assert_eq!(s.limit_us, Some(60 * SECOND));
+    assert!(!s.over(100 * SECOND));
+    let both = window(true);
+    let [s] = both.spans() else {
+        panic!("{:?}", both.spans())
+    };
+    assert_eq!(s.limit_us, Some(20 * SECOND));
+    assert!(s.over(100 * SECOND));
 }

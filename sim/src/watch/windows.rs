@@ -87,8 +87,8 @@ struct Holding {
 /// The windows checker of one run.
 #[derive(Debug, Default)]
 pub struct Windows {
-    /// The freeze→thaw limit of each service whose writers freeze.
-    freeze_limits: BTreeMap<ActorId, u64>,
+    /// The freeze→thaw window of each writer that has one of its own.
+    writer_limits: BTreeMap<ActorId, u64>,
     spans: Vec<Span>,
     /// Open freeze→thaw windows by (service, set).
     freezing: BTreeMap<(ActorId, u64), usize>,
@@ -106,9 +106,11 @@ pub struct Windows {
 }
 
 impl Windows {
-    /// The freeze→thaw limit of `service`: the shortest window of its freezing writers.
-    pub fn set_freeze_limit(&mut self, service: ActorId, limit_us: u64) {
-        self.freeze_limits.insert(service, limit_us);
+    /// Writer `writer`'s own freeze→thaw window. A service's window is bound by the
+    /// shortest window among the writers it actually sent OnFreeze in that set: VSS
+    /// fails the first writer whose own window passes and aborts the set.
+    pub fn set_writer_limit(&mut self, writer: ActorId, limit_us: u64) {
+        self.writer_limits.insert(writer, limit_us);
     }
 
     /// Looks at one delivery.
@@ -121,6 +123,7 @@ impl Windows {
                 let Some(service) = d.sender() else { return };
                 self.service_set.insert(service, *set);
                 let key = (service, *set);
+                let writer_limit = self.writer_limits.get(&d.to).copied();
                 match event {
                     WriterEvent::OnFreeze if self.froze.insert(key) => {
                         self.freezing.insert(key, self.spans.len());
@@ -131,8 +134,15 @@ impl Windows {
                             from_step: d.step,
                             from_us: d.time_us,
                             to_us: None,
-                            limit_us: self.freeze_limits.get(&service).copied(),
+                            limit_us: writer_limit,
                         });
+                    }
+                    WriterEvent::OnFreeze => {
+                        // Another writer of the same window: the shortest window binds.
+                        if let (Some(&i), Some(l)) = (self.freezing.get(&key), writer_limit) {
+                            let span = &mut self.spans[i];
+                            span.limit_us = Some(span.limit_us.map_or(l, |s| s.min(l)));
+                        }
                     }
                     WriterEvent::OnThaw | WriterEvent::OnAbort => {
                         if let Some(i) = self.freezing.remove(&key) {
