@@ -461,3 +461,18 @@ fn a_failed_backup_claims_no_consistency() {
         .iter()
         .all(|v| v.consistency == Some(hvsim_sim::scenario::Consistency::Application)));
 }
+
+/// A VM paused at backup runs no guest code: it writes nothing and is not "down" for the
+/// backup's sake (its saved-state backup adds no downtime), and it stays paused (I3).
+#[test]
+fn a_paused_vm_writes_nothing_and_counts_no_downtime() {
+    let s = library::load("r16-restore-original-saved-state");
+    let i = s.vms.iter().position(|v| v.name == "batch01").unwrap();
+    let sched = library::start(&s);
+    assert_eq!(sched.world().vms[i].power.name(), "paused");
+    assert!(!sched.world().vms[i].can_write());
+    let out = run(Rc::clone(&s), s.seed, RunOptions::default()).unwrap();
+    assert!(out.report.passed(), "{}", out.report);
+    let vm = out.report.vms.iter().find(|v| v.vm == "batch01").unwrap();
+    assert_eq!(vm.downtime_us, 0, "{}", out.report);
+}

@@ -116,7 +116,8 @@ fn build_on(
             .map(|h| h.version)
             .ok_or_else(|| BuildError(format!("VM {}: no host {}", vm.name, vm.host)))?;
         let power = match vm.state {
-            VmState::Running | VmState::Paused => Power::Running,
+            VmState::Running => Power::Running,
+            VmState::Paused => Power::Paused,
             VmState::Off => Power::Off,
             VmState::Saved => Power::Saved,
         };
@@ -253,7 +254,7 @@ fn initial_content(lab: &mut Lab, guids: &mut GuidGen) -> Result<(), BuildError>
                 vm.guest_write(d, v, 64 * PAGE, &files)
                     .map_err(|e| BuildError(e.to_string()))?;
             }
-            if vm.power != Power::Running {
+            if !matches!(vm.power, Power::Running | Power::Paused) {
                 vm.disks[d].close().map_err(|e| BuildError(e.to_string()))?;
             }
         }

@@ -31,6 +31,9 @@ use crate::scenario::{FileSystem, GuestOs, HyperVVersion, Scenario};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Power {
     Running,
+    /// Paused by the administrator: its memory stays in RAM, its guest runs no code and
+    /// writes nothing, its disks stay open.
+    Paused,
     /// Paused with its memory written to disk (R2, R3, F5.4a).
     Saved,
     Off,
@@ -40,6 +43,7 @@ impl Power {
     pub fn name(self) -> &'static str {
         match self {
             Power::Running => "running",
+            Power::Paused => "paused",
             Power::Saved => "saved",
             Power::Off => "off",
         }
