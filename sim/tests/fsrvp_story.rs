@@ -1,29 +1,11 @@
 //! The F4 library scenarios told as stories: the MS-FSRVP calls, their answers and the
 //! agent's timers appear in the order MS-FSRVP and SPEC F4 give them.
 
-use std::path::PathBuf;
-use std::rc::Rc;
-
-use hvsim_sim::run::{run, RunOptions};
-use hvsim_sim::scenario::Scenario;
+mod library;
 
 /// The story lines of a library scenario's run, which must pass.
 fn story(name: &str) -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(format!("{name}.toml"));
-    let s = Rc::new(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")));
-    let out = run(
-        Rc::clone(&s),
-        s.seed,
-        RunOptions {
-            story: true,
-            ..RunOptions::default()
-        },
-    )
-    .unwrap();
-    assert!(out.report.passed(), "{}", out.report);
-    out.story
+    library::told(name).story
 }
 
 /// Index of the first line at or after `from` containing every one of `parts`.

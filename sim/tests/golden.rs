@@ -2,27 +2,10 @@
 //! F4, with the seed's steps in the seed's order and the seed's actors. Reviewing one of
 //! these snapshots against SPEC.md is enough to see the flow is right.
 
-use std::path::PathBuf;
-use std::rc::Rc;
-
-use hvsim_sim::run::{run, RunOptions};
-use hvsim_sim::scenario::Scenario;
+mod library;
 
 fn story(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(format!("{name}.toml"));
-    let s = Rc::new(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")));
-    let out = run(
-        Rc::clone(&s),
-        s.seed,
-        RunOptions {
-            story: true,
-            ..RunOptions::default()
-        },
-    )
-    .unwrap();
-    assert!(out.report.passed(), "{}", out.report);
+    let out = library::told(name);
     format!("{}\n{}\n", out.story.join("\n"), out.report)
 }
 

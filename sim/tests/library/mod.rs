@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use hvsim_sim::msg::Msg;
-use hvsim_sim::run::populate;
+use hvsim_sim::run::{populate, run, RunOptions, RunOutput};
 use hvsim_sim::scenario::Scenario;
 use hvsim_sim::sched::{Decisions, Scheduler};
 use hvsim_sim::site::Site;
@@ -31,6 +31,18 @@ pub fn files() -> Vec<PathBuf> {
 pub fn load(name: &str) -> Rc<Scenario> {
     let path = dir().join(format!("{name}.toml"));
     Rc::new(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// The library scenario `name` run at its own seed with its story told; it must pass.
+pub fn told(name: &str) -> RunOutput {
+    let s = load(name);
+    let story = RunOptions {
+        story: true,
+        ..RunOptions::default()
+    };
+    let out = run(Rc::clone(&s), s.seed, story).expect("the run");
+    assert!(out.report.passed(), "{}", out.report);
+    out
 }
 
 /// The run of `s` at its own seed, built and not yet stepped.
