@@ -11,6 +11,7 @@ use std::rc::Rc;
 use hvsim_engine::chain::{
     auto_recovery_file, checkpoint_file, ChainError, DiskChain, Merge, MergeProgress,
 };
+use hvsim_engine::AnyDisk;
 
 use crate::faults::{CheckpointStep, FaultPlan};
 use crate::plan::{Flow, Method};
@@ -294,7 +295,21 @@ impl VmmsPort for Port<'_, '_> {
             d.reopen(true, cx.out.guids()).map_err(|e| {
                 Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e.to_string())
             })?;
-            let live = d.live.as_mut().expect("reopened");
+            // FF28: a VHD chain (2008 R2) is merged only while the VM is off.
+            let live = d
+                .live
+                .as_mut()
+                .and_then(AnyDisk::as_vhdx_mut)
+                .ok_or_else(|| {
+                    Fail::new(
+                        Hresult::VssEUnexpected,
+                        FailureClass::Host,
+                        format!(
+                            "{}: a VHD chain is merged only while its VM is off",
+                            d.chain.active()
+                        ),
+                    )
+                })?;
             let m = Merge::start(live, cx.out.guids()).map_err(|e| {
                 Fail::new(
                     Hresult::VssEUnexpected,
@@ -318,8 +333,18 @@ impl VmmsPort for Port<'_, '_> {
             let Some(mut m) = d.merge.take() else {
                 continue;
             };
-            let live = d.live.as_mut().expect("open while merging");
             let fail = |e: String| Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e);
+            let not_open = || {
+                fail(format!(
+                    "{}: not open as VHDX while merging",
+                    d.chain.active()
+                ))
+            };
+            let live = d
+                .live
+                .as_mut()
+                .and_then(AnyDisk::as_vhdx_mut)
+                .ok_or_else(not_open)?;
             match m
                 .step(live, MERGE_BLOCKS)
                 .map_err(|e| fail(e.to_string()))?
@@ -329,9 +354,10 @@ impl VmmsPort for Port<'_, '_> {
                     done = false;
                 }
                 MergeProgress::Complete => {
-                    let parent = m
-                        .finish(d.live.take().expect("open"))
-                        .map_err(|e| fail(e.to_string()))?;
+                    let Some(AnyDisk::Vhdx(live)) = d.live.take() else {
+                        return Err(not_open());
+                    };
+                    let parent = m.finish(live).map_err(|e| fail(e.to_string()))?;
                     parent.close().map_err(|e| fail(e.to_string()))?;
                     let gone = d.chain.active().to_string();
                     d.chain.merged().map_err(|e| fail(e.to_string()))?;
