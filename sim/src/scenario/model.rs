@@ -612,6 +612,13 @@ pub struct Expect {
     pub failure_class: Option<FailureClass>,
     #[serde(default)]
     pub vms: Vec<VmExpect>,
+    /// How many times the requester ran a failed host backup again (field failure 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Writers left failed, as `vssadmin list writers` shows them:
+    /// `"HyperVWriter@hv1 [8] Failed / Inconsistent shadow copy"` (field failure 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

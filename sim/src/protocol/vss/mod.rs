@@ -10,6 +10,7 @@ mod input;
 mod provider;
 mod sequence;
 mod timer;
+pub mod vssadmin;
 mod writer;
 
 #[cfg(test)]

@@ -1,0 +1,115 @@
+//! VSS-core field failures (reference field-failures.md, FF2, FF3, ...) as whole runs of
+//! their library scenarios: what the story shows step by step and what the report says.
+
+mod library;
+
+use hvsim_sim::scenario::Hresult;
+
+/// The story lines containing every one of `parts`.
+fn lines<'a>(story: &'a [String], parts: &[&str]) -> Vec<&'a String> {
+    story
+        .iter()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .collect()
+}
+
+/// The virtual time of a story line, in seconds (`  12.   1.706s  ...`).
+fn secs(line: &str) -> f64 {
+    let t = line.split_whitespace().nth(1).expect("a time");
+    t.trim_end_matches('s').parse().expect("seconds")
+}
+
+/// FF2: a retryable writer error: the set is shut down, the host backup runs again ten
+/// minutes later with a new set, three times, then the job fails with the writer's code
+/// and the report says the retries ran out.
+#[test]
+fn ff2_a_retryable_writer_error_is_retried_three_times_ten_minutes_apart() {
+    let out = library::told("f2-writer-retryable-error-retried");
+    let retries = lines(&out.story, &["Requester: RetryBackup"]);
+    assert_eq!(retries.len(), 3, "{retries:?}");
+    // Each retry comes 600 s after the BackupShutdown that ended the failed attempt.
+    for (n, r) in retries.iter().enumerate() {
+        let shut = lines(&out.story, &["retry=retry ", &format!("{} of 3", n + 1)]);
+        assert_eq!(shut.len(), 1, "{shut:?}");
+        assert!(shut[0].contains("call=BackupShutdown"), "{}", shut[0]);
+        let wait = secs(r) - secs(shut[0]);
+        assert!((599.9..600.1).contains(&wait), "waited {wait} s: {r}");
+    }
+    // Four snapshot sets, each prepared, none made.
+    for set in 1..=4 {
+        let prepared = lines(
+            &out.story,
+            &[
+                "Requester → HostVss@hv1: PrepareForBackup",
+                &format!("set={set} "),
+            ],
+        );
+        assert_eq!(prepared.len(), 1, "set {set}");
+    }
+    assert!(lines(&out.story, &["set=5 "]).is_empty());
+    let r = &out.report;
+    assert_eq!(r.code, Some(Hresult::VssEWritererrorRetryable));
+    assert_eq!(
+        r.retries.last().map(String::as_str),
+        Some("VSS_E_WRITERERROR_RETRYABLE after 3 retries (600 s apart): the job fails")
+    );
+    assert!(r.virtual_us > 1_800_000_000, "{}", r.virtual_us);
+}
+
+/// FF2: a non-retryable writer error (and out of resources) ends the job at once.
+#[test]
+fn ff2_non_retryable_and_out_of_resources_writer_errors_are_not_retried() {
+    for (name, code) in [
+        (
+            "f2-writer-nonretryable-error-not-retried",
+            Hresult::VssEWritererrorNonretryable,
+        ),
+        (
+            "f2-writer-fails-at-prepare-backup",
+            Hresult::VssEWritererrorOutOfResources,
+        ),
+    ] {
+        let out = library::told(name);
+        assert!(lines(&out.story, &["RetryBackup"]).is_empty(), "{name}");
+        assert_eq!(out.report.code, Some(code));
+        assert_eq!(
+            out.report.retries,
+            [format!(
+                "{}: not retried (only VSS_E_WRITERERROR_RETRYABLE is)",
+                code.as_str()
+            )]
+        );
+        assert!(out.report.virtual_us < 60_000_000, "{name}");
+    }
+}
+
+/// FF3: the Hyper-V writer fails PrepareForSnapshot with the guest's
+/// VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT: GatherWriterStatus shows it as
+/// `vssadmin list writers` does, `[8] Failed / Inconsistent shadow copy`.
+#[test]
+fn ff3_the_hyperv_writer_shows_failed_inconsistent_shadow_copy() {
+    let out = library::told("f2-inconsistent-shadow-copy");
+    let status = lines(
+        &out.story,
+        &[
+            "HostVss@hv1 → Requester: AsyncFinished  call=GatherWriterStatus",
+            "failed=HyperVWriter@hv1",
+        ],
+    );
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert!(
+        status[0].contains("state=VSS_WS_FAILED_AT_PREPARE_SNAPSHOT")
+            && status[0].contains("writer_hr=VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT")
+            && status[0].contains("vssadmin=[8] Failed / Inconsistent shadow copy"),
+        "{}",
+        status[0]
+    );
+    assert_eq!(
+        out.report.writers,
+        ["HyperVWriter@hv1 [8] Failed / Inconsistent shadow copy"]
+    );
+    assert_eq!(
+        out.report.code,
+        Some(Hresult::VssEWritererrorInconsistentSnapshot)
+    );
+}
