@@ -113,3 +113,58 @@ fn ff3_the_hyperv_writer_shows_failed_inconsistent_shadow_copy() {
         Some(Hresult::VssEWritererrorInconsistentSnapshot)
     );
 }
+
+/// FF5: a writer that never answers: the guest's VSS gives up on it, PrepareForBackup
+/// still finishes, and GatherWriterStatus reports VSS_E_WRITER_NOT_RESPONDING.
+#[test]
+fn ff5_a_writer_not_answering_is_reported_not_responding_by_gather_writer_status() {
+    let out = library::told("f2-writer-not-responding");
+    let hang = lines(
+        &out.story,
+        &["SqlServerWriter: OnPrepareBackup", "reply=none (hangs)"],
+    );
+    assert_eq!(hang.len(), 1);
+    let prepared = lines(
+        &out.story,
+        &["GuestVss@sql05 → HvIc@sql05: AsyncFinished  call=PrepareForBackup"],
+    );
+    assert_eq!(prepared.len(), 1);
+    assert!(prepared[0].contains("hr=S_OK"), "{}", prepared[0]);
+    let status = lines(
+        &out.story,
+        &[
+            "GuestVss@sql05 → HvIc@sql05: AsyncFinished  call=GatherWriterStatus",
+            "failed=GuestWriter@sql05/SqlServerWriter",
+        ],
+    );
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert!(
+        status[0].contains("writer_hr=VSS_E_WRITER_NOT_RESPONDING")
+            && status[0].contains("vssadmin=[0] Unknown / Not responding"),
+        "{}",
+        status[0]
+    );
+    // VSS waited its 600 s for the event before giving up.
+    assert!(secs(status[0]) > 600.0, "{}", status[0]);
+    assert_eq!(out.report.code, Some(Hresult::VssEWriterNotResponding));
+}
+
+/// FF5: a writer callback that crashes: VSS event 12366, the writer failed at the event,
+/// the set aborted and thawed.
+#[test]
+fn ff5_a_crashing_writer_callback_raises_vss_event_12366() {
+    let out = library::told("f2-writer-callback-crash");
+    let crash = lines(
+        &out.story,
+        &[
+            "SqlServerWriter: OnFreeze",
+            "exception=callback crashed; VSS event 12366",
+        ],
+    );
+    assert_eq!(crash.len(), 1, "{crash:?}");
+    assert!(crash[0].contains("state=VSS_WS_FAILED_AT_FREEZE"));
+    assert!(!lines(&out.story, &["SqlServerWriter: OnAbort"]).is_empty());
+    assert_eq!(out.report.event, Some(12366));
+    assert_eq!(out.report.code, Some(Hresult::VssEUnexpectedWriterError));
+    assert_eq!(out.report.retries, Vec::<String>::new());
+}

@@ -46,6 +46,16 @@ impl GuestWriter {
                     ("state", Detail::Str(state.name())),
                 ],
             ),
+            GuestWriterEffect::Crashed { event, state } => cx.out.record(
+                event.name(),
+                [
+                    (
+                        "exception",
+                        Detail::Str("callback crashed; VSS event 12366"),
+                    ),
+                    ("state", Detail::Str(state.name())),
+                ],
+            ),
             GuestWriterEffect::Freeze => {
                 cx.world.vms[self.vm].frozen = true;
                 super::tag(cx.world, &mut cx.out, self.vm, crate::plan::Stage::Quiesce);

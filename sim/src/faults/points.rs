@@ -33,12 +33,13 @@ const WRITER_EVENTS: [WriterEvent; 7] = [
     WriterEvent::OnPostSnapshot,
     WriterEvent::OnBackupComplete,
 ];
-const WRITER_FAILURES: [WriterFailure; 5] = [
+const WRITER_FAILURES: [WriterFailure; 6] = [
     WriterFailure::Retryable,
     WriterFailure::NonRetryable,
     WriterFailure::OutOfResources,
     WriterFailure::InconsistentSnapshot,
     WriterFailure::Timeout,
+    WriterFailure::Crash,
 ];
 
 impl FaultPlan {

@@ -23,6 +23,12 @@ pub enum GuestWriterEffect {
         code: Hresult,
         state: WriterState,
     },
+    /// The callback raised an exception; VSS caught it, logged event 12366 and holds the
+    /// writer in this failed state.
+    Crashed {
+        event: WriterEvent,
+        state: WriterState,
+    },
     /// Flushed: the application issues no transactions until thaw.
     Freeze,
     /// The application issues transactions again.
@@ -46,8 +52,13 @@ pub fn failure_code(f: WriterFailure) -> Hresult {
         WriterFailure::OutOfResources => Hresult::VssEWritererrorOutOfResources,
         WriterFailure::InconsistentSnapshot => Hresult::VssEWritererrorInconsistentSnapshot,
         WriterFailure::Timeout => Hresult::VssEWritererrorTimeout,
+        // VSS, not the writer, records the crashed callback's failure (UNCONFIRMED code).
+        WriterFailure::Crash => Hresult::VssEUnexpectedWriterError,
     }
 }
+
+/// The VSS event logged when a writer's callback raises an exception (field failure 5).
+pub const EVENT_WRITER_CALLBACK_CRASHED: u32 = 12366;
 
 /// The application level a writer's kind freezes at.
 pub fn level(kind: WriterKind) -> AppLevel {
@@ -123,17 +134,35 @@ impl GuestWriterCore {
         }
         self.state = event.failed_state();
         let code = failure_code(with);
-        let fail = Fail::new(
+        let crashed = with == WriterFailure::Crash;
+        let mut fail = Fail::new(
             code,
             FailureClass::Guest,
-            format!("{} failed {}", self.config.name, event.name()),
+            if crashed {
+                format!(
+                    "{}'s {} callback raised an exception (VSS event {EVENT_WRITER_CALLBACK_CRASHED})",
+                    self.config.name,
+                    event.name()
+                )
+            } else {
+                format!("{} failed {}", self.config.name, event.name())
+            },
         );
-        vec![
+        let told = if crashed {
+            fail = fail.with_event(EVENT_WRITER_CALLBACK_CRASHED);
+            GuestWriterEffect::Crashed {
+                event,
+                state: self.state,
+            }
+        } else {
             GuestWriterEffect::SetWriterFailure {
                 event,
                 code,
                 state: self.state,
-            },
+            }
+        };
+        vec![
+            told,
             GuestWriterEffect::Reply {
                 delay_us: HANDLE_US,
                 event,

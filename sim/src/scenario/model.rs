@@ -367,6 +367,9 @@ named_enum! {
         OutOfResources = "VSS_E_WRITERERROR_OUTOFRESOURCES",
         InconsistentSnapshot = "VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT",
         Timeout = "timeout",
+        /// The writer's callback raises an exception: VSS logs event 12366 and the
+        /// writer fails at the event (field failure 5).
+        Crash = "crash",
     }
 }
 

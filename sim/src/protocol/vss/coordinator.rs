@@ -647,7 +647,14 @@ impl Coordinator {
                 if run.call == VssCall::DoSnapshotSet && !run.aborting {
                     set_aborted(&self.name, &fail)
                 } else {
-                    fail
+                    // Outside DoSnapshotSet the call still finishes: the writer's
+                    // VSS_E_WRITER_NOT_RESPONDING reaches the requester through
+                    // GatherWriterStatus, as every writer failure does (reference §8).
+                    if let Some(run) = self.running.as_mut() {
+                        run.waiting.clear();
+                    }
+                    self.advance(now, fx);
+                    return;
                 }
             }
         };

@@ -927,7 +927,9 @@ fn the_hold_timer_is_ignored_once_the_set_is_aborting() {
 }
 
 #[test]
-fn a_writer_not_answering_prepare_backup_is_unknown_and_the_call_fails() {
+/// Field failure 5: VSS gives up on the writer; PrepareForBackup finishes and the
+/// writer's VSS_E_WRITER_NOT_RESPONDING is in GatherWriterStatus (reference §8).
+fn a_writer_not_answering_prepare_backup_is_unknown_in_its_status() {
     let mut c = guest();
     let first = call(&mut c, 0, VssCall::PrepareForBackup);
     assert!(first.contains(&Effect::SetTimer {
@@ -942,9 +944,17 @@ fn a_writer_not_answering_prepare_backup_is_unknown_and_the_call_fails() {
         now + EVENT_TIMEOUT_US,
         Input::Timer(VssTimer::WriterResponse),
     );
-    assert_eq!(labels(&fx), ["finish VSS_E_WRITER_NOT_RESPONDING"]);
+    assert_eq!(labels(&fx), ["finish S_OK"]);
     assert_eq!(state_of(&c, SYSTEM), WriterState::Unknown);
     assert_eq!(state_of(&c, FRONT), WriterState::Stable);
+    assert_eq!(
+        status(&mut c, now + EVENT_TIMEOUT_US),
+        [(
+            SYSTEM,
+            WriterState::Unknown,
+            Some(Hresult::VssEWriterNotResponding)
+        )]
+    );
 }
 
 #[test]
