@@ -168,3 +168,99 @@ fn ff5_a_crashing_writer_callback_raises_vss_event_12366() {
     assert_eq!(out.report.code, Some(Hresult::VssEUnexpectedWriterError));
     assert_eq!(out.report.retries, Vec::<String>::new());
 }
+
+/// FF7 at every provider call inside DoSnapshotSet: a denied routine (0x80070005) and a
+/// catastrophic failure (0x8000FFFF) are event 8193 and VSS_E_UNEXPECTED_PROVIDER_ERROR,
+/// a veto is event 12293 with its own code; each fails the whole set, and the provider
+/// hears AbortSnapshots only once it was asked EndPrepareSnapshots (reference vss.md
+/// §1.3).
+#[test]
+fn ff7_a_provider_failure_at_every_call_has_its_event_and_fails_the_set() {
+    use hvsim_sim::run::{run, RunOptions};
+    use hvsim_sim::scenario::{Fault, ProviderOperation as Op};
+    use std::rc::Rc;
+    let base = library::load("f2-provider-access-denied-8193");
+    let calls = [
+        Op::BeginPrepareSnapshot,
+        Op::EndPrepareSnapshots,
+        Op::PreCommitSnapshots,
+        Op::CommitSnapshots,
+        Op::PostCommitSnapshots,
+        Op::PreFinalCommitSnapshots,
+        Op::PostFinalCommitSnapshots,
+    ];
+    for at in calls {
+        for (code, reported, event) in [
+            (
+                Hresult::EAccessDenied,
+                Hresult::VssEUnexpectedProviderError,
+                8193,
+            ),
+            (
+                Hresult::EUnexpected,
+                Hresult::VssEUnexpectedProviderError,
+                8193,
+            ),
+            (Hresult::VssEProviderVeto, Hresult::VssEProviderVeto, 12293),
+        ] {
+            let mut s = (*base).clone();
+            s.faults = vec![Fault::ProviderFailure {
+                volume: "hv1-D".into(),
+                at,
+                code,
+            }];
+            let opts = RunOptions {
+                story: true,
+                ..RunOptions::default()
+            };
+            let out = run(Rc::new(s), base.seed, opts).expect("the run");
+            let what = format!("{at} {code}");
+            let r = &out.report;
+            assert_eq!((r.code, r.event), (Some(reported), Some(event)), "{what}");
+            let failed = lines(
+                &out.story,
+                &[
+                    "HostProvider@hv1 → HostVss@hv1: ProviderReturned",
+                    &format!("call={at}  hr={code}"),
+                ],
+            );
+            assert_eq!(failed.len(), 1, "{what}");
+            let aborted = !lines(&out.story, &["HostProvider@hv1: AbortSnapshots"]).is_empty();
+            // A provider asked EndPrepareSnapshots hears of the abort, even one failing it.
+            let prepared = at != Op::BeginPrepareSnapshot;
+            assert_eq!(aborted, prepared, "{what}: AbortSnapshots");
+            // Every invariant holds: nothing is left, nothing stays frozen.
+            assert!(r.invariants.iter().all(|c| c.ok), "{what}\n{r}");
+        }
+    }
+}
+
+/// FF7: a writer denied its callback logs guest event 8194 and drops out at OnIdentify;
+/// the backup goes on without it.
+#[test]
+fn ff7_a_writer_denied_its_callback_logs_guest_event_8194() {
+    let out = library::told("f2-writer-callback-access-denied-8194");
+    let denied = lines(
+        &out.story,
+        &[
+            "Microsoft Exchange Writer: OnIdentify",
+            "callback=IVssWriterCallback access denied; event 8194",
+        ],
+    );
+    assert_eq!(denied.len(), 1);
+    // Dropped out: never asked again in this backup.
+    assert!(lines(&out.story, &["Microsoft Exchange Writer: OnPrepareBackup"]).is_empty());
+    let e = out
+        .report
+        .events
+        .iter()
+        .find(|e| e.id == 8194)
+        .expect("8194");
+    assert_eq!(e.host, "app01");
+    assert!(
+        e.text.contains("hr = 0x80070005, access is denied"),
+        "{}",
+        e.text
+    );
+    assert_eq!(out.report.code, None);
+}

@@ -212,7 +212,12 @@ impl Backend for Simulated {
             let guids = sched.guids().fork();
             let mut agent = FssAgent::new(&fs.name, shares, guids);
             for operation in faults.fsrvp_timeouts(f) {
-                agent.set_unresponsive(operation.as_str());
+                agent.set_unresponsive(operation.as_str()).map_err(|e| {
+                    BackendError::Unsupported {
+                        backend: "simulated",
+                        why: e.to_string(),
+                    }
+                })?;
             }
             sched.add_actor(Box::new(FssAgentActor::new(&fs.name, agent)));
         }

@@ -3,8 +3,8 @@
 use super::error::FaultError;
 use super::fire::{CheckpointStep, When, Where};
 use crate::scenario::{
-    DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult, Scenario, WriterEvent,
-    WriterFailure,
+    DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult, ProviderOperation, Scenario,
+    WriterEvent, WriterFailure,
 };
 
 /// One fault of the plan, with its target resolved to indices.
@@ -38,6 +38,12 @@ pub enum PlannedFault {
         at: WriterEvent,
         with: WriterFailure,
     },
+    /// The host provider fails its call for a set holding the volume.
+    ProviderFailure {
+        volume: usize,
+        at: ProviderOperation,
+        code: Hresult,
+    },
 }
 
 impl PlannedFault {
@@ -46,7 +52,8 @@ impl PlannedFault {
             PlannedFault::ProviderCommitFailure { volume, .. }
             | PlannedFault::HoldWritesTimeout { volume }
             | PlannedFault::DiffAreaFull { volume }
-            | PlannedFault::OutOfSpace { volume, .. } => Where::Volume(volume),
+            | PlannedFault::OutOfSpace { volume, .. }
+            | PlannedFault::ProviderFailure { volume, .. } => Where::Volume(volume),
             PlannedFault::FsrvpTimeout { file_server, .. }
             | PlannedFault::FsrvpSlowClient { file_server, .. } => Where::FileServer(file_server),
             PlannedFault::DaemonExit { vm, .. }
@@ -69,6 +76,7 @@ impl PlannedFault {
             PlannedFault::DaemonHang { .. } => When::Daemon(DaemonOp::Freeze),
             PlannedFault::TransferInterrupted { .. } => When::Transfer,
             PlannedFault::WriterFailure { at, .. } => When::Writer(at),
+            PlannedFault::ProviderFailure { at, .. } => When::Provider(at),
         }
     }
 }
@@ -199,6 +207,15 @@ impl FaultPlan {
                         with: *with,
                     }
                 }
+                Fault::ProviderFailure {
+                    volume: v,
+                    at,
+                    code,
+                } => PlannedFault::ProviderFailure {
+                    volume: volume(v, i)?,
+                    at: *at,
+                    code: *code,
+                },
             });
         }
         // Misbehaviours configured on the VMs themselves.
@@ -251,6 +268,25 @@ impl FaultPlan {
             PlannedFault::ProviderCommitFailure { volume, code }
                 if self.in_set(volume, volumes) =>
             {
+                self.volumes.get(volume).map(|name| (name.as_str(), code))
+            }
+            _ => None,
+        })
+    }
+
+    /// The host provider's call `at` for a set holding `volumes` fails: the volume and
+    /// code of the first planned failure.
+    pub fn provider_failure(
+        &self,
+        at: ProviderOperation,
+        volumes: &[String],
+    ) -> Option<(&str, Hresult)> {
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::ProviderFailure {
+                volume,
+                at: a,
+                code,
+            } if a == at && self.in_set(volume, volumes) => {
                 self.volumes.get(volume).map(|name| (name.as_str(), code))
             }
             _ => None,

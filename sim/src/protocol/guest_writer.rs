@@ -29,6 +29,11 @@ pub enum GuestWriterEffect {
         event: WriterEvent,
         state: WriterState,
     },
+    /// The writer could not call back to the requester (access denied, event 8194).
+    CallbackDenied {
+        event: WriterEvent,
+        state: WriterState,
+    },
     /// Flushed: the application issues no transactions until thaw.
     Freeze,
     /// The application issues transactions again.
@@ -54,8 +59,13 @@ pub fn failure_code(f: WriterFailure) -> Hresult {
         WriterFailure::Timeout => Hresult::VssEWritererrorTimeout,
         // VSS, not the writer, records the crashed callback's failure (UNCONFIRMED code).
         WriterFailure::Crash => Hresult::VssEUnexpectedWriterError,
+        WriterFailure::AccessDenied => Hresult::EAccessDenied,
     }
 }
+
+/// The guest event logged when a writer cannot call back to the requester: access
+/// denied querying IVssWriterCallback (field failure 7).
+pub const EVENT_WRITER_CALLBACK_DENIED: u32 = 8194;
 
 /// The VSS event logged when a writer's callback raises an exception (field failure 5).
 pub const EVENT_WRITER_CALLBACK_CRASHED: u32 = 12366;
@@ -132,7 +142,12 @@ impl GuestWriterCore {
         if with == WriterFailure::Timeout {
             return vec![GuestWriterEffect::Hang { event }];
         }
-        self.state = event.failed_state();
+        // Denied the callback, the writer did its work; only its answer is lost.
+        self.state = if with == WriterFailure::AccessDenied {
+            event.state_after()
+        } else {
+            event.failed_state()
+        };
         let code = failure_code(with);
         let crashed = with == WriterFailure::Crash;
         let mut fail = Fail::new(
@@ -148,7 +163,25 @@ impl GuestWriterCore {
                 format!("{} failed {}", self.config.name, event.name())
             },
         );
-        let told = if crashed {
+        if with == WriterFailure::AccessDenied {
+            fail = Fail::new(
+                code,
+                FailureClass::Guest,
+                format!(
+                    "{}: unexpected error querying for the IVssWriterCallback interface at {}: \
+                     hr = 0x80070005, access is denied (event {EVENT_WRITER_CALLBACK_DENIED})",
+                    self.config.name,
+                    event.name()
+                ),
+            )
+            .with_event(EVENT_WRITER_CALLBACK_DENIED);
+        }
+        let told = if with == WriterFailure::AccessDenied {
+            GuestWriterEffect::CallbackDenied {
+                event,
+                state: self.state,
+            }
+        } else if crashed {
             fail = fail.with_event(EVENT_WRITER_CALLBACK_CRASHED);
             GuestWriterEffect::Crashed {
                 event,

@@ -370,6 +370,9 @@ named_enum! {
         /// The writer's callback raises an exception: VSS logs event 12366 and the
         /// writer fails at the event (field failure 5).
         Crash = "crash",
+        /// The writer cannot call back to the requester (COM security): the guest logs
+        /// event 8194 and the writer's answer is lost (field failure 7).
+        AccessDenied = "E_ACCESSDENIED",
     }
 }
 
@@ -503,6 +506,19 @@ named_enum! {
 }
 
 named_enum! {
+    /// The calls VSS makes to a provider inside DoSnapshotSet (reference vss.md §1.2).
+    pub enum ProviderOperation ("provider call") {
+        BeginPrepareSnapshot = "BeginPrepareSnapshot",
+        EndPrepareSnapshots = "EndPrepareSnapshots",
+        PreCommitSnapshots = "PreCommitSnapshots",
+        CommitSnapshots = "CommitSnapshots",
+        PostCommitSnapshots = "PostCommitSnapshots",
+        PreFinalCommitSnapshots = "PreFinalCommitSnapshots",
+        PostFinalCommitSnapshots = "PostFinalCommitSnapshots",
+    }
+}
+
+named_enum! {
     /// `hv_vss_op` operations forwarded to the daemon.
     pub enum DaemonOp ("hv_vss_daemon operation") {
         Freeze = "FREEZE",
@@ -552,6 +568,14 @@ pub enum Fault {
         writer: String,
         at: WriterEvent,
         with: WriterFailure,
+    },
+    /// The host provider of the volume fails one of its calls with `code` (field failure
+    /// 7): VSS logs it (event 12293, or 8193 for its own failed routine) and fails the
+    /// whole set.
+    ProviderFailure {
+        volume: String,
+        at: ProviderOperation,
+        code: Hresult,
     },
 }
 

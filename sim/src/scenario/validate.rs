@@ -889,6 +889,7 @@ impl Checker {
             Fault::DaemonExit { vm, .. } => ("daemon_exit", "vm", vm),
             Fault::TransferInterrupted { vm } => ("transfer_interrupted", "vm", vm),
             Fault::WriterFailure { vm, .. } => ("writer_failure", "vm", vm),
+            Fault::ProviderFailure { volume, .. } => ("provider_failure", "volume", volume),
         };
         let path = format!("faults[{i}].{field}.{kind}");
         let exists = match kind {

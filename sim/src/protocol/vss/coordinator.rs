@@ -596,6 +596,7 @@ impl Coordinator {
         if let Err(f) = result {
             if run.call == VssCall::DoSnapshotSet && !run.aborting {
                 // No partial commit: one provider failing fails the whole set.
+                let f = super::provider_error::reported(&self.name, call, f);
                 self.abort_set(now, f, fx);
                 return;
             }

@@ -8,6 +8,7 @@ mod coordinator;
 mod effect;
 mod input;
 mod provider;
+mod provider_error;
 mod sequence;
 mod timer;
 pub mod vssadmin;
