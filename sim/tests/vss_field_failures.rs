@@ -264,3 +264,62 @@ fn ff7_a_writer_denied_its_callback_logs_guest_event_8194() {
     );
     assert_eq!(out.report.code, None);
 }
+
+/// FF9: one set in creation at a time: DoSnapshotSet refused while another requester's
+/// set is being made, the backup application waits ten minutes and succeeds.
+#[test]
+fn ff9_a_set_in_creation_elsewhere_is_waited_out_and_retried() {
+    let out = library::told("f2-snapshot-set-in-progress-waited-out");
+    let refused = lines(
+        &out.story,
+        &[
+            "HostVss@hv1 → Requester: AsyncFinished  call=DoSnapshotSet",
+            "hr=VSS_E_SNAPSHOT_SET_IN_PROGRESS",
+        ],
+    );
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    // Refused before any writer or provider heard of the set.
+    let first_prepare_snapshot = lines(&out.story, &["HyperVWriter@hv1: OnPrepareSnapshot"]);
+    assert!(secs(first_prepare_snapshot[0]) > 600.0);
+    let retry = lines(&out.story, &["Requester: RetryBackup"]);
+    assert_eq!(retry.len(), 1);
+    let done = lines(
+        &out.story,
+        &["call=DoSnapshotSet", "hr=S_OK", "HostVss@hv1 → Requester"],
+    );
+    assert_eq!(done.len(), 1);
+    assert!(secs(done[0]) > secs(retry[0]));
+    assert_eq!(out.report.code, None);
+    assert_eq!(out.report.retries.len(), 1);
+}
+
+/// FF9: 65 volumes in one set: AddToSnapshotSet fails with
+/// VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED; nothing is prepared or aborted.
+#[test]
+fn ff9_a_set_of_65_volumes_is_refused_at_add_to_snapshot_set() {
+    let out = library::told("f2-snapshot-set-over-64-volumes");
+    let refused = lines(
+        &out.story,
+        &[
+            "call=AddToSnapshotSet",
+            "hr=VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED",
+        ],
+    );
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0].contains("65 volumes; at most 64"),
+        "{}",
+        refused[0]
+    );
+    for never in ["PrepareForBackup", "AbortBackup", "DoSnapshotSet"] {
+        assert!(lines(&out.story, &[never]).is_empty(), "{never}");
+    }
+    assert_eq!(
+        lines(&out.story, &["Requester → HostVss@hv1: BackupShutdown"]).len(),
+        1
+    );
+    assert_eq!(
+        out.report.code,
+        Some(Hresult::VssEMaximumNumberOfVolumesReached)
+    );
+}

@@ -137,9 +137,12 @@ impl Backend for Simulated {
             vm_ids,
         } = Layout::plan(s, first);
         let mut installed = HostEndpoints::default();
-        for h in &s.hosts {
+        for (hi, h) in s.hosts.iter().enumerate() {
             let (_, writer_id, provider_id, vmms_id) = hosts[&h.name];
             let mut vss = VssService::new(format!("HostVss@{}", h.name), None);
+            if let Some(until) = faults.foreign_set_until(hi) {
+                vss.hold_foreign_set(until);
+            }
             vss.add_writer(writer_id, AppLevel::BackEnd, None);
             vss.set_provider(None, provider_id);
             if let Some(&fss) = fss_providers.get(&h.name) {

@@ -38,6 +38,8 @@ pub enum PlannedFault {
         at: WriterEvent,
         with: WriterFailure,
     },
+    /// Another requester's set is in creation on the host until `until_us`.
+    SnapshotSetInProgress { host: usize, until_us: u64 },
     /// The host provider fails its call for a set holding the volume.
     ProviderFailure {
         volume: usize,
@@ -60,6 +62,7 @@ impl PlannedFault {
             | PlannedFault::DaemonHang { vm }
             | PlannedFault::TransferInterrupted { vm } => Where::Vm(vm),
             PlannedFault::WriterFailure { vm, writer, .. } => Where::Writer { vm, writer },
+            PlannedFault::SnapshotSetInProgress { host, .. } => Where::Host(host),
         }
     }
 
@@ -77,6 +80,7 @@ impl PlannedFault {
             PlannedFault::TransferInterrupted { .. } => When::Transfer,
             PlannedFault::WriterFailure { at, .. } => When::Writer(at),
             PlannedFault::ProviderFailure { at, .. } => When::Provider(at),
+            PlannedFault::SnapshotSetInProgress { .. } => When::DoSnapshotSet,
         }
     }
 }
@@ -216,6 +220,12 @@ impl FaultPlan {
                     at: *at,
                     code: *code,
                 },
+                Fault::SnapshotSetInProgress { host, until } => {
+                    PlannedFault::SnapshotSetInProgress {
+                        host: index(&s.hosts, host, |h| &h.name, i, "host")?,
+                        until_us: until.millis.saturating_mul(1_000),
+                    }
+                }
             });
         }
         // Misbehaviours configured on the VMs themselves.
@@ -288,6 +298,16 @@ impl FaultPlan {
                 code,
             } if a == at && self.in_set(volume, volumes) => {
                 self.volumes.get(volume).map(|name| (name.as_str(), code))
+            }
+            _ => None,
+        })
+    }
+
+    /// Until when another requester's set is in creation on host `host`, if ever.
+    pub fn foreign_set_until(&self, host: usize) -> Option<u64> {
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::SnapshotSetInProgress { host: h, until_us } if h == host => {
+                Some(until_us)
             }
             _ => None,
         })

@@ -89,6 +89,8 @@ pub enum Where {
     Vm(usize),
     /// `scenario.vms[vm].guest.writers[writer]`.
     Writer { vm: usize, writer: usize },
+    /// `scenario.hosts[i]`.
+    Host(usize),
 }
 
 /// When a fault fires.
@@ -112,4 +114,6 @@ pub enum When {
     Transfer,
     /// The host provider's call for a set holding the volume.
     Provider(ProviderOperation),
+    /// Every DoSnapshotSet on the host until the fault's time.
+    DoSnapshotSet,
 }

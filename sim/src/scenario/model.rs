@@ -577,6 +577,10 @@ pub enum Fault {
         at: ProviderOperation,
         code: Hresult,
     },
+    /// Another requester's snapshot set is in creation on the host until `until`
+    /// (virtual time from the start): DoSnapshotSet meanwhile gets
+    /// VSS_E_SNAPSHOT_SET_IN_PROGRESS (field failure 9).
+    SnapshotSetInProgress { host: String, until: VirtualTime },
 }
 
 named_enum! {

@@ -3,7 +3,9 @@
 //! minutes later, at most three times. A non-retryable writer error
 //! (VSS_E_WRITERERROR_NONRETRYABLE) or one that needs the operator
 //! (VSS_E_WRITERERROR_OUTOFRESOURCES, VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT) fails the
-//! job at once.
+//! job at once. DoSnapshotSet refused with VSS_E_SNAPSHOT_SET_IN_PROGRESS (another
+//! requester's set is being created, field failure 9) is waited out the same way
+//! (reference §2.3: wait and retry).
 
 use crate::protocol::Fail;
 use crate::scenario::Hresult;
@@ -15,7 +17,10 @@ pub const MAX_RETRIES: u32 = 3;
 
 /// Whether a writer's failure, read from GatherWriterStatus, is worth another attempt.
 pub fn retryable(f: &Fail) -> bool {
-    f.code == Hresult::VssEWritererrorRetryable
+    matches!(
+        f.code,
+        Hresult::VssEWritererrorRetryable | Hresult::VssESnapshotSetInProgress
+    )
 }
 
 /// A writer's own error (`VSS_E_WRITERERROR_*`), as SetWriterFailure sets it.

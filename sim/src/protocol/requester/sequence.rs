@@ -442,7 +442,11 @@ impl RequesterCore {
         }
         if let Some(f) = self.set_failure.take() {
             self.task_failed = true;
-            self.fail(f, fx);
+            if retryable(&f) && self.retries < MAX_RETRIES && self.retry.is_none() {
+                self.retry = Some(f);
+            } else {
+                self.fail(f, fx);
+            }
         }
         match after {
             Some(VssCall::BackupComplete) => self.vss(VssCall::BackupShutdown, fx),

@@ -18,7 +18,7 @@ mod writer;
 mod tests;
 
 pub use call::VssCall;
-pub use coordinator::{Coordinator, WriterReg};
+pub use coordinator::{Coordinator, WriterReg, MAX_VOLUMES_PER_SET};
 pub use effect::Effect;
 pub use input::Input;
 pub use provider::ProviderCall;
