@@ -471,7 +471,7 @@ fn samba_fsrvp_server_and_fss_agent_agree_or_differ_as_recorded() {
 
     // A commit that fails: back to Added, so the client's abort deletes the set.
     fs::write(samba.path("data/share1/.fail-snapshot"), b"").unwrap();
-    m.agent.set_failing("CommitShadowCopySet");
+    m.agent.set_failing("CommitShadowCopySet").unwrap();
     let (se, me) = (
         samba.create_expose("backup", "ro", &["share1"]),
         m.create_expose(ro, &["share1"]),
@@ -492,7 +492,7 @@ fn samba_fsrvp_server_and_fss_agent_agree_or_differ_as_recorded() {
 
     // --- Timers. An Expose that fails leaves the set Committed (rpcclient does not
     // abort then) and restarts the timer; with no further call, expiry deletes the set.
-    m.agent.set_failing("ExposeShadowCopySet");
+    m.agent.set_failing("ExposeShadowCopySet").unwrap();
     let (sf, mf) = (
         samba.create_expose("backup", "ro", &["included"]),
         m.create_expose(ro, &["included"]),
@@ -546,7 +546,7 @@ fn samba_fsrvp_server_and_fss_agent_agree_or_differ_as_recorded() {
         create_expose_cmd("backup", "ro", &["share1"]),
     ]);
     let (sh, si) = (Flow::parse(&both[0]), Flow::parse(&both[1]));
-    m.agent.set_failing("ExposeShadowCopySet");
+    m.agent.set_failing("ExposeShadowCopySet").unwrap();
     let mh = m.create_expose(ro, &["included"]);
     m.agent.clear_failing("ExposeShadowCopySet");
     let mi = m.create_expose(ro, &["share1"]);

@@ -46,6 +46,26 @@ impl GuestWriter {
                     ("state", Detail::Str(state.name())),
                 ],
             ),
+            GuestWriterEffect::Crashed { event, state } => cx.out.record(
+                event.name(),
+                [
+                    (
+                        "exception",
+                        Detail::Str("callback crashed; VSS event 12366"),
+                    ),
+                    ("state", Detail::Str(state.name())),
+                ],
+            ),
+            GuestWriterEffect::CallbackDenied { event, state } => cx.out.record(
+                event.name(),
+                [
+                    (
+                        "callback",
+                        Detail::Str("IVssWriterCallback access denied; event 8194"),
+                    ),
+                    ("state", Detail::Str(state.name())),
+                ],
+            ),
             GuestWriterEffect::Freeze => {
                 cx.world.vms[self.vm].frozen = true;
                 super::tag(cx.world, &mut cx.out, self.vm, crate::plan::Stage::Quiesce);
@@ -57,16 +77,25 @@ impl GuestWriter {
                 event,
                 state,
                 result,
-            } => cx.out.send_after(
-                vss,
-                delay_us,
-                Msg::WriterDone {
-                    event,
-                    state,
-                    result,
-                    claims: Vec::new(),
-                },
-            ),
+            } => {
+                // A failure VSS logs (12366, 8194) goes to the guest's event log.
+                if let Err(f) = &result {
+                    if let Some(id) = f.event {
+                        let guest = cx.world.vms[self.vm].name.clone();
+                        cx.world.raise(id, &guest, f.detail.clone());
+                    }
+                }
+                cx.out.send_after(
+                    vss,
+                    delay_us,
+                    Msg::WriterDone {
+                        event,
+                        state,
+                        result,
+                        claims: Vec::new(),
+                    },
+                )
+            }
         }
     }
 }

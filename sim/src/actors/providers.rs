@@ -170,9 +170,17 @@ impl Actor<Msg, Site> for HostProvider {
                 ProviderKind::Hardware => "hardware provider (CSV)",
             },
         );
-        let (delay, result) = match call {
-            ProviderCall::CommitSnapshots => self.commit(set, &volumes, cx),
-            ProviderCall::PostFinalCommitSnapshots => {
+        // A planned failure of this call: the provider does none of its work.
+        let failed = call
+            .operation()
+            .and_then(|op| self.faults.provider_failure(op, &volumes));
+        let (delay, result) = match (call, failed) {
+            (_, Some((volume, code))) => {
+                let why = format!("{} failed on {volume}", call.name());
+                (CALL_US, Err(Fail::new(code, FailureClass::Host, why)))
+            }
+            (ProviderCall::CommitSnapshots, None) => self.commit(set, &volumes, cx),
+            (ProviderCall::PostFinalCommitSnapshots, None) => {
                 // Read-only from here until the set is released.
                 let lab = &cx.world.lab;
                 for s in lab.shadows.get(&set).into_iter().flatten() {
@@ -186,7 +194,7 @@ impl Actor<Msg, Site> for HostProvider {
                 }
                 (CALL_US, Ok(()))
             }
-            ProviderCall::AbortSnapshots | ProviderCall::DeleteSnapshots => {
+            (ProviderCall::AbortSnapshots | ProviderCall::DeleteSnapshots, None) => {
                 self.delete(set, cx);
                 (CALL_US, Ok(()))
             }

@@ -70,6 +70,18 @@ fn job_of(lab: &Lab, mode: BackupMode) -> Job {
     }
 }
 
+/// Keeps the failed writers of a GatherWriterStatus answer: each writer's latest
+/// failure, as `vssadmin list writers` would show it after the job.
+fn note_failed_writers(
+    kept: &mut Vec<crate::protocol::vss::WriterStatus>,
+    status: &[crate::protocol::vss::WriterStatus],
+) {
+    for w in status.iter().filter(|w| w.state.is_failed()) {
+        kept.retain(|k| k.writer != w.writer);
+        kept.push(w.clone());
+    }
+}
+
 impl Requester {
     pub fn new(
         host_vss: BTreeMap<String, ActorId>,
@@ -155,6 +167,27 @@ impl Requester {
                 cx.out.send_after(me, after_us, Msg::Start);
             }
             Effect::Restore { point } => return Some(Input::Restored(restore(point, cx))),
+            Effect::Retry {
+                attempt,
+                of,
+                after_us,
+                fail,
+            } => {
+                let why = format!(
+                    "retry {attempt} of {of} after {} ({}), {} s later",
+                    fail.code.as_str(),
+                    fail.detail,
+                    after_us / 1_000_000
+                );
+                cx.out.detail("retry", why.clone());
+                cx.world.server.job.retries.push(why);
+                let me = cx.out.me();
+                cx.out.send_after(me, after_us, Msg::RetryBackup);
+            }
+            Effect::RetryVerdict(why) => {
+                cx.out.detail("retry", why.clone());
+                cx.world.server.job.retries.push(why);
+            }
             Effect::JobDone => {
                 cx.world.server.job.done = true;
                 cx.out.record("JobDone", []);
@@ -497,6 +530,14 @@ impl Actor<Msg, Site> for Requester {
     }
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
+        if let Msg::VssDone {
+            call: crate::protocol::vss::VssCall::GatherWriterStatus,
+            writers,
+            ..
+        } = &env.msg
+        {
+            note_failed_writers(&mut cx.world.server.job.failed_writers, writers);
+        }
         let input = match env.msg {
             Msg::Start => Input::Start,
             Msg::VssDone {
@@ -513,6 +554,7 @@ impl Actor<Msg, Site> for Requester {
             },
             Msg::VmmsDone { op, result, claim } => Input::VmmsDone { op, result, claim },
             Msg::ReadBackup => Input::ReadDue,
+            Msg::RetryBackup => Input::RetryDue,
             _ => return,
         };
         self.run(input, cx);

@@ -43,6 +43,11 @@ impl VssService {
         self.core.set_remote(volume);
     }
 
+    /// Another requester's snapshot set is in creation here until `until_us`.
+    pub fn hold_foreign_set(&mut self, until_us: u64) {
+        self.core.hold_foreign_set(until_us);
+    }
+
     pub fn set_provider(&mut self, volume: Option<&str>, id: ActorId) {
         self.core.set_provider(volume, id);
     }

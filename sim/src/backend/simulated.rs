@@ -137,9 +137,12 @@ impl Backend for Simulated {
             vm_ids,
         } = Layout::plan(s, first);
         let mut installed = HostEndpoints::default();
-        for h in &s.hosts {
+        for (hi, h) in s.hosts.iter().enumerate() {
             let (_, writer_id, provider_id, vmms_id) = hosts[&h.name];
             let mut vss = VssService::new(format!("HostVss@{}", h.name), None);
+            if let Some(until) = faults.foreign_set_until(hi) {
+                vss.hold_foreign_set(until);
+            }
             vss.add_writer(writer_id, AppLevel::BackEnd, None);
             vss.set_provider(None, provider_id);
             if let Some(&fss) = fss_providers.get(&h.name) {
@@ -212,7 +215,12 @@ impl Backend for Simulated {
             let guids = sched.guids().fork();
             let mut agent = FssAgent::new(&fs.name, shares, guids);
             for operation in faults.fsrvp_timeouts(f) {
-                agent.set_unresponsive(operation.as_str());
+                agent.set_unresponsive(operation.as_str()).map_err(|e| {
+                    BackendError::Unsupported {
+                        backend: "simulated",
+                        why: e.to_string(),
+                    }
+                })?;
             }
             sched.add_actor(Box::new(FssAgentActor::new(&fs.name, agent)));
         }

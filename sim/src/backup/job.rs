@@ -17,6 +17,11 @@ pub struct JobRecord {
     pub done: bool,
     /// Per VM, the latest claim the host made of its backup image.
     pub claims: BTreeMap<usize, Claim>,
+    /// The requester's retries of failed host backups, and why it stopped (field
+    /// failure 2), as the report says them.
+    pub retries: Vec<String>,
+    /// Writers the requester last saw failed in GatherWriterStatus, as it saw them.
+    pub failed_writers: Vec<crate::protocol::vss::WriterStatus>,
 }
 
 impl JobRecord {

@@ -3,8 +3,8 @@
 use super::error::FaultError;
 use super::fire::{CheckpointStep, When, Where};
 use crate::scenario::{
-    DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult, Scenario, WriterEvent,
-    WriterFailure,
+    DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult, ProviderOperation, Scenario,
+    WriterEvent, WriterFailure,
 };
 
 /// One fault of the plan, with its target resolved to indices.
@@ -38,6 +38,14 @@ pub enum PlannedFault {
         at: WriterEvent,
         with: WriterFailure,
     },
+    /// Another requester's set is in creation on the host until `until_us`.
+    SnapshotSetInProgress { host: usize, until_us: u64 },
+    /// The host provider fails its call for a set holding the volume.
+    ProviderFailure {
+        volume: usize,
+        at: ProviderOperation,
+        code: Hresult,
+    },
 }
 
 impl PlannedFault {
@@ -46,13 +54,15 @@ impl PlannedFault {
             PlannedFault::ProviderCommitFailure { volume, .. }
             | PlannedFault::HoldWritesTimeout { volume }
             | PlannedFault::DiffAreaFull { volume }
-            | PlannedFault::OutOfSpace { volume, .. } => Where::Volume(volume),
+            | PlannedFault::OutOfSpace { volume, .. }
+            | PlannedFault::ProviderFailure { volume, .. } => Where::Volume(volume),
             PlannedFault::FsrvpTimeout { file_server, .. }
             | PlannedFault::FsrvpSlowClient { file_server, .. } => Where::FileServer(file_server),
             PlannedFault::DaemonExit { vm, .. }
             | PlannedFault::DaemonHang { vm }
             | PlannedFault::TransferInterrupted { vm } => Where::Vm(vm),
             PlannedFault::WriterFailure { vm, writer, .. } => Where::Writer { vm, writer },
+            PlannedFault::SnapshotSetInProgress { host, .. } => Where::Host(host),
         }
     }
 
@@ -69,6 +79,8 @@ impl PlannedFault {
             PlannedFault::DaemonHang { .. } => When::Daemon(DaemonOp::Freeze),
             PlannedFault::TransferInterrupted { .. } => When::Transfer,
             PlannedFault::WriterFailure { at, .. } => When::Writer(at),
+            PlannedFault::ProviderFailure { at, .. } => When::Provider(at),
+            PlannedFault::SnapshotSetInProgress { .. } => When::DoSnapshotSet,
         }
     }
 }
@@ -199,6 +211,21 @@ impl FaultPlan {
                         with: *with,
                     }
                 }
+                Fault::ProviderFailure {
+                    volume: v,
+                    at,
+                    code,
+                } => PlannedFault::ProviderFailure {
+                    volume: volume(v, i)?,
+                    at: *at,
+                    code: *code,
+                },
+                Fault::SnapshotSetInProgress { host, until } => {
+                    PlannedFault::SnapshotSetInProgress {
+                        host: index(&s.hosts, host, |h| &h.name, i, "host")?,
+                        until_us: until.millis.saturating_mul(1_000),
+                    }
+                }
             });
         }
         // Misbehaviours configured on the VMs themselves.
@@ -252,6 +279,35 @@ impl FaultPlan {
                 if self.in_set(volume, volumes) =>
             {
                 self.volumes.get(volume).map(|name| (name.as_str(), code))
+            }
+            _ => None,
+        })
+    }
+
+    /// The host provider's call `at` for a set holding `volumes` fails: the volume and
+    /// code of the first planned failure.
+    pub fn provider_failure(
+        &self,
+        at: ProviderOperation,
+        volumes: &[String],
+    ) -> Option<(&str, Hresult)> {
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::ProviderFailure {
+                volume,
+                at: a,
+                code,
+            } if a == at && self.in_set(volume, volumes) => {
+                self.volumes.get(volume).map(|name| (name.as_str(), code))
+            }
+            _ => None,
+        })
+    }
+
+    /// Until when another requester's set is in creation on host `host`, if ever.
+    pub fn foreign_set_until(&self, host: usize) -> Option<u64> {
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::SnapshotSetInProgress { host: h, until_us } if h == host => {
+                Some(until_us)
             }
             _ => None,
         })

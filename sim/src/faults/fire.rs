@@ -1,7 +1,7 @@
 //! Where a fault strikes and when it fires.
 
 use crate::plan::{Flow, Method, Plan};
-use crate::scenario::{DaemonOp, FsrvpOperation, SpecId, WriterEvent};
+use crate::scenario::{DaemonOp, FsrvpOperation, ProviderOperation, SpecId, WriterEvent};
 
 /// A step at which Vmms creates a checkpoint's AVHDX files: where a volume can run out
 /// of space (R8).
@@ -89,6 +89,8 @@ pub enum Where {
     Vm(usize),
     /// `scenario.vms[vm].guest.writers[writer]`.
     Writer { vm: usize, writer: usize },
+    /// `scenario.hosts[i]`.
+    Host(usize),
 }
 
 /// When a fault fires.
@@ -110,4 +112,8 @@ pub enum When {
     FsrvpCalls,
     /// The data transfer of the job's last recovery point (F5.T).
     Transfer,
+    /// The host provider's call for a set holding the volume.
+    Provider(ProviderOperation),
+    /// Every DoSnapshotSet on the host until the fault's time.
+    DoSnapshotSet,
 }

@@ -5,8 +5,8 @@ use super::fault_plan::FaultPlan;
 use super::fire::{CheckpointStep, When, Where};
 use crate::plan::{plan, Flow, Method, Plan};
 use crate::scenario::{
-    BackupMode, DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult, Scenario,
-    WriterEvent, WriterFailure,
+    BackupMode, DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult, ProviderOperation,
+    Scenario, VirtualTime, WriterEvent, WriterFailure,
 };
 
 /// A point where a fault can fire, and the scenario fault that fires there.
@@ -18,6 +18,8 @@ pub struct FaultPoint {
     pub fault: Fault,
 }
 
+/// A slow client's delay per MS-FSRVP request: past the agent's 180 s timer.
+const SLOW_CLIENT: VirtualTime = VirtualTime { millis: 200_000 };
 const DAEMON_OPS: [DaemonOp; 3] = [DaemonOp::HotBackup, DaemonOp::Freeze, DaemonOp::Thaw];
 const FSRVP_OPS: [FsrvpOperation; 3] = [
     FsrvpOperation::PrepareShadowCopySet,
@@ -33,12 +35,23 @@ const WRITER_EVENTS: [WriterEvent; 7] = [
     WriterEvent::OnPostSnapshot,
     WriterEvent::OnBackupComplete,
 ];
-const WRITER_FAILURES: [WriterFailure; 5] = [
+const PROVIDER_CALLS: [ProviderOperation; 7] = [
+    ProviderOperation::BeginPrepareSnapshot,
+    ProviderOperation::EndPrepareSnapshots,
+    ProviderOperation::PreCommitSnapshots,
+    ProviderOperation::CommitSnapshots,
+    ProviderOperation::PostCommitSnapshots,
+    ProviderOperation::PreFinalCommitSnapshots,
+    ProviderOperation::PostFinalCommitSnapshots,
+];
+const WRITER_FAILURES: [WriterFailure; 7] = [
     WriterFailure::Retryable,
     WriterFailure::NonRetryable,
     WriterFailure::OutOfResources,
     WriterFailure::InconsistentSnapshot,
     WriterFailure::Timeout,
+    WriterFailure::Crash,
+    WriterFailure::AccessDenied,
 ];
 
 impl FaultPlan {
@@ -93,6 +106,18 @@ impl FaultPlan {
                     when: When::WhileSnapshotExists,
                     fault: Fault::DiffAreaFull { volume: name() },
                 });
+                // VSS's own routine failing around each provider call (event 8193).
+                for at in PROVIDER_CALLS {
+                    points.push(FaultPoint {
+                        target,
+                        when: When::Provider(at),
+                        fault: Fault::ProviderFailure {
+                            volume: name(),
+                            at,
+                            code: Hresult::EAccessDenied,
+                        },
+                    });
+                }
             }
             let mut steps: Vec<CheckpointStep> = plans
                 .iter()
@@ -122,6 +147,15 @@ impl FaultPlan {
                     })
                 });
             if used {
+                // A client slower than the agent's 180 s message-sequence timer.
+                points.push(FaultPoint {
+                    target: Where::FileServer(f),
+                    when: When::FsrvpCalls,
+                    fault: Fault::FsrvpSlowClient {
+                        file_server: server.name.clone(),
+                        delay: SLOW_CLIENT,
+                    },
+                });
                 for operation in FSRVP_OPS {
                     points.push(FaultPoint {
                         target: Where::FileServer(f),

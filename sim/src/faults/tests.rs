@@ -424,17 +424,20 @@ fn points_of_the_small_scenario_are_counted_per_kind() {
     // F2.5 and F2.6 on each volume holding a disk.
     assert_eq!(count(&|f| matches!(f, Fault::OutOfSpace { .. })), 4);
     assert_eq!(count(&|f| matches!(f, Fault::FsrvpTimeout { .. })), 3);
+    assert_eq!(count(&|f| matches!(f, Fault::FsrvpSlowClient { .. })), 1);
     assert_eq!(count(&|f| matches!(f, Fault::DaemonExit { .. })), 3);
     assert_eq!(
         count(&|f| matches!(f, Fault::TransferInterrupted { .. })),
         3
     );
-    // Three writers, seven events, five failures.
+    // Every provider call inside DoSnapshotSet on hv1-D.
+    assert_eq!(count(&|f| matches!(f, Fault::ProviderFailure { .. })), 7);
+    // Three writers, seven events, seven failures.
     assert_eq!(
         count(&|f| matches!(f, Fault::WriterFailure { .. })),
-        3 * 7 * 5
+        3 * 7 * 7
     );
-    assert_eq!(points.len(), 3 + 4 + 3 + 3 + 3 + 105);
+    assert_eq!(points.len(), 3 + 7 + 4 + 1 + 3 + 3 + 3 + 147);
 }
 
 #[test]
@@ -463,13 +466,13 @@ fn points_skip_what_cannot_fire() {
     assert!(points.iter().all(|p| match p.target {
         Where::Volume(v) => v == 0,
         Where::Vm(vm) | Where::Writer { vm, .. } => vm == 0,
-        Where::FileServer(_) => false,
+        Where::FileServer(_) | Where::Host(_) => false,
     }));
-    assert_eq!(points.len(), 3 + 2 + 1 + 2 * 35);
+    assert_eq!(points.len(), 3 + 7 + 2 + 1 + 2 * 49);
     // A writer already configured to fail gets no further failure.
     s.vms[0].guest.writers[0].fail_at = Some(WriterEvent::OnFreeze);
     s.vms[0].guest.writers[0].fail_with = Some(WriterFailure::Timeout);
-    assert_eq!(FaultPlan::points(&s).len(), 3 + 2 + 1 + 35);
+    assert_eq!(FaultPlan::points(&s).len(), 3 + 7 + 2 + 1 + 49);
     // A missing daemon cannot exit.
     let mut l = scenario("");
     l.vms[1].guest.vss_daemon = Some(crate::scenario::DaemonState::Missing);
@@ -503,5 +506,66 @@ fn production_checkpoints_read_on_host_take_no_volume_snapshot_point() {
             .filter(|p| p.when == When::CommitSnapshots)
             .count(),
         2
+    );
+}
+
+#[test]
+fn provider_failure_strikes_its_volume_at_its_call_only() {
+    use crate::scenario::ProviderOperation;
+    let p = planned(
+        "[[faults]]\nprovider_failure = { volume = \"hv1-D\", at = \"PostCommitSnapshots\", code = \"E_ACCESSDENIED\" }\n",
+    );
+    let f = only(&p);
+    assert_eq!(f.target(), Where::Volume(0));
+    assert_eq!(
+        f.when(),
+        When::Provider(ProviderOperation::PostCommitSnapshots)
+    );
+    assert_eq!(
+        p.provider_failure(ProviderOperation::PostCommitSnapshots, &set(&["hv1-D"])),
+        Some(("hv1-D", Hresult::EAccessDenied))
+    );
+    assert_eq!(
+        p.provider_failure(ProviderOperation::CommitSnapshots, &set(&["hv1-D"])),
+        None
+    );
+    assert_eq!(
+        p.provider_failure(ProviderOperation::PostCommitSnapshots, &set(&["fs1-E"])),
+        None
+    );
+}
+
+#[test]
+fn a_provider_failure_at_an_unknown_call_or_volume_is_refused_where_it_is_written() {
+    let bad_call = Scenario::from_toml(
+        &format!(
+            "{BASE}\n[[faults]]\nprovider_failure = {{ volume = \"hv1-D\", at = \"Commit\", code = \"E_ACCESSDENIED\" }}\n"
+        ),
+        "faults-unit.toml",
+    )
+    .expect_err("an unknown provider call");
+    let text = bad_call.to_string();
+    let line = BASE.lines().count() + 3;
+    assert!(
+        text.contains("faults-unit.toml")
+            && text.contains(&format!(":{line}:"))
+            && text.contains("Commit")
+            && text.contains("BeginPrepareSnapshot"),
+        "{text}"
+    );
+    let bad_volume = Scenario::from_toml(
+        &format!(
+            "{BASE}\n[[faults]]\nprovider_failure = {{ volume = \"hv9-D\", at = \"CommitSnapshots\", code = \"E_ACCESSDENIED\" }}\n"
+        ),
+        "faults-unit.toml",
+    )
+    .expect_err("an unknown volume");
+    let text = bad_volume.to_string();
+    assert!(
+        text.contains("faults-unit.toml")
+            && text.contains(&format!(":{line}:"))
+            && text.contains("faults[0].provider_failure.volume")
+            && text.contains("hv9-D"),
+        "{text}"
     );
 }

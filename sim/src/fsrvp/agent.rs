@@ -255,6 +255,23 @@ struct Wait {
     end: u64,
 }
 
+/// A fault named an operation that does not wait on the server (`set_unresponsive`,
+/// `set_failing` take only [`UNRESPONSIVE_OPS`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("FssAgent fault: {op:?} is not an MS-FSRVP operation that waits (one of PrepareShadowCopySet, CommitShadowCopySet, ExposeShadowCopySet)")]
+pub struct NotAWaitingOperation {
+    pub op: String,
+}
+
+/// The operation's name as [`UNRESPONSIVE_OPS`] spells it, or why not.
+fn waiting_operation(op: &str) -> Result<&'static str, NotAWaitingOperation> {
+    UNRESPONSIVE_OPS
+        .iter()
+        .copied()
+        .find(|o| *o == op)
+        .ok_or_else(|| NotAWaitingOperation { op: op.to_string() })
+}
+
 /// Operations `set_unresponsive` accepts.
 pub const UNRESPONSIVE_OPS: [&str; 3] = [
     "PrepareShadowCopySet",
@@ -318,25 +335,20 @@ impl FssAgent {
     /// Committed with its snapshot unexposed (Abort is then a no-op, the timer deletes
     /// set and snapshot).
     ///
-    /// Panics on any other name.
-    pub fn set_unresponsive(&mut self, op: &'static str) {
-        assert!(
-            UNRESPONSIVE_OPS.contains(&op),
-            "set_unresponsive: {op} is not one of {UNRESPONSIVE_OPS:?}"
-        );
-        self.unresponsive.insert(op);
+    /// Any other name is refused with [`NotAWaitingOperation`].
+    pub fn set_unresponsive(&mut self, op: &str) -> Result<(), NotAWaitingOperation> {
+        self.unresponsive.insert(waiting_operation(op)?);
+        Ok(())
     }
 
     /// Fault: the named operation (same names as `set_unresponsive`) fails at once with
     /// FSRVP_E_WAIT_FAILED and restarts the timer at 180 s. A failed Commit returns the
     /// set to Added (its snapshots are dropped); a failed Prepare leaves it Added and a
-    /// failed Expose leaves it Committed, nothing exposed. Panics on any other name.
-    pub fn set_failing(&mut self, op: &'static str) {
-        assert!(
-            UNRESPONSIVE_OPS.contains(&op),
-            "set_failing: {op} is not one of {UNRESPONSIVE_OPS:?}"
-        );
-        self.failing.insert(op);
+    /// failed Expose leaves it Committed, nothing exposed. Any other name is refused with
+    /// [`NotAWaitingOperation`].
+    pub fn set_failing(&mut self, op: &str) -> Result<(), NotAWaitingOperation> {
+        self.failing.insert(waiting_operation(op)?);
+        Ok(())
     }
 
     /// Ends a `set_failing` fault.

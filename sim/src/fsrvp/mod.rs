@@ -12,7 +12,8 @@ pub mod file_server_vss;
 mod tests;
 
 pub use agent::{
-    exposed_name, FsrvpCall, FsrvpReply, FssAgent, SetState, ShareMapping1, UNRESPONSIVE_OPS,
+    exposed_name, FsrvpCall, FsrvpReply, FssAgent, NotAWaitingOperation, SetState, ShareMapping1,
+    UNRESPONSIVE_OPS,
 };
 pub use client::{ClientStatus, FssClient};
 pub use codes::FsrvpError;

@@ -502,7 +502,7 @@ fn abort_deletes_an_uncommitted_set_and_is_a_no_op_after_commit() {
 #[test]
 fn abort_while_creation_in_progress_is_bad_state_until_the_wait_ends() {
     let (mut agent, d, _) = setup();
-    agent.set_unresponsive("CommitShadowCopySet");
+    agent.set_unresponsive("CommitShadowCopySet").unwrap();
     let set = start(&mut agent, 0);
     add(&mut agent, 0, set, VMS);
     ok(&mut agent, 0, prepare(set));
@@ -658,7 +658,7 @@ fn timer_spares_recovered_sets_and_overdue_timers_expire_before_a_call() {
 #[test]
 fn unresponsive_commit_fails_with_fss_timeout_and_the_abort_succeeds() {
     let (mut agent, d, e) = setup();
-    agent.set_unresponsive("CommitShadowCopySet");
+    agent.set_unresponsive("CommitShadowCopySet").unwrap();
     let mut client = FssClient::new(vec![VMS.into(), OTHER.into()]);
     let (mut now, mut log) = (0, Vec::new());
     let st = drive(&mut client, &mut agent, &mut now, &mut log);
@@ -698,7 +698,7 @@ fn unresponsive_commit_fails_with_fss_timeout_and_the_abort_succeeds() {
 #[test]
 fn unresponsive_prepare_is_aborted_cleanly() {
     let (mut agent, d, _) = setup();
-    agent.set_unresponsive("PrepareShadowCopySet");
+    agent.set_unresponsive("PrepareShadowCopySet").unwrap();
     let mut client = FssClient::new(vec![VMS.into()]);
     let (mut now, mut log) = (0, Vec::new());
     let st = drive(&mut client, &mut agent, &mut now, &mut log);
@@ -721,7 +721,7 @@ fn unresponsive_prepare_is_aborted_cleanly() {
 #[test]
 fn unresponsive_expose_leaves_the_snapshot_to_the_timer() {
     let (mut agent, d, _) = setup();
-    agent.set_unresponsive("ExposeShadowCopySet");
+    agent.set_unresponsive("ExposeShadowCopySet").unwrap();
     let mut client = FssClient::new(vec![VMS.into()]);
     let (mut now, mut log) = (0, Vec::new());
     let st = drive(&mut client, &mut agent, &mut now, &mut log);
@@ -747,10 +747,17 @@ fn unresponsive_expose_leaves_the_snapshot_to_the_timer() {
 }
 
 #[test]
-#[should_panic(expected = "is not one of")]
-fn unresponsive_accepts_only_timed_operations() {
+fn unresponsive_and_failing_accept_only_timed_operations_with_a_typed_error() {
     let (mut agent, _, _) = setup();
-    agent.set_unresponsive("SetContext");
+    let e = agent.set_unresponsive("SetContext").unwrap_err();
+    assert_eq!(e.op, "SetContext");
+    assert_eq!(
+        e.to_string(),
+        "FssAgent fault: \"SetContext\" is not an MS-FSRVP operation that waits (one of \
+         PrepareShadowCopySet, CommitShadowCopySet, ExposeShadowCopySet)"
+    );
+    assert!(agent.set_failing("commitshadowcopyset").is_err());
+    assert!(agent.set_failing("CommitShadowCopySet").is_ok());
 }
 
 #[test]
@@ -826,7 +833,7 @@ fn digest_follows_the_state_and_is_deterministic() {
 #[test]
 fn stuck_expose_keeps_the_committed_snapshot_until_the_timer() {
     let (mut agent, d, _) = setup();
-    agent.set_unresponsive("ExposeShadowCopySet");
+    agent.set_unresponsive("ExposeShadowCopySet").unwrap();
     let set = start(&mut agent, 0);
     add(&mut agent, 0, set, VMS);
     ok(&mut agent, 0, commit(set));
@@ -857,7 +864,7 @@ fn stuck_expose_keeps_the_committed_snapshot_until_the_timer() {
 #[test]
 fn a_failed_commit_returns_the_set_to_added() {
     let (mut agent, d, _) = setup();
-    agent.set_failing("CommitShadowCopySet");
+    agent.set_failing("CommitShadowCopySet").unwrap();
     let set = start(&mut agent, 0);
     add(&mut agent, 0, set, VMS);
     ok(&mut agent, 0, prepare(set));
@@ -875,7 +882,7 @@ fn a_failed_commit_returns_the_set_to_added() {
 #[test]
 fn a_failed_prepare_is_reported_and_the_set_aborted() {
     let (mut agent, _, _) = setup();
-    agent.set_failing("PrepareShadowCopySet");
+    agent.set_failing("PrepareShadowCopySet").unwrap();
     let mut client = FssClient::new(vec![VMS.into()]);
     let (mut now, mut log) = (0, Vec::new());
     let st = drive(&mut client, &mut agent, &mut now, &mut log);

@@ -23,6 +23,17 @@ pub enum GuestWriterEffect {
         code: Hresult,
         state: WriterState,
     },
+    /// The callback raised an exception; VSS caught it, logged event 12366 and holds the
+    /// writer in this failed state.
+    Crashed {
+        event: WriterEvent,
+        state: WriterState,
+    },
+    /// The writer could not call back to the requester (access denied, event 8194).
+    CallbackDenied {
+        event: WriterEvent,
+        state: WriterState,
+    },
     /// Flushed: the application issues no transactions until thaw.
     Freeze,
     /// The application issues transactions again.
@@ -46,8 +57,18 @@ pub fn failure_code(f: WriterFailure) -> Hresult {
         WriterFailure::OutOfResources => Hresult::VssEWritererrorOutOfResources,
         WriterFailure::InconsistentSnapshot => Hresult::VssEWritererrorInconsistentSnapshot,
         WriterFailure::Timeout => Hresult::VssEWritererrorTimeout,
+        // VSS, not the writer, records the crashed callback's failure (UNCONFIRMED code).
+        WriterFailure::Crash => Hresult::VssEUnexpectedWriterError,
+        WriterFailure::AccessDenied => Hresult::EAccessDenied,
     }
 }
+
+/// The guest event logged when a writer cannot call back to the requester: access
+/// denied querying IVssWriterCallback (field failure 7).
+pub const EVENT_WRITER_CALLBACK_DENIED: u32 = 8194;
+
+/// The VSS event logged when a writer's callback raises an exception (field failure 5).
+pub const EVENT_WRITER_CALLBACK_CRASHED: u32 = 12366;
 
 /// The application level a writer's kind freezes at.
 pub fn level(kind: WriterKind) -> AppLevel {
@@ -121,19 +142,60 @@ impl GuestWriterCore {
         if with == WriterFailure::Timeout {
             return vec![GuestWriterEffect::Hang { event }];
         }
-        self.state = event.failed_state();
+        // Denied the callback, the writer did its work; only its answer is lost.
+        self.state = if with == WriterFailure::AccessDenied {
+            event.state_after()
+        } else {
+            event.failed_state()
+        };
         let code = failure_code(with);
-        let fail = Fail::new(
+        let crashed = with == WriterFailure::Crash;
+        let mut fail = Fail::new(
             code,
             FailureClass::Guest,
-            format!("{} failed {}", self.config.name, event.name()),
+            if crashed {
+                format!(
+                    "{}'s {} callback raised an exception (VSS event {EVENT_WRITER_CALLBACK_CRASHED})",
+                    self.config.name,
+                    event.name()
+                )
+            } else {
+                format!("{} failed {}", self.config.name, event.name())
+            },
         );
-        vec![
+        if with == WriterFailure::AccessDenied {
+            fail = Fail::new(
+                code,
+                FailureClass::Guest,
+                format!(
+                    "{}: unexpected error querying for the IVssWriterCallback interface at {}: \
+                     hr = 0x80070005, access is denied (event {EVENT_WRITER_CALLBACK_DENIED})",
+                    self.config.name,
+                    event.name()
+                ),
+            )
+            .with_event(EVENT_WRITER_CALLBACK_DENIED);
+        }
+        let told = if with == WriterFailure::AccessDenied {
+            GuestWriterEffect::CallbackDenied {
+                event,
+                state: self.state,
+            }
+        } else if crashed {
+            fail = fail.with_event(EVENT_WRITER_CALLBACK_CRASHED);
+            GuestWriterEffect::Crashed {
+                event,
+                state: self.state,
+            }
+        } else {
             GuestWriterEffect::SetWriterFailure {
                 event,
                 code,
                 state: self.state,
-            },
+            }
+        };
+        vec![
+            told,
             GuestWriterEffect::Reply {
                 delay_us: HANDLE_US,
                 event,

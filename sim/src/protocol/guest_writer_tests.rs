@@ -170,3 +170,31 @@ fn application_writers_freeze_at_back_end_level_system_writers_at_system() {
     assert_eq!(level(WriterKind::System), AppLevel::System);
     assert_eq!(level(WriterKind::Registry), AppLevel::System);
 }
+
+#[test]
+fn a_crashing_callback_is_vss_event_12366_not_set_writer_failure() {
+    // Field failure 5: the callback raised an exception; VSS caught it and logs 12366.
+    let mut w = writer(
+        WriterKind::Sql,
+        Some(At::OnFreeze),
+        Some(WriterFailure::Crash),
+    );
+    let fx = w.on_event(WriterEvent::OnFreeze);
+    assert_eq!(
+        fx[0],
+        GuestWriterEffect::Crashed {
+            event: WriterEvent::OnFreeze,
+            state: WriterState::FailedAtFreeze
+        }
+    );
+    assert!(!fx.contains(&GuestWriterEffect::Freeze));
+    let (_, state, result) = reply(&fx);
+    assert_eq!(state, WriterState::FailedAtFreeze);
+    let f = result.expect_err("crashed");
+    assert_eq!(f.code, Hresult::VssEUnexpectedWriterError);
+    assert_eq!(f.event, Some(12366));
+    assert_eq!(
+        f.detail,
+        "SqlServerWriter's OnFreeze callback raised an exception (VSS event 12366)"
+    );
+}

@@ -233,6 +233,9 @@ pub enum Msg {
     MergeStep {
         vm: usize,
     },
+    /// The requester's wait before running a failed host backup again is over (field
+    /// failure 2).
+    RetryBackup,
 }
 
 impl Message for Msg {
@@ -265,6 +268,7 @@ impl Message for Msg {
             Msg::FsrvpTimer => "FssAgentTimer",
             Msg::ReadBackup => "ReadBackup",
             Msg::MergeStep { .. } => "MergeStep",
+            Msg::RetryBackup => "RetryBackup",
         }
     }
 
@@ -305,6 +309,9 @@ impl Message for Msg {
                         if let Some(f) = &w.failure {
                             d.push(("writer_hr", Detail::Str(f.code.as_str())));
                         }
+                        let code = w.failure.as_ref().map(|f| f.code);
+                        let shown = crate::protocol::vss::vssadmin::line(w.state, code);
+                        d.push(("vssadmin", Detail::Text(shown)));
                     }
                 }
             }

@@ -423,6 +423,21 @@ fn conclude(
             .as_ref()
             .map(|f| f.detail.clone())
             .or_else(|| (!lab.server.job.done).then(|| "the job did not finish".to_string())),
+        retries: lab.server.job.retries.clone(),
+        writers: lab
+            .server
+            .job
+            .failed_writers
+            .iter()
+            .map(|w| {
+                let name = names.get(w.writer.index()).map_or("?", |n| n.as_str());
+                let code = w.failure.as_ref().map(|f| f.code);
+                format!(
+                    "{name} {}",
+                    crate::protocol::vss::vssadmin::line(w.state, code)
+                )
+            })
+            .collect(),
         vms,
         bytes_read: lab.server.bytes.read,
         bytes_hashed: lab.server.bytes.hashed,
@@ -512,6 +527,19 @@ fn expectations(s: &Scenario, r: &RunReport) -> Vec<Check> {
     if let Some(ev) = e.event {
         let raised = r.events.iter().any(|x| x.id == ev) || r.event == Some(ev);
         add(raised, format!("event {ev} raised"));
+    }
+    if let Some(n) = e.retries {
+        let got = r.retries.iter().filter(|x| x.starts_with("retry ")).count();
+        add(
+            got == n as usize,
+            format!("{n} retries of the host backup (got {got})"),
+        );
+    }
+    for w in &e.writers {
+        add(
+            r.writers.contains(w),
+            format!("writer {w} (got {})", r.writers.join("; ")),
+        );
     }
     if let Some(c) = e.failure_class {
         add(

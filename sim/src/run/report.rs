@@ -72,6 +72,11 @@ pub struct RunReport {
     /// on 2 hosts failed at the transfer").
     pub failure_evidence: Option<String>,
     pub failure: Option<String>,
+    /// The requester's retries and why it stopped retrying (field failure 2).
+    pub retries: Vec<String>,
+    /// Failed writers the requester saw, as `vssadmin list writers` shows them:
+    /// "HyperVWriter@hv1 [8] Failed / Inconsistent shadow copy" (field failure 3).
+    pub writers: Vec<String>,
     pub vms: Vec<VmReport>,
     pub bytes_read: u64,
     pub bytes_hashed: u64,
@@ -117,6 +122,12 @@ impl fmt::Display for RunReport {
         }
         if let Some(e) = &self.failure_evidence {
             writeln!(f, "  F5.T {e}")?;
+        }
+        for r in &self.retries {
+            writeln!(f, "  retry: {r}")?;
+        }
+        for w in &self.writers {
+            writeln!(f, "  writer {w}")?;
         }
         for v in &self.vms {
             write!(f, "  {}: {}", v.vm, v.method)?;

@@ -39,6 +39,11 @@ named_enum! {
         /// "The specified network name is no longer available": the connection to the
         /// backup server dropped during data transfer (F5.T communication).
         ErrorNetnameDeleted = "ERROR_NETNAME_DELETED",
+        /// "Catastrophic failure": VSS's own call inside a provider phase failed (field
+        /// failure 7: no diff area candidates).
+        EUnexpected = "E_UNEXPECTED",
+        EOutOfMemory = "E_OUTOFMEMORY",
+        EInvalidArg = "E_INVALIDARG",
     }
 }
 
@@ -78,6 +83,9 @@ impl Hresult {
             ErrorFileExists => 0x8007_0050,
             ErrorDiskFull => 0x8007_0070,
             ErrorNetnameDeleted => 0x8007_0040,
+            EUnexpected => 0x8000_FFFF,
+            EOutOfMemory => 0x8007_000E,
+            EInvalidArg => 0x8007_0057,
         }
     }
 }

@@ -367,6 +367,12 @@ named_enum! {
         OutOfResources = "VSS_E_WRITERERROR_OUTOFRESOURCES",
         InconsistentSnapshot = "VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT",
         Timeout = "timeout",
+        /// The writer's callback raises an exception: VSS logs event 12366 and the
+        /// writer fails at the event (field failure 5).
+        Crash = "crash",
+        /// The writer cannot call back to the requester (COM security): the guest logs
+        /// event 8194 and the writer's answer is lost (field failure 7).
+        AccessDenied = "E_ACCESSDENIED",
     }
 }
 
@@ -500,6 +506,19 @@ named_enum! {
 }
 
 named_enum! {
+    /// The calls VSS makes to a provider inside DoSnapshotSet (reference vss.md §1.2).
+    pub enum ProviderOperation ("provider call") {
+        BeginPrepareSnapshot = "BeginPrepareSnapshot",
+        EndPrepareSnapshots = "EndPrepareSnapshots",
+        PreCommitSnapshots = "PreCommitSnapshots",
+        CommitSnapshots = "CommitSnapshots",
+        PostCommitSnapshots = "PostCommitSnapshots",
+        PreFinalCommitSnapshots = "PreFinalCommitSnapshots",
+        PostFinalCommitSnapshots = "PostFinalCommitSnapshots",
+    }
+}
+
+named_enum! {
     /// `hv_vss_op` operations forwarded to the daemon.
     pub enum DaemonOp ("hv_vss_daemon operation") {
         Freeze = "FREEZE",
@@ -550,6 +569,18 @@ pub enum Fault {
         at: WriterEvent,
         with: WriterFailure,
     },
+    /// The host provider of the volume fails one of its calls with `code` (field failure
+    /// 7): VSS logs it (event 12293, or 8193 for its own failed routine) and fails the
+    /// whole set.
+    ProviderFailure {
+        volume: String,
+        at: ProviderOperation,
+        code: Hresult,
+    },
+    /// Another requester's snapshot set is in creation on the host until `until`
+    /// (virtual time from the start): DoSnapshotSet meanwhile gets
+    /// VSS_E_SNAPSHOT_SET_IN_PROGRESS (field failure 9).
+    SnapshotSetInProgress { host: String, until: VirtualTime },
 }
 
 named_enum! {
@@ -612,6 +643,13 @@ pub struct Expect {
     pub failure_class: Option<FailureClass>,
     #[serde(default)]
     pub vms: Vec<VmExpect>,
+    /// How many times the requester ran a failed host backup again (field failure 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Writers left failed, as `vssadmin list writers` shows them:
+    /// `"HyperVWriter@hv1 [8] Failed / Inconsistent shadow copy"` (field failure 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

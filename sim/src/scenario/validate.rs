@@ -919,6 +919,12 @@ impl Checker {
             Fault::DaemonExit { vm, .. } => ("daemon_exit", "vm", vm),
             Fault::TransferInterrupted { vm } => ("transfer_interrupted", "vm", vm),
             Fault::WriterFailure { vm, .. } => ("writer_failure", "vm", vm),
+            Fault::ProviderFailure { volume, .. } => ("provider_failure", "volume", volume),
+            Fault::SnapshotSetInProgress { host, until } => {
+                let path = format!("faults[{i}].snapshot_set_in_progress.until");
+                self.duration_at_most(path, "foreign snapshot set", *until);
+                ("snapshot_set_in_progress", "host", host)
+            }
         };
         let path = format!("faults[{i}].{field}.{kind}");
         let exists = match kind {

@@ -51,4 +51,15 @@ pub enum Effect {
     Restore { point: u32 },
     /// The job ended.
     JobDone,
+    /// A host backup's writer failed with a retryable error: its set is shut down and
+    /// retry `attempt` of `of` starts `after_us` from now (answered by
+    /// [`super::Input::RetryDue`]).
+    Retry {
+        attempt: u32,
+        of: u32,
+        after_us: u64,
+        fail: Fail,
+    },
+    /// Why a writer's failure ends the job without (another) retry: for the report.
+    RetryVerdict(String),
 }

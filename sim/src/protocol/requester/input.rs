@@ -21,6 +21,8 @@ pub enum Input {
         result: Result<(), Fail>,
         claim: Option<Claim>,
     },
+    /// The wait of [`super::Effect::Retry`] is over: the failed task runs again.
+    RetryDue,
     /// The read step asked for by [`super::Effect::ReadNext`] came.
     ReadDue,
     /// The read of [`super::Effect::Read`] ended: the transfer time, or why it failed.

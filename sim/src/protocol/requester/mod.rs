@@ -6,6 +6,7 @@
 mod effect;
 mod input;
 mod job;
+mod retry;
 mod sequence;
 mod task;
 
@@ -15,5 +16,6 @@ mod tests;
 pub use effect::Effect;
 pub use input::Input;
 pub use job::{Job, JobVm};
+pub use retry::{retryable, MAX_RETRIES, RETRY_WAIT_US};
 pub use sequence::{RequesterCore, POINT_INTERVAL_US};
 pub use task::{plan_tasks, Task};

@@ -6,9 +6,12 @@
 //! a writer's failure being what GatherWriterStatus reports); F3's checkpoints are
 //! taken, read (on the host, or from one volume snapshot per group on the proxy, F3.5)
 //! and merged. The first failure is the job's; a point is made only when nothing failed.
+//! A host backup whose writer failed with a retryable error runs again, a bounded
+//! number of times (field failure 2, [`super::retry`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use super::retry::{retryable, verdict, writer_error, MAX_RETRIES, RETRY_WAIT_US};
 use super::{plan_tasks, Effect, Input, Job, Task};
 use crate::plan::Stage as PlanStage;
 use crate::protocol::msg::{Claim, Fail, VmmsOp};
@@ -32,6 +35,8 @@ enum Stage {
     Merging,
     ReleaseSnapshot,
     Restoring,
+    /// A failed host backup waits to run again.
+    RetryWait,
     Done,
 }
 
@@ -69,6 +74,10 @@ pub struct RequesterCore {
     point: u32,
     /// What the hosts claimed of each VM.
     claims: BTreeMap<usize, Claim>,
+    /// Retries the current task has had.
+    retries: u32,
+    /// A writer's retryable failure: the task runs again once its set is shut down.
+    retry: Option<Fail>,
 }
 
 impl RequesterCore {
@@ -91,6 +100,8 @@ impl RequesterCore {
             reading: Vec::new(),
             point: 0,
             claims: BTreeMap::new(),
+            retries: 0,
+            retry: None,
         }
     }
 
@@ -121,6 +132,13 @@ impl RequesterCore {
             }
             Input::VmmsDone { op, result, claim } => self.on_vmms_done(op, result, claim, &mut fx),
             Input::ReadDue => self.read(&mut fx),
+            Input::RetryDue => {
+                if self.stage == Stage::RetryWait {
+                    let retries = self.retries;
+                    self.next_task(&mut fx);
+                    self.retries = retries;
+                }
+            }
             Input::Read(result) => self.after_read(result, &mut fx),
             Input::Restored(result) => {
                 if self.stage == Stage::Restoring {
@@ -164,6 +182,8 @@ impl RequesterCore {
             });
         }
         self.prepared = false;
+        self.retries = 0;
+        self.retry = None;
         self.snapshot_failed = false;
         self.status_after = None;
         self.set_failure = None;
@@ -350,7 +370,10 @@ impl RequesterCore {
                     }
                     self.vss(VssCall::BackupShutdown, fx);
                 }
-                (VssCall::BackupShutdown, _) => self.next_task(fx),
+                (VssCall::BackupShutdown, _) => match self.retry.take() {
+                    Some(f) => self.retry_task(f, fx),
+                    None => self.next_task(fx),
+                },
                 (_, Err(f)) => {
                     self.fail(f, fx);
                     if self.prepared {
@@ -406,11 +429,24 @@ impl RequesterCore {
         // §2.4 only logs it.
         if let (Err(f), false) = (writers, after == Some(VssCall::BackupComplete)) {
             self.task_failed = true;
-            self.fail(f, fx);
+            if retryable(&f) && self.retries < MAX_RETRIES {
+                // DoSnapshotSet's own failure was the writer's doing: the retry covers it.
+                self.set_failure = None;
+                self.retry = Some(f);
+            } else {
+                if writer_error(f.code) {
+                    fx.push(Effect::RetryVerdict(verdict(&f, self.retries)));
+                }
+                self.fail(f, fx);
+            }
         }
         if let Some(f) = self.set_failure.take() {
             self.task_failed = true;
-            self.fail(f, fx);
+            if retryable(&f) && self.retries < MAX_RETRIES && self.retry.is_none() {
+                self.retry = Some(f);
+            } else {
+                self.fail(f, fx);
+            }
         }
         match after {
             Some(VssCall::BackupComplete) => self.vss(VssCall::BackupShutdown, fx),
@@ -419,6 +455,26 @@ impl RequesterCore {
             Some(VssCall::DoSnapshotSet) => self.vss(VssCall::GetSnapshotProperties, fx),
             _ => self.vss(VssCall::BackupShutdown, fx),
         }
+    }
+
+    /// The task's set is shut down after a retryable writer failure: the same task runs
+    /// again after the wait, unless the job failed meanwhile (its abort, another task).
+    fn retry_task(&mut self, f: Fail, fx: &mut Vec<Effect>) {
+        if self.failure.is_some() {
+            self.fail(f, fx);
+            return self.next_task(fx);
+        }
+        self.retries += 1;
+        if let Some(task) = self.task.take() {
+            self.tasks.push_front(task);
+        }
+        self.stage = Stage::RetryWait;
+        fx.push(Effect::Retry {
+            attempt: self.retries,
+            of: MAX_RETRIES,
+            after_us: RETRY_WAIT_US,
+            fail: f,
+        });
     }
 
     fn start_read(&mut self, vms: Vec<usize>, fx: &mut Vec<Effect>) {

@@ -218,6 +218,7 @@ fn drive(
             })),
             Effect::Restore { .. } => Some(Input::Restored(result(&answer))),
             Effect::NextPoint { .. } => Some(Input::Start),
+            Effect::Retry { .. } => Some(Input::RetryDue),
             _ => None,
         };
         log.push(e);
@@ -286,6 +287,10 @@ fn labels(log: &[Effect]) -> Vec<String> {
                 Effect::NextPoint { .. } => "next point".into(),
                 Effect::Restore { point } => format!("restore point {point}"),
                 Effect::JobDone => "job done".into(),
+                Effect::Retry {
+                    attempt, of, fail, ..
+                } => format!("retry {attempt} of {of} after {}", fail.code.as_str()),
+                Effect::RetryVerdict(why) => format!("no retry: {why}"),
                 Effect::Tag { .. } | Effect::Claimed(_) | Effect::Failed(_) => return None,
             })
         })
@@ -521,6 +526,7 @@ fn a_writer_failure_from_gather_writer_status_is_the_jobs_and_aborts_the_set() {
         [
             "DoSnapshotSet hv1 set 1",
             "GatherWriterStatus hv1 set 1",
+            "no retry: VSS_E_WRITERERROR_TIMEOUT: not retried (only VSS_E_WRITERERROR_RETRYABLE is)",
             "fail VSS_E_WRITERERROR_TIMEOUT",
             "AbortBackup hv1 set 1",
             "BackupShutdown hv1 set 1",
@@ -539,7 +545,7 @@ fn a_writer_failure_from_gather_writer_status_is_the_jobs_and_aborts_the_set() {
 fn a_writer_failing_prepare_backup_is_seen_in_its_status_and_aborted() {
     let (core, log) = run(
         f2_job(),
-        failing("GatherWriterStatus", Hresult::VssEWritererrorRetryable),
+        failing("GatherWriterStatus", Hresult::VssEWritererrorNonretryable),
     );
     let l = labels(&log);
     assert!(!l.iter().any(|x| x.starts_with("DoSnapshotSet")), "{l:?}");
@@ -548,7 +554,8 @@ fn a_writer_failing_prepare_backup_is_seen_in_its_status_and_aborted() {
         [
             "PrepareForBackup hv1 set 1",
             "GatherWriterStatus hv1 set 1",
-            "fail VSS_E_WRITERERROR_RETRYABLE",
+            "no retry: VSS_E_WRITERERROR_NONRETRYABLE: not retried (only VSS_E_WRITERERROR_RETRYABLE is)",
+            "fail VSS_E_WRITERERROR_NONRETRYABLE",
             "AbortBackup hv1 set 1",
             "BackupShutdown hv1 set 1",
             "job done",
@@ -556,8 +563,107 @@ fn a_writer_failing_prepare_backup_is_seen_in_its_status_and_aborted() {
     );
     assert_eq!(
         core.failure().map(|f| f.code),
+        Some(Hresult::VssEWritererrorNonretryable)
+    );
+}
+
+/// Field failure 2: a writer's VSS_E_WRITERERROR_RETRYABLE once: the set is aborted and
+/// shut down, and the same host backup runs again with a new set after the wait; it
+/// succeeds and the job with it.
+#[test]
+fn a_retryable_writer_failure_runs_the_backup_again_with_a_new_set() {
+    let (core, log) = run(
+        f2_job(),
+        failing("GatherWriterStatus", Hresult::VssEWritererrorRetryable),
+    );
+    let l = labels(&log);
+    assert_eq!(
+        from(&l, "PrepareForBackup hv1 set 1")[..7],
+        [
+            "PrepareForBackup hv1 set 1",
+            "GatherWriterStatus hv1 set 1",
+            "AbortBackup hv1 set 1",
+            "BackupShutdown hv1 set 1",
+            "retry 1 of 3 after VSS_E_WRITERERROR_RETRYABLE",
+            "SetBackupState hv1 set 2",
+            "GatherWriterMetadata hv1 set 2",
+        ]
+    );
+    assert!(l.contains(&"make point 1".to_string()), "{l:?}");
+    assert_eq!(core.failure(), None);
+    assert!(failures(&log).is_empty());
+    assert!(log.iter().any(|e| matches!(
+        e,
+        Effect::Retry { after_us, .. } if *after_us == RETRY_WAIT_US
+    )));
+}
+
+/// Field failure 2: a writer failing with VSS_E_WRITERERROR_RETRYABLE every time is
+/// retried three times (four sets), then the job fails with the writer's code and says
+/// the retries ran out.
+#[test]
+fn retries_of_a_retryable_writer_failure_are_bounded() {
+    let (core, log) = run(f2_job(), |e| match e {
+        Effect::Vss {
+            call: VssCall::GatherWriterStatus,
+            ..
+        } => Answer::Fail(Hresult::VssEWritererrorRetryable),
+        _ => Answer::Ok,
+    });
+    let l = labels(&log);
+    let retries: Vec<&String> = l.iter().filter(|x| x.starts_with("retry ")).collect();
+    assert_eq!(
+        retries,
+        [
+            "retry 1 of 3 after VSS_E_WRITERERROR_RETRYABLE",
+            "retry 2 of 3 after VSS_E_WRITERERROR_RETRYABLE",
+            "retry 3 of 3 after VSS_E_WRITERERROR_RETRYABLE",
+        ]
+    );
+    assert!(
+        l.contains(&"PrepareForBackup hv1 set 4".to_string()),
+        "{l:?}"
+    );
+    assert!(!l.iter().any(|x| x.contains("set 5")), "{l:?}");
+    assert_eq!(
+        from(&l, "GatherWriterStatus hv1 set 4"),
+        [
+            "GatherWriterStatus hv1 set 4",
+            "no retry: VSS_E_WRITERERROR_RETRYABLE after 3 retries (600 s apart): the job fails",
+            "fail VSS_E_WRITERERROR_RETRYABLE",
+            "AbortBackup hv1 set 4",
+            "BackupShutdown hv1 set 4",
+            "job done",
+        ]
+    );
+    assert_eq!(
+        core.failure().map(|f| f.code),
         Some(Hresult::VssEWritererrorRetryable)
     );
+    assert_eq!(MAX_RETRIES, 3);
+}
+
+/// Field failure 2: out of resources and non-retryable writer errors end the job at
+/// once, each saying it is not retried.
+#[test]
+fn only_the_retryable_writer_error_is_retried() {
+    for code in [
+        Hresult::VssEWritererrorNonretryable,
+        Hresult::VssEWritererrorOutOfResources,
+        Hresult::VssEWritererrorInconsistentSnapshot,
+    ] {
+        let (core, log) = run(f2_job(), failing("GatherWriterStatus", code));
+        let l = labels(&log);
+        assert!(!l.iter().any(|x| x.starts_with("retry ")), "{code}: {l:?}");
+        assert!(
+            l.contains(&format!(
+                "no retry: {}: not retried (only VSS_E_WRITERERROR_RETRYABLE is)",
+                code.as_str()
+            )),
+            "{l:?}"
+        );
+        assert_eq!(core.failure().map(|f| f.code), Some(code));
+    }
 }
 
 /// The first failure is the job's: an AbortBackup failing after DoSnapshotSet failed does

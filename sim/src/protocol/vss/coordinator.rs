@@ -14,6 +14,10 @@ use crate::protocol::Fail;
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::ActorId;
 
+/// At most this many volumes in one snapshot set (reference vss.md §1.1 step 8; field
+/// failure 9).
+pub const MAX_VOLUMES_PER_SET: usize = 64;
+
 /// A registered writer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WriterReg {
@@ -81,6 +85,8 @@ pub struct Coordinator {
     freezing: bool,
     freeze_since: Option<u64>,
     hold_since: Option<u64>,
+    /// Another requester's snapshot set is in creation on this machine until then.
+    foreign_set_until: Option<u64>,
 }
 
 impl Coordinator {
@@ -99,7 +105,14 @@ impl Coordinator {
             freezing: false,
             freeze_since: None,
             hold_since: None,
+            foreign_set_until: None,
         }
+    }
+
+    /// Another requester (another backup application, a scheduled shadow copy) is
+    /// creating a snapshot set on this machine until `until_us` (field failure 9).
+    pub fn hold_foreign_set(&mut self, until_us: u64) {
+        self.foreign_set_until = Some(until_us);
     }
 
     /// Registers a writer; `freeze_us` is its freeze→thaw window, `None` for a writer
@@ -222,6 +235,29 @@ impl Coordinator {
                 Hresult::VssEBadState,
                 FailureClass::Host,
                 format!("{} is busy", self.name),
+            )));
+            return;
+        }
+        if call == VssCall::AddToSnapshotSet && volumes.len() > MAX_VOLUMES_PER_SET {
+            fx.push(refuse(Fail::new(
+                Hresult::VssEMaximumNumberOfVolumesReached,
+                FailureClass::Host,
+                format!(
+                    "{}: snapshot set {set} would hold {} volumes; at most {MAX_VOLUMES_PER_SET}",
+                    self.name,
+                    volumes.len()
+                ),
+            )));
+            return;
+        }
+        if call == VssCall::DoSnapshotSet && self.foreign_set_until.is_some_and(|t| now < t) {
+            fx.push(refuse(Fail::new(
+                Hresult::VssESnapshotSetInProgress,
+                FailureClass::Host,
+                format!(
+                    "{}: another requester's snapshot set is still being created",
+                    self.name
+                ),
             )));
             return;
         }
@@ -596,6 +632,7 @@ impl Coordinator {
         if let Err(f) = result {
             if run.call == VssCall::DoSnapshotSet && !run.aborting {
                 // No partial commit: one provider failing fails the whole set.
+                let f = super::provider_error::reported(&self.name, call, f);
                 self.abort_set(now, f, fx);
                 return;
             }
@@ -647,7 +684,14 @@ impl Coordinator {
                 if run.call == VssCall::DoSnapshotSet && !run.aborting {
                     set_aborted(&self.name, &fail)
                 } else {
-                    fail
+                    // Outside DoSnapshotSet the call still finishes: the writer's
+                    // VSS_E_WRITER_NOT_RESPONDING reaches the requester through
+                    // GatherWriterStatus, as every writer failure does (reference §8).
+                    if let Some(run) = self.running.as_mut() {
+                        run.waiting.clear();
+                    }
+                    self.advance(now, fx);
+                    return;
                 }
             }
         };

@@ -8,15 +8,17 @@ mod coordinator;
 mod effect;
 mod input;
 mod provider;
+mod provider_error;
 mod sequence;
 mod timer;
+pub mod vssadmin;
 mod writer;
 
 #[cfg(test)]
 mod tests;
 
 pub use call::VssCall;
-pub use coordinator::{Coordinator, WriterReg};
+pub use coordinator::{Coordinator, WriterReg, MAX_VOLUMES_PER_SET};
 pub use effect::Effect;
 pub use input::Input;
 pub use provider::ProviderCall;

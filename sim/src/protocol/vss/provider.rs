@@ -16,6 +16,21 @@ pub enum ProviderCall {
 }
 
 impl ProviderCall {
+    /// The scenario's name of this call, for a call inside DoSnapshotSet.
+    pub fn operation(self) -> Option<crate::scenario::ProviderOperation> {
+        use crate::scenario::ProviderOperation as Op;
+        Some(match self {
+            ProviderCall::BeginPrepareSnapshot => Op::BeginPrepareSnapshot,
+            ProviderCall::EndPrepareSnapshots => Op::EndPrepareSnapshots,
+            ProviderCall::PreCommitSnapshots => Op::PreCommitSnapshots,
+            ProviderCall::CommitSnapshots => Op::CommitSnapshots,
+            ProviderCall::PostCommitSnapshots => Op::PostCommitSnapshots,
+            ProviderCall::PreFinalCommitSnapshots => Op::PreFinalCommitSnapshots,
+            ProviderCall::PostFinalCommitSnapshots => Op::PostFinalCommitSnapshots,
+            ProviderCall::AbortSnapshots | ProviderCall::DeleteSnapshots => return None,
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ProviderCall::BeginPrepareSnapshot => "BeginPrepareSnapshot",

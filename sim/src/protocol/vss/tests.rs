@@ -927,7 +927,9 @@ fn the_hold_timer_is_ignored_once_the_set_is_aborting() {
 }
 
 #[test]
-fn a_writer_not_answering_prepare_backup_is_unknown_and_the_call_fails() {
+/// Field failure 5: VSS gives up on the writer; PrepareForBackup finishes and the
+/// writer's VSS_E_WRITER_NOT_RESPONDING is in GatherWriterStatus (reference §8).
+fn a_writer_not_answering_prepare_backup_is_unknown_in_its_status() {
     let mut c = guest();
     let first = call(&mut c, 0, VssCall::PrepareForBackup);
     assert!(first.contains(&Effect::SetTimer {
@@ -942,9 +944,17 @@ fn a_writer_not_answering_prepare_backup_is_unknown_and_the_call_fails() {
         now + EVENT_TIMEOUT_US,
         Input::Timer(VssTimer::WriterResponse),
     );
-    assert_eq!(labels(&fx), ["finish VSS_E_WRITER_NOT_RESPONDING"]);
+    assert_eq!(labels(&fx), ["finish S_OK"]);
     assert_eq!(state_of(&c, SYSTEM), WriterState::Unknown);
     assert_eq!(state_of(&c, FRONT), WriterState::Stable);
+    assert_eq!(
+        status(&mut c, now + EVENT_TIMEOUT_US),
+        [(
+            SYSTEM,
+            WriterState::Unknown,
+            Some(Hresult::VssEWriterNotResponding)
+        )]
+    );
 }
 
 #[test]
@@ -1095,4 +1105,59 @@ fn a_busy_service_refuses_a_second_call_with_bad_state() {
     let fx = call(&mut c, 1, VssCall::BackupComplete);
     assert_eq!(labels(&fx), ["refuse VSS_E_BAD_STATE"]);
     assert_eq!(c.running(), Some(VssCall::DoSnapshotSet));
+}
+
+fn add_volumes(c: &mut Coordinator, n: usize) -> Vec<Effect> {
+    c.handle(
+        0,
+        Input::Call {
+            from: REQUESTER,
+            call: VssCall::AddToSnapshotSet,
+            set: SET,
+            volumes: (0..n).map(|i| format!("V{i}")).collect(),
+            with_writers: true,
+        },
+    )
+}
+
+/// Field failure 9: a set takes 64 volumes; the 65th is refused with its code.
+#[test]
+fn a_set_holds_at_most_64_volumes() {
+    let mut c = guest();
+    assert_eq!(
+        labels(&add_volumes(&mut c, MAX_VOLUMES_PER_SET)),
+        ["finish S_OK"]
+    );
+    let fx = add_volumes(&mut c, MAX_VOLUMES_PER_SET + 1);
+    let [Effect::Refuse { fail, .. }] = fx.as_slice() else {
+        panic!("{fx:?}");
+    };
+    assert_eq!(fail.code, Hresult::VssEMaximumNumberOfVolumesReached);
+    assert!(
+        fail.detail.contains("65 volumes; at most 64"),
+        "{}",
+        fail.detail
+    );
+}
+
+/// Field failure 9: while another requester's set is in creation, DoSnapshotSet is
+/// refused with VSS_E_SNAPSHOT_SET_IN_PROGRESS before any writer hears of it; after,
+/// it runs.
+#[test]
+fn another_requesters_set_in_creation_refuses_do_snapshot_set_until_it_is_done() {
+    let mut c = guest();
+    c.hold_foreign_set(300_000_000);
+    let fx = call(&mut c, 1_000, VssCall::DoSnapshotSet);
+    let [Effect::Refuse { fail, .. }] = fx.as_slice() else {
+        panic!("{fx:?}");
+    };
+    assert_eq!(fail.code, Hresult::VssESnapshotSetInProgress);
+    assert_eq!(c.running(), None);
+    let fx = call(&mut c, 300_000_000, VssCall::DoSnapshotSet);
+    assert!(
+        protocol(&fx)
+            .iter()
+            .any(|l| l.ends_with("OnPrepareSnapshot")),
+        "{fx:?}"
+    );
 }
