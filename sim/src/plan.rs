@@ -139,7 +139,7 @@ fn production_blocker(s: &Scenario, vm: &Vm, host: HyperVVersion) -> Option<Stri
 }
 
 fn daemon_state(vm: &Vm) -> DaemonState {
-    vm.guest.vss_daemon.unwrap_or(DaemonState::Running)
+    vm.guest.vss_daemon.clone().unwrap_or(DaemonState::Running)
 }
 
 pub fn plan(s: &Scenario, vm_index: usize) -> Plan {

@@ -70,6 +70,15 @@ impl HvIc {
                 }
                 IcEffect::HvVss { to, op } => cx.out.send(to, hv_vss(op)),
                 IcEffect::Froze => cx.world.vms[self.vm].capture(Point::Freeze),
+                IcEffect::HotBackup { no_auto_recovery } => {
+                    cx.world.vms[self.vm].no_auto_recovery = no_auto_recovery;
+                    if no_auto_recovery {
+                        cx.out.detail(
+                            "auto_recovery",
+                            "none: the guest answered VSS_HBU_NO_AUTO_RECOVERY (R5)",
+                        );
+                    }
+                }
                 IcEffect::Ready => {
                     super::tag(cx.world, &mut cx.out, self.vm, crate::plan::Stage::Ready)
                 }
@@ -103,7 +112,7 @@ impl Actor<Msg, Site> for HvIc {
                 self.core.on_vss_done(call, result)
             }
             Msg::HvVssReply { msg, status } => match HvVssMsg::decode(&msg) {
-                Ok(m) => self.core.on_hv_vss_reply(m.op, status),
+                Ok(m) => self.core.on_hv_vss_reply(m.op, m.flags, status),
                 Err(_) => return,
             },
             Msg::VmmsDone { result, .. } => self.core.on_vmms_done(result),

@@ -64,6 +64,7 @@ impl HyperVWriter {
                     saved: v.power == Power::Saved,
                     checkpoints: v.disks.iter().any(|d| d.chain.checkpoints() > 0),
                     raises_guest_not_ready: v.host_version.at_least(HyperVVersion::V2012R2),
+                    no_auto_recovery: v.no_auto_recovery,
                 }
             })
             .collect()
@@ -139,6 +140,15 @@ impl WriterPort for Port<'_, '_> {
                     set: Some(set),
                     files,
                 });
+            }
+            WriterEffect::NoAutoRecovery { vm } => {
+                let name = &cx.world.vms[vm].name;
+                cx.out.detail(
+                    "auto_recovery",
+                    format!(
+                        "skipped for {name}: its guest answered HOT_BACKUP with VSS_HBU_NO_AUTO_RECOVERY, so no auto-recovery checkpoint and no AUTO_RECOVER; the image is the backup checkpoint's parent, frozen at FREEZE (R5)"
+                    ),
+                );
             }
             WriterEffect::AutoRecovered { chunks } => cx.out.detail(
                 "auto_recovery",

@@ -132,6 +132,8 @@ fn build_on(
             downtime_us: 0,
             frozen: false,
             held: false,
+            fs_frozen: Vec::new(),
+            no_auto_recovery: false,
             writers: vm.guest.writers.len(),
             disks: Vec::new(),
             oracle: Oracle::new(vm.disks.len()),
