@@ -124,12 +124,13 @@ impl LinuxVssDaemon {
                 Effect::Note(n) => cx.out.detail("note", n),
             }
         }
-        // No transaction in flight: the driver's timers have nothing left to guard.
+        // No transaction in flight and no late answer to write: the driver's timers
+        // have nothing left to guard.
         let idle = matches!(
             self.driver.state(),
             TransactionState::Ready | TransactionState::DeviceInit
         );
-        if idle && self.driver.queued() == 0 {
+        if idle && self.driver.queued() == 0 && !self.driver.answer_pending() {
             for (_, t) in self.timers.drain(..) {
                 cx.out.cancel_timer(t);
             }

@@ -110,6 +110,11 @@ impl HvSnapshot {
         &self.daemon
     }
 
+    /// The daemon still has an answer to write (a slow reply): its timer must stay.
+    pub fn answer_pending(&self) -> bool {
+        self.late_answer.is_some()
+    }
+
     /// Host messages waiting in the ring.
     pub fn queued(&self) -> usize {
         self.ring.len()
