@@ -275,3 +275,30 @@ fn a_bad_daemon_behaviour_is_refused_at_its_field_and_line() {
         "{e}"
     );
 }
+
+#[test]
+fn a_mismatched_integration_components_version_is_a_warning_not_an_offline_backup() {
+    // Field failure 19, R1 corrected: event 4010 and "Degraded", the backup runs as usual.
+    let out = library::told("r1-linux-ic-version-mismatch-degraded");
+    let e = out
+        .report
+        .events
+        .iter()
+        .find(|e| e.id == 4010)
+        .expect("4010");
+    assert_eq!(e.host, "hv1");
+    assert!(
+        out.report.vms[0].note.contains("Degraded"),
+        "{}",
+        out.report
+    );
+
+    // A Windows guest with 2012 components on a 2012 R2 host stays online too.
+    use hvsim_sim::plan::{plan, Method};
+    let mut s = (*library::load("f2-online-backup-checkpoint")).clone();
+    let before = plan(&s, 0).method;
+    s.vms[0].integration_services.version = Some(hvsim_sim::scenario::HyperVVersion::V2012);
+    assert_eq!(before, Method::GuestVss);
+    assert_eq!(plan(&s, 0).method, Method::GuestVss);
+    assert!(plan(&s, 0).reason.contains("event 4010"));
+}

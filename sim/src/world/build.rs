@@ -220,6 +220,16 @@ fn build_on(
         if let Some(i) = lab.vm_index(name) {
             let p = crate::plan::plan(&lab.scenario, i);
             lab.plans.insert(i, p);
+            // Field failure 19: the host logs the version mismatch; the VM keeps working.
+            let s = Rc::clone(&lab.scenario);
+            if let Some(why) = crate::plan::ic_mismatch(&s, &s.vms[i]) {
+                let vm = &s.vms[i];
+                lab.raise(
+                    4010,
+                    &vm.host,
+                    format!("virtual machine '{}': {why}", vm.name),
+                );
+            }
         }
     }
     initial_content(&mut lab, guids)?;
