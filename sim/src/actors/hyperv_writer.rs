@@ -35,6 +35,18 @@ fn readiness(plan: &Plan) -> Readiness {
     }
 }
 
+/// The writer's component for a 2008 R2 / 2012 VM, as backup tools show it (reference
+/// §4.1, field failure 14): which of the writer's two methods backs the VM up.
+fn component(lab: &Lab, vm: usize) -> Option<String> {
+    let plan = lab.plans.get(&vm).filter(|p| p.flow == Flow::F1)?;
+    let method = match readiness(plan) {
+        Readiness::SavedState => "Backup Using Saved State",
+        Readiness::ChildVmSnapshot => "Backup Using Child Partition Snapshot",
+        _ => return None,
+    };
+    Some(format!("{method}\\{}", lab.vms[vm].name))
+}
+
 impl HyperVWriter {
     pub fn new(host: &str, vmms: ActorId) -> Self {
         HyperVWriter {
@@ -95,6 +107,11 @@ impl WriterPort for Port<'_, '_> {
                     WriterStep::AutoRecovery => Stage::AutoRecovery,
                 };
                 super::tag(cx.world, &mut cx.out, vm, stage);
+                if step == WriterStep::GuestRequest {
+                    if let Some(c) = component(cx.world, vm) {
+                        cx.out.detail("component", c);
+                    }
+                }
             }
             WriterEffect::Send {
                 to,
