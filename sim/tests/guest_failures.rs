@@ -40,3 +40,36 @@ fn offline_vms_are_backed_up_through_the_saved_state_component() {
         .iter()
         .any(|l| l.contains("component=Backup Using Child Partition Snapshot\\")));
 }
+
+/// Field failure 20: an in-guest iSCSI volume fails the VM with 0x800423F4 before the
+/// guest's VSS is called, and the requester does not retry it.
+#[test]
+fn an_in_guest_iscsi_volume_fails_non_retryable() {
+    let out = library::told("f2-guest-iscsi-volume-non-retryable");
+    assert!(out.story.iter().all(|l| !l.contains("→ GuestVss@file01")));
+    assert_eq!(
+        out.report.code.map(|c| c.value()),
+        Some(0x800423F4),
+        "{}",
+        out.report
+    );
+    assert!(out.report.events.iter().any(|e| e.id == 10150));
+    let attempts = out
+        .story
+        .iter()
+        .filter(|l| l.contains("GuestBackupRequest"))
+        .count();
+    assert_eq!(attempts, 1, "a non-retryable failure is not retried");
+}
+
+/// Field failure 20: an old guest's writer that overruns its freeze ends in state 9.
+#[test]
+fn an_old_guests_writer_ends_failed_at_freeze() {
+    let out = library::told("f2-old-guest-writer-failed-at-freeze");
+    assert!(out
+        .story
+        .iter()
+        .any(|l| l.contains("state=VSS_WS_FAILED_AT_FREEZE")
+            && l.contains("writer_hr=VSS_E_WRITERERROR_TIMEOUT")));
+    assert_eq!(out.report.code.map(|c| c.value()), Some(0x800423F2));
+}

@@ -96,7 +96,16 @@ impl Actor<Msg, Site> for HvIc {
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let from = env.sender().unwrap_or(cx.out.me());
         let effects = match env.msg {
-            Msg::IcBackup { purpose } => self.core.on_backup(from, purpose),
+            Msg::IcBackup { purpose } => {
+                let iscsi = cx
+                    .world
+                    .scenario
+                    .vm(&cx.world.vms[self.vm].name)
+                    .and_then(|v| v.disks.iter().flat_map(|d| &d.volumes).find(|g| g.iscsi))
+                    .map(|g| g.mount.clone());
+                self.core.set_unsupported_volume(iscsi);
+                self.core.on_backup(from, purpose)
+            }
             Msg::IcFinish { ok } => self.core.on_finish(from, ok),
             Msg::VssDone {
                 call,

@@ -89,6 +89,9 @@ pub struct IcCore {
     pending_finish: Option<bool>,
     /// What the guest reached, when it is ready.
     reached: Reached,
+    /// A guest volume the integration services' provider cannot shadow-copy (an iSCSI
+    /// disk the guest attaches itself): the guest's backup fails non-retryable.
+    unsupported_volume: Option<String>,
 }
 
 impl IcCore {
@@ -107,7 +110,13 @@ impl IcCore {
             set_failure: None,
             pending_finish: None,
             reached: Reached::Application,
+            unsupported_volume: None,
         }
+    }
+
+    /// Names a guest volume the integration services cannot snapshot (field failure 20).
+    pub fn set_unsupported_volume(&mut self, mount: Option<String>) {
+        self.unsupported_volume = mount;
     }
 
     pub fn stage(&self) -> IcStage {
@@ -124,6 +133,17 @@ impl IcCore {
         self.set_failure = None;
         self.pending_finish = None;
         match (self.os, self.peer) {
+            (GuestOs::Windows, Some(_)) if self.unsupported_volume.is_some() => {
+                let mount = self.unsupported_volume.clone().unwrap_or_default();
+                let f = Fail::new(
+                    Hresult::VssEWritererrorNonretryable,
+                    FailureClass::Guest,
+                    format!(
+                        "{mount} is on an iSCSI disk inside the guest: the integration services' shadow copy provider cannot snapshot it"
+                    ),
+                );
+                self.ready(Err(f), &mut fx);
+            }
             (GuestOs::Windows, Some(_)) => {
                 self.set += 1;
                 fx.push(IcEffect::GuestRequester);

@@ -341,3 +341,28 @@ fn a_host_abort_while_the_guest_makes_its_set_aborts_it_once_made() {
     assert_eq!(f.code, Hresult::VssEUnexpected);
     assert_eq!(ic.stage(), IcStage::Idle);
 }
+
+#[test]
+fn an_iscsi_volume_in_a_windows_guest_fails_non_retryable_before_any_vss_call() {
+    // Field failure 20: the integration services' provider cannot snapshot a disk the
+    // guest attaches over iSCSI: 0x800423F4, which a requester must not retry.
+    let mut ic = ic(GuestOs::Windows);
+    ic.set_unsupported_volume(Some("E:".into()));
+    let fx = ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+    assert!(!fx.iter().any(|e| matches!(e, IcEffect::CallVss { .. })));
+    let f = ready(&fx).expect("answered").expect_err("refused");
+    assert_eq!(
+        (f.code, f.class),
+        (Hresult::VssEWritererrorNonretryable, FailureClass::Guest)
+    );
+    assert_eq!(f.code.value(), 0x800423F4);
+    assert!(
+        f.detail.starts_with("E: is on an iSCSI disk"),
+        "{}",
+        f.detail
+    );
+    // Without it the guest's requester runs.
+    ic.set_unsupported_volume(None);
+    let fx = ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+    assert_eq!(fx[0], IcEffect::GuestRequester);
+}

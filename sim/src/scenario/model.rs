@@ -301,6 +301,11 @@ pub struct GuestVolume {
     /// Mount of the guest volume holding this volume's shadow storage, if any (R1).
     #[serde(default)]
     pub shadow_storage: Option<String>,
+    /// Windows: the volume is on an iSCSI disk the guest attaches itself, not on a
+    /// virtual disk: the integration services' provider cannot shadow-copy it (field
+    /// failure 20). Its bytes still live in the modelled virtual disk.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub iscsi: bool,
 }
 
 named_enum! {

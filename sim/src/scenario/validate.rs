@@ -978,6 +978,17 @@ impl Checker {
             }
             _ => {}
         }
+        for (j, k, g) in mounts {
+            if g.iscsi && vm.guest.os != GuestOs::Windows {
+                self.problem(
+                    format!("vms[{i}].disks[{j}].volumes[{k}].iscsi"),
+                    format!(
+                        "an in-guest iSCSI volume is modelled for Windows guests, this guest is {}",
+                        vm.guest.os
+                    ),
+                );
+            }
+        }
         if vm.guest.os != GuestOs::Linux && !vm.guest.frozen_by_admin.is_empty() {
             self.problem(
                 at("frozen_by_admin"),
