@@ -67,9 +67,6 @@ fn online_blocker(s: &Scenario, vm: &Vm, host: HyperVVersion) -> Option<String> 
     if vm.guest.os != GuestOs::Windows {
         return Some("the guest has no VSS (R1)".into());
     }
-    if ic.version.is_some_and(|v| v != host) {
-        return Some("integration components differ from the host's version (R1)".into());
-    }
     for (i, d) in vm.disks.iter().enumerate() {
         if d.dynamic {
             return Some(format!("{} is a dynamic disk (R1)", d.file));
@@ -139,11 +136,28 @@ fn production_blocker(s: &Scenario, vm: &Vm, host: HyperVVersion) -> Option<Stri
 }
 
 fn daemon_state(vm: &Vm) -> DaemonState {
-    vm.guest.vss_daemon.unwrap_or(DaemonState::Running)
+    vm.guest.vss_daemon.clone().unwrap_or(DaemonState::Running)
+}
+
+/// R1 / field failure 19: integration components from another host version are a
+/// warning (event 4010, "Degraded" in Hyper-V Manager), not a reason to back up offline.
+pub fn ic_mismatch(s: &Scenario, vm: &Vm) -> Option<String> {
+    let host = s.hosts.iter().find(|h| h.name == vm.host)?.version;
+    let ic = vm.integration_services.version.filter(|v| *v != host)?;
+    Some(format!(
+        "integration services from {ic} on a {host} host: shown \"Degraded\" (event 4010), the backup still runs (R1)"
+    ))
 }
 
 pub fn plan(s: &Scenario, vm_index: usize) -> Plan {
     let mut p = plan_disks(s, vm_index);
+    if let Some(note) = ic_mismatch(s, &s.vms[vm_index]) {
+        p.reason = if p.reason.is_empty() {
+            note
+        } else {
+            format!("{}; {note}", p.reason)
+        };
+    }
     // R13: whatever the flow, a pass-through disk has no file the host can snapshot.
     for d in &s.vms[vm_index].pass_through {
         let note = format!(

@@ -70,6 +70,15 @@ impl HvIc {
                 }
                 IcEffect::HvVss { to, op } => cx.out.send(to, hv_vss(op)),
                 IcEffect::Froze => cx.world.vms[self.vm].capture(Point::Freeze),
+                IcEffect::HotBackup { no_auto_recovery } => {
+                    cx.world.vms[self.vm].no_auto_recovery = no_auto_recovery;
+                    if no_auto_recovery {
+                        cx.out.detail(
+                            "auto_recovery",
+                            "none: the guest answered VSS_HBU_NO_AUTO_RECOVERY (R5)",
+                        );
+                    }
+                }
                 IcEffect::Ready => {
                     super::tag(cx.world, &mut cx.out, self.vm, crate::plan::Stage::Ready)
                 }
@@ -87,7 +96,16 @@ impl Actor<Msg, Site> for HvIc {
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let from = env.sender().unwrap_or(cx.out.me());
         let effects = match env.msg {
-            Msg::IcBackup { purpose } => self.core.on_backup(from, purpose),
+            Msg::IcBackup { purpose } => {
+                let iscsi = cx
+                    .world
+                    .scenario
+                    .vm(&cx.world.vms[self.vm].name)
+                    .and_then(|v| v.disks.iter().flat_map(|d| &d.volumes).find(|g| g.iscsi))
+                    .map(|g| g.mount.clone());
+                self.core.set_unsupported_volume(iscsi);
+                self.core.on_backup(from, purpose)
+            }
             Msg::IcFinish { ok } => self.core.on_finish(from, ok),
             Msg::VssDone {
                 call,
@@ -103,7 +121,7 @@ impl Actor<Msg, Site> for HvIc {
                 self.core.on_vss_done(call, result)
             }
             Msg::HvVssReply { msg, status } => match HvVssMsg::decode(&msg) {
-                Ok(m) => self.core.on_hv_vss_reply(m.op, status),
+                Ok(m) => self.core.on_hv_vss_reply(m.op, m.flags, status),
                 Err(_) => return,
             },
             Msg::VmmsDone { result, .. } => self.core.on_vmms_done(result),

@@ -35,6 +35,18 @@ fn readiness(plan: &Plan) -> Readiness {
     }
 }
 
+/// The writer's component for a 2008 R2 / 2012 VM, as backup tools show it (reference
+/// §4.1, field failure 14): which of the writer's two methods backs the VM up.
+fn component(lab: &Lab, vm: usize) -> Option<String> {
+    let plan = lab.plans.get(&vm).filter(|p| p.flow == Flow::F1)?;
+    let method = match readiness(plan) {
+        Readiness::SavedState => "Backup Using Saved State",
+        Readiness::ChildVmSnapshot => "Backup Using Child Partition Snapshot",
+        _ => return None,
+    };
+    Some(format!("{method}\\{}", lab.vms[vm].name))
+}
+
 impl HyperVWriter {
     pub fn new(host: &str, vmms: ActorId) -> Self {
         HyperVWriter {
@@ -64,6 +76,7 @@ impl HyperVWriter {
                     saved: v.power == Power::Saved,
                     checkpoints: v.disks.iter().any(|d| d.chain.checkpoints() > 0),
                     raises_guest_not_ready: v.host_version.at_least(HyperVVersion::V2012R2),
+                    no_auto_recovery: v.no_auto_recovery,
                 }
             })
             .collect()
@@ -94,6 +107,11 @@ impl WriterPort for Port<'_, '_> {
                     WriterStep::AutoRecovery => Stage::AutoRecovery,
                 };
                 super::tag(cx.world, &mut cx.out, vm, stage);
+                if step == WriterStep::GuestRequest {
+                    if let Some(c) = component(cx.world, vm) {
+                        cx.out.detail("component", c);
+                    }
+                }
             }
             WriterEffect::Send {
                 to,
@@ -139,6 +157,15 @@ impl WriterPort for Port<'_, '_> {
                     set: Some(set),
                     files,
                 });
+            }
+            WriterEffect::NoAutoRecovery { vm } => {
+                let name = &cx.world.vms[vm].name;
+                cx.out.detail(
+                    "auto_recovery",
+                    format!(
+                        "skipped for {name}: its guest answered HOT_BACKUP with VSS_HBU_NO_AUTO_RECOVERY, so no auto-recovery checkpoint and no AUTO_RECOVER; the image is the backup checkpoint's parent, frozen at FREEZE (R5)"
+                    ),
+                );
             }
             WriterEffect::AutoRecovered { chunks } => cx.out.detail(
                 "auto_recovery",

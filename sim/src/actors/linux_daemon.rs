@@ -50,26 +50,48 @@ pub fn proc_mounts(vm: &Vm) -> String {
     text
 }
 
+/// The kernel's operation for a scenario's daemon operation.
+fn hv_op(op: DaemonOp) -> HvVssOp {
+    match op {
+        DaemonOp::Freeze => HvVssOp::Freeze,
+        DaemonOp::Thaw => HvVssOp::Thaw,
+        DaemonOp::HotBackup => HvVssOp::HotBackup,
+    }
+}
+
 impl LinuxVssDaemon {
     pub fn new(vm_name: &str, vm: usize, spec: &Vm, fault: Option<DaemonFault>) -> Self {
+        let state = spec
+            .guest
+            .vss_daemon
+            .clone()
+            .unwrap_or(DaemonState::Running);
         // A missing daemon is the guest's make-up (R5), not a fault: nothing to misbehave.
-        let missing = spec.guest.vss_daemon == Some(DaemonState::Missing);
-        let behaviour = match (missing, fault) {
-            (true, _) => DaemonBehaviour::Absent,
-            (false, Some(DaemonFault::Hangs)) => DaemonBehaviour::Hanging,
-            (false, Some(DaemonFault::ExitsDuring(op))) => DaemonBehaviour::ExitsDuring(match op {
-                DaemonOp::Freeze => HvVssOp::Freeze,
-                DaemonOp::Thaw => HvVssOp::Thaw,
-                DaemonOp::HotBackup => HvVssOp::HotBackup,
-            }),
-            (false, None) => DaemonBehaviour::Running,
+        // Otherwise a planned fault (a hang, a `daemon_exit`) overrides the daemon's own
+        // behaviour.
+        let behaviour = match (state, fault) {
+            (DaemonState::Missing, _) => DaemonBehaviour::Absent,
+            (_, Some(DaemonFault::Hangs)) => DaemonBehaviour::Hanging,
+            (_, Some(DaemonFault::ExitsDuring(op))) => DaemonBehaviour::ExitsDuring(hv_op(op)),
+            (DaemonState::Running | DaemonState::Hanging, None) => DaemonBehaviour::Running,
+            (DaemonState::SyslogDeadlock, None) => DaemonBehaviour::SyslogDeadlock,
+            (DaemonState::FreezeFails { target, errno }, None) => {
+                DaemonBehaviour::FreezeFails { target, errno }
+            }
+            (DaemonState::SlowReply { op, delay }, None) => DaemonBehaviour::SlowReply {
+                op: hv_op(op),
+                delay_us: delay.millis.saturating_mul(1_000),
+            },
+            (DaemonState::ExitsDuring(op), None) => DaemonBehaviour::ExitsDuring(hv_op(op)),
         };
         // The mounts come from the scenario's own volumes: they always parse.
         let mounts = parse_proc_mounts(&proc_mounts(spec)).unwrap_or_default();
+        let daemon =
+            HvVssDaemon::new(mounts, behaviour).with_frozen_by_admin(&spec.guest.frozen_by_admin);
         LinuxVssDaemon {
             name: format!("LinuxVssDaemon@{vm_name}"),
             vm,
-            driver: HvSnapshot::new(HvVssDaemon::new(mounts, behaviour)),
+            driver: HvSnapshot::new(daemon),
             host: None,
             timers: Vec::new(),
         }
@@ -102,20 +124,23 @@ impl LinuxVssDaemon {
                 Effect::Note(n) => cx.out.detail("note", n),
             }
         }
-        // No transaction in flight: the driver's timers have nothing left to guard.
+        // No transaction in flight and no late answer to write: the driver's timers
+        // have nothing left to guard.
         let idle = matches!(
             self.driver.state(),
             TransactionState::Ready | TransactionState::DeviceInit
         );
-        if idle && self.driver.queued() == 0 {
+        if idle && self.driver.queued() == 0 && !self.driver.answer_pending() {
             for (_, t) in self.timers.drain(..) {
                 cx.out.cancel_timer(t);
             }
         }
         // A frozen file system holds every guest write to it; the workload writes
         // everywhere, so any frozen mount holds the guest.
-        let frozen = !self.driver.daemon().frozen().is_empty();
-        cx.world.vms[self.vm].held = frozen;
+        let frozen = self.driver.daemon().frozen().to_vec();
+        let v = &mut cx.world.vms[self.vm];
+        v.held = !frozen.is_empty();
+        v.fs_frozen = frozen;
         cx.out.detail("state", format!("{:?}", self.driver.state()));
     }
 }

@@ -86,7 +86,8 @@ fn facts(lab: &Lab, vm: usize) -> VmmsVm {
         name: v.name.clone(),
         running: v.power == Power::Running,
         saved_since_us: v.saved_at_us.filter(|_| v.power == Power::Saved),
-        auto_recovery: plan.is_some_and(|p| p.flow == Flow::F2),
+        // F2.6, unless the guest's HOT_BACKUP answer asked for none (R5).
+        auto_recovery: plan.is_some_and(|p| p.flow == Flow::F2) && !v.no_auto_recovery,
         quiesce: match plan.map(|p| p.method) {
             Some(Method::GuestVss | Method::DaemonFreeze) => Quiesce::Guest,
             _ => Quiesce::None,

@@ -76,6 +76,8 @@ fn vm_on(volume: &Volume) -> VmLab {
         downtime_us: 0,
         frozen: false,
         held: false,
+        fs_frozen: Vec::new(),
+        no_auto_recovery: false,
         writers: 0,
         disks: vec![DiskLab {
             file: "d.vhdx".into(),

@@ -242,7 +242,7 @@ impl FaultPlan {
                 }
             }
             if spec.guest.os == GuestOs::Linux
-                && spec.guest.vss_daemon == Some(DaemonState::Hanging)
+                && spec.guest.vss_daemon.as_ref() == Some(&DaemonState::Hanging)
             {
                 faults.push(PlannedFault::DaemonHang { vm: v });
             }

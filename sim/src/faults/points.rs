@@ -172,7 +172,12 @@ impl FaultPlan {
             let vm = &s.vms[p.vm];
             let daemon = vm.guest.os == GuestOs::Linux
                 && vm.integration_services.installed
-                && vm.guest.vss_daemon.unwrap_or(DaemonState::Running) == DaemonState::Running
+                && vm
+                    .guest
+                    .vss_daemon
+                    .as_ref()
+                    .unwrap_or(&DaemonState::Running)
+                    == &DaemonState::Running
                 && p.method == Method::DaemonFreeze;
             if daemon {
                 for during in DAEMON_OPS {

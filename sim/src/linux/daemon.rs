@@ -28,8 +28,9 @@ pub enum DaemonBehaviour {
     Hanging,
     /// Exits (closes the device) when it receives this operation, before acting on it.
     ExitsDuring(HvVssOp),
-    /// Logs to syslog while `/` is frozen: the first request after it froze `/` blocks
-    /// forever (the FREEZE that froze `/` itself is answered), so `/` stays frozen.
+    /// The guest's syslog writes to `/`: upstream logs each request's result before it
+    /// writes the answer, so once `/` is frozen that syslog() call blocks for good. The
+    /// FREEZE that froze `/` is never answered and `/` stays frozen (field failure 17).
     SyslogDeadlock,
     /// FIFREEZE on `target` fails with `errno` (EBUSY counts as success).
     FreezeFails { target: String, errno: i32 },
@@ -84,9 +85,8 @@ pub struct HvVssDaemon {
     busy: bool,
     /// The daemon's own "I froze something" flag (`fs_frozen` upstream).
     fs_frozen: bool,
-    /// Whether `/` was frozen by this daemon since its last thaw (SyslogDeadlock).
-    root_frozen: bool,
-    /// Targets whose FIFREEZE froze a device, in freeze order, and those devices.
+    /// Targets whose FIFREEZE froze a device (the daemon's or an administrator's), in
+    /// freeze order, and those devices.
     frozen_targets: Vec<String>,
     frozen_sources: Vec<String>,
     counters: DaemonCounters,
@@ -102,11 +102,32 @@ impl HvVssDaemon {
             stuck: false,
             busy: false,
             fs_frozen: false,
-            root_frozen: false,
             frozen_targets: Vec::new(),
             frozen_sources: Vec::new(),
             counters: DaemonCounters::default(),
         }
+    }
+
+    /// An administrator froze these mounts by hand (`fsfreeze -f`) before the backup: the
+    /// daemon's FIFREEZE on them gets EBUSY, and its THAW thaws them too, as FITHAW
+    /// does not ask who froze a device (field failure 13).
+    pub fn with_frozen_by_admin(mut self, targets: &[String]) -> Self {
+        for t in targets {
+            if let Some(m) = self.mounts.iter().find(|m| &m.target == t) {
+                if !self.frozen_sources.contains(&m.source) {
+                    self.frozen_sources.push(m.source.clone());
+                    self.frozen_targets.push(m.target.clone());
+                }
+            }
+        }
+        self
+    }
+
+    /// Whether the device mounted at `/` is frozen now, by whoever froze it.
+    fn root_is_frozen(&self) -> bool {
+        self.mounts
+            .iter()
+            .any(|m| m.target == "/" && self.frozen_sources.contains(&m.source))
     }
 
     /// Mount targets frozen now (through the FIFREEZE that froze their device).
@@ -190,13 +211,6 @@ impl HvVssDaemon {
                     why: "hv_vss_daemon blocked, never answers",
                 };
             }
-            DaemonBehaviour::SyslogDeadlock if self.root_frozen => {
-                self.stuck = true;
-                return DaemonOutcome::Hang {
-                    fs: Vec::new(),
-                    why: "hv_vss_daemon blocked in syslog() while / is frozen",
-                };
-            }
             _ => {}
         }
         let mut fs = Vec::new();
@@ -210,6 +224,14 @@ impl HvVssDaemon {
             // with the untouched error HV_S_OK, as upstream does.
             _ => HV_S_OK,
         };
+        // Every request's result is logged before its answer is written.
+        if self.behaviour == DaemonBehaviour::SyslogDeadlock && self.root_is_frozen() {
+            self.stuck = true;
+            return DaemonOutcome::Hang {
+                fs,
+                why: "hv_vss_daemon blocked in syslog() while / is frozen, before its answer",
+            };
+        }
         let reply = HvVssReply { error, flags: 0 };
         match self.behaviour {
             DaemonBehaviour::SlowReply { op: x, delay_us } if x == op => {
@@ -248,9 +270,6 @@ impl HvVssDaemon {
             match self.fifreeze(&m) {
                 Ok(true) => {
                     self.fs_frozen = true;
-                    if m.target == "/" {
-                        self.root_frozen = true;
-                    }
                     fs.push(FsEvent::Froze(m.target.clone()));
                 }
                 Ok(false) => {}
@@ -274,6 +293,5 @@ impl HvVssDaemon {
             }
         }
         self.fs_frozen = false;
-        self.root_frozen = false;
     }
 }

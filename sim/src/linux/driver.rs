@@ -110,6 +110,11 @@ impl HvSnapshot {
         &self.daemon
     }
 
+    /// The daemon still has an answer to write (a slow reply): its timer must stay.
+    pub fn answer_pending(&self) -> bool {
+        self.late_answer.is_some()
+    }
+
     /// Host messages waiting in the ring.
     pub fn queued(&self) -> usize {
         self.ring.len()
@@ -687,25 +692,86 @@ mod tests {
     }
 
     #[test]
-    fn syslog_deadlock_hangs_the_thaw_and_root_stays_frozen() {
+    fn syslog_deadlock_never_answers_the_freeze_and_root_stays_frozen() {
+        // Upstream logs "VSS: op=FREEZE: succeeded" before writing the answer: with `/`
+        // frozen that syslog() call blocks, so the FREEZE that froze `/` is never
+        // answered; the 900 s timer fails it and nothing thaws `/`.
         let mut d = booted(DaemonBehaviour::SyslogDeadlock);
         assert_eq!(
             host(&mut d, 0, HvVssOp::Freeze),
-            [
-                timer(900 * S),
-                froze("/home"),
-                froze("/"),
-                reply(HvVssOp::Freeze, 0, HV_S_OK)
-            ]
+            [timer(900 * S), froze("/home"), froze("/")]
         );
-        assert_eq!(host(&mut d, 10 * S, HvVssOp::Thaw), [timer(40 * S)]);
         assert_eq!(d.state(), TransactionState::UserspaceReq);
         assert_eq!(
-            wire(d.on_timer(40 * S)),
+            wire(d.on_timer(900 * S)),
+            [reply(HvVssOp::Freeze, 0, HV_E_FAIL)]
+        );
+        // The host's THAW reaches the device, but the daemon never reads it again.
+        assert_eq!(host(&mut d, 901 * S, HvVssOp::Thaw), [timer(931 * S)]);
+        assert_eq!(
+            wire(d.on_timer(931 * S)),
             [reply(HvVssOp::Thaw, 0, HV_E_FAIL)]
         );
         assert_eq!(d.state(), TransactionState::Ready);
         assert_eq!(d.daemon().frozen(), ["/home", "/"]);
+        assert_eq!(d.daemon().counters().fithaw_ok, 0);
+    }
+
+    #[test]
+    fn syslog_deadlock_is_harmless_while_root_is_not_frozen() {
+        // HOT_BACKUP and a THAW log with `/` writable: both are answered.
+        let mut d = booted(DaemonBehaviour::SyslogDeadlock);
+        assert_eq!(
+            host(&mut d, 0, HvVssOp::HotBackup),
+            [
+                timer(30 * S),
+                reply(HvVssOp::HotBackup, VSS_HBU_NO_AUTO_RECOVERY, HV_S_OK)
+            ]
+        );
+        assert_eq!(d.state(), TransactionState::Ready);
+    }
+
+    #[test]
+    fn an_admin_freeze_of_root_gets_ebusy_and_thaw_undoes_it() {
+        // `fsfreeze -f /` by hand: FIFREEZE on `/` gets EBUSY (success), and the
+        // daemon's THAW thaws `/` too: FITHAW does not ask who froze it.
+        let daemon = HvVssDaemon::new(mounts(), DaemonBehaviour::Running)
+            .with_frozen_by_admin(&["/".to_string()]);
+        let mut d = HvSnapshot::new(daemon);
+        d.boot(0);
+        assert_eq!(d.daemon().frozen(), ["/"]);
+        assert_eq!(
+            host(&mut d, S, HvVssOp::Freeze),
+            [
+                timer(901 * S),
+                froze("/home"),
+                reply(HvVssOp::Freeze, 0, HV_S_OK)
+            ]
+        );
+        assert_eq!(
+            host(&mut d, 2 * S, HvVssOp::Thaw),
+            [
+                timer(32 * S),
+                thawed("/home"),
+                thawed("/"),
+                reply(HvVssOp::Thaw, 0, HV_S_OK)
+            ]
+        );
+        assert!(d.daemon().frozen().is_empty());
+    }
+
+    #[test]
+    fn an_admin_freeze_of_root_deadlocks_a_daemon_whose_syslog_is_on_root() {
+        // Field failure 13: with `/` frozen by hand even HOT_BACKUP's log line blocks.
+        let daemon = HvVssDaemon::new(mounts(), DaemonBehaviour::SyslogDeadlock)
+            .with_frozen_by_admin(&["/".to_string()]);
+        let mut d = HvSnapshot::new(daemon);
+        d.boot(0);
+        assert_eq!(host(&mut d, 0, HvVssOp::HotBackup), [timer(30 * S)]);
+        assert_eq!(
+            wire(d.on_timer(30 * S)),
+            [reply(HvVssOp::HotBackup, 0, HV_E_FAIL)]
+        );
     }
 
     #[test]

@@ -2,10 +2,16 @@
 //! In a Windows guest it is the guest's VSS requester ("Hyper-V Volume Shadow Copy
 //! Requestor": GatherWriterMetadata, PrepareForBackup, GatherWriterStatus, DoSnapshotSet,
 //! GatherWriterStatus, BackupComplete or AbortBackup; a writer's failure comes from
-//! GatherWriterStatus, reference §8); in a Linux guest it is the host end of the hv_snapshot channel to
-//! `hv_vss_daemon` (FREEZE, Vmms' checkpoint, THAW; R5).
+//! GatherWriterStatus, reference §8); in a Linux guest it is the host end of the
+//! hv_snapshot channel to `hv_vss_daemon` (R5, reference §4.4), and it sends the
+//! operations the kernel driver knows as the host uses them: HOT_BACKUP (may the guest be
+//! backed up hot, and does its shadow need auto-recovery?), GET_DM_INFO (dynamic disks),
+//! FREEZE, Vmms' checkpoint, THAW, and BU_COMPLETE once the host's backup exists (SPEC
+//! F2 order note). A FREEZE that fails is followed by a THAW, which undoes what froze.
+//! AUTO_RECOVER would follow a guest's roll-back (F2.10); a Linux guest answers
+//! HOT_BACKUP with VSS_HBU_NO_AUTO_RECOVERY, so it never gets one.
 
-use crate::linux::msg::HV_S_OK;
+use crate::linux::msg::{HV_S_OK, VSS_HBU_NO_AUTO_RECOVERY};
 use crate::linux::HvVssOp;
 use crate::protocol::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::protocol::vss::VssCall;
@@ -18,10 +24,14 @@ pub enum IcStage {
     Idle,
     /// Windows: waiting for a VSS call of the guest's backup.
     Vss(VssCall),
-    /// Linux: FREEZE sent, then Vmms taking the checkpoint, then THAW sent.
+    /// Linux: HOT_BACKUP, GET_DM_INFO, FREEZE sent, then Vmms taking the checkpoint,
+    /// then THAW sent; BU_COMPLETE once the host's backup exists.
+    HotBackup,
+    DmInfo,
     Freezing,
     Checkpointing,
     Thawing,
+    BuComplete,
     /// Windows F1, F2, F4: the guest's set exists until the host is done (IcFinish).
     Holding,
 }
@@ -44,6 +54,11 @@ pub enum IcEffect {
     },
     /// FREEZE succeeded: the file systems hold their image now (R5, I2 file-consistent).
     Froze,
+    /// The guest's HOT_BACKUP answer: whether it wants no auto-recovery checkpoint
+    /// (VSS_HBU_NO_AUTO_RECOVERY), which Vmms and the Hyper-V writer follow (F2.6, F2.10).
+    HotBackup {
+        no_auto_recovery: bool,
+    },
     /// The guest is ready (F1.7, F2.9); the IcReady send follows.
     Ready,
     Send {
@@ -74,6 +89,9 @@ pub struct IcCore {
     pending_finish: Option<bool>,
     /// What the guest reached, when it is ready.
     reached: Reached,
+    /// A guest volume the integration services' provider cannot shadow-copy (an iSCSI
+    /// disk the guest attaches itself): the guest's backup fails non-retryable.
+    unsupported_volume: Option<String>,
 }
 
 impl IcCore {
@@ -92,7 +110,13 @@ impl IcCore {
             set_failure: None,
             pending_finish: None,
             reached: Reached::Application,
+            unsupported_volume: None,
         }
+    }
+
+    /// Names a guest volume the integration services cannot snapshot (field failure 20).
+    pub fn set_unsupported_volume(&mut self, mount: Option<String>) {
+        self.unsupported_volume = mount;
     }
 
     pub fn stage(&self) -> IcStage {
@@ -109,17 +133,25 @@ impl IcCore {
         self.set_failure = None;
         self.pending_finish = None;
         match (self.os, self.peer) {
+            (GuestOs::Windows, Some(_)) if self.unsupported_volume.is_some() => {
+                let mount = self.unsupported_volume.clone().unwrap_or_default();
+                let f = Fail::new(
+                    Hresult::VssEWritererrorNonretryable,
+                    FailureClass::Guest,
+                    format!(
+                        "{mount} is on an iSCSI disk inside the guest: the integration services' shadow copy provider cannot snapshot it"
+                    ),
+                );
+                self.ready(Err(f), &mut fx);
+            }
             (GuestOs::Windows, Some(_)) => {
                 self.set += 1;
                 fx.push(IcEffect::GuestRequester);
                 self.call(VssCall::GatherWriterMetadata, &mut fx);
             }
-            (GuestOs::Linux, Some(daemon)) => {
-                self.stage = IcStage::Freezing;
-                fx.push(IcEffect::HvVss {
-                    to: daemon,
-                    op: HvVssOp::Freeze,
-                });
+            (GuestOs::Linux, Some(_)) => {
+                self.reached = Reached::File;
+                self.hv_vss(IcStage::HotBackup, HvVssOp::HotBackup, &mut fx);
             }
             _ => {
                 let f = Fail::new(
@@ -147,7 +179,16 @@ impl IcCore {
                     | VssCall::DoSnapshotSet
             )
         );
-        if self.stage == IcStage::Holding {
+        if self.stage == IcStage::Holding && self.os == GuestOs::Linux {
+            // The host's backup exists: BU_COMPLETE. An aborted one has no hv_vss
+            // operation: the file systems were thawed long before.
+            if ok {
+                self.hv_vss(IcStage::BuComplete, HvVssOp::BuComplete, &mut fx);
+            } else {
+                self.stage = IcStage::Idle;
+                self.ready(Ok(self.reached), &mut fx);
+            }
+        } else if self.stage == IcStage::Holding {
             self.finish_held(ok, &mut fx);
         } else if making_set {
             // The host aborted before the guest's set was made: the guest ends it when it
@@ -253,11 +294,36 @@ impl IcCore {
         }
     }
 
-    /// The hv_snapshot channel's answer to FREEZE or THAW (`status` HV_S_OK or HV_E_FAIL).
-    pub fn on_hv_vss_reply(&mut self, op: HvVssOp, status: u32) -> Vec<IcEffect> {
+    /// The hv_snapshot channel's answer to an operation (`status` HV_S_OK or HV_E_FAIL,
+    /// `flags` the echoed message's flags the kernel set).
+    pub fn on_hv_vss_reply(&mut self, op: HvVssOp, flags: u32, status: u32) -> Vec<IcEffect> {
         let mut fx = Vec::new();
+        let ok = status == HV_S_OK;
+        let failed = |what: &str| {
+            Fail::new(
+                Hresult::HvEFail,
+                FailureClass::Guest,
+                format!("hv_vss_daemon: {what} failed (0x{status:08X})"),
+            )
+        };
         match (self.stage, op) {
-            (IcStage::Freezing, HvVssOp::Freeze) if status == HV_S_OK => {
+            (IcStage::HotBackup, HvVssOp::HotBackup) if ok => {
+                fx.push(IcEffect::HotBackup {
+                    no_auto_recovery: flags & VSS_HBU_NO_AUTO_RECOVERY == VSS_HBU_NO_AUTO_RECOVERY,
+                });
+                self.hv_vss(IcStage::DmInfo, HvVssOp::GetDmInfo, &mut fx);
+            }
+            // No hot backup: nothing was frozen, nothing to undo.
+            (IcStage::HotBackup, HvVssOp::HotBackup) | (IcStage::DmInfo, HvVssOp::GetDmInfo)
+                if !ok =>
+            {
+                self.stage = IcStage::Idle;
+                self.ready(Err(failed(op.name())), &mut fx);
+            }
+            (IcStage::DmInfo, HvVssOp::GetDmInfo) => {
+                self.hv_vss(IcStage::Freezing, HvVssOp::Freeze, &mut fx);
+            }
+            (IcStage::Freezing, HvVssOp::Freeze) if ok => {
                 fx.push(IcEffect::Froze);
                 self.stage = IcStage::Checkpointing;
                 let vm = self.vm;
@@ -267,21 +333,28 @@ impl IcCore {
                 });
             }
             (IcStage::Freezing, HvVssOp::Freeze) => {
-                self.stage = IcStage::Idle;
-                let f = Fail::new(
-                    Hresult::HvEFail,
-                    FailureClass::Guest,
-                    format!("hv_vss_daemon: FREEZE failed (0x{status:08X})"),
-                );
-                self.ready(Err(f), &mut fx);
+                // Part of the guest may be frozen: THAW undoes it before the host hears.
+                self.failure = Some(failed(op.name()));
+                self.hv_vss(IcStage::Thawing, HvVssOp::Thaw, &mut fx);
             }
-            (IcStage::Thawing, HvVssOp::Thaw) => {
+            (IcStage::Thawing, HvVssOp::Thaw) => match self.failure.take() {
+                Some(f) => {
+                    self.stage = IcStage::Idle;
+                    self.ready(Err(f), &mut fx);
+                }
+                // F2: the host's volume snapshot is still to come: BU_COMPLETE waits for
+                // IcFinish. F3: the checkpoint is the backup: BU_COMPLETE now.
+                None if self.purpose == IcPurpose::Checkpoint => {
+                    self.hv_vss(IcStage::BuComplete, HvVssOp::BuComplete, &mut fx);
+                }
+                None => {
+                    self.stage = IcStage::Holding;
+                    self.ready(Ok(Reached::File), &mut fx);
+                }
+            },
+            (IcStage::BuComplete, HvVssOp::BuComplete) => {
                 self.stage = IcStage::Idle;
-                let r = match self.failure.take() {
-                    Some(f) => Err(f),
-                    None => Ok(Reached::File),
-                };
-                self.ready(r, &mut fx);
+                self.ready(Ok(Reached::File), &mut fx);
             }
             _ => {}
         }
@@ -297,14 +370,14 @@ impl IcCore {
         if let Err(f) = result {
             self.failure = Some(f);
         }
-        self.stage = IcStage::Thawing;
-        if let Some(d) = self.peer {
-            fx.push(IcEffect::HvVss {
-                to: d,
-                op: HvVssOp::Thaw,
-            });
-        }
+        self.hv_vss(IcStage::Thawing, HvVssOp::Thaw, &mut fx);
         fx
+    }
+
+    fn hv_vss(&mut self, stage: IcStage, op: HvVssOp, fx: &mut Vec<IcEffect>) {
+        let Some(to) = self.peer else { return };
+        self.stage = stage;
+        fx.push(IcEffect::HvVss { to, op });
     }
 
     fn call(&mut self, call: VssCall, fx: &mut Vec<IcEffect>) {

@@ -168,64 +168,145 @@ fn a_metadata_failure_ends_the_guest_backup_without_abort() {
     assert_eq!(ic.stage(), IcStage::Idle);
 }
 
-#[test]
-fn linux_guest_freezes_checkpoints_and_thaws_to_file_consistency() {
-    // R5 / F3.2: FREEZE, Vmms' checkpoint at the freeze, THAW; file-consistent at best.
-    let mut ic = ic(GuestOs::Linux);
+fn op(op: HvVssOp) -> IcEffect {
+    IcEffect::HvVss { to: PEER, op }
+}
+
+const FAIL: u32 = 0x8000_4005;
+
+/// HOT_BACKUP (answered with VSS_HBU_NO_AUTO_RECOVERY) and GET_DM_INFO, up to FREEZE.
+fn linux_to_freeze(ic: &mut IcCore, purpose: IcPurpose) {
+    assert_eq!(ic.on_backup(HOST, purpose), vec![op(HvVssOp::HotBackup)]);
     assert_eq!(
-        ic.on_backup(HOST, IcPurpose::Checkpoint),
-        vec![IcEffect::HvVss {
-            to: PEER,
-            op: HvVssOp::Freeze
-        }]
-    );
-    assert_eq!(
-        ic.on_hv_vss_reply(HvVssOp::Freeze, HV_S_OK),
+        ic.on_hv_vss_reply(HvVssOp::HotBackup, VSS_HBU_NO_AUTO_RECOVERY, HV_S_OK),
         vec![
-            IcEffect::Froze,
-            IcEffect::Send {
-                to: VMMS,
-                msg: Msg::Vmms(VmmsOp::CheckpointNow { vm: 0 })
-            }
+            IcEffect::HotBackup {
+                no_auto_recovery: true
+            },
+            op(HvVssOp::GetDmInfo)
         ]
     );
     assert_eq!(
-        ic.on_vmms_done(Ok(())),
-        vec![IcEffect::HvVss {
-            to: PEER,
-            op: HvVssOp::Thaw
-        }]
+        ic.on_hv_vss_reply(HvVssOp::GetDmInfo, 0, HV_S_OK),
+        vec![op(HvVssOp::Freeze)]
     );
-    let fx = ic.on_hv_vss_reply(HvVssOp::Thaw, HV_S_OK);
-    assert_eq!(ready(&fx), Some(Ok(Reached::File)));
+}
+
+fn checkpoint_now() -> IcEffect {
+    IcEffect::Send {
+        to: VMMS,
+        msg: Msg::Vmms(VmmsOp::CheckpointNow { vm: 0 }),
+    }
 }
 
 #[test]
-fn linux_freeze_failing_gives_the_host_hv_e_fail() {
-    // The driver answers HV_E_FAIL (no daemon, or its transaction timer ran out).
+fn linux_f3_sends_hot_backup_dm_info_freeze_thaw_and_bu_complete() {
+    // R5 / F3.2: the host's whole operation set; the checkpoint is the backup, so
+    // BU_COMPLETE follows THAW at once. File-consistent at best.
+    let mut ic = ic(GuestOs::Linux);
+    linux_to_freeze(&mut ic, IcPurpose::Checkpoint);
+    assert_eq!(
+        ic.on_hv_vss_reply(HvVssOp::Freeze, 0, HV_S_OK),
+        vec![IcEffect::Froze, checkpoint_now()]
+    );
+    assert_eq!(ic.on_vmms_done(Ok(())), vec![op(HvVssOp::Thaw)]);
+    assert_eq!(
+        ic.on_hv_vss_reply(HvVssOp::Thaw, 0, HV_S_OK),
+        vec![op(HvVssOp::BuComplete)]
+    );
+    let fx = ic.on_hv_vss_reply(HvVssOp::BuComplete, 0, HV_S_OK);
+    assert_eq!(ready(&fx), Some(Ok(Reached::File)));
+    assert_eq!(ic.stage(), IcStage::Idle);
+}
+
+#[test]
+fn linux_f2_holds_bu_complete_until_the_host_snapshot_exists() {
+    // SPEC F2 order note: the kernel's BU_COMPLETE is sent only at IcFinish, after the
+    // host's volume snapshot; the guest is ready (file) after THAW.
+    let mut ic = ic(GuestOs::Linux);
+    linux_to_freeze(&mut ic, IcPurpose::BackupCheckpoint);
+    ic.on_hv_vss_reply(HvVssOp::Freeze, 0, HV_S_OK);
+    ic.on_vmms_done(Ok(()));
+    let fx = ic.on_hv_vss_reply(HvVssOp::Thaw, 0, HV_S_OK);
+    assert!(!fx.contains(&op(HvVssOp::BuComplete)));
+    assert_eq!(ready(&fx), Some(Ok(Reached::File)));
+    assert_eq!(ic.stage(), IcStage::Holding);
+    assert_eq!(ic.on_finish(HOST, true), vec![op(HvVssOp::BuComplete)]);
+    let fx = ic.on_hv_vss_reply(HvVssOp::BuComplete, 0, HV_S_OK);
+    assert_eq!(ready(&fx), Some(Ok(Reached::File)));
+    assert_eq!(ic.stage(), IcStage::Idle);
+}
+
+#[test]
+fn linux_f2_abort_sends_no_bu_complete() {
+    let mut ic = ic(GuestOs::Linux);
+    linux_to_freeze(&mut ic, IcPurpose::BackupCheckpoint);
+    ic.on_hv_vss_reply(HvVssOp::Freeze, 0, HV_S_OK);
+    ic.on_vmms_done(Ok(()));
+    ic.on_hv_vss_reply(HvVssOp::Thaw, 0, HV_S_OK);
+    let fx = ic.on_finish(HOST, false);
+    assert!(!fx.contains(&op(HvVssOp::BuComplete)));
+    assert!(ready(&fx).is_some());
+    assert_eq!(ic.stage(), IcStage::Idle);
+}
+
+#[test]
+fn a_hot_backup_answer_without_no_auto_recovery_asks_for_auto_recovery() {
+    // Reference §8: the flag is the normal answer; its absence (a daemon defect) means
+    // the guest's shadow wants auto-recovery, which the host then follows.
+    let mut ic = ic(GuestOs::Linux);
+    ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+    assert_eq!(
+        ic.on_hv_vss_reply(HvVssOp::HotBackup, 0, HV_S_OK),
+        vec![
+            IcEffect::HotBackup {
+                no_auto_recovery: false
+            },
+            op(HvVssOp::GetDmInfo)
+        ]
+    );
+}
+
+#[test]
+fn linux_hot_backup_failing_fails_at_once_with_nothing_frozen() {
+    // No daemon, or its 30 s timer ran out: no FREEZE is sent.
     let mut ic = ic(GuestOs::Linux);
     ic.on_backup(HOST, IcPurpose::Checkpoint);
-    let fx = ic.on_hv_vss_reply(HvVssOp::Freeze, 0x8000_4005);
+    let fx = ic.on_hv_vss_reply(HvVssOp::HotBackup, 0, FAIL);
+    assert!(!fx.contains(&op(HvVssOp::Freeze)));
+    let f = ready(&fx).expect("answered").expect_err("failed");
+    assert_eq!((f.code, f.class), (Hresult::HvEFail, FailureClass::Guest));
+    assert!(f.detail.contains("VSS_OP_HOT_BACKUP"), "{}", f.detail);
+}
+
+#[test]
+fn linux_freeze_failing_thaws_then_gives_the_host_hv_e_fail() {
+    // The driver answers HV_E_FAIL (a mount failed to freeze, or the 900 s timer ran
+    // out): THAW undoes what froze before the host hears of the failure.
+    let mut ic = ic(GuestOs::Linux);
+    linux_to_freeze(&mut ic, IcPurpose::Checkpoint);
+    let fx = ic.on_hv_vss_reply(HvVssOp::Freeze, 0, FAIL);
+    assert_eq!(fx, vec![op(HvVssOp::Thaw)]);
+    // Whatever THAW's answer (a deadlocked daemon never gives one), the host hears.
+    let fx = ic.on_hv_vss_reply(HvVssOp::Thaw, 0, FAIL);
     assert!(!fx.contains(&IcEffect::Froze));
     let f = ready(&fx).expect("answered").expect_err("failed");
     assert_eq!((f.code, f.class), (Hresult::HvEFail, FailureClass::Guest));
-    assert!(f.detail.contains("0x80004005"), "{}", f.detail);
+    assert!(
+        f.detail.contains("VSS_OP_FREEZE failed (0x80004005)"),
+        "{}",
+        f.detail
+    );
 }
 
 #[test]
 fn linux_checkpoint_failing_still_thaws_then_reports_the_checkpoint_error() {
     let mut ic = ic(GuestOs::Linux);
-    ic.on_backup(HOST, IcPurpose::Checkpoint);
-    ic.on_hv_vss_reply(HvVssOp::Freeze, HV_S_OK);
+    linux_to_freeze(&mut ic, IcPurpose::Checkpoint);
+    ic.on_hv_vss_reply(HvVssOp::Freeze, 0, HV_S_OK);
     let full = Fail::new(Hresult::ErrorDiskFull, FailureClass::Host, "R8");
-    assert_eq!(
-        ic.on_vmms_done(Err(full.clone())),
-        vec![IcEffect::HvVss {
-            to: PEER,
-            op: HvVssOp::Thaw
-        }]
-    );
-    let fx = ic.on_hv_vss_reply(HvVssOp::Thaw, HV_S_OK);
+    assert_eq!(ic.on_vmms_done(Err(full.clone())), vec![op(HvVssOp::Thaw)]);
+    let fx = ic.on_hv_vss_reply(HvVssOp::Thaw, 0, HV_S_OK);
     assert_eq!(ready(&fx), Some(Err(full)));
 }
 
@@ -259,4 +340,29 @@ fn a_host_abort_while_the_guest_makes_its_set_aborts_it_once_made() {
     let f = ready(&fx).expect("answered").expect_err("aborted");
     assert_eq!(f.code, Hresult::VssEUnexpected);
     assert_eq!(ic.stage(), IcStage::Idle);
+}
+
+#[test]
+fn an_iscsi_volume_in_a_windows_guest_fails_non_retryable_before_any_vss_call() {
+    // Field failure 20: the integration services' provider cannot snapshot a disk the
+    // guest attaches over iSCSI: 0x800423F4, which a requester must not retry.
+    let mut ic = ic(GuestOs::Windows);
+    ic.set_unsupported_volume(Some("E:".into()));
+    let fx = ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+    assert!(!fx.iter().any(|e| matches!(e, IcEffect::CallVss { .. })));
+    let f = ready(&fx).expect("answered").expect_err("refused");
+    assert_eq!(
+        (f.code, f.class),
+        (Hresult::VssEWritererrorNonretryable, FailureClass::Guest)
+    );
+    assert_eq!(f.code.value(), 0x800423F4);
+    assert!(
+        f.detail.starts_with("E: is on an iSCSI disk"),
+        "{}",
+        f.detail
+    );
+    // Without it the guest's requester runs.
+    ic.set_unsupported_volume(None);
+    let fx = ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+    assert_eq!(fx[0], IcEffect::GuestRequester);
 }

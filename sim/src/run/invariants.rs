@@ -228,6 +228,7 @@ fn rank(c: Consistency) -> u8 {
 /// by its own last answer (the watch's writers checker).
 pub fn i3(lab: &Site, names: &[String]) -> Check {
     let mut problems = Vec::new();
+    let mut accepted = Vec::new();
     let bases: Vec<&str> = lab
         .vms
         .iter()
@@ -278,8 +279,29 @@ pub fn i3(lab: &Site, names: &[String]) -> Check {
                 want.name()
             ));
         }
-        if v.frozen || v.held {
-            problems.push(format!("{}'s writes are still frozen or held", v.name));
+        // A guest left with file systems frozen (its daemon deadlocked, or died before
+        // THAW) holds every write: a violation, unless the scenario states exactly those
+        // mounts as what a real guest is left with (field failures 17, 18).
+        let expected_frozen = lab
+            .scenario
+            .expect
+            .vms
+            .iter()
+            .find(|e| e.vm == v.name)
+            .map(|e| e.frozen_after.as_slice())
+            .unwrap_or_default();
+        if !v.fs_frozen.is_empty() && v.fs_frozen == expected_frozen && !v.frozen {
+            accepted.push(format!("{}: {}", v.name, v.fs_frozen.join(" ")));
+        } else if v.frozen || v.held {
+            problems.push(format!(
+                "{}'s writes are still frozen or held{}",
+                v.name,
+                if v.fs_frozen.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (frozen in the guest: {})", v.fs_frozen.join(" "))
+                }
+            ));
         }
     }
     problems.extend(lab.watch().writers.problems(names));
@@ -287,10 +309,18 @@ pub fn i3(lab: &Site, names: &[String]) -> Check {
         "I3",
         problems,
         &format!(
-            "{} volume(s): no snapshot, checkpoint or AVHDX remains; {}; {} VM(s) as before",
+            "{} volume(s): no snapshot, checkpoint or AVHDX remains; {}; {} VM(s) as before{}",
             lab.volumes.len(),
             lab.watch().writers.compared(),
-            lab.vms.len()
+            lab.vms.len(),
+            if accepted.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " but for file systems left frozen as the scenario expects ({})",
+                    accepted.join("; ")
+                )
+            }
         ),
     )
 }

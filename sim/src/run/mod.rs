@@ -352,6 +352,14 @@ fn conclude(
         if fallback {
             note = "the guest could not quiesce: fell back to a standard checkpoint".into();
         }
+        if p.flow == Flow::F2 && lab.vms[vm].no_auto_recovery {
+            let why = "no auto-recovery checkpoint: the guest answered HOT_BACKUP with VSS_HBU_NO_AUTO_RECOVERY (R5)";
+            note = if note.is_empty() {
+                why.to_string()
+            } else {
+                format!("{note}; {why}")
+            };
+        }
         // Its latest restore to the original place (R16, field failure 15).
         let restored = lab
             .server
@@ -368,6 +376,7 @@ fn conclude(
             downtime_us: lab.vms[vm].downtime_us,
             restored,
             note,
+            frozen: lab.vms[vm].fs_frozen.clone(),
         });
     }
     let mut checks = vec![invariants::i1(lab)];
@@ -595,6 +604,17 @@ fn expectations(s: &Scenario, r: &RunReport) -> Vec<Check> {
                 ),
             );
         }
+        if !v.frozen_after.is_empty() || !got.frozen.is_empty() {
+            add(
+                got.frozen == v.frozen_after,
+                format!(
+                    "{}: left frozen in the guest: {} (got {})",
+                    v.vm,
+                    show_mounts(&v.frozen_after),
+                    show_mounts(&got.frozen)
+                ),
+            );
+        }
         if let Some(st) = v.state_after_restore {
             // The state the VM's own restore to the original place left it in; a job
             // that restored nothing there meets no such expectation.
@@ -610,6 +630,14 @@ fn expectations(s: &Scenario, r: &RunReport) -> Vec<Check> {
         }
     }
     out
+}
+
+fn show_mounts(mounts: &[String]) -> String {
+    if mounts.is_empty() {
+        "nothing".into()
+    } else {
+        mounts.join(" ")
+    }
 }
 
 /// The numbered story of a run: protocol steps in order, guest writes and merge steps

@@ -19,6 +19,8 @@ pub struct VmReport {
     pub restored: Option<Power>,
     /// Why the method is not the preferred one.
     pub note: String,
+    /// Linux: the mounts the guest is left with frozen (field failures 17, 18).
+    pub frozen: Vec<String>,
 }
 
 /// One invariant's result.
@@ -140,6 +142,9 @@ impl fmt::Display for RunReport {
             write!(f, ", downtime {}", secs(v.downtime_us))?;
             if let Some(p) = v.restored {
                 write!(f, ", restored: {}", p.name())?;
+            }
+            if !v.frozen.is_empty() {
+                write!(f, ", left frozen in the guest: {}", v.frozen.join(" "))?;
             }
             if !v.note.is_empty() {
                 write!(f, " [{}]", v.note)?;

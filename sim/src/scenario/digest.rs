@@ -119,7 +119,7 @@ impl fmt::Display for Scenario {
                 vm.guest.os,
                 vm.disks.len()
             )?;
-            if let Some(daemon) = vm.guest.vss_daemon {
+            if let Some(daemon) = &vm.guest.vss_daemon {
                 write!(f, ", hv_vss_daemon {daemon}")?;
             }
             if !writers.is_empty() {

@@ -301,6 +301,11 @@ pub struct GuestVolume {
     /// Mount of the guest volume holding this volume's shadow storage, if any (R1).
     #[serde(default)]
     pub shadow_storage: Option<String>,
+    /// Windows: the volume is on an iSCSI disk the guest attaches itself, not on a
+    /// virtual disk: the integration services' provider cannot shadow-copy it (field
+    /// failure 20). Its bytes still live in the modelled virtual disk.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub iscsi: bool,
 }
 
 named_enum! {
@@ -312,13 +317,42 @@ named_enum! {
     }
 }
 
-named_enum! {
-    /// State of `hv_vss_daemon` in a Linux guest.
-    pub enum DaemonState ("hv_vss_daemon state") {
-        Running = "running",
-        Missing = "missing",
-        /// Receives FREEZE and never answers.
-        Hanging = "hanging",
+/// How `hv_vss_daemon` behaves in a Linux guest (R5, vss.md §4.4): a name
+/// (`"running"`, `"missing"`, `"hanging"`, `"syslog_deadlock"`), or a one-key table for
+/// the behaviours with arguments, e.g. `{ freeze_fails = { target = "/srv", errno = 5 } }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum DaemonState {
+    /// The upstream daemon, healthy.
+    Running,
+    /// Absent: not installed or not started, it never registers.
+    Missing,
+    /// Reads the first request and never answers.
+    Hanging,
+    /// The guest's syslog writes to `/`: the daemon blocks in syslog() once `/` is
+    /// frozen, before it answers FREEZE, and `/` stays frozen (field failure 17).
+    SyslogDeadlock,
+    /// FIFREEZE on the mount `target` fails with `errno` (field failure 18).
+    FreezeFails { target: String, errno: i32 },
+    /// Does `op` at once but writes its answer `delay` later.
+    SlowReply { op: DaemonOp, delay: VirtualTime },
+    /// Exits while it handles `op`.
+    ExitsDuring(DaemonOp),
+}
+
+impl std::fmt::Display for DaemonState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonState::Running => f.write_str("running"),
+            DaemonState::Missing => f.write_str("missing"),
+            DaemonState::Hanging => f.write_str("hanging"),
+            DaemonState::SyslogDeadlock => f.write_str("syslog_deadlock"),
+            DaemonState::FreezeFails { target, errno } => {
+                write!(f, "freeze_fails on {target} (errno {errno})")
+            }
+            DaemonState::SlowReply { op, delay } => write!(f, "slow_reply to {op} by {delay}"),
+            DaemonState::ExitsDuring(op) => write!(f, "exits_during {op}"),
+        }
     }
 }
 
@@ -335,6 +369,10 @@ pub struct Guest {
     /// Windows only.
     #[serde(default)]
     pub writers: Vec<Writer>,
+    /// Linux only: mounts an administrator froze by hand (`fsfreeze -f`) before the
+    /// backup, and never thawed (field failure 13).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frozen_by_admin: Vec<String>,
 }
 
 named_enum! {
@@ -667,6 +705,10 @@ pub struct VmExpect {
     /// State of the VM after the job's restore (R4, R16).
     #[serde(default)]
     pub state_after_restore: Option<VmState>,
+    /// Linux: the mounts the guest is left with frozen after the job (field failures
+    /// 17, 18); I3 accepts exactly these and no others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frozen_after: Vec<String>,
 }
 
 /// Bounds on the time the VM is not running, in virtual time (I4).
@@ -714,10 +756,12 @@ impl Scenario {
         !self.faults.is_empty()
             || self.vms.iter().any(|vm| {
                 vm.guest.writers.iter().any(|w| w.fail_at.is_some())
-                    || matches!(
-                        vm.guest.vss_daemon,
-                        Some(DaemonState::Missing | DaemonState::Hanging)
-                    )
+                    || vm
+                        .guest
+                        .vss_daemon
+                        .as_ref()
+                        .is_some_and(|d| *d != DaemonState::Running)
+                    || !vm.guest.frozen_by_admin.is_empty()
             })
     }
 }

@@ -693,6 +693,7 @@ impl Checker {
                 format!("hv_vss_daemon runs only in Linux guests, this guest is {os}"),
             );
         }
+        self.linux_daemon(i, vm, mounts);
         self.unique(
             "writer",
             vm.guest.writers.iter().map(|w| w.name.as_str()),
@@ -982,6 +983,67 @@ impl Checker {
         }
     }
 
+    /// A Linux guest's daemon behaviour names one of its mounts, a real errno and a
+    /// delay; mounts frozen by hand are its own mounts (field failures 13, 17, 18).
+    fn linux_daemon(&mut self, i: usize, vm: &Vm, mounts: &[(usize, usize, &GuestVolume)]) {
+        let at = |field: &str| format!("vms[{i}].guest.{field}");
+        let is_mount = |m: &str| mounts.iter().any(|(_, _, g)| g.mount == m);
+        match &vm.guest.vss_daemon {
+            Some(DaemonState::FreezeFails { target, errno }) => {
+                if !is_mount(target) {
+                    self.problem(
+                        at("vss_daemon.freeze_fails.target"),
+                        no_such("guest volume", target),
+                    );
+                }
+                if !(1..=4095).contains(errno) {
+                    self.problem(
+                        at("vss_daemon.freeze_fails.errno"),
+                        format!("errno {errno} is not an error number (1..4095)"),
+                    );
+                }
+            }
+            Some(DaemonState::SlowReply { delay, .. }) => {
+                if delay.millis == 0 {
+                    self.problem(
+                        at("vss_daemon.slow_reply.delay"),
+                        "a slow reply needs a delay",
+                    );
+                }
+                self.duration_at_most(at("vss_daemon.slow_reply.delay"), "delay", *delay);
+            }
+            _ => {}
+        }
+        for (j, k, g) in mounts {
+            if g.iscsi && vm.guest.os != GuestOs::Windows {
+                self.problem(
+                    format!("vms[{i}].disks[{j}].volumes[{k}].iscsi"),
+                    format!(
+                        "an in-guest iSCSI volume is modelled for Windows guests, this guest is {}",
+                        vm.guest.os
+                    ),
+                );
+            }
+        }
+        if vm.guest.os != GuestOs::Linux && !vm.guest.frozen_by_admin.is_empty() {
+            self.problem(
+                at("frozen_by_admin"),
+                format!(
+                    "fsfreeze runs only in Linux guests, this guest is {}",
+                    vm.guest.os
+                ),
+            );
+        }
+        for (k, m) in vm.guest.frozen_by_admin.iter().enumerate() {
+            if !is_mount(m) {
+                self.problem(
+                    format!("vms[{i}].guest.frozen_by_admin[{k}]"),
+                    no_such("guest volume", m),
+                );
+            }
+        }
+    }
+
     fn expect(&mut self, s: &Scenario) {
         let e = &s.expect;
         if e.outcome == Outcome::Failure && e.code.is_none() && e.event.is_none() {
@@ -1014,6 +1076,20 @@ impl Checker {
                     self.problem(
                         format!("expect.vms[{i}].downtime.min"),
                         format!("minimum {} is above maximum {}", d.min, d.max),
+                    );
+                }
+            }
+            for (k, m) in ve.frozen_after.iter().enumerate() {
+                let mounted = s.vm(&ve.vm).is_some_and(|v| {
+                    v.disks
+                        .iter()
+                        .flat_map(|d| &d.volumes)
+                        .any(|g| &g.mount == m)
+                });
+                if !mounted {
+                    self.problem(
+                        format!("expect.vms[{i}].frozen_after[{k}]"),
+                        no_such("guest volume", m),
                     );
                 }
             }

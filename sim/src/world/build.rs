@@ -134,6 +134,8 @@ fn build_on(
             downtime_us: 0,
             frozen: false,
             held: false,
+            fs_frozen: Vec::new(),
+            no_auto_recovery: false,
             writers: vm.guest.writers.len(),
             disks: Vec::new(),
             oracle: Oracle::new(vm.disks.len()),
@@ -214,6 +216,16 @@ fn build_on(
         if let Some(i) = lab.vm_index(name) {
             let p = crate::plan::plan(&lab.scenario, i);
             lab.plans.insert(i, p);
+            // Field failure 19: the host logs the version mismatch; the VM keeps working.
+            let s = Rc::clone(&lab.scenario);
+            if let Some(why) = crate::plan::ic_mismatch(&s, &s.vms[i]) {
+                let vm = &s.vms[i];
+                lab.raise(
+                    4010,
+                    &vm.host,
+                    format!("virtual machine '{}': {why}", vm.name),
+                );
+            }
         }
     }
     initial_content(&mut lab, guids)?;

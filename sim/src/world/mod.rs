@@ -242,6 +242,11 @@ pub struct VmLab {
     pub frozen: bool,
     /// Every guest write is held (flush-and-hold in the guest, or the VM is saved).
     pub held: bool,
+    /// Linux: the mounts frozen in the guest now (FIFREEZE not undone), in freeze order.
+    pub fs_frozen: Vec<String>,
+    /// The guest's answer to HOT_BACKUP asked for no auto-recovery checkpoint
+    /// (VSS_HBU_NO_AUTO_RECOVERY, R5): F2.6 and F2.10 are skipped for it.
+    pub no_auto_recovery: bool,
     /// Application writers in the guest (VSS writers besides the system's).
     pub writers: usize,
     pub disks: Vec<DiskLab>,

@@ -52,6 +52,9 @@ pub struct WriterVm {
     pub checkpoints: bool,
     /// The host raises 10150 when a guest cannot be made ready (2012 R2 and later).
     pub raises_guest_not_ready: bool,
+    /// The guest's HOT_BACKUP answer asked for no auto-recovery checkpoint
+    /// (VSS_HBU_NO_AUTO_RECOVERY: every Linux guest, R5): F2.10 does not run for it.
+    pub no_auto_recovery: bool,
 }
 
 /// The SPEC step of the VM's flow the effects that follow belong to.
@@ -108,6 +111,10 @@ pub enum WriterEffect {
     /// F1.A rolled this many chunks back inside the snapshot.
     AutoRecovered {
         chunks: u64,
+    },
+    /// F2.10–F2.12 do not run for this VM: its guest wants no auto-recovery.
+    NoAutoRecovery {
+        vm: usize,
     },
 }
 
@@ -343,6 +350,18 @@ impl WriterCore {
                         image: Image::Chain,
                     });
                     // F1.A.4: the guest deletes its internal snapshot.
+                    self.finish_guest(vm, true, port);
+                }
+                Readiness::GuestCheckpoint if v.no_auto_recovery => {
+                    // R5: no auto-recovery checkpoint was taken and no AUTO_RECOVER is
+                    // sent; the backup checkpoint's parent, frozen at the guest's
+                    // FREEZE, is the image. BU_COMPLETE: the host's snapshot exists.
+                    port.effect(WriterEffect::NoAutoRecovery { vm });
+                    port.effect(WriterEffect::ReadFrom {
+                        vm,
+                        set,
+                        image: Image::CheckpointParent,
+                    });
                     self.finish_guest(vm, true, port);
                 }
                 Readiness::GuestCheckpoint => {

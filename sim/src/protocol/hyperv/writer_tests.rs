@@ -64,6 +64,7 @@ fn vm(vm: usize, readiness: Readiness) -> WriterVm {
         saved: false,
         checkpoints: false,
         raises_guest_not_ready: true,
+        no_auto_recovery: false,
     }
 }
 
@@ -347,6 +348,38 @@ fn post_snapshot_auto_recovers_f2_through_vmms_and_resumes_saved_vms() {
     w.on_ic_ready(1, Ok(Reached::Application), &vms, &mut rec);
     assert_eq!(rec.answer(), None, "the saved VM is still resuming");
     w.on_vmms_done(&VmmsOp::Resume { vm: 2 }, Ok(()), &mut rec);
+    assert_eq!(
+        rec.answer(),
+        Some((WriterState::WaitingForBackupComplete, Ok(())))
+    );
+}
+
+#[test]
+fn post_snapshot_skips_auto_recovery_for_a_guest_that_wants_none() {
+    // R5: a Linux guest answered HOT_BACKUP with VSS_HBU_NO_AUTO_RECOVERY: no
+    // AutoRecover job (F2.10-F2.12), the image is the backup checkpoint's parent (frozen
+    // at FREEZE), and the guest gets its BU_COMPLETE (IcFinish) now.
+    let mut linux = vm(1, Readiness::GuestCheckpoint);
+    linux.no_auto_recovery = true;
+    let vms = [linux];
+    let mut w = writer();
+    prepare(&mut w, &vms);
+    let mut rec = Rec::default();
+    w.on_ic_ready(1, Ok(Reached::File), &vms, &mut rec);
+    let mut rec = Rec::default();
+    w.on_event(WriterEvent::OnPostSnapshot, VSS, SET, &vms, &mut rec);
+    assert_eq!(rec.sends(), vec![(IC1, Msg::IcFinish { ok: true })]);
+    assert!(rec.fx.contains(&WriterEffect::NoAutoRecovery { vm: 1 }));
+    assert!(rec.fx.contains(&WriterEffect::ReadFrom {
+        vm: 1,
+        set: SET,
+        image: Image::CheckpointParent
+    }));
+    assert!(!rec.fx.contains(&WriterEffect::Step {
+        vm: 1,
+        step: WriterStep::AutoRecovery
+    }));
+    w.on_ic_ready(1, Ok(Reached::File), &vms, &mut rec);
     assert_eq!(
         rec.answer(),
         Some((WriterState::WaitingForBackupComplete, Ok(())))
