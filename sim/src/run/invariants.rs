@@ -111,7 +111,12 @@ pub fn i2(lab: &Site, outcome: Outcome) -> Check {
                 ));
                 continue;
             };
-            let expected = &fixed.images;
+            // F2.10: an image fixed with an auto-recovery checkpoint is the one its
+            // guest's writers recover.
+            let (expected, recovered) = match &fixed.recovered {
+                Some(r) => (r, " after the writers' recovery"),
+                None => (&fixed.images, ""),
+            };
             // The level the host claimed for this point's image (kept with it on the
             // backup server) may not exceed the one the guest was in when storage
             // fixed the image.
@@ -154,8 +159,8 @@ pub fn i2(lab: &Site, outcome: Outcome) -> Check {
                 bytes += img.len_pages().max(want.len_pages()) as u64 * PAGE;
                 if let Some(off) = img.first_difference(&want) {
                     problems.push(format!(
-                        "{} {}{at}: backup differs from the image at the {} (step {}) at \
-                         offset {off}",
+                        "{} {}{at}: backup differs from the image at the {} (step {}){recovered} \
+                         at offset {off}",
                         v.name,
                         v.disks[i].file,
                         fixed.how.name(),
