@@ -6,6 +6,7 @@
 mod library;
 
 use hvsim_sim::engine::chain::{auto_recovery_file, DiskChain};
+use hvsim_sim::scenario::Hresult;
 use hvsim_sim::world::SparseImage;
 
 const F2: &str = "f2-online-backup-checkpoint";
@@ -41,8 +42,14 @@ fn the_backup_copy_holds_the_writers_rollback_and_the_live_chain_never_does() {
         .open_on(&snap, false, false, &mut guids)
         .expect("the backup copy opens");
     let (backup, _) = SparseImage::read_disk(&mut disk, 1 << 20).expect("read");
-    let fixed = lab.observed().fixed(0, 1).expect("the checkpoint fixed the image");
-    let recovered = fixed.recovered.as_ref().expect("an auto-recovery checkpoint");
+    let fixed = lab
+        .observed()
+        .fixed(0, 1)
+        .expect("the checkpoint fixed the image");
+    let recovered = fixed
+        .recovered
+        .as_ref()
+        .expect("an auto-recovery checkpoint");
     assert_ne!(
         fixed.images[0], recovered[0],
         "the checkpoint held an open transaction to roll back"
@@ -68,4 +75,39 @@ fn the_backup_copy_holds_the_writers_rollback_and_the_live_chain_never_does() {
     // The run ends well; no AutoRecovery.avhdx is left on the live volume (I3).
     while sched.step().expect("a step").is_some() {}
     assert!(!volume.exists(&ar), "{ar} deleted on the live volume");
+}
+
+#[test]
+fn ff11_a_leftover_auto_recovery_file_fails_the_next_backup_with_file_exists() {
+    let out = library::told("f2-leftover-auto-recovery-file-exists");
+    let r = &out.report;
+    assert_eq!(r.code, Some(Hresult::ErrorFileExists));
+    assert_eq!(r.code.map(Hresult::value), Some(0x8007_0050));
+    assert!(
+        r.failure
+            .as_deref()
+            .is_some_and(|f| f.contains("disk_1-AutoRecovery.avhdx already exists")),
+        "{r}"
+    );
+    // The leftover stays; the run's own backup checkpoint does not.
+    assert_eq!(r.files_left, ["hv1-D:disk_1-AutoRecovery.avhdx"]);
+}
+
+#[test]
+fn the_rollback_growing_on_a_full_volume_fails_auto_recovery_cleanly() {
+    let out = library::told("f2-auto-recovery-rollback-out-of-space");
+    let r = &out.report;
+    assert_eq!(r.code, Some(Hresult::VssEAutorecoveryFailed));
+    assert!(
+        r.failure
+            .as_deref()
+            .is_some_and(|f| f.contains("disk_1-AutoRecovery.avhdx") && f.contains("full")),
+        "{r}"
+    );
+    assert!(r.files_left.is_empty(), "{:?}", r.files_left);
+    // F2.10 runs before the volume snapshot: the failure stops the set before it.
+    assert!(!out
+        .story
+        .iter()
+        .any(|l| l.contains("HostProvider@hv1: CommitSnapshots")));
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use hvsim_engine::chain::{auto_recovery_file, checkpoint_file, ChainError, Merge, MergeProgress};
+use hvsim_engine::volume::VolumeError;
 
 use super::auto_recovery::AutoRecovery;
 use crate::faults::{CheckpointStep, FaultPlan};
@@ -50,6 +51,12 @@ fn disk_full(e: &ChainError, vm: &str) -> Fail {
             Hresult::ErrorDiskFull,
             FailureClass::Host,
             format!("{vm}: {e} (R8)"),
+        ),
+        // FF11: a file an earlier failed backup left is in the way (ERROR_FILE_EXISTS).
+        ChainError::Volume(VolumeError::Exists { .. }) => Fail::new(
+            Hresult::ErrorFileExists,
+            FailureClass::Host,
+            format!("{vm}: {e}"),
         ),
         _ => Fail::new(
             Hresult::VssEUnexpected,
@@ -202,6 +209,9 @@ impl VmmsPort for Port<'_, '_> {
         let v = &mut lab.vms[vm];
         let mut ar = Vec::new();
         let mut made: Vec<(usize, String)> = Vec::new();
+        // Disks whose auto-recovery file this checkpoint created (a file that was there
+        // before is not undone: FF11).
+        let mut made_ar: Vec<usize> = Vec::new();
         let mut result = Ok(());
         for (i, d) in v.disks.iter_mut().enumerate() {
             if step.is_some_and(|step| self.faults.out_of_space(&d.volume, step)) {
@@ -237,6 +247,7 @@ impl VmmsPort for Port<'_, '_> {
                     Ok(c) => {
                         cx.out.detail("auto_recovery", ar_name);
                         ar.push(Some(c));
+                        made_ar.push(i);
                     }
                     Err(e) => {
                         result = Err(disk_full(&e, &v.name));
@@ -250,10 +261,12 @@ impl VmmsPort for Port<'_, '_> {
             for (i, _) in made {
                 let d = &mut v.disks[i];
                 let _ = d.chain.revert();
-                let _ = lab
-                    .volumes
-                    .get(&d.volume)
-                    .map(|vol| vol.remove(&auto_recovery_file(&d.file)));
+                if made_ar.contains(&i) {
+                    let _ = lab
+                        .volumes
+                        .get(&d.volume)
+                        .map(|vol| vol.remove(&auto_recovery_file(&d.file)));
+                }
             }
         } else {
             // The open transaction the checkpoint fixed: what the writers undo (F2.10).

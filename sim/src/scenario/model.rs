@@ -274,6 +274,27 @@ pub struct Disk {
     pub dynamic: bool,
     #[serde(default)]
     pub volumes: Vec<GuestVolume>,
+    /// Files an earlier failed backup left beside the disk: the VM's starting state
+    /// (field failure 11).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<Leftover>,
+}
+
+named_enum! {
+    /// A file an earlier run left beside a disk.
+    pub enum Leftover ("leftover") {
+        /// `<disk>-AutoRecovery.avhdx` of a failed 2012 R2 backup (FF11).
+        AutoRecovery = "auto_recovery",
+    }
+}
+
+impl Leftover {
+    /// The file this leftover is, beside disk `file`.
+    pub fn file(self, disk: &str) -> String {
+        match self {
+            Leftover::AutoRecovery => hvsim_engine::chain::auto_recovery_file(disk),
+        }
+    }
 }
 
 named_enum! {
@@ -612,6 +633,10 @@ pub struct Expect {
     pub failure_class: Option<FailureClass>,
     #[serde(default)]
     pub vms: Vec<VmExpect>,
+    /// Files the job leaves on the host's volumes besides the base disks, as
+    /// `volume:file` (the state a real host shows afterwards, e.g. FF11's leftover).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_left: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -155,6 +155,12 @@ fn build_on(
             };
             let chain = DiskChain::create_base(volume, &d.file, &opts)
                 .map_err(|e| BuildError(format!("VM {}: {e}", vm.name)))?;
+            // The starting state: real AVHDX files an earlier failed backup left (FF11).
+            for l in &d.leftovers {
+                chain
+                    .child_of(0, &l.file(&d.file), guids)
+                    .map_err(|e| BuildError(format!("VM {}: leftover {e}", vm.name)))?;
+            }
             let mut vols = Vec::new();
             let listed: Vec<(String, FileSystem, bool)> = if d.volumes.is_empty() {
                 vec![("C:".into(), FileSystem::Ntfs, false)]
