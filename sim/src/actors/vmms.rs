@@ -359,8 +359,19 @@ impl VmmsPort for Port<'_, '_> {
                     let gone = d.chain.active().to_string();
                     d.chain.merged().map_err(|e| fail(e.to_string()))?;
                     cx.out.detail("merged", gone);
-                    d.reopen(false, cx.out.guids())
+                    if d.chain.checkpoints() == 0 {
+                        d.reopen(false, cx.out.guids())
+                            .map_err(|e| fail(e.to_string()))?;
+                        continue;
+                    }
+                    // A checkpoint an earlier backup left under this one is merged
+                    // too, as Remove-VMSnapshot does (FF22).
+                    d.reopen(true, cx.out.guids())
                         .map_err(|e| fail(e.to_string()))?;
+                    let live = d.live.as_mut().expect("reopened");
+                    d.merge =
+                        Some(Merge::start(live, cx.out.guids()).map_err(|e| fail(e.to_string()))?);
+                    done = false;
                 }
             }
         }

@@ -285,6 +285,9 @@ named_enum! {
     pub enum Leftover ("leftover") {
         /// `<disk>-AutoRecovery.avhdx` of a failed 2012 R2 backup (FF11).
         AutoRecovery = "auto_recovery",
+        /// A backup (recovery) checkpoint a failed backup never merged: the VM runs on
+        /// its `<disk>_<GUID>.avhdx` (FF22).
+        RecoveryCheckpoint = "recovery_checkpoint",
     }
 }
 
@@ -293,6 +296,11 @@ impl Leftover {
     pub fn file(self, disk: &str) -> String {
         match self {
             Leftover::AutoRecovery => hvsim_engine::chain::auto_recovery_file(disk),
+            // SPEC F2.5's example GUID.
+            Leftover::RecoveryCheckpoint => hvsim_engine::chain::checkpoint_file(
+                disk,
+                uuid::Uuid::from_u128(0xA1C3FDA5_5DFE_4001_A6D7_EBE18195A85C),
+            ),
         }
     }
 }

@@ -14,7 +14,7 @@ use hvsim_engine::{CreateOptions, GuidGen};
 use super::{DiskLab, GuestVol, Lab, Observed, Oracle, Power, VmLab, PAGE};
 use crate::scenario::volume_folder;
 use crate::scenario::{
-    BackupKind, Bytes, FileSystem, Problem, Scenario, VmState, MIN_GUEST_VOLUME,
+    BackupKind, Bytes, FileSystem, Leftover, Problem, Scenario, VmState, MIN_GUEST_VOLUME,
 };
 
 /// The part of each guest volume's data the workload writes in: enough for a database,
@@ -153,13 +153,18 @@ fn build_on(
                 guids: Some(guids.fork()),
                 ..CreateOptions::new(d.size.0)
             };
-            let chain = DiskChain::create_base(volume, &d.file, &opts)
+            let mut chain = DiskChain::create_base(volume, &d.file, &opts)
                 .map_err(|e| BuildError(format!("VM {}: {e}", vm.name)))?;
-            // The starting state: real AVHDX files an earlier failed backup left (FF11).
+            // The starting state: real AVHDX files an earlier failed backup left: an
+            // auto-recovery file beside the disk (FF11), or a recovery checkpoint the VM
+            // runs on, which takes the guest's first files (FF22).
             for l in &d.leftovers {
-                chain
-                    .child_of(0, &l.file(&d.file), guids)
-                    .map_err(|e| BuildError(format!("VM {}: leftover {e}", vm.name)))?;
+                let name = l.file(&d.file);
+                let made = match l {
+                    Leftover::AutoRecovery => chain.child_of(0, &name, guids).map(drop),
+                    Leftover::RecoveryCheckpoint => chain.create_checkpoint(&name, guids),
+                };
+                made.map_err(|e| BuildError(format!("VM {}: leftover {e}", vm.name)))?;
             }
             let mut vols = Vec::new();
             let listed: Vec<(String, FileSystem, bool)> = if d.volumes.is_empty() {
