@@ -16,7 +16,7 @@ use crate::faults::{CheckpointStep, FaultPlan};
 use crate::plan::{Flow, Method};
 use crate::protocol::hyperv::{Quiesce, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer, VmmsVm};
 use crate::protocol::msg::{Claim, Fail, Msg, Source, VmmsOp};
-use crate::scenario::{FailureClass, Hresult};
+use crate::scenario::{FailureClass, Hresult, Leftover};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
 use crate::site::Site;
 use crate::world::{Lab, Point, Power};
@@ -336,6 +336,26 @@ impl VmmsPort for Port<'_, '_> {
         let cx = &mut *self.cx;
         let lab = &mut cx.world.lab;
         let v = &mut lab.vms[vm];
+        if let Some(code) = self.faults.merge_failure(vm) {
+            // FF23-FF25: the merge stops; the VM writes on into its AVHDX.
+            let mut failed = Vec::new();
+            for d in v.disks.iter_mut().filter(|d| d.merge.is_some()) {
+                d.merge = None;
+                failed.push(d.chain.active().to_string());
+                d.reopen(false, cx.out.guids()).map_err(|e| {
+                    Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e.to_string())
+                })?;
+            }
+            return Err(Fail::new(
+                code,
+                FailureClass::Host,
+                format!(
+                    "merging {} failed: {code} (0x{:08X})",
+                    failed.join(", "),
+                    code.value()
+                ),
+            ));
+        }
         let mut done = true;
         for d in &mut v.disks {
             let Some(mut m) = d.merge.take() else {
@@ -359,13 +379,15 @@ impl VmmsPort for Port<'_, '_> {
                     let gone = d.chain.active().to_string();
                     d.chain.merged().map_err(|e| fail(e.to_string()))?;
                     cx.out.detail("merged", gone);
-                    if d.chain.checkpoints() == 0 {
+                    // A recovery checkpoint an earlier backup left under this one is
+                    // merged too, as Remove-VMSnapshot does (FF22); any other
+                    // checkpoint stays.
+                    let lingering = Leftover::RecoveryCheckpoint.file(&d.file);
+                    if d.chain.checkpoints() == 0 || d.chain.active() != lingering {
                         d.reopen(false, cx.out.guids())
                             .map_err(|e| fail(e.to_string()))?;
                         continue;
                     }
-                    // A checkpoint an earlier backup left under this one is merged
-                    // too, as Remove-VMSnapshot does (FF22).
                     d.reopen(true, cx.out.guids())
                         .map_err(|e| fail(e.to_string()))?;
                     let live = d.live.as_mut().expect("reopened");

@@ -38,6 +38,8 @@ pub enum PlannedFault {
         at: WriterEvent,
         with: WriterFailure,
     },
+    /// Vmms' merge of the VM's checkpoint fails with the code (19100).
+    MergeFailure { vm: usize, code: Hresult },
 }
 
 impl PlannedFault {
@@ -51,7 +53,8 @@ impl PlannedFault {
             | PlannedFault::FsrvpSlowClient { file_server, .. } => Where::FileServer(file_server),
             PlannedFault::DaemonExit { vm, .. }
             | PlannedFault::DaemonHang { vm }
-            | PlannedFault::TransferInterrupted { vm } => Where::Vm(vm),
+            | PlannedFault::TransferInterrupted { vm }
+            | PlannedFault::MergeFailure { vm, .. } => Where::Vm(vm),
             PlannedFault::WriterFailure { vm, writer, .. } => Where::Writer { vm, writer },
         }
     }
@@ -69,6 +72,7 @@ impl PlannedFault {
             PlannedFault::DaemonHang { .. } => When::Daemon(DaemonOp::Freeze),
             PlannedFault::TransferInterrupted { .. } => When::Transfer,
             PlannedFault::WriterFailure { at, .. } => When::Writer(at),
+            PlannedFault::MergeFailure { .. } => When::Merge,
         }
     }
 }
@@ -180,6 +184,10 @@ impl FaultPlan {
                 Fault::DaemonExit { vm: v, during } => PlannedFault::DaemonExit {
                     vm: vm(v, i)?,
                     during: *during,
+                },
+                Fault::MergeFailure { vm: v, code } => PlannedFault::MergeFailure {
+                    vm: vm(v, i)?,
+                    code: *code,
                 },
                 Fault::TransferInterrupted { vm: v } => {
                     PlannedFault::TransferInterrupted { vm: vm(v, i)? }
@@ -324,6 +332,14 @@ impl FaultPlan {
     pub fn transfer_interrupted(&self, vm: usize) -> bool {
         self.faults
             .contains(&PlannedFault::TransferInterrupted { vm })
+    }
+
+    /// The code VM `vm`'s checkpoint merge fails with, if it does.
+    pub fn merge_failure(&self, vm: usize) -> Option<Hresult> {
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::MergeFailure { vm: v, code } if v == vm => Some(code),
+            _ => None,
+        })
     }
 
     /// Where and how writer `writer` of VM `vm` fails.

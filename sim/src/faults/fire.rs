@@ -117,4 +117,6 @@ pub enum When {
     FsrvpCalls,
     /// The data transfer of the job's last recovery point (F5.T).
     Transfer,
+    /// Vmms merges the VM's checkpoint (F2.14, F3.4).
+    Merge,
 }

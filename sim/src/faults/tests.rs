@@ -507,3 +507,16 @@ fn production_checkpoints_read_on_host_take_no_volume_snapshot_point() {
         2
     );
 }
+
+#[test]
+fn a_merge_failure_plans_to_its_vm_at_the_merge_with_its_code() {
+    let s = scenario(
+        "[[faults]]\nmerge_failure = { vm = \"app01\", code = \"ERROR_FILE_SYSTEM_LIMITATION\" }\n",
+    );
+    let p = FaultPlan::new(&s, 0).expect("planned");
+    let f = only(&p);
+    assert_eq!((f.target(), f.when()), (Where::Vm(0), When::Merge));
+    assert_eq!(p.merge_failure(0), Some(Hresult::ErrorFileSystemLimitation));
+    assert_eq!(p.merge_failure(1), None);
+    assert_eq!(Hresult::ErrorFileSystemLimitation.value(), 0x8007_0299);
+}

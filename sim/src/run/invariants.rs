@@ -229,6 +229,15 @@ fn rank(c: Consistency) -> u8 {
     }
 }
 
+/// Whether the host raised Hyper-V-VMMS 19100 (a background merge failed) for the VM:
+/// its checkpoint then stays, as on a real host.
+fn merge_failed(lab: &Site, vm: &str) -> bool {
+    let about = format!("virtual machine '{vm}'");
+    lab.events
+        .iter()
+        .any(|e| e.id == 19100 && e.text.contains(&about))
+}
+
 /// I3: nothing is left behind, every VM is as it was, and every writer is back to stable
 /// by its own last answer (the watch's writers checker).
 pub fn i3(lab: &Site, names: &[String]) -> Check {
@@ -254,13 +263,20 @@ pub fn i3(lab: &Site, names: &[String]) -> Check {
             ));
         }
         for f in vol.list() {
-            if !bases.contains(&f.as_str()) && !before.contains(&f) {
+            let reported = lab.vms.iter().any(|v| {
+                merge_failed(lab, &v.name) && v.disks.iter().any(|d| d.chain.files.contains(&f))
+            });
+            if !bases.contains(&f.as_str()) && !before.contains(&f) && !reported {
                 problems.push(format!("{name} still holds {f}"));
             }
         }
     }
     for v in &lab.vms {
         for d in &v.disks {
+            if merge_failed(lab, &v.name) {
+                // The host reported why the checkpoint stays (19100, FF23-FF25).
+                continue;
+            }
             if d.chain.checkpoints() > 0 || d.merge.is_some() {
                 problems.push(format!("{}: {} still has checkpoint(s)", v.name, d.file));
             }

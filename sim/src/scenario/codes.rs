@@ -39,6 +39,9 @@ named_enum! {
         /// "The specified network name is no longer available": the connection to the
         /// backup server dropped during data transfer (F5.T communication).
         ErrorNetnameDeleted = "ERROR_NETNAME_DELETED",
+        /// "The requested operation could not be completed due to a file system
+        /// limitation": a merge failing while Replica and a backup hold the disk (FF24).
+        ErrorFileSystemLimitation = "ERROR_FILE_SYSTEM_LIMITATION",
     }
 }
 
@@ -78,6 +81,7 @@ impl Hresult {
             ErrorFileExists => 0x8007_0050,
             ErrorDiskFull => 0x8007_0070,
             ErrorNetnameDeleted => 0x8007_0040,
+            ErrorFileSystemLimitation => 0x8007_0299,
         }
     }
 }

@@ -579,6 +579,10 @@ pub enum Fault {
         at: WriterEvent,
         with: WriterFailure,
     },
+    /// Vmms' merge of the VM's backup checkpoint fails with `code` (Hyper-V-VMMS 19100):
+    /// `E_ACCESSDENIED` (permissions, FF25) or `ERROR_FILE_SYSTEM_LIMITATION` (Replica
+    /// and a backup at once, FF24). The AVHDX stays and the VM writes on into it (FF23).
+    MergeFailure { vm: String, code: Hresult },
 }
 
 named_enum! {

@@ -253,6 +253,9 @@ impl WriterCore {
         match result {
             Ok(()) if readying => port.effect(WriterEffect::CrashConsistent { vm }),
             Ok(()) => {}
+            // A background merge that fails is VMMS' to log (19100, field failures
+            // 24, 25): the checkpoint stays, the writer's event stands.
+            Err(f) if matches!(op, VmmsOp::MergeCheckpoint { .. }) && f.event.is_some() => {}
             Err(f) => {
                 if readying {
                     self.prepared.remove(&vm);

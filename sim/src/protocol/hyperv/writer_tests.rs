@@ -508,7 +508,7 @@ fn backup_complete_without_checkpoints_answers_at_once() {
 }
 
 #[test]
-fn a_failed_merge_fails_backup_complete() {
+fn a_failed_background_merge_is_logged_not_a_backup_complete_failure() {
     let mut v = vm(1, Readiness::GuestCheckpoint);
     v.checkpoints = true;
     let vms = [v];
@@ -524,9 +524,8 @@ fn a_failed_merge_fails_backup_complete() {
     let mut rec = Rec::default();
     let f = Fail::new(Hresult::VssEUnexpected, FailureClass::Host, "merge").with_event(19100);
     w.on_vmms_done(&VmmsOp::MergeCheckpoint { vm: 1 }, Err(f), &mut rec);
-    let (state, result) = rec.answer().expect("answered");
-    assert_eq!(state, WriterState::FailedAtBackupComplete);
-    assert_eq!(result.map_err(|f| f.event), Err(Some(19100)));
+    // Hyper-V-VMMS 19100 was raised by Vmms; the writer is stable (FF24, FF25).
+    assert_eq!(rec.answer(), Some((WriterState::Stable, Ok(()))));
 }
 
 #[test]
