@@ -128,7 +128,8 @@ fn out_of_space_at_f2_11_is_refused_before_the_run() {
     assert!(matches!(e, RunError::Build(_)), "{e}");
     let text = e.to_string();
     assert!(
-        text.contains("faults[0]: out_of_space at F2.11 is not modelled") && text.contains("F2.6"),
+        text.contains("faults[0]: out_of_space at F2.11 is not where an AVHDX grows")
+            && text.contains("name F2.10"),
         "{text}"
     );
 }
@@ -146,11 +147,11 @@ fn a_fault_the_model_cannot_inject_is_refused_at_its_place_in_the_file() {
     let e = e.to_string();
     assert!(
         e.starts_with(&format!(
-            "f211.toml:{line}:1: faults[0]: out_of_space at F2.11 is not modelled"
+            "f211.toml:{line}:1: faults[0]: out_of_space at F2.11 is not where an AVHDX grows"
         )),
         "{e}"
     );
-    assert!(e.contains("name F2.6 for its creation"), "{e}");
+    assert!(e.contains("name F2.10 (or F2.6 for its creation)"), "{e}");
     // The scenario's own rules know nothing of the model: it loads as a scenario.
     assert!(Scenario::from_toml(&bad, "f211.toml").is_ok());
 }

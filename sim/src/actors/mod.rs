@@ -1,6 +1,7 @@
 //! The parties of the protocol (SPEC.md's actor table), one module each. `HostVss` and
 //! `GuestVss` are both [`VssService`].
 
+mod auto_recovery;
 mod fss;
 mod guest_writer;
 mod hv_ic;

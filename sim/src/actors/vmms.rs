@@ -8,16 +8,16 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use hvsim_engine::chain::{
-    auto_recovery_file, checkpoint_file, ChainError, DiskChain, Merge, MergeProgress,
-};
+use hvsim_engine::chain::{auto_recovery_file, checkpoint_file, ChainError, Merge, MergeProgress};
+use hvsim_engine::volume::VolumeError;
 use hvsim_engine::AnyDisk;
 
+use super::auto_recovery::AutoRecovery;
 use crate::faults::{CheckpointStep, FaultPlan};
 use crate::plan::{Flow, Method};
 use crate::protocol::hyperv::{Quiesce, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer, VmmsVm};
 use crate::protocol::msg::{Claim, Fail, Msg, Source, VmmsOp};
-use crate::scenario::{FailureClass, Hresult};
+use crate::scenario::{FailureClass, Hresult, Leftover};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
 use crate::site::Site;
 use crate::world::{Lab, Point, Power};
@@ -25,9 +25,9 @@ use crate::world::{Lab, Point, Power};
 /// Blocks copied per merge step.
 const MERGE_BLOCKS: u64 = 4;
 
-/// Per VM and disk: the auto-recovery chain Vmms made (F2.6), until it is merged inside
-/// the volume snapshot or discarded.
-type AutoRecoveryChains = BTreeMap<usize, Vec<Option<DiskChain>>>;
+/// Per VM: the auto-recovery checkpoint Vmms made (F2.6), until it is discarded on the
+/// live volume.
+type AutoRecoveryChains = BTreeMap<usize, AutoRecovery>;
 
 pub struct Vmms {
     name: String,
@@ -52,6 +52,12 @@ fn disk_full(e: &ChainError, vm: &str) -> Fail {
             Hresult::ErrorDiskFull,
             FailureClass::Host,
             format!("{vm}: {e} (R8)"),
+        ),
+        // FF11: a file an earlier failed backup left is in the way (ERROR_FILE_EXISTS).
+        ChainError::Volume(VolumeError::Exists { .. }) => Fail::new(
+            Hresult::ErrorFileExists,
+            FailureClass::Host,
+            format!("{vm}: {e}"),
         ),
         _ => Fail::new(
             Hresult::VssEUnexpected,
@@ -205,6 +211,9 @@ impl VmmsPort for Port<'_, '_> {
         let v = &mut lab.vms[vm];
         let mut ar = Vec::new();
         let mut made: Vec<(usize, String)> = Vec::new();
+        // Disks whose auto-recovery file this checkpoint created (a file that was there
+        // before is not undone: FF11).
+        let mut made_ar: Vec<usize> = Vec::new();
         let mut result = Ok(());
         for (i, d) in v.disks.iter_mut().enumerate() {
             if step.is_some_and(|step| self.faults.out_of_space(&d.volume, step)) {
@@ -240,6 +249,7 @@ impl VmmsPort for Port<'_, '_> {
                     Ok(c) => {
                         cx.out.detail("auto_recovery", ar_name);
                         ar.push(Some(c));
+                        made_ar.push(i);
                     }
                     Err(e) => {
                         result = Err(disk_full(&e, &v.name));
@@ -253,13 +263,23 @@ impl VmmsPort for Port<'_, '_> {
             for (i, _) in made {
                 let d = &mut v.disks[i];
                 let _ = d.chain.revert();
-                let _ = lab
-                    .volumes
-                    .get(&d.volume)
-                    .map(|vol| vol.remove(&auto_recovery_file(&d.file)));
+                if made_ar.contains(&i) {
+                    let _ = lab
+                        .volumes
+                        .get(&d.volume)
+                        .map(|vol| vol.remove(&auto_recovery_file(&d.file)));
+                }
             }
         } else {
-            self.ar.insert(vm, ar);
+            // The open transaction the checkpoint fixed: what the writers undo (F2.10).
+            let rollback = if with_ar { v.undo.clone() } else { Vec::new() };
+            self.ar.insert(
+                vm,
+                AutoRecovery {
+                    chains: ar,
+                    rollback,
+                },
+            );
         }
         for d in &mut v.disks {
             if v.power != Power::Off {
@@ -276,11 +296,14 @@ impl VmmsPort for Port<'_, '_> {
     }
 
     fn discard_auto_recovery(&mut self, vm: usize) {
-        let Some(chains) = self.ar.get_mut(&vm) else {
+        let Some(ar) = self.ar.get_mut(&vm) else {
             return;
         };
-        for ar in chains.iter_mut().filter_map(Option::take) {
-            let _ = ar.volume.remove(ar.active());
+        // F2.12: on the live volume the auto-recovery AVHDX is deleted, never merged.
+        for ar in ar.chains.iter_mut().filter_map(Option::take) {
+            if ar.volume.remove(ar.active()).is_ok() {
+                self.cx.out.detail("deleted", ar.active().to_string());
+            }
         }
     }
 
@@ -329,6 +352,26 @@ impl VmmsPort for Port<'_, '_> {
         let cx = &mut *self.cx;
         let lab = &mut cx.world.lab;
         let v = &mut lab.vms[vm];
+        if let Some(code) = self.faults.merge_failure(vm) {
+            // FF23-FF25: the merge stops; the VM writes on into its AVHDX.
+            let mut failed = Vec::new();
+            for d in v.disks.iter_mut().filter(|d| d.merge.is_some()) {
+                d.merge = None;
+                failed.push(d.chain.active().to_string());
+                d.reopen(false, cx.out.guids()).map_err(|e| {
+                    Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e.to_string())
+                })?;
+            }
+            return Err(Fail::new(
+                code,
+                FailureClass::Host,
+                format!(
+                    "merging {} failed: {code} (0x{:08X})",
+                    failed.join(", "),
+                    code.value()
+                ),
+            ));
+        }
         let mut done = true;
         for d in &mut v.disks {
             let Some(mut m) = d.merge.take() else {
@@ -363,91 +406,76 @@ impl VmmsPort for Port<'_, '_> {
                     let gone = d.chain.active().to_string();
                     d.chain.merged().map_err(|e| fail(e.to_string()))?;
                     cx.out.detail("merged", gone);
-                    d.reopen(false, cx.out.guids())
+                    // A recovery checkpoint an earlier backup left under this one is
+                    // merged too, as Remove-VMSnapshot does (FF22); any other
+                    // checkpoint stays.
+                    let lingering = Leftover::RecoveryCheckpoint.file(&d.file);
+                    if d.chain.checkpoints() == 0 || d.chain.active() != lingering {
+                        d.reopen(false, cx.out.guids())
+                            .map_err(|e| fail(e.to_string()))?;
+                        continue;
+                    }
+                    d.reopen(true, cx.out.guids())
                         .map_err(|e| fail(e.to_string()))?;
+                    let live = d
+                        .live
+                        .as_mut()
+                        .and_then(AnyDisk::as_vhdx_mut)
+                        .ok_or_else(|| fail(format!("{lingering}: not open as VHDX")))?;
+                    d.merge =
+                        Some(Merge::start(live, cx.out.guids()).map_err(|e| fail(e.to_string()))?);
+                    done = false;
                 }
             }
         }
         Ok(done)
     }
 
-    /// F2.10–F2.12 inside the volume snapshot: the auto-recovery checkpoint holds the
-    /// consistent image; it is merged into the base there, and discarded on the live
-    /// volume.
+    /// F2.10: the auto-recovery disks are attached to the running VM through its SCSI
+    /// controller, the guest's writers write their rollback into them, and they are
+    /// detached, all before the volume snapshot of `set`. The requester then reads each
+    /// disk's base with its AutoRecovery.avhdx over it from the snapshot: the merge
+    /// happens only inside the backup copy (F2.12); the live chain never sees it (I1).
     fn auto_recover(&mut self, vm: usize, set: u64) -> Result<(), Fail> {
         let fail = |e: String| Fail::new(Hresult::VssEAutorecoveryFailed, FailureClass::Host, e);
         let cx = &mut *self.cx;
         let lab = &mut cx.world.lab;
-        let mut recovered = false;
-        let chains = self.ar.entry(vm).or_default();
-        for (i, ar) in chains.iter_mut().enumerate() {
-            let Some(ar) = ar.take() else { continue };
-            let d = &lab.vms[vm].disks[i];
-            let shadow = lab
-                .shadows
-                .get(&set)
-                .and_then(|s| s.iter().find(|s| s.volume == d.volume))
-                .cloned();
-            let volume = lab
-                .volumes
-                .get(&d.volume)
-                .cloned()
-                .ok_or_else(|| fail("no volume".into()))?;
-            // No snapshot of the disk's volume in the set (an SMB share whose shadow copy
-            // was never handed to VSS, F4.7–F4.8): nothing holds the consistent image.
-            let Some(shadow) = shadow else {
-                let _ = volume.remove(ar.active());
-                return Err(fail(format!(
-                    "no snapshot of {} in snapshot set {set} to auto-recover {} in",
-                    d.volume,
-                    ar.active()
-                )));
-            };
-            {
-                let snap = volume
-                    .snapshot(shadow.id)
-                    .map_err(|e| fail(e.to_string()))?;
-                let mut inside = ar
-                    .open_on(&snap, true, true, cx.out.guids())
-                    .map_err(|e| fail(e.to_string()))?;
-                let mut m =
-                    Merge::start(&mut inside, cx.out.guids()).map_err(|e| fail(e.to_string()))?;
-                while m.step(&mut inside, 64).map_err(|e| fail(e.to_string()))?
-                    != MergeProgress::Complete
-                {}
-                m.finish(inside)
-                    .and_then(|p| p.close())
-                    .map_err(|e| fail(e.to_string()))?;
-                cx.out.detail(
-                    "auto_recovered",
-                    format!(
-                        "{} merged into {} inside snapshot #{}",
-                        ar.active(),
-                        ar.base(),
-                        shadow.id
-                    ),
-                );
-                recovered = true;
-            }
-            volume
-                .remove(ar.active())
-                .map_err(|e| fail(e.to_string()))?;
-        }
-        if !recovered {
-            // Auto-recovery that recovers nothing leaves no consistent image to read: the
+        let name = lab.vms[vm].name.clone();
+        let ar = self.ar.entry(vm).or_default();
+        if ar.chains.iter().all(Option::is_none) {
+            // Auto-recovery with nothing to recover into leaves no consistent image: the
             // job's error, never a silent success.
             return Err(fail(format!(
-                "{}: no auto-recovery checkpoint to merge inside snapshot set {set}",
-                lab.vms[vm].name
+                "{name}: no auto-recovery checkpoint to attach for snapshot set {set}"
             )));
         }
-        // F2.13: the requester reads each base disk from the snapshot, where it now holds
-        // the consistent image.
-        let files = lab.vms[vm]
-            .disks
-            .iter()
-            .map(|d| vec![d.chain.base().to_string()])
-            .collect();
+        let mut files = Vec::new();
+        let mut attached = Vec::new();
+        let mut pages = 0;
+        for (i, d) in lab.vms[vm].disks.iter().enumerate() {
+            let Some(chain) = ar.chains.get(i).and_then(Option::as_ref) else {
+                files.push(d.chain.files.clone());
+                continue;
+            };
+            if self
+                .faults
+                .out_of_space(&d.volume, CheckpointStep::AutoRecoveryRollback)
+            {
+                fill(&lab.volumes, &d.volume);
+            }
+            pages += ar
+                .roll_back(i, cx.out.guids())
+                .map_err(|e| fail(format!("{name}: {e}")))?;
+            attached.push(chain.active().to_string());
+            files.push(chain.files.clone());
+        }
+        cx.out
+            .detail("attached", format!("{} (SCSI)", attached.join(", ")));
+        cx.out.detail(
+            "rolled_back",
+            format!("{pages} page(s) of the open transaction"),
+        );
+        cx.out.detail("detached", attached.join(", "));
         self.claim(vm).source = Some(Source {
             set: Some(set),
             files,
@@ -517,7 +545,10 @@ impl Actor<Msg, Site> for Vmms {
 
     fn digest(&self, h: &mut blake3::Hasher) {
         for (vm, checkpoint) in self.core.taken() {
-            let ars = self.ar.get(vm).map_or(0, |a| a.iter().flatten().count());
+            let ars = self
+                .ar
+                .get(vm)
+                .map_or(0, |a| a.chains.iter().flatten().count());
             h.update(&(*vm as u64).to_le_bytes());
             h.update(&[u8::from(*checkpoint), ars as u8]);
         }

@@ -1,6 +1,9 @@
 //! `Workload`: what the guest writes while the job runs (section 3 of the simulator
 //! issue): application transactions (blocks plus a commit record) that stop while the
-//! writers are frozen, file-system metadata, and the page file (R14). Writes are held
+//! writers are frozen, file-system metadata, and the page file (R14). A transaction with
+//! a commit record stays open until the next one begins: its commit record is written
+//! then, so a snapshot can hold an open transaction, which the application's writer
+//! undoes in an auto-recoverable snapshot (F2.10). Writes are held
 //! during flush-and-hold and while the VM is saved; each completed write goes to the
 //! oracle.
 
@@ -22,6 +25,8 @@ pub struct Workload {
     ticks: u64,
     /// A write failed: the guest saw an I/O error (I1 then judges what was lost).
     pub errors: u64,
+    /// The open transaction's commit record: disk, guest volume, offset and bytes.
+    commit: Option<(usize, usize, u64, Vec<u8>)>,
 }
 
 impl Workload {
@@ -33,6 +38,7 @@ impl Workload {
             until_us,
             ticks: 0,
             errors: 0,
+            commit: None,
         }
     }
 
@@ -100,21 +106,28 @@ impl Workload {
             let spec = self.spec.transactions.clone().expect("rate > 0");
             let blocks = u64::from(spec.blocks.max(1));
             let mut r = Ok(());
+            // The previous transaction commits before this one begins.
+            if let Some((cd, cv, at, data)) = self.commit.take() {
+                r = vm.guest_write(cd, cv, at, &data);
+                if r.is_ok() {
+                    vm.commit();
+                }
+            }
             for _ in 0..blocks {
                 // Database pages in the second quarter of the hot area.
                 let page = hot_pages / 4 + cx.out.choose((hot_pages / 4).max(1));
                 let data = vm.next_data(2, 0xDB);
-                r = r.and(vm.guest_write(
-                    d,
-                    txn_vol,
-                    page.min(hot_pages.saturating_sub(2)) * PAGE,
-                    &data,
-                ));
+                let at = page.min(hot_pages.saturating_sub(2)) * PAGE;
+                r = r.and(if spec.commit_record {
+                    vm.transaction_write(d, txn_vol, at, &data)
+                } else {
+                    vm.guest_write(d, txn_vol, at, &data)
+                });
             }
             if spec.commit_record {
                 let page = hot_pages / 2 + cx.out.choose((hot_pages / 8).max(1));
                 let data = vm.next_data(1, 0xC0);
-                r = r.and(vm.guest_write(d, txn_vol, page * PAGE, &data));
+                self.commit = Some((d, txn_vol, page * PAGE, data));
             }
             cx.out.record(
                 "Transaction",
@@ -182,6 +195,7 @@ impl Actor<Msg, Site> for Workload {
     fn digest(&self, h: &mut blake3::Hasher) {
         h.update(&self.ticks.to_le_bytes());
         h.update(&self.errors.to_le_bytes());
+        h.update(&[u8::from(self.commit.is_some())]);
     }
 }
 

@@ -95,6 +95,7 @@ fn vm_on(volume: &Volume) -> VmLab {
         oracle: Oracle::new(1),
         next_serial: 0,
         rct_points: Vec::new(),
+        undo: Vec::new(),
     }
 }
 

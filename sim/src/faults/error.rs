@@ -14,9 +14,10 @@ pub enum FaultError {
         crate::faults::CheckpointStep::list()
     )]
     OutOfSpaceStep { index: usize, at: SpecId },
-    /// `out_of_space` at F2.11: the auto-recovery AVHDX does not grow in this model.
+    /// `out_of_space` at F2.11: the volume snapshot creates no AVHDX; the auto-recovery
+    /// AVHDX grows before it, with the writers' rollback (F2.10).
     #[error(
-        "faults[{index}]: out_of_space at F2.11 is not modelled: the auto-recovery AVHDX does not grow before the volume snapshot (the writers' rollback writes of F2.10 are not modelled); name F2.6 for its creation"
+        "faults[{index}]: out_of_space at F2.11 is not where an AVHDX grows: the auto-recovery AVHDX grows with the writers' rollback before the volume snapshot; name F2.10 (or F2.6 for its creation)"
     )]
     AutoRecoveryGrowth { index: usize },
     /// A name the validated scenario should have resolved.

@@ -46,6 +46,8 @@ pub enum PlannedFault {
         at: ProviderOperation,
         code: Hresult,
     },
+    /// Vmms' merge of the VM's checkpoint fails with the code (19100).
+    MergeFailure { vm: usize, code: Hresult },
 }
 
 impl PlannedFault {
@@ -60,7 +62,8 @@ impl PlannedFault {
             | PlannedFault::FsrvpSlowClient { file_server, .. } => Where::FileServer(file_server),
             PlannedFault::DaemonExit { vm, .. }
             | PlannedFault::DaemonHang { vm }
-            | PlannedFault::TransferInterrupted { vm } => Where::Vm(vm),
+            | PlannedFault::TransferInterrupted { vm }
+            | PlannedFault::MergeFailure { vm, .. } => Where::Vm(vm),
             PlannedFault::WriterFailure { vm, writer, .. } => Where::Writer { vm, writer },
             PlannedFault::SnapshotSetInProgress { host, .. } => Where::Host(host),
         }
@@ -81,6 +84,7 @@ impl PlannedFault {
             PlannedFault::WriterFailure { at, .. } => When::Writer(at),
             PlannedFault::ProviderFailure { at, .. } => When::Provider(at),
             PlannedFault::SnapshotSetInProgress { .. } => When::DoSnapshotSet,
+            PlannedFault::MergeFailure { .. } => When::Merge,
         }
     }
 }
@@ -192,6 +196,10 @@ impl FaultPlan {
                 Fault::DaemonExit { vm: v, during } => PlannedFault::DaemonExit {
                     vm: vm(v, i)?,
                     during: *during,
+                },
+                Fault::MergeFailure { vm: v, code } => PlannedFault::MergeFailure {
+                    vm: vm(v, i)?,
+                    code: *code,
                 },
                 Fault::TransferInterrupted { vm: v } => {
                     PlannedFault::TransferInterrupted { vm: vm(v, i)? }
@@ -380,6 +388,14 @@ impl FaultPlan {
     pub fn transfer_interrupted(&self, vm: usize) -> bool {
         self.faults
             .contains(&PlannedFault::TransferInterrupted { vm })
+    }
+
+    /// The code VM `vm`'s checkpoint merge fails with, if it does.
+    pub fn merge_failure(&self, vm: usize) -> Option<Hresult> {
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::MergeFailure { vm: v, code } if v == vm => Some(code),
+            _ => None,
+        })
     }
 
     /// Where and how writer `writer` of VM `vm` fails.

@@ -15,14 +15,18 @@ pub enum CheckpointStep {
     ProductionCheckpoint,
     /// R4: `<VM name> - Backup - (<date time>)`.
     NamedBackupCheckpoint,
+    /// F2.10: the auto-recovery AVHDX grows with the writers' rollback, before the
+    /// volume snapshot.
+    AutoRecoveryRollback,
 }
 
 impl CheckpointStep {
-    pub const ALL: [CheckpointStep; 4] = [
+    pub const ALL: [CheckpointStep; 5] = [
         CheckpointStep::BackupCheckpoint,
         CheckpointStep::AutoRecoveryCheckpoint,
         CheckpointStep::ProductionCheckpoint,
         CheckpointStep::NamedBackupCheckpoint,
+        CheckpointStep::AutoRecoveryRollback,
     ];
 
     /// The SPEC item, as a scenario's `at` names it.
@@ -32,6 +36,7 @@ impl CheckpointStep {
             CheckpointStep::AutoRecoveryCheckpoint => "F2.6",
             CheckpointStep::ProductionCheckpoint => "F3.3",
             CheckpointStep::NamedBackupCheckpoint => "R4",
+            CheckpointStep::AutoRecoveryRollback => "F2.10",
         }
     }
 
@@ -71,8 +76,10 @@ impl CheckpointStep {
         }
         let mut steps: Vec<Self> = Self::of(plan).into_iter().collect();
         if steps == [CheckpointStep::BackupCheckpoint] {
-            // Vmms takes the auto-recovery checkpoint right after the backup one (F2.6).
+            // Vmms takes the auto-recovery checkpoint right after the backup one (F2.6);
+            // the writers' rollback grows it (F2.10).
             steps.push(CheckpointStep::AutoRecoveryCheckpoint);
+            steps.push(CheckpointStep::AutoRecoveryRollback);
         }
         steps
     }
@@ -116,4 +123,6 @@ pub enum When {
     Provider(ProviderOperation),
     /// Every DoSnapshotSet on the host until the fault's time.
     DoSnapshotSet,
+    /// Vmms merges the VM's checkpoint (F2.14, F3.4).
+    Merge,
 }

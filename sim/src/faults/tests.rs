@@ -191,13 +191,14 @@ fn out_of_space_fires_at_its_step_and_no_other() {
 }
 
 #[test]
-fn out_of_space_at_f2_11_is_refused_naming_f2_6() {
+fn out_of_space_at_f2_11_is_refused_naming_f2_10() {
     let s = scenario("[[faults]]\nout_of_space = { volume = \"hv1-D\", at = \"F2.11\" }\n");
     let e = FaultPlan::new(&s, 0).unwrap_err();
     assert_eq!(e, FaultError::AutoRecoveryGrowth { index: 0 });
     let text = e.to_string();
     assert!(
-        text.starts_with("faults[0]: out_of_space at F2.11 is not modelled"),
+        text.starts_with("faults[0]: out_of_space at F2.11 is not where an AVHDX grows")
+            && text.contains("name F2.10"),
         "{text}"
     );
     assert!(text.contains("F2.6"), "{text}");
@@ -210,7 +211,7 @@ fn out_of_space_where_no_checkpoint_is_made_is_refused_with_the_steps_it_knows()
     assert!(matches!(&e, FaultError::OutOfSpaceStep { index: 0, at } if at.as_str() == "F1.8"));
     assert_eq!(
         e.to_string(),
-        "faults[0]: out_of_space is modelled where a checkpoint's AVHDX is created (F2.5, F2.6, F3.3, R4), not at F1.8"
+        "faults[0]: out_of_space is modelled where a checkpoint's AVHDX is created (F2.5, F2.6, F3.3, R4, F2.10), not at F1.8"
     );
 }
 
@@ -365,7 +366,8 @@ fn checkpoint_steps_follow_the_vms_plan() {
             CheckpointStep::all_of(&plan(&s, vm)),
             vec![
                 CheckpointStep::BackupCheckpoint,
-                CheckpointStep::AutoRecoveryCheckpoint
+                CheckpointStep::AutoRecoveryCheckpoint,
+                CheckpointStep::AutoRecoveryRollback
             ],
             "vm {vm}"
         );
@@ -407,7 +409,7 @@ fn every_checkpoint_step_is_a_spec_item_and_reads_back() {
     for step in CheckpointStep::ALL {
         assert_eq!(CheckpointStep::from_spec(&step.spec_id()), Some(step));
     }
-    assert_eq!(CheckpointStep::list(), "F2.5, F2.6, F3.3, R4");
+    assert_eq!(CheckpointStep::list(), "F2.5, F2.6, F3.3, R4, F2.10");
 }
 
 #[test]
@@ -421,8 +423,8 @@ fn points_of_the_small_scenario_are_counted_per_kind() {
     );
     assert_eq!(count(&|f| matches!(f, Fault::HoldWritesTimeout { .. })), 1);
     assert_eq!(count(&|f| matches!(f, Fault::DiffAreaFull { .. })), 1);
-    // F2.5 and F2.6 on each volume holding a disk.
-    assert_eq!(count(&|f| matches!(f, Fault::OutOfSpace { .. })), 4);
+    // F2.5, F2.6 and F2.10 on each volume holding a disk.
+    assert_eq!(count(&|f| matches!(f, Fault::OutOfSpace { .. })), 6);
     assert_eq!(count(&|f| matches!(f, Fault::FsrvpTimeout { .. })), 3);
     assert_eq!(count(&|f| matches!(f, Fault::FsrvpSlowClient { .. })), 1);
     assert_eq!(count(&|f| matches!(f, Fault::DaemonExit { .. })), 3);
@@ -437,7 +439,7 @@ fn points_of_the_small_scenario_are_counted_per_kind() {
         count(&|f| matches!(f, Fault::WriterFailure { .. })),
         3 * 7 * 7
     );
-    assert_eq!(points.len(), 3 + 7 + 4 + 1 + 3 + 3 + 3 + 147);
+    assert_eq!(points.len(), 3 + 7 + 6 + 1 + 3 + 3 + 3 + 147);
 }
 
 #[test]
@@ -468,11 +470,11 @@ fn points_skip_what_cannot_fire() {
         Where::Vm(vm) | Where::Writer { vm, .. } => vm == 0,
         Where::FileServer(_) | Where::Host(_) => false,
     }));
-    assert_eq!(points.len(), 3 + 7 + 2 + 1 + 2 * 49);
+    assert_eq!(points.len(), 3 + 7 + 3 + 1 + 2 * 49);
     // A writer already configured to fail gets no further failure.
     s.vms[0].guest.writers[0].fail_at = Some(WriterEvent::OnFreeze);
     s.vms[0].guest.writers[0].fail_with = Some(WriterFailure::Timeout);
-    assert_eq!(FaultPlan::points(&s).len(), 3 + 7 + 2 + 1 + 49);
+    assert_eq!(FaultPlan::points(&s).len(), 3 + 7 + 3 + 1 + 49);
     // A missing daemon cannot exit.
     let mut l = scenario("");
     l.vms[1].guest.vss_daemon = Some(crate::scenario::DaemonState::Missing);
@@ -568,4 +570,17 @@ fn a_provider_failure_at_an_unknown_call_or_volume_is_refused_where_it_is_writte
             && text.contains("hv9-D"),
         "{text}"
     );
+}
+
+#[test]
+fn a_merge_failure_plans_to_its_vm_at_the_merge_with_its_code() {
+    let s = scenario(
+        "[[faults]]\nmerge_failure = { vm = \"app01\", code = \"ERROR_FILE_SYSTEM_LIMITATION\" }\n",
+    );
+    let p = FaultPlan::new(&s, 0).expect("planned");
+    let f = only(&p);
+    assert_eq!((f.target(), f.when()), (Where::Vm(0), When::Merge));
+    assert_eq!(p.merge_failure(0), Some(Hresult::ErrorFileSystemLimitation));
+    assert_eq!(p.merge_failure(1), None);
+    assert_eq!(Hresult::ErrorFileSystemLimitation.value(), 0x8007_0299);
 }

@@ -505,9 +505,28 @@ fn conclude(
         expectations: Vec::new(),
         steps,
         virtual_us: now,
+        files_left: files_left(lab),
     };
     report.expectations = expectations(s, &report);
     report
+}
+
+/// Files on the volumes besides the VMs' base disks, as `volume:file`.
+fn files_left(lab: &crate::world::Lab) -> Vec<String> {
+    let bases: Vec<&str> = lab
+        .vms
+        .iter()
+        .flat_map(|v| v.disks.iter().map(|d| d.chain.base()))
+        .collect();
+    lab.volumes
+        .iter()
+        .flat_map(|(n, v)| {
+            v.list()
+                .into_iter()
+                .filter(|f| !bases.contains(&f.as_str()))
+                .map(move |f| format!("{n}:{f}"))
+        })
+        .collect()
 }
 
 fn expectations(s: &Scenario, r: &RunReport) -> Vec<Check> {
@@ -556,6 +575,16 @@ fn expectations(s: &Scenario, r: &RunReport) -> Vec<Check> {
             format!(
                 "failure class {c} (got {})",
                 r.failure_class.map_or("none".into(), |c| c.to_string())
+            ),
+        );
+    }
+    if !e.files_left.is_empty() {
+        add(
+            e.files_left == r.files_left,
+            format!(
+                "files left {} (got {})",
+                e.files_left.join(", "),
+                r.files_left.join(", ")
             ),
         );
     }

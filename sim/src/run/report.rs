@@ -92,6 +92,8 @@ pub struct RunReport {
     pub expectations: Vec<Check>,
     pub steps: u64,
     pub virtual_us: u64,
+    /// Files left on the volumes besides the VMs' base disks, as `volume:file`.
+    pub files_left: Vec<String>,
 }
 
 impl RunReport {
@@ -156,6 +158,9 @@ impl fmt::Display for RunReport {
             "  bytes: read {}, hashed {}, sent {}",
             self.bytes_read, self.bytes_hashed, self.bytes_sent
         )?;
+        if !self.files_left.is_empty() {
+            writeln!(f, "  files left: {}", self.files_left.join(", "))?;
+        }
         let plain = self.points.len() <= 1
             && self
                 .points

@@ -44,6 +44,9 @@ named_enum! {
         EUnexpected = "E_UNEXPECTED",
         EOutOfMemory = "E_OUTOFMEMORY",
         EInvalidArg = "E_INVALIDARG",
+        /// "The requested operation could not be completed due to a file system
+        /// limitation": a merge failing while Replica and a backup hold the disk (FF24).
+        ErrorFileSystemLimitation = "ERROR_FILE_SYSTEM_LIMITATION",
     }
 }
 
@@ -86,6 +89,7 @@ impl Hresult {
             EUnexpected => 0x8000_FFFF,
             EOutOfMemory => 0x8007_000E,
             EInvalidArg => 0x8007_0057,
+            ErrorFileSystemLimitation => 0x8007_0299,
         }
     }
 }

@@ -274,6 +274,35 @@ pub struct Disk {
     pub dynamic: bool,
     #[serde(default)]
     pub volumes: Vec<GuestVolume>,
+    /// Files an earlier failed backup left beside the disk: the VM's starting state
+    /// (field failure 11).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<Leftover>,
+}
+
+named_enum! {
+    /// A file an earlier run left beside a disk.
+    pub enum Leftover ("leftover") {
+        /// `<disk>-AutoRecovery.avhdx` of a failed 2012 R2 backup (FF11).
+        AutoRecovery = "auto_recovery",
+        /// A backup (recovery) checkpoint a failed backup never merged: the VM runs on
+        /// its `<disk>_<GUID>.avhdx` (FF22).
+        RecoveryCheckpoint = "recovery_checkpoint",
+    }
+}
+
+impl Leftover {
+    /// The file this leftover is, beside disk `file`.
+    pub fn file(self, disk: &str) -> String {
+        match self {
+            Leftover::AutoRecovery => hvsim_engine::chain::auto_recovery_file(disk),
+            // SPEC F2.5's example GUID.
+            Leftover::RecoveryCheckpoint => hvsim_engine::chain::checkpoint_file(
+                disk,
+                uuid::Uuid::from_u128(0xA1C3FDA5_5DFE_4001_A6D7_EBE18195A85C),
+            ),
+        }
+    }
 }
 
 named_enum! {
@@ -619,6 +648,10 @@ pub enum Fault {
     /// (virtual time from the start): DoSnapshotSet meanwhile gets
     /// VSS_E_SNAPSHOT_SET_IN_PROGRESS (field failure 9).
     SnapshotSetInProgress { host: String, until: VirtualTime },
+    /// Vmms' merge of the VM's backup checkpoint fails with `code` (Hyper-V-VMMS 19100):
+    /// `E_ACCESSDENIED` (permissions, FF25) or `ERROR_FILE_SYSTEM_LIMITATION` (Replica
+    /// and a backup at once, FF24). The AVHDX stays and the VM writes on into it (FF23).
+    MergeFailure { vm: String, code: Hresult },
 }
 
 named_enum! {
@@ -688,6 +721,10 @@ pub struct Expect {
     /// `"HyperVWriter@hv1 [8] Failed / Inconsistent shadow copy"` (field failure 3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writers: Vec<String>,
+    /// Files the job leaves on the host's volumes besides the base disks, as
+    /// `volume:file` (the state a real host shows afterwards, e.g. FF11's leftover).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_left: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

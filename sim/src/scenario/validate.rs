@@ -2,6 +2,7 @@
 //! The checks do not decide what the simulator will do (eligibility, fallbacks); they only
 //! reject scenarios that cannot describe a real setup.
 
+use super::codes::Hresult;
 use super::error::Problem;
 use super::file_name::volume_folder;
 use super::file_name::{file_name_problem, windows_folder, MAX_NAME_UTF16, MAX_PATH_UTF16};
@@ -10,6 +11,10 @@ use super::limits::*;
 use super::model::*;
 use super::units::{Bytes, VirtualTime};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The codes a background merge fails with (Hyper-V-VMMS 19100, field failures 24, 25).
+const MERGE_FAILURE_CODES: [Hresult; 2] =
+    [Hresult::EAccessDenied, Hresult::ErrorFileSystemLimitation];
 
 /// Checks of a valid scenario that need more than the scenario (a world built from it).
 pub type WorldCheck<'a> = &'a dyn Fn(&Scenario) -> Vec<Problem>;
@@ -925,6 +930,18 @@ impl Checker {
                 let path = format!("faults[{i}].snapshot_set_in_progress.until");
                 self.duration_at_most(path, "foreign snapshot set", *until);
                 ("snapshot_set_in_progress", "host", host)
+            }
+            Fault::MergeFailure { vm, code } => {
+                if !MERGE_FAILURE_CODES.contains(code) {
+                    self.problem(
+                        format!("faults[{i}].merge_failure.code"),
+                        format!(
+                            "a merge fails with {} (field failures 24, 25), not {code}",
+                            MERGE_FAILURE_CODES.map(|c| c.as_str()).join(" or ")
+                        ),
+                    );
+                }
+                ("merge_failure", "vm", vm)
             }
         };
         let path = format!("faults[{i}].{field}.{kind}");

@@ -15,7 +15,7 @@ use hvsim_engine::{CreateOptions, GuidGen};
 use super::{DiskLab, GuestVol, Lab, Observed, Oracle, Power, VmLab, PAGE};
 use crate::scenario::volume_folder;
 use crate::scenario::{
-    BackupKind, Bytes, FileSystem, Problem, Scenario, VmState, MIN_GUEST_VOLUME,
+    BackupKind, Bytes, FileSystem, Leftover, Problem, Scenario, VmState, MIN_GUEST_VOLUME,
 };
 use crate::sched::EPOCH_UNIX_S;
 
@@ -141,6 +141,7 @@ fn build_on(
             oracle: Oracle::new(vm.disks.len()),
             next_serial: 1,
             rct_points: Vec::new(),
+            undo: Vec::new(),
         };
         for d in &vm.disks {
             let vol_name = disk_volume(&s, d).ok_or_else(|| {
@@ -150,8 +151,19 @@ fn build_on(
                 .get(&vol_name)
                 .ok_or_else(|| BuildError(format!("no volume {vol_name}")))?
                 .clone();
-            let (chain, block) = new_base(volume, d, guids)
+            let (mut chain, block) = new_base(volume, d, guids)
                 .map_err(|e| BuildError(format!("VM {}: {e}", vm.name)))?;
+            // The starting state: real AVHDX files an earlier failed backup left: an
+            // auto-recovery file beside the disk (FF11), or a recovery checkpoint the VM
+            // runs on, which takes the guest's first files (FF22).
+            for l in &d.leftovers {
+                let name = l.file(&d.file);
+                let made = match l {
+                    Leftover::AutoRecovery => chain.child_of(0, &name, guids).map(drop),
+                    Leftover::RecoveryCheckpoint => chain.create_checkpoint(&name, guids),
+                };
+                made.map_err(|e| BuildError(format!("VM {}: leftover {e}", vm.name)))?;
+            }
             let mut vols = Vec::new();
             let listed: Vec<(String, FileSystem, bool)> = if d.volumes.is_empty() {
                 vec![("C:".into(), FileSystem::Ntfs, false)]

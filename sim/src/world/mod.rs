@@ -255,6 +255,19 @@ pub struct VmLab {
     pub next_serial: u64,
     /// Per captured point kind: the RCT reference point of each disk made at the capture.
     pub rct_points: Vec<(Point, Vec<Option<RefPoint>>)>,
+    /// The guest application's undo log of its open transaction (written, not yet
+    /// committed): what its VSS writer rolls back in an auto-recoverable snapshot
+    /// (F2.10). Cleared by the commit record.
+    pub undo: Vec<UndoPage>,
+}
+
+/// One page of an open transaction's undo log: its bytes before the transaction wrote
+/// it, read back from the disk, at a byte offset of the virtual disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UndoPage {
+    pub disk: usize,
+    pub offset: u64,
+    pub before: Vec<u8>,
 }
 
 impl VmLab {
@@ -283,6 +296,49 @@ impl VmLab {
         }
         self.oracle.completed(disk, at, data);
         Ok(())
+    }
+
+    /// A write of the application's open transaction: before it, the application logs
+    /// the bytes of each page it overwrites for the first time in this transaction, as
+    /// the disk holds them (its undo log; the oracle keeps its own account).
+    pub fn transaction_write(
+        &mut self,
+        disk: usize,
+        vol: usize,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), DiskError> {
+        let at = self.disks[disk].vols[vol].layout.start + offset;
+        let d = &mut self.disks[disk];
+        let Some(live) = d.live.as_mut() else {
+            return Err(DiskError::NotOpen {
+                file: d.file.clone(),
+            });
+        };
+        for page in (at..at + data.len() as u64).step_by(PAGE as usize) {
+            if self.undo.iter().any(|u| u.disk == disk && u.offset == page) {
+                continue;
+            }
+            let mut before = vec![0u8; PAGE as usize];
+            live.read(page, &mut before)
+                .map_err(|source| DiskError::Image {
+                    file: d.chain.active().to_string(),
+                    source,
+                })?;
+            self.undo.push(UndoPage {
+                disk,
+                offset: page,
+                before,
+            });
+        }
+        self.oracle.transaction_write(disk, at, data.len() as u64);
+        self.guest_write(disk, vol, offset, data)
+    }
+
+    /// The open transaction's commit record is on disk: nothing is left to undo.
+    pub fn commit(&mut self) {
+        self.undo.clear();
+        self.oracle.commit();
     }
 
     /// With change tracking, closes the RCT epoch with a reference point at this instant,

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use hvsim_engine::chain::auto_recovery_file;
 use hvsim_engine::volume::{SnapshotId, Volume};
 
 use super::{SparseImage, VmLab};
@@ -46,6 +47,10 @@ pub struct Fixed {
     pub level: Consistency,
     /// Per disk, every write the guest had completed by then.
     pub images: Vec<SparseImage>,
+    /// When an auto-recovery checkpoint (`<disk>-AutoRecovery.avhdx`) was created with
+    /// the checkpoint: per disk, the same image after the guest's writers recover it
+    /// (its open transaction undone, F2.10), from the oracle's own account.
+    pub recovered: Option<Vec<SparseImage>>,
 }
 
 /// What was seen of one VM.
@@ -128,6 +133,12 @@ impl Observed {
             if point == 0 || seen.fixed.iter().any(|(p, _)| *p == point) {
                 continue;
             }
+            let auto_recovery = how == Fixing::Checkpoint
+                && vm.disks.iter().any(|d| {
+                    volumes
+                        .get(&d.volume)
+                        .is_some_and(|v| v.exists(&auto_recovery_file(&d.file)))
+                });
             seen.fixed.push((
                 point,
                 Fixed {
@@ -135,6 +146,7 @@ impl Observed {
                     how,
                     level: level_now(vm),
                     images: vm.oracle.live.clone(),
+                    recovered: auto_recovery.then(|| vm.oracle.recovered()),
                 },
             ));
         }

@@ -1,7 +1,8 @@
 //! The decisions of the Microsoft Hyper-V VSS Writer. At OnPrepareSnapshot it gets every
 //! VM of the host's backup ready by the VM's way (the guest's own backup through HvIc, a
-//! saved state, R4's named checkpoint) and answers only when all are; at OnPostSnapshot
-//! it runs the auto-recovery (F1.A, F2.10–12) and resumes saved VMs; at OnBackupComplete
+//! saved state, R4's named checkpoint) and answers only when all are; an F2 guest once
+//! ready gets its auto-recovery before the volume snapshot (F2.10); at OnPostSnapshot it
+//! runs F1.A's auto-recovery and resumes saved VMs; at OnBackupComplete
 //! it has Vmms merge the backup checkpoints (F2.14). No partial backups: one VM failing
 //! fails the writer's event, and with it the whole snapshot set.
 
@@ -142,6 +143,8 @@ pub struct WriterCore {
     failure: Option<Fail>,
     /// VMs made ready for this backup, and how.
     prepared: BTreeMap<usize, Readiness>,
+    /// The snapshot set of the backup under way.
+    set: u64,
 }
 
 impl WriterCore {
@@ -155,6 +158,7 @@ impl WriterCore {
             finishing: BTreeSet::new(),
             failure: None,
             prepared: BTreeMap::new(),
+            set: 0,
         }
     }
 
@@ -181,6 +185,7 @@ impl WriterCore {
     ) {
         self.event = Some((event, from));
         self.failure = None;
+        self.set = set;
         match event {
             WriterEvent::OnIdentify => port.effect(WriterEffect::Identify),
             WriterEvent::OnPrepareSnapshot => self.prepare_snapshot(vms, port),
@@ -208,7 +213,23 @@ impl WriterCore {
         }
         self.outstanding.remove(&vm);
         match result {
-            Ok(reached) => port.effect(WriterEffect::GuestReached { vm, reached }),
+            Ok(reached) => {
+                port.effect(WriterEffect::GuestReached { vm, reached });
+                // R5: a guest that answered VSS_HBU_NO_AUTO_RECOVERY (Linux) has no
+                // auto-recovery checkpoint to roll back in.
+                let wants_none = vms.iter().any(|v| v.vm == vm && v.no_auto_recovery);
+                if self.prepared.get(&vm) == Some(&Readiness::GuestCheckpoint) && !wants_none {
+                    // F2.10: the guest's writers roll its snapshot view back in the
+                    // auto-recovery checkpoint, before the volume snapshot (F2.11).
+                    port.effect(WriterEffect::Step {
+                        vm,
+                        step: WriterStep::AutoRecovery,
+                    });
+                    self.outstanding.insert(vm);
+                    let set = self.set;
+                    self.send(self.vmms, Msg::Vmms(VmmsOp::AutoRecover { vm, set }), port);
+                }
+            }
             Err(f) => {
                 self.prepared.remove(&vm);
                 if let Some(v) = vms.iter().find(|v| v.vm == vm) {
@@ -242,6 +263,9 @@ impl WriterCore {
         match result {
             Ok(()) if readying => port.effect(WriterEffect::CrashConsistent { vm }),
             Ok(()) => {}
+            // A background merge that fails is VMMS' to log (19100, field failures
+            // 24, 25): the checkpoint stays, the writer's event stands.
+            Err(f) if matches!(op, VmmsOp::MergeCheckpoint { .. }) && f.event.is_some() => {}
             Err(f) => {
                 if readying {
                     self.prepared.remove(&vm);
@@ -365,12 +389,7 @@ impl WriterCore {
                     self.finish_guest(vm, true, port);
                 }
                 Readiness::GuestCheckpoint => {
-                    port.effect(WriterEffect::Step {
-                        vm,
-                        step: WriterStep::AutoRecovery,
-                    });
-                    self.outstanding.insert(vm);
-                    self.send(self.vmms, Msg::Vmms(VmmsOp::AutoRecover { vm, set }), port);
+                    // F2.10 ran before the snapshot; F2.13 reads where it left the image.
                     // SPEC F2 order note: the host's volume snapshot exists now (VSS
                     // sends PostSnapshot after CommitSnapshots): only now do the guest's
                     // writers hear BackupComplete.

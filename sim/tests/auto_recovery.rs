@@ -1,0 +1,113 @@
+//! F2 auto-recovery with real bytes (SPEC F2.10–F2.12, issue 9 §1.3): the writers'
+//! rollback lands in `<disk>-AutoRecovery.avhdx` before the volume snapshot, the backup
+//! copy (base + AutoRecovery.avhdx read from the snapshot) equals the quiesce image after
+//! the writers' recovery as the oracle computes it, and the live chain never holds it.
+
+mod library;
+
+use hvsim_sim::engine::chain::{auto_recovery_file, DiskChain};
+use hvsim_sim::scenario::Hresult;
+use hvsim_sim::world::SparseImage;
+
+const F2: &str = "f2-online-backup-checkpoint";
+
+#[test]
+fn the_backup_copy_holds_the_writers_rollback_and_the_live_chain_never_does() {
+    let s = library::load(F2);
+    let mut sched = library::start(&s);
+    let vol = s.vms[0].disks[0].volume.clone().expect("a volume");
+    library::step_until(&mut sched, "no volume snapshot was taken", |w| {
+        w.lab.volumes[&vol].last_snapshot().is_some()
+    });
+    let lab = &sched.world().lab;
+    let vm = &lab.vms[0];
+    let d = &vm.disks[0];
+    let volume = lab.volumes[&d.volume].clone();
+    let ar = auto_recovery_file(&d.file);
+    let snap = volume
+        .snapshot(volume.last_snapshot().expect("taken"))
+        .expect("the snapshot");
+    assert!(
+        snap.list().expect("listed").contains(&ar),
+        "F2.11: the volume snapshot holds {ar}"
+    );
+
+    // The backup copy: the base with the AutoRecovery.avhdx over it, from the snapshot.
+    let copy = DiskChain {
+        volume: volume.clone(),
+        files: vec![d.chain.base().to_string(), ar.clone()],
+    };
+    let mut guids = hvsim_sim::engine::GuidGen::seeded(7);
+    let mut disk = copy
+        .open_on(&snap, false, false, &mut guids)
+        .expect("the backup copy opens");
+    let (backup, _) = SparseImage::read_disk(&mut disk, 1 << 20).expect("read");
+    let fixed = lab
+        .observed()
+        .fixed(0, 1)
+        .expect("the checkpoint fixed the image");
+    let recovered = fixed
+        .recovered
+        .as_ref()
+        .expect("an auto-recovery checkpoint");
+    assert_ne!(
+        fixed.images[0], recovered[0],
+        "the checkpoint held an open transaction to roll back"
+    );
+    assert_eq!(
+        backup.first_difference(&recovered[0]),
+        None,
+        "backup copy vs the oracle's recovered quiesce image"
+    );
+    assert!(backup.first_difference(&fixed.images[0]).is_some());
+
+    // The live chain (base + backup checkpoint) holds every completed write, rollback
+    // undone nowhere: the production VM never sees it (I1).
+    let live = DiskChain {
+        volume: volume.clone(),
+        files: d.chain.files.clone(),
+    };
+    let mut disk = live.open(false, false, &mut guids).expect("the live chain");
+    let (img, _) = SparseImage::read_disk(&mut disk, 1 << 20).expect("read");
+    assert_eq!(img.first_difference(&vm.oracle.live[0]), None);
+    drop(disk);
+
+    // The run ends well; no AutoRecovery.avhdx is left on the live volume (I3).
+    while sched.step().expect("a step").is_some() {}
+    assert!(!volume.exists(&ar), "{ar} deleted on the live volume");
+}
+
+#[test]
+fn ff11_a_leftover_auto_recovery_file_fails_the_next_backup_with_file_exists() {
+    let out = library::told("f2-leftover-auto-recovery-file-exists");
+    let r = &out.report;
+    assert_eq!(r.code, Some(Hresult::ErrorFileExists));
+    assert_eq!(r.code.map(Hresult::value), Some(0x8007_0050));
+    assert!(
+        r.failure
+            .as_deref()
+            .is_some_and(|f| f.contains("disk_1-AutoRecovery.avhdx already exists")),
+        "{r}"
+    );
+    // The leftover stays; the run's own backup checkpoint does not.
+    assert_eq!(r.files_left, ["hv1-D:disk_1-AutoRecovery.avhdx"]);
+}
+
+#[test]
+fn the_rollback_growing_on_a_full_volume_fails_auto_recovery_cleanly() {
+    let out = library::told("f2-auto-recovery-rollback-out-of-space");
+    let r = &out.report;
+    assert_eq!(r.code, Some(Hresult::VssEAutorecoveryFailed));
+    assert!(
+        r.failure
+            .as_deref()
+            .is_some_and(|f| f.contains("disk_1-AutoRecovery.avhdx") && f.contains("full")),
+        "{r}"
+    );
+    assert!(r.files_left.is_empty(), "{:?}", r.files_left);
+    // F2.10 runs before the volume snapshot: the failure stops the set before it.
+    assert!(!out
+        .story
+        .iter()
+        .any(|l| l.contains("HostProvider@hv1: CommitSnapshots")));
+}
