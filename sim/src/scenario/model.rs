@@ -206,6 +206,10 @@ pub struct Vm {
     /// backup cannot carry them; only a backup inside the guest can.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pass_through: Vec<PassThroughDisk>,
+    /// The VM's configuration file cannot be read (corrupt): the Hyper-V writer leaves
+    /// the VM out of its metadata (field failure 20).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub config_corrupt: bool,
 }
 
 impl Vm {
