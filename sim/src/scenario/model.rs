@@ -342,6 +342,10 @@ pub enum DaemonState {
     SlowReply { op: DaemonOp, delay: VirtualTime },
     /// Exits while it handles `op`.
     ExitsDuring(DaemonOp),
+    /// The daemon's `error` overwrites the HOT_BACKUP operation byte of its answer, so
+    /// the kernel leaves VSS_HBU_NO_AUTO_RECOVERY out (reference §8: a daemon defect):
+    /// the host treats the guest as wanting auto-recovery.
+    NoAutoRecoveryLost,
 }
 
 impl std::fmt::Display for DaemonState {
@@ -356,6 +360,7 @@ impl std::fmt::Display for DaemonState {
             }
             DaemonState::SlowReply { op, delay } => write!(f, "slow_reply to {op} by {delay}"),
             DaemonState::ExitsDuring(op) => write!(f, "exits_during {op}"),
+            DaemonState::NoAutoRecoveryLost => f.write_str("no_auto_recovery_lost"),
         }
     }
 }
