@@ -330,3 +330,23 @@ fn a_guest_whose_answer_lost_no_auto_recovery_gets_auto_recover() {
     );
     assert!(!out.lab.vms[0].no_auto_recovery);
 }
+
+#[test]
+fn root_frozen_by_hand_stops_the_host_at_hot_backup() {
+    // Field failure 13: with `/` already frozen by the administrator the daemon blocks
+    // logging HOT_BACKUP; the host's 30 s wait fails it and no FREEZE is ever sent.
+    let out = library::told("f3-linux-fsfreeze-by-hand-root");
+    assert_eq!(host_ops(&out.story, "lnx01"), ["VSS_OP_HOT_BACKUP"]);
+    let failed = &out.story[position(&out.story, "op=VSS_OP_HOT_BACKUP  status=HV_E_FAIL")];
+    assert!(failed.contains(" 30.5"), "{failed}");
+    assert_eq!(out.report.vms[0].frozen, ["/"]);
+    // Frozen since the guest booted: no guest write completes during the whole run.
+    let s = library::load("f3-linux-fsfreeze-by-hand-root");
+    let mut sched = library::start(&s);
+    library::step_until(&mut sched, "/ is never frozen", |site| {
+        site.vms[0].fs_frozen == ["/"]
+    });
+    let at_boot = sched.world().vms[0].oracle.completed_writes;
+    while sched.step().expect("a step").is_some() {}
+    assert_eq!(sched.world().vms[0].oracle.completed_writes, at_boot);
+}
