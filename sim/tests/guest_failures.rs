@@ -73,3 +73,31 @@ fn an_old_guests_writer_ends_failed_at_freeze() {
             && l.contains("writer_hr=VSS_E_WRITERERROR_TIMEOUT")));
     assert_eq!(out.report.code.map(|c| c.value()), Some(0x800423F2));
 }
+
+/// Field failure 20: a VM whose configuration is corrupt is not in the Hyper-V writer's
+/// metadata; its guest is never asked, and the requester names it as the job's failure.
+#[test]
+fn a_vm_with_a_corrupt_configuration_is_skipped_by_the_writer() {
+    let out = library::told("f2-corrupt-vm-configuration-skipped");
+    let identify = out
+        .story
+        .iter()
+        .find(|l| l.contains("OnIdentify"))
+        .expect("OnIdentify");
+    assert!(
+        identify.contains("skipped=app02: its configuration cannot be read"),
+        "{identify}"
+    );
+    assert!(out.story.iter().any(|l| l.contains("→ HvIc@app01")));
+    assert!(out.story.iter().all(|l| !l.contains("→ HvIc@app02")));
+    assert_eq!(
+        out.report.failure.as_deref(),
+        Some("app02: the flow left no shadow copy or checkpoint to read its backup from")
+    );
+    let app02 = out.report.vms.iter().find(|v| v.vm == "app02").unwrap();
+    assert!(
+        app02.note.contains("Hyper-V writer skips it"),
+        "{}",
+        out.report
+    );
+}

@@ -227,6 +227,7 @@ fn every_daemon_behaviour_is_selectable_and_the_old_names_keep_their_form() {
             "{ exits_during = \"HOT_BACKUP\" }",
             DaemonState::ExitsDuring(DaemonOp::HotBackup),
         ),
+        ("\"no_auto_recovery_lost\"", DaemonState::NoAutoRecoveryLost),
     ];
     for (text, want) in cases {
         let s = guest(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -301,4 +302,51 @@ fn a_mismatched_integration_components_version_is_a_warning_not_an_offline_backu
     assert_eq!(before, Method::GuestVss);
     assert_eq!(plan(&s, 0).method, Method::GuestVss);
     assert!(plan(&s, 0).reason.contains("event 4010"));
+}
+
+#[test]
+fn a_guest_whose_answer_lost_no_auto_recovery_gets_auto_recover() {
+    // Reference §8: without VSS_HBU_NO_AUTO_RECOVERY the host takes the auto-recovery
+    // checkpoint and sends AUTO_RECOVER after its snapshot, before BU_COMPLETE.
+    let out = library::told("r5-linux-hot-backup-flag-lost-auto-recover");
+    assert_eq!(
+        host_ops(&out.story, "lnx01"),
+        [
+            "VSS_OP_HOT_BACKUP",
+            "VSS_OP_GET_DM_INFO",
+            "VSS_OP_FREEZE",
+            "VSS_OP_THAW",
+            "VSS_OP_AUTO_RECOVER",
+            "VSS_OP_BU_COMPLETE"
+        ]
+    );
+    assert!(out
+        .story
+        .iter()
+        .any(|l| l.contains("auto_recovery=lnx01-AutoRecovery.avhdx")));
+    assert!(
+        position(&out.story, "CommitSnapshots  volumes=hv1-D")
+            < position(&out.story, ": VSS_OP_AUTO_RECOVER")
+    );
+    assert!(!out.lab.vms[0].no_auto_recovery);
+}
+
+#[test]
+fn root_frozen_by_hand_stops_the_host_at_hot_backup() {
+    // Field failure 13: with `/` already frozen by the administrator the daemon blocks
+    // logging HOT_BACKUP; the host's 30 s wait fails it and no FREEZE is ever sent.
+    let out = library::told("f3-linux-fsfreeze-by-hand-root");
+    assert_eq!(host_ops(&out.story, "lnx01"), ["VSS_OP_HOT_BACKUP"]);
+    let failed = &out.story[position(&out.story, "op=VSS_OP_HOT_BACKUP  status=HV_E_FAIL")];
+    assert!(failed.contains(" 30.5"), "{failed}");
+    assert_eq!(out.report.vms[0].frozen, ["/"]);
+    // Frozen since the guest booted: no guest write completes during the whole run.
+    let s = library::load("f3-linux-fsfreeze-by-hand-root");
+    let mut sched = library::start(&s);
+    library::step_until(&mut sched, "/ is never frozen", |site| {
+        site.vms[0].fs_frozen == ["/"]
+    });
+    let at_boot = sched.world().vms[0].oracle.completed_writes;
+    while sched.step().expect("a step").is_some() {}
+    assert_eq!(sched.world().vms[0].oracle.completed_writes, at_boot);
 }

@@ -47,6 +47,13 @@ fn component(lab: &Lab, vm: usize) -> Option<String> {
     Some(format!("{method}\\{}", lab.vms[vm].name))
 }
 
+/// The VM's configuration file cannot be read (field failure 20).
+fn config_corrupt(lab: &Lab, vm: usize) -> bool {
+    lab.scenario
+        .vm(&lab.vms[vm].name)
+        .is_some_and(|v| v.config_corrupt)
+}
+
 impl HyperVWriter {
     pub fn new(host: &str, vmms: ActorId) -> Self {
         HyperVWriter {
@@ -61,11 +68,13 @@ impl HyperVWriter {
         self.core.add_ic(vm, ic);
     }
 
-    /// The VMs of this backup on this host (F3's go through WMI, not the writer).
+    /// The VMs of this backup on this host (F3's go through WMI, not the writer); a VM
+    /// whose configuration cannot be read is not in the writer's metadata at all.
     fn vms(&self, lab: &Lab) -> Vec<WriterVm> {
         lab.plans
             .iter()
             .filter(|(&vm, p)| lab.vms[vm].host == self.host && p.flow != Flow::F3)
+            .filter(|(&vm, _)| !config_corrupt(lab, vm))
             .map(|(&vm, p)| {
                 let v = &lab.vms[vm];
                 WriterVm {
@@ -100,7 +109,26 @@ impl WriterPort for Port<'_, '_> {
     fn effect(&mut self, effect: WriterEffect) {
         let cx = &mut *self.cx;
         match effect {
-            WriterEffect::Identify => cx.out.detail("writer_id", WRITER_ID),
+            WriterEffect::Identify => {
+                cx.out.detail("writer_id", WRITER_ID);
+                // Field failure 20: a VM whose configuration is corrupt is skipped.
+                let skipped: Vec<usize> = cx
+                    .world
+                    .plans
+                    .keys()
+                    .copied()
+                    .filter(|&vm| {
+                        cx.world.vms[vm].host == self.host && config_corrupt(cx.world, vm)
+                    })
+                    .collect();
+                for vm in skipped {
+                    let name = cx.world.vms[vm].name.clone();
+                    cx.out.detail(
+                        "skipped",
+                        format!("{name}: its configuration cannot be read (corrupt), so it has no component"),
+                    );
+                }
+            }
             WriterEffect::Step { vm, step } => {
                 let stage = match step {
                     WriterStep::GuestRequest => Stage::GuestRequest,

@@ -83,6 +83,7 @@ impl LinuxVssDaemon {
                 delay_us: delay.millis.saturating_mul(1_000),
             },
             (DaemonState::ExitsDuring(op), None) => DaemonBehaviour::ExitsDuring(hv_op(op)),
+            (DaemonState::NoAutoRecoveryLost, None) => DaemonBehaviour::NoAutoRecoveryLost,
         };
         // The mounts come from the scenario's own volumes: they always parse.
         let mounts = parse_proc_mounts(&proc_mounts(spec)).unwrap_or_default();

@@ -37,6 +37,9 @@ pub enum DaemonBehaviour {
     /// Performs `op` at once but writes its answer `delay_us` later (e.g. a freeze that
     /// takes longer than the kernel's transaction timer).
     SlowReply { op: HvVssOp, delay_us: u64 },
+    /// Healthy, but its answer's `error` overwrites the HOT_BACKUP operation byte, so the
+    /// kernel does not add VSS_HBU_NO_AUTO_RECOVERY (reference §8: a daemon defect).
+    NoAutoRecoveryLost,
 }
 
 /// A file-system change made by the daemon.

@@ -29,7 +29,7 @@
 
 use std::collections::VecDeque;
 
-use super::daemon::{DaemonOutcome, FsEvent, HvVssDaemon, EINVAL};
+use super::daemon::{DaemonBehaviour, DaemonOutcome, FsEvent, HvVssDaemon, EINVAL};
 use super::msg::{
     HvVssMsg, HvVssOp, HvVssReply, HV_E_FAIL, HV_S_OK, VSS_HBU_NO_AUTO_RECOVERY, VSS_VERSION,
 };
@@ -372,8 +372,11 @@ impl HvSnapshot {
             return;
         }
         self.state = TransactionState::UserspaceRecv;
+        // Upstream adds the flag only while the answer still holds the HOT_BACKUP
+        // byte; a daemon whose `error` overwrote it loses the flag.
+        let lost = *self.daemon.behaviour() == DaemonBehaviour::NoAutoRecoveryLost;
         if let Some(m) = self.current.as_mut() {
-            if m.op == HvVssOp::HotBackup {
+            if m.op == HvVssOp::HotBackup && !lost {
                 m.flags = VSS_HBU_NO_AUTO_RECOVERY;
             }
         }
@@ -715,6 +718,20 @@ mod tests {
         assert_eq!(d.state(), TransactionState::Ready);
         assert_eq!(d.daemon().frozen(), ["/home", "/"]);
         assert_eq!(d.daemon().counters().fithaw_ok, 0);
+    }
+
+    #[test]
+    fn a_daemon_that_overwrites_the_hot_backup_byte_loses_no_auto_recovery() {
+        let mut d = booted(DaemonBehaviour::NoAutoRecoveryLost);
+        assert_eq!(
+            host(&mut d, 0, HvVssOp::HotBackup),
+            [timer(30 * S), reply(HvVssOp::HotBackup, 0, HV_S_OK)]
+        );
+        // The kernel still answers AUTO_RECOVER itself.
+        assert_eq!(
+            host(&mut d, S, HvVssOp::AutoRecover),
+            [reply(HvVssOp::AutoRecover, 0, HV_S_OK)]
+        );
     }
 
     #[test]

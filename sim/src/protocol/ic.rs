@@ -8,8 +8,8 @@
 //! backed up hot, and does its shadow need auto-recovery?), GET_DM_INFO (dynamic disks),
 //! FREEZE, Vmms' checkpoint, THAW, and BU_COMPLETE once the host's backup exists (SPEC
 //! F2 order note). A FREEZE that fails is followed by a THAW, which undoes what froze.
-//! AUTO_RECOVER would follow a guest's roll-back (F2.10); a Linux guest answers
-//! HOT_BACKUP with VSS_HBU_NO_AUTO_RECOVERY, so it never gets one.
+//! AUTO_RECOVER goes before BU_COMPLETE to a guest that wants auto-recovery (F2.10); a
+//! healthy Linux guest answers HOT_BACKUP with VSS_HBU_NO_AUTO_RECOVERY and never gets it.
 
 use crate::linux::msg::{HV_S_OK, VSS_HBU_NO_AUTO_RECOVERY};
 use crate::linux::HvVssOp;
@@ -31,6 +31,7 @@ pub enum IcStage {
     Freezing,
     Checkpointing,
     Thawing,
+    AutoRecover,
     BuComplete,
     /// Windows F1, F2, F4: the guest's set exists until the host is done (IcFinish).
     Holding,
@@ -89,6 +90,9 @@ pub struct IcCore {
     pending_finish: Option<bool>,
     /// What the guest reached, when it is ready.
     reached: Reached,
+    /// The guest's HOT_BACKUP answer asked for no auto-recovery (every healthy Linux
+    /// guest): no AUTO_RECOVER is sent to it.
+    no_auto_recovery: bool,
     /// A guest volume the integration services' provider cannot shadow-copy (an iSCSI
     /// disk the guest attaches itself): the guest's backup fails non-retryable.
     unsupported_volume: Option<String>,
@@ -111,6 +115,7 @@ impl IcCore {
             pending_finish: None,
             reached: Reached::Application,
             unsupported_volume: None,
+            no_auto_recovery: true,
         }
     }
 
@@ -182,7 +187,10 @@ impl IcCore {
         if self.stage == IcStage::Holding && self.os == GuestOs::Linux {
             // The host's backup exists: BU_COMPLETE. An aborted one has no hv_vss
             // operation: the file systems were thawed long before.
-            if ok {
+            if ok && !self.no_auto_recovery {
+                // F2.10: a guest that wants auto-recovery is told to do it first.
+                self.hv_vss(IcStage::AutoRecover, HvVssOp::AutoRecover, &mut fx);
+            } else if ok {
                 self.hv_vss(IcStage::BuComplete, HvVssOp::BuComplete, &mut fx);
             } else {
                 self.stage = IcStage::Idle;
@@ -308,8 +316,10 @@ impl IcCore {
         };
         match (self.stage, op) {
             (IcStage::HotBackup, HvVssOp::HotBackup) if ok => {
+                self.no_auto_recovery =
+                    flags & VSS_HBU_NO_AUTO_RECOVERY == VSS_HBU_NO_AUTO_RECOVERY;
                 fx.push(IcEffect::HotBackup {
-                    no_auto_recovery: flags & VSS_HBU_NO_AUTO_RECOVERY == VSS_HBU_NO_AUTO_RECOVERY,
+                    no_auto_recovery: self.no_auto_recovery,
                 });
                 self.hv_vss(IcStage::DmInfo, HvVssOp::GetDmInfo, &mut fx);
             }
@@ -352,6 +362,9 @@ impl IcCore {
                     self.ready(Ok(Reached::File), &mut fx);
                 }
             },
+            (IcStage::AutoRecover, HvVssOp::AutoRecover) => {
+                self.hv_vss(IcStage::BuComplete, HvVssOp::BuComplete, &mut fx);
+            }
             (IcStage::BuComplete, HvVssOp::BuComplete) => {
                 self.stage = IcStage::Idle;
                 self.ready(Ok(Reached::File), &mut fx);

@@ -366,3 +366,23 @@ fn an_iscsi_volume_in_a_windows_guest_fails_non_retryable_before_any_vss_call() 
     let fx = ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
     assert_eq!(fx[0], IcEffect::GuestRequester);
 }
+
+#[test]
+fn a_guest_wanting_auto_recovery_gets_auto_recover_before_bu_complete() {
+    // HOT_BACKUP answered without VSS_HBU_NO_AUTO_RECOVERY (a daemon defect): at the
+    // host's IcFinish, AUTO_RECOVER first, then BU_COMPLETE.
+    let mut ic = ic(GuestOs::Linux);
+    ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+    ic.on_hv_vss_reply(HvVssOp::HotBackup, 0, HV_S_OK);
+    ic.on_hv_vss_reply(HvVssOp::GetDmInfo, 0, HV_S_OK);
+    ic.on_hv_vss_reply(HvVssOp::Freeze, 0, HV_S_OK);
+    ic.on_vmms_done(Ok(()));
+    ic.on_hv_vss_reply(HvVssOp::Thaw, 0, HV_S_OK);
+    assert_eq!(ic.on_finish(HOST, true), vec![op(HvVssOp::AutoRecover)]);
+    assert_eq!(
+        ic.on_hv_vss_reply(HvVssOp::AutoRecover, 0, HV_S_OK),
+        vec![op(HvVssOp::BuComplete)]
+    );
+    let fx = ic.on_hv_vss_reply(HvVssOp::BuComplete, 0, HV_S_OK);
+    assert_eq!(ready(&fx), Some(Ok(Reached::File)));
+}

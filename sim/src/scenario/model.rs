@@ -206,6 +206,10 @@ pub struct Vm {
     /// backup cannot carry them; only a backup inside the guest can.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pass_through: Vec<PassThroughDisk>,
+    /// The VM's configuration file cannot be read (corrupt): the Hyper-V writer leaves
+    /// the VM out of its metadata (field failure 20).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub config_corrupt: bool,
 }
 
 impl Vm {
@@ -367,6 +371,10 @@ pub enum DaemonState {
     SlowReply { op: DaemonOp, delay: VirtualTime },
     /// Exits while it handles `op`.
     ExitsDuring(DaemonOp),
+    /// The daemon's `error` overwrites the HOT_BACKUP operation byte of its answer, so
+    /// the kernel leaves VSS_HBU_NO_AUTO_RECOVERY out (reference §8: a daemon defect):
+    /// the host treats the guest as wanting auto-recovery.
+    NoAutoRecoveryLost,
 }
 
 impl std::fmt::Display for DaemonState {
@@ -381,6 +389,7 @@ impl std::fmt::Display for DaemonState {
             }
             DaemonState::SlowReply { op, delay } => write!(f, "slow_reply to {op} by {delay}"),
             DaemonState::ExitsDuring(op) => write!(f, "exits_during {op}"),
+            DaemonState::NoAutoRecoveryLost => f.write_str("no_auto_recovery_lost"),
         }
     }
 }
