@@ -91,6 +91,8 @@ pub enum Where {
     Writer { vm: usize, writer: usize },
     /// `scenario.hosts[i]`.
     Host(usize),
+    /// The backup application.
+    Requester,
 }
 
 /// When a fault fires.
@@ -116,4 +118,6 @@ pub enum When {
     Provider(ProviderOperation),
     /// Every DoSnapshotSet on the host until the fault's time.
     DoSnapshotSet,
+    /// The requester gets the answer to this call.
+    RequesterGot(crate::scenario::RequesterStep),
 }

@@ -519,6 +519,14 @@ named_enum! {
 }
 
 named_enum! {
+    /// A requester call whose answer a crashing requester never acts on.
+    pub enum RequesterStep ("requester step") {
+        PrepareForBackup = "PrepareForBackup",
+        DoSnapshotSet = "DoSnapshotSet",
+    }
+}
+
+named_enum! {
     /// `hv_vss_op` operations forwarded to the daemon.
     pub enum DaemonOp ("hv_vss_daemon operation") {
         Freeze = "FREEZE",
@@ -581,6 +589,9 @@ pub enum Fault {
     /// (virtual time from the start): DoSnapshotSet meanwhile gets
     /// VSS_E_SNAPSHOT_SET_IN_PROGRESS (field failure 9).
     SnapshotSetInProgress { host: String, until: VirtualTime },
+    /// The backup application dies once the host's VSS answers `after`: it never ends the
+    /// sets it opened, so their writers' sessions stay open (field failure 10).
+    RequesterCrash { after: RequesterStep },
 }
 
 named_enum! {
