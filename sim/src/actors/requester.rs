@@ -551,6 +551,34 @@ impl Actor<Msg, Site> for Requester {
             }
         }
         if let Msg::VssDone {
+            call: crate::protocol::vss::VssCall::GetSnapshotProperties,
+            set,
+            result: Ok(()),
+            ..
+        } = &env.msg
+        {
+            // What GetSnapshotProperties answers per shadow copy: the device object, or
+            // the `\\server\share@{GUID}` path of a file share's (issue 9 §1.1): where
+            // the read goes.
+            let shown: Vec<String> = cx
+                .world
+                .shadows
+                .get(set)
+                .into_iter()
+                .flatten()
+                .map(|s| match &s.exposed {
+                    Some(path) => path.clone(),
+                    None => format!(
+                        "{}: \\\\?\\GLOBALROOT\\Device\\HarddiskVolumeShadowCopy{}",
+                        s.volume, s.id
+                    ),
+                })
+                .collect();
+            if !shown.is_empty() {
+                cx.out.detail("snapshots", shown.join(", "));
+            }
+        }
+        if let Msg::VssDone {
             call: crate::protocol::vss::VssCall::GatherWriterStatus,
             writers,
             ..
