@@ -179,3 +179,38 @@ fn a_slow_client_gets_the_message_sequence_timer_outcome() {
         ],
     );
 }
+
+/// Issue 9 §1.1, reference vss.md §8: the requester's GetSnapshotProperties answer names
+/// the exposed `\\<server>\<share>@{GUID}` path GetShareMapping gave, and the read goes
+/// to that same path.
+#[test]
+fn get_snapshot_properties_names_the_exposed_share_the_read_goes_to() {
+    let lines = story("f4-smb3-share-backup");
+    let mapped = find(&lines, 0, &["FssAgent@fs1 → FssProvider@hv1", "exposed="]);
+    let path = lines[mapped]
+        .split("exposed=")
+        .nth(1)
+        .and_then(|p| p.split_whitespace().next())
+        .expect("a path")
+        .to_string();
+    assert!(
+        path.starts_with(r"\\fs1\vms@{") && path.ends_with('}'),
+        "{path}"
+    );
+    let props = find(
+        &lines,
+        mapped,
+        &["HostVss@hv1 → Requester: AsyncFinished  call=GetSnapshotProperties"],
+    );
+    assert!(
+        lines[props].contains(&format!("snapshots={path}")),
+        "{}",
+        lines[props]
+    );
+    let read = find(&lines, props, &["Requester: ReadBackup"]);
+    assert!(
+        lines[read].contains(&format!("on {path}")),
+        "{}",
+        lines[read]
+    );
+}

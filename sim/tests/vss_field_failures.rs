@@ -323,3 +323,68 @@ fn ff9_a_set_of_65_volumes_is_refused_at_add_to_snapshot_set() {
         Some(Hresult::VssEMaximumNumberOfVolumesReached)
     );
 }
+
+/// FF10: every writer session opened with PrepareForBackup is closed with BackupComplete
+/// or Abort; a backup application that dies after PrepareForBackup leaves them open, and
+/// I3 names each writer (VSS would hold them two days).
+#[test]
+fn ff10_a_requester_crash_leaves_writer_sessions_open_and_i3_names_them() {
+    use hvsim_sim::run::{run, RunOptions};
+    use hvsim_sim::scenario::{Fault, RequesterStep};
+    use std::rc::Rc;
+    // Closed on success and on every failed, retried attempt alike.
+    for name in [
+        "f2-online-backup-checkpoint",
+        "f2-writer-retryable-error-retried",
+    ] {
+        let out = library::told(name);
+        let i3 = &out.report.invariants[2];
+        assert!(
+            i3.ok && i3.message.contains(" closed;"),
+            "{name}: {}",
+            i3.message
+        );
+        let (opened, closed) = session_counts(&i3.message);
+        assert!(opened > 0 && opened == closed, "{name}: {}", i3.message);
+    }
+    let mut s = (*library::load("f2-online-backup-checkpoint")).clone();
+    s.faults = vec![Fault::RequesterCrash {
+        after: RequesterStep::PrepareForBackup,
+    }];
+    // A job that never ends would let the guest write for hours: no workload here.
+    for vm in &mut s.vms {
+        vm.workload = Default::default();
+    }
+    let seed = s.seed;
+    let out = run(Rc::new(s), seed, RunOptions::default()).expect("the run");
+    let i3 = &out.report.invariants[2];
+    assert_eq!(i3.id, "I3");
+    assert!(!i3.ok, "{}", i3.message);
+    assert!(
+        i3.message.contains(
+            "HyperVWriter@hv1 got OnPrepareBackup from HostVss@hv1 and never OnBackupComplete or OnAbort"
+        ) && i3.message.contains("field failure 10"),
+        "{}",
+        i3.message
+    );
+    assert_eq!(
+        out.report.failure.as_deref(),
+        Some("the job did not finish")
+    );
+}
+
+/// "N writer session(s) opened, M closed" from I3's message.
+fn session_counts(message: &str) -> (u64, u64) {
+    let at = message
+        .find(" writer session(s) opened, ")
+        .expect("sessions");
+    let opened = message[..at]
+        .rsplit(' ')
+        .next()
+        .expect("n")
+        .parse()
+        .expect("n");
+    let rest = &message[at + " writer session(s) opened, ".len()..];
+    let closed = rest.split(' ').next().expect("m").parse().expect("m");
+    (opened, closed)
+}

@@ -35,6 +35,8 @@ pub struct Requester {
     core: Option<RequesterCore>,
     /// The VMs whose transfer-interrupted fault fired (each strikes once).
     interrupted: BTreeSet<usize>,
+    /// A requester_crash fault struck: the process is gone and handles nothing more.
+    crashed: bool,
 }
 
 /// The job of this world: every planned VM, its flow, host and volumes.
@@ -96,6 +98,7 @@ impl Requester {
             mode,
             core: None,
             interrupted: BTreeSet::new(),
+            crashed: false,
         }
     }
 
@@ -530,6 +533,51 @@ impl Actor<Msg, Site> for Requester {
     }
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
+        if self.crashed {
+            return;
+        }
+        if let (Msg::VssDone { call, .. }, Some(after)) = (&env.msg, self.faults.requester_crash())
+        {
+            use crate::scenario::RequesterStep;
+            let at = match after {
+                RequesterStep::PrepareForBackup => crate::protocol::vss::VssCall::PrepareForBackup,
+                RequesterStep::DoSnapshotSet => crate::protocol::vss::VssCall::DoSnapshotSet,
+            };
+            if *call == at {
+                // The process dies: no AbortBackup, no BackupComplete, no release.
+                self.crashed = true;
+                cx.out.detail("crashed", "the backup application exited");
+                return;
+            }
+        }
+        if let Msg::VssDone {
+            call: crate::protocol::vss::VssCall::GetSnapshotProperties,
+            set,
+            result: Ok(()),
+            ..
+        } = &env.msg
+        {
+            // What GetSnapshotProperties answers per shadow copy: the device object, or
+            // the `\\server\share@{GUID}` path of a file share's (issue 9 §1.1): where
+            // the read goes.
+            let shown: Vec<String> = cx
+                .world
+                .shadows
+                .get(set)
+                .into_iter()
+                .flatten()
+                .map(|s| match &s.exposed {
+                    Some(path) => path.clone(),
+                    None => format!(
+                        "{}: \\\\?\\GLOBALROOT\\Device\\HarddiskVolumeShadowCopy{}",
+                        s.volume, s.id
+                    ),
+                })
+                .collect();
+            if !shown.is_empty() {
+                cx.out.detail("snapshots", shown.join(", "));
+            }
+        }
         if let Msg::VssDone {
             call: crate::protocol::vss::VssCall::GatherWriterStatus,
             writers,

@@ -38,6 +38,10 @@ pub enum PlannedFault {
         at: WriterEvent,
         with: WriterFailure,
     },
+    /// The requester dies once it gets the answer to `after`.
+    RequesterCrash {
+        after: crate::scenario::RequesterStep,
+    },
     /// Another requester's set is in creation on the host until `until_us`.
     SnapshotSetInProgress { host: usize, until_us: u64 },
     /// The host provider fails its call for a set holding the volume.
@@ -66,6 +70,7 @@ impl PlannedFault {
             | PlannedFault::MergeFailure { vm, .. } => Where::Vm(vm),
             PlannedFault::WriterFailure { vm, writer, .. } => Where::Writer { vm, writer },
             PlannedFault::SnapshotSetInProgress { host, .. } => Where::Host(host),
+            PlannedFault::RequesterCrash { .. } => Where::Requester,
         }
     }
 
@@ -85,6 +90,7 @@ impl PlannedFault {
             PlannedFault::ProviderFailure { at, .. } => When::Provider(at),
             PlannedFault::SnapshotSetInProgress { .. } => When::DoSnapshotSet,
             PlannedFault::MergeFailure { .. } => When::Merge,
+            PlannedFault::RequesterCrash { after } => When::RequesterGot(after),
         }
     }
 }
@@ -228,6 +234,7 @@ impl FaultPlan {
                     at: *at,
                     code: *code,
                 },
+                Fault::RequesterCrash { after } => PlannedFault::RequesterCrash { after: *after },
                 Fault::SnapshotSetInProgress { host, until } => {
                     PlannedFault::SnapshotSetInProgress {
                         host: index(&s.hosts, host, |h| &h.name, i, "host")?,
@@ -307,6 +314,14 @@ impl FaultPlan {
             } if a == at && self.in_set(volume, volumes) => {
                 self.volumes.get(volume).map(|name| (name.as_str(), code))
             }
+            _ => None,
+        })
+    }
+
+    /// The call after whose answer the requester dies, if it does.
+    pub fn requester_crash(&self) -> Option<crate::scenario::RequesterStep> {
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::RequesterCrash { after } => Some(after),
             _ => None,
         })
     }

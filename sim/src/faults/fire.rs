@@ -98,6 +98,8 @@ pub enum Where {
     Writer { vm: usize, writer: usize },
     /// `scenario.hosts[i]`.
     Host(usize),
+    /// The backup application.
+    Requester,
 }
 
 /// When a fault fires.
@@ -125,4 +127,6 @@ pub enum When {
     DoSnapshotSet,
     /// Vmms merges the VM's checkpoint (F2.14, F3.4).
     Merge,
+    /// The requester gets the answer to this call.
+    RequesterGot(crate::scenario::RequesterStep),
 }

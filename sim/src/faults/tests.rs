@@ -468,7 +468,7 @@ fn points_skip_what_cannot_fire() {
     assert!(points.iter().all(|p| match p.target {
         Where::Volume(v) => v == 0,
         Where::Vm(vm) | Where::Writer { vm, .. } => vm == 0,
-        Where::FileServer(_) | Where::Host(_) => false,
+        Where::FileServer(_) | Where::Host(_) | Where::Requester => false,
     }));
     assert_eq!(points.len(), 3 + 7 + 3 + 1 + 2 * 49);
     // A writer already configured to fail gets no further failure.

@@ -334,13 +334,16 @@ pub fn i3(lab: &Site, names: &[String]) -> Check {
         }
     }
     problems.extend(lab.watch().writers.problems(names));
+    let sessions = &lab.watch().sessions;
+    problems.extend(sessions.open().iter().map(|s| s.describe(names)));
     check(
         "I3",
         problems,
         &format!(
-            "{} volume(s): no snapshot, checkpoint or AVHDX remains; {}; {} VM(s) as before{}",
+            "{} volume(s): no snapshot, checkpoint or AVHDX remains; {}; {}; {} VM(s) as before{}",
             lab.volumes.len(),
             lab.watch().writers.compared(),
+            sessions.compared(),
             lab.vms.len(),
             if accepted.is_empty() {
                 String::new()

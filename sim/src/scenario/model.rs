@@ -595,6 +595,14 @@ named_enum! {
 }
 
 named_enum! {
+    /// A requester call whose answer a crashing requester never acts on.
+    pub enum RequesterStep ("requester step") {
+        PrepareForBackup = "PrepareForBackup",
+        DoSnapshotSet = "DoSnapshotSet",
+    }
+}
+
+named_enum! {
     /// `hv_vss_op` operations forwarded to the daemon.
     pub enum DaemonOp ("hv_vss_daemon operation") {
         Freeze = "FREEZE",
@@ -661,6 +669,9 @@ pub enum Fault {
     /// `E_ACCESSDENIED` (permissions, FF25) or `ERROR_FILE_SYSTEM_LIMITATION` (Replica
     /// and a backup at once, FF24). The AVHDX stays and the VM writes on into it (FF23).
     MergeFailure { vm: String, code: Hresult },
+    /// The backup application dies once the host's VSS answers `after`: it never ends the
+    /// sets it opened, so their writers' sessions stay open (field failure 10).
+    RequesterCrash { after: RequesterStep },
 }
 
 named_enum! {

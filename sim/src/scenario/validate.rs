@@ -926,6 +926,8 @@ impl Checker {
             Fault::TransferInterrupted { vm } => ("transfer_interrupted", "vm", vm),
             Fault::WriterFailure { vm, .. } => ("writer_failure", "vm", vm),
             Fault::ProviderFailure { volume, .. } => ("provider_failure", "volume", volume),
+            // The requester is always there: nothing to look up.
+            Fault::RequesterCrash { .. } => return,
             Fault::SnapshotSetInProgress { host, until } => {
                 let path = format!("faults[{i}].snapshot_set_in_progress.until");
                 self.duration_at_most(path, "foreign snapshot set", *until);

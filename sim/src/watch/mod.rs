@@ -6,12 +6,15 @@
 //! - [`order`]: SPEC I5's protocol order, per writer, per provider and per set;
 //! - [`windows`]: I5's freeze→thaw and flush-and-hold windows against their timeouts;
 //! - [`writers`]: I3's writers back to stable, by their own answers;
-//! - [`complete`]: I5's guest BackupComplete only after the host's snapshot (F2 note).
+//! - [`complete`]: I5's guest BackupComplete only after the host's snapshot (F2 note);
+//! - [`sessions`]: I3's writer sessions closed with BackupComplete or Abort (field
+//!   failure 10).
 //!
 //! The checkers only watch: their state is not part of the world digest.
 
 pub mod complete;
 pub mod order;
+pub mod sessions;
 pub mod windows;
 pub mod writers;
 
@@ -20,6 +23,7 @@ mod tests;
 
 pub use complete::{Complete, EarlyComplete};
 pub use order::{Disorder, Order};
+pub use sessions::{OpenSession, Sessions};
 pub use windows::{Kind, Span, Windows, FLUSH_AND_HOLD_TIMEOUT_US, FREEZE_TIMEOUT_US};
 pub use writers::{WriterSeen, Writers};
 
@@ -38,6 +42,7 @@ pub struct Watch {
     pub windows: Windows,
     pub writers: Writers,
     pub complete: Complete,
+    pub sessions: Sessions,
 }
 
 impl Watch {
@@ -79,6 +84,7 @@ impl Watch {
         self.windows.delivered(d);
         self.writers.delivered(d);
         self.complete.delivered(d);
+        self.sessions.delivered(d);
     }
 
     /// Shows storage after a step.
