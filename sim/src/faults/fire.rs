@@ -119,4 +119,6 @@ pub enum When {
     Transfer,
     /// Vmms merges the VM's checkpoint (F2.14, F3.4).
     Merge,
+    /// Vmms creates the VM's checkpoint files (F2.5, F3.3, R4).
+    VmCheckpoint,
 }

@@ -583,6 +583,10 @@ pub enum Fault {
     /// `E_ACCESSDENIED` (permissions, FF25) or `ERROR_FILE_SYSTEM_LIMITATION` (Replica
     /// and a backup at once, FF24). The AVHDX stays and the VM writes on into it (FF23).
     MergeFailure { vm: String, code: Hresult },
+    /// Vmms cannot create the VM's checkpoint files (F2.5, F3.3, R4) and fails with
+    /// `code`: `ERROR_FILE_NOT_FOUND` (the checkpoint storage path is gone, FF26) or
+    /// `ERROR_SHARING_VIOLATION` (an AVHDX still locked after a power loss, FF27).
+    CheckpointFailure { vm: String, code: Hresult },
 }
 
 named_enum! {
