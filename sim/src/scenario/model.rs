@@ -650,7 +650,8 @@ pub struct Expect {
     #[serde(default)]
     pub vms: Vec<VmExpect>,
     /// Files the job leaves on the host's volumes besides the base disks, as
-    /// `volume:file` (the state a real host shows afterwards, e.g. FF11's leftover).
+    /// `volume:file` (the state a real host shows afterwards, e.g. FF11's leftover); one
+    /// `*` stands for a checkpoint's GUID.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files_left: Vec<String>,
 }
