@@ -406,3 +406,55 @@ fn qemu_takes_the_size_of_a_hyper_v_vhd_from_the_footer_and_of_a_virtual_pc_one_
         assert_eq!(info["virtual-size"].as_u64(), Some(want), "creator {app:?}");
     }
 }
+
+/// A VM disk as a 2008 R2 host keeps it (SPEC F1 note): a dynamic `.vhd` base and a
+/// checkpoint's `.avhd` child, both made by the engine's disk chain on a volume written
+/// through to a folder, written through the chain's own open; libvhdi reads the chain as
+/// hvsim wrote it, and the VHDX-only open (what a merge needs) refuses it by name.
+#[test]
+fn a_vhd_disk_chain_with_a_checkpoint_reads_the_same_in_libvhdi() {
+    use hvsim_engine::chain::{checkpoint_file, ChainError, DiskChain};
+    use hvsim_engine::volume::Volume;
+    use hvsim_engine::{AnyDisk, GuidGen, VirtualDisk, VirtualDiskMut};
+    let _serial = serial();
+    let dir = scratch_dir();
+    let folder = dir.path().join("hv1-D");
+    let volume = Volume::new_on_disk("hv1-D", 1 << 30, &folder).unwrap();
+    let size = 11 * MIB + 512;
+    let mut guids = GuidGen::seeded(7);
+    let base_opts = CreateOptions {
+        guids: Some(guids.fork()),
+        timestamp: Some(0),
+        ..opts(VhdType::Dynamic, size, 2 * MIB as u32)
+    };
+    let mut chain = DiskChain::create_base_vhd(volume, "sql01.vhd", &base_opts).unwrap();
+    let mut model = Model::new(size);
+    let write = |chain: &DiskChain, model: &mut Model, seed: u64, guids: &mut GuidGen| {
+        let mut d = chain.open_any(true, false, guids).unwrap();
+        assert!(matches!(d, AnyDisk::Vhd(_)));
+        for op in random_ops(seed, size, 2 * MIB, OpMix::default()) {
+            match &op {
+                Op::Write { offset, data } => d.write(*offset, data).unwrap(),
+                Op::Trim { offset, len } => d.trim(*offset, *len).unwrap(),
+            }
+            op.apply_model(model);
+        }
+        assert_eq!(d.virtual_size(), size);
+        d.close().unwrap();
+    };
+    write(&chain, &mut model, 20, &mut guids);
+    let child = checkpoint_file("sql01.vhd", guids.next_guid());
+    assert!(child.ends_with(".avhd"), "{child}");
+    chain.create_checkpoint(&child, &mut guids).unwrap();
+    write(&chain, &mut model, 21, &mut guids);
+    let files = [folder.join(&child), folder.join("sql01.vhd")];
+    let skipped = assert_libvhdi_reads("chain", &files, &model, "Differential", dir.path());
+    assert!(skipped < 200, "{skipped} sectors left out");
+    assert_hvsim_reads("chain", &files[0], &model);
+    let err = chain.open(true, false, &mut guids).unwrap_err();
+    assert!(matches!(err, ChainError::NotVhdx { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "sql01.vhd is a VHD chain: this open needs VHDX"
+    );
+}

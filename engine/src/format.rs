@@ -36,12 +36,16 @@ pub fn detect(path: &Path) -> ImageFormat {
     ) else {
         return ImageFormat::Vhdx;
     };
-    let mut s = FileStorage::from_file(file, false);
+    detect_storage(&mut FileStorage::from_file(file, false))
+}
+
+/// The format of an image by its content, as [`detect`] tells it of a file.
+pub fn detect_storage(s: &mut dyn Storage) -> ImageFormat {
     let mut sig = [0u8; 8];
     if s.read_at(&mut sig, 0).is_ok() && &sig == crate::vhdx::SIG_FILE {
         return ImageFormat::Vhdx;
     }
-    match crate::vhd::image_looks_like_vhd(&mut s) {
+    match crate::vhd::image_looks_like_vhd(s) {
         Ok(true) => ImageFormat::Vhd,
         _ => ImageFormat::Vhdx,
     }
@@ -81,6 +85,29 @@ impl AnyDisk {
             AnyDisk::Vhd(v) => std::iter::successors(Some(v), |v| v.parent())
                 .filter_map(|v| v.path().map(Path::to_path_buf))
                 .collect(),
+        }
+    }
+
+    /// Opens a base image (one with no parent) on any storage, in the format its content
+    /// shows.
+    pub fn open_storage(mut file: Box<dyn Storage>, writable: bool) -> Result<AnyDisk, VhdxError> {
+        Ok(match detect_storage(&mut *file) {
+            ImageFormat::Vhdx => {
+                let opts = OpenOptions {
+                    writable,
+                    ..OpenOptions::read_only()
+                };
+                AnyDisk::Vhdx(Vhdx::open(file, &opts, None)?)
+            }
+            ImageFormat::Vhd => AnyDisk::Vhd(Vhd::open(file, writable)?),
+        })
+    }
+
+    /// The VHDX image, for what only VHDX does (an online merge).
+    pub fn as_vhdx_mut(&mut self) -> Option<&mut Vhdx> {
+        match self {
+            AnyDisk::Vhdx(v) => Some(v),
+            AnyDisk::Vhd(_) => None,
         }
     }
 

@@ -7,6 +7,7 @@ mod library;
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use hvsim_sim::engine::VirtualDiskMut;
 use hvsim_sim::run::{populate, run, step_limit, RunError, RunOptions};
 use hvsim_sim::scenario::{BackupMethod, Outcome, Scenario};
 use hvsim_sim::sched::Decisions;
@@ -475,4 +476,30 @@ fn a_paused_vm_writes_nothing_and_counts_no_downtime() {
     assert!(out.report.passed(), "{}", out.report);
     let vm = out.report.vms.iter().find(|v| v.vm == "batch01").unwrap();
     assert_eq!(vm.downtime_us, 0, "{}", out.report);
+}
+
+/// SPEC F1 note and R16: a 2008 R2 VM's disk is a VHD from the start, and a restore to
+/// the original place writes a VHD again (2008 R2 cannot open a VHDX): the file the run
+/// leaves in place of the original begins and ends with a VHD footer, and I6 read it back.
+#[test]
+fn a_2008_r2_disk_is_a_vhd_before_and_after_a_restore() {
+    let s = library::load("r16-restore-original-2008r2-vhd");
+    let out = run(Rc::clone(&s), s.seed, RunOptions::default()).unwrap();
+    assert!(out.report.passed(), "{}", out.report);
+    let volume = &out.lab.volumes["hv1-D"];
+    assert_eq!(volume.list(), ["file01.vhd"]);
+    let bytes = volume.contents("file01.vhd").unwrap();
+    assert_eq!(
+        &bytes[..8],
+        b"conectix",
+        "a dynamic VHD starts with its footer's copy"
+    );
+    assert_eq!(&bytes[bytes.len() - 512..][..8], b"conectix");
+    assert!(
+        out.report
+            .to_string()
+            .contains("bytes into hv1-D:file01.vhd; the VM is off"),
+        "{}",
+        out.report
+    );
 }

@@ -581,3 +581,43 @@ fn a_state_after_restore_is_refused_where_it_is_written() {
          \"asleep\" (expected one of running, off, saved, paused)"
     );
 }
+
+/// SPEC F1 note: a disk's format is its name's (`.vhd` is a VHD); a 2008 R2 host has only
+/// VHD, and a VHD's size is whole sectors up to 2040 GiB. Each refusal names the field.
+#[test]
+fn a_disk_format_the_host_cannot_use_is_refused_where_it_is_written() {
+    let on_2008r2 = |file: &str, size: &str| {
+        let text = BASE
+            .replacen("version = \"2019\"", "version = \"2008 R2\"", 1)
+            .replacen("config_version = \"9.0\"", "config_version = \"1.0\"", 1)
+            .replacen("generation = 2", "generation = 1", 1)
+            .replacen("capacity = \"1 TiB\"", "capacity = \"4 TiB\"", 1)
+            .replacen(
+                "{ file = \"vm1.vhdx\", size = \"40 GiB\"",
+                &format!("{{ file = \"{file}\", size = \"{size}\""),
+                1,
+            );
+        match hvsim_sim::run::from_toml(&text, "scenarios/broken.toml") {
+            Ok(_) => "Ok".to_string(),
+            Err(e) => e.to_string(),
+        }
+    };
+    assert_eq!(on_2008r2("vm1.vhd", "40 GiB"), "Ok");
+    assert_eq!(
+        on_2008r2("vm1.vhdx", "40 GiB"),
+        "scenarios/broken.toml:19:19: vms[0].disks[0].file: Hyper-V 2008 R2 has no VHDX: \
+         its disks are VHD files, so name \"vm1.vhdx\" with .vhd"
+    );
+    assert_eq!(
+        on_2008r2("vm1.vhd", "2041 GiB"),
+        "scenarios/broken.toml:19:37: vms[0].disks[0].size: VHD disk size 2041 GiB is too \
+         large; at most 2040 GiB"
+    );
+    assert_eq!(
+        on_2008r2("vm1.vhd", "42949673473 B"),
+        "scenarios/broken.toml:19:37: vms[0].disks[0].size: a VHD's size is whole 512-byte \
+         sectors; 42949673473 B is not"
+    );
+    // A 2019 host takes either format.
+    assert_eq!(broken("vm1.vhdx", "vm1.vhd"), "Ok");
+}

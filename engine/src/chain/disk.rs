@@ -1,6 +1,12 @@
-//! A VM disk as a chain of files on a volume: base first, the active disk last.
+//! A VM disk as a chain of files on a volume: base first, the active disk last. A chain
+//! is VHDX (2012 R2 and later: `.vhdx` + `.avhdx`) or VHD (2008 R2: `.vhd` + `.avhd`),
+//! told by its base file's content.
 
+use std::path::PathBuf;
+
+use crate::format::{detect_storage, AnyDisk, ImageFormat};
 use crate::ids::GuidGen;
+use crate::vhd::{self, NewParent, Vhd};
 use crate::vhdx::{CreateOptions, OpenOptions, Vhdx, VhdxError};
 use crate::volume::{FileSource, Volume, VolumeError};
 
@@ -29,6 +35,8 @@ pub enum ChainError {
     },
     #[error("a merge of {0} is in progress")]
     MergeInProgress(String),
+    #[error("{file} is a VHD chain: {what} needs VHDX")]
+    NotVhdx { file: String, what: &'static str },
 }
 
 impl ChainError {
@@ -81,6 +89,29 @@ impl DiskChain {
         }
     }
 
+    /// Creates a new base disk (dynamic VHD, as Hyper-V 2008 R2 makes them) on the volume.
+    pub fn create_base_vhd(
+        volume: Volume,
+        name: &str,
+        opts: &vhd::CreateOptions,
+    ) -> Result<DiskChain, ChainError> {
+        let file = volume.create(name)?;
+        let made = Vhd::create(Box::new(file), opts, None).and_then(Vhd::close);
+        match made {
+            Ok(()) => DiskChain::new(volume, name),
+            Err(e) => {
+                let _ = volume.remove(name);
+                Err(ChainError::image(name, e.into()).on(&volume))
+            }
+        }
+    }
+
+    /// The chain's format, told by its base file's content as `source` holds it.
+    pub fn format_on(&self, source: &dyn FileSource) -> Result<ImageFormat, ChainError> {
+        let mut base = source.open_file(self.base())?;
+        Ok(detect_storage(&mut *base))
+    }
+
     pub fn base(&self) -> &str {
         &self.files[0]
     }
@@ -105,8 +136,60 @@ impl DiskChain {
         self.open_on(&self.volume.clone(), writable, parent_writable, guids)
     }
 
+    /// Opens the chain in its own format: every file read-only except the active disk
+    /// when `writable` (and its parent when `parent_writable`).
+    pub fn open_any(
+        &self,
+        writable: bool,
+        parent_writable: bool,
+        guids: &mut GuidGen,
+    ) -> Result<AnyDisk, ChainError> {
+        self.open_any_on(&self.volume.clone(), writable, parent_writable, guids)
+    }
+
+    /// Opens the chain in its own format as `source` holds it.
+    pub fn open_any_on(
+        &self,
+        source: &dyn FileSource,
+        writable: bool,
+        parent_writable: bool,
+        guids: &mut GuidGen,
+    ) -> Result<AnyDisk, ChainError> {
+        match self.format_on(source)? {
+            ImageFormat::Vhdx => self
+                .open_on(source, writable, parent_writable, guids)
+                .map(AnyDisk::Vhdx),
+            ImageFormat::Vhd => self
+                .open_vhd_on(source, writable, parent_writable)
+                .map(AnyDisk::Vhd),
+        }
+    }
+
+    /// A VHD chain's files, each differencing disk linked to the parent it was made from.
+    fn open_vhd_on(
+        &self,
+        source: &dyn FileSource,
+        writable: bool,
+        parent_writable: bool,
+    ) -> Result<Vhd, ChainError> {
+        let n = self.files.len();
+        let mut parent: Option<Vhd> = None;
+        for (i, name) in self.files.iter().enumerate() {
+            let w = (i + 1 == n && writable) || (i + 2 == n && parent_writable);
+            let image = |e: vhd::VhdError| ChainError::image(name, e.into());
+            let mut v = Vhd::open(source.open_file(name)?, w).map_err(image)?;
+            if let Some(p) = parent.take() {
+                v.attach_parent(p, PathBuf::from(&self.files[i - 1]))
+                    .map_err(image)?;
+            }
+            parent = Some(v);
+        }
+        Ok(parent.expect("a chain has a base"))
+    }
+
     /// Opens the chain's files as `source` holds them: the live volume, or a snapshot
-    /// of it (where a writable open changes only the snapshot).
+    /// of it (where a writable open changes only the snapshot). VHDX only (what a merge
+    /// needs); [`open_any_on`](Self::open_any_on) opens either format.
     pub fn open_on(
         &self,
         source: &dyn FileSource,
@@ -114,6 +197,12 @@ impl DiskChain {
         parent_writable: bool,
         guids: &mut GuidGen,
     ) -> Result<Vhdx, ChainError> {
+        if self.format_on(source)? == ImageFormat::Vhd {
+            return Err(ChainError::NotVhdx {
+                file: self.base().to_string(),
+                what: "this open",
+            });
+        }
         let n = self.files.len();
         let mut parent: Option<Vhdx> = None;
         for (i, name) in self.files.iter().enumerate() {
@@ -155,6 +244,9 @@ impl DiskChain {
             volume: self.volume.clone(),
             files: self.files[..=index].to_vec(),
         };
+        if parents.format_on(&self.volume)? == ImageFormat::Vhd {
+            return parents.vhd_child(name, guids);
+        }
         let parent = parents.open(false, false, guids)?;
         let opts = CreateOptions {
             parent_paths: vec![(
@@ -177,6 +269,37 @@ impl DiskChain {
             Err(e) => {
                 let _ = self.volume.remove(name);
                 Err(ChainError::image(name, e).on(&self.volume))
+            }
+        }
+    }
+
+    /// A VHD differencing child `name` of this chain's active disk, recorded relative to
+    /// it (W2ru), stamped with its parent's time so a run stays deterministic.
+    fn vhd_child(self, name: &str, guids: &mut GuidGen) -> Result<DiskChain, ChainError> {
+        let disk = self.open_vhd_on(&self.volume, false, false)?;
+        let opts = vhd::CreateOptions {
+            timestamp: Some(disk.footer().timestamp),
+            guids: Some(guids.fork()),
+            ..vhd::CreateOptions::default()
+        };
+        let parent = NewParent {
+            disk,
+            relative_path: format!(".\\{}", self.active()),
+            name: self.active().to_string(),
+        };
+        let file = self.volume.create(name)?;
+        match Vhd::create(Box::new(file), &opts, Some(parent)).and_then(Vhd::close) {
+            Ok(()) => {
+                let mut files = self.files;
+                files.push(name.to_string());
+                Ok(DiskChain {
+                    volume: self.volume,
+                    files,
+                })
+            }
+            Err(e) => {
+                let _ = self.volume.remove(name);
+                Err(ChainError::image(name, e.into()).on(&self.volume))
             }
         }
     }

@@ -3,10 +3,10 @@
 use crate::time::DateTime;
 use uuid::Uuid;
 
-/// The disk's name without its extension: `disk_1` for `disk_1.vhdx`.
+/// The disk's name without its extension: `disk_1` for `disk_1.vhdx` or `disk_1.vhd`.
 pub fn disk_stem(file: &str) -> &str {
     let lower = file.to_ascii_lowercase();
-    for ext in [".avhdx", ".vhdx"] {
+    for ext in [".avhdx", ".vhdx", ".avhd", ".vhd"] {
         if lower.ends_with(ext) {
             return &file[..file.len() - ext.len()];
         }
@@ -14,16 +14,36 @@ pub fn disk_stem(file: &str) -> &str {
     file
 }
 
-/// A checkpoint's differencing disk (backup, production or standard checkpoint, F2.5):
-/// `<disk>_<GUID>.avhdx`, the GUID in upper case.
-pub fn checkpoint_file(base_disk: &str, id: Uuid) -> String {
-    let g = id.hyphenated().to_string().to_ascii_uppercase();
-    format!("{}_{g}.avhdx", disk_stem(base_disk))
+/// A differencing disk's extension for a disk: `.avhd` beside a VHD (2008 R2), else
+/// `.avhdx`.
+fn child_extension(base_disk: &str) -> &'static str {
+    let lower = base_disk.to_ascii_lowercase();
+    if lower.ends_with(".vhd") || lower.ends_with(".avhd") {
+        "avhd"
+    } else {
+        "avhdx"
+    }
 }
 
-/// The auto-recovery checkpoint's disk (F2.6): `<disk>-AutoRecovery.avhdx`.
+/// A checkpoint's differencing disk (backup, production or standard checkpoint, F2.5):
+/// `<disk>_<GUID>.avhdx` (`.avhd` for a VHD), the GUID in upper case.
+pub fn checkpoint_file(base_disk: &str, id: Uuid) -> String {
+    let g = id.hyphenated().to_string().to_ascii_uppercase();
+    format!(
+        "{}_{g}.{}",
+        disk_stem(base_disk),
+        child_extension(base_disk)
+    )
+}
+
+/// The auto-recovery checkpoint's disk (F2.6): `<disk>-AutoRecovery.avhdx` (`.avhd`
+/// for a VHD).
 pub fn auto_recovery_file(base_disk: &str) -> String {
-    format!("{}-AutoRecovery.avhdx", disk_stem(base_disk))
+    format!(
+        "{}-AutoRecovery.{}",
+        disk_stem(base_disk),
+        child_extension(base_disk)
+    )
 }
 
 /// The checkpoint Hyper-V 2012 R2 and later makes for guests that cannot quiesce (R4):
@@ -59,6 +79,17 @@ mod tests {
             "disk_1-AutoRecovery.avhdx"
         );
         assert_eq!(disk_stem("Disk.VHDX"), "Disk");
+    }
+
+    #[test]
+    fn a_vhd_disk_gets_avhd_children() {
+        let id = Uuid::parse_str("a1c3fda5-5dfe-4001-a6d7-ebe18195a85c").unwrap();
+        assert_eq!(
+            checkpoint_file("sql01.vhd", id),
+            "sql01_A1C3FDA5-5DFE-4001-A6D7-EBE18195A85C.avhd"
+        );
+        assert_eq!(auto_recovery_file("sql01.VHD"), "sql01-AutoRecovery.avhd");
+        assert_eq!(disk_stem("sql01_X.avhd"), "sql01_X");
     }
 
     #[test]

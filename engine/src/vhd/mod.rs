@@ -23,7 +23,7 @@ mod write;
 
 pub use create::{CreateOptions, NewParent};
 pub use error::VhdError;
-pub use footer::{Chs, Footer, VhdType, MAX_VIRTUAL_SIZE};
+pub use footer::{timestamp_of_unix, Chs, Footer, VhdType, MAX_VIRTUAL_SIZE};
 pub use header::DynamicHeader;
 pub use image::{looks_like_vhd as image_looks_like_vhd, Vhd, VhdInfo};
 pub use locator::{LocatorEntry, PLATFORM_W2KU, PLATFORM_W2RU};

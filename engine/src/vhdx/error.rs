@@ -78,6 +78,8 @@ impl From<crate::vhd::VhdError> for VhdxError {
         match e {
             crate::vhd::VhdError::Locked { path, holder } => VhdxError::Locked { path, holder },
             crate::vhd::VhdError::Output(o) => VhdxError::Output(o),
+            // A full volume is the same condition in either format (R8).
+            crate::vhd::VhdError::NoSpace(d) => VhdxError::NoSpace(d),
             e => VhdxError::Vhd(Box::new(e)),
         }
     }

@@ -169,7 +169,7 @@ impl WriterPort for Port<'_, '_> {
                 .map_err(|e| fail(e.to_string()))?;
             let mut inside = d
                 .chain
-                .open_on(&snap, true, false, cx.out.guids())
+                .open_any_on(&snap, true, false, cx.out.guids())
                 .map_err(|e| fail(e.to_string()))?;
             for v in &d.vols {
                 if v.internal.is_some() {

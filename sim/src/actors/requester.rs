@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use hvsim_engine::chain::DiskChain;
-use hvsim_engine::{GuidGen, Vhdx};
+use hvsim_engine::{AnyDisk, GuidGen};
 
 use crate::backup::{BackupError, BackupServer, RestoreJob, Transfer, READ_UNIT};
 use crate::faults::FaultPlan;
@@ -170,7 +170,7 @@ impl Requester {
         set: Option<u64>,
         files: &[Vec<String>],
         guids: &mut GuidGen,
-    ) -> Result<Vhdx, Fail> {
+    ) -> Result<AnyDisk, Fail> {
         let d = &lab.vms[vm].disks[i];
         let volume = lab.volumes[&d.volume].clone();
         let chain = DiskChain {
@@ -213,11 +213,11 @@ impl Requester {
                     .map_err(|e| lost(e.to_string()))?;
                 snap.status().map_err(|e| lost(e.to_string()))?;
                 chain
-                    .open_on(&snap, false, false, guids)
+                    .open_any_on(&snap, false, false, guids)
                     .map_err(|e| lost(e.to_string()))
             }
             None => chain
-                .open(false, false, guids)
+                .open_any(false, false, guids)
                 .map_err(|e| lost(e.to_string())),
         }
     }

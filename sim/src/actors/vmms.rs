@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use hvsim_engine::chain::{auto_recovery_file, checkpoint_file, ChainError, Merge, MergeProgress};
 use hvsim_engine::volume::VolumeError;
+use hvsim_engine::AnyDisk;
 
 use super::auto_recovery::AutoRecovery;
 use crate::faults::{CheckpointStep, FaultPlan};
@@ -331,7 +332,21 @@ impl VmmsPort for Port<'_, '_> {
             d.reopen(true, cx.out.guids()).map_err(|e| {
                 Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e.to_string())
             })?;
-            let live = d.live.as_mut().expect("reopened");
+            // FF28: a VHD chain (2008 R2) is merged only while the VM is off.
+            let live = d
+                .live
+                .as_mut()
+                .and_then(AnyDisk::as_vhdx_mut)
+                .ok_or_else(|| {
+                    Fail::new(
+                        Hresult::VssEUnexpected,
+                        FailureClass::Host,
+                        format!(
+                            "{}: a VHD chain is merged only while its VM is off",
+                            d.chain.active()
+                        ),
+                    )
+                })?;
             let m = Merge::start(live, cx.out.guids()).map_err(|e| {
                 Fail::new(
                     Hresult::VssEUnexpected,
@@ -375,8 +390,18 @@ impl VmmsPort for Port<'_, '_> {
             let Some(mut m) = d.merge.take() else {
                 continue;
             };
-            let live = d.live.as_mut().expect("open while merging");
             let fail = |e: String| Fail::new(Hresult::VssEUnexpected, FailureClass::Host, e);
+            let not_open = || {
+                fail(format!(
+                    "{}: not open as VHDX while merging",
+                    d.chain.active()
+                ))
+            };
+            let live = d
+                .live
+                .as_mut()
+                .and_then(AnyDisk::as_vhdx_mut)
+                .ok_or_else(not_open)?;
             match m
                 .step(live, MERGE_BLOCKS)
                 .map_err(|e| fail(e.to_string()))?
@@ -386,9 +411,10 @@ impl VmmsPort for Port<'_, '_> {
                     done = false;
                 }
                 MergeProgress::Complete => {
-                    let parent = m
-                        .finish(d.live.take().expect("open"))
-                        .map_err(|e| fail(e.to_string()))?;
+                    let Some(AnyDisk::Vhdx(live)) = d.live.take() else {
+                        return Err(not_open());
+                    };
+                    let parent = m.finish(live).map_err(|e| fail(e.to_string()))?;
                     parent.close().map_err(|e| fail(e.to_string()))?;
                     let gone = d.chain.active().to_string();
                     d.chain.merged().map_err(|e| fail(e.to_string()))?;
@@ -404,7 +430,11 @@ impl VmmsPort for Port<'_, '_> {
                     }
                     d.reopen(true, cx.out.guids())
                         .map_err(|e| fail(e.to_string()))?;
-                    let live = d.live.as_mut().expect("reopened");
+                    let live = d
+                        .live
+                        .as_mut()
+                        .and_then(AnyDisk::as_vhdx_mut)
+                        .ok_or_else(|| fail(format!("{lingering}: not a VHDX chain")))?;
                     d.merge =
                         Some(Merge::start(live, cx.out.guids()).map_err(|e| fail(e.to_string()))?);
                     done = false;

@@ -23,7 +23,7 @@ pub use job::JobRecord;
 pub use points::{Excluded, PointFigures};
 pub use replica::Replica;
 pub use restore::{
-    expected, read_back, state_after_restore, write_vhdx, RestoreJob, RestoreRecord, Restored,
+    expected, read_back, state_after_restore, write_image, RestoreJob, RestoreRecord, Restored,
 };
 pub use server::BackupServer;
 pub use transfer::{DiskSync, Transfer};

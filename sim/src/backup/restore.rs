@@ -1,14 +1,17 @@
 //! Restores (R16) of a recovery point, with real files: to the original place (the VM's
-//! disk chain is deleted and a new VHDX holding the point's image takes its place; the VM
-//! is off meanwhile), to an alternate location (a new VHDX on another volume), or item
+//! disk chain is deleted and a new image holding the point's content takes its place, in
+//! the disk's own format: VHD for a `.vhd` disk, as 2008 R2 needs, else VHDX; the VM is
+//! off meanwhile), to an alternate location (a new image on another volume), or item
 //! level (each guest volume copied to a folder-like volume, one image file per volume,
-//! with no agent in the guest). The image is applied to the new VHDX by `engine::diff`.
+//! with no agent in the guest). The image is applied to the new file by `engine::diff`.
 
 use hvsim_engine::chain::DiskChain;
 use hvsim_engine::diff::{self, SyncOptions};
+use hvsim_engine::disk::VirtualDisk;
+use hvsim_engine::vhd::{self, Vhd};
 use hvsim_engine::vhdx::MIB;
 use hvsim_engine::volume::Volume;
-use hvsim_engine::{CreateOptions, OpenOptions, Vhdx};
+use hvsim_engine::{AnyDisk, CreateOptions, Vhdx};
 
 use super::disk::ImageDisk;
 use super::BackupError;
@@ -88,9 +91,17 @@ fn page_ranges(img: &SparseImage) -> Vec<(u64, u64)> {
     out
 }
 
-/// Writes `img` into a new dynamic VHDX `name` of `size` bytes on `volume`; returns the
-/// data bytes written.
-pub fn write_vhdx(
+/// Whether a file name is a VHD's (`.vhd`, `.avhd`), the format a new image of that name
+/// takes.
+fn is_vhd_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".vhd") || lower.ends_with(".avhd")
+}
+
+/// Writes `img` into a new dynamic image `name` of `size` bytes on `volume` (a VHD when
+/// the name says so, with Hyper-V's 2 MiB blocks; else a VHDX); returns the data bytes
+/// written.
+pub fn write_image(
     volume: &Volume,
     name: &str,
     size: u64,
@@ -105,11 +116,19 @@ pub fn write_vhdx(
         file: name.to_string(),
         source,
     })?;
-    let opts = CreateOptions {
-        block_size: Some(block.clamp(MIB, 256 * MIB) as u32),
-        ..CreateOptions::new(size.max(PAGE))
+    let mut v = if is_vhd_name(name) {
+        let opts = vhd::CreateOptions {
+            virtual_size: size.max(PAGE),
+            ..vhd::CreateOptions::default()
+        };
+        AnyDisk::Vhd(Vhd::create(Box::new(file), &opts, None).map_err(|e| image_err(e.into()))?)
+    } else {
+        let opts = CreateOptions {
+            block_size: Some(block.clamp(MIB, 256 * MIB) as u32),
+            ..CreateOptions::new(size.max(PAGE))
+        };
+        AnyDisk::Vhdx(Vhdx::create(Box::new(file), &opts, None).map_err(image_err)?)
     };
-    let mut v = Vhdx::create(Box::new(file), &opts, None).map_err(image_err)?;
     let mut src = img.clone();
     let mut point = ImageDisk::new(&mut src, v.virtual_size());
     let out = diff::incremental(
@@ -136,7 +155,7 @@ pub fn read_back(r: &Restored) -> Result<SparseImage, BackupError> {
             file: r.file.clone(),
             source,
         })?;
-    let mut v = Vhdx::open(Box::new(file), &OpenOptions::read_only(), None).map_err(image_err)?;
+    let mut v = AnyDisk::open_storage(Box::new(file), false).map_err(image_err)?;
     let (img, _) = SparseImage::read_disk(&mut v, MIB).map_err(image_err)?;
     Ok(img)
 }
@@ -183,7 +202,7 @@ pub fn restore(
                 }
                 // ...and the point's VHD restored in its place.
                 rec.bytes_written +=
-                    write_vhdx(&volume, &d.file, size_of(i), d.block_size, image_of(i))?;
+                    write_image(&volume, &d.file, size_of(i), d.block_size, image_of(i))?;
                 d.chain = DiskChain::new(volume.clone(), &d.file).map_err(|source| {
                     BackupError::Chain {
                         file: d.file.clone(),
@@ -209,7 +228,7 @@ pub fn restore(
             for (i, d) in vm.disks.iter().enumerate() {
                 let file = format!("{name}-{}", d.file);
                 rec.bytes_written +=
-                    write_vhdx(&volume, &file, size_of(i), d.block_size, image_of(i))?;
+                    write_image(&volume, &file, size_of(i), d.block_size, image_of(i))?;
                 rec.items.push(Restored {
                     vm: job.vm,
                     disk: i,
@@ -237,7 +256,7 @@ pub fn restore(
                         .collect();
                     let file = format!("{name}-disk{i}-{safe}.vhdx");
                     let part = image_of(i).slice(start, len);
-                    rec.bytes_written += write_vhdx(&volume, &file, len, MIB, &part)?;
+                    rec.bytes_written += write_image(&volume, &file, len, MIB, &part)?;
                     rec.items.push(Restored {
                         vm: job.vm,
                         disk: i,

@@ -614,7 +614,7 @@ fn an_item_level_restore_holds_the_volume_slice() {
     img.write(3 * MIB, &page(2, 3 * MIB));
     let volume = Volume::new("items", 1 << 40);
     let part = img.slice(MIB, MIB);
-    let written = write_vhdx(&volume, "v.vhdx", MIB, MIB, &part).expect("write");
+    let written = write_image(&volume, "v.vhdx", MIB, MIB, &part).expect("write");
     assert_eq!(written, PAGE);
     let item = Restored {
         vm: 0,

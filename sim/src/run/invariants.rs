@@ -47,7 +47,7 @@ pub fn i1(lab: &mut Site) -> Check {
             disks += 1;
             let read = match d.live.as_mut() {
                 Some(live) => SparseImage::read_disk(live, MIB),
-                None => match d.chain.open(false, false, guids) {
+                None => match d.chain.open_any(false, false, guids) {
                     Ok(mut v) => SparseImage::read_disk(&mut v, MIB),
                     Err(e) => {
                         problems.push(format!("{} {}: cannot open: {e}", vm.name, d.file));

@@ -21,6 +21,12 @@ pub struct GuestSpan {
 }
 
 impl Disk {
+    /// Whether the disk is a VHD (`.vhd`, Hyper-V 2008 R2's format), told by its file's
+    /// name as Hyper-V tells it; any other name is a VHDX.
+    pub fn is_vhd(&self) -> bool {
+        self.file.to_ascii_lowercase().ends_with(".vhd")
+    }
+
     /// The place of each guest volume (the disk's own `C:` when it lists none): each
     /// takes its size in whole MiBs, cut at the end of the disk.
     pub fn guest_spans(&self) -> Vec<GuestSpan> {

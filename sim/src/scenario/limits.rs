@@ -22,6 +22,8 @@ pub const MAX_TRANSACTION_BLOCKS: u32 = 256;
 pub const MAX_DISK_BLOCKS: u64 = 1 << 20;
 /// The largest VHDX (64 TiB).
 pub const MAX_DISK_SIZE: Bytes = Bytes(64 << 40);
+/// The VHD format's largest disk (2040 GiB).
+pub const MAX_VHD_SIZE: Bytes = Bytes(2040 << 30);
 pub const MAX_VOLUME_SIZE: Bytes = Bytes(1 << 50);
 /// Timeouts and downtime bounds.
 pub const MAX_DURATION: VirtualTime = VirtualTime {

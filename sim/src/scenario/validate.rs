@@ -484,6 +484,7 @@ impl Checker {
             self.problem(at("size"), "disk size is zero");
         }
         self.size_at_most(at("size"), "disk size", disk.size, MAX_DISK_SIZE);
+        self.disk_format(s, vm, i, j, disk);
         if bs.is_power_of_two() && disk.size.0.div_ceil(bs) > MAX_DISK_BLOCKS {
             self.problem(
                 at("block_size"),
@@ -555,6 +556,35 @@ impl Checker {
             );
         } else if disk.size.0 > 0 && disk.size <= MAX_DISK_SIZE {
             self.guest_spans(i, j, disk);
+        }
+    }
+
+    /// The disk's format (SPEC F1 note): a `.vhd` is a VHD, whose size is whole sectors up
+    /// to 2040 GiB; a 2008 R2 host knows no other format.
+    fn disk_format(&mut self, s: &Scenario, vm: &Vm, i: usize, j: usize, disk: &Disk) {
+        let at = |field: &str| format!("vms[{i}].disks[{j}].{field}");
+        if disk.is_vhd() {
+            if !disk.size.0.is_multiple_of(512) {
+                self.problem(
+                    at("size"),
+                    format!(
+                        "a VHD's size is whole 512-byte sectors; {} is not",
+                        disk.size
+                    ),
+                );
+            }
+            self.size_at_most(at("size"), "VHD disk size", disk.size, MAX_VHD_SIZE);
+        } else if s
+            .host(&vm.host)
+            .is_some_and(|h| h.version == HyperVVersion::V2008R2)
+        {
+            self.problem(
+                at("file"),
+                format!(
+                    "Hyper-V 2008 R2 has no VHDX: its disks are VHD files, so name {:?} with .vhd",
+                    disk.file
+                ),
+            );
         }
     }
 

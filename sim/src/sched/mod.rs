@@ -20,3 +20,7 @@ pub use actor::{
 pub use decisions::{Decisions, Divergence, Recorded};
 pub use scheduler::{Cx, Out, Scheduler, SimError, StepRecord, Stop};
 pub use timers::TimerTable;
+
+/// The wall-clock instant (seconds since 1970) virtual time 0 stands for, where a file
+/// records a date: a checkpoint's name, a VHD's timestamp.
+pub const EPOCH_UNIX_S: u64 = 1_700_000_000;

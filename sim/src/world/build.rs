@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use hvsim_engine::chain::DiskChain;
+use hvsim_engine::chain::{ChainError, DiskChain};
 use hvsim_engine::guest::GuestVolume;
 use hvsim_engine::rct::{ChangeTracker, RctOptions};
+use hvsim_engine::vhd;
 use hvsim_engine::vhdx::MIB;
 use hvsim_engine::volume::Volume;
 use hvsim_engine::{CreateOptions, GuidGen};
@@ -16,6 +17,7 @@ use crate::scenario::volume_folder;
 use crate::scenario::{
     BackupKind, Bytes, FileSystem, Leftover, Problem, Scenario, VmState, MIN_GUEST_VOLUME,
 };
+use crate::sched::EPOCH_UNIX_S;
 
 /// The part of each guest volume's data the workload writes in: enough for a database,
 /// file-system metadata and a page file, small enough that a run stays fast.
@@ -147,13 +149,7 @@ fn build_on(
                 .get(&vol_name)
                 .ok_or_else(|| BuildError(format!("no volume {vol_name}")))?
                 .clone();
-            let block = d.block_size.0.clamp(MIB, 256 * MIB);
-            let opts = CreateOptions {
-                block_size: Some(block as u32),
-                guids: Some(guids.fork()),
-                ..CreateOptions::new(d.size.0)
-            };
-            let mut chain = DiskChain::create_base(volume, &d.file, &opts)
+            let (mut chain, block) = new_base(volume, d, guids)
                 .map_err(|e| BuildError(format!("VM {}: {e}", vm.name)))?;
             // The starting state: real AVHDX files an earlier failed backup left: an
             // auto-recovery file beside the disk (FF11), or a recovery checkpoint the VM
@@ -247,6 +243,33 @@ fn build_on(
         }
     }
     Ok(lab)
+}
+
+/// A VM's new base disk in the format its name gives (SPEC F1 note): a `.vhd` is a
+/// dynamic VHD with Hyper-V's 2 MiB blocks, dated virtual time 0 (2008 R2's format);
+/// anything else a dynamic VHDX with the scenario's block size. Returns the block size.
+fn new_base(
+    volume: Volume,
+    d: &crate::scenario::Disk,
+    guids: &mut GuidGen,
+) -> Result<(DiskChain, u64), ChainError> {
+    if d.is_vhd() {
+        let opts = vhd::CreateOptions {
+            virtual_size: d.size.0,
+            timestamp: Some(vhd::timestamp_of_unix(EPOCH_UNIX_S)),
+            guids: Some(guids.fork()),
+            ..vhd::CreateOptions::default()
+        };
+        let chain = DiskChain::create_base_vhd(volume, &d.file, &opts)?;
+        return Ok((chain, u64::from(vhd::DEFAULT_BLOCK_SIZE)));
+    }
+    let block = d.block_size.0.clamp(MIB, 256 * MIB);
+    let opts = CreateOptions {
+        block_size: Some(block as u32),
+        guids: Some(guids.fork()),
+        ..CreateOptions::new(d.size.0)
+    };
+    Ok((DiskChain::create_base(volume, &d.file, &opts)?, block))
 }
 
 /// Opens every disk and writes what a freshly installed guest holds: a boot sector per

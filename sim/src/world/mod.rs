@@ -22,7 +22,7 @@ use hvsim_engine::guest::{GuestSnapshotError, GuestVolume, InternalSnapshot};
 use hvsim_engine::rct::{ChangeTracker, RctError, RefPoint};
 use hvsim_engine::vhdx::VhdxError;
 use hvsim_engine::volume::{SnapshotId, Volume};
-use hvsim_engine::{GuidGen, Vhdx};
+use hvsim_engine::{AnyDisk, GuidGen, Vhdx};
 
 use crate::plan::Plan;
 use crate::scenario::{FileSystem, GuestOs, HyperVVersion, Scenario};
@@ -78,7 +78,8 @@ pub struct DiskLab {
     pub file: String,
     pub volume: String,
     pub chain: DiskChain,
-    pub live: Option<Vhdx>,
+    /// The chain open for the VM, in its own format (VHD for 2008 R2, else VHDX).
+    pub live: Option<AnyDisk>,
     /// An online merge of the active disk into its parent.
     pub merge: Option<Merge>,
     pub vols: Vec<GuestVol>,
@@ -175,7 +176,7 @@ impl DiskLab {
         if let Some(d) = self.live.take() {
             d.close().map_err(self.image_error())?;
         }
-        let d = self.chain.open(true, parent_writable, guids)?;
+        let d = self.chain.open_any(true, parent_writable, guids)?;
         self.live = Some(d);
         Ok(())
     }
@@ -196,15 +197,19 @@ impl DiskLab {
             });
         };
         let v = &mut self.vols[vol];
-        let r = match &self.merge {
-            Some(m) => {
-                let mut w = Merging {
-                    merge: m,
-                    disk: live,
-                };
+        let r = match (&self.merge, live.as_vhdx_mut()) {
+            (Some(m), Some(disk)) => {
+                let mut w = Merging { merge: m, disk };
                 v.layout.write(&mut w, &mut v.internal, offset, data)
             }
-            None => v.layout.write(live, &mut v.internal, offset, data),
+            // A merge is only ever started on a VHDX chain.
+            (Some(_), None) => {
+                return Err(DiskError::Chain(ChainError::NotVhdx {
+                    file: self.chain.base().to_string(),
+                    what: "a merge",
+                }))
+            }
+            (None, _) => v.layout.write(live, &mut v.internal, offset, data),
         };
         r.map_err(|source| DiskError::Guest {
             file: self.chain.active().to_string(),

@@ -24,7 +24,7 @@ const EVENT_GUEST_NOT_READY: u32 = 10150;
 /// Hyper-V-VMMS 19100: a background merge failed.
 const EVENT_MERGE_FAILED: u32 = 19100;
 /// The backup checkpoint's name counts seconds from this instant of virtual time 0.
-const EPOCH_S: u64 = 1_700_000_000;
+use crate::sched::EPOCH_UNIX_S as EPOCH_S;
 
 /// How a recovery checkpoint (F3) is made consistent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
