@@ -85,7 +85,7 @@ fn incremental_points_read_only_changes_and_leave_out_the_page_file() {
             p.number
         );
         // ...although the guest did write its page file there.
-        let want = &lab.observed().fixed(0, p.number).unwrap().images;
+        let want = &lab.observed().fixed(0, p.number).unwrap().expected();
         assert!(want[0].has_data_in(pf, pf_len));
         // Outside it, the point is its quiesce point exactly.
         let mut want = want[0].clone();
@@ -114,7 +114,7 @@ fn express_full_points_compare_both_sides_and_each_point_is_its_own_quiesce_poin
     }
     let mut images: Vec<&SparseImage> = Vec::new();
     for (&n, vms) in &lab.server.backups {
-        let want = &lab.observed().fixed(0, n).unwrap().images;
+        let want = &lab.observed().fixed(0, n).unwrap().expected();
         assert_eq!(vms[&0][0].first_difference(&want[0]), None, "point {n}");
         images.push(&vms[&0][0]);
     }
@@ -193,7 +193,7 @@ fn an_interrupted_transfer_is_communication_and_the_replica_gets_checked() {
     assert!(c.first_difference.is_some() && c.repaired);
     assert!(l.server.replicas[&0].inconsistent.is_none());
     // The repaired replica is the snapshot's image of point 2: the quiesce point.
-    let want = &l.observed().fixed(0, 2).unwrap().images;
+    let want = &l.observed().fixed(0, 2).unwrap().expected();
     assert_eq!(
         l.server.replicas[&0].images[0].first_difference(&want[0]),
         None
@@ -321,8 +321,9 @@ fn a_skipped_vm_is_an_i2_violation_naming_it() {
     assert!(!check(&r, "I2").ok, "{r}");
 }
 
-/// Vmms' auto-recovery (F2.10–F2.13, inside the share's shadow copy in F4) with no
-/// snapshot of the disk's volume in the set fails loudly instead of recovering nothing.
+/// A share's shadow copy that never reaches the snapshot set (F4.7–F4.8) leaves nothing
+/// to read the auto-recovered image from (F2.10 ran before it, F2.13 reads it): the read
+/// fails loudly, naming the volume, instead of reading nothing.
 #[test]
 fn auto_recovery_with_no_snapshot_of_the_share_fails_loudly() {
     let s = load("f4-smb3-share-backup");
@@ -337,7 +338,7 @@ fn auto_recovery_with_no_snapshot_of_the_share_fails_loudly() {
     assert_eq!(r.outcome, Outcome::Failure, "{r}");
     assert_eq!(
         r.code,
-        Some(hvsim_sim::scenario::Hresult::VssEAutorecoveryFailed),
+        Some(hvsim_sim::scenario::Hresult::VssEObjectNotFound),
         "{r}"
     );
     assert!(

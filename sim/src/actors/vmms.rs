@@ -216,6 +216,20 @@ impl VmmsPort for Port<'_, '_> {
         let mut made_ar: Vec<usize> = Vec::new();
         let mut result = Ok(());
         for (i, d) in v.disks.iter_mut().enumerate() {
+            if let Some(code) = self.faults.checkpoint_failure(vm) {
+                // FF26, FF27: the checkpoint's storage is gone, or an AVHDX is locked.
+                result = Err(Fail::new(
+                    code,
+                    FailureClass::Host,
+                    format!(
+                        "{}: cannot create the checkpoint of {}: {code} (0x{:08X})",
+                        v.name,
+                        d.file,
+                        code.value()
+                    ),
+                ));
+                break;
+            }
             if step.is_some_and(|step| self.faults.out_of_space(&d.volume, step)) {
                 fill(&lab.volumes, &d.volume);
             }
@@ -421,7 +435,7 @@ impl VmmsPort for Port<'_, '_> {
                         .live
                         .as_mut()
                         .and_then(AnyDisk::as_vhdx_mut)
-                        .ok_or_else(|| fail(format!("{lingering}: not open as VHDX")))?;
+                        .ok_or_else(|| fail(format!("{lingering}: not a VHDX chain")))?;
                     d.merge =
                         Some(Merge::start(live, cx.out.guids()).map_err(|e| fail(e.to_string()))?);
                     done = false;

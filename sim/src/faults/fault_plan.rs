@@ -52,6 +52,8 @@ pub enum PlannedFault {
     },
     /// Vmms' merge of the VM's checkpoint fails with the code (19100).
     MergeFailure { vm: usize, code: Hresult },
+    /// Vmms cannot create the VM's checkpoint files.
+    CheckpointFailure { vm: usize, code: Hresult },
 }
 
 impl PlannedFault {
@@ -67,7 +69,8 @@ impl PlannedFault {
             PlannedFault::DaemonExit { vm, .. }
             | PlannedFault::DaemonHang { vm }
             | PlannedFault::TransferInterrupted { vm }
-            | PlannedFault::MergeFailure { vm, .. } => Where::Vm(vm),
+            | PlannedFault::MergeFailure { vm, .. }
+            | PlannedFault::CheckpointFailure { vm, .. } => Where::Vm(vm),
             PlannedFault::WriterFailure { vm, writer, .. } => Where::Writer { vm, writer },
             PlannedFault::SnapshotSetInProgress { host, .. } => Where::Host(host),
             PlannedFault::RequesterCrash { .. } => Where::Requester,
@@ -91,6 +94,7 @@ impl PlannedFault {
             PlannedFault::SnapshotSetInProgress { .. } => When::DoSnapshotSet,
             PlannedFault::MergeFailure { .. } => When::Merge,
             PlannedFault::RequesterCrash { after } => When::RequesterGot(after),
+            PlannedFault::CheckpointFailure { .. } => When::VmCheckpoint,
         }
     }
 }
@@ -204,6 +208,10 @@ impl FaultPlan {
                     during: *during,
                 },
                 Fault::MergeFailure { vm: v, code } => PlannedFault::MergeFailure {
+                    vm: vm(v, i)?,
+                    code: *code,
+                },
+                Fault::CheckpointFailure { vm: v, code } => PlannedFault::CheckpointFailure {
                     vm: vm(v, i)?,
                     code: *code,
                 },
@@ -409,6 +417,14 @@ impl FaultPlan {
     pub fn merge_failure(&self, vm: usize) -> Option<Hresult> {
         self.faults.iter().find_map(|f| match *f {
             PlannedFault::MergeFailure { vm: v, code } if v == vm => Some(code),
+            _ => None,
+        })
+    }
+
+    /// The code Vmms fails VM `vm`'s checkpoint files with, if it does.
+    pub fn checkpoint_failure(&self, vm: usize) -> Option<Hresult> {
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::CheckpointFailure { vm: v, code } if v == vm => Some(code),
             _ => None,
         })
     }

@@ -129,4 +129,6 @@ pub enum When {
     Merge,
     /// The requester gets the answer to this call.
     RequesterGot(crate::scenario::RequesterStep),
+    /// Vmms creates the VM's checkpoint files (F2.5, F3.3, R4).
+    VmCheckpoint,
 }

@@ -584,3 +584,19 @@ fn a_merge_failure_plans_to_its_vm_at_the_merge_with_its_code() {
     assert_eq!(p.merge_failure(1), None);
     assert_eq!(Hresult::ErrorFileSystemLimitation.value(), 0x8007_0299);
 }
+
+#[test]
+fn a_checkpoint_failure_plans_to_its_vm_at_its_checkpoint_with_its_code() {
+    let s = scenario(
+        "[[faults]]\ncheckpoint_failure = { vm = \"app01\", code = \"ERROR_SHARING_VIOLATION\" }\n",
+    );
+    let p = FaultPlan::new(&s, 0).expect("planned");
+    let f = only(&p);
+    assert_eq!((f.target(), f.when()), (Where::Vm(0), When::VmCheckpoint));
+    assert_eq!(
+        p.checkpoint_failure(0),
+        Some(Hresult::ErrorSharingViolation)
+    );
+    assert_eq!(p.checkpoint_failure(1), None);
+    assert_eq!(Hresult::ErrorSharingViolation.value(), 0x8007_0020);
+}

@@ -113,9 +113,11 @@ pub fn i2(lab: &Site, outcome: Outcome) -> Check {
             };
             // F2.10: an image fixed with an auto-recovery checkpoint is the one its
             // guest's writers recover.
-            let (expected, recovered) = match &fixed.recovered {
-                Some(r) => (r, " after the writers' recovery"),
-                None => (&fixed.images, ""),
+            let expected = fixed.expected();
+            let recovered = if fixed.recovered.is_some() {
+                " after the writers' recovery"
+            } else {
+                ""
             };
             // The level the host claimed for this point's image (kept with it on the
             // backup server) may not exceed the one the guest was in when storage

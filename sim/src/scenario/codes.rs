@@ -47,6 +47,9 @@ named_enum! {
         /// "The requested operation could not be completed due to a file system
         /// limitation": a merge failing while Replica and a backup hold the disk (FF24).
         ErrorFileSystemLimitation = "ERROR_FILE_SYSTEM_LIMITATION",
+        /// "The process cannot access the file because it is being used by another
+        /// process" (WMI 32774): an AVHDX still locked after a power loss (FF27).
+        ErrorSharingViolation = "ERROR_SHARING_VIOLATION",
     }
 }
 
@@ -90,6 +93,7 @@ impl Hresult {
             EOutOfMemory => 0x8007_000E,
             EInvalidArg => 0x8007_0057,
             ErrorFileSystemLimitation => 0x8007_0299,
+            ErrorSharingViolation => 0x8007_0020,
         }
     }
 }

@@ -672,6 +672,10 @@ pub enum Fault {
     /// The backup application dies once the host's VSS answers `after`: it never ends the
     /// sets it opened, so their writers' sessions stay open (field failure 10).
     RequesterCrash { after: RequesterStep },
+    /// Vmms cannot create the VM's checkpoint files (F2.5, F3.3, R4) and fails with
+    /// `code`: `ERROR_FILE_NOT_FOUND` (the checkpoint storage path is gone, FF26) or
+    /// `ERROR_SHARING_VIOLATION` (an AVHDX still locked after a power loss, FF27).
+    CheckpointFailure { vm: String, code: Hresult },
 }
 
 named_enum! {
@@ -742,7 +746,8 @@ pub struct Expect {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writers: Vec<String>,
     /// Files the job leaves on the host's volumes besides the base disks, as
-    /// `volume:file` (the state a real host shows afterwards, e.g. FF11's leftover).
+    /// `volume:file` (the state a real host shows afterwards, e.g. FF11's leftover); one
+    /// `*` stands for a checkpoint's GUID.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files_left: Vec<String>,
 }

@@ -16,6 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 const MERGE_FAILURE_CODES: [Hresult; 2] =
     [Hresult::EAccessDenied, Hresult::ErrorFileSystemLimitation];
 
+/// The codes Vmms fails a checkpoint's files with (field failures 26, 27).
+const CHECKPOINT_FAILURE_CODES: [Hresult; 2] =
+    [Hresult::ErrorFileNotFound, Hresult::ErrorSharingViolation];
+
 /// Checks of a valid scenario that need more than the scenario (a world built from it).
 pub type WorldCheck<'a> = &'a dyn Fn(&Scenario) -> Vec<Problem>;
 
@@ -944,6 +948,18 @@ impl Checker {
                     );
                 }
                 ("merge_failure", "vm", vm)
+            }
+            Fault::CheckpointFailure { vm, code } => {
+                if !CHECKPOINT_FAILURE_CODES.contains(code) {
+                    self.problem(
+                        format!("faults[{i}].checkpoint_failure.code"),
+                        format!(
+                            "a checkpoint's files fail with {} (field failures 26, 27), not {code}",
+                            CHECKPOINT_FAILURE_CODES.map(|c| c.as_str()).join(" or ")
+                        ),
+                    );
+                }
+                ("checkpoint_failure", "vm", vm)
             }
         };
         let path = format!("faults[{i}].{field}.{kind}");

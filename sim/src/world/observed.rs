@@ -53,6 +53,14 @@ pub struct Fixed {
     pub recovered: Option<Vec<SparseImage>>,
 }
 
+impl Fixed {
+    /// Per disk, the image a backup of this point must hold: after the writers'
+    /// recovery when an auto-recovery checkpoint was made (F2.10), else as fixed.
+    pub fn expected(&self) -> &[SparseImage] {
+        self.recovered.as_deref().unwrap_or(&self.images)
+    }
+}
+
 /// What was seen of one VM.
 #[derive(Clone, Debug, Default)]
 struct VmSeen {
