@@ -16,6 +16,7 @@ use hvsim_engine::{GuidGen, Vhdx};
 use crate::backup::{BackupError, BackupServer, RestoreJob, Transfer, READ_UNIT};
 use crate::faults::FaultPlan;
 use crate::plan::Method;
+use crate::protocol::hyperv::rct::ChangeTracking;
 use crate::protocol::msg::{Fail, Msg, Reached, Source};
 use crate::protocol::requester::{Effect, Input, Job, JobVm, RequesterCore};
 use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult, VmState};
@@ -332,10 +333,21 @@ impl Requester {
                 );
             }
             if job.recovery_points > 1 || transfer != Transfer::Full {
+                // What an incremental job's point fell back to is a result of its own
+                // (field failures 32, 33, 36): named with its cause.
+                let how = match (transfer, lab.plans.get(&vm).map(|p| &p.tracking)) {
+                    (Transfer::Incremental, Some(t)) => format!(" through {}", t.name()),
+                    (Transfer::Full, Some(ChangeTracking::None(why)))
+                        if job.kind == BackupKind::Incremental && point > 1 =>
+                    {
+                        format!(", a full read instead of an RCT incremental: {why}")
+                    }
+                    _ => String::new(),
+                };
                 cx.out.detail(
                     "transfer",
                     format!(
-                        "{name}: {} (point {point}), {sent_vm} bytes sent",
+                        "{name}: {} (point {point}){how}, {sent_vm} bytes sent",
                         transfer.name()
                     ),
                 );

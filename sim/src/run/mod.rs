@@ -350,7 +350,7 @@ fn conclude(
         });
         let mut note = p.reason.clone();
         if fallback {
-            note = "the guest could not quiesce: fell back to a standard checkpoint".into();
+            note = "the guest could not quiesce: fell back to a crash-consistent recovery checkpoint (disks only, no memory)".into();
         }
         // Its latest restore to the original place (R16, field failure 15).
         let restored = lab

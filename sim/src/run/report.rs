@@ -120,8 +120,15 @@ impl fmt::Display for RunReport {
         }
         for v in &self.vms {
             write!(f, "  {}: {}", v.vm, v.method)?;
-            if let Some(c) = v.checkpoint {
-                write!(f, " ({c} checkpoint)")?;
+            match v.checkpoint {
+                // What a backup's "standard" checkpoint is: no memory, unlike Hyper-V's
+                // standard checkpoint of the same name (F3 fallback).
+                Some(CheckpointKind::Standard) => write!(
+                    f,
+                    " (standard: crash-consistent recovery checkpoint, disks only)"
+                )?,
+                Some(c) => write!(f, " ({c} checkpoint)")?,
+                None => {}
             }
             if let Some(c) = v.consistency {
                 write!(f, ", {c}-consistent")?;
