@@ -581,3 +581,84 @@ fn a_state_after_restore_is_refused_where_it_is_written() {
          \"asleep\" (expected one of running, off, saved, paused)"
     );
 }
+
+/// Field failures 33, 34, 36: a lost change tracking is validated like the other faults:
+/// its VM, an incremental job, a point that follows another, a cause by name, and an
+/// owner node only in a cluster; an expected transfer list has one entry per point.
+#[test]
+fn change_tracking_lost_is_refused_where_it_is_written() {
+    let incremental = |fault: &str, transfers: &str| {
+        let text = BASE
+            .replacen(
+                "kind = \"full\"",
+                "kind = \"incremental\"\nrecovery_points = 3",
+                1,
+            )
+            .replacen(
+                "[expect]",
+                &format!("[[faults]]\nchange_tracking_lost = {fault}\n\n[expect]"),
+                1,
+            )
+            .replacen(
+                "code = \"VSS_E_WRITERERROR_TIMEOUT\"",
+                &format!(
+                    "code = \"VSS_E_WRITERERROR_TIMEOUT\"\nvms = [{{ vm = \"vm1\", transfers = {transfers} }}]"
+                ),
+                1,
+            );
+        match hvsim_sim::run::from_toml(&text, "scenarios/broken.toml") {
+            Ok(_) => "Ok".to_string(),
+            Err(e) => e.to_string(),
+        }
+    };
+    let three = "[\"full\", \"incremental\", \"full\"]";
+    let ok = "{ vm = \"vm1\", before_point = 3, cause = \"reference_point_deleted\" }";
+    assert_eq!(incremental(ok, three), "Ok");
+    assert_eq!(
+        incremental(
+            "{ vm = \"vm9\", before_point = 3, cause = \"damaged\" }",
+            three
+        ),
+        "scenarios/broken.toml:34:31: faults[0].change_tracking_lost.vm: no VM named \"vm9\""
+    );
+    assert_eq!(
+        incremental(
+            "{ vm = \"vm1\", before_point = 1, cause = \"damaged\" }",
+            three
+        ),
+        "scenarios/broken.toml:34:53: faults[0].change_tracking_lost.before_point: point 1 is \
+         not between 2 and the job's 3 recovery point(s)"
+    );
+    assert_eq!(
+        incremental(
+            "{ vm = \"vm1\", before_point = 2, cause = \"owner_node_changed\" }",
+            three
+        ),
+        "scenarios/broken.toml:34:64: faults[0].change_tracking_lost.cause: VM \"vm1\" is not \
+         on a cluster node: it has no owner node to change"
+    );
+    let bad_cause = incremental(
+        "{ vm = \"vm1\", before_point = 2, cause = \"gone\" }",
+        three,
+    );
+    assert!(
+        bad_cause.starts_with("scenarios/broken.toml:34:")
+            && bad_cause.contains("gone")
+            && bad_cause.contains("reference_point_deleted"),
+        "{bad_cause}"
+    );
+    assert_eq!(
+        incremental(ok, "[\"full\"]"),
+        "scenarios/broken.toml:39:34: expect.vms[0].transfers: 1 transfer(s) listed for a job \
+         of 3 recovery point(s)"
+    );
+    let full_job = broken(
+        "[expect]",
+        &format!("[[faults]]\nchange_tracking_lost = {ok}\n\n[expect]"),
+    );
+    assert_eq!(
+        full_job,
+        "scenarios/broken.toml:33:24: faults[0].change_tracking_lost: only an incremental job \
+         reads change tracking (job.kind)"
+    );
+}

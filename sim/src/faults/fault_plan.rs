@@ -3,8 +3,8 @@
 use super::error::FaultError;
 use super::fire::{CheckpointStep, When, Where};
 use crate::scenario::{
-    DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult, Scenario, WriterEvent,
-    WriterFailure,
+    DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult, Scenario, TrackingLoss,
+    WriterEvent, WriterFailure,
 };
 
 /// One fault of the plan, with its target resolved to indices.
@@ -38,6 +38,12 @@ pub enum PlannedFault {
         at: WriterEvent,
         with: WriterFailure,
     },
+    /// The VM's change tracking is lost before recovery point `before_point`.
+    ChangeTrackingLost {
+        vm: usize,
+        before_point: u32,
+        cause: TrackingLoss,
+    },
 }
 
 impl PlannedFault {
@@ -53,6 +59,7 @@ impl PlannedFault {
             | PlannedFault::DaemonHang { vm }
             | PlannedFault::TransferInterrupted { vm } => Where::Vm(vm),
             PlannedFault::WriterFailure { vm, writer, .. } => Where::Writer { vm, writer },
+            PlannedFault::ChangeTrackingLost { vm, .. } => Where::Vm(vm),
         }
     }
 
@@ -69,6 +76,9 @@ impl PlannedFault {
             PlannedFault::DaemonHang { .. } => When::Daemon(DaemonOp::Freeze),
             PlannedFault::TransferInterrupted { .. } => When::Transfer,
             PlannedFault::WriterFailure { at, .. } => When::Writer(at),
+            PlannedFault::ChangeTrackingLost { before_point, .. } => {
+                When::BeforePoint(before_point)
+            }
         }
     }
 }
@@ -199,6 +209,15 @@ impl FaultPlan {
                         with: *with,
                     }
                 }
+                Fault::ChangeTrackingLost {
+                    vm: v,
+                    before_point,
+                    cause,
+                } => PlannedFault::ChangeTrackingLost {
+                    vm: vm(v, i)?,
+                    before_point: *before_point,
+                    cause: *cause,
+                },
             });
         }
         // Misbehaviours configured on the VMs themselves.
@@ -324,6 +343,21 @@ impl FaultPlan {
     pub fn transfer_interrupted(&self, vm: usize) -> bool {
         self.faults
             .contains(&PlannedFault::TransferInterrupted { vm })
+    }
+
+    /// The VMs whose change tracking is lost before recovery point `point`, and how.
+    pub fn tracking_lost(&self, point: u32) -> Vec<(usize, TrackingLoss)> {
+        self.faults
+            .iter()
+            .filter_map(|f| match *f {
+                PlannedFault::ChangeTrackingLost {
+                    vm,
+                    before_point,
+                    cause,
+                } if before_point == point => Some((vm, cause)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Where and how writer `writer` of VM `vm` fails.

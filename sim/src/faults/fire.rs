@@ -110,4 +110,6 @@ pub enum When {
     FsrvpCalls,
     /// The data transfer of the job's last recovery point (F5.T).
     Transfer,
+    /// Between two recovery points, before this one.
+    BeforePoint(u32),
 }

@@ -19,9 +19,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::backup::Transfer;
 use crate::plan::{Flow, Method};
 use crate::protocol::msg::{Msg, Reached};
-use crate::scenario::{BackupMethod, CheckpointKind, Consistency, Outcome, Scenario};
+use crate::scenario::{BackupMethod, CheckpointKind, Consistency, Outcome, Scenario, TransferKind};
 use crate::sched::{Decisions, Detail, Scheduler, SimError, StepRecord, Stop};
 use crate::site::Site;
 use crate::trace::{Header, TraceWriter};
@@ -368,6 +369,17 @@ fn conclude(
             downtime_us: lab.vms[vm].downtime_us,
             restored,
             note,
+            transfers: lab
+                .server
+                .points
+                .iter()
+                .filter_map(|p| p.transfers.get(&vm))
+                .map(|t| match t {
+                    Transfer::Full => TransferKind::Full,
+                    Transfer::Incremental => TransferKind::Incremental,
+                    Transfer::ExpressFull => TransferKind::ExpressFull,
+                })
+                .collect(),
         });
     }
     let mut checks = vec![invariants::i1(lab)];
@@ -564,6 +576,19 @@ fn expectations(s: &Scenario, r: &RunReport) -> Vec<Check> {
                     d.min,
                     d.max,
                     us / 1_000
+                ),
+            );
+        }
+        if let Some(t) = &v.transfers {
+            let names =
+                |t: &[TransferKind]| t.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+            add(
+                got.transfers == *t,
+                format!(
+                    "{}: transfers [{}] (got [{}])",
+                    v.vm,
+                    names(t),
+                    names(&got.transfers)
                 ),
             );
         }

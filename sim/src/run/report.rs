@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use crate::scenario::{BackupMethod, CheckpointKind, Consistency, FailureClass, Hresult, Outcome};
+use crate::scenario::{
+    BackupMethod, CheckpointKind, Consistency, FailureClass, Hresult, Outcome, TransferKind,
+};
 use crate::world::{Power, RaisedEvent};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +21,8 @@ pub struct VmReport {
     pub restored: Option<Power>,
     /// Why the method is not the preferred one.
     pub note: String,
+    /// How each point that read the VM brought its data over (R18).
+    pub transfers: Vec<TransferKind>,
 }
 
 /// One invariant's result.
@@ -134,6 +138,10 @@ impl fmt::Display for RunReport {
                 write!(f, ", {c}-consistent")?;
             }
             write!(f, ", downtime {}", secs(v.downtime_us))?;
+            if v.transfers.len() > 1 {
+                let t: Vec<&str> = v.transfers.iter().map(|t| t.as_str()).collect();
+                write!(f, ", points: {}", t.join(", "))?;
+            }
             if let Some(p) = v.restored {
                 write!(f, ", restored: {}", p.name())?;
             }

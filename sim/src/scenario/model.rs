@@ -550,6 +550,26 @@ pub enum Fault {
         at: WriterEvent,
         with: WriterFailure,
     },
+    /// The VM's change tracking is lost between two recovery points, before
+    /// `before_point` (2 or later): the incremental it would start from cannot be
+    /// answered (field failures 33, 34, 36).
+    ChangeTrackingLost {
+        vm: String,
+        before_point: u32,
+        cause: TrackingLoss,
+    },
+}
+
+named_enum! {
+    /// How a VM's change tracking is lost between two points.
+    pub enum TrackingLoss ("tracking loss") {
+        /// The retained checkpoint or reference point was deleted (field failure 33).
+        ReferencePointDeleted = "reference_point_deleted",
+        /// A failed live migration changed the owner node (field failure 34).
+        OwnerNodeChanged = "owner_node_changed",
+        /// The change-tracking files were damaged or reset (field failure 36).
+        Damaged = "damaged",
+    }
 }
 
 named_enum! {
@@ -576,6 +596,15 @@ named_enum! {
         Standard = "standard",
         /// `<VM name> - Backup - (<date time>)` (R4) or the F2 backup checkpoint.
         Backup = "backup",
+    }
+}
+
+named_enum! {
+    /// How a recovery point's data came over (R18, F5.E).
+    pub enum TransferKind ("transfer") {
+        Full = "full",
+        Incremental = "incremental",
+        ExpressFull = "express_full",
     }
 }
 
@@ -629,6 +658,10 @@ pub struct VmExpect {
     /// State of the VM after the job's restore (R4, R16).
     #[serde(default)]
     pub state_after_restore: Option<VmState>,
+    /// How each recovery point brought the VM's data over, in order (R18; what an
+    /// incremental fell back to, field failures 32–36).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<Vec<TransferKind>>,
 }
 
 /// Bounds on the time the VM is not running, in virtual time (I4).

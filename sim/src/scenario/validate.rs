@@ -889,6 +889,7 @@ impl Checker {
             Fault::DaemonExit { vm, .. } => ("daemon_exit", "vm", vm),
             Fault::TransferInterrupted { vm } => ("transfer_interrupted", "vm", vm),
             Fault::WriterFailure { vm, .. } => ("writer_failure", "vm", vm),
+            Fault::ChangeTrackingLost { vm, .. } => ("change_tracking_lost", "vm", vm),
         };
         let path = format!("faults[{i}].{field}.{kind}");
         let exists = match kind {
@@ -936,6 +937,39 @@ impl Checker {
                 );
             }
         }
+        if let Fault::ChangeTrackingLost {
+            before_point,
+            cause,
+            vm,
+        } = fault
+        {
+            // Only an incremental job's later points start from change tracking.
+            let points = s.job.recovery_points;
+            if s.job.kind != BackupKind::Incremental {
+                self.problem(
+                    format!("faults[{i}].change_tracking_lost"),
+                    "only an incremental job reads change tracking (job.kind)",
+                );
+            } else if *before_point < 2 || *before_point > points {
+                self.problem(
+                    format!("faults[{i}].change_tracking_lost.before_point"),
+                    format!(
+                        "point {before_point} is not between 2 and the job's {points} recovery point(s)"
+                    ),
+                );
+            }
+            if *cause == TrackingLoss::OwnerNodeChanged
+                && !s
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|c| s.vm(vm).is_some_and(|v| c.nodes.contains(&v.host)))
+            {
+                self.problem(
+                    format!("faults[{i}].change_tracking_lost.cause"),
+                    format!("VM {vm:?} is not on a cluster node: it has no owner node to change"),
+                );
+            }
+        }
         if let Fault::DaemonExit { vm, .. } = fault {
             if s.vm(vm).is_some_and(|v| v.guest.os != GuestOs::Linux) {
                 self.problem(
@@ -978,6 +1012,18 @@ impl Checker {
                     self.problem(
                         format!("expect.vms[{i}].downtime.min"),
                         format!("minimum {} is above maximum {}", d.min, d.max),
+                    );
+                }
+            }
+            if let Some(t) = &ve.transfers {
+                if t.len() != s.job.recovery_points as usize {
+                    self.problem(
+                        format!("expect.vms[{i}].transfers"),
+                        format!(
+                            "{} transfer(s) listed for a job of {} recovery point(s)",
+                            t.len(),
+                            s.job.recovery_points
+                        ),
                     );
                 }
             }
