@@ -165,7 +165,10 @@ fn rct_facts(s: &Scenario, vm: &Vm, host: HyperVVersion) -> RctFacts {
         config_version: vm.config_version,
         cluster,
         disk_files: vm.disks.iter().map(|d| d.file.clone()).collect(),
-        remote_disk: vm.disks.iter().find_map(|d| d.share.clone()),
+        remote_disk: vm
+            .disks
+            .iter()
+            .find_map(|d| d.share.as_ref().map(|sh| format!("{} on {sh}", d.file))),
     }
 }
 

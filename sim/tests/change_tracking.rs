@@ -146,3 +146,51 @@ fn damaged_change_tracking_costs_one_full_read_then_rct_resumes() {
     assert!(full[0].contains("tracking was reset since"), "{}", full[0]);
     assert_eq!(lines(&out, "incremental (point 3) through RCT").len(), 1);
 }
+
+/// Field failure 34: a failed live migration that changed the owner node makes the
+/// tracking incomparable: the next point is a full read, the one after it RCT again.
+#[test]
+fn an_owner_node_change_makes_the_next_point_a_full_read() {
+    let out = told("f3-owner-node-changed");
+    assert_eq!(
+        transfers(&out, "app01"),
+        [
+            TransferKind::Full,
+            TransferKind::Full,
+            TransferKind::Incremental
+        ]
+    );
+    assert_eq!(
+        lines(
+            &out,
+            "tracking_lost=app01: a failed live migration changed the owner node"
+        )
+        .len(),
+        1
+    );
+    assert_eq!(
+        lines(
+            &out,
+            "full (point 2), a full read instead of an incremental"
+        )
+        .len(),
+        1
+    );
+}
+
+/// Field failure 37: RCT answers on the local host only: a 2019 VM whose disk is on an
+/// SMB share gets a full read where its incremental would be.
+#[test]
+fn a_disk_on_a_remote_share_has_no_rct_and_is_read_in_full() {
+    let out = told("f4-rct-remote-disk-full-read");
+    assert_eq!(
+        transfers(&out, "app01"),
+        [TransferKind::Full, TransferKind::Full]
+    );
+    let named = lines(
+        &out,
+        "a full read instead of an RCT incremental: app01.vhdx on \\\\fs1\\vms, a remote \
+         share: the RCT API answers on the local host only",
+    );
+    assert_eq!(named.len(), 1, "{:#?}", out.story);
+}

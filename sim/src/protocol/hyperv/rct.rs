@@ -99,7 +99,7 @@ fn rct_blocker(f: &RctFacts) -> Option<String> {
     }
     if let Some(d) = &f.remote_disk {
         return Some(format!(
-            "{d} is on a remote share: the RCT API answers locally only"
+            "{d}, a remote share: the RCT API answers on the local host only"
         ));
     }
     None
@@ -191,8 +191,8 @@ mod tests {
                 "quorum.vhds is a shared VHD Set",
             ),
             (
-                Box::new(|f| f.remote_disk = Some(r"\\fs1\vms\a.vhdx".into())),
-                r"\\fs1\vms\a.vhdx is on a remote share: the RCT API answers locally only",
+                Box::new(|f| f.remote_disk = Some(r"a.vhdx on \\fs1\vms".into())),
+                r"a.vhdx on \\fs1\vms, a remote share: the RCT API answers on the local host only",
             ),
         ];
         for (change, why) in cases {
