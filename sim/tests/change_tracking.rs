@@ -194,3 +194,30 @@ fn a_disk_on_a_remote_share_has_no_rct_and_is_read_in_full() {
     );
     assert_eq!(named.len(), 1, "{:#?}", out.story);
 }
+
+/// Field failure 39: a VHD Set's checkpoint error ends the CreateSnapshot job in
+/// Exception with its ErrorCode; the backup fails with it, nothing is left on the VM.
+#[test]
+fn a_vhd_set_checkpoint_error_fails_the_job_with_its_error_code() {
+    let out = told("f3-vhd-set-checkpoint-error");
+    assert_eq!(
+        out.report.code,
+        Some(hvsim_sim::scenario::Hresult::WmiInvalidState)
+    );
+    let call = lines(&out, "Requester → Vmms@hv1: CreateSnapshot");
+    assert_eq!(call.len(), 1);
+    assert!(
+        call[0].contains("ReturnValue=4096 (job started)")
+            && call[0].contains("JobState 10 (Exception)")
+            && call[0].contains("ErrorCode=32775"),
+        "{}",
+        call[0]
+    );
+    assert!(
+        lines(&out, "GuestBackupRequest").is_empty(),
+        "the guest is never asked"
+    );
+    assert!(lines(&out, "TakeCheckpoint").is_empty());
+    let i3 = out.report.invariants.iter().find(|c| c.id == "I3").unwrap();
+    assert!(i3.ok, "{}", i3.message);
+}

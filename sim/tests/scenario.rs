@@ -662,3 +662,40 @@ fn change_tracking_lost_is_refused_where_it_is_written() {
          reads change tracking (job.kind)"
     );
 }
+
+/// Field failure 39: a VHD Set checkpoint error names a known ErrorCode and a 2016+ VM.
+#[test]
+fn vhd_set_checkpoint_error_is_refused_where_it_is_written() {
+    let with = |fault: &str| {
+        broken(
+            "[expect]",
+            &format!("[[faults]]\nvhd_set_checkpoint_error = {fault}\n\n[expect]"),
+        )
+    };
+    assert_eq!(with("{ vm = \"vm1\", error_code = 32770 }"), "Ok");
+    assert_eq!(
+        with("{ vm = \"vm1\", error_code = 4096 }"),
+        "scenarios/broken.toml:33:55: faults[0].vhd_set_checkpoint_error.error_code: 4096 is \
+         not an ErrorCode a VHD Set checkpoint fails with (32768, 32770, 32775)"
+    );
+    assert_eq!(
+        with("{ vm = \"vm2\", error_code = 32768 }"),
+        "scenarios/broken.toml:33:35: faults[0].vhd_set_checkpoint_error.vm: no VM named \"vm2\""
+    );
+    let old_host = BASE.replacen("version = \"2019\"", "version = \"2012 R2\"", 1).replacen(
+        "[expect]",
+        "[[faults]]\nvhd_set_checkpoint_error = { vm = \"vm1\", error_code = 32768 }\n\n[expect]",
+        1,
+    );
+    let e = hvsim_sim::run::from_toml(&old_host, "scenarios/broken.toml")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains(
+            "faults[0].vhd_set_checkpoint_error.vm: VM \"vm1\" is on a host older than 2016: \
+             it has no VHD Set"
+        ),
+        "{e}"
+    );
+}

@@ -15,7 +15,7 @@ use hvsim_engine::chain::{
 use crate::faults::{CheckpointStep, FaultPlan};
 use crate::plan::{Flow, Method};
 use crate::protocol::hyperv::rct::ChangeTracking;
-use crate::protocol::hyperv::wmi::Release;
+use crate::protocol::hyperv::wmi::{Release, ReturnValue};
 use crate::protocol::hyperv::{Quiesce, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer, VmmsVm};
 use crate::protocol::msg::{Claim, Fail, Msg, Source, VmmsOp};
 use crate::scenario::{BackupKind, FailureClass, Hresult};
@@ -82,7 +82,7 @@ impl Vmms {
 }
 
 /// What Vmms' core needs to know of a VM.
-fn facts(lab: &Lab, vm: usize) -> VmmsVm {
+fn facts(lab: &Lab, faults: &FaultPlan, vm: usize) -> VmmsVm {
     let v = &lab.vms[vm];
     let plan = lab.plans.get(&vm);
     VmmsVm {
@@ -96,6 +96,9 @@ fn facts(lab: &Lab, vm: usize) -> VmmsVm {
             _ => Quiesce::None,
         },
         production_only: plan.is_some_and(|p| p.production_only),
+        snapshot_error: faults
+            .create_snapshot_error(vm)
+            .and_then(ReturnValue::from_code),
         release: plan.filter(|p| p.flow == Flow::F3).map(|p| {
             let incremental = lab.scenario.job.kind == BackupKind::Incremental;
             Release::choose(incremental, p.tracking == ChangeTracking::Rct)
@@ -477,7 +480,7 @@ impl Actor<Msg, Site> for Vmms {
         );
         match env.msg {
             Msg::Vmms(op) => {
-                let v = facts(cx.world, op.vm());
+                let v = facts(cx.world, faults, op.vm());
                 core.on_op(
                     from,
                     op,
@@ -492,7 +495,7 @@ impl Actor<Msg, Site> for Vmms {
                 );
             }
             Msg::IcReady { vm, result } => {
-                let v = facts(cx.world, vm);
+                let v = facts(cx.world, faults, vm);
                 core.on_ic_ready(
                     result,
                     &v,
@@ -505,7 +508,7 @@ impl Actor<Msg, Site> for Vmms {
                 );
             }
             Msg::MergeStep { vm } => {
-                let v = facts(cx.world, vm);
+                let v = facts(cx.world, faults, vm);
                 core.on_merge_step(
                     &v,
                     &mut Port {

@@ -44,6 +44,8 @@ pub enum PlannedFault {
         before_point: u32,
         cause: TrackingLoss,
     },
+    /// The VM's CreateSnapshot job fails with this WMI ErrorCode.
+    VhdSetCheckpointError { vm: usize, error_code: u32 },
 }
 
 impl PlannedFault {
@@ -59,7 +61,8 @@ impl PlannedFault {
             | PlannedFault::DaemonHang { vm }
             | PlannedFault::TransferInterrupted { vm } => Where::Vm(vm),
             PlannedFault::WriterFailure { vm, writer, .. } => Where::Writer { vm, writer },
-            PlannedFault::ChangeTrackingLost { vm, .. } => Where::Vm(vm),
+            PlannedFault::ChangeTrackingLost { vm, .. }
+            | PlannedFault::VhdSetCheckpointError { vm, .. } => Where::Vm(vm),
         }
     }
 
@@ -79,6 +82,7 @@ impl PlannedFault {
             PlannedFault::ChangeTrackingLost { before_point, .. } => {
                 When::BeforePoint(before_point)
             }
+            PlannedFault::VhdSetCheckpointError { .. } => When::CreateSnapshot,
         }
     }
 }
@@ -218,6 +222,12 @@ impl FaultPlan {
                     before_point: *before_point,
                     cause: *cause,
                 },
+                Fault::VhdSetCheckpointError { vm: v, error_code } => {
+                    PlannedFault::VhdSetCheckpointError {
+                        vm: vm(v, i)?,
+                        error_code: *error_code,
+                    }
+                }
             });
         }
         // Misbehaviours configured on the VMs themselves.
@@ -358,6 +368,16 @@ impl FaultPlan {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The WMI ErrorCode VM `vm`'s CreateSnapshot job fails with, if it fails.
+    pub fn create_snapshot_error(&self, vm: usize) -> Option<u32> {
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::VhdSetCheckpointError { vm: v, error_code } if v == vm => {
+                Some(error_code)
+            }
+            _ => None,
+        })
     }
 
     /// Where and how writer `writer` of VM `vm` fails.

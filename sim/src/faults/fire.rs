@@ -112,4 +112,6 @@ pub enum When {
     Transfer,
     /// Between two recovery points, before this one.
     BeforePoint(u32),
+    /// Vmms runs the VM's CreateSnapshot job (F3.3).
+    CreateSnapshot,
 }

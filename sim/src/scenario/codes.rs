@@ -39,6 +39,11 @@ named_enum! {
         /// "The specified network name is no longer available": the connection to the
         /// backup server dropped during data transfer (F5.T communication).
         ErrorNetnameDeleted = "ERROR_NETNAME_DELETED",
+        /// A Hyper-V WMI job's ErrorCode as a requester reports it (not an HRESULT):
+        /// 32768 failed, 32770 not supported, 32775 invalid state (field failure 39).
+        WmiFailed = "WMI_FAILED",
+        WmiNotSupported = "WMI_NOT_SUPPORTED",
+        WmiInvalidState = "WMI_INVALID_STATE",
     }
 }
 
@@ -78,6 +83,9 @@ impl Hresult {
             ErrorFileExists => 0x8007_0050,
             ErrorDiskFull => 0x8007_0070,
             ErrorNetnameDeleted => 0x8007_0040,
+            WmiFailed => 32768,
+            WmiNotSupported => 32770,
+            WmiInvalidState => 32775,
         }
     }
 }

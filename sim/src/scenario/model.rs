@@ -558,6 +558,9 @@ pub enum Fault {
         before_point: u32,
         cause: TrackingLoss,
     },
+    /// The VM's CreateSnapshot job fails with this WMI ErrorCode (32768, 32770 or
+    /// 32775), as checkpoints of guest-cluster VMs on VHD Sets do (field failure 39).
+    VhdSetCheckpointError { vm: String, error_code: u32 },
 }
 
 named_enum! {

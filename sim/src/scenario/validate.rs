@@ -890,6 +890,7 @@ impl Checker {
             Fault::TransferInterrupted { vm } => ("transfer_interrupted", "vm", vm),
             Fault::WriterFailure { vm, .. } => ("writer_failure", "vm", vm),
             Fault::ChangeTrackingLost { vm, .. } => ("change_tracking_lost", "vm", vm),
+            Fault::VhdSetCheckpointError { vm, .. } => ("vhd_set_checkpoint_error", "vm", vm),
         };
         let path = format!("faults[{i}].{field}.{kind}");
         let exists = match kind {
@@ -967,6 +968,25 @@ impl Checker {
                 self.problem(
                     format!("faults[{i}].change_tracking_lost.cause"),
                     format!("VM {vm:?} is not on a cluster node: it has no owner node to change"),
+                );
+            }
+        }
+        if let Fault::VhdSetCheckpointError { vm, error_code } = fault {
+            if ![32768, 32770, 32775].contains(error_code) {
+                self.problem(
+                    format!("faults[{i}].vhd_set_checkpoint_error.error_code"),
+                    format!(
+                        "{error_code} is not an ErrorCode a VHD Set checkpoint fails with \
+                         (32768, 32770, 32775)"
+                    ),
+                );
+            }
+            // VHD Sets and their checkpoints through WMI exist from 2016 on (F3).
+            let host = s.vm(vm).and_then(|v| s.host(&v.host)).map(|h| h.version);
+            if host.is_some_and(|h| !h.at_least(HyperVVersion::V2016)) {
+                self.problem(
+                    format!("faults[{i}].vhd_set_checkpoint_error.vm"),
+                    format!("VM {vm:?} is on a host older than 2016: it has no VHD Set"),
                 );
             }
         }

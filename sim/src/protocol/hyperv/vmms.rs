@@ -51,6 +51,9 @@ pub struct VmmsVm {
     pub production_only: bool,
     /// F3: how the requester lets the recovery checkpoint go once read (WMI).
     pub release: Option<Release>,
+    /// F3.3: the error the VM's CreateSnapshot job fails with (a VHD Set's, field
+    /// failure 39).
+    pub snapshot_error: Option<ReturnValue>,
 }
 
 /// What a waiter waits for.
@@ -255,6 +258,26 @@ impl VmmsCore {
             VmmsOp::BackupCheckpoints { .. } => {
                 let r = self.checkpoint(vm, true, port);
                 reply(port, from, CHECKPOINT_US, op, r);
+            }
+            VmmsOp::CreateRecoveryCheckpoint { .. } if v.snapshot_error.is_some() => {
+                // The job starts and fails before the guest is asked: nothing is made.
+                let code = v.snapshot_error.unwrap_or(ReturnValue::Failed);
+                self.next_job += 1;
+                let mut job = ConcreteJob::started(self.next_job);
+                let level = match v.quiesce {
+                    Quiesce::Guest => ConsistencyLevel::Application,
+                    Quiesce::None => ConsistencyLevel::Crash,
+                };
+                create_snapshot_call(port, level, ReturnValue::JobStarted);
+                let text = format!(
+                    "virtual machine '{}': the checkpoint of its VHD Set failed with ErrorCode {}",
+                    v.name,
+                    code.describe()
+                );
+                let _ = job.fail(code, text.clone());
+                port.effect(VmmsEffect::JobEnded { job });
+                let fail = Fail::new(code.hresult(), FailureClass::Host, text);
+                reply(port, from, CHECKPOINT_US, op, Err(fail));
             }
             VmmsOp::CreateRecoveryCheckpoint { .. } => match v.quiesce {
                 Quiesce::Guest => {

@@ -96,6 +96,7 @@ fn vm() -> VmmsVm {
         quiesce: Quiesce::Guest,
         production_only: false,
         release: None,
+        snapshot_error: None,
     }
 }
 
@@ -703,4 +704,39 @@ fn a_recovery_checkpoint_is_let_go_by_the_wmi_call_its_chain_needs() {
         .did
         .iter()
         .any(|d| matches!(d, Did::Fx(VmmsEffect::WmiCall { .. }))));
+}
+
+#[test]
+fn a_vhd_set_checkpoint_error_fails_the_job_before_the_guest_is_asked() {
+    // Field failure 39: the job starts (4096) and ends in Exception with its ErrorCode;
+    // no checkpoint is taken and the guest is never asked.
+    for (code, hr) in [
+        (ReturnValue::Failed, Hresult::WmiFailed),
+        (ReturnValue::NotSupported, Hresult::WmiNotSupported),
+        (ReturnValue::InvalidState, Hresult::WmiInvalidState),
+    ] {
+        let mut v = vm();
+        v.snapshot_error = Some(code);
+        let mut core = vmms();
+        let mut rec = Rec::default();
+        run(
+            &mut core,
+            VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+            &v,
+            &mut rec,
+        );
+        assert!(rec
+            .did
+            .contains(&wmi_fx("ReturnValue", "4096 (job started)")));
+        let job = job_ended(&rec).expect("the job ended");
+        assert_eq!(job.state, JobState::Exception);
+        assert_eq!(job.error_code, Some(code.code()));
+        assert!(!rec
+            .did
+            .iter()
+            .any(|d| matches!(d, Did::Checkpoint { .. } | Did::Fx(VmmsEffect::Send { .. }))));
+        let (_, result) = rec.reply().expect("answered");
+        assert_eq!(result.map_err(|f| f.code), Err(hr));
+        assert_eq!(core.waiters().count(), 0);
+    }
 }

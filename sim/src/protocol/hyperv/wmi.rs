@@ -4,6 +4,8 @@
 //! `Msvm_ConcreteJob` that completes later, and how the checkpoint is let go once read:
 //! `DestroySnapshot` (merged) or `ConvertToReferencePoint` for an incremental chain.
 
+use crate::scenario::Hresult;
+
 /// `SnapshotType` of a recovery snapshot (`Microsoft:Hyper-V:Snapshot:Recovery`); the
 /// standard values are Full 2 and Disk 3.
 pub const SNAPSHOT_TYPE_RECOVERY: u16 = 32768;
@@ -48,6 +50,27 @@ impl ReturnValue {
             ReturnValue::NotSupported => 32770,
             ReturnValue::SystemInUse => 32774,
             ReturnValue::InvalidState => 32775,
+        }
+    }
+
+    /// The error a WMI ErrorCode names, if it is one this model knows.
+    pub fn from_code(code: u32) -> Option<ReturnValue> {
+        [
+            ReturnValue::Failed,
+            ReturnValue::NotSupported,
+            ReturnValue::SystemInUse,
+            ReturnValue::InvalidState,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
+    }
+
+    /// How a requester reports a job that failed with this error.
+    pub fn hresult(self) -> Hresult {
+        match self {
+            ReturnValue::NotSupported => Hresult::WmiNotSupported,
+            ReturnValue::InvalidState => Hresult::WmiInvalidState,
+            _ => Hresult::WmiFailed,
         }
     }
 
@@ -219,6 +242,17 @@ mod tests {
         .map(|r| r.code())
         .collect();
         assert_eq!(codes, [0, 4096, 32768, 32770, 32774, 32775]);
+    }
+
+    #[test]
+    fn error_codes_read_back_and_are_reported_as_themselves() {
+        for code in [32768, 32770, 32775] {
+            let r = ReturnValue::from_code(code).expect("known");
+            assert_eq!(r.code(), code);
+            assert_eq!(r.hresult().value(), code);
+        }
+        assert_eq!(ReturnValue::from_code(4096), None);
+        assert_eq!(ReturnValue::from_code(1), None);
     }
 
     #[test]
