@@ -176,7 +176,10 @@ fn the_readme_example_passes() {
     std::fs::write(&f, &readme[start..end]).unwrap();
     let text = ok(&hvsim(&["run", "-q", s(&f)]));
     assert!(
-        text.contains("web01: checkpoint (standard checkpoint), crash-consistent"),
+        text.contains(
+            "web01: checkpoint (standard: crash-consistent recovery checkpoint, disks only), \
+             crash-consistent"
+        ),
         "{text}"
     );
     assert!(text.ends_with("Verdict: PASS\n"), "{text}");

@@ -1,6 +1,7 @@
 //! Which way each VM is backed up: the eligibility rules (R1–R5, R7), the production
 //! checkpoint preconditions of F3 with their fallback to F2, and SMB shares (F4).
 
+use crate::protocol::hyperv::rct::{change_tracking, ChangeTracking, ClusterFacts, RctFacts};
 use crate::scenario::{
     CheckpointSetting, ConfigVersion, DaemonState, FileSystem, GuestOs, HyperVVersion, Scenario,
     Vm, VmState,
@@ -50,6 +51,9 @@ pub struct Plan {
     pub refused: Option<(u32, String)>,
     /// `ProductionOnly`: no fallback when the guest cannot quiesce.
     pub production_only: bool,
+    /// The change tracking an incremental point can use (RCT only where its
+    /// prerequisites hold; field failures 32, 37).
+    pub tracking: ChangeTracking,
 }
 
 /// R1: why the VM cannot be backed up online through the guest's VSS, if it cannot.
@@ -135,6 +139,36 @@ fn production_blocker(s: &Scenario, vm: &Vm, host: HyperVVersion) -> Option<Stri
     None
 }
 
+/// What the RCT decision looks at of `vm` on `host`.
+fn rct_facts(s: &Scenario, vm: &Vm, host: HyperVVersion) -> RctFacts {
+    let cluster = s
+        .cluster
+        .as_ref()
+        .filter(|c| c.nodes.contains(&vm.host))
+        .map(|c| {
+            let nodes = c
+                .nodes
+                .iter()
+                .filter_map(|n| s.host(n).map(|h| (n.clone(), h.version)))
+                .collect();
+            ClusterFacts {
+                name: c.name.clone(),
+                level: c.functional_level,
+                nodes,
+            }
+        });
+    RctFacts {
+        host,
+        config_version: vm.config_version,
+        cluster,
+        disk_files: vm.disks.iter().map(|d| d.file.clone()).collect(),
+        remote_disk: vm
+            .disks
+            .iter()
+            .find_map(|d| d.share.as_ref().map(|sh| format!("{} on {sh}", d.file))),
+    }
+}
+
 fn daemon_state(vm: &Vm) -> DaemonState {
     vm.guest.vss_daemon.clone().unwrap_or(DaemonState::Running)
 }
@@ -193,6 +227,7 @@ fn plan_disks(s: &Scenario, vm_index: usize) -> Plan {
         reason: String::new(),
         refused: None,
         production_only: vm.checkpoint_type == CheckpointSetting::ProductionOnly,
+        tracking: change_tracking(&rct_facts(s, vm, host)),
     };
     if vm.state != VmState::Running {
         // R1: the VM must run. A VM that is off or saved has nothing to quiesce: its

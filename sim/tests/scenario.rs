@@ -621,3 +621,121 @@ fn a_disk_format_the_host_cannot_use_is_refused_where_it_is_written() {
     // A 2019 host takes either format.
     assert_eq!(broken("vm1.vhdx", "vm1.vhd"), "Ok");
 }
+
+/// Field failures 33, 34, 36: a lost change tracking is validated like the other faults:
+/// its VM, an incremental job, a point that follows another, a cause by name, and an
+/// owner node only in a cluster; an expected transfer list has one entry per point.
+#[test]
+fn change_tracking_lost_is_refused_where_it_is_written() {
+    let incremental = |fault: &str, transfers: &str| {
+        let text = BASE
+            .replacen(
+                "kind = \"full\"",
+                "kind = \"incremental\"\nrecovery_points = 3",
+                1,
+            )
+            .replacen(
+                "[expect]",
+                &format!("[[faults]]\nchange_tracking_lost = {fault}\n\n[expect]"),
+                1,
+            )
+            .replacen(
+                "code = \"VSS_E_WRITERERROR_TIMEOUT\"",
+                &format!(
+                    "code = \"VSS_E_WRITERERROR_TIMEOUT\"\nvms = [{{ vm = \"vm1\", transfers = {transfers} }}]"
+                ),
+                1,
+            );
+        match hvsim_sim::run::from_toml(&text, "scenarios/broken.toml") {
+            Ok(_) => "Ok".to_string(),
+            Err(e) => e.to_string(),
+        }
+    };
+    let three = "[\"full\", \"incremental\", \"full\"]";
+    let ok = "{ vm = \"vm1\", before_point = 3, cause = \"reference_point_deleted\" }";
+    assert_eq!(incremental(ok, three), "Ok");
+    assert_eq!(
+        incremental(
+            "{ vm = \"vm9\", before_point = 3, cause = \"damaged\" }",
+            three
+        ),
+        "scenarios/broken.toml:34:31: faults[0].change_tracking_lost.vm: no VM named \"vm9\""
+    );
+    assert_eq!(
+        incremental(
+            "{ vm = \"vm1\", before_point = 1, cause = \"damaged\" }",
+            three
+        ),
+        "scenarios/broken.toml:34:53: faults[0].change_tracking_lost.before_point: point 1 is \
+         not between 2 and the job's 3 recovery point(s)"
+    );
+    assert_eq!(
+        incremental(
+            "{ vm = \"vm1\", before_point = 2, cause = \"owner_node_changed\" }",
+            three
+        ),
+        "scenarios/broken.toml:34:64: faults[0].change_tracking_lost.cause: VM \"vm1\" is not \
+         on a cluster node: it has no owner node to change"
+    );
+    let bad_cause = incremental(
+        "{ vm = \"vm1\", before_point = 2, cause = \"gone\" }",
+        three,
+    );
+    assert!(
+        bad_cause.starts_with("scenarios/broken.toml:34:")
+            && bad_cause.contains("gone")
+            && bad_cause.contains("reference_point_deleted"),
+        "{bad_cause}"
+    );
+    assert_eq!(
+        incremental(ok, "[\"full\"]"),
+        "scenarios/broken.toml:39:34: expect.vms[0].transfers: 1 transfer(s) listed for a job \
+         of 3 recovery point(s)"
+    );
+    let full_job = broken(
+        "[expect]",
+        &format!("[[faults]]\nchange_tracking_lost = {ok}\n\n[expect]"),
+    );
+    assert_eq!(
+        full_job,
+        "scenarios/broken.toml:33:24: faults[0].change_tracking_lost: only an incremental job \
+         reads change tracking (job.kind)"
+    );
+}
+
+/// Field failure 39: a VHD Set checkpoint error names a known ErrorCode and a 2016+ VM.
+#[test]
+fn vhd_set_checkpoint_error_is_refused_where_it_is_written() {
+    let with = |fault: &str| {
+        broken(
+            "[expect]",
+            &format!("[[faults]]\nvhd_set_checkpoint_error = {fault}\n\n[expect]"),
+        )
+    };
+    assert_eq!(with("{ vm = \"vm1\", error_code = 32770 }"), "Ok");
+    assert_eq!(
+        with("{ vm = \"vm1\", error_code = 4096 }"),
+        "scenarios/broken.toml:33:55: faults[0].vhd_set_checkpoint_error.error_code: 4096 is \
+         not an ErrorCode a VHD Set checkpoint fails with (32768, 32770, 32775)"
+    );
+    assert_eq!(
+        with("{ vm = \"vm2\", error_code = 32768 }"),
+        "scenarios/broken.toml:33:35: faults[0].vhd_set_checkpoint_error.vm: no VM named \"vm2\""
+    );
+    let old_host = BASE.replacen("version = \"2019\"", "version = \"2012 R2\"", 1).replacen(
+        "[expect]",
+        "[[faults]]\nvhd_set_checkpoint_error = { vm = \"vm1\", error_code = 32768 }\n\n[expect]",
+        1,
+    );
+    let e = hvsim_sim::run::from_toml(&old_host, "scenarios/broken.toml")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains(
+            "faults[0].vhd_set_checkpoint_error.vm: VM \"vm1\" is on a host older than 2016: \
+             it has no VHD Set"
+        ),
+        "{e}"
+    );
+}

@@ -13,9 +13,10 @@ use std::rc::Rc;
 use hvsim_engine::chain::DiskChain;
 use hvsim_engine::{AnyDisk, GuidGen};
 
-use crate::backup::{BackupError, BackupServer, RestoreJob, Transfer, READ_UNIT};
+use crate::backup::{tracking, BackupError, BackupServer, RestoreJob, Transfer, READ_UNIT};
 use crate::faults::FaultPlan;
 use crate::plan::Method;
+use crate::protocol::hyperv::rct::ChangeTracking;
 use crate::protocol::msg::{Fail, Msg, Reached, Source};
 use crate::protocol::requester::{Effect, Input, Job, JobVm, RequesterCore};
 use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult, VmState};
@@ -122,6 +123,18 @@ impl Requester {
         match effect {
             Effect::BeginPoint { number, tasks } => {
                 cx.world.server.begin_point(number);
+                // Field failures 33, 34, 36: what happened to change tracking since the
+                // previous point.
+                for (vm, cause) in self.faults.tracking_lost(number) {
+                    let Site { lab, server, .. } = &mut *cx.world;
+                    let baseline = server
+                        .replicas
+                        .get(&vm)
+                        .map(|r| r.baseline.clone())
+                        .unwrap_or_default();
+                    let what = tracking::lose(&mut lab.vms[vm], &baseline, cause);
+                    cx.out.detail("tracking_lost", what);
+                }
                 if cx.world.scenario.job.recovery_points > 1 {
                     cx.out.detail("recovery_point", u64::from(number));
                 }
@@ -305,11 +318,14 @@ impl Requester {
             let (vm, set, files) = (*vm, source.set, &source.files);
             let name = lab.vms[vm].name.clone();
             let disks = &lab.vms[vm].disks;
+            // The change query the incremental starts with; an error that asks for a full
+            // read makes this point a full (field failures 33, 34, 36).
+            let untracked = tracking::why_full(&lab.vms[vm], server.replicas.get(&vm));
             let transfer = server.transfer_for(
                 vm,
                 job.express_full_before_recovery_point,
                 job.kind == BackupKind::Incremental,
-                disks.iter().all(|d| d.rct.is_some()),
+                disks.iter().all(|d| d.rct.is_some()) && untracked.is_none(),
                 disks.len(),
             );
             server.begin_transfer(vm, transfer);
@@ -368,10 +384,25 @@ impl Requester {
                 );
             }
             if job.recovery_points > 1 || transfer != Transfer::Full {
+                // What an incremental job's point fell back to is a result of its own
+                // (field failures 32, 33, 36): named with its cause.
+                let how = match (transfer, lab.plans.get(&vm).map(|p| &p.tracking)) {
+                    (Transfer::Incremental, Some(t)) => format!(" through {}", t.name()),
+                    (Transfer::Full, _) if untracked.is_some() => format!(
+                        ", a full read instead of an incremental: the change query failed: {}",
+                        untracked.as_deref().unwrap_or_default()
+                    ),
+                    (Transfer::Full, Some(ChangeTracking::None(why)))
+                        if job.kind == BackupKind::Incremental && point > 1 =>
+                    {
+                        format!(", a full read instead of an RCT incremental: {why}")
+                    }
+                    _ => String::new(),
+                };
                 cx.out.detail(
                     "transfer",
                     format!(
-                        "{name}: {} (point {point}), {sent_vm} bytes sent",
+                        "{name}: {} (point {point}){how}, {sent_vm} bytes sent",
                         transfer.name()
                     ),
                 );

@@ -15,12 +15,17 @@ use hvsim_engine::AnyDisk;
 use super::auto_recovery::AutoRecovery;
 use crate::faults::{CheckpointStep, FaultPlan};
 use crate::plan::{Flow, Method};
+use crate::protocol::hyperv::rct::ChangeTracking;
+use crate::protocol::hyperv::wmi::{Release, ReturnValue};
 use crate::protocol::hyperv::{Quiesce, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer, VmmsVm};
 use crate::protocol::msg::{Claim, Fail, Msg, Source, VmmsOp};
-use crate::scenario::{FailureClass, Hresult, Leftover};
+use crate::scenario::{BackupKind, FailureClass, Hresult, Leftover};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
 use crate::site::Site;
 use crate::world::{Lab, Point, Power};
+
+/// What a checkpoint made without the guest is (F3 fallback, field failure 21).
+const CRASH_CHECKPOINT: &str = "recovery checkpoint, crash-consistent, disks only (no memory)";
 
 /// Blocks copied per merge step.
 const MERGE_BLOCKS: u64 = 4;
@@ -84,7 +89,7 @@ impl Vmms {
 }
 
 /// What Vmms' core needs to know of a VM.
-fn facts(lab: &Lab, vm: usize) -> VmmsVm {
+fn facts(lab: &Lab, faults: &FaultPlan, vm: usize) -> VmmsVm {
     let v = &lab.vms[vm];
     let plan = lab.plans.get(&vm);
     VmmsVm {
@@ -99,6 +104,13 @@ fn facts(lab: &Lab, vm: usize) -> VmmsVm {
             _ => Quiesce::None,
         },
         production_only: plan.is_some_and(|p| p.production_only),
+        snapshot_error: faults
+            .create_snapshot_error(vm)
+            .and_then(ReturnValue::from_code),
+        release: plan.filter(|p| p.flow == Flow::F3).map(|p| {
+            let incremental = lab.scenario.job.kind == BackupKind::Incremental;
+            Release::choose(incremental, p.tracking == ChangeTracking::Rct)
+        }),
     }
 }
 
@@ -179,17 +191,40 @@ impl VmmsPort for Port<'_, '_> {
                 cx.out.detail("downtime_us", v.downtime_us);
             }
             VmmsEffect::NamedCheckpoint { name } => cx.out.detail("checkpoint", name),
-            VmmsEffect::Standard => cx.out.detail("checkpoint", "standard"),
+            // A recovery checkpoint with no guest involvement: crash-consistent, disks
+            // only; not a standard checkpoint, which would hold the VM's memory too.
+            VmmsEffect::Standard => cx.out.detail("checkpoint", CRASH_CHECKPOINT),
             VmmsEffect::CaptureInstant { vm } => cx.world.vms[vm].capture(Point::Instant),
             VmmsEffect::Reached { vm, reached } => self.claim(vm).reached = Some(reached),
             VmmsEffect::FellBack { vm } => self.claim(vm).fallback = true,
             VmmsEffect::FallbackToStandard { name, cause, .. } => cx.out.record(
-                "FallbackToStandard",
+                "FallbackToCrashConsistent",
                 [
                     ("vm", Detail::Text(name)),
                     ("cause", Detail::Str(cause.as_str())),
+                    ("checkpoint", Detail::Str(CRASH_CHECKPOINT)),
                 ],
             ),
+            VmmsEffect::Wmi { key, value } => cx.out.detail(key, value),
+            // The requester asks Vmms to let the checkpoint go; the WMI method it is
+            // depends on the chain (the seam keeps one call name for both).
+            VmmsEffect::WmiCall { method } => cx.out.detail("wmi", method),
+            VmmsEffect::JobEnded { job } => {
+                cx.out.detail(
+                    "job",
+                    format!(
+                        "Msvm_ConcreteJob {}, JobState {}",
+                        job.id,
+                        job.state.describe()
+                    ),
+                );
+                if let Some(code) = job.error_code {
+                    cx.out.detail("ErrorCode", u64::from(code));
+                }
+                if let Some(text) = job.error_description {
+                    cx.out.detail("ErrorDescription", text);
+                }
+            }
             VmmsEffect::Raise { id, vm, text } => {
                 let host = cx.world.vms[vm].host.clone();
                 cx.world.raise(id, &host, text);
@@ -514,7 +549,7 @@ impl Actor<Msg, Site> for Vmms {
         );
         match env.msg {
             Msg::Vmms(op) => {
-                let v = facts(cx.world, op.vm());
+                let v = facts(cx.world, faults, op.vm());
                 core.on_op(
                     from,
                     op,
@@ -529,7 +564,7 @@ impl Actor<Msg, Site> for Vmms {
                 );
             }
             Msg::IcReady { vm, result } => {
-                let v = facts(cx.world, vm);
+                let v = facts(cx.world, faults, vm);
                 core.on_ic_ready(
                     result,
                     &v,
@@ -542,7 +577,7 @@ impl Actor<Msg, Site> for Vmms {
                 );
             }
             Msg::MergeStep { vm } => {
-                let v = facts(cx.world, vm);
+                let v = facts(cx.world, faults, vm);
                 core.on_merge_step(
                     &v,
                     &mut Port {

@@ -13,6 +13,7 @@ mod points;
 mod replica;
 mod restore;
 mod server;
+pub mod tracking;
 mod transfer;
 
 pub use check::{CheckRecord, DiskCheck};

@@ -4,7 +4,7 @@ use super::error::FaultError;
 use super::fire::{CheckpointStep, When, Where};
 use crate::scenario::{
     DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult, ProviderOperation, Scenario,
-    WriterEvent, WriterFailure,
+    TrackingLoss, WriterEvent, WriterFailure,
 };
 
 /// One fault of the plan, with its target resolved to indices.
@@ -54,6 +54,14 @@ pub enum PlannedFault {
     MergeFailure { vm: usize, code: Hresult },
     /// Vmms cannot create the VM's checkpoint files.
     CheckpointFailure { vm: usize, code: Hresult },
+    /// The VM's change tracking is lost before recovery point `before_point`.
+    ChangeTrackingLost {
+        vm: usize,
+        before_point: u32,
+        cause: TrackingLoss,
+    },
+    /// The VM's CreateSnapshot job fails with this WMI ErrorCode.
+    VhdSetCheckpointError { vm: usize, error_code: u32 },
 }
 
 impl PlannedFault {
@@ -74,6 +82,8 @@ impl PlannedFault {
             PlannedFault::WriterFailure { vm, writer, .. } => Where::Writer { vm, writer },
             PlannedFault::SnapshotSetInProgress { host, .. } => Where::Host(host),
             PlannedFault::RequesterCrash { .. } => Where::Requester,
+            PlannedFault::ChangeTrackingLost { vm, .. }
+            | PlannedFault::VhdSetCheckpointError { vm, .. } => Where::Vm(vm),
         }
     }
 
@@ -95,6 +105,10 @@ impl PlannedFault {
             PlannedFault::MergeFailure { .. } => When::Merge,
             PlannedFault::RequesterCrash { after } => When::RequesterGot(after),
             PlannedFault::CheckpointFailure { .. } => When::VmCheckpoint,
+            PlannedFault::ChangeTrackingLost { before_point, .. } => {
+                When::BeforePoint(before_point)
+            }
+            PlannedFault::VhdSetCheckpointError { .. } => When::CreateSnapshot,
         }
     }
 }
@@ -247,6 +261,21 @@ impl FaultPlan {
                     PlannedFault::SnapshotSetInProgress {
                         host: index(&s.hosts, host, |h| &h.name, i, "host")?,
                         until_us: until.millis.saturating_mul(1_000),
+                    }
+                }
+                Fault::ChangeTrackingLost {
+                    vm: v,
+                    before_point,
+                    cause,
+                } => PlannedFault::ChangeTrackingLost {
+                    vm: vm(v, i)?,
+                    before_point: *before_point,
+                    cause: *cause,
+                },
+                Fault::VhdSetCheckpointError { vm: v, error_code } => {
+                    PlannedFault::VhdSetCheckpointError {
+                        vm: vm(v, i)?,
+                        error_code: *error_code,
                     }
                 }
             });
@@ -425,6 +454,31 @@ impl FaultPlan {
     pub fn checkpoint_failure(&self, vm: usize) -> Option<Hresult> {
         self.faults.iter().find_map(|f| match *f {
             PlannedFault::CheckpointFailure { vm: v, code } if v == vm => Some(code),
+            _ => None,
+        })
+    }
+
+    /// The VMs whose change tracking is lost before recovery point `point`, and how.
+    pub fn tracking_lost(&self, point: u32) -> Vec<(usize, TrackingLoss)> {
+        self.faults
+            .iter()
+            .filter_map(|f| match *f {
+                PlannedFault::ChangeTrackingLost {
+                    vm,
+                    before_point,
+                    cause,
+                } if before_point == point => Some((vm, cause)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The WMI ErrorCode VM `vm`'s CreateSnapshot job fails with, if it fails.
+    pub fn create_snapshot_error(&self, vm: usize) -> Option<u32> {
+        self.faults.iter().find_map(|f| match *f {
+            PlannedFault::VhdSetCheckpointError { vm: v, error_code } if v == vm => {
+                Some(error_code)
+            }
             _ => None,
         })
     }

@@ -131,4 +131,8 @@ pub enum When {
     RequesterGot(crate::scenario::RequesterStep),
     /// Vmms creates the VM's checkpoint files (F2.5, F3.3, R4).
     VmCheckpoint,
+    /// Between two recovery points, before this one.
+    BeforePoint(u32),
+    /// Vmms runs the VM's CreateSnapshot job (F3.3).
+    CreateSnapshot,
 }

@@ -600,3 +600,25 @@ fn a_checkpoint_failure_plans_to_its_vm_at_its_checkpoint_with_its_code() {
     assert_eq!(p.checkpoint_failure(1), None);
     assert_eq!(Hresult::ErrorSharingViolation.value(), 0x8007_0020);
 }
+
+#[test]
+fn change_tracking_lost_strikes_its_vm_before_its_point_only() {
+    // Field failures 33, 34, 36: the loss happens between two points of an incremental job.
+    let text = format!(
+        "{BASE}\n[[faults]]\nchange_tracking_lost = {{ vm = \"lin01\", before_point = 3, cause = \"damaged\" }}\n"
+    )
+    .replacen(
+        "kind = \"full\"",
+        "kind = \"incremental\"\nrecovery_points = 3",
+        1,
+    );
+    let s = Scenario::from_toml(&text, "faults-unit.toml").unwrap_or_else(|e| panic!("{e}"));
+    let p = FaultPlan::new(&s, 7).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(only(&p).target(), Where::Vm(1));
+    assert_eq!(only(&p).when(), When::BeforePoint(3));
+    assert_eq!(
+        p.tracking_lost(3),
+        vec![(1, crate::scenario::TrackingLoss::Damaged)]
+    );
+    assert!(p.tracking_lost(2).is_empty());
+}

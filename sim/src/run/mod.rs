@@ -19,9 +19,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::backup::Transfer;
 use crate::plan::{Flow, Method};
 use crate::protocol::msg::{Msg, Reached};
-use crate::scenario::{BackupMethod, CheckpointKind, Consistency, Outcome, Scenario};
+use crate::scenario::{BackupMethod, CheckpointKind, Consistency, Outcome, Scenario, TransferKind};
 use crate::sched::{Decisions, Detail, Scheduler, SimError, StepRecord, Stop};
 use crate::site::Site;
 use crate::trace::{Header, TraceWriter};
@@ -350,7 +351,7 @@ fn conclude(
         });
         let mut note = p.reason.clone();
         if fallback {
-            note = "the guest could not quiesce: fell back to a standard checkpoint".into();
+            note = "the guest could not quiesce: fell back to a crash-consistent recovery checkpoint (disks only, no memory)".into();
         }
         if p.flow == Flow::F2 && lab.vms[vm].no_auto_recovery {
             let why = "no auto-recovery checkpoint: the guest answered HOT_BACKUP with VSS_HBU_NO_AUTO_RECOVERY (R5)";
@@ -377,6 +378,17 @@ fn conclude(
             restored,
             note,
             frozen: lab.vms[vm].fs_frozen.clone(),
+            transfers: lab
+                .server
+                .points
+                .iter()
+                .filter_map(|p| p.transfers.get(&vm))
+                .map(|t| match t {
+                    Transfer::Full => TransferKind::Full,
+                    Transfer::Incremental => TransferKind::Incremental,
+                    Transfer::ExpressFull => TransferKind::ExpressFull,
+                })
+                .collect(),
         });
     }
     let mut checks = vec![invariants::i1(lab)];
@@ -652,6 +664,19 @@ fn expectations(s: &Scenario, r: &RunReport) -> Vec<Check> {
                     v.vm,
                     show_mounts(&v.frozen_after),
                     show_mounts(&got.frozen)
+                ),
+            );
+        }
+        if let Some(t) = &v.transfers {
+            let names =
+                |t: &[TransferKind]| t.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
+            add(
+                got.transfers == *t,
+                format!(
+                    "{}: transfers [{}] (got [{}])",
+                    v.vm,
+                    names(t),
+                    names(&got.transfers)
                 ),
             );
         }

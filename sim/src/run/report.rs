@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use crate::scenario::{BackupMethod, CheckpointKind, Consistency, FailureClass, Hresult, Outcome};
+use crate::scenario::{
+    BackupMethod, CheckpointKind, Consistency, FailureClass, Hresult, Outcome, TransferKind,
+};
 use crate::world::{Power, RaisedEvent};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub struct VmReport {
     pub note: String,
     /// Linux: the mounts the guest is left with frozen (field failures 17, 18).
     pub frozen: Vec<String>,
+    /// How each point that read the VM brought its data over (R18).
+    pub transfers: Vec<TransferKind>,
 }
 
 /// One invariant's result.
@@ -135,13 +139,24 @@ impl fmt::Display for RunReport {
         }
         for v in &self.vms {
             write!(f, "  {}: {}", v.vm, v.method)?;
-            if let Some(c) = v.checkpoint {
-                write!(f, " ({c} checkpoint)")?;
+            match v.checkpoint {
+                // What a backup's "standard" checkpoint is: no memory, unlike Hyper-V's
+                // standard checkpoint of the same name (F3 fallback).
+                Some(CheckpointKind::Standard) => write!(
+                    f,
+                    " (standard: crash-consistent recovery checkpoint, disks only)"
+                )?,
+                Some(c) => write!(f, " ({c} checkpoint)")?,
+                None => {}
             }
             if let Some(c) = v.consistency {
                 write!(f, ", {c}-consistent")?;
             }
             write!(f, ", downtime {}", secs(v.downtime_us))?;
+            if v.transfers.len() > 1 {
+                let t: Vec<&str> = v.transfers.iter().map(|t| t.as_str()).collect();
+                write!(f, ", points: {}", t.join(", "))?;
+            }
             if let Some(p) = v.restored {
                 write!(f, ", restored: {}", p.name())?;
             }

@@ -50,6 +50,11 @@ named_enum! {
         /// "The process cannot access the file because it is being used by another
         /// process" (WMI 32774): an AVHDX still locked after a power loss (FF27).
         ErrorSharingViolation = "ERROR_SHARING_VIOLATION",
+        /// A Hyper-V WMI job's ErrorCode as a requester reports it (not an HRESULT):
+        /// 32768 failed, 32770 not supported, 32775 invalid state (field failure 39).
+        WmiFailed = "WMI_FAILED",
+        WmiNotSupported = "WMI_NOT_SUPPORTED",
+        WmiInvalidState = "WMI_INVALID_STATE",
     }
 }
 
@@ -94,6 +99,9 @@ impl Hresult {
             EInvalidArg => 0x8007_0057,
             ErrorFileSystemLimitation => 0x8007_0299,
             ErrorSharingViolation => 0x8007_0020,
+            WmiFailed => 32768,
+            WmiNotSupported => 32770,
+            WmiInvalidState => 32775,
         }
     }
 }

@@ -676,6 +676,29 @@ pub enum Fault {
     /// `code`: `ERROR_FILE_NOT_FOUND` (the checkpoint storage path is gone, FF26) or
     /// `ERROR_SHARING_VIOLATION` (an AVHDX still locked after a power loss, FF27).
     CheckpointFailure { vm: String, code: Hresult },
+    /// The VM's change tracking is lost between two recovery points, before
+    /// `before_point` (2 or later): the incremental it would start from cannot be
+    /// answered (field failures 33, 34, 36).
+    ChangeTrackingLost {
+        vm: String,
+        before_point: u32,
+        cause: TrackingLoss,
+    },
+    /// The VM's CreateSnapshot job fails with this WMI ErrorCode (32768, 32770 or
+    /// 32775), as checkpoints of guest-cluster VMs on VHD Sets do (field failure 39).
+    VhdSetCheckpointError { vm: String, error_code: u32 },
+}
+
+named_enum! {
+    /// How a VM's change tracking is lost between two points.
+    pub enum TrackingLoss ("tracking loss") {
+        /// The retained checkpoint or reference point was deleted (field failure 33).
+        ReferencePointDeleted = "reference_point_deleted",
+        /// A failed live migration changed the owner node (field failure 34).
+        OwnerNodeChanged = "owner_node_changed",
+        /// The change-tracking files were damaged or reset (field failure 36).
+        Damaged = "damaged",
+    }
 }
 
 named_enum! {
@@ -702,6 +725,15 @@ named_enum! {
         Standard = "standard",
         /// `<VM name> - Backup - (<date time>)` (R4) or the F2 backup checkpoint.
         Backup = "backup",
+    }
+}
+
+named_enum! {
+    /// How a recovery point's data came over (R18, F5.E).
+    pub enum TransferKind ("transfer") {
+        Full = "full",
+        Incremental = "incremental",
+        ExpressFull = "express_full",
     }
 }
 
@@ -771,6 +803,10 @@ pub struct VmExpect {
     /// 17, 18); I3 accepts exactly these and no others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frozen_after: Vec<String>,
+    /// How each recovery point brought the VM's data over, in order (R18; what an
+    /// incremental fell back to, field failures 32–36).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<Vec<TransferKind>>,
 }
 
 /// Bounds on the time the VM is not running, in virtual time (I4).

@@ -961,6 +961,8 @@ impl Checker {
                 }
                 ("checkpoint_failure", "vm", vm)
             }
+            Fault::ChangeTrackingLost { vm, .. } => ("change_tracking_lost", "vm", vm),
+            Fault::VhdSetCheckpointError { vm, .. } => ("vhd_set_checkpoint_error", "vm", vm),
         };
         let path = format!("faults[{i}].{field}.{kind}");
         let exists = match kind {
@@ -1005,6 +1007,58 @@ impl Checker {
                 self.problem(
                     format!("faults[{i}].writer_failure.writer"),
                     format!("writer {writer:?} of VM {vm:?} already fails by faults[{j}]"),
+                );
+            }
+        }
+        if let Fault::ChangeTrackingLost {
+            before_point,
+            cause,
+            vm,
+        } = fault
+        {
+            // Only an incremental job's later points start from change tracking.
+            let points = s.job.recovery_points;
+            if s.job.kind != BackupKind::Incremental {
+                self.problem(
+                    format!("faults[{i}].change_tracking_lost"),
+                    "only an incremental job reads change tracking (job.kind)",
+                );
+            } else if *before_point < 2 || *before_point > points {
+                self.problem(
+                    format!("faults[{i}].change_tracking_lost.before_point"),
+                    format!(
+                        "point {before_point} is not between 2 and the job's {points} recovery point(s)"
+                    ),
+                );
+            }
+            if *cause == TrackingLoss::OwnerNodeChanged
+                && !s
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|c| s.vm(vm).is_some_and(|v| c.nodes.contains(&v.host)))
+            {
+                self.problem(
+                    format!("faults[{i}].change_tracking_lost.cause"),
+                    format!("VM {vm:?} is not on a cluster node: it has no owner node to change"),
+                );
+            }
+        }
+        if let Fault::VhdSetCheckpointError { vm, error_code } = fault {
+            if ![32768, 32770, 32775].contains(error_code) {
+                self.problem(
+                    format!("faults[{i}].vhd_set_checkpoint_error.error_code"),
+                    format!(
+                        "{error_code} is not an ErrorCode a VHD Set checkpoint fails with \
+                         (32768, 32770, 32775)"
+                    ),
+                );
+            }
+            // VHD Sets and their checkpoints through WMI exist from 2016 on (F3).
+            let host = s.vm(vm).and_then(|v| s.host(&v.host)).map(|h| h.version);
+            if host.is_some_and(|h| !h.at_least(HyperVVersion::V2016)) {
+                self.problem(
+                    format!("faults[{i}].vhd_set_checkpoint_error.vm"),
+                    format!("VM {vm:?} is on a host older than 2016: it has no VHD Set"),
                 );
             }
         }
@@ -1125,6 +1179,18 @@ impl Checker {
                     self.problem(
                         format!("expect.vms[{i}].frozen_after[{k}]"),
                         no_such("guest volume", m),
+                    );
+                }
+            }
+            if let Some(t) = &ve.transfers {
+                if t.len() != s.job.recovery_points as usize {
+                    self.problem(
+                        format!("expect.vms[{i}].transfers"),
+                        format!(
+                            "{} transfer(s) listed for a job of {} recovery point(s)",
+                            t.len(),
+                            s.job.recovery_points
+                        ),
                     );
                 }
             }

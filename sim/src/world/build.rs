@@ -242,11 +242,15 @@ fn build_on(
     }
     initial_content(&mut lab, guids)?;
     if lab.scenario.job.kind == BackupKind::Incremental {
-        // Incremental jobs track changes (RCT, Hyper-V 2016+): one in-memory tracker per
-        // virtual disk, stamping every guest write from now on.
+        // Incremental jobs track changes where the VM's plan allows it (RCT on 2016+
+        // with its prerequisites, the requester's filter driver before 2016): one
+        // in-memory tracker per virtual disk, stamping every guest write from now on.
         let s = Rc::clone(&lab.scenario);
-        let Lab { vms, .. } = &mut lab;
-        for (vm, spec) in vms.iter_mut().zip(&s.vms) {
+        let Lab { vms, plans, .. } = &mut lab;
+        for (i, (vm, spec)) in vms.iter_mut().zip(&s.vms).enumerate() {
+            if !plans.get(&i).is_some_and(|p| p.tracking.tracks()) {
+                continue;
+            }
             for (d, ds) in vm.disks.iter_mut().zip(&spec.disks) {
                 let t = ChangeTracker::new(ds.size.0, &RctOptions::default(), guids.fork())
                     .map_err(|e| BuildError(format!("VM {}: {}: {e}", vm.name, d.file)))?;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use hvsim_engine::chain::backup_checkpoint_name;
 
+use super::wmi::{self, ConcreteJob, ConsistencyLevel, Release, ReturnValue};
 use crate::protocol::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::ActorId;
@@ -46,8 +47,13 @@ pub struct VmmsVm {
     /// The VM's backup is F2: its checkpoints get an auto-recovery twin (F2.6).
     pub auto_recovery: bool,
     pub quiesce: Quiesce,
-    /// `ProductionOnly`: no fallback to a standard checkpoint.
+    /// `ProductionOnly`: no fallback to a crash-consistent checkpoint.
     pub production_only: bool,
+    /// F3: how the requester lets the recovery checkpoint go once read (WMI).
+    pub release: Option<Release>,
+    /// F3.3: the error the VM's CreateSnapshot job fails with (a VHD Set's, field
+    /// failure 39).
+    pub snapshot_error: Option<ReturnValue>,
 }
 
 /// What a waiter waits for.
@@ -148,6 +154,19 @@ pub enum VmmsEffect {
     MergeStarts {
         vm: usize,
     },
+    /// F3.3: a parameter or result of a WMI call, shown on the call's line.
+    Wmi {
+        key: &'static str,
+        value: String,
+    },
+    /// F3.3: the WMI method the requester's call is, shown on its line.
+    WmiCall {
+        method: &'static str,
+    },
+    /// F3.3: the `Msvm_ConcreteJob` of a CreateSnapshot finished.
+    JobEnded {
+        job: ConcreteJob,
+    },
 }
 
 /// Storage work Vmms decides and the port does, and where its effects go.
@@ -173,6 +192,10 @@ pub struct VmmsCore {
     /// Per VM: whether its backup / recovery checkpoint is in the chain.
     taken: BTreeMap<usize, bool>,
     waiters: BTreeMap<WaitKey, (ActorId, VmmsOp)>,
+    /// Per VM: the `Msvm_ConcreteJob` of its running CreateSnapshot (F3.3).
+    jobs: BTreeMap<usize, ConcreteJob>,
+    /// The id of the next `Msvm_ConcreteJob`.
+    next_job: u32,
 }
 
 impl VmmsCore {
@@ -236,11 +259,45 @@ impl VmmsCore {
                 let r = self.checkpoint(vm, true, port);
                 reply(port, from, CHECKPOINT_US, op, r);
             }
+            VmmsOp::CreateRecoveryCheckpoint { .. } if v.snapshot_error.is_some() => {
+                // The job starts and fails before the guest is asked: nothing is made.
+                let code = v.snapshot_error.unwrap_or(ReturnValue::Failed);
+                self.next_job += 1;
+                let mut job = ConcreteJob::started(self.next_job);
+                let level = match v.quiesce {
+                    Quiesce::Guest => ConsistencyLevel::Application,
+                    Quiesce::None => ConsistencyLevel::Crash,
+                };
+                create_snapshot_call(port, level, ReturnValue::JobStarted);
+                let text = format!(
+                    "virtual machine '{}': the checkpoint of its VHD Set failed with ErrorCode {}",
+                    v.name,
+                    code.describe()
+                );
+                let _ = job.fail(code, text.clone());
+                port.effect(VmmsEffect::JobEnded { job });
+                let fail = Fail::new(code.hresult(), FailureClass::Host, text);
+                reply(port, from, CHECKPOINT_US, op, Err(fail));
+            }
             VmmsOp::CreateRecoveryCheckpoint { .. } => match v.quiesce {
                 Quiesce::Guest => {
                     // F3.2: the guest quiesces; its provider (or HvIc after FREEZE) has
                     // the checkpoint taken at that instant. No HvIc: nobody can answer.
                     let Some(&ic) = self.ics.get(&vm) else { return };
+                    // F3.3: the call starts a job that ends with the guest's answer.
+                    let level = ConsistencyLevel::Application;
+                    self.next_job += 1;
+                    let job = ConcreteJob::started(self.next_job);
+                    create_snapshot_call(port, level, wmi::create_snapshot_return(level));
+                    port.effect(VmmsEffect::Wmi {
+                        key: "job",
+                        value: format!(
+                            "Msvm_ConcreteJob {}, JobState {}",
+                            job.id,
+                            job.state.describe()
+                        ),
+                    });
+                    self.jobs.insert(vm, job);
                     let key = WaitKey {
                         vm,
                         on: Waiting::Checkpoint,
@@ -254,12 +311,27 @@ impl VmmsCore {
                     });
                 }
                 Quiesce::None => {
+                    // No guest takes part: the call answers at once (0), or with the
+                    // error of the checkpoint it could not make.
                     port.effect(VmmsEffect::Standard);
                     let r = self.standard_checkpoint(vm, port);
+                    let level = ConsistencyLevel::Crash;
+                    let ret = match &r {
+                        Ok(()) => wmi::create_snapshot_return(level),
+                        Err(_) => ReturnValue::Failed,
+                    };
+                    create_snapshot_call(port, level, ret);
                     reply(port, from, CHECKPOINT_US, op, r);
                 }
             },
             VmmsOp::MergeCheckpoint { .. } => {
+                if let Some(release) = v.release {
+                    // F3.3: the WMI call that lets the recovery checkpoint go; both merge
+                    // it, ConvertToReferencePoint keeps an RCT reference point.
+                    port.effect(VmmsEffect::WmiCall {
+                        method: release.name(),
+                    });
+                }
                 port.effect(VmmsEffect::MergeStarts { vm });
                 port.discard_auto_recovery(vm);
                 match port.start_merge(vm) {
@@ -311,6 +383,7 @@ impl VmmsCore {
         let Some((to, op)) = self.waiters.remove(&key) else {
             return;
         };
+        let mut job = self.jobs.remove(&vm);
         let (delay_us, result) = match result {
             Ok(reached) => {
                 port.effect(VmmsEffect::Reached { vm, reached });
@@ -323,6 +396,9 @@ impl VmmsCore {
                     text: format!("virtual machine '{}': {}", v.name, f.detail),
                 });
                 if v.production_only {
+                    if let Some(j) = job.as_mut() {
+                        let _ = j.fail(ReturnValue::Failed, f.detail.clone());
+                    }
                     (0, Err(f))
                 } else {
                     port.effect(VmmsEffect::FallbackToStandard {
@@ -338,6 +414,15 @@ impl VmmsCore {
                 }
             }
         };
+        if let Some(mut j) = job {
+            if !j.state.is_finished() {
+                let _ = match &result {
+                    Ok(()) => j.complete(),
+                    Err(f) => j.fail(ReturnValue::Failed, f.detail.clone()),
+                };
+            }
+            port.effect(VmmsEffect::JobEnded { job: j });
+        }
         reply(port, to, delay_us, op, result);
     }
 
@@ -397,6 +482,26 @@ impl VmmsCore {
         });
         Ok(())
     }
+}
+
+/// F3.3: CreateSnapshot's parameters and return value on the call's line.
+fn create_snapshot_call(port: &mut impl VmmsPort, level: ConsistencyLevel, ret: ReturnValue) {
+    port.effect(VmmsEffect::Wmi {
+        key: "SnapshotType",
+        value: format!(
+            "{} ({})",
+            wmi::SNAPSHOT_TYPE_RECOVERY,
+            wmi::RECOVERY_SYSTEM_TYPE
+        ),
+    });
+    port.effect(VmmsEffect::Wmi {
+        key: "ConsistencyLevel",
+        value: level.describe(),
+    });
+    port.effect(VmmsEffect::Wmi {
+        key: "ReturnValue",
+        value: ret.describe(),
+    });
 }
 
 fn reply(

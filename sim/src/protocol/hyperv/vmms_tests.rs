@@ -2,6 +2,7 @@
 //! sequence and answers them as told.
 
 use super::*;
+use crate::protocol::hyperv::wmi::JobState;
 
 const ASKER: ActorId = ActorId::new(3);
 const IC: ActorId = ActorId::new(10);
@@ -94,6 +95,8 @@ fn vm() -> VmmsVm {
         auto_recovery: false,
         quiesce: Quiesce::Guest,
         production_only: false,
+        release: None,
+        snapshot_error: None,
     }
 }
 
@@ -255,14 +258,24 @@ fn production_checkpoint_asks_the_guest_and_waits() {
         &vm(),
         &mut rec,
     );
+    // F3.3: CreateSnapshot(SnapshotType 32768, application) starts a job (4096).
     assert_eq!(
         rec.did,
-        vec![Did::Fx(VmmsEffect::Send {
-            to: IC,
-            msg: Msg::IcBackup {
-                purpose: IcPurpose::Checkpoint
-            }
-        })]
+        vec![
+            wmi_fx(
+                "SnapshotType",
+                "32768 (Microsoft:Hyper-V:Snapshot:Recovery)"
+            ),
+            wmi_fx("ConsistencyLevel", "1 (application)"),
+            wmi_fx("ReturnValue", "4096 (job started)"),
+            wmi_fx("job", "Msvm_ConcreteJob 1, JobState 4 (Running)"),
+            Did::Fx(VmmsEffect::Send {
+                to: IC,
+                msg: Msg::IcBackup {
+                    purpose: IcPurpose::Checkpoint
+                }
+            })
+        ]
     );
     assert_eq!(
         core.waiters().copied().collect::<Vec<_>>(),
@@ -327,6 +340,14 @@ fn production_checkpoint_falls_back_to_standard_when_the_guest_cannot_quiesce() 
                 reached: Reached::Crash
             }),
             Did::Fx(VmmsEffect::FellBack { vm: 0 }),
+            Did::Fx(VmmsEffect::JobEnded {
+                job: ConcreteJob {
+                    id: 1,
+                    state: JobState::Completed,
+                    error_code: None,
+                    error_description: None
+                }
+            }),
             Did::Fx(VmmsEffect::Reply {
                 to: ASKER,
                 delay_us: CHECKPOINT_US,
@@ -571,4 +592,151 @@ fn waiters_order_by_vm_then_checkpoint_before_merge() {
     assert_eq!(sorted, [keys[2], keys[1], keys[0]]);
     assert_eq!(Waiting::Checkpoint.name(), "checkpoint");
     assert_eq!(Waiting::Merge.name(), "merge");
+}
+
+fn wmi_fx(key: &'static str, value: &str) -> Did {
+    Did::Fx(VmmsEffect::Wmi {
+        key,
+        value: value.into(),
+    })
+}
+
+fn job_ended(rec: &Rec) -> Option<ConcreteJob> {
+    rec.did.iter().find_map(|d| match d {
+        Did::Fx(VmmsEffect::JobEnded { job }) => Some(job.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn production_only_failure_ends_the_job_in_exception_with_its_error_code() {
+    // F3.3: the Msvm_ConcreteJob of a refused production checkpoint: JobState 10,
+    // ErrorCode 32768 (failed) and the guest's failure as its description.
+    let mut v = vm();
+    v.production_only = true;
+    let mut core = vmms();
+    run(
+        &mut core,
+        VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+        &v,
+        &mut Rec::default(),
+    );
+    let mut rec = Rec::default();
+    core.on_ic_ready(Err(guest_fail()), &v, &mut rec);
+    let job = job_ended(&rec).expect("the job ended");
+    assert_eq!(job.state, JobState::Exception);
+    assert_eq!(job.error_code, Some(32768));
+    assert_eq!(job.error_description.as_deref(), Some("FREEZE failed"));
+}
+
+#[test]
+fn each_create_snapshot_gets_its_own_job() {
+    let mut core = vmms();
+    for expect in [
+        "Msvm_ConcreteJob 1, JobState 4 (Running)",
+        "Msvm_ConcreteJob 2, JobState 4 (Running)",
+    ] {
+        let mut rec = Rec::default();
+        run(
+            &mut core,
+            VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+            &vm(),
+            &mut rec,
+        );
+        assert!(rec.did.contains(&wmi_fx("job", expect)), "{:?}", rec.did);
+        let mut rec = Rec::default();
+        core.on_ic_ready(Ok(Reached::Application), &vm(), &mut rec);
+        assert_eq!(job_ended(&rec).map(|j| j.state), Some(JobState::Completed));
+    }
+}
+
+#[test]
+fn a_crash_consistent_create_snapshot_answers_0_or_its_failure_at_once() {
+    let mut v = vm();
+    v.quiesce = Quiesce::None;
+    let mut rec = Rec::default();
+    run(
+        &mut vmms(),
+        VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+        &v,
+        &mut rec,
+    );
+    assert!(rec.did.contains(&wmi_fx("ConsistencyLevel", "2 (crash)")));
+    assert!(rec.did.contains(&wmi_fx("ReturnValue", "0 (completed)")));
+    assert_eq!(job_ended(&rec), None, "no job for a synchronous call");
+    let mut rec = Rec {
+        checkpoint: Err(Fail::new(Hresult::ErrorDiskFull, FailureClass::Host, "R8")),
+        ..Rec::default()
+    };
+    run(
+        &mut vmms(),
+        VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+        &v,
+        &mut rec,
+    );
+    assert!(rec.did.contains(&wmi_fx("ReturnValue", "32768 (failed)")));
+    let (_, result) = rec.reply().expect("answered");
+    assert_eq!(result.map_err(|f| f.code), Err(Hresult::ErrorDiskFull));
+}
+
+#[test]
+fn a_recovery_checkpoint_is_let_go_by_the_wmi_call_its_chain_needs() {
+    for (release, method) in [
+        (Release::DestroySnapshot, "DestroySnapshot"),
+        (Release::ConvertToReferencePoint, "ConvertToReferencePoint"),
+    ] {
+        let mut v = vm();
+        v.release = Some(release);
+        let mut rec = Rec::default();
+        run(&mut vmms(), VmmsOp::MergeCheckpoint { vm: 0 }, &v, &mut rec);
+        assert_eq!(rec.did[0], Did::Fx(VmmsEffect::WmiCall { method }));
+        assert!(rec.did.contains(&Did::StartMerge { vm: 0 }));
+    }
+    // F2's merge is no WMI call.
+    let mut rec = Rec::default();
+    run(
+        &mut vmms(),
+        VmmsOp::MergeCheckpoint { vm: 0 },
+        &vm(),
+        &mut rec,
+    );
+    assert!(!rec
+        .did
+        .iter()
+        .any(|d| matches!(d, Did::Fx(VmmsEffect::WmiCall { .. }))));
+}
+
+#[test]
+fn a_vhd_set_checkpoint_error_fails_the_job_before_the_guest_is_asked() {
+    // Field failure 39: the job starts (4096) and ends in Exception with its ErrorCode;
+    // no checkpoint is taken and the guest is never asked.
+    for (code, hr) in [
+        (ReturnValue::Failed, Hresult::WmiFailed),
+        (ReturnValue::NotSupported, Hresult::WmiNotSupported),
+        (ReturnValue::InvalidState, Hresult::WmiInvalidState),
+    ] {
+        let mut v = vm();
+        v.snapshot_error = Some(code);
+        let mut core = vmms();
+        let mut rec = Rec::default();
+        run(
+            &mut core,
+            VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+            &v,
+            &mut rec,
+        );
+        assert!(rec
+            .did
+            .contains(&wmi_fx("ReturnValue", "4096 (job started)")));
+        let job = job_ended(&rec).expect("the job ended");
+        assert_eq!(job.state, JobState::Exception);
+        assert_eq!(job.error_code, Some(code.code()));
+        assert!(!rec
+            .did
+            .iter()
+            .any(|d| matches!(d, Did::Checkpoint { .. } | Did::Fx(VmmsEffect::Send { .. }))));
+        let (_, result) = rec.reply().expect("answered");
+        assert_eq!(result.map_err(|f| f.code), Err(hr));
+        assert_eq!(core.waiters().count(), 0);
+    }
 }
