@@ -99,11 +99,15 @@ fn the_syslog_deadlock_leaves_root_frozen_and_the_guest_writes_nothing_more() {
     );
 
     // The host's side: the FREEZE timer (900 s) fails the request, the production
-    // checkpoint falls back to standard, and the report names what is left frozen.
+    // checkpoint falls back to a crash-consistent, disk-only recovery checkpoint, and the
+    // report names what is left frozen.
     let out = library::told("r5-linux-syslog-deadlock-root-frozen");
     let failed = &out.story[position(&out.story, "op=VSS_OP_FREEZE  status=HV_E_FAIL")];
     assert!(failed.contains(" 900.5"), "{failed}");
-    assert!(out.story.iter().any(|l| l.contains("FallbackToStandard")));
+    assert!(out
+        .story
+        .iter()
+        .any(|l| l.contains("FallbackToCrashConsistent")));
     assert_eq!(out.report.vms[0].frozen, ["/srv", "/"]);
     assert!(out.report.events.iter().any(|e| e.id == 10150));
     let i3 = out.report.invariants.iter().find(|c| c.id == "I3").unwrap();

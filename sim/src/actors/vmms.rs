@@ -197,7 +197,7 @@ impl VmmsPort for Port<'_, '_> {
             VmmsEffect::CaptureInstant { vm } => cx.world.vms[vm].capture(Point::Instant),
             VmmsEffect::Reached { vm, reached } => self.claim(vm).reached = Some(reached),
             VmmsEffect::FellBack { vm } => self.claim(vm).fallback = true,
-            VmmsEffect::FallbackToStandard { name, cause, .. } => cx.out.record(
+            VmmsEffect::FallbackToCrashConsistent { name, cause, .. } => cx.out.record(
                 "FallbackToCrashConsistent",
                 [
                     ("vm", Detail::Text(name)),

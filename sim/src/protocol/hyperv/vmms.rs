@@ -135,7 +135,7 @@ pub enum VmmsEffect {
         reached: Reached,
     },
     /// F3: the production checkpoint fell back to a standard one because of `cause`.
-    FallbackToStandard {
+    FallbackToCrashConsistent {
         vm: usize,
         name: String,
         cause: Hresult,
@@ -401,7 +401,7 @@ impl VmmsCore {
                     }
                     (0, Err(f))
                 } else {
-                    port.effect(VmmsEffect::FallbackToStandard {
+                    port.effect(VmmsEffect::FallbackToCrashConsistent {
                         vm,
                         name: v.name.clone(),
                         cause: f.code,

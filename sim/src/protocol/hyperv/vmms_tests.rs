@@ -325,7 +325,7 @@ fn production_checkpoint_falls_back_to_standard_when_the_guest_cannot_quiesce() 
                 vm: 0,
                 text: "virtual machine 'sql01': FREEZE failed".into()
             }),
-            Did::Fx(VmmsEffect::FallbackToStandard {
+            Did::Fx(VmmsEffect::FallbackToCrashConsistent {
                 vm: 0,
                 name: "sql01".into(),
                 cause: Hresult::HvEFail
