@@ -1,6 +1,7 @@
 //! The parties of the protocol (SPEC.md's actor table), one module each. `HostVss` and
 //! `GuestVss` are both [`VssService`].
 
+mod file_server_vss;
 mod fss;
 mod guest_writer;
 mod hv_ic;
@@ -12,6 +13,7 @@ mod vmms;
 mod vss_service;
 mod workload;
 
+pub use file_server_vss::{FileServerProvider, FileServerVss, FileServerWriter};
 pub use fss::{FssAgentActor, FssProvider};
 pub use guest_writer::GuestWriter;
 pub use hv_ic::HvIc;
