@@ -766,7 +766,8 @@ impl FssAgent {
             self.restart_timer(now_us, TIMER_FAILED_WAIT_US);
             return Err(FsrvpError::WaitFailed);
         }
-        let volumes = set.copies.values().map(|c| c.volume.name()).collect();
+        let mut volumes: Vec<String> = set.copies.values().map(|c| c.volume.name()).collect();
+        volumes.sort();
         self.stuck("CommitShadowCopySet", set_id, now_us, timeout_ms);
         Ok(volumes)
     }
