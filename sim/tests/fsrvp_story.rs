@@ -33,9 +33,10 @@ fn at_ms(line: &str) -> u64 {
     s.parse::<u64>().unwrap() * 1000 + ms.parse::<u64>().unwrap()
 }
 
-/// Issue 9 item 2 (MS-FSRVP 3.1.4.5): the commit's wait ends with the provider's 60 s
-/// timeout; the agent answers FSSAGENT_E_TIMEOUT, puts the set back in Added with its
-/// 180 s timer, and the provider's AbortShadowCopySet succeeds.
+/// Issue 9 item 2 (MS-FSRVP 3.1.4.5): the file server's own writer freezes for longer
+/// than the commit's wait, which ends with the provider's 60 s timeout; the agent answers
+/// FSSAGENT_E_TIMEOUT, puts the set back in Added with its 180 s timer, the provider's
+/// AbortShadowCopySet succeeds, and the local VSS's late answer takes nothing.
 #[test]
 fn commit_timeout_returns_the_set_to_added_and_the_abort_succeeds() {
     let lines = story("f4-fsrvp-commit-timeout");
@@ -44,19 +45,39 @@ fn commit_timeout_returns_the_set_to_added_and_the_abort_succeeds() {
         0,
         &[
             "FssProvider@hv1 → FssAgent@fs1: CommitShadowCopySet",
-            "FSSAGENT_E_TIMEOUT",
+            "waits_s=60",
+        ],
+    );
+    let freeze = find(
+        &lines,
+        commit,
+        &[
+            "FileServerWriter@fs1/FSRM Writer: OnFreeze",
+            "answers_after_s=90",
         ],
     );
     let ended = find(
         &lines,
-        commit,
+        freeze,
         &[
             "FssAgent@fs1: FssAgentTimer",
             "wait_ended=CommitShadowCopySet",
+            "commit=FSSAGENT_E_TIMEOUT",
         ],
     );
-    // The wait ends with the provider's 60 s commit timeout.
+    // The wait ends with the provider's 60 s commit timeout, before the writer answers.
     assert_eq!(at_ms(&lines[ended]) - at_ms(&lines[commit]), 60_000);
+    find(
+        &lines,
+        ended,
+        &["FssAgent@fs1 → FssProvider@hv1", "hr=FSSAGENT_E_TIMEOUT"],
+    );
+    let late = find(
+        &lines,
+        ended,
+        &["FileServerVss@fs1 → FssAgent@fs1: AsyncFinished", "late="],
+    );
+    assert!(at_ms(&lines[late]) - at_ms(&lines[freeze]) >= 90_000);
     let abort = find(
         &lines,
         ended,
@@ -213,4 +234,78 @@ fn get_snapshot_properties_names_the_exposed_share_the_read_goes_to() {
         "{}",
         lines[read]
     );
+}
+
+/// Issue 9 item 1 (MS-FSRVP 3.1.4.5, SPEC F4.5): inside the host's CommitSnapshots the
+/// agent's CommitShadowCopySet runs the file server's own VSS: its writer's events and
+/// its provider's calls in VSS order, the provider's commit between the writer's Freeze
+/// and Thaw, and the agent answers only once that set exists.
+#[test]
+fn commit_runs_the_file_servers_own_vss_in_vss_order() {
+    let lines = story("f4-smb3-share-backup");
+    let host_commit = find(
+        &lines,
+        0,
+        &["HostVss@hv1 → FssProvider@hv1: CommitSnapshots"],
+    );
+    let mut at = find(
+        &lines,
+        host_commit,
+        &["FssProvider@hv1 → FssAgent@fs1: CommitShadowCopySet"],
+    );
+    at = find(
+        &lines,
+        at,
+        &["FssAgent@fs1 → FileServerVss@fs1: DoSnapshotSet"],
+    );
+    let writer = "FileServerVss@fs1 → FileServerWriter@fs1/FSRM Writer: ";
+    let provider = "FileServerVss@fs1 → FileServerProvider@fs1: ";
+    let sequence = [
+        (writer, "OnIdentify"),
+        (writer, "OnPrepareBackup"),
+        (writer, "OnPrepareSnapshot"),
+        (provider, "BeginPrepareSnapshot"),
+        (provider, "EndPrepareSnapshots"),
+        (writer, "OnFreeze"),
+        (provider, "PreCommitSnapshots"),
+        (provider, "CommitSnapshots"),
+        (provider, "PostCommitSnapshots"),
+        (writer, "OnThaw"),
+        (provider, "PreFinalCommitSnapshots"),
+        (writer, "OnPostSnapshot"),
+        (provider, "PostFinalCommitSnapshots"),
+        (writer, "OnBackupComplete"),
+    ];
+    for (to, event) in sequence {
+        at = find(&lines, at, &[&format!("{to}{event}")]);
+    }
+    let done = find(
+        &lines,
+        at,
+        &["FileServerVss@fs1 → FssAgent@fs1: AsyncFinished", "hr=S_OK"],
+    );
+    let answer = find(
+        &lines,
+        done,
+        &["FssAgent@fs1 → FssProvider@hv1: FsrvpReturned", "hr=S_OK"],
+    );
+    let returned = find(
+        &lines,
+        answer,
+        &[
+            "FssProvider@hv1 → HostVss@hv1: ProviderReturned",
+            "call=CommitSnapshots",
+        ],
+    );
+    // Nothing of the host's set happens between its CommitSnapshots and its return but
+    // the file server's commit (the guest's own writes go on).
+    for l in lines[host_commit + 1..returned]
+        .iter()
+        .filter(|l| !l.contains("guest write step"))
+    {
+        assert!(
+            l.contains("FssAgent@fs1") || l.contains("FileServer") || l.contains("FssProvider"),
+            "{l}"
+        );
+    }
 }

@@ -1,12 +1,14 @@
 //! `FssProvider` (File Share Shadow Copy Provider, on the Hyper-V host) and `FssAgent`
-//! (File Server VSS Agent Service, on the SMB3 file server, with the server's own VSS,
-//! `FileServerVss`, inside it): F4 over MS-FSRVP. The provider runs the FSRVP client
+//! (File Server VSS Agent Service, on the SMB3 file server; its CommitShadowCopySet asks
+//! the server's own VSS, the `FileServerVss` actor, and waits for it): F4 over MS-FSRVP. The provider runs the FSRVP client
 //! sequence at CommitSnapshots (F4.3–F4.8), ends auto-recovery at PostFinalCommit and
 //! deletes the share mappings when the set is released (F4.10).
 
 use std::collections::BTreeMap;
 
-use crate::fsrvp::{ClientStatus, FsrvpError, FsrvpReply, FssAgent, FssClient, ShareMapping1};
+use crate::fsrvp::{
+    ClientStatus, FsrvpCall, FsrvpError, FsrvpReply, FssAgent, FssClient, SetState, ShareMapping1,
+};
 use crate::protocol::msg::{Fail, Msg};
 use crate::protocol::vss::ProviderCall;
 use crate::scenario::{FailureClass, Hresult};
@@ -14,6 +16,7 @@ use crate::sched::{Actor, ActorId, Cx, Envelope, Origin, TimerId};
 use crate::site::Site;
 use crate::world::{Lab, Shadow};
 use hvsim_engine::volume::SnapshotId;
+use uuid::Uuid;
 
 /// One RPC round trip to the file server.
 const RPC_US: u64 = 2_000;
@@ -293,6 +296,10 @@ pub struct FssAgentActor {
     name: String,
     agent: FssAgent,
     timer: Option<TimerId>,
+    /// The server's own VSS, which CommitShadowCopySet waits for (MS-FSRVP 3.1.4.5).
+    local_vss: Option<ActorId>,
+    /// The commit waiting for it: the caller and the set.
+    committing: Option<(ActorId, Uuid)>,
 }
 
 impl FssAgentActor {
@@ -301,7 +308,84 @@ impl FssAgentActor {
             name: format!("FssAgent@{server}"),
             agent,
             timer: None,
+            local_vss: None,
+            committing: None,
         }
+    }
+
+    /// CommitShadowCopySet runs the server's own VSS (`FileServerVss`) and waits for it.
+    pub fn with_local_vss(mut self, vss: ActorId) -> Self {
+        self.local_vss = Some(vss);
+        self
+    }
+
+    /// CommitShadowCopySet with a local VSS: the set is CreationInProgress while the
+    /// local VSS works; the answer leaves when it answers or the wait ends.
+    fn commit(
+        &mut self,
+        vss: ActorId,
+        client: ActorId,
+        set_id: Uuid,
+        timeout_ms: u32,
+        cx: &mut Cx<'_, Msg, Site>,
+    ) {
+        let now = cx.out.now_us();
+        match self.agent.begin_commit(now, set_id, timeout_ms) {
+            Ok(volumes) => {
+                cx.out.detail("waits_s", u64::from(timeout_ms) / 1000);
+                self.committing = Some((client, set_id));
+                cx.out.send(vss, Msg::LocalSnapshotSet { volumes });
+            }
+            Err(e) => {
+                cx.out.detail("result", e.name());
+                let delay = self
+                    .agent
+                    .reply_delay_us(&FsrvpCall::CommitShadowCopySet { set_id, timeout_ms })
+                    .max(RPC_US);
+                cx.out
+                    .send_after(client, delay, Msg::FsrvpResult { result: Err(e) });
+            }
+        }
+        self.arm(cx);
+    }
+
+    /// The local VSS answered: within the wait, the commit's answer leaves; after it, the
+    /// set is already back in Added and the answer changes nothing.
+    fn local_done(&mut self, result: Result<(), Fail>, cx: &mut Cx<'_, Msg, Site>) {
+        let Some((client, set_id)) = self.committing else {
+            cx.out
+                .detail("late", "the commit's wait had ended: nothing taken");
+            return;
+        };
+        let local = result.map_err(|_| FsrvpError::WaitFailed);
+        if let Some(reply) = self.agent.end_commit(cx.out.now_us(), set_id, local) {
+            self.committing = None;
+            match &reply {
+                Ok(_) => cx.out.detail("result", "S_OK"),
+                Err(e) => cx.out.detail("result", e.name()),
+            }
+            cx.out
+                .send_after(client, RPC_US, Msg::FsrvpResult { result: reply });
+        }
+        self.arm(cx);
+    }
+
+    /// The commit's wait ended before the local VSS answered: FSSAGENT_E_TIMEOUT.
+    fn commit_timed_out(&mut self, cx: &mut Cx<'_, Msg, Site>) {
+        let Some((client, set_id)) = self.committing else {
+            return;
+        };
+        if self.agent.set_state(set_id) == Some(SetState::CreationInProgress) {
+            return;
+        }
+        self.committing = None;
+        cx.out.detail("commit", FsrvpError::AgentTimeout.name());
+        cx.out.send(
+            client,
+            Msg::FsrvpResult {
+                result: Err(FsrvpError::AgentTimeout),
+            },
+        );
     }
 
     /// Keeps one scheduler timer on the agent's next message-sequence deadline.
@@ -327,6 +411,16 @@ impl Actor<Msg, Site> for FssAgentActor {
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         match (env.msg, env.origin) {
+            (
+                Msg::Fsrvp {
+                    call: FsrvpCall::CommitShadowCopySet { set_id, timeout_ms },
+                },
+                Origin::Actor(client),
+            ) if self.local_vss.is_some() => {
+                let vss = self.local_vss.expect("checked");
+                self.commit(vss, client, set_id, timeout_ms, cx)
+            }
+            (Msg::LocalSnapshotSetDone { result }, Origin::Actor(_)) => self.local_done(result, cx),
             (Msg::Fsrvp { call }, Origin::Actor(client)) => {
                 let delay = self.agent.reply_delay_us(&call).max(RPC_US);
                 let result = self.agent.call(cx.out.now_us(), true, call);
@@ -360,6 +454,7 @@ impl Actor<Msg, Site> for FssAgentActor {
                     cx.out.detail("message_sequence_timer", "expired");
                 }
                 cx.out.detail("sets_deleted", gone.len() as u64);
+                self.commit_timed_out(cx);
                 self.arm(cx);
             }
             _ => {}
@@ -368,5 +463,8 @@ impl Actor<Msg, Site> for FssAgentActor {
 
     fn digest(&self, h: &mut blake3::Hasher) {
         self.agent.digest(h);
+        if let Some((_, set)) = self.committing {
+            h.update(set.as_bytes());
+        }
     }
 }

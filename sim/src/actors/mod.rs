@@ -2,6 +2,7 @@
 //! `GuestVss` are both [`VssService`].
 
 mod auto_recovery;
+mod file_server_vss;
 mod fss;
 mod guest_writer;
 mod hv_ic;
@@ -13,6 +14,7 @@ mod vmms;
 mod vss_service;
 mod workload;
 
+pub use file_server_vss::{FileServerProvider, FileServerVss, FileServerWriter};
 pub use fss::{FssAgentActor, FssProvider};
 pub use guest_writer::GuestWriter;
 pub use hv_ic::HvIc;

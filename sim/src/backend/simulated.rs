@@ -7,15 +7,20 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::actors::{
-    FssAgentActor, FssProvider, GuestProvider, GuestProviderKind, GuestWriter, HostProvider, HvIc,
-    HyperVWriter, LinuxVssDaemon, Vmms, VssService, Workload, WORKLOAD_CAP_US,
+    FileServerProvider, FileServerVss, FileServerWriter, FssAgentActor, FssProvider, GuestProvider,
+    GuestProviderKind, GuestWriter, HostProvider, HvIc, HyperVWriter, LinuxVssDaemon, Vmms,
+    VssService, Workload, WORKLOAD_CAP_US,
 };
 use crate::faults::FaultPlan;
 use crate::fsrvp::FssAgent;
 use crate::plan::Flow;
 use crate::protocol::msg::Msg;
 use crate::protocol::vss::{AppLevel, FREEZE_WINDOW_US};
-use crate::scenario::{GuestOs, ProviderKind, Scenario};
+use crate::scenario::{FsrvpOperation, GuestOs, ProviderKind, Scenario};
+
+/// How long the file server's writer takes to freeze when a fault makes the server's
+/// commit time out: longer than the caller's 60 s wait (reference vss.md §5, FF40).
+const SLOW_FILE_SERVER_FREEZE_US: u64 = 90_000_000;
 use crate::sched::{ActorId, Scheduler};
 use crate::site::Site;
 use crate::world::Power;
@@ -53,6 +58,9 @@ struct Layout {
     fss_providers: BTreeMap<String, ActorId>,
     agents: BTreeMap<String, ActorId>,
     vm_ids: Vec<VmIds>,
+    /// Per file server with an agent (scenario order): its own VSS service, planned
+    /// last so that the other actors keep their ids.
+    local_vss: Vec<ActorId>,
 }
 
 impl Layout {
@@ -96,11 +104,23 @@ impl Layout {
                 daemon,
             });
         }
+        // Each: writer, provider, VSS service.
+        let local_vss = s
+            .file_servers
+            .iter()
+            .filter(|f| f.vss_agent)
+            .map(|_| {
+                ids.next();
+                ids.next();
+                ids.next()
+            })
+            .collect();
         Layout {
             hosts,
             fss_providers,
             agents,
             vm_ids,
+            local_vss,
         }
     }
 
@@ -135,6 +155,7 @@ impl Backend for Simulated {
             fss_providers,
             agents,
             vm_ids,
+            local_vss,
         } = Layout::plan(s, first);
         let mut installed = HostEndpoints::default();
         for (hi, h) in s.hosts.iter().enumerate() {
@@ -195,6 +216,7 @@ impl Backend for Simulated {
                 sched.add_actor(Box::new(provider));
             }
         }
+        let mut file_servers = Vec::new();
         for (f, fs) in s
             .file_servers
             .iter()
@@ -214,7 +236,14 @@ impl Backend for Simulated {
             };
             let guids = sched.guids().fork();
             let mut agent = FssAgent::new(&fs.name, shares, guids);
+            // A commit that times out is the server's own VSS too slow for the caller's
+            // wait: its writer's freeze outlasts it (MS-FSRVP 3.1.4.5).
+            let mut slow_freeze = None;
             for operation in faults.fsrvp_timeouts(f) {
+                if operation == FsrvpOperation::CommitShadowCopySet {
+                    slow_freeze = Some(SLOW_FILE_SERVER_FREEZE_US);
+                    continue;
+                }
                 agent.set_unresponsive(operation.as_str()).map_err(|e| {
                     BackendError::Unsupported {
                         backend: "simulated",
@@ -222,7 +251,11 @@ impl Backend for Simulated {
                     }
                 })?;
             }
-            sched.add_actor(Box::new(FssAgentActor::new(&fs.name, agent)));
+            let vss = local_vss[file_servers.len()];
+            file_servers.push((fs.name.clone(), slow_freeze));
+            sched.add_actor(Box::new(
+                FssAgentActor::new(&fs.name, agent).with_local_vss(vss),
+            ));
         }
         for (i, vm) in s.vms.iter().enumerate() {
             let ids = &vm_ids[i];
@@ -278,6 +311,12 @@ impl Backend for Simulated {
             if Workload::rate(&vm.workload) > 0 && sched.world().vms[i].power == Power::Running {
                 sched.post(ids.workload, 0, Msg::Tick);
             }
+        }
+        // Each file server's own VSS, where the layout planned it.
+        for (name, slow_freeze) in file_servers {
+            let writer = sched.add_actor(Box::new(FileServerWriter::new(&name, slow_freeze)));
+            let provider = sched.add_actor(Box::new(FileServerProvider::new(&name)));
+            sched.add_actor(Box::new(FileServerVss::new(&name, writer, provider)));
         }
         Ok(installed)
     }

@@ -723,14 +723,31 @@ impl FssAgent {
         Ok(FsrvpReply::ShadowCopyId(id))
     }
 
-    /// MS-FSRVP 3.1.4.5: the timer stops while the set is CreationInProgress; a wait
-    /// that fails or times out returns the set to Added and starts the 180 s timer.
+    /// MS-FSRVP 3.1.4.5 done at once: the server's local VSS answers in no time.
     fn commit(
         &mut self,
         now_us: u64,
         set_id: Uuid,
         timeout_ms: u32,
     ) -> Result<FsrvpReply, FsrvpError> {
+        self.begin_commit(now_us, set_id, timeout_ms)?;
+        self.wait = None;
+        self.finish_commit(now_us, set_id, Ok(()))
+            .unwrap_or(Err(FsrvpError::ShadowCopySetIdMismatch))
+    }
+
+    /// CommitShadowCopySet's first half (MS-FSRVP 3.1.4.5): the set becomes
+    /// CreationInProgress, the timer stops, and the agent waits (at most the caller's
+    /// timeout) for its local VSS to shadow-copy the returned volumes; `end_commit` takes
+    /// that answer. A wait that ends first returns the set to Added with the 180 s timer
+    /// (see `on_timer`). The faults of `set_unresponsive`/`set_failing` answer here.
+    pub fn begin_commit(
+        &mut self,
+        now_us: u64,
+        set_id: Uuid,
+        timeout_ms: u32,
+    ) -> Result<Vec<String>, FsrvpError> {
+        self.catch_up(now_us, false);
         if self.set(set_id)?.state != SetState::Added {
             return Err(FsrvpError::BadState);
         }
@@ -749,14 +766,49 @@ impl FssAgent {
             self.restart_timer(now_us, TIMER_FAILED_WAIT_US);
             return Err(FsrvpError::WaitFailed);
         }
+        let mut volumes: Vec<String> = set.copies.values().map(|c| c.volume.name()).collect();
+        volumes.sort();
+        self.stuck("CommitShadowCopySet", set_id, now_us, timeout_ms);
+        Ok(volumes)
+    }
+
+    /// CommitShadowCopySet's second half: the local VSS answered. Within the wait, a
+    /// success takes the shadow copies (Committed) and a failure returns the set to
+    /// Added; either starts the timer at 180 s. `None` when no commit of `set_id` waits
+    /// any more (its wait ended first: the late answer changes nothing).
+    pub fn end_commit(
+        &mut self,
+        now_us: u64,
+        set_id: Uuid,
+        local: Result<(), FsrvpError>,
+    ) -> Option<Result<FsrvpReply, FsrvpError>> {
+        self.catch_up(now_us, false);
+        self.wait
+            .filter(|w| w.op == "CommitShadowCopySet" && w.set == set_id && w.end > now_us)?;
+        self.wait = None;
+        self.finish_commit(now_us, set_id, local)
+    }
+
+    /// The local VSS's answer within the wait (MS-FSRVP 3.1.4.5).
+    fn finish_commit(
+        &mut self,
+        now_us: u64,
+        set_id: Uuid,
+        local: Result<(), FsrvpError>,
+    ) -> Option<Result<FsrvpReply, FsrvpError>> {
+        let set = self.sets.get_mut(&set_id)?;
+        self.deadline = Some(now_us + TIMER_COMMIT_US);
+        if let Err(e) = local {
+            set.state = SetState::Added;
+            return Some(Err(e));
+        }
         let auto_recovery = set.context & ATTR_AUTO_RECOVERY != 0;
         for sc in set.copies.values_mut() {
             sc.snapshot = Some(self.vss.create_shadow_copy(&sc.volume, auto_recovery));
             sc.creation_timestamp = now_us;
         }
         set.state = SetState::Committed;
-        self.restart_timer(now_us, TIMER_COMMIT_US);
-        Ok(FsrvpReply::Ok)
+        Some(Ok(FsrvpReply::Ok))
     }
 
     /// MS-FSRVP 3.1.4.6: the timer stops while the server exposes; a failed expose

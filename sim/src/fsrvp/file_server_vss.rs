@@ -1,5 +1,7 @@
-//! `FileServerVss`: the file server's own VSS framework and provider (F4.5, F4.6). It
-//! shadow-copies the volume holding a share and exposes the copy as a share.
+//! `FileServerVss`: what the file server's own VSS leaves on its volumes (F4.5, F4.6): the
+//! shadow copy of the volume holding a share, exposed as a share. The VSS sequence that
+//! produces it (the server's writer and provider, which CommitShadowCopySet waits for) is
+//! the actor `actors::FileServerVss`.
 
 use hvsim_engine::volume::{SnapshotId, SnapshotOptions, Volume, VolumeError};
 use std::collections::BTreeMap;

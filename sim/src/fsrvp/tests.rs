@@ -1034,3 +1034,107 @@ fn a_phased_client_aborts_from_any_pause() {
         );
     }
 }
+
+/// A set with VMs (volume D) and Other (volume E), prepared at `now`.
+fn prepared(agent: &mut FssAgent, now: u64) -> Uuid {
+    let set = start(agent, now);
+    add(agent, now, set, VMS);
+    add(agent, now, set, OTHER);
+    ok(agent, now, prepare(set));
+    set
+}
+
+/// MS-FSRVP 3.1.4.5 with the server's own VSS answering later: the set is
+/// CreationInProgress with no timer and no snapshot while the local VSS works; its
+/// answer within the wait takes the shadow copies at that instant and starts the timer.
+#[test]
+fn commit_waits_for_the_local_vss_and_takes_the_copies_when_it_answers() {
+    let (mut agent, d, e) = setup();
+    let set = prepared(&mut agent, 0);
+    let volumes = agent
+        .begin_commit(SEC, set, COMMIT_TIMEOUT_MS)
+        .expect("begin");
+    assert_eq!(volumes, vec!["fs1-D".to_string(), "fs1-E".to_string()]);
+    assert_eq!(agent.set_state(set), Some(SetState::CreationInProgress));
+    assert_eq!(agent.message_sequence_deadline(), None);
+    assert_eq!(agent.next_deadline(), Some(SEC + 60 * SEC));
+    assert!(d.snapshots().is_empty() && e.snapshots().is_empty());
+    // An abort meanwhile is refused.
+    assert_eq!(
+        err(
+            &mut agent,
+            2 * SEC,
+            FsrvpCall::AbortShadowCopySet { set_id: set }
+        ),
+        FSRVP_E_BAD_STATE
+    );
+    let reply = agent.end_commit(5 * SEC, set, Ok(()));
+    assert_eq!(reply, Some(Ok(FsrvpReply::Ok)));
+    assert_eq!(agent.set_state(set), Some(SetState::Committed));
+    assert_eq!(d.snapshots().len(), 1);
+    assert_eq!(e.snapshots().len(), 1);
+    assert_eq!(
+        agent.message_sequence_deadline(),
+        Some(5 * SEC + TIMER_COMMIT_US)
+    );
+}
+
+/// The local VSS failed within the wait: the set returns to Added, nothing taken, the
+/// 180 s timer runs and the caller gets the failure.
+#[test]
+fn a_local_vss_failure_returns_the_set_to_added() {
+    let (mut agent, d, _) = setup();
+    let set = prepared(&mut agent, 0);
+    agent.begin_commit(SEC, set, COMMIT_TIMEOUT_MS).unwrap();
+    let reply = agent.end_commit(3 * SEC, set, Err(FsrvpError::WaitFailed));
+    assert_eq!(reply, Some(Err(FsrvpError::WaitFailed)));
+    assert_eq!(agent.set_state(set), Some(SetState::Added));
+    assert!(d.snapshots().is_empty());
+    assert_eq!(
+        agent.message_sequence_deadline(),
+        Some(3 * SEC + TIMER_FAILED_WAIT_US)
+    );
+}
+
+/// The local VSS is slower than the caller's wait: when the wait ends the set is back in
+/// Added with the 180 s timer, the abort succeeds, and the late answer takes nothing.
+#[test]
+fn a_local_vss_slower_than_the_wait_changes_nothing() {
+    let (mut agent, d, _) = setup();
+    let set = prepared(&mut agent, 0);
+    agent.begin_commit(SEC, set, COMMIT_TIMEOUT_MS).unwrap();
+    let end = SEC + u64::from(COMMIT_TIMEOUT_MS) * 1000;
+    assert_eq!(agent.wait_end(), Some(("CommitShadowCopySet", end)));
+    assert!(agent.on_timer(end).is_empty());
+    assert_eq!(agent.set_state(set), Some(SetState::Added));
+    assert_eq!(
+        agent.message_sequence_deadline(),
+        Some(end + TIMER_FAILED_WAIT_US)
+    );
+    // The answer at the very end of the wait is late too.
+    assert_eq!(agent.end_commit(end, set, Ok(())), None);
+    assert_eq!(agent.end_commit(end + 30 * SEC, set, Ok(())), None);
+    assert_eq!(agent.set_state(set), Some(SetState::Added));
+    assert!(d.snapshots().is_empty());
+    ok(
+        &mut agent,
+        end + 31 * SEC,
+        FsrvpCall::AbortShadowCopySet { set_id: set },
+    );
+    assert_eq!(agent.set_state(set), None);
+}
+
+/// begin_commit checks like CommitShadowCopySet: an unknown set, a set not Added.
+#[test]
+fn begin_commit_checks_the_set_and_its_state() {
+    let (mut agent, _, _) = setup();
+    assert_eq!(
+        agent.begin_commit(0, Uuid::nil(), COMMIT_TIMEOUT_MS),
+        Err(FsrvpError::ShadowCopySetIdMismatch)
+    );
+    let set = start(&mut agent, 0);
+    assert_eq!(
+        agent.begin_commit(0, set, COMMIT_TIMEOUT_MS),
+        Err(FsrvpError::BadState)
+    );
+}

@@ -236,6 +236,14 @@ pub enum Msg {
     /// The requester's wait before running a failed host backup again is over (field
     /// failure 2).
     RetryBackup,
+    /// A file server's agent asks its own VSS for a shadow copy set of these volumes
+    /// while it commits (MS-FSRVP 3.1.4.5), and the answer.
+    LocalSnapshotSet {
+        volumes: Vec<String>,
+    },
+    LocalSnapshotSetDone {
+        result: Result<(), Fail>,
+    },
 }
 
 impl Message for Msg {
@@ -269,6 +277,8 @@ impl Message for Msg {
             Msg::ReadBackup => "ReadBackup",
             Msg::MergeStep { .. } => "MergeStep",
             Msg::RetryBackup => "RetryBackup",
+            Msg::LocalSnapshotSet { .. } => "DoSnapshotSet",
+            Msg::LocalSnapshotSetDone { .. } => "AsyncFinished",
         }
     }
 
@@ -352,6 +362,13 @@ impl Message for Msg {
             },
             Msg::VmmsDone { op, result, .. } => {
                 d.push(("job", Detail::Str(op.name())));
+                fail(d, result);
+            }
+            Msg::LocalSnapshotSet { volumes } => {
+                d.push(("volumes", Detail::Text(volumes.join(", "))));
+            }
+            Msg::LocalSnapshotSetDone { result } => {
+                d.push(("call", Detail::Str("DoSnapshotSet")));
                 fail(d, result);
             }
             _ => {}

@@ -4,7 +4,7 @@
 //! writers' OnBackupComplete must then follow a CommitSnapshots that the host's provider
 //! returned with success in that call. Judged from deliveries alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::protocol::msg::Msg;
 use crate::protocol::vss::{ProviderCall, VssCall, WriterEvent};
@@ -51,6 +51,9 @@ pub struct Complete {
     commit_asked: BTreeMap<ActorId, ActorId>,
     /// Each nested guest service, with its host's service.
     nested: BTreeMap<ActorId, ActorId>,
+    /// File servers' own VSS services: their sets are part of a provider's commit (F4,
+    /// MS-FSRVP 3.1.4.5), finished before it returns, never nested in the host's.
+    file_servers: BTreeSet<ActorId>,
     checked: u64,
     early: Vec<EarlyComplete>,
 }
@@ -95,10 +98,13 @@ impl Complete {
                     h.committed = true;
                 }
             }
+            Msg::LocalSnapshotSet { .. } => {
+                self.file_servers.insert(d.to);
+            }
             Msg::Writer {
                 event: WriterEvent::OnIdentify,
                 ..
-            } => {
+            } if !self.file_servers.contains(&from) => {
                 let host = self
                     .hosts
                     .iter()

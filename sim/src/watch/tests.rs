@@ -838,3 +838,32 @@ fn a_freeze_is_bound_by_the_windows_of_the_writers_it_froze() {
     assert_eq!(s.limit_us, Some(20 * SECOND));
     assert!(s.over(100 * SECOND));
 }
+
+#[test]
+fn a_file_servers_own_vss_inside_the_hosts_commit_is_not_nested() {
+    // F4 (MS-FSRVP 3.1.4.5): the agent's local VSS runs its whole set, OnBackupComplete
+    // included, inside the host provider's CommitSnapshots; it is part of that commit,
+    // not a guest's backup waiting for it.
+    let mut c = Complete::default();
+    let mut feed = Feed::new();
+    let host_set = Msg::Vss {
+        call: crate::protocol::vss::VssCall::DoSnapshotSet,
+        set: SET,
+        volumes: vec!["fs1-E".into()],
+        with_writers: true,
+    };
+    let agent = ActorId::new(0);
+    let local = Msg::LocalSnapshotSet {
+        volumes: vec!["fs1-E".into()],
+    };
+    feed.deliver(HOST_VSS, agent, &host_set, |d| c.delivered(d));
+    feed.deliver(SERVICE, agent, &local, |d| c.delivered(d));
+    for e in [OnIdentify, OnBackupComplete] {
+        feed.deliver(WRITER, SERVICE, &writer(e), |d| c.delivered(d));
+    }
+    assert_eq!(c.early(), []);
+    assert_eq!(
+        c.compared(),
+        "0 guest OnBackupComplete(s) after the host's snapshot"
+    );
+}
