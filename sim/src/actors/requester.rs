@@ -16,6 +16,7 @@ use hvsim_engine::{GuidGen, Vhdx};
 use crate::backup::{tracking, BackupError, BackupServer, RestoreJob, Transfer, READ_UNIT};
 use crate::faults::FaultPlan;
 use crate::plan::Method;
+use crate::protocol::hyperv::migration;
 use crate::protocol::hyperv::rct::ChangeTracking;
 use crate::protocol::msg::{Fail, Msg, Reached, Source};
 use crate::protocol::requester::{Effect, Input, Job, JobVm, RequesterCore};
@@ -281,6 +282,20 @@ impl Requester {
         for (vm, source) in vms {
             let (vm, set, files) = (*vm, source.set, &source.files);
             let name = lab.vms[vm].name.clone();
+            // R11, field failure 35: a live migration asked for while the backup reads the
+            // VM is refused by the cluster; the VM stays where it is.
+            for (_, to) in self
+                .faults
+                .live_migrations(point)
+                .into_iter()
+                .filter(|m| m.0 == vm)
+            {
+                let to = &lab.scenario.hosts[to].name;
+                let m = migration::request_during_backup(&lab.vms[vm].host, to);
+                cx.out.detail("live_migration", m.describe(&name));
+                lab.vms[vm].host = m.owner().to_string();
+                lab.vms[vm].migrations.push(m);
+            }
             let disks = &lab.vms[vm].disks;
             // The change query the incremental starts with; an error that asks for a full
             // read makes this point a full (field failures 33, 34, 36).

@@ -93,6 +93,7 @@ fn vm_on(volume: &Volume) -> VmLab {
         oracle: Oracle::new(1),
         next_serial: 0,
         rct_points: Vec::new(),
+        migrations: Vec::new(),
     }
 }
 

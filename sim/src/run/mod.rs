@@ -380,6 +380,12 @@ fn conclude(
                     Transfer::ExpressFull => TransferKind::ExpressFull,
                 })
                 .collect(),
+            owner_node: lab.vms[vm].host.clone(),
+            migrations: lab.vms[vm]
+                .migrations
+                .iter()
+                .map(|m| m.describe(&lab.vms[vm].name))
+                .collect(),
         });
     }
     let mut checks = vec![invariants::i1(lab)];
@@ -590,6 +596,12 @@ fn expectations(s: &Scenario, r: &RunReport) -> Vec<Check> {
                     names(t),
                     names(&got.transfers)
                 ),
+            );
+        }
+        if let Some(node) = &v.owner_node {
+            add(
+                got.owner_node == *node,
+                format!("{}: owned by {node} (got {})", v.vm, got.owner_node),
             );
         }
         if let Some(st) = v.state_after_restore {

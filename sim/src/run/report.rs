@@ -23,6 +23,10 @@ pub struct VmReport {
     pub note: String,
     /// How each point that read the VM brought its data over (R18).
     pub transfers: Vec<TransferKind>,
+    /// The node that owns the VM after the job (R11).
+    pub owner_node: String,
+    /// The live migrations asked for during the job and the cluster's answers (R11).
+    pub migrations: Vec<String>,
 }
 
 /// One invariant's result.
@@ -141,6 +145,9 @@ impl fmt::Display for RunReport {
             if v.transfers.len() > 1 {
                 let t: Vec<&str> = v.transfers.iter().map(|t| t.as_str()).collect();
                 write!(f, ", points: {}", t.join(", "))?;
+            }
+            for m in &v.migrations {
+                write!(f, ", {m}")?;
             }
             if let Some(p) = v.restored {
                 write!(f, ", restored: {}", p.name())?;

@@ -561,6 +561,14 @@ pub enum Fault {
     /// The VM's CreateSnapshot job fails with this WMI ErrorCode (32768, 32770 or
     /// 32775), as checkpoints of guest-cluster VMs on VHD Sets do (field failure 39).
     VhdSetCheckpointError { vm: String, error_code: u32 },
+    /// The cluster is asked to live-migrate the VM to node `to` while recovery point
+    /// `during_point` reads it (R11, field failure 35).
+    LiveMigration {
+        vm: String,
+        to: String,
+        #[serde(default = "one")]
+        during_point: u32,
+    },
 }
 
 named_enum! {
@@ -665,6 +673,10 @@ pub struct VmExpect {
     /// incremental fell back to, field failures 32–36).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfers: Option<Vec<TransferKind>>,
+    /// The node that owns the VM after the job (R11: a refused live migration leaves it
+    /// where it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_node: Option<String>,
 }
 
 /// Bounds on the time the VM is not running, in virtual time (I4).

@@ -891,6 +891,7 @@ impl Checker {
             Fault::WriterFailure { vm, .. } => ("writer_failure", "vm", vm),
             Fault::ChangeTrackingLost { vm, .. } => ("change_tracking_lost", "vm", vm),
             Fault::VhdSetCheckpointError { vm, .. } => ("vhd_set_checkpoint_error", "vm", vm),
+            Fault::LiveMigration { vm, .. } => ("live_migration", "vm", vm),
         };
         let path = format!("faults[{i}].{field}.{kind}");
         let exists = match kind {
@@ -990,6 +991,36 @@ impl Checker {
                 );
             }
         }
+        if let Fault::LiveMigration {
+            vm,
+            to,
+            during_point,
+        } = fault
+        {
+            // R11: a live migration moves a VM between two nodes of its cluster.
+            let from = s.vm(vm).map(|v| v.host.as_str()).unwrap_or_default();
+            let nodes = s.cluster.as_ref().map(|c| &c.nodes);
+            if !nodes.is_some_and(|n| n.iter().any(|h| h == from)) {
+                self.problem(
+                    format!("faults[{i}].live_migration.vm"),
+                    format!("VM {vm:?} is not on a cluster node: it cannot be live-migrated"),
+                );
+            } else if to == from || !nodes.is_some_and(|n| n.contains(to)) {
+                self.problem(
+                    format!("faults[{i}].live_migration.to"),
+                    format!("{to:?} is not another node of VM {vm:?}'s cluster"),
+                );
+            }
+            let points = s.job.recovery_points;
+            if *during_point < 1 || *during_point > points {
+                self.problem(
+                    format!("faults[{i}].live_migration.during_point"),
+                    format!(
+                        "point {during_point} is not between 1 and the job's {points} recovery point(s)"
+                    ),
+                );
+            }
+        }
         if let Fault::DaemonExit { vm, .. } = fault {
             if s.vm(vm).is_some_and(|v| v.guest.os != GuestOs::Linux) {
                 self.problem(
@@ -1045,6 +1076,11 @@ impl Checker {
                             s.job.recovery_points
                         ),
                     );
+                }
+            }
+            if let Some(node) = &ve.owner_node {
+                if s.host(node).is_none() {
+                    self.problem(format!("expect.vms[{i}].owner_node"), no_such("host", node));
                 }
             }
             if let Some(st) = ve.state_after_restore {

@@ -137,6 +137,7 @@ fn build_on(
             oracle: Oracle::new(vm.disks.len()),
             next_serial: 1,
             rct_points: Vec::new(),
+            migrations: Vec::new(),
         };
         for d in &vm.disks {
             let vol_name = disk_volume(&s, d).ok_or_else(|| {

@@ -245,6 +245,8 @@ pub struct VmLab {
     pub next_serial: u64,
     /// Per captured point kind: the RCT reference point of each disk made at the capture.
     pub rct_points: Vec<(Point, Vec<Option<RefPoint>>)>,
+    /// Live migrations the cluster was asked for during the job, and its answers (R11).
+    pub migrations: Vec<crate::protocol::hyperv::migration::Migration>,
 }
 
 impl VmLab {
