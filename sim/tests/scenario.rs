@@ -751,3 +751,17 @@ fn live_migration_is_refused_where_it_is_written() {
          cluster node: it cannot be live-migrated"
     );
 }
+
+/// R12: a VM's replica role is one of the two sides of a Hyper-V Replica relationship.
+#[test]
+fn replica_role_is_refused_where_it_is_written() {
+    assert_eq!(
+        broken("generation = 2", "generation = 2\nreplica = \"primary\""),
+        "Ok"
+    );
+    assert_eq!(
+        broken("generation = 2", "generation = 2\nreplica = \"secondary\""),
+        "scenarios/broken.toml:18:11: vms[0].replica: unknown replica role \"secondary\" \
+         (expected one of primary, replica)"
+    );
+}

@@ -381,6 +381,11 @@ fn conclude(
                 })
                 .collect(),
             owner_node: lab.vms[vm].host.clone(),
+            avhdx_left: lab.vms[vm]
+                .disks
+                .iter()
+                .map(|d| d.chain.checkpoints())
+                .sum(),
             migrations: lab.vms[vm]
                 .migrations
                 .iter()
@@ -596,6 +601,12 @@ fn expectations(s: &Scenario, r: &RunReport) -> Vec<Check> {
                     names(t),
                     names(&got.transfers)
                 ),
+            );
+        }
+        if let Some(n) = v.avhdx_left {
+            add(
+                got.avhdx_left == n as usize,
+                format!("{}: {n} AVHDX left (got {})", v.vm, got.avhdx_left),
             );
         }
         if let Some(node) = &v.owner_node {

@@ -27,6 +27,8 @@ pub struct VmReport {
     pub owner_node: String,
     /// The live migrations asked for during the job and the cluster's answers (R11).
     pub migrations: Vec<String>,
+    /// AVHDX files left on the VM's disks after the job (field failures 24, 41).
+    pub avhdx_left: usize,
 }
 
 /// One invariant's result.
@@ -145,6 +147,9 @@ impl fmt::Display for RunReport {
             if v.transfers.len() > 1 {
                 let t: Vec<&str> = v.transfers.iter().map(|t| t.as_str()).collect();
                 write!(f, ", points: {}", t.join(", "))?;
+            }
+            if v.avhdx_left > 0 {
+                write!(f, ", {} AVHDX left", v.avhdx_left)?;
             }
             for m in &v.migrations {
                 write!(f, ", {m}")?;

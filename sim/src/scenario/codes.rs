@@ -44,6 +44,8 @@ named_enum! {
         WmiFailed = "WMI_FAILED",
         WmiNotSupported = "WMI_NOT_SUPPORTED",
         WmiInvalidState = "WMI_INVALID_STATE",
+        /// A merge blocked by Hyper-V Replica's own AVHDX (field failures 24, 41).
+        ErrorFileSystemLimitation = "ERROR_FILE_SYSTEM_LIMITATION",
     }
 }
 
@@ -86,6 +88,7 @@ impl Hresult {
             WmiFailed => 32768,
             WmiNotSupported => 32770,
             WmiInvalidState => 32775,
+            ErrorFileSystemLimitation => 0x8007_0299,
         }
     }
 }

@@ -206,6 +206,18 @@ pub struct Vm {
     /// backup cannot carry them; only a backup inside the guest can.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pass_through: Vec<PassThroughDisk>,
+    /// The VM's role in a running Hyper-V Replica relationship (R12, field failures 24,
+    /// 41); none when it is not replicated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaRole>,
+}
+
+named_enum! {
+    /// A replicated VM's side of the relationship (R12).
+    pub enum ReplicaRole ("replica role") {
+        Primary = "primary",
+        Replica = "replica",
+    }
 }
 
 impl Vm {
@@ -677,6 +689,10 @@ pub struct VmExpect {
     /// where it was).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_node: Option<String>,
+    /// The AVHDX files a real host leaves on the VM after the job (field failures 24, 41:
+    /// a failed merge); I3 accepts exactly these on that VM and nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avhdx_left: Option<u32>,
 }
 
 /// Bounds on the time the VM is not running, in virtual time (I4).

@@ -2,6 +2,7 @@
 
 pub mod migration;
 pub mod rct;
+pub mod replica;
 pub mod vmms;
 pub mod wmi;
 pub mod writer;
