@@ -765,3 +765,16 @@ fn replica_role_is_refused_where_it_is_written() {
          (expected one of primary, replica)"
     );
 }
+
+/// Field failure 38: a volume's coordinator is a node of its cluster, and only a CSV has one.
+#[test]
+fn csv_coordinator_is_refused_where_it_is_written() {
+    assert_eq!(
+        broken(
+            "host = \"hv1\"\ncapacity",
+            "host = \"hv1\"\ncoordinator = \"hv1\"\ncapacity"
+        ),
+        "scenarios/broken.toml:11:15: volumes[0].coordinator: only a Cluster Shared Volume has \
+         a coordinator"
+    );
+}

@@ -16,8 +16,8 @@ use hvsim_engine::{GuidGen, Vhdx};
 use crate::backup::{tracking, BackupError, BackupServer, RestoreJob, Transfer, READ_UNIT};
 use crate::faults::FaultPlan;
 use crate::plan::Method;
-use crate::protocol::hyperv::migration;
 use crate::protocol::hyperv::rct::ChangeTracking;
+use crate::protocol::hyperv::{csv, migration};
 use crate::protocol::msg::{Fail, Msg, Reached, Source};
 use crate::protocol::requester::{Effect, Input, Job, JobVm, RequesterCore};
 use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult, VmState};
@@ -329,6 +329,18 @@ impl Requester {
                 sent_vm += done.bytes.sent;
                 total += done.source_read;
                 let file = lab.vms[vm].disks[i].file.clone();
+                // Field failure 38: a CSV software snapshot is read through its
+                // coordinator node; from any other node over SMB.
+                let volume = &lab.vms[vm].disks[i].volume;
+                if let (Some(_), Some(c)) = (set, lab.scenario.csv_software_coordinator(volume)) {
+                    let reader = match (&self.mode, &job.proxy) {
+                        (BackupMode::OffHost, Some(p)) => p.clone(),
+                        _ => lab.vms[vm].host.clone(),
+                    };
+                    let (io, line) = csv::read(volume, c, &reader);
+                    cx.out.detail("csv_read", line.clone());
+                    lab.vms[vm].csv_reads.push((io, line));
+                }
                 cx.out.detail(
                     "read",
                     format!(

@@ -94,6 +94,7 @@ fn vm_on(volume: &Volume) -> VmLab {
         next_serial: 0,
         rct_points: Vec::new(),
         migrations: Vec::new(),
+        csv_reads: Vec::new(),
     }
 }
 

@@ -381,6 +381,7 @@ fn conclude(
                 })
                 .collect(),
             owner_node: lab.vms[vm].host.clone(),
+            csv_reads: lab.vms[vm].csv_reads.clone(),
             avhdx_left: lab.vms[vm]
                 .disks
                 .iter()
@@ -600,6 +601,18 @@ fn expectations(s: &Scenario, r: &RunReport) -> Vec<Check> {
                     v.vm,
                     names(t),
                     names(&got.transfers)
+                ),
+            );
+        }
+        if let Some(io) = v.csv_read {
+            let got_io: Vec<&str> = got.csv_reads.iter().map(|(i, _)| i.as_str()).collect();
+            add(
+                !got.csv_reads.is_empty() && got.csv_reads.iter().all(|(i, _)| *i == io),
+                format!(
+                    "{}: CSV snapshot read {} (got [{}])",
+                    v.vm,
+                    io.as_str(),
+                    got_io.join(", ")
                 ),
             );
         }

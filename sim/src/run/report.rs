@@ -5,7 +5,7 @@
 use std::fmt;
 
 use crate::scenario::{
-    BackupMethod, CheckpointKind, Consistency, FailureClass, Hresult, Outcome, TransferKind,
+    BackupMethod, CheckpointKind, Consistency, CsvIo, FailureClass, Hresult, Outcome, TransferKind,
 };
 use crate::world::{Power, RaisedEvent};
 
@@ -29,6 +29,8 @@ pub struct VmReport {
     pub migrations: Vec<String>,
     /// AVHDX files left on the VM's disks after the job (field failures 24, 41).
     pub avhdx_left: usize,
+    /// How each CSV software snapshot of the VM was read (field failure 38).
+    pub csv_reads: Vec<(CsvIo, String)>,
 }
 
 /// One invariant's result.
@@ -150,6 +152,9 @@ impl fmt::Display for RunReport {
             }
             if v.avhdx_left > 0 {
                 write!(f, ", {} AVHDX left", v.avhdx_left)?;
+            }
+            for (_, c) in &v.csv_reads {
+                write!(f, "; {c}")?;
             }
             for m in &v.migrations {
                 write!(f, ", {m}")?;

@@ -113,6 +113,9 @@ pub struct Volume {
     /// Limit of the shadow storage (diff area) for snapshots of this volume.
     #[serde(default)]
     pub shadow_storage_max: Option<Bytes>,
+    /// A CSV's coordinator (owner) node; the cluster's first node when absent (FF38).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<String>,
 }
 
 named_enum! {
@@ -693,6 +696,20 @@ pub struct VmExpect {
     /// a failed merge); I3 accepts exactly these on that VM and nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avhdx_left: Option<u32>,
+    /// How the VM's CSV software snapshot is read: `direct` on the coordinator node,
+    /// `over_smb` from any other (field failure 38).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv_read: Option<CsvIo>,
+}
+
+named_enum! {
+    /// How a node reaches a CSV's snapshot (field failure 38).
+    pub enum CsvIo ("CSV read") {
+        /// The reading node is the coordinator: direct I/O.
+        Direct = "direct",
+        /// Another node: through the coordinator, over SMB (slow).
+        OverSmb = "over_smb",
+    }
 }
 
 /// Bounds on the time the VM is not running, in virtual time (I4).
@@ -715,6 +732,17 @@ impl Scenario {
 
     pub fn volume(&self, name: &str) -> Option<&Volume> {
         self.volumes.iter().find(|volume| volume.name == name)
+    }
+
+    /// The coordinator node of `volume` when it is a CSV snapshotted by the system
+    /// (software) provider (field failure 38).
+    pub fn csv_software_coordinator(&self, volume: &str) -> Option<&str> {
+        let v = self
+            .volume(volume)
+            .filter(|v| v.csv && v.provider == ProviderKind::System)?;
+        v.coordinator
+            .as_deref()
+            .or_else(|| self.cluster.as_ref()?.nodes.first().map(String::as_str))
     }
 
     /// The name of the volume holding `disk`: its own, or its share's (`\\fs1\vms`).

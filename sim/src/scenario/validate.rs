@@ -353,6 +353,20 @@ impl Checker {
         if v.csv && s.cluster.is_none() {
             self.problem(at("csv"), "a Cluster Shared Volume needs a [cluster]");
         }
+        if let Some(c) = &v.coordinator {
+            // Field failure 38: a CSV's coordinator is one of its cluster's nodes.
+            if !v.csv {
+                self.problem(
+                    at("coordinator"),
+                    "only a Cluster Shared Volume has a coordinator",
+                );
+            } else if s.cluster.as_ref().is_some_and(|cl| !cl.nodes.contains(c)) {
+                self.problem(
+                    at("coordinator"),
+                    format!("{c:?} is not a node of the cluster"),
+                );
+            }
+        }
         self.size_at_most(at("capacity"), "capacity", v.capacity, MAX_VOLUME_SIZE);
         if v.free > v.capacity {
             self.problem(

@@ -138,6 +138,7 @@ fn build_on(
             next_serial: 1,
             rct_points: Vec::new(),
             migrations: Vec::new(),
+            csv_reads: Vec::new(),
         };
         for d in &vm.disks {
             let vol_name = disk_volume(&s, d).ok_or_else(|| {

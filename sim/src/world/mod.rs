@@ -247,6 +247,8 @@ pub struct VmLab {
     pub rct_points: Vec<(Point, Vec<Option<RefPoint>>)>,
     /// Live migrations the cluster was asked for during the job, and its answers (R11).
     pub migrations: Vec<crate::protocol::hyperv::migration::Migration>,
+    /// How each CSV snapshot read of the VM went (field failure 38).
+    pub csv_reads: Vec<(crate::scenario::CsvIo, String)>,
 }
 
 impl VmLab {

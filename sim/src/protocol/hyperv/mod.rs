@@ -1,5 +1,6 @@
 //! The host's Hyper-V parties: the Hyper-V VSS writer and VMMS (F1–F3, R1–R8).
 
+pub mod csv;
 pub mod migration;
 pub mod rct;
 pub mod replica;
