@@ -739,3 +739,82 @@ fn vhd_set_checkpoint_error_is_refused_where_it_is_written() {
         "{e}"
     );
 }
+
+/// R11, field failure 35: a live migration names a VM on a cluster node, another node of
+/// that cluster, and a point of the job.
+#[test]
+fn live_migration_is_refused_where_it_is_written() {
+    let clustered = BASE
+        .replacen(
+            "[[volumes]]",
+            "[[hosts]]\nname = \"hv2\"\nversion = \"2019\"\n\n[cluster]\nname = \"clu1\"\nfunctional_level = \"2019\"\nnodes = [\"hv1\", \"hv2\"]\n\n[[volumes]]",
+            1,
+        )
+        .replacen(
+            "[expect]",
+            "[[faults]]\nlive_migration = FAULT\n\n[expect]",
+            1,
+        );
+    let with = |base: &str, fault: &str| match hvsim_sim::run::from_toml(
+        &base.replacen("FAULT", fault, 1),
+        "scenarios/broken.toml",
+    ) {
+        Ok(_) => "Ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(with(&clustered, "{ vm = \"vm1\", to = \"hv2\" }"), "Ok");
+    assert_eq!(
+        with(&clustered, "{ vm = \"vm1\", to = \"hv1\" }"),
+        "scenarios/broken.toml:42:37: faults[0].live_migration.to: \"hv1\" is not another node \
+         of VM \"vm1\"'s cluster"
+    );
+    assert_eq!(
+        with(
+            &clustered,
+            "{ vm = \"vm1\", to = \"hv2\", during_point = 2 }"
+        ),
+        "scenarios/broken.toml:42:59: faults[0].live_migration.during_point: point 2 is not \
+         between 1 and the job's 1 recovery point(s)"
+    );
+    assert_eq!(
+        with(&clustered, "{ vm = \"vm9\", to = \"hv2\" }"),
+        "scenarios/broken.toml:42:25: faults[0].live_migration.vm: no VM named \"vm9\""
+    );
+    let standalone = BASE.replacen(
+        "[expect]",
+        "[[faults]]\nlive_migration = FAULT\n\n[expect]",
+        1,
+    );
+    assert_eq!(
+        with(&standalone, "{ vm = \"vm1\", to = \"hv1\" }"),
+        "scenarios/broken.toml:33:25: faults[0].live_migration.vm: VM \"vm1\" is not on a \
+         cluster node: it cannot be live-migrated"
+    );
+}
+
+/// R12: a VM's replica role is one of the two sides of a Hyper-V Replica relationship.
+#[test]
+fn replica_role_is_refused_where_it_is_written() {
+    assert_eq!(
+        broken("generation = 2", "generation = 2\nreplica = \"primary\""),
+        "Ok"
+    );
+    assert_eq!(
+        broken("generation = 2", "generation = 2\nreplica = \"secondary\""),
+        "scenarios/broken.toml:18:11: vms[0].replica: unknown replica role \"secondary\" \
+         (expected one of primary, replica)"
+    );
+}
+
+/// Field failure 38: a volume's coordinator is a node of its cluster, and only a CSV has one.
+#[test]
+fn csv_coordinator_is_refused_where_it_is_written() {
+    assert_eq!(
+        broken(
+            "host = \"hv1\"\ncapacity",
+            "host = \"hv1\"\ncoordinator = \"hv1\"\ncapacity"
+        ),
+        "scenarios/broken.toml:11:15: volumes[0].coordinator: only a Cluster Shared Volume has \
+         a coordinator"
+    );
+}

@@ -9,6 +9,7 @@ use hvsim_engine::volume::SnapshotOptions;
 
 use crate::faults::FaultPlan;
 use crate::plan::Stage;
+use crate::protocol::hyperv::csv;
 use crate::protocol::msg::{Fail, Msg, VmmsOp};
 use crate::protocol::vss::ProviderCall;
 use crate::scenario::{FailureClass, Hresult, ProviderKind, Scenario};
@@ -114,6 +115,9 @@ impl HostProvider {
                 diff_area,
             });
             cx.out.detail("snapshot", format!("{v} #{}", snap.id()));
+            if let Some(c) = lab.scenario.csv_software_coordinator(v) {
+                cx.out.detail("csv", csv::creation(v, c));
+            }
             if let Some(vm) = (0..lab.vms.len()).find(|&i| {
                 lab.plans.contains_key(&i) && lab.vms[i].disks.iter().any(|d| &d.volume == v)
             }) {

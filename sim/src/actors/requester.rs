@@ -17,6 +17,7 @@ use crate::backup::{tracking, BackupError, BackupServer, RestoreJob, Transfer, R
 use crate::faults::FaultPlan;
 use crate::plan::Method;
 use crate::protocol::hyperv::rct::ChangeTracking;
+use crate::protocol::hyperv::{csv, migration};
 use crate::protocol::msg::{Fail, Msg, Reached, Source};
 use crate::protocol::requester::{Effect, Input, Job, JobVm, RequesterCore};
 use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult, VmState};
@@ -317,6 +318,20 @@ impl Requester {
         for (vm, source) in vms {
             let (vm, set, files) = (*vm, source.set, &source.files);
             let name = lab.vms[vm].name.clone();
+            // R11, field failure 35: a live migration asked for while the backup reads the
+            // VM is refused by the cluster; the VM stays where it is.
+            for (_, to) in self
+                .faults
+                .live_migrations(point)
+                .into_iter()
+                .filter(|m| m.0 == vm)
+            {
+                let to = &lab.scenario.hosts[to].name;
+                let m = migration::request_during_backup(&lab.vms[vm].host, to);
+                cx.out.detail("live_migration", m.describe(&name));
+                lab.vms[vm].host = m.owner().to_string();
+                lab.vms[vm].migrations.push(m);
+            }
             let disks = &lab.vms[vm].disks;
             // The change query the incremental starts with; an error that asks for a full
             // read makes this point a full (field failures 33, 34, 36).
@@ -350,6 +365,18 @@ impl Requester {
                 sent_vm += done.bytes.sent;
                 total += done.source_read;
                 let file = lab.vms[vm].disks[i].file.clone();
+                // Field failure 38: a CSV software snapshot is read through its
+                // coordinator node; from any other node over SMB.
+                let volume = &lab.vms[vm].disks[i].volume;
+                if let (Some(_), Some(c)) = (set, lab.scenario.csv_software_coordinator(volume)) {
+                    let reader = match (&self.mode, &job.proxy) {
+                        (BackupMode::OffHost, Some(p)) => p.clone(),
+                        _ => lab.vms[vm].host.clone(),
+                    };
+                    let (io, line) = csv::read(volume, c, &reader);
+                    cx.out.detail("csv_read", line.clone());
+                    lab.vms[vm].csv_reads.push((io, line));
+                }
                 cx.out.detail(
                     "read",
                     format!(

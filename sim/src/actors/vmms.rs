@@ -104,6 +104,7 @@ fn facts(lab: &Lab, faults: &FaultPlan, vm: usize) -> VmmsVm {
             _ => Quiesce::None,
         },
         production_only: plan.is_some_and(|p| p.production_only),
+        replica: lab.scenario.vms[vm].replica,
         snapshot_error: faults
             .create_snapshot_error(vm)
             .and_then(ReturnValue::from_code),

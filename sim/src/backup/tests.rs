@@ -96,6 +96,8 @@ fn vm_on(volume: &Volume) -> VmLab {
         next_serial: 0,
         rct_points: Vec::new(),
         undo: Vec::new(),
+        migrations: Vec::new(),
+        csv_reads: Vec::new(),
     }
 }
 

@@ -62,6 +62,12 @@ pub enum PlannedFault {
     },
     /// The VM's CreateSnapshot job fails with this WMI ErrorCode.
     VhdSetCheckpointError { vm: usize, error_code: u32 },
+    /// The cluster is asked to move the VM to host `to` while point `during_point` reads it.
+    LiveMigration {
+        vm: usize,
+        to: usize,
+        during_point: u32,
+    },
 }
 
 impl PlannedFault {
@@ -83,7 +89,8 @@ impl PlannedFault {
             PlannedFault::SnapshotSetInProgress { host, .. } => Where::Host(host),
             PlannedFault::RequesterCrash { .. } => Where::Requester,
             PlannedFault::ChangeTrackingLost { vm, .. }
-            | PlannedFault::VhdSetCheckpointError { vm, .. } => Where::Vm(vm),
+            | PlannedFault::VhdSetCheckpointError { vm, .. }
+            | PlannedFault::LiveMigration { vm, .. } => Where::Vm(vm),
         }
     }
 
@@ -109,6 +116,7 @@ impl PlannedFault {
                 When::BeforePoint(before_point)
             }
             PlannedFault::VhdSetCheckpointError { .. } => When::CreateSnapshot,
+            PlannedFault::LiveMigration { during_point, .. } => When::Read(during_point),
         }
     }
 }
@@ -278,6 +286,15 @@ impl FaultPlan {
                         error_code: *error_code,
                     }
                 }
+                Fault::LiveMigration {
+                    vm: v,
+                    to,
+                    during_point,
+                } => PlannedFault::LiveMigration {
+                    vm: vm(v, i)?,
+                    to: index(&s.hosts, to, |h| &h.name, i, "host")?,
+                    during_point: *during_point,
+                },
             });
         }
         // Misbehaviours configured on the VMs themselves.
@@ -481,6 +498,21 @@ impl FaultPlan {
             }
             _ => None,
         })
+    }
+
+    /// The live migrations requested while point `point` reads its VMs: (VM, to host).
+    pub fn live_migrations(&self, point: u32) -> Vec<(usize, usize)> {
+        self.faults
+            .iter()
+            .filter_map(|f| match *f {
+                PlannedFault::LiveMigration {
+                    vm,
+                    to,
+                    during_point,
+                } if during_point == point => Some((vm, to)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Where and how writer `writer` of VM `vm` fails.

@@ -135,4 +135,6 @@ pub enum When {
     BeforePoint(u32),
     /// Vmms runs the VM's CreateSnapshot job (F3.3).
     CreateSnapshot,
+    /// While this recovery point reads its VMs (F3.4).
+    Read(u32),
 }

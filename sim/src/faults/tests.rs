@@ -622,3 +622,24 @@ fn change_tracking_lost_strikes_its_vm_before_its_point_only() {
     );
     assert!(p.tracking_lost(2).is_empty());
 }
+
+#[test]
+fn live_migration_strikes_its_vm_while_its_point_reads() {
+    // R11, field failure 35: asked while the job's second point reads the VM.
+    let text = format!(
+        "{BASE}\n[[faults]]\nlive_migration = {{ vm = \"app01\", to = \"hv2\", during_point = 2 }}\n"
+    )
+    .replacen(
+        "[[hosts]]",
+        "[cluster]\nname = \"clu1\"\nfunctional_level = \"2012 R2\"\nnodes = [\"hv1\", \"hv2\"]\n\n[[hosts]]\nname = \"hv2\"\nversion = \"2012 R2\"\n\n[[hosts]]",
+        1,
+    )
+    .replacen("kind = \"full\"", "kind = \"full\"\nrecovery_points = 2", 1);
+    let s = Scenario::from_toml(&text, "faults-unit.toml").unwrap_or_else(|e| panic!("{e}"));
+    let p = FaultPlan::new(&s, 7).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(only(&p).target(), Where::Vm(0));
+    assert_eq!(only(&p).when(), When::Read(2));
+    // hv2 is the first host of the file.
+    assert_eq!(p.live_migrations(2), vec![(0, 0)]);
+    assert!(p.live_migrations(1).is_empty());
+}

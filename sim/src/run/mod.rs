@@ -389,6 +389,18 @@ fn conclude(
                     Transfer::ExpressFull => TransferKind::ExpressFull,
                 })
                 .collect(),
+            owner_node: lab.vms[vm].host.clone(),
+            csv_reads: lab.vms[vm].csv_reads.clone(),
+            avhdx_left: lab.vms[vm]
+                .disks
+                .iter()
+                .map(|d| d.chain.checkpoints())
+                .sum(),
+            migrations: lab.vms[vm]
+                .migrations
+                .iter()
+                .map(|m| m.describe(&lab.vms[vm].name))
+                .collect(),
         });
     }
     let mut checks = vec![invariants::i1(lab)];
@@ -678,6 +690,30 @@ fn expectations(s: &Scenario, r: &RunReport) -> Vec<Check> {
                     names(t),
                     names(&got.transfers)
                 ),
+            );
+        }
+        if let Some(io) = v.csv_read {
+            let got_io: Vec<&str> = got.csv_reads.iter().map(|(i, _)| i.as_str()).collect();
+            add(
+                !got.csv_reads.is_empty() && got.csv_reads.iter().all(|(i, _)| *i == io),
+                format!(
+                    "{}: CSV snapshot read {} (got [{}])",
+                    v.vm,
+                    io.as_str(),
+                    got_io.join(", ")
+                ),
+            );
+        }
+        if let Some(n) = v.avhdx_left {
+            add(
+                got.avhdx_left == n as usize,
+                format!("{}: {n} AVHDX left (got {})", v.vm, got.avhdx_left),
+            );
+        }
+        if let Some(node) = &v.owner_node {
+            add(
+                got.owner_node == *node,
+                format!("{}: owned by {node} (got {})", v.vm, got.owner_node),
             );
         }
         if let Some(st) = v.state_after_restore {

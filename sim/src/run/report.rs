@@ -5,7 +5,7 @@
 use std::fmt;
 
 use crate::scenario::{
-    BackupMethod, CheckpointKind, Consistency, FailureClass, Hresult, Outcome, TransferKind,
+    BackupMethod, CheckpointKind, Consistency, CsvIo, FailureClass, Hresult, Outcome, TransferKind,
 };
 use crate::world::{Power, RaisedEvent};
 
@@ -25,6 +25,14 @@ pub struct VmReport {
     pub frozen: Vec<String>,
     /// How each point that read the VM brought its data over (R18).
     pub transfers: Vec<TransferKind>,
+    /// The node that owns the VM after the job (R11).
+    pub owner_node: String,
+    /// The live migrations asked for during the job and the cluster's answers (R11).
+    pub migrations: Vec<String>,
+    /// AVHDX files left on the VM's disks after the job (field failures 24, 41).
+    pub avhdx_left: usize,
+    /// How each CSV software snapshot of the VM was read (field failure 38).
+    pub csv_reads: Vec<(CsvIo, String)>,
 }
 
 /// One invariant's result.
@@ -156,6 +164,15 @@ impl fmt::Display for RunReport {
             if v.transfers.len() > 1 {
                 let t: Vec<&str> = v.transfers.iter().map(|t| t.as_str()).collect();
                 write!(f, ", points: {}", t.join(", "))?;
+            }
+            if v.avhdx_left > 0 {
+                write!(f, ", {} AVHDX left", v.avhdx_left)?;
+            }
+            for (_, c) in &v.csv_reads {
+                write!(f, "; {c}")?;
+            }
+            for m in &v.migrations {
+                write!(f, ", {m}")?;
             }
             if let Some(p) = v.restored {
                 write!(f, ", restored: {}", p.name())?;

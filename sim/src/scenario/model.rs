@@ -113,6 +113,9 @@ pub struct Volume {
     /// Limit of the shadow storage (diff area) for snapshots of this volume.
     #[serde(default)]
     pub shadow_storage_max: Option<Bytes>,
+    /// A CSV's coordinator (owner) node; the cluster's first node when absent (FF38).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<String>,
 }
 
 named_enum! {
@@ -210,6 +213,18 @@ pub struct Vm {
     /// the VM out of its metadata (field failure 20).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub config_corrupt: bool,
+    /// The VM's role in a running Hyper-V Replica relationship (R12, field failures 24,
+    /// 41); none when it is not replicated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaRole>,
+}
+
+named_enum! {
+    /// A replicated VM's side of the relationship (R12).
+    pub enum ReplicaRole ("replica role") {
+        Primary = "primary",
+        Replica = "replica",
+    }
 }
 
 impl Vm {
@@ -687,6 +702,14 @@ pub enum Fault {
     /// The VM's CreateSnapshot job fails with this WMI ErrorCode (32768, 32770 or
     /// 32775), as checkpoints of guest-cluster VMs on VHD Sets do (field failure 39).
     VhdSetCheckpointError { vm: String, error_code: u32 },
+    /// The cluster is asked to live-migrate the VM to node `to` while recovery point
+    /// `during_point` reads it (R11, field failure 35).
+    LiveMigration {
+        vm: String,
+        to: String,
+        #[serde(default = "one")]
+        during_point: u32,
+    },
 }
 
 named_enum! {
@@ -807,6 +830,28 @@ pub struct VmExpect {
     /// incremental fell back to, field failures 32–36).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfers: Option<Vec<TransferKind>>,
+    /// The node that owns the VM after the job (R11: a refused live migration leaves it
+    /// where it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_node: Option<String>,
+    /// The AVHDX files a real host leaves on the VM after the job (field failures 24, 41:
+    /// a failed merge); I3 accepts exactly these on that VM and nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avhdx_left: Option<u32>,
+    /// How the VM's CSV software snapshot is read: `direct` on the coordinator node,
+    /// `over_smb` from any other (field failure 38).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv_read: Option<CsvIo>,
+}
+
+named_enum! {
+    /// How a node reaches a CSV's snapshot (field failure 38).
+    pub enum CsvIo ("CSV read") {
+        /// The reading node is the coordinator: direct I/O.
+        Direct = "direct",
+        /// Another node: through the coordinator, over SMB (slow).
+        OverSmb = "over_smb",
+    }
 }
 
 /// Bounds on the time the VM is not running, in virtual time (I4).
@@ -829,6 +874,17 @@ impl Scenario {
 
     pub fn volume(&self, name: &str) -> Option<&Volume> {
         self.volumes.iter().find(|volume| volume.name == name)
+    }
+
+    /// The coordinator node of `volume` when it is a CSV snapshotted by the system
+    /// (software) provider (field failure 38).
+    pub fn csv_software_coordinator(&self, volume: &str) -> Option<&str> {
+        let v = self
+            .volume(volume)
+            .filter(|v| v.csv && v.provider == ProviderKind::System)?;
+        v.coordinator
+            .as_deref()
+            .or_else(|| self.cluster.as_ref()?.nodes.first().map(String::as_str))
     }
 
     /// The name of the volume holding `disk`: its own, or its share's (`\\fs1\vms`).

@@ -362,6 +362,20 @@ impl Checker {
         if v.csv && s.cluster.is_none() {
             self.problem(at("csv"), "a Cluster Shared Volume needs a [cluster]");
         }
+        if let Some(c) = &v.coordinator {
+            // Field failure 38: a CSV's coordinator is one of its cluster's nodes.
+            if !v.csv {
+                self.problem(
+                    at("coordinator"),
+                    "only a Cluster Shared Volume has a coordinator",
+                );
+            } else if s.cluster.as_ref().is_some_and(|cl| !cl.nodes.contains(c)) {
+                self.problem(
+                    at("coordinator"),
+                    format!("{c:?} is not a node of the cluster"),
+                );
+            }
+        }
         self.size_at_most(at("capacity"), "capacity", v.capacity, MAX_VOLUME_SIZE);
         if v.free > v.capacity {
             self.problem(
@@ -963,6 +977,7 @@ impl Checker {
             }
             Fault::ChangeTrackingLost { vm, .. } => ("change_tracking_lost", "vm", vm),
             Fault::VhdSetCheckpointError { vm, .. } => ("vhd_set_checkpoint_error", "vm", vm),
+            Fault::LiveMigration { vm, .. } => ("live_migration", "vm", vm),
         };
         let path = format!("faults[{i}].{field}.{kind}");
         let exists = match kind {
@@ -1059,6 +1074,36 @@ impl Checker {
                 self.problem(
                     format!("faults[{i}].vhd_set_checkpoint_error.vm"),
                     format!("VM {vm:?} is on a host older than 2016: it has no VHD Set"),
+                );
+            }
+        }
+        if let Fault::LiveMigration {
+            vm,
+            to,
+            during_point,
+        } = fault
+        {
+            // R11: a live migration moves a VM between two nodes of its cluster.
+            let from = s.vm(vm).map(|v| v.host.as_str()).unwrap_or_default();
+            let nodes = s.cluster.as_ref().map(|c| &c.nodes);
+            if !nodes.is_some_and(|n| n.iter().any(|h| h == from)) {
+                self.problem(
+                    format!("faults[{i}].live_migration.vm"),
+                    format!("VM {vm:?} is not on a cluster node: it cannot be live-migrated"),
+                );
+            } else if to == from || !nodes.is_some_and(|n| n.contains(to)) {
+                self.problem(
+                    format!("faults[{i}].live_migration.to"),
+                    format!("{to:?} is not another node of VM {vm:?}'s cluster"),
+                );
+            }
+            let points = s.job.recovery_points;
+            if *during_point < 1 || *during_point > points {
+                self.problem(
+                    format!("faults[{i}].live_migration.during_point"),
+                    format!(
+                        "point {during_point} is not between 1 and the job's {points} recovery point(s)"
+                    ),
                 );
             }
         }
@@ -1192,6 +1237,11 @@ impl Checker {
                             s.job.recovery_points
                         ),
                     );
+                }
+            }
+            if let Some(node) = &ve.owner_node {
+                if s.host(node).is_none() {
+                    self.problem(format!("expect.vms[{i}].owner_node"), no_such("host", node));
                 }
             }
             if let Some(st) = ve.state_after_restore {

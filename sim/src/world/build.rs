@@ -142,6 +142,8 @@ fn build_on(
             next_serial: 1,
             rct_points: Vec::new(),
             undo: Vec::new(),
+            migrations: Vec::new(),
+            csv_reads: Vec::new(),
         };
         for d in &vm.disks {
             let vol_name = disk_volume(&s, d).ok_or_else(|| {

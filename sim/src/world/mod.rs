@@ -255,6 +255,10 @@ pub struct VmLab {
     pub next_serial: u64,
     /// Per captured point kind: the RCT reference point of each disk made at the capture.
     pub rct_points: Vec<(Point, Vec<Option<RefPoint>>)>,
+    /// Live migrations the cluster was asked for during the job, and its answers (R11).
+    pub migrations: Vec<crate::protocol::hyperv::migration::Migration>,
+    /// How each CSV snapshot read of the VM went (field failure 38).
+    pub csv_reads: Vec<(crate::scenario::CsvIo, String)>,
     /// The guest application's undo log of its open transaction (written, not yet
     /// committed): what its VSS writer rolls back in an auto-recoverable snapshot
     /// (F2.10). Cleared by the commit record.

@@ -1,6 +1,9 @@
 //! The host's Hyper-V parties: the Hyper-V VSS writer and VMMS (F1–F3, R1–R8).
 
+pub mod csv;
+pub mod migration;
 pub mod rct;
+pub mod replica;
 pub mod vmms;
 pub mod wmi;
 pub mod writer;

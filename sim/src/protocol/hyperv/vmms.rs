@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 
 use hvsim_engine::chain::backup_checkpoint_name;
 
+use super::replica;
 use super::wmi::{self, ConcreteJob, ConsistencyLevel, Release, ReturnValue};
 use crate::protocol::msg::{Fail, IcPurpose, Msg, Reached, VmmsOp};
-use crate::scenario::{FailureClass, Hresult};
+use crate::scenario::{FailureClass, Hresult, ReplicaRole};
 use crate::sched::ActorId;
 
 /// Saving a VM (its memory written to disk).
@@ -54,6 +55,8 @@ pub struct VmmsVm {
     /// F3.3: the error the VM's CreateSnapshot job fails with (a VHD Set's, field
     /// failure 39).
     pub snapshot_error: Option<ReturnValue>,
+    /// The VM's side of a running Hyper-V Replica relationship (R12).
+    pub replica: Option<ReplicaRole>,
 }
 
 /// What a waiter waits for.
@@ -334,6 +337,21 @@ impl VmmsCore {
                 }
                 port.effect(VmmsEffect::MergeStarts { vm });
                 port.discard_auto_recovery(vm);
+                if let Some(role) = v.replica {
+                    // Field failures 24, 41: replication takes its own AVHDX beside the
+                    // backup's, and the background merge fails (19100).
+                    let r = port.checkpoint(vm, false).and_then(|()| {
+                        let f = replica::merge_blocked(&v.name, role);
+                        port.effect(VmmsEffect::Raise {
+                            id: EVENT_MERGE_FAILED,
+                            vm,
+                            text: format!("virtual machine '{}': {}", v.name, f.detail),
+                        });
+                        Err(f.with_event(EVENT_MERGE_FAILED))
+                    });
+                    reply(port, from, 0, op, r);
+                    return;
+                }
                 match port.start_merge(vm) {
                     Ok(true) => {
                         self.waiters.insert(

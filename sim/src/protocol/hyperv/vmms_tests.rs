@@ -97,6 +97,7 @@ fn vm() -> VmmsVm {
         production_only: false,
         release: None,
         snapshot_error: None,
+        replica: None,
     }
 }
 
@@ -739,4 +740,31 @@ fn a_vhd_set_checkpoint_error_fails_the_job_before_the_guest_is_asked() {
         assert_eq!(result.map_err(|f| f.code), Err(hr));
         assert_eq!(core.waiters().count(), 0);
     }
+}
+
+#[test]
+fn a_replicated_vm_ends_with_two_avhdx_and_a_19100_merge_failure() {
+    // Field failures 24, 41 (R12): replication takes its own AVHDX beside the backup
+    // checkpoint; the merge that would let the backup's go fails with 0x80070299.
+    let mut core = vmms();
+    let v = VmmsVm {
+        replica: Some(crate::scenario::ReplicaRole::Primary),
+        ..vm()
+    };
+    let mut rec = Rec::default();
+    run(&mut core, VmmsOp::MergeCheckpoint { vm: 0 }, &v, &mut rec);
+    assert!(rec.did.contains(&Did::Checkpoint {
+        vm: 0,
+        auto_recovery: false
+    }));
+    assert!(!rec.did.contains(&Did::StartMerge { vm: 0 }));
+    assert!(rec.did.iter().any(|d| matches!(
+        d,
+        Did::Fx(VmmsEffect::Raise { id: 19100, vm: 0, text }) if text.contains("0x80070299")
+    )));
+    let (_, result) = rec.reply().expect("answered");
+    assert_eq!(
+        result.map_err(|f| (f.code, f.event)),
+        Err((Hresult::ErrorFileSystemLimitation, Some(19100)))
+    );
 }
