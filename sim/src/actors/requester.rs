@@ -15,8 +15,8 @@ use hvsim_engine::{AnyDisk, GuidGen};
 
 use crate::backup::{tracking, BackupError, BackupServer, RestoreJob, Transfer, READ_UNIT};
 use crate::faults::FaultPlan;
+use crate::plan::ChangeTracking;
 use crate::plan::Method;
-use crate::protocol::hyperv::rct::ChangeTracking;
 use crate::protocol::hyperv::{csv, migration};
 use crate::protocol::msg::{Fail, Msg, Reached, Source};
 use crate::protocol::requester::{Effect, Input, Job, JobVm, RequesterCore};

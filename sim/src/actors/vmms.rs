@@ -14,8 +14,8 @@ use hvsim_engine::AnyDisk;
 
 use super::auto_recovery::AutoRecovery;
 use crate::faults::{CheckpointStep, FaultPlan};
+use crate::plan::ChangeTracking;
 use crate::plan::{Flow, Method};
-use crate::protocol::hyperv::rct::ChangeTracking;
 use crate::protocol::hyperv::wmi::{Release, ReturnValue};
 use crate::protocol::hyperv::{Quiesce, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer, VmmsVm};
 use crate::protocol::msg::{Claim, Fail, Msg, Source, VmmsOp};

@@ -2,7 +2,6 @@
 
 pub mod csv;
 pub mod migration;
-pub mod rct;
 pub mod replica;
 pub mod vmms;
 pub mod wmi;

@@ -1,7 +1,10 @@
 //! Which way each VM is backed up: the eligibility rules (R1–R5, R7), the production
 //! checkpoint preconditions of F3 with their fallback to F2, and SMB shares (F4).
 
-use crate::protocol::hyperv::rct::{change_tracking, ChangeTracking, ClusterFacts, RctFacts};
+mod rct;
+
+pub use rct::{change_tracking, ChangeTracking, ClusterFacts, RctFacts};
+
 use crate::scenario::{
     CheckpointSetting, ConfigVersion, DaemonState, FileSystem, GuestOs, HyperVVersion, Scenario,
     Vm, VmState,
