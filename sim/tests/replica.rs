@@ -33,3 +33,68 @@ fn a_replicated_vm_keeps_two_avhdx_after_a_19100_merge_failure() {
     );
     assert!(r.passed(), "{r}");
 }
+
+/// R12: a replica VM is off on its replica server, so its backup is a crash-consistent
+/// copy of its files; in any replication state but normal the Hyper-V writer leaves it
+/// out, names why at OnIdentify, and the job fails naming the VM.
+#[test]
+fn a_replica_vm_is_copied_crash_consistent_and_refused_while_resynchronizing() {
+    let out = told("r12-replica-vm-crash-consistent");
+    assert_eq!(out.report.outcome, Outcome::Success, "{}", out.report);
+    let vm = &out.report.vms[0];
+    assert_eq!(
+        vm.consistency,
+        Some(hvsim_sim::scenario::Consistency::Crash),
+        "{}",
+        out.report
+    );
+    assert!(out.report.bytes_read > 0, "{}", out.report);
+
+    let out = told("r12-replica-vm-resynchronizing");
+    assert_eq!(out.report.outcome, Outcome::Failure);
+    assert_eq!(out.report.code, Some(Hresult::VssEObjectNotFound));
+    let identify = out
+        .story
+        .iter()
+        .find(|l| l.contains("OnIdentify") && l.contains("skipped="))
+        .expect("the writer names the VM it skips");
+    assert!(
+        identify.contains(
+            "app02: it is a Hyper-V Replica replica in state resynchronizing, which cannot be backed up (R12)"
+        ),
+        "{identify}"
+    );
+    assert!(
+        !identify.contains("app01:"),
+        "a replica in normal state is not skipped: {identify}"
+    );
+}
+
+/// R12's fields are refused where they are written: a replica VM that runs, and a
+/// replication state on a VM that is not a replica.
+#[test]
+fn replica_fields_that_cannot_hold_are_refused_where_they_are_written() {
+    let text = std::fs::read_to_string(library::dir().join("r12-replica-vm-crash-consistent.toml"))
+        .unwrap();
+    let err = |t: &str| match hvsim_sim::run::from_toml(t, "scenarios/r12.toml") {
+        Ok(_) => "Ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(err(&text), "Ok");
+    assert_eq!(
+        err(&text.replacen("state = \"off\"\n", "", 1)),
+        "scenarios/r12.toml:24:11: vms[0].replica: a replica VM does not run on its replica \
+         server: give it state = \"off\" (R12)"
+    );
+    assert_eq!(
+        err(&text.replacen("replica = \"replica\"", "replica = \"primary\"", 1)),
+        "scenarios/r12.toml:26:17: vms[0].replica_state: only a replica VM (replica = \
+         \"replica\") has a replication state (R12)"
+    );
+    assert!(
+        err(&text.replacen("\"normal\"", "\"asleep\"", 1))
+            .contains("vms[0].replica_state: unknown replica state \"asleep\""),
+        "{}",
+        err(&text.replacen("\"normal\"", "\"asleep\"", 1))
+    );
+}

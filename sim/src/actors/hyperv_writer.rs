@@ -47,11 +47,9 @@ fn component(lab: &Lab, vm: usize) -> Option<String> {
     Some(format!("{method}\\{}", lab.vms[vm].name))
 }
 
-/// The VM's configuration file cannot be read (field failure 20).
-fn config_corrupt(lab: &Lab, vm: usize) -> bool {
-    lab.scenario
-        .vm(&lab.vms[vm].name)
-        .is_some_and(|v| v.config_corrupt)
+/// Why the writer leaves the VM out of its metadata, if it does (field failure 20, R12).
+fn skipped(lab: &Lab, vm: usize) -> Option<String> {
+    lab.scenario.vm(&lab.vms[vm].name)?.writer_skips()
 }
 
 impl HyperVWriter {
@@ -74,7 +72,7 @@ impl HyperVWriter {
         lab.plans
             .iter()
             .filter(|(&vm, p)| lab.vms[vm].host == self.host && p.flow != Flow::F3)
-            .filter(|(&vm, _)| !config_corrupt(lab, vm))
+            .filter(|(&vm, _)| skipped(lab, vm).is_none())
             .map(|(&vm, p)| {
                 let v = &lab.vms[vm];
                 WriterVm {
@@ -111,22 +109,19 @@ impl WriterPort for Port<'_, '_> {
         match effect {
             WriterEffect::Identify => {
                 cx.out.detail("writer_id", WRITER_ID);
-                // Field failure 20: a VM whose configuration is corrupt is skipped.
-                let skipped: Vec<usize> = cx
+                // Field failure 20, R12: a VM the writer cannot back up has no component.
+                let skipped: Vec<(usize, String)> = cx
                     .world
                     .plans
                     .keys()
                     .copied()
-                    .filter(|&vm| {
-                        cx.world.vms[vm].host == self.host && config_corrupt(cx.world, vm)
-                    })
+                    .filter(|&vm| cx.world.vms[vm].host == self.host)
+                    .filter_map(|vm| skipped(cx.world, vm).map(|why| (vm, why)))
                     .collect();
-                for vm in skipped {
+                for (vm, why) in skipped {
                     let name = cx.world.vms[vm].name.clone();
-                    cx.out.detail(
-                        "skipped",
-                        format!("{name}: its configuration cannot be read (corrupt), so it has no component"),
-                    );
+                    cx.out
+                        .detail("skipped", format!("{name}: {why}, so it has no component"));
                 }
             }
             WriterEffect::Step { vm, step } => {

@@ -188,8 +188,8 @@ pub fn ic_mismatch(s: &Scenario, vm: &Vm) -> Option<String> {
 
 pub fn plan(s: &Scenario, vm_index: usize) -> Plan {
     let mut p = plan_disks(s, vm_index);
-    if s.vms[vm_index].config_corrupt {
-        p.reason = "its configuration cannot be read (corrupt): the Hyper-V writer skips it".into();
+    if let Some(why) = s.vms[vm_index].writer_skips() {
+        p.reason = format!("{why}: the Hyper-V writer skips it");
     }
     if let Some(note) = ic_mismatch(s, &s.vms[vm_index]) {
         p.reason = if p.reason.is_empty() {

@@ -217,6 +217,9 @@ pub struct Vm {
     /// 41); none when it is not replicated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<ReplicaRole>,
+    /// A replica VM's replication state (R12); `normal` when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_state: Option<ReplicaState>,
 }
 
 named_enum! {
@@ -224,6 +227,42 @@ named_enum! {
     pub enum ReplicaRole ("replica role") {
         Primary = "primary",
         Replica = "replica",
+    }
+}
+
+named_enum! {
+    /// Where a replica VM's replication stands (R12): only in `normal` can it be backed
+    /// up; in every other state the backup of the replica fails.
+    pub enum ReplicaState ("replica state") {
+        Normal = "normal",
+        /// Replication health critical (unhealthy).
+        Critical = "critical",
+        Resynchronizing = "resynchronizing",
+        ResyncRequired = "resync_required",
+        /// In or awaiting initial replication.
+        InitialReplication = "initial_replication",
+        /// Applying `.hrl` log files, or the last apply failed, was cancelled or
+        /// interrupted.
+        ApplyingLogs = "applying_logs",
+        /// Being migrated or failed over.
+        FailingOver = "failing_over",
+    }
+}
+
+impl Vm {
+    /// Why the Hyper-V writer leaves the VM out of its metadata, if it does: its
+    /// configuration cannot be read (field failure 20), or it is a replica VM whose
+    /// replication holds it (R12).
+    pub fn writer_skips(&self) -> Option<String> {
+        if self.config_corrupt {
+            return Some("its configuration cannot be read (corrupt)".into());
+        }
+        match (self.replica, self.replica_state) {
+            (Some(ReplicaRole::Replica), Some(st)) if st != ReplicaState::Normal => Some(format!(
+                "it is a Hyper-V Replica replica in state {st}, which cannot be backed up (R12)"
+            )),
+            _ => None,
+        }
     }
 }
 

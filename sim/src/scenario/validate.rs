@@ -399,6 +399,7 @@ impl Checker {
         if host.is_none() {
             self.problem(at("host"), no_such("host", &vm.host));
         }
+        self.replica(i, vm);
         match vm.generation {
             1 => {}
             2 => {
@@ -570,6 +571,22 @@ impl Checker {
             );
         } else if disk.size.0 > 0 && disk.size <= MAX_DISK_SIZE {
             self.guest_spans(i, j, disk);
+        }
+    }
+
+    /// R12: a replica VM does not run on its replica server (so its backups are
+    /// crash-consistent copies), and only a replica has a replication state.
+    fn replica(&mut self, i: usize, vm: &Vm) {
+        match (vm.replica, vm.replica_state) {
+            (Some(ReplicaRole::Replica), _) if vm.state != VmState::Off => self.problem(
+                format!("vms[{i}].replica"),
+                "a replica VM does not run on its replica server: give it state = \"off\" (R12)",
+            ),
+            (Some(ReplicaRole::Replica), _) | (_, None) => {}
+            (_, Some(_)) => self.problem(
+                format!("vms[{i}].replica_state"),
+                "only a replica VM (replica = \"replica\") has a replication state (R12)",
+            ),
         }
     }
 
