@@ -7,4 +7,6 @@ mod naming;
 
 pub use disk::{ChainError, DiskChain, MAX_CHECKPOINTS};
 pub use merge::{Merge, MergeProgress};
-pub use naming::{auto_recovery_file, backup_checkpoint_name, checkpoint_file, disk_stem};
+pub use naming::{
+    auto_recovery_file, backup_checkpoint_name, checkpoint_file, disk_stem, is_vhd_name,
+};

@@ -14,11 +14,17 @@ pub fn disk_stem(file: &str) -> &str {
     file
 }
 
+/// Whether a file's name is a VHD's (`.vhd`, `.avhd`, any case): the format Hyper-V
+/// gives a new image of that name.
+pub fn is_vhd_name(file: &str) -> bool {
+    let lower = file.to_ascii_lowercase();
+    lower.ends_with(".vhd") || lower.ends_with(".avhd")
+}
+
 /// A differencing disk's extension for a disk: `.avhd` beside a VHD (2008 R2), else
 /// `.avhdx`.
 fn child_extension(base_disk: &str) -> &'static str {
-    let lower = base_disk.to_ascii_lowercase();
-    if lower.ends_with(".vhd") || lower.ends_with(".avhd") {
+    if is_vhd_name(base_disk) {
         "avhd"
     } else {
         "avhdx"

@@ -5,7 +5,7 @@
 //! level (each guest volume copied to a folder-like volume, one image file per volume,
 //! with no agent in the guest). The image is applied to the new file by `engine::diff`.
 
-use hvsim_engine::chain::DiskChain;
+use hvsim_engine::chain::{is_vhd_name, DiskChain};
 use hvsim_engine::diff::{self, SyncOptions};
 use hvsim_engine::disk::VirtualDisk;
 use hvsim_engine::vhd::{self, Vhd};
@@ -89,13 +89,6 @@ fn page_ranges(img: &SparseImage) -> Vec<(u64, u64)> {
         Ok::<(), ()>(())
     });
     out
-}
-
-/// Whether a file name is a VHD's (`.vhd`, `.avhd`), the format a new image of that name
-/// takes.
-fn is_vhd_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower.ends_with(".vhd") || lower.ends_with(".avhd")
 }
 
 /// Writes `img` into a new dynamic image `name` of `size` bytes on `volume` (a VHD when
