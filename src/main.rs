@@ -1,5 +1,6 @@
 //! The `hvsim` command line: argument parsing and output only.
 
+mod coverage_cmd;
 mod diff_cmd;
 mod error_text;
 mod files;
@@ -43,6 +44,8 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Re-run a trace from its recorded choices and check every step's digest.
     Replay { trace: PathBuf },
+    /// SPEC items and field failures against the scenarios and checks that cover them.
+    Coverage(coverage_cmd::CoverageArgs),
 }
 
 /// A closed pipe on stdout ends the command quietly, as it does any Unix tool
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Repo(c) => repo_cmd::run(c),
         Command::Run(args) => run_cmd::run_cmd(args),
         Command::Replay { trace } => run_cmd::replay_cmd(trace),
+        Command::Coverage(args) => coverage_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 /// The scenario files of FILE-or-folder arguments, in name order.
-fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(crate) fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {

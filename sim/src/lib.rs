@@ -19,13 +19,16 @@
 //!   observations the run reads back); `backend::Simulated` is this crate's host side;
 //! - `watch`: checkers fed each step by the scheduler (I5's protocol order and windows,
 //!   I3's writer states), independent of the protocol code they judge;
-//! - `run`: a run from scenario to report, with invariants I1–I6, on a backend.
+//! - `run`: a run from scenario to report, with invariants I1–I6, on a backend;
+//! - `coverage`: SPEC items and field failures against the scenarios and checks that
+//!   cover them.
 
 pub use hvsim_engine as engine;
 
 pub mod actors;
 pub mod backend;
 pub mod backup;
+pub mod coverage;
 pub mod events;
 pub mod faults;
 pub mod fsrvp;
