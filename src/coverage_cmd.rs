@@ -96,8 +96,12 @@ fn coverage(args: CoverageArgs) -> Result<ExitCode> {
     if args.update_baseline {
         let file = args.baseline.as_ref().expect("clap: requires baseline");
         let now = Baseline::of(&cov);
-        std::fs::write(file, now.render(&items))
+        // Written whole under a temporary name, then renamed over the old list (asked for).
+        let out = crate::files::new_output(file, true, &[])?;
+        out.file()
+            .write_all(now.render(&items).as_bytes())
             .map_err(|e| anyhow!("writing {}: {e}", file.display()))?;
+        crate::files::commit_output(out, false)?;
         eprintln!(
             "hvsim: baseline {} written: {} covered items",
             file.display(),
