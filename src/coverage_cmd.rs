@@ -160,7 +160,7 @@ fn write_table(out: &mut impl Write, cov: &Coverage, quiet: bool) -> Result<()> 
         writeln!(out)?;
         writeln!(
             out,
-            "{:<7} {:<44} {:<50} CHECKS",
+            "{:<7} {:<44} {:<40} CHECKS",
             "ID", "TITLE", "SCENARIOS"
         )?;
         for i in &cov.items {
@@ -175,7 +175,7 @@ fn write_table(out: &mut impl Write, cov: &Coverage, quiet: bool) -> Result<()> 
             };
             writeln!(
                 out,
-                "{:<7} {:<44} {:<50} {checks}",
+                "{:<7} {:<44} {:<40} {checks}",
                 i.id.as_str(),
                 i.title,
                 names(&i.scenarios)
