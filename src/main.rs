@@ -4,6 +4,7 @@ mod diff_cmd;
 mod error_text;
 mod files;
 mod repo_cmd;
+mod report_cmd;
 mod run_cmd;
 mod size;
 mod test_hook;
@@ -43,6 +44,9 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Re-run a trace from its recorded choices and check every step's digest.
     Replay { trace: PathBuf },
+    /// A picture of a recorded run: an HTML page with its sequence diagram, report and
+    /// verdicts (the trace is replayed and checked first).
+    Report(report_cmd::ReportArgs),
 }
 
 /// A closed pipe on stdout ends the command quietly, as it does any Unix tool
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Repo(c) => repo_cmd::run(c),
         Command::Run(args) => run_cmd::run_cmd(args),
         Command::Replay { trace } => run_cmd::replay_cmd(trace),
+        Command::Report(args) => report_cmd::report_cmd(args),
     };
     match result {
         Ok(code) => code,

@@ -19,7 +19,8 @@
 //!   observations the run reads back); `backend::Simulated` is this crate's host side;
 //! - `watch`: checkers fed each step by the scheduler (I5's protocol order and windows,
 //!   I3's writer states), independent of the protocol code they judge;
-//! - `run`: a run from scenario to report, with invariants I1–I6, on a backend.
+//! - `run`: a run from scenario to report, with invariants I1–I6, on a backend;
+//!   `picture`: an HTML sequence diagram of a run.
 
 pub use hvsim_engine as engine;
 
@@ -30,6 +31,7 @@ pub mod events;
 pub mod faults;
 pub mod fsrvp;
 pub mod linux;
+pub mod picture;
 pub mod plan;
 pub mod protocol;
 pub mod run;
