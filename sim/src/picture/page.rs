@@ -103,12 +103,16 @@ pub fn render(
         if passed { "pass" } else { "fail" },
         if passed { "PASS" } else { "FAIL" }
     );
+    // As the report's outcome line says it.
     let mut outcome = report.outcome.to_string();
     if let Some(code) = report.code {
-        let _ = write!(outcome, " {code}");
+        let _ = write!(outcome, ", {code} (0x{:08X})", code.value());
     }
     if let Some(event) = report.event {
         let _ = write!(outcome, ", event {event}");
+    }
+    if let Some(class) = report.failure_class {
+        let _ = write!(outcome, ", {class} side (F5.T)");
     }
     let _ = write!(
         out,
