@@ -38,8 +38,11 @@
     var x = laneX(i);
     el("line", { "class": "lifeline" + (l.volume ? " volume" : ""), x1: x, x2: x,
       y1: TOP - 10, y2: height - 10 }, svg);
-    var t = el("text", { "class": "lane-name" + (l.volume ? " volume" : ""), "data-lane": i,
-      x: x, y: 40, "text-anchor": "middle" }, svg, l.name);
+    var attrs = { "class": "lane-name" + (l.volume ? " volume" : ""), "data-lane": i,
+      x: x, y: 40, "text-anchor": "middle" };
+    // A long name is squeezed into its lane rather than over its neighbours'.
+    if (l.name.length > 20) { attrs.textLength = LANE_W - 8; attrs.lengthAdjust = "spacingAndGlyphs"; }
+    var t = el("text", attrs, svg, l.name);
     el("title", {}, t, l.name);
   });
 
