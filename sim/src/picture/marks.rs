@@ -66,9 +66,13 @@ pub fn marks(scenario: &Scenario, layout: &Layout, rows: &[Row]) -> Vec<Mark> {
             put(lanes, kind, file);
             continue;
         }
+        // The host's File Share Shadow Copy Provider only relays a commit over MS-FSRVP:
+        // the file server's own provider takes the snapshot, and is marked.
+        let relay = layout.lanes[row.lane].name.starts_with("FssProvider@");
         let snapshot = match row.event.as_str() {
-            "CommitSnapshots" => Some("snapshot"),
+            "CommitSnapshots" if !relay => Some("snapshot"),
             "DeleteSnapshots" => Some("snapshot deleted"),
+            "AbortSnapshots" if text("deleted").is_some() => Some("snapshot deleted"),
             _ => None,
         };
         if let (Some(kind), Some(volumes)) = (snapshot, text("volumes")) {
@@ -76,7 +80,8 @@ pub fn marks(scenario: &Scenario, layout: &Layout, rows: &[Row]) -> Vec<Mark> {
                 .split(", ")
                 .filter_map(|v| layout.volume(v))
                 .collect();
-            put(lanes, kind, text("snapshot").unwrap_or(volumes));
+            let label = text("snapshot").or(text("deleted")).unwrap_or(volumes);
+            put(lanes, kind, label);
         }
     }
     marks
