@@ -3,6 +3,7 @@
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use hvsim_engine::output::NewFile;
 use hvsim_sim::picture::{render, PictureStep, Recorder};
 use hvsim_sim::run::{replay_run, run, RunOptions, RunReport};
 use hvsim_sim::scenario::Scenario;
@@ -25,18 +26,22 @@ pub struct ReportArgs {
     force: bool,
 }
 
-/// Writes the page of a run; `inputs` are never replaced.
+/// Starts the page file (before the run, so a refused name costs no run): never over
+/// `inputs`, over an existing file only with `force`.
+pub fn new_page(dest: &Path, force: bool, inputs: &[PathBuf]) -> Result<NewFile> {
+    crate::files::new_output(dest, force, inputs)
+}
+
+/// Writes and commits the page of a run.
 pub fn write_page(
+    mut out: NewFile,
     dest: &Path,
-    force: bool,
-    inputs: &[PathBuf],
     scenario: &Scenario,
     report: &RunReport,
     steps: &[PictureStep],
     left_out: u64,
 ) -> Result<()> {
     let page = render(scenario, report, steps, left_out);
-    let mut out = crate::files::new_output(dest, force, inputs)?;
     out.write_all(page.as_bytes())
         .with_context(|| format!("writing {}", dest.display()))?;
     crate::files::commit_output(out, false)
@@ -49,6 +54,7 @@ pub fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
     // The picture is of the run the trace records: replayed first, every step and digest
     // checked, so an edited or foreign trace is refused rather than drawn.
     let (_, scenario) = replay_run(&recorded).map_err(|e| anyhow!("{}: {e}", trace.display()))?;
+    let page = new_page(&html, force, std::slice::from_ref(&trace))?;
     // The trace holds no senders and no report: the same run again (its scenario and seed
     // make it step for step) gives both.
     let mut recorder = Recorder::default();
@@ -72,15 +78,7 @@ pub fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
             ));
         }
     }
-    write_page(
-        &html,
-        force,
-        std::slice::from_ref(&trace),
-        &scenario,
-        &out.report,
-        &steps,
-        left_out,
-    )?;
+    write_page(page, &html, &scenario, &out.report, &steps, left_out)?;
     println!(
         "{}: {} (seed {}), {} steps, verdict {}",
         html.display(),

@@ -195,6 +195,14 @@ fn run_one(
     html: Option<(PathBuf, bool)>,
 ) -> Result<ExitCode> {
     let s = Rc::new(load(file)?);
+    let page = match &html {
+        Some((p, force)) => Some(crate::report_cmd::new_page(
+            p,
+            *force,
+            &[file.to_path_buf()],
+        )?),
+        None => None,
+    };
     let mut picture = hvsim_sim::picture::Recorder::default();
     let mut on_step = |rec: &_, names: &[String]| picture.push(rec, names);
     let seed = seed.unwrap_or(s.seed);
@@ -224,17 +232,9 @@ fn run_one(
         },
     )
     .with_context(|| format!("{}: the run could not go on", file.display()))?;
-    if let Some((page, force)) = &html {
+    if let (Some(page), Some((dest, _))) = (page, &html) {
         let (steps, left_out) = picture.finish();
-        crate::report_cmd::write_page(
-            page,
-            *force,
-            &[file.to_path_buf()],
-            &s,
-            &out.report,
-            &steps,
-            left_out,
-        )?;
+        crate::report_cmd::write_page(page, dest, &s, &out.report, &steps, left_out)?;
     }
     if let (Some(w), Some((p, _))) = (out_file, &trace) {
         let out = w
