@@ -102,7 +102,7 @@ fn screenshot(browser: &str, page: &Path, name: &str) -> PathBuf {
         "",
         &[
             format!("--screenshot={}", png.display()),
-            "--window-size=1600,1800".into(),
+            "--window-size=2400,4400".into(),
         ],
         &log,
     );

@@ -5,7 +5,7 @@
   "use strict";
   var data = JSON.parse(document.getElementById("run-data").textContent);
   var NS = "http://www.w3.org/2000/svg";
-  var LANE_W = 124, ROW_H = 20, LEFT = 80, TOP = 56;
+  var LANE_W = 140, ROW_H = 20, LEFT = 80, TOP = 56;
   var laneX = function (i) { return LEFT + i * LANE_W + LANE_W / 2; };
   var rowY = function (i) { return TOP + i * ROW_H + ROW_H / 2; };
   var width = LEFT + data.lanes.length * LANE_W + 20;
@@ -41,7 +41,7 @@
     var attrs = { "class": "lane-name" + (l.volume ? " volume" : ""), "data-lane": i,
       x: x, y: 40, "text-anchor": "middle" };
     // A long name is squeezed into its lane rather than over its neighbours'.
-    if (l.name.length > 20) { attrs.textLength = LANE_W - 8; attrs.lengthAdjust = "spacingAndGlyphs"; }
+    if (l.name.length > 22) { attrs.textLength = LANE_W - 8; attrs.lengthAdjust = "spacingAndGlyphs"; }
     var t = el("text", attrs, svg, l.name);
     el("title", {}, t, l.name);
   });
