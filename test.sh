@@ -14,6 +14,8 @@ command -v vhdiinfo >/dev/null 2>&1 || need+=(libvhdi-utils)
 command -v smbpasswd >/dev/null 2>&1 || need+=(samba-common-bin)
 ls /usr/lib/*/samba/vfs/shell_snap.so >/dev/null 2>&1 || need+=(samba-vfs-modules)
 { command -v rpcclient && command -v smbclient; } >/dev/null 2>&1 || need+=(smbclient)
+# The picture of a run (tests/html_report.rs) is checked in a real headless browser.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo

@@ -5,6 +5,7 @@ mod diff_cmd;
 mod error_text;
 mod files;
 mod repo_cmd;
+mod report_cmd;
 mod run_cmd;
 mod size;
 mod test_hook;
@@ -46,6 +47,9 @@ enum Command {
     Replay { trace: PathBuf },
     /// SPEC items and field failures against the scenarios and checks that cover them.
     Coverage(coverage_cmd::CoverageArgs),
+    /// A picture of a recorded run: an HTML page with its sequence diagram, report and
+    /// verdicts (the trace is replayed and checked first).
+    Report(report_cmd::ReportArgs),
 }
 
 /// A closed pipe on stdout ends the command quietly, as it does any Unix tool
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run_cmd(args),
         Command::Replay { trace } => run_cmd::replay_cmd(trace),
         Command::Coverage(args) => coverage_cmd::run(args),
+        Command::Report(args) => report_cmd::report_cmd(args),
     };
     match result {
         Ok(code) => code,

@@ -54,6 +54,7 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 /// `hvsim run`: its arguments.
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("replaceable").args(["trace", "html"]).multiple(true)))]
 pub struct RunArgs {
     /// Scenario files (TOML) or folders of them.
     #[arg(required = true)]
@@ -64,8 +65,8 @@ pub struct RunArgs {
     /// Write the trace (JSON Lines) of a single run here.
     #[arg(long, value_name = "OUT.jsonl")]
     trace: Option<PathBuf>,
-    /// Replace an existing trace file (never the scenario itself).
-    #[arg(long, requires = "trace")]
+    /// Replace an existing trace or page (never the scenario itself).
+    #[arg(long, requires = "replaceable")]
     force: bool,
     /// Write the volumes' files (VHDX, AVHDX) here at the end, one folder per volume.
     #[arg(long, value_name = "DIR")]
@@ -81,6 +82,9 @@ pub struct RunArgs {
     /// reported as TIMEOUT and the others still run.
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_timeout)]
     timeout: Duration,
+    /// Write a self-contained HTML page with the sequence diagram of a single run here.
+    #[arg(long, value_name = "OUT.html")]
+    html: Option<PathBuf>,
 }
 
 pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
@@ -93,6 +97,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         on_disk,
         quiet,
         timeout,
+        html,
     } = args;
     let files = scenario_files(&paths)?;
     if files.len() == 1 {
@@ -104,11 +109,12 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
             on_disk.as_deref(),
             quiet,
             timeout,
+            html.map(|h| (h, force)),
         );
     }
-    if trace.is_some() || keep_disks.is_some() || on_disk.is_some() {
+    if trace.is_some() || keep_disks.is_some() || on_disk.is_some() || html.is_some() {
         return Err(anyhow!(
-            "--trace, --keep-disks and --on-disk take one scenario file"
+            "--trace, --keep-disks, --on-disk and --html take one scenario file"
         ));
     }
     let mut failed = 0;
@@ -176,6 +182,8 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
     })
 }
 
+// One argument per flag of a single run.
+#[allow(clippy::too_many_arguments)]
 fn run_one(
     file: &Path,
     seed: Option<u64>,
@@ -184,8 +192,19 @@ fn run_one(
     on_disk: Option<&Path>,
     quiet: bool,
     timeout: Duration,
+    html: Option<(PathBuf, bool)>,
 ) -> Result<ExitCode> {
     let s = Rc::new(load(file)?);
+    let page = match &html {
+        Some((p, force)) => Some(crate::report_cmd::new_page(
+            p,
+            *force,
+            &[file.to_path_buf()],
+        )?),
+        None => None,
+    };
+    let mut picture = hvsim_sim::picture::Recorder::default();
+    let mut on_step = |rec: &_, names: &[String]| picture.push(rec, names);
     let seed = seed.unwrap_or(s.seed);
     // The trace is written under a temporary name and renamed when complete; never over
     // the scenario, over another file only with --force.
@@ -206,10 +225,17 @@ fn run_one(
             keep_disks,
             on_disk,
             timeout: Some(timeout),
+            on_step: html
+                .is_some()
+                .then_some(&mut on_step as &mut dyn FnMut(&_, &[String])),
             ..RunOptions::default()
         },
     )
     .with_context(|| format!("{}: the run could not go on", file.display()))?;
+    if let (Some(page), Some((dest, _))) = (page, &html) {
+        let (steps, left_out) = picture.finish();
+        crate::report_cmd::write_page(page, dest, &s, &out.report, &steps, left_out)?;
+    }
     if let (Some(w), Some((p, _))) = (out_file, &trace) {
         let out = w
             .into_inner()

@@ -92,6 +92,7 @@ fn no_command_writes_over_its_own_input() {
         vec!["vhdx", "import", s(&img), s(&img), "--force"],
         vec!["run", s(&sc), "--trace", s(&sc), "-q"],
         vec!["run", s(&sc), "--trace", s(&sc), "-q", "--force"],
+        vec!["run", s(&sc), "--html", s(&sc), "-q", "--force"],
     ];
     for args in cases {
         let out = Command::new(hvsim_bin())

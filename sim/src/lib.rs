@@ -21,7 +21,8 @@
 //!   I3's writer states), independent of the protocol code they judge;
 //! - `run`: a run from scenario to report, with invariants I1–I6, on a backend;
 //! - `coverage`: SPEC items and field failures against the scenarios and checks that
-//!   cover them.
+//!   cover them;
+//! - `picture`: an HTML sequence diagram of a run.
 
 pub use hvsim_engine as engine;
 
@@ -33,6 +34,7 @@ pub mod events;
 pub mod faults;
 pub mod fsrvp;
 pub mod linux;
+pub mod picture;
 pub mod plan;
 pub mod protocol;
 pub mod run;

@@ -125,7 +125,13 @@ pub struct RunOptions<'a> {
     pub max_steps: Option<u64>,
     /// Wall-clock time after which the run stops with [`RunError::Timeout`].
     pub timeout: Option<Duration>,
+    /// Called with every step as it is taken and the actor name table: what a picture
+    /// of the run needs that the trace does not hold (who sent each message).
+    pub on_step: Option<&'a mut OnStep<'a>>,
 }
+
+/// A callback given every step of a run and the actor name table.
+pub type OnStep<'a> = dyn FnMut(&StepRecord, &[String]) + 'a;
 
 /// The scheduler checks the clock every this many steps.
 const CLOCK_EVERY: u64 = 256;
@@ -137,7 +143,11 @@ pub fn trace_header(s: &Scenario, seed: u64) -> Header {
     h
 }
 
-pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<RunOutput, RunError> {
+pub fn run(
+    scenario: Rc<Scenario>,
+    seed: u64,
+    mut opts: RunOptions<'_>,
+) -> Result<RunOutput, RunError> {
     let started = Instant::now();
     // Refuse before anything is written: the base disks' names are known now.
     for dir in [opts.on_disk, opts.keep_disks].into_iter().flatten() {
@@ -152,7 +162,7 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
     if let Some(e) = sched.world().host_io_error() {
         return Err(RunError::HostIo(e));
     }
-    let recording = opts.story || opts.trace.is_some();
+    let recording = opts.story || opts.trace.is_some() || opts.on_step.is_some();
     sched.set_recording(recording);
     if !recording {
         // No digest is taken: skip hashing every write.
@@ -182,6 +192,9 @@ pub fn run(scenario: Rc<Scenario>, seed: u64, opts: RunOptions<'_>) -> Result<Ru
         }
         if opts.story {
             story.push(rec, names);
+        }
+        if let Some(f) = opts.on_step.as_mut() {
+            f(rec, names);
         }
         Ok(())
     })?;
