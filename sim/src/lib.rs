@@ -27,6 +27,7 @@ pub mod actors;
 pub mod backend;
 pub mod backup;
 pub mod events;
+pub mod explore;
 pub mod faults;
 pub mod fsrvp;
 pub mod linux;

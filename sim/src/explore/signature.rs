@@ -1,0 +1,105 @@
+//! What a failing run is judged by, and its signature: what broke (the violated invariant,
+//! or the unexpected outcome or code), the flow step it broke at and the actor it came
+//! from. Findings with one signature are one bug seen many times.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::run::RunReport;
+use crate::scenario::Outcome;
+use crate::trace::TraceStep;
+
+/// How a run is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// The scenario file as written: its `[expect]` and the invariants I1–I6.
+    Expect,
+    /// A run the file does not describe (a fault or swarm options added): the invariants
+    /// I1–I6 hold (I3: nothing left behind) and a failed job carries its real code and
+    /// F5.T class.
+    Invariants,
+}
+
+/// What broke, as the report tells: `None` when the run passes its judgement.
+pub fn violation(r: &RunReport, judgement: Judgement) -> Option<(String, String)> {
+    if let Some(c) = r.invariants.iter().find(|c| !c.ok) {
+        return Some((c.id.to_string(), c.message.clone()));
+    }
+    match judgement {
+        Judgement::Expect => r
+            .expectations
+            .iter()
+            .find(|c| !c.ok)
+            .map(|c| (format!("{}: {}", c.id, c.message), c.message.clone())),
+        Judgement::Invariants if r.outcome == Outcome::Failure => {
+            let why = r.failure.clone().unwrap_or_default();
+            if r.code.is_none() && r.event.is_none() {
+                Some(("failure without a code".into(), why))
+            } else if r.failure_class.is_none() {
+                Some(("failure without an F5.T class".into(), why))
+            } else {
+                None
+            }
+        }
+        Judgement::Invariants => None,
+    }
+}
+
+/// A finding's signature.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Signature {
+    /// The violated invariant ("I3"), the unmet expectation with what was got, a
+    /// determinism mismatch, a livelock or an error of the run.
+    pub what: String,
+    /// The last SPEC step the run reached before the failure's origin ("F2.5"), or "-".
+    pub step: String,
+    /// The actor the failure came from ("GuestWriter@app01/SqlServerWriter"), or "-".
+    pub actor: String,
+}
+
+impl Signature {
+    /// A signature with no step or actor (the run has no trace to read them from).
+    pub fn bare(what: impl Into<String>) -> Signature {
+        Signature {
+            what: what.into(),
+            step: "-".into(),
+            actor: "-".into(),
+        }
+    }
+
+    /// `what` located in a trace's steps: the failure's origin is the last step whose
+    /// `hr` is not S_OK (the last step when none is), its flow step the last `spec` at
+    /// or before it.
+    pub fn located(what: impl Into<String>, steps: &[TraceStep]) -> Signature {
+        let failed = |s: &&TraceStep| {
+            s.details
+                .get("hr")
+                .and_then(|v| v.as_str())
+                .is_some_and(|hr| hr != "S_OK")
+        };
+        let origin = steps
+            .iter()
+            .rposition(|s| failed(&s))
+            .or(steps.len().checked_sub(1));
+        let Some(origin) = origin else {
+            return Signature::bare(what);
+        };
+        let step = steps[..=origin]
+            .iter()
+            .rev()
+            .find_map(|s| s.details.get("spec").and_then(|v| v.as_str()))
+            .unwrap_or("-");
+        Signature {
+            what: what.into(),
+            step: step.to_string(),
+            actor: steps[origin].actor.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {} by {}", self.what, self.step, self.actor)
+    }
+}
