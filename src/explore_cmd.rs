@@ -239,7 +239,7 @@ fn keep_trace(dir: &Path, t: &Target, r: &RunResult, timeout: Duration) -> Resul
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let stem = t.file.file_stem().unwrap_or_default().to_string_lossy();
     let path = dir.join(format!("{stem}-seed{}.jsonl", r.spec.seed));
-    let mut file = crate::files::new_output(&path, false, &[t.file.clone()])?;
+    let mut file = crate::files::new_output(&path, false, std::slice::from_ref(&t.file))?;
     let base = Rc::new(t.scenario.clone());
     let s = r.spec.scenario(t, &base);
     let done = run(
