@@ -556,3 +556,21 @@ fn the_github_matrix_runs_every_shard_exactly_once() {
     }
     assert!(wf["jobs"]["report"]["needs"].as_str() == Some("explore"));
 }
+
+#[test]
+fn time_runs_until_the_duration_is_spent() {
+    let started = std::time::Instant::now();
+    let out = hvsim(&["explore", F3, "--time", "1s", "--jobs", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = stdout(&out);
+    let runs: u64 = s
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(runs >= 1, "{s}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "{s}"
+    );
+}
