@@ -125,3 +125,47 @@ impl fmt::Display for Signature {
         write!(f, "{} at {} by {}", self.what, self.step, self.actor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map, Value};
+
+    fn step(n: u64, actor: &str, details: Value) -> TraceStep {
+        let details: Map<String, Value> = details.as_object().cloned().unwrap_or_default();
+        TraceStep {
+            step: n,
+            time_us: n,
+            actor: actor.into(),
+            event: "E".into(),
+            details,
+            choices: Vec::new(),
+            digest: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_origin_is_the_last_failed_reply_and_its_step_the_last_spec_before_it() {
+        let steps = [
+            step(1, "Requester", json!({"spec": "F2.1"})),
+            step(
+                2,
+                "GuestWriter@app01/SqlServerWriter",
+                json!({"hr": "VSS_E_WRITERERROR_RETRYABLE"}),
+            ),
+            step(3, "HostVss@hv1", json!({"spec": "F2.5", "hr": "S_OK"})),
+            step(4, "Workload@app01", json!({})),
+        ];
+        let s = Signature::located("expect: x", &steps);
+        assert_eq!(s.step, "F2.1");
+        assert_eq!(s.actor, "GuestWriter@app01/SqlServerWriter");
+        // No failed reply: the last step of a SPEC step, never a workload tick.
+        let s = Signature::located(
+            "I2",
+            &[steps[0].clone(), steps[2].clone(), steps[3].clone()],
+        );
+        assert_eq!((s.step.as_str(), s.actor.as_str()), ("F2.5", "HostVss@hv1"));
+        assert_eq!(Signature::located("I1", &[]), Signature::bare("I1"));
+        assert_eq!(s.to_string(), "I2 at F2.5 by HostVss@hv1");
+    }
+}
