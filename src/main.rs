@@ -3,6 +3,7 @@
 mod coverage_cmd;
 mod diff_cmd;
 mod error_text;
+mod explore_cmd;
 mod files;
 mod repo_cmd;
 mod report_cmd;
@@ -43,6 +44,11 @@ enum Command {
     /// print one line each and a summary. Exit 0 only when every expectation and every
     /// invariant holds.
     Run(run_cmd::RunArgs),
+    /// Explore scenarios over many seeds, swarm options and faults, in parallel.
+    ///
+    /// Exit 0 when no run fails, 1 with findings (each with the command that reproduces
+    /// it), 2 when the harness itself fails (a scenario that does not load, I/O).
+    Explore(explore_cmd::ExploreArgs),
     /// Re-run a trace from its recorded choices and check every step's digest.
     Replay { trace: PathBuf },
     /// SPEC items and field failures against the scenarios and checks that cover them.
@@ -67,6 +73,11 @@ fn main() -> ExitCode {
     #[cfg(unix)]
     default_sigpipe();
     let cli = Cli::parse();
+    // An error of `explore` is a harness failure (2): its 1 means findings.
+    let failure = match cli.command {
+        Command::Explore(_) => ExitCode::from(explore_cmd::HARNESS_FAILURE),
+        _ => ExitCode::FAILURE,
+    };
     let result = match cli.command {
         Command::Vhdx(c) => vhdx_cmd::run(c),
         Command::Repo(c) => repo_cmd::run(c),
@@ -74,12 +85,13 @@ fn main() -> ExitCode {
         Command::Replay { trace } => run_cmd::replay_cmd(trace),
         Command::Coverage(args) => coverage_cmd::run(args),
         Command::Report(args) => report_cmd::report_cmd(args),
+        Command::Explore(args) => explore_cmd::explore_cmd(args),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("hvsim: error: {}", error_text::error_text(&e));
-            ExitCode::FAILURE
+            failure
         }
     }
 }

@@ -3,7 +3,11 @@
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use hvsim_sim::run::{replay_run, run, RunError, RunOptions, RunReplayError};
+use hvsim_sim::explore::{
+    apply, junit_report, report_json, signature_of, violation, Judgement, JunitCase, SwarmOptions,
+};
+use hvsim_sim::faults::FaultPlan;
+use hvsim_sim::run::{replay_run, run, RunError, RunOptions, RunReplayError, RunReport};
 use hvsim_sim::scenario::{Scenario, VirtualTime};
 use hvsim_sim::trace::read_trace;
 use std::fs::File;
@@ -11,7 +15,7 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The scenario files of FILE-or-folder arguments, in name order.
 pub(crate) fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -85,6 +89,79 @@ pub struct RunArgs {
     /// Write a self-contained HTML page with the sequence diagram of a single run here.
     #[arg(long, value_name = "OUT.html")]
     html: Option<PathBuf>,
+    /// Apply these swarm options (as `hvsim explore --swarm` prints them) to the loaded
+    /// scenario; the run is then judged by I1–I6 and a failure's real code and F5.T
+    /// class, not by `[expect]`.
+    #[arg(long, value_name = "OPTIONS")]
+    swarm_options: Option<SwarmOptions>,
+    /// Inject the fault point K of the scenario's fault plan (the list `hvsim explore
+    /// --faults` draws from; it replaces the scenario's own faults); judged as
+    /// `--swarm-options` is.
+    #[arg(long, value_name = "K")]
+    fault_point: Option<usize>,
+    /// Write the run reports as JSON here (an array, one per scenario).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report here: a testcase per scenario.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+/// What `--json` and `--junit` are written from: per scenario file its report (or why
+/// it has none) and the command that reproduces it.
+#[derive(Default)]
+struct Reports {
+    json: Vec<serde_json::Value>,
+    cases: Vec<JunitCase>,
+}
+
+impl Reports {
+    fn add(&mut self, file: &Path, seed: u64, r: Result<&RunReport, String>, wall: Duration) {
+        let reproduce = format!("hvsim run {} --seed {seed}", file.display());
+        let (name, failure) = match r {
+            Ok(r) => {
+                self.json.push(report_json(r));
+                let failed: Vec<String> = r
+                    .invariants
+                    .iter()
+                    .chain(&r.expectations)
+                    .filter(|c| !c.ok)
+                    .map(|c| format!("{} {}", c.id, c.message))
+                    .collect();
+                let failure = failed
+                    .first()
+                    .map(|first| (first.clone(), failed.join("\n"), reproduce));
+                (r.scenario.clone(), failure)
+            }
+            Err(e) => {
+                self.json.push(serde_json::json!({
+                    "file": file.display().to_string(), "error": e,
+                }));
+                let name = file.display().to_string();
+                (name, Some(("error".to_string(), e, reproduce)))
+            }
+        };
+        self.cases.push(JunitCase {
+            suite: "hvsim run".into(),
+            name: format!("{name} seed {seed}"),
+            time: wall,
+            failure,
+        });
+    }
+
+    fn write(&self, json: Option<&Path>, junit: Option<&Path>) -> Result<()> {
+        if let Some(p) = json {
+            let text = serde_json::to_string_pretty(&self.json)?;
+            crate::explore_cmd::write_report(p, text.as_bytes())?;
+        }
+        if let Some(p) = junit {
+            let properties = [("hvsim.version", env!("CARGO_PKG_VERSION").to_string())];
+            let xml = junit_report("hvsim run", &properties, &self.cases)
+                .map_err(|e| anyhow!("JUnit report: {e}"))?;
+            crate::explore_cmd::write_report(p, xml.as_bytes())?;
+        }
+        Ok(())
+    }
 }
 
 pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
@@ -98,10 +175,15 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         quiet,
         timeout,
         html,
+        swarm_options,
+        fault_point,
+        json,
+        junit,
     } = args;
     let files = scenario_files(&paths)?;
+    let mut reports = Reports::default();
     if files.len() == 1 {
-        return run_one(
+        let code = run_one(
             &files[0],
             seed,
             trace.map(|t| (t, force)),
@@ -110,11 +192,20 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
             quiet,
             timeout,
             html.map(|h| (h, force)),
-        );
+            (swarm_options.as_ref(), fault_point),
+            &mut reports,
+        )?;
+        reports.write(json.as_deref(), junit.as_deref())?;
+        return Ok(code);
     }
     if trace.is_some() || keep_disks.is_some() || on_disk.is_some() || html.is_some() {
         return Err(anyhow!(
             "--trace, --keep-disks, --on-disk and --html take one scenario file"
+        ));
+    }
+    if swarm_options.is_some() || fault_point.is_some() {
+        return Err(anyhow!(
+            "--swarm-options and --fault-point take one scenario file"
         ));
     }
     let mut failed = 0;
@@ -126,6 +217,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
             Err(e) => {
                 failed += 1;
                 let text = e.to_string();
+                reports.add(f, seed.unwrap_or(0), Err(text.clone()), Duration::ZERO);
                 let mut lines = text.lines();
                 println!("ERROR {}", lines.next().unwrap_or_default());
                 for line in lines {
@@ -139,10 +231,12 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
             timeout: Some(timeout),
             ..RunOptions::default()
         };
+        let started = Instant::now();
         let out = match run(Rc::clone(&s), seed, opts) {
             Ok(out) => out,
             Err(e) => {
                 failed += 1;
+                reports.add(f, seed, Err(e.to_string()), started.elapsed());
                 let verdict = match e {
                     RunError::Timeout(_) => "TIMEOUT",
                     _ => "ERROR",
@@ -153,6 +247,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
             }
         };
         let r = &out.report;
+        reports.add(f, seed, Ok(r), started.elapsed());
         let verdict = if r.passed() { "PASS" } else { "FAIL" };
         let mut what = r.outcome.to_string();
         if let Some(c) = r.code {
@@ -175,6 +270,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         files.len(),
         files.len() - failed
     );
+    reports.write(json.as_deref(), junit.as_deref())?;
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -193,8 +289,10 @@ fn run_one(
     quiet: bool,
     timeout: Duration,
     html: Option<(PathBuf, bool)>,
+    (swarm, fault_point): (Option<&SwarmOptions>, Option<usize>),
+    reports: &mut Reports,
 ) -> Result<ExitCode> {
-    let s = Rc::new(load(file)?);
+    let mut s = load(file)?;
     let page = match &html {
         Some((p, force)) => Some(crate::report_cmd::new_page(
             p,
@@ -206,6 +304,36 @@ fn run_one(
     let mut picture = hvsim_sim::picture::Recorder::default();
     let mut on_step = |rec: &_, names: &[String]| picture.push(rec, names);
     let seed = seed.unwrap_or(s.seed);
+    let point = match fault_point {
+        None => None,
+        Some(k) => {
+            let points = FaultPlan::points(&s);
+            let n = points.len();
+            Some(points.into_iter().nth(k).ok_or_else(|| {
+                anyhow!(
+                    "{}: --fault-point {k}: the scenario's fault plan has {n} points (0..{n})",
+                    file.display()
+                )
+            })?)
+        }
+    };
+    apply(&mut s, swarm, point.as_ref());
+    let problems = s.validate();
+    if let Some(p) = problems.first() {
+        return Err(anyhow!(
+            "{}: with the swarm options and fault point: {}: {}",
+            file.display(),
+            p.path,
+            p.message
+        ));
+    }
+    let judgement = if swarm.is_none() && point.is_none() {
+        Judgement::Expect
+    } else {
+        Judgement::Invariants
+    };
+    let s = Rc::new(s);
+    let started = Instant::now();
     // The trace is written under a temporary name and renamed when complete; never over
     // the scenario, over another file only with --force.
     let mut out_file = match &trace {
@@ -258,12 +386,27 @@ fn run_one(
             writeln!(stdout, "{line}")?;
         }
     }
+    if let Some(o) = swarm {
+        writeln!(stdout, "swarm options: {o}")?;
+    }
+    if let Some(p) = &point {
+        let fault = serde_json::to_string(&p.fault).unwrap_or_default();
+        writeln!(
+            stdout,
+            "fault point {}: {fault}",
+            fault_point.unwrap_or_default()
+        )?;
+    }
     writeln!(stdout, "{}", out.report)?;
-    Ok(if out.report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    reports.add(file, seed, Ok(&out.report), started.elapsed());
+    if violation(&out.report, judgement).is_none() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The failure's signature, as `hvsim explore` groups findings by it.
+    if let Some((signature, _)) = signature_of(&s, seed, judgement, Some(timeout)) {
+        writeln!(stdout, "signature: {signature}")?;
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 pub fn replay_cmd(path: PathBuf) -> Result<ExitCode> {

@@ -31,6 +31,7 @@ pub mod backend;
 pub mod backup;
 pub mod coverage;
 pub mod events;
+pub mod explore;
 pub mod faults;
 pub mod fsrvp;
 pub mod linux;
