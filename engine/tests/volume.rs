@@ -325,7 +325,7 @@ fn file_removed_on_the_live_volume_stays_in_the_snapshot() {
         block_size: Some(MIB as u32),
         ..CreateOptions::new(8 * MIB)
     };
-    let mut base = DiskChain::create_base(vol.clone(), "disk_1.vhdx", &opts).unwrap();
+    let base = DiskChain::create_base(vol.clone(), "disk_1.vhdx", &opts).unwrap();
     let mut v = base.open(true, false, &mut guids).unwrap();
     v.write(0, &[1u8; 2 * MIB as usize]).unwrap();
     v.close().unwrap();
