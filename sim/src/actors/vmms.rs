@@ -527,7 +527,7 @@ impl VmmsPort for Port<'_, '_> {
     fn auto_recover(&mut self, vm: usize, set: u64) -> Result<(), Fail> {
         let v = &self.cx.world.vms[vm];
         let ar = v.auto_recovery.as_ref();
-        let files = v
+        let files: Vec<Vec<String>> = v
             .disks
             .iter()
             .enumerate()
@@ -537,6 +537,11 @@ impl VmmsPort for Port<'_, '_> {
                     .map_or_else(|| d.chain.files.clone(), |c| c.files.clone())
             })
             .collect();
+        let image: Vec<String> = files.iter().map(|f| f.join(" + ")).collect();
+        self.cx.out.detail(
+            "image",
+            format!("{} in snapshot set {set}", image.join(", ")),
+        );
         self.claim(vm).source = Some(Source {
             set: Some(set),
             files,

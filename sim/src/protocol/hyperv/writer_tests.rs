@@ -377,7 +377,7 @@ fn f2_auto_recovers_once_the_guest_is_ready_before_the_volume_snapshot() {
 #[test]
 fn post_snapshot_skips_auto_recovery_for_a_guest_that_wants_none() {
     // R5: a Linux guest answered HOT_BACKUP with VSS_HBU_NO_AUTO_RECOVERY: no
-    // AutoRecover job (F2.10-F2.12), the image is the backup checkpoint's parent (frozen
+    // AutoRecover job (F2.12), the image is the backup checkpoint's parent (frozen
     // at FREEZE), and the guest gets its BU_COMPLETE (IcFinish) now.
     let mut linux = vm(1, Readiness::GuestCheckpoint);
     linux.no_auto_recovery = true;
