@@ -241,3 +241,34 @@ fn the_live_auto_recovery_file_is_gone_right_after_the_volume_snapshot() {
         "the snapshot keeps {ar}"
     );
 }
+
+#[test]
+fn a_writer_that_never_recovers_is_bounded_by_the_writer_response_timer() {
+    // F2.10: no snapshot is taken while a writer has not answered its recovery; VSS's
+    // writer-response timer (600 s) ends the wait; the disks are hot-removed before
+    // their files are deleted and the backup checkpoint goes back into the VM.
+    let out = library::told("f2-auto-recovery-writer-hangs");
+    let story = &out.story;
+    let r = &out.report;
+    assert_eq!(r.code, Some(Hresult::VssEWriterNotResponding), "{r}");
+    let hang = line(
+        story,
+        &[
+            "GuestWriter@app01/SqlServerWriter: OnPostSnapshot",
+            "reply=none (hangs)",
+        ],
+    );
+    let timer = line(story, &["HostVss@hv1: WriterNotResponding"]);
+    assert!(story[timer].contains(" 600.5"), "{}", story[timer]);
+    let merge = line(story, &["Vmms@hv1: MergeCheckpoint"]);
+    let m = &story[merge];
+    let (detached, deleted) = (
+        m.find("detached=disk_1-AutoRecovery.avhdx").expect(m),
+        m.find("deleted=disk_1-AutoRecovery.avhdx").expect(m),
+    );
+    assert!(hang < timer && timer < merge && detached < deleted, "{m}");
+    assert!(!story
+        .iter()
+        .any(|l| l.contains("HostProvider@hv1: CommitSnapshots")));
+    assert!(r.files_left.is_empty(), "{:?}", r.files_left);
+}

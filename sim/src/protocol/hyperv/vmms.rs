@@ -368,9 +368,15 @@ impl VmmsCore {
                     });
                 }
                 port.effect(VmmsEffect::MergeStarts { vm });
-                // Still there if the job stopped before F2.12: it goes with the merge.
-                if self.recovery.remove(&vm).is_some() {
-                    port.discard_auto_recovery(vm);
+                // Still there if the job stopped before F2.12: it goes with the merge,
+                // hot-removed first if the guest's writers never finished with it.
+                match self.recovery.remove(&vm) {
+                    Some(Recovery::Attached) => {
+                        port.detach_auto_recovery(vm);
+                        port.discard_auto_recovery(vm);
+                    }
+                    Some(_) => port.discard_auto_recovery(vm),
+                    None => {}
                 }
                 if let Some(role) = v.replica {
                     // Field failures 24, 41: replication takes its own AVHDX beside the

@@ -934,3 +934,33 @@ fn a_replicated_vm_ends_with_two_avhdx_and_a_19100_merge_failure() {
         Err((Hresult::ErrorFileSystemLimitation, Some(19100)))
     );
 }
+
+#[test]
+fn an_abort_while_the_disks_are_attached_detaches_them_before_deleting() {
+    // A writer never answered its recovery: the host's abort merges the checkpoint; the
+    // auto-recovery disks are hot-removed before their files go.
+    let mut core = vmms();
+    let v = VmmsVm {
+        auto_recovery: true,
+        ..vm()
+    };
+    let mut rec = Rec::default();
+    run(&mut core, VmmsOp::CheckpointNow { vm: 0 }, &v, &mut rec);
+    run(
+        &mut core,
+        VmmsOp::AttachAutoRecovery { vm: 0 },
+        &v,
+        &mut rec,
+    );
+    let mut rec = Rec::default();
+    run(&mut core, VmmsOp::MergeCheckpoint { vm: 0 }, &v, &mut rec);
+    assert_eq!(
+        storage(&rec.did),
+        vec![
+            Did::Detach { vm: 0 },
+            Did::DiscardAutoRecovery { vm: 0 },
+            Did::StartMerge { vm: 0 },
+        ]
+    );
+    assert_eq!(core.recovery(0), None);
+}
