@@ -313,3 +313,51 @@ fn auto_recover_snapshot_of_a_vm_disk() {
     vol.delete_snapshot(snap.id()).unwrap();
     assert!(vol.exposed("\\\\fs1\\backup$").is_none());
 }
+
+/// F2.12: right after the volume snapshot, the live `<disk>-AutoRecovery.avhdx` is
+/// deleted; the copy-on-write snapshot keeps the file, so the backup still reads the
+/// base with the auto-recovery AVHDX over it.
+#[test]
+fn file_removed_on_the_live_volume_stays_in_the_snapshot() {
+    let vol = Volume::new("D:", 1 << 30);
+    let mut guids = GuidGen::seeded(12);
+    let opts = CreateOptions {
+        block_size: Some(MIB as u32),
+        ..CreateOptions::new(8 * MIB)
+    };
+    let base = DiskChain::create_base(vol.clone(), "disk_1.vhdx", &opts).unwrap();
+    let mut v = base.open(true, false, &mut guids).unwrap();
+    v.write(0, &[1u8; 2 * MIB as usize]).unwrap();
+    v.close().unwrap();
+    let ar = base
+        .child_of(0, "disk_1-AutoRecovery.avhdx", &mut guids)
+        .unwrap();
+    let mut r = ar.open(true, false, &mut guids).unwrap();
+    r.write(MIB, &[7u8; 4096]).unwrap(); // the writers' rollback
+    r.close().unwrap();
+    let before = vol
+        .contents("disk_1-AutoRecovery.avhdx")
+        .expect("on the live volume");
+    let snap = vol.create_snapshot(SnapshotOptions::default());
+    vol.remove("disk_1-AutoRecovery.avhdx").unwrap();
+    assert_eq!(
+        vol.contents("disk_1-AutoRecovery.avhdx"),
+        None,
+        "gone from the live volume"
+    );
+    assert_eq!(
+        snap.contents("disk_1-AutoRecovery.avhdx").unwrap(),
+        before,
+        "the snapshot keeps the bytes it held at its instant"
+    );
+    let mut s = ar.open_on(&snap, false, false, &mut guids).unwrap();
+    let mut b = vec![0u8; 4096];
+    s.read(MIB, &mut b).unwrap();
+    assert_eq!(
+        b,
+        vec![7u8; 4096],
+        "the rollback reads through the snapshot"
+    );
+    s.read(0, &mut b).unwrap();
+    assert_eq!(b, vec![1u8; 4096], "the base under it too");
+}

@@ -33,8 +33,36 @@ impl GuestWriter {
         guest_writer::level(config.kind)
     }
 
+    /// F2.10: with the auto-recovery disks attached, the writer writes its own undo pages
+    /// into them (real bytes through the engine); Err names the file and the problem.
+    fn recover(&self, cx: &mut Cx<'_, Msg, Site>) -> Result<(), String> {
+        let Some(ar) = cx.world.vms[self.vm]
+            .auto_recovery
+            .as_mut()
+            .filter(|a| a.attached)
+        else {
+            return Ok(()); // not an auto-recoverable snapshot: nothing to do
+        };
+        let writer = self.core.config().name.clone();
+        let pages = ar
+            .roll_back(&writer, cx.out.guids())
+            .map_err(|e| e.to_string())?;
+        let what = if pages == 0 {
+            "nothing to undo".to_string()
+        } else {
+            format!(
+                "{pages} page(s) of its open transaction undone in {}",
+                ar.files().join(", ")
+            )
+        };
+        cx.out.detail("auto_recovery", what);
+        Ok(())
+    }
+
     fn apply(&self, vss: ActorId, effect: GuestWriterEffect, cx: &mut Cx<'_, Msg, Site>) {
         match effect {
+            // Done in `handle`, which may change the answer.
+            GuestWriterEffect::Recover => {}
             GuestWriterEffect::Hang { event } => {
                 cx.out
                     .record(event.name(), [("reply", Detail::Str("none (hangs)"))]);
@@ -109,7 +137,13 @@ impl Actor<Msg, Site> for GuestWriter {
         let (Msg::Writer { event, .. }, Origin::Actor(vss)) = (env.msg, env.origin) else {
             return;
         };
-        for effect in self.core.on_event(event) {
+        let mut effects = self.core.on_event(event);
+        if effects.contains(&GuestWriterEffect::Recover) {
+            if let Err(problem) = self.recover(cx) {
+                effects = self.core.recovery_failed(&problem);
+            }
+        }
+        for effect in effects {
             self.apply(vss, effect, cx);
         }
     }

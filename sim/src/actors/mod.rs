@@ -1,7 +1,6 @@
 //! The parties of the protocol (SPEC.md's actor table), one module each. `HostVss` and
 //! `GuestVss` are both [`VssService`].
 
-mod auto_recovery;
 mod file_server_vss;
 mod fss;
 mod guest_writer;

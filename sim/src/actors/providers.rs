@@ -232,6 +232,12 @@ pub(crate) enum GuestAction {
     /// F2.5/F3: the Integration Services provider has Vmms take the checkpoint at the
     /// commit instant, and answers CommitSnapshots only when Vmms has.
     CheckpointThroughVmms,
+    /// F2.10: the guest's snapshot may take writes now (PreFinalCommitSnapshots): Vmms
+    /// hot-adds the auto-recovery disks the guest's writers recover into.
+    AttachAutoRecovery,
+    /// F2.10: the writers are done (PostFinalCommitSnapshots) or the set is aborted:
+    /// Vmms hot-removes them.
+    DetachAutoRecovery,
     Nothing,
 }
 
@@ -244,6 +250,13 @@ pub(crate) fn guest_action(call: ProviderCall, kind: GuestProviderKind) -> Guest
     match (call, kind) {
         (ProviderCall::CommitSnapshots, Software) => GuestAction::CreateInternalSnapshots,
         (ProviderCall::CommitSnapshots, IntegrationServices) => GuestAction::CheckpointThroughVmms,
+        (ProviderCall::PreFinalCommitSnapshots, IntegrationServices) => {
+            GuestAction::AttachAutoRecovery
+        }
+        (
+            ProviderCall::PostFinalCommitSnapshots | ProviderCall::AbortSnapshots,
+            IntegrationServices,
+        ) => GuestAction::DetachAutoRecovery,
         (ProviderCall::DeleteSnapshots | ProviderCall::AbortSnapshots, Software) => {
             GuestAction::DeleteInternalSnapshots
         }
@@ -256,8 +269,9 @@ pub struct GuestProvider {
     vm: usize,
     kind: GuestProviderKind,
     vmms: ActorId,
-    /// The VSS service waiting for CommitSnapshots while Vmms takes the checkpoint.
-    waiting: Option<ActorId>,
+    /// The VSS service waiting for a call while Vmms does its work (CommitSnapshots,
+    /// and the auto-recovery disks' attach and detach).
+    waiting: Option<(ActorId, ProviderCall)>,
 }
 
 impl GuestProvider {
@@ -324,11 +338,30 @@ impl Actor<Msg, Site> for GuestProvider {
                             .detail("provider", "Hyper-V IC Software Shadow Copy Provider");
                         super::tag(cx.world, &mut cx.out, self.vm, Stage::GuestSnapshot);
                         cx.world.vms[self.vm].capture(Point::Quiesce);
-                        self.waiting = Some(from);
+                        self.waiting = Some((from, call));
                         let vm = self.vm;
                         cx.out
                             .send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));
                         return;
+                    }
+                    // Only a VM with an auto-recovery checkpoint (F2, not F3) has disks
+                    // to attach; only attached ones are detached.
+                    GuestAction::AttachAutoRecovery | GuestAction::DetachAutoRecovery => {
+                        let vm = self.vm;
+                        let attach =
+                            guest_action(call, self.kind) == GuestAction::AttachAutoRecovery;
+                        let ar = cx.world.vms[vm].auto_recovery.as_ref();
+                        if ar.is_some_and(|a| a.attached != attach) {
+                            self.waiting = Some((from, call));
+                            let op = if attach {
+                                VmmsOp::AttachAutoRecovery { vm }
+                            } else {
+                                VmmsOp::DetachAutoRecovery { vm }
+                            };
+                            cx.out.send(self.vmms, Msg::Vmms(op));
+                            return;
+                        }
+                        Ok(())
                     }
                     GuestAction::DeleteInternalSnapshots => {
                         self.internal_snapshots(cx.world, false)
@@ -339,14 +372,8 @@ impl Actor<Msg, Site> for GuestProvider {
                     .send_after(from, CALL_US, Msg::ProviderDone { call, result });
             }
             Msg::VmmsDone { result, .. } => {
-                if let Some(vss) = self.waiting.take() {
-                    cx.out.send(
-                        vss,
-                        Msg::ProviderDone {
-                            call: ProviderCall::CommitSnapshots,
-                            result,
-                        },
-                    );
+                if let Some((vss, call)) = self.waiting.take() {
+                    cx.out.send(vss, Msg::ProviderDone { call, result });
                 }
             }
             _ => {}

@@ -120,16 +120,21 @@ fn the_software_provider_snapshots_at_commit_and_drops_at_delete_or_abort() {
     );
 }
 
-/// F2.5: the Integration Services provider's only work is the checkpoint Vmms takes at
-/// CommitSnapshots; deleting or aborting leaves the checkpoint to the host (F2.14).
+/// F2.5: the Integration Services provider has Vmms take the checkpoint at
+/// CommitSnapshots; F2.10: it has the auto-recovery disks attached while the snapshot may
+/// take writes (PreFinalCommitSnapshots to PostFinalCommitSnapshots, or the abort);
+/// deleting leaves the checkpoint to the host (F2.14).
 #[test]
-fn the_integration_services_provider_checkpoints_at_commit_only() {
+fn the_integration_services_provider_checkpoints_at_commit_and_attaches_for_recovery() {
     let kind = GuestProviderKind::IntegrationServices;
     for c in CALLS.into_iter().chain([ProviderCall::AbortSnapshots]) {
-        let want = if c == ProviderCall::CommitSnapshots {
-            GuestAction::CheckpointThroughVmms
-        } else {
-            GuestAction::Nothing
+        let want = match c {
+            ProviderCall::CommitSnapshots => GuestAction::CheckpointThroughVmms,
+            ProviderCall::PreFinalCommitSnapshots => GuestAction::AttachAutoRecovery,
+            ProviderCall::PostFinalCommitSnapshots | ProviderCall::AbortSnapshots => {
+                GuestAction::DetachAutoRecovery
+            }
+            _ => GuestAction::Nothing,
         };
         assert_eq!(guest_action(c, kind), want, "{c:?}");
     }

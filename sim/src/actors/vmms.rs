@@ -12,17 +12,16 @@ use hvsim_engine::chain::{auto_recovery_file, checkpoint_file, ChainError, Merge
 use hvsim_engine::volume::VolumeError;
 use hvsim_engine::AnyDisk;
 
-use super::auto_recovery::AutoRecovery;
 use crate::faults::{CheckpointStep, FaultPlan};
 use crate::plan::ChangeTracking;
 use crate::plan::{Flow, Method};
 use crate::protocol::hyperv::wmi::{Release, ReturnValue};
 use crate::protocol::hyperv::{Quiesce, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer, VmmsVm};
 use crate::protocol::msg::{Claim, Fail, Msg, Source, VmmsOp};
-use crate::scenario::{BackupKind, FailureClass, Hresult, Leftover};
+use crate::scenario::{BackupKind, FailureClass, GuestOs, Hresult, Leftover};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope};
 use crate::site::Site;
-use crate::world::{Lab, Point, Power};
+use crate::world::{AutoRecovery, Lab, Point, Power};
 
 /// What a checkpoint made without the guest is (F3 fallback, field failure 21).
 const CRASH_CHECKPOINT: &str = "recovery checkpoint, crash-consistent, disks only (no memory)";
@@ -30,14 +29,9 @@ const CRASH_CHECKPOINT: &str = "recovery checkpoint, crash-consistent, disks onl
 /// Blocks copied per merge step.
 const MERGE_BLOCKS: u64 = 4;
 
-/// Per VM: the auto-recovery checkpoint Vmms made (F2.6), until it is discarded on the
-/// live volume.
-type AutoRecoveryChains = BTreeMap<usize, AutoRecovery>;
-
 pub struct Vmms {
     name: String,
     core: VmmsCore,
-    ar: AutoRecoveryChains,
     faults: Rc<FaultPlan>,
     /// Per VM, what the job under way will report of its checkpoint.
     claims: BTreeMap<usize, Claim>,
@@ -77,7 +71,6 @@ impl Vmms {
         Vmms {
             name: format!("Vmms@{host}"),
             core: VmmsCore::new(),
-            ar: BTreeMap::new(),
             faults,
             claims: BTreeMap::new(),
         }
@@ -105,6 +98,7 @@ fn facts(lab: &Lab, faults: &FaultPlan, vm: usize) -> VmmsVm {
         },
         production_only: plan.is_some_and(|p| p.production_only),
         replica: lab.scenario.vms[vm].replica,
+        guest_writers: v.os == GuestOs::Windows,
         snapshot_error: faults
             .create_snapshot_error(vm)
             .and_then(ReturnValue::from_code),
@@ -118,7 +112,6 @@ fn facts(lab: &Lab, faults: &FaultPlan, vm: usize) -> VmmsVm {
 /// Vmms' effects and storage work on this step's `cx`.
 struct Port<'a, 'b> {
     cx: &'a mut Cx<'b, Msg, Site>,
-    ar: &'a mut AutoRecoveryChains,
     faults: &'a FaultPlan,
     claims: &'a mut BTreeMap<usize, Claim>,
 }
@@ -320,16 +313,13 @@ impl VmmsPort for Port<'_, '_> {
                         .map(|vol| vol.remove(&auto_recovery_file(&d.file)));
                 }
             }
-        } else {
+        } else if with_ar {
             // The open transaction the checkpoint fixed: what the writers undo (F2.10).
-            let rollback = if with_ar { v.undo.clone() } else { Vec::new() };
-            self.ar.insert(
-                vm,
-                AutoRecovery {
-                    chains: ar,
-                    rollback,
-                },
-            );
+            v.auto_recovery = Some(AutoRecovery {
+                chains: ar,
+                rollback: v.undo.clone(),
+                ..AutoRecovery::default()
+            });
         }
         for d in &mut v.disks {
             if v.power != Power::Off {
@@ -346,14 +336,64 @@ impl VmmsPort for Port<'_, '_> {
     }
 
     fn discard_auto_recovery(&mut self, vm: usize) {
-        let Some(ar) = self.ar.get_mut(&vm) else {
+        let Some(mut ar) = self.cx.world.vms[vm].auto_recovery.take() else {
             return;
         };
-        // F2.12: on the live volume the auto-recovery AVHDX is deleted, never merged.
+        // F2.12: on the live volume the auto-recovery AVHDX is deleted, never merged; a
+        // volume snapshot taken before keeps its copy.
+        let mut deleted = Vec::new();
         for ar in ar.chains.iter_mut().filter_map(Option::take) {
             if ar.volume.remove(ar.active()).is_ok() {
-                self.cx.out.detail("deleted", ar.active().to_string());
+                deleted.push(ar.active().to_string());
             }
+        }
+        if !deleted.is_empty() {
+            self.cx.out.detail("deleted", deleted.join(", "));
+        }
+    }
+
+    /// F2.10: the auto-recovery disks are hot-added through the VM's SCSI controller (R7
+    /// is why one is needed); the guest's writers then write into them. The VM's own
+    /// chain is never opened for that.
+    fn attach_auto_recovery(&mut self, vm: usize) -> Result<(), Fail> {
+        let cx = &mut *self.cx;
+        let lab = &mut cx.world.lab;
+        let v = &mut lab.vms[vm];
+        let Some(ar) = v.auto_recovery.as_mut().filter(|a| !a.files().is_empty()) else {
+            return Err(Fail::new(
+                Hresult::VssEAutorecoveryFailed,
+                FailureClass::Host,
+                format!("{}: no auto-recovery checkpoint to attach", v.name),
+            ));
+        };
+        for (d, _) in v.disks.iter().zip(&ar.chains).filter(|(_, c)| c.is_some()) {
+            if self
+                .faults
+                .out_of_space(&d.volume, CheckpointStep::AutoRecoveryRollback)
+            {
+                fill(&lab.volumes, &d.volume);
+            }
+        }
+        ar.attached = true;
+        cx.out
+            .detail("attached", format!("{} (SCSI)", ar.files().join(", ")));
+        cx.out.detail("spec", "F2.10");
+        Ok(())
+    }
+
+    fn detach_auto_recovery(&mut self, vm: usize) {
+        let cx = &mut *self.cx;
+        if let Some(ar) = cx.world.vms[vm].auto_recovery.as_mut() {
+            ar.attached = false;
+            let pages: u64 = ar.recovered.iter().map(|(_, p)| p).sum();
+            cx.out.detail("detached", ar.files().join(", "));
+            cx.out.detail(
+                "recovered",
+                format!(
+                    "{pages} page(s) by {} writer(s) of the guest",
+                    ar.recovered.len()
+                ),
+            );
         }
     }
 
@@ -481,51 +521,27 @@ impl VmmsPort for Port<'_, '_> {
         Ok(done)
     }
 
-    /// F2.10: the auto-recovery disks are attached to the running VM through its SCSI
-    /// controller, the guest's writers write their rollback into them, and they are
-    /// detached, all before the volume snapshot of `set`. The requester then reads each
-    /// disk's base with its AutoRecovery.avhdx over it from the snapshot: the merge
-    /// happens only inside the backup copy (F2.12); the live chain never sees it (I1).
+    /// F2.12: the requester reads each disk's base with its recovered
+    /// AutoRecovery.avhdx over it from the snapshot of `set`: the merge happens only
+    /// inside the backup copy; the live chain never sees it (I1).
     fn auto_recover(&mut self, vm: usize, set: u64) -> Result<(), Fail> {
-        let fail = |e: String| Fail::new(Hresult::VssEAutorecoveryFailed, FailureClass::Host, e);
-        let cx = &mut *self.cx;
-        let lab = &mut cx.world.lab;
-        let name = lab.vms[vm].name.clone();
-        let ar = self.ar.entry(vm).or_default();
-        if ar.chains.iter().all(Option::is_none) {
-            // Auto-recovery with nothing to recover into leaves no consistent image: the
-            // job's error, never a silent success.
-            return Err(fail(format!(
-                "{name}: no auto-recovery checkpoint to attach for snapshot set {set}"
-            )));
-        }
-        let mut files = Vec::new();
-        let mut attached = Vec::new();
-        let mut pages = 0;
-        for (i, d) in lab.vms[vm].disks.iter().enumerate() {
-            let Some(chain) = ar.chains.get(i).and_then(Option::as_ref) else {
-                files.push(d.chain.files.clone());
-                continue;
-            };
-            if self
-                .faults
-                .out_of_space(&d.volume, CheckpointStep::AutoRecoveryRollback)
-            {
-                fill(&lab.volumes, &d.volume);
-            }
-            pages += ar
-                .roll_back(i, cx.out.guids())
-                .map_err(|e| fail(format!("{name}: {e}")))?;
-            attached.push(chain.active().to_string());
-            files.push(chain.files.clone());
-        }
-        cx.out
-            .detail("attached", format!("{} (SCSI)", attached.join(", ")));
-        cx.out.detail(
-            "rolled_back",
-            format!("{pages} page(s) of the open transaction"),
+        let v = &self.cx.world.vms[vm];
+        let ar = v.auto_recovery.as_ref();
+        let files: Vec<Vec<String>> = v
+            .disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                ar.and_then(|a| a.chains.get(i))
+                    .and_then(Option::as_ref)
+                    .map_or_else(|| d.chain.files.clone(), |c| c.files.clone())
+            })
+            .collect();
+        let image: Vec<String> = files.iter().map(|f| f.join(" + ")).collect();
+        self.cx.out.detail(
+            "image",
+            format!("{} in snapshot set {set}", image.join(", ")),
         );
-        cx.out.detail("detached", attached.join(", "));
         self.claim(vm).source = Some(Source {
             set: Some(set),
             files,
@@ -542,52 +558,19 @@ impl Actor<Msg, Site> for Vmms {
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let from = env.sender().unwrap_or(cx.out.me());
         let now_us = cx.out.now_us();
-        let (core, ar, faults, claims) = (
-            &mut self.core,
-            &mut self.ar,
-            &*self.faults,
-            &mut self.claims,
-        );
+        let (core, faults, claims) = (&mut self.core, &*self.faults, &mut self.claims);
         match env.msg {
             Msg::Vmms(op) => {
                 let v = facts(cx.world, faults, op.vm());
-                core.on_op(
-                    from,
-                    op,
-                    &v,
-                    now_us,
-                    &mut Port {
-                        cx,
-                        ar,
-                        faults,
-                        claims,
-                    },
-                );
+                core.on_op(from, op, &v, now_us, &mut Port { cx, faults, claims });
             }
             Msg::IcReady { vm, result } => {
                 let v = facts(cx.world, faults, vm);
-                core.on_ic_ready(
-                    result,
-                    &v,
-                    &mut Port {
-                        cx,
-                        ar,
-                        faults,
-                        claims,
-                    },
-                );
+                core.on_ic_ready(result, &v, &mut Port { cx, faults, claims });
             }
             Msg::MergeStep { vm } => {
                 let v = facts(cx.world, faults, vm);
-                core.on_merge_step(
-                    &v,
-                    &mut Port {
-                        cx,
-                        ar,
-                        faults,
-                        claims,
-                    },
-                );
+                core.on_merge_step(&v, &mut Port { cx, faults, claims });
             }
             _ => {}
         }
@@ -595,12 +578,9 @@ impl Actor<Msg, Site> for Vmms {
 
     fn digest(&self, h: &mut blake3::Hasher) {
         for (vm, checkpoint) in self.core.taken() {
-            let ars = self
-                .ar
-                .get(vm)
-                .map_or(0, |a| a.chains.iter().flatten().count());
+            let ar = self.core.recovery(*vm).map_or(0, |r| r as u8 + 1);
             h.update(&(*vm as u64).to_le_bytes());
-            h.update(&[u8::from(*checkpoint), ars as u8]);
+            h.update(&[u8::from(*checkpoint), ar]);
         }
         for key in self.core.waiters() {
             h.update(&(key.vm as u64).to_le_bytes());

@@ -289,12 +289,17 @@ impl Backend for Simulated {
                 };
                 sched.add_actor(Box::new(GuestProvider::new(&vm.name, i, kind, vmms_id)));
                 for (k, w) in vm.guest.writers.iter().enumerate() {
-                    sched.add_actor(Box::new(GuestWriter::new(
-                        &vm.name,
-                        i,
-                        w.clone(),
-                        faults.writer_failure(i, k),
-                    )));
+                    let failure = faults.writer_failure(i, k);
+                    if failure.is_some_and(|(at, _)| at == crate::scenario::WriterEvent::OnIdentify)
+                    {
+                        // Out of the metadata, the writer never gets OnPostSnapshot: its
+                        // application's open transaction stays in the snapshot (F2.10).
+                        let lab = &mut sched.world_mut().vms[i];
+                        if lab.app_writer.as_deref() == Some(w.name.as_str()) {
+                            lab.app_writer = None;
+                        }
+                    }
+                    sched.add_actor(Box::new(GuestWriter::new(&vm.name, i, w.clone(), failure)));
                 }
             }
             if let Some(daemon) = ids.daemon {

@@ -96,6 +96,8 @@ fn vm_on(volume: &Volume) -> VmLab {
         next_serial: 0,
         rct_points: Vec::new(),
         undo: Vec::new(),
+        app_writer: None,
+        auto_recovery: None,
         migrations: Vec::new(),
         csv_reads: Vec::new(),
     }

@@ -374,7 +374,7 @@ impl Plan {
             (Flow::F2, Quiesce) => "F2.4",
             (Flow::F2, GuestSnapshot) => "F2.5-F2.7",
             (Flow::F2, Ready) => "F2.8-F2.9",
-            (Flow::F2, AutoRecovery) => "F2.10-F2.12",
+            (Flow::F2, AutoRecovery) => "F2.12",
             (Flow::F2, VolumeSnapshot) => "F2.11",
             (Flow::F2, Read) => "F2.13",
             (Flow::F2, Release | Merge) => "F2.14",

@@ -38,6 +38,9 @@ pub enum GuestWriterEffect {
     Freeze,
     /// The application issues transactions again.
     Thaw,
+    /// OnPostSnapshot: on an auto-recoverable snapshot (VSS_VOLSNAP_ATTR_AUTORECOVER,
+    /// reference vss.md §3) the writer undoes its own open transaction in it (F2.10).
+    Recover,
     /// The writer's state after the event.
     State(WriterState),
     /// The writer's answer to VSS, `delay_us` from now.
@@ -125,6 +128,10 @@ impl GuestWriterCore {
                 fx.push(GuestWriterEffect::Thaw);
                 HANDLE_US
             }
+            WriterEvent::OnPostSnapshot => {
+                fx.push(GuestWriterEffect::Recover);
+                HANDLE_US
+            }
             _ => HANDLE_US,
         };
         self.state = event.state_after();
@@ -136,6 +143,38 @@ impl GuestWriterCore {
             result: Ok(()),
         });
         fx
+    }
+
+    /// The writer could not write its rollback into the auto-recoverable snapshot: it
+    /// fails OnPostSnapshot, and the backup with VSS_E_AUTORECOVERY_FAILED naming it
+    /// (reference vss.md §4.2). What it answers replaces the answer `on_event` gave.
+    pub fn recovery_failed(&mut self, problem: &str) -> Vec<GuestWriterEffect> {
+        let event = WriterEvent::OnPostSnapshot;
+        self.state = event.failed_state();
+        let code = Hresult::VssEAutorecoveryFailed;
+        // Its writes go to the hot-added AutoRecovery.avhdx on the host's volume: a
+        // failure there is the host storage's (F5.T).
+        let fail = Fail::new(
+            code,
+            FailureClass::Host,
+            format!(
+                "{} could not roll back its open transaction in the auto-recovery snapshot: {problem}",
+                self.config.name
+            ),
+        );
+        vec![
+            GuestWriterEffect::SetWriterFailure {
+                event,
+                code,
+                state: self.state,
+            },
+            GuestWriterEffect::Reply {
+                delay_us: HANDLE_US,
+                event,
+                state: self.state,
+                result: Err(fail),
+            },
+        ]
     }
 
     fn fail(&mut self, event: WriterEvent, with: WriterFailure) -> Vec<GuestWriterEffect> {

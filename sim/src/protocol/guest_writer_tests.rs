@@ -198,3 +198,56 @@ fn a_crashing_callback_is_vss_event_12366_not_set_writer_failure() {
         "SqlServerWriter's OnFreeze callback raised an exception (VSS event 12366)"
     );
 }
+
+#[test]
+fn post_snapshot_recovers_before_answering() {
+    // F2.10, reference vss.md §3: the writer undoes its open transaction in the
+    // auto-recoverable snapshot at OnPostSnapshot, before its answer; no other event
+    // asks it to.
+    let mut w = writer(WriterKind::Sql, None, None);
+    let fx = w.on_event(WriterEvent::OnPostSnapshot);
+    let at = fx.iter().position(|e| *e == GuestWriterEffect::Recover);
+    assert_eq!(at, Some(0), "{fx:?}");
+    assert_eq!(
+        reply(&fx),
+        (HANDLE_US, WriterState::WaitingForBackupComplete, Ok(()))
+    );
+    for e in [
+        WriterEvent::OnPrepareSnapshot,
+        WriterEvent::OnFreeze,
+        WriterEvent::OnThaw,
+        WriterEvent::OnBackupComplete,
+    ] {
+        assert!(
+            !w.on_event(e).contains(&GuestWriterEffect::Recover),
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_recovery_fails_post_snapshot_naming_the_writer() {
+    let mut w = writer(WriterKind::Sql, None, None);
+    let _ = w.on_event(WriterEvent::OnPostSnapshot);
+    let fx = w.recovery_failed("disk_1-AutoRecovery.avhdx: out of space");
+    assert_eq!(
+        fx[0],
+        GuestWriterEffect::SetWriterFailure {
+            event: WriterEvent::OnPostSnapshot,
+            code: Hresult::VssEAutorecoveryFailed,
+            state: WriterState::FailedAtPostSnapshot,
+        }
+    );
+    let (_, state, result) = reply(&fx);
+    assert_eq!(state, WriterState::FailedAtPostSnapshot);
+    assert_eq!(w.state(), WriterState::FailedAtPostSnapshot);
+    let f = result.expect_err("failed");
+    assert_eq!(f.code, Hresult::VssEAutorecoveryFailed);
+    assert!(
+        f.detail.starts_with("SqlServerWriter could not roll back")
+            && f.detail
+                .ends_with("disk_1-AutoRecovery.avhdx: out of space"),
+        "{}",
+        f.detail
+    );
+}

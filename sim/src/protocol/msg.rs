@@ -43,9 +43,19 @@ pub enum VmmsOp {
     CheckpointNow { vm: usize },
     /// Merge the VM's backup / recovery checkpoint back (F2.14, F3.4).
     MergeCheckpoint { vm: usize },
-    /// F2.10/F2.12 inside the volume snapshot: roll back and merge the auto-recovery
-    /// checkpoint there; discard it on the live volume.
+    /// F2.10–F2.12: the guest's writers have recovered the auto-recovery checkpoint;
+    /// the VM's image in the volume snapshot `set` is its base with the
+    /// AutoRecovery.avhdx over it (merged only inside the backup copy).
     AutoRecover { vm: usize, set: u64 },
+    /// F2.10: hot-add the auto-recovery disks through the SCSI controller (the guest's
+    /// provider, as the guest's snapshot may take writes: PreFinalCommitSnapshots).
+    AttachAutoRecovery { vm: usize },
+    /// F2.10: hot-remove them once the guest's writers have written their rollback
+    /// (PostFinalCommitSnapshots, or the guest set's abort).
+    DetachAutoRecovery { vm: usize },
+    /// F2.12: the host's volume snapshot exists; delete `<disk>-AutoRecovery.avhdx` on
+    /// the live volume.
+    DeleteAutoRecovery { vm: usize },
 }
 
 impl VmmsOp {
@@ -59,6 +69,9 @@ impl VmmsOp {
             VmmsOp::CheckpointNow { .. } => "TakeCheckpoint",
             VmmsOp::MergeCheckpoint { .. } => "MergeCheckpoint",
             VmmsOp::AutoRecover { .. } => "AutoRecover",
+            VmmsOp::AttachAutoRecovery { .. } => "AttachAutoRecovery",
+            VmmsOp::DetachAutoRecovery { .. } => "DetachAutoRecovery",
+            VmmsOp::DeleteAutoRecovery { .. } => "DeleteAutoRecovery",
         }
     }
 
@@ -71,7 +84,10 @@ impl VmmsOp {
             | VmmsOp::CreateRecoveryCheckpoint { vm }
             | VmmsOp::CheckpointNow { vm }
             | VmmsOp::MergeCheckpoint { vm }
-            | VmmsOp::AutoRecover { vm, .. } => *vm,
+            | VmmsOp::AutoRecover { vm, .. }
+            | VmmsOp::AttachAutoRecovery { vm }
+            | VmmsOp::DetachAutoRecovery { vm }
+            | VmmsOp::DeleteAutoRecovery { vm } => *vm,
         }
     }
 }

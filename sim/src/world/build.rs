@@ -15,7 +15,8 @@ use hvsim_engine::{CreateOptions, GuidGen};
 use super::{DiskLab, GuestVol, Lab, Observed, Oracle, Power, VmLab, PAGE};
 use crate::scenario::volume_folder;
 use crate::scenario::{
-    BackupKind, Bytes, FileSystem, Leftover, Problem, Scenario, VmState, MIN_GUEST_VOLUME,
+    BackupKind, Bytes, FileSystem, Leftover, Problem, Scenario, VmState, WriterKind,
+    MIN_GUEST_VOLUME,
 };
 use crate::sched::EPOCH_UNIX_S;
 
@@ -142,6 +143,13 @@ fn build_on(
             next_serial: 1,
             rct_points: Vec::new(),
             undo: Vec::new(),
+            app_writer: vm
+                .guest
+                .writers
+                .iter()
+                .find(|w| matches!(w.kind, WriterKind::Sql | WriterKind::Exchange))
+                .map(|w| w.name.clone()),
+            auto_recovery: None,
             migrations: Vec::new(),
             csv_reads: Vec::new(),
         };

@@ -2,11 +2,13 @@
 //! chains and guest volumes, and the oracle of what each disk must hold. The scheduler
 //! owns it and lends it to one actor at a time, through the actor's `cx`.
 
+mod auto_recovery;
 mod build;
 mod image;
 mod observed;
 mod oracle;
 
+pub use auto_recovery::{AutoRecovery, RollbackError};
 pub(crate) use build::disk_volume;
 pub use build::{build_lab, space_problems, BuildError};
 pub use image::{SparseImage, PAGE};
@@ -263,6 +265,13 @@ pub struct VmLab {
     /// committed): what its VSS writer rolls back in an auto-recoverable snapshot
     /// (F2.10). Cleared by the commit record.
     pub undo: Vec<UndoPage>,
+    /// The writer of the application whose transactions the workload writes: the
+    /// guest's first SQL or Exchange writer (the model's reading); None when it has none,
+    /// and then nobody undoes them.
+    pub app_writer: Option<String>,
+    /// The auto-recovery checkpoint Vmms made for this backup (F2.6), until it is
+    /// deleted on the live volume (F2.12).
+    pub auto_recovery: Option<AutoRecovery>,
 }
 
 /// One page of an open transaction's undo log: its bytes before the transaction wrote
@@ -272,6 +281,8 @@ pub struct UndoPage {
     pub disk: usize,
     pub offset: u64,
     pub before: Vec<u8>,
+    /// The writer whose application wrote it: the one that undoes it (F2.10).
+    pub writer: Option<String>,
 }
 
 impl VmLab {
@@ -333,9 +344,14 @@ impl VmLab {
                 disk,
                 offset: page,
                 before,
+                writer: self.app_writer.clone(),
             });
         }
-        self.oracle.transaction_write(disk, at, data.len() as u64);
+        // With no application writer nobody undoes the transaction: the oracle's
+        // recovered image keeps it, as the snapshot does.
+        if self.app_writer.is_some() {
+            self.oracle.transaction_write(disk, at, data.len() as u64);
+        }
         self.guest_write(disk, vol, offset, data)
     }
 

@@ -8,8 +8,8 @@ pub mod wmi;
 pub mod writer;
 
 pub use vmms::{
-    Quiesce, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer, VmmsVm, WaitKey, Waiting, CHECKPOINT_US,
-    MERGE_STEP_US, RESUME_US, SAVE_US,
+    Quiesce, Recovery, VmmsCore, VmmsEffect, VmmsPort, VmmsTimer, VmmsVm, WaitKey, Waiting,
+    CHECKPOINT_US, MERGE_STEP_US, RESUME_US, SAVE_US,
 };
 pub use writer::{
     Image, Readiness, WriterCore, WriterEffect, WriterPort, WriterStep, WriterVm, HANDLE_US,

@@ -2,7 +2,10 @@
 //! resumed (R2, R3), which checkpoint a job takes (F2.5–F2.6's backup and auto-recovery
 //! checkpoints, R4's named one, F3's production checkpoint and its fallback to standard),
 //! when a merge starts and ends (F2.14, F3.4), and which Hyper-V-VMMS event it raises.
-//! Making the AVHDX files and merging them is the port's.
+//! F2.10–F2.12 run in this order: the auto-recovery disks are hot-added, the guest's
+//! writers write their rollback into them, they are detached; the host's volume snapshot
+//! is taken; then the live AutoRecovery.avhdx is deleted. Making the AVHDX files, writing
+//! and merging them is the port's.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,8 @@ use crate::sched::ActorId;
 pub const SAVE_US: u64 = 4_000_000;
 pub const RESUME_US: u64 = 2_000_000;
 pub const CHECKPOINT_US: u64 = 800_000;
+/// Hot-adding or hot-removing a SCSI disk of a running VM (F2.10; the model's figure).
+pub const HOT_ADD_US: u64 = 100_000;
 /// Between two steps of an online merge.
 pub const MERGE_STEP_US: u64 = 100_000;
 
@@ -57,6 +62,10 @@ pub struct VmmsVm {
     pub snapshot_error: Option<ReturnValue>,
     /// The VM's side of a running Hyper-V Replica relationship (R12).
     pub replica: Option<ReplicaRole>,
+    /// The guest's VSS writers recover its auto-recovery checkpoint in attached disks (a
+    /// Windows guest); a Linux guest's kernel answers AUTO_RECOVER itself and writes
+    /// nothing (reference vss.md §4.4), so nothing is attached.
+    pub guest_writers: bool,
 }
 
 /// What a waiter waits for.
@@ -82,6 +91,17 @@ impl Waiting {
 pub struct WaitKey {
     pub vm: usize,
     pub on: Waiting,
+}
+
+/// Where a VM's auto-recovery checkpoint is in F2.10–F2.12.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// Made with the backup checkpoint (F2.6).
+    Made,
+    /// Hot-added to the running VM: the guest's writers write into it (F2.10).
+    Attached,
+    /// Detached after the writers' recovery: the volume snapshot may be taken (F2.11).
+    Recovered,
 }
 
 /// Vmms' own timers.
@@ -180,11 +200,16 @@ pub trait VmmsPort {
     fn checkpoint(&mut self, vm: usize, auto_recovery: bool) -> Result<(), Fail>;
     /// Deletes the VM's auto-recovery checkpoints on the live volume (F2.12).
     fn discard_auto_recovery(&mut self, vm: usize);
+    /// Hot-adds the VM's auto-recovery disks through its SCSI controller (F2.10).
+    fn attach_auto_recovery(&mut self, vm: usize) -> Result<(), Fail>;
+    /// Hot-removes them (F2.10).
+    fn detach_auto_recovery(&mut self, vm: usize);
     /// Starts merging the VM's checkpoints; false when there is none to merge.
     fn start_merge(&mut self, vm: usize) -> Result<bool, Fail>;
     /// One step of every running merge of the VM; true when all are done.
     fn merge_step(&mut self, vm: usize) -> Result<bool, Fail>;
-    /// F2.10–F2.12 inside the volume snapshot of `set`.
+    /// F2.12: the VM's image in the volume snapshot of `set` is each disk's base with
+    /// its recovered AutoRecovery.avhdx over it.
     fn auto_recover(&mut self, vm: usize, set: u64) -> Result<(), Fail>;
 }
 
@@ -194,6 +219,8 @@ pub struct VmmsCore {
     ics: BTreeMap<usize, ActorId>,
     /// Per VM: whether its backup / recovery checkpoint is in the chain.
     taken: BTreeMap<usize, bool>,
+    /// Per VM: its auto-recovery checkpoint, until deleted on the live volume.
+    recovery: BTreeMap<usize, Recovery>,
     waiters: BTreeMap<WaitKey, (ActorId, VmmsOp)>,
     /// Per VM: the `Msvm_ConcreteJob` of its running CreateSnapshot (F3.3).
     jobs: BTreeMap<usize, ConcreteJob>,
@@ -217,6 +244,11 @@ impl VmmsCore {
 
     pub fn waiters(&self) -> impl Iterator<Item = &WaitKey> {
         self.waiters.keys()
+    }
+
+    /// Where the VM's auto-recovery checkpoint is, if it has one.
+    pub fn recovery(&self, vm: usize) -> Option<Recovery> {
+        self.recovery.get(&vm).copied()
     }
 
     /// A job from the Hyper-V writer, HvIc, a provider or the requester.
@@ -336,7 +368,16 @@ impl VmmsCore {
                     });
                 }
                 port.effect(VmmsEffect::MergeStarts { vm });
-                port.discard_auto_recovery(vm);
+                // Still there if the job stopped before F2.12: it goes with the merge,
+                // hot-removed first if the guest's writers never finished with it.
+                match self.recovery.remove(&vm) {
+                    Some(Recovery::Attached) => {
+                        port.detach_auto_recovery(vm);
+                        port.discard_auto_recovery(vm);
+                    }
+                    Some(_) => port.discard_auto_recovery(vm),
+                    None => {}
+                }
                 if let Some(role) = v.replica {
                     // Field failures 24, 41: replication takes its own AVHDX beside the
                     // backup's, and the background merge fails (19100).
@@ -370,17 +411,56 @@ impl VmmsCore {
                     Err(f) => reply(port, from, 0, op, Err(f)),
                 }
             }
-            VmmsOp::AutoRecover { set, .. } => {
-                let r = if self.taken.contains_key(&vm) {
-                    port.auto_recover(vm, set)
-                } else {
-                    Err(Fail::new(
-                        Hresult::VssEAutorecoveryFailed,
-                        FailureClass::Host,
-                        format!("{}: no backup checkpoint to auto-recover", v.name),
-                    ))
+            VmmsOp::AttachAutoRecovery { .. } => {
+                // F2.10: the guest's snapshot may take writes now (its provider's
+                // PreFinalCommitSnapshots).
+                let r = match self.recovery.get(&vm) {
+                    Some(Recovery::Made) => port.attach_auto_recovery(vm),
+                    _ => Err(autorecovery_failed(
+                        v,
+                        "no auto-recovery checkpoint to attach",
+                    )),
                 };
-                reply(port, from, CHECKPOINT_US, op, r);
+                if r.is_ok() {
+                    self.recovery.insert(vm, Recovery::Attached);
+                }
+                reply(port, from, HOT_ADD_US, op, r);
+            }
+            VmmsOp::DetachAutoRecovery { .. } => {
+                if self.recovery.get(&vm) == Some(&Recovery::Attached) {
+                    port.detach_auto_recovery(vm);
+                    self.recovery.insert(vm, Recovery::Recovered);
+                }
+                reply(port, from, HOT_ADD_US, op, Ok(()));
+            }
+            VmmsOp::AutoRecover { set, .. } => {
+                // F2.11 may go on only once the guest's writers have recovered and the
+                // disks are detached.
+                let r = match self.recovery.get(&vm) {
+                    Some(Recovery::Recovered) => port.auto_recover(vm, set),
+                    Some(Recovery::Made) if !v.guest_writers => port.auto_recover(vm, set),
+                    Some(Recovery::Made) => Err(autorecovery_failed(
+                        v,
+                        "the guest's writers never recovered its auto-recovery checkpoint \
+                         (its disks were never attached)",
+                    )),
+                    Some(Recovery::Attached) => Err(autorecovery_failed(
+                        v,
+                        "its auto-recovery disks are still attached",
+                    )),
+                    None => Err(autorecovery_failed(
+                        v,
+                        "no backup checkpoint to auto-recover",
+                    )),
+                };
+                reply(port, from, 0, op, r);
+            }
+            VmmsOp::DeleteAutoRecovery { .. } => {
+                // F2.12: the volume snapshot holds the file; the live VM never sees it.
+                if self.recovery.remove(&vm).is_some() {
+                    port.discard_auto_recovery(vm);
+                }
+                reply(port, from, 0, op, Ok(()));
             }
         }
     }
@@ -487,6 +567,9 @@ impl VmmsCore {
     ) -> Result<(), Fail> {
         port.checkpoint(vm, auto_recovery)?;
         self.taken.insert(vm, true);
+        if auto_recovery {
+            self.recovery.insert(vm, Recovery::Made);
+        }
         Ok(())
     }
 
@@ -500,6 +583,15 @@ impl VmmsCore {
         });
         Ok(())
     }
+}
+
+/// The job's error when F2.10–F2.12 cannot go on for the VM.
+fn autorecovery_failed(v: &VmmsVm, why: &str) -> Fail {
+    Fail::new(
+        Hresult::VssEAutorecoveryFailed,
+        FailureClass::Host,
+        format!("{}: {why}", v.name),
+    )
 }
 
 /// F3.3: CreateSnapshot's parameters and return value on the call's line.

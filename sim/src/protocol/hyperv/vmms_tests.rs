@@ -17,6 +17,8 @@ enum Did {
     StartMerge { vm: usize },
     MergeStep { vm: usize },
     AutoRecover { vm: usize, set: u64 },
+    Attach { vm: usize },
+    Detach { vm: usize },
 }
 
 struct Rec {
@@ -62,6 +64,13 @@ impl VmmsPort for Rec {
         self.did.push(Did::AutoRecover { vm, set });
         self.auto_recover.clone()
     }
+    fn attach_auto_recovery(&mut self, vm: usize) -> Result<(), Fail> {
+        self.did.push(Did::Attach { vm });
+        Ok(())
+    }
+    fn detach_auto_recovery(&mut self, vm: usize) {
+        self.did.push(Did::Detach { vm });
+    }
 }
 
 impl Rec {
@@ -98,6 +107,7 @@ fn vm() -> VmmsVm {
         release: None,
         snapshot_error: None,
         replica: None,
+        guest_writers: true,
     }
 }
 
@@ -429,9 +439,20 @@ fn a_guest_answer_nobody_waits_for_is_ignored() {
 }
 
 #[test]
-fn merge_discards_auto_recovery_then_steps_until_done() {
-    // F2.12 then F2.14: the auto-recovery files go, the backup checkpoint merges online.
+fn merge_deletes_an_auto_recovery_left_by_a_stopped_job_then_steps_until_done() {
+    // A job that stopped before F2.12 leaves the auto-recovery files: they go with the
+    // F2.14 merge; the backup checkpoint merges online.
     let mut core = vmms();
+    let v = VmmsVm {
+        auto_recovery: true,
+        ..vm()
+    };
+    run(
+        &mut core,
+        VmmsOp::CheckpointNow { vm: 0 },
+        &v,
+        &mut Rec::default(),
+    );
     let mut rec = Rec::default();
     run(
         &mut core,
@@ -550,11 +571,153 @@ fn auto_recover_without_a_backup_checkpoint_fails() {
     );
 }
 
+/// The storage calls of `did`, in order (effects left out).
+fn storage(did: &[Did]) -> Vec<Did> {
+    did.iter()
+        .filter(|d| !matches!(d, Did::Fx(_)))
+        .cloned()
+        .collect()
+}
+
 #[test]
-fn auto_recover_after_a_checkpoint_works_inside_the_set() {
+fn auto_recovery_goes_attach_writers_detach_snapshot_then_live_delete() {
+    // F2.10-F2.12: the disks are hot-added, the guest's writers write (between attach
+    // and detach, outside Vmms), they are detached; only then may the host's snapshot
+    // go on (AutoRecover answers), and after it the live file is deleted.
     let mut core = vmms();
-    let mut v = vm();
-    v.auto_recovery = true;
+    let v = VmmsVm {
+        auto_recovery: true,
+        ..vm()
+    };
+    let mut rec = Rec::default();
+    for op in [
+        VmmsOp::CheckpointNow { vm: 0 },
+        VmmsOp::AttachAutoRecovery { vm: 0 },
+        VmmsOp::DetachAutoRecovery { vm: 0 },
+        VmmsOp::AutoRecover { vm: 0, set: SET },
+        VmmsOp::DeleteAutoRecovery { vm: 0 },
+    ] {
+        run(&mut core, op, &v, &mut rec);
+    }
+    assert_eq!(
+        storage(&rec.did),
+        vec![
+            Did::Checkpoint {
+                vm: 0,
+                auto_recovery: true
+            },
+            Did::Attach { vm: 0 },
+            Did::Detach { vm: 0 },
+            Did::AutoRecover { vm: 0, set: SET },
+            Did::DiscardAutoRecovery { vm: 0 },
+        ]
+    );
+    let replies: Vec<_> = rec
+        .did
+        .iter()
+        .filter_map(|d| match d {
+            Did::Fx(VmmsEffect::Reply { op, result, .. }) => Some((op.name(), result.is_ok())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            ("TakeCheckpoint", true),
+            ("AttachAutoRecovery", true),
+            ("DetachAutoRecovery", true),
+            ("AutoRecover", true),
+            ("DeleteAutoRecovery", true),
+        ]
+    );
+    assert_eq!(core.recovery(0), None, "deleted on the live volume");
+    // The merge at F2.14 finds nothing left to delete.
+    let mut rec = Rec::default();
+    run(&mut core, VmmsOp::MergeCheckpoint { vm: 0 }, &v, &mut rec);
+    assert!(!rec.did.contains(&Did::DiscardAutoRecovery { vm: 0 }));
+}
+
+#[test]
+fn the_host_snapshot_waits_for_the_guest_writers_recovery() {
+    // AutoRecover before the writers recovered (never attached, or still attached) is
+    // VSS_E_AUTORECOVERY_FAILED naming the VM, and Vmms names no image.
+    for attach in [false, true] {
+        let mut core = vmms();
+        let v = VmmsVm {
+            auto_recovery: true,
+            ..vm()
+        };
+        let mut rec = Rec::default();
+        run(&mut core, VmmsOp::CheckpointNow { vm: 0 }, &v, &mut rec);
+        if attach {
+            run(
+                &mut core,
+                VmmsOp::AttachAutoRecovery { vm: 0 },
+                &v,
+                &mut rec,
+            );
+        }
+        let mut rec = Rec::default();
+        run(
+            &mut core,
+            VmmsOp::AutoRecover { vm: 0, set: SET },
+            &v,
+            &mut rec,
+        );
+        assert!(!rec.did.iter().any(|d| matches!(d, Did::AutoRecover { .. })));
+        let (_, result) = rec.reply().expect("answered");
+        let f = result.expect_err("not recovered yet");
+        assert_eq!(f.code, Hresult::VssEAutorecoveryFailed);
+        assert!(f.detail.starts_with("sql01: "), "{}", f.detail);
+        let want = if attach {
+            "still attached"
+        } else {
+            "never attached"
+        };
+        assert!(f.detail.contains(want), "{}", f.detail);
+    }
+}
+
+#[test]
+fn nothing_is_attached_without_an_auto_recovery_checkpoint() {
+    // F3 (no auto-recovery twin) or before any checkpoint: the attach fails, the
+    // detach does nothing.
+    let mut core = vmms();
+    let mut rec = Rec::default();
+    run(&mut core, VmmsOp::CheckpointNow { vm: 0 }, &vm(), &mut rec);
+    let mut rec = Rec::default();
+    run(
+        &mut core,
+        VmmsOp::AttachAutoRecovery { vm: 0 },
+        &vm(),
+        &mut rec,
+    );
+    assert!(!rec.did.contains(&Did::Attach { vm: 0 }));
+    let (_, result) = rec.reply().expect("answered");
+    assert_eq!(
+        result.map_err(|f| f.code),
+        Err(Hresult::VssEAutorecoveryFailed)
+    );
+    let mut rec = Rec::default();
+    run(
+        &mut core,
+        VmmsOp::DetachAutoRecovery { vm: 0 },
+        &vm(),
+        &mut rec,
+    );
+    assert_eq!(storage(&rec.did), vec![]);
+}
+
+#[test]
+fn a_linux_guest_recovers_nothing_so_nothing_is_attached() {
+    // Its kernel answers AUTO_RECOVER itself (reference vss.md §4.4): the image is the
+    // base with the untouched auto-recovery AVHDX over it.
+    let mut core = vmms();
+    let v = VmmsVm {
+        auto_recovery: true,
+        guest_writers: false,
+        ..vm()
+    };
     run(
         &mut core,
         VmmsOp::CheckpointNow { vm: 0 },
@@ -568,8 +731,11 @@ fn auto_recover_after_a_checkpoint_works_inside_the_set() {
         &v,
         &mut rec,
     );
-    assert_eq!(rec.did[0], Did::AutoRecover { vm: 0, set: SET });
-    assert_eq!(rec.reply(), Some((CHECKPOINT_US, Ok(()))));
+    assert_eq!(
+        storage(&rec.did),
+        vec![Did::AutoRecover { vm: 0, set: SET }]
+    );
+    assert_eq!(rec.reply(), Some((0, Ok(()))));
 }
 
 #[test]
@@ -767,4 +933,34 @@ fn a_replicated_vm_ends_with_two_avhdx_and_a_19100_merge_failure() {
         result.map_err(|f| (f.code, f.event)),
         Err((Hresult::ErrorFileSystemLimitation, Some(19100)))
     );
+}
+
+#[test]
+fn an_abort_while_the_disks_are_attached_detaches_them_before_deleting() {
+    // A writer never answered its recovery: the host's abort merges the checkpoint; the
+    // auto-recovery disks are hot-removed before their files go.
+    let mut core = vmms();
+    let v = VmmsVm {
+        auto_recovery: true,
+        ..vm()
+    };
+    let mut rec = Rec::default();
+    run(&mut core, VmmsOp::CheckpointNow { vm: 0 }, &v, &mut rec);
+    run(
+        &mut core,
+        VmmsOp::AttachAutoRecovery { vm: 0 },
+        &v,
+        &mut rec,
+    );
+    let mut rec = Rec::default();
+    run(&mut core, VmmsOp::MergeCheckpoint { vm: 0 }, &v, &mut rec);
+    assert_eq!(
+        storage(&rec.did),
+        vec![
+            Did::Detach { vm: 0 },
+            Did::DiscardAutoRecovery { vm: 0 },
+            Did::StartMerge { vm: 0 },
+        ]
+    );
+    assert_eq!(core.recovery(0), None);
 }

@@ -231,7 +231,16 @@ impl WriterCore {
                 }
             }
             Err(f) => {
-                self.prepared.remove(&vm);
+                let was = self.prepared.remove(&vm);
+                if was == Some(Readiness::GuestCheckpoint)
+                    && vms.iter().any(|v| v.vm == vm && v.checkpoints)
+                {
+                    // The guest failed after its checkpoint was taken (its writers'
+                    // recovery, F2.10): the checkpoint goes back into the VM and the
+                    // auto-recovery one is deleted with it.
+                    self.outstanding.insert(vm);
+                    self.send(self.vmms, Msg::Vmms(VmmsOp::MergeCheckpoint { vm }), port);
+                }
                 if let Some(v) = vms.iter().find(|v| v.vm == vm) {
                     if v.raises_guest_not_ready {
                         port.effect(WriterEffect::Raise {
@@ -390,6 +399,14 @@ impl WriterCore {
                 }
                 Readiness::GuestCheckpoint => {
                     // F2.10 ran before the snapshot; F2.13 reads where it left the image.
+                    // F2.12: the snapshot holds the AutoRecovery.avhdx now; Vmms deletes
+                    // it on the live volume.
+                    self.outstanding.insert(vm);
+                    self.send(
+                        self.vmms,
+                        Msg::Vmms(VmmsOp::DeleteAutoRecovery { vm }),
+                        port,
+                    );
                     // SPEC F2 order note: the host's volume snapshot exists now (VSS
                     // sends PostSnapshot after CommitSnapshots): only now do the guest's
                     // writers hear BackupComplete.

@@ -348,8 +348,11 @@ fn f2_auto_recovers_once_the_guest_is_ready_before_the_volume_snapshot() {
     assert_eq!(
         rec.sends(),
         vec![
-            // SPEC F2 order note: the host's snapshot exists at PostSnapshot; only
-            // now does the guest end its set (its writers' BackupComplete).
+            // F2.12: the host's snapshot exists at PostSnapshot: the live
+            // AutoRecovery.avhdx goes now.
+            (VMMS, Msg::Vmms(VmmsOp::DeleteAutoRecovery { vm: 1 })),
+            // SPEC F2 order note: only now does the guest end its set (its writers'
+            // BackupComplete).
             (IC1, Msg::IcFinish { ok: true }),
             (VMMS, Msg::Vmms(VmmsOp::Resume { vm: 2 })),
         ]
@@ -363,6 +366,8 @@ fn f2_auto_recovers_once_the_guest_is_ready_before_the_volume_snapshot() {
     w.on_ic_ready(1, Ok(Reached::Application), &vms, &mut rec);
     assert_eq!(rec.answer(), None, "the saved VM is still resuming");
     w.on_vmms_done(&VmmsOp::Resume { vm: 2 }, Ok(()), &mut rec);
+    assert_eq!(rec.answer(), None, "the live delete is still running");
+    w.on_vmms_done(&VmmsOp::DeleteAutoRecovery { vm: 1 }, Ok(()), &mut rec);
     assert_eq!(
         rec.answer(),
         Some((WriterState::WaitingForBackupComplete, Ok(())))
@@ -372,7 +377,7 @@ fn f2_auto_recovers_once_the_guest_is_ready_before_the_volume_snapshot() {
 #[test]
 fn post_snapshot_skips_auto_recovery_for_a_guest_that_wants_none() {
     // R5: a Linux guest answered HOT_BACKUP with VSS_HBU_NO_AUTO_RECOVERY: no
-    // AutoRecover job (F2.10-F2.12), the image is the backup checkpoint's parent (frozen
+    // AutoRecover job (F2.12), the image is the backup checkpoint's parent (frozen
     // at FREEZE), and the guest gets its BU_COMPLETE (IcFinish) now.
     let mut linux = vm(1, Readiness::GuestCheckpoint);
     linux.no_auto_recovery = true;
