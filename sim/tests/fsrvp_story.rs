@@ -498,3 +498,94 @@ fn the_requester_reads_the_answered_path_not_the_worlds_record() {
     let i2 = r.invariants.iter().find(|c| c.id == "I2").unwrap();
     assert!(i2.ok, "{r}");
 }
+
+/// Issue 9 item 1 (MS-FSRVP 3.1.4.13): the file server's own writer takes longer to
+/// prepare than the provider's 30 min PrepareShadowCopySet wait (the commit-timeout
+/// scenario with its fault moved to PrepareShadowCopySet). The wait ends at the caller's
+/// timeout with FSRVP_E_WAIT_TIMEOUT, the set stays Added with the 180 s timer, the host
+/// fails with VSS_E_FSS_TIMEOUT and aborts; the local VSS's late answer takes nothing
+/// and its prepared set is dropped (OnAbort), so no writer session stays open (I3).
+#[test]
+fn a_prepare_later_than_its_wait_times_out_and_the_late_set_is_dropped() {
+    let path = library::dir().join("f4-fsrvp-commit-timeout.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // A light workload: the guest writes for the whole 30 min wait.
+    let text = text
+        .replace(
+            r#"operation = "CommitShadowCopySet""#,
+            r#"operation = "PrepareShadowCopySet""#,
+        )
+        .replace("rate = 30", "rate = 1");
+    assert!(text.contains("PrepareShadowCopySet") && text.contains("rate = 1"));
+    let s = std::rc::Rc::new(
+        hvsim_sim::run::from_toml(&text, "f4-fsrvp-prepare-timeout.toml")
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let story = hvsim_sim::run::RunOptions {
+        story: true,
+        ..Default::default()
+    };
+    let out = hvsim_sim::run::run(std::rc::Rc::clone(&s), s.seed, story).unwrap();
+    assert!(out.report.passed(), "{}", out.report);
+    let lines = out.story;
+    let call = find(
+        &lines,
+        0,
+        &[
+            "FssProvider@hv1 → FssAgent@fs1: PrepareShadowCopySet",
+            "waits_s=1800",
+        ],
+    );
+    let slow = find(
+        &lines,
+        call,
+        &[
+            "FileServerWriter@fs1/FSRM Writer: OnPrepareSnapshot",
+            "answers_after_s=2700",
+        ],
+    );
+    let ended = find(
+        &lines,
+        slow,
+        &[
+            "FssAgent@fs1: FssAgentTimer",
+            "wait_ended=PrepareShadowCopySet",
+            "prepare=FSRVP_E_WAIT_TIMEOUT",
+        ],
+    );
+    assert_eq!(at_ms(&lines[ended]) - at_ms(&lines[call]), 1_800_000);
+    find(
+        &lines,
+        ended,
+        &[
+            "ProviderReturned  call=EndPrepareSnapshots",
+            "hr=VSS_E_FSS_TIMEOUT",
+        ],
+    );
+    let abort = find(
+        &lines,
+        ended,
+        &["FssAgent@fs1: AbortShadowCopySet", "result=S_OK"],
+    );
+    let late = find(
+        &lines,
+        abort,
+        &[
+            "FileServerVss@fs1 → FssAgent@fs1: AsyncFinished",
+            "call=PrepareForSnapshot",
+            "late=",
+        ],
+    );
+    assert!(at_ms(&lines[late]) - at_ms(&lines[slow]) >= 2_700_000);
+    find(
+        &lines,
+        late,
+        &["FileServerVss@fs1 → FileServerWriter@fs1/FSRM Writer: OnAbort"],
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("FileServerVss@fs1 → FileServerWriter@fs1/FSRM Writer: OnFreeze")),
+        "nothing frozen on the file server"
+    );
+}

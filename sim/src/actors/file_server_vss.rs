@@ -248,22 +248,22 @@ impl Actor<Msg, Site> for FileServerVss {
     }
 }
 
-/// The file server's writer: answers each event, slowly at OnFreeze when a fault says so.
+/// The file server's writer: answers each event, one of them slowly when a fault says so.
 pub struct FileServerWriter {
     name: String,
-    /// How long OnFreeze takes (a slow writer, fault `fsrvp_timeout` on
-    /// CommitShadowCopySet).
-    freeze_us: u64,
+    /// The event it answers late and how long it takes (fault `fsrvp_timeout`: OnFreeze
+    /// on CommitShadowCopySet, OnPrepareSnapshot on PrepareShadowCopySet).
+    slow: Option<(WriterEvent, u64)>,
 }
 
 /// The writer a Windows file server with the File Server VSS Agent Service runs.
 pub const FILE_SERVER_WRITER: &str = "FSRM Writer";
 
 impl FileServerWriter {
-    pub fn new(server: &str, freeze_us: Option<u64>) -> Self {
+    pub fn new(server: &str, slow: Option<(WriterEvent, u64)>) -> Self {
         FileServerWriter {
             name: format!("FileServerWriter@{server}/{FILE_SERVER_WRITER}"),
-            freeze_us: freeze_us.unwrap_or(WRITER_US),
+            slow,
         }
     }
 }
@@ -277,10 +277,9 @@ impl Actor<Msg, Site> for FileServerWriter {
         let (Msg::Writer { event, .. }, Origin::Actor(vss)) = (env.msg, env.origin) else {
             return;
         };
-        let delay = if event == WriterEvent::OnFreeze {
-            self.freeze_us
-        } else {
-            WRITER_US
+        let delay = match self.slow {
+            Some((slow, us)) if slow == event => us,
+            _ => WRITER_US,
         };
         if delay > WRITER_US {
             cx.out.detail("answers_after_s", delay / 1_000_000);
@@ -298,7 +297,9 @@ impl Actor<Msg, Site> for FileServerWriter {
     }
 
     fn digest(&self, h: &mut blake3::Hasher) {
-        h.update(&self.freeze_us.to_le_bytes());
+        if let Some((event, us)) = self.slow {
+            h.update(event.name().as_bytes()).update(&us.to_le_bytes());
+        }
     }
 }
 
