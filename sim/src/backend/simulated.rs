@@ -23,7 +23,7 @@ use crate::scenario::{FsrvpOperation, GuestOs, ProviderKind, Scenario};
 const SLOW_FILE_SERVER_FREEZE_US: u64 = 90_000_000;
 /// How long it takes to prepare when a fault makes the server's prepare time out: longer
 /// than the caller's 30 min wait (reference vss.md §5).
-const SLOW_FILE_SERVER_PREPARE_US: u64 = 2_700_000_000;
+const SLOW_FILE_SERVER_PREPARE_US: u64 = 1_900_000_000;
 use crate::sched::{ActorId, Scheduler};
 use crate::site::Site;
 use crate::world::Power;
