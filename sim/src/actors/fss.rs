@@ -1,8 +1,10 @@
 //! `FssProvider` (File Share Shadow Copy Provider, on the Hyper-V host) and `FssAgent`
-//! (File Server VSS Agent Service, on the SMB3 file server; its CommitShadowCopySet asks
-//! the server's own VSS, the `FileServerVss` actor, and waits for it): F4 over MS-FSRVP. The provider runs the FSRVP client
-//! sequence at CommitSnapshots (F4.3–F4.8), ends auto-recovery at PostFinalCommit and
-//! deletes the share mappings when the set is released (F4.10).
+//! (File Server VSS Agent Service, on the SMB3 file server; its PrepareShadowCopySet,
+//! CommitShadowCopySet and ExposeShadowCopySet ask the server's own VSS, the
+//! `FileServerVss` actor, and wait for it): F4 over MS-FSRVP. The provider runs each
+//! MS-FSRVP call in its host VSS provider phase (SPEC F4 phase mapping), hands HostVss
+//! the exposed share paths GetShareMapping answered (F4.8), ends auto-recovery at
+//! PostFinalCommit and deletes the share mappings when the set is released (F4.10).
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! `FileServerVss`: what the file server's own VSS leaves on its volumes (F4.5, F4.6): the
-//! shadow copy of the volume holding a share, exposed as a share. The VSS sequence that
-//! produces it (the server's writer and provider, which CommitShadowCopySet waits for) is
-//! the actor `actors::FileServerVss`.
+//! shadow copy of the volume holding a share, exposed as a share it names. The VSS
+//! sequence that produces it (the server's writer and provider, which Prepare, Commit and
+//! Expose wait for) is the actor `actors::FileServerVss`.
 
 use super::agent::exposed_name;
 use hvsim_engine::volume::{SnapshotId, SnapshotOptions, Volume, VolumeError};

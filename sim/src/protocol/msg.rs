@@ -239,7 +239,8 @@ pub enum Msg {
     /// failure 2).
     RetryBackup,
     /// A file server's agent asks its own VSS for a shadow copy set of these volumes
-    /// while it commits (MS-FSRVP 3.1.4.5), and the answer.
+    /// while it commits (MS-FSRVP 3.1.4.5; from the set it prepared, if any), and the
+    /// answer.
     LocalSnapshotSet {
         volumes: Vec<String>,
     },
