@@ -1,13 +1,17 @@
-//! The file server's own VSS (MS-FSRVP 3.1.4.5, SPEC F4.5): while the agent commits a
-//! shadow copy set, the server's local VSS runs a snapshot set of its own, with its own
+//! The file server's own VSS (MS-FSRVP 3.1.4.13, 3.1.4.5, 3.1.4.6; SPEC F4.5, F4.6):
+//! the agent's PrepareShadowCopySet, CommitShadowCopySet and ExposeShadowCopySet each
+//! wait for the server's local VSS, which runs a snapshot set of its own with its own
 //! writer (a file-server writer such as File Server Resource Manager's) and its own
-//! provider. `FileServerVss` is that VSS service: it runs the writer events and provider
-//! calls in VSS order (reference vss.md §1.1–§1.2) and answers the agent when the set
-//! exists, or when a writer or the provider failed. The agent's wait bounds it: an answer
-//! after the caller's timeout changes nothing (the set is back in Added).
+//! provider. `FileServerVss` is that VSS service: Prepare runs the writer events and
+//! provider calls up to EndPrepareSnapshots, Commit the rest in VSS order (reference
+//! vss.md §1.1–§1.2), Expose makes each shadow copy a share and answers its name. It
+//! answers the agent when its part is done, or when a writer or the provider failed. The
+//! agent's wait bounds each: an answer after the caller's timeout changes nothing.
 
+use crate::fsrvp::{expose_shadow_copy, LocalShadowCopy};
 use crate::protocol::msg::{Fail, Msg};
 use crate::protocol::vss::{ProviderCall, WriterEvent};
+use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
 use crate::site::Site;
 
@@ -44,15 +48,34 @@ const SEQUENCE: [Step; 14] = [
     Step::Writer(WriterEvent::OnBackupComplete),
 ];
 
+/// The steps PrepareShadowCopySet waits for: up to EndPrepareSnapshots.
+const PREPARED: usize = 5;
+
+/// Where the local set is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Local {
+    Idle,
+    /// Running up to step `until` (exclusive) for the agent; `next` is the next step.
+    Running {
+        agent: ActorId,
+        volumes: Vec<String>,
+        next: usize,
+        until: usize,
+    },
+    /// Prepared, held until the commit goes on with it.
+    Prepared {
+        volumes: Vec<String>,
+    },
+}
+
 /// The local VSS service of one file server.
 pub struct FileServerVss {
     name: String,
     writer: ActorId,
     provider: ActorId,
-    /// The local snapshot set's number (one per commit).
+    /// The local snapshot set's number (one per prepare or commit that starts one).
     set: u64,
-    /// The agent waiting, the set's volumes and the next step.
-    running: Option<(ActorId, Vec<String>, usize)>,
+    local: Local,
 }
 
 impl FileServerVss {
@@ -62,44 +85,93 @@ impl FileServerVss {
             writer,
             provider,
             set: 0,
-            running: None,
+            local: Local::Idle,
         }
     }
 
-    /// Sends the next step, or answers the agent after the last.
+    /// Starts (or, after a prepare, goes on with) the set up to step `until`.
+    fn run(
+        &mut self,
+        agent: ActorId,
+        volumes: Vec<String>,
+        until: usize,
+        cx: &mut Cx<'_, Msg, Site>,
+    ) {
+        let next = match std::mem::replace(&mut self.local, Local::Idle) {
+            Local::Prepared { volumes: held } if held == volumes => PREPARED,
+            Local::Idle => 0,
+            // A set still running or prepared for other volumes: dropped first.
+            _ => {
+                self.abort(cx);
+                0
+            }
+        };
+        if next == 0 {
+            self.set += 1;
+        }
+        self.local = Local::Running {
+            agent,
+            volumes,
+            next,
+            until,
+        };
+        self.next(cx);
+    }
+
+    /// Sends the next step, or answers the agent after the last of its part.
     fn next(&mut self, cx: &mut Cx<'_, Msg, Site>) {
-        let Some((agent, volumes, i)) = self.running.as_mut() else {
+        let Local::Running {
+            agent,
+            volumes,
+            next,
+            until,
+        } = &mut self.local
+        else {
             return;
         };
         let (agent, set) = (*agent, self.set);
-        match SEQUENCE.get(*i) {
-            Some(Step::Writer(event)) => {
-                *i += 1;
-                cx.out.send(self.writer, Msg::Writer { event: *event, set });
-            }
-            Some(Step::Provider(call)) => {
-                *i += 1;
+        if *next >= *until {
+            let done = if *until == PREPARED {
+                self.local = Local::Prepared {
+                    volumes: volumes.clone(),
+                };
+                Msg::LocalPrepareDone { result: Ok(()) }
+            } else {
+                self.local = Local::Idle;
+                Msg::LocalSnapshotSetDone { result: Ok(()) }
+            };
+            cx.out.send(agent, done);
+            return;
+        }
+        let step = SEQUENCE[*next];
+        *next += 1;
+        match step {
+            Step::Writer(event) => cx.out.send(self.writer, Msg::Writer { event, set }),
+            Step::Provider(call) => {
                 let volumes = volumes.clone();
-                cx.out.send(
-                    self.provider,
-                    Msg::Provider {
-                        call: *call,
-                        set,
-                        volumes,
-                    },
-                );
-            }
-            None => {
-                self.running = None;
                 cx.out
-                    .send(agent, Msg::LocalSnapshotSetDone { result: Ok(()) });
+                    .send(self.provider, Msg::Provider { call, set, volumes });
             }
         }
     }
 
     /// A writer or the provider failed: the set is aborted and the agent told.
     fn failed(&mut self, fail: Fail, cx: &mut Cx<'_, Msg, Site>) {
-        if let Some((agent, _, _)) = self.running.take() {
+        if let Local::Running { agent, until, .. } = self.local {
+            self.abort(cx);
+            let msg = if until == PREPARED {
+                Msg::LocalPrepareDone { result: Err(fail) }
+            } else {
+                Msg::LocalSnapshotSetDone { result: Err(fail) }
+            };
+            cx.out.send(agent, msg);
+        }
+    }
+
+    /// Drops the set: its writer's session ends with OnAbort.
+    fn abort(&mut self, cx: &mut Cx<'_, Msg, Site>) {
+        if self.local != Local::Idle {
+            self.local = Local::Idle;
             let set = self.set;
             cx.out.send(
                 self.writer,
@@ -108,9 +180,28 @@ impl FileServerVss {
                     set,
                 },
             );
-            cx.out
-                .send(agent, Msg::LocalSnapshotSetDone { result: Err(fail) });
         }
+    }
+
+    /// ExposeShadowCopySet: each shadow copy becomes the share `<ShareName>@{<GUID>}` on
+    /// its volume; the answer names them (MS-FSRVP 3.1.4.6).
+    fn expose(&mut self, agent: ActorId, copies: &[LocalShadowCopy], cx: &mut Cx<'_, Msg, Site>) {
+        let lab = &cx.world.lab;
+        let result = copies
+            .iter()
+            .map(|c| {
+                let volume = lab
+                    .volumes
+                    .get(&c.volume)
+                    .ok_or_else(|| format!("no volume {} for share {}", c.volume, c.share))?;
+                expose_shadow_copy(volume, c.snapshot, &c.share, c.shadow_copy_id)
+                    .map(|name| (c.shadow_copy_id, name))
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|why| Fail::new(Hresult::VssEObjectNotFound, FailureClass::Host, why));
+        cx.out
+            .send_after(agent, PROVIDER_US, Msg::LocalExposeDone { result });
     }
 }
 
@@ -123,12 +214,14 @@ impl Actor<Msg, Site> for FileServerVss {
         let Origin::Actor(from) = env.origin else {
             return;
         };
+        let running = matches!(self.local, Local::Running { .. });
         match env.msg {
-            Msg::LocalSnapshotSet { volumes } if self.running.is_none() => {
-                self.set += 1;
-                self.running = Some((from, volumes, 0));
-                self.next(cx);
+            Msg::LocalPrepare { volumes } if !running => self.run(from, volumes, PREPARED, cx),
+            Msg::LocalSnapshotSet { volumes } if !running => {
+                self.run(from, volumes, SEQUENCE.len(), cx)
             }
+            Msg::LocalExpose { copies } => self.expose(from, &copies, cx),
+            Msg::LocalAbort if !running => self.abort(cx),
             Msg::WriterDone { result: Err(f), .. } | Msg::ProviderDone { result: Err(f), .. } => {
                 self.failed(f, cx)
             }
@@ -139,32 +232,38 @@ impl Actor<Msg, Site> for FileServerVss {
 
     fn digest(&self, h: &mut blake3::Hasher) {
         h.update(&self.set.to_le_bytes());
-        match &self.running {
-            Some((_, v, i)) => h
+        match &self.local {
+            Local::Running {
+                volumes,
+                next,
+                until,
+                ..
+            } => h
                 .update(&[1])
-                .update(v.join(",").as_bytes())
-                .update(&[*i as u8]),
-            None => h.update(&[0]),
+                .update(volumes.join(",").as_bytes())
+                .update(&[*next as u8, *until as u8]),
+            Local::Prepared { volumes } => h.update(&[2]).update(volumes.join(",").as_bytes()),
+            Local::Idle => h.update(&[0]),
         };
     }
 }
 
-/// The file server's writer: answers each event, slowly at OnFreeze when a fault says so.
+/// The file server's writer: answers each event, one of them slowly when a fault says so.
 pub struct FileServerWriter {
     name: String,
-    /// How long OnFreeze takes (a slow writer, fault `fsrvp_timeout` on
-    /// CommitShadowCopySet).
-    freeze_us: u64,
+    /// The event it answers late and how long it takes (fault `fsrvp_timeout`: OnFreeze
+    /// on CommitShadowCopySet, OnPrepareSnapshot on PrepareShadowCopySet).
+    slow: Option<(WriterEvent, u64)>,
 }
 
 /// The writer a Windows file server with the File Server VSS Agent Service runs.
 pub const FILE_SERVER_WRITER: &str = "FSRM Writer";
 
 impl FileServerWriter {
-    pub fn new(server: &str, freeze_us: Option<u64>) -> Self {
+    pub fn new(server: &str, slow: Option<(WriterEvent, u64)>) -> Self {
         FileServerWriter {
             name: format!("FileServerWriter@{server}/{FILE_SERVER_WRITER}"),
-            freeze_us: freeze_us.unwrap_or(WRITER_US),
+            slow,
         }
     }
 }
@@ -178,10 +277,9 @@ impl Actor<Msg, Site> for FileServerWriter {
         let (Msg::Writer { event, .. }, Origin::Actor(vss)) = (env.msg, env.origin) else {
             return;
         };
-        let delay = if event == WriterEvent::OnFreeze {
-            self.freeze_us
-        } else {
-            WRITER_US
+        let delay = match self.slow {
+            Some((slow, us)) if slow == event => us,
+            _ => WRITER_US,
         };
         if delay > WRITER_US {
             cx.out.detail("answers_after_s", delay / 1_000_000);
@@ -199,7 +297,9 @@ impl Actor<Msg, Site> for FileServerWriter {
     }
 
     fn digest(&self, h: &mut blake3::Hasher) {
-        h.update(&self.freeze_us.to_le_bytes());
+        if let Some((event, us)) = self.slow {
+            h.update(event.name().as_bytes()).update(&us.to_le_bytes());
+        }
     }
 }
 

@@ -1,15 +1,17 @@
 //! `FssProvider` (File Share Shadow Copy Provider, on the Hyper-V host) and `FssAgent`
-//! (File Server VSS Agent Service, on the SMB3 file server; its CommitShadowCopySet asks
-//! the server's own VSS, the `FileServerVss` actor, and waits for it): F4 over MS-FSRVP. The provider runs the FSRVP client
-//! sequence at CommitSnapshots (F4.3–F4.8), ends auto-recovery at PostFinalCommit and
-//! deletes the share mappings when the set is released (F4.10).
+//! (File Server VSS Agent Service, on the SMB3 file server; its PrepareShadowCopySet,
+//! CommitShadowCopySet and ExposeShadowCopySet ask the server's own VSS, the
+//! `FileServerVss` actor, and wait for it): F4 over MS-FSRVP. The provider runs each
+//! MS-FSRVP call in its host VSS provider phase (SPEC F4 phase mapping), hands HostVss
+//! the exposed share paths GetShareMapping answered (F4.8), ends auto-recovery at
+//! PostFinalCommit and deletes the share mappings when the set is released (F4.10).
 
 use std::collections::BTreeMap;
 
 use crate::fsrvp::{
     ClientStatus, FsrvpCall, FsrvpError, FsrvpReply, FssAgent, FssClient, SetState, ShareMapping1,
 };
-use crate::protocol::msg::{Fail, Msg};
+use crate::protocol::msg::{Fail, Msg, SnapshotProp};
 use crate::protocol::vss::ProviderCall;
 use crate::scenario::{FailureClass, Hresult};
 use crate::sched::{Actor, ActorId, Cx, Envelope, Origin, TimerId};
@@ -37,8 +39,9 @@ pub struct FssProvider {
 }
 
 /// The volume and snapshot a shadow copy share `\\server\share@{GUID}` exposes: the
-/// exposure `share@{GUID}` on one of that file server's volumes.
-fn exposed_on(lab: &crate::world::Lab, unc: &str) -> Option<(String, SnapshotId)> {
+/// exposure `share@{GUID}` on one of that file server's volumes (what the file server
+/// shows under that name).
+pub(crate) fn exposed_on(lab: &crate::world::Lab, unc: &str) -> Option<(String, SnapshotId)> {
     let (server, name) = unc.trim_start_matches('\\').split_once('\\')?;
     lab.volumes
         .iter()
@@ -153,13 +156,20 @@ impl FssProvider {
     /// GetShareMapping answers `\\server\share@{GUID}` (MS-FSRVP 2.2.3.1); the file server
     /// exposes the snapshot under `share@{GUID}`.
     fn exposed(&mut self, mappings: &[ShareMapping1], cx: &mut Cx<'_, Msg, Site>) {
-        let set = self.waiting.as_ref().map_or(0, |w| w.2);
+        let Some((vss, _, set)) = self.waiting else {
+            return;
+        };
         let lab = &mut cx.world.lab;
         let mut missing = Vec::new();
+        let mut handed = Vec::new();
         for m in mappings {
             match exposed_on(lab, &m.shadow_copy_share_name) {
                 Some((volume, id)) => {
                     cx.out.detail("exposed", m.shadow_copy_share_name.clone());
+                    handed.push(SnapshotProp {
+                        volume: volume.clone(),
+                        device: m.shadow_copy_share_name.clone(),
+                    });
                     lab.shadows.entry(set).or_default().push(Shadow {
                         volume,
                         id,
@@ -170,6 +180,15 @@ impl FssProvider {
             }
         }
         if missing.is_empty() {
+            // F4.8: the paths GetShareMapping answered go to VSS, which answers them to
+            // the requester's GetSnapshotProperties.
+            cx.out.send(
+                vss,
+                Msg::SnapshotProperties {
+                    set,
+                    snapshots: handed,
+                },
+            );
             self.done(Ok(()), cx);
         } else {
             // A mapping that names no exposed shadow copy is the provider's error, never a
@@ -296,10 +315,13 @@ pub struct FssAgentActor {
     name: String,
     agent: FssAgent,
     timer: Option<TimerId>,
-    /// The server's own VSS, which CommitShadowCopySet waits for (MS-FSRVP 3.1.4.5).
+    /// The server's own VSS, which PrepareShadowCopySet, CommitShadowCopySet and
+    /// ExposeShadowCopySet wait for (MS-FSRVP 3.1.4.13, 3.1.4.5, 3.1.4.6).
     local_vss: Option<ActorId>,
-    /// The commit waiting for it: the caller and the set.
-    committing: Option<(ActorId, Uuid)>,
+    /// The operation waiting for it: the caller, the operation and the set.
+    waiting: Option<(ActorId, &'static str, Uuid)>,
+    /// The set the local VSS has prepared and holds until the commit goes on with it.
+    prepared: Option<Uuid>,
 }
 
 impl FssAgentActor {
@@ -309,83 +331,164 @@ impl FssAgentActor {
             agent,
             timer: None,
             local_vss: None,
-            committing: None,
+            waiting: None,
+            prepared: None,
         }
     }
 
-    /// CommitShadowCopySet runs the server's own VSS (`FileServerVss`) and waits for it.
+    /// Prepare, Commit and Expose run the server's own VSS (`FileServerVss`) and wait
+    /// for it.
     pub fn with_local_vss(mut self, vss: ActorId) -> Self {
         self.local_vss = Some(vss);
         self
     }
 
-    /// CommitShadowCopySet with a local VSS: the set is CreationInProgress while the
-    /// local VSS works; the answer leaves when it answers or the wait ends.
-    fn commit(
+    /// Prepare, Commit or Expose with a local VSS: the agent asks it and waits (at most
+    /// the caller's timeout); the answer leaves when it answers or the wait ends. A call
+    /// the agent refuses (state, set, a fault) is answered at once.
+    fn ask_local(
         &mut self,
         vss: ActorId,
         client: ActorId,
-        set_id: Uuid,
-        timeout_ms: u32,
+        call: FsrvpCall,
         cx: &mut Cx<'_, Msg, Site>,
     ) {
         let now = cx.out.now_us();
-        match self.agent.begin_commit(now, set_id, timeout_ms) {
-            Ok(volumes) => {
-                cx.out.detail("waits_s", u64::from(timeout_ms) / 1000);
-                self.committing = Some((client, set_id));
-                cx.out.send(vss, Msg::LocalSnapshotSet { volumes });
+        let op = call.name();
+        let asked = match &call {
+            FsrvpCall::PrepareShadowCopySet { set_id, timeout_ms } => self
+                .agent
+                .begin_prepare(now, *set_id, *timeout_ms)
+                .map(|volumes| (*set_id, Msg::LocalPrepare { volumes })),
+            FsrvpCall::CommitShadowCopySet { set_id, timeout_ms } => self
+                .agent
+                .begin_commit(now, *set_id, *timeout_ms)
+                .map(|volumes| (*set_id, Msg::LocalSnapshotSet { volumes })),
+            FsrvpCall::ExposeShadowCopySet { set_id, timeout_ms } => self
+                .agent
+                .begin_expose(now, *set_id, *timeout_ms)
+                .map(|copies| (*set_id, Msg::LocalExpose { copies })),
+            _ => return,
+        };
+        match asked {
+            Ok((set_id, msg)) => {
+                cx.out
+                    .detail("waits_s", u64::from(call.timeout_ms().unwrap_or(0)) / 1000);
+                if matches!(msg, Msg::LocalSnapshotSet { .. }) && self.prepared == Some(set_id) {
+                    // The commit goes on with the set the local VSS prepared.
+                    self.prepared = None;
+                }
+                self.waiting = Some((client, op, set_id));
+                cx.out.send(vss, msg);
             }
             Err(e) => {
                 cx.out.detail("result", e.name());
-                let delay = self
-                    .agent
-                    .reply_delay_us(&FsrvpCall::CommitShadowCopySet { set_id, timeout_ms })
-                    .max(RPC_US);
+                let delay = self.agent.reply_delay_us(&call).max(RPC_US);
+                if delay > RPC_US {
+                    cx.out.detail("answered_after_s", delay / 1_000_000);
+                }
                 cx.out
                     .send_after(client, delay, Msg::FsrvpResult { result: Err(e) });
             }
         }
+        self.drop_orphan(vss, cx);
         self.arm(cx);
     }
 
-    /// The local VSS answered: within the wait, the commit's answer leaves; after it, the
-    /// set is already back in Added and the answer changes nothing.
-    fn local_done(&mut self, result: Result<(), Fail>, cx: &mut Cx<'_, Msg, Site>) {
-        let Some((client, set_id)) = self.committing else {
-            cx.out
-                .detail("late", "the commit's wait had ended: nothing taken");
-            return;
-        };
-        let local = result.map_err(|_| FsrvpError::WaitFailed);
-        if let Some(reply) = self.agent.end_commit(cx.out.now_us(), set_id, local) {
-            self.committing = None;
-            match &reply {
-                Ok(_) => cx.out.detail("result", "S_OK"),
-                Err(e) => cx.out.detail("result", e.name()),
+    /// The local VSS answered `op`: within the wait, the operation's answer leaves;
+    /// after it the agent has answered already and the late answer changes nothing (a
+    /// set prepared late is dropped).
+    fn local_done(
+        &mut self,
+        vss: ActorId,
+        op: &str,
+        local: Result<Option<Vec<(Uuid, String)>>, Fail>,
+        cx: &mut Cx<'_, Msg, Site>,
+    ) {
+        let now = cx.out.now_us();
+        let reply = match self.waiting.filter(|w| w.1 == op) {
+            Some((client, _, set_id)) => {
+                let failed = |_| FsrvpError::WaitFailed;
+                let reply = match op {
+                    "PrepareShadowCopySet" => {
+                        let r =
+                            self.agent
+                                .end_prepare(now, set_id, local.map(|_| ()).map_err(failed));
+                        if matches!(r, Some(Ok(_))) {
+                            self.prepared = Some(set_id);
+                        }
+                        r
+                    }
+                    "CommitShadowCopySet" => {
+                        self.agent
+                            .end_commit(now, set_id, local.map(|_| ()).map_err(failed))
+                    }
+                    _ => self.agent.end_expose(
+                        now,
+                        set_id,
+                        local.map(Option::unwrap_or_default).map_err(failed),
+                    ),
+                };
+                reply.map(|r| (client, r))
             }
-            cx.out
-                .send_after(client, RPC_US, Msg::FsrvpResult { result: reply });
+            None => None,
+        };
+        match reply {
+            Some((client, reply)) => {
+                self.waiting = None;
+                match &reply {
+                    Ok(_) => cx.out.detail("result", "S_OK"),
+                    Err(e) => cx.out.detail("result", e.name()),
+                }
+                cx.out
+                    .send_after(client, RPC_US, Msg::FsrvpResult { result: reply });
+            }
+            None => {
+                cx.out.detail("late", "the wait had ended: nothing taken");
+                if op == "PrepareShadowCopySet" {
+                    cx.out.send(vss, Msg::LocalAbort);
+                }
+            }
         }
         self.arm(cx);
     }
 
-    /// The commit's wait ended before the local VSS answered: FSSAGENT_E_TIMEOUT.
-    fn commit_timed_out(&mut self, cx: &mut Cx<'_, Msg, Site>) {
-        let Some((client, set_id)) = self.committing else {
+    /// The wait ended before the local VSS answered: FSSAGENT_E_TIMEOUT for a commit
+    /// (MS-FSRVP 3.1.4.5), FSRVP_E_WAIT_TIMEOUT for a prepare or an expose.
+    fn wait_timed_out(&mut self, cx: &mut Cx<'_, Msg, Site>) {
+        let Some((client, op, _)) = self.waiting else {
             return;
         };
-        if self.agent.set_state(set_id) == Some(SetState::CreationInProgress) {
+        if self.agent.wait_end().is_some_and(|(o, _)| o == op) {
             return;
         }
-        self.committing = None;
-        cx.out.detail("commit", FsrvpError::AgentTimeout.name());
-        cx.out.send(
-            client,
-            Msg::FsrvpResult {
-                result: Err(FsrvpError::AgentTimeout),
+        self.waiting = None;
+        let e = if op == "CommitShadowCopySet" {
+            FsrvpError::AgentTimeout
+        } else {
+            FsrvpError::WaitTimeout
+        };
+        cx.out.detail(
+            match op {
+                "PrepareShadowCopySet" => "prepare",
+                "CommitShadowCopySet" => "commit",
+                _ => "expose",
             },
+            e.name(),
         );
+        cx.out.send(client, Msg::FsrvpResult { result: Err(e) });
+    }
+
+    /// A set the local VSS prepared whose MS-FSRVP set went away (aborted, deleted by
+    /// the timer, or stuck in a commit that never asked): the local VSS drops it, so its
+    /// writers' sessions end (OnAbort).
+    fn drop_orphan(&mut self, vss: ActorId, cx: &mut Cx<'_, Msg, Site>) {
+        if let Some(id) = self.prepared {
+            if self.agent.set_state(id) != Some(SetState::Added) {
+                self.prepared = None;
+                cx.out.send(vss, Msg::LocalAbort);
+            }
+        }
     }
 
     /// Keeps one scheduler timer on the agent's next message-sequence deadline.
@@ -411,16 +514,21 @@ impl Actor<Msg, Site> for FssAgentActor {
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         match (env.msg, env.origin) {
-            (
-                Msg::Fsrvp {
-                    call: FsrvpCall::CommitShadowCopySet { set_id, timeout_ms },
-                },
-                Origin::Actor(client),
-            ) if self.local_vss.is_some() => {
+            (Msg::Fsrvp { call }, Origin::Actor(client))
+                if self.local_vss.is_some() && call.timeout_ms().is_some() =>
+            {
                 let vss = self.local_vss.expect("checked");
-                self.commit(vss, client, set_id, timeout_ms, cx)
+                self.ask_local(vss, client, call, cx)
             }
-            (Msg::LocalSnapshotSetDone { result }, Origin::Actor(_)) => self.local_done(result, cx),
+            (Msg::LocalPrepareDone { result }, Origin::Actor(vss)) => {
+                self.local_done(vss, "PrepareShadowCopySet", result.map(|_| None), cx)
+            }
+            (Msg::LocalSnapshotSetDone { result }, Origin::Actor(vss)) => {
+                self.local_done(vss, "CommitShadowCopySet", result.map(|_| None), cx)
+            }
+            (Msg::LocalExposeDone { result }, Origin::Actor(vss)) => {
+                self.local_done(vss, "ExposeShadowCopySet", result.map(Some), cx)
+            }
             (Msg::Fsrvp { call }, Origin::Actor(client)) => {
                 let delay = self.agent.reply_delay_us(&call).max(RPC_US);
                 let result = self.agent.call(cx.out.now_us(), true, call);
@@ -434,13 +542,16 @@ impl Actor<Msg, Site> for FssAgentActor {
                 }
                 cx.out
                     .send_after(client, delay, Msg::FsrvpResult { result });
+                if let Some(vss) = self.local_vss {
+                    self.drop_orphan(vss, cx);
+                }
                 self.arm(cx);
             }
             (Msg::FsrvpTimer, Origin::Timer(_)) => {
                 self.timer = None;
                 let now = cx.out.now_us();
                 if let Some((op, _)) = self.agent.wait_end().filter(|(_, end)| *end <= now) {
-                    // The stuck operation's wait failed: the 180 s timer starts (a commit's
+                    // The operation's wait failed: the 180 s timer starts (a commit's
                     // set is back in Added, MS-FSRVP 3.1.4.5).
                     cx.out.detail("wait_ended", op);
                     cx.out.detail("message_sequence_timer", "180 s");
@@ -454,7 +565,10 @@ impl Actor<Msg, Site> for FssAgentActor {
                     cx.out.detail("message_sequence_timer", "expired");
                 }
                 cx.out.detail("sets_deleted", gone.len() as u64);
-                self.commit_timed_out(cx);
+                self.wait_timed_out(cx);
+                if let Some(vss) = self.local_vss {
+                    self.drop_orphan(vss, cx);
+                }
                 self.arm(cx);
             }
             _ => {}
@@ -463,8 +577,11 @@ impl Actor<Msg, Site> for FssAgentActor {
 
     fn digest(&self, h: &mut blake3::Hasher) {
         self.agent.digest(h);
-        if let Some((_, set)) = self.committing {
-            h.update(set.as_bytes());
+        if let Some((_, op, set)) = self.waiting {
+            h.update(op.as_bytes()).update(set.as_bytes());
+        }
+        if let Some(set) = self.prepared {
+            h.update(b"prepared").update(set.as_bytes());
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::faults::FaultPlan;
 use crate::plan::ChangeTracking;
 use crate::plan::Method;
 use crate::protocol::hyperv::{csv, migration};
-use crate::protocol::msg::{Fail, Msg, Reached, Source};
+use crate::protocol::msg::{Fail, Msg, Reached, SnapshotProp, Source};
 use crate::protocol::requester::{Effect, Input, Job, JobVm, RequesterCore};
 use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult, VmState};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Out};
@@ -27,6 +27,23 @@ use crate::world::{Lab, Point};
 
 /// Virtual time to move one MiB to the backup server.
 const US_PER_MIB: u64 = 2_000;
+
+/// Where a VM's backup is read: its snapshot set (`None`: the live volume, F3.4) and what
+/// GetSnapshotProperties answered for that set.
+#[derive(Clone, Copy)]
+struct ReadFrom<'a> {
+    set: Option<u64>,
+    answered: &'a [SnapshotProp],
+}
+
+/// Whether `path` is a shadow copy share of `share`: `\\server\share@{GUID}` for
+/// `\\server\share`, case-insensitively (SMB names).
+fn is_copy_of(path: &str, share: &str) -> bool {
+    path.len() > share.len()
+        && path.is_char_boundary(share.len())
+        && path[..share.len()].eq_ignore_ascii_case(share)
+        && path[share.len()..].starts_with("@{")
+}
 
 pub struct Requester {
     faults: Rc<FaultPlan>,
@@ -39,6 +56,9 @@ pub struct Requester {
     interrupted: BTreeSet<usize>,
     /// A requester_crash fault struck: the process is gone and handles nothing more.
     crashed: bool,
+    /// What GetSnapshotProperties answered, by snapshot set: where each shadow copy is
+    /// read (F4.9: a file share's `\\server\share@{GUID}`).
+    answered: BTreeMap<u64, Vec<SnapshotProp>>,
 }
 
 /// The job of this world: every planned VM, its flow, host and volumes.
@@ -101,6 +121,7 @@ impl Requester {
             core: None,
             interrupted: BTreeSet::new(),
             crashed: false,
+            answered: BTreeMap::new(),
         }
     }
 
@@ -217,10 +238,11 @@ impl Requester {
         lab: &mut Lab,
         vm: usize,
         i: usize,
-        set: Option<u64>,
+        from: ReadFrom<'_>,
         files: &[Vec<String>],
         guids: &mut GuidGen,
     ) -> Result<AnyDisk, Fail> {
+        let (set, answered) = (from.set, from.answered);
         let d = &lab.vms[vm].disks[i];
         let volume = lab.volumes[&d.volume].clone();
         let chain = DiskChain {
@@ -230,37 +252,50 @@ impl Requester {
         let lost = |e: String| Fail::new(Hresult::VssEInsufficientStorage, FailureClass::Host, e);
         match set {
             Some(set) => {
-                let shadow = lab
-                    .shadows
-                    .get(&set)
-                    .and_then(|s| s.iter().find(|s| s.volume == d.volume))
-                    .cloned();
-                let Some(shadow) = shadow else {
-                    return Err(Fail::new(
-                        Hresult::VssEObjectNotFound,
-                        FailureClass::Host,
-                        format!("no snapshot of {}", d.volume),
-                    ));
-                };
-                // F4.9-F4.10: a disk on an SMB3 share is read from that share's shadow
-                // copy, exposed as `\\server\share@{GUID}` (MS-FSRVP GetShareMapping).
-                if let Some(share) = Self::share_of(lab, vm, i) {
-                    let on_share = shadow.exposed.as_deref().is_some_and(|e| {
-                        e.len() > share.len()
-                            && e[..share.len()].eq_ignore_ascii_case(&share)
-                            && e[share.len()..].starts_with("@{")
-                    });
-                    if !on_share {
-                        return Err(Fail::new(
-                            Hresult::VssEObjectNotFound,
-                            FailureClass::Host,
-                            format!("no shadow copy share of {share} in snapshot set {set}"),
-                        ));
+                // F4.9-F4.10: a disk on an SMB3 share is read from the path
+                // GetSnapshotProperties answered for that share's shadow copy,
+                // `\\server\share@{GUID}` (MS-FSRVP GetShareMapping), opened as the file
+                // server shows it.
+                let id = match Self::share_of(lab, vm, i) {
+                    Some(share) => {
+                        let Some(path) = answered
+                            .iter()
+                            .map(|p| p.device.as_str())
+                            .find(|p| is_copy_of(p, &share))
+                        else {
+                            return Err(Fail::new(
+                                Hresult::VssEObjectNotFound,
+                                FailureClass::Host,
+                                format!("no shadow copy share of {share} in snapshot set {set}"),
+                            ));
+                        };
+                        match super::fss::exposed_on(lab, path) {
+                            Some((v, id)) if v == d.volume => id,
+                            _ => {
+                                return Err(Fail::new(
+                                    Hresult::VssEObjectNotFound,
+                                    FailureClass::Host,
+                                    format!("{path}: no such shadow copy share on the file server (snapshot set {set})"),
+                                ))
+                            }
+                        }
                     }
-                }
-                let snap = volume
-                    .snapshot(shadow.id)
-                    .map_err(|e| lost(e.to_string()))?;
+                    None => {
+                        let shadow = lab
+                            .shadows
+                            .get(&set)
+                            .and_then(|s| s.iter().find(|s| s.volume == d.volume));
+                        let Some(shadow) = shadow else {
+                            return Err(Fail::new(
+                                Hresult::VssEObjectNotFound,
+                                FailureClass::Host,
+                                format!("no snapshot of {}", d.volume),
+                            ));
+                        };
+                        shadow.id
+                    }
+                };
+                let snap = volume.snapshot(id).map_err(|e| lost(e.to_string()))?;
                 snap.status().map_err(|e| lost(e.to_string()))?;
                 chain
                     .open_any_on(&snap, false, false, guids)
@@ -315,8 +350,15 @@ impl Requester {
         let mut total = 0;
         let job = lab.scenario.job.clone();
         let last = point == job.recovery_points;
+        let answered = &self.answered;
         for (vm, source) in vms {
             let (vm, set, files) = (*vm, source.set, &source.files);
+            let from = ReadFrom {
+                set,
+                answered: set
+                    .and_then(|s| answered.get(&s))
+                    .map_or(&[][..], Vec::as_slice),
+            };
             let name = lab.vms[vm].name.clone();
             // R11, field failure 35: a live migration asked for while the backup reads the
             // VM is refused by the cluster; the VM stays where it is.
@@ -348,7 +390,7 @@ impl Requester {
                 last && !self.interrupted.contains(&vm) && self.faults.transfer_interrupted(vm);
             let mut sent_vm = 0;
             for i in 0..lab.vms[vm].disks.len() {
-                let mut disk = Self::open_source(lab, vm, i, set, files, cx.out.guids())?;
+                let mut disk = Self::open_source(lab, vm, i, from, files, cx.out.guids())?;
                 let d = &lab.vms[vm].disks[i];
                 let label = format!("{name} {}", d.file);
                 let done = server
@@ -393,15 +435,10 @@ impl Requester {
                                 (BackupMode::OffHost, None) => {
                                     format!("snapshot set {s} mounted on the proxy")
                                 }
-                                _ => match lab
-                                    .shadows
-                                    .get(&s)
-                                    .and_then(|sh| {
-                                        sh.iter().find(|x| x.volume == lab.vms[vm].disks[i].volume)
-                                    })
-                                    .and_then(|x| x.exposed.as_deref())
-                                {
-                                    Some(share) => format!("snapshot set {s} on {share}"),
+                                _ => match Self::share_of(lab, vm, i).and_then(|share| {
+                                    from.answered.iter().find(|p| is_copy_of(&p.device, &share))
+                                }) {
+                                    Some(p) => format!("snapshot set {s} on {}", p.device),
                                     None => format!("snapshot set {s}"),
                                 },
                             },
@@ -450,7 +487,7 @@ impl Requester {
                     ),
                 );
                 if job.consistency_check.is_some() {
-                    Self::consistency_check(lab, server, point, vm, set, files, &mut cx.out)?;
+                    Self::consistency_check(lab, server, point, vm, from, files, &mut cx.out)?;
                 }
                 return Err(fail);
             }
@@ -461,7 +498,7 @@ impl Requester {
                 None => false,
             };
             if check {
-                Self::consistency_check(lab, server, point, vm, set, files, &mut cx.out)?;
+                Self::consistency_check(lab, server, point, vm, from, files, &mut cx.out)?;
             }
         }
         Ok(total / READ_UNIT * US_PER_MIB)
@@ -474,7 +511,7 @@ impl Requester {
         server: &mut BackupServer,
         point: u32,
         vm: usize,
-        set: Option<u64>,
+        from: ReadFrom<'_>,
         files: &[Vec<String>],
         out: &mut Out<'_, Msg>,
     ) -> Result<(), Fail> {
@@ -485,7 +522,7 @@ impl Requester {
         let name = lab.vms[vm].name.clone();
         server.begin_check();
         for i in 0..lab.vms[vm].disks.len() {
-            let mut disk = Self::open_source(lab, vm, i, set, files, out.guids())?;
+            let mut disk = Self::open_source(lab, vm, i, from, files, out.guids())?;
             let d = &lab.vms[vm].disks[i];
             // The page file is excluded on both sides (R14).
             let excluded = if incremental {
@@ -612,26 +649,24 @@ impl Actor<Msg, Site> for Requester {
             call: crate::protocol::vss::VssCall::GetSnapshotProperties,
             set,
             result: Ok(()),
+            snapshots,
             ..
         } = &env.msg
         {
             // What GetSnapshotProperties answers per shadow copy: the device object, or
             // the `\\server\share@{GUID}` path of a file share's (issue 9 §1.1): where
             // the read goes.
-            let shown: Vec<String> = cx
-                .world
-                .shadows
-                .get(set)
-                .into_iter()
-                .flatten()
-                .map(|s| match &s.exposed {
-                    Some(path) => path.clone(),
-                    None => format!(
-                        "{}: \\\\?\\GLOBALROOT\\Device\\HarddiskVolumeShadowCopy{}",
-                        s.volume, s.id
-                    ),
+            let shown: Vec<String> = snapshots
+                .iter()
+                .map(|p| {
+                    if p.device.starts_with(r"\\?\") {
+                        format!("{}: {}", p.volume, p.device)
+                    } else {
+                        p.device.clone()
+                    }
                 })
                 .collect();
+            self.answered.insert(*set, snapshots.clone());
             if !shown.is_empty() {
                 cx.out.detail("snapshots", shown.join(", "));
             }

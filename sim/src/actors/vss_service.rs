@@ -3,8 +3,10 @@
 //! `cx` and onto the world. Flows differ only in the writers and providers they register
 //! and in what those do at each event.
 
-use crate::protocol::msg::{Claim, Msg};
-use crate::protocol::vss::{AppLevel, Coordinator, Effect, Input, VssTimer};
+use std::collections::BTreeMap;
+
+use crate::protocol::msg::{Claim, Msg, SnapshotProp};
+use crate::protocol::vss::{AppLevel, Coordinator, Effect, Input, VssCall, VssTimer};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin, TimerTable};
 use crate::site::Site;
 use crate::world::Lab;
@@ -21,6 +23,9 @@ pub struct VssService {
     /// The writers' claims on the VMs of the set being made (their components), handed
     /// to the requester with DoSnapshotSet's result.
     claims: Vec<Claim>,
+    /// What providers handed over of the shadow copies they made, by set (F4.8: the file
+    /// share provider's `\\server\share@{GUID}` paths); GetSnapshotProperties answers it.
+    snapshots: BTreeMap<u64, Vec<SnapshotProp>>,
 }
 
 impl VssService {
@@ -30,7 +35,24 @@ impl VssService {
             timers: TimerTable::new(),
             hold_vm,
             claims: Vec::new(),
+            snapshots: BTreeMap::new(),
         }
+    }
+
+    /// GetSnapshotProperties' answer for `set`: each shadow copy a provider handed over,
+    /// then the device object of each volume snapshot the system provider took (which
+    /// VSS knows as its own).
+    fn properties(&self, set: u64, lab: &Lab) -> Vec<SnapshotProp> {
+        let mut out = self.snapshots.get(&set).cloned().unwrap_or_default();
+        for s in lab.shadows.get(&set).into_iter().flatten() {
+            if s.exposed.is_none() && !out.iter().any(|p| p.volume == s.volume) {
+                out.push(SnapshotProp {
+                    volume: s.volume.clone(),
+                    device: format!(r"\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy{}", s.id),
+                });
+            }
+        }
+        out
     }
 
     pub fn add_writer(&mut self, id: ActorId, level: AppLevel, freeze_us: Option<u64>) {
@@ -67,6 +89,7 @@ impl VssService {
                     result: Err(fail),
                     claims: Vec::new(),
                     writers: Vec::new(),
+                    snapshots: Vec::new(),
                 },
             ),
             Effect::Finish {
@@ -77,12 +100,20 @@ impl VssService {
                 writers,
             } => {
                 let claims = std::mem::take(&mut self.claims);
+                let snapshots = match (call, &result) {
+                    (VssCall::GetSnapshotProperties, Ok(())) => self.properties(set, cx.world),
+                    _ => Vec::new(),
+                };
+                if matches!(call, VssCall::BackupComplete | VssCall::AbortBackup) {
+                    self.snapshots.remove(&set);
+                }
                 let msg = Msg::VssDone {
                     call,
                     set,
                     result,
                     claims,
                     writers,
+                    snapshots,
                 };
                 cx.out.send_after(to, CALL_US, msg);
             }
@@ -169,6 +200,10 @@ impl Actor<Msg, Site> for VssService {
             }
             Msg::ProviderDone { call, result } => Input::ProviderDone { from, call, result },
             Msg::Hold { on } => Input::Volsnap { hold: on },
+            Msg::SnapshotProperties { set, snapshots } => {
+                self.snapshots.entry(set).or_default().extend(snapshots);
+                return;
+            }
             Msg::Window { timer } => match env.origin {
                 Origin::Timer(id) if self.timers.fired(timer, id) => Input::Timer(timer),
                 _ => return, // replaced or stopped after it was queued
@@ -182,5 +217,11 @@ impl Actor<Msg, Site> for VssService {
 
     fn digest(&self, h: &mut blake3::Hasher) {
         self.core.digest(h);
+        for (set, props) in &self.snapshots {
+            h.update(&set.to_le_bytes());
+            for p in props {
+                h.update(p.volume.as_bytes()).update(p.device.as_bytes());
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! What the requester asks of a host and what comes back: the calls and results that
 //! cross the seam, as the same messages the model's trace shows.
 
-use crate::protocol::msg::{Claim, Fail, Msg, VmmsOp};
+use crate::protocol::msg::{Claim, Fail, Msg, SnapshotProp, VmmsOp};
 use crate::protocol::vss::{VssCall, WriterStatus};
 
 /// A requester's call to a host.
@@ -33,6 +33,8 @@ pub enum HostReply {
         claims: Vec<Claim>,
         /// GatherWriterStatus: the writers' states and failures.
         writers: Vec<WriterStatus>,
+        /// GetSnapshotProperties: the set's shadow copies and where each is read.
+        snapshots: Vec<SnapshotProp>,
     },
     /// The WMI job of the call ended; a checkpoint's carries its claim (the checkpoint's
     /// properties).
@@ -115,6 +117,7 @@ impl HostCall {
                 result,
                 claims: Vec::new(),
                 writers: Vec::new(),
+                snapshots: Vec::new(),
             },
             HostCall::CreateRecoveryCheckpoint { vm } => HostReply::Vmms {
                 op: VmmsOp::CreateRecoveryCheckpoint { vm: *vm },
@@ -140,12 +143,14 @@ impl HostReply {
                 result,
                 claims,
                 writers,
+                snapshots,
             } => Some(HostReply::Vss {
                 call: *call,
                 set: *set,
                 result: result.clone(),
                 claims: claims.clone(),
                 writers: writers.clone(),
+                snapshots: snapshots.clone(),
             }),
             Msg::VmmsDone { op, result, claim } => {
                 HostCall::from_msg(&Msg::Vmms(op.clone()))?;
@@ -167,12 +172,14 @@ impl HostReply {
                 result,
                 claims,
                 writers,
+                snapshots,
             } => Msg::VssDone {
                 call,
                 set,
                 result,
                 claims,
                 writers,
+                snapshots,
             },
             HostReply::Vmms { op, result, claim } => Msg::VmmsDone { op, result, claim },
         }
@@ -187,6 +194,7 @@ impl HostReply {
                 set,
                 result,
                 writers,
+                snapshots,
                 ..
             } => HostReply::Vss {
                 call,
@@ -194,6 +202,7 @@ impl HostReply {
                 result,
                 claims: given,
                 writers,
+                snapshots,
             },
             HostReply::Vmms { op, result, .. } => HostReply::Vmms {
                 op,

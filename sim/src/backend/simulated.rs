@@ -15,12 +15,15 @@ use crate::faults::FaultPlan;
 use crate::fsrvp::FssAgent;
 use crate::plan::Flow;
 use crate::protocol::msg::Msg;
-use crate::protocol::vss::{AppLevel, FREEZE_WINDOW_US};
+use crate::protocol::vss::{AppLevel, WriterEvent, FREEZE_WINDOW_US};
 use crate::scenario::{FsrvpOperation, GuestOs, ProviderKind, Scenario};
 
 /// How long the file server's writer takes to freeze when a fault makes the server's
 /// commit time out: longer than the caller's 60 s wait (reference vss.md §5, FF40).
 const SLOW_FILE_SERVER_FREEZE_US: u64 = 90_000_000;
+/// How long it takes to prepare when a fault makes the server's prepare time out: longer
+/// than the caller's 30 min wait (reference vss.md §5).
+const SLOW_FILE_SERVER_PREPARE_US: u64 = 1_900_000_000;
 use crate::sched::{ActorId, Scheduler};
 use crate::site::Site;
 use crate::world::Power;
@@ -236,12 +239,22 @@ impl Backend for Simulated {
             };
             let guids = sched.guids().fork();
             let mut agent = FssAgent::new(&fs.name, shares, guids);
-            // A commit that times out is the server's own VSS too slow for the caller's
-            // wait: its writer's freeze outlasts it (MS-FSRVP 3.1.4.5).
-            let mut slow_freeze = None;
+            // A prepare or commit that times out is the server's own VSS too slow for the
+            // caller's wait: its writer's prepare or freeze outlasts it (MS-FSRVP
+            // 3.1.4.13, 3.1.4.5).
+            let mut slow_writer = None;
             for operation in faults.fsrvp_timeouts(f) {
-                if operation == FsrvpOperation::CommitShadowCopySet {
-                    slow_freeze = Some(SLOW_FILE_SERVER_FREEZE_US);
+                let slow = match operation {
+                    FsrvpOperation::PrepareShadowCopySet => {
+                        Some((WriterEvent::OnPrepareSnapshot, SLOW_FILE_SERVER_PREPARE_US))
+                    }
+                    FsrvpOperation::CommitShadowCopySet => {
+                        Some((WriterEvent::OnFreeze, SLOW_FILE_SERVER_FREEZE_US))
+                    }
+                    FsrvpOperation::ExposeShadowCopySet => None,
+                };
+                if slow.is_some() {
+                    slow_writer = slow;
                     continue;
                 }
                 agent.set_unresponsive(operation.as_str()).map_err(|e| {
@@ -252,7 +265,7 @@ impl Backend for Simulated {
                 })?;
             }
             let vss = local_vss[file_servers.len()];
-            file_servers.push((fs.name.clone(), slow_freeze));
+            file_servers.push((fs.name.clone(), slow_writer));
             sched.add_actor(Box::new(
                 FssAgentActor::new(&fs.name, agent).with_local_vss(vss),
             ));
@@ -318,8 +331,8 @@ impl Backend for Simulated {
             }
         }
         // Each file server's own VSS, where the layout planned it.
-        for (name, slow_freeze) in file_servers {
-            let writer = sched.add_actor(Box::new(FileServerWriter::new(&name, slow_freeze)));
+        for (name, slow_writer) in file_servers {
+            let writer = sched.add_actor(Box::new(FileServerWriter::new(&name, slow_writer)));
             let provider = sched.add_actor(Box::new(FileServerProvider::new(&name)));
             sched.add_actor(Box::new(FileServerVss::new(&name, writer, provider)));
         }

@@ -158,6 +158,16 @@ pub struct ShareMapping1 {
     pub creation_timestamp: u64,
 }
 
+/// A committed shadow copy the agent asks its local VSS to expose (ExposeShadowCopySet,
+/// MS-FSRVP 3.1.4.6): its id, the share it copies, the volume and the volume snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalShadowCopy {
+    pub shadow_copy_id: Uuid,
+    pub share: String,
+    pub volume: String,
+    pub snapshot: SnapshotId,
+}
+
 /// A successful answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FsrvpReply {
@@ -213,8 +223,9 @@ struct ShadowCopy {
     /// The volume snapshot, once committed.
     snapshot: Option<SnapshotId>,
     creation_timestamp: u64,
-    /// MappedShare.IsExposed.
-    exposed: bool,
+    /// MappedShare.ShadowCopyShareName once exposed (MappedShare.IsExposed): the share
+    /// name the server's local VSS answered, `<ShareName>@{<GUID>}`.
+    exposed_as: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -527,23 +538,10 @@ impl FssAgent {
                 share_path,
             } => self.add(now_us, set_id, &share_path),
             PrepareShadowCopySet { set_id, timeout_ms } => {
-                let set = self.set(set_id)?;
-                if set.state != SetState::Added {
-                    return Err(FsrvpError::BadState);
-                }
-                // MS-FSRVP 3.1.4.13: the timer stops while the server prepares; a failed
-                // wait starts it at 180 s.
-                self.deadline = None;
-                if self.unresponsive.contains("PrepareShadowCopySet") {
-                    self.stuck("PrepareShadowCopySet", set_id, now_us, timeout_ms);
-                    return Err(FsrvpError::WaitTimeout);
-                }
-                if self.failing.contains("PrepareShadowCopySet") {
-                    self.restart_timer(now_us, TIMER_FAILED_WAIT_US);
-                    return Err(FsrvpError::WaitFailed);
-                }
-                self.restart_timer(now_us, TIMER_PREPARE_US);
-                Ok(FsrvpReply::Ok)
+                // The local VSS prepares in no time here.
+                self.begin_prepare(now_us, set_id, timeout_ms)?;
+                self.end_prepare(now_us, set_id, Ok(()))
+                    .unwrap_or(Err(FsrvpError::ShadowCopySetIdMismatch))
             }
             CommitShadowCopySet { set_id, timeout_ms } => self.commit(now_us, set_id, timeout_ms),
             ExposeShadowCopySet { set_id, timeout_ms } => self.expose(now_us, set_id, timeout_ms),
@@ -604,15 +602,14 @@ impl FssAgent {
                     return Err(FsrvpError::InvalidArg);
                 }
                 let (sc, share) = self.mapped(set_id, shadow_copy_id, &share_path)?;
+                // The name the local VSS answered at Expose (MS-FSRVP 3.1.4.9:
+                // ShadowCopyShareName is the mapped share's), not one made up here.
+                let exposed = sc.exposed_as.clone().ok_or(FsrvpError::ObjectNotFound)?;
                 let reply = FsrvpReply::ShareMapping(ShareMapping1 {
                     shadow_copy_set_id: set_id,
                     shadow_copy_id,
                     share_name_unc: format!(r"\\{}\{}", self.server, share),
-                    shadow_copy_share_name: format!(
-                        r"\\{}\{}",
-                        self.server,
-                        exposed_name(&share, shadow_copy_id)
-                    ),
+                    shadow_copy_share_name: format!(r"\\{}\{}", self.server, exposed),
                     creation_timestamp: sc.creation_timestamp,
                 });
                 self.restart_timer(now_us, TIMER_GET_SHARE_MAPPING_US);
@@ -715,7 +712,7 @@ impl FssAgent {
                 volume,
                 snapshot: None,
                 creation_timestamp: 0,
-                exposed: false,
+                exposed_as: None,
             },
         );
         set.state = SetState::Added;
@@ -731,9 +728,121 @@ impl FssAgent {
         timeout_ms: u32,
     ) -> Result<FsrvpReply, FsrvpError> {
         self.begin_commit(now_us, set_id, timeout_ms)?;
-        self.wait = None;
-        self.finish_commit(now_us, set_id, Ok(()))
+        self.end_commit(now_us, set_id, Ok(()))
             .unwrap_or(Err(FsrvpError::ShadowCopySetIdMismatch))
+    }
+
+    /// The first half of the three operations that wait for the server's local VSS
+    /// (MS-FSRVP 3.1.4.13, 3.1.4.5, 3.1.4.6): the set must be in `from`, the
+    /// message-sequence timer stops and the wait starts, bounded by the caller's
+    /// timeout. The faults of `set_unresponsive`/`set_failing` answer here: a stuck
+    /// operation's answer leaves when its wait ends (`reply_delay_us`); a failed one
+    /// starts the 180 s timer at once.
+    fn begin_wait(
+        &mut self,
+        now_us: u64,
+        op: &'static str,
+        set_id: Uuid,
+        from: SetState,
+        timeout_ms: u32,
+    ) -> Result<(), FsrvpError> {
+        self.catch_up(now_us, false);
+        if self.set(set_id)?.state != from {
+            return Err(FsrvpError::BadState);
+        }
+        self.deadline = None;
+        let committing = op == "CommitShadowCopySet";
+        if committing {
+            self.sets.get_mut(&set_id).expect("checked").state = SetState::CreationInProgress;
+        }
+        self.stuck(op, set_id, now_us, timeout_ms);
+        if self.unresponsive.contains(op) {
+            // A commit's set stays CreationInProgress until the wait ends.
+            return Err(if committing {
+                FsrvpError::AgentTimeout
+            } else {
+                FsrvpError::WaitTimeout
+            });
+        }
+        if self.failing.contains(op) {
+            self.wait = None;
+            if committing {
+                self.sets.get_mut(&set_id).expect("checked").state = SetState::Added;
+            }
+            self.restart_timer(now_us, TIMER_FAILED_WAIT_US);
+            return Err(FsrvpError::WaitFailed);
+        }
+        Ok(())
+    }
+
+    /// Ends the wait of `op` on `set_id` when the local VSS answers within it; false
+    /// when no such wait runs any more (it ended first: the late answer changes nothing).
+    fn answered_within_wait(&mut self, now_us: u64, op: &str, set_id: Uuid) -> bool {
+        self.catch_up(now_us, false);
+        let waiting = self
+            .wait
+            .is_some_and(|w| w.op == op && w.set == set_id && w.end > now_us);
+        if waiting {
+            self.wait = None;
+        }
+        waiting
+    }
+
+    /// The volumes of a set's shadow copies, sorted.
+    fn volumes(&self, set_id: Uuid) -> Vec<String> {
+        let mut volumes: Vec<String> = self.sets[&set_id]
+            .copies
+            .values()
+            .map(|c| c.volume.name())
+            .collect();
+        volumes.sort();
+        volumes
+    }
+
+    /// PrepareShadowCopySet's first half (MS-FSRVP 3.1.4.13): from Added, the agent asks
+    /// its local VSS to prepare the returned volumes (the writers' PrepareForSnapshot, the
+    /// provider's BeginPrepareSnapshot / EndPrepareSnapshots) and waits at most the
+    /// caller's timeout; `end_prepare` takes the answer. A wait that ends first answers
+    /// FSRVP_E_WAIT_TIMEOUT, the set stays Added and the 180 s timer starts.
+    pub fn begin_prepare(
+        &mut self,
+        now_us: u64,
+        set_id: Uuid,
+        timeout_ms: u32,
+    ) -> Result<Vec<String>, FsrvpError> {
+        self.begin_wait(
+            now_us,
+            "PrepareShadowCopySet",
+            set_id,
+            SetState::Added,
+            timeout_ms,
+        )?;
+        Ok(self.volumes(set_id))
+    }
+
+    /// PrepareShadowCopySet's second half: the local VSS answered. Within the wait a
+    /// success starts the 1800 s timer (Samba's value), a failure is FSRVP_E_WAIT_FAILED
+    /// with the 180 s timer; the set stays Added either way. `None` when the wait had
+    /// ended first.
+    pub fn end_prepare(
+        &mut self,
+        now_us: u64,
+        set_id: Uuid,
+        local: Result<(), FsrvpError>,
+    ) -> Option<Result<FsrvpReply, FsrvpError>> {
+        if !self.answered_within_wait(now_us, "PrepareShadowCopySet", set_id) {
+            return None;
+        }
+        Some(match local {
+            Ok(()) => {
+                self.restart_timer(now_us, TIMER_PREPARE_US);
+                Ok(FsrvpReply::Ok)
+            }
+            Err(e) => {
+                self.restart_timer(now_us, TIMER_FAILED_WAIT_US);
+                Err(e)
+            }
+        })
     }
 
     /// CommitShadowCopySet's first half (MS-FSRVP 3.1.4.5): the set becomes
@@ -747,29 +856,14 @@ impl FssAgent {
         set_id: Uuid,
         timeout_ms: u32,
     ) -> Result<Vec<String>, FsrvpError> {
-        self.catch_up(now_us, false);
-        if self.set(set_id)?.state != SetState::Added {
-            return Err(FsrvpError::BadState);
-        }
-        self.deadline = None;
-        let stuck = self.unresponsive.contains("CommitShadowCopySet");
-        let set = self.sets.get_mut(&set_id).expect("checked");
-        set.state = SetState::CreationInProgress;
-        if stuck {
-            // Until the wait ends the set stays CreationInProgress.
-            self.stuck("CommitShadowCopySet", set_id, now_us, timeout_ms);
-            return Err(FsrvpError::AgentTimeout);
-        }
-        if self.failing.contains("CommitShadowCopySet") {
-            // The creation failed: back to Added, nothing taken.
-            set.state = SetState::Added;
-            self.restart_timer(now_us, TIMER_FAILED_WAIT_US);
-            return Err(FsrvpError::WaitFailed);
-        }
-        let mut volumes: Vec<String> = set.copies.values().map(|c| c.volume.name()).collect();
-        volumes.sort();
-        self.stuck("CommitShadowCopySet", set_id, now_us, timeout_ms);
-        Ok(volumes)
+        self.begin_wait(
+            now_us,
+            "CommitShadowCopySet",
+            set_id,
+            SetState::Added,
+            timeout_ms,
+        )?;
+        Ok(self.volumes(set_id))
     }
 
     /// CommitShadowCopySet's second half: the local VSS answered. Within the wait, a
@@ -782,20 +876,9 @@ impl FssAgent {
         set_id: Uuid,
         local: Result<(), FsrvpError>,
     ) -> Option<Result<FsrvpReply, FsrvpError>> {
-        self.catch_up(now_us, false);
-        self.wait
-            .filter(|w| w.op == "CommitShadowCopySet" && w.set == set_id && w.end > now_us)?;
-        self.wait = None;
-        self.finish_commit(now_us, set_id, local)
-    }
-
-    /// The local VSS's answer within the wait (MS-FSRVP 3.1.4.5).
-    fn finish_commit(
-        &mut self,
-        now_us: u64,
-        set_id: Uuid,
-        local: Result<(), FsrvpError>,
-    ) -> Option<Result<FsrvpReply, FsrvpError>> {
+        if !self.answered_within_wait(now_us, "CommitShadowCopySet", set_id) {
+            return None;
+        }
         let set = self.sets.get_mut(&set_id)?;
         self.deadline = Some(now_us + TIMER_COMMIT_US);
         if let Err(e) = local {
@@ -811,37 +894,96 @@ impl FssAgent {
         Some(Ok(FsrvpReply::Ok))
     }
 
-    /// MS-FSRVP 3.1.4.6: the timer stops while the server exposes; a failed expose
-    /// leaves the set Committed and starts the timer at 180 s (as Samba's server does).
+    /// MS-FSRVP 3.1.4.6 done at once: the local VSS exposes in no time.
     fn expose(
         &mut self,
         now_us: u64,
         set_id: Uuid,
         timeout_ms: u32,
     ) -> Result<FsrvpReply, FsrvpError> {
-        if self.set(set_id)?.state != SetState::Committed {
-            return Err(FsrvpError::BadState);
+        let copies = self.begin_expose(now_us, set_id, timeout_ms)?;
+        let set = &self.sets[&set_id];
+        let exposed = copies
+            .iter()
+            .map(|c| {
+                let volume = &set.copies[&c.shadow_copy_id].volume;
+                self.vss
+                    .expose(volume, c.snapshot, &c.share, c.shadow_copy_id)
+                    .map(|name| (c.shadow_copy_id, name))
+                    .map_err(|_| FsrvpError::ObjectNotFound)
+            })
+            .collect();
+        self.end_expose(now_us, set_id, exposed)
+            .unwrap_or(Err(FsrvpError::ShadowCopySetIdMismatch))
+    }
+
+    /// ExposeShadowCopySet's first half (MS-FSRVP 3.1.4.6): from Committed, the agent
+    /// asks its local VSS to expose each returned shadow copy as a share and waits at
+    /// most the caller's timeout; `end_expose` takes the names it answers. A wait that
+    /// ends first answers FSRVP_E_WAIT_TIMEOUT and leaves the set Committed with the
+    /// 180 s timer, which deletes the copies (and any share exposed late) with the set.
+    pub fn begin_expose(
+        &mut self,
+        now_us: u64,
+        set_id: Uuid,
+        timeout_ms: u32,
+    ) -> Result<Vec<LocalShadowCopy>, FsrvpError> {
+        self.begin_wait(
+            now_us,
+            "ExposeShadowCopySet",
+            set_id,
+            SetState::Committed,
+            timeout_ms,
+        )?;
+        Ok(self.sets[&set_id]
+            .copies
+            .iter()
+            .filter_map(|(id, sc)| {
+                Some(LocalShadowCopy {
+                    shadow_copy_id: *id,
+                    share: sc.share.clone(),
+                    volume: sc.volume.name(),
+                    snapshot: sc.snapshot?,
+                })
+            })
+            .collect())
+    }
+
+    /// ExposeShadowCopySet's second half: the local VSS answered with the share name of
+    /// each shadow copy (`<ShareName>@{<GUID>}`). Within the wait, the names are the
+    /// mapped shares' (GetShareMapping answers them), the set is Exposed and the timer
+    /// starts at 180 s; a failure, or a shadow copy left unnamed, is an error that leaves
+    /// the set Committed with the 180 s timer. `None` when the wait had ended first.
+    pub fn end_expose(
+        &mut self,
+        now_us: u64,
+        set_id: Uuid,
+        local: Result<Vec<(Uuid, String)>, FsrvpError>,
+    ) -> Option<Result<FsrvpReply, FsrvpError>> {
+        if !self.answered_within_wait(now_us, "ExposeShadowCopySet", set_id) {
+            return None;
         }
-        self.deadline = None;
-        if self.unresponsive.contains("ExposeShadowCopySet") {
-            self.stuck("ExposeShadowCopySet", set_id, now_us, timeout_ms);
-            return Err(FsrvpError::WaitTimeout);
+        self.restart_timer(now_us, TIMER_FAILED_WAIT_US);
+        let set = self.sets.get_mut(&set_id)?;
+        let names = match local {
+            Ok(names) => names,
+            Err(e) => return Some(Err(e)),
+        };
+        if set
+            .copies
+            .keys()
+            .any(|id| !names.iter().any(|(n, _)| n == id))
+        {
+            return Some(Err(FsrvpError::ObjectNotFound));
         }
-        if self.failing.contains("ExposeShadowCopySet") {
-            self.restart_timer(now_us, TIMER_FAILED_WAIT_US);
-            return Err(FsrvpError::WaitFailed);
-        }
-        let set = self.sets.get_mut(&set_id).expect("checked");
-        for (id, sc) in set.copies.iter_mut() {
-            let snap = sc.snapshot.expect("committed");
-            self.vss
-                .expose(&sc.volume, snap, &exposed_name(&sc.share, *id))
-                .map_err(|_| FsrvpError::ObjectNotFound)?;
-            sc.exposed = true;
+        for (id, name) in names {
+            if let Some(sc) = set.copies.get_mut(&id) {
+                sc.exposed_as = Some(name);
+            }
         }
         set.state = SetState::Exposed;
         self.restart_timer(now_us, TIMER_EXPOSE_US);
-        Ok(FsrvpReply::Ok)
+        Some(Ok(FsrvpReply::Ok))
     }
 
     /// What still exists: exposed shares and snapshots (for the I3 no-leftovers
@@ -849,7 +991,7 @@ impl FssAgent {
     pub fn leftovers(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (set_id, set) in &self.sets {
-            for (id, sc) in &set.copies {
+            for sc in set.copies.values() {
                 if let Some(snap) = sc.snapshot {
                     out.push(format!(
                         "snapshot {} of volume {} (share {}, set {{{}}}, {})",
@@ -860,12 +1002,8 @@ impl FssAgent {
                         set.state.name()
                     ));
                 }
-                if sc.exposed {
-                    out.push(format!(
-                        r"share \\{}\{}",
-                        self.server,
-                        exposed_name(&sc.share, *id)
-                    ));
+                if let Some(name) = &sc.exposed_as {
+                    out.push(format!(r"share \\{}\{}", self.server, name));
                 }
             }
         }
@@ -918,7 +1056,12 @@ impl FssAgent {
                     None => h.update(&[0]),
                 };
                 h.update(&sc.creation_timestamp.to_le_bytes());
-                h.update(&[sc.exposed as u8]);
+                match &sc.exposed_as {
+                    Some(name) => put_str(h.update(&[1]), name),
+                    None => {
+                        h.update(&[0]);
+                    }
+                }
             }
         }
     }

@@ -1,10 +1,26 @@
 //! `FileServerVss`: what the file server's own VSS leaves on its volumes (F4.5, F4.6): the
-//! shadow copy of the volume holding a share, exposed as a share. The VSS sequence that
-//! produces it (the server's writer and provider, which CommitShadowCopySet waits for) is
-//! the actor `actors::FileServerVss`.
+//! shadow copy of the volume holding a share, exposed as a share it names. The VSS
+//! sequence that produces it (the server's writer and provider, which Prepare, Commit and
+//! Expose wait for) is the actor `actors::FileServerVss`.
 
+use super::agent::exposed_name;
 use hvsim_engine::volume::{SnapshotId, SnapshotOptions, Volume, VolumeError};
 use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// What the file server's VSS does at ExposeShadowCopySet (MS-FSRVP 3.1.4.6): exposes the
+/// shadow copy `id` of `volume` as a share named `<ShareName>@{<ShadowCopyId>}` (the name
+/// the server gives it, cloned from the base share) and answers that name.
+pub fn expose_shadow_copy(
+    volume: &Volume,
+    id: SnapshotId,
+    share: &str,
+    shadow_copy_id: Uuid,
+) -> Result<String, VolumeError> {
+    let name = exposed_name(share, shadow_copy_id);
+    volume.expose_snapshot(id, &name)?;
+    Ok(name)
+}
 
 /// The shares of one file server and the volumes that hold them.
 #[derive(Debug, Clone)]
@@ -45,9 +61,15 @@ impl FileServerVss {
             .id()
     }
 
-    /// Exposes the shadow copy as a share named `name` (`<ShareName>@{<GUID>}`).
-    pub fn expose(&self, volume: &Volume, id: SnapshotId, name: &str) -> Result<(), VolumeError> {
-        volume.expose_snapshot(id, name)
+    /// Exposes the shadow copy as a share and answers its name ([`expose_shadow_copy`]).
+    pub fn expose(
+        &self,
+        volume: &Volume,
+        id: SnapshotId,
+        share: &str,
+        shadow_copy_id: Uuid,
+    ) -> Result<String, VolumeError> {
+        expose_shadow_copy(volume, id, share, shadow_copy_id)
     }
 
     /// Ends the auto-recovery window (RecoveryCompleteShadowCopySet): read-only for good.

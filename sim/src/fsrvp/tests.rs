@@ -1,8 +1,8 @@
 //! FSRVP against real engine volumes (F4.4–F4.10, vss.md §5).
 
 use super::agent::{
-    exposed_name, TIMER_ADD_US, TIMER_COMMIT_US, TIMER_FAILED_WAIT_US, TIMER_GET_SHARE_MAPPING_US,
-    TIMER_SET_CONTEXT_US,
+    exposed_name, TIMER_ADD_US, TIMER_COMMIT_US, TIMER_EXPOSE_US, TIMER_FAILED_WAIT_US,
+    TIMER_GET_SHARE_MAPPING_US, TIMER_PREPARE_US, TIMER_SET_CONTEXT_US,
 };
 use super::client::{
     COMMIT_TIMEOUT_MS, EXPOSE_TIMEOUT_MS, HOST_BACKUP_CONTEXT, PREPARE_TIMEOUT_MS,
@@ -1137,4 +1137,183 @@ fn begin_commit_checks_the_set_and_its_state() {
         agent.begin_commit(0, set, COMMIT_TIMEOUT_MS),
         Err(FsrvpError::BadState)
     );
+}
+
+/// MS-FSRVP 3.1.4.13 with the server's own VSS answering later: PrepareShadowCopySet
+/// hands it the set's volumes, stops the message-sequence timer and waits at most the
+/// caller's timeout; the set stays Added and nothing is taken. The answer within the
+/// wait is the call's success and starts the 1800 s timer.
+#[test]
+fn prepare_waits_for_the_local_vss_and_answers_when_it_has() {
+    let (mut agent, d, e) = setup();
+    let set = start(&mut agent, 0);
+    add(&mut agent, 0, set, VMS);
+    add(&mut agent, 0, set, OTHER);
+    let volumes = agent
+        .begin_prepare(SEC, set, PREPARE_TIMEOUT_MS)
+        .expect("begin");
+    assert_eq!(volumes, vec!["fs1-D".to_string(), "fs1-E".to_string()]);
+    assert_eq!(agent.set_state(set), Some(SetState::Added));
+    assert_eq!(agent.message_sequence_deadline(), None);
+    let end = SEC + u64::from(PREPARE_TIMEOUT_MS) * 1000;
+    assert_eq!(agent.wait_end(), Some(("PrepareShadowCopySet", end)));
+    // An answer for another operation or set is no answer to this wait.
+    assert_eq!(agent.end_commit(2 * SEC, set, Ok(())), None);
+    assert_eq!(agent.end_prepare(2 * SEC, Uuid::nil(), Ok(())), None);
+    assert_eq!(
+        agent.end_prepare(4 * SEC, set, Ok(())),
+        Some(Ok(FsrvpReply::Ok))
+    );
+    assert_eq!(agent.wait_end(), None);
+    assert_eq!(agent.set_state(set), Some(SetState::Added));
+    assert_eq!(
+        agent.message_sequence_deadline(),
+        Some(4 * SEC + TIMER_PREPARE_US)
+    );
+    assert!(d.snapshots().is_empty() && e.snapshots().is_empty());
+    // Prepared: the commit may follow.
+    assert!(agent.begin_commit(5 * SEC, set, COMMIT_TIMEOUT_MS).is_ok());
+}
+
+/// The local VSS prepares for longer than the caller's timeout: the wait ends with the
+/// 180 s timer, the set stays Added, and the late answer changes nothing; a failed local
+/// prepare within the wait is FSRVP_E_WAIT_FAILED with the 180 s timer.
+#[test]
+fn a_local_prepare_later_than_the_wait_or_failed_changes_nothing() {
+    let (mut agent, _, _) = setup();
+    let set = start(&mut agent, 0);
+    add(&mut agent, 0, set, VMS);
+    agent.begin_prepare(SEC, set, 10_000).unwrap();
+    let end = 11 * SEC;
+    assert!(agent.on_timer(end).is_empty());
+    assert_eq!(agent.wait_end(), None);
+    assert_eq!(agent.set_state(set), Some(SetState::Added));
+    assert_eq!(
+        agent.message_sequence_deadline(),
+        Some(end + TIMER_FAILED_WAIT_US)
+    );
+    assert_eq!(agent.end_prepare(end, set, Ok(())), None);
+    assert_eq!(agent.end_prepare(end + SEC, set, Ok(())), None);
+    assert_eq!(
+        agent.message_sequence_deadline(),
+        Some(end + TIMER_FAILED_WAIT_US)
+    );
+    // A second prepare whose local VSS fails within the wait.
+    agent.begin_prepare(20 * SEC, set, 10_000).unwrap();
+    assert_eq!(
+        agent.end_prepare(21 * SEC, set, Err(FsrvpError::WaitFailed)),
+        Some(Err(FsrvpError::WaitFailed))
+    );
+    assert_eq!(agent.set_state(set), Some(SetState::Added));
+    assert_eq!(
+        agent.message_sequence_deadline(),
+        Some(21 * SEC + TIMER_FAILED_WAIT_US)
+    );
+    // begin_prepare checks like PrepareShadowCopySet.
+    assert_eq!(
+        agent.begin_prepare(22 * SEC, Uuid::nil(), 10_000),
+        Err(FsrvpError::ShadowCopySetIdMismatch)
+    );
+    let (mut agent, _, _) = setup();
+    let (set, _, _) = committed(&mut agent, 0);
+    assert_eq!(
+        agent.begin_prepare(SEC, set, 10_000),
+        Err(FsrvpError::BadState)
+    );
+}
+
+/// MS-FSRVP 3.1.4.6, 3.1.4.9: ExposeShadowCopySet hands the local VSS each committed
+/// shadow copy (id, share, volume, snapshot) and waits; nothing is exposed and
+/// GetShareMapping is refused until it answers. The share names it answers are the
+/// mapped shares' names: GetShareMapping returns them as ShadowCopyShareName, whatever
+/// the agent would have spelt itself.
+#[test]
+fn expose_waits_for_the_local_vss_and_get_share_mapping_answers_its_names() {
+    let (mut agent, d, e) = setup();
+    let (set, a, b) = committed(&mut agent, 0);
+    let copies = agent
+        .begin_expose(SEC, set, EXPOSE_TIMEOUT_MS)
+        .expect("begin");
+    let mut seen: Vec<(Uuid, &str, &str)> = copies
+        .iter()
+        .map(|c| (c.shadow_copy_id, c.share.as_str(), c.volume.as_str()))
+        .collect();
+    seen.sort();
+    let mut want = vec![(a, "VMs", "fs1-D"), (b, "Other", "fs1-E")];
+    want.sort();
+    assert_eq!(seen, want);
+    assert_eq!(agent.set_state(set), Some(SetState::Committed));
+    assert_eq!(agent.message_sequence_deadline(), None);
+    assert_eq!(
+        err(&mut agent, 2 * SEC, mapping(set, a, VMS, 1)),
+        FSRVP_E_BAD_STATE
+    );
+    assert!(d.exposed(&exposed_name("VMs", a)).is_none());
+    // The local VSS exposes each copy; this one spells the GUID in lower case.
+    let names: Vec<(Uuid, String)> = copies
+        .iter()
+        .map(|c| {
+            let volume = if c.volume == "fs1-D" { &d } else { &e };
+            let name = format!("{}@{{{}}}", c.share, c.shadow_copy_id);
+            volume.expose_snapshot(c.snapshot, &name).unwrap();
+            (c.shadow_copy_id, name)
+        })
+        .collect();
+    assert_eq!(
+        agent.end_expose(3 * SEC, set, Ok(names)),
+        Some(Ok(FsrvpReply::Ok))
+    );
+    assert_eq!(agent.set_state(set), Some(SetState::Exposed));
+    assert_eq!(
+        agent.message_sequence_deadline(),
+        Some(3 * SEC + TIMER_EXPOSE_US)
+    );
+    let FsrvpReply::ShareMapping(m) = ok(&mut agent, 4 * SEC, mapping(set, a, VMS, 1)) else {
+        panic!("not a mapping");
+    };
+    assert_eq!(m.shadow_copy_share_name, format!(r"\\fs1\VMs@{{{a}}}"));
+    assert_ne!(
+        m.shadow_copy_share_name,
+        format!(r"\\fs1\{}", exposed_name("VMs", a))
+    );
+    assert!(d.exposed(&format!("VMs@{{{a}}}")).is_some());
+}
+
+/// The local VSS exposes later than the caller's wait: the set stays Committed with the
+/// 180 s timer, the late names are not taken (GetShareMapping stays refused), and the
+/// timer's expiry deletes the set with its snapshots and the share exposed late. An
+/// answer that leaves a shadow copy unnamed is FSRVP_E_OBJECT_NOT_FOUND, set Committed.
+#[test]
+fn a_local_expose_later_than_the_wait_or_incomplete_is_not_taken() {
+    let (mut agent, d, _) = setup();
+    let (set, a, b) = committed(&mut agent, 0);
+    let copies = agent.begin_expose(SEC, set, 10_000).unwrap();
+    let end = 11 * SEC;
+    agent.on_timer(end);
+    assert_eq!(agent.set_state(set), Some(SetState::Committed));
+    let vms = copies.iter().find(|c| c.shadow_copy_id == a).unwrap();
+    let late = expose_shadow_copy(&d, vms.snapshot, "VMs", a).unwrap();
+    assert_eq!(late, exposed_name("VMs", a));
+    assert_eq!(
+        agent.end_expose(end + SEC, set, Ok(vec![(a, late.clone())])),
+        None
+    );
+    assert_eq!(
+        err(&mut agent, end + 2 * SEC, mapping(set, a, VMS, 1)),
+        FSRVP_E_BAD_STATE
+    );
+    // Incomplete: Other's copy unnamed.
+    agent.begin_expose(end + 3 * SEC, set, 10_000).unwrap();
+    assert_eq!(
+        agent.end_expose(end + 4 * SEC, set, Ok(vec![(a, late.clone())])),
+        Some(Err(FsrvpError::ObjectNotFound))
+    );
+    assert_eq!(agent.set_state(set), Some(SetState::Committed));
+    let _ = b;
+    let expiry = end + 4 * SEC + TIMER_FAILED_WAIT_US;
+    assert_eq!(agent.message_sequence_deadline(), Some(expiry));
+    assert_eq!(agent.on_timer(expiry), vec![set]);
+    assert!(d.exposed(&late).is_none());
+    assert!(d.snapshots().is_empty());
+    assert!(agent.leftovers().is_empty());
 }

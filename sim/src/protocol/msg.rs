@@ -170,6 +170,8 @@ pub enum Msg {
         claims: Vec<Claim>,
         /// GatherWriterStatus: every writer's state and failure (GetWriterStatus).
         writers: Vec<WriterStatus>,
+        /// GetSnapshotProperties: each shadow copy of the set and where to read it.
+        snapshots: Vec<SnapshotProp>,
     },
     /// A writer event from VSS.
     Writer {
@@ -253,13 +255,49 @@ pub enum Msg {
     /// failure 2).
     RetryBackup,
     /// A file server's agent asks its own VSS for a shadow copy set of these volumes
-    /// while it commits (MS-FSRVP 3.1.4.5), and the answer.
+    /// while it commits (MS-FSRVP 3.1.4.5; from the set it prepared, if any), and the
+    /// answer.
     LocalSnapshotSet {
         volumes: Vec<String>,
     },
     LocalSnapshotSetDone {
         result: Result<(), Fail>,
     },
+    /// PrepareShadowCopySet: the agent asks its own VSS to prepare a set of these volumes
+    /// (the writers' PrepareForSnapshot, the provider's prepare calls; MS-FSRVP 3.1.4.13),
+    /// and the answer. The commit (`LocalSnapshotSet`) goes on with that set.
+    LocalPrepare {
+        volumes: Vec<String>,
+    },
+    LocalPrepareDone {
+        result: Result<(), Fail>,
+    },
+    /// ExposeShadowCopySet: the agent asks its own VSS to expose these shadow copies as
+    /// shares (MS-FSRVP 3.1.4.6); the answer names each one's share.
+    LocalExpose {
+        copies: Vec<crate::fsrvp::LocalShadowCopy>,
+    },
+    LocalExposeDone {
+        result: Result<Vec<(uuid::Uuid, String)>, Fail>,
+    },
+    /// The agent drops the set its own VSS prepared (the MS-FSRVP set went away first).
+    LocalAbort,
+    /// F4.8: a provider hands its VSS service the shadow copies it made for a set, with
+    /// where each is read (the file share provider's `\\server\share@{GUID}`).
+    SnapshotProperties {
+        set: u64,
+        snapshots: Vec<SnapshotProp>,
+    },
+}
+
+/// One shadow copy as GetSnapshotProperties answers it (VSS_SNAPSHOT_PROP): the original
+/// volume and where the copy is read, the device object of a volume's
+/// (`\\?\GLOBALROOT\Device\HarddiskVolumeShadowCopy<n>`) or the `\\server\share@{GUID}`
+/// path of a file share's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotProp {
+    pub volume: String,
+    pub device: String,
 }
 
 impl Message for Msg {
@@ -295,6 +333,12 @@ impl Message for Msg {
             Msg::RetryBackup => "RetryBackup",
             Msg::LocalSnapshotSet { .. } => "DoSnapshotSet",
             Msg::LocalSnapshotSetDone { .. } => "AsyncFinished",
+            Msg::LocalPrepare { .. } => "PrepareForSnapshot",
+            Msg::LocalPrepareDone { .. } => "AsyncFinished",
+            Msg::LocalExpose { .. } => "ExposeSnapshot",
+            Msg::LocalExposeDone { .. } => "AsyncFinished",
+            Msg::LocalAbort => "AbortBackup",
+            Msg::SnapshotProperties { .. } => "SnapshotProperties",
         }
     }
 
@@ -386,6 +430,32 @@ impl Message for Msg {
             Msg::LocalSnapshotSetDone { result } => {
                 d.push(("call", Detail::Str("DoSnapshotSet")));
                 fail(d, result);
+            }
+            Msg::LocalPrepare { volumes } => {
+                d.push(("volumes", Detail::Text(volumes.join(", "))));
+            }
+            Msg::LocalPrepareDone { result } => {
+                d.push(("call", Detail::Str("PrepareForSnapshot")));
+                fail(d, result);
+            }
+            Msg::LocalExpose { copies } => {
+                let volumes: Vec<&str> = copies.iter().map(|c| c.volume.as_str()).collect();
+                d.push(("volumes", Detail::Text(volumes.join(", "))));
+            }
+            Msg::LocalExposeDone { result } => {
+                d.push(("call", Detail::Str("ExposeSnapshot")));
+                match result {
+                    Ok(names) => {
+                        d.push(("hr", Detail::Str("S_OK")));
+                        let names: Vec<&str> = names.iter().map(|(_, n)| n.as_str()).collect();
+                        d.push(("shares", Detail::Text(names.join(", "))));
+                    }
+                    Err(f) => fail(d, &Err(f.clone())),
+                }
+            }
+            Msg::SnapshotProperties { snapshots, .. } => {
+                let shown: Vec<&str> = snapshots.iter().map(|p| p.device.as_str()).collect();
+                d.push(("snapshots", Detail::Text(shown.join(", "))));
             }
             _ => {}
         }

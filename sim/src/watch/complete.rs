@@ -98,7 +98,7 @@ impl Complete {
                     h.committed = true;
                 }
             }
-            Msg::LocalSnapshotSet { .. } => {
+            Msg::LocalPrepare { .. } | Msg::LocalSnapshotSet { .. } => {
                 self.file_servers.insert(d.to);
             }
             Msg::Writer {
