@@ -256,6 +256,8 @@ pub struct GuestProvider {
     vm: usize,
     kind: GuestProviderKind,
     vmms: ActorId,
+    /// Every host's Vmms: the VM's owner node's takes its checkpoint (R11).
+    vmms_of: std::collections::BTreeMap<String, ActorId>,
     /// The VSS service waiting for CommitSnapshots while Vmms takes the checkpoint.
     waiting: Option<ActorId>,
 }
@@ -267,8 +269,15 @@ impl GuestProvider {
             vm,
             kind,
             vmms,
+            vmms_of: std::collections::BTreeMap::new(),
             waiting: None,
         }
+    }
+
+    /// Follows the VM to whichever host owns it, of `vmms_of` (host name → its Vmms).
+    pub fn following_owner(mut self, vmms_of: std::collections::BTreeMap<String, ActorId>) -> Self {
+        self.vmms_of = vmms_of;
+        self
     }
 
     fn internal_snapshots(&mut self, lab: &mut Lab, create: bool) -> Result<(), Fail> {
@@ -326,8 +335,9 @@ impl Actor<Msg, Site> for GuestProvider {
                         cx.world.vms[self.vm].capture(Point::Quiesce);
                         self.waiting = Some(from);
                         let vm = self.vm;
-                        cx.out
-                            .send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));
+                        let owner = &cx.world.vms[vm].host;
+                        let vmms = self.vmms_of.get(owner).copied().unwrap_or(self.vmms);
+                        cx.out.send(vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));
                         return;
                     }
                     GuestAction::DeleteInternalSnapshots => {

@@ -6,6 +6,7 @@ mod build;
 mod image;
 mod observed;
 mod oracle;
+mod storage_move;
 
 pub(crate) use build::disk_volume;
 pub use build::{build_lab, space_problems, BuildError};
@@ -147,6 +148,13 @@ pub enum DiskError {
         file: String,
         #[source]
         source: RctError,
+    },
+    /// A storage live migration could not copy the file to its new volume (R11).
+    #[error("{file}: moving it to volume {volume}: {detail}")]
+    Move {
+        file: String,
+        volume: String,
+        detail: String,
     },
 }
 
