@@ -26,7 +26,7 @@ pub const NOT_POINTS: [(&str, &str); 1] = [(
 )];
 
 /// Another requester's snapshot set in creation: long enough that DoSnapshotSet meets it.
-const FOREIGN_SET: VirtualTime = VirtualTime { millis: 300_000 };
+const FOREIGN_SET: VirtualTime = VirtualTime { millis: 20_000 };
 const REQUESTER_STEPS: [RequesterStep; 2] = [
     RequesterStep::PrepareForBackup,
     RequesterStep::DoSnapshotSet,
@@ -277,7 +277,8 @@ impl FaultPlan {
 /// The points of one VM's own life: its checkpoint's files and their merge (F2.5, F3.3,
 /// R4; F2.14, F3.4), its CreateSnapshot job (F3.3), its change tracking lost before each
 /// later point of an incremental job (field failures 33, 34, 36), and a live migration
-/// asked for while each point reads it (R11, field failure 35).
+/// asked for while each point reads it (R11, field failure 35) or made between two
+/// points, of the VM or of its storage (R11).
 fn vm_points(s: &Scenario, p: &Plan) -> Vec<FaultPoint> {
     let vm = &s.vms[p.vm];
     let name = || vm.name.clone();
@@ -340,6 +341,47 @@ fn vm_points(s: &Scenario, p: &Plan) -> Vec<FaultPoint> {
                     vm: name(),
                     to: to.clone(),
                     during_point,
+                },
+            ));
+        }
+    }
+    // R11: moved between two points to another host, or its disks to another volume.
+    let version = |h: &str| s.host(h).map(|h| h.version);
+    let other = |h: &&String| **h != vm.host && version(h) == version(&vm.host);
+    let on_shares = vm.disks.iter().all(|d| d.share.is_some());
+    let host_to = clustered
+        .and_then(|c| c.nodes.iter().find(other))
+        .or_else(|| {
+            on_shares
+                .then(|| s.hosts.iter().map(|h| &h.name).find(other))
+                .flatten()
+        });
+    let volume_to = s.volumes.iter().find(|v| {
+        let reached = v.host.as_deref() == Some(vm.host.as_str()) || (v.csv && clustered.is_some());
+        reached
+            && !vm
+                .disks
+                .iter()
+                .any(|d| d.volume.as_deref() == Some(v.name.as_str()))
+    });
+    for before_point in 2..=n {
+        if let Some(to) = host_to {
+            points.push(at(
+                When::BeforePoint(before_point),
+                Fault::LiveMigrated {
+                    vm: name(),
+                    to: to.clone(),
+                    before_point,
+                },
+            ));
+        }
+        if let Some(v) = volume_to {
+            points.push(at(
+                When::BeforePoint(before_point),
+                Fault::StorageMigrated {
+                    vm: name(),
+                    volume: v.name.clone(),
+                    before_point,
                 },
             ));
         }
