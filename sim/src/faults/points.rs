@@ -203,7 +203,9 @@ impl FaultPlan {
                 });
             }
         }
-        if plans.iter().any(host_vss) {
+        // The requester's own calls to a host's VSS (F1, F2; F3.5's snapshot for the
+        // proxy is not one it can die after).
+        if plans.iter().any(|p| p.flow != Flow::F3) {
             for after in REQUESTER_STEPS {
                 points.push(FaultPoint {
                     target: Where::Requester,
