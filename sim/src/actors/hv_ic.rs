@@ -2,6 +2,8 @@
 //! are [`crate::protocol::ic`]'s; this adapter names the guest's volumes in its VSS
 //! calls, encodes hv_vss messages and records the freeze instant.
 
+use std::collections::BTreeMap;
+
 use crate::linux::{HvVssMsg, HvVssOp};
 use crate::protocol::ic::{IcCore, IcEffect};
 use crate::protocol::msg::Msg;
@@ -21,6 +23,8 @@ pub struct HvIc {
     name: String,
     vm: usize,
     core: IcCore,
+    /// Every host's Vmms: the VM's owner node's answers for it (R11).
+    vmms_of: BTreeMap<String, ActorId>,
 }
 
 impl HvIc {
@@ -35,7 +39,14 @@ impl HvIc {
             name: format!("HvIc@{vm_name}"),
             vm,
             core: IcCore::new(vm, os, peer, vmms),
+            vmms_of: BTreeMap::new(),
         }
+    }
+
+    /// Follows the VM to whichever host owns it, of `vmms_of` (host name → its Vmms).
+    pub fn following_owner(mut self, vmms_of: BTreeMap<String, ActorId>) -> Self {
+        self.vmms_of = vmms_of;
+        self
     }
 
     /// The volumes the guest's requester adds to its snapshot set: those VSS can
@@ -95,6 +106,9 @@ impl Actor<Msg, Site> for HvIc {
 
     fn handle(&mut self, env: Envelope<Msg>, cx: &mut Cx<'_, Msg, Site>) {
         let from = env.sender().unwrap_or(cx.out.me());
+        if let Some(&vmms) = self.vmms_of.get(&cx.world.vms[self.vm].host) {
+            self.core.set_vmms(vmms);
+        }
         let effects = match env.msg {
             Msg::IcBackup { purpose } => {
                 let iscsi = cx

@@ -269,6 +269,8 @@ pub struct GuestProvider {
     vm: usize,
     kind: GuestProviderKind,
     vmms: ActorId,
+    /// Every host's Vmms: the VM's owner node's takes its checkpoint (R11).
+    vmms_of: std::collections::BTreeMap<String, ActorId>,
     /// The VSS service waiting for a call while Vmms does its work (CommitSnapshots,
     /// and the auto-recovery disks' attach and detach).
     waiting: Option<(ActorId, ProviderCall)>,
@@ -281,8 +283,15 @@ impl GuestProvider {
             vm,
             kind,
             vmms,
+            vmms_of: std::collections::BTreeMap::new(),
             waiting: None,
         }
+    }
+
+    /// Follows the VM to whichever host owns it, of `vmms_of` (host name → its Vmms).
+    pub fn following_owner(mut self, vmms_of: std::collections::BTreeMap<String, ActorId>) -> Self {
+        self.vmms_of = vmms_of;
+        self
     }
 
     fn internal_snapshots(&mut self, lab: &mut Lab, create: bool) -> Result<(), Fail> {
@@ -340,8 +349,9 @@ impl Actor<Msg, Site> for GuestProvider {
                         cx.world.vms[self.vm].capture(Point::Quiesce);
                         self.waiting = Some((from, call));
                         let vm = self.vm;
-                        cx.out
-                            .send(self.vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));
+                        let owner = &cx.world.vms[vm].host;
+                        let vmms = self.vmms_of.get(owner).copied().unwrap_or(self.vmms);
+                        cx.out.send(vmms, Msg::Vmms(VmmsOp::CheckpointNow { vm }));
                         return;
                     }
                     // Only a VM with an auto-recovery checkpoint (F2, not F3) has disks
@@ -358,7 +368,9 @@ impl Actor<Msg, Site> for GuestProvider {
                             } else {
                                 VmmsOp::DetachAutoRecovery { vm }
                             };
-                            cx.out.send(self.vmms, Msg::Vmms(op));
+                            let owner = &cx.world.vms[vm].host;
+                            let vmms = self.vmms_of.get(owner).copied().unwrap_or(self.vmms);
+                            cx.out.send(vmms, Msg::Vmms(op));
                             return;
                         }
                         Ok(())

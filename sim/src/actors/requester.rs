@@ -14,13 +14,16 @@ use hvsim_engine::chain::DiskChain;
 use hvsim_engine::{AnyDisk, GuidGen};
 
 use crate::backup::{tracking, BackupError, BackupServer, RestoreJob, Transfer, READ_UNIT};
-use crate::faults::FaultPlan;
+use crate::faults::{FaultPlan, MoveTo};
 use crate::plan::ChangeTracking;
 use crate::plan::Method;
-use crate::protocol::hyperv::{csv, migration};
+use crate::protocol::hyperv::csv;
+use crate::protocol::hyperv::migration::{self, Placement, Resync};
 use crate::protocol::msg::{Fail, Msg, Reached, SnapshotProp, Source};
 use crate::protocol::requester::{Effect, Input, Job, JobVm, RequesterCore};
-use crate::scenario::{BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult, VmState};
+use crate::scenario::{
+    BackupKind, BackupMode, ConsistencyCheck, FailureClass, Hresult, OwnerChangeSync, VmState,
+};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Out};
 use crate::site::Site;
 use crate::world::{Lab, Point};
@@ -139,6 +142,51 @@ impl Requester {
             }
         }
         self.core = Some(core);
+    }
+
+    /// R11: the moves made since the last point, before the next one starts: the world
+    /// moves the VM to its new owner node or its disks to their new volume, and the job
+    /// follows it there.
+    fn apply_moves(&mut self, cx: &mut Cx<'_, Msg, Site>) {
+        let Some(core) = self.core.as_mut() else {
+            return;
+        };
+        for (vm, to) in self.faults.moved_before(core.next_point()) {
+            let lab = &mut cx.world.lab;
+            let name = lab.vms[vm].name.clone();
+            match to {
+                MoveTo::Host(h) => {
+                    let to = lab.scenario.hosts[h].name.clone();
+                    let from = std::mem::replace(&mut lab.vms[vm].host, to.clone());
+                    cx.out.detail(
+                        "live_migrated",
+                        format!("{name}: live-migrated from {from} to {to} between two backups"),
+                    );
+                }
+                MoveTo::Volume(v) => {
+                    let to = lab.scenario.volumes[v].name.clone();
+                    let Some(volume) = lab.volumes.get(&to).cloned() else {
+                        continue;
+                    };
+                    for d in &mut lab.vms[vm].disks {
+                        let from = d.volume.clone();
+                        match d.move_to(&volume, &to, cx.out.guids()) {
+                            Ok(()) => cx.out.detail(
+                                "storage_migrated",
+                                format!(
+                                    "{name} {}: moved from {from} to {to} between two backups",
+                                    d.file
+                                ),
+                            ),
+                            Err(e) => cx.out.detail("storage_migration_failed", e.to_string()),
+                        }
+                    }
+                }
+            }
+            let v = &lab.vms[vm];
+            let volumes: Vec<String> = v.disks.iter().map(|d| d.volume.clone()).collect();
+            core.moved(vm, &v.host, &volumes);
+        }
     }
 
     fn apply(&mut self, effect: Effect, cx: &mut Cx<'_, Msg, Site>) -> Option<Input> {
@@ -374,17 +422,51 @@ impl Requester {
                 lab.vms[vm].host = m.owner().to_string();
                 lab.vms[vm].migrations.push(m);
             }
+            // R11: where this backup finds the VM, against where its last point did.
+            let now = Placement {
+                host: lab.vms[vm].host.clone(),
+                volumes: lab.vms[vm].disks.iter().map(|d| d.volume.clone()).collect(),
+            };
+            let found = server
+                .placement(vm)
+                .map(|before| migration::detect(before, &now, lab.scenario.cluster.as_ref()))
+                .unwrap_or_default();
+            let policy = job
+                .after_owner_change
+                .unwrap_or(OwnerChangeSync::ExpressFull);
+            for f in &found {
+                cx.out.detail("moved", f.describe(&name, policy));
+            }
+            let resync = migration::resync(&found, policy);
+            if resync == Resync::CheckThenExpressFull {
+                // R17: a storage migration flags the replica; the check repairs it.
+                server.flag_inconsistent(vm, format!("storage live migration of {name}"));
+                Self::consistency_check(
+                    lab,
+                    server,
+                    point,
+                    vm,
+                    from,
+                    files,
+                    ConsistencyCheck::IfInconsistent,
+                    &mut cx.out,
+                )?;
+            }
             let disks = &lab.vms[vm].disks;
             // The change query the incremental starts with; an error that asks for a full
             // read makes this point a full (field failures 33, 34, 36).
             let untracked = tracking::why_full(&lab.vms[vm], server.replicas.get(&vm));
-            let transfer = server.transfer_for(
-                vm,
-                job.express_full_before_recovery_point,
-                job.kind == BackupKind::Incremental,
-                disks.iter().all(|d| d.rct.is_some()) && untracked.is_none(),
-                disks.len(),
-            );
+            let transfer = match resync {
+                Resync::ExpressFull | Resync::CheckThenExpressFull => Transfer::ExpressFull,
+                Resync::Full => Transfer::Full,
+                Resync::Continue => server.transfer_for(
+                    vm,
+                    job.express_full_before_recovery_point,
+                    job.kind == BackupKind::Incremental,
+                    disks.iter().all(|d| d.rct.is_some()) && untracked.is_none(),
+                    disks.len(),
+                ),
+            };
             server.begin_transfer(vm, transfer);
             let interrupt =
                 last && !self.interrupted.contains(&vm) && self.faults.transfer_interrupted(vm);
@@ -444,7 +526,11 @@ impl Requester {
                             },
                             None => "the read-only parent".to_string(),
                         }
-                    ),
+                    ) + &if found.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", read on {}", lab.vms[vm].host)
+                    },
                 );
             }
             if job.recovery_points > 1 || transfer != Transfer::Full {
@@ -486,26 +572,38 @@ impl Requester {
                         "{name}: the connection to the backup server dropped during the data transfer"
                     ),
                 );
-                if job.consistency_check.is_some() {
-                    Self::consistency_check(lab, server, point, vm, from, files, &mut cx.out)?;
+                if let Some(setting) = job.consistency_check {
+                    Self::consistency_check(
+                        lab,
+                        server,
+                        point,
+                        vm,
+                        from,
+                        files,
+                        setting,
+                        &mut cx.out,
+                    )?;
                 }
                 return Err(fail);
             }
             server.end_transfer(vm);
+            server.placed(vm, now);
             let check = match job.consistency_check {
                 Some(ConsistencyCheck::OnDemand | ConsistencyCheck::Scheduled) => last,
                 Some(ConsistencyCheck::IfInconsistent) => server.is_inconsistent(vm),
                 None => false,
             };
-            if check {
-                Self::consistency_check(lab, server, point, vm, from, files, &mut cx.out)?;
+            if let (true, Some(setting)) = (check, job.consistency_check) {
+                Self::consistency_check(lab, server, point, vm, from, files, setting, &mut cx.out)?;
             }
         }
         Ok(total / READ_UNIT * US_PER_MIB)
     }
 
     /// R17: has the backup server compare `vm`'s replica with its source in full (both
-    /// sides read and checksummed) and repair it; reports the differing bytes.
+    /// sides read and checksummed) and repair it; reports the differing bytes. `setting`
+    /// is why it runs.
+    #[allow(clippy::too_many_arguments)]
     fn consistency_check(
         lab: &mut Lab,
         server: &mut BackupServer,
@@ -513,11 +611,9 @@ impl Requester {
         vm: usize,
         from: ReadFrom<'_>,
         files: &[Vec<String>],
+        setting: ConsistencyCheck,
         out: &mut Out<'_, Msg>,
     ) -> Result<(), Fail> {
-        let Some(setting) = lab.scenario.job.consistency_check else {
-            return Ok(());
-        };
         let incremental = lab.scenario.job.kind == BackupKind::Incremental;
         let name = lab.vms[vm].name.clone();
         server.begin_check();
@@ -678,6 +774,9 @@ impl Actor<Msg, Site> for Requester {
         } = &env.msg
         {
             note_failed_writers(&mut cx.world.server.job.failed_writers, writers);
+        }
+        if matches!(env.msg, Msg::Start) {
+            self.apply_moves(cx);
         }
         let input = match env.msg {
             Msg::Start => Input::Start,

@@ -180,7 +180,8 @@ impl Backend for Simulated {
             let mut writer = HyperVWriter::new(&h.name, vmms_id);
             let mut vmms_actor = Vmms::new(&h.name, Rc::clone(faults));
             for (i, vm) in s.vms.iter().enumerate() {
-                if vm.host == h.name {
+                // R11: a host a VM is live-migrated to between points answers for it too.
+                if vm.host == h.name || faults.later_hosts(i).contains(&hi) {
                     writer.add_ic(i, vm_ids[i].ic);
                     vmms_actor.add_ic(i, vm_ids[i].ic);
                 }
@@ -270,11 +271,17 @@ impl Backend for Simulated {
                 FssAgentActor::new(&fs.name, agent).with_local_vss(vss),
             ));
         }
+        let vmms_of: BTreeMap<String, ActorId> = hosts
+            .iter()
+            .map(|(h, &(_, _, _, vmms))| (h.clone(), vmms))
+            .collect();
         for (i, vm) in s.vms.iter().enumerate() {
             let ids = &vm_ids[i];
             let (_, _, _, vmms_id) = hosts[&vm.host];
             let peer = ids.guest_vss.or(ids.daemon);
-            sched.add_actor(Box::new(HvIc::new(&vm.name, i, vm.guest.os, peer, vmms_id)));
+            sched.add_actor(Box::new(
+                HvIc::new(&vm.name, i, vm.guest.os, peer, vmms_id).following_owner(vmms_of.clone()),
+            ));
             sched.add_actor(Box::new(Workload::new(
                 &vm.name,
                 i,
@@ -300,7 +307,9 @@ impl Backend for Simulated {
                 } else {
                     GuestProviderKind::IntegrationServices
                 };
-                sched.add_actor(Box::new(GuestProvider::new(&vm.name, i, kind, vmms_id)));
+                sched.add_actor(Box::new(
+                    GuestProvider::new(&vm.name, i, kind, vmms_id).following_owner(vmms_of.clone()),
+                ));
                 for (k, w) in vm.guest.writers.iter().enumerate() {
                     let failure = faults.writer_failure(i, k);
                     if failure.is_some_and(|(at, _)| at == crate::scenario::WriterEvent::OnIdentify)

@@ -4,6 +4,7 @@
 
 use hvsim_engine::rct::RefPoint;
 
+use crate::protocol::hyperv::migration::Placement;
 use crate::world::SparseImage;
 
 #[derive(Clone, Debug, Default)]
@@ -13,6 +14,8 @@ pub struct Replica {
     pub baseline: Vec<Option<RefPoint>>,
     /// Why the replica is flagged inconsistent (R17), if it is.
     pub inconsistent: Option<String>,
+    /// Where the last complete transfer found the VM (R11: a later one compares).
+    pub placement: Option<Placement>,
 }
 
 impl Replica {

@@ -16,6 +16,7 @@ use super::replica::Replica;
 use super::restore::{restore, RestoreJob, RestoreRecord};
 use super::transfer::{self, DiskSync, Transfer};
 use super::BackupError;
+use crate::protocol::hyperv::migration::Placement;
 use crate::protocol::msg::Reached;
 use crate::scenario::ConsistencyCheck;
 use crate::world::{SparseImage, VmLab};
@@ -174,6 +175,21 @@ impl BackupServer {
         let why = why(r.cut_short(&incoming));
         r.inconsistent = Some(why.clone());
         why
+    }
+
+    /// Where `vm`'s last complete transfer found it (R11).
+    pub fn placement(&self, vm: usize) -> Option<&Placement> {
+        self.replicas.get(&vm)?.placement.as_ref()
+    }
+
+    /// `vm`'s transfer completed with the VM at `at`.
+    pub fn placed(&mut self, vm: usize, at: Placement) {
+        self.replicas.entry(vm).or_default().placement = Some(at);
+    }
+
+    /// Flags `vm`'s replica inconsistent (R17) for `why`.
+    pub fn flag_inconsistent(&mut self, vm: usize, why: String) {
+        self.replicas.entry(vm).or_default().inconsistent = Some(why);
     }
 
     /// Whether `vm`'s replica is flagged inconsistent (R17).

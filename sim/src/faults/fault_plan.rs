@@ -68,6 +68,21 @@ pub enum PlannedFault {
         to: usize,
         during_point: u32,
     },
+    /// The VM was moved, before recovery point `before_point`, to another host or volume.
+    Moved {
+        vm: usize,
+        to: MoveTo,
+        before_point: u32,
+    },
+}
+
+/// Where a VM was moved between two recovery points (R11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoveTo {
+    /// Live-migrated to `scenario.hosts[i]`.
+    Host(usize),
+    /// Its disks storage-migrated to `scenario.volumes[i]`.
+    Volume(usize),
 }
 
 impl PlannedFault {
@@ -90,7 +105,8 @@ impl PlannedFault {
             PlannedFault::RequesterCrash { .. } => Where::Requester,
             PlannedFault::ChangeTrackingLost { vm, .. }
             | PlannedFault::VhdSetCheckpointError { vm, .. }
-            | PlannedFault::LiveMigration { vm, .. } => Where::Vm(vm),
+            | PlannedFault::LiveMigration { vm, .. }
+            | PlannedFault::Moved { vm, .. } => Where::Vm(vm),
         }
     }
 
@@ -117,6 +133,7 @@ impl PlannedFault {
             }
             PlannedFault::VhdSetCheckpointError { .. } => When::CreateSnapshot,
             PlannedFault::LiveMigration { during_point, .. } => When::Read(during_point),
+            PlannedFault::Moved { before_point, .. } => When::BeforePoint(before_point),
         }
     }
 }
@@ -294,6 +311,24 @@ impl FaultPlan {
                     vm: vm(v, i)?,
                     to: index(&s.hosts, to, |h| &h.name, i, "host")?,
                     during_point: *during_point,
+                },
+                Fault::LiveMigrated {
+                    vm: v,
+                    to,
+                    before_point,
+                } => PlannedFault::Moved {
+                    vm: vm(v, i)?,
+                    to: MoveTo::Host(index(&s.hosts, to, |h| &h.name, i, "host")?),
+                    before_point: *before_point,
+                },
+                Fault::StorageMigrated {
+                    vm: v,
+                    volume: to,
+                    before_point,
+                } => PlannedFault::Moved {
+                    vm: vm(v, i)?,
+                    to: MoveTo::Volume(volume(to, i)?),
+                    before_point: *before_point,
                 },
             });
         }
@@ -510,6 +545,36 @@ impl FaultPlan {
                     to,
                     during_point,
                 } if during_point == point => Some((vm, to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The VMs moved before recovery point `point`, and where to (R11).
+    pub fn moved_before(&self, point: u32) -> Vec<(usize, MoveTo)> {
+        self.faults
+            .iter()
+            .filter_map(|f| match *f {
+                PlannedFault::Moved {
+                    vm,
+                    to,
+                    before_point,
+                } if before_point == point => Some((vm, to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The hosts VM `vm` is live-migrated to between points: they answer for it too.
+    pub fn later_hosts(&self, vm: usize) -> Vec<usize> {
+        self.faults
+            .iter()
+            .filter_map(|f| match *f {
+                PlannedFault::Moved {
+                    vm: v,
+                    to: MoveTo::Host(h),
+                    ..
+                } if v == vm => Some(h),
                 _ => None,
             })
             .collect()

@@ -16,6 +16,6 @@ mod points;
 mod tests;
 
 pub use error::FaultError;
-pub use fault_plan::{DaemonFault, FaultPlan, PlannedFault};
+pub use fault_plan::{DaemonFault, FaultPlan, MoveTo, PlannedFault};
 pub use fire::{CheckpointStep, When, Where};
-pub use points::FaultPoint;
+pub use points::{FaultPoint, NOT_POINTS};

@@ -5,8 +5,9 @@ use super::fault_plan::FaultPlan;
 use super::fire::{CheckpointStep, When, Where};
 use crate::plan::{plan, Flow, Method, Plan};
 use crate::scenario::{
-    BackupMode, DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult, ProviderOperation,
-    Scenario, VirtualTime, WriterEvent, WriterFailure,
+    BackupKind, BackupMode, DaemonOp, DaemonState, Fault, FsrvpOperation, GuestOs, Hresult,
+    ProviderOperation, RequesterStep, Scenario, TrackingLoss, VirtualTime, WriterEvent,
+    WriterFailure,
 };
 
 /// A point where a fault can fire, and the scenario fault that fires there.
@@ -18,6 +19,18 @@ pub struct FaultPoint {
     pub fault: Fault,
 }
 
+/// Fault kinds that are no point, and why: exploration cannot inject them.
+pub const NOT_POINTS: [(&str, &str); 1] = [(
+    "host_crash",
+    "the model cannot inject it: a run with it is refused before it starts",
+)];
+
+/// Another requester's snapshot set in creation: long enough that DoSnapshotSet meets it.
+const FOREIGN_SET: VirtualTime = VirtualTime { millis: 20_000 };
+const REQUESTER_STEPS: [RequesterStep; 2] = [
+    RequesterStep::PrepareForBackup,
+    RequesterStep::DoSnapshotSet,
+];
 /// A slow client's delay per MS-FSRVP request: past the agent's 180 s timer.
 const SLOW_CLIENT: VirtualTime = VirtualTime { millis: 200_000 };
 const DAEMON_OPS: [DaemonOp; 3] = [DaemonOp::HotBackup, DaemonOp::Freeze, DaemonOp::Thaw];
@@ -59,8 +72,13 @@ impl FaultPlan {
     /// provider's commit failure, hold-writes timeout and full diff area (volumes the
     /// host provider snapshots) and out of space at each step that creates a checkpoint
     /// there; per file server each timed MS-FSRVP operation; per Linux VM each daemon
-    /// operation; per VM the transfer; per writer each event with each failure. Only VMs
-    /// of the job whose backup is attempted count (a refused VM, R7, reaches no point).
+    /// operation; per VM the transfer, its checkpoint's files, its CreateSnapshot job (F3),
+    /// its merge, its change tracking and its moves between points, a live migration
+    /// asked for while each point reads it; per host whose VSS makes a snapshot set a
+    /// foreign set in creation; the requester dying after each call it makes there; per
+    /// writer each event with each failure. Only VMs of the job whose backup is attempted
+    /// count (a refused VM, R7, reaches no point). [`NOT_POINTS`] lists the kinds that
+    /// are none.
     pub fn points(s: &Scenario) -> Vec<FaultPoint> {
         let plans: Vec<Plan> = s
             .vms
@@ -168,8 +186,37 @@ impl FaultPlan {
                 }
             }
         }
+        // Hosts whose own VSS makes a snapshot set (F1, F2; F3 off-host, F3.5).
+        let host_vss = |p: &Plan| p.flow != Flow::F3 || s.job.mode == BackupMode::OffHost;
+        for (h, host) in s.hosts.iter().enumerate() {
+            if plans
+                .iter()
+                .any(|p| host_vss(p) && s.vms[p.vm].host == host.name)
+            {
+                points.push(FaultPoint {
+                    target: Where::Host(h),
+                    when: When::DoSnapshotSet,
+                    fault: Fault::SnapshotSetInProgress {
+                        host: host.name.clone(),
+                        until: FOREIGN_SET,
+                    },
+                });
+            }
+        }
+        // The requester's own calls to a host's VSS (F1, F2; F3.5's snapshot for the
+        // proxy is not one it can die after).
+        if plans.iter().any(|p| p.flow != Flow::F3) {
+            for after in REQUESTER_STEPS {
+                points.push(FaultPoint {
+                    target: Where::Requester,
+                    when: When::RequesterGot(after),
+                    fault: Fault::RequesterCrash { after },
+                });
+            }
+        }
         for p in &plans {
             let vm = &s.vms[p.vm];
+            points.extend(vm_points(s, p));
             let daemon = vm.guest.os == GuestOs::Linux
                 && vm.integration_services.installed
                 && vm
@@ -227,4 +274,119 @@ impl FaultPlan {
         }
         points
     }
+}
+
+/// The points of one VM's own life: its checkpoint's files and their merge (F2.5, F3.3,
+/// R4; F2.14, F3.4), its CreateSnapshot job (F3.3), its change tracking lost before each
+/// later point of an incremental job (field failures 33, 34, 36), and a live migration
+/// asked for while each point reads it (R11, field failure 35) or made between two
+/// points, of the VM or of its storage (R11).
+fn vm_points(s: &Scenario, p: &Plan) -> Vec<FaultPoint> {
+    let vm = &s.vms[p.vm];
+    let name = || vm.name.clone();
+    let at = |when: When, fault: Fault| FaultPoint {
+        target: Where::Vm(p.vm),
+        when,
+        fault,
+    };
+    let mut points = Vec::new();
+    if CheckpointStep::of(p).is_some() {
+        points.push(at(
+            When::VmCheckpoint,
+            Fault::CheckpointFailure {
+                vm: name(),
+                code: Hresult::ErrorFileNotFound,
+            },
+        ));
+        points.push(at(
+            When::Merge,
+            Fault::MergeFailure {
+                vm: name(),
+                code: Hresult::EAccessDenied,
+            },
+        ));
+    }
+    if p.flow == Flow::F3 {
+        points.push(at(
+            When::CreateSnapshot,
+            Fault::VhdSetCheckpointError {
+                vm: name(),
+                error_code: 32768,
+            },
+        ));
+    }
+    let clustered = s.cluster.as_ref().filter(|c| c.nodes.contains(&vm.host));
+    let n = s.job.recovery_points;
+    if s.job.kind == BackupKind::Incremental {
+        for before_point in 2..=n {
+            for &cause in TrackingLoss::ALL {
+                if cause == TrackingLoss::OwnerNodeChanged && clustered.is_none() {
+                    continue;
+                }
+                points.push(at(
+                    When::BeforePoint(before_point),
+                    Fault::ChangeTrackingLost {
+                        vm: name(),
+                        before_point,
+                        cause,
+                    },
+                ));
+            }
+        }
+    }
+    let other = clustered.and_then(|c| c.nodes.iter().find(|h| **h != vm.host));
+    if let Some(to) = other {
+        for during_point in 1..=n {
+            points.push(at(
+                When::Read(during_point),
+                Fault::LiveMigration {
+                    vm: name(),
+                    to: to.clone(),
+                    during_point,
+                },
+            ));
+        }
+    }
+    // R11: moved between two points to another host, or its disks to another volume.
+    let version = |h: &str| s.host(h).map(|h| h.version);
+    let other = |h: &&String| **h != vm.host && version(h) == version(&vm.host);
+    let on_shares = vm.disks.iter().all(|d| d.share.is_some());
+    let host_to = clustered
+        .and_then(|c| c.nodes.iter().find(other))
+        .or_else(|| {
+            on_shares
+                .then(|| s.hosts.iter().map(|h| &h.name).find(other))
+                .flatten()
+        });
+    let volume_to = s.volumes.iter().find(|v| {
+        let reached = v.host.as_deref() == Some(vm.host.as_str()) || (v.csv && clustered.is_some());
+        reached
+            && !vm
+                .disks
+                .iter()
+                .any(|d| d.volume.as_deref() == Some(v.name.as_str()))
+    });
+    for before_point in 2..=n {
+        if let Some(to) = host_to {
+            points.push(at(
+                When::BeforePoint(before_point),
+                Fault::LiveMigrated {
+                    vm: name(),
+                    to: to.clone(),
+                    before_point,
+                },
+            ));
+        }
+        if let Some(v) = volume_to {
+            points.push(at(
+                When::BeforePoint(before_point),
+                Fault::StorageMigrated {
+                    vm: name(),
+                    volume: v.name.clone(),
+                    before_point,
+                },
+            ));
+        }
+    }
+    points
 }

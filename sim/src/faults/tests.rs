@@ -439,7 +439,21 @@ fn points_of_the_small_scenario_are_counted_per_kind() {
         count(&|f| matches!(f, Fault::WriterFailure { .. })),
         3 * 7 * 7
     );
-    assert_eq!(points.len(), 3 + 7 + 6 + 1 + 3 + 3 + 3 + 147);
+    // hv1's VSS makes the snapshot sets: a foreign set there, the requester dying after
+    // PrepareForBackup or DoSnapshotSet; each VM's backup checkpoint fails or its merge.
+    assert_eq!(
+        count(&|f| matches!(f, Fault::SnapshotSetInProgress { .. })),
+        1
+    );
+    assert_eq!(count(&|f| matches!(f, Fault::RequesterCrash { .. })), 2);
+    assert_eq!(count(&|f| matches!(f, Fault::CheckpointFailure { .. })), 3);
+    assert_eq!(count(&|f| matches!(f, Fault::MergeFailure { .. })), 3);
+    // A full job of one point on a standalone 2012 R2 host: no change tracking, no
+    // CreateSnapshot, no live migration, no move between points.
+    assert_eq!(
+        points.len(),
+        3 + 7 + 6 + 1 + 3 + 3 + 3 + 147 + 1 + 2 + 3 + 3
+    );
 }
 
 #[test]
@@ -468,13 +482,15 @@ fn points_skip_what_cannot_fire() {
     assert!(points.iter().all(|p| match p.target {
         Where::Volume(v) => v == 0,
         Where::Vm(vm) | Where::Writer { vm, .. } => vm == 0,
-        Where::FileServer(_) | Where::Host(_) | Where::Requester => false,
+        Where::Host(h) => h == 0,
+        Where::Requester => true,
+        Where::FileServer(_) => false,
     }));
-    assert_eq!(points.len(), 3 + 7 + 3 + 1 + 2 * 49);
+    assert_eq!(points.len(), 3 + 7 + 3 + 1 + 2 * 49 + 1 + 2 + 2);
     // A writer already configured to fail gets no further failure.
     s.vms[0].guest.writers[0].fail_at = Some(WriterEvent::OnFreeze);
     s.vms[0].guest.writers[0].fail_with = Some(WriterFailure::Timeout);
-    assert_eq!(FaultPlan::points(&s).len(), 3 + 7 + 3 + 1 + 49);
+    assert_eq!(FaultPlan::points(&s).len(), 3 + 7 + 3 + 1 + 49 + 1 + 2 + 2);
     // A missing daemon cannot exit.
     let mut l = scenario("");
     l.vms[1].guest.vss_daemon = Some(crate::scenario::DaemonState::Missing);
@@ -642,4 +658,83 @@ fn live_migration_strikes_its_vm_while_its_point_reads() {
     // hv2 is the first host of the file.
     assert_eq!(p.live_migrations(2), vec![(0, 0)]);
     assert!(p.live_migrations(1).is_empty());
+}
+
+/// The fault kinds of the scenario format, as serde names them: its error for an unknown
+/// kind lists every variant, so a kind added to `Fault` is counted here unasked.
+fn fault_kinds() -> std::collections::BTreeSet<String> {
+    let e = toml::from_str::<Fault>("no_such_fault = {}")
+        .expect_err("no such fault kind")
+        .to_string();
+    let (_, listed) = e
+        .split_once("expected one of")
+        .unwrap_or_else(|| panic!("{e}"));
+    listed
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The kind of a fault, as a scenario names it.
+fn kind_of(f: &Fault) -> String {
+    match serde_json::to_value(f) {
+        Ok(serde_json::Value::Object(m)) => m.keys().next().cloned().unwrap_or_default(),
+        Ok(serde_json::Value::String(k)) => k,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Exploration can inject every fault kind: each is listed at some point of a library
+/// scenario, or named in `NOT_POINTS` with why it cannot be one (issue 10).
+#[test]
+fn every_fault_kind_has_points_or_a_reason() {
+    let kinds = fault_kinds();
+    assert!(kinds.len() >= 20, "{kinds:?}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut pointed = std::collections::BTreeSet::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    for f in &files {
+        let s = Scenario::load(f).unwrap_or_else(|e| panic!("{e}"));
+        pointed.extend(FaultPlan::points(&s).iter().map(|p| kind_of(&p.fault)));
+    }
+    let unpointed: std::collections::BTreeSet<String> =
+        NOT_POINTS.iter().map(|(k, _)| k.to_string()).collect();
+    for k in &kinds {
+        assert!(
+            pointed.contains(k) != unpointed.contains(k),
+            "fault kind {k}: {} in a library scenario's points, {} in NOT_POINTS",
+            if pointed.contains(k) {
+                "listed"
+            } else {
+                "not listed"
+            },
+            if unpointed.contains(k) {
+                "named"
+            } else {
+                "not named"
+            },
+        );
+    }
+    assert!(unpointed.is_subset(&kinds), "{unpointed:?}");
+}
+
+#[test]
+fn moves_between_points_resolve_their_vm_target_and_point() {
+    let text = BASE.replacen("kind = \"full\"", "kind = \"full\"\nrecovery_points = 2", 1)
+        + "[[volumes]]\nname = \"hv1-E\"\nhost = \"hv1\"\ncapacity = \"1 TiB\"\nfree = \"1 TiB\"\n\n"
+        + "[[faults]]\nstorage_migrated = { vm = \"app01\", volume = \"hv1-E\", before_point = 2 }\n";
+    let s = Scenario::from_toml(&text, "moved.toml").unwrap_or_else(|e| panic!("{e}"));
+    let p = FaultPlan::new(&s, 7).unwrap_or_else(|e| panic!("{e}"));
+    let f = only(&p);
+    assert_eq!((f.target(), f.when()), (Where::Vm(0), When::BeforePoint(2)));
+    assert_eq!(p.moved_before(2), vec![(0, MoveTo::Volume(2))]);
+    assert!(p.moved_before(3).is_empty());
+    assert!(p.later_hosts(0).is_empty());
 }

@@ -99,6 +99,12 @@ pub struct IcCore {
 }
 
 impl IcCore {
+    /// The Vmms of the node that owns the VM now (R11: a VM live-migrated between two
+    /// backups asks its new node).
+    pub fn set_vmms(&mut self, vmms: ActorId) {
+        self.vmms = vmms;
+    }
+
     pub fn new(vm: usize, os: GuestOs, peer: Option<ActorId>, vmms: ActorId) -> Self {
         IcCore {
             vm,

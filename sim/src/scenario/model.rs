@@ -603,6 +603,10 @@ pub struct Job {
     pub express_full_before_recovery_point: bool,
     #[serde(default)]
     pub restore: Option<Restore>,
+    /// What the next backup of a VM found on another node of its cluster is (R11,
+    /// field failure 34); `express_full` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_owner_change: Option<OwnerChangeSync>,
 }
 
 named_enum! {
@@ -749,6 +753,35 @@ pub enum Fault {
         #[serde(default = "one")]
         during_point: u32,
     },
+    /// Between two recovery points, before `before_point` (2 or later), the VM was
+    /// live-migrated to host `to` (R11): to another node of its cluster (its storage
+    /// stays where it is), or out of it to a standalone host (its disks on an SMB share
+    /// both reach).
+    LiveMigrated {
+        vm: String,
+        to: String,
+        before_point: u32,
+    },
+    /// Between two recovery points, before `before_point` (2 or later), a storage live
+    /// migration moved every disk of the VM to `volume` (R11, R17): the VHDX files are
+    /// rewritten there.
+    StorageMigrated {
+        vm: String,
+        volume: String,
+        before_point: u32,
+    },
+}
+
+named_enum! {
+    /// How the requester brings a replica back in step once it finds the VM on another
+    /// node of its cluster (R11 against field failure 34).
+    pub enum OwnerChangeSync ("owner change sync") {
+        /// Both sides read and checksummed, only the changed blocks sent (SPEC R11, DPM).
+        ExpressFull = "express_full",
+        /// Every block read and sent: change tracking is not trusted across an owner
+        /// change (the vendors of field failure 34).
+        Full = "full",
+    }
 }
 
 named_enum! {

@@ -995,6 +995,8 @@ impl Checker {
             Fault::ChangeTrackingLost { vm, .. } => ("change_tracking_lost", "vm", vm),
             Fault::VhdSetCheckpointError { vm, .. } => ("vhd_set_checkpoint_error", "vm", vm),
             Fault::LiveMigration { vm, .. } => ("live_migration", "vm", vm),
+            Fault::LiveMigrated { vm, .. } => ("live_migrated", "vm", vm),
+            Fault::StorageMigrated { vm, .. } => ("storage_migrated", "vm", vm),
         };
         let path = format!("faults[{i}].{field}.{kind}");
         let exists = match kind {
@@ -1124,6 +1126,7 @@ impl Checker {
                 );
             }
         }
+        self.moved_between_points(s, i, fault);
         if let Fault::DaemonExit { vm, .. } = fault {
             if s.vm(vm).is_some_and(|v| v.guest.os != GuestOs::Linux) {
                 self.problem(
@@ -1131,6 +1134,105 @@ impl Checker {
                     format!("VM {vm:?} has no hv_vss_daemon (not a Linux guest)"),
                 );
             }
+        }
+    }
+
+    /// R11: a VM moved between two points moves once, before a later point of its job,
+    /// to a host of the same version (its plan stands) whose storage it can reach: a
+    /// node of its cluster, or any host when its disks are on SMB shares; its disks move
+    /// to another volume its host reaches (a host volume of its own, or a CSV of its
+    /// cluster).
+    fn moved_between_points(&mut self, s: &Scenario, i: usize, fault: &Fault) {
+        let (kind, vm, before_point) = match fault {
+            Fault::LiveMigrated {
+                vm, before_point, ..
+            } => ("live_migrated", vm, *before_point),
+            Fault::StorageMigrated {
+                vm, before_point, ..
+            } => ("storage_migrated", vm, *before_point),
+            _ => return,
+        };
+        let Some(v) = s.vm(vm) else { return };
+        let points = s.job.recovery_points;
+        if before_point < 2 || before_point > points {
+            self.problem(
+                format!("faults[{i}].{kind}.before_point"),
+                format!("point {before_point} is not between 2 and the job's {points} recovery point(s)"),
+            );
+        }
+        let earlier = s.faults[..i].iter().any(|f| match f {
+            Fault::LiveMigrated { vm: w, .. } => kind == "live_migrated" && w == vm,
+            Fault::StorageMigrated { vm: w, .. } => kind == "storage_migrated" && w == vm,
+            _ => false,
+        });
+        if earlier {
+            self.problem(
+                format!("faults[{i}].{kind}.vm"),
+                format!("VM {vm:?} already moves by an earlier {kind}"),
+            );
+        }
+        let nodes = s
+            .cluster
+            .as_ref()
+            .filter(|c| c.nodes.contains(&v.host))
+            .map(|c| &c.nodes);
+        match fault {
+            Fault::LiveMigrated { to, .. } => {
+                let path = format!("faults[{i}].live_migrated.to");
+                let Some(target) = s.host(to) else {
+                    self.problem(path, no_such("host", to));
+                    return;
+                };
+                let on_shares = v.disks.iter().all(|d| d.share.is_some());
+                let from = s.host(&v.host).map(|h| h.version);
+                if *to == v.host {
+                    self.problem(path, format!("VM {vm:?} already runs on {to:?}"));
+                } else if from.is_some_and(|f| f != target.version) {
+                    self.problem(
+                        path,
+                        format!(
+                            "{to:?} runs Hyper-V {}, not the {} of VM {vm:?}'s host",
+                            target.version,
+                            from.map(|f| f.to_string()).unwrap_or_default()
+                        ),
+                    );
+                } else if !on_shares && !nodes.is_some_and(|n| n.contains(to)) {
+                    self.problem(
+                        path,
+                        format!(
+                            "{to:?} is not another node of VM {vm:?}'s cluster, and its disks \
+                             are not on SMB shares both hosts reach"
+                        ),
+                    );
+                }
+            }
+            Fault::StorageMigrated { volume, .. } => {
+                let path = format!("faults[{i}].storage_migrated.volume");
+                let Some(target) = s.volume(volume) else {
+                    self.problem(path, no_such("volume", volume));
+                    return;
+                };
+                let reached = target.host.as_deref() == Some(v.host.as_str())
+                    || (target.csv && nodes.is_some());
+                if v.disks
+                    .iter()
+                    .any(|d| d.volume.as_deref() == Some(volume.as_str()))
+                {
+                    self.problem(
+                        path,
+                        format!("a disk of VM {vm:?} is already on {volume:?}"),
+                    );
+                } else if !reached {
+                    self.problem(
+                        path,
+                        format!(
+                            "{volume:?} is neither a volume of host {:?} nor a CSV of its cluster",
+                            v.host
+                        ),
+                    );
+                }
+            }
+            _ => {}
         }
     }
 

@@ -7,6 +7,7 @@ mod build;
 mod image;
 mod observed;
 mod oracle;
+mod storage_move;
 
 pub use auto_recovery::{AutoRecovery, RollbackError};
 pub(crate) use build::disk_volume;
@@ -149,6 +150,13 @@ pub enum DiskError {
         file: String,
         #[source]
         source: RctError,
+    },
+    /// A storage live migration could not copy the file to its new volume (R11).
+    #[error("{file}: moving it to volume {volume}: {detail}")]
+    Move {
+        file: String,
+        volume: String,
+        detail: String,
     },
 }
 

@@ -105,6 +105,21 @@ impl RequesterCore {
         }
     }
 
+    /// The recovery point the next start begins.
+    pub fn next_point(&self) -> u32 {
+        self.point + 1
+    }
+
+    /// R11: VM `vm` was moved between points: now on `host`, its disks on `volumes`.
+    /// The next point's calls for it go to that host, its snapshot set holds those
+    /// volumes.
+    pub fn moved(&mut self, vm: usize, host: &str, volumes: &[String]) {
+        if let Some(v) = self.job.vms.iter_mut().find(|v| v.vm == vm) {
+            v.host = host.to_string();
+            v.volumes = volumes.to_vec();
+        }
+    }
+
     /// The job's first failure, if any.
     pub fn failure(&self) -> Option<&Fail> {
         self.failure.as_ref()

@@ -1297,3 +1297,39 @@ fn a_writer_failing_backup_complete_does_not_fail_the_job() {
     );
     assert_eq!(core.failure(), None);
 }
+
+/// R11: a VM moved between points is asked for on its new host, its snapshot set on its
+/// new volumes, from the next point on.
+#[test]
+fn a_moved_vm_is_backed_up_on_its_new_host_from_the_next_point() {
+    let mut core = RequesterCore::new(f2_job());
+    assert_eq!(core.next_point(), 1);
+    core.moved(0, "hv2", &["hv2-E".to_string()]);
+    let fx = core.handle(Input::Start);
+    assert_eq!(core.next_point(), 2);
+    let hosts: Vec<&str> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Vss { host, .. } => Some(host.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !hosts.is_empty() && hosts.iter().all(|h| *h == "hv2"),
+        "{fx:?}"
+    );
+    // The whole job runs as if the VM had been on hv2 from the start.
+    let mut there = f2_job();
+    there.vms[0].host = "hv2".into();
+    there.vms[0].volumes = vec!["hv2-E".into()];
+    let (_, log) = run(there.clone(), all_ok);
+    let mut moved = RequesterCore::new(f2_job());
+    moved.moved(0, "hv2", &["hv2-E".to_string()]);
+    let log2 = drive(&mut moved, &there, all_ok);
+    assert_eq!(labels(&log), labels(&log2));
+    assert!(
+        log2.iter()
+            .any(|e| matches!(e, Effect::Vss { volumes, .. } if volumes == &["hv2-E".to_string()])),
+        "{log2:?}"
+    );
+}
