@@ -115,9 +115,8 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<ExitCode> {
         Faults::Random => FaultMode::Random,
         Faults::Exhaustive => FaultMode::Exhaustive,
     };
-    let held = |spec: &RunSpec| {
-        shard.is_none_or(|s| s.holds(&targets[spec.target].file_name, spec.index))
-    };
+    let held =
+        |spec: &RunSpec| shard.is_none_or(|s| s.holds(&targets[spec.target].file_name, spec.index));
     let work = match (mode, args.time) {
         (FaultMode::Exhaustive, _) => {
             let all = RunSpec::exhaustive(&targets, args.seed, args.swarm);
@@ -156,10 +155,13 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<ExitCode> {
         findings: &findings,
     };
     let mut out = std::io::stdout().lock();
-    let failed = results.iter().filter(|r| r.verdict != Verdict::Pass).count();
+    let failed = results
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .count();
     writeln!(
         out,
-        "{} runs ({failed} failed, {} rechecked for determinism) in {:.2} s: {:.0} runs/s with {jobs} jobs{}",
+        "{} runs ({failed} failed, {} rechecked for determinism) in {:.2} s: {:.1} runs/s with {jobs} jobs{}",
         results.len(),
         results.iter().filter(|r| r.rechecked).count(),
         wall.as_secs_f64(),
@@ -237,7 +239,7 @@ fn keep_trace(dir: &Path, t: &Target, r: &RunResult, timeout: Duration) -> Resul
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let stem = t.file.file_stem().unwrap_or_default().to_string_lossy();
     let path = dir.join(format!("{stem}-seed{}.jsonl", r.spec.seed));
-    let mut file = crate::files::new_output(&path, false, &[t.file.clone()])?;
+    let mut file = crate::files::new_output(&path, false, std::slice::from_ref(&t.file))?;
     let base = Rc::new(t.scenario.clone());
     let s = r.spec.scenario(t, &base);
     let done = run(
@@ -252,7 +254,12 @@ fn keep_trace(dir: &Path, t: &Target, r: &RunResult, timeout: Duration) -> Resul
     match done {
         // The trace of a cut-off run is complete up to the cut.
         Ok(_) | Err(hvsim_sim::run::RunError::StepLimit { .. }) => {}
-        Err(e) => return Err(anyhow!("{}: the run could not go on: {e}", t.file.display())),
+        Err(e) => {
+            return Err(anyhow!(
+                "{}: the run could not go on: {e}",
+                t.file.display()
+            ))
+        }
     }
     crate::files::commit_output(file, false)?;
     Ok(path)
@@ -353,7 +360,10 @@ fn run_all(
             let (cursor, next) = (&cursor, &next);
             scope.spawn(move || {
                 // Each worker shares its scenarios between its runs (runs hold Rcs).
-                let bases: Vec<Rc<_>> = targets.iter().map(|t| Rc::new(t.scenario.clone())).collect();
+                let bases: Vec<Rc<_>> = targets
+                    .iter()
+                    .map(|t| Rc::new(t.scenario.clone()))
+                    .collect();
                 while let Some(spec) = next(cursor) {
                     let t = &targets[spec.target];
                     let r = execute(t, &bases[spec.target], &spec, timeout);

@@ -6,6 +6,7 @@ mod explore_cmd;
 mod files;
 mod repo_cmd;
 mod run_cmd;
+mod shrink_cmd;
 mod size;
 mod test_hook;
 mod vhdx_cmd;
@@ -49,6 +50,8 @@ enum Command {
     Explore(explore_cmd::ExploreArgs),
     /// Re-run a trace from its recorded choices and check every step's digest.
     Replay { trace: PathBuf },
+    /// The smallest scenario and seed found that fail with the same signature as a run.
+    Shrink(shrink_cmd::ShrinkArgs),
 }
 
 /// A closed pipe on stdout ends the command quietly, as it does any Unix tool
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run_cmd(args),
         Command::Replay { trace } => run_cmd::replay_cmd(trace),
         Command::Explore(args) => explore_cmd::explore_cmd(args),
+        Command::Shrink(args) => shrink_cmd::shrink_cmd(args),
     };
     match result {
         Ok(code) => code,

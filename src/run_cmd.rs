@@ -4,7 +4,7 @@
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use hvsim_sim::explore::{
-    apply, junit_report, report_json, signature_of, violation, JunitCase, Judgement, SwarmOptions,
+    apply, junit_report, report_json, signature_of, violation, Judgement, JunitCase, SwarmOptions,
 };
 use hvsim_sim::faults::FaultPlan;
 use hvsim_sim::run::{replay_run, run, RunError, RunOptions, RunReplayError, RunReport};
@@ -198,7 +198,9 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         ));
     }
     if swarm_options.is_some() || fault_point.is_some() {
-        return Err(anyhow!("--swarm-options and --fault-point take one scenario file"));
+        return Err(anyhow!(
+            "--swarm-options and --fault-point take one scenario file"
+        ));
     }
     let mut failed = 0;
     for f in &files {
@@ -364,7 +366,11 @@ fn run_one(
     }
     if let Some(p) = &point {
         let fault = serde_json::to_string(&p.fault).unwrap_or_default();
-        writeln!(stdout, "fault point {}: {fault}", fault_point.unwrap_or_default())?;
+        writeln!(
+            stdout,
+            "fault point {}: {fault}",
+            fault_point.unwrap_or_default()
+        )?;
     }
     writeln!(stdout, "{}", out.report)?;
     reports.add(file, seed, Ok(&out.report), started.elapsed());

@@ -92,7 +92,7 @@ pub fn execute(
     };
     let broke = judged(&first, judgement);
     drop(first);
-    let rechecked = broke.is_some() || spec.index % DETERMINISM_EVERY == 0;
+    let rechecked = broke.is_some() || spec.index.is_multiple_of(DETERMINISM_EVERY);
     let mut verdict = Verdict::Pass;
     if rechecked {
         let a = recorded(&s, spec.seed, timeout);

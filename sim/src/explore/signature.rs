@@ -23,6 +23,9 @@ pub enum Judgement {
 
 /// What broke, as the report tells: `None` when the run passes its judgement.
 pub fn violation(r: &RunReport, judgement: Judgement) -> Option<(String, String)> {
+    if let Some(planted) = planted(r) {
+        return Some(planted);
+    }
     if let Some(c) = r.invariants.iter().find(|c| !c.ok) {
         return Some((c.id.to_string(), c.message.clone()));
     }
@@ -44,6 +47,24 @@ pub fn violation(r: &RunReport, judgement: Judgement) -> Option<(String, String)
         }
         Judgement::Invariants => None,
     }
+}
+
+/// Test builds only: with `HVSIM_PLANT_FAILING_CODE=<code>`, a failed job with that code
+/// is a violation, so tests have a faulted run whose judgement fails. Release builds never
+/// read it.
+fn planted(r: &RunReport) -> Option<(String, String)> {
+    #[cfg(debug_assertions)]
+    {
+        let code = r.code?.to_string();
+        if std::env::var("HVSIM_PLANT_FAILING_CODE").ok()? == code {
+            return Some((
+                format!("planted: code {code}"),
+                format!("the test plants {code} as a failure"),
+            ));
+        }
+    }
+    let _ = r;
+    None
 }
 
 /// A finding's signature.
@@ -69,8 +90,8 @@ impl Signature {
     }
 
     /// `what` located in a trace's steps: the failure's origin is the last step whose
-    /// `hr` is not S_OK (the last step when none is), its flow step the last `spec` at
-    /// or before it.
+    /// `hr` is not S_OK (else the last step of a SPEC step, else the last step), its flow
+    /// step the last `spec` at or before it.
     pub fn located(what: impl Into<String>, steps: &[TraceStep]) -> Signature {
         let failed = |s: &&TraceStep| {
             s.details
@@ -81,6 +102,7 @@ impl Signature {
         let origin = steps
             .iter()
             .rposition(|s| failed(&s))
+            .or_else(|| steps.iter().rposition(|s| s.details.contains_key("spec")))
             .or(steps.len().checked_sub(1));
         let Some(origin) = origin else {
             return Signature::bare(what);
