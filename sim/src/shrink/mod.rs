@@ -19,3 +19,6 @@ pub use search::{reduce, reduce_swarm, Budget};
 pub use size::Size;
 pub use trial::{trial, Trial};
 pub use written::written;
+
+#[cfg(test)]
+mod tests;

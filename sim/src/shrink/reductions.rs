@@ -122,7 +122,7 @@ pub fn candidates(s: &Scenario) -> Vec<Candidate> {
     }
     for (i, vm) in s.vms.iter().enumerate() {
         for (d, disk) in vm.disks.iter().enumerate() {
-            for divisor in [1024, 16, 2] {
+            for divisor in [1024, 256, 64, 16, 4, 2] {
                 if let Some(c) = smaller_disk(s, i, d, divisor) {
                     let to = Bytes(c.vms[i].disks[d].size.0);
                     push(c, format!("disk {} size {} → {to}", disk.file, disk.size));
