@@ -135,7 +135,7 @@ pub fn shrink_cmd(args: ShrinkArgs) -> Result<ExitCode> {
 
     let mut budget = Budget::new(max_runs, Some(timeout));
     let mut removed = Vec::new();
-    let swarm = match swarm_options {
+    let swarm = match swarm_options.clone() {
         Some(o) => {
             let (kept, r) = reduce_swarm(&base, o, point.as_ref(), seed, &want, &mut budget);
             removed.extend(r);
@@ -170,7 +170,7 @@ pub fn shrink_cmd(args: ShrinkArgs) -> Result<ExitCode> {
         .unwrap_or(smaller.name);
 
     let mut reproduce = format!("{} --seed {seed}", input.display());
-    if let Some(o) = &swarm {
+    if let Some(o) = &swarm_options {
         reproduce.push_str(&format!(" --swarm-options '{o}'"));
     }
     if let Some(k) = fault_point {

@@ -170,7 +170,15 @@ fn a_planted_failure_of_a_faulted_swarm_run_is_baked_into_a_plain_scenario() {
         ))),
         "{r:?}"
     );
-    // The fault is an ordinary field now, the expectation what the run shows.
+    // The file names the run it came from, then states the fault as an ordinary field
+    // and the expectation as what the run shows.
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        written.starts_with(&format!(
+            "# Shrunk by `hvsim shrink` from {THREE} --seed 3 --swarm-options '{options}' --fault-point {k}."
+        )),
+        "{written}"
+    );
     let small = load(&out);
     assert_eq!(small.faults, [fault]);
     assert_eq!(
