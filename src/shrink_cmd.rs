@@ -161,8 +161,12 @@ pub fn shrink_cmd(args: ShrinkArgs) -> Result<ExitCode> {
     }
     let (mut smaller, r) = reduce(baked, seed, Judgement::Expect, &want, &mut budget);
     removed.extend(r);
-    let (new_seed, choices, steps) =
-        fewest_choices(&smaller, seed, &want, &mut budget).unwrap_or((seed, 0, 0));
+    let (new_seed, choices, steps) = match fewest_choices(&smaller, seed, &want, &mut budget) {
+        Some(best) => best,
+        // The budget is spent: the seed stays, its log measured by one more run.
+        None => trial(&smaller, seed, Judgement::Expect, Some(timeout))
+            .map_or((seed, 0, 0), |t| (seed, t.choices, t.steps)),
+    };
     smaller.seed = new_seed;
     smaller.name = out_path
         .file_stem()

@@ -263,3 +263,15 @@ fn a_passing_run_has_nothing_to_shrink() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn the_run_limit_stops_the_search_with_a_result_that_still_reproduces() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cut.toml");
+    let stdout = shrunk(&[WRONG, "--max-runs", "3"], &out, &[]);
+    assert_eq!(
+        line_after(&stdout, "runs: "),
+        "3 of at most 3 (the limit: stopped there)"
+    );
+    assert_eq!(removals(&stdout), ["removed VM app03"]);
+}
