@@ -8,6 +8,7 @@ mod files;
 mod repo_cmd;
 mod report_cmd;
 mod run_cmd;
+mod shrink_cmd;
 mod size;
 mod test_hook;
 mod vhdx_cmd;
@@ -56,6 +57,8 @@ enum Command {
     /// A picture of a recorded run: an HTML page with its sequence diagram, report and
     /// verdicts (the trace is replayed and checked first).
     Report(report_cmd::ReportArgs),
+    /// The smallest scenario and seed found that fail with the same signature as a run.
+    Shrink(shrink_cmd::ShrinkArgs),
 }
 
 /// A closed pipe on stdout ends the command quietly, as it does any Unix tool
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Coverage(args) => coverage_cmd::run(args),
         Command::Report(args) => report_cmd::report_cmd(args),
         Command::Explore(args) => explore_cmd::explore_cmd(args),
+        Command::Shrink(args) => shrink_cmd::shrink_cmd(args),
     };
     match result {
         Ok(code) => code,

@@ -41,6 +41,7 @@ pub mod protocol;
 pub mod run;
 pub mod scenario;
 pub mod sched;
+pub mod shrink;
 pub mod site;
 pub mod trace;
 pub mod watch;
