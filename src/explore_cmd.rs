@@ -203,13 +203,14 @@ pub fn explore_cmd(args: ExploreArgs) -> Result<ExitCode> {
         }
     }
     drop(out);
+    let inputs: Vec<PathBuf> = targets.iter().map(|t| t.file.clone()).collect();
     if let Some(p) = &args.junit {
         let xml = exploration_junit(&x).map_err(|e| anyhow!("JUnit report: {e}"))?;
-        write_report(p, xml.as_bytes())?;
+        crate::files::write_report(p, xml.as_bytes(), &inputs)?;
     }
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&summary_json(&x))?;
-        write_report(p, text.as_bytes())?;
+        crate::files::write_report(p, text.as_bytes(), &inputs)?;
     }
     Ok(if findings.is_empty() {
         ExitCode::SUCCESS
@@ -224,14 +225,6 @@ fn show(paths: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A report file (JUnit, JSON): written whole under a temporary name, then renamed.
-pub fn write_report(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = crate::files::new_output(path, true, &[])?;
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    crate::files::commit_output(f, false)
 }
 
 /// Runs the finding's fastest run again with its trace written to `dir`.

@@ -1,9 +1,10 @@
 //! The files a command names: an engine error tied to its file (named once), and the
 //! outputs every command creates the same way (see [`NewFile`]).
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use hvsim_engine::output::{NewFile, OutputError};
 use hvsim_engine::VhdxError;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// An engine error with the file it concerns, named once: a lock or output error names
@@ -20,6 +21,15 @@ pub fn in_file(e: VhdxError, path: &Path) -> anyhow::Error {
 pub fn new_output(dest: &Path, force: bool, inputs: &[PathBuf]) -> Result<NewFile> {
     let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
     NewFile::create(dest, force, &inputs).map_err(with_force_hint)
+}
+
+/// A report file (JUnit, JSON) the user asked for: written whole under a temporary name,
+/// then renamed over what an earlier report left there; never over one of `inputs`.
+pub fn write_report(path: &Path, bytes: &[u8], inputs: &[PathBuf]) -> Result<()> {
+    let mut f = new_output(path, true, inputs)?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    commit_output(f, false)
 }
 
 /// Commits an output file, naming `--force` when an existing file is in the way.

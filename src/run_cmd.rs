@@ -149,16 +149,16 @@ impl Reports {
         });
     }
 
-    fn write(&self, json: Option<&Path>, junit: Option<&Path>) -> Result<()> {
+    fn write(&self, json: Option<&Path>, junit: Option<&Path>, inputs: &[PathBuf]) -> Result<()> {
         if let Some(p) = json {
             let text = serde_json::to_string_pretty(&self.json)?;
-            crate::explore_cmd::write_report(p, text.as_bytes())?;
+            crate::files::write_report(p, text.as_bytes(), inputs)?;
         }
         if let Some(p) = junit {
             let properties = [("hvsim.version", env!("CARGO_PKG_VERSION").to_string())];
             let xml = junit_report("hvsim run", &properties, &self.cases)
                 .map_err(|e| anyhow!("JUnit report: {e}"))?;
-            crate::explore_cmd::write_report(p, xml.as_bytes())?;
+            crate::files::write_report(p, xml.as_bytes(), inputs)?;
         }
         Ok(())
     }
@@ -195,7 +195,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
             (swarm_options.as_ref(), fault_point),
             &mut reports,
         )?;
-        reports.write(json.as_deref(), junit.as_deref())?;
+        reports.write(json.as_deref(), junit.as_deref(), &files)?;
         return Ok(code);
     }
     if trace.is_some() || keep_disks.is_some() || on_disk.is_some() || html.is_some() {
@@ -270,7 +270,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         files.len(),
         files.len() - failed
     );
-    reports.write(json.as_deref(), junit.as_deref())?;
+    reports.write(json.as_deref(), junit.as_deref(), &files)?;
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -93,6 +93,8 @@ fn no_command_writes_over_its_own_input() {
         vec!["run", s(&sc), "--trace", s(&sc), "-q"],
         vec!["run", s(&sc), "--trace", s(&sc), "-q", "--force"],
         vec!["run", s(&sc), "--html", s(&sc), "-q", "--force"],
+        vec!["run", s(&sc), "--json", s(&sc), "-q"],
+        vec!["run", s(&sc), "--junit", s(&sc), "-q"],
     ];
     for args in cases {
         let out = Command::new(hvsim_bin())
@@ -108,6 +110,21 @@ fn no_command_writes_over_its_own_input() {
             "{args:?}: {err}"
         );
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    // explore's reports likewise; a harness failure is its exit 2.
+    for report in ["--json", "--junit"] {
+        let args = ["explore", s(&sc), "--runs", "1", report, s(&sc)];
+        let out = Command::new(hvsim_bin())
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let (code, err) = fails(&out);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("never writes over its own input"),
+            "{args:?}: {err}"
+        );
     }
     assert_eq!(digest(&img), img_before, "the image changed");
     assert_eq!(digest(&child), child_before, "the child changed");

@@ -22,7 +22,7 @@
 //! - `creation_timestamp` is the virtual time of the commit, in microseconds.
 
 use super::codes::*;
-use super::file_server_vss::FileServerVss;
+use super::file_server_vss::{guid, FileServerVss};
 use hvsim_engine::volume::{SnapshotId, Volume};
 use hvsim_engine::GuidGen;
 use std::collections::{BTreeMap, BTreeSet};
@@ -1070,14 +1070,4 @@ impl FssAgent {
 fn put_str(h: &mut blake3::Hasher, s: &str) {
     h.update(&(s.len() as u64).to_le_bytes());
     h.update(s.as_bytes());
-}
-
-/// A GUID in the Windows spelling (upper-case, no braces).
-pub fn guid(id: Uuid) -> String {
-    id.hyphenated().to_string().to_uppercase()
-}
-
-/// The exposed shadow copy share: `<ShareName>@{<ShadowCopyId GUID upper-case>}`.
-pub fn exposed_name(share: &str, shadow_copy_id: Uuid) -> String {
-    format!("{share}@{{{}}}", guid(shadow_copy_id))
 }

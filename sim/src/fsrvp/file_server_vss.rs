@@ -3,7 +3,6 @@
 //! sequence that produces it (the server's writer and provider, which Prepare, Commit and
 //! Expose wait for) is the actor `actors::FileServerVss`.
 
-use super::agent::exposed_name;
 use hvsim_engine::volume::{SnapshotId, SnapshotOptions, Volume, VolumeError};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -81,4 +80,14 @@ impl FileServerVss {
     pub fn delete(&self, volume: &Volume, id: SnapshotId) -> Result<(), VolumeError> {
         volume.delete_snapshot(id)
     }
+}
+
+/// A GUID in the Windows spelling (upper-case, no braces).
+pub fn guid(id: Uuid) -> String {
+    id.hyphenated().to_string().to_uppercase()
+}
+
+/// The exposed shadow copy share: `<ShareName>@{<ShadowCopyId GUID upper-case>}`.
+pub fn exposed_name(share: &str, shadow_copy_id: Uuid) -> String {
+    format!("{share}@{{{}}}", guid(shadow_copy_id))
 }

@@ -12,9 +12,9 @@ pub mod file_server_vss;
 mod tests;
 
 pub use agent::{
-    exposed_name, FsrvpCall, FsrvpReply, FssAgent, LocalShadowCopy, NotAWaitingOperation, SetState,
+    FsrvpCall, FsrvpReply, FssAgent, LocalShadowCopy, NotAWaitingOperation, SetState,
     ShareMapping1, UNRESPONSIVE_OPS,
 };
 pub use client::{ClientStatus, FssClient};
 pub use codes::FsrvpError;
-pub use file_server_vss::{expose_shadow_copy, FileServerVss};
+pub use file_server_vss::{expose_shadow_copy, exposed_name, FileServerVss};

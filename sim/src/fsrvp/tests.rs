@@ -1,7 +1,7 @@
 //! FSRVP against real engine volumes (F4.4–F4.10, vss.md §5).
 
 use super::agent::{
-    exposed_name, TIMER_ADD_US, TIMER_COMMIT_US, TIMER_EXPOSE_US, TIMER_FAILED_WAIT_US,
+    TIMER_ADD_US, TIMER_COMMIT_US, TIMER_EXPOSE_US, TIMER_FAILED_WAIT_US,
     TIMER_GET_SHARE_MAPPING_US, TIMER_PREPARE_US, TIMER_SET_CONTEXT_US,
 };
 use super::client::{
