@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::determinism::{first_difference, recorded};
+use super::determinism::{first_difference_of, recorded};
 use super::signature::{violation, Judgement, Signature};
 use super::target::{RunSpec, Target};
 use crate::run::{run, RunError, RunOptions, RunOutput};
@@ -97,7 +97,7 @@ pub fn execute(
     if rechecked {
         let a = recorded(&s, spec.seed, timeout);
         let b = recorded(&s, spec.seed, timeout);
-        if let Some(step) = first_difference(&a.trace, &b.trace) {
+        if let Some(step) = first_difference_of(&a, &b) {
             verdict = Verdict::Fail {
                 signature: Signature {
                     what: "determinism".into(),
