@@ -121,13 +121,7 @@ impl Reports {
         let (name, failure) = match r {
             Ok(r) => {
                 self.json.push(report_json(r));
-                let failed: Vec<String> = r
-                    .invariants
-                    .iter()
-                    .chain(&r.expectations)
-                    .filter(|c| !c.ok)
-                    .map(|c| format!("{} {}", c.id, c.message))
-                    .collect();
+                let failed = r.failed_checks();
                 let failure = failed
                     .first()
                     .map(|first| (first.clone(), failed.join("\n"), reproduce));
@@ -256,8 +250,8 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         println!("{verdict}  {:<45} seed {seed:<4} {what}", s.name);
         if !r.passed() {
             failed += 1;
-            for c in r.invariants.iter().chain(&r.expectations).filter(|c| !c.ok) {
-                println!("      {} {}", c.id, c.message);
+            for c in r.failed_checks() {
+                println!("      {c}");
             }
             println!(
                 "      replay with: hvsim run {} --seed {seed} --trace run.jsonl",

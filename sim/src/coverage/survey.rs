@@ -68,13 +68,7 @@ fn run_one(file: &Path, s: Rc<crate::scenario::Scenario>, timeout: Duration) -> 
                 .filter(|c| c.ok)
                 .map(|c| c.id.to_string())
                 .collect();
-            result.problems = r
-                .invariants
-                .iter()
-                .chain(&r.expectations)
-                .filter(|c| !c.ok)
-                .map(|c| format!("{} {}", c.id, c.message))
-                .collect();
+            result.problems = r.failed_checks();
         }
         Err(e) => result
             .problems

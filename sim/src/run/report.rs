@@ -113,6 +113,16 @@ impl RunReport {
     pub fn passed(&self) -> bool {
         self.invariants.iter().all(|c| c.ok) && self.expectations.iter().all(|c| c.ok)
     }
+
+    /// Each invariant that failed and each expectation not met, as `<id> <message>`.
+    pub fn failed_checks(&self) -> Vec<String> {
+        self.invariants
+            .iter()
+            .chain(&self.expectations)
+            .filter(|c| !c.ok)
+            .map(|c| format!("{} {}", c.id, c.message))
+            .collect()
+    }
 }
 
 fn secs(us: u64) -> String {
