@@ -11,6 +11,43 @@ pub trait VirtualDisk {
     /// False when the range surely reads zeros without holding data (unallocated);
     /// true when it may hold data. Lets readers skip what needs no reading or hashing.
     fn range_has_data(&self, offset: u64, len: u64) -> bool;
+
+    /// The `unit`-aligned units that may hold data (each one's [`range_has_data`]),
+    /// merged into ranges `(offset, length)` in order: what a reader that skips zeros
+    /// reads. Formats with an allocation table answer from it without asking unit by
+    /// unit.
+    ///
+    /// [`range_has_data`]: VirtualDisk::range_has_data
+    fn data_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
+        let size = self.virtual_size();
+        let mut out = Vec::new();
+        let mut off = 0;
+        while off < size {
+            let len = unit.min(size - off);
+            if self.range_has_data(off, len) {
+                push_range(&mut out, off, off + len, unit, size);
+            }
+            off += len;
+        }
+        out
+    }
+}
+
+/// Appends `[start, end)` rounded out to `unit` boundaries (and cut at `size`) to the
+/// ordered ranges `out`, merging it with the last one where they touch or overlap.
+pub fn push_range(out: &mut Vec<(u64, u64)>, start: u64, end: u64, unit: u64, size: u64) {
+    let unit = unit.max(1);
+    let (s, e) = (
+        start / unit * unit,
+        end.div_ceil(unit).saturating_mul(unit).min(size),
+    );
+    if s >= e {
+        return;
+    }
+    match out.last_mut() {
+        Some((o, l)) if *o + *l >= s => *l = (*l).max(e - *o),
+        _ => out.push((s, e - s)),
+    }
 }
 
 pub trait VirtualDiskMut: VirtualDisk {
@@ -28,6 +65,9 @@ impl VirtualDisk for Vhdx {
     }
     fn range_has_data(&self, offset: u64, len: u64) -> bool {
         Vhdx::range_has_data(self, offset, len)
+    }
+    fn data_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
+        Vhdx::data_ranges(self, unit)
     }
 }
 

@@ -142,6 +142,12 @@ impl VirtualDisk for AnyDisk {
             AnyDisk::Vhd(v) => v.range_has_data(offset, len),
         }
     }
+    fn data_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
+        match self {
+            AnyDisk::Vhdx(v) => v.data_ranges(unit),
+            AnyDisk::Vhd(v) => VirtualDisk::data_ranges(v, unit),
+        }
+    }
 }
 
 impl VirtualDiskMut for AnyDisk {

@@ -98,6 +98,9 @@ impl<D: VirtualDiskMut> VirtualDisk for TrackedDisk<D> {
     fn range_has_data(&self, offset: u64, len: u64) -> bool {
         self.disk.range_has_data(offset, len)
     }
+    fn data_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
+        self.disk.data_ranges(unit)
+    }
 }
 
 impl<D: VirtualDiskMut> VirtualDiskMut for TrackedDisk<D> {

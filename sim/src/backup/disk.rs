@@ -28,7 +28,8 @@ impl<'a> ImageDisk<'a> {
         }
     }
 
-    /// Writes `data` at `offset`, page by page (a partial page keeps its other bytes).
+    /// Writes `data` at `offset`: its whole pages at once, a partial page keeping its
+    /// other bytes.
     fn put(&mut self, offset: u64, data: &[u8]) {
         let mut at = 0usize;
         while at < data.len() {
@@ -37,7 +38,11 @@ impl<'a> ImageDisk<'a> {
             let inner = (pos - page) as usize;
             let n = (PAGE as usize - inner).min(data.len() - at);
             if n == PAGE as usize {
-                self.image.write(page, &data[at..at + n]);
+                // Every whole page from here in one write (one buffer for them all).
+                let whole = (data.len() - at) / PAGE as usize * PAGE as usize;
+                self.image.write(page, &data[at..at + whole]);
+                at += whole;
+                continue;
             } else {
                 let mut buf = [0u8; PAGE as usize];
                 if let Some(p) = self.image.page(page / PAGE) {

@@ -71,18 +71,5 @@ pub fn allocated(disk: &dyn VirtualDisk) -> u64 {
 
 /// The units of `disk` that may hold data, merged into ranges `(offset, length)`.
 pub fn allocated_ranges(disk: &dyn VirtualDisk) -> Vec<(u64, u64)> {
-    let size = disk.virtual_size();
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    let mut off = 0;
-    while off < size {
-        let len = READ_UNIT.min(size - off);
-        if disk.range_has_data(off, len) {
-            match out.last_mut() {
-                Some((o, l)) if *o + *l == off => *l += len,
-                _ => out.push((off, len)),
-            }
-        }
-        off += len;
-    }
-    out
+    disk.data_ranges(READ_UNIT)
 }

@@ -10,7 +10,7 @@ use crate::plan::Method;
 use crate::protocol::msg::Reached;
 use crate::scenario::{Consistency, Outcome};
 use crate::site::Site;
-use crate::world::{SparseImage, PAGE};
+use crate::world::PAGE;
 
 fn check(id: &'static str, problems: Vec<String>, fine: &str) -> Check {
     Check {
@@ -45,10 +45,11 @@ pub fn i1(lab: &mut Site) -> Check {
     for vm in lab.vms.iter_mut() {
         for (i, d) in vm.disks.iter_mut().enumerate() {
             disks += 1;
+            let want = &vm.oracle.live[i];
             let read = match d.live.as_mut() {
-                Some(live) => SparseImage::read_disk(live, MIB),
+                Some(live) => want.first_difference_on_disk(live, MIB),
                 None => match d.chain.open_any(false, false, guids) {
-                    Ok(mut v) => SparseImage::read_disk(&mut v, MIB),
+                    Ok(mut v) => want.first_difference_on_disk(&mut v, MIB),
                     Err(e) => {
                         problems.push(format!("{} {}: cannot open: {e}", vm.name, d.file));
                         continue;
@@ -56,8 +57,8 @@ pub fn i1(lab: &mut Site) -> Check {
                 },
             };
             match read {
-                Ok((img, _)) => {
-                    if let Some(off) = img.first_difference(&vm.oracle.live[i]) {
+                Ok((first, _)) => {
+                    if let Some(off) = first {
                         problems.push(format!(
                             "{} {}: first difference at offset {off}",
                             vm.name, d.file

@@ -16,29 +16,66 @@ fn is_zero(page: &[u8]) -> bool {
     page == &ZERO_PAGE[..page.len()]
 }
 
+/// One page's bytes: a page-aligned window of a shared buffer, so that a write of many
+/// pages (or a copy of an image) costs one buffer, not one allocation per page.
+#[derive(Clone, Debug)]
+struct Page {
+    buf: Arc<[u8]>,
+    at: usize,
+}
+
+impl Page {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.at..self.at + PAGE as usize]
+    }
+}
+
+impl PartialEq for Page {
+    fn eq(&self, other: &Page) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Page {}
+
+impl std::ops::Deref for Page {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 /// Page index → page bytes (never all zeros).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SparseImage {
-    pages: BTreeMap<u64, Arc<[u8]>>,
+    pages: BTreeMap<u64, Page>,
 }
 
 impl SparseImage {
     /// Applies a page-aligned write.
     pub fn write(&mut self, offset: u64, data: &[u8]) {
         debug_assert!(offset.is_multiple_of(PAGE) && (data.len() as u64).is_multiple_of(PAGE));
-        for (i, page) in data.chunks(PAGE as usize).enumerate() {
+        let buf: Arc<[u8]> = Arc::from(data);
+        for (i, page) in data.chunks_exact(PAGE as usize).enumerate() {
             let idx = offset / PAGE + i as u64;
             if is_zero(page) {
                 self.pages.remove(&idx);
             } else {
-                self.pages.insert(idx, Arc::from(page));
+                let at = i * PAGE as usize;
+                self.pages.insert(
+                    idx,
+                    Page {
+                        buf: Arc::clone(&buf),
+                        at,
+                    },
+                );
             }
         }
     }
 
     /// The bytes of one page (zeros when absent).
     pub fn page(&self, idx: u64) -> Option<&[u8]> {
-        self.pages.get(&idx).map(|p| &p[..])
+        self.pages.get(&idx).map(Page::bytes)
     }
 
     pub fn len_pages(&self) -> usize {
@@ -52,26 +89,57 @@ impl SparseImage {
         disk: &mut dyn VirtualDisk,
         unit: u64,
     ) -> Result<(SparseImage, u64), VhdxError> {
-        let size = disk.virtual_size();
         let mut img = SparseImage::default();
-        let mut buf = vec![0u8; unit as usize];
-        let mut read = 0;
-        let mut off = 0;
-        while off < size {
-            let len = unit.min(size - off);
-            if disk.range_has_data(off, len) {
-                let b = &mut buf[..len as usize];
-                disk.read(off, b)?;
-                read += len;
-                for (i, page) in b.chunks(PAGE as usize).enumerate() {
-                    if !is_zero(page) {
-                        img.pages.insert(off / PAGE + i as u64, Arc::from(page));
-                    }
+        let read = each_unit(disk, unit, |off, b| {
+            for (i, page) in b.chunks(PAGE as usize).enumerate() {
+                if !is_zero(page) {
+                    // Its own buffer: a page kept must not pin the whole unit.
+                    let buf: Arc<[u8]> = Arc::from(page);
+                    img.pages.insert(off / PAGE + i as u64, Page { buf, at: 0 });
                 }
             }
-            off += len;
-        }
+        })?;
         Ok((img, read))
+    }
+
+    /// The first byte offset where `disk` differs from this image, reading the disk's
+    /// allocated ranges `unit` bytes at a time and comparing as it goes (nothing of the
+    /// disk is kept). Returns it and the bytes read.
+    pub fn first_difference_on_disk(
+        &self,
+        disk: &mut dyn VirtualDisk,
+        unit: u64,
+    ) -> Result<(Option<u64>, u64), VhdxError> {
+        let mut first: Option<u64> = None;
+        // Pages of the image up to here that the disk's ranges have passed over.
+        let mut next = 0u64;
+        let read = each_unit(disk, unit, |off, b| {
+            if first.is_some() {
+                return;
+            }
+            // A page of the image before this unit lies where the disk holds no data.
+            if let Some((&i, p)) = self.pages.range(next..off / PAGE).next() {
+                first = Some(first_nonzero(i, p));
+                return;
+            }
+            for (i, got) in (off / PAGE..).zip(b.chunks(PAGE as usize)) {
+                let want = self.page(i).unwrap_or(&ZERO_PAGE[..got.len()]);
+                if got != &want[..got.len()] {
+                    let k = got.iter().zip(want).position(|(p, q)| p != q).unwrap_or(0);
+                    first = Some(i * PAGE + k as u64);
+                    return;
+                }
+            }
+            next = (off + b.len() as u64).div_ceil(PAGE);
+        })?;
+        if first.is_none() {
+            first = self
+                .pages
+                .range(next..)
+                .next()
+                .map(|(&i, p)| first_nonzero(i, p));
+        }
+        Ok((first, read))
     }
 
     /// Copies `[offset, offset + len)` (page-aligned) from `src` into this image.
@@ -82,7 +150,7 @@ impl SparseImage {
             self.pages.remove(&i);
         }
         for (&i, p) in src.pages.range(a..b) {
-            self.pages.insert(i, Arc::clone(p));
+            self.pages.insert(i, p.clone());
         }
     }
 
@@ -108,7 +176,7 @@ impl SparseImage {
             pages: self
                 .pages
                 .range(a..b)
-                .map(|(&i, p)| (i - a, Arc::clone(p)))
+                .map(|(&i, p)| (i - a, p.clone()))
                 .collect(),
         }
     }
@@ -189,6 +257,34 @@ impl SparseImage {
     }
 }
 
+/// The byte offset of page `i`'s first non-zero byte (a page kept is never all zeros).
+fn first_nonzero(i: u64, page: &[u8]) -> u64 {
+    i * PAGE + page.iter().position(|&b| b != 0).unwrap_or(0) as u64
+}
+
+/// Calls `f` with the offset and bytes of each `unit` of `disk`'s allocated ranges, in
+/// order, through one buffer; returns the bytes read.
+fn each_unit(
+    disk: &mut dyn VirtualDisk,
+    unit: u64,
+    mut f: impl FnMut(u64, &[u8]),
+) -> Result<u64, VhdxError> {
+    let mut buf = vec![0u8; unit as usize];
+    let mut read = 0;
+    for (start, len) in disk.data_ranges(unit) {
+        let mut off = start;
+        while off < start + len {
+            let n = unit.min(start + len - off);
+            let b = &mut buf[..n as usize];
+            disk.read(off, b)?;
+            read += n;
+            f(off, b);
+            off += n;
+        }
+    }
+    Ok(read)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +306,50 @@ mod tests {
         assert_eq!(b.first_difference(&a), Some(40960));
         b.write(40960, &[0u8; 4096]);
         assert_eq!(a.first_difference(&b), None, "a zero page is no page");
+    }
+    /// The streaming compare finds what reading the whole disk and comparing finds: a
+    /// changed byte, a page the disk lacks, a page only the disk has, before, inside and
+    /// after its allocated ranges.
+    #[test]
+    fn comparing_on_the_disk_equals_reading_it_first() {
+        use hvsim_engine::vhdx::MIB;
+        use hvsim_engine::{CreateOptions, MemStorage, Vhdx};
+        let opts = CreateOptions {
+            block_size: Some(MIB as u32),
+            ..CreateOptions::new(16 * MIB)
+        };
+        let mut disk = Vhdx::create(Box::new(MemStorage::new()), &opts, None).unwrap();
+        let mut want = SparseImage::default();
+        for (off, b) in [(0, 1u8), (3 * MIB + 8192, 2), (9 * MIB, 3)] {
+            disk.write(off, &[b; 8192]).unwrap();
+            want.write(off, &[b; 8192]);
+        }
+        let same = |want: &SparseImage, disk: &mut Vhdx| {
+            let (read, _) = SparseImage::read_disk(disk, MIB).unwrap();
+            let (streamed, bytes) = want.first_difference_on_disk(disk, MIB).unwrap();
+            assert_eq!(bytes, 3 * MIB, "three allocated units read");
+            assert_eq!(streamed, read.first_difference(want));
+            streamed
+        };
+        assert_eq!(same(&want, &mut disk), None);
+        let mut p = vec![2u8; 4096];
+        p[7] = 9;
+        let mut changed = want.clone();
+        changed.write(3 * MIB + 8192, &p);
+        assert_eq!(same(&changed, &mut disk), Some(3 * MIB + 8192 + 7));
+        for off in [2 * MIB, 5 * MIB, 15 * MIB] {
+            let mut extra = want.clone();
+            let mut q = vec![0u8; 4096];
+            q[100] = 4;
+            extra.write(off, &q);
+            assert_eq!(
+                same(&extra, &mut disk),
+                Some(off + 100),
+                "a page off the disk at {off}"
+            );
+        }
+        let mut fewer = want.clone();
+        fewer.write(9 * MIB, &[0u8; 4096]);
+        assert_eq!(same(&fewer, &mut disk), Some(9 * MIB));
     }
 }

@@ -361,6 +361,50 @@ impl Vhdx {
         false
     }
 
+    /// The `unit`-aligned units that may hold data, merged into ranges, from the BAT
+    /// (and the parents' for blocks not present here): what [`Self::range_has_data`]
+    /// says unit by unit, in one walk over the blocks.
+    pub fn data_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        self.push_data_ranges(
+            0,
+            self.geo.virtual_size,
+            unit,
+            self.geo.virtual_size,
+            &mut out,
+        );
+        out
+    }
+
+    fn push_data_ranges(
+        &self,
+        start: u64,
+        end: u64,
+        unit: u64,
+        size: u64,
+        out: &mut Vec<(u64, u64)>,
+    ) {
+        let bs = self.geo.block_size;
+        let end = end.min(self.geo.virtual_size);
+        let mut pos = start;
+        while pos < end {
+            let b = pos / bs;
+            let next = ((b + 1) * bs).min(end);
+            match self.block(b).0 {
+                BlockState::FullyPresent | BlockState::PartiallyPresent => {
+                    crate::disk::push_range(out, pos, next, unit, size)
+                }
+                BlockState::NotPresent => {
+                    if let Some(p) = self.parent() {
+                        p.push_data_ranges(pos, next, unit, size, out);
+                    }
+                }
+                _ => {}
+            }
+            pos = next;
+        }
+    }
+
     /// Where the BAT lies in the file.
     pub fn bat_region(&self) -> &RegionEntry {
         &self.bat_region
