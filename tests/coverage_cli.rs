@@ -194,7 +194,7 @@ fn a_failing_scenario_covers_nothing_and_is_named() {
         "{stdout}"
     );
     assert!(
-        stderr.contains("hvsim: coverage lost: F2, F2.5, F2.6"),
+        stderr.contains("hvsim: coverage lost: F2, F2.1, F2.2, F2.3, F2.4, F2.5, F2.6"),
         "{stderr}"
     );
 }
@@ -219,11 +219,11 @@ fn a_scenario_citing_an_unknown_id_is_an_error_naming_file_line_and_field() {
     let col = good.lines().nth(line - 1).unwrap().find('[').unwrap() + 1;
     for want in [
         format!(
-            "{}:{line}:{col}: covers[1]: SPEC.md has no item \"FF43\"",
+            "{}:{line}:{col}: covers[5]: SPEC.md has no item \"FF43\"",
             ff43.display(),
         ),
         format!(
-            "{}:{line}:{col}: covers[8]: SPEC.md has no item \"R99\"",
+            "{}:{line}:{col}: covers[16]: SPEC.md has no item \"R99\"",
             r99.display(),
         ),
     ] {

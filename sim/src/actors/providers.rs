@@ -144,16 +144,20 @@ impl HostProvider {
         (delay, Ok(()))
     }
 
-    fn delete(&mut self, set: u64, cx: &mut Cx<'_, Msg, Site>) {
+    /// Deletes the set's snapshots; returns their volumes.
+    fn delete(&mut self, set: u64, cx: &mut Cx<'_, Msg, Site>) -> Vec<String> {
         let lab = &mut cx.world.lab;
+        let mut deleted = Vec::new();
         if let Some(shadows) = lab.shadows.remove(&set) {
             for s in shadows {
                 if let Some(v) = lab.volumes.get(&s.volume) {
                     let _ = v.delete_snapshot(s.id);
                     cx.out.detail("deleted", format!("{} #{}", s.volume, s.id));
+                    deleted.push(s.volume);
                 }
             }
         }
+        deleted
     }
 }
 
@@ -199,7 +203,17 @@ impl Actor<Msg, Site> for HostProvider {
                 (CALL_US, Ok(()))
             }
             (ProviderCall::AbortSnapshots | ProviderCall::DeleteSnapshots, None) => {
-                self.delete(set, cx);
+                let volumes = self.delete(set, cx);
+                if call == ProviderCall::DeleteSnapshots {
+                    // F1.10, F2.14, F3.5: the backup's volume snapshot deleted.
+                    let lab = &cx.world.lab;
+                    if let Some(vm) = (0..lab.vms.len()).find(|&i| {
+                        lab.plans.contains_key(&i)
+                            && lab.vms[i].disks.iter().any(|d| volumes.contains(&d.volume))
+                    }) {
+                        super::tag(lab, &mut cx.out, vm, Stage::Release);
+                    }
+                }
                 (CALL_US, Ok(()))
             }
             _ => (CALL_US, Ok(())),
@@ -376,6 +390,9 @@ impl Actor<Msg, Site> for GuestProvider {
                         Ok(())
                     }
                     GuestAction::DeleteInternalSnapshots => {
+                        if call == ProviderCall::DeleteSnapshots {
+                            super::tag(cx.world, &mut cx.out, self.vm, Stage::GuestRelease);
+                        }
                         self.internal_snapshots(cx.world, false)
                     }
                     GuestAction::Nothing => Ok(()),
