@@ -2,9 +2,10 @@
 //! [`crate::protocol::guest_writer`]'s; this adapter stops and resumes the guest's
 //! transactions and answers the guest's VSS.
 
+use crate::plan::Stage;
 use crate::protocol::guest_writer::{self, GuestWriterCore, GuestWriterEffect};
 use crate::protocol::msg::Msg;
-use crate::protocol::vss::AppLevel;
+use crate::protocol::vss::{AppLevel, WriterEvent};
 use crate::scenario::{self, Writer, WriterFailure};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
 use crate::site::Site;
@@ -137,6 +138,9 @@ impl Actor<Msg, Site> for GuestWriter {
         let (Msg::Writer { event, .. }, Origin::Actor(vss)) = (env.msg, env.origin) else {
             return;
         };
+        if event == WriterEvent::OnPrepareSnapshot {
+            super::tag(cx.world, &mut cx.out, self.vm, Stage::WriterPrepare);
+        }
         let mut effects = self.core.on_event(event);
         if effects.contains(&GuestWriterEffect::Recover) {
             if let Err(problem) = self.recover(cx) {

@@ -57,7 +57,7 @@ fn dpm_spec(lab: &Lab, vm: usize, stage: Stage) -> &'static str {
     match stage {
         Stage::Request => "F5.1-F5.2",
         Stage::GuestRequest if online => "F5.3 F5.4b",
-        Stage::Quiesce if online => "F5.5-F5.6",
+        Stage::WriterPrepare if online => "F5.5-F5.6",
         _ => "",
     }
 }

@@ -325,6 +325,8 @@ pub enum Stage {
     Merge,
     /// The guest deletes its internal snapshot (F1.A.4).
     GuestRelease,
+    /// A guest writer prepares its snapshot (F5.6 for DPM's host-level backup).
+    WriterPrepare,
 }
 
 impl Plan {
