@@ -95,10 +95,7 @@ impl GuestWriter {
                     ("state", Detail::Str(state.name())),
                 ],
             ),
-            GuestWriterEffect::Freeze => {
-                cx.world.vms[self.vm].frozen = true;
-                super::tag(cx.world, &mut cx.out, self.vm, crate::plan::Stage::Quiesce);
-            }
+            GuestWriterEffect::Freeze => cx.world.vms[self.vm].frozen = true,
             GuestWriterEffect::Thaw => cx.world.vms[self.vm].frozen = false,
             GuestWriterEffect::State(state) => cx.out.detail("state", state.name()),
             GuestWriterEffect::Reply {
@@ -138,8 +135,13 @@ impl Actor<Msg, Site> for GuestWriter {
         let (Msg::Writer { event, .. }, Origin::Actor(vss)) = (env.msg, env.origin) else {
             return;
         };
-        if event == WriterEvent::OnPrepareSnapshot {
-            super::tag(cx.world, &mut cx.out, self.vm, Stage::WriterPrepare);
+        // The step is reached whether the writer then succeeds or fails at it.
+        match event {
+            WriterEvent::OnPrepareSnapshot => {
+                super::tag(cx.world, &mut cx.out, self.vm, Stage::WriterPrepare)
+            }
+            WriterEvent::OnFreeze => super::tag(cx.world, &mut cx.out, self.vm, Stage::Quiesce),
+            _ => {}
         }
         let mut effects = self.core.on_event(event);
         if effects.contains(&GuestWriterEffect::Recover) {

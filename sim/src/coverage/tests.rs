@@ -395,3 +395,25 @@ fn the_library_runs_show_the_steps_their_flows_walk() {
         "{results:?}"
     );
 }
+
+#[test]
+fn a_step_a_run_fails_at_is_shown_all_the_same() {
+    // Each fails at the step it cites: a writer at its freeze, the host provider at
+    // its commit, a guest writer at its prepare on a DPM 2007 SP1 host.
+    let cases = [
+        ("f1-writer-fails-at-freeze", "F1.4"),
+        ("f2-provider-commit-failure", "F2.11"),
+        ("f5-dpm-one-writer-fails", "F5.6"),
+    ];
+    let files: Vec<PathBuf> = cases.iter().map(|(f, _)| library(f)).collect();
+    let results = survey(&files, &catalogue().unwrap(), Duration::from_secs(120)).unwrap();
+    for (r, (name, id)) in results.iter().zip(cases) {
+        assert!(r.passed, "{name}: {:?}", r.problems);
+        assert!(
+            r.shown.shows(&id.parse().unwrap()),
+            "{name} shows {id}: {:?}",
+            r.shown
+        );
+        assert!(r.unshown().is_empty(), "{name}: {:?}", r.unshown());
+    }
+}
