@@ -66,7 +66,7 @@ fn coverage(args: CoverageArgs) -> Result<ExitCode> {
                 .join(", ")
         ));
     }
-    let cov = tally(&items, survey(&files, args.timeout)?);
+    let cov = tally(&items, survey(&files, &items, args.timeout)?);
     let diff = baseline.as_ref().map(|b| b.diff(&cov));
     let under = args.fail_under.filter(|&p| cov.percent() < p);
 
@@ -76,6 +76,7 @@ fn coverage(args: CoverageArgs) -> Result<ExitCode> {
             "items_total": cov.items.len(),
             "covered": cov.covered().count(),
             "uncovered": cov.uncovered().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            "not_stageable": cov.not_stageable().map(|i| i.id.as_str()).collect::<Vec<_>>(),
             "baseline": diff.as_ref().map(|d| serde_json::json!({
                 "file": args.baseline.as_ref().map(|f| f.display().to_string()),
                 "lost": d.lost,
@@ -153,8 +154,10 @@ fn write_table(out: &mut impl Write, cov: &Coverage, quiet: bool) -> Result<()> 
     )?;
     writeln!(
         out,
-        "An item is covered when a scenario that cites it passes; CHECKS: the run checks that\n\
-         verify it, with the runs in which they held."
+        "An item is covered when a scenario that cites it passes and its run shows it: a flow\n\
+         or step by a `spec=` tag of its trace (or its report), an invariant by its check, a rule\n\
+         or field failure by the scenario's met [expect]. CHECKS: the run checks that verify\n\
+         it, with the runs in which they held."
     )?;
     if !quiet {
         writeln!(out)?;
@@ -173,12 +176,16 @@ fn write_table(out: &mut impl Write, cov: &Coverage, quiet: bool) -> Result<()> 
                     .collect::<Vec<_>>()
                     .join(", ")
             };
+            let scenarios = match &i.not_stageable {
+                Some(_) if !i.covered() => "not stageable (below)".to_string(),
+                _ => names(&i.scenarios),
+            };
             writeln!(
                 out,
                 "{:<7} {:<44} {:<40} {checks}",
                 i.id.as_str(),
                 i.title,
-                names(&i.scenarios)
+                scenarios
             )?;
         }
     }
@@ -197,22 +204,61 @@ fn write_table(out: &mut impl Write, cov: &Coverage, quiet: bool) -> Result<()> 
             }
         }
     }
+    // Scenarios that cite a flow or step their run does not show: such a citation
+    // covers nothing, wherever another scenario covers the item.
+    let unshown: Vec<_> = cov
+        .scenarios
+        .iter()
+        .filter(|s| s.passed)
+        .map(|s| (s, s.unshown()))
+        .filter(|(_, u)| !u.is_empty())
+        .collect();
+    if !unshown.is_empty() && !quiet {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Citations their run does not show ({}), which cover nothing:",
+            unshown.len()
+        )?;
+        for (s, ids) in unshown {
+            let ids: Vec<&str> = ids.iter().map(|i| i.as_str()).collect();
+            writeln!(out, "  {}: {}", s.name, ids.join(", "))?;
+        }
+    }
     let uncovered: Vec<_> = cov.uncovered().collect();
     writeln!(out)?;
     writeln!(out, "Uncovered ({}):", uncovered.len())?;
     for i in uncovered {
         write!(out, "  {:<7} {}", i.id.as_str(), i.title)?;
-        if !i.failing.is_empty() {
-            write!(out, " (cited by failing {})", i.failing.join(", "))?;
+        if !i.failing.is_empty() || !i.unshown.is_empty() {
+            write!(out, " ({})", i.why_not().unwrap_or_default())?;
         }
         writeln!(out)?;
     }
+    let declared: Vec<_> = cov.not_stageable().collect();
+    writeln!(out)?;
     writeln!(
         out,
-        "Covered: {} of {} items ({:.1} %)",
+        "Not stageable ({}), declared with the reason, not counted as covered:",
+        declared.len()
+    )?;
+    for i in &declared {
+        writeln!(
+            out,
+            "  {:<7} {}: not stageable: {}",
+            i.id.as_str(),
+            i.title,
+            i.not_stageable.as_deref().unwrap_or_default()
+        )?;
+    }
+    writeln!(
+        out,
+        "Covered: {} of {} items ({:.1} %); {} not stageable, {} uncovered",
         cov.covered().count(),
         cov.items.len(),
-        cov.percent()
+        cov.percent(),
+        declared.len(),
+        cov.uncovered().count()
     )?;
     Ok(())
 }

@@ -185,7 +185,7 @@ fn a_failing_scenario_covers_nothing_and_is_named() {
     );
     assert!(
         stdout.contains(&format!(
-            "  F2.5    Backup checkpoint (cited by failing {name})"
+            "  F2.5    Backup checkpoint (cited only by scenarios that did not pass: {name})"
         )),
         "{stdout}"
     );
@@ -194,9 +194,61 @@ fn a_failing_scenario_covers_nothing_and_is_named() {
         "{stdout}"
     );
     assert!(
-        stderr.contains("hvsim: coverage lost: F2, F2.5, F2.6"),
+        stderr.contains("hvsim: coverage lost: F2, F2.1, F2.2, F2.3, F2.4, F2.5, F2.6"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_citation_its_run_does_not_show_covers_nothing_and_is_named() {
+    let dir = scratch_dir();
+    let name = "f2-online-backup-checkpoint";
+    let good = fs::read_to_string(library_file(name)).unwrap();
+    // F1.10 is an item of SPEC.md, but an F2 run never deletes an F1 volume snapshot.
+    let cited = good.replacen("\"R9\"]", "\"R9\", \"F1.10\"]", 1);
+    assert_ne!(good, cited);
+    fs::write(dir.path().join(format!("{name}.toml")), cited).unwrap();
+    let baseline = dir.path().join("coverage.baseline");
+    fs::write(&baseline, "F2.5\nF1.10\n").unwrap();
+    let (code, stdout, stderr) = text(&hvsim(&[
+        "coverage",
+        s(dir.path()),
+        "--baseline",
+        s(&baseline),
+    ]));
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 scenarios run, 1 passed"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "Citations their run does not show (1), which cover nothing:\n  {name}: F1.10\n"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "\n  F1.10   Volume snapshot deleted (cited by {name}, whose run does not show it)\n"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "\n  F1.10   Volume snapshot deleted: cited by {name}, whose run does not show it\n"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("hvsim: coverage lost: F1.10 no longer covered"),
+        "{stderr}"
+    );
+    // Declared exclusions are listed apart with their reason.
+    assert!(
+        stdout.contains(
+            "Not stageable (7), declared with the reason, not counted as covered:\n  \
+             R15     Capacity anchor: 800 VMs: not stageable: "
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("; 7 not stageable, "), "{stdout}");
 }
 
 #[test]
@@ -219,11 +271,11 @@ fn a_scenario_citing_an_unknown_id_is_an_error_naming_file_line_and_field() {
     let col = good.lines().nth(line - 1).unwrap().find('[').unwrap() + 1;
     for want in [
         format!(
-            "{}:{line}:{col}: covers[1]: SPEC.md has no item \"FF43\"",
+            "{}:{line}:{col}: covers[5]: SPEC.md has no item \"FF43\"",
             ff43.display(),
         ),
         format!(
-            "{}:{line}:{col}: covers[8]: SPEC.md has no item \"R99\"",
+            "{}:{line}:{col}: covers[16]: SPEC.md has no item \"R99\"",
             r99.display(),
         ),
     ] {
@@ -346,7 +398,17 @@ fn json_lists_every_item_with_its_scenarios_and_checks() {
         .filter(|i| !i["scenarios"].as_array().unwrap().is_empty())
         .count();
     assert_eq!(v["covered"].as_u64(), Some(covered as u64));
-    assert_eq!(v["uncovered"].as_array().unwrap().len(), 131 - covered);
+    // Items declared not stageable are listed apart, neither covered nor uncovered.
+    let declared = ["R15", "FF23", "FF28", "FF29", "FF30", "FF31", "FF42"];
+    assert_eq!(v["not_stageable"], serde_json::json!(declared));
+    assert!(item("FF42")["not_stageable"]
+        .as_str()
+        .unwrap()
+        .contains("host crashes are not modelled"));
+    assert_eq!(
+        v["uncovered"].as_array().unwrap().len(),
+        131 - covered - declared.len()
+    );
     let scenarios = v["scenarios"].as_array().unwrap();
     assert_eq!(scenarios.len(), 2);
     assert!(scenarios.iter().all(|s| s["passed"] == true), "{stdout}");

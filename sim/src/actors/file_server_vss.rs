@@ -200,6 +200,10 @@ impl FileServerVss {
             })
             .collect::<Result<Vec<_>, String>>()
             .map_err(|why| Fail::new(Hresult::VssEObjectNotFound, FailureClass::Host, why));
+        if result.is_ok() {
+            // F4.6: the shadow copy exposed as a share of the file server.
+            cx.out.detail("spec", "F4.6");
+        }
         cx.out
             .send_after(agent, PROVIDER_US, Msg::LocalExposeDone { result });
     }

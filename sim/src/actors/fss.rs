@@ -182,6 +182,7 @@ impl FssProvider {
         if missing.is_empty() {
             // F4.8: the paths GetShareMapping answered go to VSS, which answers them to
             // the requester's GetSnapshotProperties.
+            cx.out.detail("spec", "F4.7-F4.8");
             cx.out.send(
                 vss,
                 Msg::SnapshotProperties {
@@ -275,6 +276,10 @@ impl Actor<Msg, Site> for FssProvider {
         match env.msg {
             Msg::Provider { call, set, volumes } => {
                 cx.out.detail("provider", "File Share Shadow Copy Provider");
+                if call == ProviderCall::CommitSnapshots {
+                    // F4.3: HostVss's shadow copy request reaches the share's provider.
+                    cx.out.detail("spec", "F4.3");
+                }
                 match call {
                     ProviderCall::BeginPrepareSnapshot => self.begin(from, call, set, &volumes, cx),
                     ProviderCall::EndPrepareSnapshots
@@ -374,6 +379,10 @@ impl FssAgentActor {
             Ok((set_id, msg)) => {
                 cx.out
                     .detail("waits_s", u64::from(call.timeout_ms().unwrap_or(0)) / 1000);
+                if matches!(msg, Msg::LocalSnapshotSet { .. }) {
+                    // F4.4–F4.5: the commit relayed here goes to the server's own VSS.
+                    cx.out.detail("spec", "F4.4-F4.5");
+                }
                 if matches!(msg, Msg::LocalSnapshotSet { .. }) && self.prepared == Some(set_id) {
                     // The commit goes on with the set the local VSS prepared.
                     self.prepared = None;

@@ -2,9 +2,10 @@
 //! [`crate::protocol::guest_writer`]'s; this adapter stops and resumes the guest's
 //! transactions and answers the guest's VSS.
 
+use crate::plan::Stage;
 use crate::protocol::guest_writer::{self, GuestWriterCore, GuestWriterEffect};
 use crate::protocol::msg::Msg;
-use crate::protocol::vss::AppLevel;
+use crate::protocol::vss::{AppLevel, WriterEvent};
 use crate::scenario::{self, Writer, WriterFailure};
 use crate::sched::{Actor, ActorId, Cx, Detail, Envelope, Origin};
 use crate::site::Site;
@@ -94,10 +95,7 @@ impl GuestWriter {
                     ("state", Detail::Str(state.name())),
                 ],
             ),
-            GuestWriterEffect::Freeze => {
-                cx.world.vms[self.vm].frozen = true;
-                super::tag(cx.world, &mut cx.out, self.vm, crate::plan::Stage::Quiesce);
-            }
+            GuestWriterEffect::Freeze => cx.world.vms[self.vm].frozen = true,
             GuestWriterEffect::Thaw => cx.world.vms[self.vm].frozen = false,
             GuestWriterEffect::State(state) => cx.out.detail("state", state.name()),
             GuestWriterEffect::Reply {
@@ -137,6 +135,14 @@ impl Actor<Msg, Site> for GuestWriter {
         let (Msg::Writer { event, .. }, Origin::Actor(vss)) = (env.msg, env.origin) else {
             return;
         };
+        // The step is reached whether the writer then succeeds or fails at it.
+        match event {
+            WriterEvent::OnPrepareSnapshot => {
+                super::tag(cx.world, &mut cx.out, self.vm, Stage::WriterPrepare)
+            }
+            WriterEvent::OnFreeze => super::tag(cx.world, &mut cx.out, self.vm, Stage::Quiesce),
+            _ => {}
+        }
         let mut effects = self.core.on_event(event);
         if effects.contains(&GuestWriterEffect::Recover) {
             if let Err(problem) = self.recover(cx) {

@@ -33,7 +33,31 @@ use crate::world::Lab;
 /// Adds the SPEC.md item of `stage` of `vm`'s flow to the current step's details.
 pub(crate) fn tag(lab: &Lab, out: &mut Out<'_, Msg>, vm: usize, stage: Stage) {
     let spec = lab.spec(vm, stage);
-    if !spec.is_empty() {
-        out.detail("spec", spec);
+    match (spec, dpm_spec(lab, vm, stage)) {
+        ("", "") => {}
+        (one, "") | ("", one) => out.detail("spec", one),
+        (spec, dpm) => out.detail("spec", format!("{spec} {dpm}")),
+    }
+}
+
+/// F5's snapshot phase (DPM 2007 SP1, whose Hyper-V hosts run 2008 R2) is F1's steps as
+/// the protection agent drives them: on such a host they carry F5's ids too.
+fn dpm_spec(lab: &Lab, vm: usize, stage: Stage) -> &'static str {
+    let Some(plan) = lab.plans.get(&vm) else {
+        return "";
+    };
+    let on_2008_r2 = lab
+        .scenario
+        .host(&lab.vms[vm].host)
+        .is_some_and(|h| h.version == crate::scenario::HyperVVersion::V2008R2);
+    if plan.flow != crate::plan::Flow::F1 || !on_2008_r2 {
+        return "";
+    }
+    let online = plan.method != crate::plan::Method::SavedState;
+    match stage {
+        Stage::Request => "F5.1-F5.2",
+        Stage::GuestRequest if online => "F5.3 F5.4b",
+        Stage::WriterPrepare if online => "F5.5-F5.6",
+        _ => "",
     }
 }

@@ -13,7 +13,7 @@ use crate::protocol::hyperv::csv;
 use crate::protocol::msg::{Fail, Msg, VmmsOp};
 use crate::protocol::vss::ProviderCall;
 use crate::scenario::{FailureClass, Hresult, ProviderKind, Scenario};
-use crate::sched::{Actor, ActorId, Cx, Envelope, Origin};
+use crate::sched::{Actor, ActorId, Cx, Envelope, Origin, Out};
 use crate::site::Site;
 use crate::world::{Lab, Point, Shadow};
 
@@ -102,7 +102,11 @@ impl HostProvider {
         let lab = &mut cx.world.lab;
         let plan = match decide_commit(&self.faults, &lab.scenario, volumes) {
             Ok(plan) => plan,
-            Err(fail) => return (COMMIT_US, Err(fail)),
+            Err(fail) => {
+                // The volume snapshot's step is reached, and fails.
+                tag_vm_on(lab, &mut cx.out, volumes, Stage::VolumeSnapshot);
+                return (COMMIT_US, Err(fail));
+            }
         };
         let delay = plan.delay_us;
         for (v, diff_area) in &plan.diff_areas {
@@ -144,16 +148,29 @@ impl HostProvider {
         (delay, Ok(()))
     }
 
-    fn delete(&mut self, set: u64, cx: &mut Cx<'_, Msg, Site>) {
+    /// Deletes the set's snapshots; returns their volumes.
+    fn delete(&mut self, set: u64, cx: &mut Cx<'_, Msg, Site>) -> Vec<String> {
         let lab = &mut cx.world.lab;
+        let mut deleted = Vec::new();
         if let Some(shadows) = lab.shadows.remove(&set) {
             for s in shadows {
                 if let Some(v) = lab.volumes.get(&s.volume) {
                     let _ = v.delete_snapshot(s.id);
                     cx.out.detail("deleted", format!("{} #{}", s.volume, s.id));
+                    deleted.push(s.volume);
                 }
             }
         }
+        deleted
+    }
+}
+
+/// Tags `stage` of the first backed-up VM with a disk on one of `volumes`.
+fn tag_vm_on(lab: &Lab, out: &mut Out<'_, Msg>, volumes: &[String], stage: Stage) {
+    if let Some(vm) = (0..lab.vms.len()).find(|&i| {
+        lab.plans.contains_key(&i) && lab.vms[i].disks.iter().any(|d| volumes.contains(&d.volume))
+    }) {
+        super::tag(lab, out, vm, stage);
     }
 }
 
@@ -180,6 +197,15 @@ impl Actor<Msg, Site> for HostProvider {
             .and_then(|op| self.faults.provider_failure(op, &volumes));
         let (delay, result) = match (call, failed) {
             (_, Some((volume, code))) => {
+                if call == ProviderCall::CommitSnapshots {
+                    // The volume snapshot's step is reached, and fails.
+                    tag_vm_on(
+                        &cx.world.lab,
+                        &mut cx.out,
+                        &[volume.to_string()],
+                        Stage::VolumeSnapshot,
+                    );
+                }
                 let why = format!("{} failed on {volume}", call.name());
                 (CALL_US, Err(Fail::new(code, FailureClass::Host, why)))
             }
@@ -199,7 +225,11 @@ impl Actor<Msg, Site> for HostProvider {
                 (CALL_US, Ok(()))
             }
             (ProviderCall::AbortSnapshots | ProviderCall::DeleteSnapshots, None) => {
-                self.delete(set, cx);
+                let volumes = self.delete(set, cx);
+                if call == ProviderCall::DeleteSnapshots {
+                    // F1.10, F2.14, F3.5: the backup's volume snapshot deleted.
+                    tag_vm_on(&cx.world.lab, &mut cx.out, &volumes, Stage::Release);
+                }
                 (CALL_US, Ok(()))
             }
             _ => (CALL_US, Ok(())),
@@ -376,6 +406,9 @@ impl Actor<Msg, Site> for GuestProvider {
                         Ok(())
                     }
                     GuestAction::DeleteInternalSnapshots => {
+                        if call == ProviderCall::DeleteSnapshots {
+                            super::tag(cx.world, &mut cx.out, self.vm, Stage::GuestRelease);
+                        }
                         self.internal_snapshots(cx.world, false)
                     }
                     GuestAction::Nothing => Ok(()),

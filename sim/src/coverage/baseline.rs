@@ -30,8 +30,9 @@ pub struct BaselineDiff {
 
 const HEADER: &str = "\
 # Items of SPEC.md and field failures that the scenario library covers: a scenario that
-# cites the item passes. `hvsim coverage --baseline` fails naming an item listed here
-# that is no longer covered; `--update-baseline` rewrites this list.
+# cites the item passes and its run shows it (a trace tag, a check that held, its met
+# expectations). `hvsim coverage --baseline` fails naming an item listed here that is no
+# longer covered; `--update-baseline` rewrites this list.
 ";
 
 impl Baseline {
@@ -99,17 +100,7 @@ impl Baseline {
             .iter()
             .filter_map(|id| {
                 let item = coverage.items.iter().find(|i| &i.id == id)?;
-                if item.covered() {
-                    return None;
-                }
-                let why = if item.failing.is_empty() {
-                    "no scenario cites it".to_string()
-                } else {
-                    format!(
-                        "cited only by scenarios that did not pass: {}",
-                        item.failing.join(", ")
-                    )
-                };
+                let why = item.why_not()?;
                 Some(Lost {
                     id: id.clone(),
                     title: item.title.clone(),

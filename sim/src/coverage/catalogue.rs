@@ -13,6 +13,10 @@ const ITEMS: &str = include_str!("items.toml");
 pub struct Item {
     pub id: SpecId,
     pub title: String,
+    /// Why no scenario can stage the item with the model as it is: a declared
+    /// exclusion, listed apart and never counted as covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_stageable: Option<String>,
 }
 
 #[derive(Deserialize)]

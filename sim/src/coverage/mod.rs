@@ -6,6 +6,7 @@
 //!   `items.toml`;
 //! - [`checks`]: the checks every run makes, each with the items it verifies;
 //! - [`survey`]: each scenario loaded and run once with its own seed;
+//! - [`evidence`]: what a run showed of the SPEC (its trace's `spec=` tags, its report);
 //! - [`tally`]: items against the survey; the rule of what "covered" means;
 //! - [`baseline`]: the list of items that were covered, and what a survey lost or gained.
 
@@ -13,6 +14,7 @@ pub mod baseline;
 pub mod catalogue;
 pub mod checks;
 mod error;
+pub mod evidence;
 pub mod survey;
 pub mod tally;
 
@@ -23,5 +25,6 @@ pub use baseline::{Baseline, BaselineDiff, Lost};
 pub use catalogue::{catalogue, Item};
 pub use checks::{RunCheck, RUN_CHECKS};
 pub use error::CoverageError;
+pub use evidence::{report_ids, tag_ids, Shown};
 pub use survey::{survey, ScenarioResult};
 pub use tally::{tally, CheckCount, Coverage, ItemCoverage};

@@ -1,8 +1,17 @@
 //! Items against a survey. The rule: an item is covered when a scenario that cites it in
-//! `covers` passes (its expectations and the invariants I1–I6 held in its run). Citing a
-//! flow's step covers that step only, not its flow, and citing a flow covers no step. The
-//! run checks that verify an item are listed beside it, with the runs in which they held;
-//! they show how an item is verified but do not cover it alone.
+//! `covers` passes (its expectations and the invariants I1–I6 held in its run) and its run
+//! shows the item:
+//! - a flow's step: the run's trace has a `spec=` tag naming it (or its report shows it:
+//!   F5.T, F5.E); a flow or sub-flow: the run showed it or one of its steps. Citing a
+//!   step covers that step only, not its flow or its siblings;
+//! - an invariant: its check ran and held in that run;
+//! - a rule or a field failure: the scenario's own `[expect]`, stating what a real host
+//!   shows, was met (at least one expectation).
+//!
+//! A citation without that evidence covers nothing: the item is listed as uncovered,
+//! naming the scenario. Items declared not stageable (with their reason) are listed
+//! apart and never counted as covered. The run checks that verify an item are listed
+//! beside it, with the runs in which they held.
 
 use super::{Item, ScenarioResult, RUN_CHECKS};
 use crate::scenario::SpecId;
@@ -19,16 +28,45 @@ pub struct CheckCount {
 pub struct ItemCoverage {
     pub id: SpecId,
     pub title: String,
-    /// Passing scenarios that cite the item.
+    /// Passing scenarios that cite the item and whose run shows it.
     pub scenarios: Vec<String>,
     /// Scenarios that cite it but did not pass.
     pub failing: Vec<String>,
+    /// Passing scenarios that cite it but whose run does not show it.
+    pub unshown: Vec<String>,
     pub checks: Vec<CheckCount>,
+    /// Declared not stageable, with the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_stageable: Option<String>,
 }
 
 impl ItemCoverage {
     pub fn covered(&self) -> bool {
         !self.scenarios.is_empty()
+    }
+
+    /// Why the item is not covered, or `None` when it is.
+    pub fn why_not(&self) -> Option<String> {
+        if self.covered() {
+            return None;
+        }
+        let mut why = Vec::new();
+        if !self.unshown.is_empty() {
+            why.push(format!(
+                "cited by {}, whose run does not show it",
+                self.unshown.join(", ")
+            ));
+        }
+        if !self.failing.is_empty() {
+            why.push(format!(
+                "cited only by scenarios that did not pass: {}",
+                self.failing.join(", ")
+            ));
+        }
+        if why.is_empty() {
+            why.push("no scenario cites it".to_string());
+        }
+        Some(why.join("; "))
     }
 }
 
@@ -43,8 +81,18 @@ impl Coverage {
         self.items.iter().filter(|i| i.covered())
     }
 
+    /// Items neither covered nor declared not stageable.
     pub fn uncovered(&self) -> impl Iterator<Item = &ItemCoverage> {
-        self.items.iter().filter(|i| !i.covered())
+        self.items
+            .iter()
+            .filter(|i| !i.covered() && i.not_stageable.is_none())
+    }
+
+    /// Items declared not stageable and not covered.
+    pub fn not_stageable(&self) -> impl Iterator<Item = &ItemCoverage> {
+        self.items
+            .iter()
+            .filter(|i| !i.covered() && i.not_stageable.is_some())
     }
 
     pub fn item(&self, id: &str) -> Option<&ItemCoverage> {
@@ -60,13 +108,31 @@ impl Coverage {
     }
 }
 
+/// Does `s`'s run show `id` (see the module's rule)?
+fn shows(s: &ScenarioResult, id: &SpecId) -> bool {
+    match id.as_str().as_bytes() {
+        [b'F', b'F', ..] | [b'R', ..] => s.expectations_met > 0,
+        [b'I', ..] => s.held.iter().any(|h| h == id.as_str()),
+        _ => s.shown.shows(id),
+    }
+}
+
 /// Every item of `items`, in their order, against `scenarios`.
 pub fn tally(items: &[Item], scenarios: Vec<ScenarioResult>) -> Coverage {
     let items = items
         .iter()
         .map(|item| {
-            let citing = scenarios.iter().filter(|s| s.covers.contains(&item.id));
-            let (pass, fail): (Vec<_>, Vec<_>) = citing.partition(|s| s.passed);
+            let citing: Vec<_> = scenarios
+                .iter()
+                .filter(|s| s.covers.contains(&item.id))
+                .collect();
+            let names = |keep: &dyn Fn(&ScenarioResult) -> bool| {
+                citing
+                    .iter()
+                    .filter(|s| keep(s))
+                    .map(|s| s.name.clone())
+                    .collect::<Vec<_>>()
+            };
             let checks = RUN_CHECKS
                 .iter()
                 .filter(|c| c.verifies.contains(&item.id.as_str()))
@@ -82,9 +148,11 @@ pub fn tally(items: &[Item], scenarios: Vec<ScenarioResult>) -> Coverage {
             ItemCoverage {
                 id: item.id.clone(),
                 title: item.title.clone(),
-                scenarios: pass.iter().map(|s| s.name.clone()).collect(),
-                failing: fail.iter().map(|s| s.name.clone()).collect(),
+                scenarios: names(&|s| s.passed && shows(s, &item.id)),
+                failing: names(&|s| !s.passed),
+                unshown: names(&|s| s.passed && !shows(s, &item.id)),
                 checks,
+                not_stageable: item.not_stageable.clone(),
             }
         })
         .collect();

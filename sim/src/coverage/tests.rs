@@ -20,6 +20,11 @@ fn result(name: &str, covers: &[&str], passed: bool, held: &[&str]) -> ScenarioR
             vec!["expect outcome success (got failure)".into()]
         },
         held: held.iter().map(|h| h.to_string()).collect(),
+        expectations_met: usize::from(passed),
+        // The run shows every flow and step it cites.
+        shown: Shown {
+            ids: covers.iter().map(|c| c.parse().unwrap()).collect(),
+        },
     }
 }
 
@@ -144,7 +149,8 @@ fn an_item_is_covered_by_a_passing_scenario_that_cites_it_exactly() {
     assert_eq!(item("I5").checks.len(), 3);
     assert!(item("R15").checks.is_empty());
     assert_eq!(cov.covered().count(), 4);
-    assert_eq!(cov.uncovered().count(), items.len() - 4);
+    // Uncovered: all but those and the 7 declared not stageable.
+    assert_eq!(cov.uncovered().count(), items.len() - 4 - 7);
 }
 
 #[test]
@@ -222,7 +228,8 @@ fn every_run_check_reports_under_the_id_the_table_names() {
         library("f2-online-backup-checkpoint"),
         library("r16-restore-original"),
     ];
-    let results = survey(&files, Duration::from_secs(120)).expect("both load");
+    let results =
+        survey(&files, &catalogue().unwrap(), Duration::from_secs(120)).expect("both load");
     assert!(results.iter().all(|r| r.passed), "{results:?}");
     assert_eq!(results[0].held, ["I1", "I2", "I3", "I4", "I5"]);
     for c in RUN_CHECKS {
@@ -250,6 +257,7 @@ fn a_survey_names_every_file_that_does_not_load_before_running_any() {
     let missing = dir.join("missing.toml");
     let err = survey(
         &[good, bad.clone(), missing.clone()],
+        &catalogue().unwrap(),
         Duration::from_secs(60),
     )
     .unwrap_err()
@@ -266,4 +274,146 @@ fn a_survey_names_every_file_that_does_not_load_before_running_any() {
         "{err}"
     );
     assert!(lines[1].contains(&missing.display().to_string()), "{err}");
+}
+
+#[test]
+fn a_spec_tag_names_ids_ranges_within_one_flow_and_lists() {
+    let items = catalogue().unwrap();
+    let ids = |tag: &str| {
+        tag_ids(tag, &items).map(|v| v.iter().map(|i| i.to_string()).collect::<Vec<_>>())
+    };
+    assert_eq!(ids("F2.1").unwrap(), ["F2.1"]);
+    assert_eq!(ids("F2.5-F2.7").unwrap(), ["F2.5", "F2.6", "F2.7"]);
+    assert_eq!(
+        ids("F1.A.1-F1.A.3").unwrap(),
+        ["F1.A.1", "F1.A.2", "F1.A.3"]
+    );
+    // A range of F1's steps does not take in its sub-flow F1.A, listed between.
+    assert_eq!(ids("F1.9-F1.10").unwrap(), ["F1.9", "F1.10"]);
+    assert_eq!(
+        ids("F1.2-F1.3 F5.3 F5.4b").unwrap(),
+        ["F1.2", "F1.3", "F5.3", "F5.4b"]
+    );
+    assert_eq!(ids("F5.4a R2").unwrap(), ["F5.4a", "R2"]);
+    // A word that names no item is returned, never dropped.
+    assert_eq!(ids("F2.15").unwrap_err(), "F2.15");
+    assert_eq!(ids("F2.1 F2.7-F2.5").unwrap_err(), "F2.7-F2.5");
+    assert_eq!(ids("F2.13-F3.1").unwrap_err(), "F2.13-F3.1");
+}
+
+#[test]
+fn a_citation_its_run_does_not_show_covers_nothing_and_is_named() {
+    let items = catalogue().unwrap();
+    let mut silent = result("silent", &["F2", "F2.5", "R7", "I3", "FF12"], true, &["I1"]);
+    silent.shown = Shown::default();
+    silent.expectations_met = 0;
+    let cov = tally(&items, vec![silent]);
+    let item = |id| cov.item(id).unwrap();
+    for id in ["F2", "F2.5", "R7", "I3", "FF12"] {
+        assert!(!item(id).covered(), "{id}");
+        assert_eq!(item(id).unshown, ["silent"], "{id}");
+    }
+    assert_eq!(
+        item("F2.5").why_not().unwrap(),
+        "cited by silent, whose run does not show it"
+    );
+    // The run shows a step of F2 and met its expectations, I3 held: F2 is covered by
+    // its step, F2.5 only where shown, the rule and field failure by the expectations.
+    let mut some = result("some", &["F2", "F2.5", "R7", "I3", "FF12"], true, &["I3"]);
+    some.shown = Shown {
+        ids: ["F2.4".parse().unwrap()].into(),
+    };
+    let cov = tally(&items, vec![some]);
+    let covered: Vec<&str> = cov.covered().map(|i| i.id.as_str()).collect();
+    assert_eq!(covered, ["F2", "R7", "I3", "FF12"]);
+    let base = Baseline::parse("F2.5\n", Path::new("b"), &items).unwrap();
+    assert_eq!(
+        base.diff(&cov).lost[0].why,
+        "cited by some, whose run does not show it"
+    );
+}
+
+#[test]
+fn an_item_declared_not_stageable_is_listed_apart_with_its_reason() {
+    let items = catalogue().unwrap();
+    let declared: Vec<&str> = items
+        .iter()
+        .filter(|i| i.not_stageable.is_some())
+        .map(|i| i.id.as_str())
+        .collect();
+    assert_eq!(
+        declared,
+        ["R15", "FF23", "FF28", "FF29", "FF30", "FF31", "FF42"]
+    );
+    let cov = tally(&items, vec![result("a", &["F2.5"], true, &[])]);
+    let apart: Vec<&str> = cov.not_stageable().map(|i| i.id.as_str()).collect();
+    assert_eq!(apart, declared);
+    assert!(cov.uncovered().all(|i| i.not_stageable.is_none()));
+    assert_eq!(
+        cov.covered().count() + cov.uncovered().count() + apart.len(),
+        items.len()
+    );
+    // Covered all the same when a passing scenario shows it: never hidden.
+    let cov = tally(&items, vec![result("a", &["FF30"], true, &[])]);
+    assert!(cov.item("FF30").unwrap().covered());
+    assert_eq!(cov.not_stageable().count(), declared.len() - 1);
+}
+
+#[test]
+fn the_library_runs_show_the_steps_their_flows_walk() {
+    let items = catalogue().unwrap();
+    let files = [
+        library("f1-online-2012-autorecovery"),
+        library("f4-smb3-share-backup"),
+        library("f5-dpm-child-partition-snapshot"),
+    ];
+    let results = survey(&files, &items, Duration::from_secs(120)).expect("they load");
+    let shown =
+        |r: &ScenarioResult| -> Vec<String> { r.shown.ids.iter().map(|i| i.to_string()).collect() };
+    assert!(results.iter().all(|r| r.passed), "{results:?}");
+    let f1 = shown(&results[0]);
+    for id in [
+        "F1.1", "F1.2", "F1.3", "F1.4", "F1.5", "F1.6", "F1.7", "F1.8", "F1.9", "F1.10", "F1.A.1",
+        "F1.A.2", "F1.A.3", "F1.A.4", "F1.A.5",
+    ] {
+        assert!(f1.contains(&id.to_string()), "{id} in {f1:?}");
+    }
+    // A 2012 host is not DPM 2007 SP1's: no F5 step.
+    assert!(f1.iter().all(|i| !i.starts_with("F5")), "{f1:?}");
+    let f4 = shown(&results[1]);
+    for n in 1..=10 {
+        assert!(f4.contains(&format!("F4.{n}")), "F4.{n} in {f4:?}");
+    }
+    let f5 = shown(&results[2]);
+    for id in [
+        "F5.1", "F5.2", "F5.3", "F5.4b", "F5.5", "F5.6", "F5.E.1", "F5.E.6",
+    ] {
+        assert!(f5.contains(&id.to_string()), "{id} in {f5:?}");
+    }
+    assert!(
+        results.iter().all(|r| r.unshown().is_empty()),
+        "{results:?}"
+    );
+}
+
+#[test]
+fn a_step_a_run_fails_at_is_shown_all_the_same() {
+    // Each fails at the step it cites: a writer at its freeze, the host provider at
+    // its commit, a guest writer at its prepare on a DPM 2007 SP1 host.
+    let cases = [
+        ("f1-writer-fails-at-freeze", "F1.4"),
+        ("f2-provider-commit-failure", "F2.11"),
+        ("f5-dpm-one-writer-fails", "F5.6"),
+    ];
+    let files: Vec<PathBuf> = cases.iter().map(|(f, _)| library(f)).collect();
+    let results = survey(&files, &catalogue().unwrap(), Duration::from_secs(120)).unwrap();
+    for (r, (name, id)) in results.iter().zip(cases) {
+        assert!(r.passed, "{name}: {:?}", r.problems);
+        assert!(
+            r.shown.shows(&id.parse().unwrap()),
+            "{name} shows {id}: {:?}",
+            r.shown
+        );
+        assert!(r.unshown().is_empty(), "{name}: {:?}", r.unshown());
+    }
 }

@@ -323,6 +323,10 @@ pub enum Stage {
     Read,
     Release,
     Merge,
+    /// The guest deletes its internal snapshot (F1.A.4).
+    GuestRelease,
+    /// A guest writer prepares its snapshot (F5.6 for DPM's host-level backup).
+    WriterPrepare,
 }
 
 impl Plan {
@@ -366,8 +370,10 @@ impl Plan {
             (Flow::F1, GuestSnapshot) => "F1.5",
             (Flow::F1, Ready) => "F1.6-F1.7",
             (Flow::F1, VolumeSnapshot) => "F1.8",
-            (Flow::F1, AutoRecovery) => "F1.A",
-            (Flow::F1, Read) => "F1.9",
+            (Flow::F1, AutoRecovery) => "F1.A.1-F1.A.3",
+            (Flow::F1, GuestRelease) => "F1.A.4",
+            // The requester reads the auto-recovered snapshot; production was untouched.
+            (Flow::F1, Read) => "F1.9 F1.A.5",
             (Flow::F1, Release) => "F1.10",
             (Flow::F2, Request) => "F2.1",
             (Flow::F2, GuestRequest) => "F2.2-F2.3",
