@@ -22,9 +22,9 @@ pub struct GroupArgs {
     /// How many VMs.
     #[arg(long, default_value_t = 800)]
     vms: usize,
-    /// How many hosts; VM k runs on host k mod H.
-    #[arg(long, default_value_t = 8)]
-    hosts: usize,
+    /// How many hosts; VM k runs on host k mod H [default: 8, or one per VM when fewer].
+    #[arg(long)]
+    hosts: Option<usize>,
     /// Size of each VM's disk (`100GiB`, `40 GB`); thin, populated sparsely.
     #[arg(long, default_value = "100 GiB")]
     disk: Bytes,
@@ -78,7 +78,7 @@ pub fn run(c: GenCommand) -> Result<ExitCode> {
 fn protection_group(a: GroupArgs) -> Result<ExitCode> {
     let options = GroupOptions {
         vms: a.vms,
-        hosts: a.hosts,
+        hosts: a.hosts.unwrap_or(a.vms.min(8)),
         disk: a.disk,
         cluster: a.cluster,
         csv: a.csv,

@@ -360,7 +360,6 @@ fn run_one(
             on_step: html
                 .is_some()
                 .then_some(&mut on_step as &mut dyn FnMut(&_, &[String])),
-            ..RunOptions::default()
         },
     )
     .with_context(|| format!("{}: the run could not go on", file.display()))?;

@@ -26,15 +26,14 @@ const TRANSACTION_BLOCKS: u32 = 4;
 pub fn protection_group(o: &GroupOptions) -> Result<Scenario, GenError> {
     check(o)?;
     let hosts: Vec<String> = (1..=o.hosts).map(|k| numbered("hv", k, o.hosts)).collect();
-    let linux = linux_vms(o);
     let mut vms = Vec::with_capacity(o.vms);
     let mut expect = Vec::with_capacity(o.vms);
-    for i in 0..o.vms {
+    for (i, is_linux) in linux_vms(o).into_iter().enumerate() {
         let name = numbered("vm", i + 1, o.vms.max(100));
         // Round robin: host k holds VMs k, k + H, k + 2H, …
         let host = i % o.hosts;
         let volume = volume_name(o, &hosts[host], host);
-        let guest = if linux[i] {
+        let guest = if is_linux {
             GuestOs::Linux
         } else {
             GuestOs::Windows
@@ -68,7 +67,7 @@ pub fn protection_group(o: &GroupOptions) -> Result<Scenario, GenError> {
         .map(|(k, h)| volume(o, h, k))
         .collect();
     let mut covers = vec!["R15", "F2", "F2.5", "R1"];
-    if linux.iter().any(|&l| l) {
+    if vms.iter().any(|v| v.guest.os == GuestOs::Linux) {
         covers.push("R5");
     }
     if o.csv {
