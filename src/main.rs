@@ -5,6 +5,7 @@ mod diff_cmd;
 mod error_text;
 mod explore_cmd;
 mod files;
+mod gen_cmd;
 mod repo_cmd;
 mod report_cmd;
 mod run_cmd;
@@ -59,6 +60,9 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// The smallest scenario and seed found that fail with the same signature as a run.
     Shrink(shrink_cmd::ShrinkArgs),
+    /// Write generated scenario files (a whole protection group, SPEC R15).
+    #[command(subcommand)]
+    Gen(gen_cmd::GenCommand),
 }
 
 /// A closed pipe on stdout ends the command quietly, as it does any Unix tool
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report_cmd::report_cmd(args),
         Command::Explore(args) => explore_cmd::explore_cmd(args),
         Command::Shrink(args) => shrink_cmd::shrink_cmd(args),
+        Command::Gen(c) => gen_cmd::run(c),
     };
     match result {
         Ok(code) => code,

@@ -105,6 +105,10 @@ pub struct RunArgs {
     /// Write a JUnit XML report here: a testcase per scenario.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Steps after which each run is cut off as STEP CAP (by default the scenario's own
+    /// cap, which grows with its VMs, recovery points and workload).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_steps: Option<u64>,
 }
 
 /// What `--json` and `--junit` are written from: per scenario file its report (or why
@@ -173,6 +177,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         fault_point,
         json,
         junit,
+        max_steps,
     } = args;
     let files = scenario_files(&paths)?;
     let mut reports = Reports::default();
@@ -187,6 +192,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
             timeout,
             html.map(|h| (h, force)),
             (swarm_options.as_ref(), fault_point),
+            max_steps,
             &mut reports,
         )?;
         reports.write(json.as_deref(), junit.as_deref(), &files)?;
@@ -223,6 +229,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         let seed = seed.unwrap_or(s.seed);
         let opts = RunOptions {
             timeout: Some(timeout),
+            max_steps,
             ..RunOptions::default()
         };
         let started = Instant::now();
@@ -233,6 +240,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
                 reports.add(f, seed, Err(e.to_string()), started.elapsed());
                 let verdict = match e {
                     RunError::Timeout(_) => "TIMEOUT",
+                    RunError::StepLimit { .. } => "STEP CAP",
                     _ => "ERROR",
                 };
                 println!("{verdict} {:<45} seed {seed:<4} {e}", s.name);
@@ -284,6 +292,7 @@ fn run_one(
     timeout: Duration,
     html: Option<(PathBuf, bool)>,
     (swarm, fault_point): (Option<&SwarmOptions>, Option<usize>),
+    max_steps: Option<u64>,
     reports: &mut Reports,
 ) -> Result<ExitCode> {
     let mut s = load(file)?;
@@ -347,10 +356,10 @@ fn run_one(
             keep_disks,
             on_disk,
             timeout: Some(timeout),
+            max_steps,
             on_step: html
                 .is_some()
                 .then_some(&mut on_step as &mut dyn FnMut(&_, &[String])),
-            ..RunOptions::default()
         },
     )
     .with_context(|| format!("{}: the run could not go on", file.display()))?;

@@ -22,7 +22,8 @@
 //! - `run`: a run from scenario to report, with invariants I1–I6, on a backend;
 //! - `coverage`: SPEC items and field failures against the scenarios and checks that
 //!   cover them;
-//! - `picture`: an HTML sequence diagram of a run.
+//! - `picture`: an HTML sequence diagram of a run;
+//! - `gen`: generated scenarios (R15's protection group).
 
 pub use hvsim_engine as engine;
 
@@ -34,6 +35,7 @@ pub mod events;
 pub mod explore;
 pub mod faults;
 pub mod fsrvp;
+pub mod gen;
 pub mod linux;
 pub mod picture;
 pub mod plan;

@@ -268,7 +268,7 @@ proptest::proptest! {
     }
 }
 
-/// A run cut off at its step cap has no verdict: it is an error saying "step limit
+/// A run cut off at its step cap has no verdict: it is an error saying "step cap
 /// reached", never invariant violations at made-up offsets (issue 7 §6). The trace still
 /// records the cut.
 #[test]
@@ -290,10 +290,10 @@ fn the_step_cap_is_an_error_of_the_run_not_a_verdict() {
     let Err(e) = r else {
         panic!("a run cut at 50 steps gave a verdict");
     };
-    assert!(matches!(e, RunError::StepLimit { steps: 50 }), "{e}");
+    assert!(matches!(e, RunError::StepLimit { steps: 50, .. }), "{e}");
     assert_eq!(
         e.to_string(),
-        "step limit reached: 50 steps and the job has not ended (the limit of this scenario; a livelock?)"
+        "step cap reached: 50 steps taken and the job has not ended; the cap asked for is 50 steps (--max-steps); a larger --max-steps lifts it"
     );
     let t = read_trace(&trace[..]).expect("the trace of a cut run reads");
     assert_eq!(t.end.stop.as_str(), "step_limit");

@@ -6,12 +6,14 @@ mod invariants;
 mod load;
 mod replay;
 mod report;
+mod step_cap;
 mod world;
 
 pub use crate::scenario::volume_folder;
 pub use load::{from_canonical, from_toml, load};
 pub use replay::{replay_run, RunReplayError};
 pub use report::{Check, ConsistencyCheckReport, PointReport, RestoreReport, RunReport, VmReport};
+pub use step_cap::{step_limit, CapSource, StepCap, BASE_STEPS, STEPS_PER_VM_POINT};
 pub use world::{populate, populate_on, populate_with, BuildError, START_US};
 
 use std::io::Write;
@@ -28,33 +30,8 @@ use crate::site::Site;
 use crate::trace::{Header, TraceWriter};
 use crate::world::{DiskError, Power};
 
-/// Steps no run goes beyond: the bound a trace may hold.
+/// Steps a trace may hold: a traced run stops there (see [`StepCap`]).
 pub const MAX_STEPS: u64 = crate::trace::MAX_STEPS;
-
-/// Steps every run may take besides its workload: the protocol of a small job many
-/// times over.
-pub const BASE_STEPS: u64 = 100_000;
-/// Protocol steps per VM and recovery point.
-pub const STEPS_PER_VM_POINT: u64 = 20_000;
-
-/// Steps after which a run of `s` is cut off with [`RunError::StepLimit`]: the base, the
-/// protocol of each VM at each recovery point, and every workload tick the virtual time
-/// allows, at most [`MAX_STEPS`]. A small scenario that livelocks stops early.
-pub fn step_limit(s: &Scenario) -> u64 {
-    let workload_secs = crate::actors::WORKLOAD_CAP_US / 1_000_000;
-    let ticks: u64 = s
-        .vms
-        .iter()
-        .map(|vm| crate::actors::Workload::rate(&vm.workload).saturating_mul(workload_secs))
-        .fold(0, u64::saturating_add);
-    let protocol = STEPS_PER_VM_POINT
-        .saturating_mul(s.vms.len() as u64)
-        .saturating_mul(u64::from(s.job.recovery_points));
-    BASE_STEPS
-        .saturating_add(protocol)
-        .saturating_add(ticks)
-        .min(MAX_STEPS)
-}
 
 /// Default wall-clock limit of one run.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -69,9 +46,9 @@ pub enum RunError {
     /// it twice.
     #[error("writing the trace: {0}")]
     Trace(std::io::Error),
-    /// The run is cut off: no verdict on a job that has not ended.
-    #[error("step limit reached: {steps} steps and the job has not ended (the limit of this scenario; a livelock?)")]
-    StepLimit { steps: u64 },
+    /// The run is cut off at its cap: no verdict on a job that has not ended.
+    #[error("step cap reached: {steps} steps taken and the job has not ended; {cap}")]
+    StepLimit { steps: u64, cap: StepCap },
     /// The run took longer than its wall-clock limit.
     #[error("time limit reached: the run took longer than {} s", .0.as_secs_f64())]
     Timeout(Duration),
@@ -121,7 +98,7 @@ pub struct RunOptions<'a> {
     /// through; the folder must not hold them yet).
     pub on_disk: Option<&'a std::path::Path>,
     /// Steps after which the run stops with [`RunError::StepLimit`]; [`step_limit`] of
-    /// the scenario when absent.
+    /// the scenario when absent (a traced run stops at [`MAX_STEPS`] either way).
     pub max_steps: Option<u64>,
     /// Wall-clock time after which the run stops with [`RunError::Timeout`].
     pub timeout: Option<Duration>,
@@ -175,8 +152,8 @@ pub fn run(
         Some(w) => Some(TraceWriter::new(w, &trace_header(&scenario, seed))?),
         None => None,
     };
-    let limit = opts.max_steps.unwrap_or_else(|| step_limit(&scenario));
-    let stop = sched.run_with(limit, |n, rec, names, lab| {
+    let cap = StepCap::of(&scenario, opts.max_steps, trace.is_some());
+    let stop = sched.run_with(cap.steps, |n, rec, names, lab| {
         if let Some(t) = opts.timeout {
             if n % CLOCK_EVERY == 0 && started.elapsed() > t {
                 return Err(RunError::Timeout(t));
@@ -208,6 +185,7 @@ pub fn run(
         // The trace ends with the cut; the run has no verdict.
         return Err(RunError::StepLimit {
             steps: sched.steps(),
+            cap,
         });
     }
     let report = evaluate(&mut sched, &scenario, seed);

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use crate::scenario::{Problem, Scenario};
 use crate::trace::{replay, ReplayError, ReplayReport, Trace};
 
-use super::{populate, step_limit, BuildError};
+use super::{populate, BuildError, StepCap};
 
 /// Why a run's trace could not be replayed, or where the replay left it.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +48,9 @@ pub fn replay_run(trace: &Trace) -> Result<(ReplayReport, Rc<Scenario>), RunRepl
         return Err(RunReplayError::NotCanonical);
     }
     let seed = trace.header.seed;
-    // The limit the run had: a run cut there replays as cut there.
-    let report = replay(trace, step_limit(&scenario), |decisions| {
+    // The cap the traced run had: a run cut there replays as cut there.
+    let cap = StepCap::of(&scenario, None, true);
+    let report = replay(trace, cap.steps, |decisions| {
         populate(decisions, Rc::clone(&scenario), seed).map_err(RunReplayError::from)
     })?;
     Ok((report, scenario))

@@ -7,7 +7,9 @@ use super::units::{Bytes, VirtualTime};
 /// The largest scenario file read (bytes): far beyond any scenario within these limits.
 pub const MAX_FILE_LEN: u64 = 16 << 20;
 pub const MAX_HOSTS: usize = 64;
-pub const MAX_VMS: usize = 64;
+/// SPEC R15 anchors one backup server at 800 VMs; a generated protection group may go
+/// twice past it (issue 11).
+pub const MAX_VMS: usize = 2_000;
 pub const MAX_DISKS_PER_VM: usize = 64;
 pub const MAX_GUEST_VOLUMES_PER_DISK: usize = 16;
 pub const MAX_WRITERS_PER_GUEST: usize = 64;

@@ -22,8 +22,8 @@ pub const FORMAT_VERSION: u64 = 4;
 pub const MAX_HEADER_BYTES: usize = 4 << 20;
 /// Longest step or end line read, in bytes.
 pub const MAX_LINE_BYTES: usize = 256 << 10;
-/// Most steps a trace may hold, and so the most any run takes (a livelock is a finding,
-/// not a hang): runs and replay share the bound.
+/// Most steps a trace may hold: a traced run stops there, and its replay with it (an
+/// untraced run's cap scales with its scenario, `run::StepCap`).
 pub const MAX_STEPS: u64 = 2_000_000;
 
 /// How much [`read_trace_within`] reads at most.
