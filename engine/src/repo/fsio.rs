@@ -13,6 +13,7 @@ use super::error::{io_at, Result};
 use crate::storage::regular::{kind, not_regular};
 use std::fs::{self, File, FileType, OpenOptions};
 use std::io::{self, Write};
+#[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -106,6 +107,7 @@ impl AtomicWriter {
 
 /// Syncs a directory, so that the names created or removed in it are durable. Opened
 /// as a directory only: a FIFO swapped in under its name fails, it is not waited on.
+#[cfg(unix)]
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     OpenOptions::new()
         .read(true)
@@ -113,6 +115,27 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_at(dir, "syncing the directory"))
+}
+
+/// Checks that `dir` is a directory. Windows has no flush of a folder's names (a folder
+/// handle refuses FlushFileBuffers): NTFS makes a rename durable through its own journal.
+/// The folder is opened (through links, as on Unix) to check what it is.
+#[cfg(windows)]
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    use std::os::windows::fs::OpenOptionsExt;
+    use windows_sys::Win32::Storage::FileSystem::FILE_FLAG_BACKUP_SEMANTICS;
+    let opened = OpenOptions::new()
+        .read(true)
+        // Only with this flag does CreateFile open a folder.
+        .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
+        .open(dir)
+        .and_then(|d| d.metadata());
+    match opened {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) => Err(not_regular_dir(&m.file_type())),
+        Err(e) => Err(e),
+    }
+    .map_err(io_at(dir, "syncing the directory"))
 }
 
 /// Creates a directory (and its parents) when missing.
@@ -186,11 +209,12 @@ pub(crate) fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 /// removed first; removing a link removes the link, not what it points to.
 fn create_new(path: &Path) -> io::Result<File> {
     let open = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        // Windows: CREATE_NEW fails on any existing name, a link included.
+        #[cfg(unix)]
+        opts.custom_flags(libc::O_NOFOLLOW);
+        opts.open(path)
     };
     match open() {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {

@@ -1,7 +1,7 @@
+use super::positioned::PositionedIo;
 use super::Storage;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// A file on disk; `flush` is `fdatasync` unless the storage was made

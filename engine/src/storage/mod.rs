@@ -4,6 +4,7 @@ mod fault;
 mod file;
 pub(crate) mod lock;
 mod mem;
+pub mod positioned;
 pub mod regular;
 
 pub use fault::{FaultPlan, FaultStorage};
