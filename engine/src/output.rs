@@ -191,9 +191,7 @@ impl NewFile {
         self.committed = true;
         if sync {
             let dir = folder_of(&self.dest);
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_err(dir, "syncing the folder"))?;
+            crate::storage::folder::sync(dir).map_err(io_err(dir, "syncing the folder"))?;
         }
         Ok(self.dest.clone())
     }

@@ -105,37 +105,10 @@ impl AtomicWriter {
     }
 }
 
-/// Syncs a directory, so that the names created or removed in it are durable. Opened
-/// as a directory only: a FIFO swapped in under its name fails, it is not waited on.
-#[cfg(unix)]
+/// Syncs a directory, so that the names created or removed in it are durable (see
+/// [`crate::storage::folder::sync`]).
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
-        .open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at(dir, "syncing the directory"))
-}
-
-/// Checks that `dir` is a directory. Windows has no flush of a folder's names (a folder
-/// handle refuses FlushFileBuffers): NTFS makes a rename durable through its own journal.
-/// The folder is opened (through links, as on Unix) to check what it is.
-#[cfg(windows)]
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    use std::os::windows::fs::OpenOptionsExt;
-    use windows_sys::Win32::Storage::FileSystem::FILE_FLAG_BACKUP_SEMANTICS;
-    let opened = OpenOptions::new()
-        .read(true)
-        // Only with this flag does CreateFile open a folder.
-        .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
-        .open(dir)
-        .and_then(|d| d.metadata());
-    match opened {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(m) => Err(not_regular_dir(&m.file_type())),
-        Err(e) => Err(e),
-    }
-    .map_err(io_at(dir, "syncing the directory"))
+    crate::storage::folder::sync(dir).map_err(io_at(dir, "syncing the directory"))
 }
 
 /// Creates a directory (and its parents) when missing.

@@ -2,6 +2,7 @@
 
 mod fault;
 mod file;
+pub(crate) mod folder;
 pub(crate) mod lock;
 mod mem;
 pub mod positioned;
