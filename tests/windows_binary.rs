@@ -274,3 +274,66 @@ fn images_the_windows_binary_writes_read_back_the_same_on_linux() {
     );
     qemu_check(&d.join("base.vhdx"));
 }
+
+/// Runs `cmd` to its end, or kills it and fails after `limit`: a command must never wait
+/// for itself.
+fn bounded(mut cmd: Command, what: &str, limit: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {limit:?}, waiting for its own lock");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn an_image_opened_twice_by_one_command_is_refused_not_waited_for() {
+    let Some(wine) = wine() else { return };
+    let scratch = scratch_dir();
+    let d = scratch.path();
+    // A differencing disk whose parent locator names itself: a write opens it as the
+    // child (exclusive lock) and again as its parent (shared). Windows does not tell whose
+    // a lock is; with --wait, a lock taken for one of this process's own files would be
+    // waited for forever.
+    wine.ok(&["vhdx", "create", "base.vhdx", "--size", "64M"], d);
+    wine.ok(
+        &["vhdx", "create", "child.vhdx", "--parent", "base.vhdx"],
+        d,
+    );
+    std::fs::rename(d.join("child.vhdx"), d.join("base.vhdx")).unwrap();
+    std::fs::write(d.join("d.bin"), pattern(4096, 3)).unwrap();
+    let args = [
+        "vhdx",
+        "write",
+        "base.vhdx",
+        "--offset",
+        "0",
+        "-i",
+        "d.bin",
+        "--wait",
+    ];
+    let mut linux = Command::new(hvsim_bin());
+    linux.args(args).current_dir(d);
+    let mut windows = wine.command(&wine.exe, d);
+    windows.args(args);
+    for (what, cmd) in [("Linux", linux), ("Wine", windows)] {
+        let out = bounded(cmd, what, std::time::Duration::from_secs(30));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            err.contains("base.vhdx: locked by this process (the file is opened twice"),
+            "{what}: {err}"
+        );
+    }
+}

@@ -44,6 +44,8 @@ pub struct NewFile {
     replace: bool,
     inputs: Vec<PathBuf>,
     committed: bool,
+    /// Dropped after `file`, whose closing ends the lock.
+    _lock: lock::Held,
 }
 
 /// The identity of a file (device and inode), following symbolic links. Read from the
@@ -121,7 +123,7 @@ impl NewFile {
             match created {
                 Ok(file) => {
                     // Held through the rename: nobody opens the image while it is written.
-                    lock::try_lock(&file, true).map_err(io_err(&tmp, "locking"))?;
+                    let lock = lock::try_lock(&file, true).map_err(io_err(&tmp, "locking"))?;
                     return Ok(NewFile {
                         file,
                         tmp,
@@ -129,6 +131,7 @@ impl NewFile {
                         replace,
                         inputs,
                         committed: false,
+                        _lock: lock,
                     });
                 }
                 // A leftover of a killed run that had this process id: never touched.
