@@ -16,10 +16,15 @@ ls /usr/lib/*/samba/vfs/shell_snap.so >/dev/null 2>&1 || need+=(samba-vfs-module
 { command -v rpcclient && command -v smbclient; } >/dev/null 2>&1 || need+=(smbclient)
 # The picture of a run (tests/html_report.rs) is checked in a real headless browser.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-if [ ${#need[@]} -gt 0 ]; then
+# The Windows hvsim.exe is linked with mingw-w64 and run under Wine
+# (tests/windows_binary.rs); without their recommends (fonts, sound, graphics).
+lean=()
+command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || lean+=(gcc-mingw-w64-x86-64)
+command -v wine >/dev/null 2>&1 || lean+=(wine wine64)
+if [ $((${#need[@]} + ${#lean[@]})) -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
-  echo "test.sh: installing ${need[*]}"
+  echo "test.sh: installing ${need[*]} ${lean[*]}"
   # Installing samba must not start the machine's own smbd/nmbd: while installing, a
   # policy-rc.d (unless one exists) refuses every service start.
   policy=/usr/sbin/policy-rc.d
@@ -31,8 +36,12 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   $sudo apt-get update -qq
   apt_status=0
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null ||
+  [ ${#need[@]} = 0 ] ||
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null ||
     apt_status=$?
+  [ ${#lean[@]} = 0 ] || [ "$apt_status" != 0 ] ||
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${lean[@]}" >/dev/null || apt_status=$?
   [ -z "$own_policy" ] || $sudo rm -f "$policy"
   [ "$apt_status" = 0 ] || exit "$apt_status"
 fi
@@ -41,8 +50,15 @@ fi
 # result is the change's fault; set PROPTEST_RNG_SEED (and PROPTEST_CASES) to explore.
 export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261123}"
 
+# The engine and the CLI build for Windows (issue 12 §1).
+windows=x86_64-pc-windows-gnu
+rustup target list --installed | grep -qx "$windows" || rustup target add "$windows" >/dev/null
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --target "$windows" -- -D warnings
+# Built before the tests: tests/windows_binary.rs runs it under Wine.
+cargo build --release --target "$windows" -p hvsim
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -5,13 +5,13 @@
 //! directory under `TMPDIR` (warm page cache).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use hvsim_engine::storage::positioned::PositionedIo;
 use hvsim_engine::vhd::{self, Vhd, VhdType};
 use hvsim_engine::{CreateOptions, Vhdx, VirtualDiskMut};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fs::File;
 use std::hint::black_box;
-use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 const MIB: u64 = 1024 * 1024;

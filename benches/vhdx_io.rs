@@ -17,13 +17,13 @@
 //! warm (the files are written just before they are read).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use hvsim_engine::storage::positioned::PositionedIo;
 use hvsim_engine::{CreateOptions, OpenOptions, Vhdx};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fs::File;
 use std::hint::black_box;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;

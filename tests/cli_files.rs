@@ -2,6 +2,8 @@
 //! over one of its inputs, an existing output is replaced only with `--force`, a command
 //! killed midway leaves nothing under the final name, and a closed stdout pipe ends a
 //! command quietly.
+// Needs signals, FIFOs and symbolic links as Unix makes them.
+#![cfg(unix)]
 
 mod common;
 

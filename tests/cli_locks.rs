@@ -2,6 +2,8 @@
 //! (on every image of the chain it writes), readers a shared one; a command that meets a
 //! lock fails at once naming the holder, and no write is lost. And what a `vhdx write`
 //! killed midway leaves (the README's promise).
+// Needs the holders of locks as Linux lists them in /proc/locks.
+#![cfg(unix)]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! qemu-img checks every image the run kept (libvhdi opens a VHD, which `qemu-img check`
 //! does not support) and reads back, byte for byte, what the oracle says each VM's disk
 //! holds.
+// Needs qemu-img and libvhdi, Linux tools.
+#![cfg(unix)]
 
 mod common;
 

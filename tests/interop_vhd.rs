@@ -8,11 +8,11 @@
 mod common;
 
 use common::*;
+use hvsim_engine::storage::positioned::PositionedIo;
 use hvsim_engine::vhd::{CreateOptions, Vhd, VhdType};
 use hvsim_engine::vhdx::OpenOptions;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

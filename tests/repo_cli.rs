@@ -1,6 +1,8 @@
 //! `hvsim repo`, run as a real process: the listing (snapshot, times redacted), a
 //! restored image that QEMU checks clean and reads as the captured bytes, verify's exit
 //! code and messages, and errors that name the file and the problem.
+// Needs signals and symbolic links as Unix makes them.
+#![cfg(unix)]
 
 mod common;
 

@@ -23,6 +23,8 @@
 //!
 //! Needs root (smbd) and the Samba packages `./test.sh` installs. Without them the test
 //! fails under CI=true and is skipped with its reason elsewhere.
+// Needs a private smbd, Linux only.
+#![cfg(unix)]
 
 mod samba;
 

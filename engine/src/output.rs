@@ -44,17 +44,29 @@ pub struct NewFile {
     replace: bool,
     inputs: Vec<PathBuf>,
     committed: bool,
+    /// Dropped after `file`, whose closing ends the lock.
+    _lock: lock::Held,
 }
 
-/// The identity of a file (device and inode), following symbolic links.
+/// The identity of a file (device and inode), following symbolic links. Read from the
+/// metadata, without opening the file (a FIFO would make the open wait).
+#[cfg(unix)]
 fn file_id(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// The identity of a file (volume serial number and file index), following symbolic
+/// links. std gives them only from an open handle (and only on nightly), so the file is
+/// opened for its attributes alone; an open on Windows never waits.
+#[cfg(windows)]
+fn file_id(path: &Path) -> Option<same_file::Handle> {
+    same_file::Handle::from_path(path).ok()
+}
+
 /// Whether two paths name the same file (device and inode, through links).
 pub fn same_file(a: &Path, b: &Path) -> bool {
-    file_id(a).is_some_and(|id| file_id(b) == Some(id))
+    file_id(a).is_some_and(|id| file_id(b).as_ref() == Some(&id))
 }
 
 /// The folder a path names its file in (`.` for a bare name).
@@ -68,7 +80,7 @@ fn folder_of(path: &Path) -> &Path {
 /// Refuses a destination that is one of the inputs, or that exists unless `replace`.
 fn check_dest(dest: &Path, replace: bool, inputs: &[PathBuf]) -> Result<(), OutputError> {
     if let Some(id) = file_id(dest) {
-        if let Some(input) = inputs.iter().find(|i| file_id(i) == Some(id)) {
+        if let Some(input) = inputs.iter().find(|i| file_id(i).as_ref() == Some(&id)) {
             return Err(OutputError::IsInput {
                 path: dest.to_path_buf(),
                 input: input.clone(),
@@ -111,7 +123,7 @@ impl NewFile {
             match created {
                 Ok(file) => {
                     // Held through the rename: nobody opens the image while it is written.
-                    lock::try_lock(&file, true).map_err(io_err(&tmp, "locking"))?;
+                    let lock = lock::try_lock(&file, true).map_err(io_err(&tmp, "locking"))?;
                     return Ok(NewFile {
                         file,
                         tmp,
@@ -119,6 +131,7 @@ impl NewFile {
                         replace,
                         inputs,
                         committed: false,
+                        _lock: lock,
                     });
                 }
                 // A leftover of a killed run that had this process id: never touched.
@@ -181,9 +194,7 @@ impl NewFile {
         self.committed = true;
         if sync {
             let dir = folder_of(&self.dest);
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_err(dir, "syncing the folder"))?;
+            crate::storage::folder::sync(dir).map_err(io_err(dir, "syncing the folder"))?;
         }
         Ok(self.dest.clone())
     }
@@ -289,8 +300,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.vhdx");
         fs::write(&input, b"input").unwrap();
+        let hard = dir.path().join("hard");
+        fs::hard_link(&input, &hard).unwrap();
+        // Windows: a symbolic link needs a privilege a test does not have.
+        #[cfg(unix)]
         std::os::unix::fs::symlink("in.vhdx", dir.path().join("link")).unwrap();
-        for dest in [input.clone(), dir.path().join("link")] {
+        for dest in [
+            input.clone(),
+            hard,
+            #[cfg(unix)]
+            dir.path().join("link"),
+        ] {
             let r = NewFile::create(&dest, true, &[&input]);
             assert!(matches!(r, Err(OutputError::IsInput { .. })), "{r:?}");
         }

@@ -1,6 +1,8 @@
 //! The repository and restore never open a FIFO, socket or device, and never follow a
 //! symbolic link out of their folder (issue 7 §4): such a file is refused with a message
 //! naming it, or replaced as damage, and the command never waits on it.
+// Needs FIFOs, sockets and symbolic links as Unix makes them.
+#![cfg(unix)]
 
 use hvsim_engine::repo::{ChunkRef, Problem, RepoError, Repository, RestoreTarget};
 use hvsim_engine::{CreateOptions, OpenOptions, Vhdx};

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+use hvsim_engine::storage::positioned::PositionedIo;
 use hvsim_engine::{CreateOptions, OpenOptions, Vhdx};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -14,7 +15,6 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -13,6 +13,7 @@ use super::error::{io_at, Result};
 use crate::storage::regular::{kind, not_regular};
 use std::fs::{self, File, FileType, OpenOptions};
 use std::io::{self, Write};
+#[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -104,15 +105,10 @@ impl AtomicWriter {
     }
 }
 
-/// Syncs a directory, so that the names created or removed in it are durable. Opened
-/// as a directory only: a FIFO swapped in under its name fails, it is not waited on.
+/// Syncs a directory, so that the names created or removed in it are durable (see
+/// [`crate::storage::folder::sync`]).
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
-        .open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at(dir, "syncing the directory"))
+    crate::storage::folder::sync(dir).map_err(io_at(dir, "syncing the directory"))
 }
 
 /// Creates a directory (and its parents) when missing.
@@ -186,11 +182,12 @@ pub(crate) fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 /// removed first; removing a link removes the link, not what it points to.
 fn create_new(path: &Path) -> io::Result<File> {
     let open = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        // Windows: CREATE_NEW fails on any existing name, a link included.
+        #[cfg(unix)]
+        opts.custom_flags(libc::O_NOFOLLOW);
+        opts.open(path)
     };
     match open() {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {

@@ -1,7 +1,7 @@
+use super::positioned::PositionedIo;
 use super::Storage;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// A file on disk; `flush` is `fdatasync` unless the storage was made
@@ -16,6 +16,8 @@ pub struct FileStorage {
     file: File,
     writable: bool,
     sync: bool,
+    /// Dropped after `file`, whose closing ends the lock.
+    _lock: Option<super::lock::Held>,
 }
 
 impl FileStorage {
@@ -27,11 +29,12 @@ impl FileStorage {
             OpenOptions::new().read(true).write(writable),
             true,
         )?;
-        super::lock::try_lock(&file, writable)?;
+        let lock = super::lock::try_lock(&file, writable)?;
         Ok(FileStorage {
             file,
             writable,
             sync: true,
+            _lock: Some(lock),
         })
     }
 
@@ -42,11 +45,12 @@ impl FileStorage {
             .write(true)
             .create_new(true)
             .open(path)?;
-        super::lock::try_lock(&file, true)?;
+        let lock = super::lock::try_lock(&file, true)?;
         Ok(FileStorage {
             file,
             writable: true,
             sync: true,
+            _lock: Some(lock),
         })
     }
 
@@ -56,6 +60,7 @@ impl FileStorage {
             file,
             writable,
             sync: true,
+            _lock: None,
         }
     }
 

@@ -2,8 +2,10 @@
 
 mod fault;
 mod file;
+pub(crate) mod folder;
 pub(crate) mod lock;
 mod mem;
+pub mod positioned;
 pub mod regular;
 
 pub use fault::{FaultPlan, FaultStorage};

@@ -1,12 +1,16 @@
 //! Opening only regular files. A FIFO makes an open wait for a writer forever, a device
 //! can be endless, a directory is no image: each is refused with a message naming what it
 //! is, and the open itself never waits (O_NONBLOCK; the type is checked on the open file,
-//! so a name swapped in between changes nothing).
+//! so a name swapped in between changes nothing). On Windows an open never waits for a
+//! writer, and a link not to be followed is opened as itself (FILE_FLAG_OPEN_REPARSE_POINT)
+//! and refused by its type.
 
 use std::fs::{File, FileType, OpenOptions};
 use std::io::{self, Read};
 #[cfg(unix)]
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+#[cfg(windows)]
+use std::os::windows::fs::OpenOptionsExt;
 
 /// What a file that is not a regular file is, in words.
 pub(crate) fn kind(ft: &FileType) -> &'static str {
@@ -53,8 +57,10 @@ pub fn open_regular_with(
     } else {
         libc::O_NONBLOCK | libc::O_NOFOLLOW
     });
-    #[cfg(not(unix))]
-    let _ = follow_links;
+    #[cfg(windows)]
+    if !follow_links {
+        opts.custom_flags(windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT);
+    }
     let f = opts.open(path)?;
     let ft = f.metadata()?.file_type();
     if !ft.is_file() {

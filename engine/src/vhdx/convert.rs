@@ -5,8 +5,8 @@ use super::error::IoContext;
 use super::layout::{is_zero, MIB};
 use super::{Result, VhdxError};
 use crate::disk::{VirtualDisk, VirtualDiskMut};
+use crate::storage::positioned::PositionedIo;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 /// Transfer unit: small enough to stay in the CPU caches between the two passes.

@@ -3,10 +3,10 @@
 //! The volume still serves reads and snapshots from memory; the folder holds the same
 //! bytes.
 
+use crate::storage::positioned::PositionedIo;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
