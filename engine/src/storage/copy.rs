@@ -61,12 +61,7 @@ fn kernel_copy(src: &File, src_off: u64, dst: &File, dst_off: u64, len: u64) -> 
             libc::copy_file_range(src.as_raw_fd(), &mut from, dst.as_raw_fd(), &mut to, n, 0)
         };
         match rc {
-            0 => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("the source ends before offset {}", src_off + done),
-                ))
-            }
+            0 => return Err(ends_inside(src_off + done, len - done)),
             n if n > 0 => done += n as u64,
             _ => {
                 let e = io::Error::last_os_error();
@@ -167,18 +162,31 @@ pub fn preallocate(_file: &File, _offset: u64, _len: u64) {}
 #[cfg(not(target_os = "linux"))]
 pub fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
+/// The error for a source that ends inside the `len` bytes at `offset` it should hold.
+fn ends_inside(offset: u64, len: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("the source file ends inside the {len} bytes at offset {offset}"),
+    )
+}
+
 /// `pread` until the buffer is full (`UnexpectedEof` when the file ends first).
 pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     #[cfg(unix)]
     {
-        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+        match std::os::unix::fs::FileExt::read_exact_at(file, buf, offset) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(ends_inside(offset, buf.len() as u64))
+            }
+            r => r,
+        }
     }
     #[cfg(windows)]
     {
         let (mut done, mut buf) = (0u64, buf);
         while !buf.is_empty() {
             match std::os::windows::fs::FileExt::seek_read(file, buf, offset + done) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(0) => return Err(ends_inside(offset, done + buf.len() as u64)),
                 Ok(n) => {
                     buf = &mut buf[n..];
                     done += n as u64;

@@ -14,9 +14,12 @@ use crate::storage::copy::{next_data, read_exact_at, start_writeback, write_all_
 use std::fs::File;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-/// Unit of the zero scan and of buffered transfers: small enough to stay in the CPU
-/// caches between reading and writing, large enough for few system calls.
+/// Unit of buffered transfers: small enough to stay in the CPU caches between reading
+/// and writing, large enough for few system calls.
 pub const STEP: u64 = 2 * MIB;
+/// Unit of an import's zero scan: the smallest VHDX block, so a block of zeros next to
+/// one of data stays unallocated.
+const SCAN: u64 = MIB;
 /// Bytes an import reads at a time while looking for data in a step.
 const PROBE: usize = 256 << 10;
 /// Longest run of data an import hands the disk at once.
@@ -57,7 +60,7 @@ pub fn import_raw<D: VirtualDiskMut + ?Sized>(
             let mut probe = vec![0u8; PROBE];
             let mut pos = 0;
             while pos < len {
-                let n = (len - pos).min(STEP);
+                let n = (len - pos).min(SCAN);
                 let step = has_data(src, pos, n, &mut probe).map(|data| (pos, n, data));
                 let failed = step.is_err();
                 if tx.send(step).is_err() || failed {

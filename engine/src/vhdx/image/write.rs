@@ -156,8 +156,12 @@ impl Vhdx {
     }
 
     fn write_file(&mut self, data: Payload, off: u64) -> Result<()> {
-        data.write_to(&mut *self.file, off)
-            .ctx(|| format!("writing payload at file offset {off:#x}"))?;
+        data.write_to(&mut *self.file, off).ctx(|| match data {
+            Payload::Bytes(_) => format!("writing payload at file offset {off:#x}"),
+            Payload::File { offset, len, .. } => format!(
+                "copying {len} bytes at offset {offset} of the source file to payload at file offset {off:#x}"
+            ),
+        })?;
         self.phys_len = self.phys_len.max(off + data.len());
         Ok(())
     }
