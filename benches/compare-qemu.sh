@@ -16,7 +16,10 @@
 # writeback of earlier commands (outside the timing), so no command pays for another's
 # dirty pages. Durability: by default neither tool flushes (qemu-img convert writes with
 # cache=unsafe; hvsim leaves write-back to the OS like cp). The rows "hvsim --sync" and
-# "qemu-img -t writeback" make each tool flush its output; compare those with each other.
+# "qemu-img -t writeback" make each tool flush its output before it exits (qemu-img's
+# flush at close, hvsim's fsync of the file and its folder); compare those with each
+# other. A pair is one repetition's two runs, next to each other in time: on a shared,
+# noisy machine their ratio says more than the medians.
 set -euo pipefail
 
 SIZE_MIB=${SIZE_MIB:-1024}
@@ -163,18 +166,27 @@ for i in $(seq 0 $((n - 1))); do
   fi
 done
 
+# index NAME: the command number of NAME.
+index() {
+  local i
+  for i in "${!names[@]}"; do [ "${names[$i]}" = "$1" ] && echo "$i"; done
+}
+
+# ratio LABEL A B: medians' ratio (wall, cpu), then wall A/B of each repetition's pair.
 ratio() {
-  local a=${med[$2]} b=${med[$3]} ca=${cpu[$2]:-} cb=${cpu[$3]:-}
+  local a=${med[$2]} b=${med[$3]} ca=${cpu[$2]:-} cb=${cpu[$3]:-} pairs
   if [ -n "$a" ] && [ -n "$b" ]; then
-    printf '%-60s %6.2f %6.2f\n' "$1" "$(awk -v a="$a" -v b="$b" 'BEGIN { print a / b }')" \
-      "$(awk -v a="$ca" -v b="$cb" 'BEGIN { print (b > 0 ? a / b : 0) }')"
+    pairs=$(paste "$work/times.$(index "$2")" "$work/times.$(index "$3")" |
+      awk '{ printf " %.2f", $1 / $2 }')
+    printf '%-60s %6.2f %6.2f  %s\n' "$1" "$(awk -v a="$a" -v b="$b" 'BEGIN { print a / b }')" \
+      "$(awk -v a="$ca" -v b="$cb" 'BEGIN { print (b > 0 ? a / b : 0) }')" "$pairs"
   else
     printf '%-60s %6s %6s\n' "$1" "n/a" "n/a"
   fi
 }
 echo
-echo "ratios of medians, hvsim/qemu-img (below 1: hvsim faster)"
-printf '%-60s %6s %6s\n' "" "wall" "cpu"
+echo "ratios hvsim/qemu-img (below 1: hvsim faster): of the medians, and wall of each pair"
+printf '%-60s %6s %6s  %s\n' "" "wall" "cpu" "pairs (wall)"
 ratio "import, defaults (neither flushes)" "import hvsim" "import qemu-img"
 ratio "import, both flush (hvsim --sync, qemu-img -t writeback)" "import hvsim --sync" \
   "import qemu-img -t writeback"

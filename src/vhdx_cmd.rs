@@ -571,7 +571,7 @@ fn import(
 
 fn export(v: &mut AnyDisk, path: &Path, raw: &Path, sync: bool, force: bool) -> Result<()> {
     let out = new_output(raw, force, &v.chain_paths())?;
-    convert::export_raw(v, out.file()).map_err(|e| in_file(e, path))?;
+    convert::export_raw(v, out.file(), sync).map_err(|e| in_file(e, path))?;
     commit_output(out, sync)
 }
 

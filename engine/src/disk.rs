@@ -3,7 +3,8 @@
 //! parent chains) are two; raw images and volume snapshots are others.
 
 use crate::vhd::Vhd;
-use crate::vhdx::{Vhdx, VhdxError};
+use crate::vhdx::{convert, Vhdx, VhdxError};
+use std::fs::File;
 
 pub trait VirtualDisk {
     fn virtual_size(&self) -> u64;
@@ -11,6 +12,12 @@ pub trait VirtualDisk {
     /// False when the range surely reads zeros without holding data (unallocated);
     /// true when it may hold data. Lets readers skip what needs no reading or hashing.
     fn range_has_data(&self, offset: u64, len: u64) -> bool;
+    /// Writes the range into `out` at the same offsets and tells how many bytes it
+    /// wrote; ranges that read zeros are left out, so `out` must read zeros there (a new
+    /// or sparse file). By default through buffers; a VHDX copies file to file.
+    fn copy_to_file(&mut self, offset: u64, len: u64, out: &File) -> Result<u64, VhdxError> {
+        convert::copy_to_file_buffered(self, offset, len, out)
+    }
 
     /// The `unit`-aligned units that may hold data (each one's [`range_has_data`]),
     /// merged into ranges `(offset, length)` in order: what a reader that skips zeros
@@ -54,6 +61,17 @@ pub trait VirtualDiskMut: VirtualDisk {
     fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), VhdxError>;
     fn trim(&mut self, offset: u64, len: u64) -> Result<(), VhdxError>;
     fn flush(&mut self) -> Result<(), VhdxError>;
+    /// Writes `len` bytes of `src` from `src_offset` at `offset`, as `write` of them
+    /// would. By default through buffers; a VHDX copies file to file.
+    fn write_from_file(
+        &mut self,
+        offset: u64,
+        len: u64,
+        src: &File,
+        src_offset: u64,
+    ) -> Result<(), VhdxError> {
+        convert::write_from_file_buffered(self, offset, len, src, src_offset)
+    }
 }
 
 impl VirtualDisk for Vhdx {
@@ -69,6 +87,9 @@ impl VirtualDisk for Vhdx {
     fn data_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
         Vhdx::data_ranges(self, unit)
     }
+    fn copy_to_file(&mut self, offset: u64, len: u64, out: &File) -> Result<u64, VhdxError> {
+        Vhdx::copy_to_file(self, offset, len, out)
+    }
 }
 
 impl VirtualDiskMut for Vhdx {
@@ -80,6 +101,15 @@ impl VirtualDiskMut for Vhdx {
     }
     fn flush(&mut self) -> Result<(), VhdxError> {
         Vhdx::flush(self)
+    }
+    fn write_from_file(
+        &mut self,
+        offset: u64,
+        len: u64,
+        src: &File,
+        src_offset: u64,
+    ) -> Result<(), VhdxError> {
+        Vhdx::write_from_file(self, offset, len, src, src_offset)
     }
 }
 

@@ -7,6 +7,7 @@ use crate::storage::{FileStorage, Storage};
 use crate::vhd::Vhd;
 use crate::vhdx::{OpenOptions, Vhdx, VhdxError};
 use serde::Serialize;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -148,6 +149,9 @@ impl VirtualDisk for AnyDisk {
             AnyDisk::Vhd(v) => VirtualDisk::data_ranges(v, unit),
         }
     }
+    fn copy_to_file(&mut self, offset: u64, len: u64, out: &File) -> Result<u64, VhdxError> {
+        self.disk().copy_to_file(offset, len, out)
+    }
 }
 
 impl VirtualDiskMut for AnyDisk {
@@ -159,5 +163,14 @@ impl VirtualDiskMut for AnyDisk {
     }
     fn flush(&mut self) -> Result<(), VhdxError> {
         self.disk().flush()
+    }
+    fn write_from_file(
+        &mut self,
+        offset: u64,
+        len: u64,
+        src: &File,
+        src_offset: u64,
+    ) -> Result<(), VhdxError> {
+        self.disk().write_from_file(offset, len, src, src_offset)
     }
 }

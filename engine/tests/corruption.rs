@@ -762,7 +762,7 @@ fn truncate_everywhere(s: &Sample) {
             }
             let raw = dir.path().join("export.raw");
             let out = std::fs::File::create(&raw).unwrap();
-            let exported = hvsim_engine::vhdx::convert::export_raw(&mut v, &out);
+            let exported = hvsim_engine::vhdx::convert::export_raw(&mut v, &out, false);
             let reads_lost = (0..g.payload_blocks).any(|b| lost_for(&v, b, &lost).is_some());
             match exported {
                 Err(VhdxError::BlockPastEnd { .. }) if reads_lost => {}

@@ -121,6 +121,25 @@ impl Storage for FileStorage {
         }
         Ok(())
     }
+
+    /// In the kernel where it can. A storage that is flushed (synced) starts writing the
+    /// copy back at once, so the flush finds the disk mostly done.
+    fn copy_in(&mut self, src: &File, src_off: u64, len: u64, offset: u64) -> io::Result<()> {
+        super::copy::copy_range(src, src_off, &self.file, offset, len)?;
+        if self.writable && self.sync {
+            super::copy::start_writeback(&self.file, offset, len);
+        }
+        Ok(())
+    }
+
+    fn copy_out(&mut self, offset: u64, len: u64, dst: &File, dst_off: u64) -> io::Result<()> {
+        match super::copy::copy_range(&self.file, offset, dst, dst_off, len) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(super::eof(offset, len as usize, self.len()?))
+            }
+            r => r,
+        }
+    }
 }
 
 /// Deallocates a range so that it reads zeros (the size stays); false where the system or

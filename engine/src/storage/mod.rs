@@ -1,5 +1,6 @@
 //! Byte storage under the engine: a file, memory, or a fault-injecting wrapper.
 
+pub mod copy;
 mod fault;
 mod file;
 pub(crate) mod folder;
@@ -12,6 +13,7 @@ pub use fault::{FaultPlan, FaultStorage};
 pub use file::FileStorage;
 pub use mem::MemStorage;
 
+use std::fs::File;
 use std::io;
 
 /// Random-access byte storage with explicit durability (`flush`).
@@ -37,7 +39,38 @@ pub trait Storage: Send {
     fn write_zeros(&mut self, offset: u64, len: u64) -> io::Result<()> {
         write_zero_bytes(self, offset, len)
     }
+
+    /// Writes `len` bytes of `src` at `src_off` to `offset`, like `write_at` of them. By
+    /// default through a buffer; a file copies in the kernel (see [`copy`]).
+    fn copy_in(&mut self, src: &File, src_off: u64, len: u64, offset: u64) -> io::Result<()> {
+        let mut buf = vec![0u8; len.min(COPY_BUFFER) as usize];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(COPY_BUFFER) as usize;
+            copy::read_exact_at(src, &mut buf[..n], src_off + done)?;
+            self.write_at(&buf[..n], offset + done)?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes `len` bytes at `offset` into `dst` at `dst_off`, like `read_at` of them and
+    /// a write. By default through a buffer; a file copies in the kernel.
+    fn copy_out(&mut self, offset: u64, len: u64, dst: &File, dst_off: u64) -> io::Result<()> {
+        let mut buf = vec![0u8; len.min(COPY_BUFFER) as usize];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(COPY_BUFFER) as usize;
+            self.read_at(&mut buf[..n], offset + done)?;
+            copy::write_all_at(dst, &buf[..n], dst_off + done)?;
+            done += n as u64;
+        }
+        Ok(())
+    }
 }
+
+/// Bytes the default `copy_in` and `copy_out` move at a time.
+const COPY_BUFFER: u64 = 2 << 20;
 
 /// Writes `len` zero bytes at `offset`, a MiB at a time.
 pub(crate) fn write_zero_bytes<S: Storage + ?Sized>(
@@ -75,6 +108,12 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn write_zeros(&mut self, offset: u64, len: u64) -> io::Result<()> {
         (**self).write_zeros(offset, len)
+    }
+    fn copy_in(&mut self, src: &File, src_off: u64, len: u64, offset: u64) -> io::Result<()> {
+        (**self).copy_in(src, src_off, len, offset)
+    }
+    fn copy_out(&mut self, offset: u64, len: u64, dst: &File, dst_off: u64) -> io::Result<()> {
+        (**self).copy_out(offset, len, dst, dst_off)
     }
 }
 

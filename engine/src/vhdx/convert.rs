@@ -1,26 +1,33 @@
-//! Raw disk images in and out of a virtual disk (VHDX or VHD), with reading and writing overlapped on
-//! two threads (a copy is two memory passes, one per side; two cores do them at once).
+//! Raw disk images in and out of a virtual disk (VHDX or VHD).
+//!
+//! Payload goes file to file where the disk can take it so: a VHDX copies between its file
+//! and the raw file in the kernel (see `storage::copy`), so the bytes pass through no
+//! buffer of ours. Other disks go through buffers, with reading and writing overlapped on
+//! two threads. An import finds the zeros to leave out without copying the data: holes
+//! by `SEEK_DATA`, and a step whose first bytes are not all zero holds data, unread.
 
 use super::error::IoContext;
 use super::layout::{is_zero, MIB};
 use super::{Result, VhdxError};
 use crate::disk::{VirtualDisk, VirtualDiskMut};
-use crate::storage::positioned::PositionedIo;
+use crate::storage::copy::{next_data, read_exact_at, start_writeback, write_all_at};
 use std::fs::File;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-/// Transfer unit: small enough to stay in the CPU caches between the two passes.
+/// Unit of buffered transfers: small enough to stay in the CPU caches between reading
+/// and writing, large enough for few system calls.
 pub const STEP: u64 = 2 * MIB;
-/// Buffers in flight between the two threads.
+/// Unit of an import's zero scan: the smallest VHDX block, so a block of zeros next to
+/// one of data stays unallocated.
+const SCAN: u64 = MIB;
+/// Bytes an import reads at a time while looking for data in a step.
+const PROBE: usize = 256 << 10;
+/// Longest run of data an import hands the disk at once.
+const RUN: u64 = 64 * MIB;
+/// Bytes an export hands the disk at once (a VHDX orders the blocks of each by file offset).
+const WINDOW: u64 = 256 * MIB;
+/// Buffers in flight between the two threads of a buffered transfer.
 const DEPTH: usize = 4;
-
-/// A filled buffer: its virtual offset, its bytes, and whether they are all zero.
-struct Piece {
-    pos: u64,
-    len: usize,
-    buf: Vec<u8>,
-    zero: bool,
-}
 
 /// What a transfer moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,17 +38,9 @@ pub struct TransferStats {
     pub data_bytes: u64,
 }
 
-fn buffers(n: usize) -> (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) {
-    let (tx, rx) = sync_channel(n);
-    for _ in 0..n {
-        tx.send(vec![0u8; STEP as usize])
-            .expect("room for every buffer");
-    }
-    (tx, rx)
-}
-
-/// Writes the first `len` bytes of `src` into `v` at offset 0; all-zero steps are
-/// skipped, so blocks that hold only zeros stay unallocated.
+/// Writes the first `len` bytes of `src` into `v` at offset 0, which must read zeros (a
+/// new image): steps of zeros are left out, so blocks that hold only zeros stay
+/// unallocated. One thread finds the data, the caller's copies it.
 pub fn import_raw<D: VirtualDiskMut + ?Sized>(
     src: &File,
     len: u64,
@@ -54,65 +53,146 @@ pub fn import_raw<D: VirtualDiskMut + ?Sized>(
             size: v.virtual_size(),
         });
     }
-    let (free_tx, free_rx) = buffers(DEPTH);
-    let (full_tx, full_rx) = sync_channel::<std::io::Result<Piece>>(DEPTH);
+    // (offset, length, holds data) of each step, in order.
+    let (tx, rx) = sync_channel::<std::io::Result<(u64, u64, bool)>>(64);
     std::thread::scope(|s| {
         s.spawn(move || {
+            let mut probe = vec![0u8; PROBE];
             let mut pos = 0;
             while pos < len {
-                let Ok(mut buf) = free_rx.recv() else { return };
-                let n = (len - pos).min(STEP) as usize;
-                let piece = src.read_exact_at(&mut buf[..n], pos).map(|_| Piece {
-                    pos,
-                    len: n,
-                    zero: is_zero(&buf[..n]),
-                    buf,
-                });
-                let failed = piece.is_err();
-                if full_tx.send(piece).is_err() || failed {
+                let n = (len - pos).min(SCAN);
+                let step = has_data(src, pos, n, &mut probe).map(|data| (pos, n, data));
+                let failed = step.is_err();
+                if tx.send(step).is_err() || failed {
                     return;
                 }
-                pos += n as u64;
+                pos += n;
             }
         });
-        let mut stats = TransferStats::default();
-        for piece in full_rx {
-            let p = piece.ctx(|| "reading the raw image".into())?;
-            if !p.zero {
-                v.write(p.pos, &p.buf[..p.len])?;
-                stats.data_bytes += p.len as u64;
+        let mut stats = TransferStats {
+            bytes: len,
+            data_bytes: 0,
+        };
+        // The data run not yet written: (offset, length).
+        let mut run: Option<(u64, u64)> = None;
+        for step in rx {
+            let (pos, n, data) = step.ctx(|| "reading the raw image".into())?;
+            if data {
+                stats.data_bytes += n;
             }
-            stats.bytes += p.len as u64;
-            let _ = free_tx.send(p.buf);
+            run = match (run, data) {
+                (Some((at, l)), true) if l < RUN => Some((at, l + n)),
+                (r, _) => {
+                    if let Some((at, l)) = r {
+                        v.write_from_file(at, l, src, at)?;
+                    }
+                    data.then_some((pos, n))
+                }
+            };
+        }
+        if let Some((at, l)) = run {
+            v.write_from_file(at, l, src, at)?;
         }
         Ok(stats)
     })
 }
 
-/// Writes the whole virtual disk, flattened through the parent chain, into `out` (which
-/// should be empty); unallocated and all-zero ranges become holes.
-pub fn export_raw<D: VirtualDisk + ?Sized>(v: &mut D, out: &File) -> Result<TransferStats> {
+/// Whether `n` bytes of `src` at `pos` hold anything but zeros. A hole is zeros without
+/// reading; otherwise the step is read a probe at a time, up to the first non-zero one.
+fn has_data(src: &File, pos: u64, n: u64, probe: &mut [u8]) -> std::io::Result<bool> {
+    let end = pos + n;
+    let mut at = match next_data(src, pos)? {
+        Some(d) if d < end => d.max(pos),
+        _ => return Ok(false),
+    };
+    while at < end {
+        let k = (end - at).min(probe.len() as u64) as usize;
+        read_exact_at(src, &mut probe[..k], at)?;
+        if !is_zero(&probe[..k]) {
+            return Ok(true);
+        }
+        at += k as u64;
+    }
+    Ok(false)
+}
+
+/// Writes the whole virtual disk, flattened through the parent chain, into `out` (a new,
+/// empty file): unallocated ranges become holes. With `write_back`, each window is sent
+/// to the disk as soon as it is written, for a caller that flushes at the end.
+pub fn export_raw<D: VirtualDisk + ?Sized>(
+    v: &mut D,
+    out: &File,
+    write_back: bool,
+) -> Result<TransferStats> {
     let size = v.virtual_size();
+    let mut stats = TransferStats {
+        bytes: size,
+        data_bytes: 0,
+    };
+    let mut pos = 0;
+    while pos < size {
+        let n = (size - pos).min(WINDOW);
+        stats.data_bytes += v.copy_to_file(pos, n, out)?;
+        if write_back {
+            start_writeback(out, pos, n);
+        }
+        pos += n;
+    }
+    out.set_len(size)
+        .ctx(|| format!("setting the raw image's length to {size}"))?;
+    Ok(stats)
+}
+
+fn buffers(n: usize) -> (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) {
+    let (tx, rx) = sync_channel(n);
+    for _ in 0..n {
+        tx.send(vec![0u8; STEP as usize])
+            .expect("room for every buffer");
+    }
+    (tx, rx)
+}
+
+/// A filled buffer: its virtual offset and its bytes.
+struct Piece {
+    pos: u64,
+    len: usize,
+    buf: Vec<u8>,
+}
+
+/// [`VirtualDisk::copy_to_file`] through buffers: the caller's thread reads the disk,
+/// another writes `out`; ranges that read zeros are left out.
+pub(crate) fn copy_to_file_buffered<D: VirtualDisk + ?Sized>(
+    v: &mut D,
+    offset: u64,
+    len: u64,
+    out: &File,
+) -> Result<u64> {
+    let end = offset
+        .checked_add(len)
+        .filter(|&e| e <= v.virtual_size())
+        .ok_or(VhdxError::OutOfRange {
+            offset,
+            length: len,
+            size: v.virtual_size(),
+        })?;
     let (free_tx, free_rx) = buffers(DEPTH);
     let (full_tx, full_rx) = sync_channel::<Piece>(DEPTH);
     std::thread::scope(|s| {
-        let writer = s.spawn(move || -> std::io::Result<TransferStats> {
-            let mut stats = TransferStats::default();
+        let writer = s.spawn(move || -> std::io::Result<u64> {
+            let mut written = 0;
             for p in full_rx {
                 if !is_zero(&p.buf[..p.len]) {
-                    out.write_all_at(&p.buf[..p.len], p.pos)?;
-                    stats.data_bytes += p.len as u64;
+                    write_all_at(out, &p.buf[..p.len], p.pos)?;
+                    written += p.len as u64;
                 }
-                stats.bytes += p.len as u64;
                 let _ = free_tx.send(p.buf);
             }
-            out.set_len(size)?;
-            Ok(stats)
+            Ok(written)
         });
-        let mut pos = 0;
+        let mut pos = offset;
         let mut read_result = Ok(());
-        while pos < size {
-            let n = (size - pos).min(STEP);
+        while pos < end {
+            let n = (end - pos).min(STEP);
             // Unallocated ranges: nothing to read, nothing to write.
             if v.range_has_data(pos, n) {
                 let Ok(mut buf) = free_rx.recv() else { break };
@@ -124,7 +204,6 @@ pub fn export_raw<D: VirtualDisk + ?Sized>(v: &mut D, out: &File) -> Result<Tran
                     pos,
                     len: n as usize,
                     buf,
-                    zero: false,
                 };
                 if full_tx.send(piece).is_err() {
                     break;
@@ -138,8 +217,46 @@ pub fn export_raw<D: VirtualDisk + ?Sized>(v: &mut D, out: &File) -> Result<Tran
             .map_err(|_| VhdxError::InvalidParameter("the export writer thread panicked".into()))?
             .ctx(|| "writing the raw image".into());
         read_result?;
-        let mut stats = written?;
-        stats.bytes = size;
-        Ok(stats)
+        written
+    })
+}
+
+/// [`VirtualDiskMut::write_from_file`] through buffers: another thread reads `src`, the
+/// caller's writes the disk.
+pub(crate) fn write_from_file_buffered<D: VirtualDiskMut + ?Sized>(
+    v: &mut D,
+    offset: u64,
+    len: u64,
+    src: &File,
+    src_offset: u64,
+) -> Result<()> {
+    let (free_tx, free_rx) = buffers(DEPTH);
+    let (full_tx, full_rx) = sync_channel::<std::io::Result<Piece>>(DEPTH);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut done = 0;
+            while done < len {
+                let Ok(mut buf) = free_rx.recv() else { return };
+                let n = (len - done).min(STEP) as usize;
+                let piece = read_exact_at(src, &mut buf[..n], src_offset + done).map(|_| Piece {
+                    pos: offset + done,
+                    len: n,
+                    buf,
+                });
+                let failed = piece.is_err();
+                if full_tx.send(piece).is_err() || failed {
+                    return;
+                }
+                done += n as u64;
+            }
+        });
+        // Owned here: a failed write drops it on the way out, which ends the reader's wait.
+        let free_tx = free_tx;
+        for piece in full_rx {
+            let p = piece.ctx(|| "reading the raw image".into())?;
+            v.write(p.pos, &p.buf[..p.len])?;
+            let _ = free_tx.send(p.buf);
+        }
+        Ok(())
     })
 }

@@ -1,7 +1,9 @@
-//! An open VHDX image. Opening is in `load`, reads in `read`, writes and trims in `write`.
+//! An open VHDX image. Opening is in `load`, reads in `read`, writes and trims in `write`,
+//! payload straight to and from other files in `transfer`.
 
 mod load;
 mod read;
+mod transfer;
 mod write;
 
 use super::bat::*;

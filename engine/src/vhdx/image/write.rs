@@ -1,5 +1,6 @@
 //! Writes and trims: allocation, sector bitmaps, and commits through the log.
 
+use super::transfer::Payload;
 use super::*;
 
 impl Vhdx {
@@ -100,29 +101,34 @@ impl Vhdx {
     }
 
     fn write_aligned(&mut self, offset: u64, data: &[u8]) -> Result<()> {
-        for (b, inb, at, n) in self.geo.segments(offset, data.len() as u64) {
-            self.write_in_block(b, inb, &data[at..at + n])?;
+        self.write_payload(offset, Payload::Bytes(data))
+    }
+
+    /// Writes sector-aligned payload, block by block.
+    pub(super) fn write_payload(&mut self, offset: u64, data: Payload) -> Result<()> {
+        for (b, inb, at, n) in self.geo.segments(offset, data.len()) {
+            self.write_in_block(b, inb, data.part(at as u64, n as u64))?;
         }
         Ok(())
     }
 
-    fn write_in_block(&mut self, b: u64, inb: u64, seg: &[u8]) -> Result<()> {
+    fn write_in_block(&mut self, b: u64, inb: u64, seg: Payload) -> Result<()> {
         let idx = self.geo.payload_index(b);
         let (state, off) = self.block(b);
-        let whole = inb == 0 && seg.len() as u64 == self.geo.block_len(b);
+        let whole = inb == 0 && seg.len() == self.geo.block_len(b);
         match state {
             BlockState::FullyPresent => self.write_file(seg, off + inb),
             BlockState::PartiallyPresent => {
                 self.write_file(seg, off + inb)?;
                 // A block whose every sector is now here needs its bitmap no more.
-                if whole || self.set_bits(b, inb, seg.len() as u64, true)? {
+                if whole || self.set_bits(b, inb, seg.len(), true)? {
                     self.set_entry(idx, make_entry(PAYLOAD_BLOCK_FULLY_PRESENT, off));
                 }
                 Ok(())
             }
             _ => {
                 let reads_parent = self.params.has_parent && state == BlockState::NotPresent;
-                if !reads_parent && self.disk_type() != DiskType::Fixed && is_zero(seg) {
+                if !reads_parent && self.disk_type() != DiskType::Fixed && seg.is_zero() {
                     return Ok(()); // zeros over a block that reads zeros
                 }
                 if reads_parent && !whole {
@@ -131,11 +137,11 @@ impl Vhdx {
                     let (boff, _) = self.allocate(self.geo.block_size)?;
                     self.write_file(seg, boff + inb)?;
                     self.set_bits(b, 0, self.geo.block_size, false)?;
-                    self.set_bits(b, inb, seg.len() as u64, true)?;
+                    self.set_bits(b, inb, seg.len(), true)?;
                     self.set_entry(idx, make_entry(PAYLOAD_BLOCK_PARTIALLY_PRESENT, boff));
                 } else {
                     let (boff, fresh) = self.allocate(self.geo.block_size)?;
-                    let after = inb + seg.len() as u64;
+                    let after = inb + seg.len();
                     if !fresh {
                         // A reused hole holds old bytes: the block must read zeros around the data.
                         write_zeros(&mut *self.file, boff, inb)?;
@@ -149,11 +155,14 @@ impl Vhdx {
         }
     }
 
-    fn write_file(&mut self, data: &[u8], off: u64) -> Result<()> {
-        self.file
-            .write_at(data, off)
-            .ctx(|| format!("writing payload at file offset {off:#x}"))?;
-        self.phys_len = self.phys_len.max(off + data.len() as u64);
+    fn write_file(&mut self, data: Payload, off: u64) -> Result<()> {
+        data.write_to(&mut *self.file, off).ctx(|| match data {
+            Payload::Bytes(_) => format!("writing payload at file offset {off:#x}"),
+            Payload::File { offset, len, .. } => format!(
+                "copying {len} bytes at offset {offset} of the source file to payload at file offset {off:#x}"
+            ),
+        })?;
+        self.phys_len = self.phys_len.max(off + data.len());
         Ok(())
     }
 
