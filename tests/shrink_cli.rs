@@ -14,6 +14,7 @@ use hvsim_sim::shrink::Size;
 
 const WRONG: &str = "tests/fixtures/shrink/wrong-writer-code.toml";
 const THREE: &str = "tests/fixtures/shrink/three-vms.toml";
+const WIDE: &str = "tests/fixtures/shrink/wide-sizes.toml";
 /// The test-only planted judgement (debug builds): a job failing with this code fails.
 const PLANT: (&str, &str) = (
     "HVSIM_PLANT_FAILING_CODE",
@@ -104,7 +105,8 @@ fn a_wrongly_expected_writer_code_shrinks_to_the_failing_writer() {
         "removed writer app02/System Writer",
         "removed writer app02/Registry Writer",
         "removed the workload of VM app02",
-        "disk app02-data.vhdx size 32 GiB → 2049 MiB",
+        "disk app02-data.vhdx size 32 GiB → 2053 MiB",
+        "volume hv1-D capacity 2 TiB → 1029 MiB",
     ] {
         assert!(r.contains(&want), "{want:?} not in {r:?}");
     }
@@ -119,7 +121,9 @@ fn a_wrongly_expected_writer_code_shrinks_to_the_failing_writer() {
     assert_eq!(vm.guest.writers[0].fail_at, Some(WriterEvent::OnFreeze));
     assert!(small.vm("app03").is_none() && small.host("hv2").is_none());
     assert_eq!(small.name, "small");
-    assert!(line_after(&stdout, "before: ").starts_with("2 hosts, 2 volumes, 3 VMs, 4 disks"));
+    assert!(line_after(&stdout, "before: ").starts_with(
+        "2 hosts, 0 cluster nodes, 0 file servers (0 shares), 2 volumes (4 TiB), 3 VMs, 4 disks"
+    ));
     assert!(stdout.contains("reproduce: hvsim run "), "{stdout}");
 }
 
@@ -274,4 +278,56 @@ fn the_run_limit_stops_the_search_with_a_result_that_still_reproduces() {
         "3 of at most 3 (the limit: stopped there)"
     );
     assert_eq!(removals(&stdout), ["removed VM app03"]);
+}
+
+#[test]
+fn a_cluster_a_file_server_and_large_sizes_shrink_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("wide.toml");
+    let stdout = shrunk(&[WIDE], &out, &[]);
+    let r = removals(&stdout);
+    for want in [
+        "removed file server fs1",
+        r"CSV C:\ClusterStorage\Volume1 → a local volume of node1",
+        "removed cluster clu1",
+        "disk app01.vhdx size 127 GiB → 2036 MiB",
+        "disk app01.vhdx block size 32 MiB → 1 MiB",
+    ] {
+        assert!(r.contains(&want), "{want:?} not in {r:?}");
+    }
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with(r"volume C:\ClusterStorage\Volume1 capacity 4 TiB → ")),
+        "{r:?}"
+    );
+    let (a, b) = (Size::of(&load(&root().join(WIDE))), Size::of(&load(&out)));
+    assert_eq!(
+        (b.hosts, b.cluster_nodes, b.file_servers, b.shares),
+        (1, 0, 0, 0)
+    );
+    assert!(
+        b.volume_bytes < 2 << 30 && a.volume_bytes == 12 << 40,
+        "{a} → {b}"
+    );
+    assert!(b.disk_bytes < 2 << 30, "{a} → {b}");
+}
+
+#[test]
+fn a_folder_as_output_is_refused_before_the_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = hvsim_env(
+        &[
+            "shrink",
+            WRONG,
+            "-o",
+            dir.path().to_str().unwrap(),
+            "--force",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("is a folder: name the file to write"), "{err}");
+    assert!(o.stdout.is_empty(), "no search: {}", text(&o));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

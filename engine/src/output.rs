@@ -23,6 +23,8 @@ pub enum OutputError {
         doing: &'static str,
         source: io::Error,
     },
+    #[error("{} is a folder: name the file to write", path.display())]
+    IsFolder { path: PathBuf },
 }
 
 fn io_err(path: &Path, doing: &'static str) -> impl FnOnce(io::Error) -> OutputError {
@@ -86,6 +88,12 @@ fn check_dest(dest: &Path, replace: bool, inputs: &[PathBuf]) -> Result<(), Outp
                 input: input.clone(),
             });
         }
+    }
+    // Refused now, not at the rename after all the work (even when replacing).
+    if fs::metadata(dest).is_ok_and(|m| m.is_dir()) {
+        return Err(OutputError::IsFolder {
+            path: dest.to_path_buf(),
+        });
     }
     if !replace && fs::symlink_metadata(dest).is_ok() {
         return Err(OutputError::Exists {
@@ -293,6 +301,21 @@ mod tests {
             ["out.raw"],
             "the temporary file is removed"
         );
+    }
+
+    #[test]
+    fn a_folder_is_never_a_destination_even_when_replacing() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("out");
+        fs::create_dir(&folder).unwrap();
+        std::os::unix::fs::symlink("out", dir.path().join("link")).unwrap();
+        for dest in [folder.clone(), dir.path().join("link")] {
+            for replace in [false, true] {
+                let r = NewFile::create(&dest, replace, &[]);
+                assert!(matches!(r, Err(OutputError::IsFolder { .. })), "{r:?}");
+            }
+        }
+        assert_eq!(names(dir.path()), ["link", "out"], "no temporary file");
     }
 
     #[test]

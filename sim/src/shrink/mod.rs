@@ -9,6 +9,8 @@ mod choices;
 mod reductions;
 mod search;
 mod size;
+mod sizes;
+mod topology;
 mod trial;
 mod written;
 

@@ -2,7 +2,9 @@
 //! saying what was removed. A candidate need not be valid (the search validates it and
 //! skips an invalid one); the most removing candidates come first.
 
-use crate::scenario::{Bytes, Fault, Rate, Scenario};
+use super::sizes::sizes;
+use super::topology::{drop_node, topology};
+use crate::scenario::{Fault, Rate, Scenario};
 
 /// One smaller scenario and what was removed to get it.
 #[derive(Clone, Debug)]
@@ -11,8 +13,6 @@ pub struct Candidate {
     /// "removed VM vm3", "disk app01.vhdx size 64 GiB → 1 GiB", …
     pub removed: String,
 }
-
-const MIB: u64 = 1 << 20;
 
 /// Whether a fault names `name` anywhere (a VM, writer, volume, host or file server):
 /// read from its serialised form, so a new fault kind needs no change here.
@@ -67,6 +67,7 @@ pub fn candidates(s: &Scenario) -> Vec<Candidate> {
         c.hosts.retain(|x| x.name != h.name);
         c.volumes
             .retain(|v| v.host.as_deref() != Some(h.name.as_str()));
+        drop_node(&mut c, &h.name);
         drop_faults_naming(&mut c, &h.name);
         push(c, format!("removed host {}", h.name));
     }
@@ -84,6 +85,7 @@ pub fn candidates(s: &Scenario) -> Vec<Candidate> {
         drop_faults_naming(&mut c, &v.name);
         push(c, format!("removed volume {}", v.name));
     }
+    topology(s, &mut push);
     // Parts of a VM: disks, guest volumes, writers, workload.
     for (i, vm) in s.vms.iter().enumerate() {
         for (d, disk) in vm.disks.iter().enumerate() {
@@ -100,6 +102,14 @@ pub fn candidates(s: &Scenario) -> Vec<Candidate> {
                     format!("removed guest volume {} of VM {}", gv.mount, vm.name),
                 );
             }
+        }
+        for (p, disk) in vm.pass_through.iter().enumerate() {
+            let mut c = s.clone();
+            c.vms[i].pass_through.remove(p);
+            push(
+                c,
+                format!("removed pass-through disk {} of VM {}", disk.name, vm.name),
+            );
         }
         for (w, writer) in vm.guest.writers.iter().enumerate() {
             let mut c = s.clone();
@@ -120,16 +130,7 @@ pub fn candidates(s: &Scenario) -> Vec<Candidate> {
         }
         workload(s, i, &mut push);
     }
-    for (i, vm) in s.vms.iter().enumerate() {
-        for (d, disk) in vm.disks.iter().enumerate() {
-            for divisor in [1024, 256, 64, 16, 4, 2] {
-                if let Some(c) = smaller_disk(s, i, d, divisor) {
-                    let to = Bytes(c.vms[i].disks[d].size.0);
-                    push(c, format!("disk {} size {} → {to}", disk.file, disk.size));
-                }
-            }
-        }
-    }
+    sizes(s, &mut push);
     job(s, &mut push);
     out
 }
@@ -189,32 +190,6 @@ fn workload(s: &Scenario, i: usize, push: &mut impl FnMut(Scenario, String)) {
             );
         }
     }
-}
-
-/// Disk `d` of VM `i` and its guest volumes (sizes and free space) divided by
-/// `divisor`, in whole MiBs; `None` when that leaves a guest volume under 4 MiB.
-fn smaller_disk(s: &Scenario, i: usize, d: usize, divisor: u64) -> Option<Scenario> {
-    let min = crate::scenario::MIN_GUEST_VOLUME;
-    let scale = |b: Bytes| Bytes(b.0 / divisor / MIB * MIB);
-    let mut c = s.clone();
-    let disk = &mut c.vms[i].disks[d];
-    for g in &mut disk.volumes {
-        g.size = scale(g.size);
-        g.free = scale(g.free);
-        if g.size.0 < min {
-            return None;
-        }
-    }
-    let used: u64 = disk.volumes.iter().map(|g| g.size.0).sum();
-    let size = scale(disk.size)
-        .0
-        .max(used + crate::scenario::FIRST_VOLUME_AT)
-        .max(crate::scenario::FIRST_VOLUME_AT + min);
-    if size >= disk.size.0 {
-        return None;
-    }
-    disk.size = Bytes(size);
-    Some(c)
 }
 
 /// A simpler job: one recovery point, no restore, no consistency check, no groups.

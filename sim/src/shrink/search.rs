@@ -48,7 +48,9 @@ impl Budget {
 }
 
 /// `start` reduced while its run at `seed` keeps failing with `want`; with what was
-/// removed, in order.
+/// removed, in order. The candidates are tried in passes: a kept one replaces the
+/// scenario and the pass goes on at the same place in the new scenario's list (the
+/// candidates before it were just tried), until a whole pass keeps nothing.
 pub fn reduce(
     start: Scenario,
     seed: u64,
@@ -58,20 +60,27 @@ pub fn reduce(
 ) -> (Scenario, Vec<String>) {
     let mut current = start;
     let mut removed = Vec::new();
-    'fixed_point: loop {
-        for c in candidates(&current) {
+    loop {
+        let mut kept_any = false;
+        let mut list = candidates(&current);
+        let mut at = 0;
+        while let Some(c) = list.get(at) {
             if budget.spent() {
-                break 'fixed_point;
+                return (current, removed);
             }
             if budget.same(&c.scenario, seed, judgement, want) {
-                current = c.scenario;
-                removed.push(c.removed);
-                continue 'fixed_point;
+                removed.push(c.removed.clone());
+                current = c.scenario.clone();
+                list = candidates(&current);
+                kept_any = true;
+            } else {
+                at += 1;
             }
         }
-        break;
+        if !kept_any {
+            return (current, removed);
+        }
     }
-    (current, removed)
 }
 
 /// Swarm options with those the failure does not need set back to neutral (all of them
