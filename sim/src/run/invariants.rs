@@ -9,6 +9,7 @@ use crate::backup as restore;
 use crate::plan::Method;
 use crate::protocol::msg::Reached;
 use crate::scenario::{Consistency, Outcome};
+use crate::sched::ActorId;
 use crate::site::Site;
 use crate::world::{SparseImage, PAGE};
 
@@ -243,6 +244,33 @@ fn merge_failed(lab: &Site, vm: &str) -> bool {
 /// I3: nothing is left behind, every VM is as it was, and every writer is back to stable
 /// by its own last answer (the watch's writers checker).
 pub fn i3(lab: &Site, names: &[String]) -> Check {
+    i3_but(lab, names, &[])
+}
+
+/// Field failure 10, what a real host shows after the requester process died: the
+/// writer sessions it opened stay open (each writer waiting in its session) until VSS
+/// collects them two days later. `Some` (saying so) when the requester died and those
+/// open sessions are all that I3 finds; I3 itself still reports them.
+pub fn left_by_dead_requester(lab: &Site, names: &[String]) -> Option<String> {
+    let call = lab.server.job.requester_died?;
+    let open: Vec<ActorId> = lab
+        .watch()
+        .sessions
+        .open()
+        .iter()
+        .map(|s| s.writer)
+        .collect();
+    i3_but(lab, names, &open).ok.then(|| {
+        format!(
+            "the requester died after {call}: I3 finds only the {} writer session(s) it left \
+             open (field failure 10)",
+            open.len()
+        )
+    })
+}
+
+/// I3 but for the writers in `left_open`, whose sessions and states are not looked at.
+fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
     let mut problems = Vec::new();
     let mut accepted = Vec::new();
     let mut bases: Vec<&str> = lab
@@ -359,9 +387,15 @@ pub fn i3(lab: &Site, names: &[String]) -> Check {
             ));
         }
     }
-    problems.extend(lab.watch().writers.problems(names));
     let sessions = &lab.watch().sessions;
-    problems.extend(sessions.open().iter().map(|s| s.describe(names)));
+    problems.extend(lab.watch().writers.problems(names, left_open));
+    problems.extend(
+        sessions
+            .open()
+            .iter()
+            .filter(|s| !left_open.contains(&s.writer))
+            .map(|s| s.describe(names)),
+    );
     check(
         "I3",
         problems,
@@ -433,7 +467,9 @@ pub fn i5(lab: &Site, outcome: Outcome, names: &[String], end_us: u64) -> Check 
     for span in watch.windows.spans().iter().filter(|s| s.over(end_us)) {
         problems.push(span.describe(names, end_us));
     }
-    if outcome == Outcome::Failure && lab.server.job.failure.is_none() {
+    // A requester that died reports nothing: its failure is its death (field failure 10).
+    let job = &lab.server.job;
+    if outcome == Outcome::Failure && job.failure.is_none() && job.requester_died.is_none() {
         problems.push("the job failed without a code".into());
     }
     check(
