@@ -184,9 +184,7 @@ fn known_gap(fault: &Fault, why: &str) -> Option<&'static str> {
         } if left_set => Some("a starting checkpoint the dead requester never merged"),
         // A Linux guest a fault leaves frozen (FF18) is accepted only where the
         // scenario states its mounts in [expect].
-        Fault::DaemonExit { .. } | Fault::VhdSetCheckpointError { .. }
-            if why.contains("still frozen or held") =>
-        {
+        Fault::DaemonExit { .. } if why.contains("still frozen or held") => {
             Some("a Linux guest a fault left frozen (field failure 18)")
         }
         _ => None,

@@ -284,3 +284,26 @@ fn a_writer_hanging_in_backup_complete_is_reported_not_responding() {
         i3(&out).message
     );
 }
+
+/// Group "writes still frozen": an administrator froze /srv by hand before the run (field
+/// failure 13) and the VHD Set checkpoint fails before the guest is asked; the backup
+/// never thawed what it never froze, so the VM is as it was and I3 holds, naming it.
+#[test]
+fn a_mount_frozen_by_hand_before_a_backup_that_never_reached_the_guest_stays_as_it_was() {
+    let out = run_with(
+        "f3-linux-fsfreeze-by-hand-data",
+        Fault::VhdSetCheckpointError {
+            vm: "lnx01".into(),
+            error_code: 32768,
+        },
+    );
+    judged_clean(&out);
+    assert_eq!(out.report.outcome, Outcome::Failure, "{}", out.report);
+    assert!(
+        i3(&out)
+            .message
+            .contains("file systems frozen by hand before the run still frozen (lnx01: /srv)"),
+        "{}",
+        i3(&out).message
+    );
+}

@@ -273,6 +273,7 @@ pub fn left_by_dead_requester(lab: &Site, names: &[String]) -> Option<String> {
 fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
     let mut problems = Vec::new();
     let mut accepted = Vec::new();
+    let mut frozen_before = Vec::new();
     let mut bases: Vec<&str> = lab
         .vms
         .iter()
@@ -373,8 +374,21 @@ fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
             .find(|e| e.vm == v.name)
             .map(|e| e.frozen_after.as_slice())
             .unwrap_or_default();
+        // Mounts an administrator froze by hand before the run (field failure 13) that
+        // the backup never reached stay frozen: the VM is as it was.
+        let admin = lab
+            .scenario
+            .vm(&v.name)
+            .map(|s| s.guest.frozen_by_admin.as_slice())
+            .unwrap_or_default();
+        let as_before = !v.fs_frozen.is_empty()
+            && !v.frozen
+            && v.fs_frozen.len() == admin.len()
+            && v.fs_frozen.iter().all(|m| admin.contains(m));
         if !v.fs_frozen.is_empty() && v.fs_frozen == expected_frozen && !v.frozen {
             accepted.push(format!("{}: {}", v.name, v.fs_frozen.join(" ")));
+        } else if as_before {
+            frozen_before.push(format!("{}: {}", v.name, v.fs_frozen.join(" ")));
         } else if v.frozen || v.held {
             problems.push(format!(
                 "{}'s writes are still frozen or held{}",
@@ -400,7 +414,7 @@ fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
         "I3",
         problems,
         &format!(
-            "{} volume(s): no snapshot, checkpoint or AVHDX remains{}; {}; {}; {} VM(s) as before{}",
+            "{} volume(s): no snapshot, checkpoint or AVHDX remains{}; {}; {}; {} VM(s) as before{}{}",
             lab.volumes.len(),
             if expected_left.is_empty() {
                 String::new()
@@ -419,6 +433,14 @@ fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
                 format!(
                     " but for file systems left frozen as the scenario expects ({})",
                     accepted.join("; ")
+                )
+            },
+            if frozen_before.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", file systems frozen by hand before the run still frozen ({})",
+                    frozen_before.join("; ")
                 )
             }
         ),
