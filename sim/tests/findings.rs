@@ -307,3 +307,27 @@ fn a_mount_frozen_by_hand_before_a_backup_that_never_reached_the_guest_stays_as_
         i3(&out).message
     );
 }
+
+/// Group "I2 at F2.10" (from `--faults exhaustive`): the SQL writer's OnPostSnapshot
+/// callback is denied after it rolled back its open transaction in the auto-recovery
+/// snapshot; the backup holds the recovered image, so I2 holds.
+#[test]
+fn a_writer_denied_its_post_snapshot_callback_still_recovers_its_transaction() {
+    let out = run_with(
+        "f2-online-backup-checkpoint",
+        writer_failure(
+            "app01",
+            "SqlServerWriter",
+            WriterEvent::OnPostSnapshot,
+            WriterFailure::AccessDenied,
+        ),
+    );
+    judged_clean(&out);
+    assert!(
+        out.story
+            .iter()
+            .any(|l| l.contains("SqlServerWriter: OnPostSnapshot") && l.contains("auto_recovery=")),
+        "{}",
+        out.story.join("\n")
+    );
+}

@@ -240,6 +240,17 @@ impl GuestWriterCore {
             )
             .with_event(EVENT_WRITER_CALLBACK_DENIED);
         }
+        let mut fx = Vec::with_capacity(3);
+        if with == WriterFailure::AccessDenied {
+            // It did its work: flushed, resumed, or rolled back its open transaction in
+            // the auto-recoverable snapshot (F2.10), which the backup then holds (I2).
+            match event {
+                WriterEvent::OnFreeze => fx.push(GuestWriterEffect::Freeze),
+                WriterEvent::OnThaw | WriterEvent::OnAbort => fx.push(GuestWriterEffect::Thaw),
+                WriterEvent::OnPostSnapshot => fx.push(GuestWriterEffect::Recover),
+                _ => {}
+            }
+        }
         let told = if with == WriterFailure::AccessDenied {
             GuestWriterEffect::CallbackDenied {
                 event,
@@ -258,15 +269,14 @@ impl GuestWriterCore {
                 state: self.state,
             }
         };
-        vec![
-            told,
-            GuestWriterEffect::Reply {
-                delay_us: HANDLE_US,
-                event,
-                state: self.state,
-                result: Err(fail),
-            },
-        ]
+        fx.push(told);
+        fx.push(GuestWriterEffect::Reply {
+            delay_us: HANDLE_US,
+            event,
+            state: self.state,
+            result: Err(fail),
+        });
+        fx
     }
 
     pub fn digest(&self, h: &mut blake3::Hasher) {

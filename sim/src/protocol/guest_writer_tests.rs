@@ -271,3 +271,29 @@ fn an_event_arriving_while_a_handler_runs_is_answered_after_it() {
     let thaw = w.on_event(WriterEvent::OnPostSnapshot);
     assert_eq!(reply(&w.in_turn(10_000_000, thaw)).0, HANDLE_US);
 }
+
+/// Found by `hvsim explore --faults exhaustive`: a writer denied its callback did its
+/// work, so at OnPostSnapshot it still rolls back its open transaction in the
+/// auto-recoverable snapshot (F2.10) before its answer is lost.
+#[test]
+fn a_writer_denied_its_callback_still_does_its_work() {
+    let mut w = writer(
+        WriterKind::Sql,
+        Some(At::OnPostSnapshot),
+        Some(WriterFailure::AccessDenied),
+    );
+    let fx = w.on_event(WriterEvent::OnPostSnapshot);
+    assert_eq!(fx[0], GuestWriterEffect::Recover);
+    let (_, state, result) = reply(&fx);
+    assert_eq!(state, WriterState::WaitingForBackupComplete);
+    assert_eq!(result.map_err(|f| f.code), Err(Hresult::EAccessDenied));
+    let mut w = writer(
+        WriterKind::Sql,
+        Some(At::OnFreeze),
+        Some(WriterFailure::AccessDenied),
+    );
+    assert_eq!(
+        w.on_event(WriterEvent::OnFreeze)[0],
+        GuestWriterEffect::Freeze
+    );
+}
