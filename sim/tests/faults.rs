@@ -1,7 +1,7 @@
 //! The fault plan against whole runs: `out_of_space` fires at the step it names and
 //! nowhere else (SPEC F2.5, F2.6, F3.3, R8), a step the model cannot honour is refused
 //! before the run, and every point `FaultPlan::points` lists for a library scenario, added
-//! as its only fault, runs to a verdict (a failed job carries a real code).
+//! as its only fault, passes `hvsim explore`'s judgement of a faulted run.
 
 mod library;
 
@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use hvsim_sim::explore::{violation, Judgement};
 use hvsim_sim::faults::{FaultPlan, FaultPoint};
 use hvsim_sim::run::{run, RunError, RunOptions, RunOutput};
 use hvsim_sim::scenario::{Fault, Hresult, Outcome, Scenario};
@@ -164,6 +165,32 @@ const PER_KIND: usize = 1;
 /// A run whose job does not end in this wall-clock time is a livelock for this test.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Findings of the judgement the model cannot close yet, each named by what is missing;
+/// any other finding fails the test.
+fn known_gap(fault: &Fault, why: &str) -> Option<&'static str> {
+    use hvsim_sim::scenario::RequesterStep;
+    let left_set = why.contains("still has snapshot(s)") || why.contains("still has checkpoint(s)");
+    match fault {
+        // VSS releases a dead requester's backup-components object (reference vss.md
+        // §1.1 step 13): its auto-release shadow copies go, but the model keeps them, and
+        // the checkpoint the set made stays for the requester to remove.
+        Fault::RequesterCrash {
+            after: RequesterStep::DoSnapshotSet,
+        } if left_set => Some("a dead requester's snapshot set is never released"),
+        // A checkpoint the scenario starts with (FF22) stays when the requester dies
+        // before merging it: not this run's leftover, but I3 does not know it.
+        Fault::RequesterCrash {
+            after: RequesterStep::PrepareForBackup,
+        } if left_set => Some("a starting checkpoint the dead requester never merged"),
+        // A Linux guest a fault leaves frozen (FF18) is accepted only where the
+        // scenario states its mounts in [expect].
+        Fault::DaemonExit { .. } if why.contains("still frozen or held") => {
+            Some("a Linux guest a fault left frozen (field failure 18)")
+        }
+        _ => None,
+    }
+}
+
 fn kind(f: &Fault) -> std::mem::Discriminant<Fault> {
     std::mem::discriminant(f)
 }
@@ -189,6 +216,7 @@ fn every_point_of_every_library_scenario_runs_to_a_verdict() {
     let started = Instant::now();
     let (mut listed, mut ran, mut failed) = (0, 0, 0);
     let mut problems = Vec::new();
+    let mut gaps = Vec::new();
     for (n, f) in files.iter().enumerate() {
         let base = Scenario::load(f).unwrap_or_else(|e| panic!("{e}"));
         let points = FaultPlan::points(&base);
@@ -197,13 +225,6 @@ fn every_point_of_every_library_scenario_runs_to_a_verdict() {
         for point in sample(&points, n) {
             let mut s = base.clone();
             s.faults = vec![point.fault.clone()];
-            if matches!(point.fault, Fault::RequesterCrash { .. }) {
-                // A job whose requester died never ends: the guest would write for the
-                // workload's hours until the step limit. Its verdict needs no workload.
-                for vm in &mut s.vms {
-                    vm.workload = Default::default();
-                }
-            }
             let what = format!(
                 "{name}: {}",
                 serde_json::to_string(&point.fault).unwrap_or_default()
@@ -220,17 +241,16 @@ fn every_point_of_every_library_scenario_runs_to_a_verdict() {
             };
             match run(Rc::new(s), seed, opts) {
                 Ok(out) => {
-                    let crashed = matches!(point.fault, Fault::RequesterCrash { .. })
-                        && out.report.failure.as_deref() == Some("the job did not finish");
-                    // A dead requester reports no code: its verdict is the job left
-                    // unfinished (I3 names the writer sessions it left open, FF10).
-                    if !crashed && out.report.outcome == Outcome::Failure {
+                    if out.report.outcome == Outcome::Failure {
                         failed += 1;
-                        if out.report.code.is_none() && out.report.event.is_none() {
-                            problems.push(format!(
-                                "{what}: failed with no code ({})",
-                                out.report.failure.unwrap_or_default()
-                            ));
+                    }
+                    // One judgement with `hvsim explore`: the invariants hold, a failure
+                    // carries its code and F5.T class, a dead requester leaves exactly
+                    // its open writer sessions (field failure 10).
+                    if let Some((broke, why)) = violation(&out.report, Judgement::Invariants) {
+                        match known_gap(&point.fault, &why) {
+                            Some(gap) => gaps.push(format!("{what}: {gap}")),
+                            None => problems.push(format!("{what}: {broke}: {why}")),
                         }
                     }
                 }
@@ -243,6 +263,9 @@ fn every_point_of_every_library_scenario_runs_to_a_verdict() {
         files.len(),
         started.elapsed().as_secs_f64()
     );
+    for g in &gaps {
+        eprintln!("KNOWN GAP {g}");
+    }
     for p in &problems {
         eprintln!("PROBLEM {p}");
     }

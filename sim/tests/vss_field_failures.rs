@@ -369,7 +369,10 @@ fn ff10_a_requester_crash_leaves_writer_sessions_open_and_i3_names_them() {
     );
     assert_eq!(
         out.report.failure.as_deref(),
-        Some("the job did not finish")
+        Some(
+            "the requester died after PrepareForBackup returned: no BackupComplete or \
+             AbortBackup closed its writer sessions (field failure 10)"
+        )
     );
 }
 

@@ -149,6 +149,7 @@ impl Actor<Msg, Site> for GuestWriter {
                 effects = self.core.recovery_failed(&problem);
             }
         }
+        let effects = self.core.in_turn(cx.out.now_us(), effects);
         for effect in effects {
             self.apply(vss, effect, cx);
         }

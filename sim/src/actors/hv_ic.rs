@@ -127,6 +127,10 @@ impl Actor<Msg, Site> for HvIc {
                 writers,
                 ..
             } => {
+                if call == VssCall::GatherWriterStatus && result.is_ok() {
+                    let registered = cx.world.vms[self.vm].writers;
+                    self.core.writer_status(writers.len(), registered);
+                }
                 // GetWriterStatus: a failed writer's failure is the call's outcome.
                 let result = match WriterStatus::first_failure(&writers) {
                     Some(f) if call == VssCall::GatherWriterStatus => Err(f),

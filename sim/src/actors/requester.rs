@@ -735,8 +735,12 @@ impl Actor<Msg, Site> for Requester {
                 RequesterStep::DoSnapshotSet => crate::protocol::vss::VssCall::DoSnapshotSet,
             };
             if *call == at {
-                // The process dies: no AbortBackup, no BackupComplete, no release.
+                // The process dies: no AbortBackup, no BackupComplete, no release. The job
+                // is over (nothing will finish it), so the guests' workloads stop and the
+                // run ends once VSS and the writers have settled.
                 self.crashed = true;
+                cx.world.server.job.requester_died = Some(at.name());
+                cx.world.server.job.done = true;
                 cx.out.detail("crashed", "the backup application exited");
                 return;
             }

@@ -22,6 +22,10 @@ pub struct JobRecord {
     pub retries: Vec<String>,
     /// Writers the requester last saw failed in GatherWriterStatus, as it saw them.
     pub failed_writers: Vec<crate::protocol::vss::WriterStatus>,
+    /// The requester process died after this call's answer (a `requester_crash` fault):
+    /// the job is over with no result, and the writer sessions it opened stay open
+    /// (field failure 10).
+    pub requester_died: Option<&'static str>,
 }
 
 impl JobRecord {

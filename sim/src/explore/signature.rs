@@ -17,7 +17,9 @@ pub enum Judgement {
     Expect,
     /// A run the file does not describe (a fault or swarm options added): the invariants
     /// I1–I6 hold (I3: nothing left behind) and a failed job carries its real code and
-    /// F5.T class.
+    /// F5.T class — but for a job whose requester died (a `requester_crash` fault): it
+    /// has no result to report, and the writer sessions it left open, when I3 finds
+    /// nothing else, are what a real host shows (field failure 10).
     Invariants,
 }
 
@@ -26,7 +28,11 @@ pub fn violation(r: &RunReport, judgement: Judgement) -> Option<(String, String)
     if let Some(planted) = planted(r) {
         return Some(planted);
     }
-    if let Some(c) = r.invariants.iter().find(|c| !c.ok) {
+    // A faulted run whose requester died leaves its writer sessions open (field failure
+    // 10): I3 reports exactly those and nothing else, which is what a real host shows.
+    let ff10 = judgement == Judgement::Invariants && r.left_by_dead_requester.is_some();
+    let broken = |c: &&crate::run::Check| !c.ok && (!ff10 || c.id != "I3");
+    if let Some(c) = r.invariants.iter().find(broken) {
         return Some((c.id.to_string(), c.message.clone()));
     }
     match judgement {
@@ -35,7 +41,7 @@ pub fn violation(r: &RunReport, judgement: Judgement) -> Option<(String, String)
             .iter()
             .find(|c| !c.ok)
             .map(|c| (format!("{}: {}", c.id, c.message), c.message.clone())),
-        Judgement::Invariants if r.outcome == Outcome::Failure => {
+        Judgement::Invariants if r.outcome == Outcome::Failure && r.requester_died.is_none() => {
             let why = r.failure.clone().unwrap_or_default();
             if r.code.is_none() && r.event.is_none() {
                 Some(("failure without a code".into(), why))

@@ -88,6 +88,10 @@ pub struct GuestWriterCore {
     /// The event this writer fails at, and how (from the run's fault plan).
     failure: Option<(crate::scenario::WriterEvent, WriterFailure)>,
     state: WriterState,
+    /// When the handler now running returns: VSS calls a writer's handlers one at a
+    /// time, so an event arriving earlier (an OnAbort during a slow OnFreeze) is
+    /// answered only after it.
+    busy_until_us: u64,
 }
 
 impl GuestWriterCore {
@@ -99,6 +103,7 @@ impl GuestWriterCore {
             config,
             failure,
             state: WriterState::Stable,
+            busy_until_us: 0,
         }
     }
 
@@ -142,6 +147,26 @@ impl GuestWriterCore {
             state: self.state,
             result: Ok(()),
         });
+        fx
+    }
+
+    /// `fx` (what `on_event` or `recovery_failed` decided for an event arriving at
+    /// `now_us`) with its answer queued behind the handler still running: the answers
+    /// leave in the order the events came, so the last answer VSS gets carries the
+    /// writer's state after the last event (an OnAbort's stable, never a late
+    /// OnFreeze's waiting-for-thaw). A hanging handler (no answer) holds nothing up.
+    pub fn in_turn(
+        &mut self,
+        now_us: u64,
+        mut fx: Vec<GuestWriterEffect>,
+    ) -> Vec<GuestWriterEffect> {
+        for e in &mut fx {
+            if let GuestWriterEffect::Reply { delay_us, .. } = e {
+                let start = self.busy_until_us.max(now_us);
+                self.busy_until_us = start + *delay_us;
+                *delay_us = self.busy_until_us - now_us;
+            }
+        }
         fx
     }
 
@@ -215,6 +240,17 @@ impl GuestWriterCore {
             )
             .with_event(EVENT_WRITER_CALLBACK_DENIED);
         }
+        let mut fx = Vec::with_capacity(3);
+        if with == WriterFailure::AccessDenied {
+            // It did its work: flushed, resumed, or rolled back its open transaction in
+            // the auto-recoverable snapshot (F2.10), which the backup then holds (I2).
+            match event {
+                WriterEvent::OnFreeze => fx.push(GuestWriterEffect::Freeze),
+                WriterEvent::OnThaw | WriterEvent::OnAbort => fx.push(GuestWriterEffect::Thaw),
+                WriterEvent::OnPostSnapshot => fx.push(GuestWriterEffect::Recover),
+                _ => {}
+            }
+        }
         let told = if with == WriterFailure::AccessDenied {
             GuestWriterEffect::CallbackDenied {
                 event,
@@ -233,15 +269,14 @@ impl GuestWriterCore {
                 state: self.state,
             }
         };
-        vec![
-            told,
-            GuestWriterEffect::Reply {
-                delay_us: HANDLE_US,
-                event,
-                state: self.state,
-                result: Err(fail),
-            },
-        ]
+        fx.push(told);
+        fx.push(GuestWriterEffect::Reply {
+            delay_us: HANDLE_US,
+            event,
+            state: self.state,
+            result: Err(fail),
+        });
+        fx
     }
 
     pub fn digest(&self, h: &mut blake3::Hasher) {

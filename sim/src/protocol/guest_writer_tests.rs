@@ -251,3 +251,49 @@ fn a_failed_recovery_fails_post_snapshot_naming_the_writer() {
         f.detail
     );
 }
+
+/// Found by `hvsim explore` (a writer failing OnFreeze while another still flushed): the
+/// OnAbort that arrives during a slow OnFreeze is answered after it, so the writer's last
+/// answer is the abort's stable state, not the freeze's waiting-for-thaw.
+#[test]
+fn an_event_arriving_while_a_handler_runs_is_answered_after_it() {
+    let mut w = writer(WriterKind::System, None, None);
+    let freeze = w.on_event(WriterEvent::OnFreeze);
+    let freeze = w.in_turn(1_000, freeze);
+    assert_eq!(reply(&freeze).0, FLUSH_US);
+    // The abort comes 20 ms into the 150 ms flush.
+    let abort = w.on_event(WriterEvent::OnAbort);
+    let abort = w.in_turn(21_000, abort);
+    let (delay, state, result) = reply(&abort);
+    assert_eq!((state, result), (WriterState::Stable, Ok(())));
+    assert_eq!(21_000 + delay, 1_000 + FLUSH_US + HANDLE_US);
+    // An idle writer answers in its own time.
+    let thaw = w.on_event(WriterEvent::OnPostSnapshot);
+    assert_eq!(reply(&w.in_turn(10_000_000, thaw)).0, HANDLE_US);
+}
+
+/// Found by `hvsim explore --faults exhaustive`: a writer denied its callback did its
+/// work, so at OnPostSnapshot it still rolls back its open transaction in the
+/// auto-recoverable snapshot (F2.10) before its answer is lost.
+#[test]
+fn a_writer_denied_its_callback_still_does_its_work() {
+    let mut w = writer(
+        WriterKind::Sql,
+        Some(At::OnPostSnapshot),
+        Some(WriterFailure::AccessDenied),
+    );
+    let fx = w.on_event(WriterEvent::OnPostSnapshot);
+    assert_eq!(fx[0], GuestWriterEffect::Recover);
+    let (_, state, result) = reply(&fx);
+    assert_eq!(state, WriterState::WaitingForBackupComplete);
+    assert_eq!(result.map_err(|f| f.code), Err(Hresult::EAccessDenied));
+    let mut w = writer(
+        WriterKind::Sql,
+        Some(At::OnFreeze),
+        Some(WriterFailure::AccessDenied),
+    );
+    assert_eq!(
+        w.on_event(WriterEvent::OnFreeze)[0],
+        GuestWriterEffect::Freeze
+    );
+}

@@ -96,6 +96,10 @@ pub struct IcCore {
     /// A guest volume the integration services' provider cannot shadow-copy (an iSCSI
     /// disk the guest attaches itself): the guest's backup fails non-retryable.
     unsupported_volume: Option<String>,
+    /// The guest has application writers, but none is in the writer status: every one
+    /// dropped out at Identify, so the set froze none and the guest's image is only
+    /// file-consistent (its file systems flushed under flush-and-hold).
+    no_writer_took_part: bool,
 }
 
 impl IcCore {
@@ -122,6 +126,25 @@ impl IcCore {
             reached: Reached::Application,
             unsupported_volume: None,
             no_auto_recovery: true,
+            no_writer_took_part: false,
+        }
+    }
+
+    /// What the guest's GatherWriterStatus listed: `listed` writers of the `registered`
+    /// the guest has (a writer failing Identify has no status, reference vss.md §1.1
+    /// step 5).
+    pub fn writer_status(&mut self, listed: usize, registered: usize) {
+        self.no_writer_took_part = listed == 0 && registered > 0;
+    }
+
+    /// The level a Windows guest's successful set reached: application-consistent when
+    /// its writers froze, file-consistent when none took part (I2: a claim may not
+    /// exceed what storage saw).
+    fn windows_level(&self) -> Reached {
+        if self.no_writer_took_part {
+            Reached::File
+        } else {
+            Reached::Application
         }
     }
 
@@ -216,17 +239,33 @@ impl IcCore {
 
     /// Ends the set the guest holds: BackupComplete, or AbortBackup when the host aborted.
     fn finish_held(&mut self, ok: bool, fx: &mut Vec<IcEffect>) {
-        self.reached = Reached::Application;
+        self.reached = self.windows_level();
         if ok {
             self.call(VssCall::BackupComplete, fx);
         } else {
-            self.failure = Some(Fail::new(
-                Hresult::VssEUnexpected,
-                FailureClass::Host,
-                "the host aborted",
-            ));
+            self.failure = Some(host_aborted());
             self.call(VssCall::AbortBackup, fx);
         }
+    }
+
+    /// The host aborted while the guest was still preparing (IcFinish during
+    /// GatherWriterMetadata, PrepareForBackup or its GatherWriterStatus): the guest makes
+    /// no set for a backup that is over. Before PrepareForBackup it just ends; after it,
+    /// the early stop goes through AbortBackup (reference vss.md §1.3). True when it
+    /// stopped.
+    fn stop_if_host_aborted(&mut self, prepared: bool, fx: &mut Vec<IcEffect>) -> bool {
+        if self.pending_finish != Some(false) {
+            return false;
+        }
+        self.pending_finish = None;
+        if prepared {
+            self.failure = Some(host_aborted());
+            self.call(VssCall::AbortBackup, fx);
+        } else {
+            self.stage = IcStage::Idle;
+            self.ready(Err(host_aborted()), fx);
+        }
+        true
     }
 
     /// The guest's VSS finished a call.
@@ -234,7 +273,9 @@ impl IcCore {
         let mut fx = Vec::new();
         match (call, result) {
             (VssCall::GatherWriterMetadata, Ok(())) => {
-                self.call(VssCall::PrepareForBackup, &mut fx)
+                if !self.stop_if_host_aborted(false, &mut fx) {
+                    self.call(VssCall::PrepareForBackup, &mut fx)
+                }
             }
             (VssCall::PrepareForBackup, Ok(())) => {
                 self.status_after = Some(VssCall::PrepareForBackup);
@@ -254,7 +295,9 @@ impl IcCore {
                         self.call(VssCall::AbortBackup, &mut fx);
                     }
                     (None, Some(VssCall::PrepareForBackup)) => {
-                        self.call(VssCall::DoSnapshotSet, &mut fx);
+                        if !self.stop_if_host_aborted(true, &mut fx) {
+                            self.call(VssCall::DoSnapshotSet, &mut fx);
+                        }
                     }
                     (None, _) => self.snapshot_done(&mut fx),
                 }
@@ -297,12 +340,12 @@ impl IcCore {
                 self.stage = IcStage::Holding;
                 match self.pending_finish.take() {
                     Some(ok) => self.finish_held(ok, fx),
-                    None => self.ready(Ok(Reached::Application), fx),
+                    None => self.ready(Ok(self.windows_level()), fx),
                 }
             }
             // F3: the checkpoint is the backup; the guest's backup is complete.
             IcPurpose::Checkpoint => {
-                self.reached = Reached::Application;
+                self.reached = self.windows_level();
                 self.call(VssCall::BackupComplete, fx);
             }
         }
@@ -425,6 +468,15 @@ impl IcCore {
     pub fn digest(&self, h: &mut blake3::Hasher) {
         h.update(format!("{:?}{}", self.stage, self.set).as_bytes());
     }
+}
+
+/// The guest's failure when the host aborted its part.
+fn host_aborted() -> Fail {
+    Fail::new(
+        Hresult::VssEUnexpected,
+        FailureClass::Host,
+        "the host aborted",
+    )
 }
 
 #[cfg(test)]

@@ -325,6 +325,39 @@ fn a_guest_without_backup_integration_service_fails_at_once() {
     assert_eq!((f.code, f.class), (Hresult::HvEFail, FailureClass::Guest));
 }
 
+/// Found by `hvsim explore`: the host gave up (its writer's 10-minute window) while a
+/// guest writer hung in OnIdentify; the guest then made a whole set and a checkpoint for
+/// a backup that was over. It makes none: before PrepareForBackup it just ends, after it
+/// it goes through AbortBackup (reference vss.md §1.3).
+#[test]
+fn a_host_abort_before_the_guest_prepared_makes_no_set() {
+    let mut ic = ic(GuestOs::Windows);
+    ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+    assert_eq!(ic.on_finish(HOST, false), vec![]);
+    let fx = ic.on_vss_done(VssCall::GatherWriterMetadata, ok());
+    assert!(
+        !fx.iter().any(|e| matches!(e, IcEffect::CallVss { .. })),
+        "{fx:?}"
+    );
+    let f = ready(&fx).expect("answered").expect_err("aborted");
+    assert_eq!(f.code, Hresult::VssEUnexpected);
+    assert_eq!(ic.stage(), IcStage::Idle);
+
+    let mut ic = ic_again();
+    ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+    ic.on_vss_done(VssCall::GatherWriterMetadata, ok());
+    assert_eq!(ic.on_finish(HOST, false), vec![]);
+    ic.on_vss_done(VssCall::PrepareForBackup, ok());
+    let fx = ic.on_vss_done(VssCall::GatherWriterStatus, ok());
+    assert_eq!(fx, vec![call(VssCall::AbortBackup)]);
+    let fx = ic.on_vss_done(VssCall::AbortBackup, ok());
+    assert!(ready(&fx).expect("answered").is_err());
+}
+
+fn ic_again() -> IcCore {
+    ic(GuestOs::Windows)
+}
+
 #[test]
 fn a_host_abort_while_the_guest_makes_its_set_aborts_it_once_made() {
     // The host aborts (IcFinish false) while the guest's DoSnapshotSet runs: the guest
@@ -385,4 +418,30 @@ fn a_guest_wanting_auto_recovery_gets_auto_recover_before_bu_complete() {
     );
     let fx = ic.on_hv_vss_reply(HvVssOp::BuComplete, 0, HV_S_OK);
     assert_eq!(ready(&fx), Some(Ok(Reached::File)));
+}
+
+/// Found by `hvsim explore`: the guest's only application writer fails Identify and drops
+/// out; the set froze no writer, so the guest claims file consistency, never application
+/// (I2). With a writer in the status, the claim stays application.
+#[test]
+fn a_guest_whose_writers_all_dropped_out_claims_only_file_consistency() {
+    for (listed, want) in [(0, Reached::File), (2, Reached::Application)] {
+        let mut ic = ic(GuestOs::Windows);
+        ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+        ic.on_vss_done(VssCall::GatherWriterMetadata, ok());
+        ic.on_vss_done(VssCall::PrepareForBackup, ok());
+        ic.writer_status(listed, 3);
+        ic.on_vss_done(VssCall::GatherWriterStatus, ok());
+        ic.on_vss_done(VssCall::DoSnapshotSet, ok());
+        ic.writer_status(listed, 3);
+        let fx = ic.on_vss_done(VssCall::GatherWriterStatus, ok());
+        assert_eq!(ready(&fx), Some(Ok(want)), "{listed} writer(s) listed");
+    }
+    // A guest with no application writers at all is application-consistent by its VSS.
+    let mut ic = ic(GuestOs::Windows);
+    ic.on_backup(HOST, IcPurpose::BackupCheckpoint);
+    ic.writer_status(0, 0);
+    snapshot_set(&mut ic);
+    let fx = ic.on_vss_done(VssCall::GatherWriterStatus, ok());
+    assert_eq!(ready(&fx), Some(Ok(Reached::Application)));
 }

@@ -9,6 +9,7 @@ use crate::backup as restore;
 use crate::plan::Method;
 use crate::protocol::msg::Reached;
 use crate::scenario::{Consistency, Outcome};
+use crate::sched::ActorId;
 use crate::site::Site;
 use crate::world::PAGE;
 
@@ -244,8 +245,36 @@ fn merge_failed(lab: &Site, vm: &str) -> bool {
 /// I3: nothing is left behind, every VM is as it was, and every writer is back to stable
 /// by its own last answer (the watch's writers checker).
 pub fn i3(lab: &Site, names: &[String]) -> Check {
+    i3_but(lab, names, &[])
+}
+
+/// Field failure 10, what a real host shows after the requester process died: the
+/// writer sessions it opened stay open (each writer waiting in its session) until VSS
+/// collects them two days later. `Some` (saying so) when the requester died and those
+/// open sessions are all that I3 finds; I3 itself still reports them.
+pub fn left_by_dead_requester(lab: &Site, names: &[String]) -> Option<String> {
+    let call = lab.server.job.requester_died?;
+    let open: Vec<ActorId> = lab
+        .watch()
+        .sessions
+        .open()
+        .iter()
+        .map(|s| s.writer)
+        .collect();
+    i3_but(lab, names, &open).ok.then(|| {
+        format!(
+            "the requester died after {call}: I3 finds only the {} writer session(s) it left \
+             open (field failure 10)",
+            open.len()
+        )
+    })
+}
+
+/// I3 but for the writers in `left_open`, whose sessions and states are not looked at.
+fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
     let mut problems = Vec::new();
     let mut accepted = Vec::new();
+    let mut frozen_before = Vec::new();
     let mut bases: Vec<&str> = lab
         .vms
         .iter()
@@ -346,8 +375,21 @@ pub fn i3(lab: &Site, names: &[String]) -> Check {
             .find(|e| e.vm == v.name)
             .map(|e| e.frozen_after.as_slice())
             .unwrap_or_default();
+        // Mounts an administrator froze by hand before the run (field failure 13) that
+        // the backup never reached stay frozen: the VM is as it was.
+        let admin = lab
+            .scenario
+            .vm(&v.name)
+            .map(|s| s.guest.frozen_by_admin.as_slice())
+            .unwrap_or_default();
+        let as_before = !v.fs_frozen.is_empty()
+            && !v.frozen
+            && v.fs_frozen.len() == admin.len()
+            && v.fs_frozen.iter().all(|m| admin.contains(m));
         if !v.fs_frozen.is_empty() && v.fs_frozen == expected_frozen && !v.frozen {
             accepted.push(format!("{}: {}", v.name, v.fs_frozen.join(" ")));
+        } else if as_before {
+            frozen_before.push(format!("{}: {}", v.name, v.fs_frozen.join(" ")));
         } else if v.frozen || v.held {
             problems.push(format!(
                 "{}'s writes are still frozen or held{}",
@@ -360,14 +402,20 @@ pub fn i3(lab: &Site, names: &[String]) -> Check {
             ));
         }
     }
-    problems.extend(lab.watch().writers.problems(names));
     let sessions = &lab.watch().sessions;
-    problems.extend(sessions.open().iter().map(|s| s.describe(names)));
+    problems.extend(lab.watch().writers.problems(names, left_open));
+    problems.extend(
+        sessions
+            .open()
+            .iter()
+            .filter(|s| !left_open.contains(&s.writer))
+            .map(|s| s.describe(names)),
+    );
     check(
         "I3",
         problems,
         &format!(
-            "{} volume(s): no snapshot, checkpoint or AVHDX remains{}; {}; {}; {} VM(s) as before{}",
+            "{} volume(s): no snapshot, checkpoint or AVHDX remains{}; {}; {}; {} VM(s) as before{}{}",
             lab.volumes.len(),
             if expected_left.is_empty() {
                 String::new()
@@ -386,6 +434,14 @@ pub fn i3(lab: &Site, names: &[String]) -> Check {
                 format!(
                     " but for file systems left frozen as the scenario expects ({})",
                     accepted.join("; ")
+                )
+            },
+            if frozen_before.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", file systems frozen by hand before the run still frozen ({})",
+                    frozen_before.join("; ")
                 )
             }
         ),
@@ -434,7 +490,9 @@ pub fn i5(lab: &Site, outcome: Outcome, names: &[String], end_us: u64) -> Check 
     for span in watch.windows.spans().iter().filter(|s| s.over(end_us)) {
         problems.push(span.describe(names, end_us));
     }
-    if outcome == Outcome::Failure && lab.server.job.failure.is_none() {
+    // A requester that died reports nothing: its failure is its death (field failure 10).
+    let job = &lab.server.job;
+    if outcome == Outcome::Failure && job.failure.is_none() && job.requester_died.is_none() {
         problems.push("the job failed without a code".into());
     }
     check(

@@ -303,7 +303,7 @@ fn conclude(
     names: &[String],
 ) -> RunReport {
     let job = &lab.server.job;
-    let outcome = if job.failure.is_some() || !job.done {
+    let outcome = if job.failure.is_some() || !job.done || job.requester_died.is_some() {
         Outcome::Failure
     } else {
         Outcome::Success
@@ -446,6 +446,14 @@ fn conclude(
         failure: failure
             .as_ref()
             .map(|f| f.detail.clone())
+            .or_else(|| {
+                lab.server.job.requester_died.map(|call| {
+                    format!(
+                        "the requester died after {call} returned: no BackupComplete or \
+                         AbortBackup closed its writer sessions (field failure 10)"
+                    )
+                })
+            })
             .or_else(|| (!lab.server.job.done).then(|| "the job did not finish".to_string())),
         retries: lab.server.job.retries.clone(),
         writers: lab
@@ -521,6 +529,8 @@ fn conclude(
         steps,
         virtual_us: now,
         files_left: files_left(lab),
+        requester_died: lab.server.job.requester_died,
+        left_by_dead_requester: invariants::left_by_dead_requester(lab, names),
     };
     report.expectations = expectations(s, &report);
     report

@@ -106,6 +106,13 @@ pub struct RunReport {
     pub virtual_us: u64,
     /// Files left on the volumes besides the VMs' base disks, as `volume:file`.
     pub files_left: Vec<String>,
+    /// The requester process died after this call's answer: the job has no result and
+    /// no code to report (field failure 10).
+    pub requester_died: Option<&'static str>,
+    /// The requester died and I3's only problems are the writer sessions it left open:
+    /// what a real host shows (field failure 10), as the judgement of a faulted run
+    /// accepts it.
+    pub left_by_dead_requester: Option<String>,
 }
 
 impl RunReport {

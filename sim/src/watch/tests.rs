@@ -648,7 +648,7 @@ fn writers_that_answered_stable_last_pass_and_are_counted() {
             feed.deliver(SERVICE, id, &done(e, state, true), |d| w.delivered(d));
         }
     }
-    assert_eq!(w.problems(&names()), Vec::<String>::new());
+    assert_eq!(w.problems(&names(), &[]), Vec::<String>::new());
     assert_eq!(w.compared(), "2 writer(s) stable by their own last status");
 }
 
@@ -660,8 +660,61 @@ fn a_writer_whose_last_status_is_not_stable_is_named() {
     let failed = done(OnFreeze, WriterState::FailedAtFreeze, false);
     feed.deliver(SERVICE, WRITER, &failed, |d| w.delivered(d));
     assert_eq!(
-        w.problems(&names()),
+        w.problems(&names(), &[]),
         ["GuestWriter@vm/Sql last reported VSS_WS_FAILED_AT_FREEZE"]
+    );
+}
+
+/// Found by `hvsim explore`: a writer failing Identify or BackupComplete gets no further
+/// event in that backup, and its failed state stays visible until the next backup
+/// (reference vss.md §2.4, §8): I3 accepts it and counts it; failed at Freeze with no
+/// OnAbort after it stays a problem (above).
+#[test]
+fn a_writer_failed_at_identify_or_backup_complete_rests_failed() {
+    for (event, state) in [
+        (OnIdentify, WriterState::FailedAtIdentify),
+        (OnBackupComplete, WriterState::FailedAtBackupComplete),
+    ] {
+        let mut w = Writers::default();
+        let mut feed = Feed::new();
+        feed.deliver(WRITER, SERVICE, &writer(event), |d| w.delivered(d));
+        feed.deliver(SERVICE, WRITER, &done(event, state, false), |d| {
+            w.delivered(d)
+        });
+        assert_eq!(w.problems(&names(), &[]), Vec::<String>::new(), "{state:?}");
+        assert_eq!(
+            w.compared(),
+            "0 writer(s) stable by their own last status, 1 failed (shown until the next backup)"
+        );
+    }
+}
+
+/// Found by `hvsim explore`: a writer hangs in OnBackupComplete; VSS's writer-response
+/// window expires (VSS_E_WRITER_NOT_RESPONDING, reported to the requester). The hang is
+/// reported, so I3 accepts it by name; an event VSS never gave up on stays a problem.
+#[test]
+fn a_hung_event_vss_gave_up_on_is_accepted_and_counted() {
+    let mut w = Writers::default();
+    let mut feed = Feed::new();
+    feed.deliver(WRITER, SERVICE, &writer(OnBackupComplete), |d| {
+        w.delivered(d)
+    });
+    assert_eq!(
+        w.problems(&names(), &[]),
+        ["GuestWriter@vm/Sql never answered OnBackupComplete (step 1)"]
+    );
+    let expired = Msg::Window {
+        timer: crate::protocol::vss::VssTimer::WriterResponse,
+    };
+    // Another service's window is not this writer's.
+    feed.deliver(OTHER_WRITER, SERVICE, &expired, |d| w.delivered(d));
+    assert_eq!(w.problems(&names(), &[]).len(), 1);
+    feed.deliver(SERVICE, SERVICE, &expired, |d| w.delivered(d));
+    assert_eq!(w.problems(&names(), &[]), Vec::<String>::new());
+    assert_eq!(
+        w.compared(),
+        "0 writer(s) stable by their own last status, 1 hung event(s) VSS gave up on and \
+         reported (VSS_E_WRITER_NOT_RESPONDING)"
     );
 }
 
@@ -682,7 +735,7 @@ fn a_writer_left_with_an_unanswered_event_is_named_with_its_step() {
         w.delivered(d)
     });
     assert_eq!(
-        w.problems(&names()),
+        w.problems(&names(), &[]),
         ["GuestWriter@vm/Sql never answered OnPrepareSnapshot (step 3)"]
     );
     assert_eq!(w.seen()[&WRITER].state, Some(WriterState::Stable));
@@ -701,7 +754,7 @@ fn an_unanswered_event_superseded_by_a_later_stable_answer_passes_but_shows() {
         &done(OnAbort, WriterState::Stable, true),
         |d| w.delivered(d),
     );
-    assert_eq!(w.problems(&names()), Vec::<String>::new());
+    assert_eq!(w.problems(&names(), &[]), Vec::<String>::new());
     assert_eq!(
         w.compared(),
         "1 writer(s) stable by their own last status (1 unanswered event(s) superseded by a \

@@ -219,6 +219,9 @@ pub struct VmmsCore {
     ics: BTreeMap<usize, ActorId>,
     /// Per VM: whether its backup / recovery checkpoint is in the chain.
     taken: BTreeMap<usize, bool>,
+    /// VMs whose guest commit took the checkpoint of the production checkpoint still
+    /// waiting for the guest's answer (F3.3).
+    guest_took: std::collections::BTreeSet<usize>,
     /// Per VM: its auto-recovery checkpoint, until deleted on the live volume.
     recovery: BTreeMap<usize, Recovery>,
     waiters: BTreeMap<WaitKey, (ActorId, VmmsOp)>,
@@ -288,6 +291,13 @@ impl VmmsCore {
             }
             VmmsOp::CheckpointNow { .. } => {
                 let r = self.checkpoint(vm, v.auto_recovery, port);
+                let waiting = WaitKey {
+                    vm,
+                    on: Waiting::Checkpoint,
+                };
+                if r.is_ok() && self.waiters.contains_key(&waiting) {
+                    self.guest_took.insert(vm);
+                }
                 reply(port, from, CHECKPOINT_US, op, r);
             }
             VmmsOp::BackupCheckpoints { .. } => {
@@ -482,6 +492,7 @@ impl VmmsCore {
             return;
         };
         let mut job = self.jobs.remove(&vm);
+        let guest_took = self.guest_took.remove(&vm);
         let (delay_us, result) = match result {
             Ok(reached) => {
                 port.effect(VmmsEffect::Reached { vm, reached });
@@ -504,7 +515,20 @@ impl VmmsCore {
                         name: v.name.clone(),
                         cause: f.code,
                     });
-                    let r = self.standard_checkpoint(vm, port);
+                    // The guest's commit may have taken the checkpoint before a later
+                    // writer event failed (OnThaw, OnPostSnapshot): it holds the image of
+                    // its own instant and stands as the standard checkpoint. A second one
+                    // over it would leave it in the chain (I3) and the backup would read
+                    // neither instant (I2).
+                    let r = if guest_took {
+                        port.effect(VmmsEffect::Reached {
+                            vm,
+                            reached: Reached::Crash,
+                        });
+                        Ok(())
+                    } else {
+                        self.standard_checkpoint(vm, port)
+                    };
                     if r.is_ok() {
                         port.effect(VmmsEffect::FellBack { vm });
                     }

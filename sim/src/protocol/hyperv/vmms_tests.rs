@@ -964,3 +964,36 @@ fn an_abort_while_the_disks_are_attached_detaches_them_before_deleting() {
     );
     assert_eq!(core.recovery(0), None);
 }
+
+/// Found by `hvsim explore`: the guest's commit took the production checkpoint, then a
+/// writer failed OnThaw; the fallback keeps that checkpoint as the standard one (claimed
+/// crash-consistent) instead of taking a second one over it.
+#[test]
+fn a_fallback_after_the_guests_commit_keeps_its_checkpoint() {
+    let mut core = vmms();
+    run(
+        &mut core,
+        VmmsOp::CreateRecoveryCheckpoint { vm: 0 },
+        &vm(),
+        &mut Rec::default(),
+    );
+    run(
+        &mut core,
+        VmmsOp::CheckpointNow { vm: 0 },
+        &vm(),
+        &mut Rec::default(),
+    );
+    let mut rec = Rec::default();
+    core.on_ic_ready(Err(guest_fail()), &vm(), &mut rec);
+    assert!(
+        !rec.did.iter().any(|d| matches!(d, Did::Checkpoint { .. })),
+        "{:?}",
+        rec.did
+    );
+    assert!(rec.has(VmmsEffect::Reached {
+        vm: 0,
+        reached: Reached::Crash
+    }));
+    assert!(rec.has(VmmsEffect::FellBack { vm: 0 }));
+    assert_eq!(rec.reply(), Some((CHECKPOINT_US, Ok(()))));
+}
