@@ -2,9 +2,12 @@
 //! bytes and can say which ranges surely read zeros. VHDX and VHD images (with their
 //! parent chains) are two; raw images and volume snapshots are others.
 
+use crate::storage::copy::{read_exact_at, write_all_at};
 use crate::vhd::Vhd;
-use crate::vhdx::{convert, Vhdx, VhdxError};
+use crate::vhdx::error::IoContext;
+use crate::vhdx::{is_zero, Vhdx, VhdxError, MIB};
 use std::fs::File;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 pub trait VirtualDisk {
     fn virtual_size(&self) -> u64;
@@ -16,7 +19,7 @@ pub trait VirtualDisk {
     /// wrote; ranges that read zeros are left out, so `out` must read zeros there (a new
     /// or sparse file). By default through buffers; a VHDX copies file to file.
     fn copy_to_file(&mut self, offset: u64, len: u64, out: &File) -> Result<u64, VhdxError> {
-        convert::copy_to_file_buffered(self, offset, len, out)
+        copy_to_file_buffered(self, offset, len, out)
     }
 
     /// The `unit`-aligned units that may hold data (each one's [`range_has_data`]),
@@ -70,7 +73,7 @@ pub trait VirtualDiskMut: VirtualDisk {
         src: &File,
         src_offset: u64,
     ) -> Result<(), VhdxError> {
-        convert::write_from_file_buffered(self, offset, len, src, src_offset)
+        write_from_file_buffered(self, offset, len, src, src_offset)
     }
 }
 
@@ -135,4 +138,131 @@ impl VirtualDiskMut for Vhd {
     fn flush(&mut self) -> Result<(), VhdxError> {
         Ok(Vhd::flush(self)?)
     }
+}
+
+// The default copies of a disk to and from a file, through buffers, with reading and
+// writing overlapped on two threads (formats that can copy file to file do better).
+
+/// Unit of buffered transfers: small enough to stay in the CPU caches between reading
+/// and writing, large enough for few system calls.
+const STEP: u64 = 2 * MIB;
+/// Buffers in flight between the two threads of a buffered transfer.
+const DEPTH: usize = 4;
+
+fn buffers(n: usize) -> (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) {
+    let (tx, rx) = sync_channel(n);
+    for _ in 0..n {
+        tx.send(vec![0u8; STEP as usize])
+            .expect("room for every buffer");
+    }
+    (tx, rx)
+}
+
+/// A filled buffer: its virtual offset and its bytes.
+struct Piece {
+    pos: u64,
+    len: usize,
+    buf: Vec<u8>,
+}
+
+/// [`VirtualDisk::copy_to_file`] through buffers: the caller's thread reads the disk,
+/// another writes `out`; ranges that read zeros are left out.
+pub(crate) fn copy_to_file_buffered<D: VirtualDisk + ?Sized>(
+    v: &mut D,
+    offset: u64,
+    len: u64,
+    out: &File,
+) -> Result<u64, VhdxError> {
+    let end = offset
+        .checked_add(len)
+        .filter(|&e| e <= v.virtual_size())
+        .ok_or(VhdxError::OutOfRange {
+            offset,
+            length: len,
+            size: v.virtual_size(),
+        })?;
+    let (free_tx, free_rx) = buffers(DEPTH);
+    let (full_tx, full_rx) = sync_channel::<Piece>(DEPTH);
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || -> std::io::Result<u64> {
+            let mut written = 0;
+            for p in full_rx {
+                if !is_zero(&p.buf[..p.len]) {
+                    write_all_at(out, &p.buf[..p.len], p.pos)?;
+                    written += p.len as u64;
+                }
+                let _ = free_tx.send(p.buf);
+            }
+            Ok(written)
+        });
+        let mut pos = offset;
+        let mut read_result = Ok(());
+        while pos < end {
+            let n = (end - pos).min(STEP);
+            // Unallocated ranges: nothing to read, nothing to write.
+            if v.range_has_data(pos, n) {
+                let Ok(mut buf) = free_rx.recv() else { break };
+                if let Err(e) = v.read(pos, &mut buf[..n as usize]) {
+                    read_result = Err(e);
+                    break;
+                }
+                let piece = Piece {
+                    pos,
+                    len: n as usize,
+                    buf,
+                };
+                if full_tx.send(piece).is_err() {
+                    break;
+                }
+            }
+            pos += n;
+        }
+        drop(full_tx);
+        let written = writer
+            .join()
+            .map_err(|_| VhdxError::InvalidParameter("the export writer thread panicked".into()))?
+            .ctx(|| "writing the raw image".into());
+        read_result?;
+        written
+    })
+}
+
+/// [`VirtualDiskMut::write_from_file`] through buffers: another thread reads `src`, the
+/// caller's writes the disk.
+pub(crate) fn write_from_file_buffered<D: VirtualDiskMut + ?Sized>(
+    v: &mut D,
+    offset: u64,
+    len: u64,
+    src: &File,
+    src_offset: u64,
+) -> Result<(), VhdxError> {
+    let (free_tx, free_rx) = buffers(DEPTH);
+    let (full_tx, full_rx) = sync_channel::<std::io::Result<Piece>>(DEPTH);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut done = 0;
+            while done < len {
+                let Ok(mut buf) = free_rx.recv() else { return };
+                let n = (len - done).min(STEP) as usize;
+                let piece = read_exact_at(src, &mut buf[..n], src_offset + done).map(|_| Piece {
+                    pos: offset + done,
+                    len: n,
+                    buf,
+                });
+                let failed = piece.is_err();
+                if full_tx.send(piece).is_err() || failed {
+                    return;
+                }
+                done += n as u64;
+            }
+        });
+        // Owned here: a failed write drops it on the way out, which ends the reader's wait.
+        let free_tx = free_tx;
+        for piece in full_rx {
+            let p = piece.ctx(|| "reading the raw image".into())?;
+            v.write(p.pos, &p.buf[..p.len])?;
+            let _ = free_tx.send(p.buf);
+        }
+        Ok(())
+    })
 }

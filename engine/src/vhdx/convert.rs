@@ -10,13 +10,10 @@ use super::error::IoContext;
 use super::layout::{is_zero, MIB};
 use super::{Result, VhdxError};
 use crate::disk::{VirtualDisk, VirtualDiskMut};
-use crate::storage::copy::{next_data, read_exact_at, start_writeback, write_all_at};
+use crate::storage::copy::{next_data, read_exact_at, start_writeback};
 use std::fs::File;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::sync_channel;
 
-/// Unit of buffered transfers: small enough to stay in the CPU caches between reading
-/// and writing, large enough for few system calls.
-pub const STEP: u64 = 2 * MIB;
 /// Unit of an import's zero scan: the smallest VHDX block, so a block of zeros next to
 /// one of data stays unallocated.
 const SCAN: u64 = MIB;
@@ -26,8 +23,6 @@ const PROBE: usize = 256 << 10;
 const RUN: u64 = 64 * MIB;
 /// Bytes an export hands the disk at once (a VHDX orders the blocks of each by file offset).
 const WINDOW: u64 = 256 * MIB;
-/// Buffers in flight between the two threads of a buffered transfer.
-const DEPTH: usize = 4;
 
 /// What a transfer moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -141,122 +136,4 @@ pub fn export_raw<D: VirtualDisk + ?Sized>(
     out.set_len(size)
         .ctx(|| format!("setting the raw image's length to {size}"))?;
     Ok(stats)
-}
-
-fn buffers(n: usize) -> (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) {
-    let (tx, rx) = sync_channel(n);
-    for _ in 0..n {
-        tx.send(vec![0u8; STEP as usize])
-            .expect("room for every buffer");
-    }
-    (tx, rx)
-}
-
-/// A filled buffer: its virtual offset and its bytes.
-struct Piece {
-    pos: u64,
-    len: usize,
-    buf: Vec<u8>,
-}
-
-/// [`VirtualDisk::copy_to_file`] through buffers: the caller's thread reads the disk,
-/// another writes `out`; ranges that read zeros are left out.
-pub(crate) fn copy_to_file_buffered<D: VirtualDisk + ?Sized>(
-    v: &mut D,
-    offset: u64,
-    len: u64,
-    out: &File,
-) -> Result<u64> {
-    let end = offset
-        .checked_add(len)
-        .filter(|&e| e <= v.virtual_size())
-        .ok_or(VhdxError::OutOfRange {
-            offset,
-            length: len,
-            size: v.virtual_size(),
-        })?;
-    let (free_tx, free_rx) = buffers(DEPTH);
-    let (full_tx, full_rx) = sync_channel::<Piece>(DEPTH);
-    std::thread::scope(|s| {
-        let writer = s.spawn(move || -> std::io::Result<u64> {
-            let mut written = 0;
-            for p in full_rx {
-                if !is_zero(&p.buf[..p.len]) {
-                    write_all_at(out, &p.buf[..p.len], p.pos)?;
-                    written += p.len as u64;
-                }
-                let _ = free_tx.send(p.buf);
-            }
-            Ok(written)
-        });
-        let mut pos = offset;
-        let mut read_result = Ok(());
-        while pos < end {
-            let n = (end - pos).min(STEP);
-            // Unallocated ranges: nothing to read, nothing to write.
-            if v.range_has_data(pos, n) {
-                let Ok(mut buf) = free_rx.recv() else { break };
-                if let Err(e) = v.read(pos, &mut buf[..n as usize]) {
-                    read_result = Err(e);
-                    break;
-                }
-                let piece = Piece {
-                    pos,
-                    len: n as usize,
-                    buf,
-                };
-                if full_tx.send(piece).is_err() {
-                    break;
-                }
-            }
-            pos += n;
-        }
-        drop(full_tx);
-        let written = writer
-            .join()
-            .map_err(|_| VhdxError::InvalidParameter("the export writer thread panicked".into()))?
-            .ctx(|| "writing the raw image".into());
-        read_result?;
-        written
-    })
-}
-
-/// [`VirtualDiskMut::write_from_file`] through buffers: another thread reads `src`, the
-/// caller's writes the disk.
-pub(crate) fn write_from_file_buffered<D: VirtualDiskMut + ?Sized>(
-    v: &mut D,
-    offset: u64,
-    len: u64,
-    src: &File,
-    src_offset: u64,
-) -> Result<()> {
-    let (free_tx, free_rx) = buffers(DEPTH);
-    let (full_tx, full_rx) = sync_channel::<std::io::Result<Piece>>(DEPTH);
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let mut done = 0;
-            while done < len {
-                let Ok(mut buf) = free_rx.recv() else { return };
-                let n = (len - done).min(STEP) as usize;
-                let piece = read_exact_at(src, &mut buf[..n], src_offset + done).map(|_| Piece {
-                    pos: offset + done,
-                    len: n,
-                    buf,
-                });
-                let failed = piece.is_err();
-                if full_tx.send(piece).is_err() || failed {
-                    return;
-                }
-                done += n as u64;
-            }
-        });
-        // Owned here: a failed write drops it on the way out, which ends the reader's wait.
-        let free_tx = free_tx;
-        for piece in full_rx {
-            let p = piece.ctx(|| "reading the raw image".into())?;
-            v.write(p.pos, &p.buf[..p.len])?;
-            let _ = free_tx.send(p.buf);
-        }
-        Ok(())
-    })
 }

@@ -10,7 +10,7 @@ pub mod bat;
 mod check;
 pub mod convert;
 mod create;
-mod error;
+pub(crate) mod error;
 mod header;
 mod image;
 mod layout;
