@@ -179,7 +179,10 @@ fn findings_are_grouped_exit_1_reproduce_and_are_reported_in_junit_and_json() {
         .iter()
         .map(|x| x.as_str().unwrap())
         .collect();
-    assert!(spec.contains(&"F3.3") && spec.contains(&"F2.5"), "{spec:?}");
+    // Covered by what passing runs showed: the F3 scenario's steps, never the citations of
+    // a scenario whose every run failed (F2.5 is cited only by the failing one).
+    assert!(spec.contains(&"F3.3") && spec.contains(&"I2"), "{spec:?}");
+    assert!(!spec.contains(&"F2.5"), "{spec:?}");
     assert!(v["timings"]["runs_per_s"].as_f64().unwrap() > 0.0);
 
     // JUnit: a testsuite per scenario, a testcase per run named with its seed, failures

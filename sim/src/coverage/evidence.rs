@@ -8,6 +8,18 @@ use super::Item;
 use crate::backup::Transfer;
 use crate::run::RunReport;
 use crate::scenario::SpecId;
+use crate::sched::{Detail, StepRecord};
+
+/// The `spec=` tags of one step of a run.
+pub fn step_tags<'a>(rec: &'a StepRecord) -> impl Iterator<Item = &'a str> + 'a {
+    rec.details
+        .iter()
+        .filter_map(|(key, value)| match (key, value) {
+            (&"spec", Detail::Str(t)) => Some(*t),
+            (&"spec", Detail::Text(t)) => Some(t.as_str()),
+            _ => None,
+        })
+}
 
 /// The items one `spec=` tag names. A tag is a list (`F5.4a R2`) of ids and ranges
 /// (`F2.5-F2.7`: every step of the catalogue from the first to the last, in the SPEC's

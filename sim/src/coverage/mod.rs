@@ -25,6 +25,6 @@ pub use baseline::{Baseline, BaselineDiff, Lost};
 pub use catalogue::{catalogue, Item};
 pub use checks::{RunCheck, RUN_CHECKS};
 pub use error::CoverageError;
-pub use evidence::{report_ids, tag_ids, Shown};
+pub use evidence::{report_ids, step_tags, tag_ids, Shown};
 pub use survey::{survey, ScenarioResult};
 pub use tally::{tally, CheckCount, Coverage, ItemCoverage};

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::evidence::{report_ids, tag_ids, Shown};
+use super::evidence::{report_ids, step_tags, tag_ids, Shown};
 use super::{CoverageError, Item};
 use crate::run::{load, run, RunOptions};
 use crate::scenario::SpecId;
-use crate::sched::{Detail, StepRecord};
+use crate::sched::StepRecord;
 
 /// One scenario's run.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -89,12 +89,7 @@ fn run_one(
     let mut shown = Shown::default();
     let mut bad = Vec::new();
     let mut on_step = |rec: &StepRecord, _: &[String]| {
-        for (key, value) in &rec.details {
-            let tag = match (key, value) {
-                (&"spec", Detail::Str(t)) => *t,
-                (&"spec", Detail::Text(t)) => t.as_str(),
-                _ => continue,
-            };
+        for tag in step_tags(rec) {
             match tag_ids(tag, items) {
                 Ok(ids) => shown.ids.extend(ids),
                 Err(word) => bad.push(format!(

@@ -2,14 +2,17 @@
 //! sample and every failure, made twice more with traces to check determinism and to
 //! locate the failure's step and actor.
 
+use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::determinism::{first_difference_of, recorded};
+use super::exercised;
 use super::signature::{violation, Judgement, Signature};
 use super::target::{RunSpec, Target};
 use crate::run::{run, RunError, RunOptions, RunOutput};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, SpecId};
+use crate::sched::StepRecord;
 use crate::trace::read_trace;
 
 /// One run in this many (and every failing one) is run twice more and the traces compared.
@@ -38,6 +41,10 @@ pub struct RunResult {
     pub outcome: String,
     /// Whether its determinism was rechecked.
     pub rechecked: bool,
+    /// The SPEC items the run showed (see [`exercised`]), when it was observed.
+    pub shown: BTreeSet<SpecId>,
+    /// The run was the scenario as written and met its expectations.
+    pub expectations_met: bool,
 }
 
 /// What broke in a run that could not give a report.
@@ -74,11 +81,19 @@ pub fn execute(
     let started = Instant::now();
     let s = spec.scenario(t, base);
     let judgement = spec.judgement();
+    let mut shown = BTreeSet::new();
+    let mut on_step = |rec: &StepRecord, _: &[String]| exercised::add_step(rec, &mut shown);
     let opts = RunOptions {
         timeout,
+        on_step: spec
+            .observed
+            .then_some(&mut on_step as &mut dyn FnMut(&StepRecord, &[String])),
         ..RunOptions::default()
     };
     let first = run(Rc::clone(&s), spec.seed, opts);
+    if let Ok(out) = &first {
+        exercised::add_report(&out.report, &mut shown);
+    }
     let (steps, virtual_us, outcome) = match &first {
         Ok(out) => {
             let r = &out.report;
@@ -91,6 +106,7 @@ pub fn execute(
         Err(e) => (0, 0, error_what(e)),
     };
     let broke = judged(&first, judgement);
+    let expectations_met = judgement == Judgement::Expect && first.is_ok() && broke.is_none();
     drop(first);
     let rechecked = broke.is_some() || spec.index.is_multiple_of(DETERMINISM_EVERY);
     let mut verdict = Verdict::Pass;
@@ -124,6 +140,8 @@ pub fn execute(
         wall: started.elapsed(),
         outcome,
         rechecked,
+        shown,
+        expectations_met,
     }
 }
 

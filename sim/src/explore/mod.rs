@@ -5,6 +5,7 @@
 
 mod determinism;
 mod execute;
+mod exercised;
 mod findings;
 mod junit;
 mod seeds;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::execute::{RunResult, Verdict};
+use super::exercised::exercised;
 use super::findings::Finding;
 use super::shard::Shard;
 use super::target::{FaultMode, Target};
@@ -82,8 +83,10 @@ pub fn summary_json(x: &Exploration<'_>) -> Value {
         .map(|(i, t)| {
             let of = || x.results.iter().filter(move |r| r.spec.target == i);
             let runs = of().count();
-            if runs > 0 {
-                for c in &t.scenario.covers {
+            // What the scenario's passing runs showed of what it cites (the rule of
+            // `hvsim coverage`: a citation alone covers nothing).
+            for r in of().filter(|r| r.verdict == Verdict::Pass) {
+                for c in exercised(&t.scenario.covers, &r.shown, r.expectations_met) {
                     let c = c.as_str().to_string();
                     if c.starts_with("FF") {
                         covered_ff.insert(c);

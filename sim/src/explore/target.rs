@@ -56,6 +56,9 @@ pub struct RunSpec {
     pub swarm: Option<SwarmOptions>,
     /// Index into the target's fault points.
     pub fault_point: Option<usize>,
+    /// The target's first run: the one whose steps are collected for the summary's
+    /// coverage (collecting costs about as much as the run, so only one run a target).
+    pub observed: bool,
 }
 
 /// The salt of the fault point's draw.
@@ -86,6 +89,7 @@ impl RunSpec {
             seed,
             swarm,
             fault_point,
+            observed: index < targets.len() as u64,
         }
     }
 
@@ -102,6 +106,7 @@ impl RunSpec {
                     seed,
                     swarm: swarm.then(|| SwarmOptions::draw(&t.scenario, seed)),
                     fault_point: Some(point),
+                    observed: point == 0,
                 });
             }
         }
