@@ -59,14 +59,7 @@ fn a_sparse_source_with_data_at_the_end_round_trips_as_qemu_reads_it() {
         &[(2 * MIB, 300 * 1024), (4 * MIB, 2 * MIB)],
     );
     let img = d.join("in.vhdx");
-    ok(&hvsim(&[
-        "vhdx",
-        "import",
-        s(&raw),
-        s(&img),
-        "--block-size",
-        "1M",
-    ]));
+    import_1m(&raw, &img);
     qemu_check(&img);
     qemu_compare(&img, &raw);
     // Blocks 2, 6 and 9 hold data; the written zeros (4 and 5) and the holes stay
@@ -147,17 +140,22 @@ fn conversions_between_two_file_systems_fall_back_to_buffers() {
         &[],
     );
     let img = d.join("in.vhdx");
-    ok(&hvsim(&[
-        "vhdx",
-        "import",
-        s(&raw),
-        s(&img),
-        "--block-size",
-        "1M",
-    ]));
+    import_1m(&raw, &img);
     qemu_check(&img);
     qemu_compare(&img, &raw);
     let out = other.path().join("out.raw");
     ok(&hvsim(&["vhdx", "export", "--sync", s(&img), s(&out)]));
     assert!(fs::read(&out).unwrap() == fs::read(&raw).unwrap());
+}
+
+/// `hvsim vhdx import RAW IMG --block-size 1M`, which must succeed.
+fn import_1m(raw: &Path, img: &Path) {
+    ok(&hvsim(&[
+        "vhdx",
+        "import",
+        s(raw),
+        s(img),
+        "--block-size",
+        "1M",
+    ]));
 }
