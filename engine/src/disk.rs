@@ -41,6 +41,14 @@ pub trait VirtualDisk {
         }
         out
     }
+
+    /// [`Self::data_ranges`] as finely as the storage knows: the parts of the units that
+    /// may hold bytes other than zeros (a sparse file's holes left out). A reader that
+    /// copies data reads these; [`Self::data_ranges`] is what a reader of the format
+    /// alone reads, and what its figures count.
+    fn stored_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
+        self.data_ranges(unit)
+    }
 }
 
 /// Appends `[start, end)` rounded out to `unit` boundaries (and cut at `size`) to the
@@ -89,6 +97,9 @@ impl VirtualDisk for Vhdx {
     }
     fn data_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
         Vhdx::data_ranges(self, unit)
+    }
+    fn stored_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
+        Vhdx::stored_ranges(self, unit)
     }
     fn copy_to_file(&mut self, offset: u64, len: u64, out: &File) -> Result<u64, VhdxError> {
         Vhdx::copy_to_file(self, offset, len, out)

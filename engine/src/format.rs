@@ -149,6 +149,12 @@ impl VirtualDisk for AnyDisk {
             AnyDisk::Vhd(v) => VirtualDisk::data_ranges(v, unit),
         }
     }
+    fn stored_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
+        match self {
+            AnyDisk::Vhdx(v) => v.stored_ranges(unit),
+            AnyDisk::Vhd(v) => VirtualDisk::stored_ranges(v, unit),
+        }
+    }
     fn copy_to_file(&mut self, offset: u64, len: u64, out: &File) -> Result<u64, VhdxError> {
         self.disk().copy_to_file(offset, len, out)
     }

@@ -102,3 +102,59 @@ proptest! {
         }
     }
 }
+
+/// An image on a volume file: the file is sparse, so a payload block holds only what
+/// was written into it.
+fn create_on_volume(size: u64, bs: u32, volume: &hvsim_engine::volume::Volume, name: &str) -> Vhdx {
+    let opts = CreateOptions {
+        block_size: Some(bs),
+        guids: Some(GuidGen::seeded(7)),
+        ..CreateOptions::new(size)
+    };
+    let file = volume.create(name).expect("create file");
+    Vhdx::create(Box::new(file), &opts, None).expect("create image")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    /// `stored_ranges` narrows `data_ranges` to what the sparse file holds, and every
+    /// byte it leaves out reads zeros: a reader that copies only those ranges misses
+    /// nothing. On storage that is not sparse it equals `data_ranges`.
+    #[test]
+    fn stored_ranges_leave_out_only_zeros(
+        bs_mib in prop::sample::select(vec![1u32, 2, 8]),
+        writes in prop::collection::vec((0u64..24 * MIB, 1u64..200_000, any::<u8>()), 0..16),
+    ) {
+        const PAGE: u64 = 4096;
+        let size = 24 * MIB;
+        let volume = hvsim_engine::volume::Volume::new("D:", 1 << 30);
+        let mut v = create_on_volume(size, bs_mib * MIB as u32, &volume, "a.vhdx");
+        let mut dense = create(size, bs_mib * MIB as u32, None, 7);
+        for &(off, len, byte) in &writes {
+            let off = sector_floor(off);
+            let len = sector_floor(len.min(size - off)).max(512).min(size - off);
+            v.write(off, &vec![byte; len as usize]).unwrap();
+            dense.write(off, &vec![byte; len as usize]).unwrap();
+        }
+        let stored = v.stored_ranges(PAGE);
+        let data = v.data_ranges(PAGE);
+        prop_assert_eq!(dense.stored_ranges(PAGE), dense.data_ranges(PAGE));
+        // Ordered, apart, page-aligned, inside the data ranges.
+        for w in stored.windows(2) {
+            prop_assert!(w[0].0 + w[0].1 < w[1].0, "{:?}", stored);
+        }
+        for &(s, l) in &stored {
+            prop_assert!(s % PAGE == 0 && (l % PAGE == 0 || s + l == size));
+            prop_assert!(data.iter().any(|&(d, dl)| d <= s && s + l <= d + dl), "{:?} in {:?}", (s, l), data);
+        }
+        // Everything outside reads zeros; everything written is inside.
+        let mut whole = vec![0u8; size as usize];
+        v.read(0, &mut whole).unwrap();
+        let mut inside = vec![false; size as usize];
+        for &(s, l) in &stored {
+            inside[s as usize..(s + l) as usize].fill(true);
+        }
+        let stray = whole.iter().zip(&inside).position(|(&b, &i)| b != 0 && !i);
+        prop_assert_eq!(stray, None);
+    }
+}

@@ -101,6 +101,9 @@ impl<D: VirtualDiskMut> VirtualDisk for TrackedDisk<D> {
     fn data_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
         self.disk.data_ranges(unit)
     }
+    fn stored_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
+        self.disk.stored_ranges(unit)
+    }
 }
 
 impl<D: VirtualDiskMut> VirtualDiskMut for TrackedDisk<D> {

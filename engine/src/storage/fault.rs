@@ -226,6 +226,10 @@ impl<S: Storage> State<S> {
 }
 
 impl<S: Storage> Storage for FaultStorage<S> {
+    fn stored_extents(&self, offset: u64, len: u64, out: &mut Vec<(u64, u64)>) {
+        self.lock().inner.stored_extents(offset, len, out)
+    }
+
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let mut st = self.lock();
         if st.crashed {

@@ -33,6 +33,15 @@ pub trait Storage: Send {
         Ok(self.len()? == 0)
     }
 
+    /// Appends to `out`, in order, the parts of `[offset, offset + len)` that may hold
+    /// bytes other than zeros: a sparse storage leaves out its holes. Never less than
+    /// that (by default the whole range), so a reader may skip what is left out.
+    fn stored_extents(&self, offset: u64, len: u64, out: &mut Vec<(u64, u64)>) {
+        if len > 0 {
+            out.push((offset, len));
+        }
+    }
+
     /// Makes `len` bytes at `offset` read as zeros, extending the storage like a write.
     /// By default it writes zeros; a file punches a hole instead, so zeroing a range a
     /// damaged log claims costs no disk space.
@@ -106,6 +115,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         (**self).set_len(len)
     }
+    fn stored_extents(&self, offset: u64, len: u64, out: &mut Vec<(u64, u64)>) {
+        (**self).stored_extents(offset, len, out)
+    }
     fn write_zeros(&mut self, offset: u64, len: u64) -> io::Result<()> {
         (**self).write_zeros(offset, len)
     }
@@ -115,6 +127,26 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     fn copy_out(&mut self, offset: u64, len: u64, dst: &File, dst_off: u64) -> io::Result<()> {
         (**self).copy_out(offset, len, dst, dst_off)
     }
+}
+
+/// Reads `buf.len()` bytes at `offset` into `buf`, which the caller has zeroed: only the
+/// extents the storage holds are read (a sparse file's holes are zeros already). Fails
+/// like `read_at` past the end.
+pub fn read_into_zeroed(s: &mut dyn Storage, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let size = s.len()?;
+    if offset
+        .checked_add(buf.len() as u64)
+        .is_none_or(|e| e > size)
+    {
+        return Err(eof(offset, buf.len(), size));
+    }
+    let mut extents = Vec::new();
+    s.stored_extents(offset, buf.len() as u64, &mut extents);
+    for (at, len) in extents {
+        let from = (at - offset) as usize;
+        s.read_at(&mut buf[from..from + len as usize], at)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn eof(offset: u64, len: usize, size: u64) -> io::Error {

@@ -181,7 +181,9 @@ impl Vhdx {
         let meta_len = MIB;
         let data_offset = meta_offset + meta_len;
 
-        let mut bat = vec![0u64; (bat_len / 8) as usize];
+        // The entries the disk uses (the rest of the region reads zeros in a new file).
+        let used = round_up(geo.required_entries(parent.is_some()) * 8, LOG_SECTOR) / 8;
+        let mut bat = vec![0u64; used.min(bat_len / 8) as usize];
         let mut file_end = data_offset;
         if opts.fixed {
             for b in 0..geo.payload_blocks {
@@ -227,17 +229,23 @@ impl Vhdx {
             return Err(invalid("a new image needs empty storage".into()));
         }
         io(file.set_len(file_end), "file size")?;
-        io(
-            file.write_at(&header::file_identifier(&opts.creator), FILE_ID_OFFSET),
+        // The new file reads zeros: each structure is written up to its last byte that
+        // is not zero (a sparse file then keeps its zeros as holes).
+        let mut put = |bytes: &[u8], at: u64, what: &str| {
+            io(file.write_at(&bytes[..used_len(bytes)], at), what)
+        };
+        put(
+            &header::file_identifier(&opts.creator),
+            FILE_ID_OFFSET,
             "file identifier",
         )?;
-        io(file.write_at(&h.to_bytes(), HEADER1_OFFSET), "header 1")?;
+        put(&h.to_bytes(), HEADER1_OFFSET, "header 1")?;
         h.sequence_number = first_seq + 1;
-        io(file.write_at(&h.to_bytes(), HEADER2_OFFSET), "header 2")?;
+        put(&h.to_bytes(), HEADER2_OFFSET, "header 2")?;
         let rt = regions.to_bytes();
-        io(file.write_at(&rt, REGION_TABLE1_OFFSET), "region table 1")?;
-        io(file.write_at(&rt, REGION_TABLE2_OFFSET), "region table 2")?;
-        io(file.write_at(&meta, meta_offset), "metadata region")?;
+        put(&rt, REGION_TABLE1_OFFSET, "region table 1")?;
+        put(&rt, REGION_TABLE2_OFFSET, "region table 2")?;
+        put(&meta, meta_offset, "metadata region")?;
         if opts.fixed {
             let mut raw = vec![0u8; bat.len() * 8];
             for (i, e) in bat.iter().enumerate() {
@@ -246,7 +254,6 @@ impl Vhdx {
             io(file.write_at(&raw, bat_offset), "BAT")?;
         }
         io(file.flush(), "flush")?;
-        bat.truncate(round_up(geo.required_entries(parent.is_some()) * 8, LOG_SECTOR) as usize / 8);
         let bat = BatTable::from_entries(&bat);
         let mut v = Vhdx::from_parts(Parts {
             file,
@@ -313,5 +320,39 @@ impl Vhdx {
         out.commit(true)?;
         v.set_path(path.to_path_buf());
         Ok(v)
+    }
+}
+
+/// The length of `bytes` without its trailing zeros (scanned a line at a time).
+fn used_len(bytes: &[u8]) -> usize {
+    const LINE: usize = 64;
+    let mut end = bytes.len();
+    while end > 0 {
+        let start = end.saturating_sub(LINE);
+        let line = &bytes[start..end];
+        // An OR over the line vectorises; only a line with data is searched.
+        if line.iter().fold(0, |a, &b| a | b) != 0 {
+            return start + line.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        }
+        end = start;
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::used_len;
+
+    #[test]
+    fn used_len_drops_only_trailing_zeros() {
+        assert_eq!(used_len(&[]), 0);
+        assert_eq!(used_len(&[0; 200]), 0);
+        for at in [0usize, 1, 63, 64, 65, 127, 199] {
+            let mut b = vec![0u8; 200];
+            b[at] = 7;
+            assert_eq!(used_len(&b), at + 1, "last byte with data at {at}");
+            b[0] = 1;
+            assert_eq!(used_len(&b), at + 1, "and a byte before it");
+        }
     }
 }

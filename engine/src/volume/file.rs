@@ -49,6 +49,17 @@ impl Storage for VolumeFile {
         })
     }
 
+    fn stored_extents(&self, offset: u64, len: u64, out: &mut Vec<(u64, u64)>) {
+        let found = self.with(|st, name| {
+            st.files[name].stored_extents(offset, len, out);
+            Ok(())
+        });
+        if found.is_err() && len > 0 {
+            // A removed file: claim the whole range, the read will say what is wrong.
+            out.push((offset, len));
+        }
+    }
+
     fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.with(|st, name| {
             let end = offset

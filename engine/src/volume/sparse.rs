@@ -43,6 +43,19 @@ impl SparseFile {
         self.chunks.range(range).map(|(&c, _)| c)
     }
 
+    /// Appends the parts of `[offset, offset + len)` in written chunks (the rest reads
+    /// zeros), merged where they touch.
+    pub fn stored_extents(&self, offset: u64, len: u64, out: &mut Vec<(u64, u64)>) {
+        let end = offset.saturating_add(len);
+        for c in self.written_chunks(offset / CHUNK..end.div_ceil(CHUNK)) {
+            let (s, e) = ((c * CHUNK).max(offset), ((c + 1) * CHUNK).min(end));
+            match out.last_mut() {
+                Some((o, l)) if *o + *l == s => *l += e - s,
+                _ => out.push((s, e - s)),
+            }
+        }
+    }
+
     /// Chunk `c` as it reads (zeros past the end of the file).
     pub fn chunk(&self, c: u64) -> Vec<u8> {
         let mut out = vec![0u8; CHUNK as usize];
@@ -66,11 +79,18 @@ impl SparseFile {
             let inc = (at - c * CHUNK) as usize;
             let n = ((c + 1) * CHUNK).min(end) - at;
             let src = &data[(at - offset) as usize..(at - offset + n) as usize];
-            let chunk = self
-                .chunks
-                .entry(c)
-                .or_insert_with(|| vec![0u8; CHUNK as usize].into_boxed_slice());
-            chunk[inc..inc + n as usize].copy_from_slice(src);
+            match self.chunks.get_mut(&c) {
+                Some(chunk) => chunk[inc..inc + n as usize].copy_from_slice(src),
+                // A whole new chunk is the data itself; a part of one, zeros around it.
+                None if n == CHUNK => {
+                    self.chunks.insert(c, src.into());
+                }
+                None => {
+                    let mut chunk = vec![0u8; CHUNK as usize].into_boxed_slice();
+                    chunk[inc..inc + n as usize].copy_from_slice(src);
+                    self.chunks.insert(c, chunk);
+                }
+            }
             at += n;
         }
         self.len = self.len.max(end);

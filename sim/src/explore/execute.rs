@@ -1,12 +1,13 @@
 //! One exploration run: built on the calling thread (runs hold `Rc`s), judged, and, for a
-//! sample and every failure, made twice more with traces to check determinism and to
-//! locate the failure's step and actor.
+//! sample and every failure, made again with traces to check determinism and to locate
+//! the failure's step and actor (a sampled run records its own trace, so one more run
+//! compares with it; a failing one is made twice more).
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::determinism::{first_difference_of, recorded};
+use super::determinism::{first_difference_of, recorded, Recorded};
 use super::exercised;
 use super::signature::{violation, Judgement, Signature};
 use super::target::{RunSpec, Target};
@@ -83,11 +84,15 @@ pub fn execute(
     let judgement = spec.judgement();
     let mut shown = BTreeSet::new();
     let mut on_step = |rec: &StepRecord, _: &[String]| exercised::add_step(rec, &mut shown);
+    // A sampled run records its trace: it is the first of the two the recheck compares.
+    let sampled = spec.index.is_multiple_of(DETERMINISM_EVERY);
+    let mut trace = Vec::new();
     let opts = RunOptions {
         timeout,
         on_step: spec
             .observed
             .then_some(&mut on_step as &mut dyn FnMut(&StepRecord, &[String])),
+        trace: sampled.then_some(&mut trace),
         ..RunOptions::default()
     };
     let first = run(Rc::clone(&s), spec.seed, opts);
@@ -107,11 +112,15 @@ pub fn execute(
     };
     let broke = judged(&first, judgement);
     let expectations_met = judgement == Judgement::Expect && first.is_ok() && broke.is_none();
-    drop(first);
-    let rechecked = broke.is_some() || spec.index.is_multiple_of(DETERMINISM_EVERY);
+    let rechecked = broke.is_some() || sampled;
     let mut verdict = Verdict::Pass;
     if rechecked {
-        let a = recorded(&s, spec.seed, timeout);
+        let a = if sampled {
+            Recorded { out: first, trace }
+        } else {
+            drop(first);
+            recorded(&s, spec.seed, timeout)
+        };
         let b = recorded(&s, spec.seed, timeout);
         if let Some(step) = first_difference_of(&a, &b) {
             verdict = Verdict::Fail {

@@ -262,19 +262,24 @@ fn first_nonzero(i: u64, page: &[u8]) -> u64 {
     i * PAGE + page.iter().position(|&b| b != 0).unwrap_or(0) as u64
 }
 
-/// Calls `f` with the offset and bytes of each `unit` of `disk`'s allocated ranges, in
-/// order, through one buffer; returns the bytes read.
+/// Calls `f` with the offset and bytes of each piece (at most `unit` bytes) of the pages
+/// of `disk` that may hold data, in order, through one buffer; returns the bytes read.
+/// Only what the storage holds is read: the rest of an allocated unit reads zeros.
 fn each_unit(
     disk: &mut dyn VirtualDisk,
     unit: u64,
     mut f: impl FnMut(u64, &[u8]),
 ) -> Result<u64, VhdxError> {
-    let mut buf = vec![0u8; unit as usize];
+    let mut buf = Vec::new();
     let mut read = 0;
-    for (start, len) in disk.data_ranges(unit) {
+    for (start, len) in disk.stored_ranges(PAGE) {
         let mut off = start;
         while off < start + len {
             let n = unit.min(start + len - off);
+            // As large as the largest piece so far: the pieces are mostly small.
+            if buf.len() < n as usize {
+                buf.resize(n as usize, 0);
+            }
             let b = &mut buf[..n as usize];
             disk.read(off, b)?;
             read += n;

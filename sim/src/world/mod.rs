@@ -111,6 +111,9 @@ impl VirtualDisk for Merging<'_> {
     fn data_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
         self.disk.data_ranges(unit)
     }
+    fn stored_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
+        self.disk.stored_ranges(unit)
+    }
 }
 
 impl VirtualDiskMut for Merging<'_> {

@@ -169,7 +169,7 @@ impl std::fmt::Debug for Vhdx {
 
 fn read(file: &mut dyn Storage, len: usize, offset: u64, what: &str) -> Result<Vec<u8>> {
     let mut b = vec![0u8; len];
-    file.read_at(&mut b, offset)
+    crate::storage::read_into_zeroed(file, &mut b, offset)
         .ctx(|| format!("reading the {what} at offset {offset:#x}"))?;
     Ok(b)
 }
@@ -367,38 +367,56 @@ impl Vhdx {
     /// (and the parents' for blocks not present here): what [`Self::range_has_data`]
     /// says unit by unit, in one walk over the blocks.
     pub fn data_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
+        self.walk_data(unit, false)
+    }
+
+    /// [`Self::data_ranges`] narrowed to the parts of each present block that the file
+    /// holds: a payload block's holes in a sparse file read zeros, so a reader that
+    /// copies data need not read them.
+    pub fn stored_ranges(&self, unit: u64) -> Vec<(u64, u64)> {
+        self.walk_data(unit, true)
+    }
+
+    fn walk_data(&self, unit: u64, narrow: bool) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
+        let size = self.geo.virtual_size;
         self.push_data_ranges(
             0,
-            self.geo.virtual_size,
-            unit,
-            self.geo.virtual_size,
-            &mut out,
+            size,
+            &mut |s, e| crate::disk::push_range(&mut out, s, e, unit, size),
+            narrow,
         );
         out
     }
 
-    fn push_data_ranges(
-        &self,
-        start: u64,
-        end: u64,
-        unit: u64,
-        size: u64,
-        out: &mut Vec<(u64, u64)>,
-    ) {
+    /// Calls `push` with each virtual range in `[start, end)` that may hold data, in
+    /// order: present blocks here (narrowed to the file's stored extents when `narrow`),
+    /// the parent's for blocks not present.
+    fn push_data_ranges(&self, start: u64, end: u64, push: &mut dyn FnMut(u64, u64), narrow: bool) {
         let bs = self.geo.block_size;
         let end = end.min(self.geo.virtual_size);
+        let mut extents = Vec::new();
         let mut pos = start;
         while pos < end {
             let b = pos / bs;
             let next = ((b + 1) * bs).min(end);
-            match self.block(b).0 {
-                BlockState::FullyPresent | BlockState::PartiallyPresent => {
-                    crate::disk::push_range(out, pos, next, unit, size)
+            let (state, off) = self.block(b);
+            match state {
+                BlockState::FullyPresent if narrow => {
+                    // Virtual `pos` sits at file offset `off + (pos - b * bs)`. (A
+                    // partially present block mixes in the parent's sectors: it stays whole.)
+                    let file_at = off + (pos - b * bs);
+                    extents.clear();
+                    self.file.stored_extents(file_at, next - pos, &mut extents);
+                    for &(s, l) in &extents {
+                        let v = pos + (s - file_at);
+                        push(v, v + l);
+                    }
                 }
+                BlockState::FullyPresent | BlockState::PartiallyPresent => push(pos, next),
                 BlockState::NotPresent => {
                     if let Some(p) = self.parent() {
-                        p.push_data_ranges(pos, next, unit, size, out);
+                        p.push_data_ranges(pos, next, push, narrow);
                     }
                 }
                 _ => {}
