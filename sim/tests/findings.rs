@@ -360,15 +360,18 @@ fn a_dead_requesters_set_is_released_and_its_checkpoint_left_for_the_next_job() 
             .any(|l| l.contains("DeleteSnapshots")),
         "{story}"
     );
-    let i3 = i3(&out);
-    assert!(!i3.message.contains("still has snapshot"), "{}", i3.message);
+    let left = out
+        .report
+        .left_by_dead_requester
+        .clone()
+        .unwrap_or_default();
+    assert!(!left.contains("still has snapshot"), "{left}");
     assert!(
-        i3.message.contains(
+        left.contains(
             "1 checkpoint file(s) the dead requester's backup made left for the next job \
              (field failure 22): app01 disk_1_"
         ),
-        "{}",
-        i3.message
+        "{left}"
     );
 }
 
@@ -384,14 +387,17 @@ fn a_checkpoint_the_run_started_with_is_not_a_dead_requesters_leftover() {
         },
     );
     judged_clean(&out);
-    let i3 = i3(&out);
+    let left = out
+        .report
+        .left_by_dead_requester
+        .clone()
+        .unwrap_or_default();
     assert!(
-        i3.message.contains(
+        left.contains(
             "but the checkpoint(s) the run started with (field failure 22): app01 \
              disk_1.vhdx (disk_1_"
-        ) && !i3.message.contains("still has checkpoint"),
-        "{}",
-        i3.message
+        ) && !left.contains("still has checkpoint"),
+        "{left}"
     );
 }
 

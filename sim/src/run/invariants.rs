@@ -261,11 +261,14 @@ pub fn left_by_dead_requester(lab: &Site, names: &[String]) -> Option<String> {
         .iter()
         .map(|s| s.writer)
         .collect();
-    i3_but(lab, names, &open).ok.then(|| {
+    // What I3 accepts besides (the set's checkpoints, FF22) is named with it.
+    let rest = i3_but(lab, names, &open);
+    rest.ok.then(|| {
         format!(
             "the requester died after {call}: I3 finds only the {} writer session(s) it left \
-             open (field failure 10)",
-            open.len()
+             open (field failure 10); {}",
+            open.len(),
+            rest.message
         )
     })
 }
