@@ -165,32 +165,6 @@ const PER_KIND: usize = 1;
 /// A run whose job does not end in this wall-clock time is a livelock for this test.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Findings of the judgement the model cannot close yet, each named by what is missing;
-/// any other finding fails the test.
-fn known_gap(fault: &Fault, why: &str) -> Option<&'static str> {
-    use hvsim_sim::scenario::RequesterStep;
-    let left_set = why.contains("still has snapshot(s)") || why.contains("still has checkpoint(s)");
-    match fault {
-        // VSS releases a dead requester's backup-components object (reference vss.md
-        // §1.1 step 13): its auto-release shadow copies go, but the model keeps them, and
-        // the checkpoint the set made stays for the requester to remove.
-        Fault::RequesterCrash {
-            after: RequesterStep::DoSnapshotSet,
-        } if left_set => Some("a dead requester's snapshot set is never released"),
-        // A checkpoint the scenario starts with (FF22) stays when the requester dies
-        // before merging it: not this run's leftover, but I3 does not know it.
-        Fault::RequesterCrash {
-            after: RequesterStep::PrepareForBackup,
-        } if left_set => Some("a starting checkpoint the dead requester never merged"),
-        // A Linux guest a fault leaves frozen (FF18) is accepted only where the
-        // scenario states its mounts in [expect].
-        Fault::DaemonExit { .. } if why.contains("still frozen or held") => {
-            Some("a Linux guest a fault left frozen (field failure 18)")
-        }
-        _ => None,
-    }
-}
-
 fn kind(f: &Fault) -> std::mem::Discriminant<Fault> {
     std::mem::discriminant(f)
 }
@@ -216,7 +190,6 @@ fn every_point_of_every_library_scenario_runs_to_a_verdict() {
     let started = Instant::now();
     let (mut listed, mut ran, mut failed) = (0, 0, 0);
     let mut problems = Vec::new();
-    let mut gaps = Vec::new();
     for (n, f) in files.iter().enumerate() {
         let base = Scenario::load(f).unwrap_or_else(|e| panic!("{e}"));
         let points = FaultPlan::points(&base);
@@ -246,12 +219,10 @@ fn every_point_of_every_library_scenario_runs_to_a_verdict() {
                     }
                     // One judgement with `hvsim explore`: the invariants hold, a failure
                     // carries its code and F5.T class, a dead requester leaves exactly
-                    // its open writer sessions (field failure 10).
+                    // its open writer sessions (field failure 10) and the checkpoints its
+                    // set made (22), a dead hv_vss_daemon its frozen mounts (18).
                     if let Some((broke, why)) = violation(&out.report, Judgement::Invariants) {
-                        match known_gap(&point.fault, &why) {
-                            Some(gap) => gaps.push(format!("{what}: {gap}")),
-                            None => problems.push(format!("{what}: {broke}: {why}")),
-                        }
+                        problems.push(format!("{what}: {broke}: {why}"));
                     }
                 }
                 Err(e) => problems.push(format!("{what}: {e}")),
@@ -263,9 +234,6 @@ fn every_point_of_every_library_scenario_runs_to_a_verdict() {
         files.len(),
         started.elapsed().as_secs_f64()
     );
-    for g in &gaps {
-        eprintln!("KNOWN GAP {g}");
-    }
     for p in &problems {
         eprintln!("PROBLEM {p}");
     }

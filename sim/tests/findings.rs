@@ -331,3 +331,111 @@ fn a_writer_denied_its_post_snapshot_callback_still_recovers_its_transaction() {
         out.story.join("\n")
     );
 }
+
+/// Group "a dead requester's snapshot set is never released" (field failures 10, 22):
+/// the requester dies after DoSnapshotSet; COM releases its backup-components object,
+/// VSS's BackupShutdown deletes the set's auto-release shadow copy, and the backup
+/// checkpoint the set made lingers for the next job, counted and named by I3 (reference
+/// vss.md §1.1 step 13).
+#[test]
+fn a_dead_requesters_set_is_released_and_its_checkpoint_left_for_the_next_job() {
+    let out = run_with(
+        "f2-online-backup-checkpoint",
+        Fault::RequesterCrash {
+            after: RequesterStep::DoSnapshotSet,
+        },
+    );
+    judged_clean(&out);
+    let story = out.story.join("\n");
+    let released = out
+        .story
+        .iter()
+        .position(|l| {
+            l.contains("BackupShutdown") && l.contains("auto-release shadow copies are deleted")
+        })
+        .unwrap_or_else(|| panic!("no release in\n{story}"));
+    assert!(
+        out.story[released..]
+            .iter()
+            .any(|l| l.contains("DeleteSnapshots")),
+        "{story}"
+    );
+    let left = out
+        .report
+        .left_by_dead_requester
+        .clone()
+        .unwrap_or_default();
+    assert!(!left.contains("still has snapshot"), "{left}");
+    assert!(
+        left.contains(
+            "1 checkpoint file(s) the dead requester's backup made left for the next job \
+             (field failure 22): app01 disk_1_"
+        ),
+        "{left}"
+    );
+}
+
+/// Group "a starting checkpoint the dead requester never merged" (FF22's starting
+/// state): the requester dies after PrepareForBackup; the recovery checkpoint the VM
+/// started on is still there, which is the VM as it was, not the run's leftover.
+#[test]
+fn a_checkpoint_the_run_started_with_is_not_a_dead_requesters_leftover() {
+    let out = run_with(
+        "f2-lingering-recovery-checkpoint-merged",
+        Fault::RequesterCrash {
+            after: RequesterStep::PrepareForBackup,
+        },
+    );
+    judged_clean(&out);
+    let left = out
+        .report
+        .left_by_dead_requester
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        left.contains(
+            "but the checkpoint(s) the run started with (field failure 22): app01 \
+             disk_1.vhdx (disk_1_"
+        ) && !left.contains("still has checkpoint"),
+        "{left}"
+    );
+}
+
+/// Group "a Linux guest a fault left frozen" (field failure 18): hv_vss_daemon exits
+/// while it handles THAW; the kernel fails the THAW and thaws nothing, so the guest stays
+/// frozen, as a real one does: I3 names the mounts instead of calling it a leftover.
+#[test]
+fn a_guest_its_dead_daemon_left_frozen_is_named_by_i3() {
+    let out = run_with(
+        "r5-linux-daemon-file-consistent",
+        Fault::DaemonExit {
+            vm: "lnx01".into(),
+            during: hvsim_sim::scenario::DaemonOp::Thaw,
+        },
+    );
+    judged_clean(&out);
+    let left = i3(&out);
+    assert!(
+        left.message.contains(
+            "file systems hv_vss_daemon froze and died before thawing, left frozen (field \
+             failure 18): lnx01: "
+        ),
+        "{}",
+        left.message
+    );
+    // While it handled FREEZE it froze nothing yet: nothing is left frozen.
+    let out = run_with(
+        "r5-linux-daemon-file-consistent",
+        Fault::DaemonExit {
+            vm: "lnx01".into(),
+            during: hvsim_sim::scenario::DaemonOp::Freeze,
+        },
+    );
+    judged_clean(&out);
+    let after_freeze = i3(&out);
+    assert!(
+        !after_freeze.message.contains("field failure 18"),
+        "{}",
+        after_freeze.message
+    );
+}

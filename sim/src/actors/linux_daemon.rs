@@ -142,6 +142,8 @@ impl LinuxVssDaemon {
         let v = &mut cx.world.vms[self.vm];
         v.held = !frozen.is_empty();
         v.fs_frozen = frozen;
+        v.daemon_exited = self.driver.daemon().behaviour() != &DaemonBehaviour::Absent
+            && !self.driver.daemon().is_running();
         cx.out.detail("state", format!("{:?}", self.driver.state()));
     }
 }

@@ -742,6 +742,16 @@ impl Actor<Msg, Site> for Requester {
                 cx.world.server.job.requester_died = Some(at.name());
                 cx.world.server.job.done = true;
                 cx.out.detail("crashed", "the backup application exited");
+                // Its backup-components object is released all the same (reference
+                // vss.md §1.1 step 13): VSS ends what the set left (field failure 22).
+                if let Some(core) = self.core.take() {
+                    for effect in core.released_at_death() {
+                        cx.out
+                            .detail("released", "IVssBackupComponents (BackupShutdown)");
+                        self.apply(effect, cx);
+                    }
+                    self.core = Some(core);
+                }
                 return;
             }
         }

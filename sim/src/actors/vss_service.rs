@@ -104,7 +104,10 @@ impl VssService {
                     (VssCall::GetSnapshotProperties, Ok(())) => self.properties(set, cx.world),
                     _ => Vec::new(),
                 };
-                if matches!(call, VssCall::BackupComplete | VssCall::AbortBackup) {
+                if matches!(
+                    call,
+                    VssCall::BackupComplete | VssCall::AbortBackup | VssCall::BackupShutdown
+                ) {
                     self.snapshots.remove(&set);
                 }
                 let msg = Msg::VssDone {
@@ -177,13 +180,27 @@ impl Actor<Msg, Site> for VssService {
                 set,
                 volumes,
                 with_writers,
-            } => Input::Call {
-                from,
-                call,
-                set,
-                volumes,
-                with_writers,
-            },
+            } => {
+                if let (VssCall::BackupShutdown, Some(made)) = (call, self.core.unreleased()) {
+                    // Reference vss.md §1.1 step 13: the object is released with its set
+                    // never completed nor aborted; what the set made outside VSS (a
+                    // Hyper-V checkpoint) stays (field failure 22).
+                    cx.out.detail(
+                        "release",
+                        format!(
+                            "snapshot set {made} was never completed or aborted: its \
+                             auto-release shadow copies are deleted"
+                        ),
+                    );
+                }
+                Input::Call {
+                    from,
+                    call,
+                    set,
+                    volumes,
+                    with_writers,
+                }
+            }
             Msg::WriterDone {
                 event,
                 state,

@@ -77,6 +77,7 @@ fn vm_on(volume: &Volume) -> VmLab {
         frozen: false,
         held: false,
         fs_frozen: Vec::new(),
+        daemon_exited: false,
         no_auto_recovery: false,
         writers: 0,
         disks: vec![DiskLab {
@@ -91,6 +92,7 @@ fn vm_on(volume: &Volume) -> VmLab {
             vols: Vec::new(),
             block_size: MIB,
             rct: None,
+            at_start: vec!["d.vhdx".into()],
         }],
         oracle: Oracle::new(1),
         next_serial: 0,

@@ -19,7 +19,9 @@ pub enum Judgement {
     /// I1–I6 hold (I3: nothing left behind) and a failed job carries its real code and
     /// F5.T class — but for a job whose requester died (a `requester_crash` fault): it
     /// has no result to report, and the writer sessions it left open, when I3 finds
-    /// nothing else, are what a real host shows (field failure 10).
+    /// nothing else, are what a real host shows (field failure 10). What else a real host
+    /// is left with, I3 itself accepts and names: the checkpoints a dead requester's set
+    /// made (field failure 22), mounts a dead `hv_vss_daemon` left frozen (18).
     Invariants,
 }
 

@@ -261,11 +261,14 @@ pub fn left_by_dead_requester(lab: &Site, names: &[String]) -> Option<String> {
         .iter()
         .map(|s| s.writer)
         .collect();
-    i3_but(lab, names, &open).ok.then(|| {
+    // What I3 accepts besides (the set's checkpoints, FF22) is named with it.
+    let rest = i3_but(lab, names, &open);
+    rest.ok.then(|| {
         format!(
             "the requester died after {call}: I3 finds only the {} writer session(s) it left \
-             open (field failure 10)",
-            open.len()
+             open (field failure 10); {}",
+            open.len(),
+            rest.message
         )
     })
 }
@@ -275,6 +278,15 @@ fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
     let mut problems = Vec::new();
     let mut accepted = Vec::new();
     let mut frozen_before = Vec::new();
+    let mut frozen_by_dead_daemon = Vec::new();
+    // Checkpoints the run started with (FF22's starting state), still there: the VM is
+    // as it was, not this run's leftover.
+    let mut as_started = Vec::new();
+    // Field failure 22: the checkpoints a dead requester's set made stay on a real host
+    // (VSS releases the set's shadow copies, nothing merges the checkpoint): counted and
+    // named, they wait for the next job.
+    let mut for_next_job = Vec::new();
+    let requester_died = lab.server.job.requester_died.is_some();
     let mut bases: Vec<&str> = lab
         .vms
         .iter()
@@ -321,7 +333,14 @@ fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
             let reported = lab.vms.iter().any(|v| {
                 merge_failed(lab, &v.name) && v.disks.iter().any(|d| d.chain.files.contains(&f))
             });
-            if !bases.contains(&f.as_str()) && !before.contains(&f) && !reported {
+            // A dead requester's checkpoints are its chains' files (FF22, counted below).
+            let lingering = requester_died
+                && lab.vms.iter().any(|v| {
+                    v.disks
+                        .iter()
+                        .any(|d| d.merge.is_none() && d.chain.files.contains(&f))
+                });
+            if !bases.contains(&f.as_str()) && !before.contains(&f) && !reported && !lingering {
                 problems.push(format!("{name} still holds {f}"));
             }
         }
@@ -332,10 +351,26 @@ fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
                 // The host reported why the checkpoint stays (19100, FF23-FF25).
                 continue;
             }
-            if (d.chain.checkpoints() > 0 && !expected_left.contains(&v.name.as_str()))
-                || d.merge.is_some()
-            {
+            // What the run left is measured against the chain it started with.
+            let made: Vec<&String> = d
+                .chain
+                .files
+                .iter()
+                .filter(|f| !d.at_start.contains(f))
+                .collect();
+            if expected_left.contains(&v.name.as_str()) {
+                // Stated by the scenario (field failures 24, 41), checked above.
+            } else if d.merge.is_some() || (!made.is_empty() && !requester_died) {
                 problems.push(format!("{}: {} still has checkpoint(s)", v.name, d.file));
+            } else if !made.is_empty() {
+                for_next_job.extend(made.iter().map(|f| format!("{} {f}", v.name)));
+            } else if d.chain.checkpoints() > 0 {
+                as_started.push(format!(
+                    "{} {} ({})",
+                    v.name,
+                    d.file,
+                    d.chain.files[1..].join(", ")
+                ));
             }
             for g in &d.vols {
                 if g.internal.is_some() {
@@ -390,6 +425,11 @@ fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
             accepted.push(format!("{}: {}", v.name, v.fs_frozen.join(" ")));
         } else if as_before {
             frozen_before.push(format!("{}: {}", v.name, v.fs_frozen.join(" ")));
+        } else if v.daemon_exited && !v.fs_frozen.is_empty() && !v.frozen {
+            // Field failure 18: hv_vss_daemon died between FREEZE and THAW; the kernel's
+            // transaction timer answers the host but thaws nothing (vss.md §4.4), so a
+            // real guest stays frozen until someone runs `fsfreeze -u`.
+            frozen_by_dead_daemon.push(format!("{}: {}", v.name, v.fs_frozen.join(" ")));
         } else if v.frozen || v.held {
             problems.push(format!(
                 "{}'s writes are still frozen or held{}",
@@ -415,7 +455,7 @@ fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
         "I3",
         problems,
         &format!(
-            "{} volume(s): no snapshot, checkpoint or AVHDX remains{}; {}; {}; {} VM(s) as before{}{}",
+            "{} volume(s): no snapshot, checkpoint or AVHDX remains{}{}{}; {}; {}; {} VM(s) as before{}{}{}",
             lab.volumes.len(),
             if expected_left.is_empty() {
                 String::new()
@@ -423,6 +463,24 @@ fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
                 format!(
                     " but the AVHDX files stated left on {}",
                     expected_left.join(", ")
+                )
+            },
+            if as_started.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " but the checkpoint(s) the run started with (field failure 22): {}",
+                    as_started.join("; ")
+                )
+            },
+            if for_next_job.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " but {} checkpoint file(s) the dead requester's backup made left for the \
+                     next job (field failure 22): {}",
+                    for_next_job.len(),
+                    for_next_job.join(", ")
                 )
             },
             lab.watch().writers.compared(),
@@ -442,6 +500,15 @@ fn i3_but(lab: &Site, names: &[String], left_open: &[ActorId]) -> Check {
                 format!(
                     ", file systems frozen by hand before the run still frozen ({})",
                     frozen_before.join("; ")
+                )
+            },
+            if frozen_by_dead_daemon.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", file systems hv_vss_daemon froze and died before thawing, left \
+                     frozen (field failure 18): {}",
+                    frozen_by_dead_daemon.join("; ")
                 )
             }
         ),

@@ -3,6 +3,8 @@
 
 mod f5t;
 mod invariants;
+#[cfg(test)]
+mod invariants_tests;
 mod load;
 mod replay;
 mod report;

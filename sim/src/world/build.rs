@@ -136,6 +136,7 @@ fn build_on(
             frozen: false,
             held: false,
             fs_frozen: Vec::new(),
+            daemon_exited: false,
             no_auto_recovery: false,
             writers: vm.guest.writers.len(),
             disks: Vec::new(),
@@ -212,6 +213,7 @@ fn build_on(
                     page_file,
                 });
             }
+            let at_start = chain.files.clone();
             lab_vm.disks.push(DiskLab {
                 file: d.file.clone(),
                 volume: vol_name,
@@ -221,6 +223,7 @@ fn build_on(
                 vols,
                 block_size: block,
                 rct: None,
+                at_start,
             });
         }
         vms.push(lab_vm);

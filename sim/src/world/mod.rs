@@ -90,6 +90,9 @@ pub struct DiskLab {
     /// Resilient change tracking of the virtual disk (incremental jobs only): every
     /// guest write is stamped, and a reference point closes each consistency point.
     pub rct: Option<ChangeTracker>,
+    /// The chain's files when the run started (its base, and the checkpoints a starting
+    /// state left, FF22): I3 measures what the run left against them.
+    pub at_start: Vec<String>,
 }
 
 /// A writer that mirrors guest writes into a merge target while a merge runs.
@@ -260,6 +263,10 @@ pub struct VmLab {
     pub held: bool,
     /// Linux: the mounts frozen in the guest now (FIFREEZE not undone), in freeze order.
     pub fs_frozen: Vec<String>,
+    /// Linux: `hv_vss_daemon` exited while the guest ran; what it froze stays frozen, as
+    /// FIFREEZE outlives the process and the kernel's timers thaw nothing (field failure
+    /// 18).
+    pub daemon_exited: bool,
     /// The guest's answer to HOT_BACKUP asked for no auto-recovery checkpoint
     /// (VSS_HBU_NO_AUTO_RECOVERY, R5): F2.6 and F2.10 are skipped for it.
     pub no_auto_recovery: bool,

@@ -301,6 +301,18 @@ impl RequesterCore {
         self.send_vss(call, true, CALL_US, fx);
     }
 
+    /// The requester process died: COM releases the backup-components object it held for
+    /// the task's set, and VSS sees the BackupShutdown it never made (reference vss.md
+    /// §1.1 step 13). Nothing else is sent: no AbortBackup, no BackupComplete (field
+    /// failure 10).
+    pub fn released_at_death(&self) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if self.task.is_some() {
+            self.send_vss(VssCall::BackupShutdown, true, CALL_US, &mut fx);
+        }
+        fx
+    }
+
     /// Sends `call` for the task's snapshot set to the task's VSS, `delay_us` from now.
     fn send_vss(&self, call: VssCall, with_writers: bool, delay_us: u64, fx: &mut Vec<Effect>) {
         let Some(host) = self.task_host() else {

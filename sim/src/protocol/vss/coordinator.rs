@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::sequence::{steps_of, Step, ABORT};
+use super::sequence::{steps_of, Step, ABORT, RELEASE};
 use super::{
     AppLevel, Effect, Input, ProviderCall, VssCall, VssTimer, WriterEvent, WriterState,
     WriterStatus, EVENT_TIMEOUT_US, FLUSH_AND_HOLD_US,
@@ -87,6 +87,9 @@ pub struct Coordinator {
     hold_since: Option<u64>,
     /// Another requester's snapshot set is in creation on this machine until then.
     foreign_set_until: Option<u64>,
+    /// The set DoSnapshotSet made, with its volumes, until BackupComplete or AbortBackup
+    /// ends it: a BackupShutdown before then releases it (reference vss.md §1.1 step 13).
+    unreleased: Option<(u64, Vec<String>)>,
 }
 
 impl Coordinator {
@@ -106,6 +109,7 @@ impl Coordinator {
             freeze_since: None,
             hold_since: None,
             foreign_set_until: None,
+            unreleased: None,
         }
     }
 
@@ -152,6 +156,12 @@ impl Coordinator {
     /// The registered writers with the state VSS knows them in.
     pub fn writers(&self) -> &[WriterReg] {
         &self.writers
+    }
+
+    /// The set DoSnapshotSet made that neither BackupComplete nor AbortBackup ended: a
+    /// BackupShutdown now deletes its auto-release shadow copies.
+    pub fn unreleased(&self) -> Option<u64> {
+        self.unreleased.as_ref().map(|(set, _)| *set)
     }
 
     /// The call in progress, if any.
@@ -272,13 +282,27 @@ impl Coordinator {
             }
             self.set_in_progress = Some(set);
         }
+        let mut steps = steps_of(call);
+        let (mut set, mut volumes) = (set, volumes);
+        match call {
+            VssCall::BackupComplete | VssCall::AbortBackup => self.unreleased = None,
+            // The backup-components object is released with its set never completed nor
+            // aborted (a requester that died, field failures 10, 22): VSS deletes the
+            // set's auto-release shadow copies; the writers see at most BackupShutdown.
+            VssCall::BackupShutdown => {
+                if let Some((made, on)) = self.unreleased.take() {
+                    (steps, set, volumes) = (RELEASE, made, on);
+                }
+            }
+            _ => {}
+        }
         self.running = Some(Running {
             call,
             requester,
             set,
             volumes,
             with_writers,
-            steps: steps_of(call),
+            steps,
             next: 0,
             waiting: BTreeSet::new(),
             asked: None,
@@ -471,6 +495,9 @@ impl Coordinator {
         };
         if run.call == VssCall::DoSnapshotSet || run.aborting {
             self.set_in_progress = None;
+        }
+        if run.call == VssCall::DoSnapshotSet && !run.aborting && run.failure.is_none() {
+            self.unreleased = Some((run.set, run.volumes.clone()));
         }
         let call = if run.aborting {
             VssCall::DoSnapshotSet

@@ -52,6 +52,10 @@ pub(super) const ABORT: &[Step] = &[
     CloseFreezeWindow,
 ];
 
+/// BackupShutdown of a set DoSnapshotSet made and nothing ended: its auto-release
+/// shadow copies are deleted (reference vss.md §1.1 step 13).
+pub(super) const RELEASE: &[Step] = &[Providers(ProviderCall::DeleteSnapshots)];
+
 pub(super) fn steps_of(call: VssCall) -> &'static [Step] {
     match call {
         VssCall::GatherWriterMetadata => GATHER,

@@ -1161,3 +1161,49 @@ fn another_requesters_set_in_creation_refuses_do_snapshot_set_until_it_is_done()
         "{fx:?}"
     );
 }
+
+// --- release of the backup-components object (reference §1.1 step 13) ---------------
+
+/// A requester that dies after DoSnapshotSet never calls BackupComplete or AbortBackup;
+/// the release of its object (BackupShutdown) deletes the set's auto-release shadow
+/// copies and tells the writers nothing: their sessions stay open (field failures 10,
+/// 22).
+#[test]
+fn backup_shutdown_of_a_set_never_ended_deletes_its_shadow_copies() {
+    let mut c = guest();
+    let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+    let (_, now) = drive(&mut c, 0, first, all_ok);
+    assert_eq!(c.unreleased(), Some(SET));
+    let first = call(&mut c, now, VssCall::BackupShutdown);
+    let (log, _) = drive(&mut c, now, first, all_ok);
+    assert_eq!(protocol(&log), ["provider DeleteSnapshots", "finish S_OK"]);
+    assert_eq!(c.unreleased(), None);
+    // Released once: a second BackupShutdown has nothing left to delete.
+    let first = call(&mut c, now + 10_000, VssCall::BackupShutdown);
+    let (log, _) = drive(&mut c, now + 10_000, first, all_ok);
+    assert_eq!(protocol(&log), ["finish S_OK"]);
+}
+
+/// BackupComplete and AbortBackup end the set themselves: the BackupShutdown after them
+/// (every faithful requester's) deletes nothing more.
+#[test]
+fn backup_shutdown_after_backup_complete_or_abort_releases_nothing() {
+    for end in [VssCall::BackupComplete, VssCall::AbortBackup] {
+        let mut c = guest();
+        let first = call(&mut c, 0, VssCall::DoSnapshotSet);
+        let (_, now) = drive(&mut c, 0, first, all_ok);
+        let first = call(&mut c, now, end);
+        let (_, now) = drive(&mut c, now, first, all_ok);
+        assert_eq!(c.unreleased(), None, "{end:?}");
+        let first = call(&mut c, now, VssCall::BackupShutdown);
+        let (log, _) = drive(&mut c, now, first, all_ok);
+        assert_eq!(protocol(&log), ["finish S_OK"], "{end:?}");
+    }
+}
+
+/// A DoSnapshotSet that failed was aborted by VSS (§1.3): nothing is left to release.
+#[test]
+fn a_failed_snapshot_set_leaves_nothing_to_release() {
+    let (c, _) = snapshot_set_failing_at("provider CommitSnapshots", Hresult::VssEProviderVeto);
+    assert_eq!(c.unreleased(), None);
+}
