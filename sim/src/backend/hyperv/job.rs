@@ -651,9 +651,10 @@ impl Planner<'_> {
     fn merge(&mut self, host: &str, vm: usize) {
         let name = self.vm(vm).name.clone();
         let cites = self.cites(&[vm], &[Stage::Merge]);
-        let rct = matches!(self.plans[&vm].tracking, ChangeTracking::Rct);
-        // F3.3: a checkpoint is destroyed (merged) or, where RCT tracks the disks, turned
-        // into the reference point the next incremental queries.
+        let rct = matches!(self.plans[&vm].tracking, ChangeTracking::Rct)
+            && self.s.job.kind == BackupKind::Incremental;
+        // F3.3: a checkpoint is destroyed (merged) or, for an incremental job whose disks
+        // RCT tracks, turned into the reference point the next point queries.
         let (method, params) = if rct {
             (
                 "ConvertToReferencePoint",
