@@ -71,7 +71,7 @@ fn r8_low_space_plan() {
 
 #[test]
 fn ff13_ff18_frozen_fs_plan() {
-    snapshot("f3-linux-fsfreeze-by-hand-root");
+    snapshot("f3-linux-fsfreeze-by-hand-data");
 }
 
 /// Every refusal is listed (not the first), each with its place and reason; exit 2.
