@@ -6,6 +6,7 @@ mod error_text;
 mod explore_cmd;
 mod files;
 mod gen_cmd;
+mod host_cmd;
 mod repo_cmd;
 mod report_cmd;
 mod run_cmd;
@@ -63,6 +64,10 @@ enum Command {
     /// Write generated scenario files (a whole protection group, SPEC R15).
     #[command(subcommand)]
     Gen(gen_cmd::GenCommand),
+    /// A scenario against a real Hyper-V host: `plan` prints what the Windows backend
+    /// would do there, on any OS.
+    #[command(subcommand)]
+    Host(host_cmd::HostCommand),
 }
 
 /// A closed pipe on stdout ends the command quietly, as it does any Unix tool
@@ -83,6 +88,8 @@ fn main() -> ExitCode {
     // An error of `explore` is a harness failure (2): its 1 means findings.
     let failure = match cli.command {
         Command::Explore(_) => ExitCode::from(explore_cmd::HARNESS_FAILURE),
+        // `host plan` uses 1 for a host that differs and 2 for refusals.
+        Command::Host(_) => ExitCode::from(host_cmd::CANNOT_PLAN),
         _ => ExitCode::FAILURE,
     };
     let result = match cli.command {
@@ -95,6 +102,7 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore_cmd::explore_cmd(args),
         Command::Shrink(args) => shrink_cmd::shrink_cmd(args),
         Command::Gen(c) => gen_cmd::run(c),
+        Command::Host(c) => host_cmd::run(c),
     };
     match result {
         Ok(code) => code,

@@ -68,6 +68,7 @@
 mod call;
 mod endpoints;
 mod error;
+pub mod hyperv;
 mod simulated;
 
 pub use call::{HostCall, HostReply};
