@@ -1,5 +1,6 @@
 //! The `hvsim` command line: argument parsing and output only.
 
+mod conform_cmd;
 mod coverage_cmd;
 mod diff_cmd;
 mod error_text;
@@ -60,6 +61,12 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// The smallest scenario and seed found that fail with the same signature as a run.
     Shrink(shrink_cmd::ShrinkArgs),
+    /// Hold a real host's run (its trace, event log and `vssadmin list writers`) against
+    /// the model's run of the same scenario and seed.
+    ///
+    /// Exit 0 when the host did nothing the model does not allow, 1 with deviations (each
+    /// named with its step, record or line), 2 when an input cannot be read.
+    Conform(conform_cmd::ConformArgs),
     /// Write generated scenario files (a whole protection group, SPEC R15).
     #[command(subcommand)]
     Gen(gen_cmd::GenCommand),
@@ -83,6 +90,7 @@ fn main() -> ExitCode {
     // An error of `explore` is a harness failure (2): its 1 means findings.
     let failure = match cli.command {
         Command::Explore(_) => ExitCode::from(explore_cmd::HARNESS_FAILURE),
+        Command::Conform(_) => ExitCode::from(conform_cmd::BAD_INPUT),
         _ => ExitCode::FAILURE,
     };
     let result = match cli.command {
@@ -95,6 +103,7 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore_cmd::explore_cmd(args),
         Command::Shrink(args) => shrink_cmd::shrink_cmd(args),
         Command::Gen(c) => gen_cmd::run(c),
+        Command::Conform(args) => conform_cmd::conform_cmd(args),
     };
     match result {
         Ok(code) => code,
