@@ -1,5 +1,6 @@
 //! The `hvsim` command line: argument parsing and output only.
 
+mod conform_cmd;
 mod coverage_cmd;
 mod diff_cmd;
 mod error_text;
@@ -61,6 +62,12 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// The smallest scenario and seed found that fail with the same signature as a run.
     Shrink(shrink_cmd::ShrinkArgs),
+    /// Hold a real host's run (its trace, event log and `vssadmin list writers`) against
+    /// the model's run of the same scenario and seed.
+    ///
+    /// Exit 0 when the host did nothing the model does not allow, 1 with deviations (each
+    /// named with its step, record or line), 2 when an input cannot be read.
+    Conform(conform_cmd::ConformArgs),
     /// Write generated scenario files (a whole protection group, SPEC R15).
     #[command(subcommand)]
     Gen(gen_cmd::GenCommand),
@@ -90,6 +97,7 @@ fn main() -> ExitCode {
         Command::Explore(_) => ExitCode::from(explore_cmd::HARNESS_FAILURE),
         // `host plan` uses 1 for a host that differs and 2 for refusals.
         Command::Host(_) => ExitCode::from(host_cmd::CANNOT_PLAN),
+        Command::Conform(_) => ExitCode::from(conform_cmd::BAD_INPUT),
         _ => ExitCode::FAILURE,
     };
     let result = match cli.command {
@@ -103,6 +111,7 @@ fn main() -> ExitCode {
         Command::Shrink(args) => shrink_cmd::shrink_cmd(args),
         Command::Gen(c) => gen_cmd::run(c),
         Command::Host(c) => host_cmd::run(c),
+        Command::Conform(args) => conform_cmd::conform_cmd(args),
     };
     match result {
         Ok(code) => code,

@@ -30,6 +30,7 @@ pub use hvsim_engine as engine;
 pub mod actors;
 pub mod backend;
 pub mod backup;
+pub mod conform;
 pub mod coverage;
 pub mod events;
 pub mod explore;
