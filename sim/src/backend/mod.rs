@@ -69,6 +69,7 @@ mod call;
 mod endpoints;
 mod error;
 mod simulated;
+pub mod windows;
 
 pub use call::{HostCall, HostReply};
 pub use endpoints::{HostEnd, HostEndpoints};
