@@ -1,11 +1,13 @@
 //! The `hvsim` command line: argument parsing and output only.
 
+mod check_writes_cmd;
 mod coverage_cmd;
 mod diff_cmd;
 mod error_text;
 mod explore_cmd;
 mod files;
 mod gen_cmd;
+mod hyperv_cmd;
 mod repo_cmd;
 mod report_cmd;
 mod run_cmd;
@@ -63,6 +65,11 @@ enum Command {
     /// Write generated scenario files (a whole protection group, SPEC R15).
     #[command(subcommand)]
     Gen(gen_cmd::GenCommand),
+    /// Check a backed-up disk against the guest agent's log of durable writes (I1).
+    ///
+    /// Exit 0 when every write up to the cut is in the image, 1 with mismatches (each
+    /// naming its write), 2 when the log or the image cannot be read.
+    CheckWrites(check_writes_cmd::CheckWritesArgs),
 }
 
 /// A closed pipe on stdout ends the command quietly, as it does any Unix tool
@@ -83,6 +90,7 @@ fn main() -> ExitCode {
     // An error of `explore` is a harness failure (2): its 1 means findings.
     let failure = match cli.command {
         Command::Explore(_) => ExitCode::from(explore_cmd::HARNESS_FAILURE),
+        Command::CheckWrites(_) => ExitCode::from(check_writes_cmd::HARNESS_FAILURE),
         _ => ExitCode::FAILURE,
     };
     let result = match cli.command {
@@ -95,6 +103,7 @@ fn main() -> ExitCode {
         Command::Explore(args) => explore_cmd::explore_cmd(args),
         Command::Shrink(args) => shrink_cmd::shrink_cmd(args),
         Command::Gen(c) => gen_cmd::run(c),
+        Command::CheckWrites(args) => check_writes_cmd::run(args),
     };
     match result {
         Ok(code) => code,
