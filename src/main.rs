@@ -1,5 +1,6 @@
 //! The `hvsim` command line: argument parsing and output only.
 
+mod check_writes_cmd;
 mod conform_cmd;
 mod coverage_cmd;
 mod diff_cmd;
@@ -8,6 +9,7 @@ mod explore_cmd;
 mod files;
 mod gen_cmd;
 mod host_cmd;
+mod hyperv_cmd;
 mod repo_cmd;
 mod report_cmd;
 mod run_cmd;
@@ -75,6 +77,11 @@ enum Command {
     /// would do there, on any OS.
     #[command(subcommand)]
     Host(host_cmd::HostCommand),
+    /// Check a backed-up disk against the guest agent's log of durable writes (I1).
+    ///
+    /// Exit 0 when every write up to the cut is in the image, 1 with mismatches (each
+    /// naming its write), 2 when the log or the image cannot be read.
+    CheckWrites(check_writes_cmd::CheckWritesArgs),
 }
 
 /// A closed pipe on stdout ends the command quietly, as it does any Unix tool
@@ -98,6 +105,7 @@ fn main() -> ExitCode {
         // `host plan` uses 1 for a host that differs and 2 for refusals.
         Command::Host(_) => ExitCode::from(host_cmd::CANNOT_PLAN),
         Command::Conform(_) => ExitCode::from(conform_cmd::BAD_INPUT),
+        Command::CheckWrites(_) => ExitCode::from(check_writes_cmd::HARNESS_FAILURE),
         _ => ExitCode::FAILURE,
     };
     let result = match cli.command {
@@ -112,6 +120,7 @@ fn main() -> ExitCode {
         Command::Gen(c) => gen_cmd::run(c),
         Command::Host(c) => host_cmd::run(c),
         Command::Conform(args) => conform_cmd::conform_cmd(args),
+        Command::CheckWrites(args) => check_writes_cmd::run(args),
     };
     match result {
         Ok(code) => code,

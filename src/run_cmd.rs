@@ -109,6 +109,8 @@ pub struct RunArgs {
     /// cap, which grows with its VMs, recovery points and workload).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_steps: Option<u64>,
+    #[command(flatten)]
+    backend: crate::hyperv_cmd::BackendArgs,
 }
 
 /// What `--json` and `--junit` are written from: per scenario file its report (or why
@@ -178,7 +180,14 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         json,
         junit,
         max_steps,
+        backend,
     } = args;
+    if backend.backend == crate::hyperv_cmd::BackendKind::Hyperv {
+        return crate::hyperv_cmd::run(&paths, &backend);
+    }
+    if backend.host.is_some() || backend.credential.is_some() {
+        anyhow::bail!("--host and --credential name a real host: they go with --backend hyperv");
+    }
     let files = scenario_files(&paths)?;
     let mut reports = Reports::default();
     if files.len() == 1 {

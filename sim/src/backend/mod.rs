@@ -70,6 +70,7 @@ mod endpoints;
 mod error;
 pub mod hyperv;
 mod simulated;
+pub mod windows;
 
 pub use call::{HostCall, HostReply};
 pub use endpoints::{HostEnd, HostEndpoints};

@@ -401,15 +401,23 @@ impl VmLab {
     pub fn next_data(&mut self, pages: u64, tag: u8) -> Vec<u8> {
         let serial = self.next_serial;
         self.next_serial += 1;
-        let base = serial.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(tag);
         let mut v = vec![0u8; (pages * PAGE) as usize];
-        // Exact 8-byte chunks: a loop without bounds checks, which the compiler vectorises
-        // (every byte the workload writes in a run is made here).
-        for (i, w) in (0u64..).zip(v.chunks_exact_mut(8)) {
-            let x = base.wrapping_add(i.wrapping_mul(0xD1B5_4A32_D192_ED03)) | 1;
-            w.copy_from_slice(&x.to_le_bytes());
-        }
+        write_data(serial, tag, &mut v);
         v
+    }
+}
+
+/// The bytes of the workload's write number `serial` with kind `tag`: never zero in any
+/// 8-byte word, distinct per write. The guest agent of a real host writes the same
+/// pattern (hvsim-agent's tests compare it with this one), so its log is judged as this
+/// oracle is.
+pub fn write_data(serial: u64, tag: u8, out: &mut [u8]) {
+    let base = serial.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(tag);
+    // Exact 8-byte chunks: a loop without bounds checks, which the compiler vectorises
+    // (every byte the workload writes in a run is made here).
+    for (i, w) in (0u64..).zip(out.chunks_exact_mut(8)) {
+        let x = base.wrapping_add(i.wrapping_mul(0xD1B5_4A32_D192_ED03)) | 1;
+        w.copy_from_slice(&x.to_le_bytes());
     }
 }
 
