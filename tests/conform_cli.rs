@@ -206,7 +206,7 @@ fn malformed_inputs_exit_2_naming_file_and_line() {
         ),
         (
             &["--events", &fixture("writers-web01.txt")],
-            "writers-web01.txt:1: not well-formed XML".into(),
+            "writers-web01.txt: no <Event> element".into(),
         ),
     ];
     for (extra, expected) in cases {

@@ -82,11 +82,11 @@ fn refused_items_exit_2_listing_all() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/f2-provider-commit-failure.toml"),
     )
     .unwrap();
-    // A second unstageable fault: a host crash.
+    // A second unstageable fault: another requester's snapshot set in creation.
     let file = dir.path().join("two-refusals.toml");
     std::fs::write(
         &file,
-        format!("{text}\n[[faults]]\nhost_crash = {{ host = \"hv1\", at = \"F2.11\" }}\n"),
+        format!("{text}\n[[faults]]\nsnapshot_set_in_progress = {{ host = \"hv1\", until = \"20000 ms\" }}\n"),
     )
     .unwrap();
     let out = hvsim(&["host", "plan", file.to_str().unwrap()]);
@@ -98,7 +98,10 @@ fn refused_items_exit_2_listing_all() {
         stdout.contains("faults[0]: provider_commit_failure"),
         "{stdout}"
     );
-    assert!(stdout.contains("faults[1]: host_crash"), "{stdout}");
+    assert!(
+        stdout.contains("faults[1]: snapshot_set_in_progress"),
+        "{stdout}"
+    );
     assert!(stderr.contains("2 item(s) cannot be staged"), "{stderr}");
 }
 

@@ -161,20 +161,11 @@ pub fn trace_checks(checks: &mut Checks, host: &Observations, model: &Observatio
         &model.fallbacks,
     );
     downtime(checks, host, model);
-    let left = |o: &Observations| -> Vec<Seen<String>> {
-        o.files_left
-            .iter()
-            .map(|s| Seen {
-                // Compared by file, whichever actor made it.
-                actor: "files left".to_string(),
-                ..s.clone()
-            })
-            .collect()
-    };
-    let (h, m) = (left(host), left(model));
+    // Compared by file, whichever actor made it; a deviation names the host's actor.
+    let (h, m) = (&host.files_left, &model.files_left);
     let before = checks.deviations.len();
     let mut expected: Vec<&str> = m.iter().map(|s| s.what.as_str()).collect();
-    for s in &h {
+    for s in h {
         match expected.iter().position(|e| *e == s.what) {
             Some(i) => {
                 expected.remove(i);
