@@ -37,13 +37,12 @@ pub struct BackendArgs {
 /// Exit code when the backend cannot run the scenario (as a harness failure).
 const CANNOT_RUN: u8 = 2;
 
-/// Runs `scenarios` on the real host the arguments name.
-pub fn run(scenarios: &[PathBuf], backend: &BackendArgs) -> Result<ExitCode> {
-    let files = crate::run_cmd::scenario_files(scenarios)?;
+/// Runs the scenario `files` on the real host the arguments name.
+pub fn run(files: &[PathBuf], backend: &BackendArgs) -> Result<ExitCode> {
     let first = files
         .first()
         .map_or("FILE".to_string(), |f| f.display().to_string());
-    run_on_host(&files, backend, &first)
+    run_on_host(files, backend, &first)
 }
 
 #[cfg(not(windows))]

@@ -183,7 +183,7 @@ pub fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         backend,
     } = args;
     if backend.backend == crate::hyperv_cmd::BackendKind::Hyperv {
-        return crate::hyperv_cmd::run(&paths, &backend);
+        return crate::hyperv_cmd::run(&scenario_files(&paths)?, &backend);
     }
     if backend.host.is_some() || backend.credential.is_some() {
         anyhow::bail!("--host and --credential name a real host: they go with --backend hyperv");
