@@ -308,6 +308,33 @@ impl Planner<'_> {
         );
     }
 
+    /// A backup session's first calls: InitializeForBackup, SetContext, SetBackupState.
+    fn open_session(&mut self, host: &str, select: &str, backup_type: &str, cites: Vec<String>) {
+        self.vss_step(
+            host,
+            "InitializeForBackup",
+            vec![arg("bstrXML", "NULL")],
+            cites.clone(),
+        );
+        self.vss_step(
+            host,
+            "SetContext",
+            vec![arg("lContext", self.context())],
+            cites.clone(),
+        );
+        self.vss_step(
+            host,
+            "SetBackupState",
+            vec![
+                arg("bSelectComponents", select),
+                arg("bBackupBootableSystemState", "FALSE"),
+                arg("backupType", backup_type),
+                arg("bPartialFileSupport", "FALSE"),
+            ],
+            cites,
+        );
+    }
+
     fn context(&self) -> &'static str {
         if self.off_host {
             // R9: the proxy imports the set: it must be transportable.
@@ -346,29 +373,7 @@ impl Planner<'_> {
             let cites = c(&[Stage::VolumeSnapshot]);
             match call {
                 VssCall::DoSnapshotSet => {
-                    self.vss_step(
-                        host,
-                        "InitializeForBackup",
-                        vec![arg("bstrXML", "NULL")],
-                        cites.clone(),
-                    );
-                    self.vss_step(
-                        host,
-                        "SetContext",
-                        vec![arg("lContext", self.context())],
-                        cites.clone(),
-                    );
-                    self.vss_step(
-                        host,
-                        "SetBackupState",
-                        vec![
-                            arg("bSelectComponents", "FALSE"),
-                            arg("bBackupBootableSystemState", "FALSE"),
-                            arg("backupType", "VSS_BT_COPY"),
-                            arg("bPartialFileSupport", "FALSE"),
-                        ],
-                        cites.clone(),
-                    );
+                    self.open_session(host, "FALSE", "VSS_BT_COPY", cites.clone());
                     self.vss_step(
                         host,
                         "StartSnapshotSet",
@@ -414,29 +419,7 @@ impl Planner<'_> {
         match call {
             VssCall::SetBackupState => {
                 let cites = c(&[Stage::Request]);
-                self.vss_step(
-                    host,
-                    "InitializeForBackup",
-                    vec![arg("bstrXML", "NULL")],
-                    cites.clone(),
-                );
-                self.vss_step(
-                    host,
-                    "SetContext",
-                    vec![arg("lContext", self.context())],
-                    cites.clone(),
-                );
-                self.vss_step(
-                    host,
-                    "SetBackupState",
-                    vec![
-                        arg("bSelectComponents", "TRUE"),
-                        arg("bBackupBootableSystemState", "FALSE"),
-                        arg("backupType", self.backup_type()),
-                        arg("bPartialFileSupport", "FALSE"),
-                    ],
-                    cites,
-                );
+                self.open_session(host, "TRUE", self.backup_type(), cites);
             }
             VssCall::GatherWriterMetadata => {
                 let cites = c(&[Stage::Request]);
