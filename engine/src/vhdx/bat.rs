@@ -148,6 +148,18 @@ impl Geometry {
         self.block_size / self.logical_sector_size
     }
 
+    /// Bytes of chunk `c`'s 1 MiB sector bitmap that describe blocks of the disk, in
+    /// whole 4 KiB sectors: the rest of the bitmap is never read nor written, so a small
+    /// disk keeps kilobytes of it in memory, not a mebibyte.
+    pub fn sb_used_len(&self, c: u64) -> usize {
+        let blocks = self
+            .payload_blocks
+            .saturating_sub(c * self.chunk_ratio)
+            .min(self.chunk_ratio);
+        let bytes = (blocks * self.sectors_per_block()).div_ceil(8);
+        bytes.next_multiple_of(4096).min(1 << 20) as usize
+    }
+
     /// Bytes of payload block `b` inside the virtual disk (the last one may be short).
     pub fn block_len(&self, b: u64) -> u64 {
         (self.virtual_size - b * self.block_size).min(self.block_size)

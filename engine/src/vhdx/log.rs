@@ -111,35 +111,59 @@ impl Ring for &[u8] {
     }
 }
 
-/// The ring inside an image file, read through a 1 MiB window (the scan for entries
-/// looks at every 4 KiB sector).
+/// The ring inside an image file, read through a window of [`RING_WINDOW`] bytes (the
+/// scan for entries looks at every 4 KiB sector). The parts of the ring the file stores
+/// are listed once: a read that falls in a hole is zeros without touching the file,
+/// so scanning a mostly empty log costs what its entries hold.
 pub struct StoredRing<'a> {
     file: &'a mut dyn Storage,
     offset: u64,
     len: u64,
+    /// Ring positions `(start, end)` that may hold bytes other than zeros, in order.
+    stored: Vec<(u64, u64)>,
     window: Option<(u64, Vec<u8>)>,
 }
 
+/// Bytes the ring reads from the file at a time.
+const RING_WINDOW: u64 = 64 * 1024;
+
 impl<'a> StoredRing<'a> {
     pub fn new(file: &'a mut dyn Storage, offset: u64, len: u64) -> Self {
+        let mut extents = Vec::new();
+        file.stored_extents(offset, len, &mut extents);
+        let stored = extents
+            .into_iter()
+            .map(|(s, l)| (s - offset, s - offset + l))
+            .collect();
         StoredRing {
             file,
             offset,
             len,
+            stored,
             window: None,
         }
+    }
+
+    fn holds_data(&self, start: u64, end: u64) -> bool {
+        let i = self.stored.partition_point(|&(_, e)| e <= start);
+        self.stored.get(i).is_some_and(|&(s, _)| s < end)
     }
 
     /// Bytes inside the ring without wrapping.
     fn read_flat(&mut self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
         let end = pos + buf.len() as u64;
-        let start = pos - pos % MIB;
-        if end <= (start + MIB).min(self.len) {
+        if !self.holds_data(pos, end) {
+            buf.fill(0);
+            return Ok(());
+        }
+        let start = pos - pos % RING_WINDOW;
+        if end <= (start + RING_WINDOW).min(self.len) {
             if self.window.as_ref().is_none_or(|(w, _)| *w != start) {
-                let n = MIB.min(self.len - start) as usize;
+                let n = RING_WINDOW.min(self.len - start) as usize;
                 let mut w = self.window.take().map_or_else(Vec::new, |(_, w)| w);
+                w.clear();
                 w.resize(n, 0);
-                self.file.read_at(&mut w, self.offset + start)?;
+                crate::storage::read_into_zeroed(&mut *self.file, &mut w, self.offset + start)?;
                 self.window = Some((start, w));
             }
             let (_, w) = self.window.as_ref().expect("loaded");
@@ -196,10 +220,13 @@ fn entry_crc(log: &mut dyn Ring, pos: u64, length: u64) -> io::Result<u32> {
 /// What it holds is read only after its checksum matched, one sector at a time.
 pub fn parse_entry(log: &mut dyn Ring, pos: u64, guid: Uuid) -> io::Result<Option<Entry>> {
     let n = log.ring_len();
-    let head = ring_bytes(log, pos, LOG_SECTOR as usize)?;
-    if &head[0..4] != SIG_LOG_ENTRY {
+    // Most sectors of a scan hold no entry: their signature is enough to tell.
+    let mut sig = [0u8; 4];
+    log.read_ring(pos, &mut sig)?;
+    if &sig != SIG_LOG_ENTRY {
         return Ok(None);
     }
+    let head = ring_bytes(log, pos, LOG_SECTOR as usize)?;
     let length = u64::from(u32_at(&head, 8));
     let tail = u64::from(u32_at(&head, 12));
     let sequence = u64_at(&head, 16);

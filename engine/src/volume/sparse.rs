@@ -1,15 +1,24 @@
-//! The bytes of a file on an in-memory volume, stored sparsely in chunks of the
-//! snapshot granularity: growing a file costs nothing until it is written, and ranges
-//! never written read zeros (as a sparse file on NTFS or ext4 does).
+//! The bytes of a file on an in-memory volume, stored sparsely in 4 KiB units: growing
+//! a file costs nothing until it is written, and ranges never written read zeros (as a
+//! sparse file on NTFS or ext4 does). Snapshots see it in chunks of their own
+//! granularity ([`CHUNK`], a whole number of units).
 
 use std::collections::BTreeMap;
 
 use super::snapshot::CHUNK;
 
+/// Bytes per stored unit: a page, so page-aligned writes (nearly all of them: guest
+/// data, log sectors, bitmap and BAT sectors) fill whole units and never zero one first.
+const UNIT: u64 = 4096;
+
+/// Units per snapshot chunk.
+const PER_CHUNK: u64 = CHUNK / UNIT;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SparseFile {
     len: u64,
-    chunks: BTreeMap<u64, Box<[u8]>>,
+    /// Unit index → its bytes.
+    units: BTreeMap<u64, Box<[u8]>>,
 }
 
 impl SparseFile {
@@ -26,11 +35,11 @@ impl SparseFile {
         let end = offset + buf.len() as u64;
         let mut at = offset;
         while at < end {
-            let c = at / CHUNK;
-            let inc = (at - c * CHUNK) as usize;
-            let n = ((c + 1) * CHUNK).min(end) - at;
+            let u = at / UNIT;
+            let inc = (at - u * UNIT) as usize;
+            let n = ((u + 1) * UNIT).min(end) - at;
             let out = &mut buf[(at - offset) as usize..(at - offset + n) as usize];
-            match self.chunks.get(&c) {
+            match self.units.get(&u) {
                 Some(d) => out.copy_from_slice(&d[inc..inc + n as usize]),
                 None => out.fill(0),
             }
@@ -38,17 +47,22 @@ impl SparseFile {
         }
     }
 
-    /// The chunks that hold written bytes, in `range` (other chunks read zeros).
+    /// The snapshot chunks that hold written bytes, in `range` (other chunks read zeros).
     pub fn written_chunks(&self, range: std::ops::Range<u64>) -> impl Iterator<Item = u64> + '_ {
-        self.chunks.range(range).map(|(&c, _)| c)
+        let units = range.start.saturating_mul(PER_CHUNK)..range.end.saturating_mul(PER_CHUNK);
+        let mut last = None;
+        self.units.range(units).filter_map(move |(&u, _)| {
+            let c = u / PER_CHUNK;
+            (last.replace(c) != Some(c)).then_some(c)
+        })
     }
 
-    /// Appends the parts of `[offset, offset + len)` in written chunks (the rest reads
+    /// Appends the parts of `[offset, offset + len)` in written units (the rest reads
     /// zeros), merged where they touch.
     pub fn stored_extents(&self, offset: u64, len: u64, out: &mut Vec<(u64, u64)>) {
         let end = offset.saturating_add(len);
-        for c in self.written_chunks(offset / CHUNK..end.div_ceil(CHUNK)) {
-            let (s, e) = ((c * CHUNK).max(offset), ((c + 1) * CHUNK).min(end));
+        for (&u, _) in self.units.range(offset / UNIT..end.div_ceil(UNIT)) {
+            let (s, e) = ((u * UNIT).max(offset), ((u + 1) * UNIT).min(end));
             match out.last_mut() {
                 Some((o, l)) if *o + *l == s => *l += e - s,
                 _ => out.push((s, e - s)),
@@ -75,20 +89,20 @@ impl SparseFile {
         let end = offset + data.len() as u64;
         let mut at = offset;
         while at < end {
-            let c = at / CHUNK;
-            let inc = (at - c * CHUNK) as usize;
-            let n = ((c + 1) * CHUNK).min(end) - at;
+            let u = at / UNIT;
+            let inc = (at - u * UNIT) as usize;
+            let n = ((u + 1) * UNIT).min(end) - at;
             let src = &data[(at - offset) as usize..(at - offset + n) as usize];
-            match self.chunks.get_mut(&c) {
-                Some(chunk) => chunk[inc..inc + n as usize].copy_from_slice(src),
-                // A whole new chunk is the data itself; a part of one, zeros around it.
-                None if n == CHUNK => {
-                    self.chunks.insert(c, src.into());
+            match self.units.get_mut(&u) {
+                Some(unit) => unit[inc..inc + n as usize].copy_from_slice(src),
+                // A whole new unit is the data itself; a part of one, zeros around it.
+                None if n == UNIT => {
+                    self.units.insert(u, src.into());
                 }
                 None => {
-                    let mut chunk = vec![0u8; CHUNK as usize].into_boxed_slice();
-                    chunk[inc..inc + n as usize].copy_from_slice(src);
-                    self.chunks.insert(c, chunk);
+                    let mut unit = vec![0u8; UNIT as usize].into_boxed_slice();
+                    unit[inc..inc + n as usize].copy_from_slice(src);
+                    self.units.insert(u, unit);
                 }
             }
             at += n;
@@ -99,10 +113,10 @@ impl SparseFile {
     /// Grows (reading zeros) or cuts the file.
     pub fn set_len(&mut self, len: u64) {
         if len < self.len {
-            let keep = len.div_ceil(CHUNK);
-            self.chunks.retain(|&c, _| c < keep);
-            if let Some(last) = self.chunks.get_mut(&(len / CHUNK)) {
-                last[(len % CHUNK) as usize..].fill(0);
+            let keep = len.div_ceil(UNIT);
+            self.units.split_off(&keep);
+            if let Some(last) = self.units.get_mut(&(len / UNIT)) {
+                last[(len % UNIT) as usize..].fill(0);
             }
         }
         self.len = len;
@@ -124,9 +138,11 @@ mod tests {
     fn reads_what_was_written_and_zeros_elsewhere() {
         let mut f = SparseFile::default();
         f.set_len(5 * CHUNK);
-        assert_eq!(f.chunks.len(), 0, "growing allocates nothing");
+        assert_eq!(f.units.len(), 0, "growing allocates nothing");
         let data: Vec<u8> = (0..CHUNK + 100).map(|i| (i % 251) as u8 + 1).collect();
         f.write(CHUNK - 50, &data);
+        let chunks: Vec<u64> = f.written_chunks(0..5).collect();
+        assert_eq!(chunks, [0, 1, 2], "each snapshot chunk once");
         let mut back = vec![0u8; data.len() + 100];
         f.read(CHUNK - 100, &mut back);
         assert!(back[..50].iter().all(|&b| b == 0));

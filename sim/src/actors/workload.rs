@@ -108,7 +108,7 @@ impl Workload {
             let mut r = Ok(());
             // The previous transaction commits before this one begins.
             if let Some((cd, cv, at, data)) = self.commit.take() {
-                r = vm.guest_write(cd, cv, at, &data);
+                r = vm.guest_write(cd, cv, at, data);
                 if r.is_ok() {
                     vm.commit();
                 }
@@ -119,9 +119,9 @@ impl Workload {
                 let data = vm.next_data(2, 0xDB);
                 let at = page.min(hot_pages.saturating_sub(2)) * PAGE;
                 r = r.and(if spec.commit_record {
-                    vm.transaction_write(d, txn_vol, at, &data)
+                    vm.transaction_write(d, txn_vol, at, data)
                 } else {
-                    vm.guest_write(d, txn_vol, at, &data)
+                    vm.guest_write(d, txn_vol, at, data)
                 });
             }
             if spec.commit_record {
@@ -149,7 +149,7 @@ impl Workload {
                 "FileSystemMetadata",
                 [("volume", Detail::Text(vm.disks[d].vols[v].mount.clone()))],
             );
-            vm.guest_write(d, v, page * PAGE, &data)
+            vm.guest_write(d, v, page * PAGE, data)
         } else {
             let (d, v) = vols
                 .iter()
@@ -163,7 +163,7 @@ impl Workload {
                 "PageFileWrite",
                 [("volume", Detail::Text(vm.disks[d].vols[v].mount.clone()))],
             );
-            vm.guest_write(d, v, page.min(hot.saturating_sub(4)) * PAGE, &data)
+            vm.guest_write(d, v, page.min(hot.saturating_sub(4)) * PAGE, data)
         };
         if let Err(e) = r {
             self.errors += 1;

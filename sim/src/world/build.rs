@@ -312,10 +312,10 @@ fn initial_content(lab: &mut Lab, guids: &mut GuidGen) -> Result<(), BuildError>
                 .map_err(|e| BuildError(e.to_string()))?;
             for v in 0..vm.disks[d].vols.len() {
                 let boot = vm.next_data(1, 0xB0);
-                vm.guest_write(d, v, 0, &boot)
+                vm.guest_write(d, v, 0, boot)
                     .map_err(|e| BuildError(e.to_string()))?;
                 let files = vm.next_data(16, 0xF1);
-                vm.guest_write(d, v, 64 * PAGE, &files)
+                vm.guest_write(d, v, 64 * PAGE, files)
                     .map_err(|e| BuildError(e.to_string()))?;
             }
             if !matches!(vm.power, Power::Running | Power::Paused) {

@@ -20,7 +20,7 @@ fn is_zero(page: &[u8]) -> bool {
 /// pages (or a copy of an image) costs one buffer, not one allocation per page.
 #[derive(Clone, Debug)]
 struct Page {
-    buf: Arc<[u8]>,
+    buf: Arc<Vec<u8>>,
     at: usize,
 }
 
@@ -54,9 +54,14 @@ pub struct SparseImage {
 impl SparseImage {
     /// Applies a page-aligned write.
     pub fn write(&mut self, offset: u64, data: &[u8]) {
+        self.write_owned(offset, data.to_vec());
+    }
+
+    /// Applies a page-aligned write whose buffer the image keeps (no copy).
+    pub fn write_owned(&mut self, offset: u64, data: Vec<u8>) {
         debug_assert!(offset.is_multiple_of(PAGE) && (data.len() as u64).is_multiple_of(PAGE));
-        let buf: Arc<[u8]> = Arc::from(data);
-        for (i, page) in data.chunks_exact(PAGE as usize).enumerate() {
+        let buf = Arc::new(data);
+        for (i, page) in buf.chunks_exact(PAGE as usize).enumerate() {
             let idx = offset / PAGE + i as u64;
             if is_zero(page) {
                 self.pages.remove(&idx);
@@ -94,7 +99,7 @@ impl SparseImage {
             for (i, page) in b.chunks(PAGE as usize).enumerate() {
                 if !is_zero(page) {
                     // Its own buffer: a page kept must not pin the whole unit.
-                    let buf: Arc<[u8]> = Arc::from(page);
+                    let buf = Arc::new(page.to_vec());
                     img.pages.insert(off / PAGE + i as u64, Page { buf, at: 0 });
                 }
             }

@@ -318,9 +318,9 @@ impl VmLab {
         disk: usize,
         vol: usize,
         offset: u64,
-        data: &[u8],
+        data: Vec<u8>,
     ) -> Result<(), DiskError> {
-        self.disks[disk].write(vol, offset, data)?;
+        self.disks[disk].write(vol, offset, &data)?;
         let at = self.disks[disk].vols[vol].layout.start + offset;
         let d = &mut self.disks[disk];
         if let Some(t) = d.rct.as_mut() {
@@ -342,7 +342,7 @@ impl VmLab {
         disk: usize,
         vol: usize,
         offset: u64,
-        data: &[u8],
+        data: Vec<u8>,
     ) -> Result<(), DiskError> {
         let at = self.disks[disk].vols[vol].layout.start + offset;
         let d = &mut self.disks[disk];

@@ -81,18 +81,18 @@ impl Oracle {
         images
     }
 
-    pub fn completed(&mut self, disk: usize, offset: u64, data: &[u8]) {
-        self.live[disk].write(offset, data);
+    /// A completed write: the image keeps `data` itself.
+    pub fn completed(&mut self, disk: usize, offset: u64, data: Vec<u8>) {
         self.completed_writes += 1;
-        if !self.hash_writes {
-            return;
+        if self.hash_writes {
+            let mut h = blake3::Hasher::new();
+            h.update(&self.history);
+            h.update(&(disk as u64).to_le_bytes());
+            h.update(&offset.to_le_bytes());
+            h.update(&data);
+            self.history = *h.finalize().as_bytes();
         }
-        let mut h = blake3::Hasher::new();
-        h.update(&self.history);
-        h.update(&(disk as u64).to_le_bytes());
-        h.update(&offset.to_le_bytes());
-        h.update(data);
-        self.history = *h.finalize().as_bytes();
+        self.live[disk].write_owned(offset, data);
     }
 
     pub fn digest(&self, h: &mut blake3::Hasher) {
@@ -112,16 +112,16 @@ mod tests {
     #[test]
     fn recovered_undoes_the_open_transaction_only() {
         let mut o = Oracle::new(1);
-        o.completed(0, 0, &page(1));
+        o.completed(0, 0, page(1));
         // A committed transaction stays.
         o.transaction_write(0, PAGE, PAGE);
-        o.completed(0, PAGE, &page(2));
+        o.completed(0, PAGE, page(2));
         o.commit();
         // The open one overwrites page 0, writes page 1 twice and page 2 fresh.
         o.transaction_write(0, 0, 2 * PAGE);
-        o.completed(0, 0, &[page(3), page(3)].concat());
+        o.completed(0, 0, [page(3), page(3)].concat());
         o.transaction_write(0, PAGE, 2 * PAGE);
-        o.completed(0, PAGE, &[page(4), page(4)].concat());
+        o.completed(0, PAGE, [page(4), page(4)].concat());
         let r = o.recovered();
         assert_eq!(r[0].page(0), Some(&page(1)[..]));
         assert_eq!(r[0].page(1), Some(&page(2)[..]), "first before-image wins");

@@ -126,7 +126,8 @@ pub struct Vhdx {
     params: DiskParams,
     geo: Geometry,
     bat: BatTable,
-    /// Sector bitmaps by chunk, loaded on first use (1 MiB each).
+    /// Sector bitmaps by chunk, loaded on first use (the part of each 1 MiB bitmap that
+    /// describes the disk's blocks: `Geometry::sb_used_len`).
     sb_cache: BTreeMap<u64, Vec<u8>>,
     parent: Option<Box<Vhdx>>,
     log: Option<LogWriter>,

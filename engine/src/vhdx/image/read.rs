@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// Clean sector bitmaps kept in memory at most (1 MiB each).
+/// Clean sector bitmaps kept in memory at most (up to 1 MiB each).
 const MAX_CACHED_BITMAPS: usize = 8;
 
 impl Vhdx {
@@ -147,16 +147,12 @@ impl Vhdx {
                 .retain(|c, _| dirty.range((*c, 0)..=(*c, usize::MAX)).next().is_some());
         }
         let e = self.bat[self.geo.sb_index(chunk) as usize];
+        let used = self.geo.sb_used_len(chunk);
         let data = if e & 7 == SB_BLOCK_PRESENT {
             self.sector_bitmap_in_file(chunk, entry_offset(e))?;
-            read(
-                &mut *self.file,
-                MIB as usize,
-                entry_offset(e),
-                "sector bitmap block",
-            )?
+            read(&mut *self.file, used, entry_offset(e), "sector bitmap block")?
         } else {
-            vec![0u8; MIB as usize]
+            vec![0u8; used]
         };
         self.sb_cache.insert(chunk, data);
         Ok(())

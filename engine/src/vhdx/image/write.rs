@@ -222,7 +222,8 @@ impl Vhdx {
             write_zeros(&mut *self.file, off, MIB)?;
         }
         self.set_entry(i as u64, make_entry(SB_BLOCK_PRESENT, off));
-        self.sb_cache.insert(chunk, vec![0u8; MIB as usize]);
+        self.sb_cache
+            .insert(chunk, vec![0u8; self.geo.sb_used_len(chunk)]);
         if let Some(u) = self.undo.as_mut() {
             u.new_sb.push(chunk);
         }
