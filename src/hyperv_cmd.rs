@@ -91,6 +91,7 @@ fn run_on_host(files: &[PathBuf], backend: &BackendArgs, first: &str) -> Result<
         Ok(v) => v,
         Err(e) => {
             eprintln!("hvsim: error: {e}");
+            eprintln!("hvsim: `hvsim host plan {first}` shows what the run would do on a host.");
             return Ok(ExitCode::from(CANNOT_RUN));
         }
     };

@@ -337,3 +337,42 @@ fn an_image_opened_twice_by_one_command_is_refused_not_waited_for() {
         );
     }
 }
+
+/// `--backend hyperv` in the Windows build is the real backend: under Wine there is no
+/// Hyper-V (no `root\virtualization\v2` WMI namespace), so it must say which host it could
+/// not use and why, point at `host plan`, exit 2 (the harness could not run), and never
+/// print a report of a backup that did not happen (issue 12 §1).
+#[test]
+fn the_hyperv_backend_names_the_host_it_cannot_use_and_reports_no_backup() {
+    let Some(wine) = wine() else { return };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let f = "scenarios/f3-production-checkpoint-offhost-group.toml";
+    let out = bounded(
+        {
+            let mut c = wine.command(&wine.exe, root);
+            c.args(["run", f, "--backend", "hyperv"]);
+            c
+        },
+        "hvsim.exe run --backend hyperv",
+        std::time::Duration::from_secs(120),
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stderr.contains("hvsim: error: WMI on localhost"),
+        "the host and the WMI failure are named: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("`hvsim host plan {f}`")),
+        "the dry run is offered: {stderr}"
+    );
+    for report in ["Verdict", "I1 holds", "bytes: read"] {
+        assert!(
+            !stdout.contains(report),
+            "no report of a backup that did not run ({report:?}):\n{stdout}"
+        );
+    }
+}

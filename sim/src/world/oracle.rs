@@ -1,6 +1,7 @@
 //! The oracle: every write the guest completed, in order (I1); the images a backup must
 //! reproduce are taken from it by the observer, at the instants storage fixed them (I2).
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use super::image::{SparseImage, PAGE};
@@ -59,8 +60,10 @@ impl Oracle {
     /// The application's open transaction is about to write `[offset, offset + len)`.
     pub fn transaction_write(&mut self, disk: usize, offset: u64, len: u64) {
         for idx in offset / PAGE..(offset + len).div_ceil(PAGE) {
-            let before = self.live[disk].page(idx).map(<[u8]>::to_vec);
-            self.open.entry((disk, idx)).or_insert(before);
+            // The first write of the transaction to a page keeps what it held.
+            if let Entry::Vacant(e) = self.open.entry((disk, idx)) {
+                e.insert(self.live[disk].page(idx).map(<[u8]>::to_vec));
+            }
         }
     }
 
