@@ -236,6 +236,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_sector_bitmap_is_kept_as_far_as_it_maps_blocks() {
+        // 64 MiB in 1 MiB blocks of 512-byte sectors: 64 blocks of 2,048 bits, 16 KiB.
+        let g = Geometry::new(64 * MIB, MIB as u32, 512);
+        assert_eq!(g.sb_used_len(0), 16 * 1024);
+        // Every bit a block of the disk uses lies inside what is kept.
+        for g in [
+            Geometry::new(64 * MIB + 512, MIB as u32, 512),
+            Geometry::new(3 * GIB, 2 * MIB as u32, 4096),
+            Geometry::new(9 * GIB, 32 * MIB as u32, 512),
+        ] {
+            for c in 0..g.sector_bitmap_blocks {
+                let last = ((g.payload_blocks - 1).min((c + 1) * g.chunk_ratio - 1)
+                    - c * g.chunk_ratio
+                    + 1)
+                    * g.sectors_per_block();
+                let kept = g.sb_used_len(c) as u64;
+                assert!(last.div_ceil(8) <= kept && kept <= MIB, "{g:?} chunk {c}");
+                assert_eq!(kept % 4096, 0, "whole log sectors");
+            }
+        }
+        // A chunk the disk fills uses the whole 1 MiB bitmap.
+        let g = Geometry::new(8 * GIB, 32 * MIB as u32, 512);
+        assert_eq!(g.sb_used_len(0), MIB as usize);
+    }
+
+    #[test]
     fn chunk_ratios_match_the_spec() {
         assert_eq!(Geometry::new(GIB, MIB as u32, 512).chunk_ratio, 4096);
         assert_eq!(Geometry::new(GIB, 2 * MIB as u32, 512).chunk_ratio, 2048);
