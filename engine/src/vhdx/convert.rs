@@ -17,12 +17,17 @@ use std::sync::mpsc::sync_channel;
 /// Unit of an import's zero scan: the smallest VHDX block, so a block of zeros next to
 /// one of data stays unallocated.
 const SCAN: u64 = MIB;
-/// Bytes an import reads at a time while looking for data in a step.
+/// Bytes an import reads first while looking for data in a step: data mostly shows in
+/// the first sectors, so a step of data costs one small read.
+const FIRST_PROBE: usize = 4 << 10;
+/// Bytes an import reads at a time after the first probe read zeros.
 const PROBE: usize = 256 << 10;
 /// Longest run of data an import hands the disk at once.
 const RUN: u64 = 64 * MIB;
-/// Bytes an export hands the disk at once (a VHDX orders the blocks of each by file offset).
-const WINDOW: u64 = 256 * MIB;
+/// Bytes an export hands the disk at once (a VHDX orders the blocks of each by file
+/// offset). Small enough that, when the export is flushed at the end, the writeback
+/// started after each window leaves little to the flush.
+const WINDOW: u64 = 32 * MIB;
 
 /// What a transfer moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -93,20 +98,23 @@ pub fn import_raw<D: VirtualDiskMut + ?Sized>(
 }
 
 /// Whether `n` bytes of `src` at `pos` hold anything but zeros. A hole is zeros without
-/// reading; otherwise the step is read a probe at a time, up to the first non-zero one.
+/// reading; otherwise the step is read a probe at a time (a small one first), up to the
+/// first non-zero one.
 fn has_data(src: &File, pos: u64, n: u64, probe: &mut [u8]) -> std::io::Result<bool> {
     let end = pos + n;
     let mut at = match next_data(src, pos)? {
         Some(d) if d < end => d.max(pos),
         _ => return Ok(false),
     };
+    let mut size = FIRST_PROBE.min(probe.len());
     while at < end {
-        let k = (end - at).min(probe.len() as u64) as usize;
+        let k = (end - at).min(size as u64) as usize;
         read_exact_at(src, &mut probe[..k], at)?;
         if !is_zero(&probe[..k]) {
             return Ok(true);
         }
         at += k as u64;
+        size = probe.len();
     }
     Ok(false)
 }
