@@ -369,6 +369,11 @@ fn the_hyperv_backend_names_the_host_it_cannot_use_and_reports_no_backup() {
         stderr.contains("hvsim: error: WMI on localhost"),
         "the host and the WMI failure are named: {stderr}"
     );
+    // Wine has WMI but no Hyper-V provider: the namespace is missing, and said so.
+    assert!(
+        stderr.contains("(WBEM_E_INVALID_NAMESPACE: ") && stderr.contains("Hyper-V role"),
+        "the HRESULT is named with what to check: {stderr}"
+    );
     assert!(
         stderr.contains(&format!("`hvsim host plan {f}`")),
         "the dry run is offered: {stderr}"

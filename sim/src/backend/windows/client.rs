@@ -18,7 +18,7 @@ pub const NAMESPACE: &str = r"ROOT\virtualization\v2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("WMI on {host}: {call}: {source}")]
+    #[error("WMI on {host}: {call}: {source}{}", hint(source))]
     Wmi {
         host: String,
         call: String,
@@ -35,6 +35,16 @@ pub enum ClientError {
     Failed(Fail),
     #[error("{host}: its thread ended without an answer: {why}")]
     Thread { host: String, why: String },
+}
+
+/// A failed call's HRESULT by name, with what to check (` (WBEM_E_…: …)`), when known.
+fn hint(e: &WMIError) -> String {
+    match e {
+        WMIError::HResultError { hres } => super::wbem::explain(*hres)
+            .map(|(name, what)| format!(" ({name}: {what})"))
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
 }
 
 /// A VM as `Msvm_ComputerSystem` lists it.

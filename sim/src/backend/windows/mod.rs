@@ -12,6 +12,8 @@
 //!   `CreateSnapshot` takes, with its consistency level (F3.3, SnapshotType 32768);
 //! - [`rct`]: `Msvm_ImageManagementService.GetVirtualDiskChanges`' changed ranges (RCT,
 //!   the incremental read of R18) checked and merged;
+//! - [`wbem`]: a failed WMI call's HRESULT by its constant's name, with what to check
+//!   (no Hyper-V WMI namespace, access denied, host unreachable);
 //! - [`writer_status`]: `IVssBackupComponents::GetWriterStatus`' `VSS_WRITER_STATE` and
 //!   failure HRESULT (GatherWriterStatus) → the model's `WriterState` and [`Fail`].
 //!
@@ -24,6 +26,7 @@ pub mod concrete_job;
 pub mod method_result;
 pub mod rct;
 pub mod snapshot_settings;
+pub mod wbem;
 pub mod writer_status;
 
 #[cfg(windows)]
