@@ -360,7 +360,11 @@ fn the_hyperv_backend_names_the_host_it_cannot_use_and_reports_no_backup() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    assert_eq!(out.status.code(), Some(2), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(
         stderr.contains("hvsim: error: WMI on localhost"),
         "the host and the WMI failure are named: {stderr}"

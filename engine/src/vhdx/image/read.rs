@@ -150,7 +150,12 @@ impl Vhdx {
         let used = self.geo.sb_used_len(chunk);
         let data = if e & 7 == SB_BLOCK_PRESENT {
             self.sector_bitmap_in_file(chunk, entry_offset(e))?;
-            read(&mut *self.file, used, entry_offset(e), "sector bitmap block")?
+            read(
+                &mut *self.file,
+                used,
+                entry_offset(e),
+                "sector bitmap block",
+            )?
         } else {
             vec![0u8; used]
         };
