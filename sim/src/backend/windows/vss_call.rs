@@ -756,9 +756,11 @@ mod tests {
             [
                 "GatherWriterMetadata",
                 "PrepareForBackup",
+                "GatherWriterStatus",
                 "DoSnapshotSet",
                 "GatherWriterStatus",
-                "BackupComplete"
+                "BackupComplete",
+                "GatherWriterStatus"
             ]
         );
     }

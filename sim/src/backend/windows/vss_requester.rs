@@ -32,7 +32,7 @@ use std::ops::Deref;
 use std::ptr::{self, NonNull};
 use std::time::Duration;
 
-use winapi::shared::guiddef::{GUID, GUID_NULL};
+use winapi::shared::guiddef::GUID;
 use winapi::shared::rpcdce::{RPC_C_AUTHN_LEVEL_PKT_PRIVACY, RPC_C_IMP_LEVEL_IDENTIFY};
 use winapi::shared::winerror::{RPC_E_CHANGED_MODE, RPC_E_TOO_LATE};
 use winapi::shared::wtypes::BSTR;
@@ -45,7 +45,7 @@ use winapi::um::vsbackup::{
     CreateVssBackupComponents, IVssBackupComponents, IVssExamineWriterMetadata, IVssWMComponent,
     VssFreeSnapshotProperties, PVSSCOMPONENTINFO,
 };
-use winapi::um::vss::{IVssAsync, VSS_ID, VSS_SNAPSHOT_PROP, VSS_WRITER_STATE};
+use winapi::um::vss::{IVssAsync, VSS_SNAPSHOT_PROP, VSS_WRITER_STATE};
 use winapi::um::vsserror::{VSS_S_ASYNC_CANCELLED, VSS_S_ASYNC_FINISHED, VSS_S_ASYNC_PENDING};
 use winapi::um::vswriter::{VSS_SOURCE_TYPE, VSS_USAGE_TYPE};
 use winapi::um::winnt::HRESULT;
@@ -55,6 +55,14 @@ use super::writer_status::{WriterReading, WriterStatusError};
 use crate::protocol::vss::WriterState;
 use crate::protocol::Fail;
 use crate::scenario::{FailureClass, Hresult};
+
+/// GUID_NULL: as a ProviderId, "VSS chooses the provider" (winapi does not declare it).
+const GUID_NULL: GUID = GUID {
+    Data1: 0,
+    Data2: 0,
+    Data3: 0,
+    Data4: [0; 8],
+};
 
 /// How long an asynchronous call is waited on before it is cancelled (VSS's own
 /// timeouts — a writer's freeze window, a provider's commit — are far shorter).
