@@ -15,10 +15,13 @@
 //! - [`wbem`]: a failed WMI call's HRESULT by its constant's name, with what to check
 //!   (no Hyper-V WMI namespace, access denied, host unreachable);
 //! - [`writer_status`]: `IVssBackupComponents::GetWriterStatus`' `VSS_WRITER_STATE` and
-//!   failure HRESULT (GatherWriterStatus) → the model's `WriterState` and [`Fail`].
+//!   failure HRESULT (GatherWriterStatus) → the model's `WriterState` and [`Fail`];
+//! - [`vss_call`]: a host plan's `IVssBackupComponents` steps as typed requests, and a
+//!   failed call's HRESULT as the model's VSS_E_* code.
 //!
 //! Everything above is plain data and is tested on every platform. The calls themselves
-//! (`client`, Windows only) go through the `wmi` crate.
+//! are Windows only: `client` through the `wmi` crate, `vss_requester` (the 2008 R2–2012
+//! R2 requester, not yet run on a real host) through winapi's `um::vsbackup`.
 //!
 //! [`Fail`]: crate::protocol::Fail
 
@@ -26,8 +29,11 @@ pub mod concrete_job;
 pub mod method_result;
 pub mod rct;
 pub mod snapshot_settings;
+pub mod vss_call;
 pub mod wbem;
 pub mod writer_status;
 
 #[cfg(windows)]
 pub mod client;
+#[cfg(windows)]
+pub mod vss_requester;
