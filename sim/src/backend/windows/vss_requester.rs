@@ -319,6 +319,22 @@ impl VssRequester {
         }
     }
 
+    /// One of the asynchronous calls: `start` begins it on the session's object, then its
+    /// IVssAsync is waited for.
+    fn asynchronous(
+        &self,
+        step: &VssStep,
+        method: &str,
+        start: unsafe fn(&IVssBackupComponents, *mut *mut IVssAsync) -> HRESULT,
+    ) -> Result<VssAnswer, VssRequesterError> {
+        let b = self.backup(step)?;
+        let mut a = ptr::null_mut();
+        // SAFETY: a live object; an out-pointer to a local.
+        check(method, unsafe { start(b, &mut a) })?;
+        self.wait(step, method, a)?;
+        Ok(VssAnswer::Done)
+    }
+
     fn backup(&self, step: &VssStep) -> Result<&IVssBackupComponents, VssRequesterError> {
         self.backup
             .as_deref()
@@ -383,12 +399,7 @@ impl VssRequester {
                 Ok(VssAnswer::Done)
             }
             VssRequest::GatherWriterMetadata => {
-                let b = self.backup(step)?;
-                let mut a = ptr::null_mut();
-                // SAFETY: a live object; an out-pointer to a local.
-                check(method, unsafe { b.GatherWriterMetadata(&mut a) })?;
-                self.wait(step, method, a)?;
-                Ok(VssAnswer::Done)
+                self.asynchronous(step, method, IVssBackupComponents::GatherWriterMetadata)
             }
             VssRequest::GetWriterMetadata { writer_id, vms } => {
                 let writer = Guid::parse(writer_id)
@@ -442,28 +453,13 @@ impl VssRequester {
                 })
             }
             VssRequest::PrepareForBackup => {
-                let b = self.backup(step)?;
-                let mut a = ptr::null_mut();
-                // SAFETY: a live object; an out-pointer to a local.
-                check(method, unsafe { b.PrepareForBackup(&mut a) })?;
-                self.wait(step, method, a)?;
-                Ok(VssAnswer::Done)
+                self.asynchronous(step, method, IVssBackupComponents::PrepareForBackup)
             }
             VssRequest::DoSnapshotSet { .. } => {
-                let b = self.backup(step)?;
-                let mut a = ptr::null_mut();
-                // SAFETY: a live object; an out-pointer to a local.
-                check(method, unsafe { b.DoSnapshotSet(&mut a) })?;
-                self.wait(step, method, a)?;
-                Ok(VssAnswer::Done)
+                self.asynchronous(step, method, IVssBackupComponents::DoSnapshotSet)
             }
             VssRequest::GatherWriterStatus => {
-                let b = self.backup(step)?;
-                let mut a = ptr::null_mut();
-                // SAFETY: a live object; an out-pointer to a local.
-                check(method, unsafe { b.GatherWriterStatus(&mut a) })?;
-                self.wait(step, method, a)?;
-                Ok(VssAnswer::Done)
+                self.asynchronous(step, method, IVssBackupComponents::GatherWriterStatus)
             }
             VssRequest::GetWriterStatus { must_be_stable } => {
                 let writers = self.writer_status(step)?;
@@ -518,13 +514,9 @@ impl VssRequester {
                 Ok(VssAnswer::Done)
             }
             VssRequest::BackupComplete => {
-                let b = self.backup(step)?;
-                let mut a = ptr::null_mut();
-                // SAFETY: a live object; an out-pointer to a local.
-                check(method, unsafe { b.BackupComplete(&mut a) })?;
-                self.wait(step, method, a)?;
+                let done = self.asynchronous(step, method, IVssBackupComponents::BackupComplete)?;
                 self.in_set = false;
-                Ok(VssAnswer::Done)
+                Ok(done)
             }
             VssRequest::AbortBackup => {
                 self.backup(step)?;
