@@ -157,7 +157,7 @@ impl Geometry {
             .saturating_sub(c * self.chunk_ratio)
             .min(self.chunk_ratio);
         let bytes = (blocks * self.sectors_per_block()).div_ceil(8);
-        bytes.next_multiple_of(4096).min(1 << 20) as usize
+        bytes.next_multiple_of(LOG_SECTOR).min(MIB) as usize
     }
 
     /// Bytes of payload block `b` inside the virtual disk (the last one may be short).
