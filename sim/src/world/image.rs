@@ -52,9 +52,33 @@ pub struct SparseImage {
 }
 
 impl SparseImage {
-    /// Applies a page-aligned write.
+    /// Applies a page-aligned write, copying only the runs of pages that hold data (a
+    /// backup reads whole blocks, mostly zeros: their zero pages are dropped, not copied).
     pub fn write(&mut self, offset: u64, data: &[u8]) {
-        self.write_owned(offset, data.to_vec());
+        debug_assert!(offset.is_multiple_of(PAGE) && (data.len() as u64).is_multiple_of(PAGE));
+        let page = |i: usize| &data[i * PAGE as usize..(i + 1) * PAGE as usize];
+        let (first, count) = (offset / PAGE, data.len() / PAGE as usize);
+        let mut i = 0;
+        while i < count {
+            if is_zero(page(i)) {
+                self.pages.remove(&(first + i as u64));
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < count && !is_zero(page(i)) {
+                i += 1;
+            }
+            let run = Arc::new(data[start * PAGE as usize..i * PAGE as usize].to_vec());
+            for k in 0..i - start {
+                let at = k * PAGE as usize;
+                let p = Page {
+                    buf: Arc::clone(&run),
+                    at,
+                };
+                self.pages.insert(first + (start + k) as u64, p);
+            }
+        }
     }
 
     /// Applies a page-aligned write whose buffer the image keeps (no copy).
@@ -316,6 +340,33 @@ mod tests {
         assert_eq!(b.first_difference(&a), Some(40960));
         b.write(40960, &[0u8; 4096]);
         assert_eq!(a.first_difference(&b), None, "a zero page is no page");
+    }
+
+    /// A block written whole keeps its pages with data, drops its zero pages (and the
+    /// pages they overwrite), and reads back the same as written page by page.
+    #[test]
+    fn a_whole_block_keeps_only_its_pages_with_data() {
+        let mut block = vec![0u8; 8 * PAGE as usize];
+        for (i, b) in [(1usize, 5u8), (2, 6), (5, 7), (7, 8)] {
+            block[i * PAGE as usize..(i + 1) * PAGE as usize].fill(b);
+        }
+        block[4 * PAGE as usize + 9] = 1;
+        let mut img = SparseImage::default();
+        img.write(PAGE * 16 + 3 * PAGE, &[9u8; 4096]);
+        img.write(PAGE * 16, &block);
+        assert_eq!(img.len_pages(), 5, "pages 1, 2, 4, 5, 7 of the block");
+        assert_eq!(
+            img.page(16 + 3),
+            None,
+            "a zero page overwrites what was there"
+        );
+        assert_eq!(img.page(16 + 4).unwrap()[9], 1);
+        let mut paged = SparseImage::default();
+        for (i, p) in block.chunks(PAGE as usize).enumerate() {
+            paged.write(PAGE * (16 + i as u64), p);
+        }
+        assert_eq!(img.first_difference(&paged), None);
+        assert_eq!(img, paged);
     }
     /// The streaming compare finds what reading the whole disk and comparing finds: a
     /// changed byte, a page the disk lacks, a page only the disk has, before, inside and
