@@ -3,7 +3,7 @@
 use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
 use hvsim_sim::gen::{protection_group_text, GroupOptions, GuestMix};
-use hvsim_sim::scenario::{Bytes, WriterKind};
+use hvsim_sim::scenario::{Bytes, WorkloadWindow, WriterKind};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +44,10 @@ pub struct GroupArgs {
     /// Transactions per virtual second each VM's workload writes (0: idle guests).
     #[arg(long, value_name = "TX/S", default_value_t = 40)]
     rate: u32,
+    /// When the workloads write: `backup` (only while the job is at their VM) or `job`
+    /// (from the start to the end of the job).
+    #[arg(long, default_value = "backup")]
+    window: WorkloadWindow,
     /// The scenario's seed (also draws which VMs of a mixed group run Linux).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -85,6 +89,7 @@ fn protection_group(a: GroupArgs) -> Result<ExitCode> {
         guest: a.guest,
         writers: a.writers.0,
         rate: a.rate,
+        window: a.window,
         seed: a.seed,
     };
     let text = protection_group_text(&options).map_err(|e| anyhow!("{e}"))?;

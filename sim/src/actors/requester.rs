@@ -533,6 +533,11 @@ impl Requester {
                     },
                 );
             }
+            if last {
+                // Issue 11 §3: the VM's last point is read; a workload that writes only
+                // while the job is at its VM stops ("stop the workload" of a host plan).
+                lab.close_window(vm);
+            }
             if job.recovery_points > 1 || transfer != Transfer::Full {
                 // What an incremental job's point fell back to is a result of its own
                 // (field failures 32, 33, 36): named with its cause.

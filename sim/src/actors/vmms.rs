@@ -82,6 +82,20 @@ impl Vmms {
 }
 
 /// What Vmms' core needs to know of a VM.
+/// Issue 11 §3: a job on a VM opens its backup window (its workload starts writing);
+/// the merge of its checkpoint closes it.
+fn backup_window(cx: &mut Cx<'_, Msg, Site>, op: &VmmsOp) {
+    let vm = op.vm();
+    if let Some(workload) = cx.world.lab.open_window(vm) {
+        cx.out.send(workload, Msg::Tick);
+        let name = cx.world.lab.vms[vm].name.clone();
+        cx.out.detail("workload", format!("{name} start"));
+    }
+    if matches!(op, VmmsOp::MergeCheckpoint { .. }) {
+        cx.world.lab.close_window(vm);
+    }
+}
+
 fn facts(lab: &Lab, faults: &FaultPlan, vm: usize) -> VmmsVm {
     let v = &lab.vms[vm];
     let plan = lab.plans.get(&vm);
@@ -561,6 +575,7 @@ impl Actor<Msg, Site> for Vmms {
         let (core, faults, claims) = (&mut self.core, &*self.faults, &mut self.claims);
         match env.msg {
             Msg::Vmms(op) => {
+                backup_window(cx, &op);
                 let v = facts(cx.world, faults, op.vm());
                 core.on_op(from, op, &v, now_us, &mut Port { cx, faults, claims });
             }

@@ -153,6 +153,33 @@ impl VssService {
 }
 
 /// Flush-and-hold on storage: the VMs' writes wait (or go on again).
+/// Issue 11 §3: a host's set opens the backup window of the VMs on its volumes (their
+/// workloads start writing) and its end closes it.
+fn backup_windows(cx: &mut Cx<'_, Msg, Site>, call: VssCall, volumes: &[String]) {
+    let vms = cx.world.lab.vms_on(volumes);
+    match call {
+        VssCall::SetBackupState => {
+            let mut woken = Vec::new();
+            for vm in vms {
+                if let Some(workload) = cx.world.lab.open_window(vm) {
+                    cx.out.send(workload, Msg::Tick);
+                    woken.push(cx.world.lab.vms[vm].name.clone());
+                }
+            }
+            if !woken.is_empty() {
+                cx.out
+                    .detail("workload", format!("{} start", woken.join(", ")));
+            }
+        }
+        VssCall::BackupComplete | VssCall::AbortBackup => {
+            for vm in vms {
+                cx.world.lab.close_window(vm);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn hold_writes(lab: &mut Lab, vm: Option<usize>, volumes: &[String], on: bool) {
     let vms: Vec<usize> = match vm {
         Some(vm) => vec![vm],
@@ -181,6 +208,9 @@ impl Actor<Msg, Site> for VssService {
                 volumes,
                 with_writers,
             } => {
+                if self.hold_vm.is_none() {
+                    backup_windows(cx, call, &volumes);
+                }
                 if let (VssCall::BackupShutdown, Some(made)) = (call, self.core.unreleased()) {
                     // Reference vss.md §1.1 step 13: the object is released with its set
                     // never completed nor aborted; what the set made outside VSS (a

@@ -181,6 +181,10 @@ impl Actor<Msg, Site> for Workload {
         if !matches!(env.msg, Msg::Tick) {
             return;
         }
+        if cx.world.vms[self.vm].window_over() {
+            // Its backup is read: the guest's workload has stopped (issue 11 §3).
+            return;
+        }
         self.ticks += 1;
         self.step(cx);
         let rate = Self::rate(&self.spec).max(1);

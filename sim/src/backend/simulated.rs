@@ -16,7 +16,7 @@ use crate::fsrvp::FssAgent;
 use crate::plan::Flow;
 use crate::protocol::msg::Msg;
 use crate::protocol::vss::{AppLevel, WriterEvent, FREEZE_WINDOW_US};
-use crate::scenario::{FsrvpOperation, GuestOs, ProviderKind, Scenario};
+use crate::scenario::{FsrvpOperation, GuestOs, ProviderKind, Scenario, WorkloadWindow};
 
 /// How long the file server's writer takes to freeze when a fault makes the server's
 /// commit time out: longer than the caller's 60 s wait (reference vss.md §5, FF40).
@@ -26,7 +26,7 @@ const SLOW_FILE_SERVER_FREEZE_US: u64 = 90_000_000;
 const SLOW_FILE_SERVER_PREPARE_US: u64 = 1_900_000_000;
 use crate::sched::{ActorId, Scheduler};
 use crate::site::Site;
-use crate::world::Power;
+use crate::world::{BackupWindow, Power, WindowState};
 
 use super::{Backend, BackendError, HostEnd, HostEndpoints};
 
@@ -334,9 +334,17 @@ impl Backend for Simulated {
                 // The guest boots: the daemon registers with the driver.
                 sched.post(daemon, 0, Msg::Start);
             }
-            // Workload steps: each guest writes from the start on its own.
-            if Workload::rate(&vm.workload) > 0 && sched.world().vms[i].power == Power::Running {
-                sched.post(ids.workload, 0, Msg::Tick);
+            // Workload steps: each guest writes from the start on its own, or from when
+            // the job reaches it (issue 11 §3).
+            if Workload::rate(&vm.workload) > 0 {
+                if vm.workload.window == WorkloadWindow::Backup {
+                    sched.world_mut().vms[i].window = Some(BackupWindow {
+                        workload: ids.workload,
+                        state: WindowState::Waiting,
+                    });
+                } else if sched.world().vms[i].power == Power::Running {
+                    sched.post(ids.workload, 0, Msg::Tick);
+                }
             }
         }
         // Each file server's own VSS, where the layout planned it.

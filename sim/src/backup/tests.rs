@@ -100,6 +100,7 @@ fn vm_on(volume: &Volume) -> VmLab {
         undo: Vec::new(),
         app_writer: None,
         auto_recovery: None,
+        window: None,
         migrations: Vec::new(),
         csv_reads: Vec::new(),
     }

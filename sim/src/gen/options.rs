@@ -1,6 +1,6 @@
 //! What a generated protection group is made of.
 
-use crate::scenario::{Bytes, WriterKind};
+use crate::scenario::{Bytes, WorkloadWindow, WriterKind};
 
 /// The guests of a protection group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,9 @@ pub struct GroupOptions {
     pub writers: Vec<WriterKind>,
     /// Transactions per virtual second of every VM's workload (0: an idle group).
     pub rate: u32,
+    /// When the workloads write: only while the job is at their VM (the default: a VM
+    /// waiting for its turn costs nothing, issue 11 §3), or for the whole job.
+    pub window: WorkloadWindow,
     /// The scenario's seed; it also draws which VMs of a mixed group run Linux.
     pub seed: u64,
 }
@@ -73,6 +76,7 @@ impl Default for GroupOptions {
             guest: GuestMix::Windows,
             writers: vec![WriterKind::System, WriterKind::Registry, WriterKind::Sql],
             rate: 40,
+            window: WorkloadWindow::Backup,
             seed: 1,
         }
     }
@@ -93,7 +97,7 @@ impl GroupOptions {
         }
         let writers: Vec<&str> = self.writers.iter().map(|w| w.as_str()).collect();
         c.push_str(&format!(
-            " --guest {} --writers {} --rate {} --seed {}",
+            " --guest {} --writers {} --rate {} --window {} --seed {}",
             self.guest.as_str(),
             if writers.is_empty() {
                 "none".to_string()
@@ -101,6 +105,7 @@ impl GroupOptions {
                 writers.join(",")
             },
             self.rate,
+            self.window,
             self.seed
         ));
         c

@@ -327,6 +327,7 @@ fn vm(o: &GroupOptions, name: &str, host: &str, volume: String, os: GuestOs) -> 
             }),
             metadata_writes: None,
             page_file_writes: None,
+            window: o.window,
         },
         pass_through: Vec::new(),
         config_corrupt: false,

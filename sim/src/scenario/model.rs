@@ -533,6 +533,35 @@ pub struct Workload {
     /// Page file writes (R14: excluded from incrementals).
     #[serde(default)]
     pub page_file_writes: Option<Rate>,
+    /// When the guest writes: the whole job (the default), or only while the job is at
+    /// its VM (`"backup"`, issue 11 §3).
+    #[serde(default, skip_serializing_if = "WorkloadWindow::is_job")]
+    pub window: WorkloadWindow,
+}
+
+named_enum! {
+    /// When a VM's workload writes.
+    pub enum WorkloadWindow ("workload window") {
+        /// From the start of the run to the end of the job.
+        Job = "job",
+        /// From the job's first call that concerns the VM (its host's SetBackupState, a
+        /// checkpoint job of it) until its backup is over (BackupComplete or AbortBackup
+        /// of that set, or the checkpoint's merge) and its disks are merged back: a VM
+        /// waiting for its turn costs no step.
+        Backup = "backup",
+    }
+}
+
+impl Default for WorkloadWindow {
+    fn default() -> Self {
+        WorkloadWindow::Job
+    }
+}
+
+impl WorkloadWindow {
+    pub fn is_job(&self) -> bool {
+        *self == WorkloadWindow::Job
+    }
 }
 
 /// Application transactions: `blocks` data blocks, then a commit record.

@@ -151,6 +151,7 @@ fn build_on(
                 .find(|w| matches!(w.kind, WriterKind::Sql | WriterKind::Exchange))
                 .map(|w| w.name.clone()),
             auto_recovery: None,
+            window: None,
             migrations: Vec::new(),
             csv_reads: Vec::new(),
         };

@@ -3,6 +3,7 @@
 //! owns it and lends it to one actor at a time, through the actor's `cx`.
 
 mod auto_recovery;
+mod backup_window;
 mod build;
 mod image;
 mod observed;
@@ -10,6 +11,7 @@ mod oracle;
 mod storage_move;
 
 pub use auto_recovery::{AutoRecovery, RollbackError};
+pub use backup_window::{BackupWindow, WindowState};
 pub(crate) use build::disk_volume;
 pub use build::{build_lab, space_problems, BuildError};
 pub use image::{SparseImage, PAGE};
@@ -293,6 +295,9 @@ pub struct VmLab {
     /// The auto-recovery checkpoint Vmms made for this backup (F2.6), until it is
     /// deleted on the live volume (F2.12).
     pub auto_recovery: Option<AutoRecovery>,
+    /// With `window = "backup"`, when its workload writes (issue 11 §3); None when it
+    /// writes for the whole job.
+    pub window: Option<BackupWindow>,
 }
 
 /// One page of an open transaction's undo log: its bytes before the transaction wrote
