@@ -52,12 +52,19 @@ pub struct SparseImage {
 }
 
 impl SparseImage {
-    /// Applies a page-aligned write, copying only the runs of pages that hold data (a
-    /// backup reads whole blocks, mostly zeros: their zero pages are dropped, not copied).
+    /// Applies a page-aligned write, copying only the runs of pages that hold new data:
+    /// a backup reads whole blocks, mostly zeros, whose zero pages are dropped; and a page
+    /// that already holds these bytes keeps its buffer, so the recovery points an image
+    /// is cloned into share every page that did not change (issue 11 §3).
     pub fn write(&mut self, offset: u64, data: &[u8]) {
         debug_assert!(offset.is_multiple_of(PAGE) && (data.len() as u64).is_multiple_of(PAGE));
         let page = |i: usize| &data[i * PAGE as usize..(i + 1) * PAGE as usize];
         let (first, count) = (offset / PAGE, data.len() / PAGE as usize);
+        let kept = |pages: &BTreeMap<u64, Page>, i: usize| {
+            pages
+                .get(&(first + i as u64))
+                .is_some_and(|p| p.bytes() == page(i))
+        };
         let mut i = 0;
         while i < count {
             if is_zero(page(i)) {
@@ -65,8 +72,12 @@ impl SparseImage {
                 i += 1;
                 continue;
             }
+            if kept(&self.pages, i) {
+                i += 1;
+                continue;
+            }
             let start = i;
-            while i < count && !is_zero(page(i)) {
+            while i < count && !is_zero(page(i)) && !kept(&self.pages, i) {
                 i += 1;
             }
             let run = Arc::new(data[start * PAGE as usize..i * PAGE as usize].to_vec());
@@ -367,6 +378,30 @@ mod tests {
         }
         assert_eq!(img.first_difference(&paged), None);
         assert_eq!(img, paged);
+    }
+
+    /// A point cloned from an image, then the same bytes written again with one page
+    /// changed: the unchanged pages still share the point's buffers; only the changed one
+    /// is new.
+    #[test]
+    fn rewriting_the_same_bytes_keeps_the_buffers_a_point_shares() {
+        let mut block = vec![0u8; 4 * PAGE as usize];
+        for (i, b) in block.chunks_mut(PAGE as usize).enumerate() {
+            b.fill(i as u8 + 1);
+        }
+        let mut replica = SparseImage::default();
+        replica.write(0, &block);
+        let point = replica.clone();
+        block[2 * PAGE as usize + 5] = 0xEE;
+        replica.write(0, &block);
+        let shared = |i: u64| Arc::ptr_eq(&replica.pages[&i].buf, &point.pages[&i].buf);
+        assert_eq!(
+            (shared(0), shared(1), shared(2), shared(3)),
+            (true, true, false, true)
+        );
+        assert_eq!(replica.page(2).unwrap()[5], 0xEE);
+        assert_eq!(point.page(2).unwrap()[5], 3, "the point keeps its bytes");
+        assert_eq!(replica.first_difference(&point), Some(2 * PAGE + 5));
     }
     /// The streaming compare finds what reading the whole disk and comparing finds: a
     /// changed byte, a page the disk lacks, a page only the disk has, before, inside and
