@@ -541,20 +541,16 @@ pub struct Workload {
 
 named_enum! {
     /// When a VM's workload writes.
+    #[derive(Default)]
     pub enum WorkloadWindow ("workload window") {
         /// From the start of the run to the end of the job.
+        #[default]
         Job = "job",
         /// From the job's first call that concerns the VM (its host's SetBackupState, a
         /// checkpoint job of it) until its backup is over (BackupComplete or AbortBackup
         /// of that set, or the checkpoint's merge) and its disks are merged back: a VM
         /// waiting for its turn costs no step.
         Backup = "backup",
-    }
-}
-
-impl Default for WorkloadWindow {
-    fn default() -> Self {
-        WorkloadWindow::Job
     }
 }
 
