@@ -341,7 +341,9 @@ fn an_image_opened_twice_by_one_command_is_refused_not_waited_for() {
 /// `--backend hyperv` in the Windows build is the real backend: under Wine there is no
 /// Hyper-V (no `root\virtualization\v2` WMI namespace), so it must say which host it could
 /// not use and why, point at `host plan`, exit 2 (the harness could not run), and never
-/// print a report of a backup that did not happen (issue 12 §1).
+/// print a report of a backup that did not happen (issue 12 §1). Its preflight runs the
+/// inventory collection script through powershell.exe first: Wine's powershell.exe is a
+/// stub that runs nothing, and the run must say so rather than compare an empty answer.
 #[test]
 fn the_hyperv_backend_names_the_host_it_cannot_use_and_reports_no_backup() {
     let Some(wine) = wine() else { return };
@@ -377,6 +379,21 @@ fn the_hyperv_backend_names_the_host_it_cannot_use_and_reports_no_backup() {
     assert!(
         stderr.contains(&format!("`hvsim host plan {f}`")),
         "the dry run is offered: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "hvsim: error: {f}: preflight: the host's inventory could not be collected: \
+             powershell.exe exited with exit code 0 but wrote nothing on stdout: it ran no script"
+        )),
+        "the stand-in powershell.exe is named for what it is: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("`hvsim host collect {f}`")),
+        "the script to run by hand is offered: {stderr}"
+    );
+    assert!(
+        !stderr.contains("difference") && !stdout.contains("preflight: the host matches"),
+        "no comparison with an inventory that was never collected: {stdout}{stderr}"
     );
     for report in ["Verdict", "I1 holds", "bytes: read"] {
         assert!(
