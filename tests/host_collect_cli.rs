@@ -145,3 +145,69 @@ fn a_name_powershell_reads_as_a_quote_exits_2_naming_its_field() {
     assert_eq!(out.status.code(), Some(3));
     assert!(out.stdout.is_empty());
 }
+
+/// The script's document saved by Windows PowerShell 5.1's `>` is UTF-16LE with a byte
+/// order mark; `host plan --inventory` reads it as it reads UTF-8 (with or without a
+/// mark), and says what a file in neither encoding is (exit 3).
+#[test]
+fn an_inventory_saved_by_powershell_redirection_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = r#"{
+  "hosts": [{ "name": "HV1", "version": "2019" }],
+  "cluster": null,
+  "volumes": [{ "name": "hv1-D", "path": "D:\\", "host": "hv1", "csv": false,
+                "capacity": 4398046511104, "free": 2199023255552 }],
+  "vms": [{ "name": "web01", "host": "HV1", "generation": 2, "config_version": "9.0",
+            "state": "running", "checkpoint_type": "Production", "integration_services": true,
+            "integration_services_version": null, "backup_enabled": true, "scsi_controller": true,
+            "disks": [{ "file": "web01.vhdx", "volume": "hv1-D", "share": null, "size": 136365211648 }] }],
+  "file_servers": []
+}
+"#;
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(json.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let utf8_bom: Vec<u8> = [0xEF, 0xBB, 0xBF].into_iter().chain(json.bytes()).collect();
+    for (name, bytes) in [
+        ("utf16.json", utf16),
+        ("utf8-bom.json", utf8_bom),
+        ("utf8.json", json.as_bytes().to_vec()),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let out = hvsim(&[
+            "host",
+            "plan",
+            "scenarios/f3-production-checkpoint-onhost.toml",
+            "--inventory",
+            file.to_str().unwrap(),
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("Preflight: the host matches the scenario"),
+            "{name}: {stdout}"
+        );
+    }
+    let latin1 = dir.path().join("latin1.json");
+    std::fs::write(&latin1, b"{\"hosts\": [{\"name\": \"h\xe9\"}]}").unwrap();
+    let out = hvsim(&[
+        "host",
+        "plan",
+        "scenarios/f3-production-checkpoint-onhost.toml",
+        "--inventory",
+        latin1.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("latin1.json: not UTF-8 text (byte 22 is not UTF-8)"),
+        "{stderr}"
+    );
+}

@@ -119,6 +119,10 @@ pub fn collection_script(s: &Scenario) -> Result<String, CollectError> {
     );
     let _ = writeln!(
         w,
+        "# Run: powershell.exe -NoProfile -ExecutionPolicy Bypass -File THIS.ps1 > HOST.json"
+    );
+    let _ = writeln!(
+        w,
         "# The plan's other two preflight queries (the guests' writers through PowerShell"
     );
     let _ = writeln!(
@@ -518,7 +522,8 @@ $inventory = [ordered]@{
 $json = ConvertTo-Json -InputObject $inventory -Depth 8
 # Every character past ASCII as \uXXXX: stdout's code page cannot garble a name then.
 $json = [regex]::Replace($json, '[^\u0000-\u007F]', { param($m) '\u{0:x4}' -f [int][char]$m.Value })
-[Console]::Out.WriteLine($json)
+# Through the pipeline, so that `> HOST.json` in a PowerShell session catches it too.
+Write-Output $json
 exit 0
 "##;
 

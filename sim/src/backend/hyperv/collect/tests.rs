@@ -264,6 +264,7 @@ fn the_script_only_reads() {
         "Select-Object",
         "Split-Path",
         "New-Object",
+        "Write-Output",
         // This session's type data only (see the script's comment).
         "Remove-TypeData",
     ];
