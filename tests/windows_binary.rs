@@ -402,3 +402,35 @@ fn the_hyperv_backend_names_the_host_it_cannot_use_and_reports_no_backup() {
         );
     }
 }
+
+/// The Windows binary prints the same collection script as the Linux one, byte for byte
+/// (LF line ends, names as literals), for scenarios with and without a cluster and a file
+/// server (issue 12 §1).
+#[test]
+fn the_collection_script_is_the_same_from_the_windows_binary() {
+    let Some(wine) = wine() else { return };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in [
+        "scenarios/f1-online-2012-autorecovery.toml",
+        "scenarios/f3-production-checkpoint-offhost-group.toml",
+        "scenarios/f4-smb3-share-backup.toml",
+    ] {
+        let windows = String::from_utf8(wine.ok(&["host", "collect", f], root)).unwrap();
+        let linux = Command::new(hvsim_bin())
+            .args(["host", "collect", f])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(linux.status.success(), "{f} on Linux: {}", linux.status);
+        let linux = String::from_utf8(linux.stdout).unwrap();
+        assert!(
+            windows.contains("$wantVms = @("),
+            "{f} under Wine:\n{windows}"
+        );
+        assert!(
+            windows == linux,
+            "{f}: the scripts differ, first at {}",
+            first_difference(&windows, &linux)
+        );
+    }
+}
