@@ -17,6 +17,10 @@ pub const POWERSHELL: &str = "powershell.exe";
 /// Lines of stderr a failure quotes.
 const STDERR_LINES: usize = 8;
 
+/// How long the collection script may take: a remote host that does not answer fails
+/// its query within minutes, so a script still running after this is stopped.
+pub const LIMIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// The loader `-EncodedCommand` carries: stdin is the script, base64 of its UTF-8.
 /// `$input` is stdin under `-EncodedCommand`; the script's own `exit` ends the process.
 pub const LOADER: &str = "$ErrorActionPreference = 'Stop'\n\
@@ -34,6 +38,8 @@ pub enum PowerShellError {
     NotFound { source: std::io::Error },
     #[error("{POWERSHELL} could not be started: {source}")]
     Start { source: std::io::Error },
+    #[error("{POWERSHELL} was still running after {minutes} minutes and was stopped{}", stderr_or_nothing(.stderr))]
+    TimedOut { minutes: u64, stderr: String },
     #[error("{POWERSHELL} exited with {}{}", exit_text(*.code), stderr_text(.stderr))]
     Failed { code: Option<i32>, stderr: String },
     /// Exit code 0 and nothing on stdout: no script ran (a stand-in powershell.exe).
@@ -183,20 +189,53 @@ pub fn run(script: &str) -> Result<ScriptOutput, PowerShellError> {
             std::io::ErrorKind::NotFound => PowerShellError::NotFound { source },
             _ => PowerShellError::Start { source },
         })?;
-    // Written from another thread: a script that writes much before reading all of stdin
-    // would otherwise wait on a full pipe while this one waits on its stdin.
+    // Written and read from other threads: a script that writes much before reading all
+    // of stdin would otherwise wait on a full pipe while this one waits on it.
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let input = stdin_for(script);
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let output = child
-        .wait_with_output()
-        .map_err(|source| PowerShellError::Start { source })?;
+    let stdout = read_all(child.stdout.take());
+    let stderr = read_all(child.stderr.take());
+    // A host that never answers must not hold the run forever: stopped at the limit.
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() < LIMIT => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(PowerShellError::TimedOut {
+                    minutes: LIMIT.as_secs() / 60,
+                    stderr: String::from_utf8_lossy(&stderr.join().unwrap_or_default())
+                        .into_owned(),
+                });
+            }
+            Err(source) => return Err(PowerShellError::Start { source }),
+        }
+    };
     // A loader that ended before reading stdin broke the pipe: its exit code says why.
     let _ = writer.join();
     Ok(ScriptOutput {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout.join().unwrap_or_default()).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned(),
+    })
+}
+
+/// All of a child's pipe, read on its own thread.
+#[cfg(windows)]
+fn read_all<R: std::io::Read + Send + 'static>(
+    pipe: Option<R>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut bytes);
+        }
+        bytes
     })
 }
 
@@ -312,6 +351,16 @@ mod tests {
         assert!(
             text.contains("line 8\n  (4 more lines)") && !text.contains("line 9"),
             "{text}"
+        );
+        let e = PowerShellError::TimedOut {
+            minutes: 15,
+            stderr: "hvsim collect: host hv2: Win32_OperatingSystem: WinRM cannot complete\n"
+                .into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "powershell.exe was still running after 15 minutes and was stopped (stderr:\n  \
+             hvsim collect: host hv2: Win32_OperatingSystem: WinRM cannot complete)"
         );
         let e = inventory_of(&output(Some(0), "\r\n", ""), "hv1").unwrap_err();
         assert!(matches!(e, PowerShellError::Empty { .. }));
