@@ -1,9 +1,10 @@
 //! `hvsim host`: a scenario against a real Hyper-V host. `plan` prints, on any OS, what
-//! the Windows backend would do there (issue 12 §2).
+//! the Windows backend would do there (issue 12 §2); `collect` makes the PowerShell script
+//! that gathers a host's inventory for the plan's preflight comparison (issue 12 §1).
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use hvsim_sim::backend::hyperv::{HostInventory, HostPlan};
+use hvsim_sim::backend::hyperv::{collection_script, HostInventory, HostPlan};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,26 @@ pub enum HostCommand {
     /// (every difference listed); 2 when a scenario item cannot be staged on a real host
     /// (every refusal listed); 3 when the scenario or the inventory cannot be read.
     Plan(PlanArgs),
+    /// The read-only Windows PowerShell 5.1 script that gathers a host's inventory for a
+    /// scenario: it runs the plan's preflight queries and prints one JSON document that
+    /// `host plan FILE --inventory` reads. Not yet run on a real Hyper-V host.
+    ///
+    /// Exit 0 when the script is printed or written; 2 when a scenario name cannot be put
+    /// in it (a quotation mark PowerShell also ends strings with, or a control character:
+    /// the field is named); 3 when the scenario cannot be read or OUT cannot be written.
+    Collect(CollectArgs),
+}
+
+#[derive(Args)]
+pub struct CollectArgs {
+    /// The scenario file.
+    file: PathBuf,
+    /// Write the script to this new file instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "OUT.ps1")]
+    output: Option<PathBuf>,
+    /// Replace OUT.ps1 when it exists (never the scenario file itself).
+    #[arg(long, requires = "output")]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -40,7 +61,36 @@ pub struct PlanArgs {
 pub fn run(c: HostCommand) -> Result<ExitCode> {
     match c {
         HostCommand::Plan(args) => plan(args),
+        HostCommand::Collect(args) => collect(args),
     }
+}
+
+fn collect(args: CollectArgs) -> Result<ExitCode> {
+    let scenario = hvsim_sim::run::load(&args.file)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("{}: no collection script", args.file.display()))?;
+    let script = match collection_script(&scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hvsim: {}: {e}", args.file.display());
+            return Ok(ExitCode::from(REFUSED));
+        }
+    };
+    match &args.output {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(script.as_bytes())?;
+            out.flush()?;
+        }
+        Some(dest) => {
+            let mut f =
+                crate::files::new_output(dest, args.force, std::slice::from_ref(&args.file))?;
+            f.write_all(script.as_bytes())
+                .with_context(|| format!("writing {}", dest.display()))?;
+            crate::files::commit_output(f, false)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn plan(args: PlanArgs) -> Result<ExitCode> {

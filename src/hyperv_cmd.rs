@@ -3,7 +3,10 @@
 //! is named, and no backup is ever reported that did not happen.
 //!
 //! Only a Windows build talks to a host (WMI through COM); any other build says what the
-//! backend needs and exits 2.
+//! backend needs and exits 2. The Windows build first runs each scenario's inventory
+//! collection script (`hvsim host collect`) through powershell.exe and compares the host
+//! with the scenario: every difference is printed and the run stops (exit 2); the
+//! scenario is never adapted to the host.
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -75,6 +78,45 @@ fn run_on_host(files: &[PathBuf], backend: &BackendArgs, first: &str) -> Result<
     for f in files {
         scenarios.push(hvsim_sim::run::load(f).map_err(|e| anyhow::anyhow!("{e}"))?);
     }
+    // Preflight: what the host has, through the read-only collection script, against
+    // each scenario. Every problem is printed; WMI is still tried, so that one run names
+    // every reason the backend cannot go on.
+    let mut preflight_failed = false;
+    for (f, s) in files.iter().zip(&scenarios) {
+        match preflight(f, s) {
+            Ok(differences) if differences.is_empty() => {
+                println!(
+                    "scenario {}: preflight: the host matches the scenario",
+                    s.name
+                );
+            }
+            Ok(differences) => {
+                preflight_failed = true;
+                eprintln!(
+                    "hvsim: {}: preflight: the host differs from the scenario in {} way(s); \
+                     the backend never adapts a scenario to the host:",
+                    f.display(),
+                    differences.len()
+                );
+                for d in &differences {
+                    eprintln!("  - {d}");
+                }
+            }
+            Err(e) => {
+                preflight_failed = true;
+                eprintln!(
+                    "hvsim: error: {}: preflight: the host's inventory could not be collected: {e}",
+                    f.display()
+                );
+                eprintln!(
+                    "hvsim: `hvsim host collect {}` prints the script to run by hand; \
+                     `hvsim host plan {} --inventory HOST.json` compares its output.",
+                    f.display(),
+                    f.display()
+                );
+            }
+        }
+    }
     let host = match HyperVHost::connect(
         backend.host.as_deref(),
         backend.credential.as_deref(),
@@ -95,6 +137,10 @@ fn run_on_host(files: &[PathBuf], backend: &BackendArgs, first: &str) -> Result<
             return Ok(ExitCode::from(CANNOT_RUN));
         }
     };
+    if preflight_failed {
+        eprintln!("hvsim: the preflight failed: no backup was attempted.");
+        return Ok(ExitCode::from(CANNOT_RUN));
+    }
     println!("host {}: {} virtual machines", host.name(), vms.len());
     for vm in &vms {
         println!(
@@ -122,4 +168,29 @@ fn run_on_host(files: &[PathBuf], backend: &BackendArgs, first: &str) -> Result<
          the checkpoint, the guest agent's workload, check-writes of the result). No backup ran."
     );
     Ok(ExitCode::from(CANNOT_RUN))
+}
+
+/// Runs `s`'s collection script on this machine and compares what it found with `s`.
+#[cfg(windows)]
+fn preflight(
+    file: &std::path::Path,
+    s: &hvsim_sim::scenario::Scenario,
+) -> Result<Vec<hvsim_sim::backend::hyperv::Difference>> {
+    use hvsim_sim::backend::hyperv::{collection_script, compare};
+    use hvsim_sim::backend::windows::powershell;
+
+    let script = collection_script(s).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = powershell::run(&script)?;
+    // The script's notes (what it did not find, and why) go to stderr as they came.
+    // A failed run's stderr is quoted in its error instead.
+    if out.code == Some(0) {
+        for line in out.stderr.lines().filter(|l| !l.trim().is_empty()) {
+            eprintln!("hvsim: {}: {line}", file.display());
+        }
+    }
+    let inventory = powershell::inventory_of(
+        &out,
+        &format!("the collection script's output for {}", file.display()),
+    )?;
+    Ok(compare(s, &inventory))
 }

@@ -74,7 +74,8 @@ enum Command {
     #[command(subcommand)]
     Gen(gen_cmd::GenCommand),
     /// A scenario against a real Hyper-V host: `plan` prints what the Windows backend
-    /// would do there, on any OS.
+    /// would do there, on any OS; `collect` prints the script that gathers the host's
+    /// inventory for the plan's comparison.
     #[command(subcommand)]
     Host(host_cmd::HostCommand),
     /// Check a backed-up disk against the guest agent's log of durable writes (I1).

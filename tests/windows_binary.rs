@@ -341,7 +341,9 @@ fn an_image_opened_twice_by_one_command_is_refused_not_waited_for() {
 /// `--backend hyperv` in the Windows build is the real backend: under Wine there is no
 /// Hyper-V (no `root\virtualization\v2` WMI namespace), so it must say which host it could
 /// not use and why, point at `host plan`, exit 2 (the harness could not run), and never
-/// print a report of a backup that did not happen (issue 12 §1).
+/// print a report of a backup that did not happen (issue 12 §1). Its preflight runs the
+/// inventory collection script through powershell.exe first: Wine's powershell.exe is a
+/// stub that runs nothing, and the run must say so rather than compare an empty answer.
 #[test]
 fn the_hyperv_backend_names_the_host_it_cannot_use_and_reports_no_backup() {
     let Some(wine) = wine() else { return };
@@ -378,10 +380,57 @@ fn the_hyperv_backend_names_the_host_it_cannot_use_and_reports_no_backup() {
         stderr.contains(&format!("`hvsim host plan {f}`")),
         "the dry run is offered: {stderr}"
     );
+    assert!(
+        stderr.contains(&format!(
+            "hvsim: error: {f}: preflight: the host's inventory could not be collected: \
+             powershell.exe exited with exit code 0 but wrote nothing on stdout: it ran no script"
+        )),
+        "the stand-in powershell.exe is named for what it is: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("`hvsim host collect {f}`")),
+        "the script to run by hand is offered: {stderr}"
+    );
+    assert!(
+        !stderr.contains("difference") && !stdout.contains("preflight: the host matches"),
+        "no comparison with an inventory that was never collected: {stdout}{stderr}"
+    );
     for report in ["Verdict", "I1 holds", "bytes: read"] {
         assert!(
             !stdout.contains(report),
             "no report of a backup that did not run ({report:?}):\n{stdout}"
+        );
+    }
+}
+
+/// The Windows binary prints the same collection script as the Linux one, byte for byte
+/// (LF line ends, names as literals), for scenarios with and without a cluster and a file
+/// server (issue 12 §1).
+#[test]
+fn the_collection_script_is_the_same_from_the_windows_binary() {
+    let Some(wine) = wine() else { return };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in [
+        "scenarios/f1-online-2012-autorecovery.toml",
+        "scenarios/f3-production-checkpoint-offhost-group.toml",
+        "scenarios/f4-smb3-share-backup.toml",
+    ] {
+        let windows = String::from_utf8(wine.ok(&["host", "collect", f], root)).unwrap();
+        let linux = Command::new(hvsim_bin())
+            .args(["host", "collect", f])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(linux.status.success(), "{f} on Linux: {}", linux.status);
+        let linux = String::from_utf8(linux.stdout).unwrap();
+        assert!(
+            windows.contains("$wantVms = @("),
+            "{f} under Wine:\n{windows}"
+        );
+        assert!(
+            windows == linux,
+            "{f}: the scripts differ, first at {}",
+            first_difference(&windows, &linux)
         );
     }
 }

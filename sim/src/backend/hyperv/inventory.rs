@@ -133,11 +133,37 @@ pub enum InventoryError {
 impl HostInventory {
     pub fn load(path: &Path) -> Result<HostInventory, InventoryError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|error| InventoryError::Read {
+        let bytes = std::fs::read(path).map_err(|error| InventoryError::Read {
             file: file.clone(),
             error,
         })?;
+        let text = HostInventory::text(&bytes).map_err(|why| InventoryError::Read {
+            file: file.clone(),
+            error: std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+        })?;
         HostInventory::parse(&file, &text)
+    }
+
+    /// A file's text: UTF-8, or what Windows PowerShell 5.1's `>` writes (UTF-16LE with
+    /// its byte order mark), so the collection script's output can be saved either way.
+    pub fn text(bytes: &[u8]) -> Result<String, String> {
+        if let Some(units) = bytes.strip_prefix(&[0xFF, 0xFE]) {
+            if units.len() % 2 != 0 {
+                return Err("UTF-16LE text of an odd number of bytes".into());
+            }
+            let units: Vec<u16> = units
+                .chunks(2)
+                .map(|p| u16::from_le_bytes([p[0], p[1]]))
+                .collect();
+            return String::from_utf16(&units).map_err(|e| format!("not UTF-16LE text: {e}"));
+        }
+        let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
+        String::from_utf8(bytes.to_vec()).map_err(|e| {
+            format!(
+                "not UTF-8 text (byte {} is not UTF-8), nor UTF-16LE with its byte order mark",
+                e.utf8_error().valid_up_to()
+            )
+        })
     }
 
     pub fn parse(file: &str, text: &str) -> Result<HostInventory, InventoryError> {

@@ -19,8 +19,12 @@
 //! 4. **Observations** ([`observe`]): the event logs, writer states, files beside the
 //!    disks, checkpoints and frozen mounts the checkers read back.
 //! 5. **Clean-up**: each staged change undone, in reverse order.
+//!
+//! [`collect`] makes the PowerShell script that runs the preflight's queries on a host
+//! and writes their answers as a [`HostInventory`] (`hvsim host collect`).
 
 mod action;
+mod collect;
 mod compare;
 mod inventory;
 mod job;
@@ -33,6 +37,7 @@ mod staging;
 mod tests;
 
 pub use action::{Action, Arg, Phase, Shell, Step, VIRTUALIZATION_V2};
+pub use collect::{collection_script, literal, CollectError};
 pub use compare::{avhdx_growth, compare, Difference};
 pub use inventory::{
     HostInventory, InventoryCluster, InventoryDisk, InventoryError, InventoryFileServer,

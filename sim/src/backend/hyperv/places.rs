@@ -8,6 +8,11 @@ use crate::scenario::{Disk, Scenario};
 
 use super::inventory::HostInventory;
 
+/// A volume name that is a path on the host already (`C:\ClusterStorage\Volume1`, `E:`).
+pub(super) fn is_path(name: &str) -> bool {
+    name.len() >= 2 && name.as_bytes()[1] == b':'
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Places {
     volumes: BTreeMap<String, String>,
@@ -32,7 +37,7 @@ impl Places {
         if let Some(p) = self.volumes.get(name) {
             return p.trim_end_matches('\\').to_string();
         }
-        if name.len() >= 2 && name.as_bytes()[1] == b':' {
+        if is_path(name) {
             name.to_string()
         } else {
             format!("<{name}>")

@@ -163,6 +163,24 @@ pub fn preflight(s: &Scenario, places: &Places) -> Vec<Step> {
                 .join(", "),
             &["F4", "R10"],
         ));
+        // The volume holding each share (its free space and size), asked of the server.
+        for sh in &fs.shares {
+            steps.push(query(
+                asker,
+                format!(
+                    "Get-Volume -CimSession '{0}' -FilePath (Get-SmbShare -CimSession '{0}' -Name '{1}').Path",
+                    fs.name, sh.name
+                ),
+                &["Size", "SizeRemaining", "FileSystemType"],
+                format!(
+                    "volume {} of {}",
+                    sh.volume,
+                    s.volume(&sh.volume)
+                        .map_or_else(|| "unknown size".to_string(), |v| v.capacity.to_string())
+                ),
+                &["F4", "R8"],
+            ));
+        }
         steps.push(query(
             asker,
             format!("Get-Service -ComputerName '{}' -Name fssagent", fs.name),

@@ -17,7 +17,9 @@
 //! - [`writer_status`]: `IVssBackupComponents::GetWriterStatus`' `VSS_WRITER_STATE` and
 //!   failure HRESULT (GatherWriterStatus) → the model's `WriterState` and [`Fail`];
 //! - [`vss_call`]: a host plan's `IVssBackupComponents` steps as typed requests, and a
-//!   failed call's HRESULT as the model's VSS_E_* code.
+//!   failed call's HRESULT as the model's VSS_E_* code;
+//! - [`powershell`]: a script's `-EncodedCommand` (UTF-16LE, base64) and the collection
+//!   script's output read as a host inventory; running `powershell.exe` is Windows only.
 //!
 //! Everything above is plain data and is tested on every platform. The calls themselves
 //! are Windows only: `client` through the `wmi` crate, `vss_requester` (the 2008 R2–2012
@@ -27,6 +29,7 @@
 
 pub mod concrete_job;
 pub mod method_result;
+pub mod powershell;
 pub mod rct;
 pub mod snapshot_settings;
 pub mod vss_call;
