@@ -164,8 +164,7 @@ fn the_window_is_written_only_when_asked_and_a_wrong_one_is_named() {
     assert!(backup.contains("window = \"backup\""));
     let wrong = backup.replacen("window = \"backup\"", "window = \"always\"", 1);
     let e = Scenario::from_toml(&wrong, "group.toml")
-        .err()
-        .expect("an unknown window is refused")
+        .expect_err("an unknown window is refused")
         .to_string();
     assert!(
         e.contains("unknown workload window \"always\" (expected one of job, backup)"),
