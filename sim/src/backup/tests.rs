@@ -145,6 +145,39 @@ fn a_full_copies_the_disk_and_counts_every_unit_read() {
     assert_eq!(s.points[0].bytes_sent, s.bytes.sent);
 }
 
+/// Issue 11 §3: a second full of a disk that changed in one page keeps its own copy of
+/// that page only; the first point keeps its bytes, and a page the disk dropped goes.
+#[test]
+fn a_full_point_shares_every_unchanged_page_with_the_point_before() {
+    let mut d = disk();
+    for (k, at) in [0, PAGE, 3 * MIB, 3 * MIB + PAGE].into_iter().enumerate() {
+        put(&mut d, at, k as u8 + 1);
+    }
+    let mut s = seeded(&mut d);
+    let first = replica(&s).clone();
+    put(&mut d, PAGE, 9);
+    d.trim(3 * MIB + PAGE, PAGE).expect("trim");
+    s.begin_point(2);
+    s.begin_transfer(0, Transfer::Full);
+    s.transfer_disk(0, 0, Transfer::Full, &mut d, None, &[], "vm d")
+        .expect("full");
+    s.end_transfer(0);
+    let second = replica(&s);
+    assert_eq!(second, &image(&mut d), "the point is the disk");
+    assert_eq!(second.len_pages(), 3);
+    assert_eq!(
+        second.shared_pages(&first),
+        2,
+        "pages 0 and 3 MiB are shared"
+    );
+    assert_eq!(
+        first.page(1).unwrap()[8],
+        2,
+        "the first point keeps its bytes"
+    );
+    assert_eq!(first.len_pages(), 4);
+}
+
 #[test]
 fn an_express_full_sends_only_the_changed_pages_and_the_replica_equals_the_source() {
     let mut d = disk();

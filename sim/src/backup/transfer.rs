@@ -78,16 +78,18 @@ fn by_page(excluded: &[(u64, u64)]) -> SyncOptions {
 
 /// A full transfer: `image` becomes a copy of `source`. The agent reads every unit that
 /// may hold data (what the figures count); of those, only the parts the storage holds
-/// can differ from zeros, so only they are copied, [`COPY_UNIT`] at a time.
+/// can differ from zeros, so only they are copied, [`COPY_UNIT`] at a time. What the
+/// image held outside them goes; a page the copy finds unchanged keeps its buffer, so the
+/// points of a job share what did not change (issue 11 §3).
 pub fn full(
     source: &mut (dyn VirtualDisk + Send),
     image: &mut SparseImage,
     label: &str,
 ) -> Result<DiskSync, BackupError> {
     let size = source.virtual_size();
-    *image = SparseImage::default();
     let read = allocated(source);
     let stored = source.stored_ranges(PAGE);
+    image.keep_only(&stored);
     diff::incremental(
         source,
         &mut ImageDisk::new(image, size),

@@ -194,6 +194,17 @@ impl SparseImage {
         }
     }
 
+    /// Keeps only the pages inside `ranges` (page-aligned `(offset, length)`, disjoint):
+    /// what a disk that stores nothing elsewhere can still hold.
+    pub fn keep_only(&mut self, ranges: &[(u64, u64)]) {
+        let mut kept = BTreeMap::new();
+        for &(offset, len) in ranges {
+            let (a, b) = (offset / PAGE, (offset + len).div_ceil(PAGE));
+            kept.extend(self.pages.range(a..b).map(|(&i, p)| (i, p.clone())));
+        }
+        self.pages = kept;
+    }
+
     /// Drops `[offset, offset + len)`: it reads zeros (an excluded range, R14).
     pub fn clear_range(&mut self, offset: u64, len: u64) {
         let (a, b) = (offset / PAGE, (offset + len).div_ceil(PAGE));
@@ -219,6 +230,18 @@ impl SparseImage {
                 .map(|(&i, p)| (i - a, p.clone()))
                 .collect(),
         }
+    }
+
+    /// Pages both images hold in the same buffer (what a recovery point shares with
+    /// another instead of keeping its own copy).
+    pub fn shared_pages(&self, other: &SparseImage) -> u64 {
+        let same = |(i, p): (&u64, &Page)| {
+            other
+                .pages
+                .get(i)
+                .is_some_and(|q| Arc::ptr_eq(&p.buf, &q.buf) && p.at == q.at)
+        };
+        self.pages.iter().filter(|&e| same(e)).count() as u64
     }
 
     /// Pages whose bytes differ between the two images (block-level compare, F5.E.4).
