@@ -380,7 +380,7 @@ pub fn agent_script(s: &Scenario, agent: &str, part: Part) -> Result<String, Age
         // The names are in the data section below; a comment only counts them.
         let _ = writeln!(
             w,
-            "# {} of the scenario's hosts are older than Windows Server 2016: PowerShell Direct is",
+            "# Hosts of these VMs older than Windows Server 2016: {}. PowerShell Direct is",
             old.len()
         );
         let _ = writeln!(
@@ -499,6 +499,8 @@ const START: &str = r##"foreach ($a in $here) {
         foreach ($f in @($disk, $log, $pidFile)) {
             if (Test-Path -LiteralPath $f) { throw ($f + ' exists: an earlier run of the agent left it; move it away first') }
         }
+        # Not yet seen on a real guest: whether the agent outlives this session. If it
+        # does not, the stop part says it was not running; its log holds what it wrote.
         $p = Start-Process -FilePath $exe -ArgumentList $argLine -WindowStyle Hidden -PassThru
         Set-Content -LiteralPath $pidFile -Value ([string]$p.Id) -Encoding Ascii
         Start-Sleep -Seconds 2
