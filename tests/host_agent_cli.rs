@@ -106,7 +106,10 @@ fn the_real_agent_takes_the_start_scripts_arguments() {
                 "{name}: {stdout}{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            assert!(stdout.contains("25"), "{name}: {stdout}");
+            assert!(
+                stdout.starts_with("25 writes checked,") && stdout.contains("I1 holds"),
+                "{name}: {stdout}"
+            );
         }
     }
 }
