@@ -1,10 +1,11 @@
 //! `hvsim host`: a scenario against a real Hyper-V host. `plan` prints, on any OS, what
 //! the Windows backend would do there (issue 12 §2); `collect` makes the PowerShell script
-//! that gathers a host's inventory for the plan's preflight comparison (issue 12 §1).
+//! that gathers a host's inventory for the plan's preflight comparison; `agent` makes the
+//! scripts that start, stop and collect the guest agent's workload (issue 12 §1).
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use hvsim_sim::backend::hyperv::{collection_script, HostInventory, HostPlan};
+use hvsim_sim::backend::hyperv::{agent_script, collection_script, HostInventory, HostPlan, Part};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,35 @@ pub enum HostCommand {
     /// in it (a quotation mark PowerShell also ends strings with, or a control character:
     /// the field is named); 3 when the scenario cannot be read or OUT cannot be written.
     Collect(CollectArgs),
+    /// The Windows PowerShell 5.1 script, in three parts, that starts the guest agent
+    /// (`hvsim-agent`) in each workload VM of the scenario's job through PowerShell Direct
+    /// (copied in with Copy-VMFile), stops it, or copies its logs back to the host for
+    /// `check-writes`. Not yet run on a real host or guest.
+    ///
+    /// Exit 0 when the script is printed or written; 2 when the scenario cannot have one
+    /// (a Linux guest, a VM name that is not a plain file name, a name PowerShell cannot
+    /// quote, no workload: the reason is named); 3 when the scenario cannot be read or
+    /// OUT cannot be written.
+    Agent(AgentArgs),
+}
+
+#[derive(Args)]
+pub struct AgentArgs {
+    /// The scenario file.
+    file: PathBuf,
+    /// The agent for the guests (hvsim-agent.exe built for Windows), as a path on the host
+    /// where the script runs.
+    #[arg(long, value_name = "PATH")]
+    agent: String,
+    /// Which script: start the agents, stop them, or collect their logs.
+    #[arg(long, default_value = "start", value_parser = ["start", "stop", "collect"])]
+    part: String,
+    /// Write the script to this new file instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "OUT.ps1")]
+    output: Option<PathBuf>,
+    /// Replace OUT.ps1 when it exists (never the scenario file itself).
+    #[arg(long, requires = "output")]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -62,7 +92,46 @@ pub fn run(c: HostCommand) -> Result<ExitCode> {
     match c {
         HostCommand::Plan(args) => plan(args),
         HostCommand::Collect(args) => collect(args),
+        HostCommand::Agent(args) => agent(args),
     }
+}
+
+fn agent(args: AgentArgs) -> Result<ExitCode> {
+    let scenario = hvsim_sim::run::load(&args.file)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("{}: no agent script", args.file.display()))?;
+    let part: Part = args.part.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    match agent_script(&scenario, &args.agent, part) {
+        Ok(script) => write_script(&script, args.output.as_ref(), args.force, &args.file),
+        Err(e) => {
+            eprintln!("hvsim: {}: {e}", args.file.display());
+            Ok(ExitCode::from(REFUSED))
+        }
+    }
+}
+
+/// `script` on stdout, or in `dest`: a new file (an existing one only with `force`,
+/// never `input`).
+fn write_script(
+    script: &str,
+    dest: Option<&PathBuf>,
+    force: bool,
+    input: &PathBuf,
+) -> Result<ExitCode> {
+    match dest {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(script.as_bytes())?;
+            out.flush()?;
+        }
+        Some(dest) => {
+            let mut f = crate::files::new_output(dest, force, std::slice::from_ref(input))?;
+            f.write_all(script.as_bytes())
+                .with_context(|| format!("writing {}", dest.display()))?;
+            crate::files::commit_output(f, false)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn collect(args: CollectArgs) -> Result<ExitCode> {
@@ -76,21 +145,7 @@ fn collect(args: CollectArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(REFUSED));
         }
     };
-    match &args.output {
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(script.as_bytes())?;
-            out.flush()?;
-        }
-        Some(dest) => {
-            let mut f =
-                crate::files::new_output(dest, args.force, std::slice::from_ref(&args.file))?;
-            f.write_all(script.as_bytes())
-                .with_context(|| format!("writing {}", dest.display()))?;
-            crate::files::commit_output(f, false)?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    write_script(&script, args.output.as_ref(), args.force, &args.file)
 }
 
 fn plan(args: PlanArgs) -> Result<ExitCode> {

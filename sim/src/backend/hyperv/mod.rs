@@ -21,9 +21,11 @@
 //! 5. **Clean-up**: each staged change undone, in reverse order.
 //!
 //! [`collect`] makes the PowerShell script that runs the preflight's queries on a host
-//! and writes their answers as a [`HostInventory`] (`hvsim host collect`).
+//! and writes their answers as a [`HostInventory`] (`hvsim host collect`); [`agent_script`]
+//! makes the scripts that start, stop and collect the guest agent (`hvsim host agent`).
 
 mod action;
+mod agent_script;
 mod collect;
 mod compare;
 mod inventory;
@@ -31,12 +33,17 @@ mod job;
 mod observe;
 mod places;
 mod preflight;
+#[cfg(test)]
+mod ps_lex;
 mod staging;
 
 #[cfg(test)]
 mod tests;
 
 pub use action::{Action, Arg, Phase, Shell, Step, VIRTUALIZATION_V2};
+pub use agent_script::{
+    agent_runs, agent_script, agent_seed, command_line, AgentRun, AgentScriptError, Part,
+};
 pub use collect::{collection_script, literal, CollectError};
 pub use compare::{avhdx_growth, compare, Difference};
 pub use inventory::{

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::*;
+use crate::backend::hyperv::ps_lex::{cmdlets, lex};
 use crate::backend::hyperv::{
     preflight, Action, HostInventory, InventoryCluster, InventoryDisk, InventoryFileServer,
     InventoryHost, InventoryVm, InventoryVolume, Places,
@@ -18,110 +19,6 @@ fn library(name: &str) -> Scenario {
         .join("../scenarios")
         .join(format!("{name}.toml"));
     Scenario::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-/// Characters PowerShell's tokenizer takes as a single quote (`'` and U+2018–U+201B).
-fn single_quote(c: char) -> bool {
-    matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}')
-}
-
-/// Characters PowerShell's tokenizer takes as a double quote.
-fn double_quote(c: char) -> bool {
-    matches!(c, '"' | '\u{201C}' | '\u{201D}' | '\u{201E}')
-}
-
-/// A script split the way PowerShell's tokenizer splits it, as far as the collection
-/// script needs: single-quoted literals (their values), line comments, and the code
-/// around them.
-#[derive(Default)]
-struct Lexed {
-    /// Each single-quoted literal's value (doubled quotes undone).
-    literals: Vec<String>,
-    /// Everything outside literals and comments, literals replaced by `''`.
-    code: String,
-    comments: String,
-}
-
-fn lex(script: &str) -> Lexed {
-    let mut out = Lexed::default();
-    let mut chars = script.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '#' {
-            for c in chars.by_ref() {
-                if c == '\n' {
-                    out.code.push('\n');
-                    break;
-                }
-                out.comments.push(c);
-            }
-        } else if c == '<' && chars.peek() == Some(&'#') {
-            panic!("a block comment: the lexer does not follow it");
-        } else if c == '@'
-            && chars
-                .peek()
-                .is_some_and(|&q| single_quote(q) || double_quote(q))
-        {
-            panic!("a here-string: the lexer does not follow it");
-        } else if single_quote(c) {
-            let mut value = String::new();
-            loop {
-                match chars.next() {
-                    None => panic!("a single-quoted literal never ends: {value:?}"),
-                    Some(q) if single_quote(q) => {
-                        // A quote doubled is one quote of the value; alone, the end.
-                        match chars.peek() {
-                            Some(&n) if single_quote(n) => {
-                                value.push(n);
-                                chars.next();
-                            }
-                            _ => break,
-                        }
-                    }
-                    Some(x) => value.push(x),
-                }
-            }
-            out.literals.push(value);
-            out.code.push_str("''");
-        } else if double_quote(c) {
-            // Expandable strings: the body's have no `$(...)` (checked), so their end is
-            // the next unescaped double quote.
-            out.code.push('"');
-            loop {
-                match chars.next() {
-                    None => panic!("a double-quoted string never ends"),
-                    Some('`') => {
-                        chars.next();
-                    }
-                    Some('$') if chars.peek() == Some(&'(') => {
-                        panic!("a subexpression in a double-quoted string")
-                    }
-                    Some(q) if double_quote(q) => {
-                        if chars.peek().is_some_and(|&n| double_quote(n)) {
-                            chars.next();
-                        } else {
-                            break;
-                        }
-                    }
-                    Some(_) => {}
-                }
-            }
-            out.code.push('"');
-        } else {
-            out.code.push(c);
-        }
-    }
-    out
-}
-
-#[test]
-fn the_lexer_reads_literals_as_powershell_does() {
-    let l = lex("Get-X -Name 'it''s' # a 'comment'\n$a = 'x\u{2019}\u{2019}y'; \"q`\"\"\n");
-    assert_eq!(
-        l.literals,
-        vec!["it's".to_string(), "x\u{2019}y".to_string()]
-    );
-    assert_eq!(l.code, "Get-X -Name '' \n$a = ''; \"\"\n");
-    assert_eq!(l.comments, " a 'comment'");
 }
 
 #[test]
@@ -228,21 +125,6 @@ fn names_powershell_reads_as_quotes_are_refused_with_their_field() {
     s.file_servers[0].shares[0].name = "vms\u{2019}".into();
     let e = collection_script(&s).unwrap_err().to_string();
     assert!(e.starts_with("file_servers[0].shares[0].name: "), "{e}");
-}
-
-/// Cmdlets (`Verb-Noun`) the code outside literals and comments calls.
-fn cmdlets(code: &str) -> BTreeSet<String> {
-    code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .filter(|w| {
-            let mut parts = w.split('-');
-            let (Some(verb), Some(noun), None) = (parts.next(), parts.next(), parts.next()) else {
-                return false;
-            };
-            let word = |p: &str| p.chars().next().is_some_and(|c| c.is_ascii_uppercase());
-            word(verb) && word(noun)
-        })
-        .map(str::to_string)
-        .collect()
 }
 
 const SCENARIOS: [&str; 4] = [
