@@ -4,8 +4,9 @@
 //! Linux guest refused naming its VM, `-o` writing a new file and refusing an existing one,
 //! and the exit codes (issue 12 §1).
 
-use std::path::Path;
 use std::process::{Command, Output};
+
+mod output_file;
 
 fn hvsim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hvsim"))
@@ -119,46 +120,14 @@ fn the_real_agent_takes_the_start_scripts_arguments() {
 #[test]
 fn output_file_is_new_unless_forced_and_never_the_scenario() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("f2.toml");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/f2-online-backup-checkpoint.toml"),
-        &scenario,
-    )
-    .unwrap();
+    let scenario = output_file::scenario_copy(dir.path(), "f2-online-backup-checkpoint.toml");
     let sc = scenario.to_str().unwrap();
-    let ps1 = dir.path().join("stop.ps1");
-    let ps1_s = ps1.to_str().unwrap();
-    let args = ["host", "agent", sc, "--agent", AGENT, "--part", "stop"];
-
-    let out = hvsim(&[&args[..], &["-o", ps1_s]].concat());
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    output_file::assert_new_unless_forced_never_the_input(
+        &hvsim,
+        &["host", "agent", sc, "--agent", AGENT, "--part", "stop"],
+        &scenario,
+        &dir.path().join("stop.ps1"),
     );
-    assert!(out.stdout.is_empty());
-    let written = std::fs::read_to_string(&ps1).unwrap();
-    assert_eq!(written.as_bytes(), hvsim(&args).stdout.as_slice());
-
-    std::fs::write(&ps1, "# mine\n").unwrap();
-    let out = hvsim(&[&args[..], &["-o", ps1_s]].concat());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("already exists and is not replaced"),
-        "{stderr}"
-    );
-    assert_eq!(std::fs::read_to_string(&ps1).unwrap(), "# mine\n");
-
-    let out = hvsim(&[&args[..], &["-o", ps1_s, "--force"]].concat());
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(std::fs::read_to_string(&ps1).unwrap(), written);
-
-    let before = std::fs::read(&scenario).unwrap();
-    let out = hvsim(&[&args[..], &["-o", sc, "--force"]].concat());
-    assert_eq!(out.status.code(), Some(3));
-    assert_eq!(std::fs::read(&scenario).unwrap(), before);
 }
 
 /// A Linux guest with a workload: exit 2 naming the VM and SSH, nothing printed; an

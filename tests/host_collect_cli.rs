@@ -6,6 +6,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod output_file;
+
 fn hvsim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hvsim"))
         .args(args)
@@ -70,54 +72,13 @@ fn the_script_says_what_made_it_and_that_it_only_reads() {
 #[test]
 fn output_file_is_new_unless_forced_and_never_the_scenario() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("f1.toml");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/f1-online-2012-autorecovery.toml"),
+    let scenario = output_file::scenario_copy(dir.path(), "f1-online-2012-autorecovery.toml");
+    output_file::assert_new_unless_forced_never_the_input(
+        &hvsim,
+        &["host", "collect", scenario.to_str().unwrap()],
         &scenario,
-    )
-    .unwrap();
-    let scenario_s = scenario.to_str().unwrap();
-    let ps1 = dir.path().join("collect.ps1");
-    let ps1_s = ps1.to_str().unwrap();
-
-    let out = hvsim(&["host", "collect", scenario_s, "-o", ps1_s]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &dir.path().join("collect.ps1"),
     );
-    assert!(out.stdout.is_empty(), "the script goes to the file only");
-    let written = std::fs::read_to_string(&ps1).unwrap();
-    let printed = hvsim(&["host", "collect", scenario_s]);
-    assert_eq!(written.as_bytes(), printed.stdout.as_slice());
-
-    std::fs::write(&ps1, "# someone's own script\n").unwrap();
-    let out = hvsim(&["host", "collect", scenario_s, "-o", ps1_s]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("already exists and is not replaced") && stderr.contains("--force"),
-        "{stderr}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(&ps1).unwrap(),
-        "# someone's own script\n"
-    );
-
-    let out = hvsim(&["host", "collect", scenario_s, "-o", ps1_s, "--force"]);
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(std::fs::read_to_string(&ps1).unwrap(), written);
-
-    let before = std::fs::read(&scenario).unwrap();
-    let out = hvsim(&["host", "collect", scenario_s, "-o", scenario_s, "--force"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("never writes over its own input"),
-        "{stderr}"
-    );
-    assert_eq!(std::fs::read(&scenario).unwrap(), before);
 }
 
 /// A VM name with a curly quote passes the scenario's own checks (it is a valid file
