@@ -44,6 +44,7 @@ pub mod protocol;
 pub mod run;
 pub mod scenario;
 pub mod sched;
+pub mod seeds;
 pub mod shrink;
 pub mod site;
 pub mod trace;

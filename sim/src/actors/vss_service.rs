@@ -156,11 +156,10 @@ impl VssService {
 /// Issue 11 §3: a host's set opens the backup window of the VMs on its volumes (their
 /// workloads start writing) and its end closes it.
 fn backup_windows(cx: &mut Cx<'_, Msg, Site>, call: VssCall, volumes: &[String]) {
-    let vms = cx.world.lab.vms_on(volumes);
     match call {
         VssCall::SetBackupState => {
             let mut woken = Vec::new();
-            for vm in vms {
+            for vm in cx.world.lab.vms_on(volumes) {
                 if let Some(workload) = cx.world.lab.open_window(vm) {
                     cx.out.send(workload, Msg::Tick);
                     woken.push(cx.world.lab.vms[vm].name.clone());
@@ -172,7 +171,7 @@ fn backup_windows(cx: &mut Cx<'_, Msg, Site>, call: VssCall, volumes: &[String])
             }
         }
         VssCall::BackupComplete | VssCall::AbortBackup => {
-            for vm in vms {
+            for vm in cx.world.lab.vms_on(volumes) {
                 cx.world.lab.close_window(vm);
             }
         }

@@ -9,9 +9,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::seeds::draw;
 use crate::scenario::limits::{MAX_RATE, MAX_TRANSACTION_BLOCKS};
 use crate::scenario::{Scenario, VirtualTime};
+use crate::seeds::draw;
 
 const WORKLOAD_PERCENTS: [u32; 5] = [25, 50, 100, 200, 400];
 const BLOCK_PERCENTS: [u32; 3] = [50, 100, 200];

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::seeds::{draw, run_seed};
 use super::swarm::SwarmOptions;
 use crate::faults::{FaultPlan, FaultPoint};
 use crate::scenario::Scenario;
+use crate::seeds::{draw, run_seed};
 
 /// `--faults`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -39,8 +39,8 @@
 
 use std::fmt::Write as _;
 
-use crate::explore::mix;
 use crate::scenario::{file_name_problem, GuestOs, HyperVVersion, Scenario, Vm};
+use crate::seeds::mix;
 
 use super::collect::{literal, CollectError};
 
