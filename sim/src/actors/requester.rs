@@ -94,6 +94,7 @@ fn job_of(lab: &Lab, mode: BackupMode) -> Job {
             .restore
             .as_ref()
             .map(|r| r.recovery_point.unwrap_or(job.recovery_points)),
+        limits: job.concurrency,
     }
 }
 
@@ -234,12 +235,21 @@ impl Requester {
                     cx.out.send(to, Msg::Vmms(op));
                 }
             }
-            Effect::ReadNext => {
-                let me = cx.out.me();
-                cx.out.send(me, Msg::ReadBackup);
+            Effect::TaskStarted { lane, point, vms } => {
+                let now = cx.out.now_us();
+                cx.world.server.job.task_started(lane, point, vms, now);
             }
-            Effect::Read { point, vms } => {
-                return Some(Input::Read(self.read_backups(point, &vms, cx)));
+            Effect::TaskEnded { lane, .. } => {
+                let now = cx.out.now_us();
+                cx.world.server.job.task_ended(lane, now);
+            }
+            Effect::ReadNext { lane } => {
+                let me = cx.out.me();
+                cx.out.send(me, Msg::ReadBackup { lane });
+            }
+            Effect::Read { lane, point, vms } => {
+                let result = self.read_backups(point, &vms, cx);
+                return Some(Input::Read { lane, result });
             }
             Effect::Claimed(c) => {
                 cx.world.server.job.claims.insert(c.vm, c);
@@ -254,6 +264,7 @@ impl Requester {
             }
             Effect::Restore { point } => return Some(Input::Restored(restore(point, cx))),
             Effect::Retry {
+                lane,
                 attempt,
                 of,
                 after_us,
@@ -268,7 +279,7 @@ impl Requester {
                 cx.out.detail("retry", why.clone());
                 cx.world.server.job.retries.push(why);
                 let me = cx.out.me();
-                cx.out.send_after(me, after_us, Msg::RetryBackup);
+                cx.out.send_after(me, after_us, Msg::RetryBackup { lane });
             }
             Effect::RetryVerdict(why) => {
                 cx.out.detail("retry", why.clone());
@@ -801,19 +812,21 @@ impl Actor<Msg, Site> for Requester {
             Msg::Start => Input::Start,
             Msg::VssDone {
                 call,
+                set,
                 result,
                 claims,
                 writers,
                 ..
             } => Input::VssDone {
                 call,
+                set,
                 result,
                 claims,
                 writers,
             },
             Msg::VmmsDone { op, result, claim } => Input::VmmsDone { op, result, claim },
-            Msg::ReadBackup => Input::ReadDue,
-            Msg::RetryBackup => Input::RetryDue,
+            Msg::ReadBackup { lane } => Input::ReadDue { lane },
+            Msg::RetryBackup { lane } => Input::RetryDue { lane },
             _ => return,
         };
         self.run(input, cx);

@@ -273,7 +273,7 @@ mod tests {
             assert_eq!(HostReply::from_msg(&done), None);
         }
         assert_eq!(HostCall::from_msg(&Msg::Start), None);
-        assert_eq!(HostCall::from_msg(&Msg::ReadBackup), None);
+        assert_eq!(HostCall::from_msg(&Msg::ReadBackup { lane: 0 }), None);
     }
 
     #[test]

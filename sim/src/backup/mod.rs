@@ -20,7 +20,7 @@ pub use check::{CheckRecord, DiskCheck};
 pub use disk::ImageDisk;
 pub use error::BackupError;
 pub use figures::{allocated, Bytes, READ_UNIT};
-pub use job::JobRecord;
+pub use job::{JobRecord, TaskSpan};
 pub use points::{Excluded, PointFigures};
 pub use replica::Replica;
 pub use restore::{

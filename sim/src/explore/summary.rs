@@ -176,6 +176,17 @@ pub fn report_json(r: &RunReport) -> Value {
         "expectations": checks(&r.expectations),
         "steps": r.steps,
         "virtual_us": r.virtual_us,
+        "job": json!({
+            "duration_us": r.job.duration_us,
+            "most_in_flight": r.job.most_in_flight,
+            "tasks": r.job.tasks.iter().map(|t| json!({
+                "lane": t.lane,
+                "point": t.point,
+                "vms": t.vms,
+                "start_us": t.start_us,
+                "end_us": t.end_us,
+            })).collect::<Vec<_>>(),
+        }),
         "files_left": r.files_left,
     })
 }

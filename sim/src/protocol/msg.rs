@@ -245,15 +245,20 @@ pub enum Msg {
     },
     /// The agent's message-sequence timer, or the end of a stuck commit's wait.
     FsrvpTimer,
-    /// The requester reads the backups (on the host, or on the proxy, R9).
-    ReadBackup,
+    /// The requester reads the backups (on the host, or on the proxy, R9), for its task
+    /// in lane `lane` (0 is a serial job's only one).
+    ReadBackup {
+        lane: usize,
+    },
     /// A step of a background merge.
     MergeStep {
         vm: usize,
     },
     /// The requester's wait before running a failed host backup again is over (field
-    /// failure 2).
-    RetryBackup,
+    /// failure 2), for its task in lane `lane`.
+    RetryBackup {
+        lane: usize,
+    },
     /// A file server's agent asks its own VSS for a shadow copy set of these volumes
     /// while it commits (MS-FSRVP 3.1.4.5; from the set it prepared, if any), and the
     /// answer.
@@ -328,9 +333,9 @@ impl Message for Msg {
             Msg::Fsrvp { call } => call.name(),
             Msg::FsrvpResult { .. } => "FsrvpReturned",
             Msg::FsrvpTimer => "FssAgentTimer",
-            Msg::ReadBackup => "ReadBackup",
+            Msg::ReadBackup { .. } => "ReadBackup",
             Msg::MergeStep { .. } => "MergeStep",
-            Msg::RetryBackup => "RetryBackup",
+            Msg::RetryBackup { .. } => "RetryBackup",
             Msg::LocalSnapshotSet { .. } => "DoSnapshotSet",
             Msg::LocalSnapshotSetDone { .. } => "AsyncFinished",
             Msg::LocalPrepare { .. } => "PrepareForSnapshot",
@@ -456,6 +461,11 @@ impl Message for Msg {
             Msg::SnapshotProperties { snapshots, .. } => {
                 let shown: Vec<&str> = snapshots.iter().map(|p| p.device.as_str()).collect();
                 d.push(("snapshots", Detail::Text(shown.join(", "))));
+            }
+            // Lane 0, a serial job's only one, goes unnamed (traces from before lanes
+            // stay as they were).
+            Msg::ReadBackup { lane } | Msg::RetryBackup { lane } if *lane > 0 => {
+                d.push(("lane", Detail::U64(*lane as u64)));
             }
             _ => {}
         }

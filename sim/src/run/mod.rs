@@ -14,7 +14,10 @@ mod world;
 pub use crate::scenario::volume_folder;
 pub use load::{from_canonical, from_toml, load};
 pub use replay::{replay_run, RunReplayError};
-pub use report::{Check, ConsistencyCheckReport, PointReport, RestoreReport, RunReport, VmReport};
+pub use report::{
+    Check, ConsistencyCheckReport, JobTimeline, PointReport, RestoreReport, RunReport, TaskReport,
+    VmReport,
+};
 pub use step_cap::{step_limit, CapSource, StepCap, BASE_STEPS, STEPS_PER_VM_POINT};
 pub use world::{populate, populate_on, populate_with, BuildError, START_US};
 
@@ -209,6 +212,34 @@ pub fn run(
         story: story.finish(),
         stop,
     })
+}
+
+/// The job's tasks in virtual time, with the VMs' names (issue 11 §2).
+fn timeline(lab: &Site, s: &Scenario) -> JobTimeline {
+    let job = &lab.server.job;
+    let tasks: Vec<TaskReport> = job
+        .timeline
+        .iter()
+        .map(|t| TaskReport {
+            lane: t.lane,
+            point: t.point,
+            vms: t.vms.iter().map(|&vm| lab.vms[vm].name.clone()).collect(),
+            start_us: t.start_us,
+            end_us: t.end_us,
+        })
+        .collect();
+    let first = tasks.iter().map(|t| t.start_us).min().unwrap_or(0);
+    let last = tasks
+        .iter()
+        .map(|t| t.end_us.unwrap_or(t.start_us))
+        .max()
+        .unwrap_or(0);
+    JobTimeline {
+        concurrent: !s.job.concurrency.is_serial(),
+        duration_us: last.saturating_sub(first),
+        most_in_flight: job.most_in_flight(),
+        tasks,
+    }
 }
 
 /// Closes every VM's open chain, so every header and log is final on the files.
@@ -530,6 +561,7 @@ fn conclude(
         expectations: Vec::new(),
         steps,
         virtual_us: now,
+        job: timeline(lab, s),
         files_left: files_left(lab),
         requester_died: lab.server.job.requester_died,
         left_by_dead_requester: invariants::left_by_dead_requester(lab, names),

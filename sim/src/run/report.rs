@@ -43,6 +43,29 @@ pub struct Check {
     pub message: String,
 }
 
+/// The job in virtual time (issue 11 §2): every task, its lane and its VMs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobTimeline {
+    /// The job's limits let tasks overlap (the text report then shows the timeline).
+    pub concurrent: bool,
+    /// From the first task's start to the last one's end.
+    pub duration_us: u64,
+    /// The most tasks in flight at once.
+    pub most_in_flight: usize,
+    pub tasks: Vec<TaskReport>,
+}
+
+/// One task of the job: a host backup of a host's VMs, or the checkpoints of one VM or
+/// snapshot group. `end_us` is `None` for a task the job never ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskReport {
+    pub lane: usize,
+    pub point: u32,
+    pub vms: Vec<String>,
+    pub start_us: u64,
+    pub end_us: Option<u64>,
+}
+
 /// One recovery point's figures (R18, F5.E, R14).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PointReport {
@@ -104,6 +127,7 @@ pub struct RunReport {
     pub expectations: Vec<Check>,
     pub steps: u64,
     pub virtual_us: u64,
+    pub job: JobTimeline,
     /// Files left on the volumes besides the VMs' base disks, as `volume:file`.
     pub files_left: Vec<String>,
     /// The requester process died after this call's answer: the job has no result and
@@ -268,6 +292,27 @@ impl fmt::Display for RunReport {
         }
         for e in &self.events {
             writeln!(f, "  event {} on {}: {}", e.id, e.host, e.text)?;
+        }
+        let job = &self.job;
+        if job.concurrent {
+            writeln!(
+                f,
+                "  job: {} task(s) in {} virtual, at most {} at once",
+                job.tasks.len(),
+                secs(job.duration_us),
+                job.most_in_flight
+            )?;
+            for t in &job.tasks {
+                writeln!(
+                    f,
+                    "    point {} lane {}: {} from {} to {}",
+                    t.point,
+                    t.lane,
+                    t.vms.join(", "),
+                    secs(t.start_us),
+                    t.end_us.map_or("(not ended)".to_string(), secs)
+                )?;
+            }
         }
         writeln!(
             f,

@@ -16,6 +16,8 @@ pub const MAX_WRITERS_PER_GUEST: usize = 64;
 pub const MAX_FAULTS: usize = 64;
 /// DPM keeps at most 64 recovery points of a protected member (R18).
 pub const MAX_RECOVERY_POINTS: u32 = 64;
+/// Backups of one job in flight at once (issue 11 §2): a job's VMs at most.
+pub const MAX_CONCURRENCY: u32 = MAX_VMS as u32;
 /// Operations per virtual second of one workload kind.
 pub const MAX_RATE: u32 = 1_000;
 /// Data blocks of one application transaction.

@@ -632,6 +632,46 @@ pub struct Job {
     /// field failure 34); `express_full` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_owner_change: Option<OwnerChangeSync>,
+    /// How many backups may be in flight at once (issue 11 §2); one after another when
+    /// absent, as every file written before this field ran.
+    #[serde(default, skip_serializing_if = "Concurrency::is_serial")]
+    pub concurrency: Concurrency,
+}
+
+/// Limits on the backups in flight at once, as backup products expose them (a job's
+/// task limit; a per-host limit; a per-volume or per-CSV snapshot limit). A backup is
+/// one task of the job: one host VSS backup of a host's VMs (F1, F2, F4), or one VM's
+/// production checkpoint, or one F3.5 snapshot group. Absent limits bind nothing
+/// beyond `per_job`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Concurrency {
+    /// Backups of the job in flight at once.
+    #[serde(default = "one")]
+    pub per_job: u32,
+    /// Backups in flight on one host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_host: Option<u32>,
+    /// Backups in flight whose disks share a volume (a CSV, a local volume, a share).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_volume: Option<u32>,
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Concurrency {
+            per_job: 1,
+            per_host: None,
+            per_volume: None,
+        }
+    }
+}
+
+impl Concurrency {
+    /// One backup at a time: the default, and what files without the field mean.
+    pub fn is_serial(&self) -> bool {
+        *self == Concurrency::default()
+    }
 }
 
 named_enum! {

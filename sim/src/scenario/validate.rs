@@ -899,6 +899,24 @@ impl Checker {
                 }
             }
         }
+        let c = &job.concurrency;
+        for (field, limit) in [
+            ("per_job", Some(c.per_job)),
+            ("per_host", c.per_host),
+            ("per_volume", c.per_volume),
+        ] {
+            match limit {
+                Some(0) => self.problem(
+                    format!("job.concurrency.{field}"),
+                    "at least one backup in flight",
+                ),
+                Some(n) if n > MAX_CONCURRENCY => self.problem(
+                    format!("job.concurrency.{field}"),
+                    format!("{n} backups in flight (at most {MAX_CONCURRENCY})"),
+                ),
+                _ => {}
+            }
+        }
         if job.recovery_points == 0 {
             self.problem("job.recovery_points", "at least one recovery point");
         }

@@ -1,12 +1,15 @@
 //! SPEC I5 and F2's order note: a guest's writers get OnBackupComplete only once the
-//! host's volume snapshot exists. A guest's backup is nested in a host's when its VSS
-//! service starts it (OnIdentify) while the host's DoSnapshotSet is in progress; its
-//! writers' OnBackupComplete must then follow a CommitSnapshots that the host's provider
-//! returned with success in that call. Judged from deliveries alone.
+//! host's volume snapshot exists. A guest's backup is nested in a host's when the host's
+//! Hyper-V writer asked the guest's integration components for a backup checkpoint (F2,
+//! F4) and the guest's VSS service starts it (OnIdentify) while that host's DoSnapshotSet
+//! is in progress; its writers' OnBackupComplete must then follow a CommitSnapshots that
+//! the host's provider returned with success in that call. With several backups in
+//! flight (issue 11 §2) another host's set may be running meanwhile: only the host that
+//! asked is the guest's. Judged from deliveries alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::protocol::msg::Msg;
+use crate::protocol::msg::{IcPurpose, Msg};
 use crate::protocol::vss::{ProviderCall, VssCall, WriterEvent};
 use crate::sched::{ActorId, Delivery};
 
@@ -51,6 +54,13 @@ pub struct Complete {
     commit_asked: BTreeMap<ActorId, ActorId>,
     /// Each nested guest service, with its host's service.
     nested: BTreeMap<ActorId, ActorId>,
+    /// The VSS service that last sent each writer an event.
+    service_of: BTreeMap<ActorId, ActorId>,
+    /// The host VSS service whose Hyper-V writer asked each guest's integration
+    /// components for a backup that waits for the host's snapshot (F2, F4).
+    asked_by: BTreeMap<ActorId, ActorId>,
+    /// The host VSS service each guest VSS service's backup was asked by.
+    guest_of: BTreeMap<ActorId, ActorId>,
     /// File servers' own VSS services: their sets are part of a provider's commit (F4,
     /// MS-FSRVP 3.1.4.5), finished before it returns, never nested in the host's.
     file_servers: BTreeSet<ActorId>,
@@ -101,38 +111,57 @@ impl Complete {
             Msg::LocalPrepare { .. } | Msg::LocalSnapshotSet { .. } => {
                 self.file_servers.insert(d.to);
             }
-            Msg::Writer {
-                event: WriterEvent::OnIdentify,
-                ..
-            } if !self.file_servers.contains(&from) => {
-                let host = self
-                    .hosts
-                    .iter()
-                    .find(|(s, h)| h.running && **s != from)
-                    .map(|(s, _)| *s);
-                match host {
-                    Some(h) => self.nested.insert(from, h),
-                    None => self.nested.remove(&from),
+            Msg::IcBackup { purpose } => {
+                // F3's checkpoint is the guest's backup: it waits for no host snapshot.
+                let host = self.service_of.get(&from).copied();
+                match (purpose, host) {
+                    (IcPurpose::Checkpoint, _) | (_, None) => self.asked_by.remove(&d.to),
+                    (_, Some(h)) => self.asked_by.insert(d.to, h),
                 };
             }
-            Msg::Writer {
-                event: WriterEvent::OnBackupComplete,
-                ..
-            } => {
-                let Some(&host) = self.nested.get(&from) else {
-                    return;
-                };
-                self.checked += 1;
-                if !self.hosts.get(&host).is_some_and(|h| h.committed) {
-                    self.early.push(EarlyComplete {
-                        step: d.step,
-                        writer: d.to,
-                        guest: from,
-                        host,
-                    });
+            Msg::Vss { .. } => match self.asked_by.get(&from) {
+                Some(&h) => {
+                    self.guest_of.insert(d.to, h);
+                }
+                None => {
+                    self.guest_of.remove(&d.to);
+                }
+            },
+            Msg::Writer { event, .. } => {
+                self.service_of.insert(d.to, from);
+                match event {
+                    WriterEvent::OnIdentify if !self.file_servers.contains(&from) => {
+                        let host = self
+                            .guest_of
+                            .get(&from)
+                            .copied()
+                            .filter(|h| self.hosts.get(h).is_some_and(|s| s.running));
+                        match host {
+                            Some(h) => self.nested.insert(from, h),
+                            None => self.nested.remove(&from),
+                        };
+                    }
+                    WriterEvent::OnBackupComplete => self.backup_complete(d, from),
+                    _ => {}
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Writer `d.to` got OnBackupComplete from guest service `from`.
+    fn backup_complete(&mut self, d: &Delivery<'_, Msg>, from: ActorId) {
+        let Some(&host) = self.nested.get(&from) else {
+            return;
+        };
+        self.checked += 1;
+        if !self.hosts.get(&host).is_some_and(|h| h.committed) {
+            self.early.push(EarlyComplete {
+                step: d.step,
+                writer: d.to,
+                guest: from,
+                host,
+            });
         }
     }
 

@@ -2,7 +2,7 @@
 //! unanswered event, windows over and under their limits (SPEC I3, I5; reference §1).
 
 use super::*;
-use crate::protocol::msg::Msg;
+use crate::protocol::msg::{IcPurpose, Msg};
 use crate::protocol::vss::{ProviderCall, WriterEvent, WriterState};
 use crate::protocol::Fail;
 use crate::scenario::{FailureClass, Hresult};
@@ -775,6 +775,28 @@ fn host_names() -> Vec<String> {
     n
 }
 
+const HYPERV_WRITER: ActorId = ActorId::new(11);
+const GUEST_IC: ActorId = ActorId::new(13);
+
+/// The host's Hyper-V writer, at PrepareForSnapshot, asks the guest's integration
+/// components for a backup with `purpose`, and they start it in the guest's VSS.
+fn asked_by_host(purpose: IcPurpose) -> Vec<(ActorId, ActorId, Msg)> {
+    vec![
+        (HYPERV_WRITER, HOST_VSS, writer(OnPrepareSnapshot)),
+        (GUEST_IC, HYPERV_WRITER, Msg::IcBackup { purpose }),
+        (
+            SERVICE,
+            GUEST_IC,
+            Msg::Vss {
+                call: crate::protocol::vss::VssCall::GatherWriterMetadata,
+                set: 0,
+                volumes: vec!["C:".into()],
+                with_writers: true,
+            },
+        ),
+    ]
+}
+
 /// A host DoSnapshotSet whose PrepareForSnapshot runs a guest's backup; the host's
 /// CommitSnapshots returns before (`commit_first`) or after the guest's writer gets
 /// OnBackupComplete.
@@ -797,10 +819,9 @@ fn nested_guest_backup(commit_first: bool) -> Complete {
         ),
     ];
     let complete = (WRITER, SERVICE, writer(OnBackupComplete));
-    let mut steps = vec![
-        (HOST_VSS, ActorId::new(0), set),
-        (WRITER, SERVICE, writer(OnIdentify)),
-    ];
+    let mut steps = vec![(HOST_VSS, ActorId::new(0), set)];
+    steps.extend(asked_by_host(IcPurpose::BackupCheckpoint));
+    steps.push((WRITER, SERVICE, writer(OnIdentify)));
     if commit_first {
         steps.extend(commit);
         steps.push(complete);
@@ -837,9 +858,46 @@ fn a_guest_backup_complete_before_the_hosts_commit_is_named() {
     assert_eq!(
         early,
         [
-            "step 3: GuestWriter@vm/Sql got OnBackupComplete from GuestVss@vm before \
+            "step 6: GuestWriter@vm/Sql got OnBackupComplete from GuestVss@vm before \
           HostVss@hv1's volume snapshot existed (SPEC F2 order note)"
         ]
+    );
+}
+
+/// Issue 11 §2: while hv1's set runs, a production checkpoint on another host (F3:
+/// Vmms asks the guest, the checkpoint is its backup) completes at once; it is not
+/// hv1's guest and is not judged against hv1's commit.
+#[test]
+fn a_guest_backup_another_party_asked_for_during_a_host_set_is_not_nested() {
+    let set = Msg::Vss {
+        call: crate::protocol::vss::VssCall::DoSnapshotSet,
+        set: SET,
+        volumes: vec!["hv1-D".into()],
+        with_writers: true,
+    };
+    let vmms = ActorId::new(14);
+    let mut c = Complete::default();
+    let mut feed = Feed::new();
+    let mut steps = vec![
+        (HOST_VSS, ActorId::new(0), set),
+        (
+            GUEST_IC,
+            vmms,
+            Msg::IcBackup {
+                purpose: IcPurpose::Checkpoint,
+            },
+        ),
+    ];
+    steps.extend(asked_by_host(IcPurpose::Checkpoint).into_iter().skip(2));
+    steps.push((WRITER, SERVICE, writer(OnIdentify)));
+    steps.push((WRITER, SERVICE, writer(OnBackupComplete)));
+    for (to, from, msg) in &steps {
+        feed.deliver(*to, *from, msg, |d| c.delivered(d));
+    }
+    assert_eq!(c.early(), []);
+    assert_eq!(
+        c.compared(),
+        "0 guest OnBackupComplete(s) after the host's snapshot"
     );
 }
 

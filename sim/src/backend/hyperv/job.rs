@@ -84,6 +84,7 @@ pub fn job_steps(s: &Scenario, places: &Places) -> Result<Vec<Step>, JobError> {
         points: s.job.recovery_points,
         restore: None,
         vms,
+        limits: s.job.concurrency,
     };
     let mut p = Planner {
         s,
@@ -227,6 +228,7 @@ impl Planner<'_> {
                 };
                 Some(Input::VssDone {
                     call,
+                    set,
                     result: Ok(()),
                     claims,
                     writers: Vec::new(),
@@ -250,12 +252,15 @@ impl Planner<'_> {
                     claim,
                 })
             }
-            Effect::ReadNext => Some(Input::ReadDue),
-            Effect::Read { point, vms } => {
+            Effect::ReadNext { lane } => Some(Input::ReadDue { lane }),
+            Effect::Read { lane, point, vms } => {
                 for (vm, source) in vms {
                     self.read(point, vm, &source);
                 }
-                Some(Input::Read(Ok(1)))
+                Some(Input::Read {
+                    lane,
+                    result: Ok(1),
+                })
             }
             Effect::NextPoint { .. } => Some(Input::Start),
             Effect::Restore { .. } => Some(Input::Restored(Ok(()))),
@@ -266,7 +271,9 @@ impl Planner<'_> {
             | Effect::MakePoint { .. }
             | Effect::JobDone
             | Effect::Retry { .. }
-            | Effect::RetryVerdict(_) => None,
+            | Effect::RetryVerdict(_)
+            | Effect::TaskStarted { .. }
+            | Effect::TaskEnded { .. } => None,
         }
     }
 

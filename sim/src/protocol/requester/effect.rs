@@ -24,11 +24,22 @@ pub enum Effect {
     },
     /// A WMI job for `host`'s Vmms.
     Vmms { host: String, op: VmmsOp },
-    /// The next step reads (its own step in the story and the trace).
-    ReadNext,
+    /// Lane `lane` took on a task of these VMs for recovery point `point` (the job's
+    /// timeline).
+    TaskStarted {
+        lane: usize,
+        point: u32,
+        vms: Vec<usize>,
+    },
+    /// Lane `lane`'s task of these VMs is over.
+    TaskEnded { lane: usize, vms: Vec<usize> },
+    /// Lane `lane`'s next step reads (its own step in the story and the trace),
+    /// answered by [`super::Input::ReadDue`].
+    ReadNext { lane: usize },
     /// Read each VM's backup from its source into recovery point `point`; answered by
-    /// [`super::Input::Read`].
+    /// [`super::Input::Read`] for the same lane.
     Read {
+        lane: usize,
         point: u32,
         vms: Vec<(usize, Source)>,
     },
@@ -52,9 +63,10 @@ pub enum Effect {
     /// The job ended.
     JobDone,
     /// A host backup's writer failed with a retryable error: its set is shut down and
-    /// retry `attempt` of `of` starts `after_us` from now (answered by
+    /// retry `attempt` of `of` starts `after_us` from now in the same lane (answered by
     /// [`super::Input::RetryDue`]).
     Retry {
+        lane: usize,
         attempt: u32,
         of: u32,
         after_us: u64,

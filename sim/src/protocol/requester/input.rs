@@ -7,10 +7,11 @@ use crate::protocol::vss::{VssCall, WriterStatus};
 pub enum Input {
     /// The job starts, or its next recovery point.
     Start,
-    /// A VSS call finished; DoSnapshotSet's carries the writers' claims,
-    /// GatherWriterStatus's the writers' states and failures.
+    /// A VSS call for snapshot set `set` finished; DoSnapshotSet's carries the writers'
+    /// claims, GatherWriterStatus's the writers' states and failures.
     VssDone {
         call: VssCall,
+        set: u64,
         result: Result<(), Fail>,
         claims: Vec<Claim>,
         writers: Vec<WriterStatus>,
@@ -21,12 +22,16 @@ pub enum Input {
         result: Result<(), Fail>,
         claim: Option<Claim>,
     },
-    /// The wait of [`super::Effect::Retry`] is over: the failed task runs again.
-    RetryDue,
-    /// The read step asked for by [`super::Effect::ReadNext`] came.
-    ReadDue,
-    /// The read of [`super::Effect::Read`] ended: the transfer time, or why it failed.
-    Read(Result<u64, Fail>),
+    /// The wait of lane `lane`'s [`super::Effect::Retry`] is over: its task runs again.
+    RetryDue { lane: usize },
+    /// The read step lane `lane` asked for by [`super::Effect::ReadNext`] came.
+    ReadDue { lane: usize },
+    /// Lane `lane`'s read of [`super::Effect::Read`] ended: the transfer time, or why
+    /// it failed.
+    Read {
+        lane: usize,
+        result: Result<u64, Fail>,
+    },
     /// The restore of [`super::Effect::Restore`] ended (its first failure).
     Restored(Result<(), Fail>),
 }

@@ -1,7 +1,7 @@
 //! What the requester is asked to do: the job as the scenario and the plans give it.
 
 use crate::plan::Flow;
-use crate::scenario::BackupMode;
+use crate::scenario::{BackupMode, Concurrency};
 
 /// One VM of the job.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct Job {
     pub points: u32,
     /// R16: the recovery point restored once the last is made, if the job restores.
     pub restore: Option<u32>,
+    /// How many tasks may be in flight at once (issue 11 §2).
+    pub limits: Concurrency,
 }
 
 impl Job {

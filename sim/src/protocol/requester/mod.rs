@@ -6,6 +6,8 @@
 mod effect;
 mod input;
 mod job;
+mod lane;
+mod limits;
 mod retry;
 mod sequence;
 mod task;
@@ -16,6 +18,7 @@ mod tests;
 pub use effect::Effect;
 pub use input::Input;
 pub use job::{Job, JobVm};
+pub use limits::{admits, Footprint};
 pub use retry::{retryable, MAX_RETRIES, RETRY_WAIT_US};
 pub use sequence::{RequesterCore, POINT_INTERVAL_US};
 pub use task::{plan_tasks, Task};

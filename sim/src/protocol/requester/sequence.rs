@@ -8,9 +8,17 @@
 //! and merged. The first failure is the job's; a point is made only when nothing failed.
 //! A host backup whose writer failed with a retryable error runs again, a bounded
 //! number of times (field failure 2, [`super::retry`]).
+//!
+//! Each task runs in a lane of its own; as many lanes run at once as the job's
+//! [`crate::scenario::Concurrency`] limits let in (issue 11 §2, [`super::limits`]): a
+//! serial job's single lane is the sequence above. A VSS answer goes to the lane whose
+//! snapshot set it names, a Vmms job's to the lane awaiting its VM, a read's to the lane
+//! that asked. A point ends when the last lane has finished its last task.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use super::lane::{Lane, Stage};
+use super::limits::{admits, Footprint};
 use super::retry::{retryable, verdict, writer_error, MAX_RETRIES, RETRY_WAIT_US};
 use super::{plan_tasks, Effect, Input, Job, Task};
 use crate::plan::Stage as PlanStage;
@@ -25,59 +33,28 @@ pub const POINT_INTERVAL_US: u64 = 30_000_000;
 /// How long after its previous answer the requester makes a host backup's next call.
 const CALL_US: u64 = 1_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stage {
-    Idle,
-    Vss(VssCall),
-    Checkpointing,
-    SnapshotForProxy,
-    Reading,
-    Merging,
-    ReleaseSnapshot,
-    Restoring,
-    /// A failed host backup waits to run again.
-    RetryWait,
-    Done,
-}
+/// A lane, by its index.
+type LaneId = usize;
 
 #[derive(Debug)]
 pub struct RequesterCore {
     job: Job,
+    /// Tasks of the point not started yet.
     tasks: VecDeque<Task>,
-    task: Option<Task>,
-    stage: Stage,
-    /// The task's snapshot set, and the next one to use.
-    set: u64,
+    /// Every lane used so far (at most the job's limit); a free one takes the next task.
+    lanes: Vec<Lane>,
+    /// The stage last entered and the set last opened, by any lane or by the job: the
+    /// digest's form from when the requester had one lane, so recorded traces replay.
+    shown: (Stage, u64),
+    /// The job restores its point (R16): no lane runs meanwhile.
+    restoring: bool,
+    /// The next snapshot set to use.
     next_set: u64,
-    /// VMs whose Vmms job is awaited.
-    outstanding: BTreeSet<usize>,
-    /// VMs of the task whose checkpoint was taken (F3): they are read and merged.
-    checkpointed: BTreeSet<usize>,
     failure: Option<Fail>,
-    /// PrepareForBackup succeeded (or F3.5's volume snapshot was asked for): the set
-    /// must be ended.
-    prepared: bool,
-    /// F3.5's volume snapshot failed: VSS aborted the set, so the requester ends it with
-    /// AbortBackup, never BackupComplete (reference vss.md §1.3).
-    snapshot_failed: bool,
-    /// The call whose outcome the GatherWriterStatus in flight checks.
-    status_after: Option<VssCall>,
-    /// DoSnapshotSet's own failure, held until GatherWriterStatus tells whether a
-    /// writer's failure caused it (the writer's is then the job's, reference §8).
-    set_failure: Option<Fail>,
-    /// The current host backup failed: it ends with AbortBackup (once prepared) and
-    /// BackupShutdown.
-    task_failed: bool,
-    /// The VMs the next read reads.
-    reading: Vec<usize>,
     /// The recovery point being made (1-based, R18).
     point: u32,
     /// What the hosts claimed of each VM.
     claims: BTreeMap<usize, Claim>,
-    /// Retries the current task has had.
-    retries: u32,
-    /// A writer's retryable failure: the task runs again once its set is shut down.
-    retry: Option<Fail>,
 }
 
 impl RequesterCore {
@@ -85,23 +62,13 @@ impl RequesterCore {
         RequesterCore {
             job,
             tasks: VecDeque::new(),
-            task: None,
-            stage: Stage::Idle,
-            set: 0,
+            lanes: Vec::new(),
+            shown: (Stage::Idle, 0),
+            restoring: false,
             next_set: 1,
-            outstanding: BTreeSet::new(),
-            checkpointed: BTreeSet::new(),
             failure: None,
-            prepared: false,
-            snapshot_failed: false,
-            status_after: None,
-            set_failure: None,
-            task_failed: false,
-            reading: Vec::new(),
             point: 0,
             claims: BTreeMap::new(),
-            retries: 0,
-            retry: None,
         }
     }
 
@@ -131,6 +98,7 @@ impl RequesterCore {
             Input::Start => self.begin_point(&mut fx),
             Input::VssDone {
                 call,
+                set,
                 result,
                 claims,
                 writers,
@@ -143,28 +111,45 @@ impl RequesterCore {
                     Some(f) if call == VssCall::GatherWriterStatus => Err(f),
                     _ => result,
                 };
-                self.on_vss_done(call, result, &mut fx);
-            }
-            Input::VmmsDone { op, result, claim } => self.on_vmms_done(op, result, claim, &mut fx),
-            Input::ReadDue => self.read(&mut fx),
-            Input::RetryDue => {
-                if self.stage == Stage::RetryWait {
-                    let retries = self.retries;
-                    self.next_task(&mut fx);
-                    self.retries = retries;
+                if let Some(l) = self.lane_of_set(set) {
+                    self.on_vss_done(l, call, result, &mut fx);
                 }
             }
-            Input::Read(result) => self.after_read(result, &mut fx),
+            Input::VmmsDone { op, result, claim } => self.on_vmms_done(op, result, claim, &mut fx),
+            Input::ReadDue { lane } => self.read(lane, &mut fx),
+            Input::RetryDue { lane } => {
+                if self
+                    .lanes
+                    .get(lane)
+                    .is_some_and(|l| l.stage == Stage::RetryWait)
+                {
+                    self.start_task(lane, &mut fx);
+                }
+            }
+            Input::Read { lane, result } => self.after_read(lane, result, &mut fx),
             Input::Restored(result) => {
-                if self.stage == Stage::Restoring {
+                if self.restoring {
                     if let Err(f) = result {
-                        self.fail(f, &mut fx);
+                        self.fail(None, f, &mut fx);
                     }
                     self.finish(&mut fx);
                 }
             }
         }
         fx
+    }
+
+    /// The lane whose task's snapshot set is `set`.
+    fn lane_of_set(&self, set: u64) -> Option<LaneId> {
+        self.lanes
+            .iter()
+            .position(|l| l.task.is_some() && l.set == set && set != 0)
+    }
+
+    /// Lane `l` enters `stage` (the digest shows the stage last entered).
+    fn enter(&mut self, l: LaneId, stage: Stage) {
+        self.lanes[l].stage = stage;
+        self.shown.0 = stage;
     }
 
     /// Starts the next recovery point: a backup of every VM of the job.
@@ -185,43 +170,117 @@ impl RequesterCore {
             number: self.point,
             tasks: self.tasks.len(),
         });
-        self.next_task(fx);
+        self.schedule(fx);
     }
 
-    fn next_task(&mut self, fx: &mut Vec<Effect>) {
-        self.task = self.tasks.pop_front();
-        if let Some(&vm) = self.task.as_ref().and_then(|t| t.vms().first()) {
+    /// What `task` occupies while it runs: its VMs' hosts and volumes, and the host VSS
+    /// session it opens (a host backup's; F3.5's volume snapshot's, off-host).
+    fn footprint(&self, task: &Task) -> Footprint {
+        let vms: Vec<_> = task
+            .vms()
+            .iter()
+            .filter_map(|&vm| self.job.vm(vm))
+            .collect();
+        let vss = match task {
+            Task::HostBackup { host, .. } => Some(host.clone()),
+            Task::Checkpoints { .. } if self.job.mode == BackupMode::OffHost => {
+                vms.first().map(|v| v.host.clone())
+            }
+            Task::Checkpoints { .. } => None,
+        };
+        Footprint {
+            hosts: vms.iter().map(|v| v.host.clone()).collect(),
+            volumes: vms.iter().flat_map(|v| v.volumes.iter().cloned()).collect(),
+            vss,
+        }
+    }
+
+    /// Starts tasks in free lanes while the limits let them in, each the first task in
+    /// plan order that fits; the point ends when no task is left and every lane is free.
+    fn schedule(&mut self, fx: &mut Vec<Effect>) {
+        loop {
+            let busy: Vec<Footprint> = self
+                .lanes
+                .iter()
+                .filter_map(|l| l.task.as_ref())
+                .map(|t| self.footprint(t))
+                .collect();
+            let busy: Vec<&Footprint> = busy.iter().collect();
+            let next = self
+                .tasks
+                .iter()
+                .position(|t| admits(&self.job.limits, &busy, &self.footprint(t)));
+            let Some(i) = next else {
+                break;
+            };
+            let Some(task) = self.tasks.remove(i) else {
+                break;
+            };
+            let l = match self.lanes.iter().position(Lane::is_free) {
+                Some(l) => l,
+                None => {
+                    self.lanes.push(Lane::new());
+                    self.lanes.len() - 1
+                }
+            };
+            self.lanes[l].retries = 0;
+            self.lanes[l].begin(task);
+            fx.push(Effect::TaskStarted {
+                lane: l,
+                point: self.point,
+                vms: self.lanes[l].vms(),
+            });
+            self.start_task(l, fx);
+        }
+        if self.tasks.is_empty() && self.lanes.iter().all(Lane::is_free) {
+            self.end_point(fx);
+        }
+    }
+
+    /// Runs lane `l`'s task from its start (again, after a retry's wait).
+    fn start_task(&mut self, l: LaneId, fx: &mut Vec<Effect>) {
+        let Some(task) = self.lanes[l].task.clone() else {
+            return;
+        };
+        if let Some(&vm) = task.vms().first() {
             fx.push(Effect::Tag {
                 vm,
                 stage: PlanStage::Request,
             });
         }
-        self.prepared = false;
-        self.retries = 0;
-        self.retry = None;
-        self.snapshot_failed = false;
-        self.status_after = None;
-        self.set_failure = None;
-        self.task_failed = false;
-        self.outstanding.clear();
-        self.checkpointed.clear();
-        match self.task.clone() {
-            None => self.end_point(fx),
-            Some(Task::HostBackup { .. }) => {
-                self.set = self.new_set();
-                self.vss(VssCall::SetBackupState, fx);
+        self.lanes[l].begin(task.clone());
+        match task {
+            Task::HostBackup { .. } => {
+                let set = self.new_set();
+                self.lanes[l].set = set;
+                self.vss(l, VssCall::SetBackupState, fx);
             }
-            Some(Task::Checkpoints { vms }) => {
-                self.stage = Stage::Checkpointing;
+            Task::Checkpoints { vms } => {
+                self.enter(l, Stage::Checkpointing);
                 for vm in vms {
                     if let Some(host) = self.host_of(vm) {
-                        self.outstanding.insert(vm);
+                        self.lanes[l].outstanding.insert(vm);
                         let op = VmmsOp::CreateRecoveryCheckpoint { vm };
                         fx.push(Effect::Vmms { host, op });
                     }
                 }
+                if self.lanes[l].outstanding.is_empty() {
+                    // No VM of the task is the job's any more: nothing to wait for.
+                    self.finish_task(l, fx);
+                }
             }
         }
+    }
+
+    /// Lane `l`'s task is over: the lane is free for the next.
+    fn finish_task(&mut self, l: LaneId, fx: &mut Vec<Effect>) {
+        if let Some(task) = self.lanes[l].task.take() {
+            fx.push(Effect::TaskEnded {
+                lane: l,
+                vms: task.vms().to_vec(),
+            });
+        }
+        self.schedule(fx);
     }
 
     /// Every task of the point is done: the point is made when nothing failed (R18); the
@@ -241,7 +300,7 @@ impl RequesterCore {
         }
         let more = made && self.point < self.job.points;
         if more {
-            self.stage = Stage::Idle;
+            self.shown.0 = Stage::Idle;
             fx.push(Effect::NextPoint {
                 after_us: POINT_INTERVAL_US,
             });
@@ -249,7 +308,8 @@ impl RequesterCore {
         }
         match self.job.restore.filter(|_| made) {
             Some(point) => {
-                self.stage = Stage::Restoring;
+                self.shown.0 = Stage::Restoring;
+                self.restoring = true;
                 fx.push(Effect::Restore { point });
             }
             None => self.finish(fx),
@@ -257,13 +317,15 @@ impl RequesterCore {
     }
 
     fn finish(&mut self, fx: &mut Vec<Effect>) {
-        self.stage = Stage::Done;
+        self.shown.0 = Stage::Done;
+        self.restoring = false;
         fx.push(Effect::JobDone);
     }
 
     fn new_set(&mut self) -> u64 {
         let s = self.next_set;
         self.next_set += 1;
+        self.shown.1 = s;
         s
     }
 
@@ -271,21 +333,17 @@ impl RequesterCore {
         self.job.vm(vm).map(|v| v.host.clone())
     }
 
-    fn task_vms(&self) -> Vec<usize> {
-        self.task.as_ref().map_or(Vec::new(), |t| t.vms().to_vec())
-    }
-
-    /// The VSS of the task: its host's, or for checkpoints the first VM's host's.
-    fn task_host(&self) -> Option<String> {
-        match self.task.as_ref()? {
+    /// The VSS of lane `l`'s task: its host's, or for checkpoints the first VM's host's.
+    fn task_host(&self, l: LaneId) -> Option<String> {
+        match self.lanes[l].task.as_ref()? {
             Task::HostBackup { host, .. } => Some(host.clone()),
             Task::Checkpoints { vms } => self.host_of(*vms.first()?),
         }
     }
 
-    fn task_volumes(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .task_vms()
+    fn task_volumes(&self, l: LaneId) -> Vec<String> {
+        let mut v: Vec<String> = self.lanes[l]
+            .vms()
             .iter()
             .filter_map(|&vm| self.job.vm(vm))
             .flat_map(|v| v.volumes.iter().cloned())
@@ -296,51 +354,60 @@ impl RequesterCore {
     }
 
     /// A host backup's next call (its stage is the call in flight).
-    fn vss(&mut self, call: VssCall, fx: &mut Vec<Effect>) {
-        self.stage = Stage::Vss(call);
-        self.send_vss(call, true, CALL_US, fx);
+    fn vss(&mut self, l: LaneId, call: VssCall, fx: &mut Vec<Effect>) {
+        self.enter(l, Stage::Vss(call));
+        self.send_vss(l, call, true, CALL_US, fx);
     }
 
-    /// The requester process died: COM releases the backup-components object it held for
-    /// the task's set, and VSS sees the BackupShutdown it never made (reference vss.md
+    /// The requester process died: COM releases the backup-components objects it held
+    /// for its lanes' sets, and VSS sees the BackupShutdown never made (reference vss.md
     /// §1.1 step 13). Nothing else is sent: no AbortBackup, no BackupComplete (field
     /// failure 10).
     pub fn released_at_death(&self) -> Vec<Effect> {
         let mut fx = Vec::new();
-        if self.task.is_some() {
-            self.send_vss(VssCall::BackupShutdown, true, CALL_US, &mut fx);
+        for l in 0..self.lanes.len() {
+            if self.lanes[l].task.is_some() && self.lanes[l].set != 0 {
+                self.send_vss(l, VssCall::BackupShutdown, true, CALL_US, &mut fx);
+            }
         }
         fx
     }
 
-    /// Sends `call` for the task's snapshot set to the task's VSS, `delay_us` from now.
-    fn send_vss(&self, call: VssCall, with_writers: bool, delay_us: u64, fx: &mut Vec<Effect>) {
-        let Some(host) = self.task_host() else {
+    /// Sends `call` for lane `l`'s snapshot set to its task's VSS, `delay_us` from now.
+    fn send_vss(
+        &self,
+        l: LaneId,
+        call: VssCall,
+        with_writers: bool,
+        delay_us: u64,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(host) = self.task_host(l) else {
             return;
         };
         fx.push(Effect::Vss {
             host,
             call,
-            set: self.set,
-            volumes: self.task_volumes(),
+            set: self.lanes[l].set,
+            volumes: self.task_volumes(l),
             with_writers,
             delay_us,
         });
     }
 
-    /// A failure of the task's VMs (all the job's while restoring).
-    fn fail(&mut self, f: Fail, fx: &mut Vec<Effect>) {
-        let vms = match self.stage {
-            Stage::Restoring => self.job.vms.iter().map(|v| v.vm).collect(),
-            _ => self.task_vms(),
+    /// A failure of lane `l`'s VMs, or of all the job's while restoring (`None`).
+    fn fail(&mut self, l: Option<LaneId>, f: Fail, fx: &mut Vec<Effect>) {
+        let vms = match l {
+            Some(l) => self.lanes[l].vms(),
+            None => self.job.vms.iter().map(|v| v.vm).collect(),
         };
-        self.fail_vms(vms, f, fx);
+        self.fail_vms(l, vms, f, fx);
     }
 
     /// Every failure goes to the job's record with the VMs it hit and its step (F5.T
     /// reads the pattern); the first is the job's.
-    fn fail_vms(&mut self, vms: Vec<usize>, f: Fail, fx: &mut Vec<Effect>) {
-        let step = match self.stage {
+    fn fail_vms(&mut self, l: Option<LaneId>, vms: Vec<usize>, f: Fail, fx: &mut Vec<Effect>) {
+        let step = match l.map_or(Stage::Restoring, |l| self.lanes[l].stage) {
             Stage::Reading => JobStep::Transfer,
             Stage::Vss(VssCall::BackupComplete | VssCall::AbortBackup)
             | Stage::Merging
@@ -366,74 +433,80 @@ impl RequesterCore {
         fx.push(Effect::Claimed(kept.clone()));
     }
 
-    fn on_vss_done(&mut self, call: VssCall, result: Result<(), Fail>, fx: &mut Vec<Effect>) {
-        match self.task.clone() {
+    fn on_vss_done(
+        &mut self,
+        l: LaneId,
+        call: VssCall,
+        result: Result<(), Fail>,
+        fx: &mut Vec<Effect>,
+    ) {
+        match self.lanes[l].task.clone() {
             Some(Task::HostBackup { vms, .. }) => match (call, result) {
-                (VssCall::SetBackupState, Ok(())) => self.vss(VssCall::GatherWriterMetadata, fx),
+                (VssCall::SetBackupState, Ok(())) => self.vss(l, VssCall::GatherWriterMetadata, fx),
                 (VssCall::GatherWriterMetadata, Ok(())) => {
-                    self.vss(VssCall::StartSnapshotSet, fx);
+                    self.vss(l, VssCall::StartSnapshotSet, fx);
                 }
-                (VssCall::StartSnapshotSet, Ok(())) => self.vss(VssCall::AddToSnapshotSet, fx),
-                (VssCall::AddToSnapshotSet, Ok(())) => self.vss(VssCall::PrepareForBackup, fx),
+                (VssCall::StartSnapshotSet, Ok(())) => self.vss(l, VssCall::AddToSnapshotSet, fx),
+                (VssCall::AddToSnapshotSet, Ok(())) => self.vss(l, VssCall::PrepareForBackup, fx),
                 (VssCall::PrepareForBackup, Ok(())) => {
-                    self.prepared = true;
-                    self.writer_status(VssCall::PrepareForBackup, fx);
+                    self.lanes[l].prepared = true;
+                    self.writer_status(l, VssCall::PrepareForBackup, fx);
                 }
                 (VssCall::DoSnapshotSet, r) => {
-                    self.set_failure = r.err();
-                    self.writer_status(VssCall::DoSnapshotSet, fx);
+                    self.lanes[l].set_failure = r.err();
+                    self.writer_status(l, VssCall::DoSnapshotSet, fx);
                 }
-                (VssCall::GatherWriterStatus, r) => self.after_status(r, fx),
-                (VssCall::GetSnapshotProperties, Ok(())) => self.start_read(vms, fx),
+                (VssCall::GatherWriterStatus, r) => self.after_status(l, r, fx),
+                (VssCall::GetSnapshotProperties, Ok(())) => self.start_read(l, vms, fx),
                 (VssCall::BackupComplete, r) => {
                     if let Err(f) = r {
-                        self.fail(f, fx);
+                        self.fail(Some(l), f, fx);
                     }
-                    self.writer_status(VssCall::BackupComplete, fx);
+                    self.writer_status(l, VssCall::BackupComplete, fx);
                 }
                 (VssCall::AbortBackup, r) => {
                     if let Err(f) = r {
-                        self.fail(f, fx);
+                        self.fail(Some(l), f, fx);
                     }
-                    self.vss(VssCall::BackupShutdown, fx);
+                    self.vss(l, VssCall::BackupShutdown, fx);
                 }
-                (VssCall::BackupShutdown, _) => match self.retry.take() {
-                    Some(f) => self.retry_task(f, fx),
-                    None => self.next_task(fx),
+                (VssCall::BackupShutdown, _) => match self.lanes[l].retry.take() {
+                    Some(f) => self.retry_task(l, f, fx),
+                    None => self.finish_task(l, fx),
                 },
                 (_, Err(f)) => {
-                    self.fail(f, fx);
-                    if self.prepared {
-                        self.vss(VssCall::AbortBackup, fx);
+                    self.fail(Some(l), f, fx);
+                    if self.lanes[l].prepared {
+                        self.vss(l, VssCall::AbortBackup, fx);
                     } else {
                         // Before PrepareForBackup succeeded: nothing to abort, just release.
-                        self.vss(VssCall::BackupShutdown, fx);
+                        self.vss(l, VssCall::BackupShutdown, fx);
                     }
                 }
             },
-            Some(Task::Checkpoints { .. }) => match (self.stage, result) {
+            Some(Task::Checkpoints { .. }) => match (self.lanes[l].stage, result) {
                 (Stage::SnapshotForProxy, Ok(())) => {
                     // F3.5: the checkpoints' parents are read from the snapshot, on the
                     // proxy.
-                    let set = self.set;
-                    let vms: Vec<usize> = self.checkpointed.iter().copied().collect();
+                    let set = self.lanes[l].set;
+                    let vms: Vec<usize> = self.lanes[l].checkpointed.iter().copied().collect();
                     for vm in &vms {
                         if let Some(s) = self.claims.get_mut(vm).and_then(|c| c.source.as_mut()) {
                             s.set = Some(set);
                         }
                     }
-                    self.start_read(vms, fx);
+                    self.start_read(l, vms, fx);
                 }
                 (Stage::SnapshotForProxy, Err(f)) => {
-                    self.fail(f, fx);
-                    self.snapshot_failed = true;
-                    self.merge_all(fx);
+                    self.fail(Some(l), f, fx);
+                    self.lanes[l].snapshot_failed = true;
+                    self.merge_all(l, fx);
                 }
                 (Stage::ReleaseSnapshot, r) => {
                     if let Err(f) = r {
-                        self.fail(f, fx);
+                        self.fail(Some(l), f, fx);
                     }
-                    self.next_task(fx);
+                    self.finish_task(l, fx);
                 }
                 _ => {}
             },
@@ -442,89 +515,95 @@ impl RequesterCore {
     }
 
     /// GatherWriterStatus after `after` (reference §1.1 steps 9, 11, 12).
-    fn writer_status(&mut self, after: VssCall, fx: &mut Vec<Effect>) {
-        self.status_after = Some(after);
-        self.vss(VssCall::GatherWriterStatus, fx);
+    fn writer_status(&mut self, l: LaneId, after: VssCall, fx: &mut Vec<Effect>) {
+        self.lanes[l].status_after = Some(after);
+        self.vss(l, VssCall::GatherWriterStatus, fx);
     }
 
     /// The writers' status is in: a failed writer's failure is the job's (before
     /// DoSnapshotSet's own code, which it caused); then the backup goes on, or ends with
     /// AbortBackup, or after BackupComplete just shuts down.
-    fn after_status(&mut self, writers: Result<(), Fail>, fx: &mut Vec<Effect>) {
-        let after = self.status_after.take();
+    fn after_status(&mut self, l: LaneId, writers: Result<(), Fail>, fx: &mut Vec<Effect>) {
+        let after = self.lanes[l].status_after.take();
         // A writer failing BackupComplete does not undo a backup that exists: reference
         // §2.4 only logs it.
         if let (Err(f), false) = (writers, after == Some(VssCall::BackupComplete)) {
-            self.task_failed = true;
-            if retryable(&f) && self.retries < MAX_RETRIES {
+            let lane = &mut self.lanes[l];
+            lane.task_failed = true;
+            if retryable(&f) && lane.retries < MAX_RETRIES {
                 // DoSnapshotSet's own failure was the writer's doing: the retry covers it.
-                self.set_failure = None;
-                self.retry = Some(f);
+                lane.set_failure = None;
+                lane.retry = Some(f);
             } else {
                 if writer_error(f.code) {
-                    fx.push(Effect::RetryVerdict(verdict(&f, self.retries)));
+                    fx.push(Effect::RetryVerdict(verdict(&f, lane.retries)));
                 }
-                self.fail(f, fx);
+                self.fail(Some(l), f, fx);
             }
         }
-        if let Some(f) = self.set_failure.take() {
-            self.task_failed = true;
-            if retryable(&f) && self.retries < MAX_RETRIES && self.retry.is_none() {
-                self.retry = Some(f);
+        if let Some(f) = self.lanes[l].set_failure.take() {
+            let lane = &mut self.lanes[l];
+            lane.task_failed = true;
+            if retryable(&f) && lane.retries < MAX_RETRIES && lane.retry.is_none() {
+                lane.retry = Some(f);
             } else {
-                self.fail(f, fx);
+                self.fail(Some(l), f, fx);
             }
         }
         match after {
-            Some(VssCall::BackupComplete) => self.vss(VssCall::BackupShutdown, fx),
-            _ if self.task_failed => self.vss(VssCall::AbortBackup, fx),
-            Some(VssCall::PrepareForBackup) => self.vss(VssCall::DoSnapshotSet, fx),
-            Some(VssCall::DoSnapshotSet) => self.vss(VssCall::GetSnapshotProperties, fx),
-            _ => self.vss(VssCall::BackupShutdown, fx),
+            Some(VssCall::BackupComplete) => self.vss(l, VssCall::BackupShutdown, fx),
+            _ if self.lanes[l].task_failed => self.vss(l, VssCall::AbortBackup, fx),
+            Some(VssCall::PrepareForBackup) => self.vss(l, VssCall::DoSnapshotSet, fx),
+            Some(VssCall::DoSnapshotSet) => self.vss(l, VssCall::GetSnapshotProperties, fx),
+            _ => self.vss(l, VssCall::BackupShutdown, fx),
         }
     }
 
-    /// The task's set is shut down after a retryable writer failure: the same task runs
-    /// again after the wait, unless the job failed meanwhile (its abort, another task).
-    fn retry_task(&mut self, f: Fail, fx: &mut Vec<Effect>) {
+    /// Lane `l`'s set is shut down after a retryable writer failure: the same task runs
+    /// again in the same lane after the wait, unless the job failed meanwhile (its
+    /// abort, another task).
+    fn retry_task(&mut self, l: LaneId, f: Fail, fx: &mut Vec<Effect>) {
         if self.failure.is_some() {
-            self.fail(f, fx);
-            return self.next_task(fx);
+            self.fail(Some(l), f, fx);
+            return self.finish_task(l, fx);
         }
-        self.retries += 1;
-        if let Some(task) = self.task.take() {
-            self.tasks.push_front(task);
-        }
-        self.stage = Stage::RetryWait;
+        self.lanes[l].retries += 1;
+        self.enter(l, Stage::RetryWait);
         fx.push(Effect::Retry {
-            attempt: self.retries,
+            lane: l,
+            attempt: self.lanes[l].retries,
             of: MAX_RETRIES,
             after_us: RETRY_WAIT_US,
             fail: f,
         });
     }
 
-    fn start_read(&mut self, vms: Vec<usize>, fx: &mut Vec<Effect>) {
-        self.stage = Stage::Reading;
-        self.reading = vms;
-        fx.push(Effect::ReadNext);
+    fn start_read(&mut self, l: LaneId, vms: Vec<usize>, fx: &mut Vec<Effect>) {
+        self.enter(l, Stage::Reading);
+        self.lanes[l].reading = vms;
+        fx.push(Effect::ReadNext { lane: l });
     }
 
     /// The read step: every VM read from the source its host claimed. A VM the flow
     /// backed up but left nowhere to read is the job's error, never a VM silently
     /// skipped (issue 8: a check must not pass on nothing read).
-    fn read(&mut self, fx: &mut Vec<Effect>) {
-        if self.stage != Stage::Reading {
+    fn read(&mut self, l: LaneId, fx: &mut Vec<Effect>) {
+        if self
+            .lanes
+            .get(l)
+            .is_none_or(|lane| lane.stage != Stage::Reading)
+        {
             return;
         }
-        if let Some(&vm) = self.reading.first() {
+        let reading = self.lanes[l].reading.clone();
+        if let Some(&vm) = reading.first() {
             fx.push(Effect::Tag {
                 vm,
                 stage: PlanStage::Read,
             });
         }
         let mut vms = Vec::new();
-        for vm in self.reading.clone() {
+        for vm in reading {
             match self.claims.get(&vm).and_then(|c| c.source.clone()) {
                 Some(source) => vms.push((vm, source)),
                 None => {
@@ -537,70 +616,75 @@ impl RequesterCore {
                              backup from"
                         ),
                     );
-                    return self.after_read(Err(f), fx);
+                    return self.after_read(l, Err(f), fx);
                 }
             }
         }
         fx.push(Effect::Read {
+            lane: l,
             point: self.point,
             vms,
         });
     }
 
-    fn after_read(&mut self, result: Result<u64, Fail>, fx: &mut Vec<Effect>) {
-        if self.stage != Stage::Reading {
+    fn after_read(&mut self, l: LaneId, result: Result<u64, Fail>, fx: &mut Vec<Effect>) {
+        if self
+            .lanes
+            .get(l)
+            .is_none_or(|lane| lane.stage != Stage::Reading)
+        {
             return;
         }
-        self.reading.clear();
-        match self.task {
+        self.lanes[l].reading.clear();
+        match self.lanes[l].task {
             Some(Task::HostBackup { .. }) => match result {
                 Ok(transfer_us) => {
-                    self.stage = Stage::Vss(VssCall::BackupComplete);
-                    self.send_vss(VssCall::BackupComplete, true, transfer_us.max(1), fx);
+                    self.enter(l, Stage::Vss(VssCall::BackupComplete));
+                    self.send_vss(l, VssCall::BackupComplete, true, transfer_us.max(1), fx);
                 }
                 Err(f) => {
-                    self.fail(f, fx);
-                    self.vss(VssCall::AbortBackup, fx);
+                    self.fail(Some(l), f, fx);
+                    self.vss(l, VssCall::AbortBackup, fx);
                 }
             },
             Some(Task::Checkpoints { .. }) => {
                 if let Err(f) = result {
-                    self.fail(f, fx);
+                    self.fail(Some(l), f, fx);
                 }
-                self.merge_all(fx);
+                self.merge_all(l, fx);
             }
             None => {}
         }
     }
 
-    /// F3.4: every checkpoint of the task is merged back.
-    fn merge_all(&mut self, fx: &mut Vec<Effect>) {
-        self.stage = Stage::Merging;
-        for vm in self.checkpointed.clone() {
+    /// F3.4: every checkpoint of lane `l`'s task is merged back.
+    fn merge_all(&mut self, l: LaneId, fx: &mut Vec<Effect>) {
+        self.enter(l, Stage::Merging);
+        for vm in self.lanes[l].checkpointed.clone() {
             if let Some(host) = self.host_of(vm) {
-                self.outstanding.insert(vm);
+                self.lanes[l].outstanding.insert(vm);
                 let op = VmmsOp::MergeCheckpoint { vm };
                 fx.push(Effect::Vmms { host, op });
             }
         }
-        if self.outstanding.is_empty() {
-            self.after_merges(fx);
+        if self.lanes[l].outstanding.is_empty() {
+            self.after_merges(l, fx);
         }
     }
 
-    fn after_merges(&mut self, fx: &mut Vec<Effect>) {
-        if self.prepared {
+    fn after_merges(&mut self, l: LaneId, fx: &mut Vec<Effect>) {
+        if self.lanes[l].prepared {
             // F3.5: every VM of the group is done: the volume snapshot goes (or, when
             // it was never made, the aborted set is ended).
-            self.stage = Stage::ReleaseSnapshot;
-            let call = if self.snapshot_failed {
+            self.enter(l, Stage::ReleaseSnapshot);
+            let call = if self.lanes[l].snapshot_failed {
                 VssCall::AbortBackup
             } else {
                 VssCall::BackupComplete
             };
-            self.send_vss(call, false, 0, fx);
+            self.send_vss(l, call, false, 0, fx);
         } else {
-            self.next_task(fx);
+            self.finish_task(l, fx);
         }
     }
 
@@ -612,55 +696,80 @@ impl RequesterCore {
         fx: &mut Vec<Effect>,
     ) {
         let vm = op.vm();
-        if !self.outstanding.remove(&vm) {
+        let Some(l) = self
+            .lanes
+            .iter_mut()
+            .position(|l| l.outstanding.remove(&vm))
+        else {
             return;
-        }
+        };
         if let Some(c) = claim {
             self.claim(c, fx);
         }
         match result {
             Ok(()) => {
                 if matches!(op, VmmsOp::CreateRecoveryCheckpoint { .. }) {
-                    self.checkpointed.insert(vm);
+                    self.lanes[l].checkpointed.insert(vm);
                 }
             }
-            Err(f) => self.fail_vms(vec![vm], f, fx),
+            Err(f) => self.fail_vms(Some(l), vec![vm], f, fx),
         }
-        if !self.outstanding.is_empty() {
+        if !self.lanes[l].outstanding.is_empty() {
             return;
         }
-        match (op, self.stage) {
+        match (op, self.lanes[l].stage) {
             (VmmsOp::CreateRecoveryCheckpoint { .. }, Stage::Checkpointing) => {
-                let ok: Vec<usize> = self
-                    .task_vms()
+                let ok: Vec<usize> = self.lanes[l]
+                    .vms()
                     .into_iter()
-                    .filter(|v| self.checkpointed.contains(v))
+                    .filter(|v| self.lanes[l].checkpointed.contains(v))
                     .collect();
                 if ok.is_empty() {
-                    return self.next_task(fx);
+                    return self.finish_task(l, fx);
                 }
                 match self.job.mode {
                     // F3.4: the parents are read-only now; read them on the host.
-                    BackupMode::OnHost => self.start_read(ok, fx),
+                    BackupMode::OnHost => self.start_read(l, ok, fx),
                     BackupMode::OffHost => {
                         // F3.5: one snapshot of the volume for the group, on the proxy.
-                        self.set = self.new_set();
-                        self.prepared = true;
-                        self.stage = Stage::SnapshotForProxy;
-                        self.send_vss(VssCall::DoSnapshotSet, false, 0, fx);
+                        let set = self.new_set();
+                        self.lanes[l].set = set;
+                        self.lanes[l].prepared = true;
+                        self.enter(l, Stage::SnapshotForProxy);
+                        self.send_vss(l, VssCall::DoSnapshotSet, false, 0, fx);
                     }
                 }
             }
-            (VmmsOp::MergeCheckpoint { .. }, Stage::Merging) => self.after_merges(fx),
+            (VmmsOp::MergeCheckpoint { .. }, Stage::Merging) => self.after_merges(l, fx),
             _ => {}
         }
     }
 
-    /// The requester's state in the world digest.
+    /// The requester's state in the world digest: the stage last entered, the set last
+    /// opened, the tasks waiting and the VMs whose Vmms jobs are awaited (a serial
+    /// job's form, unchanged since the requester had one lane); then each lane's, when
+    /// more than one ran.
     pub fn digest(&self, h: &mut blake3::Hasher) {
-        h.update(format!("{:?}{}{}", self.stage, self.set, self.tasks.len()).as_bytes());
-        for vm in &self.outstanding {
+        let waiting = self.tasks.len()
+            + self
+                .lanes
+                .iter()
+                .filter(|l| l.stage == Stage::RetryWait && l.task.is_some())
+                .count();
+        let (stage, set) = self.shown;
+        h.update(format!("{stage:?}{set}{waiting}").as_bytes());
+        let outstanding: BTreeSet<usize> = self
+            .lanes
+            .iter()
+            .flat_map(|l| l.outstanding.iter().copied())
+            .collect();
+        for vm in &outstanding {
             h.update(&(*vm as u64).to_le_bytes());
+        }
+        if self.lanes.len() > 1 {
+            for l in &self.lanes {
+                h.update(format!("|{:?}{}{}", l.stage, l.set, l.task.is_some()).as_bytes());
+            }
         }
     }
 }

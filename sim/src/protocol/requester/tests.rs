@@ -87,6 +87,7 @@ fn job(mode: BackupMode, vms: Vec<JobVm>) -> Job {
         groups: Vec::new(),
         points: 1,
         restore: None,
+        limits: Default::default(),
     }
 }
 
@@ -189,6 +190,7 @@ fn drive(
                 };
                 Some(Input::VssDone {
                     call: *call,
+                    set: *set,
                     result,
                     claims,
                     writers,
@@ -206,19 +208,22 @@ fn drive(
                     claim,
                 })
             }
-            Effect::ReadNext => Some(Input::ReadDue),
-            Effect::Read { .. } => Some(Input::Read(match answer {
-                Answer::Fail(code) => Err(fail(code)),
-                Answer::Dropped => Err(Fail::new(
-                    Hresult::ErrorNetnameDeleted,
-                    FailureClass::Communication,
-                    "the connection dropped",
-                )),
-                _ => Ok(5_000),
-            })),
+            Effect::ReadNext { lane } => Some(Input::ReadDue { lane: *lane }),
+            Effect::Read { lane, .. } => Some(Input::Read {
+                lane: *lane,
+                result: match answer {
+                    Answer::Fail(code) => Err(fail(code)),
+                    Answer::Dropped => Err(Fail::new(
+                        Hresult::ErrorNetnameDeleted,
+                        FailureClass::Communication,
+                        "the connection dropped",
+                    )),
+                    _ => Ok(5_000),
+                },
+            }),
             Effect::Restore { .. } => Some(Input::Restored(result(&answer))),
             Effect::NextPoint { .. } => Some(Input::Start),
-            Effect::Retry { .. } => Some(Input::RetryDue),
+            Effect::Retry { lane, .. } => Some(Input::RetryDue { lane: *lane }),
             _ => None,
         };
         log.push(e);
@@ -277,7 +282,7 @@ fn labels(log: &[Effect]) -> Vec<String> {
                     format!("{} {host} set {set}{bare}", call.name())
                 }
                 Effect::Vmms { host, op } => format!("{} {host} vm{}", op.name(), op.vm()),
-                Effect::ReadNext => return None,
+                Effect::ReadNext { .. } => return None,
                 Effect::Read { vms, .. } => {
                     let vms: Vec<String> = vms.iter().map(|(vm, _)| format!("vm{vm}")).collect();
                     format!("read {}", vms.join(" "))
@@ -291,7 +296,11 @@ fn labels(log: &[Effect]) -> Vec<String> {
                     attempt, of, fail, ..
                 } => format!("retry {attempt} of {of} after {}", fail.code.as_str()),
                 Effect::RetryVerdict(why) => format!("no retry: {why}"),
-                Effect::Tag { .. } | Effect::Claimed(_) | Effect::Failed(_) => return None,
+                Effect::Tag { .. }
+                | Effect::Claimed(_)
+                | Effect::Failed(_)
+                | Effect::TaskStarted { .. }
+                | Effect::TaskEnded { .. } => return None,
             })
         })
         .collect()
@@ -1190,8 +1199,14 @@ fn stray_answers_are_ignored() {
         claim: None,
     };
     assert_eq!(core.handle(stray), Vec::new());
-    assert_eq!(core.handle(Input::ReadDue), Vec::new());
-    assert_eq!(core.handle(Input::Read(Ok(1))), Vec::new());
+    assert_eq!(core.handle(Input::ReadDue { lane: 0 }), Vec::new());
+    assert_eq!(
+        core.handle(Input::Read {
+            lane: 0,
+            result: Ok(1)
+        }),
+        Vec::new()
+    );
     assert_eq!(
         core.handle(Input::Restored(Err(fail(Hresult::HvEFail)))),
         Vec::new()
@@ -1332,4 +1347,174 @@ fn a_moved_vm_is_backed_up_on_its_new_host_from_the_next_point() {
             .any(|e| matches!(e, Effect::Vss { volumes, .. } if volumes == &["hv2-E".to_string()])),
         "{log2:?}"
     );
+}
+
+// ---- Several tasks in flight (issue 11 §2).
+
+fn limited(mut j: Job, per_job: u32, per_host: Option<u32>) -> Job {
+    j.limits = crate::scenario::Concurrency {
+        per_job,
+        per_host,
+        per_volume: None,
+    };
+    j
+}
+
+/// F2 VMs on hv1 and hv2: one host backup per host.
+fn two_host_job() -> Job {
+    job(
+        BackupMode::OnHost,
+        vec![
+            job_vm(0, Flow::F2, "hv1", "hv1-D"),
+            job_vm(1, Flow::F2, "hv2", "hv2-D"),
+        ],
+    )
+}
+
+/// The labels of one host's calls, in order.
+fn of_host<'a>(l: &'a [String], host: &str) -> Vec<&'a str> {
+    l.iter()
+        .filter(|x| x.contains(&format!(" {host} ")))
+        .map(String::as_str)
+        .collect()
+}
+
+/// Two host backups in flight: each host's calls keep reference §1.1's order for its
+/// own set (each answer reaches the lane whose set it names), the two interleave, and
+/// the point is made once, after both.
+#[test]
+fn host_backups_of_two_hosts_run_at_once_each_in_its_own_set() {
+    let (_, log) = run(limited(two_host_job(), 2, None), all_ok);
+    let l = labels(&log);
+    let order = [
+        "SetBackupState",
+        "GatherWriterMetadata",
+        "StartSnapshotSet",
+        "AddToSnapshotSet",
+        "PrepareForBackup",
+        "GatherWriterStatus",
+        "DoSnapshotSet",
+        "GatherWriterStatus",
+        "GetSnapshotProperties",
+        "BackupComplete",
+        "GatherWriterStatus",
+        "BackupShutdown",
+    ];
+    for (host, set) in [("hv1", 1), ("hv2", 2)] {
+        let want: Vec<String> = order
+            .iter()
+            .map(|c| format!("{c} {host} set {set}"))
+            .collect();
+        assert_eq!(of_host(&l, host), want, "{l:#?}");
+    }
+    // Interleaved: hv2's session opens before hv1's ends.
+    let hv2_opens = l.iter().position(|x| x == "SetBackupState hv2 set 2");
+    let hv1_ends = l.iter().position(|x| x == "BackupShutdown hv1 set 1");
+    assert!(hv2_opens < hv1_ends, "{l:#?}");
+    let made: Vec<&String> = l.iter().filter(|x| x.starts_with("make point")).collect();
+    assert_eq!(made, ["make point 1"], "{l:#?}");
+    assert_eq!(l.last().map(String::as_str), Some("job done"));
+    let last_shutdown = l.iter().rposition(|x| x.starts_with("BackupShutdown"));
+    let point = l.iter().position(|x| x == "make point 1");
+    assert!(last_shutdown < point, "{l:#?}");
+}
+
+/// A failure in one lane does not stop the other: hv2's backup runs to its end, the
+/// job reports hv1's failure and makes no point.
+#[test]
+fn one_lanes_failure_leaves_the_other_lane_running() {
+    let (core, log) = run(
+        limited(two_host_job(), 2, None),
+        failing("DoSnapshotSet", Hresult::VssEProviderVeto),
+    );
+    let l = labels(&log);
+    assert!(l.contains(&"AbortBackup hv1 set 1".to_string()), "{l:#?}");
+    assert!(
+        l.contains(&"BackupComplete hv2 set 2".to_string()),
+        "{l:#?}"
+    );
+    assert!(!l.iter().any(|x| x.starts_with("make point")), "{l:#?}");
+    assert_eq!(
+        core.failure().map(|f| f.code),
+        Some(Hresult::VssEProviderVeto)
+    );
+    let hit: Vec<&crate::protocol::JobFailure> = log
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Failed(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hit.len(), 1, "{hit:?}");
+    assert_eq!(hit[0].vms, [0], "only hv1's VM failed");
+}
+
+/// Off-host (F3.5) each snapshot group's volume snapshot is a host VSS session: two
+/// groups on one host run one after the other even with room for both; a per-host
+/// limit of one does the same for on-host checkpoints.
+#[test]
+fn sessions_on_one_host_serialise_and_the_host_limit_binds_checkpoints() {
+    let vms = vec![
+        job_vm(0, Flow::F3, "hv1", "D"),
+        job_vm(1, Flow::F3, "hv1", "E"),
+    ];
+    let (_, log) = run(
+        limited(job(BackupMode::OffHost, vms.clone()), 4, None),
+        all_ok,
+    );
+    let l = labels(&log);
+    let second = l
+        .iter()
+        .position(|x| x == "CreateSnapshot hv1 vm1")
+        .expect("vm1's checkpoint");
+    let first_done = l
+        .iter()
+        .position(|x| x.starts_with("BackupComplete hv1 set 1"))
+        .expect("the first group's snapshot released");
+    assert!(first_done < second, "{l:#?}");
+
+    // On-host, checkpoints open no session: both at once, unless the host allows one.
+    let (_, log) = run(
+        limited(job(BackupMode::OnHost, vms.clone()), 4, None),
+        all_ok,
+    );
+    let l = labels(&log);
+    assert_eq!(
+        &l[1..3],
+        ["CreateSnapshot hv1 vm0", "CreateSnapshot hv1 vm1"],
+        "{l:#?}"
+    );
+    let (_, log) = run(limited(job(BackupMode::OnHost, vms), 4, Some(1)), all_ok);
+    let l = labels(&log);
+    let second = l.iter().position(|x| x == "CreateSnapshot hv1 vm1");
+    let first_merged = l.iter().position(|x| x == "MergeCheckpoint hv1 vm0");
+    assert!(first_merged < second, "{l:#?}");
+}
+
+/// A retried host backup keeps its lane: the other lane's task does not take its place,
+/// and the retry runs in a new set of its own.
+#[test]
+fn a_retried_task_waits_in_its_own_lane() {
+    let (_, log) = run(
+        limited(two_host_job(), 2, None),
+        failing("GatherWriterStatus", Hresult::VssEWritererrorRetryable),
+    );
+    let retry = log.iter().find_map(|e| match e {
+        Effect::Retry { lane, .. } => Some(*lane),
+        _ => None,
+    });
+    assert_eq!(retry, Some(0), "hv1's task ran in lane 0");
+    let l = labels(&log);
+    assert!(
+        l.contains(&"SetBackupState hv1 set 3".to_string()),
+        "{l:#?}"
+    );
+    assert_eq!(
+        l.iter()
+            .filter(|x| x.starts_with("SetBackupState hv2"))
+            .count(),
+        1,
+        "{l:#?}"
+    );
+    assert!(l.contains(&"make point 1".to_string()), "{l:#?}");
 }
