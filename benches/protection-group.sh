@@ -8,6 +8,7 @@
 #   benches/protection-group.sh [SIZE...]        (default: 10 100 400 800 1600)
 #
 # Environment: HOSTS (8), DISK ("100 GiB"), RATE (40 transactions/s), GUEST (windows),
+# PER_JOB (1: host backups in flight at once; the virtual time column shows the effect),
 # LIMIT (120: seconds one run may take; it is killed after that and larger sizes are
 # skipped), REPEAT_UNDER (20: seconds under which a size is run 3 times), HVSIM (the
 # binary; by default a release build of this tree). A size whose memory, extrapolated
@@ -22,6 +23,7 @@ hosts=${HOSTS:-8}
 disk=${DISK:-100 GiB}
 rate=${RATE:-40}
 guest=${GUEST:-windows}
+per_job=${PER_JOB:-1}
 limit=${LIMIT:-120}
 repeat_under=${REPEAT_UNDER:-20}
 
@@ -79,7 +81,7 @@ for n in "${sizes[@]}"; do
     fi
     file=$work/group-$n.toml
     "$HVSIM" gen protection-group --vms "$n" --hosts "$h" --disk "$disk" --rate "$rate" \
-        --guest "$guest" -o "$file" >/dev/null
+        --guest "$guest" --per-job "$per_job" -o "$file" >/dev/null
     read -r wall peak steps virt verdict < <(run_once "$file")
     walls=("$wall") peaks=("$peak")
     if [ "$verdict" = PASS ] && awk -v w="$wall" -v u="$repeat_under" 'BEGIN { exit !(w < u) }'; then

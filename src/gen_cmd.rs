@@ -3,7 +3,7 @@
 use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
 use hvsim_sim::gen::{protection_group_text, GroupOptions, GuestMix};
-use hvsim_sim::scenario::{Bytes, WorkloadWindow, WriterKind};
+use hvsim_sim::scenario::{Bytes, Concurrency, WorkloadWindow, WriterKind};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +48,15 @@ pub struct GroupArgs {
     /// (from the start to the end of the job).
     #[arg(long, default_value = "backup")]
     window: WorkloadWindow,
+    /// Backups of the job in flight at once (each host's VMs are one host backup).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    per_job: u32,
+    /// Backups in flight on one host.
+    #[arg(long, value_name = "N")]
+    per_host: Option<u32>,
+    /// Backups in flight on one volume.
+    #[arg(long, value_name = "N")]
+    per_volume: Option<u32>,
     /// The scenario's seed (also draws which VMs of a mixed group run Linux).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -90,6 +99,11 @@ fn protection_group(a: GroupArgs) -> Result<ExitCode> {
         writers: a.writers.0,
         rate: a.rate,
         window: a.window,
+        concurrency: Concurrency {
+            per_job: a.per_job,
+            per_host: a.per_host,
+            per_volume: a.per_volume,
+        },
         seed: a.seed,
     };
     let text = protection_group_text(&options).map_err(|e| anyhow!("{e}"))?;

@@ -38,6 +38,48 @@ fn generated(dir: &Path, file: &str, options: &[&str]) {
     );
 }
 
+/// `--per-job 4`: the four hosts' backups run at once (issue 11 §2); the report gives
+/// the job's timeline, and the job's virtual time is shorter than one host at a time.
+#[test]
+fn a_group_with_hosts_in_flight_at_once_passes_sooner() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ["--vms", "8", "--hosts", "4"];
+    generated(dir.path(), "serial.toml", &opts);
+    let mut limited = opts.to_vec();
+    limited.extend(["--per-job", "4"]);
+    generated(dir.path(), "limited.toml", &limited);
+    let file = std::fs::read_to_string(dir.path().join("limited.toml")).unwrap();
+    assert!(file.contains("[job.concurrency]\nper_job = 4\n"), "{file}");
+    let virtual_s = |all: &str| -> f64 {
+        let line = all
+            .lines()
+            .find(|l| l.ends_with(" s virtual") && l.contains(" steps, "))
+            .unwrap_or_else(|| panic!("{all}"));
+        let at = line.split(" steps, ").nth(1).unwrap();
+        at.trim_end_matches(" s virtual").parse().unwrap()
+    };
+    let serial = text(&hvsim(&["run", "-q", "serial.toml"], dir.path()));
+    let out = hvsim(&["run", "-q", "limited.toml"], dir.path());
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("Verdict: PASS") && serial.contains("Verdict: PASS"),
+        "{all}"
+    );
+    assert!(all.contains("  job: 4 task(s) in "), "{all}");
+    assert!(all.contains(", at most 4 at once"), "{all}");
+    for lane in 0..4 {
+        assert!(all.contains(&format!("    point 1 lane {lane}: ")), "{all}");
+    }
+    assert!(!serial.contains("  job: "), "{serial}");
+    assert!(
+        virtual_s(&all) * 2.0 < virtual_s(&serial),
+        "{} s in flight, {} s one at a time",
+        virtual_s(&all),
+        virtual_s(&serial)
+    );
+}
+
 #[test]
 fn a_generated_group_of_ten_vms_runs_and_passes() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
 //! What a generated protection group is made of.
 
-use crate::scenario::{Bytes, WorkloadWindow, WriterKind};
+use crate::scenario::{Bytes, Concurrency, WorkloadWindow, WriterKind};
 
 /// The guests of a protection group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,8 @@ pub struct GroupOptions {
     /// When the workloads write: only while the job is at their VM (the default: a VM
     /// waiting for its turn costs nothing, issue 11 §3), or for the whole job.
     pub window: WorkloadWindow,
+    /// How many host backups run at once (serial by default).
+    pub concurrency: Concurrency,
     /// The scenario's seed; it also draws which VMs of a mixed group run Linux.
     pub seed: u64,
 }
@@ -77,6 +79,7 @@ impl Default for GroupOptions {
             writers: vec![WriterKind::System, WriterKind::Registry, WriterKind::Sql],
             rate: 40,
             window: WorkloadWindow::Backup,
+            concurrency: Concurrency::default(),
             seed: 1,
         }
     }

@@ -110,7 +110,7 @@ pub fn protection_group(o: &GroupOptions) -> Result<Scenario, GenError> {
             express_full_before_recovery_point: false,
             restore: None,
             after_owner_change: None,
-            concurrency: Default::default(),
+            concurrency: o.concurrency,
         },
         vms,
         faults: Vec::new(),
