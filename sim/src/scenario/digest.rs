@@ -130,7 +130,7 @@ impl fmt::Display for Scenario {
             }
             writeln!(f)?;
         }
-        writeln!(
+        write!(
             f,
             "  job: {} {} of {} ({} recovery point(s))",
             self.job.kind,
@@ -138,6 +138,17 @@ impl fmt::Display for Scenario {
             self.job.vms.join(", "),
             self.job.recovery_points
         )?;
+        let c = &self.job.concurrency;
+        if !c.is_serial() {
+            write!(f, ", up to {} backup(s) in flight", c.per_job)?;
+            if let Some(n) = c.per_host {
+                write!(f, ", {n} per host")?;
+            }
+            if let Some(n) = c.per_volume {
+                write!(f, ", {n} per volume")?;
+            }
+        }
+        writeln!(f)?;
         for fault in &self.faults {
             // The fault as its TOML table, in JSON spelling (stable, unlike Debug).
             let text = serde_json::to_string(fault).unwrap_or_default();
