@@ -16,6 +16,9 @@ pub(super) enum Stage {
     Vss(VssCall),
     Checkpointing,
     SnapshotForProxy,
+    /// F3.5: the checkpoints are taken; the volume snapshot waits for another lane's
+    /// session on the host's VSS to end.
+    WaitVss,
     Reading,
     Merging,
     ReleaseSnapshot,

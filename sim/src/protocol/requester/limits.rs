@@ -3,9 +3,12 @@
 //!
 //! VSS itself creates one snapshot set at a time on a machine and lets sessions
 //! overlap otherwise; the model's VSS service (`protocol::vss::Coordinator`) runs one
-//! backup session from SetBackupState to BackupShutdown, so a task that opens one on a
-//! host waits until no other task holds that host's. Production checkpoints (F3.4)
-//! open none: checkpoints of VMs on one host overlap up to the limits.
+//! backup session from its first call to its last, so a task that opens one on a host
+//! waits until no other task holds that host's. A host backup holds it from start to
+//! end; an F3.5 snapshot group only from its volume snapshot to that snapshot's release
+//! (its checkpoints are taken meanwhile, [`super::RequesterCore`] has it wait there).
+//! Production checkpoints (F3.4) open none: checkpoints of VMs on one host overlap up
+//! to the limits.
 
 use std::collections::BTreeSet;
 
@@ -18,7 +21,8 @@ pub struct Footprint {
     pub hosts: BTreeSet<String>,
     /// The volumes their disks are on.
     pub volumes: BTreeSet<String>,
-    /// The host whose VSS backup session it opens, if any.
+    /// The host whose VSS backup session it holds (or, for a task not started yet,
+    /// opens at its start), if any.
     pub vss: Option<String>,
 }
 

@@ -173,8 +173,8 @@ impl RequesterCore {
         self.schedule(fx);
     }
 
-    /// What `task` occupies while it runs: its VMs' hosts and volumes, and the host VSS
-    /// session it opens (a host backup's; F3.5's volume snapshot's, off-host).
+    /// What `task` occupies from its start: its VMs' hosts and volumes, and a host
+    /// backup's session on its host's VSS.
     fn footprint(&self, task: &Task) -> Footprint {
         let vms: Vec<_> = task
             .vms()
@@ -183,9 +183,6 @@ impl RequesterCore {
             .collect();
         let vss = match task {
             Task::HostBackup { host, .. } => Some(host.clone()),
-            Task::Checkpoints { .. } if self.job.mode == BackupMode::OffHost => {
-                vms.first().map(|v| v.host.clone())
-            }
             Task::Checkpoints { .. } => None,
         };
         Footprint {
@@ -195,15 +192,53 @@ impl RequesterCore {
         }
     }
 
+    /// What lane `l`'s task occupies now: an F3.5 group holds its host's VSS from its
+    /// volume snapshot on.
+    fn lane_footprint(&self, l: LaneId) -> Option<Footprint> {
+        let lane = &self.lanes[l];
+        let task = lane.task.as_ref()?;
+        let mut f = self.footprint(task);
+        if matches!(task, Task::Checkpoints { .. }) && lane.prepared {
+            f.vss = self.task_host(l);
+        }
+        Some(f)
+    }
+
+    /// Whether a lane other than `l` holds `host`'s VSS.
+    fn vss_held_by_other(&self, l: LaneId, host: &str) -> bool {
+        (0..self.lanes.len())
+            .filter(|&o| o != l)
+            .filter_map(|o| self.lane_footprint(o))
+            .any(|f| f.vss.as_deref() == Some(host))
+    }
+
+    /// F3.5: lane `l`'s checkpoints are taken; its group's volume snapshot is made on
+    /// the proxy once no other lane holds the host's VSS.
+    fn snapshot_for_proxy(&mut self, l: LaneId, fx: &mut Vec<Effect>) {
+        let host = self.task_host(l).unwrap_or_default();
+        if self.vss_held_by_other(l, &host) {
+            self.enter(l, Stage::WaitVss);
+            return;
+        }
+        let set = self.new_set();
+        self.lanes[l].set = set;
+        self.lanes[l].prepared = true;
+        self.enter(l, Stage::SnapshotForProxy);
+        self.send_vss(l, VssCall::DoSnapshotSet, false, 0, fx);
+    }
+
     /// Starts tasks in free lanes while the limits let them in, each the first task in
     /// plan order that fits; the point ends when no task is left and every lane is free.
     fn schedule(&mut self, fx: &mut Vec<Effect>) {
+        // A group waiting for its host's VSS goes before any new task.
+        for l in 0..self.lanes.len() {
+            if self.lanes[l].stage == Stage::WaitVss && self.lanes[l].task.is_some() {
+                self.snapshot_for_proxy(l, fx);
+            }
+        }
         loop {
-            let busy: Vec<Footprint> = self
-                .lanes
-                .iter()
-                .filter_map(|l| l.task.as_ref())
-                .map(|t| self.footprint(t))
+            let busy: Vec<Footprint> = (0..self.lanes.len())
+                .filter_map(|l| self.lane_footprint(l))
                 .collect();
             let busy: Vec<&Footprint> = busy.iter().collect();
             let next = self
@@ -730,14 +765,8 @@ impl RequesterCore {
                 match self.job.mode {
                     // F3.4: the parents are read-only now; read them on the host.
                     BackupMode::OnHost => self.start_read(l, ok, fx),
-                    BackupMode::OffHost => {
-                        // F3.5: one snapshot of the volume for the group, on the proxy.
-                        let set = self.new_set();
-                        self.lanes[l].set = set;
-                        self.lanes[l].prepared = true;
-                        self.enter(l, Stage::SnapshotForProxy);
-                        self.send_vss(l, VssCall::DoSnapshotSet, false, 0, fx);
-                    }
+                    // F3.5: one snapshot of the volume for the group, on the proxy.
+                    BackupMode::OffHost => self.snapshot_for_proxy(l, fx),
                 }
             }
             (VmmsOp::MergeCheckpoint { .. }, Stage::Merging) => self.after_merges(l, fx),

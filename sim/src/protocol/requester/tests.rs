@@ -1450,8 +1450,9 @@ fn one_lanes_failure_leaves_the_other_lane_running() {
 }
 
 /// Off-host (F3.5) each snapshot group's volume snapshot is a host VSS session: two
-/// groups on one host run one after the other even with room for both; a per-host
-/// limit of one does the same for on-host checkpoints.
+/// groups on one host take their checkpoints at once, but the second group's volume
+/// snapshot waits until the first's is released; a per-host limit of one serialises
+/// on-host checkpoints too.
 #[test]
 fn sessions_on_one_host_serialise_and_the_host_limit_binds_checkpoints() {
     let vms = vec![
@@ -1463,15 +1464,19 @@ fn sessions_on_one_host_serialise_and_the_host_limit_binds_checkpoints() {
         all_ok,
     );
     let l = labels(&log);
-    let second = l
-        .iter()
-        .position(|x| x == "CreateSnapshot hv1 vm1")
-        .expect("vm1's checkpoint");
-    let first_done = l
-        .iter()
-        .position(|x| x.starts_with("BackupComplete hv1 set 1"))
-        .expect("the first group's snapshot released");
-    assert!(first_done < second, "{l:#?}");
+    let at = |label: &str| {
+        l.iter()
+            .position(|x| x == label)
+            .unwrap_or_else(|| panic!("{label} not in {l:#?}"))
+    };
+    let released = at("BackupComplete hv1 set 1 (no writers)");
+    assert!(at("CreateSnapshot hv1 vm1") < released, "{l:#?}");
+    assert!(
+        released < at("DoSnapshotSet hv1 set 2 (no writers)"),
+        "{l:#?}"
+    );
+    assert!(at("read vm1") > released, "{l:#?}");
+    assert_eq!(l.last().map(String::as_str), Some("job done"));
 
     // On-host, checkpoints open no session: both at once, unless the host allows one.
     let (_, log) = run(
