@@ -146,3 +146,37 @@ fn a_zero_limit_is_refused_with_its_field() {
         "{msg}"
     );
 }
+
+/// F3.5 with two tasks in flight on one host: both checkpoints are taken at once, and
+/// the second volume snapshot for the proxy waits until the first is released (the
+/// host's VSS serves one session at a time); both VMs are read on the proxy and pass.
+#[test]
+fn off_host_snapshots_on_one_host_take_turns_while_checkpoints_overlap() {
+    let out = library::told("f3-offhost-snapshots-in-flight");
+    let story = &out.story;
+    let at = |needle: &str, nth: usize| {
+        story
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains(needle))
+            .nth(nth)
+            .map(|(i, _)| i)
+            .unwrap_or_else(|| panic!("{needle} #{nth} not in {story:#?}"))
+    };
+    let second_checkpoint = at("Requester → Vmms@hv1: CreateSnapshot", 1);
+    let first_snapshot = at("Requester → HostVss@hv1: DoSnapshotSet  set=1", 0);
+    let first_released = at("Requester → HostVss@hv1: BackupComplete  set=1", 0);
+    let second_snapshot = at("Requester → HostVss@hv1: DoSnapshotSet  set=2", 0);
+    assert!(second_checkpoint < first_snapshot, "checkpoints overlap");
+    assert!(first_released < second_snapshot, "snapshots take turns");
+    let r = &out.report;
+    assert_eq!(r.job.most_in_flight, 2);
+    assert_eq!(
+        story
+            .iter()
+            .filter(|l| l.contains("mounted on proxy proxy1"))
+            .count(),
+        2,
+        "both read on the proxy"
+    );
+}
