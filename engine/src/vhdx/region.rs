@@ -29,11 +29,20 @@ impl RegionTable {
             return Err("short region table".into());
         }
         let b = &b[..REGION_TABLE_SIZE];
+        Self::parse_head(b, crc32c_with_zeroed_field(b, 4))
+    }
+
+    /// [`RegionTable::parse`] of a table given by its first bytes, up to its last entry
+    /// at least, and `computed`, the CRC-32C of all its 64 KiB with the checksum field
+    /// taken as zero.
+    pub fn parse_head(b: &[u8], computed: u32) -> Result<RegionTable, String> {
+        if b.len() < 16 {
+            return Err("short region table".into());
+        }
         if &b[0..4] != SIG_REGION {
             return Err("signature is not \"regi\"".into());
         }
         let stored = u32_at(b, 4);
-        let computed = crc32c_with_zeroed_field(b, 4);
         if stored != computed {
             return Err(format!(
                 "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
@@ -42,6 +51,9 @@ impl RegionTable {
         let count = u32_at(b, 8) as usize;
         if count > MAX_TABLE_ENTRIES {
             return Err(format!("{count} entries (at most {MAX_TABLE_ENTRIES})"));
+        }
+        if b.len() < 16 + 32 * count {
+            return Err("short region table".into());
         }
         let mut entries: Vec<RegionEntry> = Vec::with_capacity(count);
         for i in 0..count {

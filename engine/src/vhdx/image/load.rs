@@ -304,24 +304,14 @@ impl Vhdx {
     ) -> Result<Vhdx> {
         let file_len = file.len().ctx(|| "reading the file size".into())?;
         // Region table: copy 1, else copy 2.
-        let t1 = read(
-            &mut *file,
-            REGION_TABLE_SIZE,
-            REGION_TABLE1_OFFSET,
-            "region table 1",
-        )?;
-        let t2 = read(
-            &mut *file,
-            REGION_TABLE_SIZE,
-            REGION_TABLE2_OFFSET,
-            "region table 2",
-        )?;
-        let r1 = RegionTable::parse(&t1);
-        // The same bytes (checksum included) parse the same: one checksum pass suffices.
-        let r2 = if t2 == t1 {
+        let (h1, c1) = read_region_table(&mut *file, REGION_TABLE1_OFFSET, "region table 1")?;
+        let (h2, c2) = read_region_table(&mut *file, REGION_TABLE2_OFFSET, "region table 2")?;
+        let r1 = RegionTable::parse_head(&h1, c1);
+        // What a parse reads is the same: the same result.
+        let r2 = if (&h2, c2) == (&h1, c1) {
             r1.clone()
         } else {
-            RegionTable::parse(&t2)
+            RegionTable::parse_head(&h2, c2)
         };
         let regions = match (&r1, &r2) {
             (Ok(a), Ok(b)) => {
@@ -392,7 +382,11 @@ impl Vhdx {
                 "region smaller than its table",
             ));
         }
-        let table = read(&mut *file, METADATA_TABLE_SIZE, mo, "metadata table")?;
+        // The table's header and its entries: the rest of its 64 KiB is reserved and
+        // carries no checksum, so it is not read.
+        let head = read(&mut *file, 32, mo, "metadata table")?;
+        let count = usize::from(u16::from_le_bytes([head[10], head[11]])).min(MAX_TABLE_ENTRIES);
+        let table = read(&mut *file, 32 + 32 * count, mo, "metadata table")?;
         let entries = metadata::parse_table(&table, mo, u64::from(meta_region.length))?;
         let mut items = Vec::with_capacity(entries.len());
         for t in entries {

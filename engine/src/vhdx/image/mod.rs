@@ -168,6 +168,52 @@ impl std::fmt::Debug for Vhdx {
     }
 }
 
+/// The region table at `offset`: its bytes up to its last entry, and the CRC-32C of all
+/// its 64 KiB with the checksum field taken as zero. Only what the storage holds is read;
+/// a hole's zeros are summed from a zero page, so a table costs its entries, not 64 KiB
+/// of copies.
+fn read_region_table(file: &mut dyn Storage, offset: u64, what: &str) -> Result<(Vec<u8>, u32)> {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    let len = REGION_TABLE_SIZE as u64;
+    let size = file
+        .len()
+        .ctx(|| format!("reading the {what} at offset {offset:#x}"))?;
+    if offset.checked_add(len).is_none_or(|e| e > size) {
+        return Err(crate::storage::eof(offset, REGION_TABLE_SIZE, size))
+            .ctx(|| format!("reading the {what} at offset {offset:#x}"));
+    }
+    let head = read(file, 16, offset, what)?;
+    let count = (u32_at(&head, 8) as usize).min(MAX_TABLE_ENTRIES);
+    let head = read(file, 16 + 32 * count, offset, what)?;
+    let mut extents = Vec::new();
+    file.stored_extents(offset, len, &mut extents);
+    let zeros = |mut crc: u32, mut n: u64| {
+        while n > 0 {
+            let k = n.min(ZEROS.len() as u64);
+            crc = crc32c::crc32c_append(crc, &ZEROS[..k as usize]);
+            n -= k;
+        }
+        crc
+    };
+    let (mut crc, mut pos, mut buf) = (0u32, offset, Vec::new());
+    for (at, n) in extents {
+        crc = zeros(crc, at - pos);
+        buf.clear();
+        buf.resize(n as usize, 0);
+        file.read_at(&mut buf, at)
+            .ctx(|| format!("reading the {what} at offset {at:#x}"))?;
+        // The checksum field (bytes 4..8 of the table) counts as zeros.
+        for i in 4..8u64 {
+            if (at..at + n).contains(&(offset + i)) {
+                buf[(offset + i - at) as usize] = 0;
+            }
+        }
+        crc = crc32c::crc32c_append(crc, &buf);
+        pos = at + n;
+    }
+    Ok((head, zeros(crc, offset + len - pos)))
+}
+
 fn read(file: &mut dyn Storage, len: usize, offset: u64, what: &str) -> Result<Vec<u8>> {
     let mut b = vec![0u8; len];
     crate::storage::read_into_zeroed(file, &mut b, offset)
