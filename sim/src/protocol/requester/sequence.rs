@@ -240,6 +240,10 @@ impl RequesterCore {
             let busy: Vec<Footprint> = (0..self.lanes.len())
                 .filter_map(|l| self.lane_footprint(l))
                 .collect();
+            if busy.len() >= self.job.limits.per_job as usize {
+                // Every lane is taken: no need to weigh each waiting task.
+                break;
+            }
             let busy: Vec<&Footprint> = busy.iter().collect();
             let next = self
                 .tasks
@@ -258,8 +262,9 @@ impl RequesterCore {
                     self.lanes.len() - 1
                 }
             };
-            self.lanes[l].retries = 0;
-            self.lanes[l].begin(task);
+            // A new task in the lane: no retries yet ([`Self::start_task`] sets it up).
+            self.lanes[l] = Lane::new();
+            self.lanes[l].task = Some(task);
             fx.push(Effect::TaskStarted {
                 lane: l,
                 point: self.point,
