@@ -1,6 +1,7 @@
 //! Creating new images: fixed, dynamic, and differencing children of an open parent.
 
 use super::bat::*;
+use super::crc::used_len;
 use super::error::IoContext;
 use super::header::{self, Header};
 use super::image::{Parts, Vhdx};
@@ -320,39 +321,5 @@ impl Vhdx {
         out.commit(true)?;
         v.set_path(path.to_path_buf());
         Ok(v)
-    }
-}
-
-/// The length of `bytes` without its trailing zeros (scanned a line at a time).
-fn used_len(bytes: &[u8]) -> usize {
-    const LINE: usize = 64;
-    let mut end = bytes.len();
-    while end > 0 {
-        let start = end.saturating_sub(LINE);
-        let line = &bytes[start..end];
-        // An OR over the line vectorises; only a line with data is searched.
-        if line.iter().fold(0, |a, &b| a | b) != 0 {
-            return start + line.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        }
-        end = start;
-    }
-    0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::used_len;
-
-    #[test]
-    fn used_len_drops_only_trailing_zeros() {
-        assert_eq!(used_len(&[]), 0);
-        assert_eq!(used_len(&[0; 200]), 0);
-        for at in [0usize, 1, 63, 64, 65, 127, 199] {
-            let mut b = vec![0u8; 200];
-            b[at] = 7;
-            assert_eq!(used_len(&b), at + 1, "last byte with data at {at}");
-            b[0] = 1;
-            assert_eq!(used_len(&b), at + 1, "and a byte before it");
-        }
     }
 }

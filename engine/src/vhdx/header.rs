@@ -1,5 +1,6 @@
 //! File type identifier and the two headers (MS-VHDX 2.2.1, 2.2.2).
 
+use super::crc::crc32c_with_zeroed_field;
 use super::layout::*;
 use uuid::Uuid;
 

@@ -88,13 +88,6 @@ pub fn put_guid(b: &mut [u8], off: usize, g: &Uuid) {
     b[off..off + 16].copy_from_slice(&g.to_bytes_le());
 }
 
-/// CRC-32C of `buf` with the 4-byte checksum field at `field` taken as zero.
-pub fn crc32c_with_zeroed_field(buf: &[u8], field: usize) -> u32 {
-    let c = crc32c::crc32c(&buf[..field]);
-    let c = crc32c::crc32c_append(c, &[0u8; 4]);
-    crc32c::crc32c_append(c, &buf[field + 4..])
-}
-
 pub fn round_up(v: u64, to: u64) -> u64 {
     v.div_ceil(to) * to
 }

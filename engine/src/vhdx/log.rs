@@ -5,6 +5,7 @@
 //! entry this engine writes is its own sequence (its Tail points at itself) because it is
 //! applied before the next one is written; replaying an applied entry is harmless.
 
+use super::crc::crc32c_with_zeroed_field;
 use super::layout::*;
 use crate::storage::Storage;
 use std::io;

@@ -9,6 +9,7 @@
 pub mod bat;
 mod check;
 pub mod convert;
+mod crc;
 mod create;
 pub(crate) mod error;
 mod header;

@@ -1,5 +1,6 @@
 //! Region table (MS-VHDX 2.2.3): where the BAT and the metadata region live.
 
+use super::crc::crc32c_with_zeroed_field;
 use super::layout::*;
 use uuid::Uuid;
 

@@ -7,6 +7,7 @@ mod transfer;
 mod write;
 
 use super::bat::*;
+use super::crc;
 use super::error::IoContext;
 use super::header::{self, Header};
 use super::layout::*;
@@ -173,7 +174,6 @@ impl std::fmt::Debug for Vhdx {
 /// a hole's zeros are summed from a zero page, so a table costs its entries, not 64 KiB
 /// of copies.
 fn read_region_table(file: &mut dyn Storage, offset: u64, what: &str) -> Result<(Vec<u8>, u32)> {
-    const ZEROS: [u8; 4096] = [0; 4096];
     let len = REGION_TABLE_SIZE as u64;
     let size = file
         .len()
@@ -187,14 +187,7 @@ fn read_region_table(file: &mut dyn Storage, offset: u64, what: &str) -> Result<
     let head = read(file, 16 + 32 * count, offset, what)?;
     let mut extents = Vec::new();
     file.stored_extents(offset, len, &mut extents);
-    let zeros = |mut crc: u32, mut n: u64| {
-        while n > 0 {
-            let k = n.min(ZEROS.len() as u64);
-            crc = crc32c::crc32c_append(crc, &ZEROS[..k as usize]);
-            n -= k;
-        }
-        crc
-    };
+    let zeros = crc::append_zeros;
     let (mut crc, mut pos, mut buf) = (0u32, offset, Vec::new());
     for (at, n) in extents {
         crc = zeros(crc, at - pos);
