@@ -23,6 +23,7 @@ mod region;
 
 pub use bat::{BlockState, Geometry};
 pub use check::{CheckReport, Finding, Severity};
+pub use crc::crc32c_with_zeroed_field;
 pub use create::CreateOptions;
 pub use error::VhdxError;
 pub use header::Header;

@@ -19,7 +19,7 @@ fn is_zero(page: &[u8]) -> bool {
 /// One page's bytes: a page-aligned window of a shared buffer, so that a write of many
 /// pages (or a copy of an image) costs one buffer, not one allocation per page.
 #[derive(Clone, Debug)]
-struct Page {
+pub struct Page {
     buf: Arc<Vec<u8>>,
     at: usize,
 }
@@ -116,6 +116,19 @@ impl SparseImage {
     /// The bytes of one page (zeros when absent).
     pub fn page(&self, idx: u64) -> Option<&[u8]> {
         self.pages.get(&idx).map(Page::bytes)
+    }
+
+    /// One page as a handle on its buffer (no copy), `None` when it reads zeros.
+    pub fn shared_page(&self, idx: u64) -> Option<Page> {
+        self.pages.get(&idx).cloned()
+    }
+
+    /// Sets one page to what `shared_page` gave (`None`: zeros).
+    pub fn put_page(&mut self, idx: u64, page: Option<Page>) {
+        match page {
+            Some(p) => self.pages.insert(idx, p),
+            None => self.pages.remove(&idx),
+        };
     }
 
     pub fn len_pages(&self) -> usize {

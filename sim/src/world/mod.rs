@@ -356,22 +356,34 @@ impl VmLab {
                 file: d.file.clone(),
             });
         };
-        for page in (at..at + data.len() as u64).step_by(PAGE as usize) {
-            if self.undo.iter().any(|u| u.disk == disk && u.offset == page) {
-                continue;
-            }
-            let mut before = vec![0u8; PAGE as usize];
-            live.read(page, &mut before)
+        let fresh = |page: &u64| {
+            !self
+                .undo
+                .iter()
+                .any(|u| u.disk == disk && u.offset == *page)
+        };
+        let pages: Vec<u64> = (at..at + data.len() as u64)
+            .step_by(PAGE as usize)
+            .filter(fresh)
+            .collect();
+        if !pages.is_empty() {
+            // One read of the whole range: the pages the transaction has not written yet
+            // are kept from it.
+            let mut range = vec![0u8; data.len()];
+            live.read(at, &mut range)
                 .map_err(|source| DiskError::Image {
                     file: d.chain.active().to_string(),
                     source,
                 })?;
-            self.undo.push(UndoPage {
-                disk,
-                offset: page,
-                before,
-                writer: self.app_writer.clone(),
-            });
+            for page in pages {
+                let from = (page - at) as usize;
+                self.undo.push(UndoPage {
+                    disk,
+                    offset: page,
+                    before: range[from..from + PAGE as usize].to_vec(),
+                    writer: self.app_writer.clone(),
+                });
+            }
         }
         // With no application writer nobody undoes the transaction: the oracle's
         // recovered image keeps it, as the snapshot does.

@@ -4,7 +4,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
-use super::image::{SparseImage, PAGE};
+use super::image::{Page, SparseImage, PAGE};
 
 /// The kind of consistency point a change-tracking reference point was made at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,7 +43,7 @@ pub struct Oracle {
     /// The application's open transaction, as the oracle saw it written: per (disk,
     /// page index), the page's bytes before the transaction's first write to it (None:
     /// zeros).
-    open: BTreeMap<(usize, u64), Option<Vec<u8>>>,
+    open: BTreeMap<(usize, u64), Option<Page>>,
 }
 
 impl Oracle {
@@ -62,7 +62,7 @@ impl Oracle {
         for idx in offset / PAGE..(offset + len).div_ceil(PAGE) {
             // The first write of the transaction to a page keeps what it held.
             if let Entry::Vacant(e) = self.open.entry((disk, idx)) {
-                e.insert(self.live[disk].page(idx).map(<[u8]>::to_vec));
+                e.insert(self.live[disk].shared_page(idx));
             }
         }
     }
@@ -77,9 +77,8 @@ impl Oracle {
     /// (F2.10): the quiesce image after the writers' recovery.
     pub fn recovered(&self) -> Vec<SparseImage> {
         let mut images = self.live.clone();
-        let zeros = vec![0u8; PAGE as usize];
         for (&(disk, idx), before) in &self.open {
-            images[disk].write(idx * PAGE, before.as_deref().unwrap_or(&zeros));
+            images[disk].put_page(idx, before.clone());
         }
         images
     }
